@@ -1,0 +1,166 @@
+// buildApp(config, deps): registers plugins and routes, never listens (server.ts does).
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import rateLimit from '@fastify/rate-limit'
+import swagger from '@fastify/swagger'
+import type { Logger } from 'pino'
+import { stripeConfigured, type Config } from './config.ts'
+import { AppError, errorBody, isAppError } from './errors.ts'
+import { createLogger } from './logger.ts'
+import type { Store } from './store/store.ts'
+import type { Executor } from './provisioning/executor.ts'
+import { createExecutor } from './provisioning/select.ts'
+import { JobRunner, type JobRunnerOptions } from './provisioning/jobs.ts'
+import { TenantService } from './tenants/service.ts'
+import { StripeClient } from './billing/stripe-client.ts'
+import billingRoutes from './billing/routes.ts'
+import webhookRoutes from './billing/webhook.ts'
+import tenantRoutes from './tenants/routes.ts'
+import healthRoutes from './web/health.ts'
+import webRoutes, { sendSiteNotFound } from './web/site.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    store: Store
+    executor: Executor
+    jobs: JobRunner
+    tenants: TenantService
+    stripe: StripeClient | null
+  }
+}
+
+export interface AppDeps {
+  store: Store
+  /** Default: LinodeExecutor when LINODE_API_TOKEN is set, else FakeExecutor. */
+  executor?: Executor
+  /** Default: a client for STRIPE_API_BASE when STRIPE_SECRET_KEY is set, else none. */
+  stripe?: StripeClient | null
+  /** Default: pino per config (tests pass one writing to a buffer). */
+  logger?: Logger
+  /** Job runner tuning (tests shorten polls and backoff). */
+  jobs?: Partial<Pick<JobRunnerOptions, 'pollIntervalMs' | 'idleIntervalMs' | 'backoffMs' | 'concurrency' | 'owner'>>
+  /** Start the job runner when the app is ready (default true). */
+  runJobs?: boolean
+}
+
+/** Paths whose misses are JSON 404s; everything else is the site's HTML 404. */
+export const API_PREFIXES = ['/billing/', '/tenants/', '/admin/', '/healthz', '/readyz', '/openapi.json']
+
+function isApiPath (url: string): boolean {
+  return API_PREFIXES.some((p) => url === p || url.startsWith(p.endsWith('/') ? p : `${p}/`) || url.startsWith(`${p}?`))
+}
+
+function validationMessage (err: FastifyError): { message: string, field: string } {
+  const first = err.validation?.[0]
+  const context = err.validationContext ?? 'body'
+  const path = first?.instancePath?.replace(/^\//, '').replace(/\//g, '.') ?? ''
+  const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty
+  const field = missing ?? (path !== '' ? path : context)
+  return { field, message: `${context}${field !== context ? `.${field}` : ''}: ${first?.message ?? err.message}` }
+}
+
+function handleError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (isAppError(err)) {
+    if (err.statusCode >= 500) request.log.warn({ code: err.code }, err.message)
+    reply.headers(err.headers).code(err.statusCode).send(err.toBody())
+    return
+  }
+  if (err.validation !== undefined) {
+    const { field, message } = validationMessage(err)
+    reply.code(400).send(errorBody('invalid_request', message, { field }))
+    return
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      reply.code(415).send(errorBody('unsupported_media_type', 'Send application/json or application/x-www-form-urlencoded.'))
+      return
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      reply.code(413).send(errorBody('payload_too_large', 'The request body is too large.'))
+      return
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      reply.code(400).send(errorBody('invalid_json', 'The body is not valid JSON.'))
+      return
+  }
+  if (err.statusCode === 429) {
+    reply.code(429).send(errorBody('rate_limited', err.message))
+    return
+  }
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+    reply.code(err.statusCode).send(errorBody('invalid_request', err.message))
+    return
+  }
+  request.log.error({ err }, 'unhandled error')
+  reply.code(500).send(errorBody('internal_error', 'Something went wrong on our side.'))
+}
+
+export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const logger = deps.logger ?? createLogger(config)
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // A number means "trust that many hops", as proxy-addr counts them.
+    trustProxy: typeof config.trustProxy === 'number'
+      ? ((hops: number) => (_addr: string, i: number) => i < hops)(config.trustProxy)
+      : config.trustProxy,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // Webhook and form bodies are small; a larger body is a mistake or an attack.
+    bodyLimit: 64 * 1024,
+    routerOptions: { ignoreTrailingSlash: false },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } }
+  })
+
+  const executor = deps.executor ?? createExecutor(config)
+  const stripe = deps.stripe !== undefined
+    ? deps.stripe
+    : stripeConfigured(config)
+      ? new StripeClient({ apiKey: config.stripe.secretKey, apiVersion: config.stripe.apiVersion, baseUrl: config.stripe.apiBase })
+      : null
+  const jobs = new JobRunner({ store: deps.store, executor, config, log: logger.child({ component: 'jobs' }), ...deps.jobs })
+  const tenants = new TenantService({ store: deps.store, config, jobs })
+
+  app.decorate('config', config)
+  app.decorate('store', deps.store)
+  app.decorate('executor', executor)
+  app.decorate('jobs', jobs)
+  app.decorate('tenants', tenants)
+  app.decorate('stripe', stripe)
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  app.setErrorHandler(handleError)
+  app.setNotFoundHandler((request, reply) => {
+    if (isApiPath(request.url) || request.method !== 'GET') {
+      reply.code(404).send(errorBody('not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`))
+      return
+    }
+    return sendSiteNotFound(request, reply)
+  })
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'CTFHive control plane', version: '1.0.0', description: 'Checkout, Stripe webhooks and tenant status.' },
+      servers: [{ url: config.publicBaseUrl }]
+    }
+  })
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) => new AppError('rate_limited',
+      `Too many requests; try again in ${Math.ceil(context.ttl / 1000)} s.`, {}, { 'retry-after': String(Math.ceil(context.ttl / 1000)) })
+  })
+
+  await app.register(healthRoutes)
+  await app.register(billingRoutes)
+  await app.register(webhookRoutes)
+  await app.register(tenantRoutes)
+  await app.register(webRoutes)
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  if (deps.runJobs !== false) app.addHook('onReady', async () => { jobs.start() })
+  app.addHook('preClose', async () => { await jobs.stop() })
+  return app
+}

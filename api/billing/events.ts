@@ -1,0 +1,165 @@
+// Stripe events → what they say about a tenant. Pure: no I/O. SUPPORTED_EVENTS is also the
+// list the bootstrap CLI subscribes the webhook endpoint to, so handled and registered cannot drift.
+import { getPlan, planByLookupKey } from '../plans.ts'
+import { billingFromSubscriptionStatus, type BillingChange } from '../tenants/lifecycle.ts'
+
+export const SUPPORTED_EVENTS = [
+  'checkout.session.completed',
+  'checkout.session.async_payment_succeeded',
+  'checkout.session.async_payment_failed',
+  'checkout.session.expired',
+  'customer.subscription.created',
+  'customer.subscription.updated',
+  'customer.subscription.deleted',
+  'invoice.paid',
+  'invoice.payment_succeeded',
+  'invoice.payment_failed'
+] as const
+
+export type SupportedEvent = typeof SUPPORTED_EVENTS[number]
+
+const SUPPORTED = new Set<string>(SUPPORTED_EVENTS)
+
+export function isSupportedEvent (type: string): type is SupportedEvent {
+  return SUPPORTED.has(type)
+}
+
+/** The minimal shape every Stripe event has; anything else is not an event. */
+export interface StripeEvent {
+  id: string
+  type: string
+  created: number
+  data: { object: Record<string, any> }
+  [k: string]: unknown
+}
+
+export function isStripeEvent (value: unknown): value is StripeEvent {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
+  const e = value as Record<string, any>
+  return typeof e.id === 'string' && e.id.length > 0 && e.id.length <= 255 &&
+    typeof e.type === 'string' && e.type.length > 0 &&
+    Number.isInteger(e.created) && e.created >= 0 &&
+    e.data !== null && typeof e.data === 'object' &&
+    e.data.object !== null && typeof e.data.object === 'object' && !Array.isArray(e.data.object)
+}
+
+/** Details for the tenant a `checkout.session.completed` creates when none is known. */
+export interface NewTenantHint {
+  name: string
+  email: string
+  plan: string
+}
+
+/** What an event says: who it is about, and the change it carries. */
+export interface EventIntent {
+  /** From client_reference_id / metadata.tenant_id (for invoices: the subscription's metadata). */
+  tenantId?: string
+  subscriptionId?: string
+  /** Only checkout completion may create a tenant nobody knew about. */
+  create?: NewTenantHint
+  change: Omit<BillingChange, 'at'>
+}
+
+/** Reverse map from a Stripe Price id to a plan slug (from the STRIPE_PRICE_* variables). */
+export type PriceToPlan = (priceId: string) => string | undefined
+
+const TENANT_ID = /^[0-9a-f]{32}$/
+
+function tenantIdFrom (...candidates: unknown[]): string | undefined {
+  for (const c of candidates) if (typeof c === 'string' && TENANT_ID.test(c)) return c
+  return undefined
+}
+
+function idOf (ref: unknown): string | undefined {
+  if (typeof ref === 'string' && ref !== '') return ref
+  if (ref !== null && typeof ref === 'object' && typeof (ref as { id?: unknown }).id === 'string') return (ref as { id: string }).id
+  return undefined
+}
+
+function text (v: unknown): string | undefined {
+  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined
+}
+
+/** The plan of a subscription: its first item's price lookup key, else the price id. */
+export function planOfSubscription (sub: Record<string, any>, priceToPlan: PriceToPlan): string | undefined {
+  const price = sub.items?.data?.[0]?.price ?? sub.plan
+  if (price === null || typeof price !== 'object') return undefined
+  const byKey = typeof price.lookup_key === 'string' ? planByLookupKey(price.lookup_key) : undefined
+  if (byKey !== undefined) return byKey.slug
+  return typeof price.id === 'string' ? priceToPlan(price.id) : undefined
+}
+
+function checkoutIntent (session: Record<string, any>, billing: BillingChange['billing'], extra: Partial<EventIntent['change']> = {}): EventIntent {
+  const metadata = session.metadata ?? {}
+  const planSlug = text(metadata.plan)
+  const plan = planSlug !== undefined && getPlan(planSlug)?.ctaKind === 'checkout' ? planSlug : undefined
+  return {
+    tenantId: tenantIdFrom(session.client_reference_id, metadata.tenant_id),
+    subscriptionId: idOf(session.subscription),
+    create: {
+      name: text(metadata.name) ?? text(session.id) ?? 'ctfhive-event',
+      email: text(session.customer_email) ?? text(session.customer_details?.email) ?? text(metadata.email) ?? '',
+      plan: plan ?? 'standard'
+    },
+    change: {
+      billing,
+      plan,
+      subscriptionId: idOf(session.subscription),
+      customerId: idOf(session.customer),
+      ...extra
+    }
+  }
+}
+
+function paidNow (session: Record<string, any>): BillingChange['billing'] {
+  return session.payment_status === 'paid' || session.payment_status === 'no_payment_required' ? 'paid' : undefined
+}
+
+function invoiceIntent (invoice: Record<string, any>, billing: BillingChange['billing']): EventIntent {
+  // API 2025-03-31 moved both onto invoice.parent.subscription_details; read both shapes.
+  const details = invoice.parent?.subscription_details ?? invoice.subscription_details ?? {}
+  const subscriptionId = idOf(invoice.subscription) ?? idOf(details.subscription)
+  return {
+    tenantId: tenantIdFrom(details.metadata?.tenant_id, invoice.subscription_details?.metadata?.tenant_id, invoice.metadata?.tenant_id),
+    subscriptionId,
+    change: { billing, subscriptionId, customerId: idOf(invoice.customer) }
+  }
+}
+
+function subscriptionIntent (sub: Record<string, any>, billing: BillingChange['billing'], priceToPlan: PriceToPlan, extra: Partial<EventIntent['change']> = {}): EventIntent {
+  return {
+    tenantId: tenantIdFrom(sub.metadata?.tenant_id),
+    subscriptionId: idOf(sub.id),
+    change: {
+      billing,
+      plan: planOfSubscription(sub, priceToPlan),
+      subscriptionId: idOf(sub.id),
+      customerId: idOf(sub.customer),
+      ...extra
+    }
+  }
+}
+
+/** The dispatch table: one entry per supported event type. */
+const DISPATCH: Record<SupportedEvent, (obj: Record<string, any>, priceToPlan: PriceToPlan) => EventIntent> = {
+  'checkout.session.completed': (s) => checkoutIntent(s, paidNow(s)),
+  'checkout.session.async_payment_succeeded': (s) => checkoutIntent(s, 'paid'),
+  'checkout.session.async_payment_failed': (s) => ({
+    ...checkoutIntent(s, 'canceled', { onlyIfNeverPaid: true, reason: 'The payment for the checkout failed.' }),
+    create: undefined
+  }),
+  'checkout.session.expired': (s) => ({
+    ...checkoutIntent(s, 'canceled', { onlyIfNeverPaid: true, reason: 'The checkout expired before payment.' }),
+    create: undefined
+  }),
+  'customer.subscription.created': (sub, p) => subscriptionIntent(sub, billingFromSubscriptionStatus(String(sub.status)), p),
+  'customer.subscription.updated': (sub, p) => subscriptionIntent(sub, billingFromSubscriptionStatus(String(sub.status)), p),
+  'customer.subscription.deleted': (sub, p) => subscriptionIntent(sub, 'canceled', p, { reason: 'The subscription was canceled.' }),
+  'invoice.paid': (inv) => invoiceIntent(inv, 'paid'),
+  'invoice.payment_succeeded': (inv) => invoiceIntent(inv, 'paid'),
+  'invoice.payment_failed': (inv) => invoiceIntent(inv, 'past_due')
+}
+
+export function intentForEvent (event: StripeEvent & { type: SupportedEvent }, priceToPlan: PriceToPlan): EventIntent {
+  return DISPATCH[event.type](event.data.object, priceToPlan)
+}

@@ -1,0 +1,144 @@
+// Checkout and the return from Checkout. Thin: validate, call the service, map the result.
+import formbody from '@fastify/formbody'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { AppError, ErrorReplySchema } from '../errors.ts'
+import { getPlan } from '../plans.ts'
+import { stripeConfigured } from '../config.ts'
+import { welcomePath } from '../tenants/welcome-token.ts'
+import { StripeError } from './stripe-client.ts'
+
+const CheckoutBody = Type.Object({
+  plan: Type.String({ minLength: 1, maxLength: 40, description: 'Plan slug from the catalogue, e.g. "standard"' }),
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 80, description: 'Event name; becomes the CTF address' })),
+  email: Type.Optional(Type.String({ format: 'email', maxLength: 254 }))
+})
+
+const CheckoutReply = Type.Object({
+  status: Type.Union([Type.Literal('checkout_created'), Type.Literal('checkout_not_configured')]),
+  tenant_id: Type.String(),
+  plan: Type.String(),
+  message: Type.Optional(Type.String()),
+  checkout_url: Type.Optional(Type.String()),
+  session_id: Type.Optional(Type.String()),
+  welcome_url: Type.Optional(Type.String())
+})
+
+/** A plain HTML form post (no script): answer with redirects instead of JSON. */
+function wantsRedirect (request: FastifyRequest): boolean {
+  const type = request.headers['content-type'] ?? ''
+  const accept = request.headers.accept ?? ''
+  return type.startsWith('application/x-www-form-urlencoded') && accept.includes('text/html')
+}
+
+// Empty form fields mean "not given", not "invalid".
+function dropEmptyFields (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  const body = request.body as Record<string, unknown> | undefined
+  if (body !== null && typeof body === 'object') {
+    for (const [k, v] of Object.entries(body)) {
+      if (typeof v === 'string') {
+        const trimmed = v.trim()
+        if (trimmed === '') delete body[k]
+        else body[k] = trimmed
+      }
+    }
+  }
+  done()
+}
+
+export default async function billingRoutes (fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  await app.register(formbody)
+  // Only JSON and form bodies are accepted here; anything else is a 415.
+  app.removeContentTypeParser('text/plain')
+  const { config, tenants } = app
+
+  app.post('/billing/checkout', {
+    config: { rateLimit: config.checkoutRateLimit > 0 ? { max: config.checkoutRateLimit, timeWindow: 60_000 } : false },
+    preValidation: dropEmptyFields,
+    schema: {
+      summary: 'Start a checkout for a plan',
+      tags: ['billing'],
+      consumes: ['application/json', 'application/x-www-form-urlencoded'],
+      body: CheckoutBody,
+      response: { 200: CheckoutReply, '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+    }
+  }, async (request, reply) => {
+    const { plan: slug, name, email } = request.body
+    try {
+      const plan = getPlan(slug)
+      if (plan === undefined) throw new AppError('unknown_plan', `There is no plan called "${slug}".`, { plan: slug })
+      if (plan.ctaKind === 'contact') {
+        throw new AppError('plan_requires_contact', `The ${plan.name} plan is sold through our team: contact us.`, { plan: slug })
+      }
+      const configured = stripeConfigured(config)
+      const priceId = config.stripe.prices[plan.stripePriceEnv!] ?? ''
+      // Checked before a tenant exists, so a misconfiguration leaves nothing behind.
+      if (configured && priceId === '') {
+        throw new AppError('price_not_configured', `set ${plan.stripePriceEnv} (run the bootstrap CLI)`, { plan: slug })
+      }
+      const tenant = await tenants.createPendingTenant({ name: name ?? 'ctfhive-event', email: email ?? '', plan: plan.slug })
+      const welcomeUrl = welcomePath(config.secretKey, tenant.id)
+      if (!configured || app.stripe === null) {
+        if (wantsRedirect(request)) return reply.redirect(welcomeUrl, 303)
+        return {
+          status: 'checkout_not_configured' as const,
+          message: 'Stripe is not configured; created a pending tenant.',
+          tenant_id: tenant.id,
+          plan: plan.slug,
+          welcome_url: welcomeUrl
+        }
+      }
+      let session: { id: string, url: string }
+      try {
+        session = await app.stripe.createCheckoutSession({
+          mode: 'subscription',
+          line_items: [{ price: priceId, quantity: 1 }],
+          client_reference_id: tenant.id,
+          metadata: { plan: plan.slug, tenant_id: tenant.id, name: tenant.name },
+          subscription_data: { metadata: { tenant_id: tenant.id } },
+          customer_email: email,
+          success_url: config.stripe.successUrl,
+          cancel_url: config.stripe.cancelUrl
+        }, `ctfhive-checkout-${tenant.id}`)
+      } catch (err) {
+        request.log.error({ err, tenant: tenant.id }, 'stripe checkout failed')
+        await tenants.removePendingTenant(tenant.id, 'stripe checkout failed')
+        const extra = err instanceof StripeError ? { stripe_error: { type: err.type, code: err.code } } : {}
+        throw new AppError('stripe_checkout_failed', 'Stripe could not start the checkout; please try again.', extra)
+      }
+      if (wantsRedirect(request)) return reply.redirect(session.url, 303)
+      return { status: 'checkout_created' as const, tenant_id: tenant.id, plan: plan.slug, checkout_url: session.url, session_id: session.id }
+    } catch (err) {
+      if (err instanceof AppError && wantsRedirect(request) && err.statusCode < 500) {
+        return reply.redirect(`/register?plan=${encodeURIComponent(slug)}&error=${err.code}`, 303)
+      }
+      throw err
+    }
+  })
+
+  app.get('/billing/success', {
+    schema: {
+      summary: 'Return from Stripe Checkout: fulfil the order, then go to the welcome page',
+      tags: ['billing'],
+      querystring: Type.Object({ session_id: Type.String({ pattern: '^cs_[A-Za-z0-9_]{1,250}$' }) }),
+      response: { '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+    }
+  }, async (request, reply) => {
+    if (app.stripe === null) throw new AppError('stripe_not_configured', 'Stripe is not configured on this server.')
+    let session: Record<string, any>
+    try {
+      session = await app.stripe.retrieveCheckoutSession(request.query.session_id)
+    } catch (err) {
+      if (err instanceof StripeError && err.statusCode === 404) throw new AppError('not_found', 'No such checkout session.')
+      request.log.error({ err }, 'could not retrieve the checkout session')
+      throw new AppError('stripe_unavailable', 'Stripe could not be reached; reload this page in a moment.')
+    }
+    // Same idempotent fulfilment as checkout.session.completed: a late webhook never strands a buyer.
+    const tenant = session.status === 'complete'
+      ? await tenants.fulfilCheckoutSession(session)
+      : await tenants.getTenant(String(session.client_reference_id ?? ''))
+    if (tenant === undefined) return reply.redirect('/pricing', 303)
+    return reply.redirect(welcomePath(config.secretKey, tenant.id), 303)
+  })
+}

@@ -1,0 +1,64 @@
+// POST /billing/webhook. Its own encapsulated plugin, so only this route sees raw bytes:
+// the signature is checked over exactly what Stripe sent, before anything else happens.
+import type { FastifyInstance } from 'fastify'
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { AppError, ErrorReplySchema } from '../errors.ts'
+import { StoreError } from '../store/store.ts'
+import { verifyStripeSignature } from './signature.ts'
+import { isStripeEvent } from './events.ts'
+
+export const WEBHOOK_BODY_LIMIT = 1024 * 1024
+
+const WebhookReply = Type.Object({
+  status: Type.Union(['ok', 'duplicate', 'stale', 'ignored_terminal', 'unmatched', 'ignored'].map((s) => Type.Literal(s))),
+  type: Type.Optional(Type.String()),
+  tenant_id: Type.Optional(Type.String()),
+  tenant_state: Type.Optional(Type.String())
+})
+
+export default async function webhookRoutes (fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const { config, tenants } = app
+
+  // Every content type arrives as a Buffer: verification decides, not the parser.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_req, body, done) => { done(null, body) })
+
+  app.post('/billing/webhook', {
+    bodyLimit: WEBHOOK_BODY_LIMIT,
+    schema: {
+      summary: 'Stripe webhook endpoint (signed)',
+      tags: ['billing'],
+      headers: Type.Object({ 'stripe-signature': Type.Optional(Type.String()) }),
+      response: { 200: WebhookReply, '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+    }
+  }, async (request) => {
+    const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
+    const verdict = verifyStripeSignature({
+      secrets: config.stripe.webhookSecrets,
+      header: request.headers['stripe-signature'],
+      rawBody: raw,
+      toleranceS: config.stripe.webhookToleranceS
+    })
+    if (!verdict.ok) throw new AppError('invalid_signature', verdict.message, { reason: verdict.reason })
+
+    let event: unknown
+    try {
+      event = JSON.parse(raw.toString('utf8'))
+    } catch {
+      throw new AppError('invalid_event', 'The body is not JSON.')
+    }
+    if (!isStripeEvent(event)) throw new AppError('invalid_event', 'The body is not a Stripe event object (id, type, created, data.object).')
+
+    try {
+      const result = await tenants.handleEvent(event, raw.toString('utf8'))
+      request.log.info({ event: event.id, type: event.type, result: result.status }, 'webhook handled')
+      return result
+    } catch (err) {
+      // Nothing was committed; a 500 makes Stripe deliver the event again later.
+      request.log.error({ err, event: event.id, type: event.type }, 'webhook could not be stored')
+      const message = err instanceof StoreError ? 'The event could not be stored; Stripe will retry.' : 'The event could not be processed; Stripe will retry.'
+      throw new AppError('store_unavailable', message)
+    }
+  })
+}

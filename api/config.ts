@@ -1,0 +1,211 @@
+// Environment → typed, validated Config, read once at start-up. Every variable has a safe
+// development default so the app boots with nothing set; a bad value stops the process with
+// one line naming the variable. The TypeBox schema documents the result and re-checks it.
+import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+export const DEFAULT_SECRET_KEY = 'dev-insecure-change-me'
+export const DEFAULT_AUDIT_SECRET = 'audit-dev-secret'
+
+const ConfigSchema = Type.Object({
+  nodeEnv: Type.String(),
+  host: Type.String({ minLength: 1 }),
+  port: Type.Integer({ minimum: 0, maximum: 65535 }),
+  databaseUrl: Type.String({ pattern: '^(sqlite:|postgres(ql)?://)' }),
+  secretKey: Type.String({ minLength: 1 }),
+  baseDomain: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$' }),
+  publicBaseUrl: Type.String(),
+  stripe: Type.Object({
+    secretKey: Type.String(),
+    publishableKey: Type.String(),
+    webhookSecrets: Type.Array(Type.String({ minLength: 1 })),
+    prices: Type.Record(Type.String(), Type.String()),
+    apiVersion: Type.String({ minLength: 1 }),
+    apiBase: Type.String(),
+    successUrl: Type.String(),
+    cancelUrl: Type.String(),
+    webhookToleranceS: Type.Integer({ minimum: 1 })
+  }),
+  auditSecret: Type.String({ minLength: 1 }),
+  linode: Type.Object({
+    token: Type.String(),
+    region: Type.String({ minLength: 1 }),
+    /** Empty: each plan's own server type from the catalogue. */
+    plan: Type.String(),
+    image: Type.String({ minLength: 1 }),
+    apiBase: Type.String()
+  }),
+  adminToken: Type.String(),
+  deprovisionGraceHours: Type.Number({ minimum: 0 }),
+  provisionAttemptTimeoutS: Type.Integer({ minimum: 60, maximum: 1800 }),
+  provisionMaxAttempts: Type.Integer({ minimum: 1, maximum: 50 }),
+  webhookWaitMs: Type.Integer({ minimum: 0, maximum: 10000 }),
+  docsSiteDir: Type.String({ minLength: 1 }),
+  logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+  trustProxy: Type.Union([Type.Boolean(), Type.Integer({ minimum: 0 }), Type.String()]),
+  checkoutRateLimit: Type.Integer({ minimum: 0 }),
+  pg: Type.Object({
+    poolSize: Type.Integer({ minimum: 1, maximum: 200 }),
+    statementTimeoutMs: Type.Integer({ minimum: 0 })
+  })
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  readonly variable: string
+  constructor (variable: string, message: string) {
+    super(`${variable}: ${message}`)
+    this.name = 'ConfigError'
+    this.variable = variable
+  }
+}
+
+type Env = Record<string, string | undefined>
+
+function str (env: Env, name: string, fallback: string): string {
+  const v = env[name]
+  return v === undefined || v.trim() === '' ? fallback : v.trim()
+}
+
+function int (env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name, String(fallback))
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`)
+  const n = Number(raw)
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`)
+  return n
+}
+
+function num (env: Env, name: string, fallback: number, min: number): number {
+  const raw = str(env, name, String(fallback))
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n < min) throw new ConfigError(name, `must be a number of at least ${min}, got ${JSON.stringify(raw)}`)
+  return n
+}
+
+function httpUrl (env: Env, name: string, fallback: string): string {
+  const raw = str(env, name, fallback)
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(name, `must be an absolute http(s) URL, got ${JSON.stringify(raw)}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(name, `must be an http(s) URL, got ${JSON.stringify(raw)}`)
+  }
+  return raw.replace(/\/+$/, '')
+}
+
+function trustProxy (env: Env): boolean | number | string {
+  const raw = str(env, 'TRUST_PROXY', 'false')
+  if (raw === 'true') return true
+  if (raw === 'false') return false
+  if (/^\d+$/.test(raw)) return Number(raw)
+  // A comma-separated list of addresses or CIDRs, as Fastify's trustProxy accepts.
+  return raw
+}
+
+export function loadConfig (env: Env = process.env): Config {
+  const publicBaseUrl = httpUrl(env, 'PUBLIC_BASE_URL', 'http://localhost:3000')
+  const logLevel = str(env, 'LOG_LEVEL', 'info')
+  const prices: Record<string, string> = {}
+  for (const slug of ['solo', 'standard', 'pro']) {
+    const name = `STRIPE_PRICE_${slug.toUpperCase()}`
+    prices[name] = str(env, name, '')
+  }
+  const config: Config = {
+    nodeEnv: str(env, 'NODE_ENV', 'development'),
+    host: str(env, 'HOST', '127.0.0.1'),
+    port: int(env, 'PORT', 3000, 0, 65535),
+    databaseUrl: str(env, 'DATABASE_URL', 'sqlite:./data/ctfhive.db'),
+    secretKey: str(env, 'SECRET_KEY', DEFAULT_SECRET_KEY),
+    baseDomain: str(env, 'BASE_DOMAIN', 'ctfhive.us').toLowerCase(),
+    publicBaseUrl,
+    stripe: {
+      secretKey: str(env, 'STRIPE_SECRET_KEY', ''),
+      publishableKey: str(env, 'STRIPE_PUBLISHABLE_KEY', ''),
+      webhookSecrets: str(env, 'STRIPE_WEBHOOK_SECRET', '').split(',').map((s) => s.trim()).filter(Boolean),
+      prices,
+      apiVersion: str(env, 'STRIPE_API_VERSION', '2024-06-20'),
+      apiBase: httpUrl(env, 'STRIPE_API_BASE', 'https://api.stripe.com'),
+      successUrl: str(env, 'STRIPE_SUCCESS_URL', `${publicBaseUrl}/billing/success?session_id={CHECKOUT_SESSION_ID}`),
+      cancelUrl: str(env, 'STRIPE_CANCEL_URL', `${publicBaseUrl}/pricing`),
+      webhookToleranceS: int(env, 'STRIPE_WEBHOOK_TOLERANCE_S', 300, 1, 86400)
+    },
+    auditSecret: str(env, 'PROVISION_AUDIT_SECRET', DEFAULT_AUDIT_SECRET),
+    linode: {
+      token: str(env, 'LINODE_API_TOKEN', ''),
+      region: str(env, 'LINODE_REGION', 'us-east'),
+      plan: str(env, 'LINODE_PLAN', ''),
+      image: str(env, 'LINODE_IMAGE', 'linode/debian12'),
+      apiBase: httpUrl(env, 'LINODE_API_BASE', 'https://api.linode.com/v4')
+    },
+    adminToken: str(env, 'ADMIN_TOKEN', ''),
+    deprovisionGraceHours: num(env, 'DEPROVISION_GRACE_HOURS', 72, 0),
+    provisionAttemptTimeoutS: int(env, 'PROVISION_ATTEMPT_TIMEOUT_S', 300, 60, 1800),
+    provisionMaxAttempts: int(env, 'PROVISION_MAX_ATTEMPTS', 5, 1, 50),
+    webhookWaitMs: int(env, 'WEBHOOK_WAIT_MS', 2000, 0, 10000),
+    docsSiteDir: str(env, 'DOCS_SITE_DIR', 'docs-site/site'),
+    logLevel: logLevel as Config['logLevel'],
+    trustProxy: trustProxy(env),
+    checkoutRateLimit: int(env, 'CHECKOUT_RATE_LIMIT', 20, 0, 1_000_000),
+    pg: {
+      poolSize: int(env, 'PG_POOL_SIZE', 10, 1, 200),
+      statementTimeoutMs: int(env, 'PG_STATEMENT_TIMEOUT_MS', 15000, 0, 3_600_000)
+    }
+  }
+
+  for (const [name, url] of [['STRIPE_SUCCESS_URL', config.stripe.successUrl], ['STRIPE_CANCEL_URL', config.stripe.cancelUrl]] as const) {
+    if (!URL.canParse(url)) throw new ConfigError(name, `must be an absolute URL, got ${JSON.stringify(url)}`)
+  }
+  const firstError = Value.Errors(ConfigSchema, config).First()
+  if (firstError) throw new ConfigError(pathToVariable(firstError.path), firstError.message)
+  checkProduction(config)
+  return config
+}
+
+const PATH_TO_VARIABLE: Record<string, string> = {
+  '/host': 'HOST',
+  '/databaseUrl': 'DATABASE_URL',
+  '/baseDomain': 'BASE_DOMAIN',
+  '/logLevel': 'LOG_LEVEL',
+  '/stripe/apiVersion': 'STRIPE_API_VERSION',
+  '/linode/region': 'LINODE_REGION',
+  '/linode/image': 'LINODE_IMAGE',
+  '/docsSiteDir': 'DOCS_SITE_DIR'
+}
+
+function pathToVariable (path: string): string {
+  return PATH_TO_VARIABLE[path] ?? path
+}
+
+/** Production refuses defaults and weak secrets: a leaked dev default would sign real links. */
+function checkProduction (config: Config): void {
+  if (config.nodeEnv !== 'production') return
+  if (config.secretKey === DEFAULT_SECRET_KEY || config.secretKey.length < 32) {
+    throw new ConfigError('SECRET_KEY', 'must be set to a random value of at least 32 characters in production')
+  }
+  if (config.auditSecret === DEFAULT_AUDIT_SECRET || config.auditSecret.length < 32) {
+    throw new ConfigError('PROVISION_AUDIT_SECRET', 'must be set to a random value of at least 32 characters in production')
+  }
+  if (config.stripe.secretKey !== '' && config.stripe.webhookSecrets.length === 0) {
+    throw new ConfigError('STRIPE_WEBHOOK_SECRET', 'must be set when STRIPE_SECRET_KEY is set in production')
+  }
+}
+
+export function stripeConfigured (config: Config): boolean {
+  return config.stripe.secretKey !== ''
+}
+
+/** Values that must never appear in a log line, an error body or an audit entry. */
+export function secretValues (config: Config): string[] {
+  return [
+    config.secretKey,
+    config.auditSecret,
+    config.stripe.secretKey,
+    ...config.stripe.webhookSecrets,
+    config.linode.token,
+    config.adminToken
+  ].filter((v) => v.length >= 8)
+}

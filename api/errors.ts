@@ -1,0 +1,76 @@
+// One place for error codes and the error body shape. Callers branch on `code`, never on
+// message text. Every error body is {"error": "<snake_code>", "message": "…", …extra}.
+
+export const ERROR_CODES = {
+  invalid_request: 400,
+  invalid_json: 400,
+  invalid_tenant_id: 400,
+  invalid_signature: 400,
+  invalid_event: 400,
+  unknown_plan: 400,
+  plan_requires_contact: 400,
+  stripe_not_configured: 503,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  tenant_not_found: 404,
+  event_not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal_error: 500,
+  store_unavailable: 500,
+  stripe_checkout_failed: 502,
+  stripe_unavailable: 502,
+  price_not_configured: 503,
+  docs_not_built: 503,
+  not_ready: 503
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export interface ErrorBody {
+  error: ErrorCode
+  message: string
+  [extra: string]: unknown
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  readonly extra: Record<string, unknown>
+  readonly headers: Record<string, string>
+
+  constructor (code: ErrorCode, message: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+    super(message)
+    this.name = 'AppError'
+    this.code = code
+    this.statusCode = ERROR_CODES[code]
+    this.extra = extra
+    this.headers = headers
+  }
+
+  toBody (): ErrorBody {
+    return { error: this.code, message: this.message, ...this.extra }
+  }
+}
+
+export function errorBody (code: ErrorCode, message: string, extra: Record<string, unknown> = {}): ErrorBody {
+  return { error: code, message, ...extra }
+}
+
+export function isAppError (err: unknown): err is AppError {
+  return err instanceof AppError
+}
+
+/** The JSON Schema of an error reply, for route schemas and the OpenAPI document. */
+export const ErrorReplySchema = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: {
+    error: { type: 'string' },
+    message: { type: 'string' }
+  },
+  additionalProperties: true
+} as const

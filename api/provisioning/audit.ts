@@ -1,0 +1,87 @@
+// The tamper-evident audit chain. Each entry's MAC covers the previous entry's MAC, so
+// editing, removing or reordering a row breaks every MAC after it.
+// mac = HMAC-SHA256(secret, prev_mac | seq | at | tenant | action | canonicalJSON(detail))
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import type { AuditEntry, StoreOps } from '../store/store.ts'
+import { GENESIS_MAC } from '../store/rows.ts'
+
+export { GENESIS_MAC }
+
+/** JSON with object keys sorted at every depth, so the MAC does not depend on key order. */
+export function canonicalJson (value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+}
+
+export function auditMac (secret: string, prevMac: string, entry: Pick<AuditEntry, 'seq' | 'at' | 'tenant' | 'action' | 'detail'>): string {
+  const message = [prevMac, String(entry.seq), entry.at, entry.tenant, entry.action, canonicalJson(entry.detail)].join('|')
+  return createHmac('sha256', secret).update(message).digest('hex')
+}
+
+/** Appends one step; `detail` must hold no secrets (ids, states, reasons only). */
+export function appendAudit (ops: StoreOps, secret: string, tenant: string, action: string, detail: Record<string, unknown> = {}): Promise<AuditEntry> {
+  const at = new Date().toISOString()
+  return ops.appendAudit({ at, tenant, action, detail }, (prevMac, seq) => auditMac(secret, prevMac, { seq, at, tenant, action, detail }))
+}
+
+export type AuditProblem = 'modified' | 'removed' | 'reordered'
+
+export type AuditVerdict =
+  | { ok: true, entries: number, lastSeq: number }
+  | { ok: false, entries: number, badSeq: number, problem: AuditProblem, reason: string }
+
+function macEquals (a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/**
+ * Walks the chain in stored order and reports the first bad entry and why:
+ * - `removed`: a gap in seq, or an entry whose prev_mac is an earlier entry's MAC (rows deleted);
+ * - `reordered`: seq out of order, or prev_mac naming a later entry;
+ * - `modified`: the entry's content no longer matches its MAC, or its prev_mac matches no entry.
+ */
+export function verifyAuditChain (secret: string, entries: readonly AuditEntry[]): AuditVerdict {
+  let prevMac = GENESIS_MAC
+  let expectedSeq = 1
+  const seenMacs = new Map<string, number>([[GENESIS_MAC, 0]])
+  const allMacs = new Map(entries.map((e) => [e.mac, e.seq]))
+  for (const [i, e] of entries.entries()) {
+    const bad = (problem: AuditProblem, reason: string): AuditVerdict =>
+      ({ ok: false, entries: entries.length, badSeq: e.seq, problem, reason })
+    if (e.seq !== expectedSeq) {
+      if (e.seq > expectedSeq) return bad('removed', `expected seq ${expectedSeq}, found ${e.seq}: entries are missing`)
+      return bad('reordered', `seq ${e.seq} appears after seq ${expectedSeq - 1}`)
+    }
+    if (!macEquals(e.prevMac, prevMac)) {
+      const earlier = seenMacs.get(e.prevMac)
+      if (earlier !== undefined) return bad('removed', `prev_mac points at seq ${earlier}, not seq ${e.seq - 1}: entries were removed`)
+      const later = allMacs.get(e.prevMac)
+      if (later !== undefined && i > 0) return bad('reordered', `prev_mac points at seq ${later}, which comes later`)
+      return bad('modified', 'prev_mac does not match the previous entry')
+    }
+    if (!macEquals(auditMac(secret, e.prevMac, e), e.mac)) return bad('modified', 'content does not match its MAC')
+    seenMacs.set(e.mac, e.seq)
+    prevMac = e.mac
+    expectedSeq++
+  }
+  return { ok: true, entries: entries.length, lastSeq: expectedSeq - 1 }
+}
+
+/** Reads the whole chain from the store in pages and verifies it. */
+export async function verifyStoredChain (ops: StoreOps, secret: string): Promise<AuditVerdict> {
+  const all: AuditEntry[] = []
+  let after = 0
+  for (;;) {
+    const page = await ops.listAudit({ afterSeq: after, limit: 5000 })
+    all.push(...page)
+    if (page.length < 5000) break
+    after = page[page.length - 1]!.seq
+  }
+  return verifyAuditChain(secret, all)
+}

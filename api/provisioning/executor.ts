@@ -1,0 +1,53 @@
+// The Executor: what the provisioning jobs need from an infrastructure provider. Every method
+// is idempotent so a job that crashed between steps can run any step again safely.
+
+export interface ServerSpec {
+  tenantId: string
+  /** DNS label; the server's label is `ctf-<slug>`. */
+  slug: string
+  fqdn: string
+  plan: string
+  /** Provider server type (plan catalogue, or LINODE_PLAN when set). */
+  serverType: string
+  tenantName: string
+  adminEmail: string
+}
+
+export interface ServerInfo {
+  id: string
+  label: string
+  status: string
+  ipv4: string | null
+}
+
+export interface CreateResult {
+  server: ServerInfo
+  /** True when an existing server (from an earlier, lost try) was adopted instead of created. */
+  adopted: boolean
+}
+
+export interface Executor {
+  readonly name: string
+  /** Creates the tenant's server, or adopts the one an earlier try made (label + tenant tag). */
+  createOrAdopt (spec: ServerSpec): Promise<CreateResult>
+  /** The server's current state; undefined when it does not exist. */
+  getServer (serverId: string): Promise<ServerInfo | undefined>
+  /** Creates or updates the tenant's A record; returns the record id. */
+  ensureDnsRecord (spec: ServerSpec, ipv4: string): Promise<string>
+  /** True once https://<fqdn>/healthcheck answers 200. */
+  checkHealth (fqdn: string): Promise<boolean>
+  /** Removes the DNS record; an unknown record counts as removed. */
+  removeDnsRecord (recordId: string): Promise<void>
+  /** Destroys the server; an unknown server counts as destroyed. */
+  destroyServer (serverId: string): Promise<void>
+}
+
+/** A provider error worth a retry later (rate limit, 5xx, network); others fail the attempt the same way. */
+export class ExecutorError extends Error {
+  readonly retryable: boolean
+  constructor (message: string, options: { retryable: boolean, cause?: unknown }) {
+    super(message, { cause: options.cause })
+    this.name = 'ExecutorError'
+    this.retryable = options.retryable
+  }
+}

@@ -1,0 +1,38 @@
+// The only place that listens: config → store → app → listen, and graceful shutdown.
+import closeWithGrace from 'close-with-grace'
+import { loadConfig, ConfigError } from './config.ts'
+import { openStore } from './store/index.ts'
+import { buildApp } from './app.ts'
+import { createLogger } from './logger.ts'
+
+export async function main (): Promise<void> {
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ctfhive: configuration error: ${err.message}\n`)
+      process.exit(78) // EX_CONFIG
+    }
+    throw err
+  }
+  const logger = createLogger(config)
+  const store = await openStore(config)
+  const app = await buildApp(config, { store, logger })
+  app.server.keepAliveTimeout = 72_000
+  app.server.headersTimeout = 75_000
+  app.server.requestTimeout = 30_000
+
+  // First signal: stop accepting, finish in-flight requests, give job leases back, close the
+  // store. A second signal while that runs exits at once.
+  closeWithGrace({ delay: 15_000, logger }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ err }, 'shutting down after an error')
+    else logger.info({ signal }, 'shutting down')
+    await app.close()
+    await store.close()
+  })
+
+  await app.listen({ host: config.host, port: config.port })
+}
+
+await main()

@@ -1,0 +1,113 @@
+// Row ↔ record mapping shared by the SQL adapters: one table of column names, so the
+// SQLite and PostgreSQL adapters cannot disagree about what a column means.
+import type { AuditEntry, Job, StripeEventRecord, Tenant, TenantPatch, JobPatch } from './store.ts'
+
+type Row = Record<string, unknown>
+
+/** Tenant field → column. Order is the INSERT column order. */
+export const TENANT_COLUMNS = {
+  id: 'id',
+  name: 'name',
+  email: 'email',
+  plan: 'plan',
+  slug: 'slug',
+  billing: 'billing',
+  infra: 'infra',
+  subscriptionId: 'subscription_id',
+  customerId: 'customer_id',
+  billingAt: 'billing_at',
+  planAt: 'plan_at',
+  error: 'error',
+  serverId: 'server_id',
+  ipv4: 'ipv4',
+  dnsRecordId: 'dns_record_id',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+  paidAt: 'paid_at',
+  readyAt: 'ready_at',
+  canceledAt: 'canceled_at'
+} as const satisfies Record<keyof Tenant, string>
+
+export const JOB_COLUMNS = {
+  status: 'status',
+  step: 'step',
+  attempts: 'attempts',
+  runAfter: 'run_after',
+  leaseUntil: 'lease_until',
+  leaseOwner: 'lease_owner',
+  lastError: 'last_error'
+} as const satisfies Record<keyof JobPatch, string>
+
+export function tenantFromRow (row: Row): Tenant {
+  const t: Record<string, unknown> = {}
+  for (const [field, column] of Object.entries(TENANT_COLUMNS)) t[field] = row[column] ?? null
+  t.email = t.email ?? ''
+  t.billingAt = Number(t.billingAt)
+  t.planAt = Number(t.planAt)
+  return t as unknown as Tenant
+}
+
+export function tenantValues (tenant: Tenant): unknown[] {
+  return Object.keys(TENANT_COLUMNS).map((field) => tenant[field as keyof Tenant])
+}
+
+/** `[columns, values]` of a patch, skipping undefined fields. */
+export function patchColumns<P extends object> (patch: P, columns: Record<string, string>): [string[], unknown[]] {
+  const cols: string[] = []
+  const values: unknown[] = []
+  for (const [field, value] of Object.entries(patch)) {
+    if (value === undefined) continue
+    const column = columns[field]
+    if (column === undefined) throw new Error(`unknown field ${field}`)
+    cols.push(column)
+    values.push(value)
+  }
+  return [cols, values]
+}
+
+export function tenantPatchColumns (patch: TenantPatch): [string[], unknown[]] {
+  return patchColumns(patch, TENANT_COLUMNS)
+}
+
+export function eventFromRow (row: Row): StripeEventRecord {
+  return {
+    id: String(row.id),
+    type: String(row.type),
+    created: Number(row.created),
+    received: String(row.received),
+    outcome: row.outcome as StripeEventRecord['outcome'],
+    tenant: (row.tenant as string | null) ?? null,
+    payload: String(row.payload)
+  }
+}
+
+export function jobFromRow (row: Row): Job {
+  return {
+    id: Number(row.id),
+    kind: row.kind as Job['kind'],
+    tenant: String(row.tenant),
+    status: row.status as Job['status'],
+    step: String(row.step ?? ''),
+    attempts: Number(row.attempts),
+    runAfter: Number(row.run_after),
+    leaseUntil: Number(row.lease_until),
+    leaseOwner: (row.lease_owner as string | null) ?? null,
+    lastError: (row.last_error as string | null) ?? null,
+    createdAt: String(row.created_at),
+    updatedAt: String(row.updated_at)
+  }
+}
+
+export function auditFromRow (row: Row): AuditEntry {
+  return {
+    seq: Number(row.seq),
+    at: String(row.at),
+    tenant: String(row.tenant),
+    action: String(row.action),
+    detail: JSON.parse(String(row.detail)) as Record<string, unknown>,
+    prevMac: String(row.prev_mac),
+    mac: String(row.mac)
+  }
+}
+
+export const GENESIS_MAC = '0'.repeat(64)

@@ -1,0 +1,152 @@
+// The store interface: one async surface, two adapters (SQLite embedded, PostgreSQL shared).
+// Everything that must be atomic goes through `transaction()`; code inside a transaction does
+// store operations only (no network I/O), so a unit can be retried or batched freely.
+import type { Billing, Infra } from '../tenants/lifecycle.ts'
+
+export interface Tenant {
+  id: string
+  name: string
+  email: string
+  plan: string
+  /** DNS label under BASE_DOMAIN, unique per tenant. */
+  slug: string
+  billing: Billing
+  infra: Infra
+  subscriptionId: string | null
+  customerId: string | null
+  /** Stripe `created` (unix s) of the last applied billing status change; 0 when none. */
+  billingAt: number
+  /** Stripe `created` of the last applied plan change; 0 when none. */
+  planAt: number
+  error: string | null
+  /** Executor's handle of the tenant's server and DNS record, once made. */
+  serverId: string | null
+  ipv4: string | null
+  dnsRecordId: string | null
+  createdAt: string
+  updatedAt: string
+  paidAt: string | null
+  readyAt: string | null
+  canceledAt: string | null
+}
+
+export type TenantPatch = Partial<Omit<Tenant, 'id' | 'createdAt'>>
+
+export type EventOutcome =
+  | 'ok' | 'stale' | 'ignored_terminal' | 'unmatched' | 'ignored'
+
+export interface StripeEventRecord {
+  id: string
+  type: string
+  /** Stripe's `created`, unix seconds. */
+  created: number
+  /** When we received it, ISO UTC. */
+  received: string
+  outcome: EventOutcome
+  tenant: string | null
+  payload: string
+}
+
+export type JobKind = 'provision' | 'deprovision'
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'canceled'
+
+export interface Job {
+  id: number
+  kind: JobKind
+  tenant: string
+  status: JobStatus
+  /** Last finished step; the next attempt resumes after it. Empty before the first. */
+  step: string
+  attempts: number
+  /** Epoch ms before which the job is not run. */
+  runAfter: number
+  /** Epoch ms at which a running job's lease lapses and another worker may take it. */
+  leaseUntil: number
+  leaseOwner: string | null
+  lastError: string | null
+  createdAt: string
+  updatedAt: string
+}
+
+export type JobPatch = Partial<Pick<Job, 'status' | 'step' | 'attempts' | 'runAfter' | 'leaseUntil' | 'leaseOwner' | 'lastError'>>
+
+export interface AuditEntry {
+  seq: number
+  at: string
+  tenant: string
+  action: string
+  detail: Record<string, unknown>
+  prevMac: string
+  mac: string
+}
+
+export interface AuditInput {
+  at: string
+  tenant: string
+  action: string
+  detail: Record<string, unknown>
+}
+
+/** Computes an entry's MAC from the previous entry's MAC and the entry's own seq. */
+export type AuditSeal = (prevMac: string, seq: number) => string
+
+export interface TenantFilter {
+  billing?: Billing
+  infra?: Infra
+  limit?: number
+  offset?: number
+}
+
+/** Operations available both on the store and inside a transaction. */
+export interface StoreOps {
+  getTenant (id: string): Promise<Tenant | undefined>
+  /** Locks the tenant row for the rest of the transaction where the adapter can (PostgreSQL). */
+  getTenantForUpdate (id: string): Promise<Tenant | undefined>
+  findTenantIdBySubscription (subscriptionId: string): Promise<string | undefined>
+  insertTenant (tenant: Tenant): Promise<void>
+  updateTenant (id: string, patch: TenantPatch): Promise<void>
+  deleteTenant (id: string): Promise<void>
+  listTenants (filter?: TenantFilter): Promise<Tenant[]>
+  countTenants (filter?: TenantFilter): Promise<number>
+  /** Records subscription → tenant in the durable index; the first link of a subscription wins. */
+  linkSubscription (subscriptionId: string, tenantId: string): Promise<void>
+
+  /** Inserts the event unless its id is known; false means a duplicate (nothing written). */
+  recordEvent (event: StripeEventRecord): Promise<boolean>
+  setEventOutcome (id: string, outcome: EventOutcome, tenant: string | null): Promise<void>
+  getEvent (id: string): Promise<StripeEventRecord | undefined>
+  listEvents (filter: { tenant?: string, limit?: number }): Promise<StripeEventRecord[]>
+
+  /** Adds a queued job unless one of that kind is already queued or running for the tenant. */
+  enqueueJob (job: { kind: JobKind, tenant: string, runAfter: number }): Promise<Job>
+  /** Takes the next due job (queued and due, or running with a lapsed lease) and leases it. */
+  claimNextJob (owner: string, now: number, leaseMs: number): Promise<Job | undefined>
+  updateJob (id: number, patch: JobPatch): Promise<void>
+  getJob (id: number): Promise<Job | undefined>
+  listJobs (filter: { tenant?: string, status?: JobStatus }): Promise<Job[]>
+  /** Earliest runAfter of a queued job, or leaseUntil of a running one; for the worker's timer. */
+  nextJobDueAt (): Promise<number | undefined>
+  /** Gives up the leases a worker holds so another can take the jobs at once (shutdown). */
+  releaseLeases (owner: string): Promise<number>
+
+  /** Appends one entry at the end of the chain, serialised against every other append. */
+  appendAudit (input: AuditInput, seal: AuditSeal): Promise<AuditEntry>
+  listAudit (filter: { tenant?: string, afterSeq?: number, limit?: number }): Promise<AuditEntry[]>
+}
+
+export interface Store extends StoreOps {
+  readonly kind: 'sqlite' | 'postgres'
+  /** Runs `fn` atomically: all its writes commit together, or none (it rethrows). */
+  transaction<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T>
+  /** Cheap liveness query, for /readyz. */
+  ping (): Promise<void>
+  close (): Promise<void>
+}
+
+/** A store failure (as opposed to a client mistake): routes answer 500 so Stripe retries. */
+export class StoreError extends Error {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StoreError'
+  }
+}

@@ -1,0 +1,131 @@
+// The tenant lifecycle as pure rules, no I/O. A tenant has two facts — billing and infra —
+// and the public `state` (the seed's vocabulary) is derived from them, never stored.
+
+export const BILLING = ['pending', 'paid', 'past_due', 'canceled'] as const
+export const INFRA = ['none', 'provisioning', 'ready', 'failed', 'deprovisioned'] as const
+export const STATES = ['provisioning', 'active', 'past_due', 'failed', 'canceled'] as const
+
+export type Billing = typeof BILLING[number]
+export type Infra = typeof INFRA[number]
+export type TenantState = typeof STATES[number]
+
+export function deriveTenantState (billing: Billing, infra: Infra): TenantState {
+  if (billing === 'canceled') return 'canceled'
+  if (infra === 'failed') return 'failed'
+  if (billing === 'past_due') return 'past_due'
+  if (billing === 'paid' && infra === 'ready') return 'active'
+  return 'provisioning'
+}
+
+/** What one event says about a tenant's billing; every field is optional. */
+export interface BillingChange {
+  /** Stripe `created` of the event, unix seconds. */
+  at: number
+  billing?: Billing
+  plan?: string
+  subscriptionId?: string
+  customerId?: string
+  /** Why billing becomes canceled, kept as the tenant's error text. */
+  reason?: string
+  /** Apply `billing: canceled` only while the tenant has never been paid (expired/failed checkout). */
+  onlyIfNeverPaid?: boolean
+}
+
+export interface BillingFacts {
+  billing: Billing
+  infra: Infra
+  billingAt: number
+  planAt: number
+  plan: string
+  subscriptionId: string | null
+  customerId: string | null
+  paidAt: string | null
+}
+
+export type ChangeOutcome = 'ok' | 'stale' | 'ignored_terminal'
+
+export interface ChangeResult {
+  outcome: ChangeOutcome
+  /** Fields to write; empty when nothing changes. */
+  patch: Partial<BillingFacts> & { error?: string | null, canceledAt?: string }
+  /** Billing became paid for the first time: start provisioning. */
+  startProvisioning: boolean
+  /** Billing became canceled: schedule teardown after the grace period. */
+  scheduleTeardown: boolean
+}
+
+/**
+ * Applies one event's change. The rules make the end state independent of delivery order:
+ * - billing status and plan each follow the newest event (by `created`) that states them;
+ *   an older one is `stale` for that fact;
+ * - `canceled` is absorbing: it applies whatever its age, and afterwards every event is
+ *   `ignored_terminal`.
+ */
+export function applyBillingChange (facts: BillingFacts, change: BillingChange, nowIso: string): ChangeResult {
+  const none: ChangeResult = { outcome: 'ok', patch: {}, startProvisioning: false, scheduleTeardown: false }
+  if (facts.billing === 'canceled') return { ...none, outcome: 'ignored_terminal' }
+
+  const patch: ChangeResult['patch'] = {}
+  let startProvisioning = false
+  let scheduleTeardown = false
+  let appliedSomething = false
+  let staleSomething = false
+
+  // Identity links are facts, not ordered changes: the first one seen is kept.
+  if (change.subscriptionId !== undefined && facts.subscriptionId === null) patch.subscriptionId = change.subscriptionId
+  if (change.customerId !== undefined && facts.customerId === null) patch.customerId = change.customerId
+
+  if (change.billing !== undefined) {
+    const neverPaid = facts.paidAt === null && facts.billing === 'pending'
+    if (change.billing === 'canceled') {
+      if (!change.onlyIfNeverPaid || neverPaid) {
+        patch.billing = 'canceled'
+        patch.billingAt = Math.max(change.at, facts.billingAt)
+        patch.canceledAt = nowIso
+        if (change.reason !== undefined) patch.error = change.reason
+        scheduleTeardown = true
+        appliedSomething = true
+      }
+    } else if (change.at < facts.billingAt) {
+      staleSomething = true
+    } else {
+      appliedSomething = true
+      patch.billingAt = change.at
+      if (change.billing !== facts.billing) patch.billing = change.billing
+      if (change.billing === 'paid' && facts.paidAt === null) {
+        patch.paidAt = nowIso
+        startProvisioning = facts.infra === 'none'
+      }
+    }
+  }
+
+  if (change.plan !== undefined) {
+    if (change.at < facts.planAt) {
+      staleSomething = true
+    } else {
+      appliedSomething = true
+      patch.planAt = change.at
+      if (change.plan !== facts.plan) patch.plan = change.plan
+    }
+  }
+
+  const outcome: ChangeOutcome = staleSomething && !appliedSomething ? 'stale' : 'ok'
+  return { outcome, patch, startProvisioning, scheduleTeardown }
+}
+
+/** Stripe subscription status → billing; `undefined` means no change (`incomplete`). */
+export function billingFromSubscriptionStatus (status: string): Billing | undefined {
+  switch (status) {
+    case 'active':
+    case 'trialing':
+      return 'paid'
+    case 'past_due':
+    case 'unpaid':
+      return 'past_due'
+    case 'canceled':
+    case 'incomplete_expired':
+      return 'canceled'
+    default:
+      return undefined
+  }
+}

@@ -1,0 +1,48 @@
+// GET /tenants/:id/status — the tenant's public status, with no secrets and no email.
+import type { FastifyInstance } from 'fastify'
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { AppError, ErrorReplySchema } from '../errors.ts'
+import { STATES, BILLING, INFRA } from './lifecycle.ts'
+
+const literals = (values: readonly string[]) => Type.Union(values.map((v) => Type.Literal(v)))
+const nullable = (s: ReturnType<typeof Type.String>) => Type.Union([s, Type.Null()])
+
+export const TenantStatusSchema = Type.Object({
+  tenant_id: Type.String(),
+  name: Type.String(),
+  plan: Type.String(),
+  state: literals(STATES),
+  billing: literals(BILLING),
+  infra: literals(INFRA),
+  subscription_id: nullable(Type.String()),
+  fqdn: Type.String(),
+  url: Type.String(),
+  error: nullable(Type.String()),
+  created_at: Type.String(),
+  updated_at: Type.String(),
+  paid_at: nullable(Type.String()),
+  ready_at: nullable(Type.String()),
+  canceled_at: nullable(Type.String())
+})
+
+export const TenantIdParams = Type.Object({
+  id: Type.String({ pattern: '^[0-9a-f]{32}$', description: '32 lowercase hex characters' })
+})
+
+export default async function tenantRoutes (fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  app.get('/tenants/:id/status', {
+    schema: {
+      summary: "A tenant's state, plan and address",
+      tags: ['tenants'],
+      params: TenantIdParams,
+      response: { 200: TenantStatusSchema, '4xx': ErrorReplySchema }
+    }
+  }, async (request, reply) => {
+    const tenant = await app.tenants.getTenant(request.params.id)
+    if (tenant === undefined) throw new AppError('tenant_not_found', `No tenant has the id ${request.params.id}.`)
+    // Pollers (the welcome page) must see fresh state, never a cached one.
+    reply.header('cache-control', 'no-store')
+    return app.tenants.statusOf(tenant)
+  })
+}

@@ -1,0 +1,242 @@
+// The tenant service owns the rules that touch the store: creating pending tenants,
+// applying Stripe events exactly once, starting provisioning and teardown, reporting status.
+import { randomBytes } from 'node:crypto'
+import type { Config } from '../config.ts'
+import { getPlan } from '../plans.ts'
+import { intentForEvent, isSupportedEvent, type EventIntent, type PriceToPlan, type StripeEvent } from '../billing/events.ts'
+import { appendAudit } from '../provisioning/audit.ts'
+import type { JobRunner } from '../provisioning/jobs.ts'
+import type { StoreOps, Store, Tenant } from '../store/store.ts'
+import { applyBillingChange, deriveTenantState, type TenantState } from './lifecycle.ts'
+
+export type ServiceConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'deprovisionGraceHours' | 'webhookWaitMs' | 'stripe'>
+
+export interface TenantStatus {
+  tenant_id: string
+  name: string
+  plan: string
+  state: TenantState
+  billing: Tenant['billing']
+  infra: Tenant['infra']
+  subscription_id: string | null
+  fqdn: string
+  url: string
+  error: string | null
+  created_at: string
+  updated_at: string
+  paid_at: string | null
+  ready_at: string | null
+  canceled_at: string | null
+}
+
+export type WebhookResult =
+  | { status: 'ok' | 'stale' | 'ignored_terminal', type: string, tenant_id: string, tenant_state: TenantState }
+  | { status: 'unmatched' | 'ignored', type: string }
+  | { status: 'duplicate' }
+
+type Applied =
+  | { outcome: 'ok' | 'stale' | 'ignored_terminal', tenant: Tenant, provision: boolean }
+  | { outcome: 'unmatched', tenant: undefined, provision: false }
+
+export function newTenantId (): string {
+  return randomBytes(16).toString('hex')
+}
+
+/** A DNS label from the event name: readable, unique by a piece of the tenant id. */
+export function slugFor (name: string, tenantId: string): string {
+  let base = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '')
+  if (!/^[a-z]/.test(base)) base = `ctf${base === '' ? '' : '-'}${base}`.slice(0, 40).replace(/-+$/, '')
+  return `${base}-${tenantId.slice(0, 6)}`
+}
+
+export class TenantService {
+  private readonly store: Store
+  private readonly config: ServiceConfig
+  private readonly jobs: JobRunner
+  private readonly priceToPlan: PriceToPlan
+
+  constructor (opts: { store: Store, config: ServiceConfig, jobs: JobRunner }) {
+    this.store = opts.store
+    this.config = opts.config
+    this.jobs = opts.jobs
+    const byPrice = new Map<string, string>()
+    for (const [env, priceId] of Object.entries(opts.config.stripe.prices)) {
+      if (priceId !== '') byPrice.set(priceId, env.replace(/^STRIPE_PRICE_/, '').toLowerCase())
+    }
+    this.priceToPlan = (id) => byPrice.get(id)
+  }
+
+  private buildTenant (hint: { name: string, email: string, plan: string }, id = newTenantId()): Tenant {
+    const now = new Date().toISOString()
+    return {
+      id,
+      name: hint.name,
+      email: hint.email,
+      plan: hint.plan,
+      slug: slugFor(hint.name, id),
+      billing: 'pending',
+      infra: 'none',
+      subscriptionId: null,
+      customerId: null,
+      billingAt: 0,
+      planAt: 0,
+      error: null,
+      serverId: null,
+      ipv4: null,
+      dnsRecordId: null,
+      createdAt: now,
+      updatedAt: now,
+      paidAt: null,
+      readyAt: null,
+      canceledAt: null
+    }
+  }
+
+  async createPendingTenant (hint: { name: string, email: string, plan: string }): Promise<Tenant> {
+    const tenant = this.buildTenant(hint)
+    await this.store.transaction(async (tx) => {
+      await tx.insertTenant(tenant)
+      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.created', { plan: tenant.plan, slug: tenant.slug, source: 'checkout' })
+    })
+    return tenant
+  }
+
+  /** Undoes a pending tenant whose checkout never produced a payment URL. */
+  async removePendingTenant (id: string, reason: string): Promise<void> {
+    await this.store.transaction(async (tx) => {
+      const t = await tx.getTenantForUpdate(id)
+      if (t === undefined || t.billing !== 'pending') return
+      await tx.deleteTenant(id)
+      await appendAudit(tx, this.config.auditSecret, id, 'tenant.removed', { reason })
+    })
+  }
+
+  async getTenant (id: string): Promise<Tenant | undefined> {
+    return this.store.getTenant(id)
+  }
+
+  statusOf (t: Tenant): TenantStatus {
+    const fqdn = `${t.slug}.${this.config.baseDomain}`
+    return {
+      tenant_id: t.id,
+      name: t.name,
+      plan: t.plan,
+      state: deriveTenantState(t.billing, t.infra),
+      billing: t.billing,
+      infra: t.infra,
+      subscription_id: t.subscriptionId,
+      fqdn,
+      url: `https://${fqdn}/`,
+      error: t.error,
+      created_at: t.createdAt,
+      updated_at: t.updatedAt,
+      paid_at: t.paidAt,
+      ready_at: t.readyAt,
+      canceled_at: t.canceledAt
+    }
+  }
+
+  /** Applies a verified event exactly once: the event id is recorded in the effect's transaction. */
+  async handleEvent (event: StripeEvent, payload: string): Promise<WebhookResult> {
+    const type = event.type
+    if (!isSupportedEvent(type)) return { status: 'ignored', type }
+    const intent = intentForEvent({ ...event, type }, this.priceToPlan)
+    const applied = await this.store.transaction(async (tx) => {
+      const fresh = await tx.recordEvent({
+        id: event.id, type, created: event.created, received: new Date().toISOString(), outcome: 'ok', tenant: null, payload
+      })
+      if (!fresh) return undefined
+      const result = await this.applyIntent(tx, intent, event.created, `event ${event.id}`)
+      await tx.setEventOutcome(event.id, result.outcome, result.tenant?.id ?? null)
+      return result
+    })
+    if (applied === undefined) return { status: 'duplicate' }
+    if (applied.outcome === 'unmatched') return { status: 'unmatched', type }
+    const tenant = await this.afterCommit(applied)
+    return { status: applied.outcome, type, tenant_id: tenant.id, tenant_state: deriveTenantState(tenant.billing, tenant.infra) }
+  }
+
+  /**
+   * The success page's fulfilment: the same rules as `checkout.session.completed`, ordered by
+   * the session's own `created` so it can never make a later real event look stale.
+   */
+  async fulfilCheckoutSession (session: Record<string, any>): Promise<Tenant | undefined> {
+    const intent = intentForEvent({ id: `session:${String(session.id)}`, type: 'checkout.session.completed', created: Number(session.created) || 0, data: { object: session } }, this.priceToPlan)
+    const applied = await this.store.transaction((tx) => this.applyIntent(tx, intent, Number(session.created) || 0, `checkout session ${String(session.id)}`))
+    if (applied.outcome === 'unmatched') return undefined
+    return this.afterCommit(applied)
+  }
+
+  /** Re-queues provisioning for a tenant whose infra failed (operator action). */
+  async retryProvisioning (id: string): Promise<Tenant | undefined> {
+    const queued = await this.store.transaction(async (tx) => {
+      const t = await tx.getTenantForUpdate(id)
+      if (t === undefined || t.infra !== 'failed' || t.billing === 'canceled') return false
+      await tx.updateTenant(id, { infra: 'provisioning', error: null })
+      await tx.enqueueJob({ kind: 'provision', tenant: id, runAfter: Date.now() })
+      await appendAudit(tx, this.config.auditSecret, id, 'provision.retry_requested', {})
+      return true
+    })
+    if (queued) this.jobs.kick()
+    return this.store.getTenant(id)
+  }
+
+  private async afterCommit (applied: Applied & { tenant: Tenant }): Promise<Tenant> {
+    const tenant = applied.tenant
+    if (!applied.provision) return tenant
+    // Bounded: the webhook answers with the state reached, never waits on servers for long.
+    this.jobs.kick()
+    await this.jobs.waitForTenant(tenant.id, this.config.webhookWaitMs)
+    return (await this.store.getTenant(tenant.id)) ?? tenant
+  }
+
+  private async findTenant (tx: StoreOps, intent: EventIntent): Promise<Tenant | undefined> {
+    if (intent.tenantId !== undefined) {
+      const t = await tx.getTenantForUpdate(intent.tenantId)
+      if (t !== undefined) return t
+    }
+    if (intent.subscriptionId !== undefined) {
+      const id = await tx.findTenantIdBySubscription(intent.subscriptionId)
+      if (id !== undefined) return tx.getTenantForUpdate(id)
+    }
+    return undefined
+  }
+
+  private async applyIntent (tx: StoreOps, intent: EventIntent, at: number, source: string): Promise<Applied> {
+    let tenant = await this.findTenant(tx, intent)
+    if (tenant === undefined && intent.create !== undefined) {
+      // A completed checkout nobody knew about (created elsewhere, or a replay): adopt it.
+      const hint = { ...intent.create, plan: getPlan(intent.create.plan) !== undefined ? intent.create.plan : 'standard' }
+      tenant = this.buildTenant(hint, intent.tenantId)
+      await tx.insertTenant(tenant)
+      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.created', { plan: tenant.plan, slug: tenant.slug, source })
+    }
+    if (tenant === undefined) return { outcome: 'unmatched', tenant: undefined, provision: false }
+
+    const nowIso = new Date().toISOString()
+    const result = applyBillingChange(tenant, { ...intent.change, at }, nowIso)
+    if (intent.subscriptionId !== undefined && result.outcome !== 'ignored_terminal') {
+      await tx.linkSubscription(intent.subscriptionId, tenant.id)
+    }
+    if (result.outcome !== 'ok') return { outcome: result.outcome, tenant, provision: false }
+
+    const { canceledAt, ...facts } = result.patch
+    const patch = { ...facts, ...(canceledAt !== undefined ? { canceledAt } : {}) }
+    if (result.startProvisioning) {
+      Object.assign(patch, { infra: 'provisioning' as const })
+      await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: Date.now() })
+      await appendAudit(tx, this.config.auditSecret, tenant.id, 'provision.queued', { plan: patch.plan ?? tenant.plan, source })
+    }
+    if (result.scheduleTeardown && tenant.infra !== 'none' && tenant.infra !== 'deprovisioned') {
+      const runAfter = Date.now() + this.config.deprovisionGraceHours * 3_600_000
+      await tx.enqueueJob({ kind: 'deprovision', tenant: tenant.id, runAfter })
+      await appendAudit(tx, this.config.auditSecret, tenant.id, 'teardown.scheduled', { run_after: new Date(runAfter).toISOString(), source })
+    }
+    if (Object.keys(patch).length > 0) {
+      await tx.updateTenant(tenant.id, patch)
+      tenant = { ...tenant, ...patch, updatedAt: nowIso }
+    }
+    return { outcome: 'ok', tenant, provision: result.startProvisioning }
+  }
+}

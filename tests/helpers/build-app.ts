@@ -1,0 +1,76 @@
+// The one place tests build the app: a fresh SQLite file per test, config from an env map,
+// and teardown that closes the app and then the store.
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import { pino, type Logger } from 'pino'
+import { buildApp, type AppDeps } from '../../api/app.ts'
+import { loadConfig, type Config } from '../../api/config.ts'
+import { createLogger } from '../../api/logger.ts'
+import { SqliteStore } from '../../api/store/sqlite.ts'
+import type { Store } from '../../api/store/store.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+
+export const TEST_WEBHOOK_SECRET = 'whsec_test_secret_for_ctfhive_tests'
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+export interface TestAppOptions extends Partial<Omit<AppDeps, 'store' | 'logger'>> {
+  env?: Record<string, string>
+  store?: Store
+  /** Capture log lines (as parsed JSON objects) into this array. */
+  logLines?: Array<Record<string, unknown>>
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  store: Store
+  config: Config
+  executor: FakeExecutor
+}
+
+export function tempDbPath (): string {
+  return join(mkdtempSync(join(tmpdir(), 'ctfhive-test-')), 'test.db')
+}
+
+export function testConfig (env: Record<string, string> = {}): Config {
+  return loadConfig({
+    STRIPE_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+    DATABASE_URL: `sqlite:${tempDbPath()}`,
+    LOG_LEVEL: 'silent',
+    WEBHOOK_WAIT_MS: '2000',
+    ...env
+  })
+}
+
+function captureLogger (config: Config, lines: Array<Record<string, unknown>>): Logger {
+  const stream = new Writable({
+    write (chunk, _enc, cb) {
+      for (const line of String(chunk).split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line))
+      cb()
+    }
+  })
+  return createLogger({ ...config, logLevel: 'trace' }, stream)
+}
+
+export async function buildTestApp (t: Teardown, opts: TestAppOptions = {}): Promise<TestApp> {
+  const config = testConfig(opts.env)
+  const store = opts.store ?? new SqliteStore({ path: config.databaseUrl.replace(/^sqlite:/, '') })
+  const executor = (opts.executor as FakeExecutor | undefined) ?? new FakeExecutor()
+  const logger = opts.logLines !== undefined ? captureLogger(config, opts.logLines) : pino({ level: 'silent' })
+  const app = await buildApp(config, {
+    ...opts,
+    store,
+    executor,
+    logger,
+    jobs: { pollIntervalMs: 5, idleIntervalMs: 200, backoffMs: () => 10, ...opts.jobs }
+  })
+  t.teardown(async () => {
+    await app.close()
+    if (opts.store === undefined) await store.close()
+  })
+  await app.ready()
+  return { app, store, config, executor }
+}
