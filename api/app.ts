@@ -17,6 +17,7 @@ import billingRoutes from './billing/routes.ts'
 import webhookRoutes from './billing/webhook.ts'
 import tenantRoutes from './tenants/routes.ts'
 import healthRoutes from './web/health.ts'
+import adminRoutes from './admin/routes.ts'
 import webRoutes, { sendSiteNotFound } from './web/site.ts'
 
 declare module 'fastify' {
@@ -156,6 +157,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   await app.register(billingRoutes)
   await app.register(webhookRoutes)
   await app.register(tenantRoutes)
+  await app.register(adminRoutes)
   await app.register(webRoutes)
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

@@ -2,6 +2,7 @@
 // and commits each finished step together with its effect and audit entry, so a crashed
 // worker's job is picked up again after the lease lapses and resumes after its last step.
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
@@ -45,6 +46,8 @@ function describe (err: unknown): string {
 }
 
 class AttemptTimeout extends ExecutorError {}
+/** The worker is shutting down: the attempt is abandoned, not failed; its lease is given back. */
+class Shutdown extends Error {}
 
 export class JobRunner {
   readonly owner: string
@@ -54,6 +57,7 @@ export class JobRunner {
   private timer: NodeJS.Timeout | null = null
   private stopped = true
   private readonly running = new Set<Promise<void>>()
+  private readonly controllers = new Set<AbortController>()
   private readonly waiters = new Map<string, Set<() => void>>()
 
   constructor (opts: JobRunnerOptions) {
@@ -107,6 +111,7 @@ export class JobRunner {
     this.stopped = true
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
+    for (const c of this.controllers) c.abort(new Shutdown('the worker is stopping'))
     await this.draining
     await Promise.allSettled([...this.running])
     await this.opts.store.releaseLeases(this.owner).catch(() => 0)
@@ -158,21 +163,28 @@ export class JobRunner {
   async runJob (job: Job): Promise<void> {
     const { config, log } = this.opts
     const controller = new AbortController()
+    this.controllers.add(controller)
     const capMs = config.provisionAttemptTimeoutS * 1000
     let timer: NodeJS.Timeout | undefined
-    const cap = new Promise<never>((_resolve, reject) => {
+    const stopped = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => {
-        controller.abort()
-        reject(new AttemptTimeout(`the attempt exceeded its ${config.provisionAttemptTimeoutS} s cap`, { retryable: true }))
+        controller.abort(new AttemptTimeout(`the attempt exceeded its ${config.provisionAttemptTimeoutS} s cap`, { retryable: true }))
       }, capMs)
+      controller.signal.addEventListener('abort', () => { reject(controller.signal.reason) }, { once: true })
     })
+    stopped.catch(() => {})
     try {
       const work = job.kind === 'provision' ? this.provision(job, controller.signal) : this.deprovision(job)
-      await Promise.race([work, cap])
+      await Promise.race([work, stopped])
     } catch (err) {
-      await this.failAttempt(job, err).catch((e: unknown) => log.error({ err: e, job: job.id }, 'could not record a failed attempt'))
+      if (err instanceof Shutdown) {
+        log.info({ tenant: job.tenant, job: job.id, step: job.step }, 'attempt abandoned at shutdown; it resumes elsewhere')
+      } else {
+        await this.failAttempt(job, err).catch((e: unknown) => log.error({ err: e, job: job.id }, 'could not record a failed attempt'))
+      }
     } finally {
       clearTimeout(timer)
+      this.controllers.delete(controller)
       controller.abort()
     }
   }
@@ -219,8 +231,12 @@ export class JobRunner {
 
   private async pollUntil (signal: AbortSignal, check: () => Promise<boolean>): Promise<void> {
     while (!(await check())) {
-      if (signal.aborted) throw new AttemptTimeout('the attempt was stopped', { retryable: true })
-      await new Promise((resolve) => setTimeout(resolve, this.opts.pollIntervalMs))
+      if (signal.aborted) throw signal.reason
+      try {
+        await sleep(this.opts.pollIntervalMs, undefined, { signal })
+      } catch {
+        throw signal.reason
+      }
     }
   }
 

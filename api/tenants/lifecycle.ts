@@ -57,7 +57,8 @@ export interface ChangeResult {
 /**
  * Applies one event's change. The rules make the end state independent of delivery order:
  * - billing status and plan each follow the newest event (by `created`) that states them;
- *   an older one is `stale` for that fact;
+ *   an older one is `stale` for that fact — except that any `paid`, however old, proves a
+ *   payment and starts provisioning once;
  * - `canceled` is absorbing: it applies whatever its age, and afterwards every event is
  *   `ignored_terminal`.
  */
@@ -88,6 +89,12 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
       }
     } else if (change.at < facts.billingAt) {
       staleSomething = true
+      // An old `paid` still proves a payment: provisioning must not depend on delivery order.
+      if (change.billing === 'paid' && facts.paidAt === null) {
+        patch.paidAt = nowIso
+        startProvisioning = facts.infra === 'none'
+        appliedSomething = true
+      }
     } else {
       appliedSomething = true
       patch.billingAt = change.at

@@ -1,0 +1,279 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
+import { computeSignature } from '../../api/billing/signature.ts'
+import { SqliteStore } from '../../api/store/sqlite.ts'
+import { StoreError, type Store, type StoreOps } from '../../api/store/store.ts'
+import { ExecutorError, type Executor } from '../../api/provisioning/executor.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import type { FastifyInstance } from 'fastify'
+
+async function pendingTenant (app: FastifyInstance, plan = 'standard', name = 'Acme CTF'): Promise<string> {
+  const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan, name, email: 'ops@acme.test' } })
+  return r.json().tenant_id
+}
+
+async function status (app: FastifyInstance, id: string) {
+  return (await app.inject(`/tenants/${id}/status`)).json()
+}
+
+t.test('signature failures: 400 invalid_signature with the reason, nothing stored', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const event = makeEvent('invoice.paid', invoice({ subscription: 'sub_x' }))
+  const body = JSON.stringify(event)
+  const now = Math.floor(Date.now() / 1000)
+  const cases: Array<[string, string | null, string]> = [
+    ['missing header', null, 'no_header'],
+    ['garbled header', 'garbage', 'malformed'],
+    ['no v1', `t=${now}`, 'malformed'],
+    ['non-numeric t', `t=soon,v1=${computeSignature('whsec_test_secret_for_ctfhive_tests', now, body)}`, 'malformed'],
+    ['stale', `t=${now - 3600},v1=${computeSignature('whsec_test_secret_for_ctfhive_tests', now - 3600, body)}`, 'stale'],
+    ['wrong secret', `t=${now},v1=${computeSignature('whsec_wrong', now, body)}`, 'no_match']
+  ]
+  for (const [name, header, reason] of cases) {
+    const r = await deliver(app, body, { header })
+    t.equal(r.statusCode, 400, name)
+    t.same(r.json(), { error: 'invalid_signature', message: r.json().message, reason }, `${name}: body`)
+  }
+  t.equal((await store.listEvents({})).length, 0, 'no event recorded')
+})
+
+t.test('no webhook secret configured: every delivery is rejected', async (t) => {
+  const { app } = await buildTestApp(t, { env: { STRIPE_WEBHOOK_SECRET: '' } })
+  const r = await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_x' })))
+  t.equal(r.statusCode, 400)
+  t.equal(r.json().reason, 'no_secret')
+})
+
+t.test('bodies that are not events: 400 invalid_event, nothing stored', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  for (const body of ['{not json', '[]', '{"id":"evt_1"}', JSON.stringify({ id: 'evt_1', type: 'x', created: 'yesterday', data: { object: {} } }), JSON.stringify({ id: 'evt_1', type: 'x', created: 1, data: { object: [] } })]) {
+    const r = await deliver(app, body)
+    t.equal(r.statusCode, 400, body)
+    t.equal(r.json().error, 'invalid_event', body)
+  }
+  t.equal((await store.listEvents({})).length, 0)
+})
+
+t.test('a body over 1 MiB is a 413', async (t) => {
+  const { app } = await buildTestApp(t)
+  const big = JSON.stringify({ ...makeEvent('invoice.paid', invoice({ subscription: 's' })), pad: 'x'.repeat(1024 * 1024) })
+  const r = await deliver(app, big)
+  t.equal(r.statusCode, 413)
+  t.equal(r.json().error, 'payload_too_large')
+})
+
+t.test('any content type is verified the same way', async (t) => {
+  const { app } = await buildTestApp(t)
+  const r = await deliver(app, makeEvent('charge.refunded', { id: 'ch_1' }), { contentType: 'text/plain' })
+  t.equal(r.statusCode, 200)
+  t.same(r.json(), { status: 'ignored', type: 'charge.refunded' })
+})
+
+t.test('checkout completed provisions the pending tenant; redelivery is a duplicate', async (t) => {
+  const { app, store, executor } = await buildTestApp(t)
+  const id = await pendingTenant(app)
+  const event = makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: 'sub_a' }))
+  const r = await deliver(app, event)
+  t.same(r.json(), { status: 'ok', type: 'checkout.session.completed', tenant_id: id, tenant_state: 'active' })
+  const dup = await deliver(app, event)
+  t.same(dup.json(), { status: 'duplicate' })
+  t.equal(executor.calls.create, 1, 'one server')
+  t.equal((await store.listEvents({ tenant: id })).length, 1)
+  const s = await status(app, id)
+  t.equal(s.subscription_id, 'sub_a')
+  t.equal(s.state, 'active')
+  t.equal((await store.listTenants()).length, 1, 'no duplicate tenant')
+})
+
+t.test('two copies at the same moment: one effect', async (t) => {
+  const { app, store, executor } = await buildTestApp(t)
+  const id = await pendingTenant(app)
+  const event = makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard' }))
+  const replies = await Promise.all([deliver(app, event), deliver(app, event), deliver(app, event)])
+  const statuses = replies.map((r) => r.json().status).sort()
+  t.same(statuses, ['duplicate', 'duplicate', 'ok'])
+  t.equal(executor.calls.create, 1)
+  t.equal((await store.listJobs({ tenant: id })).length, 1, 'one provisioning job')
+})
+
+t.test('checkout completed for an unknown tenant creates one', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const named = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ plan: 'pro', name: 'Night CTF', email: 'a@b.test', tenantId: null })))
+  t.equal(named.json().status, 'ok')
+  const tenant = await store.getTenant(named.json().tenant_id)
+  t.equal(tenant?.name, 'Night CTF')
+  t.equal(tenant?.email, 'a@b.test')
+  t.equal(tenant?.plan, 'pro')
+  const session = checkoutSession({ tenantId: null, subscription: 'sub_other' })
+  const anon = await deliver(app, makeEvent('checkout.session.completed', session))
+  t.equal((await store.getTenant(anon.json().tenant_id))?.name, session.id, 'name falls back to the session id')
+  t.equal((await store.getTenant(anon.json().tenant_id))?.plan, 'standard', 'plan falls back to standard')
+})
+
+t.test('correlation: invoice metadata in both API shapes, then the durable subscription index', async (t) => {
+  const { app } = await buildTestApp(t)
+  const a = await pendingTenant(app)
+  // basil shape with the subscription's metadata, arriving before anything else
+  const r1 = await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_basil', tenantId: a, shape: 'basil' })))
+  t.same(r1.json(), { status: 'ok', type: 'invoice.paid', tenant_id: a, tenant_state: 'active' })
+  // later: no metadata at all, only the subscription id (legacy shape)
+  const r2 = await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_basil', shape: 'legacy' })))
+  t.equal(r2.json().tenant_id, a)
+  t.equal(r2.json().tenant_state, 'past_due')
+  const b = await pendingTenant(app)
+  const r3 = await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_legacy', tenantId: b, shape: 'legacy' })))
+  t.equal(r3.json().tenant_id, b)
+  const r4 = await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_legacy', shape: 'basil' })))
+  t.equal(r4.json().tenant_id, b, 'basil-shaped subscription id resolves through the index')
+  const none = await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_nobody' })))
+  t.same(none.json(), { status: 'unmatched', type: 'invoice.paid' })
+})
+
+t.test('the seed lifecycle: provision → renew → fail → recover → plan change → cancel', async (t) => {
+  const { app, store } = await buildTestApp(t, { env: { STRIPE_PRICE_PRO: 'price_pro_1' } })
+  const id = await pendingTenant(app, 'standard')
+  let at = 1_800_000_000
+  const send = async (type: string, object: Record<string, unknown>) => (await deliver(app, makeEvent(type, object, { created: at++ }))).json()
+  t.equal((await status(app, id)).state, 'provisioning', 'pending after checkout')
+  t.equal((await send('customer.subscription.created', subscription({ id: 'sub_life', tenantId: id, status: 'incomplete' }))).tenant_state, 'provisioning', 'incomplete: no change')
+  t.equal((await send('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: 'sub_life' }))).tenant_state, 'active', 'provisioned')
+  t.equal((await send('invoice.paid', invoice({ subscription: 'sub_life' }))).tenant_state, 'active', 'renewed')
+  t.equal((await send('invoice.payment_failed', invoice({ subscription: 'sub_life' }))).tenant_state, 'past_due', 'renewal failed')
+  t.equal((await send('customer.subscription.updated', subscription({ id: 'sub_life', tenantId: id, status: 'past_due' }))).tenant_state, 'past_due')
+  t.equal((await send('invoice.payment_succeeded', invoice({ subscription: 'sub_life' }))).tenant_state, 'active', 'recovered')
+  const change = await send('customer.subscription.updated', subscription({ id: 'sub_life', tenantId: id, status: 'active', lookupKey: null, priceId: 'price_pro_1' }))
+  t.equal(change.tenant_state, 'active')
+  t.equal((await status(app, id)).plan, 'pro', 'plan follows the price id through STRIPE_PRICE_PRO')
+  await send('customer.subscription.updated', subscription({ id: 'sub_life', tenantId: id, status: 'active', lookupKey: 'ctfhive_solo_monthly' }))
+  t.equal((await status(app, id)).plan, 'solo', 'plan follows the lookup key')
+  t.equal((await send('customer.subscription.deleted', subscription({ id: 'sub_life', tenantId: id, status: 'canceled' }))).tenant_state, 'canceled')
+  const late = await send('invoice.paid', invoice({ subscription: 'sub_life' }))
+  t.same(late, { status: 'ignored_terminal', type: 'invoice.paid', tenant_id: id, tenant_state: 'canceled' })
+  const final = await status(app, id)
+  t.equal(final.state, 'canceled')
+  t.equal(final.error, 'The subscription was canceled.')
+  const jobs = await store.listJobs({ tenant: id })
+  t.same(jobs.map((j) => [j.kind, j.status]), [['provision', 'done'], ['deprovision', 'queued']], 'teardown waits for the grace period')
+  t.ok(jobs[1]!.runAfter > Date.now() + 71 * 3_600_000, 'after DEPROVISION_GRACE_HOURS')
+})
+
+t.test('stale events change nothing', async (t) => {
+  const { app } = await buildTestApp(t)
+  const id = await pendingTenant(app)
+  await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_s', tenantId: id }), { created: 2000 }))
+  await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_s' }), { created: 3000 }))
+  const r = await deliver(app, makeEvent('invoice.payment_succeeded', invoice({ subscription: 'sub_s' }), { created: 2500 }))
+  t.same(r.json(), { status: 'stale', type: 'invoice.payment_succeeded', tenant_id: id, tenant_state: 'past_due' })
+})
+
+t.test('async payment and expiry events', async (t) => {
+  const { app } = await buildTestApp(t)
+  const a = await pendingTenant(app)
+  const unpaid = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: a, plan: 'standard', paymentStatus: 'unpaid', subscription: 'sub_async' })))
+  t.equal(unpaid.json().tenant_state, 'provisioning', 'unpaid completion waits')
+  t.equal((await status(app, a)).infra, 'none', 'no server before payment')
+  const ok = await deliver(app, makeEvent('checkout.session.async_payment_succeeded', checkoutSession({ tenantId: a, plan: 'standard', subscription: 'sub_async' })))
+  t.equal(ok.json().tenant_state, 'active')
+
+  const b = await pendingTenant(app)
+  const failed = await deliver(app, makeEvent('checkout.session.async_payment_failed', checkoutSession({ tenantId: b, paymentStatus: 'unpaid' })))
+  t.equal(failed.json().tenant_state, 'canceled')
+  t.equal((await status(app, b)).error, 'The payment for the checkout failed.')
+
+  const c = await pendingTenant(app)
+  const expired = await deliver(app, makeEvent('checkout.session.expired', checkoutSession({ tenantId: c, status: 'expired', paymentStatus: 'unpaid', subscription: null })))
+  t.equal(expired.json().tenant_state, 'canceled')
+  const paidExpired = await deliver(app, makeEvent('checkout.session.expired', checkoutSession({ tenantId: a, status: 'expired', paymentStatus: 'unpaid', subscription: null })))
+  t.equal(paidExpired.json().tenant_state, 'active', 'an expiry never cancels a paying tenant')
+  const unknown = await deliver(app, makeEvent('checkout.session.expired', checkoutSession({ tenantId: null, subscription: null })))
+  t.same(unknown.json(), { status: 'unmatched', type: 'checkout.session.expired' }, 'expiry never creates a tenant')
+})
+
+t.test('the webhook waits only briefly for slow provisioning', async (t) => {
+  const slow = new FakeExecutor()
+  slow.unhealthyChecks = 1_000_000
+  const { app } = await buildTestApp(t, { executor: slow, env: { WEBHOOK_WAIT_MS: '100' }, jobs: { pollIntervalMs: 20 } })
+  const id = await pendingTenant(app)
+  const r = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard' })))
+  t.equal(r.statusCode, 200)
+  t.equal(r.json().tenant_state, 'provisioning')
+  t.equal((await status(app, id)).infra, 'provisioning')
+})
+
+t.test('a provisioning failure is reported as failed', async (t) => {
+  const executor = new FakeExecutor()
+  executor.failNext('create', 1, new ExecutorError('quota exceeded', { retryable: false }))
+  const { app } = await buildTestApp(t, { executor })
+  const id = await pendingTenant(app)
+  const r = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard' })))
+  t.equal(r.json().tenant_state, 'failed')
+  t.match((await status(app, id)).error, /quota exceeded/)
+})
+
+/** A store whose transactions fail at `method` while armed. */
+function failingStore (inner: Store, method: keyof StoreOps): Store & { armed: boolean } {
+  const wrapper = Object.create(inner) as Store & { armed: boolean }
+  wrapper.armed = true
+  wrapper.transaction = (fn) => inner.transaction((tx) => fn(new Proxy(tx, {
+    get (target, key) {
+      const value = Reflect.get(target, key)
+      if (key === method && wrapper.armed) return async () => { throw new StoreError('disk I/O error') }
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })))
+  return wrapper
+}
+
+t.test('a store failure answers 500 and leaves nothing half-written; the retry succeeds', async (t) => {
+  const inner = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => inner.close())
+  const store = failingStore(inner, 'updateTenant')
+  const { app } = await buildTestApp(t, { store })
+  store.armed = false
+  const id = await pendingTenant(app)
+  store.armed = true
+  const event = makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: 'sub_fail' }))
+  const r = await deliver(app, event)
+  t.equal(r.statusCode, 500)
+  t.equal(r.json().error, 'store_unavailable')
+  t.notMatch(r.body, /disk I\/O/, 'no internals in the body')
+  t.equal(await inner.getEvent(event.id), undefined, 'the event id was rolled back with its effect')
+  t.equal(await inner.findTenantIdBySubscription('sub_fail'), undefined, 'no subscription link')
+  t.equal((await inner.listJobs({ tenant: id })).length, 0, 'no job')
+  store.armed = false
+  const retry = await deliver(app, event)
+  t.equal(retry.json().status, 'ok', 'Stripe’s retry is applied')
+})
+
+t.test('property: any delivery order (with duplicates) ends in the same state', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  let run = 0
+  await fc.assert(fc.asyncProperty(fc.nat(), fc.array(fc.nat(7), { maxLength: 4 }), async (seed, dupIdx) => {
+    run++
+    const id = await pendingTenant(app)
+    const sub = `sub_prop_${run}`
+    const base = 1_900_000_000 + run * 100
+    const events = [
+      makeEvent('customer.subscription.created', subscription({ id: sub, tenantId: id, status: 'incomplete' }), { created: base }),
+      makeEvent('invoice.paid', invoice({ subscription: sub, tenantId: id }), { created: base + 1 }),
+      makeEvent('customer.subscription.updated', subscription({ id: sub, tenantId: id, status: 'active', lookupKey: 'ctfhive_pro_monthly' }), { created: base + 2 }),
+      makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: sub }), { created: base + 3 }),
+      makeEvent('invoice.payment_failed', invoice({ subscription: sub, tenantId: id }), { created: base + 4 }),
+      makeEvent('customer.subscription.updated', subscription({ id: sub, tenantId: id, status: 'past_due', lookupKey: 'ctfhive_pro_monthly' }), { created: base + 5 }),
+      makeEvent('invoice.paid', invoice({ subscription: sub, tenantId: id }), { created: base + 6 }),
+      makeEvent('customer.subscription.updated', subscription({ id: sub, tenantId: id, status: 'active', lookupKey: 'ctfhive_solo_monthly' }), { created: base + 7 })
+    ]
+    const order = events.map((e, i) => ({ e, k: (i * 2654435761 + seed) % 4093 })).sort((a, b) => a.k - b.k).map((x) => x.e)
+    for (const i of dupIdx) order.splice((seed + i) % (order.length + 1), 0, events[i]!)
+    for (const e of order) {
+      const r = await deliver(app, e)
+      if (r.statusCode !== 200) return false
+    }
+    const s = await status(app, id)
+    const recorded = await store.listEvents({ tenant: id })
+    return s.state === 'active' && s.plan === 'solo' && s.subscription_id === sub && recorded.length === events.length
+  }), { numRuns: 25 })
+  t.pass('25 random delivery orders agree')
+})

@@ -1,0 +1,130 @@
+import t from 'tap'
+import fc from 'fast-check'
+import {
+  BILLING, INFRA, applyBillingChange, billingFromSubscriptionStatus, deriveTenantState,
+  type BillingChange, type BillingFacts
+} from '../../api/tenants/lifecycle.ts'
+
+const NOW = '2026-01-01T00:00:00.000Z'
+
+function facts (over: Partial<BillingFacts> = {}): BillingFacts {
+  return { billing: 'pending', infra: 'none', billingAt: 0, planAt: 0, plan: 'standard', subscriptionId: null, customerId: null, paidAt: null, ...over }
+}
+
+t.test('state is derived from billing × infra, every combination', async (t) => {
+  const expected: Record<string, Record<string, string>> = {
+    pending: { none: 'provisioning', provisioning: 'provisioning', ready: 'provisioning', failed: 'failed', deprovisioned: 'provisioning' },
+    paid: { none: 'provisioning', provisioning: 'provisioning', ready: 'active', failed: 'failed', deprovisioned: 'provisioning' },
+    past_due: { none: 'past_due', provisioning: 'past_due', ready: 'past_due', failed: 'failed', deprovisioned: 'past_due' },
+    canceled: { none: 'canceled', provisioning: 'canceled', ready: 'canceled', failed: 'canceled', deprovisioned: 'canceled' }
+  }
+  for (const b of BILLING) for (const i of INFRA) t.equal(deriveTenantState(b, i), expected[b]![i], `${b} × ${i}`)
+})
+
+t.test('subscription status map', async (t) => {
+  t.equal(billingFromSubscriptionStatus('active'), 'paid')
+  t.equal(billingFromSubscriptionStatus('trialing'), 'paid')
+  t.equal(billingFromSubscriptionStatus('past_due'), 'past_due')
+  t.equal(billingFromSubscriptionStatus('unpaid'), 'past_due')
+  t.equal(billingFromSubscriptionStatus('canceled'), 'canceled')
+  t.equal(billingFromSubscriptionStatus('incomplete_expired'), 'canceled')
+  t.equal(billingFromSubscriptionStatus('incomplete'), undefined)
+  t.equal(billingFromSubscriptionStatus('paused'), undefined)
+})
+
+t.test('the first paid starts provisioning, later ones do not', async (t) => {
+  const first = applyBillingChange(facts(), { at: 10, billing: 'paid' }, NOW)
+  t.equal(first.outcome, 'ok')
+  t.ok(first.startProvisioning)
+  t.same(first.patch, { billing: 'paid', billingAt: 10, paidAt: NOW })
+  const again = applyBillingChange(facts({ billing: 'past_due', infra: 'ready', billingAt: 10, paidAt: NOW }), { at: 20, billing: 'paid' }, NOW)
+  t.notOk(again.startProvisioning)
+  t.same(again.patch, { billing: 'paid', billingAt: 20 })
+})
+
+t.test('an older billing change is stale and changes nothing', async (t) => {
+  const r = applyBillingChange(facts({ billing: 'past_due', billingAt: 50, paidAt: NOW, infra: 'ready' }), { at: 40, billing: 'paid' }, NOW)
+  t.equal(r.outcome, 'stale')
+  t.same(r.patch, {})
+  t.notOk(r.startProvisioning)
+  const old = applyBillingChange(facts({ billing: 'paid', billingAt: 50, paidAt: NOW }), { at: 40, billing: 'past_due' }, NOW)
+  t.equal(old.outcome, 'stale')
+  t.same(old.patch, {})
+  const same = applyBillingChange(facts({ billing: 'past_due', billingAt: 50, paidAt: NOW }), { at: 50, billing: 'paid' }, NOW)
+  t.equal(same.outcome, 'ok', 'an equal timestamp is not older')
+})
+
+t.test('an old paid still proves payment and starts provisioning once', async (t) => {
+  const r = applyBillingChange(facts({ billing: 'past_due', billingAt: 50 }), { at: 40, billing: 'paid' }, NOW)
+  t.equal(r.outcome, 'ok')
+  t.ok(r.startProvisioning)
+  t.same(r.patch, { paidAt: NOW }, 'the billing status itself stays with the newer event')
+})
+
+t.test('plan and billing are ordered separately', async (t) => {
+  const r = applyBillingChange(facts({ billing: 'paid', billingAt: 50, planAt: 10, paidAt: NOW }), { at: 40, billing: 'paid', plan: 'pro' }, NOW)
+  t.equal(r.outcome, 'ok', 'the plan part still applies')
+  t.same(r.patch, { planAt: 40, plan: 'pro' })
+  const stale = applyBillingChange(facts({ planAt: 50 }), { at: 40, plan: 'pro' }, NOW)
+  t.equal(stale.outcome, 'stale')
+})
+
+t.test('canceled is absorbing and applies whatever its age', async (t) => {
+  const r = applyBillingChange(facts({ billing: 'paid', billingAt: 90, infra: 'ready', paidAt: NOW }), { at: 10, billing: 'canceled', reason: 'gone' }, NOW)
+  t.equal(r.outcome, 'ok')
+  t.ok(r.scheduleTeardown)
+  t.same(r.patch, { billing: 'canceled', billingAt: 90, canceledAt: NOW, error: 'gone' })
+  const after = applyBillingChange(facts({ billing: 'canceled' }), { at: 100, billing: 'paid', plan: 'pro' }, NOW)
+  t.equal(after.outcome, 'ignored_terminal')
+  t.same(after.patch, {})
+})
+
+t.test('expired/failed checkouts cancel only a tenant never paid', async (t) => {
+  const change: BillingChange = { at: 5, billing: 'canceled', onlyIfNeverPaid: true, reason: 'expired' }
+  t.equal(applyBillingChange(facts(), change, NOW).patch.billing, 'canceled')
+  const paid = applyBillingChange(facts({ billing: 'paid', paidAt: NOW, billingAt: 3 }), change, NOW)
+  t.equal(paid.outcome, 'ok')
+  t.same(paid.patch, {}, 'a paid tenant is untouched')
+  t.notOk(paid.scheduleTeardown)
+})
+
+t.test('identity links: the first subscription and customer seen are kept', async (t) => {
+  const r = applyBillingChange(facts(), { at: 1, subscriptionId: 'sub_1', customerId: 'cus_1' }, NOW)
+  t.same(r.patch, { subscriptionId: 'sub_1', customerId: 'cus_1' })
+  const r2 = applyBillingChange(facts({ subscriptionId: 'sub_1', customerId: 'cus_1' }), { at: 2, subscriptionId: 'sub_2' }, NOW)
+  t.same(r2.patch, {})
+})
+
+// Folds changes like the service does (patch applied, infra moved to provisioning on start).
+function fold (changes: BillingChange[]): BillingFacts {
+  let f = facts()
+  for (const c of changes) {
+    const r = applyBillingChange(f, c, NOW)
+    if (r.outcome !== 'ok') continue
+    const { error: _e, canceledAt: _c, ...patch } = r.patch
+    f = { ...f, ...patch, ...(r.startProvisioning ? { infra: 'provisioning' as const } : {}) }
+  }
+  return f
+}
+
+t.test('property: any order of the same events ends in the same state (and plan, unless canceled)', async (t) => {
+  const change = fc.record({
+    billing: fc.option(fc.constantFrom('paid', 'past_due', 'canceled'), { nil: undefined }),
+    plan: fc.option(fc.constantFrom('solo', 'standard', 'pro'), { nil: undefined })
+  })
+  fc.assert(fc.property(
+    fc.uniqueArray(fc.integer({ min: 1, max: 1_000_000 }), { minLength: 1, maxLength: 9 }).chain((times) =>
+      fc.tuple(fc.constant(times), fc.array(change, { minLength: times.length, maxLength: times.length }))),
+    fc.nat(),
+    ([times, cs], seed) => {
+      const changes: BillingChange[] = times.map((at, i) => ({ at, ...cs[i] } as BillingChange))
+      const shuffled = [...changes].sort((a, b) => ((a.at * 7919 + seed) % 1009) - ((b.at * 7919 + seed) % 1009))
+      const a = fold([...changes].sort((x, y) => x.at - y.at))
+      const b = fold(shuffled)
+      if (a.billing !== b.billing) return false
+      if (deriveTenantState(a.billing, a.infra) !== deriveTenantState(b.billing, b.infra)) return false
+      // After cancellation later events are ignored (terminal), so only billing and state must agree.
+      return a.billing === 'canceled' || (a.plan === b.plan && a.infra === b.infra)
+    }), { numRuns: 2000 })
+  t.pass('2000 random event sets agree in every order')
+})
