@@ -40,6 +40,14 @@ function macEquals (a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y)
 }
 
+/** How far an intact entry's seq was shifted down, if its MAC holds for some original seq. */
+function originalShift (secret: string, e: AuditEntry): number | undefined {
+  for (let k = 0; k <= 1000; k++) {
+    if (macEquals(auditMac(secret, e.prevMac, { ...e, seq: e.seq + k }), e.mac)) return k
+  }
+  return undefined
+}
+
 /**
  * Walks the chain in stored order and reports the first bad entry and why:
  * - `removed`: a gap in seq, or an entry whose prev_mac is an earlier entry's MAC (rows deleted);
@@ -63,6 +71,10 @@ export function verifyAuditChain (secret: string, entries: readonly AuditEntry[]
       if (earlier !== undefined) return bad('removed', `prev_mac points at seq ${earlier}, not seq ${e.seq - 1}: entries were removed`)
       const later = allMacs.get(e.prevMac)
       if (later !== undefined && i > 0) return bad('reordered', `prev_mac points at seq ${later}, which comes later`)
+      // prev_mac names no entry we hold. If the entry is intact under its original seq, the rows
+      // before it were removed (and the rest renumbered); otherwise prev_mac itself was edited.
+      const shift = originalShift(secret, e)
+      if (shift !== undefined) return bad('removed', `the entry before seq ${e.seq} is missing${shift > 0 ? ` (seq renumbered by ${shift})` : ''}`)
       return bad('modified', 'prev_mac does not match the previous entry')
     }
     if (!macEquals(auditMac(secret, e.prevMac, e), e.mac)) return bad('modified', 'content does not match its MAC')

@@ -26,6 +26,10 @@ export class FakeExecutor implements Executor {
     this.failures.set(step, list)
   }
 
+  clearFailures (): void {
+    this.failures.clear()
+  }
+
   private maybeFail (step: FakeStep): void {
     this.calls[step]++
     const err = this.failures.get(step)?.shift()

@@ -1,0 +1,77 @@
+import t from 'tap'
+import { DatabaseSync } from 'node:sqlite'
+import { appendAudit, auditMac, canonicalJson, verifyAuditChain, verifyStoredChain, GENESIS_MAC } from '../../api/provisioning/audit.ts'
+import { SqliteStore } from '../../api/store/sqlite.ts'
+import { tempDbPath } from '../helpers/build-app.ts'
+
+const SECRET = 'audit-test-secret'
+
+t.test('canonical JSON sorts keys at every depth and drops undefined', async (t) => {
+  t.equal(canonicalJson({ b: 1, a: { d: [2, { z: 1, y: null }], c: 'x' }, u: undefined }), '{"a":{"c":"x","d":[2,{"y":null,"z":1}]},"b":1}')
+  t.equal(canonicalJson('s'), '"s"')
+  t.equal(canonicalJson(null), 'null')
+})
+
+t.test('the MAC covers every field and the previous MAC', async (t) => {
+  const e = { seq: 1, at: '2026-01-01T00:00:00.000Z', tenant: 'a'.repeat(32), action: 'server.created', detail: { server: '1' } }
+  const mac = auditMac(SECRET, GENESIS_MAC, e)
+  t.match(mac, /^[0-9a-f]{64}$/)
+  t.not(auditMac(SECRET, '1'.repeat(64), e), mac, 'prev_mac')
+  t.not(auditMac(SECRET, GENESIS_MAC, { ...e, seq: 2 }), mac, 'seq')
+  t.not(auditMac(SECRET, GENESIS_MAC, { ...e, at: '2026-01-01T00:00:00.001Z' }), mac, 'at')
+  t.not(auditMac(SECRET, GENESIS_MAC, { ...e, tenant: 'b'.repeat(32) }), mac, 'tenant')
+  t.not(auditMac(SECRET, GENESIS_MAC, { ...e, action: 'server.adopted' }), mac, 'action')
+  t.not(auditMac(SECRET, GENESIS_MAC, { ...e, detail: { server: '2' } }), mac, 'detail')
+  t.not(auditMac('other', GENESIS_MAC, e), mac, 'secret')
+  t.equal(auditMac(SECRET, GENESIS_MAC, { ...e, detail: { server: '1' } }), mac, 'deterministic')
+})
+
+async function chainOf (n: number): Promise<{ store: SqliteStore, path: string }> {
+  const path = tempDbPath()
+  const store = new SqliteStore({ path })
+  for (let i = 0; i < n; i++) await appendAudit(store, SECRET, `${i % 3}`.repeat(32), `step.${i}`, { i })
+  return { store, path }
+}
+
+t.test('an intact chain verifies; concurrent appends stay one chain', async (t) => {
+  const { store } = await chainOf(5)
+  t.teardown(() => store.close())
+  await Promise.all(Array.from({ length: 20 }, (_, i) => appendAudit(store, SECRET, 'f'.repeat(32), 'parallel', { i })))
+  const verdict = await verifyStoredChain(store, SECRET)
+  t.same(verdict, { ok: true, entries: 25, lastSeq: 25 })
+  const first = (await store.listAudit({ limit: 1 }))[0]!
+  t.equal(first.prevMac, GENESIS_MAC)
+  t.equal(first.seq, 1)
+  t.notOk((await verifyStoredChain(store, 'wrong-secret')).ok, 'a wrong secret fails')
+})
+
+t.test('tampering is detected: modified, removed, reordered', async (t) => {
+  const tamper = async (sql: string[]): Promise<ReturnType<typeof verifyAuditChain>> => {
+    const { store, path } = await chainOf(6)
+    await store.close()
+    const db = new DatabaseSync(path)
+    for (const q of sql) db.exec(q)
+    db.close()
+    const again = new SqliteStore({ path })
+    t.teardown(() => again.close())
+    return verifyStoredChain(again, SECRET)
+  }
+  const edited = await tamper([`UPDATE audit_log SET detail = '{"i":99}' WHERE seq = 3`])
+  t.match(edited, { ok: false, badSeq: 3, problem: 'modified' })
+  const action = await tamper([`UPDATE audit_log SET action = 'server.destroyed' WHERE seq = 4`])
+  t.match(action, { ok: false, badSeq: 4, problem: 'modified' })
+  const removed = await tamper(['DELETE FROM audit_log WHERE seq = 2'])
+  t.match(removed, { ok: false, badSeq: 3, problem: 'removed' })
+  const removedAndRenumbered = await tamper(['DELETE FROM audit_log WHERE seq = 2', 'UPDATE audit_log SET seq = seq - 1 WHERE seq > 2'])
+  t.match(removedAndRenumbered, { ok: false, badSeq: 2, problem: 'removed' })
+  const tail = await tamper(['DELETE FROM audit_log WHERE seq = 1'])
+  t.match(tail, { ok: false, badSeq: 2, problem: 'removed' })
+  const swapped = await tamper([
+    'UPDATE audit_log SET seq = -4 WHERE seq = 4', 'UPDATE audit_log SET seq = 4 WHERE seq = 5', 'UPDATE audit_log SET seq = 5 WHERE seq = -4'
+  ])
+  t.match(swapped, { ok: false, badSeq: 4, problem: 'reordered' })
+})
+
+t.test('verifyAuditChain on an empty chain', async (t) => {
+  t.same(verifyAuditChain(SECRET, []), { ok: true, entries: 0, lastSeq: 0 })
+})

@@ -1,0 +1,159 @@
+import t from 'tap'
+import { pino } from 'pino'
+import { buildTestApp, testConfig } from '../helpers/build-app.ts'
+import { checkoutSession, deliver, makeEvent, subscription } from '../helpers/stripe-events.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { ExecutorError } from '../../api/provisioning/executor.ts'
+import { JobRunner, serverSpecFor } from '../../api/provisioning/jobs.ts'
+import { verifyStoredChain } from '../../api/provisioning/audit.ts'
+import { SqliteStore } from '../../api/store/sqlite.ts'
+import type { FastifyInstance } from 'fastify'
+
+async function paidTenant (app: FastifyInstance, sub = 'sub_jobs'): Promise<string> {
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Jobs CTF' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: sub })))
+  return id
+}
+
+async function until (check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+t.test('retryable failures back off and retry; every step is audited', async (t) => {
+  const executor = new FakeExecutor()
+  executor.failNext('dns', 2)
+  const { app, store } = await buildTestApp(t, { executor, env: { PROVISION_MAX_ATTEMPTS: '5' } })
+  const id = await paidTenant(app)
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  const [job] = await store.listJobs({ tenant: id })
+  t.equal(job?.status, 'done')
+  t.equal(job?.attempts, 2, 'two failed attempts before success')
+  t.equal(executor.calls.create, 1, 'later attempts resume at the failed step')
+  t.equal(executor.calls.dns, 3)
+  t.equal(executor.servers.size, 1, 'exactly one server')
+  const actions = (await store.listAudit({ tenant: id })).map((e) => e.action)
+  t.same(actions, [
+    'tenant.created', 'provision.queued', 'server.created', 'server.running', 'provision.attempt_failed',
+    'provision.attempt_failed', 'dns.record', 'health.ok', 'provision.ready'
+  ])
+  t.same(await verifyStoredChain(store, app.config.auditSecret), { ok: true, entries: actions.length, lastSeq: actions.length })
+  const tenant = await store.getTenant(id)
+  t.equal(tenant?.error, null)
+  t.ok(tenant?.serverId)
+  t.ok(tenant?.dnsRecordId)
+})
+
+t.test('the last attempt fails the tenant with a readable error', async (t) => {
+  const executor = new FakeExecutor()
+  executor.failNext('create', 10, new ExecutorError('Linode API 503: maintenance', { retryable: true }))
+  const { app, store } = await buildTestApp(t, { executor, env: { PROVISION_MAX_ATTEMPTS: '3' } })
+  const id = await paidTenant(app)
+  await until(async () => (await store.getTenant(id))?.infra === 'failed', 'failed')
+  const status = (await app.inject(`/tenants/${id}/status`)).json()
+  t.equal(status.state, 'failed')
+  t.equal(status.error, 'Provisioning failed: Linode API 503: maintenance')
+  const [job] = await store.listJobs({ tenant: id })
+  t.equal(job?.status, 'failed')
+  t.equal(job?.attempts, 3)
+  t.equal(executor.calls.create, 3)
+
+  // An operator retry re-queues it; this time it goes through.
+  executor.clearFailures()
+  const retried = await app.tenants.retryProvisioning(id)
+  t.equal(retried?.infra, 'provisioning')
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready after retry')
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'active')
+  t.equal(await app.tenants.retryProvisioning(id).then((x) => x?.infra), 'ready', 'retry of a healthy tenant does nothing')
+})
+
+t.test('a non-retryable error fails at once', async (t) => {
+  const executor = new FakeExecutor()
+  executor.failNext('create', 1, new ExecutorError('Linode API 400: type: not a valid type', { retryable: false }))
+  const { app, store } = await buildTestApp(t, { executor, env: { PROVISION_MAX_ATTEMPTS: '5' } })
+  const id = await paidTenant(app)
+  await until(async () => (await store.getTenant(id))?.infra === 'failed', 'failed')
+  t.equal((await store.listJobs({ tenant: id }))[0]?.attempts, 1)
+})
+
+t.test('the wall-clock cap ends an attempt', async (t) => {
+  const config = { ...testConfig(), provisionAttemptTimeoutS: 0.2, provisionMaxAttempts: 1 }
+  const store = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => store.close())
+  const executor = new FakeExecutor()
+  executor.unhealthyChecks = 1_000_000
+  const runner = new JobRunner({ store, executor, config, log: pino({ level: 'silent' }), pollIntervalMs: 10 })
+  const now = new Date().toISOString()
+  const id = 'c'.repeat(32)
+  await store.insertTenant({
+    id, name: 'Cap', email: '', plan: 'solo', slug: 'cap-cccccc', billing: 'paid', infra: 'provisioning', subscriptionId: null, customerId: null,
+    billingAt: 1, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: now, updatedAt: now, paidAt: now, readyAt: null, canceledAt: null
+  })
+  const job = await store.enqueueJob({ kind: 'provision', tenant: id, runAfter: 0 })
+  const claimed = await store.claimNextJob(runner.owner, Date.now(), runner.leaseMs)
+  t.equal(claimed?.id, job.id)
+  await runner.runJob(claimed!)
+  const tenant = await store.getTenant(id)
+  t.equal(tenant?.infra, 'failed')
+  t.match(tenant?.error, /exceeded its 0.2 s cap/)
+  t.equal((await store.getJob(job.id))?.step, 'dns', 'it got as far as the health check')
+})
+
+t.test('a crashed worker’s job resumes after its last finished step', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0' } })
+  const id = await paidTenant(app)
+  // Worker "dead" takes the job, creates the server and commits that step, then dies.
+  const job = (await store.claimNextJob('dead-worker', Date.now(), 50))!
+  const tenant = (await store.getTenant(id))!
+  const { server } = await executor.createOrAdopt(serverSpecFor(tenant, app.config))
+  await store.transaction(async (tx) => {
+    await tx.updateJob(job.id, { step: 'created' })
+    await tx.updateTenant(id, { serverId: server.id, ipv4: server.ipv4 })
+  })
+  t.equal(await store.claimNextJob('other', Date.now(), 1000), undefined, 'not claimable while the lease holds')
+  await new Promise((resolve) => setTimeout(resolve, 80))
+  const before = executor.calls.create
+  app.jobs.start()
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  t.equal(executor.calls.create, before, 'the create step was not run again')
+  t.equal(executor.servers.size, 1)
+  const done = await store.getJob(job.id)
+  t.equal(done?.status, 'done')
+  t.not(done?.leaseOwner, 'dead-worker')
+})
+
+t.test('cancellation tears down after the grace period; twice is harmless', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, env: { DEPROVISION_GRACE_HOURS: '0' } })
+  const id = await paidTenant(app, 'sub_cancel')
+  t.equal(executor.servers.size, 1)
+  t.equal(executor.records.size, 1)
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_cancel', tenantId: id, status: 'canceled' })))
+  await until(async () => (await store.getTenant(id))?.infra === 'deprovisioned', 'deprovisioned')
+  t.equal(executor.servers.size, 0, 'server destroyed')
+  t.equal(executor.records.size, 0, 'DNS record removed')
+  const tenant = await store.getTenant(id)
+  t.equal(tenant?.serverId, null)
+  t.equal(tenant?.dnsRecordId, null)
+  // A second cancellation (a redelivery under a new id) schedules nothing more.
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_cancel', tenantId: id, status: 'canceled' })))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(executor.calls.destroy, 1, 'one deletion')
+  const actions = (await store.listAudit({ tenant: id })).map((e) => e.action)
+  t.same(actions.slice(-4), ['teardown.scheduled', 'dns.removed', 'server.destroyed', 'teardown.done'])
+})
+
+t.test('a tenant canceled before its job runs is never provisioned', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0' } })
+  const id = await paidTenant(app, 'sub_early')
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_early', tenantId: id, status: 'canceled' })))
+  app.jobs.start()
+  await until(async () => (await store.listJobs({ tenant: id })).every((j) => j.status !== 'queued' && j.status !== 'running' || j.kind === 'deprovision'), 'provision job settled')
+  t.equal(executor.calls.create, 0)
+  t.equal((await store.listJobs({ tenant: id })).find((j) => j.kind === 'provision')?.status, 'canceled')
+})
