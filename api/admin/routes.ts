@@ -1,6 +1,178 @@
-// Operator API under /admin/*, behind `Authorization: Bearer ADMIN_TOKEN`; off when unset.
-import type { FastifyInstance } from 'fastify'
+// Operator API under /admin/*, behind `Authorization: Bearer ADMIN_TOKEN`; off when unset
+// (the routes are not registered, so every /admin path is a plain 404). The operations
+// themselves live in tenants/admin.ts, shared with the `ctfhive` CLI.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { AppError, ErrorReplySchema } from '../errors.ts'
+import { MAX_PAGE, TenantAdmin } from '../tenants/admin.ts'
+import { STATES } from '../tenants/lifecycle.ts'
+import { TenantIdParams, TenantStatusSchema } from '../tenants/routes.ts'
 
-export default async function adminRoutes (app: FastifyInstance): Promise<void> {
-  if (app.config.adminToken === '') return
+const nullableString = Type.Union([Type.String(), Type.Null()])
+
+const TenantRecordSchema = Type.Composite([TenantStatusSchema, Type.Object({
+  email: Type.String(),
+  slug: Type.String(),
+  customer_id: nullableString,
+  server_id: nullableString,
+  ipv4: nullableString,
+  dns_record_id: nullableString
+})])
+
+const EventSummarySchema = Type.Object({
+  id: Type.String(),
+  type: Type.String(),
+  created: Type.Integer(),
+  received: Type.String(),
+  outcome: Type.String(),
+  tenant: nullableString
+})
+
+const Detail = Type.Record(Type.String(), Type.Unknown())
+
+const TenantDetailSchema = Type.Object({
+  tenant: TenantRecordSchema,
+  events: Type.Array(EventSummarySchema),
+  audit: Type.Array(Type.Object({ seq: Type.Integer(), at: Type.String(), action: Type.String(), detail: Detail })),
+  jobs: Type.Array(Type.Object({
+    id: Type.Integer(),
+    kind: Type.String(),
+    status: Type.String(),
+    step: Type.String(),
+    attempts: Type.Integer(),
+    last_error: nullableString,
+    created_at: Type.String(),
+    updated_at: Type.String()
+  }))
+})
+
+const AuditVerdictSchema = Type.Object({
+  ok: Type.Boolean(),
+  entries: Type.Integer(),
+  lastSeq: Type.Optional(Type.Integer()),
+  badSeq: Type.Optional(Type.Integer()),
+  problem: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String())
+})
+
+const EventIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 255 }) })
+
+const errors = { '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+
+function digest (value: string): Buffer {
+  return createHash('sha256').update(value).digest()
+}
+
+/** Compares digests, so the time taken says nothing about the token, not even its length. */
+export function bearerMatches (header: string | undefined, expected: Buffer): boolean {
+  const match = /^Bearer +(\S+) *$/i.exec(header ?? '')
+  const given = digest(match?.[1] ?? '')
+  return timingSafeEqual(given, expected) && match !== null
+}
+
+export default async function adminRoutes (fastify: FastifyInstance): Promise<void> {
+  if (fastify.config.adminToken === '') return
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const expected = digest(app.config.adminToken)
+  const admin = new TenantAdmin({ store: app.store, tenants: app.tenants, auditSecret: app.config.auditSecret })
+
+  app.addHook('onRequest', async (request: FastifyRequest) => {
+    if (!bearerMatches(request.headers.authorization, expected)) {
+      throw new AppError('unauthorized', 'Send Authorization: Bearer <ADMIN_TOKEN>.', {}, { 'www-authenticate': 'Bearer realm="ctfhive-admin"' })
+    }
+  })
+
+  const tags = ['admin']
+
+  app.get('/admin/tenants', {
+    schema: {
+      summary: 'List tenants, newest first, optionally in one state',
+      tags,
+      querystring: Type.Object({
+        state: Type.Optional(Type.Union(STATES.map((s) => Type.Literal(s)))),
+        limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }),
+        offset: Type.Integer({ minimum: 0, default: 0 })
+      }),
+      response: {
+        200: Type.Object({ total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer(), tenants: Type.Array(TenantRecordSchema) }),
+        ...errors
+      }
+    }
+  }, async (request) => admin.listTenants(request.query))
+
+  app.get('/admin/tenants/export', {
+    schema: {
+      summary: 'Every tenant as JSON (no secrets)',
+      tags,
+      response: { 200: Type.Object({ exported_at: Type.String(), count: Type.Integer(), tenants: Type.Array(TenantRecordSchema) }), ...errors }
+    }
+  }, async () => {
+    const tenants = await admin.exportTenants()
+    return { exported_at: new Date().toISOString(), count: tenants.length, tenants }
+  })
+
+  app.get('/admin/tenants/:id', {
+    schema: {
+      summary: 'One tenant with its events, audit entries and jobs',
+      tags,
+      params: TenantIdParams,
+      response: { 200: TenantDetailSchema, ...errors }
+    }
+  }, async (request) => admin.showTenant(request.params.id))
+
+  app.post('/admin/tenants/:id/retry', {
+    schema: {
+      summary: "Retry a tenant's failed provisioning",
+      tags,
+      params: TenantIdParams,
+      response: { 200: TenantRecordSchema, ...errors }
+    }
+  }, async (request) => {
+    const id = request.params.id
+    await admin.retry(id)
+    // Like the webhook: wait briefly so a quick executor's result is in the answer.
+    await app.jobs.waitForTenant(id, app.config.webhookWaitMs)
+    return admin.tenantRecord(id)
+  })
+
+  app.get('/admin/audit/verify', {
+    schema: {
+      summary: 'Walk the audit chain and report the first bad entry',
+      tags,
+      response: { 200: AuditVerdictSchema, ...errors }
+    }
+  }, async () => admin.verifyAudit())
+
+  app.get('/admin/events', {
+    schema: {
+      summary: 'The most recent Stripe events, newest first',
+      tags,
+      querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }) }),
+      response: { 200: Type.Object({ events: Type.Array(EventSummarySchema) }), ...errors }
+    }
+  }, async (request) => ({ events: await admin.recentEvents(request.query.limit) }))
+
+  app.post('/admin/events/:id/replay', {
+    schema: {
+      summary: "Run a stored event's payload through the webhook rules again",
+      description: 'Recorded as a new event `<id>:replay:<n>`; the tenant is looked up now, the event keeps its own `created` for ordering, and canceled stays terminal.',
+      tags,
+      params: EventIdParams,
+      response: {
+        200: Type.Object({
+          event_id: Type.String(),
+          replay_id: Type.String(),
+          original_outcome: Type.String(),
+          result: Type.Object({
+            status: Type.String(),
+            type: Type.Optional(Type.String()),
+            tenant_id: Type.Optional(Type.String()),
+            tenant_state: Type.Optional(Type.String())
+          })
+        }),
+        ...errors
+      }
+    }
+  }, async (request) => admin.replayEvent(request.params.id))
 }

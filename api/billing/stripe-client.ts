@@ -222,7 +222,7 @@ export class StripeClient {
     const items: T[] = []
     let startingAfter: string | undefined
     for (;;) {
-      const page = await this.request('GET', path, { limit: 100, ...params, starting_after: startingAfter })
+      const page = await this.request('GET', path, startingAfter === undefined ? { limit: 100, ...params } : { limit: 100, ...params, starting_after: startingAfter })
       if (page === null || typeof page !== 'object' || !Array.isArray(page.data)) {
         throw new StripeError(`Stripe returned something other than a list for GET ${path}`, { type: 'api_error' })
       }

@@ -175,13 +175,8 @@ export class LinodeExecutor implements Executor {
   }
 
   async getServer (serverId: string): Promise<ServerInfo | undefined> {
-    const id = numericId(serverId, 'server')
-    try {
-      return toInfo(await this.call<Instance>('GET', `/linode/instances/${id}`))
-    } catch (err) {
-      if (err instanceof LinodeApiError && err.status === 404) return undefined
-      throw err
-    }
+    const server = await this.getInstance(numericId(serverId, 'server'))
+    return server === undefined ? undefined : toInfo(server)
   }
 
   /** Polls every pollIntervalMs until the server is `running` (booted; cloud-init runs on for minutes). */
@@ -234,13 +229,18 @@ export class LinodeExecutor implements Executor {
   }
 
   private async zone (): Promise<number> {
-    if (this.zoneId !== undefined) return this.zoneId
-    const zones = (await this.list<{ id: number, domain: string }>('/domains', { domain: this.o.baseDomain }))
-      .filter((d) => d.domain.toLowerCase() === this.o.baseDomain)
-    if (zones.length === 0) {
+    const id = await this.findZone()
+    if (id === undefined) {
       throw new ExecutorError(`Linode has no DNS zone for ${this.o.baseDomain}; create it in the Domains API first`, { retryable: false })
     }
-    this.zoneId = zones[0]!.id
+    return id
+  }
+
+  private async findZone (): Promise<number | undefined> {
+    if (this.zoneId === undefined) {
+      const zones = await this.list<{ id: number, domain: string }>('/domains', { domain: this.o.baseDomain })
+      this.zoneId = zones.find((d) => d.domain.toLowerCase() === this.o.baseDomain)?.id
+    }
     return this.zoneId
   }
 
@@ -265,14 +265,8 @@ export class LinodeExecutor implements Executor {
 
   async removeDnsRecord (recordId: string): Promise<void> {
     const id = numericId(recordId, 'DNS record')
-    let zone: number
-    try {
-      zone = await this.zone()
-    } catch (err) {
-      if (err instanceof ExecutorError && !err.retryable) return // no zone, so no record in it
-      throw err
-    }
-    await this.deleteIgnoringMissing(`/domains/${zone}/records/${id}`)
+    const zone = await this.findZone()
+    if (zone !== undefined) await this.deleteIgnoringMissing(`/domains/${zone}/records/${id}`) // no zone: no record in it
   }
 
   async destroyServer (serverId: string): Promise<void> {

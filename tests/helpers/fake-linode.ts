@@ -198,7 +198,8 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
       const inst = instances.get(Number(seg[2]))
       if (seg.length === 3 && inst !== undefined && method === 'GET') {
         inst.gets++
-        if (steps.includes(inst.status)) inst.status = steps[Math.min(Math.floor(inst.gets / getsPerStep), steps.length - 1)]!
+        const at = steps.indexOf(inst.status)
+        if (at >= 0) inst.status = steps[Math.max(at, Math.min(Math.floor(inst.gets / getsPerStep), steps.length - 1))]!
         return [200, view(inst)]
       }
       if (seg.length === 3 && inst !== undefined && method === 'DELETE') {

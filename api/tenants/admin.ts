@@ -1,0 +1,224 @@
+// Operator operations on tenants, shared by the /admin API and the `ctfhive` CLI so the two
+// cannot drift: list by derived state, inspect, retry provisioning, verify the audit chain,
+// replay a stored event, export. Reads and writes go through the store and the tenant service.
+import { AppError } from '../errors.ts'
+import { isStripeEvent } from '../billing/events.ts'
+import { verifyStoredChain, type AuditVerdict } from '../provisioning/audit.ts'
+import type { AuditEntry, Job, StoreOps, StripeEventRecord, Tenant, TenantFilter } from '../store/store.ts'
+import { BILLING, INFRA, deriveTenantState, type TenantState } from './lifecycle.ts'
+import type { TenantService, TenantStatus, WebhookResult } from './service.ts'
+
+export const MAX_PAGE = 500
+
+/** What an operator sees of a tenant: its public status plus contact and server details. */
+export interface TenantRecord extends TenantStatus {
+  email: string
+  slug: string
+  customer_id: string | null
+  server_id: string | null
+  ipv4: string | null
+  dns_record_id: string | null
+}
+
+export interface EventSummary {
+  id: string
+  type: string
+  created: number
+  received: string
+  outcome: StripeEventRecord['outcome']
+  tenant: string | null
+}
+
+export interface AuditView {
+  seq: number
+  at: string
+  action: string
+  detail: Record<string, unknown>
+}
+
+export interface JobView {
+  id: number
+  kind: Job['kind']
+  status: Job['status']
+  step: string
+  attempts: number
+  last_error: string | null
+  created_at: string
+  updated_at: string
+}
+
+export interface TenantPage {
+  total: number
+  limit: number
+  offset: number
+  tenants: TenantRecord[]
+}
+
+export interface TenantDetail {
+  tenant: TenantRecord
+  events: EventSummary[]
+  audit: AuditView[]
+  jobs: JobView[]
+}
+
+export interface ReplayResult {
+  event_id: string
+  replay_id: string
+  original_outcome: StripeEventRecord['outcome']
+  result: WebhookResult
+}
+
+/**
+ * The (billing, infra) store filters whose union is exactly the tenants in `state`. A whole
+ * billing column collapses to one filter (e.g. canceled = billing canceled, any infra).
+ */
+export function filtersForState (state: TenantState): TenantFilter[] {
+  const filters: TenantFilter[] = []
+  for (const billing of BILLING) {
+    const infras = INFRA.filter((infra) => deriveTenantState(billing, infra) === state)
+    if (infras.length === INFRA.length) filters.push({ billing })
+    else for (const infra of infras) filters.push({ billing, infra })
+  }
+  return filters
+}
+
+// The store's own order (newest first, then id), so merged pages match single-filter pages.
+function newestFirst (a: Tenant, b: Tenant): number {
+  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? 1 : -1
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+}
+
+function summary (e: StripeEventRecord): EventSummary {
+  return { id: e.id, type: e.type, created: e.created, received: e.received, outcome: e.outcome, tenant: e.tenant }
+}
+
+function auditView (e: AuditEntry): AuditView {
+  return { seq: e.seq, at: e.at, action: e.action, detail: e.detail }
+}
+
+function jobView (j: Job): JobView {
+  return { id: j.id, kind: j.kind, status: j.status, step: j.step, attempts: j.attempts, last_error: j.lastError, created_at: j.createdAt, updated_at: j.updatedAt }
+}
+
+const REPLAY_MARK = ':replay:'
+
+export class TenantAdmin {
+  private readonly store: StoreOps
+  private readonly tenants: TenantService
+  private readonly auditSecret: string
+
+  constructor (opts: { store: StoreOps, tenants: TenantService, auditSecret: string }) {
+    this.store = opts.store
+    this.tenants = opts.tenants
+    this.auditSecret = opts.auditSecret
+  }
+
+  record (t: Tenant): TenantRecord {
+    return {
+      ...this.tenants.statusOf(t),
+      email: t.email,
+      slug: t.slug,
+      customer_id: t.customerId,
+      server_id: t.serverId,
+      ipv4: t.ipv4,
+      dns_record_id: t.dnsRecordId
+    }
+  }
+
+  /** One page of tenants, newest first, optionally only those in a derived state. */
+  async listTenants (query: { state?: TenantState, limit?: number, offset?: number } = {}): Promise<TenantPage> {
+    const limit = Math.min(Math.max(query.limit ?? 50, 1), MAX_PAGE)
+    const offset = Math.max(query.offset ?? 0, 0)
+    const filters = query.state === undefined ? [{}] : filtersForState(query.state)
+    let total = 0
+    for (const f of filters) total += await this.store.countTenants(f)
+    let page: Tenant[]
+    if (filters.length === 1) {
+      page = await this.store.listTenants({ ...filters[0], limit, offset })
+    } else {
+      // Each filter's first offset+limit rows hold every row of the merged page.
+      const parts = await Promise.all(filters.map((f) => this.store.listTenants({ ...f, limit: offset + limit, offset: 0 })))
+      page = parts.flat().sort(newestFirst).slice(offset, offset + limit)
+    }
+    return { total, limit, offset, tenants: page.map((t) => this.record(t)) }
+  }
+
+  private async mustGet (id: string): Promise<Tenant> {
+    const t = await this.store.getTenant(id)
+    if (t === undefined) throw new AppError('tenant_not_found', `No tenant has the id ${id}.`)
+    return t
+  }
+
+  async tenantRecord (id: string): Promise<TenantRecord> {
+    return this.record(await this.mustGet(id))
+  }
+
+  async showTenant (id: string): Promise<TenantDetail> {
+    const t = await this.mustGet(id)
+    const [events, audit, jobs] = await Promise.all([
+      this.store.listEvents({ tenant: id, limit: 1000 }),
+      this.store.listAudit({ tenant: id, limit: 5000 }),
+      this.store.listJobs({ tenant: id })
+    ])
+    return { tenant: this.record(t), events: events.map(summary), audit: audit.map(auditView), jobs: jobs.map(jobView) }
+  }
+
+  /** Re-queues provisioning of a tenant whose infra failed; anything else is a conflict. */
+  async retry (id: string): Promise<TenantRecord> {
+    const t = await this.mustGet(id)
+    const state = deriveTenantState(t.billing, t.infra)
+    if (t.infra !== 'failed' || t.billing === 'canceled') {
+      throw new AppError('conflict', `Only a failed provisioning can be retried; this tenant is ${state}.`, { tenant_id: id, state })
+    }
+    const after = await this.tenants.retryProvisioning(id)
+    return this.record(after ?? t)
+  }
+
+  async verifyAudit (): Promise<AuditVerdict> {
+    return verifyStoredChain(this.store, this.auditSecret)
+  }
+
+  /** The most recent events, newest first (to find one to replay). */
+  async recentEvents (limit = 50): Promise<EventSummary[]> {
+    return (await this.store.listEvents({ limit: Math.min(Math.max(limit, 1), MAX_PAGE) })).map(summary)
+  }
+
+  /**
+   * Runs a stored event's payload through the webhook rules again, as a fresh delivery with
+   * the id `<id>:replay:<n>`: the tenant is looked up now (so an event that was `unmatched`
+   * can match a tenant that exists since), the event's own `created` still orders it (a
+   * superseded change is `stale`) and `canceled` stays terminal. The original row is kept as
+   * it was; the replay is recorded beside it with its own outcome.
+   */
+  async replayEvent (id: string): Promise<ReplayResult> {
+    const original = await this.store.getEvent(id)
+    if (original === undefined) throw new AppError('event_not_found', `No stored event has the id ${id}.`)
+    let event: unknown
+    try {
+      event = JSON.parse(original.payload)
+    } catch {}
+    if (!isStripeEvent(event)) throw new AppError('invalid_event', `The stored payload of ${id} is not a Stripe event.`)
+    const base = id.includes(REPLAY_MARK) ? id.slice(0, id.indexOf(REPLAY_MARK)) : id
+    for (let n = 1; n <= 10_000; n++) {
+      const replayId = `${base}${REPLAY_MARK}${n}`
+      if (await this.store.getEvent(replayId) !== undefined) continue
+      const result = await this.tenants.handleEvent({ ...event, id: replayId }, original.payload)
+      // Another replay took this number at the same moment: take the next one.
+      if (result.status === 'duplicate') continue
+      return { event_id: id, replay_id: replayId, original_outcome: original.outcome, result }
+    }
+    throw new AppError('conflict', `Event ${id} has been replayed too many times.`)
+  }
+
+  /** Every tenant, oldest first, in pages (no secrets: tenants hold none; welcome tokens are not made). */
+  async exportTenants (): Promise<TenantRecord[]> {
+    // Keyed by id: a tenant created meanwhile shifts the pages, and must not appear twice.
+    const all = new Map<string, Tenant>()
+    for (let offset = 0; ; offset += MAX_PAGE) {
+      const page = await this.store.listTenants({ limit: MAX_PAGE, offset })
+      for (const t of page) all.set(t.id, t)
+      if (page.length < MAX_PAGE) break
+    }
+    return [...all.values()].sort((a, b) => newestFirst(b, a)).map((t) => this.record(t))
+  }
+}

@@ -1,0 +1,108 @@
+import t from 'tap'
+import { loadConfig, ConfigError, secretValues, stripeConfigured } from '../api/config.ts'
+
+const strong = 'x'.repeat(40)
+
+function variableOf (env: Record<string, string | undefined>): string | undefined {
+  try {
+    loadConfig(env)
+    return undefined
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    if (!err.message.startsWith(`${err.variable}:`)) throw new Error('the message must start with the variable')
+    return err.variable
+  }
+}
+
+t.test('boots with nothing set, on safe development defaults', async (t) => {
+  const c = loadConfig({})
+  t.equal(c.host, '127.0.0.1')
+  t.equal(c.port, 3000)
+  t.equal(c.databaseUrl, 'sqlite:./data/ctfhive.db')
+  t.equal(c.baseDomain, 'ctfhive.us')
+  t.equal(c.publicBaseUrl, 'http://localhost:3000')
+  t.equal(c.stripe.apiVersion, '2024-06-20')
+  t.equal(c.stripe.successUrl, 'http://localhost:3000/billing/success?session_id={CHECKOUT_SESSION_ID}')
+  t.equal(c.stripe.cancelUrl, 'http://localhost:3000/pricing')
+  t.equal(c.stripe.webhookToleranceS, 300)
+  t.same(c.stripe.webhookSecrets, [])
+  t.equal(c.deprovisionGraceHours, 72)
+  t.equal(c.provisionAttemptTimeoutS, 300)
+  t.equal(c.docsSiteDir, 'docs-site/site')
+  t.equal(c.logLevel, 'info')
+  t.notOk(stripeConfigured(c))
+})
+
+t.test('values are read and normalised', async (t) => {
+  const c = loadConfig({
+    PORT: '8080', PUBLIC_BASE_URL: 'https://ctfhive.example/', STRIPE_WEBHOOK_SECRET: 'whsec_a, whsec_b ,',
+    BASE_DOMAIN: 'CTF.Example.org', STRIPE_PRICE_SOLO: 'price_1', TRUST_PROXY: '2', STRIPE_SECRET_KEY: 'sk_test_1'
+  })
+  t.equal(c.port, 8080)
+  t.equal(c.publicBaseUrl, 'https://ctfhive.example', 'trailing slash dropped')
+  t.same(c.stripe.webhookSecrets, ['whsec_a', 'whsec_b'], 'comma-separated secrets for rotation')
+  t.equal(c.baseDomain, 'ctf.example.org')
+  t.equal(c.stripe.prices.STRIPE_PRICE_SOLO, 'price_1')
+  t.equal(c.stripe.prices.STRIPE_PRICE_PRO, '')
+  t.equal(c.trustProxy, 2)
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
+  t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8' }).trustProxy, '10.0.0.0/8')
+  t.ok(stripeConfigured(c))
+})
+
+t.test('a bad value names its variable', async (t) => {
+  const bad: Array<[Record<string, string>, string]> = [
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ PUBLIC_BASE_URL: 'not a url' }, 'PUBLIC_BASE_URL'],
+    [{ PUBLIC_BASE_URL: 'ftp://x.y' }, 'PUBLIC_BASE_URL'],
+    [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    [{ BASE_DOMAIN: 'no_underscores.com' }, 'BASE_DOMAIN'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ PROVISION_ATTEMPT_TIMEOUT_S: '30' }, 'PROVISION_ATTEMPT_TIMEOUT_S'],
+    [{ PROVISION_ATTEMPT_TIMEOUT_S: '1801' }, 'PROVISION_ATTEMPT_TIMEOUT_S'],
+    [{ DEPROVISION_GRACE_HOURS: '-1' }, 'DEPROVISION_GRACE_HOURS'],
+    [{ STRIPE_WEBHOOK_TOLERANCE_S: '0' }, 'STRIPE_WEBHOOK_TOLERANCE_S'],
+    [{ STRIPE_SUCCESS_URL: '/relative' }, 'STRIPE_SUCCESS_URL'],
+    [{ LINODE_API_BASE: 'linode' }, 'LINODE_API_BASE']
+  ]
+  for (const [env, variable] of bad) {
+    t.equal(variableOf(env), variable, variable)
+  }
+})
+
+t.test('production refuses defaults and weak secrets', async (t) => {
+  const base = { NODE_ENV: 'production', SECRET_KEY: strong, PROVISION_AUDIT_SECRET: strong }
+  t.ok(loadConfig(base))
+  const refuse = (env: Record<string, string>, variable: string) => t.equal(variableOf({ ...base, ...env }), variable, variable)
+  refuse({ SECRET_KEY: '' }, 'SECRET_KEY')
+  refuse({ SECRET_KEY: 'short' }, 'SECRET_KEY')
+  refuse({ PROVISION_AUDIT_SECRET: 'audit-dev-secret' }, 'PROVISION_AUDIT_SECRET')
+  refuse({ PROVISION_AUDIT_SECRET: 'y'.repeat(31) }, 'PROVISION_AUDIT_SECRET')
+  refuse({ STRIPE_SECRET_KEY: 'sk_live_x' }, 'STRIPE_WEBHOOK_SECRET')
+  t.ok(loadConfig({ ...base, STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_1' }))
+  t.ok(loadConfig({ SECRET_KEY: 'short' }), 'development allows anything')
+})
+
+t.test('secretValues lists what must never be logged', async (t) => {
+  const c = loadConfig({ SECRET_KEY: strong, STRIPE_SECRET_KEY: 'sk_test_abcdefgh', STRIPE_WEBHOOK_SECRET: 'whsec_one1,whsec_two2', LINODE_API_TOKEN: 'linode-token-1', ADMIN_TOKEN: 'admin-token-1' })
+  const s = secretValues(c)
+  for (const v of [strong, 'sk_test_abcdefgh', 'whsec_one1', 'whsec_two2', 'linode-token-1', 'admin-token-1', 'audit-dev-secret']) t.ok(s.includes(v), v)
+})
+
+t.test('.env.example lists every variable the config reads, each with a comment', async (t) => {
+  const { readFileSync } = await import('node:fs')
+  const source = readFileSync(new URL('../api/config.ts', import.meta.url), 'utf8')
+  const example = readFileSync(new URL('../.env.example', import.meta.url), 'utf8')
+  const read = new Set([...source.matchAll(/(?:str|int|num|httpUrl)\(env, '([A-Z_]+)'/g)].map((m) => m[1]!))
+  for (const slug of ['SOLO', 'STANDARD', 'PRO']) read.add(`STRIPE_PRICE_${slug}`)
+  read.add('TRUST_PROXY')
+  t.ok(read.size >= 30, `found ${read.size} variables`)
+  const lines = example.split('\n')
+  for (const name of read) {
+    const i = lines.findIndex((l) => l.startsWith(`${name}=`))
+    t.ok(i >= 0, `${name} is listed`)
+    const commented = lines.slice(Math.max(0, i - 6), i).some((l) => l.startsWith('#'))
+    t.ok(commented, `${name} has a comment above it`)
+  }
+})

@@ -1,0 +1,379 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { inspect } from 'node:util'
+import { ExecutorError, type ServerSpec } from '../../api/provisioning/executor.ts'
+import { LinodeApiError, LinodeExecutor, serverLabel, tenantTag, type LinodeExecutorOptions } from '../../api/provisioning/linode.ts'
+import { CREDENTIAL_PATH, userDataBuilder } from '../../api/provisioning/cloud-init.ts'
+import { schemas, startFakeLinode, validateSchema, type FakeLinodeOptions } from '../helpers/fake-linode.ts'
+
+const SECRET = 'test-secret-key-for-linode-executor-0123456789'
+const spec: ServerSpec = {
+  tenantId: '0123456789abcdef0123456789abcdef',
+  slug: 'acme',
+  fqdn: 'acme.ctfhive.test',
+  plan: 'standard',
+  serverType: 'g6-standard-2',
+  tenantName: 'Acme CTF',
+  adminEmail: 'owner@acme.test'
+}
+const TAG = `tenant:${spec.tenantId}`
+interface T { teardown: (fn: () => unknown) => void }
+
+async function setup (t: T, opts: { fake?: FakeLinodeOptions, exec?: Partial<LinodeExecutorOptions> } = {}) {
+  const fake = await startFakeLinode(t, { domains: ['ctfhive.test'], ...opts.fake })
+  const sleeps: number[] = []
+  const logs: string[] = []
+  let clock = 0
+  const executor = new LinodeExecutor({
+    token: fake.token,
+    apiBase: fake.url,
+    region: 'us-east',
+    image: 'linode/debian12',
+    baseDomain: 'ctfhive.test',
+    userData: userDataBuilder(SECRET, { acmeStaging: true }),
+    sleep: async (ms) => { sleeps.push(ms); clock += ms },
+    now: () => clock,
+    requestTimeoutMs: 2000,
+    log: { warn: (obj, msg) => { logs.push(JSON.stringify({ ...obj, msg })) } },
+    ...opts.exec
+  })
+  return { fake, executor, sleeps, logs }
+}
+
+async function caught (p: Promise<unknown>): Promise<Error> {
+  try {
+    await p
+  } catch (err) {
+    return err as Error
+  }
+  throw new Error('expected a rejection')
+}
+
+const emptyPage = { status: 200, body: { data: [], page: 1, pages: 1, results: 0 } }
+
+t.test('happy path: create, wait for running, DNS, health', async (t) => {
+  const { fake, executor, sleeps } = await setup(t)
+  const { server, adopted } = await executor.createOrAdopt(spec)
+  t.equal(adopted, false)
+  t.equal(server.label, 'ctf-acme')
+  t.equal(server.status, 'provisioning')
+  t.match(server.ipv4, /^203\.0\.113\.\d+$/, 'the public address, not the private one')
+  t.equal(fake.instances.size, 1)
+
+  const post = fake.requests.find((r) => r.method === 'POST')!.body as Record<string, any>
+  t.same(post.tags, ['ctfhive', TAG])
+  t.equal(post.type, 'g6-standard-2')
+  t.equal(post.booted, true)
+  t.ok(post.root_pass.length >= 32, 'a long generated root password')
+  t.match(Buffer.from(post.metadata.user_data, 'base64').toString(), /^#cloud-config\n/)
+  t.notOk(JSON.stringify(server).includes(post.root_pass), 'the root password is never returned')
+  const filters = fake.requests.filter((r) => r.method === 'GET').map((r) => r.headers['x-filter'])
+  t.same(filters, ['{"label":"ctf-acme"}', `{"tags":"${TAG}"}`], 'looked up by label, then by tenant tag, before creating')
+  t.ok(fake.requests.every((r) => r.headers.authorization === `Bearer ${fake.token}`))
+
+  const running = await executor.waitUntilRunning(server.id)
+  t.equal(running.status, 'running')
+  t.same(sleeps, [3000], 'polled every 3 s: booting, then running')
+
+  const recordId = await executor.ensureDnsRecord(spec, running.ipv4!)
+  const zone = [...fake.domains.values()][0]!
+  t.same([...zone.records.values()].map((r) => [String(r.id), r.type, r.name, r.target, r.ttl_sec]), [[recordId, 'A', 'acme', running.ipv4, 300]])
+
+  const urls: string[] = []
+  const healthy = new LinodeExecutor({
+    token: fake.token, apiBase: fake.url, region: 'us-east', image: 'linode/debian12', baseDomain: 'ctfhive.test', userData: () => '',
+    healthFetch: async (url) => { urls.push(url); return { status: 200, body: 'OK' } }
+  })
+  t.equal(await healthy.checkHealth(spec.fqdn), true)
+  t.same(urls, ['https://acme.ctfhive.test/healthcheck'])
+  const down = new LinodeExecutor({ token: 'x', apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', healthFetch: async () => ({ status: 500, body: 'ERR' }) })
+  t.equal(await down.checkHealth(spec.fqdn), false)
+  const unreachable = new LinodeExecutor({ token: 'x', apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', healthFetch: async () => { throw new Error('ECONNREFUSED') } })
+  t.equal(await unreachable.checkHealth(spec.fqdn), false)
+})
+
+t.test('the credential envelope is fetched from the tenant server', async (t) => {
+  const envelope = '{"v":1,"epk":"a","iv":"b","ct":"c","mac":"d"}'
+  const seen: string[] = []
+  const executor = new LinodeExecutor({
+    token: 'x', apiBase: 'http://127.0.0.1:1', region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '',
+    healthFetch: async (url) => { seen.push(url); return seen.length === 1 ? { status: 404, body: '' } : { status: 200, body: `${envelope}\n` } }
+  })
+  t.equal(await executor.fetchCredentialEnvelope(spec.fqdn), undefined, 'not there yet')
+  t.equal(await executor.fetchCredentialEnvelope(spec.fqdn), envelope)
+  t.equal(seen[0], `https://acme.ctfhive.test${CREDENTIAL_PATH}`)
+})
+
+t.test('a create whose reply is lost is adopted: exactly one server', async (t) => {
+  for (const fault of [{ drop: 'after' as const }, { status: 502, apply: true }, { status: 503, apply: true, headers: { 'x-maintenance-mode': 'all' } }]) {
+    const { fake, executor } = await setup(t)
+    fake.inject({ method: 'POST', path: '/linode/instances', fault })
+    const { server, adopted } = await executor.createOrAdopt(spec)
+    t.equal(adopted, true, `adopted after ${JSON.stringify(fault)}`)
+    t.equal(fake.instances.size, 1)
+    t.equal(fake.count('POST'), 1, 'never a second POST once the first one landed')
+    t.equal(server.id, String([...fake.instances.keys()][0]))
+  }
+})
+
+t.test('a create that timed out but landed later still leaves one server', async (t) => {
+  const { fake, executor } = await setup(t, { exec: { requestTimeoutMs: 100 } })
+  fake.inject({ method: 'POST', path: '/linode/instances', fault: { delayMs: 300 } })
+  const { server } = await executor.createOrAdopt(spec)
+  await new Promise((resolve) => setTimeout(resolve, 400))
+  t.equal(fake.instances.size, 1, 'label uniqueness turned the late twin away')
+  t.equal(server.id, String([...fake.instances.keys()][0]))
+})
+
+t.test('a create dropped before it landed is simply made again', async (t) => {
+  const { fake, executor, sleeps } = await setup(t)
+  fake.inject({ method: 'POST', path: '/linode/instances', fault: { drop: 'before' } })
+  const { adopted } = await executor.createOrAdopt(spec)
+  t.equal(adopted, false)
+  t.equal(fake.instances.size, 1)
+  t.equal(fake.count('POST'), 2)
+  t.equal(sleeps.length, 1, 'one backoff before the next try')
+})
+
+t.test('a label already held with this tenant tag is adopted', async (t) => {
+  const { fake, executor } = await setup(t)
+  const existing = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG], status: 'running' })
+  const { server, adopted } = await executor.createOrAdopt(spec)
+  t.same([adopted, server.id, server.status], [true, String(existing.id), 'running'])
+  t.equal(fake.count('POST'), 0)
+})
+
+t.test('"Label must be unique" leads to the lookup and adoption', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG] })
+  // The first lookups miss (a twin made it a moment later), so the POST meets the duplicate label.
+  fake.inject({ method: 'GET', path: '/linode/instances', times: 2, fault: emptyPage })
+  const { adopted } = await executor.createOrAdopt(spec)
+  t.equal(adopted, true)
+  t.equal(fake.count('POST'), 1)
+  t.equal(fake.instances.size, 1)
+})
+
+t.test('a label held by a server without this tenant tag is a hard error', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', 'tenant:ffffffffffffffffffffffffffffffff'] })
+  const err = await caught(executor.createOrAdopt(spec))
+  t.ok(err instanceof ExecutorError)
+  t.equal((err as ExecutorError).retryable, false)
+  t.match(err.message, /held by server \d+, which is not tagged tenant:0123/)
+  t.equal(fake.count('POST'), 0)
+
+  fake.inject({ method: 'GET', path: '/linode/instances', times: 2, fault: emptyPage })
+  const viaPost = await caught(executor.createOrAdopt(spec))
+  t.equal((viaPost as ExecutorError).retryable, false, 'also when the duplicate shows up only at the POST')
+  t.equal(fake.instances.size, 1, 'no second server')
+})
+
+t.test('a tenant server under another label is never doubled', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.addInstance({ label: 'ctf-acme-old', tags: ['ctfhive', TAG] })
+  const err = await caught(executor.createOrAdopt(spec))
+  t.match(err.message, /tenant already has Linode \d+ labelled ctf-acme-old/)
+  t.equal(fake.count('POST'), 0)
+})
+
+t.test('429 honours Retry-After', async (t) => {
+  const { fake, executor, sleeps } = await setup(t)
+  fake.inject({ method: 'POST', path: '/linode/instances', fault: { status: 429, headers: { 'retry-after': '7' }, body: { errors: [{ reason: 'Too many requests' }] } } })
+  const { adopted } = await executor.createOrAdopt(spec)
+  t.equal(adopted, false)
+  t.same(sleeps, [7000], 'slept exactly what Retry-After asked')
+  t.equal(fake.count('POST'), 2, 'a 429 was not applied, so the POST is safely repeated')
+  t.equal(fake.instances.size, 1)
+
+  const id = [...fake.instances.keys()][0]!
+  fake.inject({ method: 'GET', path: `/linode/instances/${id}`, fault: { status: 429, headers: { 'retry-after': '3600' } } })
+  const err = await caught(executor.getServer(String(id)))
+  t.equal((err as ExecutorError).retryable, true, 'an hour-long Retry-After goes back to the job runner')
+  t.same(sleeps, [7000], 'without sleeping')
+})
+
+t.test('5xx and network errors are retried with backoff, then succeed', async (t) => {
+  const { fake, executor, sleeps, logs } = await setup(t)
+  const inst = fake.addInstance({ label: 'ctf-acme', tags: [TAG], status: 'running' })
+  fake.inject({ method: 'GET', path: `/linode/instances/${inst.id}`, fault: { status: 503, headers: { 'x-maintenance-mode': 'all' }, body: {} } })
+  fake.inject({ method: 'GET', path: `/linode/instances/${inst.id}`, fault: { status: 500 } })
+  fake.inject({ method: 'GET', path: `/linode/instances/${inst.id}`, fault: { drop: 'before' } })
+  const server = await executor.getServer(String(inst.id))
+  t.equal(server?.status, 'running')
+  t.equal(sleeps.length, 3)
+  t.ok(sleeps[0]! >= 500 && sleeps[0]! <= 1000 && sleeps[1]! >= 1000 && sleeps[1]! <= 2000 && sleeps[2]! >= 2000 && sleeps[2]! <= 4000, `exponential with jitter: ${sleeps.join(', ')}`)
+  t.equal(logs.length, 3, 'each retry is logged')
+})
+
+t.test('5xx forever ends in a retryable ExecutorError after bounded attempts', async (t) => {
+  const { fake, executor, sleeps } = await setup(t)
+  fake.inject({ method: 'GET', path: '/linode/instances/42', times: 100, fault: { status: 500, body: { errors: [{ reason: 'Internal error' }] } } })
+  const err = await caught(executor.getServer('42'))
+  t.ok(err instanceof LinodeApiError)
+  t.equal((err as ExecutorError).retryable, true)
+  t.equal(err.message, 'Linode API 500: Internal error (GET /linode/instances/42)')
+  t.equal(fake.count('GET'), 5)
+  t.equal(sleeps.length, 4)
+})
+
+t.test('a 400 errors body becomes a readable, non-retryable error', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.inject({
+    method: 'POST',
+    path: '/linode/instances',
+    fault: { status: 400, body: { errors: [{ field: 'type', reason: 'A valid plan type by that ID was not found' }, { reason: 'Region is sold out' }] } }
+  })
+  const err = await caught(executor.createOrAdopt(spec))
+  t.equal(err.message, 'Linode API 400: type: A valid plan type by that ID was not found; Region is sold out (POST /linode/instances)')
+  t.equal((err as ExecutorError).retryable, false)
+  t.same((err as LinodeApiError).reasons, [{ field: 'type', reason: 'A valid plan type by that ID was not found' }, { reason: 'Region is sold out' }])
+  t.equal(fake.count('POST'), 1)
+})
+
+t.test('getServer: 404 is undefined; waitUntilRunning is bounded', async (t) => {
+  const { fake, executor, sleeps } = await setup(t, { fake: { statusSteps: ['provisioning'] } })
+  t.equal(await executor.getServer('999999'), undefined)
+  t.equal((await caught(executor.getServer('1/../../account')) as ExecutorError).retryable, false, 'ids are numeric')
+  const inst = fake.addInstance({ label: 'ctf-acme', tags: [TAG] })
+  const err = await caught(executor.waitUntilRunning(String(inst.id), { timeoutMs: 10_000 }))
+  t.match(err.message, /still provisioning/)
+  t.equal((err as ExecutorError).retryable, true)
+  t.same(sleeps, [3000, 3000, 3000])
+  const gone = await caught(executor.waitUntilRunning('999999'))
+  t.equal((gone as ExecutorError).retryable, false)
+})
+
+t.test('destroy twice: one deletion, then a 404 counts as done', async (t) => {
+  const { fake, executor } = await setup(t)
+  const { server } = await executor.createOrAdopt(spec)
+  await executor.destroyServer(server.id)
+  await executor.destroyServer(server.id)
+  t.equal(fake.instances.size, 0)
+  t.equal(fake.count('DELETE'), 1)
+  fake.inject({ method: 'DELETE', fault: { status: 404, body: { errors: [{ reason: 'Not found' }] } } })
+  const again = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG] })
+  await executor.destroyServer(String(again.id))
+  t.equal(fake.count('DELETE'), 2, 'a DELETE answered 404 is done too')
+
+  const foreign = fake.addInstance({ label: 'control-plane', tags: ['ops'] })
+  const err = await caught(executor.destroyServer(String(foreign.id)))
+  t.match(err.message, /not tagged ctfhive; refusing/)
+  t.ok(fake.instances.has(foreign.id))
+})
+
+t.test('DNS: create, keep, update when the IP changes, remove twice', async (t) => {
+  const { fake, executor } = await setup(t)
+  const zone = [...fake.domains.values()][0]!
+  const id = await executor.ensureDnsRecord(spec, '203.0.113.10')
+  t.equal(await executor.ensureDnsRecord(spec, '203.0.113.10'), id, 'same IP: nothing to do')
+  t.equal(fake.count('PUT'), 0)
+  t.equal(await executor.ensureDnsRecord(spec, '203.0.113.20'), id, 'new IP: the same record, updated')
+  t.equal(fake.count('PUT'), 1)
+  t.same([...zone.records.values()].map((r) => r.target), ['203.0.113.20'])
+  t.equal(fake.count('GET', '/domains') - fake.count('GET', '/domains/'), 1, 'the zone id is cached')
+  t.same(fake.requests.filter((r) => r.path.endsWith('/records') && r.method === 'GET').map((r) => r.headers['x-filter']), Array(3).fill('{"name":"acme","type":"A"}'))
+
+  await executor.removeDnsRecord(id)
+  await executor.removeDnsRecord(id)
+  t.equal(zone.records.size, 0)
+  t.equal(fake.count('DELETE'), 2)
+})
+
+t.test('DNS: twins from a lost create collapse to one; a lost POST is found again', async (t) => {
+  const { fake, executor } = await setup(t)
+  const zone = [...fake.domains.values()][0]!
+  fake.addRecord('ctfhive.test', { name: 'acme', target: '198.51.100.1' })
+  const right = fake.addRecord('ctfhive.test', { name: 'acme', target: '203.0.113.10' })
+  fake.addRecord('ctfhive.test', { name: 'other', target: '198.51.100.9' })
+  t.equal(await executor.ensureDnsRecord(spec, '203.0.113.10'), String(right.id))
+  t.same([...zone.records.values()].map((r) => r.name).sort(), ['acme', 'other'])
+
+  const other = { ...spec, slug: 'beta', fqdn: 'beta.ctfhive.test' }
+  fake.inject({ method: 'POST', path: `/domains/${zone.id}/records`, fault: { drop: 'after' } })
+  const id = await executor.ensureDnsRecord(other, '203.0.113.30')
+  t.equal([...zone.records.values()].filter((r) => r.name === 'beta').length, 1)
+  t.ok(zone.records.has(Number(id)))
+})
+
+t.test('DNS: a missing zone and a foreign FQDN are clear, non-retryable errors', async (t) => {
+  const { executor } = await setup(t, { fake: { domains: ['elsewhere.test'] } })
+  const err = await caught(executor.ensureDnsRecord(spec, '203.0.113.10'))
+  t.equal(err.message, 'Linode has no DNS zone for ctfhive.test; create it in the Domains API first')
+  t.equal((err as ExecutorError).retryable, false)
+  await executor.removeDnsRecord('123')
+  t.match((await caught(executor.ensureDnsRecord({ ...spec, fqdn: 'acme.example.com' }, '203.0.113.10'))).message, /not under ctfhive\.test/)
+  t.equal((await caught(executor.ensureDnsRecord(spec, '999.1.1.1')) as ExecutorError).retryable, false)
+})
+
+t.test('every request body validates against the schemas cut from the OpenAPI spec', async (t) => {
+  const { fake, executor } = await setup(t)
+  const { server } = await executor.createOrAdopt(spec)
+  await executor.ensureDnsRecord(spec, '203.0.113.10')
+  await executor.ensureDnsRecord(spec, '203.0.113.11')
+  await executor.destroyServer(server.id)
+  const checks: Array<[string, RegExp, object]> = [
+    ['POST', /^\/linode\/instances$/, schemas.instanceCreate],
+    ['POST', /^\/domains\/\d+\/records$/, schemas.recordCreate],
+    ['PUT', /^\/domains\/\d+\/records\/\d+$/, schemas.recordUpdate]
+  ]
+  let checked = 0
+  for (const r of fake.requests) {
+    const check = checks.find(([m, p]) => m === r.method && p.test(r.path))
+    if (check === undefined) {
+      t.equal(r.body, undefined, `${r.method} ${r.path} has no body`)
+      continue
+    }
+    t.same(validateSchema(check[2], r.body), [], `${r.method} ${r.path}`)
+    checked++
+  }
+  t.equal(checked, 3)
+  // The validator itself catches what the spec forbids.
+  t.match(validateSchema(schemas.instanceCreate, { region: 'us-east', label: 'ctf--x', tags: ['ab'], root_pass: 'short', bogus: 1 }),
+    ['type: required', /^label: does not match/, 'tags[0]: shorter than 3', 'root_pass: shorter than 7', 'bogus: unknown property'])
+  t.match(validateSchema(schemas.recordCreate, { type: 'A', id: 4, ttl_sec: 'x' }), ['id: read-only', 'ttl_sec: must be integer, got string'])
+})
+
+t.test('labels always satisfy the spec, or are refused', async (t) => {
+  const labelSchema = schemas.instanceCreate.properties.label
+  fc.assert(fc.property(fc.string({ maxLength: 80 }), (slug) => {
+    let label: string
+    try {
+      label = serverLabel(slug)
+    } catch (err) {
+      return err instanceof ExecutorError && !err.retryable
+    }
+    return validateSchema(labelSchema, label).length === 0 && label.startsWith('ctf-')
+  }))
+  t.equal(serverLabel('acme'), 'ctf-acme')
+  t.equal(serverLabel('xn--bcher-kva'), 'ctf-xn-bcher-kva')
+  t.equal(serverLabel('a'.repeat(63)).length, 64)
+  t.throws(() => tenantTag('x'.repeat(44)), /cannot be a Linode tag/)
+})
+
+t.test('the token never appears in errors or logs', async (t) => {
+  const { fake, executor, logs } = await setup(t)
+  const errors: Error[] = []
+  fake.inject({ method: 'GET', fault: { status: 400, body: { errors: [{ field: 'token', reason: `Token ${fake.token} is not allowed here` }] } } })
+  errors.push(await caught(executor.getServer('1')))
+  fake.inject({ method: 'GET', times: 5, fault: { status: 502 } })
+  errors.push(await caught(executor.getServer('1')))
+  const wrong = new LinodeExecutor({ token: `${fake.token}-wrong`, apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', sleep: async () => {} })
+  errors.push(await caught(wrong.getServer('1')))
+  const offline = new LinodeExecutor({ token: fake.token, apiBase: 'http://127.0.0.1:9', region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', sleep: async () => {}, maxAttempts: 2 })
+  errors.push(await caught(offline.getServer('1')))
+  t.match(errors.map((e) => e.message), [/token: Token \[redacted\]/, /Linode API 502/, /Linode API 401: Invalid Token/, /Linode API unreachable/])
+  for (const err of errors) t.notOk(inspect(err, { depth: 10 }).includes(fake.token), err.message)
+  t.notOk(logs.join('\n').includes(fake.token))
+  t.throws(() => new LinodeExecutor({ token: '', apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'x.test', userData: () => '' }), /needs an API token/)
+})
+
+t.test('fromConfig takes what the job runner has', async (t) => {
+  const fake = await startFakeLinode(t, { domains: ['ctfhive.test'] })
+  const executor = LinodeExecutor.fromConfig(
+    { baseDomain: 'ctfhive.test', linode: { token: fake.token, apiBase: `${fake.url}/`, region: 'eu-central', plan: '', image: 'linode/debian12' } },
+    { userData: userDataBuilder(SECRET) }
+  )
+  await executor.createOrAdopt(spec)
+  t.match(fake.requests.find((r) => r.method === 'POST')?.body, { region: 'eu-central', image: 'linode/debian12' })
+})
