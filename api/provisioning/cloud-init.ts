@@ -253,7 +253,7 @@ set -eu
 umask 077
 C=/etc/ctfhive P=/opt/ctfhive PUB=/var/lib/ctfhive/public
 systemctl stop caddy || true
-systemctl enable --now ctfhive-firewall.service
+systemctl daemon-reload && systemctl enable --now ctfhive-firewall.service
 install -d -m 0755 /var/lib/ctfhive "$PUB"
 if [ ! -s "$P/.env" ]; then
   printf 'CTFD_SECRET_KEY=%s\\nDB_PASSWORD=%s\\nDB_ROOT_PASSWORD=%s\\n' \\

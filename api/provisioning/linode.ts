@@ -100,13 +100,17 @@ async function defaultHealthFetch (url: string, timeoutMs: number): Promise<{ st
 
 export class LinodeExecutor implements Executor {
   readonly name = 'linode'
-  private readonly o: Required<Omit<LinodeExecutorOptions, 'dispatcher' | 'log'>> & Pick<LinodeExecutorOptions, 'dispatcher' | 'log'>
+  private readonly o: Required<Omit<LinodeExecutorOptions, 'token' | 'dispatcher' | 'log'>> & Pick<LinodeExecutorOptions, 'dispatcher' | 'log'>
+  // A #private field: util.inspect and JSON.stringify of the executor never show it.
+  readonly #token: string
   private zoneId: number | undefined
 
   constructor (opts: LinodeExecutorOptions) {
-    if (opts.token === '') throw new ExecutorError('LinodeExecutor needs an API token', { retryable: false })
+    const { token, ...rest } = opts
+    if (token === '') throw new ExecutorError('LinodeExecutor needs an API token', { retryable: false })
+    this.#token = token
     this.o = {
-      ...opts,
+      ...rest,
       apiBase: opts.apiBase.replace(/\/+$/, ''),
       baseDomain: opts.baseDomain.toLowerCase(),
       sleep: opts.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
@@ -161,7 +165,7 @@ export class LinodeExecutor implements Executor {
 
   /** This tenant's server by label; a label held without this tenant's tag is a hard error. */
   private async findTenantServer (label: string, tag: string): Promise<Instance | undefined> {
-    const byLabel = (await this.list<Instance>('/linode/instances', { label })).filter((i) => i.label === label)
+    const byLabel = (await this.list<Instance>('/linode/instances', { label })).filter((i) => i.label.toLowerCase() === label.toLowerCase())
     const mine = byLabel.find((i) => i.tags?.includes(tag) === true)
     if (mine !== undefined) return mine
     if (byLabel.length > 0) {
@@ -313,13 +317,13 @@ export class LinodeExecutor implements Executor {
   }
 
   private redact (text: string): string {
-    return text.split(this.o.token).join('[redacted]')
+    return text.split(this.#token).join('[redacted]')
   }
 
   /** One API call with retries: 429 after Retry-After; 5xx and network errors only when `retry` is 'always'. */
   private async call<T = unknown> (method: string, path: string, opts: { body?: unknown, filter?: object, retry?: Retry } = {}): Promise<T> {
     const retry = opts.retry ?? 'always'
-    const headers: Record<string, string> = { authorization: `Bearer ${this.o.token}`, accept: 'application/json' }
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' }
     if (opts.body !== undefined) headers['content-type'] = 'application/json'
     if (opts.filter !== undefined) headers['x-filter'] = JSON.stringify(opts.filter)
     const op = `${method} ${path.split('?')[0]}`

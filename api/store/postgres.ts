@@ -40,11 +40,10 @@ function nowIso (): string {
   return new Date().toISOString()
 }
 
-/** The SQLSTATE of a pg error, also when wrapped in a StoreError. */
+/** The SQLSTATE of a PostgreSQL error, also when wrapped in a StoreError. */
 export function sqlState (err: unknown): string | undefined {
   const e = err instanceof StoreError ? err.cause : err
-  const code = (e as { code?: unknown } | null | undefined)?.code
-  return typeof code === 'string' ? code : undefined
+  return e instanceof pg.DatabaseError ? e.code : undefined
 }
 
 function toStoreError (err: unknown, what = 'postgres'): StoreError {
@@ -322,9 +321,9 @@ export class PostgresStore extends PgOps implements Store {
       const client = await this.connect()
       let broken: Error | undefined
       try {
-        await client.query('BEGIN')
+        await control(client, 'BEGIN')
         const value = await fn(new PgOps(client as unknown as Queryable))
-        await client.query('COMMIT')
+        await control(client, 'COMMIT')
         return value
       } catch (err) {
         try {
@@ -337,8 +336,8 @@ export class PostgresStore extends PgOps implements Store {
           await sleep(Math.floor(Math.random() * 10 * attempt))
           continue
         }
-        // Errors the function threw itself pass through unchanged; pg's become StoreErrors.
-        throw sqlState(err) !== undefined || isPgError(err) ? toStoreError(err) : err
+        // The function's own errors pass through unchanged; the store's are StoreErrors already.
+        throw err
       } finally {
         client.release(broken)
       }
@@ -376,6 +375,10 @@ export class PostgresStore extends PgOps implements Store {
   }
 }
 
-function isPgError (err: unknown): boolean {
-  return err instanceof Error && (err as { severity?: unknown }).severity !== undefined
+async function control (client: pg.PoolClient, statement: 'BEGIN' | 'COMMIT'): Promise<void> {
+  try {
+    await client.query(statement)
+  } catch (err) {
+    throw toStoreError(err, `${statement} failed`)
+  }
 }

@@ -3,7 +3,7 @@
 // replay a stored event, export. Reads and writes go through the store and the tenant service.
 import { AppError } from '../errors.ts'
 import { isStripeEvent } from '../billing/events.ts'
-import { verifyStoredChain, type AuditVerdict } from '../provisioning/audit.ts'
+import { auditMac, verifyStoredChain, type AuditVerdict } from '../provisioning/audit.ts'
 import type { AuditEntry, Job, StoreOps, StripeEventRecord, Tenant, TenantFilter } from '../store/store.ts'
 import { BILLING, INFRA, deriveTenantState, type TenantState } from './lifecycle.ts'
 import type { TenantService, TenantStatus, WebhookResult } from './service.ts'
@@ -172,6 +172,15 @@ export class TenantAdmin {
     }
     const after = await this.tenants.retryProvisioning(id)
     return this.record(after ?? t)
+  }
+
+  /**
+   * Whether this process holds the key the chain was written with (checked on its first
+   * entry, O(1)): a tool run with the wrong PROVISION_AUDIT_SECRET must not append to it.
+   */
+  async auditKeyMatches (): Promise<boolean> {
+    const [first] = await this.store.listAudit({ limit: 1 })
+    return first === undefined || auditMac(this.auditSecret, first.prevMac, first) === first.mac
   }
 
   async verifyAudit (): Promise<AuditVerdict> {

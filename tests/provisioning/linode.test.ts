@@ -102,6 +102,15 @@ t.test('the credential envelope is fetched from the tenant server', async (t) =>
   t.equal(await executor.fetchCredentialEnvelope(spec.fqdn), undefined, 'not there yet')
   t.equal(await executor.fetchCredentialEnvelope(spec.fqdn), envelope)
   t.equal(seen[0], `https://acme.ctfhive.test${CREDENTIAL_PATH}`)
+  const failing = new LinodeExecutor({ token: 'x', apiBase: 'http://127.0.0.1:1', region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', healthFetch: async () => { throw new Error('timeout') } })
+  t.equal(await failing.fetchCredentialEnvelope(spec.fqdn), undefined)
+})
+
+t.test('the default health fetch wants real TLS: plain HTTP is not healthy', async (t) => {
+  const fake = await startFakeLinode(t)
+  const host = new URL(fake.url).host
+  const executor = new LinodeExecutor({ token: 'x', apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', healthTimeoutMs: 2000 })
+  t.equal(await executor.checkHealth(host), false)
 })
 
 t.test('a create whose reply is lost is adopted: exactly one server', async (t) => {
@@ -365,6 +374,8 @@ t.test('the token never appears in errors or logs', async (t) => {
   t.match(errors.map((e) => e.message), [/token: Token \[redacted\]/, /Linode API 502/, /Linode API 401: Invalid Token/, /Linode API unreachable/])
   for (const err of errors) t.notOk(inspect(err, { depth: 10 }).includes(fake.token), err.message)
   t.notOk(logs.join('\n').includes(fake.token))
+  t.notOk(inspect(executor, { depth: 10 }).includes(fake.token), 'nor in the executor as logged')
+  t.notOk(JSON.stringify(executor).includes(fake.token))
   t.throws(() => new LinodeExecutor({ token: '', apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'x.test', userData: () => '' }), /needs an API token/)
 })
 

@@ -1,0 +1,232 @@
+#!/usr/bin/env node
+// `ctfhive`: the operator commands, working directly on the store named by DATABASE_URL.
+// The operations are the /admin API's own (api/tenants/admin.ts); this file only parses
+// arguments and prints. Jobs it queues are run by the server's workers, not by this process.
+import { existsSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { pino } from 'pino'
+import { ConfigError, loadConfig, type Config } from '../api/config.ts'
+import { isAppError } from '../api/errors.ts'
+import { FakeExecutor } from '../api/provisioning/fake.ts'
+import { JobRunner } from '../api/provisioning/jobs.ts'
+import { openStore } from '../api/store/index.ts'
+import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
+import type { Store } from '../api/store/store.ts'
+import { TenantAdmin, MAX_PAGE, type TenantRecord } from '../api/tenants/admin.ts'
+import { STATES, type TenantState } from '../api/tenants/lifecycle.ts'
+import { TenantService } from '../api/tenants/service.ts'
+import type { Io } from './stripe-bootstrap.ts'
+import { renderTable } from './table.ts'
+
+type Env = Record<string, string | undefined>
+
+export const USAGE = `Usage: ctfhive <command> [options]        (npx ctfhive …)
+
+Commands:
+  tenants [--state S] [--limit N] [--offset N]   list tenants, newest first
+                                                 S: ${STATES.join(', ')}
+  tenant <id>                                    one tenant with its events, audit entries, jobs
+  retry <id>                                     re-queue a failed provisioning
+  audit verify                                   walk the audit chain, report the first bad seq
+  events [--limit N]                             the most recent Stripe events
+  replay <event-id>                              run a stored event through the webhook rules
+                                                 again, as <event-id>:replay:<n>
+  export                                         every tenant as JSON
+
+Options: --json (machine-readable output), -h/--help.
+Works on the store named by DATABASE_URL; PROVISION_AUDIT_SECRET must be the server's.
+Exit status: 0 done, 1 failed (not found, conflict, broken audit chain, store error),
+2 bad usage or configuration.
+`
+
+class UsageError extends Error {}
+
+const COMMANDS = ['tenants', 'tenant', 'retry', 'audit', 'events', 'replay', 'export']
+
+function intOption (value: string | undefined, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`--${name} must be a whole number from ${min} to ${max}`)
+  return Number(value)
+}
+
+function one (positionals: string[], what: string): string {
+  if (positionals.length !== 1) throw new UsageError(`expected exactly one ${what}`)
+  return positionals[0]!
+}
+
+const dash = (v: string | null | undefined): string => (v === null || v === undefined || v === '' ? '-' : v)
+
+function tenantRows (tenants: readonly TenantRecord[]): string[][] {
+  return tenants.map((x) => [x.tenant_id, x.state, x.plan, x.name, x.fqdn, x.created_at])
+}
+
+function describeTenant (x: TenantRecord): string {
+  const fields: Array<[string, string]> = [
+    ['tenant', x.tenant_id], ['name', x.name], ['email', dash(x.email)], ['plan', x.plan],
+    ['state', `${x.state} (billing ${x.billing}, infra ${x.infra})`], ['fqdn', x.fqdn],
+    ['subscription', dash(x.subscription_id)], ['customer', dash(x.customer_id)],
+    ['server', `${dash(x.server_id)} ${dash(x.ipv4)}`], ['error', dash(x.error)],
+    ['created', x.created_at], ['paid', dash(x.paid_at)], ['ready', dash(x.ready_at)], ['canceled', dash(x.canceled_at)]
+  ]
+  return fields.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join('\n') + '\n'
+}
+
+interface Ctx { admin: TenantAdmin, json: boolean, out: (text: string) => void }
+
+async function requireAuditKey (ctx: Ctx): Promise<void> {
+  if (!(await ctx.admin.auditKeyMatches())) {
+    throw new UsageError('PROVISION_AUDIT_SECRET does not match the audit chain in this database; refusing to append entries under the wrong key (set the server\'s secret)')
+  }
+}
+
+async function run (command: string, positionals: string[], values: Record<string, string | boolean | undefined>, ctx: Ctx): Promise<number> {
+  const { admin, json, out } = ctx
+  const emit = (data: unknown, human: () => string): void => { out(json ? `${JSON.stringify(data, null, 2)}\n` : human()) }
+  switch (command) {
+    case 'tenants': {
+      if (positionals.length > 0) throw new UsageError('tenants takes no arguments')
+      const state = values.state as string | undefined
+      if (state !== undefined && !(STATES as readonly string[]).includes(state)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`)
+      const page = await admin.listTenants({
+        state: state as TenantState | undefined,
+        limit: intOption(values.limit as string | undefined, 'limit', 1, MAX_PAGE, 50),
+        offset: intOption(values.offset as string | undefined, 'offset', 0, Number.MAX_SAFE_INTEGER, 0)
+      })
+      emit(page, () => {
+        const shown = page.tenants.length === 0 ? 'none' : `${page.offset + 1}–${page.offset + page.tenants.length}`
+        return renderTable(['id', 'state', 'plan', 'name', 'fqdn', 'created'], tenantRows(page.tenants)) +
+          `${shown} of ${page.total}${state === undefined ? '' : ` ${state}`} tenants\n`
+      })
+      return 0
+    }
+    case 'tenant': {
+      const d = await admin.showTenant(one(positionals, 'tenant id'))
+      emit(d, () => [
+        describeTenant(d.tenant),
+        `events (${d.events.length})\n` + renderTable(['id', 'type', 'outcome', 'created'], d.events.map((e) => [e.id, e.type, e.outcome, new Date(e.created * 1000).toISOString()])),
+        `audit (${d.audit.length})\n` + renderTable(['seq', 'at', 'action', 'detail'], d.audit.map((a) => [String(a.seq), a.at, a.action, JSON.stringify(a.detail)])),
+        `jobs (${d.jobs.length})\n` + renderTable(['id', 'kind', 'status', 'step', 'attempts', 'last error'], d.jobs.map((j) => [String(j.id), j.kind, j.status, dash(j.step), String(j.attempts), dash(j.last_error)]))
+      ].join('\n'))
+      return 0
+    }
+    case 'retry': {
+      const id = one(positionals, 'tenant id')
+      await requireAuditKey(ctx)
+      const t = await admin.retry(id)
+      emit(t, () => `retry queued for ${t.tenant_id} (${t.name}): state ${t.state}; the server's job runner picks it up\n`)
+      return 0
+    }
+    case 'audit': {
+      if (positionals.length !== 1 || positionals[0] !== 'verify') throw new UsageError('did you mean `ctfhive audit verify`?')
+      const v = await admin.verifyAudit()
+      emit(v, () => v.ok
+        ? `audit chain OK: ${v.entries} entries, last seq ${v.lastSeq}\n`
+        : `audit chain BROKEN at seq ${v.badSeq} (${v.problem}): ${v.reason}\n`)
+      return v.ok ? 0 : 1
+    }
+    case 'events': {
+      if (positionals.length > 0) throw new UsageError('events takes no arguments')
+      const events = await admin.recentEvents(intOption(values.limit as string | undefined, 'limit', 1, MAX_PAGE, 50))
+      emit({ events }, () => renderTable(['id', 'type', 'outcome', 'tenant', 'received'], events.map((e) => [e.id, e.type, e.outcome, dash(e.tenant), e.received])))
+      return 0
+    }
+    case 'replay': {
+      const id = one(positionals, 'event id')
+      await requireAuditKey(ctx)
+      const r = await admin.replayEvent(id)
+      emit(r, () => {
+        const res = r.result
+        const where = 'tenant_id' in res ? ` (tenant ${res.tenant_id}, state ${res.tenant_state})` : ''
+        return `replayed ${r.event_id} (was ${r.original_outcome}) as ${r.replay_id}: ${res.status}${where}\n`
+      })
+      return 0
+    }
+    case 'export': {
+      if (positionals.length > 0) throw new UsageError('export takes no arguments')
+      const tenants = await admin.exportTenants()
+      // Export is JSON either way: it is meant for files and other tools.
+      out(`${JSON.stringify({ exported_at: new Date().toISOString(), count: tenants.length, tenants }, null, 2)}\n`)
+      return 0
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+  }
+}
+
+export async function main (argv: string[], env: Env = process.env, io: Io = process): Promise<number> {
+  const out = (text: string): void => { io.stdout.write(text) }
+  const err = (text: string): void => { io.stderr.write(text) }
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        state: { type: 'string' },
+        limit: { type: 'string' },
+        offset: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false }
+      }
+    })
+  } catch (e) {
+    err(`error: ${(e as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  const [command, ...positionals] = parsed.positionals
+  if (parsed.values.help || command === 'help') {
+    out(USAGE)
+    return 0
+  }
+  if (command === undefined || !COMMANDS.includes(command)) {
+    err(`${command === undefined ? '' : `error: unknown command ${JSON.stringify(command)}\n\n`}${USAGE}`)
+    return 2
+  }
+
+  let config: Config
+  try {
+    // An operator tool, not a server start: it signs no links, so the production guard does
+    // not apply; a wrong audit secret is caught before any append (requireAuditKey).
+    config = loadConfig({ ...env, NODE_ENV: 'development' })
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      err(`error: ${e.message}\n`)
+      return 2
+    }
+    throw e
+  }
+
+  // Opening a missing SQLite file would create an empty database: a typo must not look like "no tenants".
+  const sqlitePath = config.databaseUrl.startsWith('sqlite:') ? sqlitePathFromUrl(config.databaseUrl) : null
+  if (sqlitePath !== null && sqlitePath !== ':memory:' && !existsSync(sqlitePath)) {
+    err(`error: no database at ${sqlitePath} (DATABASE_URL)\n`)
+    return 2
+  }
+
+  let store: Store | undefined
+  try {
+    store = await openStore(config)
+    // Never started: the server's workers run what this process queues.
+    const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
+    const tenants = new TenantService({ store, config: { ...config, webhookWaitMs: 0 }, jobs })
+    const admin = new TenantAdmin({ store, tenants, auditSecret: config.auditSecret })
+    return await run(command, positionals, parsed.values, { admin, json: parsed.values.json, out })
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`error: ${e.message}\n`)
+      return 2
+    }
+    if (isAppError(e)) {
+      err(`error: ${e.message}\n`)
+      if (parsed.values.json) out(`${JSON.stringify(e.toBody())}\n`)
+      return 1
+    }
+    err(`error: ${(e as Error).message}\n`)
+    return 1
+  } finally {
+    await store?.close()
+  }
+}
+
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2))

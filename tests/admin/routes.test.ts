@@ -1,0 +1,220 @@
+import t from 'tap'
+import { DatabaseSync } from 'node:sqlite'
+import type { FastifyInstance } from 'fastify'
+import { buildTestApp, TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
+import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
+
+const TOKEN = 'admin-token-for-tests-0123456789abcdef'
+const AUTH = { authorization: `Bearer ${TOKEN}` }
+const ENV = { ADMIN_TOKEN: TOKEN, SECRET_KEY: 'secret-key-for-admin-tests-0123456789', PROVISION_AUDIT_SECRET: 'audit-secret-for-admin-tests-0123456789' }
+
+async function pendingTenant (app: FastifyInstance, name = 'Acme CTF'): Promise<string> {
+  const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name, email: 'ops@acme.test' } })
+  return r.json().tenant_id
+}
+
+async function paidTenant (app: FastifyInstance, name: string, sub: string, created?: number): Promise<string> {
+  const id = await pendingTenant(app, name)
+  const r = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: sub }), { created }))
+  if (r.json().status !== 'ok') throw new Error(`checkout not applied: ${r.body}`)
+  return id
+}
+
+function get (app: FastifyInstance, url: string, headers: Record<string, string> = AUTH) {
+  return app.inject({ method: 'GET', url, headers })
+}
+
+function post (app: FastifyInstance, url: string, headers: Record<string, string> = AUTH) {
+  return app.inject({ method: 'POST', url, headers })
+}
+
+t.test('ADMIN_TOKEN unset: the operator API does not exist', async (t) => {
+  const { app } = await buildTestApp(t)
+  for (const [method, url] of [['GET', '/admin/tenants'], ['GET', '/admin/audit/verify'], ['POST', '/admin/events/evt_1/replay']] as const) {
+    const r = await app.inject({ method, url, headers: { authorization: 'Bearer anything' } })
+    t.equal(r.statusCode, 404, `${method} ${url}`)
+    t.equal(r.json().error, 'not_found')
+  }
+})
+
+t.test('401 without a token, with a wrong one, or with another scheme', async (t) => {
+  const { app } = await buildTestApp(t, { env: ENV })
+  const cases: Array<[string, Record<string, string>]> = [
+    ['no header', {}],
+    ['wrong token', { authorization: 'Bearer not-the-token' }],
+    ['token prefix', { authorization: `Bearer ${TOKEN.slice(0, -1)}` }],
+    ['token plus extra', { authorization: `Bearer ${TOKEN}x` }],
+    ['basic scheme', { authorization: `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}` }],
+    ['bare token', { authorization: TOKEN }],
+    ['empty bearer', { authorization: 'Bearer ' }]
+  ]
+  for (const [name, headers] of cases) {
+    for (const [method, url] of [['GET', '/admin/tenants'], ['GET', '/admin/tenants/export'], ['POST', '/admin/tenants/0123456789abcdef0123456789abcdef/retry'], ['GET', '/admin/audit/verify'], ['POST', '/admin/events/evt_x/replay']] as const) {
+      const r = await app.inject({ method, url, headers })
+      t.equal(r.statusCode, 401, `${name}: ${method} ${url}`)
+      t.equal(r.json().error, 'unauthorized', `${name}: body`)
+      t.notMatch(r.body, TOKEN, 'the token is never echoed')
+    }
+  }
+  const r = await get(app, '/admin/tenants', {})
+  t.match(r.headers['www-authenticate'], /^Bearer/)
+  t.equal((await get(app, '/admin/tenants', { authorization: `bearer  ${TOKEN}` })).statusCode, 200, 'scheme is case-insensitive')
+  t.equal((await get(app, '/admin/tenants')).statusCode, 200)
+})
+
+t.test('list: paging and filtering by derived state', async (t) => {
+  const { app } = await buildTestApp(t, { env: ENV })
+  const base = Math.floor(Date.now() / 1000)
+  const pending = [await pendingTenant(app, 'P1'), await pendingTenant(app, 'P2')]
+  const active = await paidTenant(app, 'A1', 'sub_a1', base)
+  const pastDue = await paidTenant(app, 'D1', 'sub_d1', base)
+  t.equal((await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_d1' }), { created: base + 5 }))).json().tenant_state, 'past_due')
+  const canceled = await paidTenant(app, 'C1', 'sub_c1', base)
+  t.equal((await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_c1', status: 'canceled' }), { created: base + 5 }))).json().tenant_state, 'canceled')
+
+  const all = (await get(app, '/admin/tenants')).json()
+  t.equal(all.total, 5)
+  t.equal(all.tenants.length, 5)
+  t.equal(all.tenants[0].name, 'C1', 'newest first')
+  t.equal(all.tenants[0].email, 'ops@acme.test', 'operators see the contact')
+
+  const ids = async (state: string) => (await get(app, `/admin/tenants?state=${state}`)).json().tenants.map((x: { tenant_id: string }) => x.tenant_id).sort()
+  t.same(await ids('provisioning'), [...pending].sort())
+  t.same(await ids('active'), [active])
+  t.same(await ids('past_due'), [pastDue])
+  t.same(await ids('canceled'), [canceled])
+  t.same(await ids('failed'), [])
+
+  const page1 = (await get(app, '/admin/tenants?limit=2&offset=0')).json()
+  const page2 = (await get(app, '/admin/tenants?limit=2&offset=2')).json()
+  t.equal(page1.tenants.length, 2)
+  t.equal(page1.total, 5)
+  t.same([...page1.tenants, ...page2.tenants].map((x: { tenant_id: string }) => x.tenant_id), all.tenants.slice(0, 4).map((x: { tenant_id: string }) => x.tenant_id))
+
+  const bad = await get(app, '/admin/tenants?state=sleeping')
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().error, 'invalid_request')
+  t.equal((await get(app, '/admin/tenants?limit=0')).statusCode, 400)
+  t.equal((await get(app, '/admin/tenants?limit=501')).statusCode, 400)
+})
+
+t.test('show: the tenant with its events, audit entries and jobs', async (t) => {
+  const { app } = await buildTestApp(t, { env: ENV })
+  const id = await paidTenant(app, 'Show CTF', 'sub_show')
+  const r = await get(app, `/admin/tenants/${id}`)
+  t.equal(r.statusCode, 200)
+  const d = r.json()
+  t.equal(d.tenant.tenant_id, id)
+  t.equal(d.tenant.state, 'active')
+  t.equal(d.tenant.subscription_id, 'sub_show')
+  t.ok(d.tenant.server_id, 'server details for operators')
+  t.same(d.events.map((e: { type: string }) => e.type), ['checkout.session.completed'])
+  t.equal(d.events[0].outcome, 'ok')
+  t.equal(d.events[0].payload, undefined, 'payloads stay out of the summary')
+  const actions = d.audit.map((a: { action: string }) => a.action)
+  t.equal(actions[0], 'tenant.created')
+  t.ok(actions.includes('provision.queued'))
+  t.ok(d.audit.every((a: { seq: number }) => Number.isInteger(a.seq)))
+  t.same(d.jobs.map((j: { kind: string, status: string }) => [j.kind, j.status]), [['provision', 'done']])
+
+  const missing = await get(app, '/admin/tenants/0123456789abcdef0123456789abcdef')
+  t.equal(missing.statusCode, 404)
+  t.equal(missing.json().error, 'tenant_not_found')
+  t.equal((await get(app, '/admin/tenants/not-an-id')).statusCode, 400)
+})
+
+t.test('retry: a failed provisioning runs again; anything else is a 409', async (t) => {
+  const { app, executor } = await buildTestApp(t, { env: { ...ENV, PROVISION_MAX_ATTEMPTS: '1' } })
+  executor.failNext('create', 1)
+  const id = await pendingTenant(app)
+  const r = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: 'sub_retry' })))
+  t.equal(r.json().tenant_state, 'failed')
+  t.same((await get(app, '/admin/tenants?state=failed')).json().tenants.map((x: { tenant_id: string }) => x.tenant_id), [id])
+
+  const retried = await post(app, `/admin/tenants/${id}/retry`)
+  t.equal(retried.statusCode, 200)
+  t.equal(retried.json().state, 'active')
+  t.equal(retried.json().error, null)
+  t.equal(executor.calls.create, 2)
+  const detail = (await get(app, `/admin/tenants/${id}`)).json()
+  t.ok(detail.audit.some((a: { action: string }) => a.action === 'provision.retry_requested'), 'audited')
+
+  const again = await post(app, `/admin/tenants/${id}/retry`)
+  t.equal(again.statusCode, 409)
+  t.equal(again.json().error, 'conflict')
+  t.equal(again.json().state, 'active')
+  t.equal(executor.calls.create, 2, 'nothing re-ran')
+  const missing = await post(app, '/admin/tenants/0123456789abcdef0123456789abcdef/retry')
+  t.equal(missing.statusCode, 404)
+})
+
+t.test('audit verify: ok, then the first tampered seq', async (t) => {
+  const { app, config } = await buildTestApp(t, { env: ENV })
+  await paidTenant(app, 'Audit CTF', 'sub_audit')
+  const ok = (await get(app, '/admin/audit/verify')).json()
+  t.equal(ok.ok, true)
+  t.ok(ok.entries >= 3)
+  t.equal(ok.lastSeq, ok.entries)
+
+  const db = new DatabaseSync(config.databaseUrl.replace(/^sqlite:/, ''))
+  t.teardown(() => db.close())
+  db.prepare("UPDATE audit_log SET detail = '{\"plan\":\"pro\"}' WHERE seq = 2").run()
+  const bad = (await get(app, '/admin/audit/verify')).json()
+  t.equal(bad.ok, false)
+  t.equal(bad.badSeq, 2)
+  t.equal(bad.problem, 'modified')
+  t.match(bad.reason, /MAC/)
+})
+
+t.test('replay: an unmatched event matches once its tenant is known; history is kept', async (t) => {
+  const { app, store } = await buildTestApp(t, { env: ENV })
+  const base = Math.floor(Date.now() / 1000)
+  const failed = makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_late' }), { created: base + 10 })
+  t.same((await deliver(app, failed)).json(), { status: 'unmatched', type: 'invoice.payment_failed' })
+  const id = await paidTenant(app, 'Late CTF', 'sub_late', base)
+
+  const r = await post(app, `/admin/events/${failed.id}/replay`)
+  t.equal(r.statusCode, 200)
+  t.same(r.json(), {
+    event_id: failed.id,
+    replay_id: `${failed.id}:replay:1`,
+    original_outcome: 'unmatched',
+    result: { status: 'ok', type: 'invoice.payment_failed', tenant_id: id, tenant_state: 'past_due' }
+  })
+  t.equal((await store.getEvent(failed.id))?.outcome, 'unmatched', 'the original row is untouched')
+  t.equal((await store.getEvent(`${failed.id}:replay:1`))?.tenant, id)
+
+  // A second replay gets the next number and, the change already applied, changes nothing.
+  const second = (await post(app, `/admin/events/${failed.id}/replay`)).json()
+  t.equal(second.replay_id, `${failed.id}:replay:2`)
+  t.equal(second.result.tenant_state, 'past_due')
+  const ofReplay = (await post(app, `/admin/events/${encodeURIComponent(`${failed.id}:replay:1`)}/replay`)).json()
+  t.equal(ofReplay.replay_id, `${failed.id}:replay:3`, 'a replay of a replay counts on the original')
+
+  // Ordering still holds: an older change replayed after a newer one is stale.
+  const older = makeEvent('invoice.paid', invoice({ subscription: 'sub_late' }), { created: base + 1 })
+  t.equal((await deliver(app, older)).json().status, 'stale')
+  t.equal((await post(app, `/admin/events/${older.id}/replay`)).json().result.status, 'stale')
+
+  const missing = await post(app, '/admin/events/evt_nope/replay')
+  t.equal(missing.statusCode, 404)
+  t.equal(missing.json().error, 'event_not_found')
+
+  const events = (await get(app, '/admin/events?limit=3')).json().events
+  t.equal(events.length, 3)
+  t.ok(events.every((e: { payload?: string }) => e.payload === undefined))
+})
+
+t.test('export: every tenant, and no secret anywhere', async (t) => {
+  const { app } = await buildTestApp(t, { env: ENV })
+  const a = await pendingTenant(app, 'One')
+  const b = await paidTenant(app, 'Two', 'sub_two')
+  const r = await get(app, '/admin/tenants/export')
+  t.equal(r.statusCode, 200)
+  const body = r.json()
+  t.equal(body.count, 2)
+  t.same(body.tenants.map((x: { tenant_id: string }) => x.tenant_id), [a, b], 'oldest first')
+  t.ok(Date.parse(body.exported_at) > 0)
+  for (const secret of [TOKEN, TEST_WEBHOOK_SECRET, ENV.SECRET_KEY, ENV.PROVISION_AUDIT_SECRET]) t.notMatch(r.body, secret)
+  t.notMatch(r.body, /token=/, 'no welcome link')
+})

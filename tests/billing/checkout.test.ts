@@ -1,0 +1,191 @@
+import t from 'tap'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.ts'
+import { StripeClient } from '../../api/billing/stripe-client.ts'
+import { verifyWelcomeToken } from '../../api/tenants/welcome-token.ts'
+
+const KEY = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'
+const PRICES = { STRIPE_PRICE_SOLO: 'price_solo_1', STRIPE_PRICE_STANDARD: 'price_standard_1', STRIPE_PRICE_PRO: 'price_pro_1' }
+
+async function stripeApp (t: Parameters<typeof buildTestApp>[0], env: Record<string, string> = {}) {
+  const fake = await startFakeStripe(t)
+  for (const [env, id] of Object.entries(PRICES)) {
+    fake.addPrice({ id, currency: 'usd', unit_amount: 2500, recurring: { interval: 'month' }, lookup_key: `ctfhive_${env.slice(13).toLowerCase()}_monthly` })
+  }
+  const stripe = new StripeClient({ apiKey: KEY, apiVersion: '2024-06-20', baseUrl: fake.url, sleep: async () => {} })
+  const built = await buildTestApp(t, {
+    stripe,
+    env: { STRIPE_SECRET_KEY: KEY, STRIPE_API_BASE: fake.url, PUBLIC_BASE_URL: 'https://ctfhive.example', ...PRICES, ...env }
+  })
+  return { ...built, fake }
+}
+
+t.test('Stripe not configured: a pending tenant and checkout_not_configured', async (t) => {
+  const { app, store, config } = await buildTestApp(t)
+  const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name: 'Acme', email: 'a@acme.test' } })
+  t.equal(r.statusCode, 200)
+  const body = r.json()
+  t.match(body, { status: 'checkout_not_configured', message: 'Stripe is not configured; created a pending tenant.', plan: 'standard' })
+  t.match(body.tenant_id, /^[0-9a-f]{32}$/)
+  const token = new URL(body.welcome_url, 'http://x').searchParams.get('token')!
+  t.ok(verifyWelcomeToken(config.secretKey, body.tenant_id, token), 'the welcome link is signed')
+  const tenant = await store.getTenant(body.tenant_id)
+  t.match(tenant, { name: 'Acme', email: 'a@acme.test', plan: 'standard', billing: 'pending', infra: 'none' })
+  t.equal((await app.inject(`/tenants/${body.tenant_id}/status`)).json().state, 'provisioning')
+})
+
+t.test('form bodies work like JSON; empty optional fields are ignored', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const r = await app.inject({ method: 'POST', url: '/billing/checkout', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'plan=solo&name=&email=' })
+  t.equal(r.statusCode, 200)
+  t.match(await store.getTenant(r.json().tenant_id), { name: 'ctfhive-event', email: '', plan: 'solo' })
+})
+
+t.test('a plain HTML form post gets redirects', async (t) => {
+  const { app } = await buildTestApp(t)
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html,application/xhtml+xml' }
+  const ok = await app.inject({ method: 'POST', url: '/billing/checkout', headers, payload: 'plan=pro&name=Night' })
+  t.equal(ok.statusCode, 303)
+  t.match(ok.headers.location, /^\/welcome\?tenant=[0-9a-f]{32}&token=[0-9a-f]{40}$/)
+  const bad = await app.inject({ method: 'POST', url: '/billing/checkout', headers, payload: 'plan=gold' })
+  t.equal(bad.statusCode, 303)
+  t.equal(bad.headers.location, '/register?plan=gold&error=unknown_plan')
+})
+
+t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const cases: Array<[string, Record<string, unknown>, number, string]> = [
+    ['unknown plan', { payload: { plan: 'gold' } }, 400, 'unknown_plan'],
+    ['contact plan', { payload: { plan: 'enterprise' } }, 400, 'plan_requires_contact'],
+    ['missing plan', { payload: { name: 'x' } }, 400, 'invalid_request'],
+    ['name too long', { payload: { plan: 'solo', name: 'x'.repeat(81) } }, 400, 'invalid_request'],
+    ['bad email', { payload: { plan: 'solo', email: 'not-an-email' } }, 400, 'invalid_request'],
+    ['plan not a string (coerced, then unknown)', { payload: { plan: 7 } }, 400, 'unknown_plan'],
+    ['plan an object', { payload: { plan: { a: 1 } } }, 400, 'invalid_request'],
+    ['malformed JSON', { headers: { 'content-type': 'application/json' }, payload: '{"plan": ' }, 400, 'invalid_json'],
+    ['text/plain', { headers: { 'content-type': 'text/plain' }, payload: 'plan=solo' }, 415, 'unsupported_media_type'],
+    ['xml', { headers: { 'content-type': 'application/xml' }, payload: '<plan>solo</plan>' }, 415, 'unsupported_media_type'],
+    ['no body', {}, 400, 'invalid_request'],
+    ['body too large', { payload: { plan: 'solo', name: 'x'.repeat(70_000) } }, 413, 'payload_too_large']
+  ]
+  for (const [name, opts, status, code] of cases) {
+    const r = await app.inject({ method: 'POST', url: '/billing/checkout', ...opts })
+    t.equal(r.statusCode, status, name)
+    t.equal(r.json().error, code, `${name}: code`)
+    t.type(r.json().message, 'string', `${name}: message`)
+  }
+  const missing = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { name: 'x' } })
+  t.equal(missing.json().field, 'plan', 'the field is named')
+  t.equal(await store.countTenants(), 0, 'nothing was created')
+})
+
+t.test('Stripe configured: a Checkout Session for the plan', async (t) => {
+  const { app, store, fake } = await stripeApp(t)
+  const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Big CTF', email: 'buyer@big.test' } })
+  t.equal(r.statusCode, 200)
+  const body = r.json()
+  t.match(body, { status: 'checkout_created', plan: 'pro' })
+  const [req] = fake.requestsTo('POST /v1/checkout/sessions')
+  t.ok(req, 'one session request')
+  t.equal(req!.headers.authorization, `Bearer ${KEY}`)
+  t.equal(req!.headers['stripe-version'], '2024-06-20')
+  t.equal(req!.headers['idempotency-key'], `ctfhive-checkout-${body.tenant_id}`)
+  t.same(req!.form, {
+    mode: 'subscription',
+    line_items: [{ price: 'price_pro_1', quantity: '1' }],
+    client_reference_id: body.tenant_id,
+    metadata: { plan: 'pro', tenant_id: body.tenant_id, name: 'Big CTF' },
+    subscription_data: { metadata: { tenant_id: body.tenant_id } },
+    customer_email: 'buyer@big.test',
+    success_url: 'https://ctfhive.example/billing/success?session_id={CHECKOUT_SESSION_ID}',
+    cancel_url: 'https://ctfhive.example/pricing'
+  })
+  const session = fake.state.checkoutSessions.get(body.session_id)
+  t.equal(body.checkout_url, session?.url)
+  t.equal((await store.getTenant(body.tenant_id))?.billing, 'pending')
+  const noEmail = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo' } })
+  t.notOk('customer_email' in fake.requestsTo('POST /v1/checkout/sessions')[1]!.form, 'no customer_email when none given')
+  t.equal(noEmail.statusCode, 200)
+})
+
+t.test('a price variable left empty: 503 before any tenant exists', async (t) => {
+  const { app, store, fake } = await stripeApp(t, { STRIPE_PRICE_SOLO: '' })
+  const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo' } })
+  t.equal(r.statusCode, 503)
+  t.same(r.json(), { error: 'price_not_configured', plan: 'solo', message: 'set STRIPE_PRICE_SOLO (run the bootstrap CLI)' })
+  t.equal(await store.countTenants(), 0)
+  t.equal(fake.requests.length, 0, 'Stripe was not called')
+})
+
+t.test('a Stripe failure: 502 and the pending tenant is removed', async (t) => {
+  const { app, store, fake } = await stripeApp(t)
+  fake.queueReply('POST /v1/checkout/sessions', { status: 400, body: { error: { type: 'invalid_request_error', code: 'resource_missing', message: 'No such price', param: 'line_items[0][price]' } } })
+  const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard' } })
+  t.equal(r.statusCode, 502)
+  t.match(r.json(), { error: 'stripe_checkout_failed', stripe_error: { type: 'invalid_request_error', code: 'resource_missing' } })
+  t.notMatch(r.body, KEY)
+  t.equal(await store.countTenants(), 0, 'rolled back')
+  t.same((await store.listAudit({})).map((e) => e.action), ['tenant.created', 'tenant.removed'], 'and audited')
+
+  fake.queueReply('POST /v1/checkout/sessions', { status: 500, body: { error: { type: 'api_error', message: 'boom' } } }, { times: 3 })
+  const r500 = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard' } })
+  t.equal(r500.statusCode, 502, 'after the retries are used up')
+  t.equal(await store.countTenants(), 0)
+})
+
+t.test('a reply lost mid-flight is retried under the same idempotency key: one session', async (t) => {
+  const { app, fake } = await stripeApp(t)
+  fake.dropConnection('POST /v1/checkout/sessions', { afterEffect: true })
+  const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard' } })
+  t.equal(r.statusCode, 200)
+  t.equal(fake.state.checkoutSessions.size, 1, 'exactly one session exists')
+  const keys = fake.requestsTo('POST /v1/checkout/sessions').map((q) => q.headers['idempotency-key'])
+  t.equal(keys.length, 2)
+  t.equal(keys[0], keys[1])
+})
+
+t.test('return from Checkout: fulfil, then redirect to the signed welcome link', async (t) => {
+  const { app, fake, config } = await stripeApp(t)
+  const body = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name: 'Return CTF' } })).json()
+  fake.completeSession(body.session_id, { subscriptionId: 'sub_return' })
+  const r = await app.inject(`/billing/success?session_id=${body.session_id}`)
+  t.equal(r.statusCode, 303)
+  const location = new URL(r.headers.location as string, 'http://x')
+  t.equal(location.pathname, '/welcome')
+  t.equal(location.searchParams.get('tenant'), body.tenant_id)
+  t.ok(verifyWelcomeToken(config.secretKey, body.tenant_id, location.searchParams.get('token')!))
+  const status = (await app.inject(`/tenants/${body.tenant_id}/status`)).json()
+  t.equal(status.state, 'active', 'no webhook needed')
+  t.equal(status.subscription_id, 'sub_return')
+  const again = await app.inject(`/billing/success?session_id=${body.session_id}`)
+  t.equal(again.statusCode, 303, 'reloading the page is harmless')
+  t.equal(app.executor instanceof Object && (app.executor as unknown as { calls: { create: number } }).calls.create, 1, 'one server')
+})
+
+t.test('return from Checkout: open sessions, unknown sessions, bad ids, Stripe down', async (t) => {
+  const { app, fake } = await stripeApp(t)
+  const body = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo' } })).json()
+  const open = await app.inject(`/billing/success?session_id=${body.session_id}`)
+  t.equal(open.statusCode, 303)
+  t.match(open.headers.location, `/welcome?tenant=${body.tenant_id}`)
+  t.equal((await app.inject(`/tenants/${body.tenant_id}/status`)).json().billing, 'pending', 'an open session fulfils nothing')
+  const unknown = await app.inject('/billing/success?session_id=cs_test_nope')
+  t.equal(unknown.statusCode, 404)
+  t.equal(unknown.json().error, 'not_found')
+  const bad = await app.inject('/billing/success?session_id=../../x')
+  t.equal(bad.statusCode, 400)
+  t.equal((await app.inject('/billing/success')).statusCode, 400)
+  fake.queueReply('GET /v1/checkout/sessions*', { status: 500, body: { error: { type: 'api_error', message: 'down' } } }, { times: 3 })
+  const down = await app.inject(`/billing/success?session_id=${body.session_id}`)
+  t.equal(down.statusCode, 502)
+  t.equal(down.json().error, 'stripe_unavailable')
+})
+
+t.test('return from Checkout without Stripe configured', async (t) => {
+  const { app } = await buildTestApp(t)
+  const r = await app.inject('/billing/success?session_id=cs_test_1')
+  t.equal(r.statusCode, 503)
+  t.equal(r.json().error, 'stripe_not_configured')
+})
+
+export type { FakeStripe }

@@ -1,0 +1,270 @@
+import t, { type Test } from 'tap'
+import { main, ENV_HEADER, type BootstrapOptions } from '../../bootstrap/stripe-bootstrap.ts'
+import { SUPPORTED_EVENTS } from '../../api/billing/events.ts'
+import { StripeClient } from '../../api/billing/stripe-client.ts'
+import { PAID_PLANS, type Plan } from '../../api/plans.ts'
+import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.ts'
+
+const KEY = 'sk_test_bootstrapKey0123456789'
+const BASE = 'https://ctf.example.test'
+
+interface Run { code: number, stdout: string, stderr: string }
+
+async function run (argv: string[], env: Record<string, string | undefined>, opts: BootstrapOptions = {}): Promise<Run> {
+  let stdout = ''
+  let stderr = ''
+  const io = { stdout: { write: (s: string) => { stdout += s } }, stderr: { write: (s: string) => { stderr += s } } }
+  const code = await main(argv, env, io, { client: { maxRetries: 0 }, ...opts })
+  return { code, stdout, stderr }
+}
+
+function envFor (fake: FakeStripe, extra: Record<string, string> = {}): Record<string, string> {
+  return { STRIPE_SECRET_KEY: KEY, STRIPE_API_BASE: fake.url, PUBLIC_BASE_URL: BASE, ...extra }
+}
+
+/** The env block as a map; fails when stdout holds anything else. */
+function envBlock (t: Test, stdout: string): Record<string, string> {
+  const lines = stdout.split('\n')
+  t.equal(lines[0], ENV_HEADER, 'the block starts with its header')
+  t.equal(lines.at(-1), '', 'ends with a newline')
+  const values: Record<string, string> = {}
+  for (const line of lines.slice(1, -1)) {
+    const m = /^(STRIPE_[A-Z_]+)=(\S+)$/.exec(line)
+    t.ok(m, `env line: ${line}`)
+    if (m !== null) values[m[1]!] = m[2]!
+  }
+  return values
+}
+
+const posts = (fake: FakeStripe) => fake.requestsTo('POST /v1/*')
+
+t.test('first run creates everything; the second reuses it', async (t) => {
+  const fake = await startFakeStripe(t)
+  const first = await run([], envFor(fake))
+  t.equal(first.code, 0, first.stderr)
+  const env = envBlock(t, first.stdout)
+  t.same(Object.keys(env), ['STRIPE_PRICE_SOLO', 'STRIPE_PRICE_STANDARD', 'STRIPE_PRICE_PRO', 'STRIPE_WEBHOOK_SECRET'])
+
+  t.same([...fake.state.products.keys()].sort(), ['ctfhive_pro', 'ctfhive_solo', 'ctfhive_standard'])
+  t.equal(fake.state.products.get('ctfhive_solo')?.name, 'CTFHive Solo')
+  t.equal(fake.state.prices.size, 3)
+  for (const plan of PAID_PLANS) {
+    const price = fake.state.prices.get(env[plan.stripePriceEnv!]!)
+    t.ok(price, `${plan.slug}: the printed id is a real price`)
+    t.equal(price?.lookup_key, `ctfhive_${plan.slug}_monthly`)
+    t.equal(price?.unit_amount, plan.amount)
+    t.equal(price?.currency, 'usd')
+    t.same(price?.recurring?.interval, 'month')
+    t.equal(price?.product, `ctfhive_${plan.slug}`)
+  }
+  t.notOk(fake.state.prices.has('enterprise'))
+  t.notOk(fake.state.products.has('ctfhive_enterprise'), 'enterprise is skipped')
+  const endpoints = [...fake.state.webhookEndpoints.values()]
+  t.equal(endpoints.length, 1)
+  t.equal(endpoints[0]?.url, `${BASE}/billing/webhook`)
+  t.same(endpoints[0]?.enabled_events, [...SUPPORTED_EVENTS])
+  t.equal(endpoints[0]?.api_version, '2024-06-20', 'pinned API version')
+  t.equal(env.STRIPE_WEBHOOK_SECRET, endpoints[0]?.secret)
+  t.ok(fake.requests.every((r) => r.headers['stripe-version'] === '2024-06-20'))
+  t.match(first.stderr, /product ctfhive_solo: created/)
+  t.notMatch(first.stderr + first.stdout, KEY, 'the key is never printed')
+
+  const before = fake.requests.length
+  const second = await run([], envFor(fake))
+  t.equal(second.code, 0, second.stderr)
+  const env2 = envBlock(t, second.stdout)
+  t.same(env2, { STRIPE_PRICE_SOLO: env.STRIPE_PRICE_SOLO, STRIPE_PRICE_STANDARD: env.STRIPE_PRICE_STANDARD, STRIPE_PRICE_PRO: env.STRIPE_PRICE_PRO }, 'same prices, no secret')
+  t.equal(posts(fake).filter((r) => fake.requests.indexOf(r) >= before).length, 0, 'nothing created or changed')
+  t.equal(fake.state.products.size, 3)
+  t.equal(fake.state.prices.size, 3)
+  t.equal(fake.state.webhookEndpoints.size, 1)
+  t.match(second.stderr, /reused/)
+  t.match(second.stderr, /cannot be printed here/)
+  t.match(second.stderr, /Stripe dashboard/)
+  t.match(second.stderr, /--force-webhook/)
+})
+
+t.test('a changed catalogue amount: a new price takes the lookup key over, the old one is deactivated', async (t) => {
+  const fake = await startFakeStripe(t)
+  const first = envBlock(t, (await run(['--no-webhook'], envFor(fake))).stdout)
+  const changed: Plan[] = PAID_PLANS.map((p) => (p.slug === 'solo' ? { ...p, amount: 3000 } : p))
+  const r = await run(['--no-webhook'], envFor(fake), { plans: changed })
+  t.equal(r.code, 0, r.stderr)
+  const second = envBlock(t, r.stdout)
+  t.not(second.STRIPE_PRICE_SOLO, first.STRIPE_PRICE_SOLO, 'solo has a new price')
+  t.equal(second.STRIPE_PRICE_STANDARD, first.STRIPE_PRICE_STANDARD)
+  t.equal(second.STRIPE_PRICE_PRO, first.STRIPE_PRICE_PRO)
+  const fresh = fake.state.prices.get(second.STRIPE_PRICE_SOLO!)
+  const old = fake.state.prices.get(first.STRIPE_PRICE_SOLO!)
+  t.equal(fresh?.unit_amount, 3000)
+  t.equal(fresh?.lookup_key, 'ctfhive_solo_monthly')
+  t.equal(fresh?.active, true)
+  t.equal(old?.lookup_key, null, 'the key moved')
+  t.equal(old?.active, false, 'the old price is deactivated')
+  const create = fake.requestsTo('POST /v1/prices').at(-1)
+  t.equal(create?.form.transfer_lookup_key, 'true')
+  t.match(r.stderr, /\$30\/month USD/)
+  t.match(r.stderr, /deactivated/)
+
+  // Running the new catalogue again changes nothing.
+  const creates = fake.requestsTo('POST /v1/prices').length
+  const again = envBlock(t, (await run(['--no-webhook'], envFor(fake), { plans: changed })).stdout)
+  t.equal(again.STRIPE_PRICE_SOLO, second.STRIPE_PRICE_SOLO)
+  t.equal(fake.requestsTo('POST /v1/prices').length, creates)
+
+  // Back to the original amount: the inactive original does not come back by accident, a
+  // matching lookup-key holder is what counts.
+  const back = envBlock(t, (await run(['--no-webhook'], envFor(fake))).stdout)
+  t.equal(fake.state.prices.get(back.STRIPE_PRICE_SOLO!)?.unit_amount, 2500)
+  t.equal(fake.state.prices.get(back.STRIPE_PRICE_SOLO!)?.lookup_key, 'ctfhive_solo_monthly')
+  t.equal([...fake.state.prices.values()].filter((p) => p.lookup_key === 'ctfhive_solo_monthly').length, 1)
+})
+
+t.test('an inactive but matching price is reactivated; a renamed or archived product is restored', async (t) => {
+  const fake = await startFakeStripe(t)
+  const env = envBlock(t, (await run(['--no-webhook'], envFor(fake))).stdout)
+  fake.state.prices.get(env.STRIPE_PRICE_PRO!)!.active = false
+  Object.assign(fake.state.products.get('ctfhive_pro')!, { active: false, name: 'Old name' })
+  const r = await run(['--no-webhook'], envFor(fake))
+  t.equal(r.code, 0, r.stderr)
+  t.equal(envBlock(t, r.stdout).STRIPE_PRICE_PRO, env.STRIPE_PRICE_PRO)
+  t.equal(fake.state.prices.get(env.STRIPE_PRICE_PRO!)?.active, true)
+  t.equal(fake.state.products.get('ctfhive_pro')?.active, true)
+  t.equal(fake.state.products.get('ctfhive_pro')?.name, 'CTFHive Pro')
+  t.match(r.stderr, /reactivated/)
+})
+
+t.test('an existing endpoint is reused and its events brought up to date', async (t) => {
+  const fake = await startFakeStripe(t)
+  const stripe = new StripeClient({ apiKey: KEY, apiVersion: '2024-06-20', baseUrl: fake.url })
+  const old = await stripe.request('POST', '/v1/webhook_endpoints', { url: `${BASE}/billing/webhook`, enabled_events: ['invoice.paid', 'charge.refunded'], api_version: '2023-10-16' })
+  await stripe.request('POST', `/v1/webhook_endpoints/${old.id}`, { disabled: true })
+  await stripe.request('POST', '/v1/webhook_endpoints', { url: 'https://elsewhere.test/hook', enabled_events: ['invoice.paid'] })
+
+  const r = await run([], envFor(fake))
+  t.equal(r.code, 0, r.stderr)
+  t.notOk('STRIPE_WEBHOOK_SECRET' in envBlock(t, r.stdout), 'no secret for a reused endpoint')
+  const e = fake.state.webhookEndpoints.get(old.id)
+  t.same(e?.enabled_events, [...SUPPORTED_EVENTS], 'exactly the supported events')
+  t.equal(e?.status, 'enabled', 're-enabled')
+  t.equal(fake.state.webhookEndpoints.size, 2, 'nothing new')
+  t.match(r.stderr, /removed charge\.refunded/)
+  t.match(r.stderr, /re-enabled/)
+  t.match(r.stderr, /API version 2023-10-16/, 'says the version differs')
+
+  const force = await run(['--force-webhook'], envFor(fake))
+  t.equal(force.code, 0, force.stderr)
+  const env = envBlock(t, force.stdout)
+  t.match(env.STRIPE_WEBHOOK_SECRET, /^whsec_/)
+  t.equal(fake.state.webhookEndpoints.size, 3, 'a new endpoint')
+  const created = [...fake.state.webhookEndpoints.values()].find((x) => x.secret === env.STRIPE_WEBHOOK_SECRET)
+  t.equal(created?.api_version, '2024-06-20')
+  t.match(force.stderr, new RegExp(`older endpoint\\(s\\) ${old.id as string}`))
+})
+
+t.test('--base-url wins over PUBLIC_BASE_URL; --no-webhook touches no endpoint', async (t) => {
+  const fake = await startFakeStripe(t)
+  const r = await run(['--base-url', 'https://other.example.test/'], envFor(fake))
+  t.equal(r.code, 0, r.stderr)
+  t.same([...fake.state.webhookEndpoints.values()].map((e) => e.url), ['https://other.example.test/billing/webhook'])
+  const n = fake.requests.length
+  const none = await run(['--no-webhook', '--base-url', 'https://third.example.test'], envFor(fake))
+  t.equal(none.code, 0)
+  t.equal(fake.requests.slice(n).filter((x) => x.path.startsWith('/v1/webhook_endpoints')).length, 0)
+  t.notOk('STRIPE_WEBHOOK_SECRET' in envBlock(t, none.stdout))
+  t.match(none.stderr, /--no-webhook/)
+})
+
+t.test('--dry-run makes no request and needs no key', async (t) => {
+  const fake = await startFakeStripe(t)
+  for (const env of [{ STRIPE_API_BASE: fake.url }, envFor(fake), { STRIPE_API_BASE: fake.url, STRIPE_SECRET_KEY: 'sk_live_x1' }]) {
+    const r = await run(['--dry-run', '--base-url', 'https://dry.example.test'], env)
+    t.equal(r.code, 0, r.stderr)
+    t.equal(r.stdout, '', 'stdout stays empty: there is nothing to paste')
+    t.match(r.stderr, /would ensure product ctfhive_solo/)
+    t.match(r.stderr, /ctfhive_pro_monthly: \$125\/month USD/)
+    t.match(r.stderr, /https:\/\/dry\.example\.test\/billing\/webhook/)
+    t.match(r.stderr, /skip enterprise/)
+  }
+  t.equal(fake.requests.length, 0, 'the fake saw no request at all')
+})
+
+t.test('bad keys: non-zero exit with one readable line, no request, never the key', async (t) => {
+  const fake = await startFakeStripe(t)
+  const cases: Array<[string, string | undefined, RegExp]> = [
+    ['missing', undefined, /not set/],
+    ['empty', '', /not set/],
+    ['publishable', 'pk_test_abc123', /publishable key/],
+    ['restricted', 'rk_test_abc123', /restricted key/],
+    ['restricted live', 'rk_live_abc123', /restricted key/],
+    ['webhook secret', 'whsec_abc123', /does not look like/],
+    ['garbage', 'sk_test_abc$%^', /does not look like/],
+    ['live without --live', 'sk_live_abc123', /live key: pass --live/]
+  ]
+  for (const [name, key, message] of cases) {
+    const r = await run([], { STRIPE_API_BASE: fake.url, STRIPE_SECRET_KEY: key })
+    t.equal(r.code, 2, name)
+    t.equal(r.stdout, '', `${name}: nothing on stdout`)
+    const lines = r.stderr.trim().split('\n')
+    t.equal(lines.length, 1, `${name}: one line`)
+    t.match(lines[0], /^error: /)
+    t.match(lines[0], message, name)
+    if (key !== undefined && key !== '') t.notMatch(r.stderr, key, `${name}: key not echoed`)
+  }
+  t.equal(fake.requests.length, 0)
+
+  const live = await run(['--live', '--no-webhook'], { STRIPE_API_BASE: fake.url, STRIPE_SECRET_KEY: 'sk_live_abc123' })
+  t.equal(live.code, 0, 'a live key runs with --live')
+  t.match(live.stderr, /LIVE mode/)
+})
+
+t.test("Stripe's own errors: non-zero exit, one readable line, no partial env block", async (t) => {
+  const fake = await startFakeStripe(t, { apiKeys: ['sk_test_theOnlyGoodKey'] })
+  const r = await run([], envFor(fake))
+  t.equal(r.code, 1)
+  t.equal(r.stdout, '')
+  const last = r.stderr.trim().split('\n').at(-1)!
+  t.match(last, /^error: Stripe refused to read product ctfhive_solo: Invalid API Key provided/)
+  t.match(last, /invalid_request_error\/api_key_invalid, HTTP 401/)
+  t.notMatch(r.stderr, KEY)
+
+  const good = await startFakeStripe(t)
+  good.queueReply('POST /v1/prices', { status: 400, body: { error: { type: 'invalid_request_error', code: 'parameter_invalid_integer', param: 'unit_amount', message: 'Invalid integer:\n abc' } } })
+  const bad = await run([], envFor(good))
+  t.equal(bad.code, 1)
+  t.equal(bad.stdout, '')
+  const line = bad.stderr.trim().split('\n').at(-1)!
+  t.match(line, /^error: Stripe refused to create price ctfhive_solo_monthly: Invalid integer: abc \(invalid_request_error\/parameter_invalid_integer, HTTP 400/)
+
+  good.queueReply('GET /v1/webhook_endpoints', { status: 500, body: { error: { type: 'api_error', message: 'Something went wrong' } } })
+  const down = await run([], envFor(good))
+  t.equal(down.code, 1)
+  t.match(down.stderr, /error: Stripe refused to list webhook endpoints: Something went wrong \(api_error, HTTP 500/)
+
+  const unreachable = await run([], { ...envFor(good), STRIPE_API_BASE: 'http://127.0.0.1:1' })
+  t.equal(unreachable.code, 1)
+  t.match(unreachable.stderr, /error: Stripe refused to read product ctfhive_solo: Could not reach Stripe/)
+})
+
+t.test('usage: --help, unknown flags, contradictions, bad URLs, bad config', async (t) => {
+  const help = await run(['--help'], {})
+  t.equal(help.code, 0)
+  t.match(help.stdout, /--force-webhook/)
+  t.match(help.stdout, /--dry-run/)
+  for (const [argv, message] of [
+    [['--frobnicate'], /Unknown option/],
+    [['--no-webhook', '--force-webhook'], /contradict/],
+    [['--base-url', 'ftp://x.test', '--dry-run'], /http\(s\)/],
+    [['--base-url', 'not a url', '--dry-run'], /absolute/],
+    [['--base-url', 'https://x.test/?a=1', '--dry-run'], /query/],
+    [['stray'], /positional/i]
+  ] as Array<[string[], RegExp]>) {
+    const r = await run(argv, {})
+    t.equal(r.code, 2, argv.join(' '))
+    t.match(r.stderr, message, argv.join(' '))
+    t.equal(r.stdout, '')
+  }
+  const config = await run(['--dry-run'], { STRIPE_API_BASE: 'nope' })
+  t.equal(config.code, 2)
+  t.match(config.stderr, /^error: STRIPE_API_BASE/)
+})

@@ -1,0 +1,435 @@
+// The store contract: what every adapter (SQLite, PostgreSQL) must do, run unchanged on each.
+// `makeStore` gives a store on a fresh, empty database; `reopen` opens a second store on
+// that same database (a restart, or another process); `cleanup` removes the database.
+import { randomBytes } from 'node:crypto'
+import type { Test } from 'tap'
+import { auditMac, verifyStoredChain } from '../../api/provisioning/audit.ts'
+import { GENESIS_MAC } from '../../api/store/rows.ts'
+import type { AuditEntry, Store, StoreOps, StripeEventRecord, Tenant } from '../../api/store/store.ts'
+
+export interface ContractStore {
+  store: Store
+  /** Another store on the same database. */
+  reopen: () => Promise<Store>
+  cleanup?: () => Promise<void>
+}
+
+export type MakeStore = () => Promise<ContractStore>
+
+const SECRET = 'contract-audit-secret'
+
+export function tenantId (): string {
+  return randomBytes(16).toString('hex')
+}
+
+let slugCounter = 0
+/** A tenant in the exact shape the service stores. */
+export function makeTenant (over: Partial<Tenant> = {}): Tenant {
+  const id = over.id ?? tenantId()
+  slugCounter++
+  return {
+    id,
+    name: `Contract CTF ${slugCounter}`,
+    email: `owner${slugCounter}@example.test`,
+    plan: 'standard',
+    slug: `contract-ctf-${slugCounter}-${id.slice(0, 6)}`,
+    billing: 'pending',
+    infra: 'none',
+    subscriptionId: null,
+    customerId: null,
+    billingAt: 0,
+    planAt: 0,
+    error: null,
+    serverId: null,
+    ipv4: null,
+    dnsRecordId: null,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+    paidAt: null,
+    readyAt: null,
+    canceledAt: null,
+    ...over
+  }
+}
+
+export function makeEventRecord (over: Partial<StripeEventRecord> = {}): StripeEventRecord {
+  return {
+    id: `evt_${randomBytes(8).toString('hex')}`,
+    type: 'invoice.paid',
+    created: 1_767_225_600,
+    received: new Date().toISOString(),
+    outcome: 'ok',
+    tenant: null,
+    payload: JSON.stringify({ object: 'event', data: { object: { id: 'in_1', amount_paid: 6500 } } }),
+    ...over
+  }
+}
+
+/** Appends through the store (or a transaction) with the real HMAC seal. */
+export function audit (ops: StoreOps, tenant: string, action: string, detail: Record<string, unknown> = {}): Promise<AuditEntry> {
+  const at = new Date().toISOString()
+  return ops.appendAudit({ at, tenant, action, detail }, (prevMac, seq) => auditMac(SECRET, prevMac, { seq, at, tenant, action, detail }))
+}
+
+class Boom extends Error {}
+
+export function storeContract (t: Test, makeStore: MakeStore): void {
+  /** A fresh store for one subtest, closed and removed in its teardown. */
+  async function fresh (t: Test): Promise<ContractStore> {
+    const made = await makeStore()
+    const extra: Store[] = []
+    const reopen = async (): Promise<Store> => {
+      const s = await made.reopen()
+      extra.push(s)
+      return s
+    }
+    t.teardown(async () => {
+      for (const s of extra) await s.close()
+      await made.store.close()
+      await made.cleanup?.()
+    })
+    return { ...made, reopen }
+  }
+
+  t.test('tenants: insert, read back exactly, patch, delete', async (t) => {
+    const { store } = await fresh(t)
+    const a = makeTenant({ subscriptionId: 'sub_1', customerId: 'cus_1', billingAt: 1_767_225_600, planAt: 1_767_225_601, email: '' })
+    await store.insertTenant(a)
+    t.same(await store.getTenant(a.id), a, 'every field round-trips, nulls and numbers included')
+    t.equal(typeof (await store.getTenant(a.id))!.billingAt, 'number')
+    t.equal(await store.getTenant(tenantId()), undefined, 'an unknown id is undefined')
+
+    await store.updateTenant(a.id, { billing: 'paid', infra: 'provisioning', paidAt: '2026-01-02T00:00:00.000Z', error: 'x' })
+    const patched = (await store.getTenant(a.id))!
+    t.same({ ...patched, updatedAt: a.updatedAt }, { ...a, billing: 'paid', infra: 'provisioning', paidAt: '2026-01-02T00:00:00.000Z', error: 'x' },
+      'only the patched fields change')
+    t.not(patched.updatedAt, a.updatedAt, 'updatedAt moves when the patch leaves it out')
+    t.ok(Date.parse(patched.updatedAt) > Date.parse(a.updatedAt))
+
+    await store.updateTenant(a.id, { error: null, updatedAt: '2026-02-01T00:00:00.000Z', serverId: '42', ipv4: '192.0.2.7', dnsRecordId: 'rec-1' })
+    const again = (await store.getTenant(a.id))!
+    t.equal(again.updatedAt, '2026-02-01T00:00:00.000Z', 'an explicit updatedAt is kept')
+    t.equal(again.error, null, 'a field can be set back to null')
+    t.match(again, { serverId: '42', ipv4: '192.0.2.7', dnsRecordId: 'rec-1' })
+
+    await t.rejects(store.insertTenant(makeTenant({ id: a.id })), 'a second tenant with the same id is refused')
+    await t.rejects(store.insertTenant(makeTenant({ slug: a.slug })), 'a second tenant with the same slug is refused')
+    t.equal(await store.countTenants(), 1, 'the refused inserts left nothing')
+
+    await store.deleteTenant(a.id)
+    t.equal(await store.getTenant(a.id), undefined)
+    await store.deleteTenant(a.id)
+    t.equal(await store.countTenants(), 0, 'deleting an absent tenant is a no-op')
+  })
+
+  t.test('tenants: list newest first, filter, count, page', async (t) => {
+    const { store } = await fresh(t)
+    const made: Tenant[] = []
+    for (let i = 0; i < 7; i++) {
+      const tn = makeTenant({
+        createdAt: `2026-01-0${i + 1}T00:00:00.000Z`,
+        billing: i % 2 === 0 ? 'paid' : 'pending',
+        infra: i < 3 ? 'ready' : 'none'
+      })
+      made.push(tn)
+      await store.insertTenant(tn)
+    }
+    const newestFirst = [...made].reverse().map((x) => x.id)
+    t.same((await store.listTenants()).map((x) => x.id), newestFirst, 'ordered by createdAt descending')
+    t.same((await store.listTenants({ limit: 3 })).map((x) => x.id), newestFirst.slice(0, 3), 'limit')
+    t.same((await store.listTenants({ limit: 3, offset: 3 })).map((x) => x.id), newestFirst.slice(3, 6), 'offset')
+    t.same((await store.listTenants({ limit: 3, offset: 6 })).map((x) => x.id), newestFirst.slice(6), 'last page')
+    t.same(await store.listTenants({ offset: 7 }), [], 'past the end')
+
+    const paid = made.filter((x) => x.billing === 'paid').reverse().map((x) => x.id)
+    t.same((await store.listTenants({ billing: 'paid' })).map((x) => x.id), paid, 'filter by billing')
+    const paidReady = made.filter((x) => x.billing === 'paid' && x.infra === 'ready').reverse().map((x) => x.id)
+    t.same((await store.listTenants({ billing: 'paid', infra: 'ready' })).map((x) => x.id), paidReady, 'filters combine')
+    t.same((await store.listTenants({ infra: 'ready', limit: 1, offset: 1 })).map((x) => x.id), [made[1]!.id], 'filter with a page')
+
+    t.equal(await store.countTenants(), 7)
+    t.equal(await store.countTenants({ billing: 'paid' }), 4)
+    t.equal(await store.countTenants({ billing: 'pending', infra: 'ready' }), 1)
+    t.equal(await store.countTenants({ billing: 'canceled' }), 0)
+    t.same((await store.listTenants({ billing: 'paid' }))[0], made[6], 'listed tenants are whole records')
+  })
+
+  t.test('subscription index: first link wins, survives a reopen, goes with its tenant', async (t) => {
+    const { store, reopen } = await fresh(t)
+    const a = makeTenant()
+    const b = makeTenant()
+    await store.insertTenant(a)
+    await store.insertTenant(b)
+    t.equal(await store.findTenantIdBySubscription('sub_x'), undefined)
+    await store.linkSubscription('sub_x', a.id)
+    await store.linkSubscription('sub_x', b.id)
+    await store.transaction((tx) => tx.linkSubscription('sub_x', b.id))
+    t.equal(await store.findTenantIdBySubscription('sub_x'), a.id, 'the first link wins')
+    await store.linkSubscription('sub_y', b.id)
+    t.equal(await store.findTenantIdBySubscription('sub_y'), b.id)
+    t.equal(await store.transaction((tx) => tx.findTenantIdBySubscription('sub_y')), b.id, 'readable inside a transaction')
+
+    const other = await reopen()
+    t.equal(await other.findTenantIdBySubscription('sub_x'), a.id, 'another store on the database sees the index')
+    t.equal(await other.findTenantIdBySubscription('sub_y'), b.id)
+    await store.close()
+    const restarted = await reopen()
+    t.equal(await restarted.findTenantIdBySubscription('sub_x'), a.id, 'it survives a restart')
+
+    await restarted.deleteTenant(a.id)
+    t.equal(await restarted.findTenantIdBySubscription('sub_x'), undefined, 'a deleted tenant takes its links along')
+    t.equal(await restarted.findTenantIdBySubscription('sub_y'), b.id)
+  })
+
+  t.test('events: recorded once, outcome set, read back, listed', async (t) => {
+    const { store } = await fresh(t)
+    const tn = makeTenant()
+    await store.insertTenant(tn)
+    const e1 = makeEventRecord({ created: 300, received: '2026-01-01T00:00:03.000Z' })
+    t.equal(await store.recordEvent(e1), true, 'a new id is recorded')
+    t.equal(await store.recordEvent({ ...e1, type: 'other', payload: '{}' }), false, 'the same id again is a duplicate')
+    t.equal(await store.transaction((tx) => tx.recordEvent(e1)), false, 'also inside a transaction')
+    t.same(await store.getEvent(e1.id), e1, 'the first record stands, unchanged')
+    t.equal(await store.getEvent('evt_missing'), undefined)
+
+    await store.setEventOutcome(e1.id, 'stale', tn.id)
+    t.same(await store.getEvent(e1.id), { ...e1, outcome: 'stale', tenant: tn.id })
+
+    const e2 = makeEventRecord({ created: 100, received: '2026-01-01T00:00:05.000Z', tenant: tn.id })
+    const e3 = makeEventRecord({ created: 200, received: '2026-01-01T00:00:04.000Z', tenant: tn.id, outcome: 'ignored_terminal' })
+    const e4 = makeEventRecord({ created: 50, received: '2026-01-01T00:00:01.000Z', outcome: 'unmatched' })
+    for (const e of [e2, e3, e4]) t.equal(await store.recordEvent(e), true)
+    t.same((await store.listEvents({ tenant: tn.id })).map((e) => e.id), [e2.id, e3.id, e1.id], "a tenant's events in Stripe's order")
+    t.same((await store.listEvents({})).map((e) => e.id), [e2.id, e3.id, e1.id, e4.id], 'all events, last received first')
+    t.same((await store.listEvents({ limit: 2 })).map((e) => e.id), [e2.id, e3.id], 'limit')
+    t.same((await store.listEvents({ tenant: tn.id, limit: 1 }))[0], e2, 'whole records')
+    t.same(await store.listEvents({ tenant: tenantId() }), [])
+  })
+
+  t.test('events: concurrent transactions recording one id → exactly one records it and has its effect', async (t) => {
+    const { store } = await fresh(t)
+    const tn = makeTenant()
+    await store.insertTenant(tn)
+    const event = makeEventRecord({ tenant: tn.id })
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => store.transaction(async (tx) => {
+      const first = await tx.recordEvent({ ...event, payload: `{"copy":${i}}` })
+      if (first) {
+        const current = (await tx.getTenantForUpdate(tn.id))!
+        await tx.updateTenant(tn.id, { billingAt: current.billingAt + 1 })
+        await audit(tx, tn.id, 'event.applied', { copy: i })
+      }
+      return first
+    })))
+    t.equal(results.filter(Boolean).length, 1, 'exactly one transaction saw the id as new')
+    t.equal((await store.getTenant(tn.id))!.billingAt, 1, 'the effect happened once')
+    t.equal((await store.listAudit({})).length, 1)
+    const winner = results.indexOf(true)
+    t.equal((await store.getEvent(event.id))!.payload, `{"copy":${winner}}`, 'the stored copy is the winner’s')
+  })
+
+  t.test('transactions: all or nothing, errors rethrown, others unaffected', async (t) => {
+    const { store } = await fresh(t)
+    const kept = makeTenant()
+    const value = await store.transaction(async (tx) => {
+      await tx.insertTenant(kept)
+      t.same(await tx.getTenant(kept.id), kept, 'a transaction reads its own writes')
+      return { answer: 42 }
+    })
+    t.same(value, { answer: 42 }, "the function's value is returned")
+
+    const lost = makeTenant()
+    const event = makeEventRecord()
+    const boom = new Boom('boom')
+    const rejected = await store.transaction(async (tx) => {
+      await tx.insertTenant(lost)
+      await tx.updateTenant(kept.id, { billing: 'paid' })
+      await tx.recordEvent(event)
+      await tx.linkSubscription('sub_lost', lost.id)
+      await tx.enqueueJob({ kind: 'provision', tenant: lost.id, runAfter: 0 })
+      await audit(tx, lost.id, 'never.committed')
+      throw boom
+    }).then(() => undefined, (err: unknown) => err)
+    t.equal(rejected, boom, 'the very error the function threw is rethrown')
+    t.equal(await store.getTenant(lost.id), undefined, 'no insert')
+    t.equal((await store.getTenant(kept.id))!.billing, 'pending', 'no update')
+    t.equal(await store.getEvent(event.id), undefined, 'no event')
+    t.equal(await store.findTenantIdBySubscription('sub_lost'), undefined, 'no link')
+    t.same(await store.listJobs({}), [], 'no job')
+    t.same(await store.listAudit({}), [], 'no audit entry')
+    t.equal(await store.recordEvent(event), true, 'the rolled-back event id is still new')
+
+    const failedOp = await store.transaction(async (tx) => {
+      await tx.updateTenant(kept.id, { billing: 'past_due' })
+      await tx.insertTenant(makeTenant({ id: kept.id }))
+    }).then(() => 'resolved', () => 'rejected')
+    t.equal(failedOp, 'rejected', 'a failing store operation fails the transaction')
+    t.equal((await store.getTenant(kept.id))!.billing, 'pending', '… and undoes its earlier writes')
+
+    const tenants = Array.from({ length: 8 }, () => makeTenant())
+    const outcomes = await Promise.allSettled(tenants.map((tn, i) => store.transaction(async (tx) => {
+      await tx.insertTenant(tn)
+      await audit(tx, tn.id, 'tenant.created', { i })
+      if (i % 3 === 1) throw new Boom(`unit ${i}`)
+      return i
+    })))
+    outcomes.forEach((o, i) => {
+      if (i % 3 === 1) t.match(o, { status: 'rejected', reason: { message: `unit ${i}` } }, `unit ${i} failed alone`)
+      else t.same(o, { status: 'fulfilled', value: i }, `unit ${i} committed`)
+    })
+    for (const [i, tn] of tenants.entries()) {
+      t.equal((await store.getTenant(tn.id)) !== undefined, i % 3 !== 1, `tenant ${i} ${i % 3 === 1 ? 'absent' : 'present'}`)
+    }
+    const chain = await verifyStoredChain(store, SECRET)
+    t.same(chain, { ok: true, entries: 5, lastSeq: 5 }, 'rolled-back appends leave no gap in the chain')
+  })
+
+  t.test('jobs: enqueue dedupes live jobs per tenant and kind', async (t) => {
+    const { store } = await fresh(t)
+    const a = tenantId()
+    const b = tenantId()
+    const job = await store.enqueueJob({ kind: 'provision', tenant: a, runAfter: 1000 })
+    t.match(job, { kind: 'provision', tenant: a, status: 'queued', step: '', attempts: 0, runAfter: 1000, leaseUntil: 0, leaseOwner: null, lastError: null })
+    t.type(job.id, 'number')
+    t.match(job.createdAt, /^\d{4}-\d\d-\d\dT/)
+    t.same(await store.getJob(job.id), job, 'getJob returns what enqueue returned')
+
+    const again = await store.enqueueJob({ kind: 'provision', tenant: a, runAfter: 5 })
+    t.equal(again.id, job.id, 'a queued job of the same kind is returned, not duplicated')
+    t.equal(again.runAfter, 1000, 'and left as it was')
+    const inTx = await store.transaction((tx) => tx.enqueueJob({ kind: 'provision', tenant: a, runAfter: 5 }))
+    t.equal(inTx.id, job.id, 'also inside a transaction')
+    const concurrent = await Promise.all(Array.from({ length: 5 }, () => store.enqueueJob({ kind: 'deprovision', tenant: a, runAfter: 0 })))
+    t.equal(new Set(concurrent.map((j) => j.id)).size, 1, 'concurrent enqueues of one kind make one job')
+    t.not(concurrent[0]!.id, job.id, 'another kind is another job')
+    const forB = await store.enqueueJob({ kind: 'provision', tenant: b, runAfter: 0 })
+    t.not(forB.id, job.id, 'another tenant is another job')
+
+    const claimed = await Promise.all([1, 2, 3].map(() => store.claimNextJob('w1', 2000, 100)))
+    t.ok(claimed.some((j) => j?.id === job.id), 'the provision job is running now')
+    const whileRunning = await store.enqueueJob({ kind: 'provision', tenant: a, runAfter: 0 })
+    t.equal(whileRunning.id, job.id, 'a running job also counts as live')
+    await store.updateJob(job.id, { status: 'done' })
+    const afterDone = await store.enqueueJob({ kind: 'provision', tenant: a, runAfter: 0 })
+    t.not(afterDone.id, job.id, 'once done, a new job can be queued')
+    await store.updateJob(afterDone.id, { status: 'failed' })
+    const afterFailed = await store.enqueueJob({ kind: 'provision', tenant: a, runAfter: 0 })
+    t.not(afterFailed.id, afterDone.id, 'also after a failed one')
+    t.same((await store.listJobs({ tenant: a, status: 'queued' })).map((j) => j.id), [afterFailed.id], 'one live provision job')
+    t.same((await store.listJobs({ tenant: a })).map((j) => j.status), ['done', 'running', 'failed', 'queued'])
+  })
+
+  t.test('jobs: claimed by due time, leased, reclaimed after the lease lapses, released', async (t) => {
+    const { store } = await fresh(t)
+    const ta = tenantId()
+    const tb = tenantId()
+    const tc = tenantId()
+    const late = await store.enqueueJob({ kind: 'provision', tenant: ta, runAfter: 300 })
+    const early = await store.enqueueJob({ kind: 'provision', tenant: tb, runAfter: 100 })
+    const middle = await store.enqueueJob({ kind: 'deprovision', tenant: tc, runAfter: 200 })
+    t.equal(await store.nextJobDueAt(), 100, 'the earliest queued run time')
+
+    t.equal(await store.claimNextJob('w1', 99, 1000), undefined, 'nothing is due before its time')
+    const first = await store.claimNextJob('w1', 250, 1000)
+    t.match(first, { id: early.id, status: 'running', leaseOwner: 'w1', leaseUntil: 1250 }, 'the earliest due job first, leased')
+    t.same(await store.getJob(early.id), first, 'the lease is stored')
+    const second = await store.claimNextJob('w2', 250, 1000)
+    t.equal(second?.id, middle.id, 'then the next due one')
+    t.equal(await store.claimNextJob('w2', 250, 1000), undefined, 'the third is not due yet; leased ones are not handed out')
+    t.equal(await store.nextJobDueAt(), 300, 'min of queued run times and running leases')
+    const third = await store.transaction((tx) => tx.claimNextJob('w3', 300, 10_000))
+    t.equal(third?.id, late.id, 'claimable inside a transaction')
+    t.equal(await store.nextJobDueAt(), 1250, 'now the earliest lease lapse')
+
+    t.equal(await store.claimNextJob('w4', 1249, 1000), undefined, 'a live lease holds')
+    const reclaimed = await store.claimNextJob('w4', 1250, 1000)
+    t.match(reclaimed, { id: early.id, leaseOwner: 'w4', leaseUntil: 2250, status: 'running' }, 'a lapsed lease is taken over')
+
+    t.equal(await store.releaseLeases('w2'), 1, 'releases what the worker holds')
+    t.match(await store.getJob(middle.id), { status: 'running', leaseUntil: 0, leaseOwner: null })
+    t.equal(await store.releaseLeases('w2'), 0)
+    t.equal(await store.nextJobDueAt(), 0, 'a released job is due at once')
+    const taken = await store.claimNextJob('w5', 1, 50)
+    t.match(taken, { id: middle.id, leaseOwner: 'w5' }, 'and another worker takes it at once')
+
+    await store.updateJob(early.id, { status: 'queued', step: 'created', attempts: 2, runAfter: 5000, leaseUntil: 0, leaseOwner: null, lastError: 'boom' })
+    t.match(await store.getJob(early.id), { status: 'queued', step: 'created', attempts: 2, runAfter: 5000, leaseUntil: 0, leaseOwner: null, lastError: 'boom' }, 'updateJob patches')
+    const before = (await store.getJob(late.id))!
+    await store.updateJob(late.id, { step: 'dns' })
+    t.match(await store.getJob(late.id), { ...before, step: 'dns', updatedAt: String }, 'a patch touches only its fields')
+    await store.updateJob(late.id, { status: 'done', leaseOwner: null, leaseUntil: 0, lastError: null })
+    await store.updateJob(middle.id, { status: 'canceled' })
+    t.equal(await store.nextJobDueAt(), 5000, 'done and canceled jobs do not count')
+    t.equal(await store.claimNextJob('w6', 4999, 10), undefined)
+    t.equal(await store.getJob(99_999), undefined)
+    t.same((await store.listJobs({ status: 'queued' })).map((j) => j.id), [early.id], 'listJobs by status')
+    t.same((await store.listJobs({ tenant: ta })).map((j) => j.id), [late.id], 'listJobs by tenant')
+    t.same((await store.listJobs({})).map((j) => j.id), [late.id, early.id, middle.id], 'all jobs in id order')
+    await store.updateJob(early.id, { status: 'done' })
+    t.equal(await store.nextJobDueAt(), undefined, 'nothing live → undefined')
+  })
+
+  t.test('jobs: concurrent claims hand each job to one worker', async (t) => {
+    const { store } = await fresh(t)
+    const ids = []
+    for (let i = 0; i < 4; i++) ids.push((await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: i })).id)
+    const claims = await Promise.all(Array.from({ length: 10 }, (_, i) => store.claimNextJob(`w${i}`, 100, 1000)))
+    const got = claims.filter((j) => j !== undefined).map((j) => j.id)
+    t.same([...got].sort((x, y) => x - y), ids, 'every job claimed exactly once')
+    t.equal(claims.filter((j) => j === undefined).length, 6, 'the rest found nothing')
+  })
+
+  t.test('audit: seq from 1, chained MACs, concurrent appends form one chain, filters', async (t) => {
+    const { store, reopen } = await fresh(t)
+    const a = tenantId()
+    const b = tenantId()
+    const seen: Array<[string, number]> = []
+    const first = await store.appendAudit({ at: '2026-01-01T00:00:00.000Z', tenant: a, action: 'tenant.created', detail: { plan: 'solo', nested: { list: [1, 'x', null] } } },
+      (prevMac, seq) => { seen.push([prevMac, seq]); return `mac-${seq}`.padEnd(64, '0') })
+    t.same(seen, [[GENESIS_MAC, 1]], 'the seal gets the genesis MAC and seq 1')
+    t.same(first, { seq: 1, at: '2026-01-01T00:00:00.000Z', tenant: a, action: 'tenant.created', detail: { plan: 'solo', nested: { list: [1, 'x', null] } }, prevMac: GENESIS_MAC, mac: 'mac-1'.padEnd(64, '0') })
+    const second = await store.transaction((tx) => tx.appendAudit({ at: '2026-01-01T00:00:01.000Z', tenant: b, action: 'x', detail: {} },
+      (prevMac, seq) => { seen.push([prevMac, seq]); return 'f'.repeat(64) }))
+    t.same(seen[1], [first.mac, 2], 'then the previous MAC and the next seq')
+    t.match(second, { seq: 2, prevMac: first.mac, mac: 'f'.repeat(64) })
+    t.same((await store.listAudit({}))[0], first, 'entries read back whole')
+
+    const other = await reopen()
+    const appends = Array.from({ length: 24 }, (_, i) => {
+      const ops = i % 3 === 0 ? other : store
+      return i % 2 === 0 ? audit(ops, i % 4 === 0 ? a : b, 'parallel', { i }) : ops.transaction((tx) => audit(tx, b, 'parallel.tx', { i }))
+    })
+    await Promise.all(appends)
+    const all = await store.listAudit({})
+    t.same(all.map((e) => e.seq), Array.from({ length: 26 }, (_, i) => i + 1), 'seq 1..n with no gap or repeat')
+    for (let i = 1; i < all.length; i++) {
+      if (all[i]!.prevMac !== all[i - 1]!.mac) { t.fail(`seq ${all[i]!.seq} does not chain to seq ${all[i - 1]!.seq}`); break }
+    }
+    t.pass('every entry chains to the one before')
+    t.same(await verifyStoredChain(store, SECRET), { ok: false, entries: 26, badSeq: 1, problem: 'modified', reason: 'content does not match its MAC' },
+      'the verifier reads the stored chain (the first two entries carry fake MACs)')
+
+    const forA = await store.listAudit({ tenant: a })
+    t.ok(forA.length >= 2 && forA.every((e) => e.tenant === a), 'filter by tenant')
+    t.same(forA.map((e) => e.seq), [...forA.map((e) => e.seq)].sort((x, y) => x - y), 'in seq order')
+    t.same((await store.listAudit({ afterSeq: 20 })).map((e) => e.seq), [21, 22, 23, 24, 25, 26], 'afterSeq')
+    t.same((await store.listAudit({ afterSeq: 3, limit: 2 })).map((e) => e.seq), [4, 5], 'afterSeq with limit')
+    t.same((await store.listAudit({ tenant: b, limit: 1 }))[0]?.seq, 2, 'tenant with limit')
+  })
+
+  t.test('audit: a real chain verifies across two stores on one database', async (t) => {
+    const { store, reopen } = await fresh(t)
+    const other = await reopen()
+    await Promise.all(Array.from({ length: 30 }, (_, i) => audit(i % 2 === 0 ? store : other, tenantId(), 'step', { i })))
+    t.same(await verifyStoredChain(store, SECRET), { ok: true, entries: 30, lastSeq: 30 })
+  })
+
+  t.test('ping and close', async (t) => {
+    const { store } = await fresh(t)
+    await t.resolves(store.ping(), 'ping answers while open')
+    t.ok(store.kind === 'sqlite' || store.kind === 'postgres')
+    await store.close()
+    await t.resolves(store.close(), 'closing twice is harmless')
+    await t.rejects(store.transaction(async () => 1), 'a closed store refuses transactions')
+    await t.rejects(store.ping(), 'and pings')
+  })
+}

@@ -1,0 +1,207 @@
+import t from 'tap'
+import pg from 'pg'
+import { PostgresStore, sqlState } from '../../api/store/postgres.ts'
+import { StoreError } from '../../api/store/store.ts'
+import { openStore } from '../../api/store/index.ts'
+import { usePostgres } from '../helpers/postgres.ts'
+import { makeTenant, storeContract } from './contract.ts'
+
+const server = await usePostgres(t)
+
+if (server !== undefined) {
+  const open = async (url: string, statementTimeoutMs = 10_000): Promise<PostgresStore> => {
+    const store = new PostgresStore({ url, poolSize: 5, statementTimeoutMs })
+    await store.migrate()
+    return store
+  }
+  const poolOf = (store: PostgresStore): pg.Pool => (store as unknown as { pool: pg.Pool }).pool
+
+  /** Resolves once some backend of the database waits on a lock (a row lock, say). */
+  const lockWaiter = async (url: string): Promise<void> => {
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    try {
+      for (;;) {
+        const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        if (r.rows[0].n > 0) return
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    } finally {
+      await c.end()
+    }
+  }
+
+  t.test('the store contract on PostgreSQL', async (t) => {
+    storeContract(t, async () => {
+      const url = await server.createDatabase()
+      return { store: await open(url), reopen: () => open(url) }
+    })
+  })
+
+  t.test('openStore picks PostgreSQL for postgres:// URLs and migrates', async (t) => {
+    const url = await server.createDatabase()
+    const store = await openStore({ databaseUrl: url, pg: { poolSize: 3, statementTimeoutMs: 1234 } })
+    t.teardown(() => store.close())
+    t.equal(store.kind, 'postgres')
+    const tn = makeTenant()
+    await store.insertTenant(tn)
+    t.same(await store.getTenant(tn.id), tn)
+    const r = await poolOf(store as PostgresStore).query('SHOW statement_timeout')
+    t.equal(r.rows[0].statement_timeout, '1234ms', 'statement_timeout is set on every connection')
+    t.equal(poolOf(store as PostgresStore).options.max, 3, 'pool size from config')
+  })
+
+  t.test('migrations: concurrent starts serialise on the advisory lock; reopening is a no-op', async (t) => {
+    const url = await server.createDatabase()
+    const stores = await Promise.all([1, 2, 3].map(() => open(url)))
+    t.teardown(async () => { for (const s of stores) await s.close() })
+    const again = await open(url)
+    stores.push(again)
+    const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }], 'each migration applied once')
+    const tn = makeTenant()
+    await stores[0]!.insertTenant(tn)
+    t.same(await stores[2]!.getTenant(tn.id), tn)
+  })
+
+  t.test('pg errors become StoreErrors carrying the SQLSTATE', async (t) => {
+    const url = await server.createDatabase()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    const tn = makeTenant()
+    await store.insertTenant(tn)
+    const dup = await store.insertTenant(tn).catch((e: unknown) => e)
+    t.ok(dup instanceof StoreError, 'a constraint violation is a StoreError')
+    t.equal(sqlState(dup), '23505')
+    t.match((dup as Error).message, /duplicate key/)
+    const inTx = await store.transaction((tx) => tx.linkSubscription('sub_1', 'f'.repeat(32))).catch((e: unknown) => e)
+    t.ok(inTx instanceof StoreError, 'also inside a transaction')
+    t.equal(sqlState(inTx), '23503', 'a foreign key violation')
+    t.equal(sqlState(new Error('x')), undefined)
+
+    const down = new PostgresStore({ url: 'postgres://postgres@127.0.0.1:1/none' })
+    t.teardown(() => down.close())
+    await t.rejects(down.ping(), StoreError, 'an unreachable server is a StoreError on reads')
+    await t.rejects(down.transaction(async () => 1), StoreError, 'and on transactions')
+    await t.rejects(down.migrate(), StoreError, 'and on migrate')
+  })
+
+  t.test('statement_timeout cancels a statement that waits too long', async (t) => {
+    const url = await server.createDatabase()
+    const slow = await open(url, 300)
+    const holder = await open(url)
+    t.teardown(async () => { await slow.close(); await holder.close() })
+    const tn = makeTenant()
+    await holder.insertTenant(tn)
+    let release!: () => void
+    const held = new Promise<void>((resolve) => { release = resolve })
+    const locking = holder.transaction(async (tx) => {
+      await tx.getTenantForUpdate(tn.id)
+      await held
+    })
+    await lockWaiter(url).then(() => {}, () => {}) // not needed for correctness; the slow one below waits anyway
+      .catch(() => {})
+    const err = await slow.transaction((tx) => tx.getTenantForUpdate(tn.id)).catch((e: unknown) => e)
+    release()
+    await locking
+    t.ok(err instanceof StoreError)
+    t.equal(sqlState(err), '57014', 'query_canceled by statement_timeout')
+  })
+
+  t.test('getTenantForUpdate holds the row until the holder commits', async (t) => {
+    const url = await server.createDatabase()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    const tn = makeTenant()
+    await store.insertTenant(tn)
+    let second: Promise<string | undefined> | undefined
+    await store.transaction(async (tx) => {
+      await tx.getTenantForUpdate(tn.id)
+      second = store.transaction(async (tx2) => (await tx2.getTenantForUpdate(tn.id))?.billing)
+      await lockWaiter(url)
+      await tx.updateTenant(tn.id, { billing: 'paid' })
+    })
+    t.equal(await second, 'paid', 'the second locker waited and then saw the committed change')
+  })
+
+  t.test('claims skip rows another transaction holds (SKIP LOCKED)', async (t) => {
+    const url = await server.createDatabase()
+    // A claim that blocked on the held row would hit this timeout and fail the test.
+    const store = await open(url, 2000)
+    t.teardown(() => store.close())
+    const a = await store.enqueueJob({ kind: 'provision', tenant: 'a'.repeat(32), runAfter: 1 })
+    const b = await store.enqueueJob({ kind: 'provision', tenant: 'b'.repeat(32), runAfter: 2 })
+    await store.transaction(async (tx) => {
+      const mine = await tx.claimNextJob('w1', 10, 1000)
+      t.equal(mine?.id, a.id)
+      const other = await store.claimNextJob('w2', 10, 1000)
+      t.equal(other?.id, b.id, 'the other worker got the next job without waiting')
+      t.equal(await store.claimNextJob('w3', 10, 1000), undefined, 'and a third finds nothing free')
+    })
+  })
+
+  t.test('a deadlock is rerun: both transactions commit', async (t) => {
+    const url = await server.createDatabase()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    const x = makeTenant()
+    const y = makeTenant()
+    await store.insertTenant(x)
+    await store.insertTenant(y)
+    let arrived = 0
+    let go!: () => void
+    const bothLocked = new Promise<void>((resolve) => { go = resolve })
+    const runs = { first: 0, second: 0 }
+    const cross = (name: 'first' | 'second', one: string, two: string): Promise<void> => store.transaction(async (tx) => {
+      runs[name]++
+      await tx.getTenantForUpdate(one)
+      if (++arrived === 2) go()
+      await bothLocked
+      await tx.getTenantForUpdate(two)
+      const t2 = (await tx.getTenant(two))!
+      await tx.updateTenant(two, { billingAt: t2.billingAt + 1 })
+    })
+    const results = await Promise.allSettled([cross('first', x.id, y.id), cross('second', y.id, x.id)])
+    t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled'])
+    t.equal(runs.first + runs.second, 3, 'exactly one of them ran again')
+    t.equal((await store.getTenant(x.id))!.billingAt, 1)
+    t.equal((await store.getTenant(y.id))!.billingAt, 1)
+  })
+
+  t.test('a unique race is rerun: the loser takes the update path', async (t) => {
+    const url = await server.createDatabase()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    const tn = makeTenant()
+    let arrived = 0
+    let go!: () => void
+    const bothRead = new Promise<void>((resolve) => { go = resolve })
+    const paths: string[] = []
+    const upsert = (): Promise<void> => store.transaction(async (tx) => {
+      const existing = await tx.getTenantForUpdate(tn.id)
+      if (++arrived === 2) go()
+      await bothRead
+      if (existing === undefined) {
+        paths.push('insert')
+        await tx.insertTenant(tn)
+      } else {
+        paths.push('update')
+        await tx.updateTenant(tn.id, { billingAt: existing.billingAt + 1 })
+      }
+    })
+    await Promise.all([upsert(), upsert()])
+    t.same(paths, ['insert', 'insert', 'update'], 'both tried to insert; the one that lost ran again and updated')
+    t.equal((await store.getTenant(tn.id))!.billingAt, 1)
+  })
+
+  t.test('an error thrown by the function is not retried and passes through', async (t) => {
+    const url = await server.createDatabase()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    let runs = 0
+    const mine = Object.assign(new Error('mine'), { code: '40001' })
+    const err = await store.transaction(async () => { runs++; throw mine }).catch((e: unknown) => e)
+    t.equal(err, mine)
+    t.equal(runs, 1, 'a look-alike code on a non-database error is not a reason to rerun')
+  })
+}

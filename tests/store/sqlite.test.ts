@@ -1,0 +1,118 @@
+import t, { type Test } from 'tap'
+import { DatabaseSync } from 'node:sqlite'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { SqliteStore, sqlitePathFromUrl } from '../../api/store/sqlite.ts'
+import { StoreError } from '../../api/store/store.ts'
+import { makeTenant, storeContract } from './contract.ts'
+
+function tempPath (): string {
+  return join(mkdtempSync(join(tmpdir(), 'ctfhive-store-')), 'store.db')
+}
+
+t.test('the store contract on SQLite', async (t) => {
+  storeContract(t, async () => {
+    const path = tempPath()
+    return {
+      store: new SqliteStore({ path }),
+      reopen: async () => new SqliteStore({ path }),
+      cleanup: async () => { rmSync(dirname(path), { recursive: true, force: true }) }
+    }
+  })
+})
+
+function openRaw (t: Test, path: string): DatabaseSync {
+  const db = new DatabaseSync(path)
+  t.teardown(() => db.close())
+  return db
+}
+
+t.test('WAL and synchronous=FULL are in effect on both connections', async (t) => {
+  const path = tempPath()
+  const store = new SqliteStore({ path })
+  t.teardown(() => store.close())
+  // The store's own connections are private; what they set is visible in the file (WAL) and
+  // through the handles' pragmas, which we read via a transaction and a plain read.
+  const raw = openRaw(t, path)
+  t.equal(raw.prepare('PRAGMA journal_mode').get()?.journal_mode, 'wal', 'the database file is in WAL mode')
+  const conns = store as unknown as { writer: { db: DatabaseSync }, conn: { db: DatabaseSync } }
+  for (const [name, db] of [['writer', conns.writer.db], ['reader', conns.conn.db]] as const) {
+    t.equal(db.prepare('PRAGMA synchronous').get()?.synchronous, 2, `${name}: synchronous=FULL (2)`)
+    t.equal(db.prepare('PRAGMA journal_mode').get()?.journal_mode, 'wal', `${name}: WAL`)
+    t.equal(db.prepare('PRAGMA foreign_keys').get()?.foreign_keys, 1, `${name}: foreign keys on`)
+  }
+  t.not(conns.writer.db, conns.conn.db, 'reads use their own connection')
+})
+
+t.test('migrations run once: reopening keeps the data and the version rows', async (t) => {
+  const path = tempPath()
+  const first = new SqliteStore({ path })
+  const tenant = makeTenant()
+  await first.insertTenant(tenant)
+  await first.close()
+  const again = new SqliteStore({ path })
+  const third = new SqliteStore({ path })
+  t.teardown(async () => { await again.close(); await third.close() })
+  t.same(await again.getTenant(tenant.id), tenant, 'data survives the reopen')
+  const raw = openRaw(t, path)
+  const rows = raw.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()
+  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }], 'each migration recorded exactly once')
+})
+
+t.test('group commit: concurrent transactions share batches; a failing unit rolls back alone', async (t) => {
+  const path = tempPath()
+  const store = new SqliteStore({ path })
+  t.teardown(() => store.close())
+  const tenants = Array.from({ length: 60 }, () => makeTenant())
+  const results = await Promise.allSettled(tenants.map((tn, i) => store.transaction(async (tx) => {
+    await tx.insertTenant(tn)
+    await tx.recordEvent({ id: `evt_${i}`, type: 'invoice.paid', created: i, received: new Date().toISOString(), outcome: 'ok', tenant: tn.id, payload: '{}' })
+    if (i === 17) throw new Error('unit 17 fails')
+    if (i === 41) await tx.insertTenant(tn) // a failing store operation
+    return i
+  })))
+  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [i] : []))
+  t.same(failed, [17, 41], 'only the failing units are rejected')
+  t.match(results[17], { status: 'rejected', reason: { message: 'unit 17 fails' } }, 'with their own error')
+  t.same(results.filter((r) => r.status === 'fulfilled').map((r) => r.value), tenants.map((_, i) => i).filter((i) => i !== 17 && i !== 41))
+
+  // Checked in the file through a separate connection: what was acknowledged is committed.
+  const raw = openRaw(t, path)
+  const ids = new Set(raw.prepare('SELECT id FROM tenants').all().map((r) => String(r.id)))
+  t.equal(ids.size, 58, 'the batch-mates committed')
+  t.notOk(ids.has(tenants[17]!.id), 'the throwing unit left no tenant')
+  t.notOk(ids.has(tenants[41]!.id), 'the unit with a failing statement left no tenant')
+  const events = raw.prepare('SELECT id FROM stripe_events ORDER BY created').all().map((r) => String(r.id))
+  t.equal(events.length, 58)
+  t.notOk(events.includes('evt_17') || events.includes('evt_41'), 'nor an event')
+})
+
+t.test('a batch whose BEGIN fails rejects every unit with a StoreError', async (t) => {
+  const path = tempPath()
+  const store = new SqliteStore({ path, busyTimeoutMs: 0 })
+  t.teardown(() => store.close())
+  const raw = openRaw(t, path)
+  raw.exec('BEGIN IMMEDIATE') // another process holds the write lock
+  const results = await Promise.allSettled([1, 2].map(() => store.transaction(async (tx) => tx.insertTenant(makeTenant()))))
+  raw.exec('ROLLBACK')
+  for (const r of results) t.ok(r.status === 'rejected' && r.reason instanceof StoreError, 'StoreError')
+  await store.insertTenant(makeTenant())
+  t.equal(await store.countTenants(), 1, 'the store works again once the lock is gone')
+})
+
+t.test('sqlitePathFromUrl', async (t) => {
+  t.equal(sqlitePathFromUrl('sqlite:./data/ctfhive.db'), './data/ctfhive.db')
+  t.equal(sqlitePathFromUrl('sqlite:data/x.db'), 'data/x.db')
+  t.equal(sqlitePathFromUrl('sqlite:///var/lib/ctfhive/x.db'), '/var/lib/ctfhive/x.db')
+  t.equal(sqlitePathFromUrl('sqlite:/abs/x.db'), '/abs/x.db')
+  t.equal(sqlitePathFromUrl('sqlite::memory:'), ':memory:')
+})
+
+t.test('an in-memory store works for one process', async (t) => {
+  const store = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => store.close())
+  const tn = makeTenant()
+  await store.insertTenant(tn)
+  t.same(await store.getTenant(tn.id), tn)
+})
