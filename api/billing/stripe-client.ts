@@ -141,12 +141,13 @@ export class StripeClient {
     } else if (form !== '') {
       url += (url.includes('?') ? '&' : '?') + form
     }
-    for (let retry = 0; ; retry++) {
-      const attempt = await this.#attempt(method, url, headers, body)
-      if (attempt.ok) return attempt.value as T
-      if (!attempt.error.retryable || retry >= this.#maxRetries) throw attempt.error
-      await this.#sleep(retryDelayMs(retry + 1, attempt.retryAfterMs))
+    let attempt = await this.#attempt(method, url, headers, body)
+    for (let retry = 1; !attempt.ok; retry++) {
+      if (!attempt.error.retryable || retry > this.#maxRetries) throw attempt.error
+      await this.#sleep(retryDelayMs(retry, attempt.retryAfterMs))
+      attempt = await this.#attempt(method, url, headers, body)
     }
+    return attempt.value as T
   }
 
   async #attempt (method: string, url: string, headers: Record<string, string>, body: string | undefined): Promise<Attempt> {

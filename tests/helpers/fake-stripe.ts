@@ -122,7 +122,8 @@ function fault (status: number, message: string, extra: { type?: string, code?: 
 }
 
 const missing = (param: string): Fault => fault(400, `Missing required param: ${param}.`, { code: 'parameter_missing', param })
-const noSuch = (what: string, id: string, param = 'id'): Fault => fault(404, `No such ${what}: '${id}'`, { code: 'resource_missing', param })
+// 404 for the object named in the URL, 400 for one named in a parameter (as Stripe does).
+const noSuch = (what: string, id: string, param = 'id'): Fault => fault(param === 'id' ? 404 : 400, `No such ${what}: '${id}'`, { code: 'resource_missing', param })
 
 function token (n: number): string {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'

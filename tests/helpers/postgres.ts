@@ -2,7 +2,7 @@
 // initdb + pg_ctl on a temp dir and a free 127.0.0.1 port (as the `postgres` user when we
 // are root), fsync off. Each caller gets fresh databases; teardown drops or stops everything.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,6 +23,7 @@ export interface TestPostgres {
 }
 
 const PG_LIB = '/usr/lib/postgresql'
+const DIR_PREFIX = 'ctfhive-pg-'
 
 /** The bin directory of the newest installed PostgreSQL with initdb and pg_ctl, if any. */
 export function findPostgresBin (): string | undefined {
@@ -62,9 +63,39 @@ function runPg (bin: string, args: string[], cwd: string, asPostgres: boolean): 
 
 interface Server { adminUrl: string, stop (): void }
 
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Stops servers left behind by test processes that were killed outright (SIGKILL). */
+function reapOrphans (bin: string, asPostgres: boolean): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(DIR_PREFIX)) continue
+    const dir = join(tmpdir(), name)
+    let owner: number
+    try {
+      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'))
+    } catch {
+      continue
+    }
+    if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) continue
+    try {
+      if (existsSync(join(dir, 'data', 'postmaster.pid'))) runPg(join(bin, 'pg_ctl'), ['-D', join(dir, 'data'), '-m', 'immediate', '-w', 'stop'], dir, asPostgres)
+    } catch { /* already down */ }
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 async function startServer (bin: string): Promise<Server> {
   const owner = postgresUid()
-  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-pg-'))
+  reapOrphans(bin, owner !== undefined)
+  const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX))
+  writeFileSync(join(dir, 'owner.pid'), String(process.pid))
   const data = join(dir, 'data')
   if (owner !== undefined) chownSync(dir, owner.uid, owner.gid)
   runPg(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], dir, owner !== undefined)
@@ -93,8 +124,14 @@ async function startServer (bin: string): Promise<Server> {
         rmSync(dir, { recursive: true, force: true })
       }
     }
-    // Never leave a server behind, even when the test process dies on an error.
+    // Never leave a server behind, even when the test process dies on an error or a signal.
     process.on('exit', stop)
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        stop()
+        process.kill(process.pid, signal)
+      })
+    }
     return { adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`, stop }
   }
   rmSync(dir, { recursive: true, force: true })

@@ -20,10 +20,13 @@ if (server !== undefined) {
   const lockWaiter = async (url: string): Promise<void> => {
     const c = new pg.Client({ connectionString: url })
     await c.connect()
+    // A bound, not a speed check: a statement that never waits fails the test instead of hanging it.
+    const deadline = Date.now() + 20_000
     try {
       for (;;) {
         const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
         if (r.rows[0].n > 0) return
+        if (Date.now() > deadline) throw new Error('no backend is waiting on a lock')
         await new Promise((resolve) => setTimeout(resolve, 10))
       }
     } finally {
@@ -94,13 +97,15 @@ if (server !== undefined) {
     const tn = makeTenant()
     await holder.insertTenant(tn)
     let release!: () => void
+    let locked!: () => void
     const held = new Promise<void>((resolve) => { release = resolve })
+    const lockTaken = new Promise<void>((resolve) => { locked = resolve })
     const locking = holder.transaction(async (tx) => {
       await tx.getTenantForUpdate(tn.id)
+      locked()
       await held
     })
-    await lockWaiter(url).then(() => {}, () => {}) // not needed for correctness; the slow one below waits anyway
-      .catch(() => {})
+    await lockTaken
     const err = await slow.transaction((tx) => tx.getTenantForUpdate(tn.id)).catch((e: unknown) => e)
     release()
     await locking

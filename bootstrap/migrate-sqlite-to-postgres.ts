@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+// Copies an embedded SQLite database into PostgreSQL verbatim — tenants, the subscription
+// index, Stripe events, jobs and the audit log with its seq and MACs unchanged — then walks
+// the audit chain on the target with PROVISION_AUDIT_SECRET to prove nothing was lost or altered.
+import { existsSync } from 'node:fs'
+import { DatabaseSync } from 'node:sqlite'
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import { DEFAULT_AUDIT_SECRET } from '../api/config.ts'
+import { verifyAuditChain, verifyStoredChain, type AuditVerdict } from '../api/provisioning/audit.ts'
+import { PostgresStore } from '../api/store/postgres.ts'
+import { TENANT_COLUMNS, auditFromRow } from '../api/store/rows.ts'
+import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
+import type { Io } from './stripe-bootstrap.ts'
+
+type Env = Record<string, string | undefined>
+
+export const USAGE = `Usage: node bootstrap/migrate-sqlite-to-postgres.ts --to postgres://… [--from sqlite:./data/ctfhive.db] [--force]
+
+Copies tenants, subscriptions, stripe_events, jobs and audit_log from the SQLite database
+into PostgreSQL (schema migrated first), keeping every seq and MAC, then verifies the audit
+chain on the target with PROVISION_AUDIT_SECRET (it must be the server's).
+
+  --from URL   the SQLite database (default: sqlite:./data/ctfhive.db)
+  --to URL     the PostgreSQL database (default: DATABASE_URL when it is postgres://…)
+  --force      replace whatever the target already holds (default: refuse a non-empty target)
+
+Stop the app first: writes made during the copy would not be copied.
+Exit status: 0 copied and verified, 1 failed (non-empty target, broken chain, store error), 2 bad usage.
+`
+
+/** Tables in copy order (parents first) with their columns, identical on both sides. */
+export const TABLES: ReadonlyArray<{ name: string, columns: readonly string[], order: string }> = [
+  { name: 'tenants', columns: Object.values(TENANT_COLUMNS), order: 'id' },
+  { name: 'subscriptions', columns: ['subscription_id', 'tenant_id'], order: 'subscription_id' },
+  { name: 'stripe_events', columns: ['id', 'type', 'created', 'received', 'outcome', 'tenant', 'payload'], order: 'id' },
+  { name: 'jobs', columns: ['id', 'kind', 'tenant', 'status', 'step', 'attempts', 'run_after', 'lease_until', 'lease_owner', 'last_error', 'created_at', 'updated_at'], order: 'id' },
+  { name: 'audit_log', columns: ['seq', 'at', 'tenant', 'action', 'detail', 'prev_mac', 'mac'], order: 'seq' }
+]
+
+const BATCH = 500
+
+class UsageError extends Error {}
+
+/** The URL without its password, for messages. */
+function redact (url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password !== '') u.password = '***'
+    return u.toString()
+  } catch {
+    return '(unparseable URL)'
+  }
+}
+
+function describe (v: AuditVerdict): string {
+  return v.ok
+    ? `ok (${v.entries} entries, last seq ${v.lastSeq})`
+    : `BROKEN at seq ${v.badSeq} (${v.problem}): ${v.reason}`
+}
+
+export interface CopyResult {
+  counts: Record<string, number>
+  source: AuditVerdict
+  target: AuditVerdict
+}
+
+export class TargetNotEmpty extends Error {}
+
+/** Copies every table in one PostgreSQL transaction and verifies the chain on both sides. */
+export async function copySqliteToPostgres (opts: { sqlitePath: string, postgresUrl: string, force: boolean, auditSecret: string, progress?: (line: string) => void }): Promise<CopyResult> {
+  const progress = opts.progress ?? (() => {})
+  const source = new DatabaseSync(opts.sqlitePath, { readOnly: true })
+  const store = new PostgresStore({ url: opts.postgresUrl, poolSize: 2, statementTimeoutMs: 0 })
+  const client = new pg.Client({ connectionString: opts.postgresUrl })
+  try {
+    await store.migrate()
+    await client.connect()
+    await client.query('BEGIN')
+    try {
+      // Taken before the emptiness check, so two copies into one target cannot interleave.
+      await client.query(`LOCK TABLE ${TABLES.map((t) => t.name).join(', ')} IN ACCESS EXCLUSIVE MODE`)
+      const present: string[] = []
+      for (const { name } of TABLES) {
+        const r = await client.query(`SELECT count(*)::int AS n FROM ${name}`)
+        if (r.rows[0].n > 0) present.push(`${name}: ${r.rows[0].n}`)
+      }
+      if (present.length > 0) {
+        if (!opts.force) throw new TargetNotEmpty(`the target is not empty (${present.join(', ')}); use --force to replace its contents`)
+        progress(`replacing the target's contents (${present.join(', ')})`)
+        await client.query(`TRUNCATE ${TABLES.map((t) => t.name).join(', ')} RESTART IDENTITY`)
+      }
+      const counts: Record<string, number> = {}
+      for (const { name, columns, order } of TABLES) {
+        counts[name] = await copyTable(source, client, name, columns, order)
+        progress(`${name}: ${counts[name]} rows`)
+      }
+      // Job ids were copied as they were: the identity must continue after the largest.
+      await client.query("SELECT setval(pg_get_serial_sequence('jobs', 'id'), GREATEST((SELECT max(id) FROM jobs), 1), (SELECT max(id) FROM jobs) IS NOT NULL)")
+      await client.query('COMMIT')
+      const sourceEntries = source.prepare('SELECT * FROM audit_log ORDER BY seq').all().map((r) => auditFromRow(r as Record<string, unknown>))
+      return {
+        counts,
+        source: verifyAuditChain(opts.auditSecret, sourceEntries),
+        target: await verifyStoredChain(store, opts.auditSecret)
+      }
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw err
+    }
+  } finally {
+    source.close()
+    await client.end().catch(() => {})
+    await store.close()
+  }
+}
+
+async function copyTable (source: DatabaseSync, client: pg.Client, table: string, columns: readonly string[], order: string): Promise<number> {
+  const select = source.prepare(`SELECT ${columns.join(', ')} FROM ${table} ORDER BY ${order}`)
+  let batch: unknown[][] = []
+  let copied = 0
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return
+    const values: unknown[] = []
+    const tuples = batch.map((row) => {
+      const start = values.length
+      values.push(...row)
+      return `(${row.map((_, i) => `$${start + i + 1}`).join(', ')})`
+    })
+    await client.query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${tuples.join(', ')}`, values)
+    copied += batch.length
+    batch = []
+  }
+  for (const row of select.iterate()) {
+    const r = row as Record<string, unknown>
+    batch.push(columns.map((c) => r[c] ?? null))
+    if (batch.length >= BATCH) await flush()
+  }
+  await flush()
+  return copied
+}
+
+export async function main (argv: string[], env: Env = process.env, io: Io = process): Promise<number> {
+  const out = (s: string): void => { io.stdout.write(s) }
+  const err = (s: string): void => { io.stderr.write(s) }
+  let from: string
+  let to: string
+  let force: boolean
+  try {
+    const parsed = parseArgs({
+      args: argv,
+      options: { from: { type: 'string' }, to: { type: 'string' }, force: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: false
+    })
+    if (parsed.values.help === true) {
+      out(USAGE)
+      return 0
+    }
+    from = parsed.values.from ?? 'sqlite:./data/ctfhive.db'
+    to = parsed.values.to ?? (/^postgres(ql)?:\/\//.test(env.DATABASE_URL ?? '') ? env.DATABASE_URL! : '')
+    force = parsed.values.force
+    if (!from.startsWith('sqlite:')) throw new UsageError(`--from must be a sqlite: URL, got ${JSON.stringify(from)}`)
+    if (!/^postgres(ql)?:\/\//.test(to)) throw new UsageError(to === '' ? '--to postgres://… is required' : `--to must be a postgres:// URL, got ${redact(to)}`)
+  } catch (e) {
+    err(`error: ${(e as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  const sqlitePath = sqlitePathFromUrl(from)
+  if (sqlitePath === ':memory:' || !existsSync(sqlitePath)) {
+    err(`error: no SQLite database at ${sqlitePath}\n`)
+    return 2
+  }
+  const auditSecret = env.PROVISION_AUDIT_SECRET !== undefined && env.PROVISION_AUDIT_SECRET !== '' ? env.PROVISION_AUDIT_SECRET : DEFAULT_AUDIT_SECRET
+  if (auditSecret === DEFAULT_AUDIT_SECRET) err('warning: PROVISION_AUDIT_SECRET is not set; verifying with the development default\n')
+
+  err(`copying ${sqlitePath} → ${redact(to)}\n`)
+  let result: CopyResult
+  try {
+    result = await copySqliteToPostgres({ sqlitePath, postgresUrl: to, force, auditSecret, progress: (line) => err(`  ${line}\n`) })
+  } catch (e) {
+    err(`error: ${(e as Error).message}\n`)
+    return 1
+  }
+  for (const { name } of TABLES) out(`${name.padEnd(14)} ${result.counts[name]}\n`)
+  out(`source audit chain: ${describe(result.source)}\n`)
+  out(`target audit chain: ${describe(result.target)}\n`)
+  if (!result.target.ok) {
+    err(result.source.ok
+      ? 'error: the chain verifies on the source but not on the target: the copy is not faithful\n'
+      : 'error: the chain does not verify on the source either: check PROVISION_AUDIT_SECRET (it must be the server\'s)\n')
+    return 1
+  }
+  return 0
+}
+
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2))

@@ -1,0 +1,188 @@
+import t, { type Test } from 'tap'
+import { DatabaseSync } from 'node:sqlite'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
+import { main } from '../../bootstrap/ctfhive.ts'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
+
+const AUDIT = 'audit-secret-for-cli-tests-0123456789abcdef'
+
+interface Run { code: number, stdout: string, stderr: string }
+
+async function cli (argv: string[], env: Record<string, string>): Promise<Run> {
+  let stdout = ''
+  let stderr = ''
+  const code = await main(argv, env, { stdout: { write: (s: string) => { stdout += s } }, stderr: { write: (s: string) => { stderr += s } } })
+  return { code, stdout, stderr }
+}
+
+async function pendingTenant (app: FastifyInstance, name: string): Promise<string> {
+  const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name, email: 'ops@cli.test' } })
+  return r.json().tenant_id
+}
+
+async function setup (t: Test, env: Record<string, string> = {}) {
+  const built = await buildTestApp(t, { env: { PROVISION_AUDIT_SECRET: AUDIT, ...env } })
+  const cliEnv = { DATABASE_URL: built.config.databaseUrl, PROVISION_AUDIT_SECRET: AUDIT }
+  return { ...built, cliEnv, run: (argv: string[], extra: Record<string, string> = {}) => cli(argv, { ...cliEnv, ...extra }) }
+}
+
+t.test('tenants: a table by default, JSON with --json, filters and paging', async (t) => {
+  const { app, run } = await setup(t)
+  const a = await pendingTenant(app, 'Alpha CTF')
+  const b = await pendingTenant(app, 'Bravo CTF')
+  t.equal((await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: b, plan: 'solo', subscription: 'sub_b' })))).json().tenant_state, 'active')
+
+  const human = await run(['tenants'])
+  t.equal(human.code, 0, human.stderr)
+  const lines = human.stdout.trimEnd().split('\n')
+  t.match(lines[0], /^id +state +plan +name +fqdn +created$/)
+  t.match(lines[2], new RegExp(`^${b} +active +solo +Bravo CTF`), 'newest first')
+  t.match(lines[3], new RegExp(`^${a} +provisioning +solo +Alpha CTF`))
+  t.equal(lines.at(-1), '1–2 of 2 tenants')
+
+  const json = await run(['tenants', '--json', '--state', 'active'])
+  t.equal(json.code, 0)
+  const page = JSON.parse(json.stdout)
+  t.equal(page.total, 1)
+  t.same(page.tenants.map((x: { tenant_id: string }) => x.tenant_id), [b])
+
+  const paged = JSON.parse((await run(['tenants', '--json', '--limit', '1', '--offset', '1'])).stdout)
+  t.same(paged.tenants.map((x: { tenant_id: string }) => x.tenant_id), [a])
+  t.equal(paged.total, 2)
+  t.match((await run(['tenants', '--state', 'failed'])).stdout, /none of 0 failed tenants/)
+
+  for (const argv of [['tenants', '--state', 'asleep'], ['tenants', '--limit', '0'], ['tenants', '--limit', 'ten'], ['tenants', 'extra']]) {
+    const r = await run(argv)
+    t.equal(r.code, 2, argv.join(' '))
+    t.match(r.stderr, /^error: /)
+  }
+})
+
+t.test('tenant <id>: details, events, audit, jobs; unknown ids fail', async (t) => {
+  const { app, run } = await setup(t)
+  const id = await pendingTenant(app, 'Show CTF')
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_show' })))
+  const r = await run(['tenant', id])
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, new RegExp(`tenant: +${id}`))
+  t.match(r.stdout, /state: +active \(billing paid, infra ready\)/)
+  t.match(r.stdout, /email: +ops@cli\.test/)
+  t.match(r.stdout, /events \(1\)\n/)
+  t.match(r.stdout, /checkout\.session\.completed +ok/)
+  t.match(r.stdout, /tenant\.created/)
+  t.match(r.stdout, /jobs \(1\)\n[\s\S]*provision +done/)
+  const json = JSON.parse((await run(['tenant', id, '--json'])).stdout)
+  t.equal(json.tenant.subscription_id, 'sub_show')
+  t.equal(json.events.length, 1)
+
+  const missing = await run(['tenant', '0123456789abcdef0123456789abcdef'])
+  t.equal(missing.code, 1)
+  t.match(missing.stderr, /No tenant has the id/)
+  const missingJson = await run(['tenant', '0123456789abcdef0123456789abcdef', '--json'])
+  t.equal(JSON.parse(missingJson.stdout).error, 'tenant_not_found')
+  t.equal((await run(['tenant'])).code, 2)
+})
+
+t.test('retry: re-queues a failed provisioning for the server to run; refuses otherwise', async (t) => {
+  const { app, executor, run, store } = await setup(t, { PROVISION_MAX_ATTEMPTS: '1' })
+  executor.failNext('create', 1)
+  const id = await pendingTenant(app, 'Retry CTF')
+  t.equal((await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_r' })))).json().tenant_state, 'failed')
+
+  const wrongKey = await run(['retry', id], { PROVISION_AUDIT_SECRET: 'not-the-servers-audit-secret' })
+  t.equal(wrongKey.code, 2)
+  t.match(wrongKey.stderr, /does not match the audit chain/)
+  t.equal((await store.getTenant(id))?.infra, 'failed', 'nothing appended or changed')
+
+  const r = await run(['retry', id])
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, new RegExp(`retry queued for ${id} \\(Retry CTF\\): state provisioning`))
+  // The app's own job runner (the "server") picks the job up.
+  for (let i = 0; i < 400 && (await store.getTenant(id))?.infra !== 'ready'; i++) await sleep(25)
+  t.equal((await store.getTenant(id))?.infra, 'ready')
+  t.equal(executor.calls.create, 2)
+
+  const again = await run(['retry', id])
+  t.equal(again.code, 1)
+  t.match(again.stderr, /^error: Only a failed provisioning can be retried; this tenant is active/)
+  t.equal((await run(['audit', 'verify'])).code, 0, 'the CLI\'s audit entries chain correctly')
+})
+
+t.test('audit verify: OK, then the first bad seq with exit 1', async (t) => {
+  const { app, run, config } = await setup(t)
+  await pendingTenant(app, 'Audit One')
+  await pendingTenant(app, 'Audit Two')
+  const ok = await run(['audit', 'verify'])
+  t.equal(ok.code, 0)
+  t.equal(ok.stdout, 'audit chain OK: 2 entries, last seq 2\n')
+
+  const db = new DatabaseSync(config.databaseUrl.replace(/^sqlite:/, ''))
+  t.teardown(() => db.close())
+  db.prepare("UPDATE audit_log SET action = 'tenant.deleted' WHERE seq = 2").run()
+  const bad = await run(['audit', 'verify'])
+  t.equal(bad.code, 1)
+  t.match(bad.stdout, /^audit chain BROKEN at seq 2 \(modified\)/)
+  const json = JSON.parse((await run(['audit', 'verify', '--json'])).stdout)
+  t.same([json.ok, json.badSeq, json.problem], [false, 2, 'modified'])
+  t.equal((await run(['audit'])).code, 2)
+  t.equal((await run(['audit', 'check'])).code, 2)
+})
+
+t.test('events and replay: an unmatched event replayed once its tenant exists', async (t) => {
+  const { app, run, store } = await setup(t)
+  const base = Math.floor(Date.now() / 1000)
+  const failed = makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_late' }), { created: base + 10 })
+  t.equal((await deliver(app, failed)).json().status, 'unmatched')
+  const id = await pendingTenant(app, 'Late CTF')
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_late' }), { created: base }))
+
+  const events = await run(['events'])
+  t.equal(events.code, 0)
+  t.match(events.stdout, new RegExp(`${failed.id} +invoice\\.payment_failed +unmatched +-`))
+
+  const r = await run(['replay', failed.id])
+  t.equal(r.code, 0, r.stderr)
+  t.equal(r.stdout, `replayed ${failed.id} (was unmatched) as ${failed.id}:replay:1: ok (tenant ${id}, state past_due)\n`)
+  t.equal((await store.getTenant(id))?.billing, 'past_due')
+  const json = JSON.parse((await run(['replay', failed.id, '--json'])).stdout)
+  t.equal(json.replay_id, `${failed.id}:replay:2`)
+  const missing = await run(['replay', 'evt_missing'])
+  t.equal(missing.code, 1)
+  t.match(missing.stderr, /No stored event has the id evt_missing/)
+  t.equal((await run(['replay'])).code, 2)
+})
+
+t.test('export: every tenant as JSON', async (t) => {
+  const { app, run } = await setup(t)
+  const a = await pendingTenant(app, 'Export One')
+  const b = await pendingTenant(app, 'Export Two')
+  const r = await run(['export'])
+  t.equal(r.code, 0)
+  const body = JSON.parse(r.stdout)
+  t.equal(body.count, 2)
+  t.same(body.tenants.map((x: { tenant_id: string }) => x.tenant_id), [a, b])
+  t.notMatch(r.stdout, AUDIT)
+  t.equal((await run(['export', 'now'])).code, 2)
+})
+
+t.test('usage and configuration errors exit 2', async (t) => {
+  const help = await cli(['--help'], {})
+  t.equal(help.code, 0)
+  t.match(help.stdout, /audit verify/)
+  t.equal((await cli(['help'], {})).code, 0)
+  const none = await cli([], {})
+  t.equal(none.code, 2)
+  t.match(none.stderr, /^Usage:/)
+  const unknown = await cli(['frobnicate'], {})
+  t.equal(unknown.code, 2)
+  t.match(unknown.stderr, /unknown command "frobnicate"/)
+  t.equal((await cli(['tenants', '--bogus'], {})).code, 2)
+  const noDb = await cli(['tenants'], { DATABASE_URL: 'sqlite:/nonexistent/dir/ctfhive.db' })
+  t.equal(noDb.code, 2)
+  t.match(noDb.stderr, /no database at \/nonexistent\/dir\/ctfhive\.db/)
+  const badUrl = await cli(['tenants'], { DATABASE_URL: 'mysql://x' })
+  t.equal(badUrl.code, 2)
+  t.match(badUrl.stderr, /^error: DATABASE_URL/)
+})

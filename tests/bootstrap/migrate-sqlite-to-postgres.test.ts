@@ -1,0 +1,158 @@
+import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { DatabaseSync } from 'node:sqlite'
+import { appendAudit, verifyStoredChain } from '../../api/provisioning/audit.ts'
+import { PostgresStore } from '../../api/store/postgres.ts'
+import { SqliteStore } from '../../api/store/sqlite.ts'
+import type { Store } from '../../api/store/store.ts'
+import { main, TABLES } from '../../bootstrap/migrate-sqlite-to-postgres.ts'
+import { buildTestApp, tempDbPath } from '../helpers/build-app.ts'
+import { usePostgres } from '../helpers/postgres.ts'
+import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
+
+const SECRET = 'migrate-test-audit-secret'
+const SCRIPT = fileURLToPath(new URL('../../bootstrap/migrate-sqlite-to-postgres.ts', import.meta.url))
+
+function capture (): { io: { stdout: { write (s: string): void }, stderr: { write (s: string): void } }, out: () => string, err: () => string } {
+  let out = ''
+  let err = ''
+  return { io: { stdout: { write: (s: string) => { out += s } }, stderr: { write: (s: string) => { err += s } } }, out: () => out, err: () => err }
+}
+
+/** A SQLite database with the app's real rows: tenants in several states, events, jobs, audit. */
+async function seedSqlite (t: Test): Promise<string> {
+  const path = tempDbPath()
+  const store = new SqliteStore({ path })
+  const { app } = await buildTestApp(t, { store, env: { PROVISION_AUDIT_SECRET: SECRET } })
+  t.teardown(() => store.close())
+  for (let i = 0; i < 3; i++) {
+    const res = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: `Copy ${i}` } })
+    const tenantId = res.json().tenant_id as string
+    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId, plan: 'solo', subscription: `sub_copy_${i}` })))
+    await deliver(app, makeEvent('invoice.paid', invoice({ subscription: `sub_copy_${i}` })))
+    if (i === 2) await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: `sub_copy_${i}`, tenantId, status: 'canceled' }), { created: Math.floor(Date.now() / 1000) + 5 }))
+  }
+  await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_nobody' })))
+  return path
+}
+
+async function rowsOf (store: Store): Promise<Record<string, unknown>> {
+  const tenants = await store.listTenants({ limit: 1000 })
+  const subs: Record<string, string | undefined> = {}
+  for (let i = 0; i < 3; i++) subs[`sub_copy_${i}`] = await store.findTenantIdBySubscription(`sub_copy_${i}`)
+  return {
+    tenants,
+    subs,
+    events: await store.listEvents({ limit: 1000 }),
+    jobs: await store.listJobs({}),
+    audit: await store.listAudit({ limit: 10_000 })
+  }
+}
+
+t.test('on PostgreSQL', async (t) => {
+  const server = await usePostgres(t)
+  if (server === undefined) return
+
+  t.test('copies every table verbatim and the chain still verifies', async (t) => {
+    const path = await seedSqlite(t)
+    const url = await server.createDatabase()
+    const c = capture()
+    const code = await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: SECRET }, c.io)
+    t.equal(code, 0, c.err())
+    t.match(c.out(), /^tenants\s+3$/m)
+    t.match(c.out(), /^subscriptions\s+3$/m)
+    t.match(c.out(), /target audit chain: ok \(\d+ entries, last seq \d+\)/)
+    t.match(c.out(), /source audit chain: ok/)
+    t.notMatch(c.err(), /warning/, 'no warning when the secret is given')
+
+    const source = new SqliteStore({ path })
+    const target = new PostgresStore({ url })
+    t.teardown(async () => { await source.close(); await target.close() })
+    const before = await rowsOf(source)
+    t.same(await rowsOf(target), before, 'tenants, subscription index, events, jobs and audit entries are identical')
+    const audit = before.audit as unknown[]
+    t.ok(audit.length > 10, 'a real chain was copied')
+    t.ok((before.jobs as unknown[]).length >= 4, 'jobs too (provision and teardown)')
+
+    const raw = new DatabaseSync(path, { readOnly: true })
+    t.teardown(() => raw.close())
+    for (const { name } of TABLES) {
+      const n = Number(raw.prepare(`SELECT count(*) AS n FROM ${name}`).get()!.n)
+      t.match(c.out(), new RegExp(`^${name}\\s+${n}$`, 'm'), `${name}: all ${n} rows reported`)
+    }
+
+    // The target carries on where the source stopped: new job ids and audit entries follow on.
+    const maxJob = Math.max(...(before.jobs as Array<{ id: number }>).map((j) => j.id))
+    const job = await target.enqueueJob({ kind: 'provision', tenant: 'f'.repeat(32), runAfter: 0 })
+    t.ok(job.id > maxJob, 'the job id sequence continues after the copied ids')
+    await appendAudit(target, SECRET, 'f'.repeat(32), 'after.migration', {})
+    t.same(await verifyStoredChain(target, SECRET), { ok: true, entries: audit.length + 1, lastSeq: audit.length + 1 }, 'appends continue the chain')
+  })
+
+  t.test('a non-empty target is refused unless --force, which replaces it', async (t) => {
+    const path = await seedSqlite(t)
+    const url = await server.createDatabase()
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: SECRET }, capture().io), 0)
+    const target = new PostgresStore({ url })
+    t.teardown(() => target.close())
+    await appendAudit(target, SECRET, 'e'.repeat(32), 'written.on.target', {})
+    const entries = (await target.listAudit({ limit: 10_000 })).length
+
+    const refused = capture()
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: SECRET }, refused.io), 1)
+    t.match(refused.err(), /the target is not empty \(tenants: 3, .*audit_log: \d+\); use --force/)
+    t.equal((await target.listAudit({ limit: 10_000 })).length, entries, 'nothing changed on the target')
+
+    const forced = capture()
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url, '--force'], { PROVISION_AUDIT_SECRET: SECRET }, forced.io), 0, forced.err())
+    t.match(forced.err(), /replacing the target's contents/)
+    t.equal(await target.countTenants(), 3, 'replaced, not doubled')
+    t.equal((await target.listAudit({ limit: 10_000 })).length, entries - 1, 'the target-only entry is gone')
+    t.same(await verifyStoredChain(target, SECRET), { ok: true, entries: entries - 1, lastSeq: entries - 1 })
+  })
+
+  t.test('a chain that does not verify is reported and fails the run', async (t) => {
+    const path = await seedSqlite(t)
+    const url = await server.createDatabase()
+    const wrong = capture()
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: 'not-the-server-secret' }, wrong.io), 1)
+    t.match(wrong.out(), /target audit chain: BROKEN at seq 1 \(modified\)/)
+    t.match(wrong.err(), /check PROVISION_AUDIT_SECRET/)
+
+    const defaulted = capture()
+    const url2 = await server.createDatabase()
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url2], {}, defaulted.io), 1, 'the dev default is not this chain’s secret')
+    t.match(defaulted.err(), /warning: PROVISION_AUDIT_SECRET is not set/)
+  })
+
+  t.test('the command runs as a script', async (t) => {
+    const path = await seedSqlite(t)
+    const url = await server.createDatabase()
+    const r = spawnSync(process.execPath, [SCRIPT, '--from', `sqlite:${path}`], {
+      encoding: 'utf8', env: { PATH: process.env.PATH, PROVISION_AUDIT_SECRET: SECRET, DATABASE_URL: url }, timeout: 60_000
+    })
+    t.equal(r.status, 0, r.stderr)
+    t.match(r.stdout, /target audit chain: ok/)
+    t.match(r.stderr, /copying .* → postgres:\/\//, 'the target defaults to DATABASE_URL')
+  })
+})
+
+t.test('bad usage exits 2 with a reason', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--from', 'sqlite:/nonexistent/x.db'], /--to postgres:\/\/… is required/],
+    [['--from', 'postgres://a/b', '--to', 'postgres://c/d'], /--from must be a sqlite: URL/],
+    [['--to', 'mysql://user:hunter2@h/db'], /--to must be a postgres:\/\/ URL, got mysql:\/\/user:\*\*\*@h\/db/],
+    [['--from', 'sqlite:/nonexistent/x.db', '--to', 'postgres://h/db'], /no SQLite database at \/nonexistent\/x.db/],
+    [['--bogus'], /Unknown option '--bogus'/]
+  ]
+  for (const [argv, message] of cases) {
+    const c = capture()
+    t.equal(await main(argv, {}, c.io), 2, argv.join(' '))
+    t.match(c.err(), message)
+    t.notMatch(c.err(), /hunter2/, 'no password in messages')
+  }
+  const help = capture()
+  t.equal(await main(['--help'], {}, help.io), 0)
+  t.match(help.out(), /^Usage: node bootstrap\/migrate-sqlite-to-postgres.ts/)
+})
