@@ -40,7 +40,7 @@ export interface AppDeps {
   /** Default: pino per config (tests pass one writing to a buffer). */
   logger?: Logger
   /** Job runner tuning (tests shorten polls and backoff). */
-  jobs?: Partial<Pick<JobRunnerOptions, 'pollIntervalMs' | 'idleIntervalMs' | 'backoffMs' | 'concurrency' | 'owner'>>
+  jobs?: Partial<Pick<JobRunnerOptions, 'pollIntervalMs' | 'idleIntervalMs' | 'backoffMs' | 'concurrency' | 'owner' | 'leaseMs'>>
   /** Start the job runner when the app is ready (default true). */
   runJobs?: boolean
 }
@@ -144,7 +144,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   await app.register(swagger, {
     openapi: {
       info: { title: 'CTFHive control plane', version: '1.0.0', description: 'Checkout, Stripe webhooks and tenant status.' },
-      servers: [{ url: config.publicBaseUrl }]
+      servers: [{ url: config.publicBaseUrl }],
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' } } }
     }
   })
   await app.register(rateLimit, {

@@ -84,11 +84,13 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   })
 
   const tags = ['admin']
+  const security = [{ bearerAuth: [] }]
 
   app.get('/admin/tenants', {
     schema: {
       summary: 'List tenants, newest first, optionally in one state',
       tags,
+      security,
       querystring: Type.Object({
         state: Type.Optional(Type.Union(STATES.map((s) => Type.Literal(s)))),
         limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }),
@@ -105,6 +107,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     schema: {
       summary: 'Every tenant as JSON (no secrets)',
       tags,
+      security,
       response: { 200: Type.Object({ exported_at: Type.String(), count: Type.Integer(), tenants: Type.Array(TenantRecordSchema) }), ...errors }
     }
   }, async () => {
@@ -116,6 +119,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     schema: {
       summary: 'One tenant with its events, audit entries and jobs',
       tags,
+      security,
       params: TenantIdParams,
       response: { 200: TenantDetailSchema, ...errors }
     }
@@ -125,6 +129,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     schema: {
       summary: "Retry a tenant's failed provisioning",
       tags,
+      security,
       params: TenantIdParams,
       response: { 200: TenantRecordSchema, ...errors }
     }
@@ -140,6 +145,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     schema: {
       summary: 'Walk the audit chain and report the first bad entry',
       tags,
+      security,
       response: { 200: AuditVerdictSchema, ...errors }
     }
   }, async () => admin.verifyAudit())
@@ -148,6 +154,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     schema: {
       summary: 'The most recent Stripe events, newest first',
       tags,
+      security,
       querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }) }),
       response: { 200: Type.Object({ events: Type.Array(EventSummarySchema) }), ...errors }
     }
@@ -158,6 +165,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       summary: "Run a stored event's payload through the webhook rules again",
       description: 'Recorded as a new event `<id>:replay:<n>`; the tenant is looked up now, the event keeps its own `created` for ordering, and canceled stays terminal.',
       tags,
+      security,
       params: EventIdParams,
       response: {
         200: Type.Object({

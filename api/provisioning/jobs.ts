@@ -25,6 +25,8 @@ export interface JobRunnerOptions {
   concurrency?: number
   /** Delay before attempt `n + 1` after `n` failed attempts. */
   backoffMs?: (failedAttempts: number) => number
+  /** Lease on a claimed job; default the attempt cap + 30 s. */
+  leaseMs?: number
 }
 
 const defaultBackoff = (n: number): number => Math.min(30_000 * 2 ** (n - 1), 15 * 60_000)
@@ -51,7 +53,8 @@ class Shutdown extends Error {}
 
 export class JobRunner {
   readonly owner: string
-  private readonly opts: Required<Omit<JobRunnerOptions, 'owner'>>
+  private readonly opts: Required<Omit<JobRunnerOptions, 'owner' | 'leaseMs'>>
+  private readonly leaseOverride: number | undefined
   private active = 0
   private draining: Promise<void> | null = null
   private timer: NodeJS.Timeout | null = null
@@ -62,6 +65,7 @@ export class JobRunner {
 
   constructor (opts: JobRunnerOptions) {
     this.owner = opts.owner ?? `worker-${process.pid}-${randomUUID().slice(0, 8)}`
+    this.leaseOverride = opts.leaseMs
     this.opts = {
       pollIntervalMs: 3000,
       idleIntervalMs: 5000,
@@ -72,7 +76,7 @@ export class JobRunner {
   }
 
   get leaseMs (): number {
-    return this.opts.config.provisionAttemptTimeoutS * 1000 + 30_000
+    return this.leaseOverride ?? this.opts.config.provisionAttemptTimeoutS * 1000 + 30_000
   }
 
   start (): void {

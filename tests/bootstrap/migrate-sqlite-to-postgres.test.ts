@@ -59,7 +59,7 @@ t.test('on PostgreSQL', async (t) => {
     const url = await server.createDatabase()
     const c = capture()
     const code = await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: SECRET }, c.io)
-    t.equal(code, 0, c.err())
+    t.equal(code, 0, 'copied and verified', { stderr: c.err() })
     t.match(c.out(), /^tenants\s+3$/m)
     t.match(c.out(), /^subscriptions\s+3$/m)
     t.match(c.out(), /target audit chain: ok \(\d+ entries, last seq \d+\)/)
@@ -105,7 +105,7 @@ t.test('on PostgreSQL', async (t) => {
     t.equal((await target.listAudit({ limit: 10_000 })).length, entries, 'nothing changed on the target')
 
     const forced = capture()
-    t.equal(await main(['--from', `sqlite:${path}`, '--to', url, '--force'], { PROVISION_AUDIT_SECRET: SECRET }, forced.io), 0, forced.err())
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url, '--force'], { PROVISION_AUDIT_SECRET: SECRET }, forced.io), 0, 'replaced and verified')
     t.match(forced.err(), /replacing the target's contents/)
     t.equal(await target.countTenants(), 3, 'replaced, not doubled')
     t.equal((await target.listAudit({ limit: 10_000 })).length, entries - 1, 'the target-only entry is gone')

@@ -38,6 +38,7 @@ const store = await openStore(config)
 const pollIntervalMs = envInt('CTFHIVE_JOB_POLL_MS')
 const idleIntervalMs = envInt('CTFHIVE_JOB_IDLE_MS')
 const owner = process.env.CTFHIVE_JOB_OWNER
+const leaseMs = envInt('CTFHIVE_JOB_LEASE_MS')
 const app = await buildApp(config, {
   store,
   logger,
@@ -46,12 +47,10 @@ const app = await buildApp(config, {
     ...(pollIntervalMs !== undefined ? { pollIntervalMs } : {}),
     ...(idleIntervalMs !== undefined ? { idleIntervalMs } : {}),
     ...(owner !== undefined ? { owner } : {}),
+    ...(leaseMs !== undefined ? { leaseMs } : {}),
     backoffMs: () => 50
   }
 })
-const leaseMs = envInt('CTFHIVE_JOB_LEASE_MS')
-// JobRunner derives its lease from the attempt cap (at least 90 s); tests need seconds.
-if (leaseMs !== undefined) Object.defineProperty(app.jobs, 'leaseMs', { value: leaseMs })
 
 let closing = false
 process.on('SIGTERM', () => {

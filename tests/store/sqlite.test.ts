@@ -7,8 +7,11 @@ import { SqliteStore, sqlitePathFromUrl } from '../../api/store/sqlite.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { makeTenant, storeContract } from './contract.ts'
 
-function tempPath (): string {
-  return join(mkdtempSync(join(tmpdir(), 'ctfhive-store-')), 'store.db')
+/** A database file in a temp dir that the test's teardown removes (after its stores close). */
+function tempPath (t?: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-store-'))
+  t?.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return join(dir, 'store.db')
 }
 
 t.test('the store contract on SQLite', async (t) => {
@@ -29,7 +32,7 @@ function openRaw (t: Test, path: string): DatabaseSync {
 }
 
 t.test('WAL and synchronous=FULL are in effect on both connections', async (t) => {
-  const path = tempPath()
+  const path = tempPath(t)
   const store = new SqliteStore({ path })
   t.teardown(() => store.close())
   // The store's own connections are private; what they set is visible in the file (WAL) and
@@ -46,7 +49,7 @@ t.test('WAL and synchronous=FULL are in effect on both connections', async (t) =
 })
 
 t.test('migrations run once: reopening keeps the data and the version rows', async (t) => {
-  const path = tempPath()
+  const path = tempPath(t)
   const first = new SqliteStore({ path })
   const tenant = makeTenant()
   await first.insertTenant(tenant)
@@ -61,7 +64,7 @@ t.test('migrations run once: reopening keeps the data and the version rows', asy
 })
 
 t.test('group commit: concurrent transactions share batches; a failing unit rolls back alone', async (t) => {
-  const path = tempPath()
+  const path = tempPath(t)
   const store = new SqliteStore({ path })
   t.teardown(() => store.close())
   const tenants = Array.from({ length: 60 }, () => makeTenant())
@@ -89,7 +92,7 @@ t.test('group commit: concurrent transactions share batches; a failing unit roll
 })
 
 t.test('a batch whose BEGIN fails rejects every unit with a StoreError', async (t) => {
-  const path = tempPath()
+  const path = tempPath(t)
   const store = new SqliteStore({ path, busyTimeoutMs: 0 })
   t.teardown(() => store.close())
   const raw = openRaw(t, path)
