@@ -40,6 +40,11 @@ export interface Executor {
   removeDnsRecord (recordId: string): Promise<void>
   /** Destroys the server; an unknown server counts as destroyed. */
   destroyServer (serverId: string): Promise<void>
+  /**
+   * The sealed first-admin credential the server publishes (cloud-init.ts explains the
+   * scheme); undefined while it is not there. Executors without real servers omit it.
+   */
+  fetchCredentialEnvelope? (fqdn: string): Promise<string | undefined>
 }
 
 /** A provider error worth a retry later (rate limit, 5xx, network); others fail the attempt the same way. */

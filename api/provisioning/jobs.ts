@@ -32,14 +32,16 @@ export interface JobRunnerOptions {
 const defaultBackoff = (n: number): number => Math.min(30_000 * 2 ** (n - 1), 15 * 60_000)
 
 export function serverSpecFor (tenant: Tenant, config: Pick<Config, 'baseDomain' | 'linode'>): ServerSpec {
+  const fqdn = `${tenant.slug}.${config.baseDomain}`
   return {
     tenantId: tenant.id,
     slug: tenant.slug,
-    fqdn: `${tenant.slug}.${config.baseDomain}`,
+    fqdn,
     plan: tenant.plan,
     serverType: config.linode.plan !== '' ? config.linode.plan : (getPlan(tenant.plan)?.serverType ?? 'g6-standard-2'),
     tenantName: tenant.name,
-    adminEmail: tenant.email
+    // CTFd's admin needs an address; the email is optional at checkout.
+    adminEmail: tenant.email !== '' ? tenant.email : `admin@${fqdn}`
   }
 }
 

@@ -2,7 +2,9 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError, ErrorReplySchema } from '../errors.ts'
-import { STATES, BILLING, INFRA } from './lifecycle.ts'
+import { STATES, BILLING, INFRA, deriveTenantState } from './lifecycle.ts'
+import { verifyWelcomeToken } from './welcome-token.ts'
+import { openCredentialEnvelope } from '../provisioning/cloud-init.ts'
 
 const literals = (values: readonly string[]) => Type.Union(values.map((v) => Type.Literal(v)))
 const nullable = (s: ReturnType<typeof Type.String>) => Type.Union([s, Type.Null()])
@@ -29,8 +31,56 @@ export const TenantIdParams = Type.Object({
   id: Type.String({ pattern: '^[0-9a-f]{32}$', description: '32 lowercase hex characters' })
 })
 
+const CredentialsReply = Type.Object({
+  tenant_id: Type.String(),
+  login_url: Type.String(),
+  admin_name: Type.String(),
+  admin_email: Type.String(),
+  password: Type.String()
+})
+
 export default async function tenantRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+
+  // The buyer's first admin credential, only for the holder of the signed welcome link. The
+  // server publishes it sealed to a key derived from SECRET_KEY; it is opened here, per request,
+  // and never stored or logged in clear.
+  app.get('/tenants/:id/credentials', {
+    schema: {
+      summary: "The CTF's first administrator credential (signed welcome link only)",
+      tags: ['tenants'],
+      params: TenantIdParams,
+      querystring: Type.Object({ token: Type.String({ pattern: '^[0-9a-f]{40}$' }) }),
+      response: { 200: CredentialsReply, '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+    }
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    const { id } = request.params
+    if (!verifyWelcomeToken(app.config.secretKey, id, request.query.token)) {
+      throw new AppError('forbidden', 'This link is not valid for this tenant.')
+    }
+    const tenant = await app.tenants.getTenant(id)
+    if (tenant === undefined) throw new AppError('tenant_not_found', `No tenant has the id ${id}.`)
+    if (deriveTenantState(tenant.billing, tenant.infra) !== 'active') {
+      throw new AppError('tenant_not_ready', 'The CTF is not live yet; the credential appears once it is.')
+    }
+    const fetchEnvelope = app.executor.fetchCredentialEnvelope?.bind(app.executor)
+    if (fetchEnvelope === undefined) {
+      throw new AppError('credential_unavailable', `The ${app.executor.name} executor makes no real server, so there is no administrator credential.`)
+    }
+    const { fqdn, url } = app.tenants.statusOf(tenant)
+    const envelope = await fetchEnvelope(fqdn)
+    if (envelope === undefined) throw new AppError('credential_unavailable', 'The server has not published its credential yet; try again shortly.')
+    let password: string
+    try {
+      password = openCredentialEnvelope(app.config.secretKey, id, envelope)
+    } catch (err) {
+      request.log.warn({ tenant: id, reason: (err as Error).message }, 'credential envelope did not open')
+      throw new AppError('credential_unreadable', 'The credential the server published could not be opened.')
+    }
+    return { tenant_id: id, login_url: `${url}login`, admin_name: 'admin', admin_email: tenant.email, password }
+  })
+
   app.get('/tenants/:id/status', {
     schema: {
       summary: "A tenant's state, plan and address",

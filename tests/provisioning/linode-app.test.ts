@@ -1,0 +1,73 @@
+// The whole path through the app: webhook → job → LinodeExecutor → a fake Linode API on the
+// wire → DNS → health → active; then cancellation → teardown.
+import t from 'tap'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { startFakeLinode } from '../helpers/fake-linode.ts'
+import { checkoutSession, deliver, makeEvent, subscription } from '../helpers/stripe-events.ts'
+import { LinodeExecutor } from '../../api/provisioning/linode.ts'
+import { createExecutor } from '../../api/provisioning/select.ts'
+import { userDataBuilder } from '../../api/provisioning/cloud-init.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { testConfig } from '../helpers/build-app.ts'
+
+async function until (check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+t.test('the executor follows LINODE_API_TOKEN', async (t) => {
+  t.type(createExecutor(testConfig()), FakeExecutor)
+  const linode = createExecutor(testConfig({ LINODE_API_TOKEN: 'tok-0123456789' }))
+  t.type(linode, LinodeExecutor)
+  t.notOk(JSON.stringify(linode).includes('tok-0123456789'), 'the token does not serialise')
+})
+
+t.test('paid → Linode server → DNS → healthy → active; canceled → torn down', async (t) => {
+  const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 1 })
+  const healthy = new Set<string>()
+  const config = testConfig({ LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org' })
+  const executor = LinodeExecutor.fromConfig(config, {
+    userData: userDataBuilder(config.secretKey),
+    pollIntervalMs: 5,
+    sleep: async () => {},
+    healthFetch: async (url) => ({ status: healthy.has(new URL(url).hostname) ? 200 : 502, body: '' })
+  })
+  const { app, store } = await buildTestApp(t, {
+    executor,
+    env: { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', DEPROVISION_GRACE_HOURS: '0', WEBHOOK_WAIT_MS: '200' },
+    jobs: { pollIntervalMs: 5 }
+  })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Wire CTF' } })).json().tenant_id
+  const r = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_wire' })))
+  t.equal(r.json().tenant_state, 'provisioning', 'the webhook does not wait for a real server')
+  const fqdn = (await app.inject(`/tenants/${id}/status`)).json().fqdn
+  await until(async () => (await store.getTenant(id))?.dnsRecordId !== null, 'the DNS record')
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'provisioning', 'not active before the health check passes')
+  healthy.add(fqdn)
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'active')
+
+  t.equal(linode.instances.size, 1, 'exactly one server')
+  const [server] = [...linode.instances.values()]
+  t.equal(server!.type, 'g6-standard-4', 'the plan’s server type')
+  t.ok(server!.tags.includes(`tenant:${id}`))
+  t.match(server!.label, /^ctf-wire-ctf-/)
+  const zone = [...linode.domains.values()][0]!
+  const record = [...zone.records.values()][0]!
+  t.equal(record.name, fqdn.split('.')[0])
+  t.equal(record.target, server!.ipv4[0])
+  const create = linode.requests.find((q) => q.method === 'POST' && q.path === '/linode/instances')!
+  t.notOk(JSON.stringify(create.body).includes(config.secretKey), 'no secret in the create request')
+  const audit = (await store.listAudit({ tenant: id })).map((e) => e.action)
+  t.same(audit, ['tenant.created', 'provision.queued', 'server.created', 'server.running', 'dns.record', 'health.ok', 'provision.ready'])
+  t.notOk(JSON.stringify(await store.listAudit({})).includes('root_pass'), 'no root password in the audit')
+
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_wire', tenantId: id, status: 'canceled' })))
+  await until(async () => (await store.getTenant(id))?.infra === 'deprovisioned', 'deprovisioned')
+  t.equal(linode.instances.size, 0, 'server deleted')
+  t.equal(zone.records.size, 0, 'record deleted')
+  t.equal(linode.count('DELETE', '/linode/instances'), 1, 'one deletion')
+})

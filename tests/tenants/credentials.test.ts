@@ -1,0 +1,72 @@
+import t from 'tap'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
+import { sealCredential } from '../helpers/credential-seal.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { welcomeToken } from '../../api/tenants/welcome-token.ts'
+import type { FastifyInstance } from 'fastify'
+
+const SECRET = 'credentials-test-secret-key-0123456789'
+
+/** A FakeExecutor whose servers publish a sealed credential, as real ones do. */
+class PublishingExecutor extends FakeExecutor {
+  envelopes = new Map<string, string>()
+  async fetchCredentialEnvelope (fqdn: string): Promise<string | undefined> {
+    return this.envelopes.get(fqdn)
+  }
+}
+
+async function liveTenant (app: FastifyInstance): Promise<{ id: string, fqdn: string }> {
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Cred CTF', email: 'owner@cred.test' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo' })))
+  return { id, fqdn: (await app.inject(`/tenants/${id}/status`)).json().fqdn }
+}
+
+t.test('the signed welcome link reveals the sealed admin credential, and nothing else does', async (t) => {
+  const executor = new PublishingExecutor()
+  const lines: Array<Record<string, unknown>> = []
+  const { app, store } = await buildTestApp(t, { executor, logLines: lines, env: { SECRET_KEY: SECRET } })
+  const { id, fqdn } = await liveTenant(app)
+  const token = welcomeToken(SECRET, id)
+  const url = `/tenants/${id}/credentials?token=${token}`
+
+  const early = await app.inject(url)
+  t.equal(early.statusCode, 404)
+  t.equal(early.json().error, 'credential_unavailable', 'not published yet')
+
+  executor.envelopes.set(fqdn, sealCredential(SECRET, id, 'Correct-Horse-42'))
+  const r = await app.inject(url)
+  t.equal(r.statusCode, 200)
+  t.equal(r.headers['cache-control'], 'no-store')
+  t.same(r.json(), { tenant_id: id, login_url: `https://${fqdn}/login`, admin_name: 'admin', admin_email: 'owner@cred.test', password: 'Correct-Horse-42' })
+
+  const wrong = await app.inject(`/tenants/${id}/credentials?token=${'0'.repeat(40)}`)
+  t.equal(wrong.statusCode, 403)
+  t.equal(wrong.json().error, 'forbidden')
+  const other = await liveTenant(app)
+  const crossed = await app.inject(`/tenants/${other.id}/credentials?token=${token}`)
+  t.equal(crossed.statusCode, 403, 'one tenant’s link never opens another’s')
+  t.equal((await app.inject(`/tenants/${id}/credentials`)).statusCode, 400, 'no token')
+
+  executor.envelopes.set(other.fqdn, sealCredential(SECRET, id, 'not-for-you'))
+  const misdirected = await app.inject(`/tenants/${other.id}/credentials?token=${welcomeToken(SECRET, other.id)}`)
+  t.equal(misdirected.statusCode, 502)
+  t.equal(misdirected.json().error, 'credential_unreadable', 'an envelope sealed for another tenant does not open')
+
+  const everywhere = JSON.stringify(lines) + JSON.stringify(await store.listAudit({})) + (await app.inject(`/tenants/${id}/status`)).body
+  t.notOk(everywhere.includes('Correct-Horse-42'), 'never in logs, audit entries or the status')
+})
+
+t.test('no credential before the CTF is live, or with the development executor', async (t) => {
+  const { app } = await buildTestApp(t, { env: { SECRET_KEY: SECRET } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo' } })).json().tenant_id
+  const pending = await app.inject(`/tenants/${id}/credentials?token=${welcomeToken(SECRET, id)}`)
+  t.equal(pending.statusCode, 409)
+  t.equal(pending.json().error, 'tenant_not_ready')
+  const { id: live } = await liveTenant(app)
+  const fake = await app.inject(`/tenants/${live}/credentials?token=${welcomeToken(SECRET, live)}`)
+  t.equal(fake.statusCode, 404)
+  t.match(fake.json().message, /fake executor/)
+  const unknown = '1'.repeat(32)
+  t.equal((await app.inject(`/tenants/${unknown}/credentials?token=${welcomeToken(SECRET, unknown)}`)).statusCode, 404)
+})
