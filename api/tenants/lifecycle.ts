@@ -47,7 +47,7 @@ export type ChangeOutcome = 'ok' | 'stale' | 'ignored_terminal'
 export interface ChangeResult {
   outcome: ChangeOutcome
   /** Fields to write; empty when nothing changes. */
-  patch: Partial<BillingFacts> & { error?: string | null, canceledAt?: string }
+  patch: Partial<BillingFacts> & { error?: string | null, canceledAt?: string | null }
   /** Billing became paid for the first time: start provisioning. */
   startProvisioning: boolean
   /** Billing became canceled: schedule teardown after the grace period. */
@@ -59,12 +59,34 @@ export interface ChangeResult {
  * - billing status and plan each follow the newest event (by `created`) that states them;
  *   an older one is `stale` for that fact — except that any `paid`, however old, proves a
  *   payment and starts provisioning once;
- * - `canceled` is absorbing: it applies whatever its age, and afterwards every event is
- *   `ignored_terminal`.
+ * - `canceled` is absorbing: it applies whatever its age, and afterwards every event about
+ *   that subscription is `ignored_terminal`; only a paid event of a new subscription
+ *   reactivates the tenant.
  */
 export function applyBillingChange (facts: BillingFacts, change: BillingChange, nowIso: string): ChangeResult {
   const none: ChangeResult = { outcome: 'ok', patch: {}, startProvisioning: false, scheduleTeardown: false }
-  if (facts.billing === 'canceled') return { ...none, outcome: 'ignored_terminal' }
+  const otherSubscription = change.subscriptionId !== undefined && facts.subscriptionId !== null && change.subscriptionId !== facts.subscriptionId
+  if (facts.billing === 'canceled') {
+    // Terminal for the canceled subscription; a new paid subscription reactivates the tenant
+    // (its server is kept if the grace period has not run out).
+    if (!(otherSubscription && change.billing === 'paid')) return { ...none, outcome: 'ignored_terminal' }
+    return {
+      outcome: 'ok',
+      patch: {
+        billing: 'paid',
+        billingAt: Math.max(change.at, facts.billingAt),
+        subscriptionId: change.subscriptionId,
+        ...(change.customerId !== undefined ? { customerId: change.customerId } : {}),
+        ...(change.plan !== undefined ? { plan: change.plan, planAt: Math.max(change.at, facts.planAt) } : {}),
+        canceledAt: null,
+        error: null
+      },
+      startProvisioning: facts.infra === 'none' || facts.infra === 'deprovisioned',
+      scheduleTeardown: false
+    }
+  }
+  // A subscription the tenant has moved on from cannot cancel it.
+  if (otherSubscription && change.billing === 'canceled') return { ...none, outcome: 'stale' }
 
   const patch: ChangeResult['patch'] = {}
   let startProvisioning = false

@@ -6,7 +6,7 @@ import { getPlan } from '../plans.ts'
 import { intentForEvent, isSupportedEvent, type EventIntent, type PriceToPlan, type StripeEvent } from '../billing/events.ts'
 import { appendAudit } from '../provisioning/audit.ts'
 import type { JobRunner } from '../provisioning/jobs.ts'
-import type { StoreOps, Store, Tenant } from '../store/store.ts'
+import type { StoreOps, Store, Tenant, TenantPatch } from '../store/store.ts'
 import { applyBillingChange, deriveTenantState, type TenantState } from './lifecycle.ts'
 
 export type ServiceConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'deprovisionGraceHours' | 'webhookWaitMs' | 'stripe'>
@@ -221,8 +221,14 @@ export class TenantService {
     }
     if (result.outcome !== 'ok') return { outcome: result.outcome, tenant, provision: false }
 
-    const { canceledAt, ...facts } = result.patch
-    const patch = { ...facts, ...(canceledAt !== undefined ? { canceledAt } : {}) }
+    const patch: TenantPatch = { ...result.patch }
+    if (tenant.billing === 'canceled' && patch.billing === 'paid') {
+      // Reactivated by a new subscription: the scheduled teardown no longer applies.
+      for (const job of await tx.listJobs({ tenant: tenant.id, status: 'queued' })) {
+        if (job.kind === 'deprovision') await tx.updateJob(job.id, { status: 'canceled' })
+      }
+      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.reactivated', { subscription: patch.subscriptionId, source })
+    }
     if (result.startProvisioning) {
       Object.assign(patch, { infra: 'provisioning' as const })
       await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: Date.now() })

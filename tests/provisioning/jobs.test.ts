@@ -1,7 +1,9 @@
 import t from 'tap'
 import { pino } from 'pino'
 import { buildTestApp, testConfig } from '../helpers/build-app.ts'
-import { checkoutSession, deliver, makeEvent, subscription } from '../helpers/stripe-events.ts'
+import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
+
+const invoiceFor = (sub: string) => invoice({ subscription: sub })
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { ExecutorError } from '../../api/provisioning/executor.ts'
 import { JobRunner, serverSpecFor } from '../../api/provisioning/jobs.ts'
@@ -156,4 +158,37 @@ t.test('a tenant canceled before its job runs is never provisioned', async (t) =
   await until(async () => (await store.listJobs({ tenant: id })).every((j) => j.status !== 'queued' && j.status !== 'running' || j.kind === 'deprovision'), 'provision job settled')
   t.equal(executor.calls.create, 0)
   t.equal((await store.listJobs({ tenant: id })).find((j) => j.kind === 'provision')?.status, 'canceled')
+})
+
+t.test('a new paid subscription before teardown reactivates the tenant and keeps its server', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, env: { DEPROVISION_GRACE_HOURS: '1' } })
+  const id = await paidTenant(app, 'sub_first')
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_first', tenantId: id, status: 'canceled' })))
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'canceled')
+  const late = await deliver(app, makeEvent('invoice.paid', { ...invoiceFor('sub_first') }))
+  t.equal(late.json().status, 'ignored_terminal', 'the canceled subscription stays canceled')
+  const back = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_second' })))
+  t.same(back.json(), { status: 'ok', type: 'checkout.session.completed', tenant_id: id, tenant_state: 'active' })
+  const s = (await app.inject(`/tenants/${id}/status`)).json()
+  t.match(s, { state: 'active', subscription_id: 'sub_second', plan: 'solo', error: null, canceled_at: null })
+  t.equal(executor.calls.create, 1, 'the same server, no new one')
+  t.equal(executor.servers.size, 1)
+  const teardown = (await store.listJobs({ tenant: id })).find((j) => j.kind === 'deprovision')
+  t.equal(teardown?.status, 'canceled', 'the scheduled teardown is called off')
+  const old = await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_first', tenantId: id, status: 'canceled' })))
+  t.equal(old.json().status, 'stale', 'the old subscription can no longer cancel the tenant')
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'active')
+})
+
+t.test('reactivation after teardown provisions a new server', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, env: { DEPROVISION_GRACE_HOURS: '0' } })
+  const id = await paidTenant(app, 'sub_gone')
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_gone', tenantId: id, status: 'canceled' })))
+  await until(async () => (await store.getTenant(id))?.infra === 'deprovisioned', 'deprovisioned')
+  const back = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_new' })))
+  t.equal(back.json().tenant_state, 'active')
+  t.equal(executor.calls.create, 2)
+  t.equal(executor.servers.size, 1)
 })

@@ -128,3 +128,16 @@ t.test('property: any order of the same events ends in the same state (and plan,
     }), { numRuns: 2000 })
   t.pass('2000 random event sets agree in every order')
 })
+
+t.test('reactivation: only a paid event of another subscription revives a canceled tenant', async (t) => {
+  const canceled = facts({ billing: 'canceled', infra: 'ready', billingAt: 50, subscriptionId: 'sub_1', paidAt: NOW })
+  t.equal(applyBillingChange(canceled, { at: 60, billing: 'paid', subscriptionId: 'sub_1' }, NOW).outcome, 'ignored_terminal')
+  t.equal(applyBillingChange(canceled, { at: 60, billing: 'past_due', subscriptionId: 'sub_2' }, NOW).outcome, 'ignored_terminal')
+  const back = applyBillingChange(canceled, { at: 40, billing: 'paid', subscriptionId: 'sub_2', plan: 'pro' }, NOW)
+  t.equal(back.outcome, 'ok')
+  t.same(back.patch, { billing: 'paid', billingAt: 50, subscriptionId: 'sub_2', plan: 'pro', planAt: 40, canceledAt: null, error: null })
+  t.notOk(back.startProvisioning, 'the kept server serves again')
+  t.ok(applyBillingChange({ ...canceled, infra: 'deprovisioned' }, { at: 60, billing: 'paid', subscriptionId: 'sub_2' }, NOW).startProvisioning, 'a torn-down tenant gets a new server')
+  const superseded = applyBillingChange(facts({ billing: 'paid', subscriptionId: 'sub_2', paidAt: NOW }), { at: 99, billing: 'canceled', subscriptionId: 'sub_1' }, NOW)
+  t.equal(superseded.outcome, 'stale', 'an old subscription cannot cancel')
+})
