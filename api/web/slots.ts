@@ -1,0 +1,62 @@
+// Markup the marketing build writes and the server later fills in for visitors without
+// JavaScript (an error after a plain form post, a preselected plan, an order's progress).
+// Both sides call these functions, so the server finds exactly what the build wrote.
+import { PROGRESS_STEPS, PROGRESS_TEXT, fillText, type Progress, type ProgressKey } from './buyer-text.ts'
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+
+export function escapeHtml (text: string): string {
+  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!)
+}
+
+/** The form-wide message; hidden while empty. */
+export function formAlert (message = ''): string {
+  return `<p class="alert" id="form-alert" role="alert"${message === '' ? ' hidden' : ''}>${escapeHtml(message)}</p>`
+}
+
+/** The message under one field; hidden while empty. */
+export function fieldError (field: string, message = ''): string {
+  return `<p class="field-error" id="${field}-error"${message === '' ? ' hidden' : ''}>${escapeHtml(message)}</p>`
+}
+
+/** The attributes tying a control to its hint and error message. */
+export function describedBy (field: string, invalid = false): string {
+  return `${invalid ? 'aria-invalid="true" ' : ''}aria-describedby="${field}-hint ${field}-error"`
+}
+
+export function planInput (slug: string, checked: boolean): string {
+  return `<input type="radio" name="plan" id="plan-${slug}" value="${slug}" required${checked ? ' checked' : ''}>`
+}
+
+export interface ProgressValues {
+  url?: string
+  fqdn?: string
+  tenant?: string
+  reason?: string
+}
+
+function stepClass (i: number, progress: Progress): string {
+  if (i < progress.done) return 'done'
+  if (i === progress.done && !progress.final && progress.key !== 'checking') return 'current'
+  if (i === progress.done && (progress.key === 'failed' || progress.key === 'canceled')) return 'stopped'
+  return 'todo'
+}
+
+const STEP_STATE: Record<string, string> = { done: 'done', current: 'in progress', stopped: 'stopped', todo: 'not started yet' }
+
+/** The welcome page's progress block for one state of the order. */
+export function progressBlock (progress: Progress, values: ProgressValues = {}): string {
+  const text = PROGRESS_TEXT[progress.key as ProgressKey]
+  const fill = (s: string): string => escapeHtml(fillText(s, values as Record<string, string>))
+  const steps = PROGRESS_STEPS.map((name, i) => {
+    const cls = stepClass(i, progress)
+    return `<li class="step ${cls}" data-step="${i}">${name}<span class="visually-hidden"> (${STEP_STATE[cls]})</span></li>`
+  }).join('')
+  const live = progress.key === 'live' && values.url !== undefined
+  return `<div class="progress" id="progress" data-key="${progress.key}" data-final="${progress.final}">` +
+    `<div aria-live="polite"><h2 id="progress-headline">${fill(text.headline)}</h2>` +
+    `<p id="progress-detail">${fill(text.detail)}</p></div>` +
+    `<ol class="steps" id="progress-steps">${steps}</ol>` +
+    `<p id="live-link"${live ? '' : ' hidden'}><a class="button" href="${live ? escapeHtml(values.url!) : '#'}">Open your CTF</a></p>` +
+    '</div>'
+}

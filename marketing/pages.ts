@@ -1,0 +1,290 @@
+// The content of every marketing page. Prices, plan names and features come from the plan
+// catalogue (api/plans.ts); the forms' fillable parts from api/web/slots.ts.
+import { PAID_PLANS, PLANS, formatPrice, type Plan } from '../api/plans.ts'
+import { describedBy, escapeHtml, fieldError, formAlert, planInput, progressBlock } from '../api/web/slots.ts'
+import { NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
+import type { PageSpec, SiteContext } from './layout.ts'
+
+export const DEFAULT_PLAN = 'standard'
+
+function fileOf (path: string): string {
+  const page = SITE_PAGES.find((p) => p.path === path)
+  if (page === undefined) throw new Error(`no site page at ${path}`)
+  return page.file
+}
+
+/** "<name>.ctfhive.us" in the catalogue's features follows BASE_DOMAIN. */
+function feature (text: string, ctx: SiteContext): string {
+  return escapeHtml(text.replace('<name>.ctfhive.us', `<name>.${ctx.baseDomain}`))
+}
+
+function perMonth (plan: Plan): string {
+  return `${formatPrice(plan.amount ?? 0)} a month`
+}
+
+function graceText (hours: number): string {
+  if (hours === 0) return 'right away'
+  if (hours % 24 === 0) return `${hours / 24} day${hours === 24 ? '' : 's'} later`
+  return `${hours} hours later`
+}
+
+function home (ctx: SiteContext): PageSpec {
+  const cheapest = Math.min(...PAID_PLANS.map((p) => p.amount ?? Infinity))
+  return {
+    path: '/',
+    file: fileOf('/'),
+    title: 'CTFHive: hosted CTFd servers for your capture-the-flag event',
+    description: `Run your capture-the-flag event on your own CTFd server with its own address and HTTPS, ready minutes after checkout. Plans from ${formatPrice(cheapest)} a month.`,
+    main: `
+<section class="hero">
+  <div class="wrap">
+    <h1>Your own CTF platform, live in minutes</h1>
+    <p class="lead">CTFHive runs a dedicated <abbr title="the open-source capture-the-flag platform">CTFd</abbr> server for your event, with its own address, an HTTPS certificate and backups, so you can spend your time on challenges instead of servers.</p>
+    <p class="actions"><a class="button button-honey" href="/register">Start your CTF</a> <a class="button button-ghost" href="/pricing">See plans and prices</a></p>
+    <p class="small">Plans from ${formatPrice(cheapest)} a month. Cancel any time.</p>
+  </div>
+</section>
+<section class="wrap section" aria-labelledby="who">
+  <h2 id="who">Who it is for</h2>
+  <ul class="cards">
+    <li class="card"><h3>Teachers and clubs</h3><p>A private competition for a class, a student club or a practice night, without asking IT for a server.</p></li>
+    <li class="card"><h3>Conferences and communities</h3><p>A public event with a scoreboard hundreds of players refresh at the same moment.</p></li>
+    <li class="card"><h3>Security teams</h3><p>Internal training and hiring challenges on a server that belongs to you alone.</p></li>
+  </ul>
+</section>
+<section class="wrap section" aria-labelledby="how">
+  <h2 id="how">How it works</h2>
+  <ol class="how">
+    <li><strong>Pick a plan and pay.</strong> Checkout is handled by Stripe; we never see your card.</li>
+    <li><strong>We build your server.</strong> It gets its own address, like <code>your-event.${escapeHtml(ctx.baseDomain)}</code>, and an HTTPS certificate.</li>
+    <li><strong>Open your CTF.</strong> A page follows the setup step by step and links to your CTF the moment it is live.</li>
+    <li><strong>Run your event.</strong> Add challenges, invite players, watch the scoreboard. Cancel whenever you are done.</li>
+  </ol>
+</section>
+<section class="wrap section" aria-labelledby="what">
+  <h2 id="what">What you get</h2>
+  <ul class="ticks">
+    <li>A dedicated server per event, never shared with another customer</li>
+    <li>CTFd with its database and cache, kept up to date by us</li>
+    <li>HTTPS from day one, at an address under ${escapeHtml(ctx.baseDomain)}</li>
+    <li>Backups, and a record of every step we take on your server</li>
+  </ul>
+  <p><a href="/pricing">Compare the plans</a> or <a href="/docs/">read how the platform works</a>.</p>
+</section>`
+  }
+}
+
+function planCard (plan: Plan, ctx: SiteContext): string {
+  const features = plan.features.map((f) => `<li>${feature(f, ctx)}</li>`).join('')
+  const popular = plan.slug === DEFAULT_PLAN
+  const price = plan.amount === null
+    ? '<p class="price"><span class="amount">Custom</span> <span class="per">pricing</span></p>'
+    : `<p class="price"><span class="amount">${formatPrice(plan.amount)}</span> <span class="per">a month</span></p>`
+  const cta = plan.ctaKind === 'checkout'
+    ? `<a class="button${popular ? ' button-honey' : ''}" href="/register?plan=${plan.slug}" data-plan="${plan.slug}">Choose ${escapeHtml(plan.name)}</a>`
+    : '<a class="button button-ghost-dark" href="/contact#sales">Talk to our team</a>'
+  return `<li class="plan${popular ? ' plan-popular' : ''}" id="plan-card-${plan.slug}">
+    <h2>${escapeHtml(plan.name)}</h2>${popular ? '<p class="badge">Most popular</p>' : ''}
+    ${price}
+    <p>${escapeHtml(plan.tagline)}</p>
+    <ul class="ticks">${features}</ul>
+    ${cta}
+  </li>`
+}
+
+function pricing (ctx: SiteContext): PageSpec {
+  const names = PAID_PLANS.map((p) => `${p.name} ${formatPrice(p.amount ?? 0)}`).join(', ')
+  return {
+    path: '/pricing',
+    file: fileOf('/pricing'),
+    title: 'Plans and prices',
+    description: `Monthly plans for a hosted CTFd server: ${names} a month, or Enterprise on request. Every plan is a dedicated server with HTTPS.`,
+    main: `
+<div class="wrap section">
+  <h1>Plans and prices</h1>
+  <p class="lead">Every plan is a dedicated CTFd server at its own address, billed monthly in US dollars. Cancel any time.</p>
+  <ul class="plans">
+    ${PLANS.map((p) => planCard(p, ctx)).join('\n    ')}
+  </ul>
+</div>
+<section class="wrap section" aria-labelledby="faq">
+  <h2 id="faq">Questions</h2>
+  <dl class="faq">
+    <dt>Which plan do I need?</dt>
+    <dd>Count your players: ${PAID_PLANS.map((p) => `${escapeHtml(p.name)} is made for ${escapeHtml((p.features[0] ?? '').toLowerCase())}`).join(', ')}. You can move to another plan later.</dd>
+    <dt>How do I pay?</dt>
+    <dd>By card through Stripe Checkout. Stripe sends the receipts; we never see your card number.</dd>
+    <dt>How fast is my CTF ready?</dt>
+    <dd>Setup starts the moment your payment is confirmed and takes a few minutes. A page follows each step and links to your CTF when it is live.</dd>
+    <dt>What happens when I cancel?</dt>
+    <dd>Your CTF keeps running until the end of the period you paid for. Its server and data are deleted ${graceText(ctx.graceHours)}, so export anything you want to keep.</dd>
+  </dl>
+</section>`
+  }
+}
+
+function about (ctx: SiteContext): PageSpec {
+  return {
+    path: '/about',
+    file: fileOf('/about'),
+    title: 'About us',
+    description: 'Why CTFHive exists and how it runs your capture-the-flag event: one dedicated CTFd server per customer, HTTPS, backups and an audited setup.',
+    main: `
+<div class="wrap section prose">
+  <h1>About CTFHive</h1>
+  <p class="lead">Running a capture-the-flag event should be about the challenges. Keeping a server up during the busiest hour of the event should be our problem, not yours.</p>
+  <h2>Why we built it</h2>
+  <p>Most CTF organisers lose a weekend to servers: a machine to rent, Docker to install, a database, a certificate, a domain name, backups, and then the nervous wait for the start of the event. CTFHive does all of that in the minutes after checkout.</p>
+  <h2>How your CTF runs</h2>
+  <p>Each customer gets a dedicated virtual server. It runs <a href="https://ctfd.io/">CTFd</a>, the open-source CTF platform, with its own database and cache, behind a web server that holds a Let's Encrypt certificate for your address under ${escapeHtml(ctx.baseDomain)}. No other customer shares your server.</p>
+  <p>CTFd's first-run setup is completed on the server itself before it goes online, so nobody can claim your fresh instance before you do.</p>
+  <h2>What we keep a record of</h2>
+  <p>Every step we take on your server, from creating it to deleting it, is written to a tamper-evident log: each entry is sealed together with the one before it, so an edited or missing entry shows.</p>
+  <h2>Open documentation</h2>
+  <p>How the platform works, from billing to provisioning, is described in our <a href="/docs/">documentation</a>.</p>
+</div>`
+  }
+}
+
+function contact (ctx: SiteContext): PageSpec {
+  const mail = (box: string): string => `<a href="mailto:${box}@${ctx.baseDomain}">${box}@${escapeHtml(ctx.baseDomain)}</a>`
+  return {
+    path: '/contact',
+    file: fileOf('/contact'),
+    title: 'Contact',
+    description: 'Reach the CTFHive team: sales and Enterprise plans, help with a running CTF, and billing questions. We answer within one business day.',
+    main: `
+<div class="wrap section">
+  <h1>Contact us</h1>
+  <p class="lead">We answer every message within one business day, and faster while your event is running.</p>
+  <ul class="cards">
+    <li class="card" id="sales"><h2>Sales and Enterprise</h2><p>Custom domains, single sign-on, dedicated CPUs or an uptime agreement: tell us about your event.</p><p>${mail('sales')}</p></li>
+    <li class="card" id="support"><h2>Help with your CTF</h2><p>Something wrong with your server or its setup? Include the order number from your welcome page.</p><p>${mail('support')}</p></li>
+    <li class="card" id="billing"><h2>Billing</h2><p>Change your plan, update your card or cancel. Write from the address you used at checkout.</p><p>${mail('billing')}</p></li>
+  </ul>
+</div>`
+  }
+}
+
+function login (ctx: SiteContext): PageSpec {
+  const domain = escapeHtml(ctx.baseDomain)
+  return {
+    path: '/login',
+    file: fileOf('/login'),
+    title: 'Sign in to your CTF',
+    description: 'Go to the sign-in page of your CTFHive event: enter its address and we take you there. Manage your plan and billing from here too.',
+    noindex: true,
+    main: `
+<div class="wrap section narrow">
+  <h1>Sign in to your CTF</h1>
+  <p class="lead">Each CTF has its own address. Enter yours and we take you to its sign-in page.</p>
+  <form class="form" id="login-form" method="get" action="/login/go">
+    ${formAlert()}
+    <div class="field">
+      <label for="address">Your CTF's address</label>
+      <div class="with-suffix"><input id="address" name="address" type="text" required maxlength="253" autocomplete="url" autocapitalize="none" spellcheck="false" placeholder="spring-ctf-1a2b3c" ${describedBy('address')}><span class="suffix" aria-hidden="true">.${domain}</span></div>
+      <p class="hint" id="address-hint">The name before .${domain}, as shown on your welcome page. A full address like https://spring-ctf-1a2b3c.${domain}/ works too.</p>
+      ${fieldError('address')}
+    </div>
+    <button class="button" type="submit">Go to sign-in</button>
+  </form>
+  <section class="section-tight" aria-labelledby="billing-help">
+    <h2 id="billing-help">Manage your plan and billing</h2>
+    <p>To change your plan, update your card or cancel, write to <a href="mailto:billing@${domain}">billing@${domain}</a> from the address you used at checkout, or see the <a href="/contact">contact page</a>.</p>
+  </section>
+</div>`
+  }
+}
+
+function register (ctx: SiteContext): PageSpec {
+  const options = PAID_PLANS.map((plan) => `
+        <div class="choice">${planInput(plan.slug, plan.slug === DEFAULT_PLAN)}<label for="plan-${plan.slug}"><span class="choice-name">${escapeHtml(plan.name)}</span> <span class="choice-price">${perMonth(plan)}</span> <span class="choice-note">${escapeHtml(plan.tagline)}</span></label></div>`).join('')
+  return {
+    path: '/register',
+    file: fileOf('/register'),
+    title: 'Start your CTF',
+    description: 'Create your CTFHive event: name it, choose a plan and pay securely with Stripe. Your CTFd server is set up minutes after checkout.',
+    noindex: true,
+    main: `
+<div class="wrap section narrow">
+  <h1>Start your CTF</h1>
+  <p class="lead">Three details, then a secure Stripe checkout. Setup starts the moment your payment is confirmed.</p>
+  <form class="form" id="register-form" method="post" action="/billing/checkout">
+    ${formAlert()}
+    <div class="field">
+      <label for="name">Event name</label>
+      <input id="name" name="name" type="text" required maxlength="80" autocomplete="organization" ${describedBy('name')}>
+      <p class="hint" id="name-hint">It becomes your CTF's address, like spring-ctf-1a2b3c.${escapeHtml(ctx.baseDomain)}.</p>
+      ${fieldError('name')}
+    </div>
+    <div class="field">
+      <label for="email">Email</label>
+      <input id="email" name="email" type="email" required maxlength="254" autocomplete="email" ${describedBy('email')}>
+      <p class="hint" id="email-hint">For your receipts and your CTF's administrator account.</p>
+      ${fieldError('email')}
+    </div>
+    <fieldset class="field" ${describedBy('plan')}>
+      <legend>Plan</legend>${options}
+      <p class="hint" id="plan-hint">Billed monthly; cancel any time. Need more? <a href="/contact#sales">Enterprise plans</a> are set up with our team.</p>
+      ${fieldError('plan')}
+    </fieldset>
+    <button class="button button-honey" type="submit" id="register-submit">Continue to payment</button>
+  </form>
+</div>`
+  }
+}
+
+function welcome (): PageSpec {
+  return {
+    path: '/welcome',
+    file: fileOf('/welcome'),
+    title: 'Your CTF is on its way',
+    description: 'Follow the setup of your new CTFHive server step by step: payment, server, address and certificate, until your CTF is live.',
+    noindex: true,
+    main: `
+<div class="wrap section narrow">
+  <h1>Thank you for your order</h1>
+  ${progressBlock({ key: 'checking', done: 0, final: false })}
+  <section class="section-tight" id="admin-details" aria-labelledby="admin-heading" hidden>
+    <h2 id="admin-heading">Administrator sign-in</h2>
+    <p>Your CTF's first administrator account was created during setup. Show its details once, then change the password after you sign in.</p>
+    <button class="button button-ghost-dark" type="button" id="admin-show">Show administrator sign-in details</button>
+    <p id="admin-message" role="status" hidden></p>
+    <dl class="credentials" id="admin-credentials" hidden>
+      <dt>Sign-in page</dt><dd><a id="admin-login" href="#">Sign-in page</a></dd>
+      <dt>User name</dt><dd id="admin-name"></dd>
+      <dt>Email</dt><dd id="admin-email"></dd>
+      <dt>Password</dt><dd><code id="admin-password"></code></dd>
+    </dl>
+  </section>
+  <p class="small">Keep the link to this page: it is how you come back to your order. Questions? <a href="/contact#support">Contact support</a>.</p>
+  <noscript><p class="small">This page updates by itself when JavaScript is on; without it, reload the page to see the latest step.</p></noscript>
+</div>`
+  }
+}
+
+function notFound (): PageSpec {
+  return {
+    path: '/404',
+    file: NOT_FOUND_FILE,
+    title: 'Page not found',
+    description: 'This page does not exist on the CTFHive site. Start from the home page, see the plans, or read the documentation.',
+    noindex: true,
+    noCanonical: true,
+    main: `
+<div class="wrap section narrow">
+  <h1>Page not found</h1>
+  <p class="lead">There is no page at this address. It may have moved, or the link may be mistyped.</p>
+  <ul class="ticks">
+    <li><a href="/">Home page</a></li>
+    <li><a href="/pricing">Plans and prices</a></li>
+    <li><a href="/docs/">Documentation</a></li>
+    <li><a href="/login">Sign in to your CTF</a></li>
+  </ul>
+</div>`
+  }
+}
+
+export function sitePages (ctx: SiteContext): PageSpec[] {
+  return [home(ctx), pricing(ctx), about(ctx), contact(ctx), login(ctx), register(ctx), welcome(), notFound()]
+}
