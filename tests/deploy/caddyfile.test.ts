@@ -1,0 +1,280 @@
+// deploy/Caddyfile: `caddy validate` accepts it, its production reading is TLS for the apex in
+// front of the app instances, and Debian's Caddy running the same file (TLS off through its
+// environment placeholders) in front of two real app processes serves the site, the API and
+// the docs, and keeps answering when one instance is killed.
+import t from 'tap'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { gunzipSync } from 'node:zlib'
+import { request } from 'undici'
+import { freePort, startServer, type ServerProcess } from '../helpers/server-process.ts'
+
+const CADDYFILE = fileURLToPath(new URL('../../deploy/Caddyfile', import.meta.url))
+const CI = process.env.CI === 'true'
+const caddyMissing = spawnSync('caddy', ['version'], { stdio: 'ignore' }).error !== undefined
+  ? 'caddy is not installed (apt-get install caddy)'
+  : false
+
+function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => { setTimeout(resolve, ms) })
+}
+
+/** Caddy's own files (autosave, certificates) go to a throwaway directory. */
+function caddyEnv (home: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: home,
+    XDG_DATA_HOME: join(home, 'data'),
+    XDG_CONFIG_HOME: join(home, 'config'),
+    ...extra
+  }
+}
+
+function caddy (args: string[], env: Record<string, string>): { status: number | null, output: string } {
+  const r = spawnSync('caddy', args, { env, encoding: 'utf8', timeout: 60_000 })
+  return { status: r.status, output: `${r.stdout}${r.stderr}` }
+}
+
+interface AdaptedServer { listen: string[], routes: Array<Record<string, any>>, automatic_https?: Record<string, unknown> }
+
+/** The JSON Caddy makes of the Caddyfile under the given environment. */
+function adapt (home: string, env: Record<string, string>): Record<string, AdaptedServer> {
+  const r = caddy(['adapt', '--config', CADDYFILE, '--adapter', 'caddyfile'], caddyEnv(home, env))
+  if (r.status !== 0) throw new Error(`caddy adapt failed:\n${r.output}`)
+  const json = JSON.parse(r.output.slice(r.output.indexOf('{'), r.output.lastIndexOf('}') + 1))
+  return json.apps.http.servers
+}
+
+/** Every handler object anywhere in a route tree. */
+function handlers (node: unknown, out: Array<Record<string, any>> = []): Array<Record<string, any>> {
+  if (Array.isArray(node)) for (const n of node) handlers(n, out)
+  else if (node !== null && typeof node === 'object') {
+    const o = node as Record<string, any>
+    if (typeof o.handler === 'string') out.push(o)
+    for (const v of Object.values(o)) handlers(v, out)
+  }
+  return out
+}
+
+const TEST_SITE = {
+  SITE_SCHEME: 'http',
+  BASE_DOMAIN: '127.0.0.1',
+  CADDY_LISTEN: 'loopback',
+  CADDY_ADMIN: 'off'
+}
+
+/** A tiny built docs site: MkDocs' shape (index.html per directory, a 404 page). */
+function writeDocs (dir: string): void {
+  mkdirSync(join(dir, 'guide'), { recursive: true })
+  const filler = '<p>CTFHive runs hosted CTFd platforms with Stripe billing.</p>\n'.repeat(40)
+  writeFileSync(join(dir, 'index.html'), `<!doctype html><title>Docs</title><h1>docs-home-marker</h1>\n${filler}`)
+  writeFileSync(join(dir, 'guide', 'index.html'), '<!doctype html><title>Guide</title><h1>docs-guide-marker</h1>\n')
+  writeFileSync(join(dir, '404.html'), '<!doctype html><title>Not found</title><h1>docs-404-marker</h1>\n')
+  mkdirSync(join(dir, 'assets'))
+  writeFileSync(join(dir, 'assets', 'bundle.0123abcd.min.js'), 'console.log(1)\n')
+  writeFileSync(join(dir, 'assets', 'search.json'), '{}\n')
+}
+
+interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
+
+async function get (url: string, init: { method?: 'GET' | 'POST', headers?: Record<string, string>, body?: string } = {}): Promise<Reply> {
+  const r = await request(url, { method: init.method ?? 'GET', headers: init.headers, body: init.body, headersTimeout: 15_000, bodyTimeout: 15_000 })
+  return { status: r.statusCode, headers: r.headers, body: Buffer.from(await r.body.arrayBuffer()) }
+}
+
+interface CaddyProcess { url: string, child: ChildProcess, output: () => string, stop: () => Promise<void> }
+
+/** Runs Caddy on the real Caddyfile, TLS off and loopback only, until /healthz answers through it. */
+async function startCaddy (home: string, upstreams: string[], docsRoot: string): Promise<CaddyProcess> {
+  let lastOutput = ''
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort()
+    const env = caddyEnv(home, { ...TEST_SITE, SITE_PORT: `:${port}`, APP_UPSTREAMS: upstreams.join(' '), DOCS_ROOT: docsRoot })
+    const child = spawn('caddy', ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let tail = ''
+    const keep = (chunk: Buffer): void => { tail = (tail + chunk.toString('utf8')).slice(-16_384) }
+    child.stdout.on('data', keep)
+    child.stderr.on('data', keep)
+    let exited = false
+    const exit = new Promise<void>((resolve) => { child.once('exit', () => { exited = true; resolve() }) })
+    const stop = async (): Promise<void> => {
+      if (exited) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => { child.kill('SIGKILL') }, 10_000)
+      await exit
+      clearTimeout(timer)
+    }
+    const url = `http://127.0.0.1:${port}`
+    const deadline = Date.now() + 20_000
+    while (!exited && Date.now() < deadline) {
+      try {
+        const r = await get(`${url}/healthz`)
+        if (r.status === 200) return { url, child, output: () => tail, stop }
+      } catch {}
+      await sleep(100)
+    }
+    lastOutput = tail
+    await stop()
+    if (!/address already in use/.test(lastOutput)) break
+  }
+  throw new Error(`caddy did not start:\n${lastOutput}`)
+}
+
+function registerTests (): void {
+  t.test('caddy validate accepts the Caddyfile, as deployed and as the tests run it', async (t) => {
+    const home = mkdtempSync(join(tmpdir(), 'ctfhive-caddy-validate-'))
+    t.teardown(() => rmSync(home, { recursive: true, force: true }))
+    const production = caddy(['validate', '--config', CADDYFILE, '--adapter', 'caddyfile'], caddyEnv(home))
+    t.equal(production.status, 0, production.output)
+    t.match(production.output, /Valid configuration/)
+    const testing = caddy(['validate', '--config', CADDYFILE, '--adapter', 'caddyfile'],
+      caddyEnv(home, { ...TEST_SITE, SITE_PORT: ':8443', APP_UPSTREAMS: '127.0.0.1:1 127.0.0.1:2', DOCS_ROOT: home }))
+    t.equal(testing.status, 0, testing.output)
+    t.equal(caddy(['fmt', CADDYFILE], caddyEnv(home)).output, readFileSync(CADDYFILE, 'utf8'),
+      'the file is in `caddy fmt` form')
+  })
+
+  t.test('as deployed: TLS for the apex, two instances with health checks, /docs from disk', async (t) => {
+    const home = mkdtempSync(join(tmpdir(), 'ctfhive-caddy-adapt-'))
+    t.teardown(() => rmSync(home, { recursive: true, force: true }))
+    const servers = adapt(home, { BASE_DOMAIN: 'example.org' })
+    const [server, ...others] = Object.values(servers)
+    t.equal(others.length, 0, 'one site')
+    t.same(server!.listen, [':443'], 'HTTPS on 443; Caddy adds the :80 redirect and obtains the certificate')
+    t.equal(server!.automatic_https, undefined, 'automatic HTTPS is not disabled')
+    t.same(server!.routes[0]!.match, [{ host: ['example.org'] }], 'the apex named by BASE_DOMAIN')
+    const all = handlers(server!.routes)
+    const proxy = all.find((h) => h.handler === 'reverse_proxy')!
+    t.same(proxy.upstreams, [{ dial: 'app1:3000' }, { dial: 'app2:3000' }], 'the compose instances by default')
+    t.match(proxy.health_checks, { active: { uri: '/healthz', expect_status: 200 }, passive: { max_fails: 1 } })
+    t.ok(Number(proxy.load_balancing.try_duration) > 0, 'failed dials are retried on another instance')
+    t.ok(proxy.buffer_requests === true || Number(proxy.request_buffers) > 0, 'request bodies are kept for those retries')
+    t.ok(all.some((h) => h.handler === 'file_server'), '/docs is served from disk')
+    t.ok(all.some((h) => h.handler === 'encode'), 'responses are compressed')
+    const auto = adapt(home, { BASE_DOMAIN: 'example.org', APP_UPSTREAMS: '10.0.0.1:3000 10.0.0.2:3000 10.0.0.3:3000' })
+    const upstreams = handlers(Object.values(auto)[0]!.routes).find((h) => h.handler === 'reverse_proxy')!.upstreams
+    t.same(upstreams, [{ dial: '10.0.0.1:3000' }, { dial: '10.0.0.2:3000' }, { dial: '10.0.0.3:3000' }], 'APP_UPSTREAMS lists N instances')
+  })
+
+  t.test('Caddy in front of two app instances: site, API, docs, and a killed instance', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctfhive-caddy-live-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const docs = join(dir, 'docs')
+    writeDocs(docs)
+    // One shared store file; info logs so each instance's request log shows what it served.
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'ctfhive.db')}`, LOG_LEVEL: 'info', DOCS_SITE_DIR: docs }
+    const instances: ServerProcess[] = []
+    t.teardown(async () => { await Promise.all(instances.map((s) => s.stop())) })
+    // One after the other, so the second opens an already migrated database.
+    for (let i = 0; i < 2; i++) instances.push(await startServer({ env }))
+    const [a, b] = instances as [ServerProcess, ServerProcess]
+    const proxy = await startCaddy(join(dir, 'caddy'), instances.map((s) => `127.0.0.1:${s.port}`), docs)
+    t.teardown(() => proxy.stop())
+
+    t.test('the API and its security headers', async (t) => {
+      const health = await get(`${proxy.url}/healthz`)
+      t.equal(health.status, 200)
+      t.same(JSON.parse(health.body.toString()), { status: 'ok' })
+      t.equal(health.headers['x-content-type-options'], 'nosniff')
+      t.equal(health.headers['x-frame-options'], 'DENY')
+      t.equal(health.headers['referrer-policy'], 'strict-origin-when-cross-origin')
+      t.equal(health.headers.server, undefined, 'no Server header')
+
+      const checkout = await get(`${proxy.url}/billing/checkout`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'plan=solo&name=Proxy+CTF'
+      })
+      t.equal(checkout.status, 200, checkout.body.toString())
+      const created = JSON.parse(checkout.body.toString())
+      t.match(created, { status: 'checkout_not_configured', plan: 'solo', tenant_id: /^[0-9a-f]{32}$/ })
+      // Whichever instance answers, the tenant is there: the store is shared.
+      for (let i = 0; i < 2; i++) {
+        const status = await get(`${proxy.url}/tenants/${created.tenant_id}/status`)
+        t.equal(status.status, 200, status.body.toString())
+        t.match(JSON.parse(status.body.toString()), { tenant_id: created.tenant_id, state: 'provisioning' })
+      }
+    })
+
+    t.test('the site, as the app itself serves it', async (t) => {
+      for (const path of ['/robots.txt', '/', '/pricing']) {
+        const direct = await get(`${a.url}${path}`)
+        const proxied = await get(`${proxy.url}${path}`)
+        t.equal(proxied.status, direct.status, `${path} status`)
+        t.equal(proxied.body.toString(), direct.body.toString(), `${path} body`)
+        // Caddy only fills in security headers a response lacks: the app's own are kept.
+        for (const name of ['content-security-policy', 'permissions-policy', 'x-frame-options', 'referrer-policy']) {
+          if (direct.headers[name] !== undefined) t.equal(proxied.headers[name], direct.headers[name], `${path} ${name}`)
+        }
+      }
+      const robots = await get(`${proxy.url}/robots.txt`)
+      t.equal(robots.status, 200)
+      t.match(robots.body.toString(), /Sitemap: /)
+    })
+
+    t.test('/docs from the built site, by Caddy', async (t) => {
+      const bare = await get(`${proxy.url}/docs`)
+      t.equal(bare.status, 308)
+      t.equal(bare.headers.location, '/docs/')
+      const home = await get(`${proxy.url}/docs/`, { headers: { 'accept-encoding': 'gzip' } })
+      t.equal(home.status, 200)
+      t.equal(home.headers['content-encoding'], 'gzip', 'compressed')
+      t.match(gunzipSync(home.body).toString(), /docs-home-marker/)
+      t.match(home.headers['content-security-policy'], /^default-src 'self'; .*frame-ancestors 'none'$/, 'the docs CSP')
+      t.equal(home.headers['cache-control'], 'no-cache', 'pages are revalidated')
+      t.equal(home.headers['x-frame-options'], 'DENY')
+      const asset = await get(`${proxy.url}/docs/assets/bundle.0123abcd.min.js`)
+      t.equal(asset.status, 200)
+      t.equal(asset.headers['cache-control'], 'public, max-age=31536000, immutable', 'fingerprinted assets are kept')
+      t.equal((await get(`${proxy.url}/docs/assets/search.json`)).headers['cache-control'], undefined, 'other files are left to validators')
+      const dirNoSlash = await get(`${proxy.url}/docs/guide`)
+      t.ok(dirNoSlash.status === 301 || dirNoSlash.status === 308, `directory URL redirects (${dirNoSlash.status})`)
+      t.equal(dirNoSlash.headers.location, '/docs/guide/')
+      const guide = await get(`${proxy.url}/docs/guide/`)
+      t.equal(guide.status, 200)
+      t.match(guide.body.toString(), /docs-guide-marker/)
+      const missing = await get(`${proxy.url}/docs/no-such-page/`)
+      t.equal(missing.status, 404)
+      t.match(missing.body.toString(), /docs-404-marker/, "the docs' own 404 page")
+      t.equal(missing.headers['x-content-type-options'], 'nosniff', 'error pages carry the headers too')
+    })
+
+    t.test('requests are spread over both instances', async (t) => {
+      const probe = randomUUID()
+      for (let i = 0; i < 6; i++) t.equal((await get(`${proxy.url}/robots.txt?probe=${probe}`)).status, 200)
+      t.ok(a.output().includes(probe), 'instance A served some')
+      t.ok(b.output().includes(probe), 'instance B served some')
+    })
+
+    t.test('killing one instance: every request still answered', async (t) => {
+      await a.kill()
+      const failures: string[] = []
+      for (let i = 0; i < 12; i++) {
+        const health = await get(`${proxy.url}/healthz`)
+        if (health.status !== 200) failures.push(`GET /healthz → ${health.status}`)
+        const checkout = await get(`${proxy.url}/billing/checkout`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ plan: 'standard' })
+        })
+        if (checkout.status !== 200) failures.push(`POST /billing/checkout → ${checkout.status} ${checkout.body.toString()}`)
+      }
+      t.same(failures, [], 'no request failed after the kill')
+      if (failures.length > 0) t.comment(`caddy's log:\n${proxy.output().slice(-4000)}`)
+      t.equal(a.child.exitCode, null, 'instance A was killed, not exited')
+      t.equal(a.child.signalCode, 'SIGKILL')
+    })
+  })
+}
+
+// Without Caddy the file is skipped with a one-line reason; under CI=true that fails instead.
+if (caddyMissing !== false) {
+  if (CI) t.fail(`${caddyMissing}: required under CI=true`)
+  else t.plan(0, caddyMissing)
+} else {
+  registerTests()
+}

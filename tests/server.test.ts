@@ -1,0 +1,180 @@
+// api/server.ts as a real process: SIGTERM stops accepting, lets an in-flight request finish
+// (its effect committed), gives the worker's job leases back and exits 0; a second SIGTERM
+// during that drain exits at once.
+import t from 'tap'
+import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { connect, type Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { signPayload } from '../api/billing/signature.ts'
+import { startServer, type ServerProcess } from './helpers/server-process.ts'
+import { checkoutSession, makeEvent } from './helpers/stripe-events.ts'
+
+const SECRET = 'whsec_test_graceful_shutdown_0123456789'
+
+function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => { setTimeout(resolve, ms) })
+}
+
+/** A Linode API that takes every request and never answers: a provisioning job stays running. */
+async function hangingLinode (t: Teardown): Promise<{ url: string, firstRequest: Promise<string> }> {
+  let seen: (path: string) => void = () => {}
+  const firstRequest = new Promise<string>((resolve) => { seen = resolve })
+  const held: ServerResponse[] = []
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    held.push(res)
+    seen(`${req.method} ${req.url}`)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v4`, firstRequest }
+}
+interface Teardown { teardown (fn: () => unknown): void }
+
+interface SlowRequest {
+  /** Sends the rest of the body. */
+  finish (): void
+  /** Everything the server wrote back, once it closed the connection. */
+  readonly reply: Promise<string>
+}
+
+/**
+ * A signed webhook POST whose body is sent in two parts. Resolves once the server has read the
+ * request head and started on it (its `100 Continue`), so the request is in flight.
+ */
+async function slowWebhook (port: number, event: unknown): Promise<SlowRequest> {
+  const body = Buffer.from(JSON.stringify(event))
+  const socket: Socket = connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  let received = ''
+  socket.on('data', (chunk: Buffer) => { received += chunk.toString('utf8') })
+  const reply = new Promise<string>((resolve) => { socket.once('close', () => { resolve(received.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '')) }) })
+  socket.write([
+    'POST /billing/webhook HTTP/1.1',
+    `Host: 127.0.0.1:${port}`,
+    'Content-Type: application/json',
+    `Stripe-Signature: ${signPayload(SECRET, body)}`,
+    `Content-Length: ${body.length}`,
+    'Expect: 100-continue',
+    'Connection: close',
+    '', ''
+  ].join('\r\n'))
+  while (!received.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) {
+    if (socket.destroyed) throw new Error(`the server closed the connection: ${received}`)
+    await once(socket, 'data')
+  }
+  const half = Math.floor(body.length / 2)
+  socket.write(body.subarray(0, half))
+  return {
+    finish: () => { socket.write(body.subarray(half)) },
+    reply
+  }
+}
+
+/** Opens a fresh connection: 'refused' once the server no longer listens, else the HTTP status it answers. */
+function probe (port: number): Promise<'refused' | string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    let data = ''
+    socket.on('error', (err: NodeJS.ErrnoException) => { resolve(err.code === 'ECONNREFUSED' ? 'refused' : `error ${err.code}`) })
+    socket.on('connect', () => { socket.end(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`) })
+    socket.on('data', (chunk: Buffer) => { data += chunk.toString('utf8') })
+    socket.on('close', () => { resolve(data.split('\r\n')[0] ?? '') })
+  })
+}
+
+/** Probes until the listener is gone; returns what the probes saw on the way. */
+async function untilRefused (port: number, server: ServerProcess): Promise<string[]> {
+  const seen: string[] = []
+  for (let i = 0; i < 400; i++) {
+    const result = await probe(port)
+    if (result === 'refused') return seen
+    seen.push(result)
+    if (server.child.exitCode !== null) break
+    await sleep(25)
+  }
+  throw new Error(`the server kept accepting connections: ${seen.slice(-3).join(' | ')}\n${server.output()}`)
+}
+
+function paidCheckout (name: string): unknown {
+  return makeEvent('checkout.session.completed', checkoutSession({ plan: 'solo', name, paymentStatus: 'paid', subscription: `sub_${name.replace(/\W/g, '')}` }))
+}
+
+t.test('SIGTERM: stops accepting, finishes the in-flight request, releases job leases, exits 0', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-shutdown-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dbFile = join(dir, 'ctfhive.db')
+  const linode = await hangingLinode(t)
+  const server = await startServer({
+    env: {
+      DATABASE_URL: `sqlite:${dbFile}`,
+      STRIPE_WEBHOOK_SECRET: SECRET,
+      LINODE_API_TOKEN: 'test-token-for-shutdown',
+      LINODE_API_BASE: linode.url,
+      WEBHOOK_WAIT_MS: '0',
+      BASE_DOMAIN: 'ctfhive.test'
+    }
+  })
+  t.teardown(() => server.kill())
+  const owner = `worker-${server.child.pid}-`
+
+  // A paid checkout queues provisioning; the worker takes the job, and Linode never answers.
+  const first = await slowWebhook(server.port, paidCheckout('Running Job CTF'))
+  first.finish()
+  t.match(await first.reply, /^HTTP\/1\.1 200 /, 'the first webhook is answered')
+  t.match(await linode.firstRequest, /^(GET|POST) \/v4\//, 'the provisioning job is running')
+  const db = new DatabaseSync(dbFile, { readOnly: true })
+  t.teardown(() => { db.close() })
+  const leased = db.prepare('SELECT id, status, lease_owner FROM jobs').all() as Array<{ id: number, status: string, lease_owner: string | null }>
+  t.equal(leased.length, 1)
+  t.equal(leased[0]!.status, 'running')
+  t.ok(leased[0]!.lease_owner?.startsWith(owner), `leased by this process (${leased[0]!.lease_owner})`)
+
+  // A second webhook is in flight (head read, half the body sent) when SIGTERM arrives.
+  const inFlight = await slowWebhook(server.port, paidCheckout('In Flight CTF'))
+  server.child.kill('SIGTERM')
+  // Until the signal lands a probe may still be served; from then on none is: 503 while the
+  // job runner stops, then the listener is closed (a connection caught in between is reset).
+  const probes = (await untilRefused(server.port, server)).map((p) => p.startsWith('HTTP/1.1 ') ? p.slice(9, 12) : p)
+  t.match(probes.join(' '), /^(200 ?)*((503|error ECONNRESET) ?)*$/, `new connections refused; on the way: ${probes.join(', ') || 'nothing'}`)
+  t.equal(server.child.exitCode, null, 'still running while a request is in flight')
+
+  inFlight.finish()
+  const reply = await inFlight.reply
+  t.match(reply, /^HTTP\/1\.1 200 /, 'the in-flight request is answered')
+  t.match(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)), { status: 'ok', type: 'checkout.session.completed' })
+  t.same(await server.exited, { code: 0, signal: null }, 'exit 0')
+
+  const tenants = db.prepare('SELECT name FROM tenants ORDER BY name').all() as Array<{ name: string }>
+  t.same(tenants.map((r) => r.name), ['In Flight CTF', 'Running Job CTF'], "the in-flight request's effect is committed")
+  const jobs = db.prepare('SELECT id, status, lease_owner, lease_until FROM jobs ORDER BY id').all() as Array<{ id: number, status: string, lease_owner: string | null, lease_until: number }>
+  t.same(jobs.filter((j) => j.lease_owner?.startsWith(owner) === true), [], 'no job holds this worker\'s lease')
+  t.match(jobs[0], { id: leased[0]!.id, status: 'running', lease_owner: null, lease_until: 0 }, 'the running job is free for another worker at once')
+})
+
+t.test('a second SIGTERM during the drain exits at once', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-shutdown-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const server = await startServer({ env: { DATABASE_URL: `sqlite:${join(dir, 'ctfhive.db')}`, STRIPE_WEBHOOK_SECRET: SECRET } })
+  t.teardown(() => server.kill())
+
+  // The drain waits on this request, whose body never completes.
+  const stuck = await slowWebhook(server.port, paidCheckout('Stuck CTF'))
+  server.child.kill('SIGTERM')
+  await untilRefused(server.port, server)
+  t.equal(server.child.exitCode, null, 'the first SIGTERM waits for the in-flight request')
+  server.child.kill('SIGTERM')
+  const exit = await server.exited
+  t.not(exit.code, 0, `a non-zero exit (${exit.code})`)
+  t.match(server.output(), /second SIGTERM, exiting/, 'ended by the second signal')
+  t.notMatch(server.output(), /killed by timeout/, 'not by the drain timeout')
+  t.notMatch(await stuck.reply, /^HTTP\/1\.1 \d/, 'the stuck request got no answer')
+})
