@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   stripe_unavailable: 502,
   price_not_configured: 503,
   docs_not_built: 503,
+  site_not_built: 503,
   not_ready: 503
 } as const
 

@@ -1,17 +1,9 @@
 // Tenants that exist before the measurement: each made by a real checkout, then paid and
 // provisioned by one signed `invoice.paid`, so the measured deliveries are renewals of live
 // subscriptions (correlated by the subscription's metadata on the invoice).
-import { request } from 'undici'
 import { signPayload } from '../api/billing/signature.ts'
+import { postJson } from '../tests/helpers/server-process.ts'
 import { eventJson, renewalInvoice, type BenchTenant } from './stripe-bodies.ts'
-
-async function postJson (url: string, body: string, headers: Record<string, string>): Promise<{ status: number, json: any }> {
-  const r = await request(url, { method: 'POST', body, headers })
-  const text = await r.body.text()
-  let json: unknown
-  try { json = JSON.parse(text) } catch { json = text }
-  return { status: r.statusCode, json }
-}
 
 /** Runs `fn` over 0…n-1 with at most `width` in flight. */
 async function pool (n: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
@@ -26,7 +18,7 @@ export async function createPaidTenants (opts: { baseUrl: string, secret: string
   // Older than the measured events, so those are never stale.
   const created = Math.floor(Date.now() / 1000) - 3600
   await pool(opts.count, 8, async (i) => {
-    const checkout = await postJson(`${opts.baseUrl}/billing/checkout`, JSON.stringify({ plan: 'standard', name: `Bench CTF ${i}` }), { 'content-type': 'application/json' })
+    const checkout = await postJson(`${opts.baseUrl}/billing/checkout`, { plan: 'standard', name: `Bench CTF ${i}` })
     if (checkout.status !== 200) throw new Error(`checkout ${i}: ${checkout.status} ${JSON.stringify(checkout.json)}`)
     const tenant = { tenantId: String(checkout.json.tenant_id), subscriptionId: `sub_bench_${opts.runTag}_${i}` }
     const body = eventJson(`evt_setup_${opts.runTag}_${i}`, 'invoice.paid', created, renewalInvoice(tenant, 0))

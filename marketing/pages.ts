@@ -15,7 +15,7 @@ function fileOf (path: string): string {
 
 /** "<name>.ctfhive.us" in the catalogue's features follows BASE_DOMAIN. */
 function feature (text: string, ctx: SiteContext): string {
-  return escapeHtml(text.replace('<name>.ctfhive.us', `<name>.${ctx.baseDomain}`))
+  return escapeHtml(text.replace('<name>.ctfhive.us', `your-event.${ctx.baseDomain}`))
 }
 
 function perMonth (plan: Plan): string {
@@ -39,7 +39,7 @@ function home (ctx: SiteContext): PageSpec {
 <section class="hero">
   <div class="wrap">
     <h1>Your own CTF platform, live in minutes</h1>
-    <p class="lead">CTFHive runs a dedicated <abbr title="the open-source capture-the-flag platform">CTFd</abbr> server for your event, with its own address, an HTTPS certificate and backups, so you can spend your time on challenges instead of servers.</p>
+    <p class="lead">CTFHive runs a dedicated <abbr title="the open-source capture-the-flag platform">CTFd</abbr> server for your event, with its own address and an HTTPS certificate, so you can spend your time on challenges instead of servers.</p>
     <p class="actions"><a class="button button-honey" href="/register">Start your CTF</a> <a class="button button-ghost" href="/pricing">See plans and prices</a></p>
     <p class="small">Plans from ${formatPrice(cheapest)} a month. Cancel any time.</p>
   </div>
@@ -67,7 +67,7 @@ function home (ctx: SiteContext): PageSpec {
     <li>A dedicated server per event, never shared with another customer</li>
     <li>CTFd with its database and cache, kept up to date by us</li>
     <li>HTTPS from day one, at an address under ${escapeHtml(ctx.baseDomain)}</li>
-    <li>Backups, and a record of every step we take on your server</li>
+    <li>A tamper-evident record of every step we take on your server</li>
   </ul>
   <p><a href="/pricing">Compare the plans</a> or <a href="/docs/">read how the platform works</a>.</p>
 </section>`
@@ -128,13 +128,13 @@ function about (ctx: SiteContext): PageSpec {
     path: '/about',
     file: fileOf('/about'),
     title: 'About us',
-    description: 'Why CTFHive exists and how it runs your capture-the-flag event: one dedicated CTFd server per customer, HTTPS, backups and an audited setup.',
+    description: 'Why CTFHive exists and how it runs your capture-the-flag event: one dedicated CTFd server per customer, HTTPS at your own address, and an audited setup.',
     main: `
 <div class="wrap section prose">
   <h1>About CTFHive</h1>
   <p class="lead">Running a capture-the-flag event should be about the challenges. Keeping a server up during the busiest hour of the event should be our problem, not yours.</p>
   <h2>Why we built it</h2>
-  <p>Most CTF organisers lose a weekend to servers: a machine to rent, Docker to install, a database, a certificate, a domain name, backups, and then the nervous wait for the start of the event. CTFHive does all of that in the minutes after checkout.</p>
+  <p>Most CTF organisers lose a weekend to servers: a machine to rent, Docker to install, a database, a domain name, a certificate, and then the nervous wait for the start of the event. CTFHive sets up the server, the software, the address and the certificate in the minutes after checkout.</p>
   <h2>How your CTF runs</h2>
   <p>Each customer gets a dedicated virtual server. It runs <a href="https://ctfd.io/">CTFd</a>, the open-source CTF platform, with its own database and cache, behind a web server that holds a Let's Encrypt certificate for your address under ${escapeHtml(ctx.baseDomain)}. No other customer shares your server.</p>
   <p>CTFd's first-run setup is completed on the server itself before it goes online, so nobody can claim your fresh instance before you do.</p>

@@ -10,7 +10,7 @@ export const REGISTER_ERRORS: Readonly<Record<string, { field: RegisterField, me
   unknown_plan: { field: 'plan', message: 'Choose one of the plans below.' },
   plan_requires_contact: { field: 'plan', message: 'The Enterprise plan is set up with our team: please contact us instead.' },
   invalid_name: { field: 'name', message: 'Give your event a name of 1 to 80 characters.' },
-  invalid_email: { field: 'email', message: 'Enter an email address like you@example.com, or leave it empty.' },
+  invalid_email: { field: 'email', message: 'Enter an email address like you@example.com.' },
   invalid_plan: { field: 'plan', message: 'Choose one of the plans below.' },
   invalid_request: { field: 'form', message: 'Some details are missing or not valid; check the form and try again.' },
   rate_limited: { field: 'form', message: 'Too many attempts from your network. Wait a minute, then try again.' },

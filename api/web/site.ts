@@ -1,15 +1,50 @@
-// The public site: robots.txt, sitemap.xml and the HTML 404 (marketing pages land here).
+// The public face of the service: the marketing site at /, the documentation at /docs/,
+// robots.txt and sitemap.xml, and the HTML 404 for every other page a browser asks for.
+import { existsSync, readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errorBody } from '../errors.ts'
+import docsSite, { docsBuilt, docsPolicy } from './docs.ts'
+import { compressedVariant, setHtmlHeaders } from './headers.ts'
+import marketingSite from './marketing.ts'
+import seoRoutes from './seo.ts'
+import { NOT_FOUND_FILE } from './site-pages.ts'
+
+export const DEFAULT_MARKETING_DIST = fileURLToPath(new URL('../../marketing/dist/', import.meta.url))
+
+/** Where the marketing build is: MARKETING_DIST_DIR, else marketing/dist in this checkout. */
+export function marketingDistDir (env: Record<string, string | undefined> = process.env): string {
+  const dir = env.MARKETING_DIST_DIR
+  return dir === undefined || dir.trim() === '' ? DEFAULT_MARKETING_DIST : resolve(dir)
+}
+
+interface Roots { dist: string, docs: string }
+
+/** Per app (keyed by its config object): the not-found handler lives outside these plugins. */
+const rootsOf = new WeakMap<object, Roots>()
 
 export async function sendSiteNotFound (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  reply.code(404).send(errorBody('not_found', `No page at ${request.url.split('?')[0]}.`))
+  const path = request.url.split('?')[0]!
+  const roots = rootsOf.get(request.server.config) ?? { dist: marketingDistDir(), docs: '' }
+  const docs404 = join(roots.docs, '404.html')
+  const file = path.startsWith('/docs/') && roots.docs !== '' && existsSync(docs404) ? docs404 : join(roots.dist, NOT_FOUND_FILE)
+  if (!existsSync(file)) {
+    reply.code(404).send(errorBody('not_found', `No page at ${path}.`))
+    return
+  }
+  const variant = compressedVariant(request, file)
+  const config = request.server.config
+  setHtmlHeaders(reply, config, file === docs404 ? docsPolicy(roots.docs, config)() : undefined)
+  reply.code(404).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff').header('vary', 'accept-encoding')
+  if (variant.encoding !== undefined) reply.header('content-encoding', variant.encoding)
+  reply.type('text/html; charset=utf-8').send(readFileSync(variant.path))
 }
 
 export default async function webRoutes (app: FastifyInstance): Promise<void> {
-  const base = app.config.publicBaseUrl
-  app.get('/robots.txt', { schema: { hide: true } }, async (_request, reply) => {
-    reply.type('text/plain; charset=utf-8')
-    return `User-agent: *\nAllow: /\nDisallow: /login\nDisallow: /register\n\nSitemap: ${base}/sitemap.xml\n`
-  })
+  const roots = { dist: marketingDistDir(), docs: resolve(app.config.docsSiteDir) }
+  rootsOf.set(app.config, roots)
+  await app.register(seoRoutes, { docsBuilt: () => docsBuilt(roots.docs) })
+  await app.register(docsSite, { root: roots.docs })
+  await app.register(marketingSite, { distDir: roots.dist })
 }

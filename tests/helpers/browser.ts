@@ -1,7 +1,7 @@
 // Debian's Chromium for browser tests, driven by playwright-core. Suites skip with a one-line
 // reason when it is missing, except under CI=true, where a missing browser fails the run.
 import { existsSync } from 'node:fs'
-import { chromium, type Browser } from 'playwright-core'
+import { chromium, type Browser, type Page } from 'playwright-core'
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
@@ -24,4 +24,32 @@ export async function launchBrowser (t: Teardown): Promise<Browser> {
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true, timeout: 60_000 })
   t.teardown(() => browser.close())
   return browser
+}
+
+/** Records console errors and warnings, uncaught exceptions and requests to other origins. */
+export function watchPage (page: Page, origin: string): string[] {
+  const problems: string[] = []
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`) })
+  page.on('pageerror', (e) => { problems.push(`exception: ${e.message}`) })
+  page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('data:')) problems.push(`request to ${r.url()}`) })
+  return problems
+}
+
+/** How many distinct colours a PNG has (sampled), counted by the browser on a blank page. */
+export async function distinctColours (blank: Page, png: Buffer): Promise<number> {
+  return blank.evaluate(async (b64) => {
+    const { Image, document } = globalThis as any
+    const img = new Image()
+    img.src = `data:image/png;base64,${b64}`
+    await img.decode()
+    const canvas = document.createElement('canvas')
+    canvas.width = img.width
+    canvas.height = img.height
+    const g = canvas.getContext('2d')
+    g.drawImage(img, 0, 0)
+    const data = g.getImageData(0, 0, img.width, img.height).data
+    const seen = new Set<number>()
+    for (let i = 0; i < data.length; i += 4 * 7) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2])
+    return seen.size
+  }, png.toString('base64'))
 }

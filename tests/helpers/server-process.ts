@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
+import { signPayload } from '../../api/billing/signature.ts'
 
 const SERVER = fileURLToPath(new URL('../../api/server.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -85,7 +86,13 @@ function spawnServer (port: number, opts: StartOptions): ServerProcess {
 
   const waitExit = async (ms: number): Promise<boolean> => {
     if (gone) return true
-    return Promise.race([exited.then(() => true), sleep(ms).then(() => false)])
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => { resolve(false) }, ms) })
+    try {
+      return await Promise.race([exited.then(() => true), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   return {
@@ -130,4 +137,38 @@ export async function startServer (opts: StartOptions): Promise<ServerProcess> {
     if (!lastOutput.includes('EADDRINUSE')) break
   }
   throw new Error(`server exited before becoming ready:\n${lastOutput}`)
+}
+
+export interface HttpReply {
+  status: number
+  json: any
+}
+
+/** POSTs a JSON body (a string is sent as is) and reads the JSON answer. */
+export async function postJson (url: string, body: unknown, headers: Record<string, string> = {}): Promise<HttpReply> {
+  const r = await request(url, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    headers: { 'content-type': 'application/json', ...headers },
+    headersTimeout: 30_000,
+    bodyTimeout: 30_000
+  })
+  const text = await r.body.text()
+  let json: unknown
+  try { json = JSON.parse(text) } catch { json = text }
+  return { status: r.statusCode, json }
+}
+
+export async function getJson (url: string): Promise<HttpReply> {
+  const r = await request(url, { headersTimeout: 30_000, bodyTimeout: 30_000 })
+  const text = await r.body.text()
+  let json: unknown
+  try { json = JSON.parse(text) } catch { json = text }
+  return { status: r.statusCode, json }
+}
+
+/** Signs `event` like Stripe and POSTs it to a running server's webhook. */
+export async function deliverTo (baseUrl: string, secret: string, event: unknown): Promise<HttpReply> {
+  const body = JSON.stringify(event)
+  return postJson(`${baseUrl}/billing/webhook`, body, { 'content-type': 'application/json; charset=utf-8', 'stripe-signature': signPayload(secret, body) })
 }

@@ -1,0 +1,97 @@
+// Response headers of the public sites: caching by kind of file, and the security headers
+// every HTML page carries (a CSP that allows only this origin, and its usual companions).
+import { existsSync } from 'node:fs'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../config.ts'
+import { errorBody, type ErrorCode } from '../errors.ts'
+import { escapeHtml } from './slots.ts'
+
+export const HTML_CACHE = 'no-cache'
+export const IMMUTABLE_CACHE = 'public, max-age=31536000, immutable'
+export const ASSET_CACHE = 'public, max-age=86400'
+
+/** Names like site.0123456789.css (ours) or bundle.0123abcd.min.js (MkDocs Material's). */
+const FINGERPRINTED = /\.[0-9a-f]{8,}(\.min)?\.(css|js|woff2?|svg|png)$/
+
+export function isFingerprinted (path: string): boolean {
+  return FINGERPRINTED.test(path.replace(/\.(br|gz)$/, ''))
+}
+
+export type CspKind = 'site' | 'docs'
+
+/**
+ * Only this origin. Forms may also lead to Stripe Checkout and to a tenant's own CTF (a
+ * redirect after a form post is checked against form-action). MkDocs Material inlines one
+ * small script per page: the docs build lists their hashes; without that list (a build made
+ * elsewhere) the docs fall back to allowing inline scripts, whose content is ours anyway.
+ */
+export function contentSecurityPolicy (config: Pick<Config, 'baseDomain'>, kind: CspKind, scriptHashes?: readonly string[]): string {
+  const scripts = kind === 'site' ? '' : scriptHashes === undefined ? " 'unsafe-inline'" : scriptHashes.map((h) => ` '${h}'`).join('')
+  const forms = kind === 'site' ? ` https://checkout.stripe.com https://*.${config.baseDomain}` : ''
+  return [
+    "default-src 'self'",
+    `script-src 'self'${scripts}`,
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "worker-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    `form-action 'self'${forms}`,
+    "frame-ancestors 'none'"
+  ].join('; ')
+}
+
+type HeaderConfig = Pick<Config, 'baseDomain' | 'publicBaseUrl'>
+
+/** The security headers of an HTML page; `csp` defaults to the marketing site's policy. */
+export function setHtmlHeaders (reply: FastifyReply, config: HeaderConfig, csp = contentSecurityPolicy(config, 'site')): void {
+  reply.header('content-security-policy', csp)
+  reply.header('x-content-type-options', 'nosniff')
+  reply.header('x-frame-options', 'DENY')
+  reply.header('referrer-policy', 'strict-origin-when-cross-origin')
+  reply.header('permissions-policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()')
+  reply.header('cross-origin-opener-policy', 'same-origin')
+  if (config.publicBaseUrl.startsWith('https://')) reply.header('strict-transport-security', 'max-age=31536000')
+}
+
+/** The headers of one static file, by its kind: HTML is revalidated, fingerprinted files kept. */
+export function setStaticHeaders (reply: FastifyReply, filePath: string, config: HeaderConfig, csp?: string): void {
+  const logical = filePath.replace(/\.(br|gz)$/, '')
+  reply.header('x-content-type-options', 'nosniff')
+  if (logical.endsWith('.html')) {
+    reply.header('cache-control', HTML_CACHE)
+    setHtmlHeaders(reply, config, csp)
+  } else if (isFingerprinted(logical)) {
+    reply.header('cache-control', IMMUTABLE_CACHE)
+  } else {
+    reply.header('cache-control', ASSET_CACHE)
+  }
+}
+
+function prefersHtml (request: FastifyRequest): boolean {
+  const accept = request.headers.accept ?? ''
+  return accept.includes('text/html')
+}
+
+/**
+ * A site that is not built answers 503 with what to run: JSON for programs, a short page for
+ * browsers.
+ */
+export function sendUnavailable (request: FastifyRequest, reply: FastifyReply, config: HeaderConfig, code: ErrorCode, message: string): FastifyReply {
+  reply.code(503).header('cache-control', 'no-store').header('retry-after', '60')
+  if (!prefersHtml(request)) return reply.send(errorBody(code, message))
+  setHtmlHeaders(reply, config)
+  return reply.type('text/html; charset=utf-8').send('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">' +
+    '<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">' +
+    `<title>Not built yet</title></head><body><main><h1>Not built yet</h1><p>${escapeHtml(message)}</p></main></body></html>\n`)
+}
+
+/** Picks the precompressed variant of a built file the client accepts. */
+export function compressedVariant (request: FastifyRequest, path: string): { path: string, encoding?: 'br' | 'gzip' } {
+  const accept = String(request.headers['accept-encoding'] ?? '')
+  if (/\bbr\b/.test(accept) && existsSync(`${path}.br`)) return { path: `${path}.br`, encoding: 'br' }
+  if (/\bgzip\b/.test(accept) && existsSync(`${path}.gz`)) return { path: `${path}.gz`, encoding: 'gzip' }
+  return { path }
+}

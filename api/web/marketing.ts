@@ -1,0 +1,152 @@
+// The marketing site from its build directory: every page of SITE_PAGES at its clean URL,
+// assets and images by @fastify/static with their precompressed variants. Three pages also
+// answer with server-filled markup for visitors without JavaScript: /register after a failed
+// form post or with a chosen plan, /login after a bad address, /welcome with the order's state.
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import fastifyStatic from '@fastify/static'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { PAID_PLANS } from '../plans.ts'
+import { LOGIN_ERRORS, progressOf, registerError } from './buyer-text.ts'
+import { sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
+import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
+import { describedBy, fieldError, formAlert, planInput, progressBlock } from './slots.ts'
+
+export interface MarketingOptions {
+  /** The build directory (marketing/dist by default). */
+  distDir: string
+}
+
+const DEFAULT_PLAN = 'standard'
+const TENANT_ID = /^[0-9a-f]{32}$/
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+
+type Query = Record<string, string | string[] | undefined>
+
+function one (query: Query, key: string): string | undefined {
+  const v = query[key]
+  return Array.isArray(v) ? v[0] : v
+}
+
+/** Replaces `from` with `to` once; the build wrote `from`, so its absence is a bug. */
+function swap (html: string, from: string, to: string): string {
+  const at = html.indexOf(from)
+  if (at < 0) throw new Error(`the built page lacks ${from.slice(0, 60)}`)
+  return html.slice(0, at) + to + html.slice(at + from.length)
+}
+
+/** The tenant label an address names: "acme-1a2b3c", "acme-1a2b3c.ctfhive.us" or a full URL. */
+export function tenantLabel (address: string, baseDomain: string): string | undefined {
+  let host = address.trim().toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '').replace(/[/?#].*$/, '').replace(/:\d+$/, '').replace(/\.$/, '')
+  if (host.endsWith(`.${baseDomain}`)) host = host.slice(0, -(baseDomain.length + 1))
+  return DNS_LABEL.test(host) ? host : undefined
+}
+
+export default async function marketingSite (app: FastifyInstance, opts: MarketingOptions): Promise<void> {
+  const { config } = app
+  const root = opts.distDir
+  const built = (): boolean => existsSync(join(root, MANIFEST_FILE))
+  const notBuilt = (request: FastifyRequest, reply: FastifyReply) => sendUnavailable(request, reply, config, 'site_not_built',
+    `The marketing site is not built: run npm run build (it writes ${root}).`)
+  if (!built()) app.log.warn({ dir: root }, 'the marketing site is not built; run npm run build')
+
+  // Built pages change only when the site is rebuilt; keep each in memory until its file changes.
+  const cache = new Map<string, { mtimeMs: number, html: string }>()
+  const readPage = (file: string): string => {
+    const path = join(root, file)
+    const { mtimeMs } = statSync(path)
+    const hit = cache.get(path)
+    if (hit !== undefined && hit.mtimeMs === mtimeMs) return hit.html
+    const html = readFileSync(path, 'utf8')
+    cache.set(path, { mtimeMs, html })
+    return html
+  }
+
+  const sendFilled = (reply: FastifyReply, html: string): FastifyReply => {
+    setHtmlHeaders(reply, config)
+    // Filled pages speak of one visitor's form or order: never stored by a cache.
+    return reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').type('text/html; charset=utf-8').send(html)
+  }
+
+  await app.register(fastifyStatic, {
+    root,
+    prefix: '/',
+    preCompressed: true,
+    cacheControl: false,
+    dotfiles: 'ignore',
+    index: false,
+    suppressWarning: true,
+    setHeaders: (reply, path) => { setStaticHeaders(reply, path, config) }
+  })
+
+  // One URL per page: /pricing.html, /pricing/ and /index.html lead to the clean URL.
+  const cleanUrls = new Map<string, string>()
+  for (const page of SITE_PAGES) {
+    cleanUrls.set(`/${page.file}`, page.path)
+    if (page.path !== '/') cleanUrls.set(`${page.path}/`, page.path)
+  }
+  app.addHook('onRequest', async (request, reply) => {
+    const [path, query] = request.url.split('?', 2)
+    const clean = cleanUrls.get(path!)
+    if (clean !== undefined) return reply.redirect(query === undefined ? clean : `${clean}?${query}`, 301)
+  })
+
+  const renderRegister = (query: Query): string | undefined => {
+    const plan = one(query, 'plan')
+    const code = one(query, 'error')
+    if (plan === undefined && code === undefined) return undefined
+    let html = readPage('register.html')
+    if (plan !== undefined && plan !== DEFAULT_PLAN && PAID_PLANS.some((p) => p.slug === plan)) {
+      html = swap(html, planInput(DEFAULT_PLAN, true), planInput(DEFAULT_PLAN, false))
+      html = swap(html, planInput(plan, false), planInput(plan, true))
+    }
+    if (code !== undefined) {
+      const e = registerError(code, one(query, 'field'))
+      if (e.field === 'form') {
+        html = swap(html, formAlert(), formAlert(e.message))
+      } else {
+        html = swap(html, fieldError(e.field), fieldError(e.field, e.message))
+        html = swap(html, describedBy(e.field), describedBy(e.field, true))
+      }
+    }
+    return html
+  }
+
+  const renderLogin = (query: Query): string | undefined => {
+    const message = LOGIN_ERRORS[one(query, 'error') ?? '']
+    if (message === undefined) return undefined
+    const html = swap(readPage('login.html'), fieldError('address'), fieldError('address', message))
+    return swap(html, describedBy('address'), describedBy('address', true))
+  }
+
+  const renderWelcome = async (query: Query): Promise<string> => {
+    const id = one(query, 'tenant') ?? ''
+    const tenant = TENANT_ID.test(id) ? await app.tenants.getTenant(id) : undefined
+    const status = tenant === undefined ? null : app.tenants.statusOf(tenant)
+    const block = progressBlock(progressOf(status), status === null
+      ? { tenant: id }
+      : { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error ?? 'The subscription was canceled.' })
+    return swap(readPage('welcome.html'), progressBlock({ key: 'checking', done: 0, final: false }), block)
+  }
+
+  for (const page of SITE_PAGES) {
+    app.get(page.path, { schema: { hide: true } }, async (request, reply) => {
+      if (!built()) return notBuilt(request, reply)
+      const query = request.query as Query
+      let filled: string | undefined
+      if (page.path === '/register') filled = renderRegister(query)
+      else if (page.path === '/login') filled = renderLogin(query)
+      else if (page.path === '/welcome' && one(query, 'tenant') !== undefined) filled = await renderWelcome(query)
+      if (filled !== undefined) return sendFilled(reply, filled)
+      return reply.sendFile(page.file)
+    })
+  }
+
+  // The sign-in form without script: the address → that CTF's own sign-in page.
+  app.get('/login/go', { schema: { hide: true } }, async (request, reply) => {
+    const label = tenantLabel(one(request.query as Query, 'address') ?? '', config.baseDomain)
+    reply.header('cache-control', 'no-store')
+    if (label === undefined) return reply.redirect('/login?error=invalid_address', 303)
+    return reply.redirect(`https://${label}.${config.baseDomain}/login`, 303)
+  })
+}

@@ -1,0 +1,44 @@
+// robots.txt and sitemap.xml, built from PUBLIC_BASE_URL at request time so they follow the
+// configuration without a rebuild.
+import type { FastifyInstance } from 'fastify'
+import { sitemapPaths } from './site-pages.ts'
+import { escapeHtml } from './slots.ts'
+
+export interface SeoOptions {
+  /** Whether the docs are built now (their own sitemap is listed only then). */
+  docsBuilt: () => boolean
+}
+
+export function robotsTxt (base: string, withDocsSitemap: boolean): string {
+  return [
+    'User-agent: *',
+    'Allow: /',
+    'Disallow: /login',
+    'Disallow: /register',
+    'Disallow: /welcome',
+    '',
+    `Sitemap: ${base}/sitemap.xml`,
+    ...(withDocsSitemap ? [`Sitemap: ${base}/docs/sitemap.xml`] : []),
+    ''
+  ].join('\n')
+}
+
+export function sitemapXml (base: string): string {
+  const urls = sitemapPaths().map((p) => `  <url><loc>${escapeHtml(`${base}${p}`)}</loc></url>`)
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n${urls.join('\n')}\n</urlset>\n`
+}
+
+export default async function seoRoutes (app: FastifyInstance, opts: SeoOptions): Promise<void> {
+  const base = app.config.publicBaseUrl
+  const sitemap = sitemapXml(base)
+
+  app.get('/robots.txt', { schema: { hide: true } }, async (_request, reply) => {
+    reply.type('text/plain; charset=utf-8').header('cache-control', 'public, max-age=3600')
+    return robotsTxt(base, opts.docsBuilt())
+  })
+
+  app.get('/sitemap.xml', { schema: { hide: true } }, async (_request, reply) => {
+    reply.type('application/xml; charset=utf-8').header('cache-control', 'public, max-age=3600')
+    return sitemap
+  })
+}

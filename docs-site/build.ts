@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// Builds the documentation with Debian's `mkdocs` (and `mkdocs-material`) into DOCS_SITE_DIR
+// (docs-site/site by default), for the public address in PUBLIC_BASE_URL, then writes a .br
+// and .gz next to every text file so the app can serve them precompressed.
+//   node docs-site/build.ts [--if-missing] [--out DIR]
+// --if-missing builds only when DIR is absent or was built from other sources or for another
+// address. Without mkdocs installed it says so on one line and exits 0, so `npm start` still
+// works; /docs/ then answers 503 until the docs are built.
+import { spawnSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, extname, join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib'
+import { ConfigError, loadConfig } from '../api/config.ts'
+import { DOCS_MANIFEST_FILE } from '../api/web/docs.ts'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const CONFIG_FILE = join(HERE, 'mkdocs.yml')
+export const MANIFEST_FILE = DOCS_MANIFEST_FILE
+const COMPRESSIBLE = new Set(['.html', '.css', '.js', '.json', '.xml', '.svg', '.txt', '.map'])
+
+export interface DocsBuildOptions {
+  outDir: string
+  /** The marketing site's origin (PUBLIC_BASE_URL); the docs live under /docs/ there. */
+  publicBaseUrl: string
+  /** The mkdocs command (default: `mkdocs` on PATH). */
+  mkdocs?: string
+}
+
+interface DocsManifest {
+  version: 1
+  builtAt: string
+  sourceHash: string
+  publicBaseUrl: string
+  /** CSP hashes of the inline scripts the theme writes (one per page depth), for the server. */
+  inlineScriptHashes: string[]
+}
+
+const INLINE_SCRIPT = /<script(?![^>]*\bsrc=)(?![^>]*\btype="application\/(?:ld\+)?json")[^>]*>([\s\S]*?)<\/script>/g
+
+/** 'sha256-…' of every distinct inline script in the built HTML. */
+export function inlineScriptHashes (dir: string): string[] {
+  const hashes = new Set<string>()
+  for (const file of walk(dir)) {
+    if (!file.endsWith('.html')) continue
+    for (const m of readFileSync(file, 'utf8').matchAll(INLINE_SCRIPT)) {
+      hashes.add(`sha256-${createHash('sha256').update(m[1]!).digest('base64')}`)
+    }
+  }
+  return [...hashes].sort()
+}
+
+function walk (dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const path = join(dir, e.name)
+    return e.isDirectory() ? walk(path) : [path]
+  }).sort()
+}
+
+/** A digest of mkdocs.yml, the pages, the overrides and the address baked into the build. */
+export function sourceHash (publicBaseUrl: string): string {
+  const h = createHash('sha256')
+  for (const file of [CONFIG_FILE, ...walk(join(HERE, 'docs')), ...walk(join(HERE, 'overrides'))]) {
+    h.update(`${relative(HERE, file)}\0`).update(readFileSync(file)).update('\0')
+  }
+  return h.update(publicBaseUrl).digest('hex')
+}
+
+/** Why `outDir` must be (re)built, or null when it is up to date. */
+export function buildReason (opts: Pick<DocsBuildOptions, 'outDir' | 'publicBaseUrl'>): string | null {
+  let manifest: DocsManifest
+  try {
+    manifest = JSON.parse(readFileSync(join(opts.outDir, MANIFEST_FILE), 'utf8')) as DocsManifest
+  } catch {
+    return 'not built yet'
+  }
+  if (!existsSync(join(opts.outDir, 'index.html'))) return 'index.html is missing'
+  if (manifest.publicBaseUrl !== opts.publicBaseUrl) return `built for ${manifest.publicBaseUrl}, not ${opts.publicBaseUrl}`
+  if (manifest.sourceHash !== sourceHash(opts.publicBaseUrl)) return 'sources changed'
+  return null
+}
+
+/** The mkdocs version line, or undefined when mkdocs cannot be run. */
+export function mkdocsVersion (command = 'mkdocs'): string | undefined {
+  const r = spawnSync(command, ['--version'], { encoding: 'utf8' })
+  return r.status === 0 ? r.stdout.trim() : undefined
+}
+
+function compressTree (dir: string): void {
+  for (const file of walk(dir)) {
+    if (!COMPRESSIBLE.has(extname(file))) continue
+    const content = readFileSync(file)
+    if (content.length < 1024) continue
+    const br = brotliCompressSync(content, { params: { [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY, [zlib.BROTLI_PARAM_SIZE_HINT]: content.length } })
+    if (br.length < content.length * 0.9) writeFileSync(`${file}.br`, br)
+    const gz = gzipSync(content, { level: 9 })
+    if (gz.length < content.length * 0.9) writeFileSync(`${file}.gz`, gz)
+  }
+}
+
+/** Runs mkdocs into a fresh directory and swaps it in whole; throws with mkdocs' output on failure. */
+export function buildDocs (opts: DocsBuildOptions): void {
+  const outDir = resolve(opts.outDir)
+  const tmp = `${outDir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+  const base = opts.publicBaseUrl.replace(/\/+$/, '')
+  try {
+    const r = spawnSync(opts.mkdocs ?? 'mkdocs', ['build', '--strict', '--quiet', '--config-file', CONFIG_FILE, '--site-dir', tmp], {
+      encoding: 'utf8',
+      env: { ...process.env, CTFHIVE_DOCS_URL: `${base}/docs/`, CTFHIVE_PUBLIC_URL: base }
+    })
+    if (r.error !== undefined) throw new Error(`could not run mkdocs: ${r.error.message}`)
+    if (r.status !== 0) throw new Error(`mkdocs build failed (exit ${r.status}):\n${`${r.stdout}${r.stderr}`.trim()}`)
+    const manifest: DocsManifest = {
+      version: 1, builtAt: new Date().toISOString(), sourceHash: sourceHash(base), publicBaseUrl: base, inlineScriptHashes: inlineScriptHashes(tmp)
+    }
+    writeFileSync(join(tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`)
+    // MkDocs writes its own sitemap.xml.gz; ours replaces it with the same content.
+    compressTree(tmp)
+    const old = `${outDir}.old-${process.pid}-${randomBytes(4).toString('hex')}`
+    if (existsSync(outDir)) renameSync(outDir, old)
+    renameSync(tmp, outDir)
+    rmSync(old, { recursive: true, force: true })
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+  }
+}
+
+interface Io { stderr: { write (s: string): unknown } }
+
+export function main (argv: string[], env: Record<string, string | undefined> = process.env, io: Io = process): number {
+  let args
+  try {
+    args = parseArgs({ args: argv, options: { 'if-missing': { type: 'boolean', default: false }, out: { type: 'string' } }, strict: true }).values
+  } catch (err) {
+    io.stderr.write(`docs: ${(err as Error).message}\nUsage: node docs-site/build.ts [--if-missing] [--out DIR]\n`)
+    return 2
+  }
+  let config
+  try {
+    config = loadConfig(env)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    io.stderr.write(`docs: configuration error: ${err.message}\n`)
+    return 2
+  }
+  const outDir = resolve(args.out ?? config.docsSiteDir)
+  const shown = relative(process.cwd(), outDir) || '.'
+  const reason = buildReason({ outDir, publicBaseUrl: config.publicBaseUrl })
+  if (args['if-missing'] && reason === null) {
+    io.stderr.write(`docs: ${shown} is up to date\n`)
+    return 0
+  }
+  const mkdocs = env.MKDOCS ?? 'mkdocs'
+  const version = mkdocsVersion(mkdocs)
+  if (version === undefined) {
+    io.stderr.write(`docs: not built (${reason ?? 'rebuild requested'}): mkdocs is not installed (apt-get install mkdocs mkdocs-material); /docs/ answers 503 until it is\n`)
+    return 0
+  }
+  const started = performance.now()
+  try {
+    buildDocs({ outDir, publicBaseUrl: config.publicBaseUrl, mkdocs })
+  } catch (err) {
+    io.stderr.write(`docs: ${(err as Error).message}\n`)
+    return 1
+  }
+  const pages = readdirSync(outDir, { recursive: true }).filter((f) => String(f).endsWith('index.html')).length
+  io.stderr.write(`docs: built ${pages} pages into ${shown} for ${config.publicBaseUrl}/docs/ (${reason ?? 'rebuild requested'}; mkdocs ${/version (\S+)/.exec(version)?.[1] ?? '?'}; ${Math.round(performance.now() - started)} ms)\n`)
+  return 0
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = main(process.argv.slice(2))
+}

@@ -1,0 +1,55 @@
+// The documentation in a real browser: the MkDocs build served by the app renders under its
+// strict CSP without console errors, loads nothing from other origins, and its search works.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { buildDocs, mkdocsVersion } from '../../docs-site/build.ts'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
+
+const missing = chromiumUnavailable() ?? (mkdocsVersion() === undefined ? 'mkdocs not installed (apt-get install mkdocs mkdocs-material)' : undefined)
+if (missing !== undefined && !(process.env.CI === 'true')) {
+  t.test('docs in a browser', { skip: missing }, () => {})
+} else {
+  t.test('docs in a browser', async (t) => {
+    t.ok(mkdocsVersion(), 'mkdocs is installed (required under CI=true)')
+    const dir = mkdtempSync(join(tmpdir(), 'ctfhive-docs-e2e-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    buildDocs({ outDir: join(dir, 'site'), publicBaseUrl: 'http://127.0.0.1' })
+    const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: join(dir, 'site') } })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const address = app.server.address()
+    const origin = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
+    const browser = await launchBrowser(t)
+    const context = await browser.newContext()
+    t.teardown(() => context.close())
+    const page = await context.newPage()
+    const blank = await context.newPage()
+    const problems = watchPage(page, origin)
+
+    for (const path of ['/docs/', '/docs/control-plane/billing-stripe/', '/docs/operations/backups/']) {
+      const r = await page.goto(`${origin}${path}`, { waitUntil: 'networkidle' })
+      t.equal(r?.status(), 200, path)
+      t.ok(await page.locator('nav[aria-label="Table of contents"]').first().count(), `${path} has a table of contents`)
+      t.ok(await distinctColours(blank, await page.screenshot()) > 20, `${path} screenshot is not blank`)
+      t.same(problems.splice(0), [], `${path}: no console errors, nothing from other origins`)
+    }
+
+    // The navigation's sections fold and unfold.
+    await page.goto(`${origin}/docs/`)
+    const operations = page.locator('nav.md-nav--primary .md-nav__link--index', { hasText: 'Operations' }).locator('label').first()
+    const backups = page.locator('nav.md-nav--primary a', { hasText: 'Backups' }).first()
+    t.notOk(await backups.isVisible(), 'a closed section hides its pages')
+    await operations.click()
+    await backups.waitFor({ state: 'visible' })
+    t.ok(await backups.isVisible(), 'opening it shows them')
+
+    // Search runs in a web worker on the same origin.
+    await page.locator('input[name="query"]').focus()
+    await page.keyboard.type('webhook', { delay: 20 })
+    await page.locator('.md-search-result__item').first().waitFor()
+    t.ok(await page.locator('.md-search-result__item').count() > 0, 'search finds pages')
+    t.same(problems.splice(0), [], 'no CSP violations while searching')
+  })
+}

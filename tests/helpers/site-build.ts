@@ -1,0 +1,41 @@
+// Builds the marketing site into a temporary directory for one test file and points the app
+// at it (MARKETING_DIST_DIR is read when the app registers its routes), so tests never depend
+// on, or disturb, a marketing/dist built by hand.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildSite, type BuildManifest } from '../../marketing/build.ts'
+
+export const SITE_BASE = 'https://ctfhive.example'
+export const SITE_DOMAIN = 'ctfhive.example'
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+export interface BuiltSite {
+  dir: string
+  manifest: BuildManifest
+  /** Env for buildTestApp matching the build's origin and domain. */
+  env: Record<string, string>
+}
+
+export function buildTestSite (t: Teardown, opts: { publicBaseUrl?: string, baseDomain?: string } = {}): BuiltSite {
+  const parent = mkdtempSync(join(tmpdir(), 'ctfhive-site-'))
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }))
+  const dir = join(parent, 'dist')
+  const publicBaseUrl = opts.publicBaseUrl ?? SITE_BASE
+  const baseDomain = opts.baseDomain ?? SITE_DOMAIN
+  const manifest = buildSite({ outDir: dir, publicBaseUrl, baseDomain, graceHours: 72 })
+  return { dir, manifest, env: { PUBLIC_BASE_URL: publicBaseUrl, BASE_DOMAIN: baseDomain } }
+}
+
+/** Runs `fn` (which builds an app) with MARKETING_DIST_DIR set to `dir`, then restores it. */
+export async function withDistDir<T> (dir: string, fn: () => Promise<T>): Promise<T> {
+  const before = process.env.MARKETING_DIST_DIR
+  process.env.MARKETING_DIST_DIR = dir
+  try {
+    return await fn()
+  } finally {
+    if (before === undefined) delete process.env.MARKETING_DIST_DIR
+    else process.env.MARKETING_DIST_DIR = before
+  }
+}

@@ -1,0 +1,151 @@
+// The marketing build: every page and asset, fingerprints that match content, precompressed
+// twins that decompress to the original, real images, prices from the catalogue, and the
+// --if-missing logic that decides when to rebuild.
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { brotliDecompressSync, gunzipSync } from 'node:zlib'
+import t from 'tap'
+import { load } from 'cheerio'
+import { PLANS, formatPrice } from '../../api/plans.ts'
+import { MANIFEST_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../../api/web/site-pages.ts'
+import { REGISTER_ERRORS, PROGRESS_TEXT } from '../../api/web/buyer-text.ts'
+import { buildReason, buildSite, main, minifyCss, minifyJs, readManifest, siteScript, sourceHash } from '../../marketing/build.ts'
+
+const OPTS = { publicBaseUrl: 'https://ctfhive.example', baseDomain: 'ctfhive.example', graceHours: 48 }
+
+function tempDir (tt: { teardown (fn: () => unknown): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-build-'))
+  tt.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+function pngSize (buf: Buffer): { width: number, height: number } {
+  t.equal(buf.subarray(1, 4).toString('latin1'), 'PNG', 'a PNG signature')
+  return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20) }
+}
+
+t.test('the build writes every page, asset and image', async (t) => {
+  const parent = tempDir(t)
+  const out = join(parent, 'dist')
+  const manifest = buildSite({ outDir: out, ...OPTS })
+  t.same(manifest.pages, Object.fromEntries([...SITE_PAGES.map((p) => [p.path, p.file]), ['/404', NOT_FOUND_FILE]]))
+  t.same(readManifest(out), manifest)
+  for (const file of manifest.files) t.ok(existsSync(join(out, file)), file)
+  t.same(readdirSync(parent), ['dist'], 'no temporary directory is left')
+
+  for (const [kind, url] of Object.entries(manifest.assets)) {
+    const body = readFileSync(join(out, url))
+    const hash = createHash('sha256').update(body).digest('hex').slice(0, 10)
+    t.equal(url, `/assets/site.${hash}.${kind}`, `${kind} is named by its content`)
+  }
+
+  const text = manifest.files.filter((f) => /\.(html|css|js)$/.test(f))
+  t.ok(text.length >= SITE_PAGES.length + 3)
+  for (const file of text) {
+    const plain = readFileSync(join(out, file))
+    t.same(brotliDecompressSync(readFileSync(join(out, `${file}.br`))), plain, `${file}.br`)
+    t.same(gunzipSync(readFileSync(join(out, `${file}.gz`))), plain, `${file}.gz`)
+  }
+
+  t.same(pngSize(readFileSync(join(out, 'og-image.png'))), { width: 1200, height: 630 }, 'og-image is 1200×630')
+  t.same(pngSize(readFileSync(join(out, 'apple-touch-icon.png'))), { width: 180, height: 180 })
+  const ico = readFileSync(join(out, 'favicon.ico'))
+  t.same([ico.readUInt16LE(0), ico.readUInt16LE(2)], [0, 1], 'an ICO header')
+  const sizes: number[] = []
+  for (let i = 0; i < ico.readUInt16LE(4); i++) {
+    const entry = 6 + 16 * i
+    const size = ico.readUInt32LE(entry + 8)
+    const offset = ico.readUInt32LE(entry + 12)
+    const img = pngSize(ico.subarray(offset, offset + size))
+    t.equal(img.width, ico.readUInt8(entry), 'the entry says the size of its image')
+    sizes.push(img.width)
+  }
+  t.same(sizes, [16, 32, 48])
+})
+
+t.test('pages follow the catalogue and the settings', async (t) => {
+  const out = join(tempDir(t), 'dist')
+  buildSite({ outDir: out, ...OPTS })
+  const $ = load(readFileSync(join(out, 'pricing.html'), 'utf8'))
+  for (const plan of PLANS) {
+    const card = $(`#plan-card-${plan.slug}`)
+    t.equal(card.find('h2').text(), plan.name)
+    if (plan.amount === null) {
+      t.equal(card.find('a.button').attr('href'), '/contact#sales', 'contact-only plans link to sales')
+    } else {
+      t.equal(card.find('.amount').text(), formatPrice(plan.amount), `${plan.slug} price`)
+      t.equal(card.find('a.button').attr('href'), `/register?plan=${plan.slug}`, `${plan.slug} buy button`)
+    }
+    t.equal(card.find('.ticks li').length, plan.features.length)
+  }
+  t.match($('#plan-card-solo').text(), 'your-event.ctfhive.example', 'addresses follow BASE_DOMAIN')
+  t.match($('.faq').text(), 'deleted 2 days later', 'the grace period follows DEPROVISION_GRACE_HOURS')
+
+  const register = load(readFileSync(join(out, 'register.html'), 'utf8'))
+  t.same(register('input[name="plan"]').map((_i, el) => register(el).attr('value')).get(), ['solo', 'standard', 'pro'])
+  t.equal(register('form').attr('action'), '/billing/checkout')
+  t.equal(register('form').attr('method'), 'post')
+  for (const id of ['name', 'email']) t.equal(register(`label[for="${id}"]`).length, 1, `${id} has a label`)
+
+  const js = readFileSync(join(out, readManifest(out)!.assets.js), 'utf8')
+  t.notMatch(js, /BUYER_TEXT/, 'the marker is replaced')
+  t.match(js, REGISTER_ERRORS.plan_requires_contact!.message, 'the script says what the server says')
+  t.match(js, PROGRESS_TEXT.setting_up.headline)
+})
+
+t.test('minifiers keep meaning', async (t) => {
+  t.equal(minifyCss('/* c */\n.a :focus-visible {\n  color: red;\n  margin: 0 auto;\n}\n.b{x:y}'), '.a :focus-visible{color: red;margin: 0 auto}.b{x:y}\n',
+    'descendant combinators survive')
+  t.equal(minifyJs("  // comment\n  var a = 'x' // trailing\n\n  f()\n"), "var a = 'x' // trailing\nf()\n")
+  t.match(siteScript(), /^'use strict'/)
+})
+
+t.test('--if-missing rebuilds only when needed', async (t) => {
+  const out = join(tempDir(t), 'dist')
+  const opts = { outDir: out, ...OPTS }
+  t.equal(buildReason(opts), 'not built yet')
+  buildSite(opts)
+  t.equal(buildReason(opts), null)
+  t.match(String(buildReason({ ...opts, publicBaseUrl: 'https://elsewhere.example' })), /^built for https:\/\/ctfhive\.example/)
+  t.equal(buildReason({ ...opts, graceHours: 24 }), 'sources or settings changed')
+  t.not(sourceHash(OPTS), sourceHash({ ...OPTS, baseDomain: 'other.example' }))
+  rmSync(join(out, 'about.html'))
+  t.equal(buildReason(opts), 'about.html is missing')
+
+  const env = { PUBLIC_BASE_URL: OPTS.publicBaseUrl, BASE_DOMAIN: OPTS.baseDomain, DEPROVISION_GRACE_HOURS: '48' }
+  const lines: string[] = []
+  const io = { stdout: { write: (s: string) => lines.push(s) }, stderr: { write: (s: string) => lines.push(s) } }
+  t.equal(main(['--if-missing', '--out', out], env, io), 0)
+  t.match(lines.splice(0).join(''), /built 8 pages .* for https:\/\/ctfhive\.example \(about\.html is missing;/)
+  t.ok(existsSync(join(out, 'about.html')))
+  const builtAt = readManifest(out)!.builtAt
+  t.equal(main(['--if-missing', '--out', out], env, io), 0)
+  t.match(lines.splice(0).join(''), /is up to date/)
+  t.equal(readManifest(out)!.builtAt, builtAt, 'nothing was rebuilt')
+  t.equal(main(['--out', out], env, io), 0, 'without --if-missing it always builds')
+  t.match(lines.splice(0).join(''), /rebuild requested/)
+
+  t.equal(main(['--nope'], env, io), 2)
+  t.equal(main([], { ...env, PUBLIC_BASE_URL: 'ftp://x' }, io), 2)
+  t.match(lines.join(''), /Usage: node marketing\/build\.ts[\s\S]*configuration error: PUBLIC_BASE_URL/)
+
+  // MARKETING_DIST_DIR points the build where the server will look.
+  const viaEnv = join(tempDir(t), 'elsewhere')
+  t.equal(main([], { ...env, MARKETING_DIST_DIR: viaEnv }, io), 0)
+  t.ok(existsSync(join(viaEnv, MANIFEST_FILE)))
+})
+
+t.test('a failed build leaves the previous one in place', async (t) => {
+  const parent = tempDir(t)
+  const out = join(parent, 'dist')
+  buildSite({ outDir: out, ...OPTS })
+  const before = readFileSync(join(out, 'index.html'), 'utf8')
+  const broken = await t.mockImport<typeof import('../../marketing/build.ts')>('../../marketing/build.ts', {
+    '../../marketing/pages.ts': { sitePages: () => { throw new Error('a page failed to render') } }
+  })
+  t.throws(() => broken.buildSite({ outDir: out, ...OPTS, publicBaseUrl: 'https://new.example' }), /a page failed to render/)
+  t.equal(readFileSync(join(out, 'index.html'), 'utf8'), before, 'the old build is untouched')
+  t.same(readdirSync(parent), ['dist'], 'the half-made build is removed')
+})

@@ -1,0 +1,187 @@
+// The documentation at /docs/: served from DOCS_SITE_DIR with directory URLs, its own 404 and
+// CSP, a clear 503 when not built; and the real MkDocs build when Debian's mkdocs is here.
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { brotliCompressSync, brotliDecompressSync } from 'node:zlib'
+import t from 'tap'
+import { load } from 'cheerio'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { DOCS_MANIFEST_FILE } from '../../api/web/docs.ts'
+import { buildDocs, buildReason, inlineScriptHashes, main, mkdocsVersion, sourceHash } from '../../docs-site/build.ts'
+
+function tempDir (tt: { teardown (fn: () => unknown): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-docs-'))
+  tt.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+const page = (title: string, body = '') => `<!doctype html><html lang="en"><head><title>${title}</title><script>var x=1</script></head><body><h1>${title}</h1>${body}</body></html>`
+
+function fixtureSite (tt: Parameters<typeof tempDir>[0]): string {
+  const root = join(tempDir(tt), 'site')
+  const files: Record<string, string> = {
+    'index.html': page('Docs home'),
+    'control-plane/billing-stripe/index.html': page('Billing & Stripe webhooks'),
+    '404.html': page('404 - Not found'),
+    'assets/javascripts/bundle.467223ff.min.js': 'console.log(1)\n',
+    'assets/stylesheets/extra.css': 'body{}\n',
+    'sitemap.xml': '<?xml version="1.0"?><urlset/>',
+    [DOCS_MANIFEST_FILE]: JSON.stringify({ inlineScriptHashes: ['sha256-AAAA'] })
+  }
+  for (const [rel, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, rel)), { recursive: true })
+    writeFileSync(join(root, rel), content)
+  }
+  writeFileSync(join(root, 'index.html.br'), brotliCompressSync(files['index.html']!))
+  return root
+}
+
+t.test('a built docs site is served at /docs/ with directory URLs', async (t) => {
+  const root = fixtureSite(t)
+  const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: root } })
+
+  for (const [from, to] of [['/docs', '/docs/'], ['/docs?q=1', '/docs/?q=1']] as const) {
+    const r = await app.inject(from)
+    t.equal(r.statusCode, 308, from)
+    t.equal(r.headers.location, to)
+  }
+  const home = await app.inject('/docs/')
+  t.equal(home.statusCode, 200)
+  t.equal(load(home.body)('h1').text(), 'Docs home')
+  t.equal(home.headers['cache-control'], 'no-cache')
+  const csp = String(home.headers['content-security-policy'])
+  t.match(csp, /script-src 'self' 'sha256-AAAA';/, 'the inline scripts the build listed, and nothing else')
+  t.notMatch(csp, /unsafe-inline/)
+  t.equal(home.headers['x-frame-options'], 'DENY')
+
+  const clean = await app.inject('/docs/control-plane/billing-stripe/')
+  t.equal(clean.statusCode, 200)
+  t.equal(load(clean.body)('h1').text(), 'Billing & Stripe webhooks')
+  const bare = await app.inject('/docs/control-plane/billing-stripe')
+  t.equal(bare.statusCode, 301, 'a directory without its slash is redirected, so relative links work')
+  t.equal(bare.headers.location, '/docs/control-plane/billing-stripe/')
+
+  const br = await app.inject({ url: '/docs/', headers: { 'accept-encoding': 'br' } })
+  t.equal(br.headers['content-encoding'], 'br')
+  t.equal(brotliDecompressSync(br.rawPayload).toString(), home.body)
+
+  t.equal((await app.inject('/docs/assets/javascripts/bundle.467223ff.min.js')).headers['cache-control'], 'public, max-age=31536000, immutable')
+  t.equal((await app.inject('/docs/assets/stylesheets/extra.css')).headers['cache-control'], 'public, max-age=86400')
+  t.equal((await app.inject(`/docs/${DOCS_MANIFEST_FILE}`)).statusCode, 404, 'the manifest is not served')
+
+  const missing = await app.inject('/docs/no/such/page/')
+  t.equal(missing.statusCode, 404)
+  t.equal(load(missing.body)('h1').text(), '404 - Not found', "the docs' own 404 page")
+  t.match(String(missing.headers['content-security-policy']), /'sha256-AAAA'/)
+
+  const robots = (await app.inject('/robots.txt')).body
+  t.match(robots, /^Sitemap: http:\/\/localhost:3000\/docs\/sitemap\.xml$/m, 'robots.txt names the docs sitemap once built')
+})
+
+t.test('docs built elsewhere (no manifest) still work, allowing inline scripts', async (t) => {
+  const root = fixtureSite(t)
+  rmSync(join(root, DOCS_MANIFEST_FILE))
+  const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: root } })
+  t.match(String((await app.inject('/docs/')).headers['content-security-policy']), /script-src 'self' 'unsafe-inline';/)
+})
+
+t.test('without a build, /docs/ says how to build it', async (t) => {
+  const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: join(tempDir(t), 'missing') } })
+  t.equal((await app.inject('/docs')).statusCode, 308, 'the redirect does not depend on the build')
+  for (const url of ['/docs/', '/docs/control-plane/billing-stripe/', '/docs/assets/x.js']) {
+    const r = await app.inject(url)
+    t.equal(r.statusCode, 503, url)
+    t.equal(r.json().error, 'docs_not_built')
+    t.match(r.json().message, /npm run docs/)
+    t.equal(r.headers['retry-after'], '60')
+  }
+  const html = await app.inject({ url: '/docs/', headers: { accept: 'text/html,application/xhtml+xml' } })
+  t.equal(html.statusCode, 503)
+  t.match(html.headers['content-type'], /^text\/html/)
+  t.match(load(html.body)('main').text(), /npm run docs/)
+  t.notMatch((await app.inject('/robots.txt')).body, /docs\/sitemap/)
+})
+
+t.test('the build script', async (t) => {
+  const out = join(tempDir(t), 'site')
+  const lines: string[] = []
+  const io = { stderr: { write: (s: string) => lines.push(s) } }
+
+  t.equal(main(['--bogus'], {}, io), 2, 'unknown option')
+  t.equal(main([], { PORT: 'x' }, io), 2, 'bad configuration')
+  t.match(lines.splice(0).join(''), /Usage: node docs-site\/build\.ts[\s\S]*configuration error: PORT/)
+
+  t.equal(main(['--out', out], { MKDOCS: '/nonexistent/mkdocs' }, io), 0, 'no mkdocs: a notice, not a failure')
+  t.match(lines.splice(0).join(''), /^docs: not built \(not built yet\): mkdocs is not installed/)
+  t.notOk(existsSync(out))
+  t.equal(mkdocsVersion('/nonexistent/mkdocs'), undefined)
+
+  t.throws(() => buildDocs({ outDir: out, publicBaseUrl: 'http://x', mkdocs: '/nonexistent/mkdocs' }), /could not run mkdocs/)
+  // An mkdocs that starts but fails the build: its output is shown, the exit status is 1.
+  const fake = join(tempDir(t), 'mkdocs')
+  writeFileSync(fake, '#!/bin/sh\nif [ "$1" = --version ]; then echo "mkdocs, version 0.0"; exit 0; fi\necho "ERROR - Doc file contains a link to missing.md" >&2\nexit 1\n', { mode: 0o755 })
+  t.equal(main(['--out', out], { MKDOCS: fake }, io), 1)
+  t.match(lines.splice(0).join(''), /mkdocs build failed \(exit 1\):\nERROR - Doc file contains a link to missing\.md/)
+  t.notOk(existsSync(out), 'nothing is left behind')
+  t.same(readdirSync(dirname(out)), [], 'not even the temporary directory')
+
+  t.equal(buildReason({ outDir: out, publicBaseUrl: 'http://x' }), 'not built yet')
+  t.not(sourceHash('https://a.example'), sourceHash('https://b.example'), 'the address is part of the build')
+  const html = join(tempDir(t), 'h')
+  mkdirSync(html)
+  writeFileSync(join(html, 'a.html'), '<script>one()</script><script type="application/json">{}</script><script src="x.js"></script>')
+  writeFileSync(join(html, 'b.html'), '<script>one()</script><script>\ntwo()\n</script>')
+  t.equal(inlineScriptHashes(html).length, 2, 'one hash per distinct inline script; data blocks and external scripts are not hashed')
+})
+
+const noMkdocs = mkdocsVersion() === undefined
+  ? (process.env.CI === 'true' ? undefined : 'mkdocs not installed (apt-get install mkdocs mkdocs-material)')
+  : undefined
+
+t.test('the real MkDocs build', { skip: noMkdocs }, async (t) => {
+  t.ok(mkdocsVersion(), 'mkdocs is installed (required under CI=true)')
+  const out = join(tempDir(t), 'site')
+  const base = 'https://ctfhive.example'
+  const built: string[] = []
+  t.equal(main(['--out', out], { PUBLIC_BASE_URL: base }, { stderr: { write: (s: string) => built.push(s) } }), 0)
+  t.match(built.join(''), /^docs: built \d+ pages into .* for https:\/\/ctfhive\.example\/docs\/ \(not built yet; mkdocs \d/)
+  t.equal(buildReason({ outDir: out, publicBaseUrl: base }), null, 'up to date right after the build')
+  t.match(String(buildReason({ outDir: out, publicBaseUrl: 'https://other.example' })), /built for https:\/\/ctfhive\.example/)
+
+  const lines: string[] = []
+  t.equal(main(['--if-missing', '--out', out], { PUBLIC_BASE_URL: base }, { stderr: { write: (s: string) => lines.push(s) } }), 0)
+  t.match(lines.join(''), /is up to date/)
+
+  const pages = ['', 'getting-started/', 'control-plane/', 'control-plane/running/', 'control-plane/configuration/',
+    'control-plane/billing-stripe/', 'control-plane/tenant-lifecycle/', 'control-plane/provisioning/',
+    'control-plane/audit-chain/', 'control-plane/http-api/', 'control-plane/site/', 'operations/', 'operations/deploy/',
+    'operations/postgresql/', 'operations/scaling/', 'operations/backups/', 'operations/operator-tools/', 'troubleshooting/']
+  for (const p of pages) {
+    const $ = load(readFileSync(join(out, p, 'index.html'), 'utf8'))
+    t.equal($('link[rel="canonical"]').attr('href'), `${base}/docs/${p}`, `${p || 'home'}: canonical`)
+    t.equal($('meta[property="og:url"]').attr('content'), `${base}/docs/${p}`)
+    t.equal($('meta[property="og:image"]').attr('content'), `${base}/og-image.png`)
+    t.equal($('meta[name="twitter:card"]').attr('content'), 'summary_large_image')
+    t.ok(($('meta[name="description"]').attr('content') ?? '').length > 40, `${p || 'home'}: a description of its own`)
+    $('script[src], link[rel="stylesheet"], link[rel="icon"], img[src]').each((_i, el) => {
+      const ref = String($(el).attr('src') ?? $(el).attr('href'))
+      t.notMatch(ref, /^(https?:)?\/\//, `${p || 'home'} loads ${ref} from this origin`)
+    })
+    t.equal($('link[href*="fonts.googleapis"], link[href*="fonts.gstatic"]').length, 0, 'no web fonts')
+  }
+  const nav = load(readFileSync(join(out, 'index.html'), 'utf8'))
+  t.ok(nav('nav.md-nav--primary input.md-toggle').length >= 2, 'collapsible navigation sections')
+  const billing = load(readFileSync(join(out, 'control-plane/billing-stripe/index.html'), 'utf8'))
+  t.ok(billing('nav[aria-label="Table of contents"] a[href="#post-billingwebhook"]').length >= 1, 'a table of contents')
+  t.ok(existsSync(join(out, 'search/search_index.json')), 'the search index')
+  t.ok(existsSync(join(out, 'index.html.br')) && existsSync(join(out, 'index.html.gz')), 'precompressed')
+  const manifest = JSON.parse(readFileSync(join(out, DOCS_MANIFEST_FILE), 'utf8'))
+  t.ok(manifest.inlineScriptHashes.length >= 1, 'inline script hashes recorded for the CSP')
+
+  const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: out, PUBLIC_BASE_URL: base } })
+  const r = await app.inject('/docs/control-plane/billing-stripe/')
+  t.equal(r.statusCode, 200)
+  t.equal(load(r.body)('h1').first().text().replace('¶', '').trim(), 'Billing & Stripe webhooks')
+  t.equal(readdirSync(dirname(out)).filter((f) => f.includes('.tmp-') || f.includes('.old-')).length, 0, 'no temporary directories left behind')
+})

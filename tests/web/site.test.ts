@@ -1,0 +1,291 @@
+// The marketing site as served: every page's head (parsed, not grepped), robots.txt and
+// sitemap.xml, caching and security headers, precompressed variants, clean URLs, the HTML 404,
+// and the pages the server fills in for visitors without JavaScript.
+import { join } from 'node:path'
+import { brotliDecompressSync, gunzipSync } from 'node:zlib'
+import t from 'tap'
+import { load } from 'cheerio'
+import { PAID_PLANS } from '../../api/plans.ts'
+import { SITE_PAGES } from '../../api/web/site-pages.ts'
+import { PROGRESS_TEXT, REGISTER_ERRORS, LOGIN_ERRORS } from '../../api/web/buyer-text.ts'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
+import { SITE_BASE, buildTestSite, withDistDir } from '../helpers/site-build.ts'
+
+const site = buildTestSite(t)
+// Never the checkout's own docs-site/site: these tests must not depend on what was built by hand.
+const NO_DOCS = join(site.dir, 'no-docs-here')
+const app = async (tt: Parameters<typeof buildTestApp>[0], env: Record<string, string> = {}) =>
+  (await withDistDir(site.dir, () => buildTestApp(tt, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS, ...env } }))).app
+
+const PAGES = [...SITE_PAGES.map((p) => p.path), '/no-such-page']
+const NOINDEX = new Set(['/login', '/register', '/welcome', '/no-such-page'])
+
+t.test('every page has a complete, unique head', async (t) => {
+  const a = await app(t)
+  const titles = new Set<string>()
+  const descriptions = new Set<string>()
+  for (const path of PAGES) {
+    const r = await a.inject(path)
+    t.equal(r.statusCode, path === '/no-such-page' ? 404 : 200, `${path} status`)
+    const $ = load(r.body)
+    const meta = (sel: string) => $(`head meta[${sel}]`).attr('content')
+    const title = $('head title').text()
+    const description = meta('name="description"')
+    t.ok(title.length > 10 && title.length <= 70, `${path} title "${title}"`)
+    t.ok(description !== undefined && description.length >= 50 && description.length <= 170, `${path} description length`)
+    t.notOk(titles.has(title), `${path} title is unique`)
+    t.notOk(descriptions.has(description!), `${path} description is unique`)
+    titles.add(title)
+    descriptions.add(description!)
+    t.equal($('html').attr('lang'), 'en')
+    t.equal($('h1').length, 1, `${path} has one h1`)
+
+    const url = `${SITE_BASE}${path}`
+    if (path === '/no-such-page') {
+      t.equal($('link[rel="canonical"]').length, 0, 'the 404 page has no canonical URL')
+    } else {
+      t.equal($('link[rel="canonical"]').attr('href'), url, `${path} canonical`)
+      t.equal(meta('property="og:url"'), url)
+    }
+    t.equal(meta('property="og:title"'), title)
+    t.equal(meta('property="og:description"'), description)
+    t.equal(meta('property="og:type"'), 'website')
+    t.equal(meta('property="og:site_name"'), 'CTFHive')
+    t.equal(meta('property="og:image"'), `${SITE_BASE}/og-image.png`)
+    t.equal(meta('property="og:image:width"'), '1200')
+    t.equal(meta('property="og:image:height"'), '630')
+    t.equal(meta('name="twitter:card"'), 'summary_large_image')
+    t.equal(meta('name="twitter:title"'), title)
+    t.equal(meta('name="twitter:description"'), description)
+    t.equal(meta('name="twitter:image"'), `${SITE_BASE}/og-image.png`)
+    t.match(String(meta('name="theme-color"')), /^#[0-9a-f]{6}$/)
+    t.equal($('link[rel="icon"]').attr('href'), '/favicon.ico')
+    t.equal(meta('name="robots"'), NOINDEX.has(path) ? 'noindex, nofollow' : undefined, `${path} robots`)
+
+    const blocks = $('script[type="application/ld+json"]')
+    t.equal(blocks.length, 1, `${path} has one JSON-LD block`)
+    const graph = JSON.parse(blocks.text())['@graph'] as Array<Record<string, any>>
+    t.ok(graph.some((n) => n['@type'] === 'Organization' && n.name === 'CTFHive' && n.url === `${SITE_BASE}/`))
+    const app = graph.find((n) => n['@type'] === 'SoftwareApplication')!
+    t.same(app.offers.map((o: any) => [o.name, o.price, o.priceCurrency]),
+      PAID_PLANS.map((p) => [p.name, (p.amount! / 100).toFixed(2), 'USD']), `${path} offers follow the catalogue`)
+    t.same(app.offers.map((o: any) => o.url), PAID_PLANS.map((p) => `${SITE_BASE}/register?plan=${p.slug}`))
+    // Nothing from another origin: every script, stylesheet and image is ours.
+    $('script[src], link[rel="stylesheet"], img[src]').each((_i, el) => {
+      const ref = $(el).attr('src') ?? $(el).attr('href')!
+      t.match(String(ref), /^\/[^/]/, `${path} loads ${ref} from this origin`)
+    })
+  }
+})
+
+t.test('the images, stylesheet and script a page names are served', async (t) => {
+  const a = await app(t)
+  const $ = load((await a.inject('/')).body)
+  const css = $('link[rel="stylesheet"]').attr('href')!
+  const js = $('script[src]').attr('src')!
+  t.equal(css, site.manifest.assets.css)
+  t.equal(js, site.manifest.assets.js)
+  for (const [url, type] of [[css, 'text/css'], [js, 'javascript'], ['/favicon.ico', 'icon'], ['/og-image.png', 'image/png'], ['/apple-touch-icon.png', 'image/png']] as const) {
+    const r = await a.inject(url)
+    t.equal(r.statusCode, 200, url)
+    t.match(r.headers['content-type'], type, url)
+    t.equal(r.headers['x-content-type-options'], 'nosniff')
+  }
+  t.equal((await a.inject(css)).headers['cache-control'], 'public, max-age=31536000, immutable', 'fingerprinted assets are immutable')
+  t.equal((await a.inject('/og-image.png')).headers['cache-control'], 'public, max-age=86400', 'unfingerprinted files are cached a day')
+  t.equal((await a.inject('/.build.json')).statusCode, 404, 'the manifest is not served')
+})
+
+t.test('HTML carries no-cache and the security headers', async (t) => {
+  const a = await app(t)
+  for (const path of ['/', '/pricing', '/register', '/no-such-page', '/register?error=rate_limited']) {
+    const h = (await a.inject(path)).headers
+    t.match(h['cache-control'], /^no-(cache|store)$/, `${path} cache-control`)
+    const csp = String(h['content-security-policy'])
+    t.match(csp, /default-src 'self'/, path)
+    t.match(csp, /script-src 'self'(;|$)/, `${path}: no inline script allowed`)
+    t.match(csp, /frame-ancestors 'none'/)
+    t.match(csp, /form-action 'self' https:\/\/checkout\.stripe\.com https:\/\/\*\.ctfhive\.example/)
+    t.notMatch(csp, /unsafe-inline|unsafe-eval|\*(?!\.ctfhive)/)
+    t.equal(h['x-content-type-options'], 'nosniff')
+    t.equal(h['x-frame-options'], 'DENY')
+    t.equal(h['referrer-policy'], 'strict-origin-when-cross-origin')
+    t.match(h['permissions-policy'], /camera=\(\)/)
+    t.equal(h['strict-transport-security'], 'max-age=31536000', 'HSTS on an https origin')
+  }
+  const plain = await app(t, { PUBLIC_BASE_URL: 'http://127.0.0.1:3000' })
+  t.equal((await plain.inject('/')).headers['strict-transport-security'], undefined, 'no HSTS on plain http')
+})
+
+t.test('precompressed variants are served when accepted', async (t) => {
+  const a = await app(t)
+  for (const url of ['/', '/pricing', site.manifest.assets.css, site.manifest.assets.js]) {
+    const plain = await a.inject({ url, headers: { 'accept-encoding': 'identity' } })
+    t.equal(plain.headers['content-encoding'], undefined, `${url} identity`)
+    t.match(plain.headers.vary, /accept-encoding/i)
+    const br = await a.inject({ url, headers: { 'accept-encoding': 'gzip, deflate, br' } })
+    t.equal(br.headers['content-encoding'], 'br', `${url} br`)
+    t.equal(br.headers['content-type'], plain.headers['content-type'])
+    t.equal(brotliDecompressSync(br.rawPayload).toString(), plain.body)
+    t.ok(br.rawPayload.length < plain.rawPayload.length / 2)
+    const gz = await a.inject({ url, headers: { 'accept-encoding': 'gzip' } })
+    t.equal(gz.headers['content-encoding'], 'gzip', `${url} gzip`)
+    t.equal(gunzipSync(gz.rawPayload).toString(), plain.body)
+  }
+  const notFound = await a.inject({ url: '/missing', headers: { 'accept-encoding': 'br' } })
+  t.equal(notFound.statusCode, 404)
+  t.equal(notFound.headers['content-encoding'], 'br')
+  t.match(brotliDecompressSync(notFound.rawPayload).toString(), /Page not found/)
+})
+
+t.test('clean URLs: one address per page', async (t) => {
+  const a = await app(t)
+  for (const [from, to] of [['/pricing.html', '/pricing'], ['/index.html', '/'], ['/about/', '/about'], ['/register.html?plan=pro', '/register?plan=pro']] as const) {
+    const r = await a.inject(from)
+    t.equal(r.statusCode, 301, from)
+    t.equal(r.headers.location, to)
+  }
+  const head = await a.inject({ method: 'HEAD', url: '/pricing' })
+  t.equal(head.statusCode, 200)
+  t.equal(head.body, '')
+})
+
+t.test('robots.txt and sitemap.xml come from PUBLIC_BASE_URL', async (t) => {
+  const a = await app(t)
+  const robots = await a.inject('/robots.txt')
+  t.equal(robots.statusCode, 200)
+  t.match(robots.headers['content-type'], /^text\/plain/)
+  const lines = robots.body.split('\n')
+  for (const line of ['User-agent: *', 'Allow: /', 'Disallow: /login', 'Disallow: /register', `Sitemap: ${SITE_BASE}/sitemap.xml`]) {
+    t.ok(lines.includes(line), line)
+  }
+  t.notOk(lines.some((l) => l.includes('/docs/sitemap.xml')), 'no docs sitemap while the docs are not built')
+
+  const sitemap = await a.inject('/sitemap.xml')
+  t.match(sitemap.headers['content-type'], /^application\/xml/)
+  const $ = load(sitemap.body, { xml: true })
+  t.equal($('urlset').attr('xmlns'), 'http://www.sitemaps.org/schemas/sitemap/0.9')
+  t.same($('url > loc').map((_i, el) => $(el).text()).get(),
+    ['/', '/pricing', '/about', '/contact', '/docs/'].map((p) => `${SITE_BASE}${p}`))
+})
+
+t.test('misses: HTML 404 for pages, JSON 404 for the API', async (t) => {
+  const a = await app(t)
+  const page = await a.inject({ url: '/no/such/page?x=1', headers: { accept: 'text/html' } })
+  t.equal(page.statusCode, 404)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.equal(load(page.body)('h1').text(), 'Page not found')
+  for (const url of ['/billing/nope', '/tenants/', '/healthz/x']) {
+    const r = await a.inject(url)
+    t.equal(r.statusCode, 404, url)
+    t.equal(r.json().error, 'not_found')
+  }
+  const post = await a.inject({ method: 'POST', url: '/pricing-nope' })
+  t.equal(post.json().error, 'not_found', 'non-GET misses are JSON')
+})
+
+t.test('/register fills in errors and the chosen plan for form posts without script', async (t) => {
+  const a = await app(t)
+  const checked = (body: string) => { const $ = load(body); return $('input[name="plan"][checked]').map((_i, el) => $(el).attr('value')).get() }
+
+  const fresh = await a.inject('/register')
+  t.same(checked(fresh.body), ['standard'], 'standard is preselected')
+  t.ok(load(fresh.body)('#form-alert').is('[hidden]'), 'no alert on a fresh form')
+
+  t.same(checked((await a.inject('/register?plan=pro')).body), ['pro'])
+  t.same(checked((await a.inject('/register?plan=enterprise')).body), ['standard'], 'contact plans are not offered')
+
+  const plan = load((await a.inject('/register?plan=solo&error=plan_requires_contact')).body)
+  t.equal(plan('#plan-error').text(), REGISTER_ERRORS.plan_requires_contact!.message)
+  t.notOk(plan('#plan-error').is('[hidden]'))
+  t.equal(plan('fieldset').attr('aria-invalid'), 'true')
+
+  const email = load((await a.inject('/register?error=invalid_request&field=email')).body)
+  t.equal(email('#email-error').text(), REGISTER_ERRORS.invalid_email!.message)
+  t.equal(email('#email').attr('aria-invalid'), 'true')
+
+  const limited = await a.inject('/register?error=rate_limited')
+  t.equal(load(limited.body)('#form-alert').text(), REGISTER_ERRORS.rate_limited!.message)
+  t.equal(limited.headers['cache-control'], 'no-store')
+
+  const unknown = load((await a.inject('/register?error=%3Cscript%3E')).body)
+  t.equal(unknown('#form-alert').text(), REGISTER_ERRORS.internal_error!.message, 'unknown codes get a generic message')
+})
+
+t.test('a plain form post goes to checkout or back to the form', async (t) => {
+  const a = await app(t)
+  const form = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }
+  const ok = await a.inject({ method: 'POST', url: '/billing/checkout', headers: form, payload: 'plan=solo&name=Spring+CTF&email=' })
+  t.equal(ok.statusCode, 303)
+  t.match(ok.headers.location, /^\/welcome\?tenant=[0-9a-f]{32}&token=[0-9a-f]{40}$/)
+  const welcome = load((await a.inject(String(ok.headers.location))).body)
+  t.equal(welcome('#progress').attr('data-key'), 'awaiting_payment')
+  t.equal(welcome('#progress-headline').text(), PROGRESS_TEXT.awaiting_payment.headline)
+
+  const bad = await a.inject({ method: 'POST', url: '/billing/checkout', headers: form, payload: 'plan=enterprise&name=Big' })
+  t.equal(bad.statusCode, 303)
+  t.equal(bad.headers.location, '/register?plan=enterprise&error=plan_requires_contact')
+  t.equal(load((await a.inject(String(bad.headers.location))).body)('#plan-error').text(), REGISTER_ERRORS.plan_requires_contact!.message)
+})
+
+t.test('/welcome shows the order as the server knows it', async (t) => {
+  const a = await app(t)
+  const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Winter CTF' } })).json()
+  t.equal(created.status, 'checkout_not_configured')
+  const before = await a.inject(created.welcome_url)
+  t.equal(before.headers['cache-control'], 'no-store')
+  t.equal(load(before.body)('#progress').attr('data-key'), 'awaiting_payment')
+  const steps = load(before.body)
+  t.same(steps('#progress-steps li').map((_i, el) => steps(el).attr('class')).get(),
+    ['step done', 'step current', 'step todo', 'step todo'])
+
+  const delivered = await deliver(a, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'pro' })))
+  t.equal(delivered.json().tenant_state, 'active')
+  const status = (await a.inject(`/tenants/${created.tenant_id}/status`)).json()
+  const $ = load((await a.inject(created.welcome_url)).body)
+  t.equal($('#progress').attr('data-key'), 'live')
+  t.equal($('#progress-headline').text(), PROGRESS_TEXT.live.headline)
+  t.match($('#progress-detail').text(), status.url)
+  t.equal($('#live-link a').attr('href'), status.url)
+  t.notOk($('#live-link').is('[hidden]'))
+
+  for (const url of ['/welcome?tenant=0123456789abcdef0123456789abcdef', '/welcome?tenant=nonsense']) {
+    t.equal(load((await a.inject(url)).body)('#progress').attr('data-key'), 'not_found', url)
+  }
+  const plain = load((await a.inject('/welcome')).body)
+  t.equal(plain('#progress').attr('data-key'), 'checking', 'without a tenant the script decides')
+})
+
+t.test('/login sends the buyer to their CTF, and refuses other hosts', async (t) => {
+  const a = await app(t)
+  const go = async (address: string) => (await a.inject(`/login/go?address=${encodeURIComponent(address)}`)).headers.location
+  t.equal(await go('spring-ctf-1a2b3c'), 'https://spring-ctf-1a2b3c.ctfhive.example/login')
+  t.equal(await go(' Spring-CTF-1a2b3c.ctfhive.example '), 'https://spring-ctf-1a2b3c.ctfhive.example/login')
+  t.equal(await go('https://spring-ctf-1a2b3c.ctfhive.example:443/scoreboard?x=1'), 'https://spring-ctf-1a2b3c.ctfhive.example/login')
+  for (const evil of ['evil.com', 'https://evil.com/', 'a.b.ctfhive.example', 'ctfhive.example', '', '-x', 'x'.repeat(64), 'spring.ctfhive.example.evil.com']) {
+    t.equal(await go(evil), '/login?error=invalid_address', JSON.stringify(evil))
+  }
+  const $ = load((await a.inject('/login?error=invalid_address')).body)
+  t.equal($('#address-error').text(), LOGIN_ERRORS.invalid_address)
+  t.equal($('#address').attr('aria-invalid'), 'true')
+  t.ok(load((await a.inject('/login?error=other')).body)('#address-error').is('[hidden]'), 'unknown codes show nothing')
+  t.equal(load((await a.inject('/login')).body)('a[href^="mailto:billing@"]').attr('href'), 'mailto:billing@ctfhive.example', 'a billing contact')
+})
+
+t.test('without a build the app boots and says what to run', async (t) => {
+  const a = (await withDistDir('/nonexistent/ctfhive-dist', () => buildTestApp(t, { env: { DOCS_SITE_DIR: NO_DOCS } }))).app
+  const json = await a.inject('/pricing')
+  t.equal(json.statusCode, 503)
+  t.equal(json.json().error, 'site_not_built')
+  t.match(json.json().message, /npm run build/)
+  const html = await a.inject({ url: '/', headers: { accept: 'text/html' } })
+  t.equal(html.statusCode, 503)
+  t.match(html.headers['content-type'], /^text\/html/)
+  t.match(load(html.body)('p').text(), /npm run build/)
+  const miss = await a.inject('/nothing-here')
+  t.equal(miss.statusCode, 404)
+  t.equal(miss.json().error, 'not_found')
+  t.equal((await a.inject('/robots.txt')).statusCode, 200)
+  t.equal((await a.inject('/healthz')).statusCode, 200)
+})
