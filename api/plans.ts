@@ -42,21 +42,21 @@ export const PLANS: readonly Plan[] = Object.freeze([
     'Up to 50 players',
     'Your own CTFd at <name>.ctfhive.us with TLS',
     '1 shared CPU, 2 GB RAM',
-    'Daily backups',
+    'Provisioned within minutes of payment',
     'Email support'
   ]),
   paid('standard', 'Standard', 65, 'g6-standard-2', 'A public event with a scoreboard people will refresh.', [
     'Up to 250 players',
     'Your own CTFd at <name>.ctfhive.us with TLS',
     '2 shared CPUs, 4 GB RAM',
-    'Daily backups',
+    'Provisioned within minutes of payment',
     'Priority email support'
   ]),
   paid('pro', 'Pro', 125, 'g6-standard-4', 'A large competition with heavy traffic at the start.', [
     'Up to 1,000 players',
     'Your own CTFd at <name>.ctfhive.us with TLS',
     '4 shared CPUs, 8 GB RAM',
-    'Hourly backups',
+    'Provisioned within minutes of payment',
     'Chat support during your event'
   ]),
   Object.freeze({

@@ -56,6 +56,8 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
   app.post('/billing/checkout', {
     config: { rateLimit: config.checkoutRateLimit > 0 ? { max: config.checkoutRateLimit, timeWindow: 60_000 } : false },
     preValidation: dropEmptyFields,
+    // A plain form post that fails validation goes back to the form, not to a JSON page.
+    attachValidation: true,
     schema: {
       summary: 'Start a checkout for a plan',
       tags: ['billing'],
@@ -64,6 +66,15 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
       response: { 200: CheckoutReply, '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
     }
   }, async (request, reply) => {
+    const invalid = request.validationError
+    if (invalid !== undefined) {
+      if (!wantsRedirect(request)) throw invalid
+      const body = (request.body ?? {}) as Record<string, unknown>
+      const first = (invalid as { validation?: Array<{ instancePath?: string, params?: { missingProperty?: string } }> }).validation?.[0]
+      const field = first?.params?.missingProperty ?? first?.instancePath?.replace(/^\//, '') ?? ''
+      const plan = typeof body.plan === 'string' ? body.plan : ''
+      return reply.redirect(`/register?plan=${encodeURIComponent(plan)}&error=invalid_request&field=${encodeURIComponent(field)}`, 303)
+    }
     const { plan: slug, name, email } = request.body
     try {
       const plan = getPlan(slug)

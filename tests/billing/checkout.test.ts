@@ -50,6 +50,12 @@ t.test('a plain HTML form post gets redirects', async (t) => {
   const bad = await app.inject({ method: 'POST', url: '/billing/checkout', headers, payload: 'plan=gold' })
   t.equal(bad.statusCode, 303)
   t.equal(bad.headers.location, '/register?plan=gold&error=unknown_plan')
+  const invalid = await app.inject({ method: 'POST', url: '/billing/checkout', headers, payload: 'plan=solo&email=a%40b' })
+  t.equal(invalid.statusCode, 303, 'a schema failure goes back to the form too')
+  t.equal(invalid.headers.location, '/register?plan=solo&error=invalid_request&field=email')
+  const json = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', email: 'a@b' } })
+  t.equal(json.statusCode, 400, 'JSON clients still get the 400')
+  t.equal(json.json().field, 'email')
 })
 
 t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
