@@ -5,7 +5,7 @@ import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
 import { stripeConfigured, type Config } from './config.ts'
-import { AppError, errorBody, isAppError } from './errors.ts'
+import { AppError, errorBody, isAppError, validationMessage } from './errors.ts'
 import { createLogger } from './logger.ts'
 import type { Store } from './store/store.ts'
 import type { Executor } from './provisioning/executor.ts'
@@ -50,15 +50,6 @@ export const API_PREFIXES = ['/billing/', '/tenants/', '/admin/', '/healthz', '/
 
 function isApiPath (url: string): boolean {
   return API_PREFIXES.some((p) => url === p || url.startsWith(p.endsWith('/') ? p : `${p}/`) || url.startsWith(`${p}?`))
-}
-
-function validationMessage (err: FastifyError): { message: string, field: string } {
-  const first = err.validation?.[0]
-  const context = err.validationContext ?? 'body'
-  const path = first?.instancePath?.replace(/^\//, '').replace(/\//g, '.') ?? ''
-  const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty
-  const field = missing ?? (path !== '' ? path : context)
-  return { field, message: `${context}${field !== context ? `.${field}` : ''}: ${first?.message ?? err.message}` }
 }
 
 function handleError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {

@@ -78,3 +78,17 @@ export const ErrorReplySchema = {
   },
   additionalProperties: true
 } as const
+
+/** The field and a readable sentence for a schema failure (Fastify's `err.validation`). */
+export function validationMessage (err: {
+  message: string
+  validation?: Array<{ instancePath?: string, message?: string, params?: unknown }>
+  validationContext?: string
+}): { message: string, field: string } {
+  const first = err.validation?.[0]
+  const context = err.validationContext ?? 'body'
+  const path = first?.instancePath?.replace(/^\//, '').replace(/\//g, '.') ?? ''
+  const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty
+  const field = missing ?? (path !== '' ? path : context)
+  return { field, message: `${context}${field !== context ? `.${field}` : ''}: ${first?.message ?? err.message}` }
+}

@@ -2,7 +2,7 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, ErrorReplySchema } from '../errors.ts'
+import { AppError, ErrorReplySchema, validationMessage } from '../errors.ts'
 import { getPlan } from '../plans.ts'
 import { stripeConfigured } from '../config.ts'
 import { welcomePath } from '../tenants/welcome-token.ts'
@@ -70,8 +70,7 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
     if (invalid !== undefined) {
       if (!wantsRedirect(request)) throw invalid
       const body = (request.body ?? {}) as Record<string, unknown>
-      const first = (invalid as { validation?: Array<{ instancePath?: string, params?: { missingProperty?: string } }> }).validation?.[0]
-      const field = first?.params?.missingProperty ?? first?.instancePath?.replace(/^\//, '') ?? ''
+      const { field } = validationMessage(invalid)
       const plan = typeof body.plan === 'string' ? body.plan : ''
       return reply.redirect(`/register?plan=${encodeURIComponent(plan)}&error=invalid_request&field=${encodeURIComponent(field)}`, 303)
     }

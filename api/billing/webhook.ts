@@ -42,16 +42,17 @@ export default async function webhookRoutes (fastify: FastifyInstance): Promise<
     })
     if (!verdict.ok) throw new AppError('invalid_signature', verdict.message, { reason: verdict.reason })
 
+    const text = raw.toString('utf8')
     let event: unknown
     try {
-      event = JSON.parse(raw.toString('utf8'))
+      event = JSON.parse(text)
     } catch {
       throw new AppError('invalid_event', 'The body is not JSON.')
     }
     if (!isStripeEvent(event)) throw new AppError('invalid_event', 'The body is not a Stripe event object (id, type, created, data.object).')
 
     try {
-      const result = await tenants.handleEvent(event, raw.toString('utf8'))
+      const result = await tenants.handleEvent(event, text)
       request.log.info({ event: event.id, type: event.type, result: result.status }, 'webhook handled')
       return result
     } catch (err) {

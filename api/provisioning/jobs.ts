@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
-import type { Job, Store, Tenant, TenantPatch } from '../store/store.ts'
+import type { Job, JobPatch, Store, Tenant, TenantPatch } from '../store/store.ts'
 import { appendAudit } from './audit.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
 
@@ -215,24 +215,24 @@ export class JobRunner {
     })
   }
 
-  /** Commits a finished step: the job's progress, the tenant's new facts and the audit entry together. */
-  private async commitStep (job: Job, step: string, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
+  /** Commits a job change together with the tenant's new facts and the audit entry. */
+  private async commit (job: Job, jobPatch: JobPatch, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
     const { store, config } = this.opts
     await store.transaction(async (tx) => {
-      await tx.updateJob(job.id, { step })
+      await tx.updateJob(job.id, jobPatch)
       if (Object.keys(tenantPatch).length > 0) await tx.updateTenant(job.tenant, tenantPatch)
       await appendAudit(tx, config.auditSecret, job.tenant, action, { job: job.id, ...detail })
     })
+  }
+
+  /** A finished step: the next attempt resumes after it. */
+  private async commitStep (job: Job, step: string, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
+    await this.commit(job, { step }, tenantPatch, action, detail)
     job.step = step
   }
 
-  private async finish (job: Job, status: 'done' | 'canceled', tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
-    const { store, config } = this.opts
-    await store.transaction(async (tx) => {
-      await tx.updateJob(job.id, { status, leaseOwner: null, leaseUntil: 0, lastError: null })
-      if (Object.keys(tenantPatch).length > 0) await tx.updateTenant(job.tenant, tenantPatch)
-      await appendAudit(tx, config.auditSecret, job.tenant, action, { job: job.id, ...detail })
-    })
+  private finish (job: Job, status: 'done' | 'canceled', tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
+    return this.commit(job, { status, leaseOwner: null, leaseUntil: 0, lastError: null }, tenantPatch, action, detail)
   }
 
   private async pollUntil (signal: AbortSignal, check: () => Promise<boolean>): Promise<void> {

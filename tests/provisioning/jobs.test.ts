@@ -10,19 +10,12 @@ import { JobRunner, serverSpecFor } from '../../api/provisioning/jobs.ts'
 import { verifyStoredChain } from '../../api/provisioning/audit.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import type { FastifyInstance } from 'fastify'
+import { until } from '../helpers/until.ts'
 
 async function paidTenant (app: FastifyInstance, sub = 'sub_jobs'): Promise<string> {
   const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Jobs CTF' } })).json().tenant_id
   await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: sub })))
   return id
-}
-
-async function until (check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-  throw new Error(`timed out waiting for ${what}`)
 }
 
 t.test('retryable failures back off and retry; every step is audited', async (t) => {

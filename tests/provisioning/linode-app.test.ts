@@ -9,14 +9,7 @@ import { createExecutor } from '../../api/provisioning/select.ts'
 import { userDataBuilder } from '../../api/provisioning/cloud-init.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { testConfig } from '../helpers/build-app.ts'
-
-async function until (check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
+import { until } from '../helpers/until.ts'
 
 t.test('the executor follows LINODE_API_TOKEN', async (t) => {
   t.type(createExecutor(testConfig()), FakeExecutor)
