@@ -8,7 +8,8 @@ import { writeFileSync } from 'node:fs'
 interface Stat { n: number, ms: number, maxMs: number }
 
 const stats = new Map<string, Stat>()
-const batchSizes: number[] = []
+/** [epoch ms, transactions] of every COMMIT, so the report can keep to the measured rounds. */
+const batchSizes: Array<[number, number]> = []
 let units = 0
 
 function add (key: string, ms: number): void {
@@ -34,7 +35,7 @@ DatabaseSync.prototype.exec = function (this: DatabaseSync, sql: string) {
     add(`exec ${label(sql)}`, performance.now() - t0)
     if (sql === 'BEGIN IMMEDIATE') units = 0
     else if (sql.startsWith('SAVEPOINT')) units++
-    else if (sql === 'COMMIT') batchSizes.push(units)
+    else if (sql === 'COMMIT') batchSizes.push([Date.now(), units])
   }
 }
 

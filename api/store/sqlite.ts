@@ -1,217 +1,18 @@
 // The embedded store on node:sqlite. One writer connection runs every transaction of this
-// process through a group-commit queue: the transactions that arrive while a commit is being
-// made share the next BEGIN IMMEDIATE … COMMIT (each in its own SAVEPOINT, so a failing unit
-// rolls back alone) and one fsync. A second connection serves plain reads, so they only ever
-// see committed data. WAL with synchronous=FULL: an acknowledged commit survives power loss.
-import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite'
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+// process through group commit (group-commit.ts): the transactions that arrive while a commit
+// is being made share the next BEGIN IMMEDIATE … COMMIT and one fsync. A second connection
+// serves plain reads, so they only ever see committed data. WAL with synchronous=FULL: an
+// acknowledged commit survives power loss.
+import { DatabaseSync } from 'node:sqlite'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
 import {
   StoreError,
   type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
-  type JobStatus, type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
+  type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
-import {
-  GENESIS_MAC, JOB_COLUMNS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
-  tenantPatchColumns, tenantValues
-} from './rows.ts'
-
-const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations', 'sqlite')
-/** Upper bound on units per commit, so one batch never holds the write lock for long. */
-const MAX_BATCH = 256
-
-type Row = Record<string, unknown>
-
-class Connection {
-  readonly db: DatabaseSync
-  private readonly statements = new Map<string, StatementSync>()
-
-  constructor (db: DatabaseSync) {
-    this.db = db
-  }
-
-  // Prepared statements are cached: preparing per call halves throughput.
-  stmt (sql: string): StatementSync {
-    let s = this.statements.get(sql)
-    if (s === undefined) {
-      s = this.db.prepare(sql)
-      this.statements.set(sql, s)
-    }
-    return s
-  }
-
-  run (sql: string, ...params: unknown[]): { changes: number | bigint, lastInsertRowid: number | bigint } {
-    return this.stmt(sql).run(...(params as SQLInputValue[]))
-  }
-
-  get (sql: string, ...params: unknown[]): Row | undefined {
-    return this.stmt(sql).get(...(params as SQLInputValue[])) as Row | undefined
-  }
-
-  all (sql: string, ...params: unknown[]): Row[] {
-    return this.stmt(sql).all(...(params as SQLInputValue[])) as Row[]
-  }
-}
-
-function nowIso (): string {
-  return new Date().toISOString()
-}
-
-function tenantWhere (filter: TenantFilter): [string, unknown[]] {
-  const clauses: string[] = []
-  const params: unknown[] = []
-  if (filter.billing !== undefined) { clauses.push('billing = ?'); params.push(filter.billing) }
-  if (filter.infra !== undefined) { clauses.push('infra = ?'); params.push(filter.infra) }
-  return [clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', params]
-}
-
-/** Store operations on one connection; writes are only reached inside a transaction. */
-class SqliteOps implements StoreOps {
-  protected readonly conn: Connection
-
-  constructor (conn: Connection) {
-    this.conn = conn
-  }
-
-  async getTenant (id: string): Promise<Tenant | undefined> {
-    const row = this.conn.get('SELECT * FROM tenants WHERE id = ?', id)
-    return row === undefined ? undefined : tenantFromRow(row)
-  }
-
-  // The writer holds the database lock for the whole transaction: the row is already ours.
-  getTenantForUpdate (id: string): Promise<Tenant | undefined> {
-    return this.getTenant(id)
-  }
-
-  async findTenantIdBySubscription (subscriptionId: string): Promise<string | undefined> {
-    const row = this.conn.get('SELECT tenant_id FROM subscriptions WHERE subscription_id = ?', subscriptionId)
-    return row === undefined ? undefined : String(row.tenant_id)
-  }
-
-  async insertTenant (tenant: Tenant): Promise<void> {
-    const columns = Object.values(TENANT_COLUMNS)
-    this.conn.run(`INSERT INTO tenants (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`, ...tenantValues(tenant))
-  }
-
-  async updateTenant (id: string, patch: TenantPatch): Promise<void> {
-    const [columns, values] = tenantPatchColumns({ ...patch, updatedAt: patch.updatedAt ?? nowIso() })
-    this.conn.run(`UPDATE tenants SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`, ...values, id)
-  }
-
-  async deleteTenant (id: string): Promise<void> {
-    this.conn.run('DELETE FROM tenants WHERE id = ?', id)
-  }
-
-  async listTenants (filter: TenantFilter = {}): Promise<Tenant[]> {
-    const [where, params] = tenantWhere(filter)
-    const rows = this.conn.all(`SELECT * FROM tenants ${where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?`,
-      ...params, filter.limit ?? 100, filter.offset ?? 0)
-    return rows.map(tenantFromRow)
-  }
-
-  async countTenants (filter: TenantFilter = {}): Promise<number> {
-    const [where, params] = tenantWhere(filter)
-    return Number(this.conn.get(`SELECT count(*) AS n FROM tenants ${where}`, ...params)?.n ?? 0)
-  }
-
-  async linkSubscription (subscriptionId: string, tenantId: string): Promise<void> {
-    this.conn.run('INSERT INTO subscriptions (subscription_id, tenant_id) VALUES (?, ?) ON CONFLICT DO NOTHING', subscriptionId, tenantId)
-  }
-
-  async recordEvent (e: StripeEventRecord): Promise<boolean> {
-    const r = this.conn.run(
-      'INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
-      e.id, e.type, e.created, e.received, e.outcome, e.tenant, e.payload)
-    return Number(r.changes) === 1
-  }
-
-  async setEventOutcome (id: string, outcome: EventOutcome, tenant: string | null): Promise<void> {
-    this.conn.run('UPDATE stripe_events SET outcome = ?, tenant = ? WHERE id = ?', outcome, tenant, id)
-  }
-
-  async getEvent (id: string): Promise<StripeEventRecord | undefined> {
-    const row = this.conn.get('SELECT * FROM stripe_events WHERE id = ?', id)
-    return row === undefined ? undefined : eventFromRow(row)
-  }
-
-  async listEvents (filter: { tenant?: string, limit?: number }): Promise<StripeEventRecord[]> {
-    const limit = filter.limit ?? 100
-    const rows = filter.tenant === undefined
-      ? this.conn.all('SELECT * FROM stripe_events ORDER BY received DESC, id LIMIT ?', limit)
-      : this.conn.all('SELECT * FROM stripe_events WHERE tenant = ? ORDER BY created, received, id LIMIT ?', filter.tenant, limit)
-    return rows.map(eventFromRow)
-  }
-
-  async enqueueJob (job: { kind: JobKind, tenant: string, runAfter: number }): Promise<Job> {
-    const live = this.conn.get("SELECT * FROM jobs WHERE tenant = ? AND kind = ? AND status IN ('queued', 'running')", job.tenant, job.kind)
-    if (live !== undefined) return jobFromRow(live)
-    const at = nowIso()
-    const r = this.conn.run(
-      "INSERT INTO jobs (kind, tenant, status, step, attempts, run_after, lease_until, created_at, updated_at) VALUES (?, ?, 'queued', '', 0, ?, 0, ?, ?)",
-      job.kind, job.tenant, job.runAfter, at, at)
-    return jobFromRow(this.conn.get('SELECT * FROM jobs WHERE id = ?', r.lastInsertRowid)!)
-  }
-
-  async claimNextJob (owner: string, now: number, leaseMs: number): Promise<Job | undefined> {
-    const row = this.conn.get(
-      "SELECT id FROM jobs WHERE (status = 'queued' AND run_after <= ?) OR (status = 'running' AND lease_until <= ?) ORDER BY run_after, id LIMIT 1",
-      now, now)
-    if (row === undefined) return undefined
-    this.conn.run("UPDATE jobs SET status = 'running', lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?",
-      owner, now + leaseMs, nowIso(), row.id)
-    return jobFromRow(this.conn.get('SELECT * FROM jobs WHERE id = ?', row.id)!)
-  }
-
-  async updateJob (id: number, patch: JobPatch): Promise<void> {
-    const [columns, values] = patchColumns(patch, JOB_COLUMNS)
-    this.conn.run(`UPDATE jobs SET ${[...columns, 'updated_at'].map((c) => `${c} = ?`).join(', ')} WHERE id = ?`, ...values, nowIso(), id)
-  }
-
-  async getJob (id: number): Promise<Job | undefined> {
-    const row = this.conn.get('SELECT * FROM jobs WHERE id = ?', id)
-    return row === undefined ? undefined : jobFromRow(row)
-  }
-
-  async listJobs (filter: { tenant?: string, status?: JobStatus }): Promise<Job[]> {
-    const rows = this.conn.all('SELECT * FROM jobs WHERE (? IS NULL OR tenant = ?) AND (? IS NULL OR status = ?) ORDER BY id',
-      filter.tenant ?? null, filter.tenant ?? null, filter.status ?? null, filter.status ?? null)
-    return rows.map(jobFromRow)
-  }
-
-  async nextJobDueAt (): Promise<number | undefined> {
-    const row = this.conn.get(
-      "SELECT min(CASE WHEN status = 'queued' THEN run_after ELSE lease_until END) AS due FROM jobs WHERE status IN ('queued', 'running')")
-    return row?.due === null || row?.due === undefined ? undefined : Number(row.due)
-  }
-
-  async releaseLeases (owner: string): Promise<number> {
-    const r = this.conn.run("UPDATE jobs SET lease_until = 0, lease_owner = NULL, updated_at = ? WHERE status = 'running' AND lease_owner = ?", nowIso(), owner)
-    return Number(r.changes)
-  }
-
-  async appendAudit (input: AuditInput, seal: AuditSeal): Promise<AuditEntry> {
-    const last = this.conn.get('SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1')
-    const seq = last === undefined ? 1 : Number(last.seq) + 1
-    const prevMac = last === undefined ? GENESIS_MAC : String(last.mac)
-    const mac = seal(prevMac, seq)
-    this.conn.run('INSERT INTO audit_log (seq, at, tenant, action, detail, prev_mac, mac) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      seq, input.at, input.tenant, input.action, JSON.stringify(input.detail), prevMac, mac)
-    return { seq, ...input, prevMac, mac }
-  }
-
-  async listAudit (filter: { tenant?: string, afterSeq?: number, limit?: number }): Promise<AuditEntry[]> {
-    const rows = this.conn.all('SELECT * FROM audit_log WHERE (? IS NULL OR tenant = ?) AND seq > ? ORDER BY seq LIMIT ?',
-      filter.tenant ?? null, filter.tenant ?? null, filter.afterSeq ?? 0, filter.limit ?? 1000)
-    return rows.map(auditFromRow)
-  }
-}
-
-interface Pending {
-  fn: (tx: StoreOps) => Promise<unknown>
-  resolve: (value: unknown) => void
-  reject: (err: unknown) => void
-}
+import { Connection, SqliteOps, configure, migrate } from './sqlite-ops.ts'
+import { GroupCommit } from './group-commit.ts'
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
@@ -223,9 +24,7 @@ export interface SqliteStoreOptions {
 export class SqliteStore extends SqliteOps implements Store {
   readonly kind = 'sqlite' as const
   private readonly writer: Connection
-  private readonly writerOps: SqliteOps
-  private queue: Pending[] = []
-  private flushing: Promise<void> | null = null
+  private readonly commits: GroupCommit
   private closed = false
 
   constructor (opts: SqliteStoreOptions) {
@@ -242,62 +41,12 @@ export class SqliteStore extends SqliteOps implements Store {
     }
     super(reader)
     this.writer = writer
-    this.writerOps = new SqliteOps(writer)
+    this.commits = new GroupCommit(writerDb, new SqliteOps(writer))
   }
 
   transaction<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError('store is closed'))
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject })
-      // setImmediate lets every request already read from the sockets join this batch.
-      this.flushing ??= new Promise((resolve) => setImmediate(() => { this.flush().finally(resolve) }))
-    })
-  }
-
-  private async flush (): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, MAX_BATCH)
-        await this.runBatch(batch)
-      }
-    } finally {
-      this.flushing = null
-    }
-  }
-
-  private async runBatch (batch: Pending[]): Promise<void> {
-    const db = this.writer.db
-    try {
-      db.exec('BEGIN IMMEDIATE')
-    } catch (err) {
-      for (const p of batch) p.reject(new StoreError(`could not begin a transaction: ${(err as Error).message}`, { cause: err }))
-      return
-    }
-    const results: Array<{ ok: true, value: unknown } | { ok: false, error: unknown }> = []
-    for (const p of batch) {
-      db.exec('SAVEPOINT unit')
-      try {
-        const value = await p.fn(this.writerOps)
-        db.exec('RELEASE unit')
-        results.push({ ok: true, value })
-      } catch (error) {
-        db.exec('ROLLBACK TO unit')
-        db.exec('RELEASE unit')
-        results.push({ ok: false, error })
-      }
-    }
-    try {
-      db.exec('COMMIT')
-    } catch (err) {
-      try { db.exec('ROLLBACK') } catch { /* already rolled back */ }
-      for (const p of batch) p.reject(new StoreError(`commit failed: ${(err as Error).message}`, { cause: err }))
-      return
-    }
-    batch.forEach((p, i) => {
-      const r = results[i]!
-      if (r.ok) p.resolve(r.value)
-      else p.reject(r.error)
-    })
+    return this.commits.submit(fn)
   }
 
   // Writes reached on the store itself each run as their own (group-committed) transaction.
@@ -320,37 +69,9 @@ export class SqliteStore extends SqliteOps implements Store {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    while (this.flushing !== null) await this.flushing
+    await this.commits.drain()
     if (this.conn !== this.writer) this.conn.db.close()
     this.writer.db.close()
-  }
-}
-
-function configure (db: DatabaseSync, busyTimeoutMs: number): void {
-  db.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}`)
-  db.exec('PRAGMA journal_mode = WAL')
-  db.exec('PRAGMA synchronous = FULL')
-  db.exec('PRAGMA foreign_keys = ON')
-}
-
-function migrate (db: DatabaseSync): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)')
-  const files = readdirSync(MIGRATIONS_DIR).filter((f) => /^\d+_.+\.sql$/.test(f)).sort()
-  for (const file of files) {
-    const version = Number.parseInt(file, 10)
-    db.exec('BEGIN IMMEDIATE')
-    try {
-      // Re-checked under the lock: another process may have migrated meanwhile.
-      const done = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(version)
-      if (done === undefined) {
-        db.exec(readFileSync(join(MIGRATIONS_DIR, file), 'utf8'))
-        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(version, file, nowIso())
-      }
-      db.exec('COMMIT')
-    } catch (err) {
-      db.exec('ROLLBACK')
-      throw new StoreError(`migration ${file} failed: ${(err as Error).message}`, { cause: err })
-    }
   }
 }
 

@@ -38,6 +38,12 @@ type Applied =
   | { outcome: 'ok' | 'stale' | 'ignored_terminal', tenant: Tenant, provision: boolean }
   | { outcome: 'unmatched', tenant: undefined, provision: false }
 
+/**
+ * Another copy of the event committed while this one was being applied (PostgreSQL, several
+ * processes): this copy's effect rolls back and the delivery answers `duplicate`.
+ */
+class DuplicateDelivery extends Error {}
+
 export function newTenantId (): string {
   return randomBytes(16).toString('hex')
 }
@@ -142,15 +148,20 @@ export class TenantService {
     const type = event.type
     if (!isSupportedEvent(type)) return { status: 'ignored', type }
     const intent = intentForEvent({ ...event, type }, this.priceToPlan)
-    const applied = await this.store.transaction(async (tx) => {
-      const fresh = await tx.recordEvent({
-        id: event.id, type, created: event.created, received: new Date().toISOString(), outcome: 'ok', tenant: null, payload
+    let applied: Applied | undefined
+    try {
+      applied = await this.store.transaction(async (tx) => {
+        if (await tx.getEvent(event.id) !== undefined) return undefined
+        const result = await this.applyIntent(tx, intent, event.created, `event ${event.id}`)
+        // Recorded once, with its outcome, in the effect's own transaction: both commit, or neither.
+        const record = { id: event.id, type, created: event.created, received: new Date().toISOString(), outcome: result.outcome, tenant: result.tenant?.id ?? null, payload }
+        if (!(await tx.recordEvent(record))) throw new DuplicateDelivery()
+        return result
       })
-      if (!fresh) return undefined
-      const result = await this.applyIntent(tx, intent, event.created, `event ${event.id}`)
-      await tx.setEventOutcome(event.id, result.outcome, result.tenant?.id ?? null)
-      return result
-    })
+    } catch (err) {
+      if (err instanceof DuplicateDelivery) return { status: 'duplicate' }
+      throw err
+    }
     if (applied === undefined) return { status: 'duplicate' }
     if (applied.outcome === 'unmatched') return { status: 'unmatched', type }
     const tenant = await this.afterCommit(applied)
@@ -216,7 +227,8 @@ export class TenantService {
 
     const nowIso = new Date().toISOString()
     const result = applyBillingChange(tenant, { ...intent.change, at }, nowIso)
-    if (intent.subscriptionId !== undefined && result.outcome !== 'ignored_terminal') {
+    // A tenant already holding this subscription linked it when it took it (same transaction).
+    if (intent.subscriptionId !== undefined && result.outcome !== 'ignored_terminal' && tenant.subscriptionId !== intent.subscriptionId) {
       await tx.linkSubscription(intent.subscriptionId, tenant.id)
     }
     if (result.outcome !== 'ok') return { outcome: result.outcome, tenant, provision: false }

@@ -247,6 +247,35 @@ t.test('a store failure answers 500 and leaves nothing half-written; the retry s
   t.equal(retry.json().status, 'ok', 'Stripe’s retry is applied')
 })
 
+t.test('a copy recorded concurrently while this one applied (PostgreSQL race): duplicate, its effect rolled back', async (t) => {
+  const inner = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => inner.close())
+  // Plays the other process: its copy commits just before this one records the id.
+  let race = false
+  const store = Object.create(inner) as Store
+  store.transaction = (fn) => inner.transaction((tx) => fn(new Proxy(tx, {
+    get (target, key) {
+      if (key === 'recordEvent' && race) return async () => false
+      const value = Reflect.get(target, key)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })))
+  const { app } = await buildTestApp(t, { store })
+  const id = await pendingTenant(app)
+  const before = await inner.getTenant(id)
+  race = true
+  const event = makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: 'sub_race' }))
+  const r = await deliver(app, event)
+  t.equal(r.statusCode, 200)
+  t.same(r.json(), { status: 'duplicate' })
+  t.same(await inner.getTenant(id), before, 'the tenant is as it was')
+  t.equal(await inner.findTenantIdBySubscription('sub_race'), undefined, 'no subscription link')
+  t.equal((await inner.listJobs({ tenant: id })).length, 0, 'no provisioning job')
+  race = false
+  t.equal((await deliver(app, event)).json().status, 'ok', 'a real first delivery still applies')
+  t.equal((await inner.getEvent(event.id))?.outcome, 'ok', 'recorded once, with its outcome')
+})
+
 t.test('property: any delivery order (with duplicates) ends in the same state', async (t) => {
   const { app, store } = await buildTestApp(t)
   let run = 0
