@@ -4,8 +4,8 @@
 // event answered 2xx is in stripe_events, and writes the figures to bench/RESULTS.md.
 //
 // Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION_S (8, per round), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (64),
-// BENCH_TENANTS (256), BENCH_SCENARIOS (bare,sqlite,pg1,pg2), BENCH_CPU_PROF=<dir> (profile
-// the app processes), BENCH_SQLITE_PROBE=1 (commit batch sizes and statement times of the SQLite
+// BENCH_TENANTS (256), BENCH_SCENARIOS (bare,sqlite,pg1,pg2), BENCH_CPU_PROF=<dir> (V8 CPU
+// profiles of the servers), BENCH_SQLITE_PROBE=1 (commit batch sizes and statement times of the SQLite
 // writer), BENCH_RESULTS=0 (do not write RESULTS.md), PG_POOL_SIZE (passed to the app).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'

@@ -15,6 +15,7 @@ import {
 } from './rows.ts'
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations', 'sqlite')
+
 type Row = Record<string, unknown>
 
 export class Connection {
