@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import {
   StoreError,
-  type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
+  type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
   type JobStatus, type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import {
@@ -151,10 +151,6 @@ class PgOps implements StoreOps {
       'INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING id',
       e.id, e.type, e.created, e.received, e.outcome, e.tenant, e.payload)
     return rows.length === 1
-  }
-
-  async setEventOutcome (id: string, outcome: EventOutcome, tenant: string | null): Promise<void> {
-    await this.q('UPDATE stripe_events SET outcome = $2, tenant = $3 WHERE id = $1', id, outcome, tenant)
   }
 
   async getEvent (id: string): Promise<StripeEventRecord | undefined> {
@@ -350,7 +346,6 @@ export class PostgresStore extends PgOps implements Store {
   override deleteTenant (id: string): Promise<void> { return this.transaction((tx) => tx.deleteTenant(id)) }
   override linkSubscription (s: string, t: string): Promise<void> { return this.transaction((tx) => tx.linkSubscription(s, t)) }
   override recordEvent (e: StripeEventRecord): Promise<boolean> { return this.transaction((tx) => tx.recordEvent(e)) }
-  override setEventOutcome (id: string, o: EventOutcome, t: string | null): Promise<void> { return this.transaction((tx) => tx.setEventOutcome(id, o, t)) }
   override enqueueJob (j: { kind: JobKind, tenant: string, runAfter: number }): Promise<Job> { return this.transaction((tx) => tx.enqueueJob(j)) }
   override claimNextJob (o: string, n: number, l: number): Promise<Job | undefined> { return this.transaction((tx) => tx.claimNextJob(o, n, l)) }
   override updateJob (id: number, p: JobPatch): Promise<void> { return this.transaction((tx) => tx.updateJob(id, p)) }

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   StoreError,
-  type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
+  type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
   type JobStatus, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import {
@@ -119,10 +119,6 @@ export class SqliteOps implements StoreOps {
       'INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
       e.id, e.type, e.created, e.received, e.outcome, e.tenant, e.payload)
     return Number(r.changes) === 1
-  }
-
-  async setEventOutcome (id: string, outcome: EventOutcome, tenant: string | null): Promise<void> {
-    this.conn.run('UPDATE stripe_events SET outcome = ?, tenant = ? WHERE id = ?', outcome, tenant, id)
   }
 
   async getEvent (id: string): Promise<StripeEventRecord | undefined> {

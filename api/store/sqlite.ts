@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import {
   StoreError,
-  type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
+  type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
   type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
 import { Connection, SqliteOps, configure, migrate } from './sqlite-ops.ts'
@@ -55,7 +55,6 @@ export class SqliteStore extends SqliteOps implements Store {
   override deleteTenant (id: string): Promise<void> { return this.transaction((tx) => tx.deleteTenant(id)) }
   override linkSubscription (s: string, t: string): Promise<void> { return this.transaction((tx) => tx.linkSubscription(s, t)) }
   override recordEvent (e: StripeEventRecord): Promise<boolean> { return this.transaction((tx) => tx.recordEvent(e)) }
-  override setEventOutcome (id: string, o: EventOutcome, t: string | null): Promise<void> { return this.transaction((tx) => tx.setEventOutcome(id, o, t)) }
   override enqueueJob (j: { kind: JobKind, tenant: string, runAfter: number }): Promise<Job> { return this.transaction((tx) => tx.enqueueJob(j)) }
   override claimNextJob (o: string, n: number, l: number): Promise<Job | undefined> { return this.transaction((tx) => tx.claimNextJob(o, n, l)) }
   override updateJob (id: number, p: JobPatch): Promise<void> { return this.transaction((tx) => tx.updateJob(id, p)) }

@@ -113,7 +113,6 @@ export interface StoreOps {
 
   /** Inserts the event unless its id is known; false means a duplicate (nothing written). */
   recordEvent (event: StripeEventRecord): Promise<boolean>
-  setEventOutcome (id: string, outcome: EventOutcome, tenant: string | null): Promise<void>
   getEvent (id: string): Promise<StripeEventRecord | undefined>
   listEvents (filter: { tenant?: string, limit?: number }): Promise<StripeEventRecord[]>
 
