@@ -11,10 +11,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, extname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
-import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib'
-import { ConfigError, loadConfig } from '../api/config.ts'
 import { DOCS_MANIFEST_FILE } from '../api/web/docs.ts'
+import { buildCli, writeCompressedVariants } from '../api/web/static-build.ts'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const CONFIG_FILE = join(HERE, 'mkdocs.yml')
@@ -92,11 +90,7 @@ function compressTree (dir: string): void {
   for (const file of walk(dir)) {
     if (!COMPRESSIBLE.has(extname(file))) continue
     const content = readFileSync(file)
-    if (content.length < 1024) continue
-    const br = brotliCompressSync(content, { params: { [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY, [zlib.BROTLI_PARAM_SIZE_HINT]: content.length } })
-    if (br.length < content.length * 0.9) writeFileSync(`${file}.br`, br)
-    const gz = gzipSync(content, { level: 9 })
-    if (gz.length < content.length * 0.9) writeFileSync(`${file}.gz`, gz)
+    if (content.length >= 1024) writeCompressedVariants(file, content)
   }
 }
 
@@ -130,25 +124,13 @@ export function buildDocs (opts: DocsBuildOptions): void {
 interface Io { stderr: { write (s: string): unknown } }
 
 export function main (argv: string[], env: Record<string, string | undefined> = process.env, io: Io = process): number {
-  let args
-  try {
-    args = parseArgs({ args: argv, options: { 'if-missing': { type: 'boolean', default: false }, out: { type: 'string' } }, strict: true }).values
-  } catch (err) {
-    io.stderr.write(`docs: ${(err as Error).message}\nUsage: node docs-site/build.ts [--if-missing] [--out DIR]\n`)
-    return 2
-  }
-  let config
-  try {
-    config = loadConfig(env)
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    io.stderr.write(`docs: configuration error: ${err.message}\n`)
-    return 2
-  }
-  const outDir = resolve(args.out ?? config.docsSiteDir)
+  const cli = buildCli('docs', 'docs-site/build.ts', argv, env, io.stderr)
+  if (typeof cli === 'number') return cli
+  const { config } = cli
+  const outDir = resolve(cli.out ?? config.docsSiteDir)
   const shown = relative(process.cwd(), outDir) || '.'
   const reason = buildReason({ outDir, publicBaseUrl: config.publicBaseUrl })
-  if (args['if-missing'] && reason === null) {
+  if (cli.ifMissing && reason === null) {
     io.stderr.write(`docs: ${shown} is up to date\n`)
     return 0
   }

@@ -9,11 +9,9 @@ import { createHash, randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, extname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
-import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib'
-import { ConfigError, loadConfig } from '../api/config.ts'
 import { RECONNECTING, PROGRESS_TEXT, REGISTER_ERRORS } from '../api/web/buyer-text.ts'
 import { MANIFEST_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
+import { buildCli, writeCompressedVariants } from '../api/web/static-build.ts'
 import { renderPage, type SiteContext } from './layout.ts'
 import { sitePages } from './pages.ts'
 
@@ -105,17 +103,9 @@ export function siteScript (): string {
 }
 
 function writeCompressed (dir: string, file: string, content: Buffer): string[] {
-  const written = [file]
   writeFileSync(join(dir, file), content)
-  if (!COMPRESSIBLE.has(extname(file))) return written
-  const br = brotliCompressSync(content, {
-    params: { [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY, [zlib.BROTLI_PARAM_SIZE_HINT]: content.length, [zlib.BROTLI_PARAM_MODE]: zlib.BROTLI_MODE_TEXT }
-  })
-  const gz = gzipSync(content, { level: 9 })
-  // A variant that saves almost nothing costs a header and a file; skip it.
-  if (br.length < content.length * 0.9) { writeFileSync(join(dir, `${file}.br`), br); written.push(`${file}.br`) }
-  if (gz.length < content.length * 0.9) { writeFileSync(join(dir, `${file}.gz`), gz); written.push(`${file}.gz`) }
-  return written
+  if (!COMPRESSIBLE.has(extname(file))) return [file]
+  return [file, ...writeCompressedVariants(join(dir, file), content).map((path) => relative(dir, path))]
 }
 
 export function buildSite (opts: BuildOptions): BuildManifest {
@@ -170,26 +160,14 @@ export function buildSite (opts: BuildOptions): BuildManifest {
 interface Io { stdout: { write (s: string): unknown }, stderr: { write (s: string): unknown } }
 
 export function main (argv: string[], env: Record<string, string | undefined> = process.env, io: Io = process): number {
-  let args
-  try {
-    args = parseArgs({ args: argv, options: { 'if-missing': { type: 'boolean', default: false }, out: { type: 'string' } }, strict: true }).values
-  } catch (err) {
-    io.stderr.write(`marketing: ${(err as Error).message}\nUsage: node marketing/build.ts [--if-missing] [--out DIR]\n`)
-    return 2
-  }
-  let config
-  try {
-    config = loadConfig(env)
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    io.stderr.write(`marketing: configuration error: ${err.message}\n`)
-    return 2
-  }
-  const outDir = resolve(args.out ?? env.MARKETING_DIST_DIR ?? DEFAULT_OUT_DIR)
+  const cli = buildCli('marketing', 'marketing/build.ts', argv, env, io.stderr)
+  if (typeof cli === 'number') return cli
+  const { config } = cli
+  const outDir = resolve(cli.out ?? env.MARKETING_DIST_DIR ?? DEFAULT_OUT_DIR)
   const opts: BuildOptions = { outDir, publicBaseUrl: config.publicBaseUrl, baseDomain: config.baseDomain, graceHours: config.deprovisionGraceHours }
   const shown = relative(process.cwd(), outDir) || '.'
   const reason = buildReason(opts)
-  if (args['if-missing'] && reason === null) {
+  if (cli.ifMissing && reason === null) {
     io.stderr.write(`marketing: ${shown} is up to date\n`)
     return 0
   }
