@@ -17,6 +17,11 @@ export interface Row {
   check?: AckCheck
 }
 
+/** The rows the ratios and the targets are about. */
+function keyRows (rows: Row[]): { bare?: Row, sqlite?: Row } {
+  return { bare: rows.find((r) => r.name.startsWith('bare')), sqlite: rows.find((r) => r.name.startsWith('webhook, SQLite')) }
+}
+
 export function fmt (n: number, digits = 0): string {
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 }
@@ -51,7 +56,7 @@ export function ratio (row: Row, bare: Row | undefined): number | undefined {
 }
 
 export function table (rows: Row[]): string[] {
-  const bare = rows.find((r) => r.name.startsWith('bare'))
+  const { bare } = keyRows(rows)
   const head = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'ratio vs bare', 'server CPU µs/req', 'main thread µs/req', 'acked events stored']
   const body = rows.map((r) => {
     const s = summary(r)
@@ -76,16 +81,14 @@ export function table (rows: Row[]): string[] {
 
 /** The rounds one by one, so the spread is visible. */
 export function roundsLine (rows: Row[]): string {
-  const bare = rows.find((r) => r.name.startsWith('bare'))
-  const sqlite = rows.find((r) => r.name.startsWith('webhook, SQLite'))
+  const { bare, sqlite } = keyRows(rows)
   if (bare === undefined || sqlite === undefined) return ''
   return `per round, SQLite webhook / bare req/s: ${sqlite.rounds.map((r, i) =>
     `${fmt(r.load.rps)} / ${fmt(bare.rounds[i]?.load.rps ?? Number.NaN)} = ${(r.load.rps / (bare.rounds[i]?.load.rps ?? Number.NaN)).toFixed(2)}×`).join('; ')}`
 }
 
 export function targets (rows: Row[]): string[] {
-  const bare = rows.find((r) => r.name.startsWith('bare'))
-  const sqlite = rows.find((r) => r.name.startsWith('webhook, SQLite'))
+  const { bare, sqlite } = keyRows(rows)
   const x = sqlite === undefined ? undefined : ratio(sqlite, bare)
   if (sqlite === undefined || x === undefined) return ['targets: not evaluated (needs the bare and SQLite scenarios)']
   const s = summary(sqlite)
