@@ -61,7 +61,7 @@ if (server !== undefined) {
     const again = await open(url)
     stores.push(again)
     const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
-    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }], 'each migration applied once')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }], 'each migration applied once')
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)

@@ -60,7 +60,18 @@ t.test('migrations run once: reopening keeps the data and the version rows', asy
   t.same(await again.getTenant(tenant.id), tenant, 'data survives the reopen')
   const raw = openRaw(t, path)
   const rows = raw.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()
-  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }], 'each migration recorded exactly once')
+  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }], 'each migration recorded exactly once')
+})
+
+t.test("the admin's recent events come from the received index, not a sort of the whole table", async (t) => {
+  const path = tempPath(t)
+  const store = new SqliteStore({ path })
+  t.teardown(() => store.close())
+  const raw = openRaw(t, path)
+  // The query SqliteOps.listEvents runs without a tenant.
+  const plan = raw.prepare('EXPLAIN QUERY PLAN SELECT * FROM stripe_events ORDER BY received DESC, id LIMIT 50').all().map((r) => String(r.detail))
+  t.ok(plan.some((d) => d.includes('USING INDEX stripe_events_received')), plan.join('; '))
+  t.notOk(plan.some((d) => /^SCAN stripe_events$/.test(d)), 'no full scan')
 })
 
 t.test('group commit: concurrent transactions share batches; a failing unit rolls back alone', async (t) => {
