@@ -7,6 +7,7 @@ import { request, type Dispatcher } from 'undici'
 import type { Config } from '../config.ts'
 import { CREDENTIAL_PATH } from './cloud-init.ts'
 import { ExecutorError, type CreateResult, type Executor, type ServerInfo, type ServerSpec } from './executor.ts'
+import { LinodeApi, LinodeApiError, backoffMs } from './linode-api.ts'
 
 export interface LinodeExecutorOptions {
   token: string
@@ -36,29 +37,8 @@ export interface LinodeExecutorOptions {
   log?: { warn: (obj: object, msg: string) => void }
 }
 
-export interface LinodeReason { field?: string, reason: string }
-
-/** An API answer other than 2xx; status 0 means no answer (network error, timeout). */
-export class LinodeApiError extends ExecutorError {
-  readonly status: number
-  readonly reasons: LinodeReason[]
-  constructor (message: string, status: number, reasons: LinodeReason[], retryable: boolean, cause?: unknown) {
-    super(message, { retryable, cause })
-    this.name = 'LinodeApiError'
-    this.status = status
-    this.reasons = reasons
-  }
-
-  /** The request may have been applied even though we got no success answer. */
-  get ambiguous (): boolean {
-    return this.status === 0 || this.status === 408 || this.status >= 500
-  }
-}
-
 interface Instance { id: number, label: string, status: string, ipv4?: string[], tags?: string[] }
 interface DnsRecord { id: number, type: string, name: string, target: string }
-interface Page<T> { data: T[], page: number, pages: number, results: number }
-type Retry = 'always' | 'rejected-only'
 
 const LABEL_RULE = /^[a-zA-Z]((?!--|__|\.\.)[a-zA-Z0-9-_.])+$/
 const PRIVATE_V4 = /^(10\.|127\.|169\.254\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/
@@ -100,26 +80,35 @@ async function defaultHealthFetch (url: string, timeoutMs: number): Promise<{ st
 
 export class LinodeExecutor implements Executor {
   readonly name = 'linode'
-  private readonly o: Required<Omit<LinodeExecutorOptions, 'token' | 'dispatcher' | 'log'>> & Pick<LinodeExecutorOptions, 'dispatcher' | 'log'>
-  // A #private field: util.inspect and JSON.stringify of the executor never show it.
-  readonly #token: string
+  private readonly o: Required<Omit<LinodeExecutorOptions, 'token' | 'apiBase' | 'dispatcher' | 'log' | 'maxRetryAfterMs' | 'requestTimeoutMs'>> & Pick<LinodeExecutorOptions, 'log'>
+  private readonly api: LinodeApi
   private zoneId: number | undefined
 
   constructor (opts: LinodeExecutorOptions) {
-    const { token, ...rest } = opts
-    if (token === '') throw new ExecutorError('LinodeExecutor needs an API token', { retryable: false })
-    this.#token = token
+    if (opts.token === '') throw new ExecutorError('LinodeExecutor needs an API token', { retryable: false })
+    const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+    const maxAttempts = opts.maxAttempts ?? 5
+    this.api = new LinodeApi({
+      token: opts.token,
+      apiBase: opts.apiBase,
+      dispatcher: opts.dispatcher,
+      sleep,
+      maxAttempts,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
+      maxRetryAfterMs: opts.maxRetryAfterMs ?? 60_000,
+      log: opts.log
+    })
     this.o = {
-      ...rest,
-      apiBase: opts.apiBase.replace(/\/+$/, ''),
+      region: opts.region,
+      image: opts.image,
+      userData: opts.userData,
+      log: opts.log,
       baseDomain: opts.baseDomain.toLowerCase(),
-      sleep: opts.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+      sleep,
       now: opts.now ?? Date.now,
       pollIntervalMs: opts.pollIntervalMs ?? 3000,
       maxPollMs: opts.maxPollMs ?? 15 * 60_000,
-      maxAttempts: opts.maxAttempts ?? 5,
-      requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
-      maxRetryAfterMs: opts.maxRetryAfterMs ?? 60_000,
+      maxAttempts,
       healthTimeoutMs: opts.healthTimeoutMs ?? 5000,
       rootPassword: opts.rootPassword ?? defaultRootPassword,
       healthFetch: opts.healthFetch ?? defaultHealthFetch
@@ -149,7 +138,7 @@ export class LinodeExecutor implements Executor {
           metadata: { user_data: this.o.userData(spec) },
           booted: true
         }
-        const created = await this.call<Instance>('POST', '/linode/instances', { body, retry: 'rejected-only' })
+        const created = await this.api.call<Instance>('POST', '/linode/instances', { body, retry: 'rejected-only' })
         return { server: toInfo(created), adopted: false }
       } catch (err) {
         const taken = err instanceof LinodeApiError && err.status === 400 && err.reasons.some((r) => r.field === 'label' && /unique/i.test(r.reason))
@@ -157,7 +146,7 @@ export class LinodeExecutor implements Executor {
         // The create may have happened (or a twin did): look again before another try.
         lastError = err
         this.o.log?.warn({ label, status: err.status, attempt }, 'linode create unclear; looking the label up')
-        if (!taken) await this.o.sleep(this.backoff(attempt))
+        if (!taken) await this.o.sleep(backoffMs(attempt))
       }
     }
     throw new ExecutorError(`could not create or find Linode ${label}: ${(lastError as Error).message}`, { retryable: true, cause: lastError })
@@ -165,13 +154,13 @@ export class LinodeExecutor implements Executor {
 
   /** This tenant's server by label; a label held without this tenant's tag is a hard error. */
   private async findTenantServer (label: string, tag: string): Promise<Instance | undefined> {
-    const byLabel = (await this.list<Instance>('/linode/instances', { label })).filter((i) => i.label.toLowerCase() === label.toLowerCase())
+    const byLabel = (await this.api.list<Instance>('/linode/instances', { label })).filter((i) => i.label.toLowerCase() === label.toLowerCase())
     const mine = byLabel.find((i) => i.tags?.includes(tag) === true)
     if (mine !== undefined) return mine
     if (byLabel.length > 0) {
       throw new ExecutorError(`Linode label ${label} is held by server ${byLabel[0]!.id}, which is not tagged ${tag}; refusing to adopt it`, { retryable: false })
     }
-    const byTag = (await this.list<Instance>('/linode/instances', { tags: tag })).filter((i) => i.tags?.includes(tag) === true)
+    const byTag = (await this.api.list<Instance>('/linode/instances', { tags: tag })).filter((i) => i.tags?.includes(tag) === true)
     if (byTag.length > 0) {
       throw new ExecutorError(`tenant already has Linode ${byTag[0]!.id} labelled ${byTag[0]!.label}, not ${label}; refusing a second server`, { retryable: false })
     }
@@ -203,22 +192,22 @@ export class LinodeExecutor implements Executor {
     const name = this.recordName(spec)
     const zone = await this.zone()
     for (let attempt = 1; ; attempt++) {
-      const records = (await this.list<DnsRecord>(`/domains/${zone}/records`, { name, type: 'A' }))
+      const records = (await this.api.list<DnsRecord>(`/domains/${zone}/records`, { name, type: 'A' }))
         .filter((r) => r.type === 'A' && r.name.toLowerCase() === name)
       if (records.length > 0) {
         const keep = records.find((r) => r.target === ipv4) ?? records[0]!
         // Twins left by a lost create would round-robin visitors to a wrong address.
-        for (const twin of records) if (twin !== keep) await this.deleteIgnoringMissing(`/domains/${zone}/records/${twin.id}`)
-        if (keep.target !== ipv4) await this.call('PUT', `/domains/${zone}/records/${keep.id}`, { body: { target: ipv4, ttl_sec: 300 } })
+        for (const twin of records) if (twin !== keep) await this.api.deleteIgnoringMissing(`/domains/${zone}/records/${twin.id}`)
+        if (keep.target !== ipv4) await this.api.call('PUT', `/domains/${zone}/records/${keep.id}`, { body: { target: ipv4, ttl_sec: 300 } })
         return String(keep.id)
       }
       try {
         const body = { type: 'A', name, target: ipv4, ttl_sec: 300 }
-        const created = await this.call<DnsRecord>('POST', `/domains/${zone}/records`, { body, retry: 'rejected-only' })
+        const created = await this.api.call<DnsRecord>('POST', `/domains/${zone}/records`, { body, retry: 'rejected-only' })
         return String(created.id)
       } catch (err) {
         if (!(err instanceof LinodeApiError) || !err.ambiguous || attempt >= this.o.maxAttempts) throw err
-        await this.o.sleep(this.backoff(attempt))
+        await this.o.sleep(backoffMs(attempt))
       }
     }
   }
@@ -242,7 +231,7 @@ export class LinodeExecutor implements Executor {
 
   private async findZone (): Promise<number | undefined> {
     if (this.zoneId === undefined) {
-      const zones = await this.list<{ id: number, domain: string }>('/domains', { domain: this.o.baseDomain })
+      const zones = await this.api.list<{ id: number, domain: string }>('/domains', { domain: this.o.baseDomain })
       this.zoneId = zones.find((d) => d.domain.toLowerCase() === this.o.baseDomain)?.id
     }
     return this.zoneId
@@ -270,7 +259,7 @@ export class LinodeExecutor implements Executor {
   async removeDnsRecord (recordId: string): Promise<void> {
     const id = numericId(recordId, 'DNS record')
     const zone = await this.findZone()
-    if (zone !== undefined) await this.deleteIgnoringMissing(`/domains/${zone}/records/${id}`) // no zone: no record in it
+    if (zone !== undefined) await this.api.deleteIgnoringMissing(`/domains/${zone}/records/${id}`) // no zone: no record in it
   }
 
   async destroyServer (serverId: string): Promise<void> {
@@ -281,103 +270,10 @@ export class LinodeExecutor implements Executor {
     if (server.tags?.includes('ctfhive') !== true) {
       throw new ExecutorError(`Linode ${id} (${server.label}) is not tagged ctfhive; refusing to destroy it`, { retryable: false })
     }
-    await this.deleteIgnoringMissing(`/linode/instances/${id}`)
+    await this.api.deleteIgnoringMissing(`/linode/instances/${id}`)
   }
 
-  private async getInstance (id: string): Promise<Instance | undefined> {
-    try {
-      return await this.call<Instance>('GET', `/linode/instances/${id}`)
-    } catch (err) {
-      if (err instanceof LinodeApiError && err.status === 404) return undefined
-      throw err
-    }
-  }
-
-  private async deleteIgnoringMissing (path: string): Promise<void> {
-    try {
-      await this.call('DELETE', path)
-    } catch (err) {
-      if (!(err instanceof LinodeApiError && err.status === 404)) throw err
-    }
-  }
-
-  private async list<T> (path: string, filter: Record<string, string>): Promise<T[]> {
-    const out: T[] = []
-    for (let page = 1; ; page++) {
-      const res = await this.call<Page<T>>('GET', `${path}?page=${page}&page_size=500`, { filter })
-      out.push(...(res.data ?? []))
-      if (page >= (res.pages ?? 1) || page >= 100) return out
-    }
-  }
-
-  private backoff (attempt: number): number {
-    // Exponential with equal jitter: 0.5–1 s, 1–2 s, 2–4 s … capped at 30 s.
-    const ceiling = Math.min(1000 * 2 ** (attempt - 1), 30_000)
-    return Math.round(ceiling / 2 + Math.random() * ceiling / 2)
-  }
-
-  private redact (text: string): string {
-    return text.split(this.#token).join('[redacted]')
-  }
-
-  /** One API call with retries: 429 after Retry-After; 5xx and network errors only when `retry` is 'always'. */
-  private async call<T = unknown> (method: string, path: string, opts: { body?: unknown, filter?: object, retry?: Retry } = {}): Promise<T> {
-    const retry = opts.retry ?? 'always'
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' }
-    if (opts.body !== undefined) headers['content-type'] = 'application/json'
-    if (opts.filter !== undefined) headers['x-filter'] = JSON.stringify(opts.filter)
-    const op = `${method} ${path.split('?')[0]}`
-    for (let attempt = 1; ; attempt++) {
-      let error: LinodeApiError
-      let delay = this.backoff(attempt)
-      try {
-        const res = await request(`${this.o.apiBase}${path}`, {
-          method: method as Dispatcher.HttpMethod,
-          headers,
-          body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-          dispatcher: this.o.dispatcher,
-          headersTimeout: this.o.requestTimeoutMs,
-          bodyTimeout: this.o.requestTimeoutMs
-        })
-        const text = await res.body.text()
-        let json: unknown
-        try { json = text === '' ? {} : JSON.parse(text) } catch { json = undefined }
-        if (res.statusCode >= 200 && res.statusCode < 300) {
-          if (json === undefined) throw new LinodeApiError(`Linode API ${res.statusCode}: unreadable reply (${op})`, res.statusCode, [], true)
-          return json as T
-        }
-        error = this.apiError(res.statusCode, json, op, res.headers['x-maintenance-mode'] !== undefined)
-        if (res.statusCode === 429) {
-          const after = Number(res.headers['retry-after'])
-          if (Number.isFinite(after) && after >= 0) delay = after * 1000
-          if (delay > this.o.maxRetryAfterMs) throw error
-        } else if (!error.retryable || retry === 'rejected-only') {
-          throw error
-        }
-      } catch (err) {
-        if (err instanceof LinodeApiError) throw err
-        const message = this.redact(err instanceof Error ? err.message : String(err))
-        error = new LinodeApiError(`Linode API unreachable: ${message} (${op})`, 0, [], true, new Error(message))
-        if (retry === 'rejected-only') throw error
-      }
-      if (attempt >= this.o.maxAttempts) throw error
-      this.o.log?.warn({ op, status: error.status, attempt, delayMs: delay }, 'linode call failed; retrying')
-      await this.o.sleep(delay)
-    }
-  }
-
-  private apiError (status: number, json: unknown, op: string, maintenance: boolean): LinodeApiError {
-    const raw = (json as { errors?: unknown } | undefined)?.errors
-    const reasons: LinodeReason[] = Array.isArray(raw)
-      ? raw.map((e: { field?: unknown, reason?: unknown }) => ({
-          ...(typeof e.field === 'string' ? { field: e.field } : {}),
-          reason: this.redact(String(e.reason ?? 'unknown error'))
-        }))
-      : []
-    const detail = reasons.length > 0
-      ? reasons.map((r) => r.field !== undefined ? `${r.field}: ${r.reason}` : r.reason).join('; ')
-      : (maintenance ? 'Linode is in maintenance' : 'no error detail')
-    const retryable = status === 429 || status === 408 || status >= 500
-    return new LinodeApiError(`Linode API ${status}: ${detail} (${op})`, status, reasons, retryable)
+  private getInstance (id: string): Promise<Instance | undefined> {
+    return this.api.getOrUndefined<Instance>(`/linode/instances/${id}`)
   }
 }

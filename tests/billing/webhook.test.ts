@@ -5,7 +5,7 @@ import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../h
 import { computeSignature } from '../../api/billing/signature.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import { StoreError, type Store, type StoreOps } from '../../api/store/store.ts'
-import { ExecutorError, type Executor } from '../../api/provisioning/executor.ts'
+import { ExecutorError } from '../../api/provisioning/executor.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import type { FastifyInstance } from 'fastify'
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import pg from 'pg'
-import { PostgresStore, sqlState } from '../../api/store/postgres.ts'
+import { PostgresStore } from '../../api/store/postgres.ts'
+import { sqlState } from '../../api/store/postgres-ops.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { openStore } from '../../api/store/index.ts'
 import { usePostgres } from '../helpers/postgres.ts'

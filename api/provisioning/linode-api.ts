@@ -1,0 +1,154 @@
+// The Linode API v4 over undici: bearer token, X-Filter, paging, and retries (429 after
+// Retry-After; 5xx and network errors with jittered backoff, unless the caller says a blind
+// repeat could do the thing twice). The token is kept out of every error it raises.
+import { request, type Dispatcher } from 'undici'
+import { ExecutorError } from './executor.ts'
+
+export interface LinodeReason { field?: string, reason: string }
+
+/** An API answer other than 2xx; status 0 means no answer (network error, timeout). */
+export class LinodeApiError extends ExecutorError {
+  readonly status: number
+  readonly reasons: LinodeReason[]
+  constructor (message: string, status: number, reasons: LinodeReason[], retryable: boolean, cause?: unknown) {
+    super(message, { retryable, cause })
+    this.name = 'LinodeApiError'
+    this.status = status
+    this.reasons = reasons
+  }
+
+  /** The request may have been applied even though we got no success answer. */
+  get ambiguous (): boolean {
+    return this.status === 0 || this.status === 408 || this.status >= 500
+  }
+}
+
+export interface Page<T> { data: T[], page: number, pages: number, results: number }
+/** 'rejected-only': retry only answers that prove nothing happened (429), for creates. */
+export type Retry = 'always' | 'rejected-only'
+
+export interface LinodeApiOptions {
+  token: string
+  /** e.g. https://api.linode.com/v4 */
+  apiBase: string
+  dispatcher?: Dispatcher
+  sleep: (ms: number) => Promise<void>
+  /** Tries per call, the first included. */
+  maxAttempts: number
+  requestTimeoutMs: number
+  /** A Retry-After longer than this fails the call as retryable instead of sleeping. */
+  maxRetryAfterMs: number
+  log?: { warn: (obj: object, msg: string) => void }
+}
+
+/** Exponential with equal jitter: 0.5–1 s, 1–2 s, 2–4 s … capped at 30 s. */
+export function backoffMs (attempt: number): number {
+  const ceiling = Math.min(1000 * 2 ** (attempt - 1), 30_000)
+  return Math.round(ceiling / 2 + Math.random() * ceiling / 2)
+}
+
+export class LinodeApi {
+  // A #private field: util.inspect and JSON.stringify never show it.
+  readonly #token: string
+  private readonly o: Omit<LinodeApiOptions, 'token'>
+
+  constructor (opts: LinodeApiOptions) {
+    const { token, ...rest } = opts
+    if (token === '') throw new ExecutorError('the Linode API needs a token', { retryable: false })
+    this.#token = token
+    this.o = { ...rest, apiBase: opts.apiBase.replace(/\/+$/, '') }
+  }
+
+  /** A GET whose 404 means "not there". */
+  async getOrUndefined<T> (path: string): Promise<T | undefined> {
+    try {
+      return await this.call<T>('GET', path)
+    } catch (err) {
+      if (err instanceof LinodeApiError && err.status === 404) return undefined
+      throw err
+    }
+  }
+
+  async deleteIgnoringMissing (path: string): Promise<void> {
+    try {
+      await this.call('DELETE', path)
+    } catch (err) {
+      if (!(err instanceof LinodeApiError && err.status === 404)) throw err
+    }
+  }
+
+  /** Every page of a listing (at most 100 pages of 500), filtered server-side by X-Filter. */
+  async list<T> (path: string, filter: Record<string, string>): Promise<T[]> {
+    const out: T[] = []
+    for (let page = 1; ; page++) {
+      const res = await this.call<Page<T>>('GET', `${path}?page=${page}&page_size=500`, { filter })
+      for (const item of res.data ?? []) out.push(item)
+      if (page >= (res.pages ?? 1) || page >= 100) return out
+    }
+  }
+
+  private redact (text: string): string {
+    return text.split(this.#token).join('[redacted]')
+  }
+
+  /** One API call with retries: 429 after Retry-After; 5xx and network errors only when `retry` is 'always'. */
+  async call<T = unknown> (method: string, path: string, opts: { body?: unknown, filter?: object, retry?: Retry } = {}): Promise<T> {
+    const retry = opts.retry ?? 'always'
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' }
+    if (opts.body !== undefined) headers['content-type'] = 'application/json'
+    if (opts.filter !== undefined) headers['x-filter'] = JSON.stringify(opts.filter)
+    const op = `${method} ${path.split('?')[0]}`
+    for (let attempt = 1; ; attempt++) {
+      let error: LinodeApiError
+      let delay = backoffMs(attempt)
+      try {
+        const res = await request(`${this.o.apiBase}${path}`, {
+          method: method as Dispatcher.HttpMethod,
+          headers,
+          body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+          dispatcher: this.o.dispatcher,
+          headersTimeout: this.o.requestTimeoutMs,
+          bodyTimeout: this.o.requestTimeoutMs
+        })
+        const text = await res.body.text()
+        let json: unknown
+        try { json = text === '' ? {} : JSON.parse(text) } catch { json = undefined }
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          if (json === undefined) throw new LinodeApiError(`Linode API ${res.statusCode}: unreadable reply (${op})`, res.statusCode, [], true)
+          return json as T
+        }
+        error = this.apiError(res.statusCode, json, op, res.headers['x-maintenance-mode'] !== undefined)
+        if (res.statusCode === 429) {
+          const after = Number(res.headers['retry-after'])
+          if (Number.isFinite(after) && after >= 0) delay = after * 1000
+          if (delay > this.o.maxRetryAfterMs) throw error
+        } else if (!error.retryable || retry === 'rejected-only') {
+          throw error
+        }
+      } catch (err) {
+        if (err instanceof LinodeApiError) throw err
+        const message = this.redact(err instanceof Error ? err.message : String(err))
+        error = new LinodeApiError(`Linode API unreachable: ${message} (${op})`, 0, [], true, new Error(message))
+        if (retry === 'rejected-only') throw error
+      }
+      if (attempt >= this.o.maxAttempts) throw error
+      this.o.log?.warn({ op, status: error.status, attempt, delayMs: delay }, 'linode call failed; retrying')
+      await this.o.sleep(delay)
+    }
+  }
+
+  private apiError (status: number, json: unknown, op: string, maintenance: boolean): LinodeApiError {
+    const raw = (json as { errors?: unknown } | undefined)?.errors
+    const reasons: LinodeReason[] = Array.isArray(raw)
+      ? raw.map((e: { field?: unknown, reason?: unknown }) => ({
+          ...(typeof e.field === 'string' ? { field: e.field } : {}),
+          reason: this.redact(String(e.reason ?? 'unknown error'))
+        }))
+      : []
+    const detail = reasons.length > 0
+      ? reasons.map((r) => r.field !== undefined ? `${r.field}: ${r.reason}` : r.reason).join('; ')
+      : (maintenance ? 'Linode is in maintenance' : 'no error detail')
+    const retryable = status === 429 || status === 408 || status >= 500
+    return new LinodeApiError(`Linode API ${status}: ${detail} (${op})`, status, reasons, retryable)
+  }
+}
