@@ -148,7 +148,8 @@ export class PgOps implements StoreOps {
     const limit = filter.limit ?? 100
     const rows = filter.tenant === undefined
       ? await this.q('SELECT * FROM stripe_events ORDER BY received DESC, id LIMIT $1', limit)
-      : await this.q('SELECT * FROM stripe_events WHERE tenant = $1 ORDER BY created, received, id LIMIT $2', filter.tenant, limit)
+      : await this.q(`SELECT * FROM (SELECT * FROM stripe_events WHERE tenant = $1 ORDER BY created DESC, received DESC, id DESC LIMIT $2) AS recent
+          ORDER BY created, received, id`, filter.tenant, limit)
     return rows.map(eventFromRow)
   }
 

@@ -130,7 +130,8 @@ export class SqliteOps implements StoreOps {
     const limit = filter.limit ?? 100
     const rows = filter.tenant === undefined
       ? this.conn.all('SELECT * FROM stripe_events ORDER BY received DESC, id LIMIT ?', limit)
-      : this.conn.all('SELECT * FROM stripe_events WHERE tenant = ? ORDER BY created, received, id LIMIT ?', filter.tenant, limit)
+      : this.conn.all(`SELECT * FROM (SELECT * FROM stripe_events WHERE tenant = ? ORDER BY created DESC, received DESC, id DESC LIMIT ?)
+          ORDER BY created, received, id`, filter.tenant, limit)
     return rows.map(eventFromRow)
   }
 

@@ -114,6 +114,10 @@ export interface StoreOps {
   /** Inserts the event unless its id is known; false means a duplicate (nothing written). */
   recordEvent (event: StripeEventRecord): Promise<boolean>
   getEvent (id: string): Promise<StripeEventRecord | undefined>
+  /**
+   * Without a tenant: the last received first. For a tenant: its most recent `limit` events
+   * (by Stripe's `created`), listed in Stripe's order, oldest first. `limit` defaults to 100.
+   */
   listEvents (filter: { tenant?: string, limit?: number }): Promise<StripeEventRecord[]>
 
   /** Adds a queued job unless one of that kind is already queued or running for the tenant. */

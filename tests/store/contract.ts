@@ -199,7 +199,8 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same((await store.listEvents({ tenant: tn.id })).map((e) => e.id), [e2.id, e3.id, e1.id], "a tenant's events in Stripe's order")
     t.same((await store.listEvents({})).map((e) => e.id), [e2.id, e3.id, e1.id, e4.id], 'all events, last received first')
     t.same((await store.listEvents({ limit: 2 })).map((e) => e.id), [e2.id, e3.id], 'limit')
-    t.same((await store.listEvents({ tenant: tn.id, limit: 1 }))[0], e2, 'whole records')
+    t.same(await store.listEvents({ tenant: tn.id, limit: 1 }), [e1], "a tenant's most recent event, whole")
+    t.same((await store.listEvents({ tenant: tn.id, limit: 2 })).map((e) => e.id), [e3.id, e1.id], 'the most recent two, in order')
     t.same(await store.listEvents({ tenant: tenantId() }), [])
   })
 
