@@ -3,9 +3,12 @@
 // one line naming the variable. The TypeBox schema documents the result and re-checks it.
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { fileURLToPath } from 'node:url'
 
 export const DEFAULT_SECRET_KEY = 'dev-insecure-change-me'
 export const DEFAULT_AUDIT_SECRET = 'audit-dev-secret'
+/** marketing/dist of this checkout, wherever the process was started from. */
+export const DEFAULT_MARKETING_DIST = fileURLToPath(new URL('../marketing/dist/', import.meta.url))
 
 const ConfigSchema = Type.Object({
   nodeEnv: Type.String(),
@@ -41,6 +44,7 @@ const ConfigSchema = Type.Object({
   provisionMaxAttempts: Type.Integer({ minimum: 1, maximum: 50 }),
   webhookWaitMs: Type.Integer({ minimum: 0, maximum: 10000 }),
   docsSiteDir: Type.String({ minLength: 1 }),
+  marketingDistDir: Type.String({ minLength: 1 }),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
   trustProxy: Type.Union([Type.Boolean(), Type.Integer({ minimum: 0 }), Type.String()]),
   checkoutRateLimit: Type.Integer({ minimum: 0 }),
@@ -147,6 +151,7 @@ export function loadConfig (env: Env = process.env): Config {
     provisionMaxAttempts: int(env, 'PROVISION_MAX_ATTEMPTS', 5, 1, 50),
     webhookWaitMs: int(env, 'WEBHOOK_WAIT_MS', 2000, 0, 10000),
     docsSiteDir: str(env, 'DOCS_SITE_DIR', 'docs-site/site'),
+    marketingDistDir: str(env, 'MARKETING_DIST_DIR', DEFAULT_MARKETING_DIST),
     logLevel: logLevel as Config['logLevel'],
     trustProxy: trustProxy(env),
     checkoutRateLimit: int(env, 'CHECKOUT_RATE_LIMIT', 20, 0, 1_000_000),
@@ -173,7 +178,8 @@ const PATH_TO_VARIABLE: Record<string, string> = {
   '/stripe/apiVersion': 'STRIPE_API_VERSION',
   '/linode/region': 'LINODE_REGION',
   '/linode/image': 'LINODE_IMAGE',
-  '/docsSiteDir': 'DOCS_SITE_DIR'
+  '/docsSiteDir': 'DOCS_SITE_DIR',
+  '/marketingDistDir': 'MARKETING_DIST_DIR'
 }
 
 function pathToVariable (path: string): string {

@@ -50,8 +50,7 @@ async function main (): Promise<void> {
   // Canonical links must name the origin under test, or SEO marks them as another domain.
   const dist = join(work, 'dist')
   buildSite({ outDir: dist, publicBaseUrl: origin, baseDomain: 'ctfhive.us', graceHours: 72 })
-  process.env.MARKETING_DIST_DIR = dist
-  const config = loadConfig({ PUBLIC_BASE_URL: origin, PORT: String(port), DATABASE_URL: `sqlite:${join(work, 'bench.db')}`, LOG_LEVEL: 'silent' })
+  const config = loadConfig({ MARKETING_DIST_DIR: dist, PUBLIC_BASE_URL: origin, PORT: String(port), DATABASE_URL: `sqlite:${join(work, 'bench.db')}`, LOG_LEVEL: 'silent' })
   const store = new SqliteStore({ path: join(work, 'bench.db') })
   const app = await buildApp(config, { store, executor: new FakeExecutor(), logger: pino({ level: 'silent' }), runJobs: false })
   await app.listen({ host: '127.0.0.1', port })

@@ -17,7 +17,6 @@ import { sitePages } from './pages.ts'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(HERE, '..')
-export const DEFAULT_OUT_DIR = join(HERE, 'dist')
 const STATIC_DIR = join(HERE, 'static')
 const SCRIPT_MARKER = '/* BUYER_TEXT */ null'
 
@@ -163,7 +162,7 @@ export function main (argv: string[], env: Record<string, string | undefined> = 
   const cli = buildCli('marketing', 'marketing/build.ts', argv, env, io.stderr)
   if (typeof cli === 'number') return cli
   const { config } = cli
-  const outDir = resolve(cli.out ?? env.MARKETING_DIST_DIR ?? DEFAULT_OUT_DIR)
+  const outDir = resolve(cli.out ?? config.marketingDistDir)
   const opts: BuildOptions = { outDir, publicBaseUrl: config.publicBaseUrl, baseDomain: config.baseDomain, graceHours: config.deprovisionGraceHours }
   const shown = relative(process.cwd(), outDir) || '.'
   const reason = buildReason(opts)

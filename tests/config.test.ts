@@ -1,4 +1,5 @@
 import t from 'tap'
+import { fileURLToPath } from 'node:url'
 import { loadConfig, ConfigError, secretValues, stripeConfigured } from '../api/config.ts'
 
 const strong = 'x'.repeat(40)
@@ -29,6 +30,7 @@ t.test('boots with nothing set, on safe development defaults', async (t) => {
   t.equal(c.deprovisionGraceHours, 72)
   t.equal(c.provisionAttemptTimeoutS, 300)
   t.equal(c.docsSiteDir, 'docs-site/site')
+  t.equal(c.marketingDistDir, fileURLToPath(new URL('../marketing/dist/', import.meta.url)), "the checkout's marketing/dist, whatever the working directory")
   t.equal(c.logLevel, 'info')
   t.notOk(stripeConfigured(c))
 })
@@ -45,6 +47,7 @@ t.test('values are read and normalised', async (t) => {
   t.equal(c.stripe.prices.STRIPE_PRICE_SOLO, 'price_1')
   t.equal(c.stripe.prices.STRIPE_PRICE_PRO, '')
   t.equal(c.trustProxy, 2)
+  t.equal(loadConfig({ MARKETING_DIST_DIR: ' /srv/ctfhive/site ' }).marketingDistDir, '/srv/ctfhive/site')
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
   t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8' }).trustProxy, '10.0.0.0/8')
   t.ok(stripeConfigured(c))

@@ -2,7 +2,6 @@
 // robots.txt and sitemap.xml, and the HTML 404 for every other page a browser asks for.
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errorBody } from '../errors.ts'
 import docsSite, { docsBuilt, docsPolicy } from './docs.ts'
@@ -11,14 +10,6 @@ import marketingSite from './marketing.ts'
 import seoRoutes from './seo.ts'
 import { NOT_FOUND_FILE } from './site-pages.ts'
 
-export const DEFAULT_MARKETING_DIST = fileURLToPath(new URL('../../marketing/dist/', import.meta.url))
-
-/** Where the marketing build is: MARKETING_DIST_DIR, else marketing/dist in this checkout. */
-export function marketingDistDir (env: Record<string, string | undefined> = process.env): string {
-  const dir = env.MARKETING_DIST_DIR
-  return dir === undefined || dir.trim() === '' ? DEFAULT_MARKETING_DIST : resolve(dir)
-}
-
 interface Roots { dist: string, docs: string }
 
 /** Per app (keyed by its config object): the not-found handler lives outside these plugins. */
@@ -26,7 +17,7 @@ const rootsOf = new WeakMap<object, Roots>()
 
 export async function sendSiteNotFound (request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const path = request.url.split('?')[0]!
-  const roots = rootsOf.get(request.server.config) ?? { dist: marketingDistDir(), docs: '' }
+  const roots = rootsOf.get(request.server.config) ?? { dist: resolve(request.server.config.marketingDistDir), docs: '' }
   const docs404 = join(roots.docs, '404.html')
   const file = path.startsWith('/docs/') && roots.docs !== '' && existsSync(docs404) ? docs404 : join(roots.dist, NOT_FOUND_FILE)
   if (!existsSync(file)) {
@@ -42,7 +33,7 @@ export async function sendSiteNotFound (request: FastifyRequest, reply: FastifyR
 }
 
 export default async function webRoutes (app: FastifyInstance): Promise<void> {
-  const roots = { dist: marketingDistDir(), docs: resolve(app.config.docsSiteDir) }
+  const roots = { dist: resolve(app.config.marketingDistDir), docs: resolve(app.config.docsSiteDir) }
   rootsOf.set(app.config, roots)
   await app.register(seoRoutes, { docsBuilt: () => docsBuilt(roots.docs) })
   await app.register(docsSite, { root: roots.docs })

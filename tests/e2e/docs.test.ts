@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { buildDocs, mkdocsVersion } from '../../docs-site/build.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { buildTestSite, withDistDir } from '../helpers/site-build.ts'
+import { buildTestSite } from '../helpers/site-build.ts'
 import { chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
 
 const missing = chromiumUnavailable() ?? (mkdocsVersion() === undefined ? 'mkdocs not installed (apt-get install mkdocs mkdocs-material)' : undefined)
@@ -20,7 +20,7 @@ if (missing !== undefined && !(process.env.CI === 'true')) {
     buildDocs({ outDir: join(dir, 'site'), publicBaseUrl: 'http://127.0.0.1' })
     // The docs' favicon is the marketing site's: serve a fresh build of it too (a clean clone has none).
     const site = buildTestSite(t)
-    const { app } = await withDistDir(site.dir, () => buildTestApp(t, { env: { DOCS_SITE_DIR: join(dir, 'site') } }))
+    const { app } = await buildTestApp(t, { env: { MARKETING_DIST_DIR: site.dir, DOCS_SITE_DIR: join(dir, 'site') } })
     await app.listen({ port: 0, host: '127.0.0.1' })
     const address = app.server.address()
     const origin = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`

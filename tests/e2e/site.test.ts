@@ -7,7 +7,7 @@ import { REGISTER_ERRORS, PROGRESS_TEXT } from '../../api/web/buyer-text.ts'
 import { SITE_PAGES } from '../../api/web/site-pages.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
-import { buildTestSite, withDistDir } from '../helpers/site-build.ts'
+import { buildTestSite } from '../helpers/site-build.ts'
 import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
 
 const skip = chromiumUnavailable()
@@ -21,7 +21,7 @@ interface Watched { page: Page, problems: string[] }
 
 async function run (): Promise<void> {
   const site = buildTestSite(t)
-  const { app, executor } = await withDistDir(site.dir, () => buildTestApp(t, { env: site.env }))
+  const { app, executor } = await buildTestApp(t, { env: site.env })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   const origin = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`

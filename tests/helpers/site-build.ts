@@ -1,6 +1,6 @@
-// Builds the marketing site into a temporary directory for one test file and points the app
-// at it (MARKETING_DIST_DIR is read when the app registers its routes), so tests never depend
-// on, or disturb, a marketing/dist built by hand.
+// Builds the marketing site into a temporary directory for one test file; the env it returns
+// points the app at it (MARKETING_DIST_DIR), so tests never depend on, or disturb, a
+// marketing/dist built by hand.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ interface Teardown { teardown (fn: () => unknown): void }
 export interface BuiltSite {
   dir: string
   manifest: BuildManifest
-  /** Env for buildTestApp matching the build's origin and domain. */
+  /** Env for buildTestApp: the build's directory, origin and domain. */
   env: Record<string, string>
 }
 
@@ -25,17 +25,5 @@ export function buildTestSite (t: Teardown, opts: { publicBaseUrl?: string, base
   const publicBaseUrl = opts.publicBaseUrl ?? SITE_BASE
   const baseDomain = opts.baseDomain ?? SITE_DOMAIN
   const manifest = buildSite({ outDir: dir, publicBaseUrl, baseDomain, graceHours: 72 })
-  return { dir, manifest, env: { PUBLIC_BASE_URL: publicBaseUrl, BASE_DOMAIN: baseDomain } }
-}
-
-/** Runs `fn` (which builds an app) with MARKETING_DIST_DIR set to `dir`, then restores it. */
-export async function withDistDir<T> (dir: string, fn: () => Promise<T>): Promise<T> {
-  const before = process.env.MARKETING_DIST_DIR
-  process.env.MARKETING_DIST_DIR = dir
-  try {
-    return await fn()
-  } finally {
-    if (before === undefined) delete process.env.MARKETING_DIST_DIR
-    else process.env.MARKETING_DIST_DIR = before
-  }
+  return { dir, manifest, env: { MARKETING_DIST_DIR: dir, PUBLIC_BASE_URL: publicBaseUrl, BASE_DOMAIN: baseDomain } }
 }

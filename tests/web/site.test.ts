@@ -10,13 +10,13 @@ import { SITE_PAGES } from '../../api/web/site-pages.ts'
 import { PROGRESS_TEXT, REGISTER_ERRORS, LOGIN_ERRORS } from '../../api/web/buyer-text.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
-import { SITE_BASE, buildTestSite, withDistDir } from '../helpers/site-build.ts'
+import { SITE_BASE, buildTestSite } from '../helpers/site-build.ts'
 
 const site = buildTestSite(t)
 // Never the checkout's own docs-site/site: these tests must not depend on what was built by hand.
 const NO_DOCS = join(site.dir, 'no-docs-here')
 const app = async (tt: Parameters<typeof buildTestApp>[0], env: Record<string, string> = {}) =>
-  (await withDistDir(site.dir, () => buildTestApp(tt, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS, ...env } }))).app
+  (await buildTestApp(tt, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS, ...env } })).app
 
 const PAGES = [...SITE_PAGES.map((p) => p.path), '/no-such-page']
 const NOINDEX = new Set(['/login', '/register', '/welcome', '/no-such-page'])
@@ -274,7 +274,7 @@ t.test('/login sends the buyer to their CTF, and refuses other hosts', async (t)
 })
 
 t.test('without a build the app boots and says what to run', async (t) => {
-  const a = (await withDistDir('/nonexistent/ctfhive-dist', () => buildTestApp(t, { env: { DOCS_SITE_DIR: NO_DOCS } }))).app
+  const a = (await buildTestApp(t, { env: { MARKETING_DIST_DIR: '/nonexistent/ctfhive-dist', DOCS_SITE_DIR: NO_DOCS } })).app
   const json = await a.inject('/pricing')
   t.equal(json.statusCode, 503)
   t.equal(json.json().error, 'site_not_built')
