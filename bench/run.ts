@@ -59,7 +59,6 @@ function log (line: string): void {
 function appEnv (databaseUrl: string): Record<string, string> {
   const env: Record<string, string> = { DATABASE_URL: databaseUrl, STRIPE_WEBHOOK_SECRET: SECRET, LOG_LEVEL: 'warn', WEBHOOK_WAIT_MS: '2000' }
   if (process.env.PG_POOL_SIZE !== undefined) env.PG_POOL_SIZE = process.env.PG_POOL_SIZE
-  for (const k of ['EXP_SYNC', 'EXP_CKPT', 'EXP_A', 'EXP_B']) if (process.env[k] !== undefined) env[k] = process.env[k]!
   return env
 }
 

@@ -48,6 +48,7 @@ t.test('values are read and normalised', async (t) => {
   t.equal(c.stripe.prices.STRIPE_PRICE_PRO, '')
   t.equal(c.trustProxy, 2)
   t.equal(loadConfig({ MARKETING_DIST_DIR: ' /srv/ctfhive/site ' }).marketingDistDir, '/srv/ctfhive/site')
+  t.equal(loadConfig({ MARKETING_DIST_DIR: ' ' }).marketingDistDir, loadConfig({}).marketingDistDir, 'empty (as in .env.example) means the default')
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
   t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8' }).trustProxy, '10.0.0.0/8')
   t.ok(stripeConfigured(c))
