@@ -148,12 +148,13 @@ export class TenantService {
     const type = event.type
     if (!isSupportedEvent(type)) return { status: 'ignored', type }
     const intent = intentForEvent({ ...event, type }, this.priceToPlan)
-    let applied: Applied | undefined
+    let applied: Applied
     try {
       applied = await this.store.transaction(async (tx) => {
-        if (await tx.getEvent(event.id) !== undefined) return undefined
         const result = await this.applyIntent(tx, intent, event.created, `event ${event.id}`)
-        // Recorded once, with its outcome, in the effect's own transaction: both commit, or neither.
+        // Recorded once, with its outcome, in the effect's own transaction: both commit, or
+        // neither. A known id makes the insert a no-op, and throwing rolls the effect back; no
+        // lookup first, as redeliveries are rare and a lookup is a round trip on PostgreSQL.
         const record = { id: event.id, type, created: event.created, received: new Date().toISOString(), outcome: result.outcome, tenant: result.tenant?.id ?? null, payload }
         if (!(await tx.recordEvent(record))) throw new DuplicateDelivery()
         return result
@@ -162,7 +163,6 @@ export class TenantService {
       if (err instanceof DuplicateDelivery) return { status: 'duplicate' }
       throw err
     }
-    if (applied === undefined) return { status: 'duplicate' }
     if (applied.outcome === 'unmatched') return { status: 'unmatched', type }
     const tenant = await this.afterCommit(applied)
     return { status: applied.outcome, type, tenant_id: tenant.id, tenant_state: deriveTenantState(tenant.billing, tenant.infra) }
