@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 export const DEFAULT_SECRET_KEY = 'dev-insecure-change-me'
 export const DEFAULT_AUDIT_SECRET = 'audit-dev-secret'
 /** marketing/dist of this checkout, wherever the process was started from. */
-export const DEFAULT_MARKETING_DIST = fileURLToPath(new URL('../marketing/dist/', import.meta.url))
+const DEFAULT_MARKETING_DIST = fileURLToPath(new URL('../marketing/dist/', import.meta.url))
 
 const ConfigSchema = Type.Object({
   nodeEnv: Type.String(),

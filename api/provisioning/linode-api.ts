@@ -23,7 +23,7 @@ export class LinodeApiError extends ExecutorError {
   }
 }
 
-export interface Page<T> { data: T[], page: number, pages: number, results: number }
+interface Page<T> { data: T[], page: number, pages: number, results: number }
 /** 'rejected-only': retry only answers that prove nothing happened (429), for creates. */
 export type Retry = 'always' | 'rejected-only'
 
@@ -54,7 +54,7 @@ export class LinodeApi {
 
   constructor (opts: LinodeApiOptions) {
     const { token, ...rest } = opts
-    if (token === '') throw new ExecutorError('the Linode API needs a token', { retryable: false })
+    if (token === '') throw new ExecutorError('the Linode API needs an API token', { retryable: false })
     this.#token = token
     this.o = { ...rest, apiBase: opts.apiBase.replace(/\/+$/, '') }
   }

@@ -85,7 +85,6 @@ export class LinodeExecutor implements Executor {
   private zoneId: number | undefined
 
   constructor (opts: LinodeExecutorOptions) {
-    if (opts.token === '') throw new ExecutorError('LinodeExecutor needs an API token', { retryable: false })
     const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)))
     const maxAttempts = opts.maxAttempts ?? 5
     this.api = new LinodeApi({

@@ -18,6 +18,9 @@ const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations
 
 type Row = Record<string, unknown>
 
+/** The most recent events, read backwards along stripe_events_received (migration 002). */
+export const RECENT_EVENTS_SQL = 'SELECT * FROM stripe_events ORDER BY received DESC, id LIMIT ?'
+
 export class Connection {
   readonly db: DatabaseSync
   private readonly statements = new Map<string, StatementSync>()
@@ -129,7 +132,7 @@ export class SqliteOps implements StoreOps {
   async listEvents (filter: { tenant?: string, limit?: number }): Promise<StripeEventRecord[]> {
     const limit = filter.limit ?? 100
     const rows = filter.tenant === undefined
-      ? this.conn.all('SELECT * FROM stripe_events ORDER BY received DESC, id LIMIT ?', limit)
+      ? this.conn.all(RECENT_EVENTS_SQL, limit)
       : this.conn.all(`SELECT * FROM (SELECT * FROM stripe_events WHERE tenant = ? ORDER BY created DESC, received DESC, id DESC LIMIT ?)
           ORDER BY created, received, id`, filter.tenant, limit)
     return rows.map(eventFromRow)

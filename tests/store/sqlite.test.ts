@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { SqliteStore, sqlitePathFromUrl } from '../../api/store/sqlite.ts'
+import { RECENT_EVENTS_SQL } from '../../api/store/sqlite-ops.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { makeTenant, storeContract } from './contract.ts'
 
@@ -68,8 +69,7 @@ t.test("the admin's recent events come from the received index, not a sort of th
   const store = new SqliteStore({ path })
   t.teardown(() => store.close())
   const raw = openRaw(t, path)
-  // The query SqliteOps.listEvents runs without a tenant.
-  const plan = raw.prepare('EXPLAIN QUERY PLAN SELECT * FROM stripe_events ORDER BY received DESC, id LIMIT 50').all().map((r) => String(r.detail))
+  const plan = raw.prepare(`EXPLAIN QUERY PLAN ${RECENT_EVENTS_SQL}`).all(50).map((r) => String(r.detail))
   t.ok(plan.some((d) => d.includes('USING INDEX stripe_events_received')), plan.join('; '))
   t.notOk(plan.some((d) => /^SCAN stripe_events$/.test(d)), 'no full scan')
 })
