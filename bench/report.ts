@@ -9,6 +9,8 @@ export interface Round {
   /** CPU seconds (user + system) of the server process(es), all threads and the main thread alone. */
   cpuS?: number
   mainS?: number
+  /** CPU seconds of the benchmark's own process (autocannon building and signing the requests). */
+  loadS?: number
 }
 
 export interface Row {
@@ -32,7 +34,7 @@ function median (xs: number[]): number {
 }
 
 /** Figures over all of a row's rounds: mean req/s, median p50, worst p99, sums of failures. */
-export function summary (row: Row): { rps: number, p50: number, p99: number, non2xx: number, errors: number, cpuUs?: number, mainUs?: number } {
+export function summary (row: Row): { rps: number, p50: number, p99: number, non2xx: number, errors: number, cpuUs?: number, mainUs?: number, loadUs?: number } {
   const rs = row.rounds
   const acked = rs.reduce((a, r) => a + r.load.acked.length, 0)
   const perReq = (pick: (r: Round) => number | undefined): number | undefined =>
@@ -44,7 +46,8 @@ export function summary (row: Row): { rps: number, p50: number, p99: number, non
     non2xx: rs.reduce((a, r) => a + r.load.non2xx, 0),
     errors: rs.reduce((a, r) => a + r.load.errors + r.load.timeouts, 0),
     cpuUs: perReq((r) => r.cpuS),
-    mainUs: perReq((r) => r.mainS)
+    mainUs: perReq((r) => r.mainS),
+    loadUs: perReq((r) => r.loadS)
   }
 }
 
@@ -57,7 +60,7 @@ export function ratio (row: Row, bare: Row | undefined): number | undefined {
 
 export function table (rows: Row[]): string[] {
   const { bare } = keyRows(rows)
-  const head = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'ratio vs bare', 'server CPU µs/req', 'main thread µs/req', 'acked events stored']
+  const head = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'ratio vs bare', 'server CPU µs/req', 'main thread µs/req', 'load gen. CPU µs/req', 'acked events stored']
   const body = rows.map((r) => {
     const s = summary(r)
     const x = ratio(r, bare)
@@ -71,6 +74,7 @@ export function table (rows: Row[]): string[] {
       x === undefined ? 'n/a' : `${x.toFixed(2)}×`,
       s.cpuUs === undefined ? 'n/a' : fmt(s.cpuUs),
       s.mainUs === undefined ? 'n/a' : fmt(s.mainUs),
+      s.loadUs === undefined ? 'n/a' : fmt(s.loadUs),
       r.check === undefined ? '—' : `${fmt(r.check.acked - r.check.missing - r.check.wrongOutcome)} / ${fmt(r.check.acked)}`
     ]
   })

@@ -154,9 +154,11 @@ async function webhookTarget (name: string, databaseUrl: string, instances: numb
 async function measure (t: Target): Promise<void> {
   const cpu0 = totalCpu(t.pids)
   const main0 = totalCpu(t.pids, true)
+  const load0 = process.cpuUsage()
   const startedAt = Date.now()
   const load = await drive({ urls: t.urls, path: t.path, connections: CONNECTIONS, durationS: DURATION_S, next: t.next })
   windows.push([startedAt, Date.now()])
+  const loadCpu = process.cpuUsage(load0)
   const cpu1 = totalCpu(t.pids)
   const main1 = totalCpu(t.pids, true)
   // Not push(...acked): a fast bare round answers more ids than a call can take as arguments.
@@ -164,7 +166,8 @@ async function measure (t: Target): Promise<void> {
   t.row.rounds.push({
     load,
     cpuS: cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0,
-    mainS: main0 === undefined || main1 === undefined ? undefined : main1 - main0
+    mainS: main0 === undefined || main1 === undefined ? undefined : main1 - main0,
+    loadS: (loadCpu.user + loadCpu.system) / 1e6
   })
 }
 
@@ -244,7 +247,8 @@ async function main (): Promise<void> {
       'of the rounds (this machine\'s speed drifts; alternating rounds cancel it). "p50": median round; "p99": worst round.',
       '"acked events stored": events answered 2xx (warm-up included) found in `stripe_events` with outcome `ok`, read from',
       'the database after the app stopped. "server CPU µs/req": user + system CPU of the app process(es), all threads, per',
-      '2xx answer in the measured rounds (PostgreSQL\'s own processes not included); "main thread": the event loop\'s share.',
+      '2xx answer in the measured rounds (PostgreSQL\'s own processes not included); "main thread": the event loop\'s share;',
+      '"load gen. CPU": the benchmark\'s own process, autocannon building and signing each request.',
       '"errors": socket errors and timeouts seen by the load generator.',
       '',
       ...targets(rows).map((t) => `- ${t}`),
