@@ -247,7 +247,7 @@ t.test('a store failure answers 500 and leaves nothing half-written; the retry s
   t.equal(retry.json().status, 'ok', 'Stripe’s retry is applied')
 })
 
-t.test('a copy recorded concurrently while this one applied (PostgreSQL race): duplicate, its effect rolled back', async (t) => {
+t.test('a copy another process recorded while this one applied: duplicate, its effect rolled back', async (t) => {
   const inner = new SqliteStore({ path: ':memory:' })
   t.teardown(() => inner.close())
   // Plays the other process: its copy commits just before this one records the id.
