@@ -38,7 +38,7 @@ export function isStripeEvent (value: unknown): value is StripeEvent {
   const e = value as Record<string, any>
   return typeof e.id === 'string' && e.id.length > 0 && e.id.length <= 255 &&
     typeof e.type === 'string' && e.type.length > 0 &&
-    Number.isInteger(e.created) && e.created >= 0 &&
+    Number.isSafeInteger(e.created) && e.created >= 0 &&
     e.data !== null && typeof e.data === 'object' &&
     e.data.object !== null && typeof e.data.object === 'object' && !Array.isArray(e.data.object)
 }

@@ -9,7 +9,7 @@ import { welcomePath } from '../tenants/welcome-token.ts'
 import { StripeError } from './stripe-client.ts'
 
 const CheckoutBody = Type.Object({
-  plan: Type.String({ minLength: 1, maxLength: 40, description: 'Plan slug from the catalogue, e.g. "standard"' }),
+  plan: Type.String({ minLength: 1, maxLength: 200, description: 'Plan slug from the catalogue, e.g. "standard"' }),
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 80, description: 'Event name; becomes the CTF address' })),
   email: Type.Optional(Type.String({ format: 'email', maxLength: 254 }))
 })
@@ -140,7 +140,8 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
     try {
       session = await app.stripe.retrieveCheckoutSession(request.query.session_id)
     } catch (err) {
-      if (err instanceof StripeError && err.statusCode === 404) throw new AppError('not_found', 'No such checkout session.')
+      // Stripe answers a session id it cannot use (unknown, another account or mode) with 404 or 400.
+      if (err instanceof StripeError && (err.statusCode === 404 || err.statusCode === 400)) throw new AppError('not_found', 'No such checkout session.')
       request.log.error({ err }, 'could not retrieve the checkout session')
       throw new AppError('stripe_unavailable', 'Stripe could not be reached; reload this page in a moment.')
     }

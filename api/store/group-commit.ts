@@ -40,7 +40,11 @@ export class GroupCommit {
 
   private async flush (): Promise<void> {
     try {
-      while (this.queue.length > 0) await this.runBatch(this.queue.splice(0, MAX_BATCH))
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, MAX_BATCH)
+        // runBatch answers every caller itself; this only keeps a surprise from stranding them.
+        try { await this.runBatch(batch) } catch (err) { this.abandon(batch, err) }
+      }
     } finally {
       this.flushing = null
     }
@@ -51,27 +55,35 @@ export class GroupCommit {
     try {
       db.exec('BEGIN IMMEDIATE')
     } catch (err) {
-      for (const p of batch) p.reject(new StoreError(`could not begin a transaction: ${(err as Error).message}`, { cause: err }))
+      this.rejectAll(batch, `could not begin a transaction: ${(err as Error).message}`, err)
       return
     }
     const results: Array<{ ok: true, value: unknown } | { ok: false, error: unknown }> = []
     for (const p of batch) {
-      db.exec('SAVEPOINT unit')
       try {
+        db.exec('SAVEPOINT unit')
         const value = await p.fn(this.ops)
         db.exec('RELEASE unit')
         results.push({ ok: true, value })
       } catch (error) {
-        db.exec('ROLLBACK TO unit')
-        db.exec('RELEASE unit')
+        if (!this.rollBackUnit()) {
+          this.abandon(batch, error)
+          return
+        }
         results.push({ ok: false, error })
+      }
+      // On a full disk or an I/O error SQLite may roll back the whole transaction itself;
+      // whatever ran after that (even a unit that caught the error) was not in this batch.
+      if (!db.isTransaction) {
+        this.abandon(batch, new Error('SQLite rolled the transaction back'))
+        return
       }
     }
     try {
       db.exec('COMMIT')
     } catch (err) {
-      try { db.exec('ROLLBACK') } catch { /* already rolled back */ }
-      for (const p of batch) p.reject(new StoreError(`commit failed: ${(err as Error).message}`, { cause: err }))
+      this.rollBack()
+      this.rejectAll(batch, `commit failed: ${(err as Error).message}`, err)
       return
     }
     batch.forEach((p, i) => {
@@ -79,5 +91,30 @@ export class GroupCommit {
       if (r.ok) p.resolve(r.value)
       else p.reject(r.error)
     })
+  }
+
+  /** Undoes one failed unit; false when there is no transaction left to undo it in. */
+  private rollBackUnit (): boolean {
+    try {
+      this.db.exec('ROLLBACK TO unit')
+      this.db.exec('RELEASE unit')
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  private rollBack (): void {
+    try { this.db.exec('ROLLBACK') } catch { /* SQLite already rolled it back */ }
+  }
+
+  /** The batch's transaction is lost: nothing of it was written, so every caller gets an error. */
+  private abandon (batch: Pending[], cause: unknown): void {
+    if (this.db.isTransaction) this.rollBack()
+    this.rejectAll(batch, `the transaction was rolled back: ${(cause as Error)?.message ?? String(cause)}`, cause)
+  }
+
+  private rejectAll (batch: Pending[], message: string, cause: unknown): void {
+    for (const p of batch) p.reject(new StoreError(message, { cause }))
   }
 }

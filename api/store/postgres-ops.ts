@@ -93,6 +93,10 @@ export class PgOps implements StoreOps {
     return row === undefined ? undefined : tenantFromRow(row)
   }
 
+  async isSlugTaken (slug: string): Promise<boolean> {
+    return (await this.one('SELECT 1 AS taken FROM tenants WHERE slug = $1', slug)) !== undefined
+  }
+
   async findTenantIdBySubscription (subscriptionId: string): Promise<string | undefined> {
     const row = await this.one('SELECT tenant_id FROM subscriptions WHERE subscription_id = $1', subscriptionId)
     return row === undefined ? undefined : String(row.tenant_id)

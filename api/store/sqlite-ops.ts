@@ -24,9 +24,12 @@ export const RECENT_EVENTS_SQL = 'SELECT * FROM stripe_events ORDER BY received 
 export class Connection {
   readonly db: DatabaseSync
   private readonly statements = new Map<string, StatementSync>()
+  private readonly writesInTransaction: boolean
 
-  constructor (db: DatabaseSync) {
+  /** `writesInTransaction`: the group-commit writer, whose every write belongs to a batch. */
+  constructor (db: DatabaseSync, opts: { writesInTransaction?: boolean } = {}) {
     this.db = db
+    this.writesInTransaction = opts.writesInTransaction ?? false
   }
 
   // Prepared statements are cached: preparing per call halves throughput.
@@ -40,6 +43,9 @@ export class Connection {
   }
 
   run (sql: string, ...params: unknown[]): { changes: number | bigint, lastInsertRowid: number | bigint } {
+    // After SQLite rolled a batch back itself (full disk, I/O error), a write would autocommit
+    // on its own, outside the batch whose callers are all about to get an error.
+    if (this.writesInTransaction && !this.db.isTransaction) throw new StoreError('the transaction was rolled back by SQLite')
     return this.stmt(sql).run(...(params as SQLInputValue[]))
   }
 
@@ -80,6 +86,10 @@ export class SqliteOps implements StoreOps {
   // The writer holds the database lock for the whole transaction: the row is already ours.
   getTenantForUpdate (id: string): Promise<Tenant | undefined> {
     return this.getTenant(id)
+  }
+
+  async isSlugTaken (slug: string): Promise<boolean> {
+    return this.conn.get('SELECT 1 AS taken FROM tenants WHERE slug = ?', slug) !== undefined
   }
 
   async findTenantIdBySubscription (subscriptionId: string): Promise<string | undefined> {

@@ -32,7 +32,7 @@ export class SqliteStore extends SqliteOps implements Store {
     const writerDb = new DatabaseSync(opts.path)
     configure(writerDb, opts.busyTimeoutMs ?? 5000)
     migrate(writerDb)
-    const writer = new Connection(writerDb)
+    const writer = new Connection(writerDb, { writesInTransaction: true })
     let reader = writer
     if (opts.path !== ':memory:') {
       const readerDb = new DatabaseSync(opts.path)

@@ -1,5 +1,6 @@
 // The tenant lifecycle as pure rules, no I/O. A tenant has two facts — billing and infra —
 // and the public `state` (the seed's vocabulary) is derived from them, never stored.
+import { PLANS } from '../plans.ts'
 
 export const BILLING = ['pending', 'paid', 'past_due', 'canceled'] as const
 export const INFRA = ['none', 'provisioning', 'ready', 'failed', 'deprovisioned'] as const
@@ -15,6 +16,21 @@ export function deriveTenantState (billing: Billing, infra: Infra): TenantState 
   if (billing === 'past_due') return 'past_due'
   if (billing === 'paid' && infra === 'ready') return 'active'
   return 'provisioning'
+}
+
+// Events of the same second (Stripe's `created` has one-second resolution) are settled by a
+// fixed rank, not by arrival, so the end state stays independent of delivery order: a payment
+// outranks a failed one (a retry that succeeded), and the higher tier outranks the lower
+// (the subscription's next update settles a real downgrade).
+const BILLING_RANK: Record<Exclude<Billing, 'canceled'>, number> = { pending: 0, past_due: 1, paid: 2 }
+
+function planRank (plan: string): number {
+  return PLANS.findIndex((p) => p.slug === plan)
+}
+
+/** Whether a change stated at `at` supersedes the one kept from `keptAt`. */
+function supersedes (at: number, keptAt: number, rank: number, keptRank: number): boolean {
+  return at > keptAt || (at === keptAt && rank >= keptRank)
 }
 
 /** What one event says about a tenant's billing; every field is optional. */
@@ -56,9 +72,9 @@ export interface ChangeResult {
 
 /**
  * Applies one event's change. The rules make the end state independent of delivery order:
- * - billing status and plan each follow the newest event (by `created`) that states them;
- *   an older one is `stale` for that fact — except that any `paid`, however old, proves a
- *   payment and starts provisioning once;
+ * - billing status and plan each follow the newest event (by `created`) that states them,
+ *   ties settled by rank; an older one is `stale` for that fact — except that any `paid`,
+ *   however old, proves a payment and starts provisioning once;
  * - `canceled` is absorbing: it applies whatever its age, and afterwards every event about
  *   that subscription is `ignored_terminal`; only a paid event of a new subscription
  *   reactivates the tenant.
@@ -99,7 +115,8 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
   if (change.customerId !== undefined && facts.customerId === null) patch.customerId = change.customerId
 
   if (change.billing !== undefined) {
-    const neverPaid = facts.paidAt === null && facts.billing === 'pending'
+    // Never paid, whatever the billing status says: a first invoice may already have failed.
+    const neverPaid = facts.paidAt === null
     if (change.billing === 'canceled') {
       if (!change.onlyIfNeverPaid || neverPaid) {
         patch.billing = 'canceled'
@@ -109,7 +126,7 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
         scheduleTeardown = true
         appliedSomething = true
       }
-    } else if (change.at < facts.billingAt) {
+    } else if (!supersedes(change.at, facts.billingAt, BILLING_RANK[change.billing], BILLING_RANK[facts.billing])) {
       staleSomething = true
       // An old `paid` still proves a payment: provisioning must not depend on delivery order.
       if (change.billing === 'paid' && facts.paidAt === null) {
@@ -129,7 +146,7 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
   }
 
   if (change.plan !== undefined) {
-    if (change.at < facts.planAt) {
+    if (!supersedes(change.at, facts.planAt, planRank(change.plan), planRank(facts.plan))) {
       staleSomething = true
     } else {
       appliedSomething = true

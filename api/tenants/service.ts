@@ -48,12 +48,29 @@ export function newTenantId (): string {
   return randomBytes(16).toString('hex')
 }
 
-/** A DNS label from the event name: readable, unique by a piece of the tenant id. */
-export function slugFor (name: string, tenantId: string): string {
+/** Tenant-id characters a slug ends with: short and readable first, longer on a collision. */
+const SLUG_SUFFIXES = [6, 10, 16, 32] as const
+
+/**
+ * A DNS label from the event name: readable, unique by a piece of the tenant id. The suffix
+ * contains no '-', so two slugs are equal only if both their base and their id piece are;
+ * with the whole id (32) it is unique. At most 63 characters (a DNS label).
+ */
+export function slugFor (name: string, tenantId: string, suffix: number = SLUG_SUFFIXES[0]): string {
+  const room = Math.min(40, 62 - suffix)
   let base = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '')
-  if (!/^[a-z]/.test(base)) base = `ctf${base === '' ? '' : '-'}${base}`.slice(0, 40).replace(/-+$/, '')
-  return `${base}-${tenantId.slice(0, 6)}`
+    .replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, room).replace(/-+$/, '')
+  if (!/^[a-z]/.test(base)) base = `ctf${base === '' ? '' : '-'}${base}`.slice(0, room).replace(/-+$/, '')
+  return `${base}-${tenantId.slice(0, suffix)}`
+}
+
+/** The shortest slug of the tenant no other tenant holds (many events share a name). */
+async function freeSlug (tx: StoreOps, tenant: Tenant): Promise<string> {
+  for (const n of SLUG_SUFFIXES) {
+    const slug = slugFor(tenant.name, tenant.id, n)
+    if (!(await tx.isSlugTaken(slug))) return slug
+  }
+  return slugFor(tenant.name, tenant.id, 32)
 }
 
 export class TenantService {
@@ -102,6 +119,7 @@ export class TenantService {
   async createPendingTenant (hint: { name: string, email: string, plan: string }): Promise<Tenant> {
     const tenant = this.buildTenant(hint)
     await this.store.transaction(async (tx) => {
+      tenant.slug = await freeSlug(tx, tenant)
       await tx.insertTenant(tenant)
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.created', { plan: tenant.plan, slug: tenant.slug, source: 'checkout' })
     })
@@ -220,6 +238,7 @@ export class TenantService {
       // A completed checkout nobody knew about (created elsewhere, or a replay): adopt it.
       const hint = { ...intent.create, plan: getPlan(intent.create.plan) !== undefined ? intent.create.plan : 'standard' }
       tenant = this.buildTenant(hint, intent.tenantId)
+      tenant.slug = await freeSlug(tx, tenant)
       await tx.insertTenant(tenant)
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.created', { plan: tenant.plan, slug: tenant.slug, source })
     }

@@ -62,6 +62,7 @@ t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
   const { app, store } = await buildTestApp(t)
   const cases: Array<[string, Record<string, unknown>, number, string]> = [
     ['unknown plan', { payload: { plan: 'gold' } }, 400, 'unknown_plan'],
+    ['a long unknown plan', { payload: { plan: 'platinum-enterprise-ultimate-annual-2026-edition' } }, 400, 'unknown_plan'],
     ['contact plan', { payload: { plan: 'enterprise' } }, 400, 'plan_requires_contact'],
     ['missing plan', { payload: { name: 'x' } }, 400, 'invalid_request'],
     ['name too long', { payload: { plan: 'solo', name: 'x'.repeat(81) } }, 400, 'invalid_request'],
@@ -181,6 +182,10 @@ t.test('return from Checkout: open sessions, unknown sessions, bad ids, Stripe d
   const bad = await app.inject('/billing/success?session_id=../../x')
   t.equal(bad.statusCode, 400)
   t.equal((await app.inject('/billing/success')).statusCode, 400)
+  fake.queueReply('GET /v1/checkout/sessions*', { status: 400, body: { error: { type: 'invalid_request_error', message: 'a live-mode id with a test key' } } })
+  const foreign = await app.inject(`/billing/success?session_id=${body.session_id}`)
+  t.equal(foreign.statusCode, 404, 'a session id Stripe refuses is not found, not Stripe being down')
+  t.equal(foreign.json().error, 'not_found')
   fake.queueReply('GET /v1/checkout/sessions*', { status: 500, body: { error: { type: 'api_error', message: 'down' } } }, { times: 3 })
   const down = await app.inject(`/billing/success?session_id=${body.session_id}`)
   t.equal(down.statusCode, 502)

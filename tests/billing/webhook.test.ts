@@ -48,7 +48,7 @@ t.test('no webhook secret configured: every delivery is rejected', async (t) => 
 
 t.test('bodies that are not events: 400 invalid_event, nothing stored', async (t) => {
   const { app, store } = await buildTestApp(t)
-  for (const body of ['{not json', '[]', '{"id":"evt_1"}', JSON.stringify({ id: 'evt_1', type: 'x', created: 'yesterday', data: { object: {} } }), JSON.stringify({ id: 'evt_1', type: 'x', created: 1, data: { object: [] } })]) {
+  for (const body of ['{not json', '[]', '{"id":"evt_1"}', JSON.stringify({ id: 'evt_1', type: 'x', created: 'yesterday', data: { object: {} } }), '{"id":"evt_1","type":"invoice.paid","created":1e20,"data":{"object":{}}}', JSON.stringify({ id: 'evt_1', type: 'x', created: 1, data: { object: [] } })]) {
     const r = await deliver(app, body)
     t.equal(r.statusCode, 400, body)
     t.equal(r.json().error, 'invalid_event', body)
@@ -119,13 +119,15 @@ t.test('correlation: invoice metadata in both API shapes, then the durable subsc
   const r1 = await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_basil', tenantId: a, shape: 'basil' })))
   t.same(r1.json(), { status: 'ok', type: 'invoice.paid', tenant_id: a, tenant_state: 'active' })
   // later: no metadata at all, only the subscription id (legacy shape)
-  const r2 = await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_basil', shape: 'legacy' })))
+  // A second later: a failure in the same second as a payment does not outrank it.
+  const later = { created: Math.floor(Date.now() / 1000) + 1 }
+  const r2 = await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_basil', shape: 'legacy' }), later))
   t.equal(r2.json().tenant_id, a)
   t.equal(r2.json().tenant_state, 'past_due')
   const b = await pendingTenant(app)
   const r3 = await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_legacy', tenantId: b, shape: 'legacy' })))
   t.equal(r3.json().tenant_id, b)
-  const r4 = await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_legacy', shape: 'basil' })))
+  const r4 = await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_legacy', shape: 'basil' }), later))
   t.equal(r4.json().tenant_id, b, 'basil-shaped subscription id resolves through the index')
   const none = await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_nobody' })))
   t.same(none.json(), { status: 'unmatched', type: 'invoice.paid' })

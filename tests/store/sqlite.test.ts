@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { SqliteStore, sqlitePathFromUrl } from '../../api/store/sqlite.ts'
 import { RECENT_EVENTS_SQL } from '../../api/store/sqlite-ops.ts'
-import { StoreError } from '../../api/store/store.ts'
+import { StoreError, type StripeEventRecord } from '../../api/store/store.ts'
 import { makeTenant, storeContract } from './contract.ts'
 
 /** A database file in a temp dir that the test's teardown removes (after its stores close). */
@@ -113,6 +113,56 @@ t.test('a batch whose BEGIN fails rejects every unit with a StoreError', async (
   for (const r of results) t.ok(r.status === 'rejected' && r.reason instanceof StoreError, 'StoreError')
   await store.insertTenant(makeTenant())
   t.equal(await store.countTenants(), 1, 'the store works again once the lock is gone')
+})
+
+/** Caps the writer's file a few pages above its size: the next big write fails with SQLITE_FULL. */
+function fillDisk (store: SqliteStore): DatabaseSync {
+  const w = (store as unknown as { writer: { db: DatabaseSync } }).writer.db
+  const pages = Number(w.prepare('PRAGMA page_count').get()?.page_count)
+  w.exec(`PRAGMA max_page_count = ${pages + 3}`)
+  w.exec('PRAGMA cache_size = 2') // spill to the file mid-statement, as a real full disk would
+  return w
+}
+
+const event = (id: string, bytes: number): StripeEventRecord =>
+  ({ id, type: 'invoice.paid', created: 1, received: new Date().toISOString(), outcome: 'ok', tenant: null, payload: 'x'.repeat(bytes) })
+
+t.test('a full disk that makes SQLite roll back the whole batch: every unit of it gets a StoreError, later batches run', async (t) => {
+  const path = tempPath(t)
+  const store = new SqliteStore({ path })
+  t.teardown(() => store.close())
+  const w = fillDisk(store)
+  const unhandled: unknown[] = []
+  const onUnhandled = (err: unknown): void => { unhandled.push(err) }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => process.off('unhandledRejection', onUnhandled))
+  const results = await Promise.allSettled(['a', 'b', 'c'].map((id) => store.transaction(async (tx) => tx.recordEvent(event(id, id === 'b' ? 2_000_000 : 100)))))
+  t.same(results.map((r) => r.status), ['rejected', 'rejected', 'rejected'], 'no unit is acknowledged: the batch is gone')
+  for (const r of results) t.ok(r.status === 'rejected' && r.reason instanceof StoreError, 'a StoreError, which the routes answer with 500')
+  t.notOk(w.isTransaction, 'no transaction left open')
+  w.exec('PRAGMA max_page_count = 1073741823')
+  t.equal(await store.transaction(async (tx) => tx.recordEvent(event('d', 100))), true, 'the next batch commits')
+  const raw = openRaw(t, path)
+  t.same(raw.prepare('SELECT id FROM stripe_events').all().map((r) => r.id), ['d'], 'only what was acknowledged is in the file')
+  t.same(unhandled, [], 'no unhandled rejection')
+})
+
+t.test('a unit that swallows a full-disk error cannot write outside the batch', async (t) => {
+  const path = tempPath(t)
+  const store = new SqliteStore({ path })
+  t.teardown(() => store.close())
+  const w = fillDisk(store)
+  let secondWrite: unknown
+  const result = store.transaction(async (tx) => {
+    try { await tx.recordEvent(event('big', 2_000_000)) } catch { /* carries on regardless */ }
+    w.exec('PRAGMA max_page_count = 1073741823') // room again for what follows
+    try { await tx.recordEvent(event('after', 100)) } catch (err) { secondWrite = err }
+    return 'done'
+  })
+  await t.rejects(result, StoreError, 'the unit is not acknowledged')
+  t.type(secondWrite, StoreError, 'its write after the rollback is refused, not autocommitted')
+  const raw = openRaw(t, path)
+  t.same(raw.prepare('SELECT id FROM stripe_events').all(), [], 'nothing reached the file')
 })
 
 t.test('sqlitePathFromUrl', async (t) => {

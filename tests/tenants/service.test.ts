@@ -1,0 +1,44 @@
+import t from 'tap'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
+import { slugFor } from '../../api/tenants/service.ts'
+
+t.test('slugFor: a readable DNS label ending in a piece of the tenant id', async (t) => {
+  const id = '0123456789abcdef0123456789abcdef'
+  t.equal(slugFor('Acme CTF 2026!', id), 'acme-ctf-2026-012345')
+  t.equal(slugFor('Ünïcödé Ñight', id), 'unicode-night-012345', 'accents folded')
+  t.equal(slugFor('', id), 'ctf-012345', 'no name')
+  t.equal(slugFor('2026 finals', id), 'ctf-2026-finals-012345', 'a letter first')
+  t.equal(slugFor('Acme', id, 32), `acme-${id}`, 'the whole id on request')
+  for (const n of [6, 10, 16, 32]) {
+    const slug = slugFor('x'.repeat(200), id, n)
+    t.ok(slug.length <= 63, `at most 63 characters with a ${n}-character suffix (${slug.length})`)
+    t.match(slug, /^[a-z][a-z0-9-]*[a-z0-9]$/)
+    t.ok(slug.endsWith(`-${id.slice(0, n)}`))
+  }
+})
+
+t.test('tenants of the same name whose ids share a prefix get distinct slugs', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  // Tenants created from Checkout sessions nobody knew about take the session's tenant id.
+  const ids = ['abcdef0000000000000000000000000a', 'abcdef0000000000000000000000000b', 'abcdef0000000000000000000000000c']
+  const slugs: string[] = []
+  for (const [i, id] of ids.entries()) {
+    const r = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', name: 'Spring CTF', subscription: `sub_slug_${i}` })))
+    t.equal(r.statusCode, 200, `delivery ${i}: ${r.body}`)
+    t.equal(r.json().status, 'ok')
+    slugs.push((await store.getTenant(id))!.slug)
+  }
+  t.same(slugs, ['spring-ctf-abcdef', 'spring-ctf-abcdef0000', 'spring-ctf-abcdef0000000000'], 'the shortest free suffix each time')
+})
+
+t.test('checkout: a slug already taken is never a 500', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const made = new Set<string>()
+  for (let i = 0; i < 20; i++) {
+    const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', email: `o${i}@x.test` } })
+    t.ok(r.statusCode < 300 && typeof r.json().tenant_id === 'string', r.body)
+  }
+  for (const tn of await store.listTenants()) made.add(tn.slug)
+  t.equal(made.size, 20, 'twenty nameless tenants, twenty slugs')
+})
