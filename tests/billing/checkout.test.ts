@@ -192,6 +192,35 @@ t.test('return from Checkout: open sessions, unknown sessions, bad ids, Stripe d
   t.equal(down.json().error, 'stripe_unavailable')
 })
 
+t.test('return from Checkout: a delayed payment, and a session made outside this server', async (t) => {
+  const { app, fake, store } = await stripeApp(t)
+  const body = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name: 'Slow Pay CTF' } })).json()
+  fake.completeSession(body.session_id, { subscriptionId: 'sub_slow', paymentStatus: 'unpaid' })
+  const r = await app.inject(`/billing/success?session_id=${body.session_id}`)
+  t.equal(r.statusCode, 303)
+  t.match(r.headers.location, `/welcome?tenant=${body.tenant_id}`, 'the buyer still gets the welcome page')
+  const tenant = await store.getTenant(body.tenant_id)
+  t.equal(tenant?.billing, 'pending', 'complete but unpaid (a bank debit): not paid yet')
+  t.equal(tenant?.subscriptionId, 'sub_slow', 'linked, so the later invoice finds it')
+  t.equal((await store.listJobs({ tenant: body.tenant_id })).length, 0, 'no server before the money')
+
+  // A session created with Stripe directly (say, a payment link): no tenant id anywhere.
+  const made = await app.stripe!.createCheckoutSession({
+    mode: 'subscription', line_items: [{ price: PRICES.STRIPE_PRICE_SOLO, quantity: 1 }], metadata: { plan: 'solo', name: 'Link CTF' },
+    success_url: 'https://ctfhive.example/billing/success?session_id={CHECKOUT_SESSION_ID}', cancel_url: 'https://ctfhive.example/pricing'
+  }, 'outside-1')
+  fake.completeSession(made.id, { subscriptionId: 'sub_link' })
+  const before = await store.countTenants()
+  const back = await app.inject(`/billing/success?session_id=${made.id}`)
+  t.equal(back.statusCode, 303)
+  t.equal(await store.countTenants(), before + 1, 'the paid session gets a tenant of its own')
+  const id = new URL(back.headers.location as string, 'http://x').searchParams.get('tenant')!
+  const adopted = await store.getTenant(id)
+  t.match(adopted, { name: 'Link CTF', plan: 'solo', billing: 'paid', subscriptionId: 'sub_link' })
+  t.equal((await app.inject(`/billing/success?session_id=${made.id}`)).headers.location, back.headers.location, 'reloading finds the same tenant')
+  t.equal(await store.countTenants(), before + 1)
+})
+
 t.test('return from Checkout without Stripe configured', async (t) => {
   const { app } = await buildTestApp(t)
   const r = await app.inject('/billing/success?session_id=cs_test_1')

@@ -1,0 +1,81 @@
+import t from 'tap'
+import { intentForEvent, isStripeEvent, planOfSubscription, SUPPORTED_EVENTS, type StripeEvent, type SupportedEvent } from '../../api/billing/events.ts'
+import { checkoutSession, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
+
+const TENANT = '0123456789abcdef0123456789abcdef'
+const noPrices = (): undefined => undefined
+const intent = (type: SupportedEvent, object: Record<string, any>, priceToPlan: (id: string) => string | undefined = noPrices) =>
+  intentForEvent(makeEvent(type, object) as unknown as StripeEvent & { type: SupportedEvent }, priceToPlan)
+
+t.test('every supported type has an intent', async (t) => {
+  for (const type of SUPPORTED_EVENTS) {
+    const object = type.startsWith('checkout') ? checkoutSession({ tenantId: TENANT }) : type.startsWith('invoice') ? invoice({ subscription: 'sub_1', tenantId: TENANT }) : subscription({ tenantId: TENANT, status: 'active' })
+    t.equal(intent(type, object).tenantId, TENANT, type)
+  }
+})
+
+t.test('checkout: who the new tenant is when nobody knew it', async (t) => {
+  const named = intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, name: 'Spring CTF', email: 'a@b.test', plan: 'pro' }))
+  t.same(named.create, { name: 'Spring CTF', email: 'a@b.test', plan: 'pro' })
+  const session = { ...checkoutSession({ tenantId: TENANT }), id: '', customer_email: null, customer_details: { email: 'details@b.test' }, metadata: { tenant_id: TENANT } }
+  t.same(intent('checkout.session.completed', session).create, { name: 'ctfhive-event', email: 'details@b.test', plan: 'standard' }, 'no name, no plan: defaults; email from customer_details')
+  const byMetadata = { ...session, customer_details: null, metadata: { email: 'meta@b.test', plan: 'enterprise' } }
+  const i = intent('checkout.session.completed', byMetadata)
+  t.equal(i.create?.email, 'meta@b.test', 'email from metadata last')
+  t.equal(i.create?.plan, 'standard', 'a contact-only plan is not a checkout plan')
+  t.equal(i.change.plan, undefined, 'and is not applied')
+  t.equal(intent('checkout.session.completed', { ...checkoutSession({}), client_reference_id: 'not-a-tenant-id', metadata: {} }).tenantId, undefined, 'ids that are not ours are ignored')
+})
+
+t.test('checkout: what counts as paid', async (t) => {
+  t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, paymentStatus: 'paid' })).change.billing, 'paid')
+  t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, paymentStatus: 'no_payment_required' })).change.billing, 'paid', 'a 100 % coupon or a trial')
+  t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, paymentStatus: 'unpaid' })).change.billing, undefined, 'a delayed payment method: not yet')
+  const later = intent('checkout.session.async_payment_succeeded', checkoutSession({ tenantId: TENANT, paymentStatus: 'paid', plan: 'solo' }))
+  t.equal(later.change.billing, 'paid')
+  t.same(later.create, { name: later.create?.name, email: later.create?.email, plan: 'solo' }, 'it may create the tenant too')
+  for (const type of ['checkout.session.async_payment_failed', 'checkout.session.expired'] as const) {
+    const i = intent(type, checkoutSession({ tenantId: TENANT, paymentStatus: 'unpaid' }))
+    t.equal(i.change.billing, 'canceled', type)
+    t.equal(i.change.onlyIfNeverPaid, true, `${type}: only if never paid`)
+    t.type(i.change.reason, 'string')
+    t.equal(i.create, undefined, `${type} never creates a tenant`)
+  }
+})
+
+t.test('references given as ids or as expanded objects', async (t) => {
+  const expanded = { ...checkoutSession({ tenantId: TENANT }), subscription: { id: 'sub_obj', object: 'subscription' }, customer: { id: 'cus_obj', object: 'customer' } }
+  const i = intent('checkout.session.completed', expanded)
+  t.equal(i.subscriptionId, 'sub_obj')
+  t.equal(i.change.customerId, 'cus_obj')
+  const inv = { ...invoice({ subscription: 'x', shape: 'legacy' }), subscription: { id: 'sub_inv' }, customer: { id: 'cus_inv' } }
+  t.equal(intent('invoice.paid', inv).subscriptionId, 'sub_inv')
+  t.equal(intent('invoice.paid', inv).change.customerId, 'cus_inv')
+})
+
+t.test('subscription statuses', async (t) => {
+  const cases: Array<[string, string | undefined]> = [
+    ['active', 'paid'], ['trialing', 'paid'], ['past_due', 'past_due'], ['unpaid', 'past_due'],
+    ['canceled', 'canceled'], ['incomplete_expired', 'canceled'], ['incomplete', undefined], ['paused', undefined]
+  ]
+  for (const [status, billing] of cases) {
+    t.equal(intent('customer.subscription.updated', subscription({ tenantId: TENANT, status })).change.billing, billing, status)
+  }
+  const deleted = intent('customer.subscription.deleted', subscription({ tenantId: TENANT, status: 'active' }))
+  t.equal(deleted.change.billing, 'canceled', 'deleted cancels whatever the status field says')
+})
+
+t.test('the plan follows the price: lookup key, then the STRIPE_PRICE_* reverse map', async (t) => {
+  const prices = (id: string): string | undefined => (id === 'price_pro_1' ? 'pro' : undefined)
+  t.equal(planOfSubscription(subscription({ status: 'active', lookupKey: 'ctfhive_solo_monthly' }), prices), 'solo')
+  t.equal(planOfSubscription(subscription({ status: 'active', lookupKey: null, priceId: 'price_pro_1' }), prices), 'pro')
+  t.equal(planOfSubscription(subscription({ status: 'active', lookupKey: 'someone_else', priceId: 'price_other' }), prices), undefined, 'an unknown price changes no plan')
+  t.equal(planOfSubscription({ items: { data: [] } }, prices), undefined, 'no items')
+})
+
+t.test('isStripeEvent', async (t) => {
+  t.ok(isStripeEvent(makeEvent('invoice.paid', {})))
+  t.notOk(isStripeEvent({ ...makeEvent('invoice.paid', {}), created: 2 ** 60 }), 'a created past what an integer column holds exactly')
+  t.notOk(isStripeEvent({ ...makeEvent('invoice.paid', {}), created: -1 }))
+  t.notOk(isStripeEvent({ ...makeEvent('invoice.paid', {}), id: 'x'.repeat(256) }))
+})
