@@ -1,11 +1,13 @@
 // buildApp(config, deps): registers plugins and routes, never listens (server.ts does).
 import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
 import { stripeConfigured, type Config } from './config.ts'
-import { AppError, errorBody, isAppError, validationMessage } from './errors.ts'
+import { AppError, ERROR_CODES, errorBody, isAppError, validationMessage, type ErrorCode } from './errors.ts'
 import { createLogger } from './logger.ts'
 import type { Store } from './store/store.ts'
 import type { Executor } from './provisioning/executor.ts'
@@ -52,6 +54,13 @@ function isApiPath (url: string): boolean {
   return API_PREFIXES.some((p) => url === p || url.startsWith(p.endsWith('/') ? p : `${p}/`) || url.startsWith(`${p}?`))
 }
 
+/** 4xx errors from plugins (@fastify/static's send) that have a code of their own. */
+const PLUGIN_ERRORS = new Map<number, { code: ErrorCode, message: string }>([
+  [403, { code: 'forbidden', message: 'This path may not be read.' }],
+  [412, { code: 'precondition_failed', message: 'A conditional header of the request does not hold for this file.' }],
+  [416, { code: 'range_not_satisfiable', message: 'The requested range lies outside the file.' }]
+])
+
 function handleError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   if (isAppError(err)) {
     if (err.statusCode >= 500) request.log.warn({ code: err.code }, err.message)
@@ -80,12 +89,79 @@ function handleError (err: FastifyError, request: FastifyRequest, reply: Fastify
     reply.code(429).send(errorBody('rate_limited', err.message))
     return
   }
+  const known = err.statusCode === undefined ? undefined : PLUGIN_ERRORS.get(err.statusCode)
+  if (known !== undefined) {
+    // A 416 says which ranges exist (Content-Range: bytes */size).
+    const range = (err as { headers?: Record<string, string> }).headers?.['Content-Range']
+    if (range !== undefined) reply.header('content-range', range)
+    reply.code(err.statusCode!).send(errorBody(known.code, known.message))
+    return
+  }
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
     reply.code(err.statusCode).send(errorBody('invalid_request', err.message))
     return
   }
   request.log.error({ err }, 'unhandled error')
   reply.code(500).send(errorBody('internal_error', 'Something went wrong on our side.'))
+}
+
+/**
+ * ajv's coercion turns "Infinity" or "1e400" into a number and then skips minimum and maximum
+ * (ajv-validator/ajv#2212), so a validated number may still be infinite: refuse it here.
+ */
+async function rejectNonFiniteNumbers (request: FastifyRequest): Promise<void> {
+  for (const [part, values] of [['querystring', request.query], ['params', request.params]] as const) {
+    if (values === null || typeof values !== 'object') continue
+    for (const [field, value] of Object.entries(values)) {
+      if ((Array.isArray(value) ? value : [value]).some((v) => typeof v === 'number' && !Number.isFinite(v))) {
+        throw new AppError('invalid_request', `${part}.${field}: must be a finite number`, { field })
+      }
+    }
+  }
+}
+
+/** Errors the router raises before any route (and its hooks) is chosen. */
+function handleFrameworkError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', request.id)
+  switch (err.code) {
+    case 'FST_ERR_BAD_URL':
+      reply.code(400).send(errorBody('bad_url', 'The URL path is not valid: it has a malformed percent-encoding.'))
+      return
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      reply.code(414).send(errorBody('uri_too_long', 'A segment of the URL path is too long.'))
+      return
+  }
+  handleError(err, request, reply)
+}
+
+/** Node's HTTP parser errors → our codes; any other parse error is bad_request. */
+const CLIENT_ERRORS = new Map<string, { code: ErrorCode, message: string }>([
+  ['HPE_HEADER_OVERFLOW', { code: 'header_too_large', message: 'The request line and headers are too large.' }],
+  ['HPE_CHUNK_EXTENSIONS_OVERFLOW', { code: 'payload_too_large', message: 'The chunk extensions are too large.' }],
+  ['ERR_HTTP_REQUEST_TIMEOUT', { code: 'request_timeout', message: 'The request took too long to arrive.' }]
+])
+
+/** A complete HTTP/1.1 error response for a socket with no request object to reply on. */
+function rawErrorResponse (code: ErrorCode, message: string): string {
+  const status = ERROR_CODES[code]
+  const body = JSON.stringify(errorBody(code, message))
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+}
+
+/** A request Node could not parse (Fastify's clientErrorHandler): answer, then close. */
+function handleClientError (this: FastifyInstance, err: Error & { code?: string }, socket: Socket): void {
+  // Reset, or already ending (a second parse error after our answer): nothing more to send.
+  if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return
+  const known = CLIENT_ERRORS.get(err.code ?? '') ?? { code: 'bad_request' as const, message: 'The request is not valid HTTP.' }
+  // Only the code: the error's rawPacket holds the request bytes, query tokens included.
+  this.log.debug({ code: err.code }, `client error: ${known.code}`)
+  // As Node does: once a response on this socket has begun, nothing else may be written.
+  if ((socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) {
+    socket.destroy()
+    return
+  }
+  socket.end(rawErrorResponse(known.code, known.message), () => { socket.destroy() })
 }
 
 export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyInstance> {
@@ -101,6 +177,10 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     // Webhook and form bodies are small; a larger body is a mistake or an attack.
     bodyLimit: 64 * 1024,
     routerOptions: { ignoreTrailingSlash: false },
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: handleClientError,
+    // Fastify's own 503 body is not ours: the onRequest hook below answers while closing.
+    return503OnClosing: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } }
   })
 
@@ -120,6 +200,13 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   app.decorate('tenants', tenants)
   app.decorate('stripe', stripe)
 
+  // Set before the other preClose hooks run (the job runner's may take a while).
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onRequest', async () => {
+    if (closing) throw new AppError('shutting_down', 'The server is shutting down; retry on another connection.')
+  })
+  app.addHook('preHandler', rejectNonFiniteNumbers)
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })

@@ -3,6 +3,8 @@
 
 export const ERROR_CODES = {
   invalid_request: 400,
+  bad_request: 400,
+  bad_url: 400,
   invalid_json: 400,
   invalid_tenant_id: 400,
   invalid_signature: 400,
@@ -15,13 +17,18 @@ export const ERROR_CODES = {
   not_found: 404,
   tenant_not_found: 404,
   event_not_found: 404,
+  request_timeout: 408,
   conflict: 409,
   tenant_not_ready: 409,
+  precondition_failed: 412,
   credential_unavailable: 404,
   credential_unreadable: 502,
   payload_too_large: 413,
+  uri_too_long: 414,
   unsupported_media_type: 415,
+  range_not_satisfiable: 416,
   rate_limited: 429,
+  header_too_large: 431,
   internal_error: 500,
   store_unavailable: 500,
   stripe_checkout_failed: 502,
@@ -29,7 +36,8 @@ export const ERROR_CODES = {
   price_not_configured: 503,
   docs_not_built: 503,
   site_not_built: 503,
-  not_ready: 503
+  not_ready: 503,
+  shutting_down: 503
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -1,6 +1,6 @@
 // pino, configured once: request ids, redaction by path, and a last line of defence that
 // scrubs any configured secret value from every line before it is written.
-import { pino, type DestinationStream, type Logger } from 'pino'
+import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino'
 import { secretValues, type Config } from './config.ts'
 
 export const REDACT_PATHS = [
@@ -17,6 +17,54 @@ export const REDACT_PATHS = [
   '*.secret'
 ]
 
+/**
+ * Query parameters that are bearer secrets, masked in every logged URL: `token` is the welcome
+ * link's HMAC (it unlocks the CTF admin password), and `session_id` is one too, because
+ * /billing/success turns any completed Checkout Session id into that welcome link.
+ */
+const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set(['token', 'session_id'])
+
+function decodedKey (key: string): string {
+  try {
+    return decodeURIComponent(key.replace(/\+/g, ' ')).toLowerCase()
+  } catch {
+    return key.toLowerCase()
+  }
+}
+
+/** The URL with each secret query value replaced by [Redacted]; path and other values kept. */
+export function maskUrl (url: string): string {
+  const q = url.indexOf('?')
+  if (q < 0) return url
+  // Decoded and case-folded, so "%74oken" or "Token" is masked too.
+  const pairs = url.slice(q + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=')
+    return eq >= 0 && SECRET_QUERY_PARAMS.has(decodedKey(pair.slice(0, eq))) ? `${pair.slice(0, eq)}=[Redacted]` : pair
+  })
+  return `${url.slice(0, q)}?${pairs.join('&')}`
+}
+
+interface LoggedRequest {
+  method?: string
+  url?: string
+  host?: string
+  ip?: string
+  headers?: Record<string, string | string[] | undefined>
+  socket?: { remotePort?: number } | null
+}
+
+/** Fastify's own request serializer, with the URL masked. */
+export function serializeRequest (req: LoggedRequest): Record<string, unknown> {
+  return {
+    method: req.method,
+    url: typeof req.url === 'string' ? maskUrl(req.url) : req.url,
+    version: req.headers?.['accept-version'],
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort
+  }
+}
+
 function escapeRegExp (s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
@@ -29,6 +77,9 @@ export function createLogger (config: Pick<Config, 'logLevel'> & Parameters<type
   const options = {
     level: config.logLevel,
     redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
+    // Given serializers replace pino's defaults, so err is named again. Fastify keeps a
+    // logger instance's own serializers over its defaults.
+    serializers: { err: stdSerializers.err, req: serializeRequest },
     hooks: {
       streamWrite: (line: string): string => (scrub === null ? line : line.replace(scrub, '[Redacted]'))
     }

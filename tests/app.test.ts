@@ -1,4 +1,7 @@
+import { once } from 'node:events'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import t from 'tap'
+import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from './helpers/build-app.ts'
 import type { Store } from '../api/store/store.ts'
 import { SqliteStore } from '../api/store/sqlite.ts'
@@ -67,4 +70,117 @@ t.test('behind a trusted proxy the limit keys on X-Forwarded-For', async (t) => 
   t.equal((await send('198.51.100.1')).statusCode, 200)
   t.equal((await send('198.51.100.1')).statusCode, 429)
   t.equal((await send('198.51.100.2')).statusCode, 200)
+})
+
+t.test('URLs the router cannot take are contract errors', async (t) => {
+  const { app } = await buildTestApp(t, { env: { ADMIN_TOKEN: 'admin-token-for-app-tests-0123456789' } })
+  for (const url of ['/%zz', '/tenants/%zz/status', '/billing/%E0%A4%A']) {
+    const r = await app.inject(url)
+    t.equal(r.statusCode, 400, url)
+    t.same(r.json(), { error: 'bad_url', message: 'The URL path is not valid: it has a malformed percent-encoding.' }, url)
+    t.match(r.headers['x-request-id'], /^[0-9a-f-]{36}$/, `${url} carries a request id`)
+  }
+  const long = await app.inject({ method: 'POST', url: `/admin/tenants/${'a'.repeat(101)}/retry`, headers: { authorization: 'Bearer admin-token-for-app-tests-0123456789' } })
+  t.equal(long.statusCode, 414)
+  t.equal(long.json().error, 'uri_too_long')
+})
+
+interface RawResponse { status: number, headers: Record<string, string>, body: string }
+
+/** An HTTP/1.1 client on a raw socket: writes bytes as given, reads responses by Content-Length. */
+class RawClient {
+  private buffer = Buffer.alloc(0)
+  private wake: () => void = () => {}
+  readonly socket: Socket
+  readonly closed: Promise<void>
+
+  constructor (socket: Socket) {
+    this.socket = socket
+    socket.on('data', (chunk: Buffer) => { this.buffer = Buffer.concat([this.buffer, chunk]); this.wake() })
+    // The server may reset a connection it refused; only what it wrote matters.
+    socket.on('error', () => {})
+    this.closed = once(socket, 'close').then(() => { this.wake() })
+  }
+
+  static async open (app: FastifyInstance): Promise<RawClient> {
+    const socket = connect((app.server.address() as AddressInfo).port, '127.0.0.1')
+    await once(socket, 'connect')
+    return new RawClient(socket)
+  }
+
+  async response (): Promise<RawResponse> {
+    for (;;) {
+      const end = this.buffer.indexOf('\r\n\r\n')
+      if (end >= 0) {
+        const [statusLine, ...lines] = this.buffer.subarray(0, end).toString('latin1').split('\r\n')
+        const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
+        const length = Number(headers['content-length'])
+        if (this.buffer.length >= end + 4 + length) {
+          const body = this.buffer.subarray(end + 4, end + 4 + length).toString('utf8')
+          this.buffer = this.buffer.subarray(end + 4 + length)
+          return { status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine!)?.[1]), headers, body }
+        }
+      }
+      if (this.socket.destroyed) throw new Error(`the connection closed mid-response: ${JSON.stringify(this.buffer.toString('latin1'))}`)
+      await new Promise<void>((resolve) => { this.wake = resolve })
+    }
+  }
+}
+
+t.test('requests Node cannot parse get a contract error, then the connection closes', async (t) => {
+  const { app } = await buildTestApp(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const cases = [
+    ['a 20 KB header', `GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`, 431, 'header_too_large'],
+    ['a malformed request line', 'NOT AN HTTP REQUEST\r\n\r\n', 400, 'bad_request'],
+    ['a header without a colon', 'GET /healthz HTTP/1.1\r\nHost: t\r\nNo colon here\r\n\r\n', 400, 'bad_request'],
+    ['a malformed Content-Length', 'POST /billing/checkout HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2x\r\n\r\n{}', 400, 'bad_request'],
+    ['two Content-Lengths', 'POST /billing/checkout HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}', 400, 'bad_request'],
+    ['a 20 KB chunk extension', `POST /billing/checkout HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;x=${'a'.repeat(20 * 1024)}\r\n{}\r\n0\r\n\r\n`, 413, 'payload_too_large']
+  ] as const
+  for (const [what, bytes, status, code] of cases) {
+    const client = await RawClient.open(app)
+    client.socket.write(bytes)
+    const r = await client.response()
+    t.equal(r.status, status, what)
+    t.match(r.headers['content-type'], /^application\/json/, `${what}: JSON`)
+    t.equal(r.headers.connection, 'close', `${what}: Connection: close`)
+    const body = JSON.parse(r.body)
+    t.equal(body.error, code, what)
+    t.type(body.message, 'string', `${what}: a message`)
+    t.same(Object.keys(body), ['error', 'message'], `${what}: nothing else`)
+    await client.closed
+    t.ok(client.socket.destroyed, `${what}: the server closed the connection`)
+  }
+  t.equal((await app.inject('/healthz')).statusCode, 200, 'the server still answers')
+})
+
+t.test('a request that arrives while the app closes is 503 shutting_down', async (t) => {
+  // The job runner's preClose hook gives leases back last; holding that call holds the app
+  // in its closing phase, still listening, while a kept-alive connection sends one more request.
+  const inner = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => inner.close())
+  const store = Object.create(inner) as Store
+  let closing: () => void = () => {}
+  const inClosingPhase = new Promise<void>((resolve) => { closing = resolve })
+  let release: () => void = () => {}
+  const released = new Promise<void>((resolve) => { release = resolve })
+  store.releaseLeases = async (owner) => { closing(); await released; return inner.releaseLeases(owner) }
+  const { app } = await buildTestApp(t, { store })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+
+  const client = await RawClient.open(app)
+  client.socket.write('GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n')
+  t.equal((await client.response()).status, 200, 'the connection is kept alive')
+
+  const closed = app.close()
+  await inClosingPhase
+  client.socket.write('GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n')
+  const r = await client.response()
+  release()
+  await closed
+  t.equal(r.status, 503)
+  t.same(JSON.parse(r.body), { error: 'shutting_down', message: 'The server is shutting down; retry on another connection.' })
+  t.equal(r.headers.connection, 'close', 'the client is told not to reuse the connection')
+  t.match(r.headers['content-type'], /^application\/json/)
 })

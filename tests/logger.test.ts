@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
+import { maskUrl, serializeRequest } from '../api/logger.ts'
 import { buildTestApp } from './helpers/build-app.ts'
 import { deliver, invoice, makeEvent } from './helpers/stripe-events.ts'
 
@@ -24,4 +26,40 @@ t.test('logs carry request ids and never secrets', async (t) => {
   t.ok(text.includes('[Redacted]'), 'redaction happened')
   const generated = await app.inject('/healthz')
   t.match(generated.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'a generated id otherwise')
+})
+
+t.test('logged URLs keep path and query but not the welcome token or the checkout session', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { logLines: lines })
+  const token = randomBytes(20).toString('hex')
+  const id = randomBytes(16).toString('hex')
+  await app.inject(`/tenants/${id}/credentials?token=${token}`)
+  await app.inject(`/welcome?tenant=${id}&token=${token}&ref=mail`)
+  await app.inject('/billing/success?session_id=cs_test_a1b2c3d4e5f6g7h8')
+  const urls = lines.flatMap((l) => (l.req as { url?: string } | undefined)?.url ?? [])
+  t.same(urls, [
+    `/tenants/${id}/credentials?token=[Redacted]`,
+    `/welcome?tenant=${id}&token=[Redacted]&ref=mail`,
+    '/billing/success?session_id=[Redacted]'
+  ])
+  const text = lines.map((l) => JSON.stringify(l)).join('\n')
+  t.notOk(text.includes(token), 'no welcome token in the logs')
+  t.notOk(text.includes('a1b2c3d4e5f6g7h8'), 'no checkout session id in the logs')
+
+  // Naming a req serializer replaces pino's defaults; errors must still log in full.
+  app.log.error({ err: new Error('boom') }, 'failed')
+  const err = lines.at(-1)!.err as { message?: string, stack?: string }
+  t.equal(err.message, 'boom')
+  t.match(err.stack, /^Error: boom\n/)
+})
+
+t.test('maskUrl masks secret parameters however they are spelled, and nothing else', async (t) => {
+  t.equal(maskUrl('/healthz'), '/healthz')
+  t.equal(maskUrl('/x?a=1&b=2'), '/x?a=1&b=2')
+  t.equal(maskUrl('/x?Token=a&%74oken=b&session%5Fid=c&tokens=d&token&q=token%3De'),
+    '/x?Token=[Redacted]&%74oken=[Redacted]&session%5Fid=[Redacted]&tokens=d&token&q=token%3De')
+  t.equal(maskUrl('/x?token=a&token=b'), '/x?token=[Redacted]&token=[Redacted]', 'every occurrence')
+  t.equal(maskUrl('/x?%zz=1&token=a'), '/x?%zz=1&token=[Redacted]', 'a malformed name is kept as it is')
+  const req = serializeRequest({ method: 'GET', url: '/welcome?token=abc', ip: '203.0.113.9', host: 'h', headers: {}, socket: { remotePort: 4000 } })
+  t.same(req, { method: 'GET', url: '/welcome?token=[Redacted]', version: undefined, host: 'h', remoteAddress: '203.0.113.9', remotePort: 4000 })
 })

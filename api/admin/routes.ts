@@ -58,6 +58,10 @@ const AuditVerdictSchema = Type.Object({
 
 const EventIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 255 }) })
 
+// Far past any real tenant count, and small enough that offset + limit stays an exact
+// integer the stores bind as one (9223372036854775808 reached SQLite and was a 500).
+export const MAX_OFFSET = 1_000_000
+
 const errors = { '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
 
 function digest (value: string): Buffer {
@@ -94,7 +98,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       querystring: Type.Object({
         state: Type.Optional(Type.Union(STATES.map((s) => Type.Literal(s)))),
         limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }),
-        offset: Type.Integer({ minimum: 0, default: 0 })
+        offset: Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 })
       }),
       response: {
         200: Type.Object({ total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer(), tenants: Type.Array(TenantRecordSchema) }),

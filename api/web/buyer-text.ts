@@ -25,11 +25,17 @@ export function registerError (code: string, field?: string): { field: RegisterF
   if (code === 'invalid_request' && (field === 'name' || field === 'email' || field === 'plan')) {
     return REGISTER_ERRORS[`invalid_${field}`]!
   }
-  return REGISTER_ERRORS[code] ?? REGISTER_ERRORS.internal_error!
+  // Own keys only: the code comes from the URL and may be "__proto__" or "toString".
+  return Object.hasOwn(REGISTER_ERRORS, code) ? REGISTER_ERRORS[code]! : REGISTER_ERRORS.internal_error!
 }
 
 export const LOGIN_ERRORS: Readonly<Record<string, string>> = {
   invalid_address: 'That does not look like a CTFHive address. Enter the name before the domain, like spring-ctf-1a2b3c.'
+}
+
+/** The sign-in message for an error code from the URL; none for an unknown code. */
+export function loginError (code: string | undefined): string | undefined {
+  return code !== undefined && Object.hasOwn(LOGIN_ERRORS, code) ? LOGIN_ERRORS[code] : undefined
 }
 
 export type ProgressKey = 'checking' | 'awaiting_payment' | 'setting_up' | 'live' | 'past_due' | 'failed' | 'canceled' | 'not_found'

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PAID_PLANS } from '../plans.ts'
-import { LOGIN_ERRORS, progressOf, registerError } from './buyer-text.ts'
+import { loginError, progressOf, registerError } from './buyer-text.ts'
 import { sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
 import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
 import { describedBy, fieldError, formAlert, planInput, progressBlock } from './slots.ts'
@@ -113,7 +113,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   }
 
   const renderLogin = (query: Query): string | undefined => {
-    const message = LOGIN_ERRORS[one(query, 'error') ?? '']
+    const message = loginError(one(query, 'error'))
     if (message === undefined) return undefined
     const html = swap(readPage('login.html'), fieldError('address'), fieldError('address', message))
     return swap(html, describedBy('address'), describedBy('address', true))

@@ -3,6 +3,8 @@ import { DatabaseSync } from 'node:sqlite'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
+import { MAX_OFFSET } from '../../api/admin/routes.ts'
+import { MAX_PAGE } from '../../api/tenants/admin.ts'
 
 const TOKEN = 'admin-token-for-tests-0123456789abcdef'
 const AUTH = { authorization: `Bearer ${TOKEN}` }
@@ -96,6 +98,32 @@ t.test('list: paging and filtering by derived state', async (t) => {
   t.equal(bad.json().error, 'invalid_request')
   t.equal((await get(app, '/admin/tenants?limit=0')).statusCode, 400)
   t.equal((await get(app, '/admin/tenants?limit=501')).statusCode, 400)
+})
+
+t.test('paging numbers out of range are 400 invalid_request, never a store error', async (t) => {
+  const { app } = await buildTestApp(t, { env: ENV })
+  await pendingTenant(app)
+  const bad = [
+    '/admin/tenants?offset=9223372036854775808', '/admin/tenants?offset=1e20', `/admin/tenants?offset=${MAX_OFFSET + 1}`,
+    '/admin/tenants?offset=-1', '/admin/tenants?offset=1.5', '/admin/tenants?offset=NaN',
+    // ajv coerces these to ±Infinity and then skips minimum and maximum (ajv#2212).
+    '/admin/tenants?offset=Infinity', '/admin/tenants?offset=1e400', '/admin/tenants?offset=-Infinity',
+    '/admin/tenants?limit=9223372036854775808', '/admin/tenants?limit=1e20', '/admin/tenants?limit=Infinity',
+    '/admin/events?limit=1e20', '/admin/events?limit=0', '/admin/events?limit=-1e400'
+  ]
+  for (const url of bad) {
+    const r = await get(app, url)
+    t.equal(r.statusCode, 400, url)
+    t.equal(r.json().error, 'invalid_request', url)
+    t.equal(r.json().field, /[?&](\w+)=/.exec(url)![1], `${url} names the field`)
+  }
+  // The largest page, on the single-query path and on the merged one (offset + limit rows per filter).
+  for (const state of ['', '&state=provisioning']) {
+    const last = await get(app, `/admin/tenants?offset=${MAX_OFFSET}&limit=${MAX_PAGE}${state}`)
+    t.equal(last.statusCode, 200, `the last page${state}`)
+    t.same(last.json().tenants, [])
+    t.equal(last.json().offset, MAX_OFFSET)
+  }
 })
 
 t.test('show: the tenant with its events, audit entries and jobs', async (t) => {

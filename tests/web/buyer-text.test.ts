@@ -2,7 +2,7 @@
 // checkout error code to a field and a message.
 import t from 'tap'
 import { BILLING, INFRA, deriveTenantState } from '../../api/tenants/lifecycle.ts'
-import { PROGRESS_STEPS, PROGRESS_TEXT, REGISTER_ERRORS, fillText, progressOf, registerError } from '../../api/web/buyer-text.ts'
+import { LOGIN_ERRORS, PROGRESS_STEPS, PROGRESS_TEXT, REGISTER_ERRORS, fillText, loginError, progressOf, registerError } from '../../api/web/buyer-text.ts'
 import { escapeHtml, progressBlock } from '../../api/web/slots.ts'
 
 const at = '2025-05-01T09:00:00.000Z'
@@ -33,6 +33,16 @@ t.test('checkout errors land next to their field', async (t) => {
   t.equal(registerError('plan_requires_contact').field, 'plan')
   t.equal(registerError('stripe_checkout_failed').field, 'form')
   t.same(registerError('no_such_code'), REGISTER_ERRORS.internal_error)
+})
+
+t.test('codes naming Object.prototype members are unknown codes', async (t) => {
+  for (const code of ['__proto__', 'toString', 'constructor', 'hasOwnProperty', 'valueOf']) {
+    t.same(registerError(code), REGISTER_ERRORS.internal_error, `register ${code}`)
+    t.same(registerError('invalid_request', code), REGISTER_ERRORS.invalid_request, `register field ${code}`)
+    t.equal(loginError(code), undefined, `login ${code}`)
+  }
+  t.equal(loginError('invalid_address'), LOGIN_ERRORS.invalid_address)
+  t.equal(loginError(undefined), undefined)
 })
 
 t.test('texts are filled in and escaped', async (t) => {
