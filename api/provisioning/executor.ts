@@ -1,5 +1,8 @@
 // The Executor: what the provisioning jobs need from an infrastructure provider. Every method
-// is idempotent so a job that crashed between steps can run any step again safely.
+// is idempotent so a job that crashed between steps can run any step again safely. Every
+// method takes the attempt's abort signal: when the worker stops or the attempt hits its
+// wall-clock cap, the call in flight is cancelled and rejects with the signal's reason, so no
+// abandoned attempt keeps acting on a job another worker may already hold.
 
 export interface ServerSpec {
   tenantId: string
@@ -29,22 +32,22 @@ export interface CreateResult {
 export interface Executor {
   readonly name: string
   /** Creates the tenant's server, or adopts the one an earlier try made (label + tenant tag). */
-  createOrAdopt (spec: ServerSpec): Promise<CreateResult>
+  createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult>
   /** The server's current state; undefined when it does not exist. */
-  getServer (serverId: string): Promise<ServerInfo | undefined>
+  getServer (serverId: string, signal?: AbortSignal): Promise<ServerInfo | undefined>
   /** Creates or updates the tenant's A record; returns the record id. */
-  ensureDnsRecord (spec: ServerSpec, ipv4: string): Promise<string>
+  ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string>
   /** True once https://<fqdn>/healthcheck answers 200. */
-  checkHealth (fqdn: string): Promise<boolean>
+  checkHealth (fqdn: string, signal?: AbortSignal): Promise<boolean>
   /** Removes the DNS record; an unknown record counts as removed. */
-  removeDnsRecord (recordId: string): Promise<void>
+  removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void>
   /** Destroys the server; an unknown server counts as destroyed. */
-  destroyServer (serverId: string): Promise<void>
+  destroyServer (serverId: string, signal?: AbortSignal): Promise<void>
   /**
    * The sealed first-admin credential the server publishes (cloud-init.ts explains the
    * scheme); undefined while it is not there. Executors without real servers omit it.
    */
-  fetchCredentialEnvelope? (fqdn: string): Promise<string | undefined>
+  fetchCredentialEnvelope? (fqdn: string, signal?: AbortSignal): Promise<string | undefined>
 }
 
 /** A provider error worth a retry later (rate limit, 5xx, network); others fail the attempt the same way. */

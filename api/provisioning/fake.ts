@@ -1,11 +1,58 @@
 // FakeExecutor: the default when LINODE_API_TOKEN is empty. In memory and instant, so a
-// development checkout goes live at once; scriptable to fail, for tests of the job runner.
+// development checkout goes live at once; scriptable to fail or to hold a call, for tests of
+// the job runner.
 import { ExecutorError, type CreateResult, type Executor, type ServerInfo, type ServerSpec } from './executor.ts'
 
 export type FakeStep = 'create' | 'get' | 'dns' | 'health' | 'removeDns' | 'destroy'
 
 interface FakeServer extends ServerInfo {
   tenantId: string
+}
+
+/** A call held in flight, as a slow provider would: tests decide when it goes on. */
+export interface FakeHold {
+  /** Resolves with the held call's signal once the call has started. */
+  readonly reached: Promise<AbortSignal | undefined>
+  /** Lets the held call go on (a no-op once it has ended). */
+  release (): void
+  /** How the held call ended: released, or aborted (it then rejected with the signal's reason). */
+  readonly ended: 'released' | 'aborted' | undefined
+}
+
+class Hold implements FakeHold {
+  readonly reached: Promise<AbortSignal | undefined>
+  ended: 'released' | 'aborted' | undefined
+  private arrive!: (signal: AbortSignal | undefined) => void
+  private go: () => void = () => {}
+  private released = false
+
+  constructor () {
+    this.reached = new Promise((resolve) => { this.arrive = resolve })
+  }
+
+  release (): void {
+    this.released = true
+    this.go()
+  }
+
+  /** Waits for release(), or rejects with the signal's reason when it aborts first. */
+  wait (signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.ended = 'aborted'
+        reject(signal!.reason)
+      }
+      this.go = () => {
+        if (this.ended !== undefined) return
+        signal?.removeEventListener('abort', onAbort)
+        this.ended = 'released'
+        resolve()
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.arrive(signal)
+      if (this.released) this.go()
+    })
+  }
 }
 
 export class FakeExecutor implements Executor {
@@ -15,6 +62,7 @@ export class FakeExecutor implements Executor {
   /** How many times each step ran, successful or not. */
   readonly calls: Record<FakeStep, number> = { create: 0, get: 0, dns: 0, health: 0, removeDns: 0, destroy: 0 }
   private readonly failures = new Map<FakeStep, Array<Error>>()
+  private readonly holds = new Map<FakeStep, Hold[]>()
   private nextId = 1
   /** Health answers false this many more times before true (a server still booting). */
   unhealthyChecks = 0
@@ -30,14 +78,23 @@ export class FakeExecutor implements Executor {
     this.failures.clear()
   }
 
-  private maybeFail (step: FakeStep): void {
+  /** The next call of `step` waits, before doing anything, until released or aborted. */
+  holdNext (step: FakeStep): FakeHold {
+    const hold = new Hold()
+    this.holds.set(step, [...(this.holds.get(step) ?? []), hold])
+    return hold
+  }
+
+  private async enter (step: FakeStep, signal: AbortSignal | undefined): Promise<void> {
     this.calls[step]++
+    signal?.throwIfAborted()
+    await this.holds.get(step)?.shift()?.wait(signal)
     const err = this.failures.get(step)?.shift()
     if (err !== undefined) throw err
   }
 
-  async createOrAdopt (spec: ServerSpec): Promise<CreateResult> {
-    this.maybeFail('create')
+  async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
+    await this.enter('create', signal)
     for (const server of this.servers.values()) {
       if (server.tenantId === spec.tenantId) return { server: { ...server }, adopted: true }
     }
@@ -47,14 +104,14 @@ export class FakeExecutor implements Executor {
     return { server: { id, label: server.label, status: server.status, ipv4: server.ipv4 }, adopted: false }
   }
 
-  async getServer (serverId: string): Promise<ServerInfo | undefined> {
-    this.maybeFail('get')
+  async getServer (serverId: string, signal?: AbortSignal): Promise<ServerInfo | undefined> {
+    await this.enter('get', signal)
     const s = this.servers.get(serverId)
     return s === undefined ? undefined : { id: s.id, label: s.label, status: s.status, ipv4: s.ipv4 }
   }
 
-  async ensureDnsRecord (spec: ServerSpec, ipv4: string): Promise<string> {
-    this.maybeFail('dns')
+  async ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string> {
+    await this.enter('dns', signal)
     for (const [id, r] of this.records) {
       if (r.name === spec.slug) {
         r.target = ipv4
@@ -66,8 +123,8 @@ export class FakeExecutor implements Executor {
     return id
   }
 
-  async checkHealth (_fqdn: string): Promise<boolean> {
-    this.maybeFail('health')
+  async checkHealth (_fqdn: string, signal?: AbortSignal): Promise<boolean> {
+    await this.enter('health', signal)
     if (this.unhealthyChecks > 0) {
       this.unhealthyChecks--
       return false
@@ -75,13 +132,13 @@ export class FakeExecutor implements Executor {
     return true
   }
 
-  async removeDnsRecord (recordId: string): Promise<void> {
-    this.maybeFail('removeDns')
+  async removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void> {
+    await this.enter('removeDns', signal)
     this.records.delete(recordId)
   }
 
-  async destroyServer (serverId: string): Promise<void> {
-    this.maybeFail('destroy')
+  async destroyServer (serverId: string, signal?: AbortSignal): Promise<void> {
+    await this.enter('destroy', signal)
     this.servers.delete(serverId)
   }
 }

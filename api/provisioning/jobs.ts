@@ -1,14 +1,18 @@
 // The provisioning job runner. Jobs live in the store; a worker leases one, runs its steps
 // and commits each finished step together with its effect and audit entry, so a crashed
 // worker's job is picked up again after the lease lapses and resumes after its last step.
+// An attempt ends whole: at shutdown or at its wall-clock cap its signal cancels the executor
+// call in flight and refuses further writes (attempt.ts), and runJob returns once it settled.
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
-import type { Job, JobPatch, Store, Tenant, TenantPatch } from '../store/store.ts'
+import type { Job, Store, Tenant } from '../store/store.ts'
+import { Attempt } from './attempt.ts'
 import { appendAudit } from './audit.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
+import { runTeardown } from './teardown.ts'
 
 export type RunnerConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'linode' | 'provisionAttemptTimeoutS' | 'provisionMaxAttempts'>
 
@@ -49,6 +53,7 @@ function describe (err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
 
+/** The attempt hit its wall-clock cap: a failed attempt, retried after the backoff. */
 class AttemptTimeout extends ExecutorError {}
 /** The worker is shutting down: the attempt is abandoned, not failed; its lease is given back. */
 class Shutdown extends Error {}
@@ -112,7 +117,10 @@ export class JobRunner {
     })
   }
 
-  /** Stops taking jobs, waits for running attempts, and gives their leases back. */
+  /**
+   * Stops taking jobs, aborts running attempts and waits until nothing of them runs any more
+   * (their executor calls are cancelled), then gives their leases back.
+   */
   async stop (): Promise<void> {
     this.stopped = true
     if (this.timer !== null) clearTimeout(this.timer)
@@ -134,6 +142,9 @@ export class JobRunner {
         return
       }
       if (job === undefined) return
+      // Claimed while stop() ran: no controller of its would be aborted, so it must not start;
+      // stop() gives its lease back once this drain has ended.
+      if (this.stopped) return
       this.active++
       const p = this.runJob(job).finally(() => {
         this.active--
@@ -167,32 +178,31 @@ export class JobRunner {
 
   /** Runs one attempt of a job under the wall-clock cap. Exposed for tests. */
   async runJob (job: Job): Promise<void> {
-    const { config, log } = this.opts
+    const { store, executor, config, log } = this.opts
     const controller = new AbortController()
     this.controllers.add(controller)
-    const capMs = config.provisionAttemptTimeoutS * 1000
-    let timer: NodeJS.Timeout | undefined
-    const stopped = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        controller.abort(new AttemptTimeout(`the attempt exceeded its ${config.provisionAttemptTimeoutS} s cap`, { retryable: true }))
-      }, capMs)
-      controller.signal.addEventListener('abort', () => { reject(controller.signal.reason) }, { once: true })
-    })
-    stopped.catch(() => {})
+    const timer = setTimeout(() => {
+      controller.abort(new AttemptTimeout(`the attempt exceeded its ${config.provisionAttemptTimeoutS} s cap`, { retryable: true }))
+    }, config.provisionAttemptTimeoutS * 1000)
+    const attempt = new Attempt({ job, signal: controller.signal, store, auditSecret: config.auditSecret })
+    let failure: unknown
     try {
-      const work = job.kind === 'provision' ? this.provision(job, controller.signal) : this.deprovision(job)
-      await Promise.race([work, stopped])
+      // Awaited to the end even after an abort: the signal cancels every executor call and
+      // store write of the attempt, so it settles promptly and never outlives this call.
+      await (job.kind === 'provision' ? this.provision(attempt) : runTeardown(attempt, executor))
+      return
     } catch (err) {
-      if (err instanceof Shutdown) {
-        log.info({ tenant: job.tenant, job: job.id, step: job.step }, 'attempt abandoned at shutdown; it resumes elsewhere')
-      } else {
-        await this.failAttempt(job, err).catch((e: unknown) => log.error({ err: e, job: job.id }, 'could not record a failed attempt'))
-      }
+      // Whatever a cancelled call threw, an aborted attempt ends for the abort's reason.
+      failure = controller.signal.aborted ? controller.signal.reason : err
     } finally {
       clearTimeout(timer)
       this.controllers.delete(controller)
-      controller.abort()
     }
+    if (failure instanceof Shutdown) {
+      log.info({ tenant: job.tenant, job: job.id, step: job.step }, 'attempt abandoned at shutdown; it resumes elsewhere')
+      return
+    }
+    await this.failAttempt(job, failure).catch((e: unknown) => log.error({ err: e, job: job.id }, 'could not record a failed attempt'))
   }
 
   private async failAttempt (job: Job, err: unknown): Promise<void> {
@@ -215,26 +225,6 @@ export class JobRunner {
     })
   }
 
-  /** Commits a job change together with the tenant's new facts and the audit entry. */
-  private async commit (job: Job, jobPatch: JobPatch, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
-    const { store, config } = this.opts
-    await store.transaction(async (tx) => {
-      await tx.updateJob(job.id, jobPatch)
-      if (Object.keys(tenantPatch).length > 0) await tx.updateTenant(job.tenant, tenantPatch)
-      await appendAudit(tx, config.auditSecret, job.tenant, action, { job: job.id, ...detail })
-    })
-  }
-
-  /** A finished step: the next attempt resumes after it. */
-  private async commitStep (job: Job, step: string, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
-    await this.commit(job, { step }, tenantPatch, action, detail)
-    job.step = step
-  }
-
-  private finish (job: Job, status: 'done' | 'canceled', tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
-    return this.commit(job, { status, leaseOwner: null, leaseUntil: 0, lastError: null }, tenantPatch, action, detail)
-  }
-
   private async pollUntil (signal: AbortSignal, check: () => Promise<boolean>): Promise<void> {
     while (!(await check())) {
       if (signal.aborted) throw signal.reason
@@ -246,71 +236,46 @@ export class JobRunner {
     }
   }
 
-  private async provision (job: Job, signal: AbortSignal): Promise<void> {
+  private async provision (attempt: Attempt): Promise<void> {
     const { store, executor, config } = this.opts
+    const { job, signal } = attempt
     const tenant = await store.getTenant(job.tenant)
     if (tenant === undefined || tenant.billing === 'canceled') {
-      await this.finish(job, 'canceled', {}, 'provision.skipped', { reason: tenant === undefined ? 'tenant removed' : 'tenant canceled' })
+      await attempt.finish('canceled', {}, 'provision.skipped', { reason: tenant === undefined ? 'tenant removed' : 'tenant canceled' })
       return
     }
     const spec = serverSpecFor(tenant, config)
     let serverId = tenant.serverId
     let ipv4 = tenant.ipv4
+    // A tenant torn down and reactivated has no serverId any more: it gets a new server.
     if (job.step === '' || serverId === null) {
-      const { server, adopted } = await executor.createOrAdopt(spec)
+      const { server, adopted } = await executor.createOrAdopt(spec, signal)
       serverId = server.id
       ipv4 = server.ipv4
-      await this.commitStep(job, 'created', { serverId, ipv4 }, adopted ? 'server.adopted' : 'server.created',
+      await attempt.commitStep('created', { serverId, ipv4 }, adopted ? 'server.adopted' : 'server.created',
         { server: server.id, label: server.label, type: spec.serverType, status: server.status })
     }
     if (job.step === 'created') {
       let status = 'unknown'
       await this.pollUntil(signal, async () => {
-        const s = await executor.getServer(serverId!)
+        const s = await executor.getServer(serverId!, signal)
         if (s === undefined) throw new ExecutorError(`server ${serverId} disappeared`, { retryable: true })
         status = s.status
         ipv4 = s.ipv4 ?? ipv4
         return s.status === 'running'
       })
-      await this.commitStep(job, 'running', { ipv4 }, 'server.running', { server: serverId, status, ipv4 })
+      await attempt.commitStep('running', { ipv4 }, 'server.running', { server: serverId, status, ipv4 })
     }
     if (job.step === 'running') {
       if (ipv4 === null) throw new ExecutorError('the server has no IPv4 address', { retryable: true })
-      const recordId = await executor.ensureDnsRecord(spec, ipv4)
-      await this.commitStep(job, 'dns', { dnsRecordId: recordId }, 'dns.record', { record: recordId, name: spec.fqdn, target: ipv4 })
+      const recordId = await executor.ensureDnsRecord(spec, ipv4, signal)
+      await attempt.commitStep('dns', { dnsRecordId: recordId }, 'dns.record', { record: recordId, name: spec.fqdn, target: ipv4 })
     }
     if (job.step === 'dns') {
-      await this.pollUntil(signal, () => executor.checkHealth(spec.fqdn))
-      await this.commitStep(job, 'healthy', {}, 'health.ok', { url: `https://${spec.fqdn}/healthcheck` })
+      await this.pollUntil(signal, () => executor.checkHealth(spec.fqdn, signal))
+      await attempt.commitStep('healthy', {}, 'health.ok', { url: `https://${spec.fqdn}/healthcheck` })
     }
     const now = new Date().toISOString()
-    await this.finish(job, 'done', { infra: 'ready', error: null, readyAt: now }, 'provision.ready', { fqdn: spec.fqdn })
-  }
-
-  private async deprovision (job: Job): Promise<void> {
-    const { store, executor } = this.opts
-    const tenant = await store.getTenant(job.tenant)
-    if (tenant === undefined) {
-      await this.finish(job, 'canceled', {}, 'teardown.skipped', { reason: 'tenant removed' })
-      return
-    }
-    if (tenant.billing !== 'canceled') {
-      await this.finish(job, 'canceled', {}, 'teardown.skipped', { reason: 'tenant is no longer canceled' })
-      return
-    }
-    const provisioning = await store.listJobs({ tenant: job.tenant })
-    if (provisioning.some((j) => j.kind === 'provision' && (j.status === 'queued' || j.status === 'running'))) {
-      // Never tear down under a live provisioning attempt: it may be creating the server now.
-      throw new ExecutorError('a provisioning job is still live for this tenant', { retryable: true })
-    }
-    if (job.step === '') {
-      if (tenant.dnsRecordId !== null) await executor.removeDnsRecord(tenant.dnsRecordId)
-      await this.commitStep(job, 'dns_removed', { dnsRecordId: null }, 'dns.removed', { record: tenant.dnsRecordId })
-    }
-    if (job.step === 'dns_removed') {
-      if (tenant.serverId !== null) await executor.destroyServer(tenant.serverId)
-      await this.commitStep(job, 'destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { server: tenant.serverId })
-    }
-    await this.finish(job, 'done', { infra: 'deprovisioned' }, 'teardown.done', {})
+    await attempt.finish('done', { infra: 'ready', error: null, readyAt: now }, 'provision.ready', { fqdn: spec.fqdn })
   }
 }

@@ -1,6 +1,8 @@
 // The Linode API v4 over undici: bearer token, X-Filter, paging, and retries (429 after
 // Retry-After; 5xx and network errors with jittered backoff, unless the caller says a blind
-// repeat could do the thing twice). The token is kept out of every error it raises.
+// repeat could do the thing twice). The token is kept out of every error it raises. A call
+// given a signal is cancelled on abort (request, body and retry wait alike) and rejects with
+// the signal's reason, never with a retryable error that would invite another try.
 import { request, type Dispatcher } from 'undici'
 import { ExecutorError } from './executor.ts'
 
@@ -47,6 +49,17 @@ export function backoffMs (attempt: number): number {
   return Math.round(ceiling / 2 + Math.random() * ceiling / 2)
 }
 
+/** The injected sleep, cut short by the signal (rejecting with its reason). */
+export function pause (sleep: (ms: number) => Promise<void>, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal === undefined) return sleep(ms)
+  signal.throwIfAborted()
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    sleep(ms).then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+  })
+}
+
 export class LinodeApi {
   // A #private field: util.inspect and JSON.stringify never show it.
   readonly #token: string
@@ -60,28 +73,28 @@ export class LinodeApi {
   }
 
   /** A GET whose 404 means "not there". */
-  async getOrUndefined<T> (path: string): Promise<T | undefined> {
+  async getOrUndefined<T> (path: string, signal?: AbortSignal): Promise<T | undefined> {
     try {
-      return await this.call<T>('GET', path)
+      return await this.call<T>('GET', path, { signal })
     } catch (err) {
       if (err instanceof LinodeApiError && err.status === 404) return undefined
       throw err
     }
   }
 
-  async deleteIgnoringMissing (path: string): Promise<void> {
+  async deleteIgnoringMissing (path: string, signal?: AbortSignal): Promise<void> {
     try {
-      await this.call('DELETE', path)
+      await this.call('DELETE', path, { signal })
     } catch (err) {
       if (!(err instanceof LinodeApiError && err.status === 404)) throw err
     }
   }
 
   /** Every page of a listing (at most 100 pages of 500), filtered server-side by X-Filter. */
-  async list<T> (path: string, filter: Record<string, string>): Promise<T[]> {
+  async list<T> (path: string, filter: Record<string, string>, signal?: AbortSignal): Promise<T[]> {
     const out: T[] = []
     for (let page = 1; ; page++) {
-      const res = await this.call<Page<T>>('GET', `${path}?page=${page}&page_size=500`, { filter })
+      const res = await this.call<Page<T>>('GET', `${path}?page=${page}&page_size=500`, { filter, signal })
       for (const item of res.data ?? []) out.push(item)
       if (page >= (res.pages ?? 1) || page >= 100) return out
     }
@@ -92,17 +105,20 @@ export class LinodeApi {
   }
 
   /** One API call with retries: 429 after Retry-After; 5xx and network errors only when `retry` is 'always'. */
-  async call<T = unknown> (method: string, path: string, opts: { body?: unknown, filter?: object, retry?: Retry } = {}): Promise<T> {
+  async call<T = unknown> (method: string, path: string, opts: { body?: unknown, filter?: object, retry?: Retry, signal?: AbortSignal } = {}): Promise<T> {
     const retry = opts.retry ?? 'always'
+    const signal = opts.signal
     const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' }
     if (opts.body !== undefined) headers['content-type'] = 'application/json'
     if (opts.filter !== undefined) headers['x-filter'] = JSON.stringify(opts.filter)
     const op = `${method} ${path.split('?')[0]}`
     for (let attempt = 1; ; attempt++) {
+      signal?.throwIfAborted()
       let error: LinodeApiError
       let delay = backoffMs(attempt)
       try {
         const res = await request(`${this.o.apiBase}${path}`, {
+          signal,
           method: method as Dispatcher.HttpMethod,
           headers,
           body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
@@ -126,6 +142,8 @@ export class LinodeApi {
           throw error
         }
       } catch (err) {
+        // A cancelled call is not a network error: an abort must not look retryable or ambiguous.
+        if (signal?.aborted === true) throw signal.reason
         if (err instanceof LinodeApiError) throw err
         const message = this.redact(err instanceof Error ? err.message : String(err))
         error = new LinodeApiError(`Linode API unreachable: ${message} (${op})`, 0, [], true, new Error(message))
@@ -133,7 +151,7 @@ export class LinodeApi {
       }
       if (attempt >= this.o.maxAttempts) throw error
       this.o.log?.warn({ op, status: error.status, attempt, delayMs: delay }, 'linode call failed; retrying')
-      await this.o.sleep(delay)
+      await pause(this.o.sleep, delay, signal)
     }
   }
 

@@ -7,7 +7,7 @@ import { request, type Dispatcher } from 'undici'
 import type { Config } from '../config.ts'
 import { CREDENTIAL_PATH } from './cloud-init.ts'
 import { ExecutorError, type CreateResult, type Executor, type ServerInfo, type ServerSpec } from './executor.ts'
-import { LinodeApi, LinodeApiError, backoffMs } from './linode-api.ts'
+import { LinodeApi, LinodeApiError, backoffMs, pause } from './linode-api.ts'
 
 export interface LinodeExecutorOptions {
   token: string
@@ -33,7 +33,7 @@ export interface LinodeExecutorOptions {
   healthTimeoutMs?: number
   rootPassword?: () => string
   /** GETs against the tenant's own server (health, credential envelope); tests inject it. */
-  healthFetch?: (url: string, timeoutMs: number) => Promise<{ status: number, body: string }>
+  healthFetch?: (url: string, timeoutMs: number, signal?: AbortSignal) => Promise<{ status: number, body: string }>
   log?: { warn: (obj: object, msg: string) => void }
 }
 
@@ -73,8 +73,9 @@ function numericId (id: string, what: string): string {
   return id
 }
 
-async function defaultHealthFetch (url: string, timeoutMs: number): Promise<{ status: number, body: string }> {
-  const res = await request(url, { method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
+async function defaultHealthFetch (url: string, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number, body: string }> {
+  const bound = AbortSignal.timeout(timeoutMs)
+  const res = await request(url, { method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: signal === undefined ? bound : AbortSignal.any([signal, bound]) })
   return { status: res.statusCode, body: (await res.body.text()).slice(0, 65536) }
 }
 
@@ -119,12 +120,12 @@ export class LinodeExecutor implements Executor {
     return new LinodeExecutor({ token, apiBase, region, image, baseDomain: config.baseDomain, ...extra })
   }
 
-  async createOrAdopt (spec: ServerSpec): Promise<CreateResult> {
+  async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
     const label = serverLabel(spec.slug)
     const tag = tenantTag(spec.tenantId)
     let lastError: unknown
     for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
-      const existing = await this.findTenantServer(label, tag)
+      const existing = await this.findTenantServer(label, tag, signal)
       if (existing !== undefined) return { server: toInfo(existing), adopted: true }
       try {
         const body = {
@@ -137,7 +138,7 @@ export class LinodeExecutor implements Executor {
           metadata: { user_data: this.o.userData(spec) },
           booted: true
         }
-        const created = await this.api.call<Instance>('POST', '/linode/instances', { body, retry: 'rejected-only' })
+        const created = await this.api.call<Instance>('POST', '/linode/instances', { body, retry: 'rejected-only', signal })
         return { server: toInfo(created), adopted: false }
       } catch (err) {
         const taken = err instanceof LinodeApiError && err.status === 400 && err.reasons.some((r) => r.field === 'label' && /unique/i.test(r.reason))
@@ -145,29 +146,32 @@ export class LinodeExecutor implements Executor {
         // The create may have happened (or a twin did): look again before another try.
         lastError = err
         this.o.log?.warn({ label, status: err.status, attempt }, 'linode create unclear; looking the label up')
-        if (!taken) await this.o.sleep(backoffMs(attempt))
+        if (!taken) await pause(this.o.sleep, backoffMs(attempt), signal)
       }
     }
     throw new ExecutorError(`could not create or find Linode ${label}: ${(lastError as Error).message}`, { retryable: true, cause: lastError })
   }
 
   /** This tenant's server by label; a label held without this tenant's tag is a hard error. */
-  private async findTenantServer (label: string, tag: string): Promise<Instance | undefined> {
-    const byLabel = (await this.api.list<Instance>('/linode/instances', { label })).filter((i) => i.label.toLowerCase() === label.toLowerCase())
+  private async findTenantServer (label: string, tag: string, signal?: AbortSignal): Promise<Instance | undefined> {
+    const byLabel = (await this.api.list<Instance>('/linode/instances', { label }, signal)).filter((i) => i.label.toLowerCase() === label.toLowerCase())
     const mine = byLabel.find((i) => i.tags?.includes(tag) === true)
+    // A torn-down tenant's old server may still be listed while Linode deletes it: adopting it
+    // would strand a reactivated tenant, and its label blocks a new one until it is gone.
+    if (mine?.status === 'deleting') throw new ExecutorError(`Linode ${mine.id} (${label}) is still being deleted; a new server must wait for it`, { retryable: true })
     if (mine !== undefined) return mine
     if (byLabel.length > 0) {
       throw new ExecutorError(`Linode label ${label} is held by server ${byLabel[0]!.id}, which is not tagged ${tag}; refusing to adopt it`, { retryable: false })
     }
-    const byTag = (await this.api.list<Instance>('/linode/instances', { tags: tag })).filter((i) => i.tags?.includes(tag) === true)
+    const byTag = (await this.api.list<Instance>('/linode/instances', { tags: tag }, signal)).filter((i) => i.tags?.includes(tag) === true && i.status !== 'deleting')
     if (byTag.length > 0) {
       throw new ExecutorError(`tenant already has Linode ${byTag[0]!.id} labelled ${byTag[0]!.label}, not ${label}; refusing a second server`, { retryable: false })
     }
     return undefined
   }
 
-  async getServer (serverId: string): Promise<ServerInfo | undefined> {
-    const server = await this.getInstance(numericId(serverId, 'server'))
+  async getServer (serverId: string, signal?: AbortSignal): Promise<ServerInfo | undefined> {
+    const server = await this.getInstance(numericId(serverId, 'server'), signal)
     return server === undefined ? undefined : toInfo(server)
   }
 
@@ -175,38 +179,38 @@ export class LinodeExecutor implements Executor {
   async waitUntilRunning (serverId: string, opts: { timeoutMs?: number, signal?: AbortSignal } = {}): Promise<ServerInfo> {
     const deadline = this.o.now() + (opts.timeoutMs ?? this.o.maxPollMs)
     for (;;) {
-      const server = await this.getServer(serverId)
+      const server = await this.getServer(serverId, opts.signal)
       if (server === undefined) throw new ExecutorError(`Linode ${serverId} no longer exists`, { retryable: false })
       if (server.status === 'running') return server
       if (server.status === 'billing_suspension') throw new ExecutorError(`Linode ${serverId} is suspended for billing`, { retryable: false })
-      if (opts.signal?.aborted === true || this.o.now() + this.o.pollIntervalMs > deadline) {
+      if (this.o.now() + this.o.pollIntervalMs > deadline) {
         throw new ExecutorError(`Linode ${serverId} is still ${server.status}; gave up waiting for running`, { retryable: true })
       }
-      await this.o.sleep(this.o.pollIntervalMs)
+      await pause(this.o.sleep, this.o.pollIntervalMs, opts.signal)
     }
   }
 
-  async ensureDnsRecord (spec: ServerSpec, ipv4: string): Promise<string> {
+  async ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string> {
     if (!IPV4.test(ipv4)) throw new ExecutorError(`invalid IPv4 address ${JSON.stringify(ipv4)}`, { retryable: false })
     const name = this.recordName(spec)
-    const zone = await this.zone()
+    const zone = await this.zone(signal)
     for (let attempt = 1; ; attempt++) {
-      const records = (await this.api.list<DnsRecord>(`/domains/${zone}/records`, { name, type: 'A' }))
+      const records = (await this.api.list<DnsRecord>(`/domains/${zone}/records`, { name, type: 'A' }, signal))
         .filter((r) => r.type === 'A' && r.name.toLowerCase() === name)
       if (records.length > 0) {
         const keep = records.find((r) => r.target === ipv4) ?? records[0]!
         // Twins left by a lost create would round-robin visitors to a wrong address.
-        for (const twin of records) if (twin !== keep) await this.api.deleteIgnoringMissing(`/domains/${zone}/records/${twin.id}`)
-        if (keep.target !== ipv4) await this.api.call('PUT', `/domains/${zone}/records/${keep.id}`, { body: { target: ipv4, ttl_sec: 300 } })
+        for (const twin of records) if (twin !== keep) await this.api.deleteIgnoringMissing(`/domains/${zone}/records/${twin.id}`, signal)
+        if (keep.target !== ipv4) await this.api.call('PUT', `/domains/${zone}/records/${keep.id}`, { body: { target: ipv4, ttl_sec: 300 }, signal })
         return String(keep.id)
       }
       try {
         const body = { type: 'A', name, target: ipv4, ttl_sec: 300 }
-        const created = await this.api.call<DnsRecord>('POST', `/domains/${zone}/records`, { body, retry: 'rejected-only' })
+        const created = await this.api.call<DnsRecord>('POST', `/domains/${zone}/records`, { body, retry: 'rejected-only', signal })
         return String(created.id)
       } catch (err) {
         if (!(err instanceof LinodeApiError) || !err.ambiguous || attempt >= this.o.maxAttempts) throw err
-        await this.o.sleep(backoffMs(attempt))
+        await pause(this.o.sleep, backoffMs(attempt), signal)
       }
     }
   }
@@ -220,59 +224,61 @@ export class LinodeExecutor implements Executor {
     return fqdn.slice(0, -suffix.length)
   }
 
-  private async zone (): Promise<number> {
-    const id = await this.findZone()
+  private async zone (signal?: AbortSignal): Promise<number> {
+    const id = await this.findZone(signal)
     if (id === undefined) {
       throw new ExecutorError(`Linode has no DNS zone for ${this.o.baseDomain}; create it in the Domains API first`, { retryable: false })
     }
     return id
   }
 
-  private async findZone (): Promise<number | undefined> {
+  private async findZone (signal?: AbortSignal): Promise<number | undefined> {
     if (this.zoneId === undefined) {
-      const zones = await this.api.list<{ id: number, domain: string }>('/domains', { domain: this.o.baseDomain })
+      const zones = await this.api.list<{ id: number, domain: string }>('/domains', { domain: this.o.baseDomain }, signal)
       this.zoneId = zones.find((d) => d.domain.toLowerCase() === this.o.baseDomain)?.id
     }
     return this.zoneId
   }
 
-  async checkHealth (fqdn: string): Promise<boolean> {
+  async checkHealth (fqdn: string, signal?: AbortSignal): Promise<boolean> {
     try {
-      const res = await this.o.healthFetch(`https://${fqdn}/healthcheck`, this.o.healthTimeoutMs)
+      const res = await this.o.healthFetch(`https://${fqdn}/healthcheck`, this.o.healthTimeoutMs, signal)
       return res.status === 200
     } catch {
+      if (signal?.aborted === true) throw signal.reason
       return false
     }
   }
 
   /** The sealed admin credential the server publishes (see cloud-init.ts); undefined until it exists. */
-  async fetchCredentialEnvelope (fqdn: string): Promise<string | undefined> {
+  async fetchCredentialEnvelope (fqdn: string, signal?: AbortSignal): Promise<string | undefined> {
     try {
-      const res = await this.o.healthFetch(`https://${fqdn}${CREDENTIAL_PATH}`, this.o.healthTimeoutMs)
+      const res = await this.o.healthFetch(`https://${fqdn}${CREDENTIAL_PATH}`, this.o.healthTimeoutMs, signal)
       return res.status === 200 && res.body.startsWith('{"v":') ? res.body.trim() : undefined
     } catch {
+      if (signal?.aborted === true) throw signal.reason
       return undefined
     }
   }
 
-  async removeDnsRecord (recordId: string): Promise<void> {
+  async removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void> {
     const id = numericId(recordId, 'DNS record')
-    const zone = await this.findZone()
-    if (zone !== undefined) await this.api.deleteIgnoringMissing(`/domains/${zone}/records/${id}`) // no zone: no record in it
+    const zone = await this.findZone(signal)
+    if (zone !== undefined) await this.api.deleteIgnoringMissing(`/domains/${zone}/records/${id}`, signal) // no zone: no record in it
   }
 
-  async destroyServer (serverId: string): Promise<void> {
+  async destroyServer (serverId: string, signal?: AbortSignal): Promise<void> {
     const id = numericId(serverId, 'server')
-    const server = await this.getInstance(id)
+    const server = await this.getInstance(id, signal)
     if (server === undefined) return
     // A wrong id must never take down something that is not a tenant server.
     if (server.tags?.includes('ctfhive') !== true) {
       throw new ExecutorError(`Linode ${id} (${server.label}) is not tagged ctfhive; refusing to destroy it`, { retryable: false })
     }
-    await this.api.deleteIgnoringMissing(`/linode/instances/${id}`)
+    await this.api.deleteIgnoringMissing(`/linode/instances/${id}`, signal)
   }
 
-  private getInstance (id: string): Promise<Instance | undefined> {
-    return this.api.getOrUndefined<Instance>(`/linode/instances/${id}`)
+  private getInstance (id: string, signal?: AbortSignal): Promise<Instance | undefined> {
+    return this.api.getOrUndefined<Instance>(`/linode/instances/${id}`, signal)
   }
 }

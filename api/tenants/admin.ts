@@ -133,7 +133,11 @@ export class TenantAdmin {
     let total = 0
     for (const f of filters) total += await this.store.countTenants(f)
     let page: Tenant[]
-    if (filters.length === 1) {
+    if (offset >= total) {
+      // Past the end (the CLI takes any safe integer): nothing to read, and offset + limit
+      // below never has to hold a number that large.
+      page = []
+    } else if (filters.length === 1) {
       page = await this.store.listTenants({ ...filters[0], limit, offset })
     } else {
       // Each filter's first offset+limit rows hold every row of the merged page.

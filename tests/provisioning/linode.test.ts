@@ -1,5 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { inspect } from 'node:util'
 import { ExecutorError, type ServerSpec } from '../../api/provisioning/executor.ts'
 import { LinodeExecutor, serverLabel, tenantTag, type LinodeExecutorOptions } from '../../api/provisioning/linode.ts'
@@ -185,6 +187,81 @@ t.test('a tenant server under another label is never doubled', async (t) => {
   const err = await caught(executor.createOrAdopt(spec))
   t.match(err.message, /tenant already has Linode \d+ labelled ctf-acme-old/)
   t.equal(fake.count('POST'), 0)
+})
+
+t.test('a server of this tenant still being deleted is not adopted', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG], status: 'deleting' })
+  const err = await caught(executor.createOrAdopt(spec))
+  t.ok(err instanceof ExecutorError)
+  t.equal((err as ExecutorError).retryable, true, 'a later attempt makes the new server')
+  t.match(err.message, /still being deleted/)
+  t.equal(fake.count('POST'), 0)
+
+  fake.instances.clear()
+  const { adopted } = await executor.createOrAdopt(spec)
+  t.equal(adopted, false, 'once it is gone, a new server is made')
+})
+
+t.test('an aborted signal cancels the HTTP call in flight; the call rejects with its reason', async (t) => {
+  // A Linode that never answers, and tells when the client hangs up.
+  const arrived = Promise.withResolvers<void>()
+  const hungUp = Promise.withResolvers<void>()
+  const requests: string[] = []
+  const silent = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`)
+    res.on('close', () => { hungUp.resolve() })
+    arrived.resolve()
+  })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => { silent.closeAllConnections(); silent.close(resolve) }))
+  const executor = new LinodeExecutor({
+    token: 'x', apiBase: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v4`, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '',
+    sleep: async () => {}, requestTimeoutMs: 2000
+  })
+  const controller = new AbortController()
+  const call = caught(executor.getServer('42', controller.signal))
+  await arrived.promise
+  const reason = new Error('the worker is stopping')
+  controller.abort(reason)
+  t.equal(await call, reason, 'the abort reason itself, not a retryable network error')
+  await hungUp.promise
+  t.pass('the request was cancelled on the wire')
+  t.same(requests, ['GET /v4/linode/instances/42'], 'not retried')
+  t.equal(await caught(executor.destroyServer('42', controller.signal)), reason, 'an aborted signal sends nothing more')
+  t.equal(requests.length, 1)
+})
+
+t.test('an abort cuts a retry wait short', async (t) => {
+  const waiting = Promise.withResolvers<void>()
+  // A long wait, cleared at the end, so only the abort can end the call in time.
+  let timer: NodeJS.Timeout | undefined
+  t.teardown(() => clearTimeout(timer))
+  const sleep = (): Promise<void> => new Promise((resolve) => { timer = setTimeout(resolve, 3000); waiting.resolve() })
+  const { fake, executor } = await setup(t, { exec: { sleep } })
+  fake.inject({ method: 'GET', path: '/linode/instances/42', fault: { status: 503 } })
+  const controller = new AbortController()
+  const call = caught(executor.getServer('42', controller.signal))
+  await waiting.promise
+  const reason = new Error('the attempt exceeded its cap')
+  controller.abort(reason)
+  t.equal(await call, reason)
+  t.equal(fake.count('GET'), 1, 'no second try')
+})
+
+t.test('health checks pass the signal on and rethrow an abort instead of answering false', async (t) => {
+  const seen: Array<AbortSignal | undefined> = []
+  const executor = new LinodeExecutor({
+    token: 'x', apiBase: 'http://127.0.0.1:1', region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '',
+    healthFetch: async (_url, _ms, signal) => { seen.push(signal); throw signal?.reason ?? new Error('timeout') }
+  })
+  t.equal(await executor.checkHealth(spec.fqdn), false, 'a failed fetch is just not healthy')
+  const controller = new AbortController()
+  const reason = new Error('stopping')
+  controller.abort(reason)
+  t.equal(await caught(executor.checkHealth(spec.fqdn, controller.signal)), reason)
+  t.equal(await caught(executor.fetchCredentialEnvelope(spec.fqdn, controller.signal)), reason)
+  t.same(seen, [undefined, controller.signal, controller.signal])
 })
 
 t.test('429 honours Retry-After', async (t) => {

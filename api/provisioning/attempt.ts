@@ -1,0 +1,58 @@
+// One attempt of one job, as its steps see it: the job, the attempt's abort signal, and the
+// store writes the steps make. No write happens once the signal is aborted (shutdown or the
+// wall-clock cap): the lease may already be someone else's, and an abandoned attempt must not
+// record steps, or a finished job, over the attempt that took the job next.
+import type { Job, JobPatch, Store, StoreOps, TenantPatch } from '../store/store.ts'
+import { appendAudit } from './audit.ts'
+
+/** The job fields that end a job: its lease is given up with it. */
+export function ended (status: 'done' | 'canceled'): JobPatch {
+  return { status, leaseOwner: null, leaseUntil: 0, lastError: null }
+}
+
+export class Attempt {
+  readonly job: Job
+  readonly signal: AbortSignal
+  private readonly store: Store
+  private readonly auditSecret: string
+
+  constructor (opts: { job: Job, signal: AbortSignal, store: Store, auditSecret: string }) {
+    this.job = opts.job
+    this.signal = opts.signal
+    this.store = opts.store
+    this.auditSecret = opts.auditSecret
+  }
+
+  /** A store transaction of this attempt; it throws the abort reason instead of writing once aborted. */
+  transaction<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T> {
+    return this.store.transaction(async (tx) => {
+      // Checked inside: a transaction may wait its turn (group commit) while the abort lands.
+      this.signal.throwIfAborted()
+      return fn(tx)
+    })
+  }
+
+  /** Appends an audit entry about this job. */
+  audit (tx: StoreOps, action: string, detail: Record<string, unknown>): Promise<unknown> {
+    return appendAudit(tx, this.auditSecret, this.job.tenant, action, { job: this.job.id, ...detail })
+  }
+
+  /** Commits a job change together with the tenant's new facts and the audit entry. */
+  commit (jobPatch: JobPatch, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
+    return this.transaction(async (tx) => {
+      await tx.updateJob(this.job.id, jobPatch)
+      if (Object.keys(tenantPatch).length > 0) await tx.updateTenant(this.job.tenant, tenantPatch)
+      await this.audit(tx, action, detail)
+    })
+  }
+
+  /** A finished step: the next attempt resumes after it. */
+  async commitStep (step: string, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
+    await this.commit({ step }, tenantPatch, action, detail)
+    this.job.step = step
+  }
+
+  finish (status: 'done' | 'canceled', tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
+    return this.commit(ended(status), tenantPatch, action, detail)
+  }
+}

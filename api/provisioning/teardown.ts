@@ -1,0 +1,65 @@
+// The teardown of a canceled tenant: DNS record, then server. A paid event of a new
+// subscription may reactivate the tenant at any moment (tenants/lifecycle.ts), and the tenant
+// service only calls off *queued* teardowns, so a running one looks again, with the tenant row
+// locked, before each destructive step and in the transaction that ends it.
+import type { StoreOps, Tenant } from '../store/store.ts'
+import { ended, type Attempt } from './attempt.ts'
+import { ExecutorError, type Executor } from './executor.ts'
+
+export async function runTeardown (attempt: Attempt, executor: Executor): Promise<void> {
+  const { job, signal } = attempt
+  if (job.step === '') {
+    const tenant = await tenantToTearDown(attempt)
+    if (tenant === undefined) return
+    if (tenant.dnsRecordId !== null) await executor.removeDnsRecord(tenant.dnsRecordId, signal)
+    await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { record: tenant.dnsRecordId })
+  }
+  if (job.step === 'dns_removed') {
+    const tenant = await tenantToTearDown(attempt)
+    if (tenant === undefined) return
+    if (tenant.serverId !== null) await executor.destroyServer(tenant.serverId, signal)
+    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { server: tenant.serverId })
+  }
+  await attempt.transaction(async (tx) => {
+    const tenant = await tx.getTenantForUpdate(job.tenant)
+    const reactivated = tenant !== undefined && tenant.billing !== 'canceled'
+    await tx.updateJob(job.id, ended('done'))
+    await tx.updateTenant(job.tenant, { infra: reactivated ? 'provisioning' : 'deprovisioned' })
+    await attempt.audit(tx, 'teardown.done', {})
+    // Reactivated while the server was being destroyed: the tenant service saw infra `ready`
+    // then and started nothing, so the new server is queued here or never.
+    if (reactivated) await provisionAgain(attempt, tx, tenant, 'reactivated while its server was destroyed')
+  })
+}
+
+/**
+ * The tenant as it is now, when the next destructive step may run; otherwise the teardown
+ * ends as `canceled` (teardown.skipped) and this answers undefined. The row lock orders the
+ * check against the webhook's billing change, so a tenant canceled again is still torn down.
+ */
+async function tenantToTearDown (attempt: Attempt): Promise<Tenant | undefined> {
+  const { job } = attempt
+  return attempt.transaction(async (tx) => {
+    const tenant = await tx.getTenantForUpdate(job.tenant)
+    if (tenant?.billing === 'canceled') {
+      const jobs = await tx.listJobs({ tenant: job.tenant })
+      if (jobs.some((j) => j.kind === 'provision' && (j.status === 'queued' || j.status === 'running'))) {
+        // Never tear down under a live provisioning attempt: it may be creating the server now.
+        throw new ExecutorError('a provisioning job is still live for this tenant', { retryable: true })
+      }
+      return tenant
+    }
+    await tx.updateJob(job.id, ended('canceled'))
+    await attempt.audit(tx, 'teardown.skipped', { reason: tenant === undefined ? 'tenant removed' : 'tenant is no longer canceled' })
+    // The DNS record is already gone: a provision job adopts the kept server and restores it.
+    if (tenant !== undefined && job.step !== '') await provisionAgain(attempt, tx, tenant, 'reactivated after its DNS record was removed')
+    return undefined
+  })
+}
+
+async function provisionAgain (attempt: Attempt, tx: StoreOps, tenant: Tenant, reason: string): Promise<void> {
+  // At most one live provision job per tenant (jobs_live): a queued one is reused.
+  const provision = await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: Date.now() })
+  await tx.updateTenant(tenant.id, { infra: 'provisioning', error: null })
+  await attempt.audit(tx, 'provision.queued', { plan: tenant.plan, source: 'teardown', provision_job: provision.id, reason })
+}

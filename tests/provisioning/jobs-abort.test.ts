@@ -1,0 +1,128 @@
+import t from 'tap'
+import { once } from 'node:events'
+import { pino } from 'pino'
+import { buildTestApp, testConfig } from '../helpers/build-app.ts'
+import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { ExecutorError, type CreateResult, type ServerSpec } from '../../api/provisioning/executor.ts'
+import { JobRunner } from '../../api/provisioning/jobs.ts'
+import { SqliteStore } from '../../api/store/sqlite.ts'
+import type { Store } from '../../api/store/store.ts'
+
+interface T { teardown: (fn: () => unknown) => void }
+
+/** A store and a runner without the app, for driving runJob and stop() by hand. */
+async function directRunner (t: T, opts: { executor: FakeExecutor, capS?: number, maxAttempts?: number, wrap?: (store: SqliteStore) => Store }) {
+  const config = { ...testConfig(), provisionAttemptTimeoutS: opts.capS ?? 300, provisionMaxAttempts: opts.maxAttempts ?? 3 }
+  const store = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => store.close())
+  const runner = new JobRunner({ store: opts.wrap?.(store) ?? store, executor: opts.executor, config, log: pino({ level: 'silent' }), pollIntervalMs: 5, idleIntervalMs: 60_000 })
+  t.teardown(() => runner.stop())
+  const now = new Date().toISOString()
+  const id = 'd'.repeat(32)
+  await store.insertTenant({
+    id, name: 'Abort', email: '', plan: 'solo', slug: 'abort-dddddd', billing: 'paid', infra: 'provisioning', subscriptionId: null, customerId: null,
+    billingAt: 1, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: now, updatedAt: now, paidAt: now, readyAt: null, canceledAt: null
+  })
+  const job = await store.enqueueJob({ kind: 'provision', tenant: id, runAfter: 0 })
+  return { store, runner, job, id }
+}
+
+t.test('a job claimed while stop() runs does not start, and its lease is given back', async (t) => {
+  const executor = new FakeExecutor()
+  const claiming = Promise.withResolvers<void>()
+  const claimMayEnd = Promise.withResolvers<void>()
+  // The claim is held in flight until stop() has begun.
+  const wrap = (store: SqliteStore): Store => new Proxy(store, {
+    get (target, prop) {
+      if (prop === 'claimNextJob') {
+        return async (...args: Parameters<Store['claimNextJob']>) => {
+          claiming.resolve()
+          await claimMayEnd.promise
+          return target.claimNextJob(...args)
+        }
+      }
+      const value = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+  const { store, runner, job } = await directRunner(t, { executor, wrap })
+  runner.start()
+  await claiming.promise
+  const stopping = runner.stop()
+  claimMayEnd.resolve()
+  await stopping
+  t.equal(executor.calls.create, 0, 'no work started')
+  t.match(await store.getJob(job.id), { status: 'running', step: '', attempts: 0, leaseOwner: null, leaseUntil: 0 }, 'claimed, then released')
+  t.same(await store.listAudit({}), [], 'nothing committed')
+  t.equal((await store.claimNextJob('next-worker', Date.now(), 1000))?.id, job.id, 'another worker takes it at once')
+})
+
+t.test('stop() cancels a slow executor call and waits for the attempt to end', async (t) => {
+  const executor = new FakeExecutor()
+  const creating = executor.holdNext('create')
+  const { app, store } = await buildTestApp(t, { executor, env: { WEBHOOK_WAIT_MS: '0' } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Slow CTF' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_slow' })))
+  const signal = await creating.reached
+  t.equal(creating.ended, undefined, 'the create call is in flight')
+
+  await app.jobs.stop()
+  t.equal(signal?.aborted, true, 'the call was given the attempt signal, and it was aborted')
+  t.match(signal?.reason, { message: 'the worker is stopping' })
+  t.equal(creating.ended, 'aborted', 'the call had ended when stop() returned')
+  const [job] = await store.listJobs({ tenant: id })
+  t.match(job, { status: 'running', step: '', attempts: 0, leaseOwner: null, leaseUntil: 0 }, 'not failed, lease given back')
+  const audit = (await store.listAudit({ tenant: id })).map((e) => e.action)
+
+  // Were the attempt still alive, letting its call return would now create and commit.
+  creating.release()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(executor.servers.size, 0, 'no server made after stop()')
+  t.same((await store.listAudit({ tenant: id })).map((e) => e.action), audit, 'no audit entry after stop()')
+  t.same(await store.getJob(job!.id), job, 'the job is untouched after stop()')
+  t.equal((await store.getTenant(id))?.infra, 'provisioning')
+})
+
+t.test('the attempt cap aborts a slow call and records the failed attempt after it ended', async (t) => {
+  const executor = new FakeExecutor()
+  const creating = executor.holdNext('create')
+  const { store, runner, job } = await directRunner(t, { executor, capS: 0.2, maxAttempts: 2 })
+  const claimed = await store.claimNextJob(runner.owner, Date.now(), runner.leaseMs)
+  await runner.runJob(claimed!)
+  const signal = await creating.reached
+  t.equal(creating.ended, 'aborted', 'the held call saw the abort before runJob returned')
+  t.ok(signal?.reason instanceof ExecutorError, 'aborted by the cap, not by a shutdown')
+  t.match(signal?.reason, { message: /exceeded its 0.2 s cap/, retryable: true })
+  t.match(await store.getJob(job.id), { status: 'queued', step: '', attempts: 1, lastError: /exceeded its 0.2 s cap/, leaseOwner: null })
+  t.same((await store.listAudit({})).map((e) => e.action), ['provision.attempt_failed'])
+  t.equal(executor.servers.size, 0)
+})
+
+t.test('a call that ignores the abort cannot commit its step once the cap has passed', async (t) => {
+  /** An executor that takes no notice of the signal, as a third-party one might. */
+  class DeafExecutor extends FakeExecutor {
+    seen: AbortSignal | undefined
+    override createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
+      this.seen = signal
+      return super.createOrAdopt(spec)
+    }
+  }
+  const executor = new DeafExecutor()
+  const creating = executor.holdNext('create')
+  const { store, runner, job, id } = await directRunner(t, { executor, capS: 0.2, maxAttempts: 2 })
+  const claimed = await store.claimNextJob(runner.owner, Date.now(), runner.leaseMs)
+  let returned = false
+  const running = runner.runJob(claimed!).then(() => { returned = true })
+  await creating.reached
+  t.ok(executor.seen, 'the call was given the attempt signal')
+  await once(executor.seen!, 'abort')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(returned, false, 'runJob waits for the call even after the cap')
+  creating.release()
+  await running
+  t.equal(executor.servers.size, 1, 'the deaf call did make a server (a later attempt adopts it)')
+  t.same((await store.listAudit({})).map((e) => e.action), ['provision.attempt_failed'], 'but its step was never committed')
+  t.match(await store.getJob(job.id), { status: 'queued', step: '', attempts: 1, lastError: /exceeded its 0.2 s cap/ })
+  t.equal((await store.getTenant(id))?.serverId, null)
+})

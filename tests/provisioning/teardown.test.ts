@@ -1,0 +1,136 @@
+import t, { type Test } from 'tap'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { checkoutSession, deliver, makeEvent, subscription } from '../helpers/stripe-events.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { verifyStoredChain } from '../../api/provisioning/audit.ts'
+import type { FastifyInstance } from 'fastify'
+import type { Store } from '../../api/store/store.ts'
+import { PostgresStore } from '../../api/store/postgres.ts'
+import { usePostgres } from '../helpers/postgres.ts'
+import { until } from '../helpers/until.ts'
+
+async function liveTenant (app: FastifyInstance, store: Store, sub: string): Promise<string> {
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Teardown CTF' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: sub })))
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  return id
+}
+
+const cancel = (id: string, sub: string) => makeEvent('customer.subscription.deleted', subscription({ id: sub, tenantId: id, status: 'canceled' }))
+const reactivate = (id: string, sub: string) => makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: sub }))
+
+/** The runner's timers are unref'd: keep the process up while a test awaits a gate. */
+function keepAlive (t: Test): void {
+  const timer = setInterval(() => {}, 1000)
+  t.teardown(() => clearInterval(timer))
+}
+
+async function teardownJob (store: Store, id: string) {
+  return (await store.listJobs({ tenant: id })).find((j) => j.kind === 'deprovision')
+}
+
+/** A reactivation lands while the teardown's destroy call is in flight. */
+async function reactivateDuringDestroy (t: Test, given?: Store): Promise<void> {
+  const executor = new FakeExecutor()
+  const { app, store, config } = await buildTestApp(t, { executor, store: given, env: { DEPROVISION_GRACE_HOURS: '0' } })
+  const id = await liveTenant(app, store, 'sub_first')
+  const old = (await store.getTenant(id))!
+  const destroying = executor.holdNext('destroy')
+  keepAlive(t)
+  await deliver(app, cancel(id, 'sub_first'))
+  app.jobs.kick()
+  await destroying.reached
+  const back = await deliver(app, reactivate(id, 'sub_second'))
+  t.equal(back.json().tenant_state, 'active', 'infra is still ready: the tenant service starts nothing')
+  destroying.release()
+
+  await until(async () => (await teardownJob(store, id))?.status === 'done', 'teardown done')
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready again')
+  const tenant = (await store.getTenant(id))!
+  t.match(tenant, { billing: 'paid', infra: 'ready', subscriptionId: 'sub_second', error: null })
+  t.not(tenant.serverId, old.serverId, 'a new server')
+  t.notOk(executor.servers.has(old.serverId!), 'the old one is gone')
+  t.equal(executor.servers.size, 1)
+  t.equal(executor.calls.create, 2)
+  t.ok(tenant.dnsRecordId !== null && executor.records.get(tenant.dnsRecordId)?.target === tenant.ipv4, 'DNS points at the new server')
+  const provisions = (await store.listJobs({ tenant: id })).filter((j) => j.kind === 'provision')
+  t.same(provisions.map((j) => j.status), ['done', 'done'])
+  const audit = await store.listAudit({ tenant: id })
+  const actions = audit.map((e) => e.action)
+  t.same(actions.slice(actions.indexOf('teardown.scheduled')), [
+    'teardown.scheduled', 'dns.removed', 'tenant.reactivated', 'server.destroyed', 'teardown.done', 'provision.queued',
+    'server.created', 'server.running', 'dns.record', 'health.ok', 'provision.ready'
+  ])
+  t.match(audit.find((e) => e.action === 'provision.queued' && e.detail.source === 'teardown')?.detail, { reason: /reactivated/, provision_job: provisions[1]!.id })
+  const chain = await store.listAudit({})
+  t.same(await verifyStoredChain(store, config.auditSecret), { ok: true, entries: chain.length, lastSeq: chain.length })
+}
+
+t.test('a reactivation while the server is being destroyed provisions a new one', async (t) => {
+  await reactivateDuringDestroy(t)
+})
+
+t.test('the same on PostgreSQL, where the tenant row lock orders teardown and webhook', async (t) => {
+  const server = await usePostgres(t)
+  if (server === undefined) return
+  const store = new PostgresStore({ url: await server.createDatabase(), poolSize: 5 })
+  await store.migrate()
+  t.teardown(() => store.close())
+  await reactivateDuringDestroy(t, store)
+})
+
+t.test('a reactivation before the destroy step calls the teardown off and keeps the server', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, env: { DEPROVISION_GRACE_HOURS: '0' } })
+  const id = await liveTenant(app, store, 'sub_first')
+  const old = (await store.getTenant(id))!
+  const removingDns = executor.holdNext('removeDns')
+  keepAlive(t)
+  await deliver(app, cancel(id, 'sub_first'))
+  app.jobs.kick()
+  await removingDns.reached
+  await deliver(app, reactivate(id, 'sub_second'))
+  removingDns.release()
+
+  await until(async () => ['done', 'canceled'].includes((await teardownJob(store, id))?.status ?? ''), 'teardown settled')
+  t.equal((await teardownJob(store, id))?.status, 'canceled', 'called off')
+  t.equal(executor.calls.destroy, 0, 'no destroy call')
+  t.ok(executor.servers.has(old.serverId!), 'the server is kept')
+  const skipped = (await store.listAudit({ tenant: id })).find((e) => e.action === 'teardown.skipped')
+  t.match(skipped?.detail, { reason: 'tenant is no longer canceled' })
+
+  // The record went with the first step: a provision job adopts the server and restores it.
+  await until(async () => (await store.getTenant(id))?.dnsRecordId !== null, 'DNS restored')
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  const tenant = (await store.getTenant(id))!
+  t.equal(tenant.serverId, old.serverId, 'the same server')
+  t.equal(executor.servers.size, 1)
+  t.equal(executor.records.get(tenant.dnsRecordId!)?.target, old.ipv4)
+  const actions = (await store.listAudit({ tenant: id })).map((e) => e.action)
+  t.same(actions.slice(actions.indexOf('teardown.scheduled')), [
+    'teardown.scheduled', 'tenant.reactivated', 'dns.removed', 'teardown.skipped', 'provision.queued',
+    'server.adopted', 'server.running', 'dns.record', 'health.ok', 'provision.ready'
+  ])
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'active')
+})
+
+t.test('a tenant reactivated before its teardown starts is left alone', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { DEPROVISION_GRACE_HOURS: '0', WEBHOOK_WAIT_MS: '0' } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Teardown CTF' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_first' })))
+  app.jobs.start()
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  await app.jobs.stop()
+  await deliver(app, cancel(id, 'sub_first'))
+  // The teardown is claimed (running) before the reactivation, so the service cannot call it off.
+  const job = (await store.claimNextJob(app.jobs.owner, Date.now(), app.jobs.leaseMs))!
+  t.equal(job.kind, 'deprovision')
+  await deliver(app, reactivate(id, 'sub_second'))
+  t.equal((await teardownJob(store, id))?.status, 'running')
+  await app.jobs.runJob(job)
+  t.equal((await teardownJob(store, id))?.status, 'canceled')
+  t.equal(executor.calls.removeDns + executor.calls.destroy, 0, 'nothing removed')
+  t.equal((await store.listJobs({ tenant: id })).filter((j) => j.kind === 'provision').length, 1, 'nothing to restore')
+  t.match(await store.getTenant(id), { billing: 'paid', infra: 'ready' })
+})
