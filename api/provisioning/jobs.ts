@@ -259,7 +259,12 @@ export class JobRunner {
       let status = 'unknown'
       await this.pollUntil(signal, async () => {
         const s = await executor.getServer(serverId!, signal)
-        if (s === undefined) throw new ExecutorError(`server ${serverId} disappeared`, { retryable: true })
+        if (s === undefined) {
+          // Deleted behind our back: forget it, so the next attempt makes a new one instead of
+          // polling a dead id until the attempts run out.
+          await attempt.commitStep('', { serverId: null, ipv4: null }, 'server.vanished', { server: serverId })
+          throw new ExecutorError(`server ${serverId} disappeared; the next attempt creates a new one`, { retryable: true })
+        }
         status = s.status
         ipv4 = s.ipv4 ?? ipv4
         return s.status === 'running'

@@ -97,7 +97,8 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
         canceledAt: null,
         error: null
       },
-      startProvisioning: facts.infra === 'none' || facts.infra === 'deprovisioned',
+      // A server that never came up (failed) is tried again for the new subscription.
+      startProvisioning: facts.infra === 'none' || facts.infra === 'deprovisioned' || facts.infra === 'failed',
       scheduleTeardown: false
     }
   }

@@ -121,6 +121,31 @@ t.test('a crashed worker’s job resumes after its last finished step', async (t
   t.not(done?.leaseOwner, 'dead-worker')
 })
 
+t.test('a server deleted behind the job is forgotten: the next attempt makes a new one', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0' } })
+  const id = await paidTenant(app)
+  const job = (await store.claimNextJob('dead-worker', Date.now(), 1))!
+  const tenant = (await store.getTenant(id))!
+  const { server } = await executor.createOrAdopt(serverSpecFor(tenant, app.config))
+  await store.transaction(async (tx) => {
+    await tx.updateJob(job.id, { step: 'created' })
+    await tx.updateTenant(id, { serverId: server.id, ipv4: server.ipv4 })
+  })
+  executor.servers.delete(server.id) // someone deleted it in the provider's console
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  const runner = new JobRunner({ store, executor, config: app.config, log: pino({ level: 'silent' }), backoffMs: () => 0, pollIntervalMs: 1 })
+  t.teardown(() => runner.stop())
+  runner.start()
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  const now = (await store.getTenant(id))!
+  t.not(now.serverId, server.id, 'a new server')
+  t.ok(executor.servers.has(now.serverId!))
+  const actions = (await store.listAudit({ tenant: id })).map((e) => e.action)
+  t.ok(actions.includes('server.vanished'), 'the loss is audited')
+  t.equal((await store.getJob(job.id))?.attempts, 1, 'one failed attempt, not all of them')
+})
+
 t.test('cancellation tears down after the grace period; twice is harmless', async (t) => {
   const executor = new FakeExecutor()
   const { app, store } = await buildTestApp(t, { executor, env: { DEPROVISION_GRACE_HOURS: '0' } })
