@@ -73,6 +73,12 @@ function handleError (err: FastifyError, request: FastifyRequest, reply: Fastify
     return
   }
   switch (err.code) {
+    case 'FST_ERR_BAD_URL':
+      reply.code(400).send(errorBody('bad_url', 'The URL path is not valid: it has a malformed percent-encoding.'))
+      return
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      reply.code(414).send(errorBody('uri_too_long', 'A segment of the URL path is too long.'))
+      return
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       reply.code(415).send(errorBody('unsupported_media_type', 'Send application/json or application/x-www-form-urlencoded.'))
       return
@@ -107,7 +113,8 @@ function handleError (err: FastifyError, request: FastifyRequest, reply: Fastify
 
 /**
  * ajv's coercion turns "Infinity" or "1e400" into a number and then skips minimum and maximum
- * (ajv-validator/ajv#2212), so a validated number may still be infinite: refuse it here.
+ * (ajv-validator/ajv#2212; its strictNumbers option does not cover coerced values), so a
+ * validated number may still be infinite: refuse it here.
  */
 async function rejectNonFiniteNumbers (request: FastifyRequest): Promise<void> {
   for (const [part, values] of [['querystring', request.query], ['params', request.params]] as const) {
@@ -120,17 +127,9 @@ async function rejectNonFiniteNumbers (request: FastifyRequest): Promise<void> {
   }
 }
 
-/** Errors the router raises before any route (and its hooks) is chosen. */
+/** Errors the router raises before any route (and its hooks, which set the id) is chosen. */
 function handleFrameworkError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   reply.header('x-request-id', request.id)
-  switch (err.code) {
-    case 'FST_ERR_BAD_URL':
-      reply.code(400).send(errorBody('bad_url', 'The URL path is not valid: it has a malformed percent-encoding.'))
-      return
-    case 'FST_ERR_MAX_PARAM_LENGTH':
-      reply.code(414).send(errorBody('uri_too_long', 'A segment of the URL path is too long.'))
-      return
-  }
   handleError(err, request, reply)
 }
 
