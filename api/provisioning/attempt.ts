@@ -1,7 +1,9 @@
 // One attempt of one job, as its steps see it: the job, the attempt's abort signal, and the
 // store writes the steps make. No write happens once the signal is aborted (shutdown or the
 // wall-clock cap): the lease may already be someone else's, and an abandoned attempt must not
-// record steps, or a finished job, over the attempt that took the job next.
+// record steps, or a finished job, over the attempt that took the job next. Every write also
+// checks, with the job row locked, that the lease is still this attempt's: a worker frozen past
+// its lease (a paused VM) finds the job taken and writes nothing.
 import type { Job, JobPatch, Store, StoreOps, TenantPatch } from '../store/store.ts'
 import { appendAudit } from './audit.ts'
 
@@ -9,6 +11,9 @@ import { appendAudit } from './audit.ts'
 export function ended (status: 'done' | 'canceled'): JobPatch {
   return { status, leaseOwner: null, leaseUntil: 0, lastError: null }
 }
+
+/** Another worker holds the job now: this attempt must not write. */
+export class LeaseLost extends Error {}
 
 export class Attempt {
   readonly job: Job
@@ -25,9 +30,20 @@ export class Attempt {
 
   /** A store transaction of this attempt; it throws the abort reason instead of writing once aborted. */
   transaction<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T> {
-    return this.store.transaction(async (tx) => {
+    return this.leased(async (tx) => {
       // Checked inside: a transaction may wait its turn (group commit) while the abort lands.
       this.signal.throwIfAborted()
+      return fn(tx)
+    })
+  }
+
+  /** A transaction that writes only while this attempt still holds the job's lease (LeaseLost otherwise). */
+  leased<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T> {
+    return this.store.transaction(async (tx) => {
+      const now = await tx.getJobForUpdate(this.job.id)
+      if (now === undefined || now.leaseOwner !== this.job.leaseOwner) {
+        throw new LeaseLost(`job ${this.job.id} is held by ${now?.leaseOwner ?? 'nobody'} now, not ${this.job.leaseOwner ?? 'nobody'}`)
+      }
       return fn(tx)
     })
   }

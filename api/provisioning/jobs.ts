@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
 import type { Job, Store, Tenant } from '../store/store.ts'
-import { Attempt } from './attempt.ts'
+import { Attempt, LeaseLost } from './attempt.ts'
 import { appendAudit } from './audit.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
 import { runTeardown } from './teardown.ts'
@@ -202,17 +202,26 @@ export class JobRunner {
       log.info({ tenant: job.tenant, job: job.id, step: job.step }, 'attempt abandoned at shutdown; it resumes elsewhere')
       return
     }
-    await this.failAttempt(job, failure).catch((e: unknown) => log.error({ err: e, job: job.id }, 'could not record a failed attempt'))
+    if (failure instanceof LeaseLost) {
+      log.warn({ tenant: job.tenant, job: job.id, step: job.step, reason: failure.message }, 'attempt outlived its lease; another worker has the job')
+      return
+    }
+    await this.failAttempt(attempt, failure).catch((e: unknown) => {
+      if (e instanceof LeaseLost) log.warn({ job: job.id, reason: e.message }, 'failed attempt not recorded: another worker has the job')
+      else log.error({ err: e, job: job.id }, 'could not record a failed attempt')
+    })
   }
 
-  private async failAttempt (job: Job, err: unknown): Promise<void> {
-    const { store, config, log } = this.opts
+  private async failAttempt (attempt: Attempt, err: unknown): Promise<void> {
+    const { config, log } = this.opts
+    const job = attempt.job
     const attempts = job.attempts + 1
     const message = describe(err)
     const retryable = !(err instanceof ExecutorError) || err.retryable
     const final = !retryable || attempts >= config.provisionMaxAttempts
     log.warn({ tenant: job.tenant, job: job.id, kind: job.kind, step: job.step, attempts, final, reason: message }, 'job attempt failed')
-    await store.transaction(async (tx) => {
+    // Fenced by the lease, not by the signal: a timed-out attempt is aborted and still records this.
+    await attempt.leased(async (tx) => {
       if (final) {
         await tx.updateJob(job.id, { status: 'failed', attempts, lastError: message, leaseOwner: null, leaseUntil: 0 })
         if (job.kind === 'provision') await tx.updateTenant(job.tenant, { infra: 'failed', error: `Provisioning failed: ${message}` })

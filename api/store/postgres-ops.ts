@@ -197,6 +197,11 @@ export class PgOps implements StoreOps {
     return row === undefined ? undefined : jobFromRow(row)
   }
 
+  async getJobForUpdate (id: number): Promise<Job | undefined> {
+    const row = await this.one('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', id)
+    return row === undefined ? undefined : jobFromRow(row)
+  }
+
   async listJobs (filter: { tenant?: string, status?: JobStatus }): Promise<Job[]> {
     const rows = await this.q('SELECT * FROM jobs WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR status = $2) ORDER BY id',
       filter.tenant ?? null, filter.status ?? null)

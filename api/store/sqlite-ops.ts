@@ -178,6 +178,11 @@ export class SqliteOps implements StoreOps {
     return row === undefined ? undefined : jobFromRow(row)
   }
 
+  // One writer at a time: a transaction's read is already as good as a lock.
+  getJobForUpdate (id: number): Promise<Job | undefined> {
+    return this.getJob(id)
+  }
+
   async listJobs (filter: { tenant?: string, status?: JobStatus }): Promise<Job[]> {
     const rows = this.conn.all('SELECT * FROM jobs WHERE (? IS NULL OR tenant = ?) AND (? IS NULL OR status = ?) ORDER BY id',
       filter.tenant ?? null, filter.tenant ?? null, filter.status ?? null, filter.status ?? null)

@@ -128,6 +128,8 @@ export interface StoreOps {
   claimNextJob (owner: string, now: number, leaseMs: number): Promise<Job | undefined>
   updateJob (id: number, patch: JobPatch): Promise<void>
   getJob (id: number): Promise<Job | undefined>
+  /** Locks the job row for the rest of the transaction where the adapter can (PostgreSQL): a claim waits for it. */
+  getJobForUpdate (id: number): Promise<Job | undefined>
   listJobs (filter: { tenant?: string, status?: JobStatus }): Promise<Job[]>
   /** Earliest runAfter of a queued job, or leaseUntil of a running one; for the worker's timer. */
   nextJobDueAt (): Promise<number | undefined>

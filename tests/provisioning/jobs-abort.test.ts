@@ -126,3 +126,20 @@ t.test('a call that ignores the abort cannot commit its step once the cap has pa
   t.match(await store.getJob(job.id), { status: 'queued', step: '', attempts: 1, lastError: /exceeded its 0.2 s cap/ })
   t.equal((await store.getTenant(id))?.serverId, null)
 })
+
+t.test('an attempt that outlived its lease writes nothing over the worker that took the job', async (t) => {
+  const executor = new FakeExecutor()
+  const { store, runner, job } = await directRunner(t, { executor })
+  const hold = executor.holdNext('create')
+  // Worker A claims with a lease that lapses while its create call hangs (a frozen process).
+  const claimed = await store.claimNextJob(runner.owner, Date.now(), 1)
+  const running = runner.runJob(claimed!)
+  await hold.reached
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  const taken = await store.claimNextJob('worker-b', Date.now(), 60_000)
+  t.equal(taken?.id, job.id, 'worker B takes the lapsed job')
+  hold.release()
+  await running
+  t.match(await store.getJob(job.id), { status: 'running', step: '', attempts: 0, leaseOwner: 'worker-b' }, 'B still holds it, untouched: no step, no failed attempt')
+  t.same((await store.listAudit({})).map((e) => e.action), [], 'A committed nothing')
+})

@@ -300,6 +300,8 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.type(job.id, 'number')
     t.match(job.createdAt, /^\d{4}-\d\d-\d\dT/)
     t.same(await store.getJob(job.id), job, 'getJob returns what enqueue returned')
+    t.same(await store.transaction((tx) => tx.getJobForUpdate(job.id)), job, 'and getJobForUpdate in a transaction')
+    t.equal(await store.transaction((tx) => tx.getJobForUpdate(job.id + 1000)), undefined)
 
     const again = await store.enqueueJob({ kind: 'provision', tenant: a, runAfter: 5 })
     t.equal(again.id, job.id, 'a queued job of the same kind is returned, not duplicated')
