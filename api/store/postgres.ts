@@ -23,8 +23,15 @@ const MAX_ATTEMPTS = 5
 /**
  * 40001 serialization failure, 40P01 deadlock: PostgreSQL asks for a rerun. 23505: a
  * concurrent transaction inserted the same row first; a rerun sees it and takes the other path.
+ * 0A000: see STALE_PLAN.
  */
-const RETRYABLE = new Set(['40001', '40P01', '23505'])
+const RETRYABLE = new Set(['40001', '40P01', '23505', '0A000'])
+/**
+ * 0A000 "cached plan must not change result type": another process migrated the schema under
+ * this connection's prepared statements. PostgreSQL plans the statement again on its next use,
+ * so a rerun succeeds.
+ */
+const STALE_PLAN = '0A000'
 
 export interface PostgresStoreOptions {
   /** `postgres://user:pass@host:port/db` (or `postgresql://…`; `?host=/socket/dir` works). */
@@ -55,7 +62,7 @@ export class PostgresStore extends PgOps implements Store {
 
   /** Applies pending migrations; processes starting together queue on an advisory lock. */
   async migrate (): Promise<void> {
-    const client = await this.connect()
+    const { client, release } = await this.connect()
     try {
       await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
       try {
@@ -81,27 +88,48 @@ export class PostgresStore extends PgOps implements Store {
     } catch (err) {
       throw toStoreError(err, 'migration failed')
     } finally {
-      client.release()
+      release()
     }
   }
 
-  private async connect (): Promise<pg.PoolClient> {
+  /**
+   * A pooled client, with a listener for its 'error' event while it is checked out: pg-pool
+   * listens only while a client is idle, and an unheard 'error' (the server ended the backend:
+   * restart, failover, pg_terminate_backend) would take the whole process down.
+   */
+  private async connect (): Promise<{ client: pg.PoolClient, lost: () => Error | undefined, release: (broken?: Error) => void }> {
     if (this.closed) throw new StoreError('store is closed')
+    let client: pg.PoolClient
     try {
-      return await this.pool.connect()
+      client = await this.pool.connect()
     } catch (err) {
       throw toStoreError(err, 'could not connect to PostgreSQL')
+    }
+    let lost: Error | undefined
+    const onError = (err: Error): void => { lost = err }
+    client.on('error', onError)
+    return {
+      client,
+      lost: () => lost,
+      release: (broken) => {
+        client.off('error', onError)
+        client.release(broken ?? lost)
+      }
     }
   }
 
   async transaction<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.connect()
+      const { client, lost, release } = await this.connect()
       let broken: Error | undefined
       try {
-        await control(client, 'BEGIN')
+        // Explicit: the audit append and the job queue read rows other transactions just
+        // committed, which a server default of REPEATABLE READ would hide.
+        await control(client, 'BEGIN ISOLATION LEVEL READ COMMITTED')
         const value = await fn(new PgOps(client as unknown as Queryable))
-        await control(client, 'COMMIT')
+        const done = await control(client, 'COMMIT')
+        // A statement failed and the function went on: PostgreSQL answers COMMIT with ROLLBACK.
+        if (done.command === 'ROLLBACK') throw new StoreError('the transaction was rolled back: a statement in it failed')
         return value
       } catch (err) {
         try {
@@ -110,6 +138,7 @@ export class PostgresStore extends PgOps implements Store {
           // The connection is unusable: the pool must drop it, not hand it out again.
           broken = rollbackErr as Error
         }
+        broken ??= lost()
         if (attempt < MAX_ATTEMPTS && RETRYABLE.has(sqlState(err) ?? '') && broken === undefined) {
           await sleep(Math.floor(Math.random() * 10 * attempt))
           continue
@@ -117,7 +146,7 @@ export class PostgresStore extends PgOps implements Store {
         // The function's own errors pass through unchanged; the store's are StoreErrors already.
         throw err
       } finally {
-        client.release(broken)
+        release(broken)
       }
     }
   }
@@ -138,7 +167,13 @@ export class PostgresStore extends PgOps implements Store {
 
   override async q (text: string, ...values: unknown[]): Promise<Row[]> {
     if (this.closed) throw new StoreError('store is closed')
-    return super.q(text, ...values)
+    try {
+      return await super.q(text, ...values)
+    } catch (err) {
+      // A read outside a transaction: run once more after a schema change (see STALE_PLAN).
+      if (sqlState(err) !== STALE_PLAN) throw err
+      return super.q(text, ...values)
+    }
   }
 
   async ping (): Promise<void> {
@@ -152,9 +187,9 @@ export class PostgresStore extends PgOps implements Store {
   }
 }
 
-async function control (client: pg.PoolClient, statement: 'BEGIN' | 'COMMIT'): Promise<void> {
+async function control (client: pg.PoolClient, statement: string): Promise<pg.QueryResult> {
   try {
-    await client.query(statement)
+    return await client.query(statement)
   } catch (err) {
     throw toStoreError(err, `${statement} failed`)
   }

@@ -210,4 +210,107 @@ if (server !== undefined) {
     t.equal(err, mine)
     t.equal(runs, 1, 'a look-alike code on a non-database error is not a reason to rerun')
   })
+
+  /** The tx's raw query (PgOps.q is protected): for the tests' own statements. */
+  const raw = (tx: unknown, text: string): Promise<Array<Record<string, unknown>>> => (tx as { q: (text: string) => Promise<Array<Record<string, unknown>>> }).q(text)
+  const terminate = async (url: string, pid: unknown): Promise<void> => {
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    await c.query('SELECT pg_terminate_backend($1)', [pid])
+    await c.end()
+  }
+
+  for (const when of ['mid-statement', 'between statements'] as const) {
+    t.test(`a backend ended ${when} fails that transaction only; the process and the store go on`, async (t) => {
+      const url = await server.createDatabase()
+      const store = await open(url)
+      t.teardown(() => store.close())
+      const uncaught: unknown[] = []
+      const onUncaught = (err: unknown): void => { uncaught.push(err) }
+      // tap turns an uncaught exception into a failure of its own; listening first records it here.
+      process.prependListener('uncaughtException', onUncaught)
+      t.teardown(() => { process.off('uncaughtException', onUncaught) })
+      const tn = makeTenant()
+      const result = store.transaction(async (tx) => {
+        await tx.insertTenant(tn)
+        const [{ pid }] = await raw(tx, 'SELECT pg_backend_pid() AS pid') as [{ pid: number }]
+        if (when === 'mid-statement') {
+          const sleeping = raw(tx, 'SELECT pg_sleep(30)')
+          sleeping.catch(() => {}) // awaited below; it may reject while the backend is ended
+          await lockWaiterOrSleep(url)
+          await terminate(url, pid)
+          await sleeping
+        } else {
+          await terminate(url, pid)
+          await new Promise((resolve) => setTimeout(resolve, 100)) // the client hears it while idle in the transaction
+          await raw(tx, 'SELECT 1')
+        }
+      })
+      await t.rejects(result, 'the transaction fails')
+      t.same(uncaught, [], 'no uncaught error')
+      t.equal(await store.getTenant(tn.id), undefined, 'nothing of it committed')
+      const other = makeTenant()
+      await store.insertTenant(other)
+      t.same(await store.getTenant(other.id), other, 'the next transaction works')
+    })
+  }
+
+  /** Resolves once some backend of the database runs pg_sleep. */
+  async function lockWaiterOrSleep (url: string): Promise<void> {
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    const deadline = Date.now() + 20_000
+    try {
+      for (;;) {
+        const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%' AND state = 'active'")
+        if (r.rows[0].n > 0) return
+        if (Date.now() > deadline) throw new Error('no backend is sleeping')
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    } finally {
+      await c.end()
+    }
+  }
+
+  t.test('a function that swallows a failed statement cannot commit what remains', async (t) => {
+    const url = await server.createDatabase()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    const a = makeTenant()
+    const err = await store.transaction(async (tx) => {
+      await tx.insertTenant(a)
+      try { await tx.insertTenant(a) } catch { /* carries on regardless */ }
+      return 'looks fine'
+    }).catch((e: unknown) => e)
+    t.type(err, StoreError, 'PostgreSQL answered COMMIT with ROLLBACK: the caller hears it')
+    t.equal(await store.getTenant(a.id), undefined, 'and nothing was written')
+  })
+
+  t.test('transactions run READ COMMITTED whatever the server default', async (t) => {
+    const url = await server.createDatabase()
+    const strict = new URL(url)
+    strict.searchParams.set('options', '-c default_transaction_isolation=serializable')
+    const store = await open(strict.toString())
+    t.teardown(() => store.close())
+    t.equal((await poolOf(store).query('SHOW default_transaction_isolation')).rows[0].default_transaction_isolation, 'serializable', 'the connection default is stricter')
+    const level = await store.transaction(async (tx) => (await raw(tx, 'SHOW transaction_isolation'))[0]!.transaction_isolation)
+    t.equal(level, 'read committed')
+  })
+
+  t.test('after another process adds a column, reads and transactions still work', async (t) => {
+    const url = await server.createDatabase()
+    const store = new PostgresStore({ url, poolSize: 1 })
+    await store.migrate()
+    t.teardown(() => store.close())
+    const tn = makeTenant()
+    await store.insertTenant(tn)
+    t.same(await store.getTenant(tn.id), tn, 'the statement is prepared on the one connection')
+    await store.transaction((tx) => tx.getTenantForUpdate(tn.id))
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    await c.query('ALTER TABLE tenants ADD COLUMN note TEXT')
+    await c.end()
+    t.same(await store.getTenant(tn.id), tn, 'a plain read')
+    t.same(await store.transaction((tx) => tx.getTenantForUpdate(tn.id)), tn, 'a transaction')
+  })
 }
