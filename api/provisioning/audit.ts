@@ -10,6 +10,9 @@ export { GENESIS_MAC }
 /** JSON with object keys sorted at every depth, so the MAC does not depend on key order. */
 export function canonicalJson (value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
+  // As JSON.stringify does when the detail is stored (a Date becomes its ISO string), or the
+  // stored entry would not verify.
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return canonicalJson((value as { toJSON: () => unknown }).toJSON())
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
   const entries = Object.entries(value as Record<string, unknown>)
     .filter(([, v]) => v !== undefined)

@@ -12,6 +12,15 @@ t.test('canonical JSON sorts keys at every depth and drops undefined', async (t)
   t.equal(canonicalJson(null), 'null')
 })
 
+t.test('details with values JSON turns into something else still verify once stored', async (t) => {
+  const store = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => store.close())
+  const when = new Date('2026-11-23T10:00:00.000Z')
+  t.equal(canonicalJson({ when }), '{"when":"2026-11-23T10:00:00.000Z"}', 'a Date as JSON.stringify writes it')
+  await store.transaction((tx) => appendAudit(tx, SECRET, 't1', 'x.happened', { when, n: Number.NaN, list: [undefined, 1] }))
+  t.match(verifyAuditChain(SECRET, await store.listAudit({})), { ok: true, entries: 1 })
+})
+
 t.test('the MAC covers every field and the previous MAC', async (t) => {
   const e = { seq: 1, at: '2026-01-01T00:00:00.000Z', tenant: 'a'.repeat(32), action: 'server.created', detail: { server: '1' } }
   const mac = auditMac(SECRET, GENESIS_MAC, e)
