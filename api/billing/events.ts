@@ -76,8 +76,11 @@ function idOf (ref: unknown): string | undefined {
   return undefined
 }
 
+/** Trimmed text without control characters (PostgreSQL's text refuses NUL; none belongs in a name). */
 function text (v: unknown): string | undefined {
-  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined
+  if (typeof v !== 'string') return undefined
+  const clean = v.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim()
+  return clean === '' ? undefined : clean
 }
 
 /** The plan of a subscription: its first item's price lookup key, else the price id. */

@@ -66,6 +66,8 @@ t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
     ['contact plan', { payload: { plan: 'enterprise' } }, 400, 'plan_requires_contact'],
     ['missing plan', { payload: { name: 'x' } }, 400, 'invalid_request'],
     ['name too long', { payload: { plan: 'solo', name: 'x'.repeat(81) } }, 400, 'invalid_request'],
+    ['name with a NUL', { payload: { plan: 'solo', name: 'evil\u0000ctf' } }, 400, 'invalid_request'],
+    ['name with a newline', { payload: { plan: 'solo', name: 'two\nlines' } }, 400, 'invalid_request'],
     ['bad email', { payload: { plan: 'solo', email: 'not-an-email' } }, 400, 'invalid_request'],
     ['plan not a string (coerced, then unknown)', { payload: { plan: 7 } }, 400, 'unknown_plan'],
     ['plan an object', { payload: { plan: { a: 1 } } }, 400, 'invalid_request'],
