@@ -179,6 +179,13 @@ export class JobRunner {
   /** Runs one attempt of a job under the wall-clock cap. Exposed for tests. */
   async runJob (job: Job): Promise<void> {
     const { store, executor, config, log } = this.opts
+    if (job.attempts >= config.provisionMaxAttempts) {
+      // Reclaimed after its workers died on every attempt (each claim counted one): stop here.
+      const attempt = new Attempt({ job, signal: new AbortController().signal, store, auditSecret: config.auditSecret })
+      const reason = new ExecutorError(`${job.attempts} attempts ended without a result (${job.lastError ?? 'no error recorded'})`, { retryable: false })
+      await this.failAttempt(attempt, reason, { counted: true }).catch((e: unknown) => log.error({ err: e, job: job.id }, 'could not record a failed job'))
+      return
+    }
     const controller = new AbortController()
     this.controllers.add(controller)
     const timer = setTimeout(() => {
@@ -212,10 +219,11 @@ export class JobRunner {
     })
   }
 
-  private async failAttempt (attempt: Attempt, err: unknown): Promise<void> {
+  /** `counted`: the attempts are already in the job (reclaims), so this adds none. */
+  private async failAttempt (attempt: Attempt, err: unknown, opts: { counted?: boolean } = {}): Promise<void> {
     const { config, log } = this.opts
     const job = attempt.job
-    const attempts = job.attempts + 1
+    const attempts = opts.counted === true ? job.attempts : job.attempts + 1
     const message = describe(err)
     const retryable = !(err instanceof ExecutorError) || err.retryable
     const final = !retryable || attempts >= config.provisionMaxAttempts

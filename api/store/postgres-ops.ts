@@ -9,7 +9,7 @@ import {
   type JobStatus, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import {
-  GENESIS_MAC, JOB_COLUMNS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
+  GENESIS_MAC, JOB_COLUMNS, RECLAIM_COUNTS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
   tenantPatchColumns, tenantValues
 } from './rows.ts'
 
@@ -176,7 +176,7 @@ export class PgOps implements StoreOps {
 
   async claimNextJob (owner: string, now: number, leaseMs: number): Promise<Job | undefined> {
     const row = await this.one(
-      `UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, updated_at = $3
+      `UPDATE jobs SET ${RECLAIM_COUNTS}, status = 'running', lease_owner = $1, lease_until = $2, updated_at = $3
        WHERE id = (
          SELECT id FROM jobs
          WHERE (status = 'queued' AND run_after <= $4) OR (status = 'running' AND lease_until <= $4)

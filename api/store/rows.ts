@@ -110,4 +110,12 @@ export function auditFromRow (row: Row): AuditEntry {
   }
 }
 
+/**
+ * SET clauses of a claim (both stores): taking over a lapsed lease means the worker holding
+ * it died mid-attempt (a lease given back at shutdown has no owner), so that attempt counts,
+ * or a job that kills its worker would be retried forever.
+ */
+export const RECLAIM_COUNTS = `attempts = attempts + CASE WHEN status = 'running' AND lease_owner IS NOT NULL THEN 1 ELSE 0 END,
+  last_error = CASE WHEN status = 'running' AND lease_owner IS NOT NULL THEN 'the worker running the previous attempt stopped without a result' ELSE last_error END`
+
 export const GENESIS_MAC = '0'.repeat(64)

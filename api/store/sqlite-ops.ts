@@ -10,7 +10,7 @@ import {
   type JobStatus, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import {
-  GENESIS_MAC, JOB_COLUMNS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
+  GENESIS_MAC, JOB_COLUMNS, RECLAIM_COUNTS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
   tenantPatchColumns, tenantValues
 } from './rows.ts'
 
@@ -163,7 +163,7 @@ export class SqliteOps implements StoreOps {
       "SELECT id FROM jobs WHERE (status = 'queued' AND run_after <= ?) OR (status = 'running' AND lease_until <= ?) ORDER BY run_after, id LIMIT 1",
       now, now)
     if (row === undefined) return undefined
-    this.conn.run("UPDATE jobs SET status = 'running', lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?",
+    this.conn.run(`UPDATE jobs SET ${RECLAIM_COUNTS}, status = 'running', lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
       owner, now + leaseMs, nowIso(), row.id)
     return jobFromRow(this.conn.get('SELECT * FROM jobs WHERE id = ?', row.id)!)
   }

@@ -140,6 +140,7 @@ t.test('an attempt that outlived its lease writes nothing over the worker that t
   t.equal(taken?.id, job.id, 'worker B takes the lapsed job')
   hold.release()
   await running
-  t.match(await store.getJob(job.id), { status: 'running', step: '', attempts: 0, leaseOwner: 'worker-b' }, 'B still holds it, untouched: no step, no failed attempt')
+  // attempts 1: B's claim counted A's lapsed attempt; A itself recorded neither a step nor a failure.
+  t.match(await store.getJob(job.id), { status: 'running', step: '', attempts: 1, leaseOwner: 'worker-b' }, 'B still holds it, untouched by A')
   t.same((await store.listAudit({})).map((e) => e.action), [], 'A committed nothing')
 })

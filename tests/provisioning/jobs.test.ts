@@ -143,7 +143,25 @@ t.test('a server deleted behind the job is forgotten: the next attempt makes a n
   t.ok(executor.servers.has(now.serverId!))
   const actions = (await store.listAudit({ tenant: id })).map((e) => e.action)
   t.ok(actions.includes('server.vanished'), 'the loss is audited')
-  t.equal((await store.getJob(job.id))?.attempts, 1, 'one failed attempt, not all of them')
+  t.equal((await store.getJob(job.id))?.attempts, 2, "the dead worker's attempt and the one that found the server gone, not all of them")
+})
+
+t.test('a job whose workers keep dying is counted at each reclaim and fails when the attempts run out', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0', PROVISION_MAX_ATTEMPTS: '2' } })
+  const id = await paidTenant(app)
+  // Two workers in turn take the job and die mid-attempt (their leases lapse unreleased).
+  for (const dead of ['dead-1', 'dead-2']) {
+    t.ok(await store.claimNextJob(dead, Date.now(), 1), `${dead} claims`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  const job = (await store.claimNextJob(app.jobs.owner, Date.now(), 60_000))!
+  t.equal(job.attempts, 2, 'each lapsed lease counted one attempt')
+  await app.jobs.runJob(job)
+  t.equal(executor.calls.create, 0, 'no third try')
+  t.match(await store.getJob(job.id), { status: 'failed', attempts: 2, leaseOwner: null, lastError: /2 attempts ended without a result/ })
+  t.match(await store.getTenant(id), { infra: 'failed', error: /Provisioning failed: 2 attempts ended without a result \(the worker running the previous attempt stopped/ })
+  t.ok((await store.listAudit({ tenant: id })).some((e) => e.action === 'provision.failed'), 'audited')
 })
 
 t.test('cancellation tears down after the grace period; twice is harmless', async (t) => {

@@ -353,13 +353,15 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.equal(await store.claimNextJob('w4', 1249, 1000), undefined, 'a live lease holds')
     const reclaimed = await store.claimNextJob('w4', 1250, 1000)
     t.match(reclaimed, { id: early.id, leaseOwner: 'w4', leaseUntil: 2250, status: 'running' }, 'a lapsed lease is taken over')
+    t.match(reclaimed, { attempts: 1, lastError: /stopped without a result/ }, 'and the attempt that died with its worker counts')
+    t.match(first, { attempts: 0, lastError: null }, 'a first claim counts nothing')
 
     t.equal(await store.releaseLeases('w2'), 1, 'releases what the worker holds')
     t.match(await store.getJob(middle.id), { status: 'running', leaseUntil: 0, leaseOwner: null })
     t.equal(await store.releaseLeases('w2'), 0)
     t.equal(await store.nextJobDueAt(), 0, 'a released job is due at once')
     const taken = await store.claimNextJob('w5', 1, 50)
-    t.match(taken, { id: middle.id, leaseOwner: 'w5' }, 'and another worker takes it at once')
+    t.match(taken, { id: middle.id, leaseOwner: 'w5', attempts: 0 }, 'and another worker takes it at once; a released lease counts no attempt')
 
     await store.updateJob(early.id, { status: 'queued', step: 'created', attempts: 2, runAfter: 5000, leaseUntil: 0, leaseOwner: null, lastError: 'boom' })
     t.match(await store.getJob(early.id), { status: 'queued', step: 'created', attempts: 2, runAfter: 5000, leaseUntil: 0, leaseOwner: null, lastError: 'boom' }, 'updateJob patches')
