@@ -87,6 +87,13 @@ function num (env: Env, name: string, fallback: number, min: number): number {
   return n
 }
 
+/** A value that must match `shape` (sent in an HTTP header, say); `what` describes it. Never echoes secrets. */
+function shaped (env: Env, name: string, fallback: string, shape: RegExp, what: string, secret = false): string {
+  const v = str(env, name, fallback)
+  if (v !== '' && !shape.test(v)) throw new ConfigError(name, `must be ${what}${secret ? '' : `, got ${JSON.stringify(v)}`}`)
+  return v
+}
+
 function httpUrl (env: Env, name: string, fallback: string): string {
   const raw = str(env, name, fallback)
   let url: URL
@@ -127,11 +134,11 @@ export function loadConfig (env: Env = process.env): Config {
     baseDomain: str(env, 'BASE_DOMAIN', 'ctfhive.us').toLowerCase(),
     publicBaseUrl,
     stripe: {
-      secretKey: str(env, 'STRIPE_SECRET_KEY', ''),
+      secretKey: shaped(env, 'STRIPE_SECRET_KEY', '', /^[!-~]+$/, 'one word of printable ASCII (it goes in a header)', true),
       publishableKey: str(env, 'STRIPE_PUBLISHABLE_KEY', ''),
       webhookSecrets: str(env, 'STRIPE_WEBHOOK_SECRET', '').split(',').map((s) => s.trim()).filter(Boolean),
       prices,
-      apiVersion: str(env, 'STRIPE_API_VERSION', '2024-06-20'),
+      apiVersion: shaped(env, 'STRIPE_API_VERSION', '2024-06-20', /^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/, "a Stripe API version like 2024-06-20 or 2025-03-31.basil"),
       apiBase: httpUrl(env, 'STRIPE_API_BASE', 'https://api.stripe.com'),
       successUrl: str(env, 'STRIPE_SUCCESS_URL', `${publicBaseUrl}/billing/success?session_id={CHECKOUT_SESSION_ID}`),
       cancelUrl: str(env, 'STRIPE_CANCEL_URL', `${publicBaseUrl}/pricing`),

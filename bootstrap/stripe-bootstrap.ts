@@ -39,6 +39,9 @@ Options:
   --dry-run          print what would be done; no Stripe calls, no key needed
   --no-webhook       leave the webhook endpoint alone (you manage it yourself)
   --force-webhook    create a new endpoint even if one exists (to get a fresh secret)
+  --archive-old-prices
+                     archive the older prices this tool made (after a catalogue change,
+                     once the app runs with the new STRIPE_PRICE_* values)
   --live             allow a live key (sk_live_…); without it only test keys run
   -h, --help         show this text
 
@@ -163,11 +166,23 @@ async function ensurePrice (ctx: Context, plan: Plan): Promise<string> {
   const was = `${current.unit_amount === null || current.unit_amount === undefined ? '?' : formatPrice(Number(current.unit_amount))}/${String(current.recurring?.interval ?? '?')} ${String(current.currency ?? '').toUpperCase()}`
   ctx.say(`price ${key}: the catalogue says ${priceText(plan)}, ${String(current.id)} is ${was}: created ${String(created.id)}, which takes the lookup key over`)
   if (current.active === true) {
-    ctx.step = `deactivate old price ${String(current.id)}`
-    await ctx.stripe.request('POST', `/v1/prices/${String(current.id)}`, { active: false })
-    ctx.say(`price ${String(current.id)}: deactivated (existing subscriptions stay on it until you move them)`)
+    // The running app still sells the old price (its STRIPE_PRICE_* names it); Checkout
+    // refuses an inactive price, so archiving it now would break checkout until a restart.
+    ctx.say(`price ${String(current.id)}: left active — the running app sells it until ${plan.stripePriceEnv} is updated and the app restarted; then run again with --archive-old-prices`)
   }
   return String(created.id)
+}
+
+/** Archives this tool's prices of the plan's product other than `keep` (existing subscriptions stay on them). */
+async function archiveOldPrices (ctx: Context, plan: Plan, keep: string): Promise<void> {
+  ctx.step = `list the prices of ${productIdOf(plan)}`
+  const prices = await ctx.stripe.listAll<Record<string, any>>('/v1/prices', { product: productIdOf(plan), active: true })
+  for (const price of prices) {
+    if (price.id === keep || price.metadata?.managed_by !== MANAGED_BY) continue
+    ctx.step = `archive old price ${String(price.id)}`
+    await ctx.stripe.request('POST', `/v1/prices/${String(price.id)}`, { active: false })
+    ctx.say(`price ${String(price.id)}: archived (existing subscriptions stay on it until you move them)`)
+  }
 }
 
 async function ensureWebhook (ctx: Context, url: string, events: readonly string[], apiVersion: string, force: boolean): Promise<string | null> {
@@ -267,7 +282,8 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     say(`dry run: no Stripe calls are made and no key is needed (API version ${apiVersion})`)
     for (const plan of plans) {
       say(`would ensure product ${productIdOf(plan)} (${JSON.stringify(productName(plan))})`)
-      say(`would ensure price ${plan.lookupKey}: ${priceText(plan)}; reused when it matches, else a new price takes the lookup key over and the old one is deactivated → ${plan.stripePriceEnv}`)
+      say(`would ensure price ${plan.lookupKey}: ${priceText(plan)}; reused when it matches, else a new price takes the lookup key over and the old one stays active until --archive-old-prices → ${plan.stripePriceEnv}`)
+      if (args['archive-old-prices']) say(`would archive the other active prices of ${productIdOf(plan)} this tool made`)
     }
     for (const plan of skipped) say(`would skip ${plan.slug}: contact-only, no price`)
     if (args['no-webhook']) say('would leave the webhook endpoint alone (--no-webhook)')
@@ -293,7 +309,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     const lines: string[] = []
     for (const plan of plans) {
       await ensureProduct(ctx, plan)
-      lines.push(`${plan.stripePriceEnv}=${await ensurePrice(ctx, plan)}`)
+      const priceId = await ensurePrice(ctx, plan)
+      if (args['archive-old-prices']) await archiveOldPrices(ctx, plan, priceId)
+      lines.push(`${plan.stripePriceEnv}=${priceId}`)
     }
     for (const plan of skipped) say(`${plan.slug}: contact-only, skipped`)
     if (args['no-webhook']) {
@@ -321,6 +339,7 @@ function parse (argv: string[]) {
       'dry-run': { type: 'boolean', default: false },
       'no-webhook': { type: 'boolean', default: false },
       'force-webhook': { type: 'boolean', default: false },
+      'archive-old-prices': { type: 'boolean', default: false },
       live: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false }
     }

@@ -68,11 +68,21 @@ t.test('a bad value names its variable', async (t) => {
     [{ DEPROVISION_GRACE_HOURS: '-1' }, 'DEPROVISION_GRACE_HOURS'],
     [{ STRIPE_WEBHOOK_TOLERANCE_S: '0' }, 'STRIPE_WEBHOOK_TOLERANCE_S'],
     [{ STRIPE_SUCCESS_URL: '/relative' }, 'STRIPE_SUCCESS_URL'],
-    [{ LINODE_API_BASE: 'linode' }, 'LINODE_API_BASE']
+    [{ LINODE_API_BASE: 'linode' }, 'LINODE_API_BASE'],
+    [{ STRIPE_API_VERSION: '2024-06-20 x' }, 'STRIPE_API_VERSION'],
+    [{ STRIPE_API_VERSION: 'latest' }, 'STRIPE_API_VERSION'],
+    [{ STRIPE_SECRET_KEY: 'sk_test_abc def' }, 'STRIPE_SECRET_KEY'],
+    [{ STRIPE_SECRET_KEY: 'sk_test_ünï' }, 'STRIPE_SECRET_KEY']
   ]
   for (const [env, variable] of bad) {
     t.equal(variableOf(env), variable, variable)
   }
+  try {
+    loadConfig({ STRIPE_SECRET_KEY: 'sk_test_abc hunter2' })
+  } catch (err) {
+    t.notMatch((err as Error).message, /hunter2/, 'a malformed key is not echoed')
+  }
+  t.equal(loadConfig({ STRIPE_API_VERSION: '2025-03-31.basil' }).stripe.apiVersion, '2025-03-31.basil', 'named versions are fine')
 })
 
 t.test('production refuses defaults and weak secrets', async (t) => {

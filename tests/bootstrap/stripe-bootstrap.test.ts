@@ -84,7 +84,7 @@ t.test('first run creates everything; the second reuses it', async (t) => {
   t.match(second.stderr, /--force-webhook/)
 })
 
-t.test('a changed catalogue amount: a new price takes the lookup key over, the old one is deactivated', async (t) => {
+t.test('a changed catalogue amount: a new price takes the lookup key over; the old one stays sellable until --archive-old-prices', async (t) => {
   const fake = await startFakeStripe(t)
   const first = envBlock(t, (await run(['--no-webhook'], envFor(fake))).stdout)
   const changed: Plan[] = PAID_PLANS.map((p) => (p.slug === 'solo' ? { ...p, amount: 3000 } : p))
@@ -100,11 +100,23 @@ t.test('a changed catalogue amount: a new price takes the lookup key over, the o
   t.equal(fresh?.lookup_key, 'ctfhive_solo_monthly')
   t.equal(fresh?.active, true)
   t.equal(old?.lookup_key, null, 'the key moved')
-  t.equal(old?.active, false, 'the old price is deactivated')
+  t.equal(old?.active, true, 'the old price stays active: the running app still sells it')
   const create = fake.requestsTo('POST /v1/prices').at(-1)
   t.equal(create?.form.transfer_lookup_key, 'true')
   t.match(r.stderr, /\$30\/month USD/)
-  t.match(r.stderr, /deactivated/)
+  t.match(r.stderr, /left active .* --archive-old-prices/)
+
+  // Once the app runs with the new ids, the old prices are archived on request.
+  const archived = await run(['--no-webhook', '--archive-old-prices'], envFor(fake), { plans: changed })
+  t.equal(archived.code, 0, archived.stderr)
+  t.same(envBlock(t, archived.stdout), second, 'the same prices')
+  t.equal(fake.state.prices.get(first.STRIPE_PRICE_SOLO!)?.active, false, 'the old solo price is archived')
+  t.equal(fake.state.prices.get(second.STRIPE_PRICE_SOLO!)?.active, true, 'the current one is not')
+  t.equal(fake.state.prices.get(second.STRIPE_PRICE_PRO!)?.active, true)
+  t.match(archived.stderr, new RegExp(`price ${first.STRIPE_PRICE_SOLO}: archived`))
+  const stranger = fake.addPrice({ product: 'ctfhive_solo', currency: 'usd', unit_amount: 999, recurring: { interval: 'month' } })
+  await run(['--no-webhook', '--archive-old-prices'], envFor(fake), { plans: changed })
+  t.equal(fake.state.prices.get(String(stranger.id))?.active, true, 'a price this tool did not make is left alone')
 
   // Running the new catalogue again changes nothing.
   const creates = fake.requestsTo('POST /v1/prices').length
