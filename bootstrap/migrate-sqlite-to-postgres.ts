@@ -7,7 +7,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { DEFAULT_AUDIT_SECRET } from '../api/config.ts'
-import { verifyAuditChain, verifyStoredChain, type AuditVerdict } from '../api/provisioning/audit.ts'
+import { verifyAuditChain, type AuditVerdict } from '../api/provisioning/audit.ts'
 import { PostgresStore } from '../api/store/postgres.ts'
 import { TENANT_COLUMNS, auditFromRow } from '../api/store/rows.ts'
 import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
@@ -42,11 +42,12 @@ const BATCH = 500
 
 class UsageError extends Error {}
 
-/** The URL without its password, for messages. */
+/** The URL without its password (in the userinfo or as ?password=), for messages. */
 function redact (url: string): string {
   try {
     const u = new URL(url)
     if (u.password !== '') u.password = '***'
+    for (const key of [...u.searchParams.keys()]) if (key.toLowerCase() === 'password') u.searchParams.set(key, '***')
     return u.toString()
   } catch {
     return '(unparseable URL)'
@@ -66,14 +67,33 @@ export interface CopyResult {
 }
 
 export class TargetNotEmpty extends Error {}
+/** The copy was not made (nothing written): the chain does not verify. */
+export class ChainBroken extends Error {
+  readonly result: CopyResult
+  constructor (message: string, result: CopyResult) {
+    super(message)
+    this.result = result
+  }
+}
 
-/** Copies every table in one PostgreSQL transaction and verifies the chain on both sides. */
+/**
+ * Copies every table from one snapshot of the source, in one PostgreSQL transaction, and
+ * commits only if the audit chain verifies on both sides: on a failure nothing is written.
+ */
 export async function copySqliteToPostgres (opts: { sqlitePath: string, postgresUrl: string, force: boolean, auditSecret: string, progress?: (line: string) => void }): Promise<CopyResult> {
   const progress = opts.progress ?? (() => {})
   const source = new DatabaseSync(opts.sqlitePath, { readOnly: true })
+  // One read transaction: every table from the same moment, even if a server still writes.
+  source.exec('BEGIN')
   const store = new PostgresStore({ url: opts.postgresUrl, poolSize: 2, statementTimeoutMs: 0 })
   const client = new pg.Client({ connectionString: opts.postgresUrl })
   try {
+    const sourceEntries = source.prepare('SELECT * FROM audit_log ORDER BY seq').all().map((r) => auditFromRow(r as Record<string, unknown>))
+    const sourceVerdict = verifyAuditChain(opts.auditSecret, sourceEntries)
+    if (!sourceVerdict.ok) {
+      throw new ChainBroken('the audit chain does not verify on the source: check PROVISION_AUDIT_SECRET (it must be the server\'s); nothing was copied',
+        { counts: {}, source: sourceVerdict, target: sourceVerdict })
+    }
     await store.migrate()
     await client.connect()
     await client.query('BEGIN')
@@ -97,18 +117,18 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
       }
       // Job ids were copied as they were: the identity must continue after the largest.
       await client.query("SELECT setval(pg_get_serial_sequence('jobs', 'id'), GREATEST((SELECT max(id) FROM jobs), 1), (SELECT max(id) FROM jobs) IS NOT NULL)")
+      // Read back inside the transaction: the copy commits only if it is faithful.
+      const copied = (await client.query('SELECT * FROM audit_log ORDER BY seq')).rows.map((r) => auditFromRow(r as Record<string, unknown>))
+      const result = { counts, source: sourceVerdict, target: verifyAuditChain(opts.auditSecret, copied) }
+      if (!result.target.ok) throw new ChainBroken('the chain verifies on the source but not on the copy: it is not faithful; nothing was written', result)
       await client.query('COMMIT')
-      const sourceEntries = source.prepare('SELECT * FROM audit_log ORDER BY seq').all().map((r) => auditFromRow(r as Record<string, unknown>))
-      return {
-        counts,
-        source: verifyAuditChain(opts.auditSecret, sourceEntries),
-        target: await verifyStoredChain(store, opts.auditSecret)
-      }
+      return result
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {})
       throw err
     }
   } finally {
+    source.exec('COMMIT')
     source.close()
     await client.end().catch(() => {})
     await store.close()
@@ -178,18 +198,13 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   try {
     result = await copySqliteToPostgres({ sqlitePath, postgresUrl: to, force, auditSecret, progress: (line) => err(`  ${line}\n`) })
   } catch (e) {
+    if (e instanceof ChainBroken) out(`source audit chain: ${describe(e.result.source)}\n`)
     err(`error: ${(e as Error).message}\n`)
     return 1
   }
   for (const { name } of TABLES) out(`${name.padEnd(14)} ${result.counts[name]}\n`)
   out(`source audit chain: ${describe(result.source)}\n`)
   out(`target audit chain: ${describe(result.target)}\n`)
-  if (!result.target.ok) {
-    err(result.source.ok
-      ? 'error: the chain verifies on the source but not on the target: the copy is not faithful\n'
-      : 'error: the chain does not verify on the source either: check PROVISION_AUDIT_SECRET (it must be the server\'s)\n')
-    return 1
-  }
   return 0
 }
 

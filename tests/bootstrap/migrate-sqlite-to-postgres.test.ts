@@ -6,7 +6,8 @@ import { appendAudit, verifyStoredChain } from '../../api/provisioning/audit.ts'
 import { PostgresStore } from '../../api/store/postgres.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import type { Store } from '../../api/store/store.ts'
-import { main, TABLES } from '../../bootstrap/migrate-sqlite-to-postgres.ts'
+import { copySqliteToPostgres, main, TABLES } from '../../bootstrap/migrate-sqlite-to-postgres.ts'
+import { TENANT_COLUMNS } from '../../api/store/rows.ts'
 import { buildTestApp, tempDbPath } from '../helpers/build-app.ts'
 import { usePostgres } from '../helpers/postgres.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
@@ -112,18 +113,44 @@ t.test('on PostgreSQL', async (t) => {
     t.same(await verifyStoredChain(target, SECRET), { ok: true, entries: entries - 1, lastSeq: entries - 1 })
   })
 
-  t.test('a chain that does not verify is reported and fails the run', async (t) => {
+  t.test('a chain that does not verify fails the run before anything is written', async (t) => {
     const path = await seedSqlite(t)
     const url = await server.createDatabase()
     const wrong = capture()
     t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: 'not-the-server-secret' }, wrong.io), 1)
-    t.match(wrong.out(), /target audit chain: BROKEN at seq 1 \(modified\)/)
-    t.match(wrong.err(), /check PROVISION_AUDIT_SECRET/)
+    t.match(wrong.out(), /source audit chain: BROKEN at seq 1 \(modified\)/)
+    t.match(wrong.err(), /check PROVISION_AUDIT_SECRET.*nothing was copied/)
+    const right = capture()
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: SECRET }, right.io), 0, 'the right secret then copies, no --force needed')
+    t.match(right.out(), /target audit chain: ok/)
 
     const defaulted = capture()
     const url2 = await server.createDatabase()
     t.equal(await main(['--from', `sqlite:${path}`, '--to', url2], {}, defaulted.io), 1, 'the dev default is not this chain’s secret')
     t.match(defaulted.err(), /warning: PROVISION_AUDIT_SECRET is not set/)
+  })
+
+  t.test('the source is read as one snapshot, even while a server still writes to it', async (t) => {
+    const path = await seedSqlite(t)
+    const url = await server.createDatabase()
+    const writer = new DatabaseSync(path)
+    t.teardown(() => writer.close())
+    const before = Number(writer.prepare('SELECT count(*) AS n FROM subscriptions').get()!.n)
+    const late = 'a'.repeat(32)
+    // Right after the tenants are copied, a tenant and its subscription appear in the source.
+    const result = await copySqliteToPostgres({
+      sqlitePath: path,
+      postgresUrl: url,
+      force: false,
+      auditSecret: SECRET,
+      progress: (line) => {
+        if (!line.startsWith('tenants:')) return
+        writer.prepare(`INSERT INTO tenants (${Object.values(TENANT_COLUMNS).join(', ')}) SELECT ${Object.values(TENANT_COLUMNS).map((c) => (c === 'id' ? '?' : c === 'slug' ? "'late-' || slug" : c)).join(', ')} FROM tenants LIMIT 1`).run(late)
+        writer.prepare('INSERT INTO subscriptions (subscription_id, tenant_id) VALUES (?, ?)').run('sub_late', late)
+      }
+    })
+    t.equal(result.counts.subscriptions, before, 'the subscription written mid-copy is not in this copy (nor is its tenant)')
+    t.ok(result.target.ok)
   })
 
   t.test('the command runs as a script', async (t) => {
@@ -143,6 +170,7 @@ t.test('bad usage exits 2 with a reason', async (t) => {
     [['--from', 'sqlite:/nonexistent/x.db'], /--to postgres:\/\/… is required/],
     [['--from', 'postgres://a/b', '--to', 'postgres://c/d'], /--from must be a sqlite: URL/],
     [['--to', 'mysql://user:hunter2@h/db'], /--to must be a postgres:\/\/ URL, got mysql:\/\/user:\*\*\*@h\/db/],
+    [['--to', 'mysql://user@h/db?password=hunter2'], /--to must be a postgres:\/\/ URL, got mysql:\/\/user@h\/db\?password=\*\*\*/],
     [['--from', 'sqlite:/nonexistent/x.db', '--to', 'postgres://h/db'], /no SQLite database at \/nonexistent\/x.db/],
     [['--bogus'], /Unknown option '--bogus'/]
   ]
