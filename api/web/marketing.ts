@@ -42,6 +42,26 @@ export function tenantLabel (address: string, baseDomain: string): string | unde
   return DNS_LABEL.test(host) ? host : undefined
 }
 
+/**
+ * Canonical links, og:url, JSON-LD and the tenant domain are written at build time, so a site
+ * built with other settings (a build run before the service's environment was loaded, an
+ * image not rebuilt) advertises the wrong address. `npm start` rebuilds such a site; a server
+ * started directly says so here.
+ */
+function warnIfBuiltForElsewhere (app: FastifyInstance, root: string): void {
+  let built: { publicBaseUrl?: unknown, baseDomain?: unknown }
+  try {
+    built = JSON.parse(readFileSync(join(root, MANIFEST_FILE), 'utf8')) as typeof built
+  } catch {
+    return
+  }
+  const { publicBaseUrl, baseDomain } = app.config
+  if (built.publicBaseUrl !== publicBaseUrl || built.baseDomain !== baseDomain) {
+    app.log.warn({ dir: root, built: { publicBaseUrl: built.publicBaseUrl, baseDomain: built.baseDomain }, config: { publicBaseUrl, baseDomain } },
+      'the marketing site was built for another address: its canonical links are wrong; run npm run build with this environment')
+  }
+}
+
 export default async function marketingSite (app: FastifyInstance, opts: MarketingOptions): Promise<void> {
   const { config } = app
   const root = opts.distDir
@@ -49,6 +69,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   const notBuilt = (request: FastifyRequest, reply: FastifyReply) => sendUnavailable(request, reply, config, 'site_not_built',
     `The marketing site is not built: run npm run build (it writes ${root}).`)
   if (!built()) app.log.warn({ dir: root }, 'the marketing site is not built; run npm run build')
+  else warnIfBuiltForElsewhere(app, root)
 
   // Built pages change only when the site is rebuilt; keep each in memory until its file changes.
   const cache = new Map<string, { mtimeMs: number, html: string }>()

@@ -151,6 +151,17 @@ t.test('clean URLs: one address per page', async (t) => {
   t.equal(head.body, '')
 })
 
+t.test('a site built for another address is reported at start', async (t) => {
+  const quiet: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS }, logLines: quiet })
+  t.notOk(quiet.some((l) => String(l.msg).includes('built for another address')), 'not when the settings match')
+  const lines: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS, PUBLIC_BASE_URL: 'https://elsewhere.example' }, logLines: lines })
+  const warning = lines.find((l) => String(l.msg).includes('built for another address'))
+  t.ok(warning, 'a warning')
+  t.match(warning, { level: 40, built: { publicBaseUrl: SITE_BASE }, config: { publicBaseUrl: 'https://elsewhere.example' } })
+})
+
 t.test('robots.txt and sitemap.xml come from PUBLIC_BASE_URL', async (t) => {
   const a = await app(t)
   const robots = await a.inject('/robots.txt')
