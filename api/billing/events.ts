@@ -52,7 +52,7 @@ export interface NewTenantHint {
 
 /** What an event says: who it is about, and the change it carries. */
 export interface EventIntent {
-  /** From client_reference_id / metadata.tenant_id (for invoices: the subscription's metadata). */
+  /** From metadata.tenant_id (for invoices: the subscription's metadata). */
   tenantId?: string
   subscriptionId?: string
   /** Only checkout completion may create a tenant nobody knew about. */
@@ -97,7 +97,10 @@ function checkoutIntent (session: Record<string, any>, billing: BillingChange['b
   const planSlug = text(metadata.plan)
   const plan = planSlug !== undefined && getPlan(planSlug)?.ctaKind === 'checkout' ? planSlug : undefined
   return {
-    tenantId: tenantIdFrom(session.client_reference_id, metadata.tenant_id),
+    // Not client_reference_id: a Payment Link lets whoever opens it set that in the URL, and
+    // naming another buyer's tenant would earn their welcome link at /billing/success. Only
+    // the account (our checkout) writes metadata; our sessions carry the id in both.
+    tenantId: tenantIdFrom(metadata.tenant_id),
     subscriptionId: idOf(session.subscription),
     create: {
       name: text(metadata.name) ?? text(session.id) ?? 'ctfhive-event',

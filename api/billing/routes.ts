@@ -149,7 +149,7 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
     // Same idempotent fulfilment as checkout.session.completed: a late webhook never strands a buyer.
     const tenant = session.status === 'complete'
       ? await tenants.fulfilCheckoutSession(session)
-      : await tenants.getTenant(String(session.client_reference_id ?? ''))
+      : await tenants.getTenant(String(session.metadata?.tenant_id ?? ''))
     if (tenant === undefined) return reply.redirect('/pricing', 303)
     return reply.redirect(welcomePath(config.secretKey, tenant.id), 303)
   })

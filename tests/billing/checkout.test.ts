@@ -223,6 +223,25 @@ t.test('return from Checkout: a delayed payment, and a session made outside this
   t.equal(await store.countTenants(), before + 1)
 })
 
+t.test("return from Checkout: a session that only claims another buyer's tenant does not get its welcome link", async (t) => {
+  const { app, fake, store } = await stripeApp(t)
+  const victim = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Victim CTF' } })).json()
+  // As a Payment Link opened with ?client_reference_id=<victim's id>: no metadata of ours.
+  const made = await app.stripe!.createCheckoutSession({
+    mode: 'subscription', line_items: [{ price: PRICES.STRIPE_PRICE_SOLO, quantity: 1 }], client_reference_id: victim.tenant_id, metadata: { plan: 'solo' },
+    success_url: 'https://ctfhive.example/billing/success?session_id={CHECKOUT_SESSION_ID}', cancel_url: 'https://ctfhive.example/pricing'
+  }, 'claims-victim')
+  const open = await app.inject(`/billing/success?session_id=${made.id}`)
+  t.equal(open.headers.location, '/pricing', 'an open session names no tenant of ours')
+  fake.completeSession(made.id, { subscriptionId: 'sub_claim' })
+  const back = await app.inject(`/billing/success?session_id=${made.id}`)
+  t.equal(back.statusCode, 303)
+  const tenant = new URL(back.headers.location as string, 'http://x').searchParams.get('tenant')
+  t.not(tenant, victim.tenant_id, "not the victim's welcome link")
+  t.match(await store.getTenant(tenant!), { plan: 'solo', billing: 'paid', subscriptionId: 'sub_claim' }, 'the payer gets a tenant of their own')
+  t.match(await store.getTenant(victim.tenant_id), { billing: 'pending', subscriptionId: null }, "the victim's tenant is untouched")
+})
+
 t.test('return from Checkout without Stripe configured', async (t) => {
   const { app } = await buildTestApp(t)
   const r = await app.inject('/billing/success?session_id=cs_test_1')

@@ -25,6 +25,7 @@ t.test('checkout: who the new tenant is when nobody knew it', async (t) => {
   t.equal(i.create?.plan, 'standard', 'a contact-only plan is not a checkout plan')
   t.equal(i.change.plan, undefined, 'and is not applied')
   t.equal(intent('checkout.session.completed', { ...checkoutSession({}), client_reference_id: 'not-a-tenant-id', metadata: {} }).tenantId, undefined, 'ids that are not ours are ignored')
+  t.equal(intent('checkout.session.completed', { ...checkoutSession({}), client_reference_id: TENANT, metadata: {} }).tenantId, undefined, 'client_reference_id alone names no tenant (a Payment Link URL can set it)')
   t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, name: ' evil\u0000\u0000ctf\n' })).create?.name, 'evil ctf', 'control characters become a space (PostgreSQL refuses NUL)')
   t.equal(intent('checkout.session.completed', { ...checkoutSession({ tenantId: TENANT, name: '\u0000' }), id: '' }).create?.name, 'ctfhive-event', 'nothing left: the default')
 })
