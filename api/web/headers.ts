@@ -95,3 +95,13 @@ export function compressedVariant (request: FastifyRequest, path: string): { pat
   if (/\bgzip\b/.test(accept) && existsSync(`${path}.gz`)) return { path: `${path}.gz`, encoding: 'gzip' }
   return { path }
 }
+
+/**
+ * Build files that are not pages of their own: the precompressed twins (served in place of
+ * the page when accepted) and the 404 page (served with a 404). Asked for by name, they are
+ * not found, so no soft 404 or second address of a page is ever indexed.
+ */
+export function isHiddenBuildFile (url: string): boolean {
+  const path = url.split('?', 1)[0]!
+  return /\.(br|gz)$/.test(path) || path.endsWith('/404.html')
+}

@@ -8,7 +8,7 @@ import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PAID_PLANS } from '../plans.ts'
 import { loginError, progressOf, registerError } from './buyer-text.ts'
-import { sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
+import { isHiddenBuildFile, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
 import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
 import { describedBy, fieldError, formAlert, planInput, progressBlock } from './slots.ts'
 
@@ -83,8 +83,10 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     return html
   }
 
-  const sendFilled = (reply: FastifyReply, html: string): FastifyReply => {
+  const sendFilled = (reply: FastifyReply, html: string, opts: { noReferrer?: boolean } = {}): FastifyReply => {
     setHtmlHeaders(reply, config)
+    // The welcome link's token is in this page's URL: not even our own requests carry it on.
+    if (opts.noReferrer === true) reply.header('referrer-policy', 'no-referrer')
     // Filled pages speak of one visitor's form or order: never stored by a cache.
     return reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').type('text/html; charset=utf-8').send(html)
   }
@@ -107,9 +109,13 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     if (page.path !== '/') cleanUrls.set(`${page.path}/`, page.path)
   }
   app.addHook('onRequest', async (request, reply) => {
+    if (isHiddenBuildFile(request.url)) return reply.callNotFound()
     const [path, query] = request.url.split('?', 2)
     const clean = cleanUrls.get(path!)
-    if (clean !== undefined) return reply.redirect(query === undefined ? clean : `${clean}?${query}`, 301)
+    if (clean === undefined) return
+    if (query === undefined) return reply.redirect(clean, 301)
+    // The query may be a welcome link's token: a permanent redirect must not be cached with it.
+    return reply.header('cache-control', 'no-store').redirect(`${clean}?${query}`, 301)
   })
 
   const renderRegister = (query: Query): string | undefined => {
@@ -157,7 +163,11 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
       let filled: string | undefined
       if (page.path === '/register') filled = renderRegister(query)
       else if (page.path === '/login') filled = renderLogin(query)
-      else if (page.path === '/welcome' && one(query, 'tenant') !== undefined) filled = await renderWelcome(query)
+      else if (page.path === '/welcome' && Object.keys(query).length > 0) {
+        // Any query (a token, even without a tenant) makes this a page of one buyer's.
+        filled = one(query, 'tenant') !== undefined ? await renderWelcome(query) : readPage('welcome.html')
+        return sendFilled(reply, filled, { noReferrer: true })
+      }
       if (filled !== undefined) return sendFilled(reply, filled)
       return reply.sendFile(page.file)
     })

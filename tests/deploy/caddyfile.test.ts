@@ -175,6 +175,22 @@ function registerTests (): void {
     const proxy = await startCaddy(join(dir, 'caddy'), instances.map((s) => `127.0.0.1:${s.port}`), docs)
     t.teardown(() => proxy.stop())
 
+    t.test('the access log keeps no welcome token or session id', async (t) => {
+      const secret = 'f'.repeat(40)
+      const r = await get(`${proxy.url}/tenants/${'a'.repeat(32)}/status?token=${secret}&session_id=cs_test_${secret}`, {
+        headers: { referer: `${proxy.url}/welcome?tenant=${'a'.repeat(32)}&token=${secret}` }
+      })
+      t.equal(r.status, 404)
+      const deadline = Date.now() + 10_000
+      while (!proxy.output().includes('/status?') && Date.now() < deadline) await sleep(50)
+      const line = proxy.output().split('\n').find((l) => l.includes('/status?'))
+      t.ok(line, 'the request was logged')
+      t.notMatch(line, secret, 'neither the token nor the session id')
+      t.match(line, /token=REDACTED/)
+      t.match(line, /session_id=REDACTED/)
+      t.notMatch(line, /welcome\?/, 'nor the Referer')
+    })
+
     t.test('the API and its security headers', async (t) => {
       const health = await get(`${proxy.url}/healthz`)
       t.equal(health.status, 200)

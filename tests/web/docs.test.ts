@@ -74,6 +74,9 @@ t.test('a built docs site is served at /docs/ with directory URLs', async (t) =>
   t.equal(missing.statusCode, 404)
   t.equal(load(missing.body)('h1').text(), '404 - Not found', "the docs' own 404 page")
   t.match(String(missing.headers['content-security-policy']), /'sha256-AAAA'/)
+  for (const hidden of ['/docs/404.html', '/docs/index.html.br']) {
+    t.equal((await app.inject(hidden)).statusCode, 404, `${hidden}: not a page of its own`)
+  }
 
   const robots = (await app.inject('/robots.txt')).body
   t.match(robots, /^Sitemap: http:\/\/localhost:3000\/docs\/sitemap\.xml$/m, 'robots.txt names the docs sitemap once built')

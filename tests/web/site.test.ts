@@ -149,6 +149,25 @@ t.test('clean URLs: one address per page', async (t) => {
   const head = await a.inject({ method: 'HEAD', url: '/pricing' })
   t.equal(head.statusCode, 200)
   t.equal(head.body, '')
+  for (const hidden of ['/404.html', '/register.html.br', '/index.html.gz', '/pricing.html.br?x=1']) {
+    t.equal((await a.inject(hidden)).statusCode, 404, `${hidden}: a build file, not a page of its own`)
+  }
+  const tokened = await a.inject(`/welcome.html?tenant=${'a'.repeat(32)}&token=${'b'.repeat(40)}`)
+  t.equal(tokened.statusCode, 301)
+  t.equal(tokened.headers['cache-control'], 'no-store', 'a redirect that carries a token is not cached')
+  t.equal((await a.inject('/pricing.html')).headers['cache-control'], undefined, 'one without a query may be')
+})
+
+t.test('welcome pages keep their token to themselves', async (t) => {
+  const a = await app(t)
+  for (const url of [`/welcome?tenant=${'a'.repeat(32)}&token=${'b'.repeat(40)}`, `/welcome?token=${'b'.repeat(40)}`]) {
+    const r = await a.inject(url)
+    t.equal(r.statusCode, 200, url)
+    t.equal(r.headers['referrer-policy'], 'no-referrer', `${url}: no Referer carries the token on`)
+    t.equal(r.headers['cache-control'], 'no-store', `${url}: not stored`)
+  }
+  const plain = await a.inject('/welcome')
+  t.equal(plain.headers['referrer-policy'], 'strict-origin-when-cross-origin', 'the bare page is the ordinary one')
 })
 
 t.test('a site built for another address is reported at start', async (t) => {
