@@ -17,23 +17,25 @@ if (server !== undefined) {
   }
   const poolOf = (store: PostgresStore): pg.Pool => (store as unknown as { pool: pg.Pool }).pool
 
-  /** Resolves once some backend of the database waits on a lock (a row lock, say). */
-  const lockWaiter = async (url: string): Promise<void> => {
+  /** Resolves once some backend of the database matches `where` (on pg_stat_activity). */
+  const backendWhere = async (url: string, where: string, what: string): Promise<void> => {
     const c = new pg.Client({ connectionString: url })
     await c.connect()
-    // A bound, not a speed check: a statement that never waits fails the test instead of hanging it.
+    // A bound, not a speed check: a statement that never gets there fails the test instead of hanging it.
     const deadline = Date.now() + 20_000
     try {
       for (;;) {
-        const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        const r = await c.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND ${where}`)
         if (r.rows[0].n > 0) return
-        if (Date.now() > deadline) throw new Error('no backend is waiting on a lock')
+        if (Date.now() > deadline) throw new Error(`no backend is ${what}`)
         await new Promise((resolve) => setTimeout(resolve, 10))
       }
     } finally {
       await c.end()
     }
   }
+  /** Resolves once some backend of the database waits on a lock (a row lock, say). */
+  const lockWaiter = (url: string): Promise<void> => backendWhere(url, "wait_event_type = 'Lock'", 'waiting on a lock')
 
   t.test('the store contract on PostgreSQL', async (t) => {
     storeContract(t, async () => {
@@ -237,7 +239,7 @@ if (server !== undefined) {
         if (when === 'mid-statement') {
           const sleeping = raw(tx, 'SELECT pg_sleep(30)')
           sleeping.catch(() => {}) // awaited below; it may reject while the backend is ended
-          await lockWaiterOrSleep(url)
+          await backendWhere(url, "query LIKE 'SELECT pg_sleep%' AND state = 'active'", 'sleeping')
           await terminate(url, pid)
           await sleeping
         } else {
@@ -253,23 +255,6 @@ if (server !== undefined) {
       await store.insertTenant(other)
       t.same(await store.getTenant(other.id), other, 'the next transaction works')
     })
-  }
-
-  /** Resolves once some backend of the database runs pg_sleep. */
-  async function lockWaiterOrSleep (url: string): Promise<void> {
-    const c = new pg.Client({ connectionString: url })
-    await c.connect()
-    const deadline = Date.now() + 20_000
-    try {
-      for (;;) {
-        const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep%' AND state = 'active'")
-        if (r.rows[0].n > 0) return
-        if (Date.now() > deadline) throw new Error('no backend is sleeping')
-        await new Promise((resolve) => setTimeout(resolve, 10))
-      }
-    } finally {
-      await c.end()
-    }
   }
 
   t.test('a function that swallows a failed statement cannot commit what remains', async (t) => {
