@@ -211,7 +211,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   })
   app.setErrorHandler(handleError)
   app.setNotFoundHandler((request, reply) => {
-    if (isApiPath(request.url) || request.method !== 'GET') {
+    if (isApiPath(request.url) || (request.method !== 'GET' && request.method !== 'HEAD')) {
       reply.code(404).send(errorBody('not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`))
       return
     }

@@ -1,6 +1,7 @@
 // Response headers of the public sites: caching by kind of file, and the security headers
 // every HTML page carries (a CSP that allows only this origin, and its usual companions).
 import { existsSync } from 'node:fs'
+import { negotiate } from '@fastify/accept-negotiator'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import { errorBody, type ErrorCode } from '../errors.ts'
@@ -90,10 +91,12 @@ export function sendUnavailable (request: FastifyRequest, reply: FastifyReply, c
 
 /** Picks the precompressed variant of a built file the client accepts. */
 export function compressedVariant (request: FastifyRequest, path: string): { path: string, encoding?: 'br' | 'gzip' } {
-  const accept = String(request.headers['accept-encoding'] ?? '')
-  if (/\bbr\b/.test(accept) && existsSync(`${path}.br`)) return { path: `${path}.br`, encoding: 'br' }
-  if (/\bgzip\b/.test(accept) && existsSync(`${path}.gz`)) return { path: `${path}.gz`, encoding: 'gzip' }
-  return { path }
+  const accept = request.headers['accept-encoding']
+  if (accept === undefined) return { path }
+  // Negotiated (q-values, q=0 refusals) as @fastify/static does for the files it serves.
+  const available = (['br', 'gzip'] as const).filter((e) => existsSync(`${path}.${e === 'br' ? 'br' : 'gz'}`))
+  const encoding = negotiate(String(accept), [...available]) as 'br' | 'gzip' | null
+  return encoding === null ? { path } : { path: `${path}.${encoding === 'br' ? 'br' : 'gz'}`, encoding }
 }
 
 /**

@@ -137,6 +137,14 @@ t.test('precompressed variants are served when accepted', async (t) => {
   t.equal(notFound.statusCode, 404)
   t.equal(notFound.headers['content-encoding'], 'br')
   t.match(brotliDecompressSync(notFound.rawPayload).toString(), /Page not found/)
+  const refused = await a.inject({ url: '/missing', headers: { 'accept-encoding': 'br;q=0, gzip;q=0' } })
+  t.equal(refused.headers['content-encoding'], undefined, 'q=0 refuses an encoding')
+  t.match(refused.body, /Page not found/)
+  const preferred = await a.inject({ url: '/missing', headers: { 'accept-encoding': 'br;q=0.1, gzip' } })
+  t.equal(preferred.headers['content-encoding'], 'gzip', 'and q-values rank them')
+  const head = await a.inject({ method: 'HEAD', url: '/missing' })
+  t.equal(head.statusCode, 404)
+  t.match(head.headers['content-type'], /^text\/html/, 'HEAD answers like GET: the HTML 404')
 })
 
 t.test('clean URLs: one address per page', async (t) => {
