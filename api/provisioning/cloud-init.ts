@@ -19,8 +19,13 @@
 //
 // Setup race: CTFd listens on 127.0.0.1:8000 only; setup is submitted from inside the server
 // (GET /setup, nonce, POST /setup) and only then is Caddy given the site, so no stranger can
-// claim a fresh instance. An nftables table admits only 22, 80 and 443; a Linode Cloud
-// Firewall in front would be better and is not done yet.
+// claim a fresh instance. An nftables table admits only 80 and 443 (no SSH: the root password
+// is random and kept nowhere; Linode's Lish console is the way in), and drops packets from
+// outside addressed to 127.0.0.0/8, which Docker would otherwise forward to CTFd
+// (moby/moby#45610). A Linode Cloud Firewall in front would be better and is not done yet.
+//
+// Bootstrap: a systemd unit runs bootstrap.sh (re-runnable) until it succeeds, across reboots,
+// so a failed image pull or a network glitch at first boot does not leave a dead server.
 import { createDecipheriv, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto'
 import type { ServerSpec } from './executor.ts'
 
@@ -153,6 +158,10 @@ function caddyfile (fqdn: string, staging: boolean, email: string | undefined): 
 const FIREWALL = `table inet ctfhive
 delete table inet ctfhive
 table inet ctfhive {
+  chain prerouting {
+    type filter hook prerouting priority raw; policy accept;
+    iif != lo ip daddr 127.0.0.0/8 drop
+  }
   chain input {
     type filter hook input priority 0; policy drop;
     iif lo accept
@@ -160,14 +169,14 @@ table inet ctfhive {
     iifname "docker0" accept
     iifname "br-*" accept
     meta l4proto { icmp, ipv6-icmp } accept
-    tcp dport { 22, 80, 443 } accept
+    tcp dport { 80, 443 } accept
     udp dport { 68, 443, 546 } accept
   }
 }
 `
 
 const FIREWALL_UNIT = `[Unit]
-Description=CTFHive host firewall (22, 80, 443 only)
+Description=CTFHive host firewall (80 and 443 only)
 [Service]
 Type=oneshot
 RemainAfterExit=yes
@@ -175,6 +184,30 @@ ExecStart=/usr/sbin/nft -f /etc/ctfhive/firewall.nft
 [Install]
 WantedBy=multi-user.target
 `
+
+// Runs the bootstrap until it succeeds (a failed pull retries a minute later, also after a
+// reboot), then never again: bootstrap.done.
+const BOOTSTRAP_UNIT = `[Unit]
+Description=CTFHive first-boot setup (until it succeeds)
+Wants=network-online.target
+After=network-online.target
+ConditionPathExists=!/etc/ctfhive/bootstrap.done
+StartLimitIntervalSec=0
+[Service]
+Type=oneshot
+ExecStart=/opt/ctfhive/bootstrap.sh
+Restart=on-failure
+RestartSec=60
+[Install]
+WantedBy=multi-user.target
+`
+
+// Security updates of the host, daily (the unattended-upgrades package's Debian defaults).
+const AUTO_UPGRADES = `APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+`
+
+const PACKAGES = ['docker.io', 'docker-compose', 'caddy', 'openssl', 'nftables', 'python3', 'ca-certificates', 'unattended-upgrades']
 
 const SEAL = `#!/bin/sh
 # seal.sh PUBKEY < secret > envelope: X25519 + HKDF-SHA256 + AES-256-CBC + HMAC-SHA256.
@@ -252,6 +285,8 @@ const BOOTSTRAP = `#!/bin/sh
 set -eu
 umask 077
 C=/etc/ctfhive P=/opt/ctfhive PUB=/var/lib/ctfhive/public
+# cloud-init's package step may have failed (network): install what is missing.
+dpkg -s ${PACKAGES.join(' ')} >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${PACKAGES.join(' ')}; }
 systemctl stop caddy || true
 systemctl daemon-reload && systemctl enable --now ctfhive-firewall.service
 install -d -m 0755 /var/lib/ctfhive "$PUB"
@@ -262,7 +297,13 @@ if [ ! -s "$P/.env" ]; then
 fi
 systemctl enable --now docker
 cd "$P"
-for i in 1 2 3 4 5; do docker-compose up -d && break; sleep 30; done
+up=0
+for i in 1 2 3 4 5; do
+  if docker-compose up -d; then up=1; break; fi
+  sleep 30
+done
+# Fail, and the unit runs all this again: no waiting on a CTFd that never started.
+[ "$up" = 1 ] || { echo 'ctfhive: docker-compose up failed' >&2; exit 1; }
 if [ ! -e "$C/setup.done" ]; then
   if [ ! -s "$C/admin.pass" ]; then
     openssl rand -base64 24 | tr -d '\\n' > "$C/admin.pass"
@@ -275,8 +316,14 @@ fi
 # Only now does the instance face the Internet.
 install -m 0644 "$C/Caddyfile" /etc/caddy/Caddyfile
 systemctl enable caddy && systemctl restart caddy
+touch "$C/bootstrap.done"
 echo 'ctfhive: bootstrap done'
 `
+
+/** The CTF's name as CTFd gets it: well-formed, trimmed, at most 128 characters (code points). */
+export function ctfName (name: string): string {
+  return Array.from(name.toWellFormed().trim()).slice(0, 128).join('').trim()
+}
 
 export function buildCloudConfig (input: CloudConfigInput): string {
   const fqdn = input.fqdn.toLowerCase()
@@ -289,14 +336,16 @@ export function buildCloudConfig (input: CloudConfigInput): string {
   if (!/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+\n-----END PUBLIC KEY-----$/.test(pub)) throw new Error('cloud-init: credentialPublicKey must be a PEM public key')
   const tenant = {
     fqdn,
-    ctf_name: input.tenantName.trim().slice(0, 128) || fqdn,
+    // By code points, and no lone surrogate: Python's urlencode refuses one, and setup with it.
+    ctf_name: ctfName(input.tenantName) || fqdn,
     admin_name: input.adminName ?? 'admin',
     admin_email: input.adminEmail,
     user_mode: input.userMode ?? 'users'
   }
   return '#cloud-config\n' +
     'package_update: true\n' +
-    'packages: [docker.io, docker-compose, caddy, openssl, nftables, python3, ca-certificates]\n' +
+    `packages: [${PACKAGES.join(', ')}]\n` +
+    'ssh_pwauth: false\n' +
     'write_files:\n' +
     file('/etc/ctfhive/tenant.json', '0644', asciiJson(tenant)) +
     file('/etc/ctfhive/credential.pub.pem', '0644', pub) +
@@ -307,7 +356,10 @@ export function buildCloudConfig (input: CloudConfigInput): string {
     file('/opt/ctfhive/seal.sh', '0755', SEAL) +
     file('/opt/ctfhive/ctfd-setup.py', '0755', SETUP) +
     file('/opt/ctfhive/bootstrap.sh', '0755', BOOTSTRAP) +
-    'runcmd:\n  - [/opt/ctfhive/bootstrap.sh]\n'
+    file('/etc/systemd/system/ctfhive-bootstrap.service', '0644', BOOTSTRAP_UNIT) +
+    file('/etc/apt/apt.conf.d/20auto-upgrades', '0644', AUTO_UPGRADES) +
+    // --no-block: runcmd runs inside cloud-final, which must not wait for the unit.
+    'runcmd:\n  - [systemctl, daemon-reload]\n  - [systemctl, enable, ctfhive-bootstrap.service]\n  - [systemctl, start, --no-block, ctfhive-bootstrap.service]\n'
 }
 
 export function encodeUserData (text: string): string {

@@ -5,6 +5,7 @@ import { AppError, ErrorReplySchema } from '../errors.ts'
 import { STATES, BILLING, INFRA, deriveTenantState } from './lifecycle.ts'
 import { verifyWelcomeToken } from './welcome-token.ts'
 import { openCredentialEnvelope } from '../provisioning/cloud-init.ts'
+import { serverSpecFor } from '../provisioning/jobs.ts'
 
 const literals = (values: readonly string[]) => Type.Union(values.map((v) => Type.Literal(v)))
 const nullable = (s: ReturnType<typeof Type.String>) => Type.Union([s, Type.Null()])
@@ -78,7 +79,9 @@ export default async function tenantRoutes (fastify: FastifyInstance): Promise<v
       request.log.warn({ tenant: id, reason: (err as Error).message }, 'credential envelope did not open')
       throw new AppError('credential_unreadable', 'The credential the server published could not be opened.')
     }
-    return { tenant_id: id, login_url: `${url}login`, admin_name: 'admin', admin_email: tenant.email, password }
+    // The address the server was set up with (a made-up one when checkout had no email).
+    const { adminEmail } = serverSpecFor(tenant, app.config)
+    return { tenant_id: id, login_url: `${url}login`, admin_name: 'admin', admin_email: adminEmail, password }
   })
 
   app.get('/tenants/:id/status', {

@@ -22,6 +22,18 @@ async function liveTenant (app: FastifyInstance): Promise<{ id: string, fqdn: st
   return { id, fqdn: (await app.inject(`/tenants/${id}/status`)).json().fqdn }
 }
 
+t.test('without an email at checkout, the credential names the address the server was set up with', async (t) => {
+  const executor = new PublishingExecutor()
+  const { app } = await buildTestApp(t, { executor, env: { SECRET_KEY: SECRET } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'No Mail CTF' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', { ...checkoutSession({ tenantId: id, plan: 'solo' }), customer_details: null }))
+  const { fqdn } = (await app.inject(`/tenants/${id}/status`)).json()
+  executor.envelopes.set(fqdn, sealCredential(SECRET, id, 'Correct-Horse-42'))
+  const r = await app.inject(`/tenants/${id}/credentials?token=${welcomeToken(SECRET, id)}`)
+  t.equal(r.statusCode, 200, r.body)
+  t.equal(r.json().admin_email, `admin@${fqdn}`, "CTFd's administrator address, not an empty one")
+})
+
 t.test('the signed welcome link reveals the sealed admin credential, and nothing else does', async (t) => {
   const executor = new PublishingExecutor()
   const lines: Array<Record<string, unknown>> = []
