@@ -111,22 +111,6 @@ function handleError (err: FastifyError, request: FastifyRequest, reply: Fastify
   reply.code(500).send(errorBody('internal_error', 'Something went wrong on our side.'))
 }
 
-/**
- * ajv's coercion turns "Infinity" or "1e400" into a number and then skips minimum and maximum
- * (ajv-validator/ajv#2212; its strictNumbers option does not cover coerced values), so a
- * validated number may still be infinite: refuse it here.
- */
-async function rejectNonFiniteNumbers (request: FastifyRequest): Promise<void> {
-  for (const [part, values] of [['querystring', request.query], ['params', request.params]] as const) {
-    if (values === null || typeof values !== 'object') continue
-    for (const [field, value] of Object.entries(values)) {
-      if ((Array.isArray(value) ? value : [value]).some((v) => typeof v === 'number' && !Number.isFinite(v))) {
-        throw new AppError('invalid_request', `${part}.${field}: must be a finite number`, { field })
-      }
-    }
-  }
-}
-
 /** Errors the router raises before any route (and its hooks, which set the id) is chosen. */
 function handleFrameworkError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   reply.header('x-request-id', request.id)
@@ -205,7 +189,6 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   app.addHook('onRequest', async () => {
     if (closing) throw new AppError('shutting_down', 'The server is shutting down; retry on another connection.')
   })
-  app.addHook('preHandler', rejectNonFiniteNumbers)
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })

@@ -75,6 +75,23 @@ export function bearerMatches (header: string | undefined, expected: Buffer): bo
   return timingSafeEqual(given, expected) && match !== null
 }
 
+/**
+ * ajv's coercion turns "Infinity" or "1e400" into a number and then skips minimum and maximum
+ * (ajv-validator/ajv#2212; its strictNumbers option does not cover coerced values), so a
+ * validated number may still be infinite: refuse it here. Only the admin routes take numbers,
+ * so only they pay for the check.
+ */
+async function rejectNonFiniteNumbers (request: FastifyRequest): Promise<void> {
+  for (const [part, values] of [['querystring', request.query], ['params', request.params]] as const) {
+    if (values === null || typeof values !== 'object') continue
+    for (const [field, value] of Object.entries(values)) {
+      if ((Array.isArray(value) ? value : [value]).some((v) => typeof v === 'number' && !Number.isFinite(v))) {
+        throw new AppError('invalid_request', `${part}.${field}: must be a finite number`, { field })
+      }
+    }
+  }
+}
+
 export default async function adminRoutes (fastify: FastifyInstance): Promise<void> {
   if (fastify.config.adminToken === '') return
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
@@ -86,6 +103,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       throw new AppError('unauthorized', 'Send Authorization: Bearer <ADMIN_TOKEN>.', {}, { 'www-authenticate': 'Bearer realm="ctfhive-admin"' })
     }
   })
+  app.addHook('preHandler', rejectNonFiniteNumbers)
 
   const tags = ['admin']
   const security = [{ bearerAuth: [] }]
