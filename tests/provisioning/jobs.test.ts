@@ -5,10 +5,11 @@ import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../h
 
 const invoiceFor = (sub: string) => invoice({ subscription: sub })
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
-import { ExecutorError } from '../../api/provisioning/executor.ts'
+import { ExecutorError, type ServerInfo } from '../../api/provisioning/executor.ts'
 import { JobRunner, serverSpecFor } from '../../api/provisioning/jobs.ts'
 import { verifyStoredChain } from '../../api/provisioning/audit.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
+import type { Job, Store } from '../../api/store/store.ts'
 import type { FastifyInstance } from 'fastify'
 import { until } from '../helpers/until.ts'
 
@@ -97,18 +98,22 @@ t.test('the wall-clock cap ends an attempt', async (t) => {
   t.equal((await store.getJob(job.id))?.step, 'dns', 'it got as far as the health check')
 })
 
-t.test('a crashed worker’s job resumes after its last finished step', async (t) => {
-  const executor = new FakeExecutor()
-  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0' } })
-  const id = await paidTenant(app)
-  // Worker "dead" takes the job, creates the server and commits that step, then dies.
-  const job = (await store.claimNextJob('dead-worker', Date.now(), 50))!
-  const tenant = (await store.getTenant(id))!
-  const { server } = await executor.createOrAdopt(serverSpecFor(tenant, app.config))
+/** Worker "dead-worker" takes the job, creates the server and commits that step, then dies (its lease lasts `leaseMs`). */
+async function diesAfterCreate (app: FastifyInstance, store: Store, executor: FakeExecutor, id: string, leaseMs: number): Promise<{ job: Job, server: ServerInfo }> {
+  const job = (await store.claimNextJob('dead-worker', Date.now(), leaseMs))!
+  const { server } = await executor.createOrAdopt(serverSpecFor((await store.getTenant(id))!, app.config))
   await store.transaction(async (tx) => {
     await tx.updateJob(job.id, { step: 'created' })
     await tx.updateTenant(id, { serverId: server.id, ipv4: server.ipv4 })
   })
+  return { job, server }
+}
+
+t.test('a crashed worker’s job resumes after its last finished step', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0' } })
+  const id = await paidTenant(app)
+  const { job } = await diesAfterCreate(app, store, executor, id, 50)
   t.equal(await store.claimNextJob('other', Date.now(), 1000), undefined, 'not claimable while the lease holds')
   await new Promise((resolve) => setTimeout(resolve, 80))
   const before = executor.calls.create
@@ -125,13 +130,7 @@ t.test('a server deleted behind the job is forgotten: the next attempt makes a n
   const executor = new FakeExecutor()
   const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0' } })
   const id = await paidTenant(app)
-  const job = (await store.claimNextJob('dead-worker', Date.now(), 1))!
-  const tenant = (await store.getTenant(id))!
-  const { server } = await executor.createOrAdopt(serverSpecFor(tenant, app.config))
-  await store.transaction(async (tx) => {
-    await tx.updateJob(job.id, { step: 'created' })
-    await tx.updateTenant(id, { serverId: server.id, ipv4: server.ipv4 })
-  })
+  const { job, server } = await diesAfterCreate(app, store, executor, id, 1)
   executor.servers.delete(server.id) // someone deleted it in the provider's console
   await new Promise((resolve) => setTimeout(resolve, 5))
   const runner = new JobRunner({ store, executor, config: app.config, log: pino({ level: 'silent' }), backoffMs: () => 0, pollIntervalMs: 1 })
