@@ -159,7 +159,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     genReqId: () => randomUUID(),
     // Webhook and form bodies are small; a larger body is a mistake or an attack.
     bodyLimit: 64 * 1024,
-    routerOptions: { ignoreTrailingSlash: false },
+    // maxParamLength above Node's 16 KiB header limit: a long tenant id reaches its route and
+    // gets the schema's 400, instead of falling through to the site's GET catch-all (404).
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 16 * 1024 },
     frameworkErrors: handleFrameworkError,
     clientErrorHandler: handleClientError,
     // Fastify's own 503 body is not ours: the onRequest hook below answers while closing.

@@ -4,11 +4,14 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { fileURLToPath } from 'node:url'
+import proxyAddr from '@fastify/proxy-addr'
 
 export const DEFAULT_SECRET_KEY = 'dev-insecure-change-me'
 export const DEFAULT_AUDIT_SECRET = 'audit-dev-secret'
 /** marketing/dist of this checkout, wherever the process was started from. */
 const DEFAULT_MARKETING_DIST = fileURLToPath(new URL('../marketing/dist/', import.meta.url))
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 const ConfigSchema = Type.Object({
   nodeEnv: Type.String(),
@@ -45,7 +48,7 @@ const ConfigSchema = Type.Object({
   webhookWaitMs: Type.Integer({ minimum: 0, maximum: 10000 }),
   docsSiteDir: Type.String({ minLength: 1 }),
   marketingDistDir: Type.String({ minLength: 1 }),
-  logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+  logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))),
   trustProxy: Type.Union([Type.Boolean(), Type.Integer({ minimum: 0 }), Type.String()]),
   checkoutRateLimit: Type.Integer({ minimum: 0 }),
   pg: Type.Object({
@@ -113,13 +116,31 @@ function trustProxy (env: Env): boolean | number | string {
   if (raw === 'true') return true
   if (raw === 'false') return false
   if (/^\d+$/.test(raw)) return Number(raw)
-  // A comma-separated list of addresses or CIDRs, as Fastify's trustProxy accepts.
+  // A comma-separated list of addresses or CIDRs, as Fastify's trustProxy accepts: compiled
+  // here by the same library, so a typo stops the start with this line, not a stack trace.
+  try {
+    proxyAddr.compile(raw.split(',').map((part) => part.trim()))
+  } catch (err) {
+    throw new ConfigError('TRUST_PROXY', `must be true, false, a number of proxy hops, or a comma-separated list of addresses, CIDRs, loopback, linklocal or uniquelocal (${(err as Error).message})`)
+  }
+  return raw
+}
+
+function logLevel (env: Env): Config['logLevel'] {
+  const raw = str(env, 'LOG_LEVEL', 'info')
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw)}`)
+  return raw as Config['logLevel']
+}
+
+function databaseUrl (env: Env): string {
+  const raw = str(env, 'DATABASE_URL', 'sqlite:./data/ctfhive.db')
+  // node:sqlite opens an empty path as a temporary database, lost at exit: never what is meant.
+  if (/^sqlite:(\/\/)?$/.test(raw)) throw new ConfigError('DATABASE_URL', 'names no database file: use sqlite:./data/ctfhive.db, sqlite:///absolute/path.db or sqlite::memory:')
   return raw
 }
 
 export function loadConfig (env: Env = process.env): Config {
   const publicBaseUrl = httpUrl(env, 'PUBLIC_BASE_URL', 'http://localhost:3000')
-  const logLevel = str(env, 'LOG_LEVEL', 'info')
   const prices: Record<string, string> = {}
   for (const slug of ['solo', 'standard', 'pro']) {
     const name = `STRIPE_PRICE_${slug.toUpperCase()}`
@@ -129,7 +150,7 @@ export function loadConfig (env: Env = process.env): Config {
     nodeEnv: str(env, 'NODE_ENV', 'development'),
     host: str(env, 'HOST', '127.0.0.1'),
     port: int(env, 'PORT', 3000, 0, 65535),
-    databaseUrl: str(env, 'DATABASE_URL', 'sqlite:./data/ctfhive.db'),
+    databaseUrl: databaseUrl(env),
     secretKey: str(env, 'SECRET_KEY', DEFAULT_SECRET_KEY),
     baseDomain: str(env, 'BASE_DOMAIN', 'ctfhive.us').toLowerCase(),
     publicBaseUrl,
@@ -159,7 +180,7 @@ export function loadConfig (env: Env = process.env): Config {
     webhookWaitMs: int(env, 'WEBHOOK_WAIT_MS', 2000, 0, 10000),
     docsSiteDir: str(env, 'DOCS_SITE_DIR', 'docs-site/site'),
     marketingDistDir: str(env, 'MARKETING_DIST_DIR', DEFAULT_MARKETING_DIST),
-    logLevel: logLevel as Config['logLevel'],
+    logLevel: logLevel(env),
     trustProxy: trustProxy(env),
     checkoutRateLimit: int(env, 'CHECKOUT_RATE_LIMIT', 20, 0, 1_000_000),
     pg: {
@@ -204,6 +225,10 @@ function checkProduction (config: Config): void {
   }
   if (config.stripe.secretKey !== '' && config.stripe.webhookSecrets.length === 0) {
     throw new ConfigError('STRIPE_WEBHOOK_SECRET', 'must be set when STRIPE_SECRET_KEY is set in production')
+  }
+  // The operator API can retry jobs, replay events and list every tenant: no guessable token.
+  if (config.adminToken !== '' && config.adminToken.length < 32) {
+    throw new ConfigError('ADMIN_TOKEN', 'must be a random value of at least 32 characters in production (or empty: operator API off)')
   }
 }
 

@@ -6,7 +6,6 @@ export const ERROR_CODES = {
   bad_request: 400,
   bad_url: 400,
   invalid_json: 400,
-  invalid_tenant_id: 400,
   invalid_signature: 400,
   invalid_event: 400,
   unknown_plan: 400,

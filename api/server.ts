@@ -19,8 +19,10 @@ export async function main (): Promise<void> {
   const logger = createLogger(config)
   const store = await openStore(config)
   const app = await buildApp(config, { store, logger })
+  // Idle keep-alive outlives a load balancer's 60 s; a request's headers must arrive within
+  // 20 s of its first byte, the whole request within 30 s.
   app.server.keepAliveTimeout = 72_000
-  app.server.headersTimeout = 75_000
+  app.server.headersTimeout = 20_000
   app.server.requestTimeout = 30_000
 
   // First signal: stop accepting, finish in-flight requests, give job leases back, close the

@@ -11,7 +11,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, extname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { DOCS_MANIFEST_FILE } from '../api/web/docs.ts'
+import { DOCS_CADDY_FILE, DOCS_MANIFEST_FILE } from '../api/web/docs.ts'
+import { contentSecurityPolicy } from '../api/web/headers.ts'
 import { buildCli, writeCompressedVariants } from '../api/web/static-build.ts'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -55,6 +56,16 @@ function walk (dir: string): string[] {
     const path = join(dir, e.name)
     return e.isDirectory() ? walk(path) : [path]
   }).sort()
+}
+
+/**
+ * The docs' CSP with this build's script hashes as a Caddyfile directive: Caddy serves /docs
+ * itself in production and imports this, so it sends what the app's own route would.
+ */
+export function caddyPolicySnippet (hashes: readonly string[]): string {
+  // The docs policy does not depend on the domain (only the marketing site's form-action does).
+  const policy = contentSecurityPolicy({ baseDomain: 'unused.invalid' }, 'docs', hashes)
+  return `# Written by docs-site/build.ts with this build's inline-script hashes; imported by deploy/Caddyfile.\nheader Content-Security-Policy "${policy}"\n`
 }
 
 /** A digest of mkdocs.yml, the pages, the overrides and the address baked into the build. */
@@ -110,6 +121,7 @@ export function buildDocs (opts: DocsBuildOptions): void {
       version: 1, builtAt: new Date().toISOString(), sourceHash: sourceHash(base), publicBaseUrl: base, inlineScriptHashes: inlineScriptHashes(tmp)
     }
     writeFileSync(join(tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`)
+    writeFileSync(join(tmp, DOCS_CADDY_FILE), caddyPolicySnippet(manifest.inlineScriptHashes))
     // MkDocs writes its own sitemap.xml.gz; ours replaces it with the same content.
     compressTree(tmp)
     const old = `${outDir}.old-${process.pid}-${randomBytes(4).toString('hex')}`

@@ -51,6 +51,8 @@ t.test('values are read and normalised', async (t) => {
   t.equal(loadConfig({ MARKETING_DIST_DIR: ' ' }).marketingDistDir, loadConfig({}).marketingDistDir, 'empty (as in .env.example) means the default')
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
   t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8' }).trustProxy, '10.0.0.0/8')
+  t.equal(loadConfig({ TRUST_PROXY: 'loopback, 192.0.2.7, 2001:db8::/32' }).trustProxy, 'loopback, 192.0.2.7, 2001:db8::/32', 'names, addresses and CIDRs, as Fastify reads them')
+  t.equal(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).databaseUrl, 'sqlite::memory:')
   t.ok(stripeConfigured(c))
 })
 
@@ -63,6 +65,11 @@ t.test('a bad value names its variable', async (t) => {
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
     [{ BASE_DOMAIN: 'no_underscores.com' }, 'BASE_DOMAIN'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ DATABASE_URL: 'sqlite:' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'sqlite://' }, 'DATABASE_URL'],
+    [{ TRUST_PROXY: 'yes' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '10.0.0.0/8,10.0.0.300' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],
     [{ PROVISION_ATTEMPT_TIMEOUT_S: '30' }, 'PROVISION_ATTEMPT_TIMEOUT_S'],
     [{ PROVISION_ATTEMPT_TIMEOUT_S: '1801' }, 'PROVISION_ATTEMPT_TIMEOUT_S'],
     [{ DEPROVISION_GRACE_HOURS: '-1' }, 'DEPROVISION_GRACE_HOURS'],
@@ -83,6 +90,7 @@ t.test('a bad value names its variable', async (t) => {
     t.notMatch((err as Error).message, /hunter2/, 'a malformed key is not echoed')
   }
   t.equal(loadConfig({ STRIPE_API_VERSION: '2025-03-31.basil' }).stripe.apiVersion, '2025-03-31.basil', 'named versions are fine')
+  t.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), { message: /LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/ }, 'the allowed levels are named')
 })
 
 t.test('production refuses defaults and weak secrets', async (t) => {
@@ -94,6 +102,9 @@ t.test('production refuses defaults and weak secrets', async (t) => {
   refuse({ PROVISION_AUDIT_SECRET: 'audit-dev-secret' }, 'PROVISION_AUDIT_SECRET')
   refuse({ PROVISION_AUDIT_SECRET: 'y'.repeat(31) }, 'PROVISION_AUDIT_SECRET')
   refuse({ STRIPE_SECRET_KEY: 'sk_live_x' }, 'STRIPE_WEBHOOK_SECRET')
+  refuse({ ADMIN_TOKEN: 'admin' }, 'ADMIN_TOKEN')
+  refuse({ ADMIN_TOKEN: 'z'.repeat(31) }, 'ADMIN_TOKEN')
+  t.ok(loadConfig({ ...base, ADMIN_TOKEN: 'z'.repeat(32) }), 'a long admin token is fine')
   t.ok(loadConfig({ ...base, STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_1' }))
   t.ok(loadConfig({ SECRET_KEY: 'short' }), 'development allows anything')
 })

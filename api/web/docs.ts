@@ -15,6 +15,8 @@ export interface DocsOptions {
 
 /** Written by docs-site/build.ts into the built site (a dotfile: never served). */
 export const DOCS_MANIFEST_FILE = '.ctfhive-docs.json'
+/** Also written by the build: the same policy as a Caddyfile line, for deploy/Caddyfile to import. */
+export const DOCS_CADDY_FILE = '.ctfhive-docs.caddy'
 
 export const DOCS_NOT_BUILT = 'The documentation is not built: run npm run docs (it needs Debian\'s mkdocs and mkdocs-material).'
 

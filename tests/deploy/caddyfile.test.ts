@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url'
 import { gunzipSync } from 'node:zlib'
 import { request } from 'undici'
 import { freePort, startServer, type ServerProcess } from '../helpers/server-process.ts'
+import { caddyPolicySnippet } from '../../docs-site/build.ts'
+import { DOCS_CADDY_FILE } from '../../api/web/docs.ts'
 
 const CADDYFILE = fileURLToPath(new URL('../../deploy/Caddyfile', import.meta.url))
 const CI = process.env.CI === 'true'
@@ -34,9 +36,9 @@ function caddyEnv (home: string, extra: Record<string, string> = {}): Record<str
   }
 }
 
-function caddy (args: string[], env: Record<string, string>): { status: number | null, output: string } {
+function caddy (args: string[], env: Record<string, string>): { status: number | null, output: string, stdout: string } {
   const r = spawnSync('caddy', args, { env, encoding: 'utf8', timeout: 60_000 })
-  return { status: r.status, output: `${r.stdout}${r.stderr}` }
+  return { status: r.status, output: `${r.stdout}${r.stderr}`, stdout: r.stdout }
 }
 
 interface AdaptedServer { listen: string[], routes: Array<Record<string, any>>, automatic_https?: Record<string, unknown> }
@@ -45,7 +47,8 @@ interface AdaptedServer { listen: string[], routes: Array<Record<string, any>>, 
 function adapt (home: string, env: Record<string, string>): Record<string, AdaptedServer> {
   const r = caddy(['adapt', '--config', CADDYFILE, '--adapter', 'caddyfile'], caddyEnv(home, env))
   if (r.status !== 0) throw new Error(`caddy adapt failed:\n${r.output}`)
-  const json = JSON.parse(r.output.slice(r.output.indexOf('{'), r.output.lastIndexOf('}') + 1))
+  // stdout only: Caddy logs its warnings (an import glob matching nothing) as JSON on stderr.
+  const json = JSON.parse(r.stdout)
   return json.apps.http.servers
 }
 
@@ -77,7 +80,11 @@ function writeDocs (dir: string): void {
   mkdirSync(join(dir, 'assets'))
   writeFileSync(join(dir, 'assets', 'bundle.0123abcd.min.js'), 'console.log(1)\n')
   writeFileSync(join(dir, 'assets', 'search.json'), '{}\n')
+  writeFileSync(join(dir, DOCS_CADDY_FILE), caddyPolicySnippet([DOCS_SCRIPT_HASH]))
 }
+
+/** What the docs build would record for the theme's inline script. */
+const DOCS_SCRIPT_HASH = 'sha256-3q2+7w0123456789abcdefghijklmnopqrstuvwxyzA='
 
 interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
 
@@ -241,6 +248,10 @@ function registerTests (): void {
       t.equal(home.headers['content-encoding'], 'gzip', 'compressed')
       t.match(gunzipSync(home.body).toString(), /docs-home-marker/)
       t.match(home.headers['content-security-policy'], /^default-src 'self'; .*frame-ancestors 'none'$/, 'the docs CSP')
+      t.match(home.headers['content-security-policy'], `script-src 'self' '${DOCS_SCRIPT_HASH}';`, "with the build's script hashes, as the app sends it")
+      t.notMatch(home.headers['content-security-policy'], /unsafe-inline/)
+      t.equal((await get(`${proxy.url}/docs/${DOCS_CADDY_FILE}`)).status, 404, "the build's own files are not served")
+      t.equal((await get(`${proxy.url}/docs/.ctfhive-docs.json`)).status, 404)
       t.equal(home.headers['cache-control'], 'no-cache', 'pages are revalidated')
       t.equal(home.headers['x-frame-options'], 'DENY')
       const asset = await get(`${proxy.url}/docs/assets/bundle.0123abcd.min.js`)

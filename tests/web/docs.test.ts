@@ -7,7 +7,7 @@ import { brotliCompressSync, brotliDecompressSync } from 'node:zlib'
 import t from 'tap'
 import { load } from 'cheerio'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { DOCS_MANIFEST_FILE } from '../../api/web/docs.ts'
+import { DOCS_CADDY_FILE, DOCS_MANIFEST_FILE } from '../../api/web/docs.ts'
 import { buildDocs, buildReason, inlineScriptHashes, main, mkdocsVersion, sourceHash } from '../../docs-site/build.ts'
 
 function tempDir (tt: { teardown (fn: () => unknown): void }): string {
@@ -181,10 +181,15 @@ t.test('the real MkDocs build', { skip: noMkdocs }, async (t) => {
   t.ok(existsSync(join(out, 'index.html.br')) && existsSync(join(out, 'index.html.gz')), 'precompressed')
   const manifest = JSON.parse(readFileSync(join(out, DOCS_MANIFEST_FILE), 'utf8'))
   t.ok(manifest.inlineScriptHashes.length >= 1, 'inline script hashes recorded for the CSP')
+  const caddyLine = readFileSync(join(out, DOCS_CADDY_FILE), 'utf8')
+  for (const h of manifest.inlineScriptHashes) t.ok(caddyLine.includes(`'${h}'`), `Caddy's copy of the policy has ${h.slice(0, 16)}…`)
+  t.notMatch(caddyLine, /unsafe-inline/, "Caddy's copy allows no other inline script")
 
   const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: out, PUBLIC_BASE_URL: base } })
   const r = await app.inject('/docs/control-plane/billing-stripe/')
   t.equal(r.statusCode, 200)
+  t.match(caddyLine, `header Content-Security-Policy "${r.headers['content-security-policy']}"`, 'Caddy sends what the app sends')
+  t.equal((await app.inject(`/docs/${DOCS_CADDY_FILE}`)).statusCode, 404, 'the Caddy file is not served')
   t.equal(load(r.body)('h1').first().text().replace('¶', '').trim(), 'Billing & Stripe webhooks')
   t.equal(readdirSync(dirname(out)).filter((f) => f.includes('.tmp-') || f.includes('.old-')).length, 0, 'no temporary directories left behind')
 })
