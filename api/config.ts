@@ -173,7 +173,7 @@ export function loadConfig (env: Env = process.env): Config {
       image: str(env, 'LINODE_IMAGE', 'linode/debian12'),
       apiBase: httpUrl(env, 'LINODE_API_BASE', 'https://api.linode.com/v4')
     },
-    adminToken: str(env, 'ADMIN_TOKEN', ''),
+    adminToken: shaped(env, 'ADMIN_TOKEN', '', /^[!-~]+$/, 'one word of printable ASCII (it is sent as a bearer token)', true),
     deprovisionGraceHours: num(env, 'DEPROVISION_GRACE_HOURS', 72, 0),
     provisionAttemptTimeoutS: int(env, 'PROVISION_ATTEMPT_TIMEOUT_S', 300, 60, 1800),
     provisionMaxAttempts: int(env, 'PROVISION_MAX_ATTEMPTS', 5, 1, 50),

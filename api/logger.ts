@@ -69,6 +69,17 @@ function escapeRegExp (s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
+/**
+ * pino's error serializer, except that it writes the class name over an own `type`: keep an
+ * error's own type (Stripe's invalid_request_error, card_error…) as `error_type`.
+ */
+function serializeError (err: unknown): unknown {
+  const out = stdSerializers.err(err as Error) as unknown as Record<string, unknown>
+  const own = (err as { type?: unknown } | null)?.type
+  if (typeof own === 'string' && out !== null && typeof out === 'object') out.error_type = own
+  return out
+}
+
 export function createLogger (config: Pick<Config, 'logLevel'> & Parameters<typeof secretValues>[0], stream?: DestinationStream): Logger {
   const secrets = secretValues(config)
   // JSON-escaped too: a secret containing quotes or backslashes appears escaped in a line.
@@ -79,7 +90,7 @@ export function createLogger (config: Pick<Config, 'logLevel'> & Parameters<type
     redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
     // Given serializers replace pino's defaults, so err is named again. Fastify keeps a
     // logger instance's own serializers over its defaults.
-    serializers: { err: stdSerializers.err, req: serializeRequest },
+    serializers: { err: serializeError, req: serializeRequest },
     hooks: {
       streamWrite: (line: string): string => (scrub === null ? line : line.replace(scrub, '[Redacted]'))
     }

@@ -17,7 +17,14 @@ export async function main (): Promise<void> {
     throw err
   }
   const logger = createLogger(config)
-  const store = await openStore(config)
+  let store
+  try {
+    store = await openStore(config)
+  } catch (err) {
+    // One line, as for a bad setting (the URL's password is not part of the message).
+    process.stderr.write(`ctfhive: could not open the store: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
   const app = await buildApp(config, { store, logger })
   // Idle keep-alive outlives a load balancer's 60 s; a request's headers must arrive within
   // 20 s of its first byte, the whole request within 30 s.

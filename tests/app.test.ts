@@ -191,3 +191,46 @@ t.test('a request that arrives while the app closes is 503 shutting_down', async
   t.equal(r.headers.connection, 'close', 'the client is told not to reuse the connection')
   t.match(r.headers['content-type'], /^application\/json/)
 })
+
+t.test('an unhandled error in a route is 500 internal_error, with the request id and no internals', async (t) => {
+  // buildTestApp returns a ready app (no routes can be added): the status route's store read
+  // throws a plain Error, which no route code catches, so the app's error handler answers.
+  const inner = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => inner.close())
+  const store = Object.create(inner) as Store
+  const failure = new Error('SQLITE_CORRUPT at /var/lib/ctfhive/private.db: secret-internal-detail')
+  store.getTenant = async () => { throw failure }
+  const logLines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { store, logLines })
+  const r = await app.inject({ url: `/tenants/${'0'.repeat(32)}/status`, headers: { 'x-request-id': 'req-unhandled-1' } })
+  t.equal(r.statusCode, 500)
+  t.match(r.headers['content-type'], /^application\/json/)
+  t.same(r.json(), { error: 'internal_error', message: 'Something went wrong on our side.' }, 'the contract body, nothing else')
+  t.notMatch(r.body, /secret-internal-detail|SQLITE_CORRUPT|private\.db|stack|\.ts:\d+/, 'nothing of the thrown error')
+  t.equal(r.headers['x-request-id'], 'req-unhandled-1', 'the request id is echoed')
+  const logged = logLines.find((l) => l.msg === 'unhandled error')
+  t.ok(logged, 'the error is logged')
+  t.equal(logged?.reqId, 'req-unhandled-1', 'under the request id')
+  t.match((logged?.err as { message?: string } | undefined)?.message, /secret-internal-detail/, 'with its detail, in the log only')
+})
+
+t.test('a request that does not arrive in time is 408 request_timeout, then the connection closes', async (t) => {
+  const { app } = await buildTestApp(t)
+  // Node checks request deadlines every connectionsCheckingInterval (30 s by default), reading
+  // the server's property when it starts listening (an option in @types/node, not a property):
+  // set before listen, a short interval and deadline make the timeout arrive in well under a second.
+  Object.assign(app.server, { connectionsCheckingInterval: 50 })
+  app.server.requestTimeout = 300
+  app.server.headersTimeout = 300
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const client = await RawClient.open(app)
+  // Complete headers, then a body that never finishes.
+  client.socket.write('POST /billing/checkout HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"plan":')
+  const r = await client.response()
+  t.equal(r.status, 408)
+  t.match(r.headers['content-type'], /^application\/json/)
+  t.equal(r.headers.connection, 'close')
+  t.same(JSON.parse(r.body), { error: 'request_timeout', message: 'The request took too long to arrive.' })
+  await client.closed
+  t.ok(client.socket.destroyed, 'the server closed the connection')
+})

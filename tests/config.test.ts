@@ -68,6 +68,8 @@ t.test('a bad value names its variable', async (t) => {
     [{ DATABASE_URL: 'sqlite:' }, 'DATABASE_URL'],
     [{ DATABASE_URL: 'sqlite://' }, 'DATABASE_URL'],
     [{ TRUST_PROXY: 'yes' }, 'TRUST_PROXY'],
+    [{ ADMIN_TOKEN: 'two words' }, 'ADMIN_TOKEN'],
+    [{ ADMIN_TOKEN: 'tökenwithumlaut' }, 'ADMIN_TOKEN'],
     [{ TRUST_PROXY: '10.0.0.0/8,10.0.0.300' }, 'TRUST_PROXY'],
     [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],
     [{ PROVISION_ATTEMPT_TIMEOUT_S: '30' }, 'PROVISION_ATTEMPT_TIMEOUT_S'],

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { maskUrl, serializeRequest } from '../api/logger.ts'
+import { Writable } from 'node:stream'
+import { createLogger, maskUrl, serializeRequest } from '../api/logger.ts'
+import { StripeError } from '../api/billing/stripe-client.ts'
+import { loadConfig } from '../api/config.ts'
 import { buildTestApp } from './helpers/build-app.ts'
 import { deliver, invoice, makeEvent } from './helpers/stripe-events.ts'
 
@@ -26,6 +29,18 @@ t.test('logs carry request ids and never secrets', async (t) => {
   t.ok(text.includes('[Redacted]'), 'redaction happened')
   const generated = await app.inject('/healthz')
   t.match(generated.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'a generated id otherwise')
+})
+
+t.test("a logged error keeps its own type (Stripe's) beside its class", async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
+  const log = createLogger(loadConfig({ LOG_LEVEL: 'info' }), stream)
+  log.error({ err: new StripeError('No such price', { type: 'invalid_request_error', code: 'resource_missing', statusCode: 400 }) }, 'stripe checkout failed')
+  log.error({ err: new Error('plain') }, 'plain')
+  const [stripe, plain] = lines.map((l) => JSON.parse(l))
+  t.match(stripe.err, { type: 'StripeError', error_type: 'invalid_request_error', code: 'resource_missing', message: 'No such price' })
+  t.equal(plain.err.error_type, undefined, 'nothing added to an error without a type of its own')
+  t.equal(plain.err.type, 'Error')
 })
 
 t.test('logged URLs keep path and query but not the welcome token or the checkout session', async (t) => {

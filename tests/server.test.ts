@@ -178,3 +178,19 @@ t.test('a second SIGTERM during the drain exits at once', async (t) => {
   t.notMatch(server.output(), /killed by timeout/, 'not by the drain timeout')
   t.notMatch(await stuck.reply, /^HTTP\/1\.1 \d/, 'the stuck request got no answer')
 })
+
+t.test('a store that cannot be opened stops the start with one line, no stack, no password', async (t) => {
+  const { spawnSync } = await import('node:child_process')
+  const r = spawnSync(process.execPath, ['api/server.ts'], {
+    cwd: new URL('..', import.meta.url),
+    // Port 1 refuses at once: nothing listens there.
+    env: { PATH: process.env.PATH ?? '', DATABASE_URL: 'postgres://ctfhive:pw-must-not-show@127.0.0.1:1/ctfhive', LOG_LEVEL: 'silent' },
+    encoding: 'utf8',
+    timeout: 60_000
+  })
+  t.equal(r.status, 1, 'exit 1')
+  const lines = r.stderr.trim().split('\n')
+  t.equal(lines.length, 1, `one line: ${r.stderr}`)
+  t.match(lines[0], /^ctfhive: could not open the store: could not connect to PostgreSQL: .*ECONNREFUSED/)
+  t.notMatch(r.stderr, /pw-must-not-show/)
+})

@@ -56,7 +56,8 @@ const AuditVerdictSchema = Type.Object({
   reason: Type.Optional(Type.String())
 })
 
-const EventIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 255 }) })
+// Printable ASCII, as Stripe's ids (and our replay ids) are: PostgreSQL's text refuses a NUL.
+const EventIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' }) })
 
 // Far past any real tenant count, and small enough that offset + limit stays an exact
 // integer the stores bind as one (9223372036854775808 reached SQLite and was a 500).
@@ -117,7 +118,8 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
         state: Type.Optional(Type.Union(STATES.map((s) => Type.Literal(s)))),
         limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }),
         offset: Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 })
-      }),
+      // A misspelt filter (?status=failed) must not quietly list every tenant.
+      }, { additionalProperties: false }),
       response: {
         200: Type.Object({ total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer(), tenants: Type.Array(TenantRecordSchema) }),
         ...errors
@@ -177,7 +179,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       summary: 'The most recent Stripe events, newest first',
       tags,
       security,
-      querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }) }),
+      querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }) }, { additionalProperties: false }),
       response: { 200: Type.Object({ events: Type.Array(EventSummarySchema) }), ...errors }
     }
   }, async (request) => ({ events: await admin.recentEvents(request.query.limit) }))

@@ -11,7 +11,8 @@ import { StripeError } from './stripe-client.ts'
 const CheckoutBody = Type.Object({
   plan: Type.String({ minLength: 1, maxLength: 200, description: 'Plan slug from the catalogue, e.g. "standard"' }),
   // No control characters: they have no place in a name, and PostgreSQL's text refuses NUL.
-  name: Type.Optional(Type.String({ minLength: 1, maxLength: 80, pattern: '^[^\\u0000-\\u001f\\u007f]*$', description: 'Event name; becomes the CTF address' })),
+  // No lone surrogates either (ajv matches with the u flag, so a proper pair is one code point).
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 80, pattern: '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$', description: 'Event name; becomes the CTF address' })),
   email: Type.Optional(Type.String({ format: 'email', maxLength: 254 }))
 })
 

@@ -45,6 +45,14 @@ export class StripeError extends Error {
   }
 }
 
+function isObject (value: unknown): value is Record<string, any> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+function unexpectedBody (expected: string): StripeError {
+  return new StripeError(`Stripe answered 2xx without ${expected}`, { type: 'api_error', code: 'unexpected_response' })
+}
+
 // Same bytes as stripe-node: indexed arrays, brackets left readable, RFC 3986 escaping
 // (encodeURIComponent plus !'()*), null as `key=` (unset), dates as Unix seconds.
 export function encodeForm (params: Record<string, unknown>): string {
@@ -65,7 +73,8 @@ export function encodeForm (params: Record<string, unknown>): string {
 }
 
 function escape (text: string): string {
-  return encodeURIComponent(text)
+  // A lone surrogate cannot be percent-encoded (encodeURIComponent throws): sent as U+FFFD.
+  return encodeURIComponent(text.toWellFormed())
     .replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
     .replace(/%5B/g, '[').replace(/%5D/g, ']')
 }
@@ -207,8 +216,13 @@ export class StripeClient {
     return new StripeError(message.split(this.#apiKey).join('[redacted]'), fields)
   }
 
-  createCheckoutSession (params: Record<string, unknown>, idempotencyKey: string): Promise<{ id: string, url: string, [k: string]: unknown }> {
-    return this.request('POST', '/v1/checkout/sessions', params, { idempotencyKey })
+  async createCheckoutSession (params: Record<string, unknown>, idempotencyKey: string): Promise<{ id: string, url: string, [k: string]: unknown }> {
+    const session = await this.request<Record<string, unknown> | null>('POST', '/v1/checkout/sessions', params, { idempotencyKey })
+    // The buyer is sent to `url`: a 2xx without a usable one is a failure, not a success.
+    if (!isObject(session) || typeof session.id !== 'string' || typeof session.url !== 'string' || !/^https?:\/\//.test(session.url) || !URL.canParse(session.url)) {
+      throw unexpectedBody('a checkout session with an id and a URL')
+    }
+    return session as { id: string, url: string, [k: string]: unknown }
   }
 
   // The id usually comes from a query string: refuse anything that could change the path.
@@ -216,7 +230,9 @@ export class StripeClient {
     if (!/^[A-Za-z0-9_]{1,255}$/.test(id)) {
       throw new StripeError('No such checkout session: the id is malformed', { type: 'invalid_request_error', code: 'resource_missing', param: 'id' })
     }
-    return this.request('GET', `/v1/checkout/sessions/${id}`)
+    const session = await this.request<unknown>('GET', `/v1/checkout/sessions/${id}`)
+    if (!isObject(session) || typeof session.id !== 'string') throw unexpectedBody('a checkout session')
+    return session
   }
 
   async listAll<T = any> (path: string, params: Record<string, unknown> = {}): Promise<T[]> {

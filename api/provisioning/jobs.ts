@@ -232,7 +232,9 @@ export class JobRunner {
     await attempt.leased(async (tx) => {
       if (final) {
         await tx.updateJob(job.id, { status: 'failed', attempts, lastError: message, leaseOwner: null, leaseUntil: 0 })
-        if (job.kind === 'provision') await tx.updateTenant(job.tenant, { infra: 'failed', error: `Provisioning failed: ${message}` })
+        // The status endpoint is public: the cause (provider answers, addresses) stays in the
+        // job and the audit log, where the operator reads it.
+        if (job.kind === 'provision') await tx.updateTenant(job.tenant, { infra: 'failed', error: `Provisioning failed after ${attempts} attempt${attempts === 1 ? '' : 's'}; our team has the details and can retry it.` })
         await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.failed`, { job: job.id, step: job.step, attempts, reason: message })
       } else {
         const delay = this.opts.backoffMs(attempts)

@@ -134,6 +134,11 @@ export class PgOps implements StoreOps {
     await this.q('INSERT INTO subscriptions (subscription_id, tenant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', subscriptionId, tenantId)
   }
 
+  async lockSubscription (subscriptionId: string): Promise<void> {
+    // Prefixed so no other advisory lock of this database shares the key by accident.
+    await this.q("SELECT pg_advisory_xact_lock(hashtextextended('ctfhive:subscription:' || $1, 0))", subscriptionId)
+  }
+
   // A concurrent insert of the same id waits for the first transaction, then finds the
   // conflict: exactly one of them gets its row back.
   async recordEvent (e: StripeEventRecord): Promise<boolean> {

@@ -127,6 +127,10 @@ export class SqliteOps implements StoreOps {
     this.conn.run('INSERT INTO subscriptions (subscription_id, tenant_id) VALUES (?, ?) ON CONFLICT DO NOTHING', subscriptionId, tenantId)
   }
 
+  async lockSubscription (_subscriptionId: string): Promise<void> {
+    // Write transactions run one at a time (one writer, BEGIN IMMEDIATE across processes).
+  }
+
   async recordEvent (e: StripeEventRecord): Promise<boolean> {
     const r = this.conn.run(
       'INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',

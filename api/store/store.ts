@@ -112,6 +112,12 @@ export interface StoreOps {
   countTenants (filter?: TenantFilter): Promise<number>
   /** Records subscription → tenant in the durable index; the first link of a subscription wins. */
   linkSubscription (subscriptionId: string, tenantId: string): Promise<void>
+  /**
+   * Holds this subscription until the transaction ends, so two transactions that may each adopt
+   * it (make a tenant for it) run one after the other. PostgreSQL: an advisory lock; SQLite:
+   * nothing to do, its write transactions already run one at a time.
+   */
+  lockSubscription (subscriptionId: string): Promise<void>
 
   /** Inserts the event unless its id is known; false means a duplicate (nothing written). */
   recordEvent (event: StripeEventRecord): Promise<boolean>

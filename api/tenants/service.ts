@@ -188,10 +188,16 @@ export class TenantService {
 
   /**
    * The success page's fulfilment: the same rules as `checkout.session.completed`, ordered by
-   * the session's own `created` so it can never make a later real event look stale.
+   * the session's own `created` so it can never make a later real event look stale. An unknown
+   * session is adopted only when it has a subscription: unlike an event, a page can be
+   * reloaded, and without the subscription index to find the tenant again every visit would
+   * make a new tenant (and server). The webhook adopts the others, once per event.
    */
   async fulfilCheckoutSession (session: Record<string, any>): Promise<Tenant | undefined> {
-    const intent = intentForEvent({ id: `session:${String(session.id)}`, type: 'checkout.session.completed', created: Number(session.created) || 0, data: { object: session } }, this.priceToPlan)
+    const event = { id: `session:${String(session.id)}`, type: 'checkout.session.completed' as const, created: Number(session.created) || 0, data: { object: session } }
+    const found = intentForEvent(event, this.priceToPlan)
+    // Adopted only with a subscription: the subscription index makes a reload find it again.
+    const intent = found.subscriptionId === undefined ? { ...found, create: undefined } : found
     const applied = await this.store.transaction((tx) => this.applyIntent(tx, intent, Number(session.created) || 0, `checkout session ${String(session.id)}`))
     if (applied.outcome === 'unmatched') return undefined
     return this.afterCommit(applied)
@@ -233,6 +239,9 @@ export class TenantService {
   }
 
   private async applyIntent (tx: StoreOps, intent: EventIntent, at: number, source: string): Promise<Applied> {
+    // Two deliveries that may each adopt the same subscription (the webhook and the success
+    // page, say) must not both find nothing and make two tenants.
+    if (intent.create !== undefined && intent.subscriptionId !== undefined) await tx.lockSubscription(intent.subscriptionId)
     let tenant = await this.findTenant(tx, intent)
     if (tenant === undefined && intent.create !== undefined) {
       // A completed checkout nobody knew about (created elsewhere, or a replay): adopt it.

@@ -126,6 +126,27 @@ t.test('paging numbers out of range are 400 invalid_request, never a store error
   }
 })
 
+t.test('a parameter the route does not know is a 400, not a filter quietly ignored', async (t) => {
+  const { app } = await buildTestApp(t, { env: ENV })
+  await pendingTenant(app)
+  for (const url of ['/admin/tenants?status=failed', '/admin/tenants?state[]=active', '/admin/events?tenant=x']) {
+    const r = await get(app, url)
+    t.equal(r.statusCode, 400, url)
+    t.equal(r.json().error, 'invalid_request', url)
+  }
+  t.equal((await get(app, '/admin/tenants?state=provisioning&limit=5')).statusCode, 200, 'the known ones still work')
+})
+
+t.test('event ids outside printable ASCII are 400 (PostgreSQL refuses a NUL)', async (t) => {
+  const { app } = await buildTestApp(t, { env: ENV })
+  for (const id of ['%00', 'a%00b', 'evt%20x', 'evt_%C3%A9']) {
+    const r = await post(app, `/admin/events/${id}/replay`)
+    t.equal(r.statusCode, 400, id)
+    t.match(r.json(), { error: 'invalid_request', field: 'id' }, id)
+  }
+  t.equal((await post(app, '/admin/events/evt_unknown/replay')).statusCode, 404, 'a well-formed unknown id is still 404')
+})
+
 t.test('show: the tenant with its events, audit entries and jobs', async (t) => {
   const { app } = await buildTestApp(t, { env: ENV })
   const id = await paidTenant(app, 'Show CTF', 'sub_show')

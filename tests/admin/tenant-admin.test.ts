@@ -23,9 +23,9 @@ t.test('filtersForState covers exactly the tenants of each state', async (t) => 
 })
 
 t.test('paging by state matches a full in-memory listing, ties included', async (t) => {
-  const store = new SqliteStore({ path: tempDbPath() })
+  const store = new SqliteStore({ path: tempDbPath(t) })
   t.teardown(() => store.close())
-  const config = testConfig()
+  const config = testConfig({}, t)
   const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
   const admin = new TenantAdmin({ store, tenants: new TenantService({ store, config, jobs }), auditSecret: config.auditSecret })
 

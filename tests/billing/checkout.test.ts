@@ -68,6 +68,7 @@ t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
     ['name too long', { payload: { plan: 'solo', name: 'x'.repeat(81) } }, 400, 'invalid_request'],
     ['name with a NUL', { payload: { plan: 'solo', name: 'evil\u0000ctf' } }, 400, 'invalid_request'],
     ['name with a newline', { payload: { plan: 'solo', name: 'two\nlines' } }, 400, 'invalid_request'],
+    ['name with a lone surrogate', { payload: { plan: 'solo', name: 'lone \ud800 half' } }, 400, 'invalid_request'],
     ['bad email', { payload: { plan: 'solo', email: 'not-an-email' } }, 400, 'invalid_request'],
     ['plan not a string (coerced, then unknown)', { payload: { plan: 7 } }, 400, 'unknown_plan'],
     ['plan an object', { payload: { plan: { a: 1 } } }, 400, 'invalid_request'],
@@ -86,6 +87,25 @@ t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
   const missing = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { name: 'x' } })
   t.equal(missing.json().field, 'plan', 'the field is named')
   t.equal(await store.countTenants(), 0, 'nothing was created')
+  const emoji = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Flag 🚩 CTF' } })
+  t.equal(emoji.statusCode, 200, 'a character outside the BMP (a surrogate pair) is fine')
+})
+
+t.test('a 2xx from Stripe without a usable session is a Stripe failure: 502, nothing left behind', async (t) => {
+  const { app, store, fake } = await stripeApp(t)
+  const bodies: Array<[string, unknown]> = [['null', null], ['no url', { id: 'cs_test_nourl' }], ['a url that is a number', { id: 'cs_test_x', url: 5 }], ['a relative url', { id: 'cs_test_y', url: '/pay' }]]
+  for (const [what, body] of bodies) {
+    fake.queueReply('POST /v1/checkout/sessions', { status: 200, body })
+    const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard' } })
+    t.equal(r.statusCode, 502, what)
+    t.equal(r.json().error, 'stripe_checkout_failed', what)
+    t.equal(await store.countTenants(), 0, `${what}: the pending tenant is removed`)
+  }
+  const made = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard' } })).json()
+  fake.queueReply('GET /v1/checkout/sessions*', { status: 200, body: null })
+  const back = await app.inject(`/billing/success?session_id=${made.session_id}`)
+  t.equal(back.statusCode, 502, 'the return from Checkout: a 2xx without a session is Stripe failing us')
+  t.equal(back.json().error, 'stripe_unavailable')
 })
 
 t.test('Stripe configured: a Checkout Session for the plan', async (t) => {
@@ -221,6 +241,20 @@ t.test('return from Checkout: a delayed payment, and a session made outside this
   t.match(adopted, { name: 'Link CTF', plan: 'solo', billing: 'paid', subscriptionId: 'sub_link' })
   t.equal((await app.inject(`/billing/success?session_id=${made.id}`)).headers.location, back.headers.location, 'reloading finds the same tenant')
   t.equal(await store.countTenants(), before + 1)
+
+  // A one-off payment (a payment link for something else, say): nothing would find its tenant
+  // on the next visit, so the page adopts nothing; the webhook does, once per event.
+  fake.addPrice({ id: 'price_tshirt', currency: 'usd', unit_amount: 2000 })
+  const oneOff = await app.stripe!.createCheckoutSession({
+    mode: 'payment', line_items: [{ price: 'price_tshirt', quantity: 1 }],
+    success_url: 'https://ctfhive.example/billing/success?session_id={CHECKOUT_SESSION_ID}', cancel_url: 'https://ctfhive.example/pricing'
+  }, 'outside-payment')
+  fake.completeSession(oneOff.id)
+  for (let i = 0; i < 3; i++) {
+    const visit = await app.inject(`/billing/success?session_id=${oneOff.id}`)
+    t.equal(visit.headers.location, '/pricing', `visit ${i + 1}: no tenant of ours`)
+  }
+  t.equal(await store.countTenants(), before + 1, 'reloads made no tenants')
 })
 
 t.test("return from Checkout: a session that only claims another buyer's tenant does not get its welcome link", async (t) => {

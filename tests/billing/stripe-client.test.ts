@@ -65,6 +65,7 @@ t.test('encodeForm', async (t) => {
   t.equal(encodeForm({}), '')
   t.equal(encodeForm({ a: 'x', b: 1, c: 1.5, d: true, e: false, f: null, g: undefined, h: -0 }), 'a=x&b=1&c=1.5&d=true&e=false&f=&h=0')
   t.equal(encodeForm({ a: { b: { c: 'v' } } }), 'a[b][c]=v')
+  t.equal(encodeForm({ name: 'a\ud800b', flag: '🚩' }), 'name=a%EF%BF%BDb&flag=%F0%9F%9A%A9', 'a lone surrogate is sent as U+FFFD, not thrown on; a pair is one character')
   t.equal(encodeForm({ line_items: [{ price: 'price_1', quantity: 2 }, { price: 'price_2', quantity: 1 }] }),
     'line_items[0][price]=price_1&line_items[0][quantity]=2&line_items[1][price]=price_2&line_items[1][quantity]=1')
   t.equal(encodeForm({ expand: ['subscription', 'line_items'] }), 'expand[0]=subscription&expand[1]=line_items')

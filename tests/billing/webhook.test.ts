@@ -1,8 +1,9 @@
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import fc from 'fast-check'
-import { buildTestApp } from '../helpers/build-app.ts'
+import { buildTestApp, TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
-import { computeSignature } from '../../api/billing/signature.ts'
+import { computeSignature, signPayload } from '../../api/billing/signature.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import { StoreError, type Store, type StoreOps } from '../../api/store/store.ts'
 import { ExecutorError } from '../../api/provisioning/executor.ts'
@@ -207,11 +208,12 @@ t.test('the webhook waits only briefly for slow provisioning', async (t) => {
 t.test('a provisioning failure is reported as failed', async (t) => {
   const executor = new FakeExecutor()
   executor.failNext('create', 1, new ExecutorError('quota exceeded', { retryable: false }))
-  const { app } = await buildTestApp(t, { executor })
+  const { app, store } = await buildTestApp(t, { executor })
   const id = await pendingTenant(app)
   const r = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard' })))
   t.equal(r.json().tenant_state, 'failed')
-  t.match((await status(app, id)).error, /quota exceeded/)
+  t.match((await status(app, id)).error, /^Provisioning failed after 1 attempt;/, 'the public status says it failed')
+  t.equal((await store.listJobs({ tenant: id }))[0]?.lastError, 'quota exceeded', 'the cause is kept for the operator')
 })
 
 /** A store whose transactions fail at `method` while armed. */
@@ -307,4 +309,106 @@ t.test('property: any delivery order (with duplicates) ends in the same state', 
     return s.state === 'active' && s.plan === 'solo' && s.subscription_id === sub && recorded.length === events.length
   }), { numRuns: 25 })
   t.pass('25 random delivery orders agree')
+})
+
+t.test('secret rotation: an event signed with any configured secret is accepted, another is not', async (t) => {
+  const { app, store } = await buildTestApp(t, { env: { STRIPE_WEBHOOK_SECRET: 'whsec_old, whsec_new' } })
+  // A supported event is recorded (as unmatched here), so "nothing stored" can be seen.
+  const signed = async (secret: string) => {
+    const event = makeEvent('invoice.paid', invoice({ subscription: 'sub_rotation' }))
+    return { event, r: await deliver(app, event, { secret }) }
+  }
+  for (const secret of ['whsec_old', 'whsec_new']) {
+    const { event, r } = await signed(secret)
+    t.equal(r.statusCode, 200, `signed with ${secret}`)
+    t.same(r.json(), { status: 'unmatched', type: 'invoice.paid' }, `${secret}: handled`)
+    t.ok(await store.getEvent(event.id), `${secret}: recorded`)
+  }
+  const { event: foreign, r: rejected } = await signed('whsec_third')
+  t.equal(rejected.statusCode, 400)
+  t.same(rejected.json(), { error: 'invalid_signature', message: 'no signature matches the payload', reason: 'no_match' })
+  t.equal(await store.getEvent(foreign.id), undefined, 'the unverified event is not recorded')
+  t.equal((await store.listEvents({})).length, 2, 'only the two verified events')
+})
+
+t.test('a header with several v1 signatures passes when a later one matches', async (t) => {
+  const { app, store } = await buildTestApp(t, { env: { STRIPE_WEBHOOK_SECRET: 'whsec_old,whsec_new' } })
+  const event = makeEvent('invoice.paid', invoice({ subscription: 'sub_two_sigs' }))
+  const body = JSON.stringify(event)
+  const now = Math.floor(Date.now() / 1000)
+  // Stripe signs with every secret of the endpoint during its own rotation: the first is unknown here.
+  const header = `t=${now},v1=${computeSignature('whsec_retired', now, body)},v1=${computeSignature('whsec_new', now, body)}`
+  const r = await deliver(app, body, { header })
+  t.equal(r.statusCode, 200, r.body)
+  t.same(r.json(), { status: 'unmatched', type: 'invoice.paid' })
+  t.ok(await store.getEvent(event.id), 'recorded')
+  const other = JSON.stringify(makeEvent('invoice.paid', invoice({ subscription: 'sub_two_sigs' })))
+  const noneMatch = `t=${now},v1=${computeSignature('whsec_retired', now, other)},v1=${computeSignature('whsec_other', now, other)}`
+  const rejected = await deliver(app, other, { header: noneMatch })
+  t.equal(rejected.statusCode, 400, 'no v1 matches: rejected')
+  t.equal(rejected.json().reason, 'no_match')
+})
+
+t.test('STRIPE_WEBHOOK_TOLERANCE_S sets how old a signature may be', async (t) => {
+  const now = Math.floor(Date.now() / 1000)
+  const event = () => makeEvent('invoice.paid', invoice({ subscription: 'sub_tolerance' }))
+
+  const strict = await buildTestApp(t, { env: { STRIPE_WEBHOOK_TOLERANCE_S: '10' } })
+  const old = event()
+  const stale = await deliver(strict.app, old, { timestamp: now - 60 })
+  t.equal(stale.statusCode, 400, 'a minute old, tolerance 10 s')
+  t.same(stale.json(), { error: 'invalid_signature', message: 'the signature timestamp is outside the tolerance window', reason: 'stale' })
+  t.equal(await strict.store.getEvent(old.id), undefined, 'the stale delivery is not recorded')
+  const recent = await deliver(strict.app, event(), { timestamp: now - 5 })
+  t.equal(recent.statusCode, 200, 'five seconds old, tolerance 10 s')
+  t.equal(recent.json().status, 'unmatched')
+
+  const lenient = await buildTestApp(t)
+  t.equal(lenient.config.stripe.webhookToleranceS, 300, 'the default')
+  const minute = await deliver(lenient.app, event(), { timestamp: now - 60 })
+  t.equal(minute.statusCode, 200, 'a minute old, default tolerance')
+  t.equal(minute.json().status, 'unmatched')
+})
+
+t.test('the signature covers the raw bytes, not the parsed JSON', async (t) => {
+  const { app } = await buildTestApp(t)
+  // Stripe's own example event, pretty-printed: the bytes differ from any re-serialization.
+  const raw = readFileSync(new URL('../fixtures/stripe/event.json', import.meta.url))
+  const compact = Buffer.from(JSON.stringify(JSON.parse(raw.toString('utf8'))))
+  t.not(raw.toString('utf8'), compact.toString('utf8'), 'the fixture is not in compact form')
+  const header = signPayload(TEST_WEBHOOK_SECRET, raw)
+  const post = (payload: Buffer) => app.inject({ method: 'POST', url: '/billing/webhook', headers: { 'content-type': 'application/json', 'stripe-signature': header }, payload })
+
+  const exact = await post(raw)
+  t.equal(exact.statusCode, 200, 'the bytes as signed')
+  t.same(exact.json(), { status: 'ignored', type: 'plan.created' }, 'verified and parsed')
+  const reserialized = await post(compact)
+  t.equal(reserialized.statusCode, 400, 'the same JSON in other bytes')
+  t.same(reserialized.json(), { error: 'invalid_signature', message: 'no signature matches the payload', reason: 'no_match' })
+})
+
+/** A store whose transactions fail at `method` with a plain Error (a bug, not the database). */
+function buggyStore (inner: Store, method: keyof StoreOps, error: Error): Store {
+  const wrapper = Object.create(inner) as Store
+  wrapper.transaction = (fn) => inner.transaction((tx) => fn(new Proxy(tx, {
+    get (target, key) {
+      if (key === method) return async () => { throw error }
+      const value = Reflect.get(target, key)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })))
+  return wrapper
+}
+
+t.test('a failure that is not the store\'s answers 500 with a generic message and no internals', async (t) => {
+  const inner = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => inner.close())
+  const bug = new TypeError("Cannot read properties of undefined (reading 'secret_internal_detail')")
+  const { app } = await buildTestApp(t, { store: buggyStore(inner, 'recordEvent', bug) })
+  const event = makeEvent('invoice.paid', invoice({ subscription: 'sub_bug' }))
+  const r = await deliver(app, event)
+  t.equal(r.statusCode, 500)
+  t.same(r.json(), { error: 'store_unavailable', message: 'The event could not be processed; Stripe will retry.' }, 'exactly the code and the generic message')
+  t.notMatch(r.body, /secret_internal_detail|TypeError|Cannot read|stack|\.ts:\d+/, 'nothing of the thrown error')
+  t.equal(await inner.getEvent(event.id), undefined, 'nothing recorded')
 })

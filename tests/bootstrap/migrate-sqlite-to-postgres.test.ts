@@ -23,7 +23,7 @@ function capture (): { io: { stdout: { write (s: string): void }, stderr: { writ
 
 /** A SQLite database with the app's real rows: tenants in several states, events, jobs, audit. */
 async function seedSqlite (t: Test): Promise<string> {
-  const path = tempDbPath()
+  const path = tempDbPath(t)
   const store = new SqliteStore({ path })
   const { app } = await buildTestApp(t, { store, env: { PROVISION_AUDIT_SECRET: SECRET } })
   t.teardown(() => store.close())

@@ -18,7 +18,7 @@ interface Sent {
 }
 
 t.test('every event acknowledged before a SIGKILL is in the store with its effect', async (t) => {
-  const dbPath = tempDbPath()
+  const dbPath = tempDbPath(t)
   // WEBHOOK_WAIT_MS=0: answer without waiting for provisioning, so the load stays on the store.
   const env = { DATABASE_URL: `sqlite:${dbPath}`, STRIPE_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET, WEBHOOK_WAIT_MS: '0' }
   const server = await startServer({ env })

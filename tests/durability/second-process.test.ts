@@ -7,7 +7,7 @@ import { checkoutSession, invoice, makeEvent } from '../helpers/stripe-events.ts
 import { deliverTo, getJson, postJson, startServer } from '../helpers/server-process.ts'
 
 t.test('an invoice with only the subscription id resolves in another process and after a restart', async (t) => {
-  const env = { DATABASE_URL: `sqlite:${tempDbPath()}`, STRIPE_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET }
+  const env = { DATABASE_URL: `sqlite:${tempDbPath(t)}`, STRIPE_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET }
   const a = await startServer({ env })
   t.teardown(() => a.stop())
   const b = await startServer({ env })

@@ -21,7 +21,8 @@ interface Watched { page: Page, problems: string[] }
 
 async function run (): Promise<void> {
   const site = buildTestSite(t)
-  const { app, executor } = await buildTestApp(t, { env: site.env })
+  // The webhook answers at once: the page, not the webhook, is what follows the server here.
+  const { app, executor } = await buildTestApp(t, { env: { ...site.env, WEBHOOK_WAIT_MS: '0' } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   const origin = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`

@@ -1,6 +1,6 @@
 // The one place tests build the app: a fresh SQLite file per test, config from an env map,
 // and teardown that closes the app and then the store.
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -31,16 +31,43 @@ export interface TestApp {
   executor: FakeExecutor
 }
 
-export function tempDbPath (): string {
-  return join(mkdtempSync(join(tmpdir(), 'ctfhive-test-')), 'test.db')
+const leftovers = new Set<string>()
+
+/**
+ * A fresh temp directory: removed in `t`'s teardown when given, else when the process exits
+ * (callers without a `t`), so test runs do not pile up directories in /tmp.
+ */
+function tempDir (t?: Teardown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-test-'))
+  if (t !== undefined) {
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  } else {
+    if (leftovers.size === 0) process.once('exit', removeLeftovers)
+    leftovers.add(dir)
+  }
+  return dir
 }
 
-export function testConfig (env: Record<string, string> = {}): Config {
+function removeLeftovers (): void {
+  for (const dir of leftovers) rmSync(dir, { recursive: true, force: true })
+  leftovers.clear()
+}
+
+/** A SQLite path in a fresh temp directory; pass `t` to remove it in its teardown (after the store's, registered later). */
+export function tempDbPath (t?: Teardown): string {
+  return join(tempDir(t), 'test.db')
+}
+
+/** Test config; its default SQLite file's directory is removed in `t`'s teardown when given. */
+export function testConfig (env: Record<string, string> = {}, t?: Teardown): Config {
   return loadConfig({
     STRIPE_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
-    DATABASE_URL: `sqlite:${tempDbPath()}`,
+    // Only made when the test does not bring its own database.
+    DATABASE_URL: env.DATABASE_URL ?? `sqlite:${tempDbPath(t)}`,
     LOG_LEVEL: 'silent',
-    WEBHOOK_WAIT_MS: '2000',
+    // A bound, not a deadline: the wait ends as soon as the attempt does, so a passing run
+    // loses nothing, and a slow machine does not turn a webhook's answer into "provisioning".
+    WEBHOOK_WAIT_MS: '10000',
     // Tests make many checkouts from one address; the limit has a test of its own.
     CHECKOUT_RATE_LIMIT: '0',
     ...env
@@ -58,7 +85,7 @@ function captureLogger (config: Config, lines: Array<Record<string, unknown>>): 
 }
 
 export async function buildTestApp (t: Teardown, opts: TestAppOptions = {}): Promise<TestApp> {
-  const config = testConfig(opts.env)
+  const config = testConfig(opts.env, t)
   const store = opts.store ?? new SqliteStore({ path: config.databaseUrl.replace(/^sqlite:/, '') })
   const executor = (opts.executor as FakeExecutor | undefined) ?? new FakeExecutor()
   const logger = opts.logLines !== undefined ? captureLogger(config, opts.logLines) : pino({ level: 'silent' })

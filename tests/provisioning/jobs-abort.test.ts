@@ -13,7 +13,7 @@ interface T { teardown: (fn: () => unknown) => void }
 
 /** A store and a runner without the app, for driving runJob and stop() by hand. */
 async function directRunner (t: T, opts: { executor: FakeExecutor, capS?: number, maxAttempts?: number, wrap?: (store: SqliteStore) => Store }) {
-  const config = { ...testConfig(), provisionAttemptTimeoutS: opts.capS ?? 300, provisionMaxAttempts: opts.maxAttempts ?? 3 }
+  const config = { ...testConfig({}, t), provisionAttemptTimeoutS: opts.capS ?? 300, provisionMaxAttempts: opts.maxAttempts ?? 3 }
   const store = new SqliteStore({ path: ':memory:' })
   t.teardown(() => store.close())
   const runner = new JobRunner({ store: opts.wrap?.(store) ?? store, executor: opts.executor, config, log: pino({ level: 'silent' }), pollIntervalMs: 5, idleIntervalMs: 60_000 })

@@ -12,8 +12,8 @@ import { testConfig } from '../helpers/build-app.ts'
 import { until } from '../helpers/until.ts'
 
 t.test('the executor follows LINODE_API_TOKEN', async (t) => {
-  t.type(createExecutor(testConfig()), FakeExecutor)
-  const linode = createExecutor(testConfig({ LINODE_API_TOKEN: 'tok-0123456789' }))
+  t.type(createExecutor(testConfig({}, t)), FakeExecutor)
+  const linode = createExecutor(testConfig({ LINODE_API_TOKEN: 'tok-0123456789' }, t))
   t.type(linode, LinodeExecutor)
   t.notOk(JSON.stringify(linode).includes('tok-0123456789'), 'the token does not serialise')
 })
@@ -21,7 +21,7 @@ t.test('the executor follows LINODE_API_TOKEN', async (t) => {
 t.test('paid → Linode server → DNS → healthy → active; canceled → torn down', async (t) => {
   const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 1 })
   const healthy = new Set<string>()
-  const config = testConfig({ LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org' })
+  const config = testConfig({ LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org' }, t)
   const executor = LinodeExecutor.fromConfig(config, {
     userData: userDataBuilder(config.secretKey),
     pollIntervalMs: 5,

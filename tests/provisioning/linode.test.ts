@@ -2,6 +2,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { setTimeout as delay } from 'node:timers/promises'
 import { inspect } from 'node:util'
 import { ExecutorError, type ServerSpec } from '../../api/provisioning/executor.ts'
 import { LinodeExecutor, serverLabel, tenantTag, type LinodeExecutorOptions } from '../../api/provisioning/linode.ts'
@@ -217,16 +218,23 @@ t.test('an aborted signal cancels the HTTP call in flight; the call rejects with
   t.teardown(() => new Promise((resolve) => { silent.closeAllConnections(); silent.close(resolve) }))
   const executor = new LinodeExecutor({
     token: 'x', apiBase: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v4`, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '',
-    sleep: async () => {}, requestTimeoutMs: 2000
+    // Longer than the bound below, so only the abort can hang up within it.
+    sleep: async () => {}, requestTimeoutMs: 30_000
   })
   const controller = new AbortController()
   const call = caught(executor.getServer('42', controller.signal))
   await arrived.promise
   const reason = new Error('the worker is stopping')
   controller.abort(reason)
+  // Bounded, so a request left open fails here instead of hanging until tap's timeout.
+  const giveUp = new AbortController()
+  const onWire = await Promise.race([
+    hungUp.promise.then(() => 'hung up'),
+    delay(10_000, 'still open after 10 s', { signal: giveUp.signal })
+  ])
+  giveUp.abort()
+  t.equal(onWire, 'hung up', 'the request was cancelled on the wire')
   t.equal(await call, reason, 'the abort reason itself, not a retryable network error')
-  await hungUp.promise
-  t.pass('the request was cancelled on the wire')
   t.same(requests, ['GET /v4/linode/instances/42'], 'not retried')
   t.equal(await caught(executor.destroyServer('42', controller.signal)), reason, 'an aborted signal sends nothing more')
   t.equal(requests.length, 1)

@@ -191,6 +191,33 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.equal(await restarted.findTenantIdBySubscription('sub_y'), b.id)
   })
 
+  t.test('subscription lock: two transactions holding one subscription run one after the other', async (t) => {
+    const { store } = await fresh(t)
+    const order: string[] = []
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    let held!: () => void
+    const aHolds = new Promise<void>((resolve) => { held = resolve })
+    const a = store.transaction(async (tx) => {
+      await tx.lockSubscription('sub_lock')
+      order.push('a locked')
+      held()
+      await gate
+      order.push('a done')
+    })
+    await aHolds
+    const b = store.transaction(async (tx) => {
+      await tx.lockSubscription('sub_lock')
+      order.push('b locked')
+    })
+    // Not a speed check: b must not get the lock while a holds it, however long it is given.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    t.same(order, ['a locked'], 'b waits while a holds the subscription')
+    release()
+    await Promise.all([a, b])
+    t.same(order, ['a locked', 'a done', 'b locked'], 'then b runs')
+  })
+
   t.test('events: recorded once, read back, listed', async (t) => {
     const { store } = await fresh(t)
     const tn = makeTenant()

@@ -178,7 +178,6 @@ if (server !== undefined) {
     const a = await startApp(t, 'A', url, {
       CTFHIVE_FAKE_HEALTH_DELAY_MS: '600000', CTFHIVE_JOB_LEASE_MS: '4000', PROVISION_ATTEMPT_TIMEOUT_S: '60', WEBHOOK_WAIT_MS: '0'
     })
-    const b = await startApp(t, 'B', url, { PROVISION_ATTEMPT_TIMEOUT_S: '60', CTFHIVE_JOB_IDLE_MS: '300' })
     const tenantId = await checkout(a)
     const res = await deliver(a, makeEvent('checkout.session.completed', checkoutSession({ tenantId, plan: 'pro', subscription: 'sub_mp_kill' })))
     t.match(res.body, { status: 'ok', tenant_id: tenantId, tenant_state: 'provisioning' })
@@ -190,6 +189,9 @@ if (server !== undefined) {
     t.equal(a.child.signalCode, 'SIGKILL', 'A died without a chance to give its lease back')
     const lapse = held!.leaseUntil
     t.match(await db.getJob(held!.id), { status: 'running', leaseOwner: 'app-A', step: 'dns' }, 'the job is stranded under A’s lease')
+    // B starts only now: running beside A, its poll could take the job between the webhook's
+    // commit and A's own claim, and A would never reach the health step.
+    const b = await startApp(t, 'B', url, { PROVISION_ATTEMPT_TIMEOUT_S: '60', CTFHIVE_JOB_IDLE_MS: '300' })
 
     const done = await until('B to finish the job', () => db.getJob(held!.id), (j) => j?.status === 'done')
     // A's death counts as one attempt (so a job that keeps killing its worker still ends); B's

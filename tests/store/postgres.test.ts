@@ -6,6 +6,8 @@ import { StoreError } from '../../api/store/store.ts'
 import { openStore } from '../../api/store/index.ts'
 import { usePostgres } from '../helpers/postgres.ts'
 import { makeTenant, storeContract } from './contract.ts'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { checkoutSession, makeEvent } from '../helpers/stripe-events.ts'
 
 const server = await usePostgres(t)
 
@@ -297,5 +299,24 @@ if (server !== undefined) {
     await c.end()
     t.same(await store.getTenant(tn.id), tn, 'a plain read')
     t.same(await store.transaction((tx) => tx.getTenantForUpdate(tn.id)), tn, 'a transaction')
+  })
+
+  t.test('the webhook and the success page adopting one subscription at once make one tenant', async (t) => {
+    const url = await server.createDatabase()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    const { app } = await buildTestApp(t, { store })
+    for (let i = 0; i < 6; i++) {
+      // A session made outside this server: no tenant id, so only the subscription links it.
+      const session = checkoutSession({ subscription: `sub_adopt_${i}`, name: `Adopt ${i}` })
+      const event = makeEvent('checkout.session.completed', session)
+      await Promise.all([
+        app.tenants.handleEvent(event as never, JSON.stringify(event)),
+        app.tenants.fulfilCheckoutSession(session),
+        app.tenants.fulfilCheckoutSession(session)
+      ])
+      const tenants = (await store.listTenants({ limit: 1000 })).filter((tn) => tn.name === `Adopt ${i}`)
+      t.equal(tenants.length, 1, `session ${i}: one tenant`)
+    }
   })
 }

@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto'
 import t from 'tap'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
@@ -33,12 +34,29 @@ t.test('tenants of the same name whose ids share a prefix get distinct slugs', a
 })
 
 t.test('checkout: a slug already taken is never a 500', async (t) => {
-  const { app, store } = await buildTestApp(t)
-  const made = new Set<string>()
-  for (let i = 0; i < 20; i++) {
-    const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', email: `o${i}@x.test` } })
-    t.ok(r.statusCode < 300 && typeof r.json().tenant_id === 'string', r.body)
+  // Tenant ids come from randomBytes(16): fixed here, so each checkout's slug candidates are
+  // known and the earlier tenants hold exactly the candidates the later ones try first.
+  const ids = [
+    'abcdef00000000000000000000000001', // takes spring-ctf-abcdef
+    'abcdef0123ffffffffffffffffffffff', // spring-ctf-abcdef taken: takes spring-ctf-abcdef0123
+    'abcdef0123456789aaaaaaaaaaaaaaaa' // both taken: spring-ctf-abcdef0123456789
+  ]
+  const queue = [...ids]
+  const { buildTestApp: buildWithIds } = await t.mockImport<typeof import('../helpers/build-app.ts')>('../helpers/build-app.ts', {
+    'node:crypto': t.createMock(crypto, {
+      randomBytes: ((size: number, ...rest: unknown[]) => size === 16 && rest.length === 0 && queue.length > 0
+        ? Buffer.from(queue.shift()!, 'hex')
+        : (crypto.randomBytes as (...a: unknown[]) => unknown)(size, ...rest)) as typeof crypto.randomBytes
+    })
+  })
+  const { app, store } = await buildWithIds(t)
+  const slugs: string[] = []
+  for (const [i, id] of ids.entries()) {
+    const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Spring CTF', email: `o${i}@x.test` } })
+    t.equal(r.statusCode, 200, `checkout ${i}: ${r.body}`)
+    t.equal(r.json().tenant_id, id, `checkout ${i} got the planned id`)
+    slugs.push((await store.getTenant(id))!.slug)
   }
-  for (const tn of await store.listTenants()) made.add(tn.slug)
-  t.equal(made.size, 20, 'twenty nameless tenants, twenty slugs')
+  t.same(slugs, ['spring-ctf-abcdef', 'spring-ctf-abcdef0123', 'spring-ctf-abcdef0123456789'], 'each skips the slugs already held')
+  t.equal((await store.listTenants()).length, 3, 'three tenants')
 })
