@@ -271,9 +271,6 @@ t.test('cloud-init accepts the config', { skip: cloudInit.skip }, async (t) => {
   }
 })
 
-// Optional, also under CI=true: .ci/run does not install docker-compose, so a missing one is a
-// plain skip with its reason rather than a CI failure.
-const dockerCompose = has('docker-compose') ? false : 'docker-compose is not installed (optional: apt-get install docker-compose)'
 const toolChecks: Array<{ what: string, bin: string, args: (root: string) => string[], need: { skip: string | false, missing: string | false } }> = [
   { what: 'sh -n', bin: 'sh', args: (root) => ['-n', join(root, 'opt/ctfhive/bootstrap.sh')], need: { skip: false, missing: false } },
   { what: 'sh -n seal', bin: 'sh', args: (root) => ['-n', join(root, 'opt/ctfhive/seal.sh')], need: { skip: false, missing: false } },
@@ -284,7 +281,7 @@ const toolChecks: Array<{ what: string, bin: string, args: (root: string) => str
     what: 'docker-compose config',
     bin: 'docker-compose',
     args: (root) => ['--project-directory', join(root, 'opt/ctfhive'), '-f', join(root, 'opt/ctfhive/docker-compose.yml'), 'config', '-q'],
-    need: { skip: dockerCompose, missing: false }
+    need: needs('docker-compose')
   }
 ]
 
