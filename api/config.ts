@@ -135,7 +135,7 @@ function logLevel (env: Env): Config['logLevel'] {
 function databaseUrl (env: Env): string {
   const raw = str(env, 'DATABASE_URL', 'sqlite:./data/ctfhive.db')
   // node:sqlite opens an empty path as a temporary database, lost at exit: never what is meant.
-  if (/^sqlite:(\/\/)?$/.test(raw)) throw new ConfigError('DATABASE_URL', 'names no database file: use sqlite:./data/ctfhive.db, sqlite:///absolute/path.db or sqlite::memory:')
+  if (/^sqlite:(\/\/)?$/.test(raw)) throw new ConfigError('DATABASE_URL', 'names no database file: use sqlite:./data/ctfhive.db or sqlite:///absolute/path.db')
   return raw
 }
 

@@ -95,7 +95,8 @@ export function validationMessage (err: {
   const first = err.validation?.[0]
   const context = err.validationContext ?? 'body'
   const path = first?.instancePath?.replace(/^\//, '').replace(/\//g, '.') ?? ''
-  const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty
-  const field = missing ?? (path !== '' ? path : context)
+  const params = first?.params as { missingProperty?: string, additionalProperty?: string } | undefined
+  const named = params?.missingProperty ?? params?.additionalProperty
+  const field = named ?? (path !== '' ? path : context)
   return { field, message: `${context}${field !== context ? `.${field}` : ''}: ${first?.message ?? err.message}` }
 }

@@ -74,10 +74,10 @@ function escapeRegExp (s: string): string {
  * error's own type (Stripe's invalid_request_error, card_error…) as `error_type`.
  */
 function serializeError (err: unknown): unknown {
-  const out = stdSerializers.err(err as Error) as unknown as Record<string, unknown>
+  const out = stdSerializers.err(err as Error) as unknown
   const own = (err as { type?: unknown } | null)?.type
-  if (typeof own === 'string' && out !== null && typeof out === 'object') out.error_type = own
-  return out
+  // A copy: for a value that is not an Error the serializer hands back the value itself.
+  return typeof own === 'string' && out !== null && typeof out === 'object' ? { ...out, error_type: own } : out
 }
 
 export function createLogger (config: Pick<Config, 'logLevel'> & Parameters<typeof secretValues>[0], stream?: DestinationStream): Logger {

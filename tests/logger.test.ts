@@ -41,6 +41,11 @@ t.test("a logged error keeps its own type (Stripe's) beside its class", async (t
   t.match(stripe.err, { type: 'StripeError', error_type: 'invalid_request_error', code: 'resource_missing', message: 'No such price' })
   t.equal(plain.err.error_type, undefined, 'nothing added to an error without a type of its own')
   t.equal(plain.err.type, 'Error')
+  // Not every err is an Error; its own type is kept all the same, and the object left alone.
+  const odd: Record<string, unknown> = { type: 'odd', message: 'not an Error' }
+  log.error({ err: odd }, 'odd')
+  t.match(JSON.parse(lines[2]!).err, { message: 'not an Error', error_type: 'odd' })
+  t.notOk('error_type' in odd, "the caller's object is left as it was")
 })
 
 t.test('logged URLs keep path and query but not the welcome token or the checkout session', async (t) => {

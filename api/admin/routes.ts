@@ -64,6 +64,8 @@ const EventIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 2
 export const MAX_OFFSET = 1_000_000
 
 const errors = { '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+/** For routes that take no query: a parameter sent anyway (a filter, say) is a mistake to report. */
+const NoQuery = Type.Object({}, { additionalProperties: false })
 
 function digest (value: string): Buffer {
   return createHash('sha256').update(value).digest()
@@ -130,6 +132,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.get('/admin/tenants/export', {
     schema: {
       summary: 'Every tenant as JSON (no secrets)',
+      querystring: NoQuery,
       tags,
       security,
       response: { 200: Type.Object({ exported_at: Type.String(), count: Type.Integer(), tenants: Type.Array(TenantRecordSchema) }), ...errors }
@@ -142,6 +145,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.get('/admin/tenants/:id', {
     schema: {
       summary: 'One tenant with its events, audit entries and jobs',
+      querystring: NoQuery,
       tags,
       security,
       params: TenantIdParams,
@@ -152,6 +156,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.post('/admin/tenants/:id/retry', {
     schema: {
       summary: "Retry a tenant's failed provisioning",
+      querystring: NoQuery,
       tags,
       security,
       params: TenantIdParams,
@@ -168,6 +173,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.get('/admin/audit/verify', {
     schema: {
       summary: 'Walk the audit chain and report the first bad entry',
+      querystring: NoQuery,
       tags,
       security,
       response: { 200: AuditVerdictSchema, ...errors }
@@ -187,6 +193,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.post('/admin/events/:id/replay', {
     schema: {
       summary: "Run a stored event's payload through the webhook rules again",
+      querystring: NoQuery,
       description: 'Recorded as a new event `<id>:replay:<n>`; the tenant is looked up now, the event keeps its own `created` for ordering, and canceled stays terminal.',
       tags,
       security,

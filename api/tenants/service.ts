@@ -196,8 +196,8 @@ export class TenantService {
   async fulfilCheckoutSession (session: Record<string, any>): Promise<Tenant | undefined> {
     const event = { id: `session:${String(session.id)}`, type: 'checkout.session.completed' as const, created: Number(session.created) || 0, data: { object: session } }
     const found = intentForEvent(event, this.priceToPlan)
-    // Adopted only with a subscription: the subscription index makes a reload find it again.
-    const intent = found.subscriptionId === undefined ? { ...found, create: undefined } : found
+    // Adopted only when a reload will find it again: by our tenant id, or by the subscription index.
+    const intent = found.subscriptionId === undefined && found.tenantId === undefined ? { ...found, create: undefined } : found
     const applied = await this.store.transaction((tx) => this.applyIntent(tx, intent, Number(session.created) || 0, `checkout session ${String(session.id)}`))
     if (applied.outcome === 'unmatched') return undefined
     return this.afterCommit(applied)

@@ -129,11 +129,14 @@ t.test('paging numbers out of range are 400 invalid_request, never a store error
 t.test('a parameter the route does not know is a 400, not a filter quietly ignored', async (t) => {
   const { app } = await buildTestApp(t, { env: ENV })
   await pendingTenant(app)
-  for (const url of ['/admin/tenants?status=failed', '/admin/tenants?state[]=active', '/admin/events?tenant=x']) {
+  const cases: Array<[string, string]> = [['/admin/tenants?status=failed', 'status'], ['/admin/tenants?state[]=active', 'state[]'], ['/admin/events?tenant=x', 'tenant'],
+    ['/admin/tenants/export?state=failed', 'state'], ['/admin/audit/verify?tenant=x', 'tenant'], [`/admin/tenants/${'a'.repeat(32)}?full=1`, 'full']]
+  for (const [url, field] of cases) {
     const r = await get(app, url)
     t.equal(r.statusCode, 400, url)
-    t.equal(r.json().error, 'invalid_request', url)
+    t.match(r.json(), { error: 'invalid_request', field }, `${url} names ${field}`)
   }
+  t.equal((await post(app, `/admin/tenants/${'a'.repeat(32)}/retry?force=1`)).json().field, 'force', 'POST routes too')
   t.equal((await get(app, '/admin/tenants?state=provisioning&limit=5')).statusCode, 200, 'the known ones still work')
 })
 

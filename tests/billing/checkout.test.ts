@@ -255,6 +255,20 @@ t.test('return from Checkout: a delayed payment, and a session made outside this
     t.equal(visit.headers.location, '/pricing', `visit ${i + 1}: no tenant of ours`)
   }
   t.equal(await store.countTenants(), before + 1, 'reloads made no tenants')
+
+  // One naming a tenant id of ours that this store does not hold (made by another deployment,
+  // say) is adopted under that id: a reload finds it by the id.
+  const named = 'e'.repeat(32)
+  const ours = await app.stripe!.createCheckoutSession({
+    mode: 'payment', line_items: [{ price: 'price_tshirt', quantity: 1 }], metadata: { tenant_id: named, plan: 'solo', name: 'Named CTF' },
+    success_url: 'https://ctfhive.example/billing/success?session_id={CHECKOUT_SESSION_ID}', cancel_url: 'https://ctfhive.example/pricing'
+  }, 'outside-named')
+  fake.completeSession(ours.id)
+  for (let i = 0; i < 2; i++) {
+    const visit = await app.inject(`/billing/success?session_id=${ours.id}`)
+    t.match(visit.headers.location, `/welcome?tenant=${named}&`, `visit ${i + 1}: the named tenant`)
+  }
+  t.equal(await store.countTenants(), before + 2, 'one tenant for it, however often the page is loaded')
 })
 
 t.test("return from Checkout: a session that only claims another buyer's tenant does not get its welcome link", async (t) => {

@@ -205,6 +205,14 @@ t.test('the webhook waits only briefly for slow provisioning', async (t) => {
   t.equal((await status(app, id)).infra, 'provisioning')
 })
 
+t.test('with the production wait (2 s), the FakeExecutor is active by the time the webhook answers', async (t) => {
+  const { app } = await buildTestApp(t, { env: { WEBHOOK_WAIT_MS: '2000' } })
+  const id = await pendingTenant(app)
+  const r = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard' })))
+  t.equal(r.statusCode, 200)
+  t.equal(r.json().tenant_state, 'active', 'as in the seeds')
+})
+
 t.test('a provisioning failure is reported as failed', async (t) => {
   const executor = new FakeExecutor()
   executor.failNext('create', 1, new ExecutorError('quota exceeded', { retryable: false }))
