@@ -111,6 +111,19 @@ function httpUrl (env: Env, name: string, fallback: string): string {
   return raw.replace(/\/+$/, '')
 }
 
+/**
+ * The site's own origin. The app serves the site at the root, so a path would only make every
+ * canonical link and sitemap entry a 404; the host is written as browsers and crawlers see it.
+ */
+function publicOrigin (env: Env): string {
+  const raw = httpUrl(env, 'PUBLIC_BASE_URL', 'http://localhost:3000')
+  const url = new URL(raw)
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new ConfigError('PUBLIC_BASE_URL', `must be an origin only (scheme, host and port; the site is served at the root), got ${JSON.stringify(raw)}`)
+  }
+  return url.origin
+}
+
 function trustProxy (env: Env): boolean | number | string {
   const raw = str(env, 'TRUST_PROXY', 'false')
   if (raw === 'true') return true
@@ -140,7 +153,7 @@ function databaseUrl (env: Env): string {
 }
 
 export function loadConfig (env: Env = process.env): Config {
-  const publicBaseUrl = httpUrl(env, 'PUBLIC_BASE_URL', 'http://localhost:3000')
+  const publicBaseUrl = publicOrigin(env)
   const prices: Record<string, string> = {}
   for (const slug of ['solo', 'standard', 'pro']) {
     const name = `STRIPE_PRICE_${slug.toUpperCase()}`

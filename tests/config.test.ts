@@ -53,6 +53,8 @@ t.test('values are read and normalised', async (t) => {
   t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8' }).trustProxy, '10.0.0.0/8')
   t.equal(loadConfig({ TRUST_PROXY: 'loopback, 192.0.2.7, 2001:db8::/32' }).trustProxy, 'loopback, 192.0.2.7, 2001:db8::/32', 'names, addresses and CIDRs, as Fastify reads them')
   t.equal(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).databaseUrl, 'sqlite::memory:')
+  t.equal(loadConfig({ PUBLIC_BASE_URL: 'https://CTFHive.Example:443/' }).publicBaseUrl, 'https://ctfhive.example', 'written as browsers see it')
+  t.equal(loadConfig({ PUBLIC_BASE_URL: 'http://127.0.0.1:3000' }).publicBaseUrl, 'http://127.0.0.1:3000')
   t.ok(stripeConfigured(c))
 })
 
@@ -62,6 +64,8 @@ t.test('a bad value names its variable', async (t) => {
     [{ PORT: '70000' }, 'PORT'],
     [{ PUBLIC_BASE_URL: 'not a url' }, 'PUBLIC_BASE_URL'],
     [{ PUBLIC_BASE_URL: 'ftp://x.y' }, 'PUBLIC_BASE_URL'],
+    [{ PUBLIC_BASE_URL: 'https://ctfhive.example/shop' }, 'PUBLIC_BASE_URL'],
+    [{ PUBLIC_BASE_URL: 'https://ctfhive.example/?ref=1' }, 'PUBLIC_BASE_URL'],
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
     [{ BASE_DOMAIN: 'no_underscores.com' }, 'BASE_DOMAIN'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],

@@ -2,7 +2,7 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, ErrorReplySchema, validationMessage } from '../errors.ts'
+import { AppError, ErrorReplySchema, isAppError, validationMessage } from '../errors.ts'
 import { getPlan } from '../plans.ts'
 import { stripeConfigured } from '../config.ts'
 import { welcomePath } from '../tenants/welcome-token.ts'
@@ -60,6 +60,14 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
     preValidation: dropEmptyFields,
     // A plain form post that fails validation goes back to the form, not to a JSON page.
     attachValidation: true,
+    // Likewise every other refusal (the rate limit's too, thrown before the body is read):
+    // the form shows the message; JSON clients get the error as usual.
+    errorHandler: (err, request, reply) => {
+      if (!isAppError(err) || !wantsRedirect(request)) throw err
+      const body = (request.body ?? {}) as Record<string, unknown>
+      const plan = typeof body.plan === 'string' ? `plan=${encodeURIComponent(body.plan)}&` : ''
+      return reply.redirect(`/register?${plan}error=${err.code}`, 303)
+    },
     schema: {
       summary: 'Start a checkout for a plan',
       tags: ['billing'],
@@ -77,56 +85,49 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
       return reply.redirect(`/register?plan=${encodeURIComponent(plan)}&error=invalid_request&field=${encodeURIComponent(field)}`, 303)
     }
     const { plan: slug, name, email } = request.body
-    try {
-      const plan = getPlan(slug)
-      if (plan === undefined) throw new AppError('unknown_plan', `There is no plan called "${slug}".`, { plan: slug })
-      if (plan.ctaKind === 'contact') {
-        throw new AppError('plan_requires_contact', `The ${plan.name} plan is sold through our team: contact us.`, { plan: slug })
-      }
-      const configured = stripeConfigured(config)
-      const priceId = config.stripe.prices[plan.stripePriceEnv!] ?? ''
-      // Checked before a tenant exists, so a misconfiguration leaves nothing behind.
-      if (configured && priceId === '') {
-        throw new AppError('price_not_configured', `set ${plan.stripePriceEnv} (run the bootstrap CLI)`, { plan: slug })
-      }
-      const tenant = await tenants.createPendingTenant({ name: name ?? 'ctfhive-event', email: email ?? '', plan: plan.slug })
-      const welcomeUrl = welcomePath(config.secretKey, tenant.id)
-      if (!configured || app.stripe === null) {
-        if (wantsRedirect(request)) return reply.redirect(welcomeUrl, 303)
-        return {
-          status: 'checkout_not_configured' as const,
-          message: 'Stripe is not configured; created a pending tenant.',
-          tenant_id: tenant.id,
-          plan: plan.slug,
-          welcome_url: welcomeUrl
-        }
-      }
-      let session: { id: string, url: string }
-      try {
-        session = await app.stripe.createCheckoutSession({
-          mode: 'subscription',
-          line_items: [{ price: priceId, quantity: 1 }],
-          client_reference_id: tenant.id,
-          metadata: { plan: plan.slug, tenant_id: tenant.id, name: tenant.name },
-          subscription_data: { metadata: { tenant_id: tenant.id } },
-          customer_email: email,
-          success_url: config.stripe.successUrl,
-          cancel_url: config.stripe.cancelUrl
-        }, `ctfhive-checkout-${tenant.id}`)
-      } catch (err) {
-        request.log.error({ err, tenant: tenant.id }, 'stripe checkout failed')
-        await tenants.removePendingTenant(tenant.id, 'stripe checkout failed')
-        const extra = err instanceof StripeError ? { stripe_error: { type: err.type, code: err.code } } : {}
-        throw new AppError('stripe_checkout_failed', 'Stripe could not start the checkout; please try again.', extra)
-      }
-      if (wantsRedirect(request)) return reply.redirect(session.url, 303)
-      return { status: 'checkout_created' as const, tenant_id: tenant.id, plan: plan.slug, checkout_url: session.url, session_id: session.id }
-    } catch (err) {
-      if (err instanceof AppError && wantsRedirect(request) && err.statusCode < 500) {
-        return reply.redirect(`/register?plan=${encodeURIComponent(slug)}&error=${err.code}`, 303)
-      }
-      throw err
+    const plan = getPlan(slug)
+    if (plan === undefined) throw new AppError('unknown_plan', `There is no plan called "${slug}".`, { plan: slug })
+    if (plan.ctaKind === 'contact') {
+      throw new AppError('plan_requires_contact', `The ${plan.name} plan is sold through our team: contact us.`, { plan: slug })
     }
+    const configured = stripeConfigured(config)
+    const priceId = config.stripe.prices[plan.stripePriceEnv!] ?? ''
+    // Checked before a tenant exists, so a misconfiguration leaves nothing behind.
+    if (configured && priceId === '') {
+      throw new AppError('price_not_configured', `set ${plan.stripePriceEnv} (run the bootstrap CLI)`, { plan: slug })
+    }
+    const tenant = await tenants.createPendingTenant({ name: name ?? 'ctfhive-event', email: email ?? '', plan: plan.slug })
+    const welcomeUrl = welcomePath(config.secretKey, tenant.id)
+    if (!configured || app.stripe === null) {
+      if (wantsRedirect(request)) return reply.redirect(welcomeUrl, 303)
+      return {
+        status: 'checkout_not_configured' as const,
+        message: 'Stripe is not configured; created a pending tenant.',
+        tenant_id: tenant.id,
+        plan: plan.slug,
+        welcome_url: welcomeUrl
+      }
+    }
+    let session: { id: string, url: string }
+    try {
+      session = await app.stripe.createCheckoutSession({
+        mode: 'subscription',
+        line_items: [{ price: priceId, quantity: 1 }],
+        client_reference_id: tenant.id,
+        metadata: { plan: plan.slug, tenant_id: tenant.id, name: tenant.name },
+        subscription_data: { metadata: { tenant_id: tenant.id } },
+        customer_email: email,
+        success_url: config.stripe.successUrl,
+        cancel_url: config.stripe.cancelUrl
+      }, `ctfhive-checkout-${tenant.id}`)
+    } catch (err) {
+      request.log.error({ err, tenant: tenant.id }, 'stripe checkout failed')
+      await tenants.removePendingTenant(tenant.id, 'stripe checkout failed')
+      const extra = err instanceof StripeError ? { stripe_error: { type: err.type, code: err.code } } : {}
+      throw new AppError('stripe_checkout_failed', 'Stripe could not start the checkout; please try again.', extra)
+    }
+    if (wantsRedirect(request)) return reply.redirect(session.url, 303)
+    return { status: 'checkout_created' as const, tenant_id: tenant.id, plan: plan.slug, checkout_url: session.url, session_id: session.id }
   })
 
   app.get('/billing/success', {

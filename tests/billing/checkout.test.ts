@@ -58,6 +58,26 @@ t.test('a plain HTML form post gets redirects', async (t) => {
   t.equal(json.json().field, 'email')
 })
 
+t.test('a plain HTML form post goes back to the form on our failures and the rate limit too', async (t) => {
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }
+  const { app, store, fake } = await stripeApp(t, { STRIPE_PRICE_SOLO: '', CHECKOUT_RATE_LIMIT: '3' })
+  const unpriced = await app.inject({ method: 'POST', url: '/billing/checkout', headers, payload: 'plan=solo' })
+  t.equal(unpriced.statusCode, 303)
+  t.equal(unpriced.headers.location, '/register?plan=solo&error=price_not_configured')
+  fake.queueReply('POST /v1/checkout/sessions', { status: 500, body: { error: { type: 'api_error', message: 'down' } } }, { times: 3 })
+  const failed = await app.inject({ method: 'POST', url: '/billing/checkout', headers, payload: 'plan=standard' })
+  t.equal(failed.statusCode, 303, 'Stripe failing: back to the form, not a JSON 502')
+  t.equal(failed.headers.location, '/register?plan=standard&error=stripe_checkout_failed')
+  t.equal(await store.countTenants(), 0, 'and nothing left behind')
+  await app.inject({ method: 'POST', url: '/billing/checkout', headers, payload: 'plan=standard' })
+  const limited = await app.inject({ method: 'POST', url: '/billing/checkout', headers, payload: 'plan=standard' })
+  t.equal(limited.statusCode, 303, 'the rate limit too')
+  t.equal(limited.headers.location, '/register?error=rate_limited', 'refused before the body is read, so no plan')
+  const json = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard' } })
+  t.equal(json.statusCode, 429, 'a JSON client still gets the 429')
+  t.ok(json.headers['retry-after'])
+})
+
 t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
   const { app, store } = await buildTestApp(t)
   const cases: Array<[string, Record<string, unknown>, number, string]> = [
