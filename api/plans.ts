@@ -57,7 +57,7 @@ export const PLANS: readonly Plan[] = Object.freeze([
     'Your own CTFd at <name>.ctfhive.us with TLS',
     '4 shared CPUs, 8 GB RAM',
     'Provisioned within minutes of payment',
-    'Chat support during your event'
+    'Priority email support, with faster answers while your event runs'
   ]),
   Object.freeze({
     slug: 'enterprise',
@@ -69,7 +69,7 @@ export const PLANS: readonly Plan[] = Object.freeze([
     stripePriceEnv: null,
     lookupKey: null,
     serverType: null,
-    tagline: 'Dedicated infrastructure, custom domains and an agreement to match.',
+    tagline: 'Set up with our team for your event: dedicated servers, your own domain and an agreement to match.',
     features: [
       'Unlimited players',
       'Custom domain and single sign-on',

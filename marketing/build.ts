@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, extname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { RECONNECTING, PROGRESS_TEXT, REGISTER_ERRORS } from '../api/web/buyer-text.ts'
+import { RECONNECTING, PROGRESS_TEXT, REGISTER_ERRORS, siteValues } from '../api/web/buyer-text.ts'
 import { MANIFEST_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
 import { buildCli, writeCompressedVariants } from '../api/web/static-build.ts'
 import { renderPage, type SiteContext } from './layout.ts'
@@ -94,10 +94,11 @@ export function minifyJs (js: string): string {
   return js.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('//')).join('\n') + '\n'
 }
 
-export function siteScript (): string {
+/** The script with the buyer texts and the values they take from the settings. */
+export function siteScript (settings: Pick<BuildOptions, 'baseDomain' | 'graceHours'>): string {
   const source = readFileSync(join(HERE, 'src/site.js'), 'utf8')
   if (!source.includes(SCRIPT_MARKER)) throw new Error(`marketing/src/site.js lost its ${SCRIPT_MARKER} marker`)
-  const text = JSON.stringify({ registerErrors: REGISTER_ERRORS, progress: PROGRESS_TEXT, reconnecting: RECONNECTING })
+  const text = JSON.stringify({ registerErrors: REGISTER_ERRORS, progress: PROGRESS_TEXT, reconnecting: RECONNECTING, settings: siteValues(settings) })
   return minifyJs(source.replace(SCRIPT_MARKER, text))
 }
 
@@ -114,7 +115,7 @@ export function buildSite (opts: BuildOptions): BuildManifest {
   try {
     const files: string[] = []
     const css = minifyCss(readFileSync(join(HERE, 'src/site.css'), 'utf8'))
-    const js = siteScript()
+    const js = siteScript(opts)
     const assets = { css: `/assets/site.${fingerprint(css)}.css`, js: `/assets/site.${fingerprint(js)}.js` }
     files.push(...writeCompressed(tmp, assets.css.slice(1), Buffer.from(css)))
     files.push(...writeCompressed(tmp, assets.js.slice(1), Buffer.from(js)))

@@ -52,6 +52,11 @@ export function offerPrice (plan: Plan): string {
   return ((plan.amount ?? 0) / 100).toFixed(2)
 }
 
+/** The id of a plan's card on the pricing page, and so the fragment its offer links to. */
+export function planCardId (plan: Plan): string {
+  return `plan-card-${plan.slug}`
+}
+
 /** Organization + SoftwareApplication with one Offer per paid plan of the catalogue. */
 export function jsonLd (ctx: SiteContext): Record<string, unknown> {
   const base = ctx.publicBaseUrl
@@ -83,7 +88,8 @@ export function jsonLd (ctx: SiteContext): Record<string, unknown> {
           description: plan.tagline,
           price: offerPrice(plan),
           priceCurrency: plan.currency.toUpperCase(),
-          url: `${base}/register?plan=${plan.slug}`,
+          // The plan's card on the pricing page: /register is noindex and disallowed in robots.txt.
+          url: `${base}/pricing#${planCardId(plan)}`,
           availability: 'https://schema.org/InStock',
           priceSpecification: {
             '@type': 'UnitPriceSpecification',
@@ -121,7 +127,8 @@ function head (page: PageSpec, ctx: SiteContext): string {
     '<meta property="og:locale" content="en_US">',
     `<meta property="og:title" content="${title}">`,
     `<meta property="og:description" content="${description}">`,
-    `<meta property="og:url" content="${url}">`,
+    // A page without a canonical URL (the 404) has no address to share either.
+    page.noCanonical === true ? '' : `<meta property="og:url" content="${url}">`,
     `<meta property="og:image" content="${image}">`,
     `<meta property="og:image:width" content="${OG_IMAGE.width}">`,
     `<meta property="og:image:height" content="${OG_IMAGE.height}">`,

@@ -3,7 +3,7 @@
 import { PAID_PLANS, PLANS, formatPrice, type Plan } from '../api/plans.ts'
 import { describedBy, escapeHtml, fieldError, formAlert, planInput, progressBlock } from '../api/web/slots.ts'
 import { NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
-import type { PageSpec, SiteContext } from './layout.ts'
+import { planCardId, type PageSpec, type SiteContext } from './layout.ts'
 
 export const DEFAULT_PLAN = 'standard'
 
@@ -16,6 +16,11 @@ function fileOf (path: string): string {
 /** "<name>.ctfhive.us" in the catalogue's features follows BASE_DOMAIN. */
 function feature (text: string, ctx: SiteContext): string {
   return escapeHtml(text.replace('<name>.ctfhive.us', `your-event.${ctx.baseDomain}`))
+}
+
+function mailLink (box: string, ctx: SiteContext): string {
+  const address = escapeHtml(`${box}@${ctx.baseDomain}`)
+  return `<a href="mailto:${address}">${address}</a>`
 }
 
 function perMonth (plan: Plan): string {
@@ -65,7 +70,7 @@ function home (ctx: SiteContext): PageSpec {
   <h2 id="what">What you get</h2>
   <ul class="ticks">
     <li>A dedicated server per event, never shared with another customer</li>
-    <li>CTFd with its database and cache, kept up to date by us</li>
+    <li>CTFd with its database and cache, on a server that installs security updates every day</li>
     <li>HTTPS from day one, at an address under ${escapeHtml(ctx.baseDomain)}</li>
     <li>A tamper-evident record of every step we take on your server</li>
   </ul>
@@ -83,7 +88,7 @@ function planCard (plan: Plan, ctx: SiteContext): string {
   const cta = plan.ctaKind === 'checkout'
     ? `<a class="button${popular ? ' button-honey' : ''}" href="/register?plan=${plan.slug}" data-plan="${plan.slug}">Choose ${escapeHtml(plan.name)}</a>`
     : '<a class="button button-ghost-dark" href="/contact#sales">Talk to our team</a>'
-  return `<li class="plan${popular ? ' plan-popular' : ''}" id="plan-card-${plan.slug}">
+  return `<li class="plan${popular ? ' plan-popular' : ''}" id="${planCardId(plan)}">
     <h2>${escapeHtml(plan.name)}</h2>${popular ? '<p class="badge">Most popular</p>' : ''}
     ${price}
     <p>${escapeHtml(plan.tagline)}</p>
@@ -111,7 +116,7 @@ function pricing (ctx: SiteContext): PageSpec {
   <h2 id="faq">Questions</h2>
   <dl class="faq">
     <dt>Which plan do I need?</dt>
-    <dd>Count your players: ${PAID_PLANS.map((p) => `${escapeHtml(p.name)} is made for ${escapeHtml((p.features[0] ?? '').toLowerCase())}`).join(', ')}. You can move to another plan later.</dd>
+    <dd>Count your players: ${PAID_PLANS.map((p) => `${escapeHtml(p.name)} is made for ${escapeHtml((p.features[0] ?? '').toLowerCase())}`).join(', ')}. To change plans later, write to ${mailLink('billing', ctx)}: we resize your server with you.</dd>
     <dt>How do I pay?</dt>
     <dd>By card through Stripe Checkout. Stripe sends the receipts; we never see your card number.</dd>
     <dt>How fast is my CTF ready?</dt>
@@ -147,7 +152,6 @@ function about (ctx: SiteContext): PageSpec {
 }
 
 function contact (ctx: SiteContext): PageSpec {
-  const mail = (box: string): string => `<a href="mailto:${box}@${ctx.baseDomain}">${box}@${escapeHtml(ctx.baseDomain)}</a>`
   return {
     path: '/contact',
     file: fileOf('/contact'),
@@ -158,9 +162,9 @@ function contact (ctx: SiteContext): PageSpec {
   <h1>Contact us</h1>
   <p class="lead">We answer every message within one business day, and faster while your event is running.</p>
   <ul class="cards">
-    <li class="card" id="sales"><h2>Sales and Enterprise</h2><p>Custom domains, single sign-on, dedicated CPUs or an uptime agreement: tell us about your event.</p><p>${mail('sales')}</p></li>
-    <li class="card" id="support"><h2>Help with your CTF</h2><p>Something wrong with your server or its setup? Include the order number from your welcome page.</p><p>${mail('support')}</p></li>
-    <li class="card" id="billing"><h2>Billing</h2><p>Change your plan, update your card or cancel. Write from the address you used at checkout.</p><p>${mail('billing')}</p></li>
+    <li class="card" id="sales"><h2>Sales and Enterprise</h2><p>Custom domains, single sign-on, dedicated CPUs or an uptime agreement: tell us about your event.</p><p>${mailLink('sales', ctx)}</p></li>
+    <li class="card" id="support"><h2>Help with your CTF</h2><p>Something wrong with your server or its setup? Include the order number from your welcome page.</p><p>${mailLink('support', ctx)}</p></li>
+    <li class="card" id="billing"><h2>Billing</h2><p>Change your plan, update your card or cancel. Write from the address you used at checkout.</p><p>${mailLink('billing', ctx)}</p></li>
   </ul>
 </div>`
   }
@@ -172,7 +176,7 @@ function login (ctx: SiteContext): PageSpec {
     path: '/login',
     file: fileOf('/login'),
     title: 'Sign in to your CTF',
-    description: 'Go to the sign-in page of your CTFHive event: enter its address and we take you there. Manage your plan and billing from here too.',
+    description: 'Go to the sign-in page of your CTFHive event: enter its address and we take you there. For your plan or billing, email our billing team.',
     noindex: true,
     main: `
 <div class="wrap section narrow">
@@ -190,7 +194,7 @@ function login (ctx: SiteContext): PageSpec {
   </form>
   <section class="section-tight" aria-labelledby="billing-help">
     <h2 id="billing-help">Manage your plan and billing</h2>
-    <p>To change your plan, update your card or cancel, write to <a href="mailto:billing@${domain}">billing@${domain}</a> from the address you used at checkout, or see the <a href="/contact">contact page</a>.</p>
+    <p>To change your plan, update your card or cancel, write to ${mailLink('billing', ctx)} from the address you used at checkout, or see the <a href="/contact">contact page</a>.</p>
   </section>
 </div>`
   }

@@ -42,7 +42,10 @@ export type ProgressKey = 'checking' | 'awaiting_payment' | 'setting_up' | 'live
 
 export const PROGRESS_STEPS = ['Order received', 'Payment confirmed', 'Server set up', 'CTF live'] as const
 
-/** Headline and explanation per progress key; {url}, {fqdn}, {tenant} and {reason} are filled in. */
+/**
+ * Headline and explanation per progress key; {url}, {fqdn}, {tenant} and {reason} come from
+ * the order, {grace} and {billing} from the settings (siteValues).
+ */
 export const PROGRESS_TEXT: Readonly<Record<ProgressKey, { headline: string, detail: string }>> = {
   checking: {
     headline: 'Looking up your order',
@@ -62,7 +65,7 @@ export const PROGRESS_TEXT: Readonly<Record<ProgressKey, { headline: string, det
   },
   past_due: {
     headline: 'Your last payment did not go through',
-    detail: 'Your CTF keeps running for now. Update your payment method soon so it is not stopped; write to us if you need help.'
+    detail: 'Your CTF keeps running for now. Stripe tries the charge again and emails you about it. To pay with another card, write to {billing} from the address you used at checkout.'
   },
   failed: {
     headline: 'We could not set up your server',
@@ -70,12 +73,27 @@ export const PROGRESS_TEXT: Readonly<Record<ProgressKey, { headline: string, det
   },
   canceled: {
     headline: 'This order is canceled',
-    detail: '{reason} Your CTF is not running. You can start a new order at any time.'
+    detail: '{reason} If your CTF was set up, it stays online until its server and data are deleted, {grace}. You can start a new order at any time.'
   },
   not_found: {
     headline: 'We cannot find this order',
     detail: 'Check that you opened the whole link from your checkout, or write to us and we will look it up.'
   }
+}
+
+/** When a canceled CTF's server is deleted (DEPROVISION_GRACE_HOURS). */
+export function graceDelay (hours: number): string {
+  if (hours === 0) return 'right after the cancellation'
+  if (hours % 24 === 0) return `${hours / 24} day${hours === 24 ? '' : 's'} after the cancellation`
+  return `${hours} hour${hours === 1 ? '' : 's'} after the cancellation`
+}
+
+/**
+ * The values the texts take from the settings rather than the order. The build writes them
+ * into the site's script and the server passes the same for visitors without JavaScript.
+ */
+export function siteValues (settings: { baseDomain: string, graceHours: number }): { grace: string, billing: string } {
+  return { grace: graceDelay(settings.graceHours), billing: `billing@${settings.baseDomain}` }
 }
 
 /** Shown while a status poll fails; the page keeps trying. */

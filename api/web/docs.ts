@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
-import { contentSecurityPolicy, isHiddenBuildFile, sendUnavailable, setStaticHeaders } from './headers.ts'
+import { contentSecurityPolicy, isHiddenBuildFile, refusalsAreMisses, sendUnavailable, setStaticHeaders } from './headers.ts'
 
 export interface DocsOptions {
   /** The built site (DOCS_SITE_DIR, resolved). */
@@ -55,6 +55,7 @@ export default async function docsSite (app: FastifyInstance, opts: DocsOptions)
   })
 
   await app.register(async (files) => {
+    refusalsAreMisses(files)
     files.addHook('onRequest', async (request, reply) => {
       if (!docsBuilt(root)) return sendUnavailable(request, reply, config, 'docs_not_built', DOCS_NOT_BUILT)
       if (isHiddenBuildFile(request.url)) return reply.callNotFound()

@@ -2,7 +2,7 @@
 // every HTML page carries (a CSP that allows only this origin, and its usual companions).
 import { existsSync } from 'node:fs'
 import { negotiate } from '@fastify/accept-negotiator'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import { errorBody, type ErrorCode } from '../errors.ts'
 import { escapeHtml } from './slots.ts'
@@ -107,4 +107,18 @@ export function compressedVariant (request: FastifyRequest, path: string): { pat
 export function isHiddenBuildFile (url: string): boolean {
   const path = url.split('?', 1)[0]!
   return /\.(br|gz)$/.test(path) || path.endsWith('/404.html')
+}
+
+/**
+ * @fastify/static answers 403 to a path that names no file it may serve: a doubled slash
+ * (//pricing, /pricing//), a directory with its slash (/assets/), another non-canonical form.
+ * For a GET or HEAD that is a miss like any other, so it gets the same answer: the HTML 404
+ * page, or JSON for an API path (the app's not-found handler decides). Any other error goes
+ * on to the app's error handler.
+ */
+export function refusalsAreMisses (app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err.statusCode === 403 && (request.method === 'GET' || request.method === 'HEAD')) return reply.callNotFound()
+    throw err
+  })
 }

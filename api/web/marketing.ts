@@ -7,8 +7,8 @@ import { join } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PAID_PLANS } from '../plans.ts'
-import { loginError, progressOf, registerError } from './buyer-text.ts'
-import { isHiddenBuildFile, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
+import { loginError, progressOf, registerError, siteValues } from './buyer-text.ts'
+import { isHiddenBuildFile, refusalsAreMisses, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
 import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
 import { describedBy, fieldError, formAlert, planInput, progressBlock } from './slots.ts'
 
@@ -91,6 +91,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     return reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').type('text/html; charset=utf-8').send(html)
   }
 
+  refusalsAreMisses(app)
   await app.register(fastifyStatic, {
     root,
     prefix: '/',
@@ -102,16 +103,24 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     setHeaders: (reply, path) => { setStaticHeaders(reply, path, config) }
   })
 
-  // One URL per page: /pricing.html, /pricing/ and /index.html lead to the clean URL.
+  // One URL per page: /pricing.html, /pricing/ and /index.html lead to the clean URL, and so
+  // does a page's address with doubled slashes (//pricing, /pricing//: a mistyped link).
   const cleanUrls = new Map<string, string>()
   for (const page of SITE_PAGES) {
     cleanUrls.set(`/${page.file}`, page.path)
     if (page.path !== '/') cleanUrls.set(`${page.path}/`, page.path)
   }
+  const pagePaths = new Set(SITE_PAGES.map((p) => p.path))
+  const cleanUrlOf = (path: string): string | undefined => {
+    const clean = cleanUrls.get(path)
+    if (clean !== undefined || !path.includes('//')) return clean
+    const single = path.replace(/\/{2,}/g, '/')
+    return cleanUrls.get(single) ?? (pagePaths.has(single) ? single : undefined)
+  }
   app.addHook('onRequest', async (request, reply) => {
     if (isHiddenBuildFile(request.url)) return reply.callNotFound()
     const [path, query] = request.url.split('?', 2)
-    const clean = cleanUrls.get(path!)
+    const clean = cleanUrlOf(path!)
     if (clean === undefined) return
     if (query === undefined) return reply.redirect(clean, 301)
     // The query may be a welcome link's token: a permanent redirect must not be cached with it.
@@ -146,13 +155,14 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     return swap(html, describedBy('address'), describedBy('address', true))
   }
 
+  const settings = siteValues({ baseDomain: config.baseDomain, graceHours: config.deprovisionGraceHours })
   const renderWelcome = async (query: Query): Promise<string> => {
     const id = one(query, 'tenant') ?? ''
     const tenant = TENANT_ID.test(id) ? await app.tenants.getTenant(id) : undefined
     const status = tenant === undefined ? null : app.tenants.statusOf(tenant)
     const block = progressBlock(progressOf(status), status === null
       ? { tenant: id }
-      : { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error ?? 'The subscription was canceled.' })
+      : { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error ?? 'The subscription was canceled.', ...settings })
     return swap(readPage('welcome.html'), progressBlock({ key: 'checking', done: 0, final: false }), block)
   }
 

@@ -1,11 +1,11 @@
-// robots.txt and sitemap.xml, built from PUBLIC_BASE_URL at request time so they follow the
-// configuration without a rebuild.
+// robots.txt and sitemap.xml, built at request time from PUBLIC_BASE_URL and whether the docs
+// are built now, so they follow both without a rebuild.
 import type { FastifyInstance } from 'fastify'
 import { sitemapPaths } from './site-pages.ts'
 import { escapeHtml } from './slots.ts'
 
 export interface SeoOptions {
-  /** Whether the docs are built now (their own sitemap is listed only then). */
+  /** Whether the docs are built now (they and their own sitemap are listed only then). */
   docsBuilt: () => boolean
 }
 
@@ -23,14 +23,13 @@ export function robotsTxt (base: string, withDocsSitemap: boolean): string {
   ].join('\n')
 }
 
-export function sitemapXml (base: string): string {
-  const urls = sitemapPaths().map((p) => `  <url><loc>${escapeHtml(`${base}${p}`)}</loc></url>`)
+export function sitemapXml (base: string, withDocs: boolean): string {
+  const urls = sitemapPaths(withDocs).map((p) => `  <url><loc>${escapeHtml(`${base}${p}`)}</loc></url>`)
   return `<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n${urls.join('\n')}\n</urlset>\n`
 }
 
 export default async function seoRoutes (app: FastifyInstance, opts: SeoOptions): Promise<void> {
   const base = app.config.publicBaseUrl
-  const sitemap = sitemapXml(base)
 
   app.get('/robots.txt', { schema: { hide: true } }, async (_request, reply) => {
     reply.type('text/plain; charset=utf-8').header('cache-control', 'public, max-age=3600')
@@ -39,6 +38,6 @@ export default async function seoRoutes (app: FastifyInstance, opts: SeoOptions)
 
   app.get('/sitemap.xml', { schema: { hide: true } }, async (_request, reply) => {
     reply.type('application/xml; charset=utf-8').header('cache-control', 'public, max-age=3600')
-    return sitemap
+    return sitemapXml(base, opts.docsBuilt())
   })
 }

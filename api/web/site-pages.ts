@@ -24,7 +24,10 @@ export const NOT_FOUND_FILE = '404.html'
 /** Written by the build next to the pages: what was built, from what, for which origin. */
 export const MANIFEST_FILE = '.build.json'
 
-/** The URL paths sitemap.xml lists (the docs are a site of their own, under /docs/). */
-export function sitemapPaths (): string[] {
-  return [...SITE_PAGES.filter((p) => p.indexable).map((p) => p.path), '/docs/']
+/**
+ * The URL paths sitemap.xml lists. The docs are a site of their own under /docs/, listed only
+ * while they are built: otherwise /docs/ answers 503.
+ */
+export function sitemapPaths (withDocs: boolean): string[] {
+  return [...SITE_PAGES.filter((p) => p.indexable).map((p) => p.path), ...(withDocs ? ['/docs/'] : [])]
 }

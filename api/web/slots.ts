@@ -33,6 +33,8 @@ export interface ProgressValues {
   fqdn?: string
   tenant?: string
   reason?: string
+  grace?: string
+  billing?: string
 }
 
 function stepClass (i: number, progress: Progress): string {
@@ -53,10 +55,13 @@ export function progressBlock (progress: Progress, values: ProgressValues = {}):
     return `<li class="step ${cls}" data-step="${i}">${name}<span class="visually-hidden"> (${STEP_STATE[cls]})</span></li>`
   }).join('')
   const live = progress.key === 'live' && values.url !== undefined
+  // The number support asks for, in every state of a known order (not_found's id is the URL's).
+  const order = progress.key !== 'not_found' && progress.key !== 'checking' && values.tenant !== undefined ? values.tenant : ''
   return `<div class="progress" id="progress" data-key="${progress.key}" data-final="${progress.final}">` +
     `<div aria-live="polite"><h2 id="progress-headline">${fill(text.headline)}</h2>` +
     `<p id="progress-detail">${fill(text.detail)}</p></div>` +
     `<ol class="steps" id="progress-steps">${steps}</ol>` +
     `<p id="live-link"${live ? '' : ' hidden'}><a class="button" href="${live ? escapeHtml(values.url!) : '#'}">Open your CTF</a></p>` +
+    `<p class="small order-ref" id="order-ref"${order === '' ? ' hidden' : ''}>Order number: <code id="order-id">${escapeHtml(order)}</code></p>` +
     '</div>'
 }

@@ -117,7 +117,7 @@
   function render (root, status, tenant) {
     var p = progressOf(status)
     var values = status
-      ? { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error || 'The subscription was canceled.' }
+      ? { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error || 'The subscription was canceled.', grace: TEXT.settings.grace, billing: TEXT.settings.billing }
       : { tenant: tenant }
     var text = TEXT.progress[p.key]
     var headline = byId('progress-headline')
@@ -142,6 +142,9 @@
     } else {
       live.hidden = true
     }
+    // The order number support asks for: shown for every order we know, as the server does.
+    byId('order-id').textContent = status ? status.tenant_id : ''
+    byId('order-ref').hidden = !status
     return p
   }
 

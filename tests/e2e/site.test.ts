@@ -3,12 +3,12 @@
 // without script; the welcome page follows the order to "live" after a signed webhook.
 import t from 'tap'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { REGISTER_ERRORS, PROGRESS_TEXT } from '../../api/web/buyer-text.ts'
+import { REGISTER_ERRORS, PROGRESS_TEXT, fillText } from '../../api/web/buyer-text.ts'
 import { SITE_PAGES } from '../../api/web/site-pages.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
 import { buildTestSite } from '../helpers/site-build.ts'
-import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
+import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 
 const skip = chromiumUnavailable()
 if (skip !== undefined) {
@@ -100,12 +100,45 @@ async function run (): Promise<void> {
     t.equal(await page.locator('#progress-headline').textContent(), PROGRESS_TEXT.live.headline)
     t.equal(await page.getByRole('link', { name: 'Open your CTF' }).getAttribute('href'), status.url)
     t.equal(await page.locator('#progress-steps li.done').count(), 4)
+    // The script keeps the order number the contact page asks for.
+    t.ok(await page.locator('#order-ref').isVisible(), 'the order number is shown')
+    t.equal(await page.locator('#order-id').textContent(), tenantId)
     t.same(problems.splice(0), [], 'no console errors while following the order')
 
     // The administrator details are only fetched on request; the fake executor has none.
     await page.getByRole('button', { name: 'Show administrator sign-in details' }).click()
     await page.locator('#admin-message:not([hidden])').waitFor()
     t.match(await page.locator('#admin-message').textContent(), /no real server/)
+  })
+
+  t.test('the script fills in the billing address and the grace period, as the server does', async (t) => {
+    const { page, problems } = await open()
+    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Late CTF' } })).json()
+    const base = Math.floor(Date.now() / 1000)
+    const sub = `sub_e2e_${created.tenant_id.slice(0, 8)}`
+    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo', subscription: sub }), { created: base }))
+    t.equal((await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: sub }), { created: base + 5 }))).json().tenant_state, 'past_due')
+
+    await page.goto(`${origin}${created.welcome_url}`)
+    await page.locator('#progress[data-key="past_due"]').waitFor()
+    // Blank what the server wrote: only the script's next poll (every 2 s while past due) can put it back.
+    await page.evaluate(() => {
+      const { document } = globalThis as any
+      document.getElementById('progress-detail').textContent = ''
+      document.getElementById('order-id').textContent = ''
+      document.getElementById('order-ref').hidden = true
+    })
+    await page.waitForFunction(() => (globalThis as any).document.getElementById('progress-detail').textContent !== '', null, { timeout: 10_000 })
+    t.equal(await page.locator('#progress-detail').textContent(), fillText(PROGRESS_TEXT.past_due.detail, { billing: 'billing@ctfhive.example' }))
+    t.ok(await page.locator('#order-ref').isVisible(), 'the script shows the order number too')
+    t.equal(await page.locator('#order-id').textContent(), created.tenant_id)
+
+    // Canceled while the page is open: the script says when the server goes (72 hours in the test build).
+    t.equal((await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: sub, status: 'canceled' }), { created: base + 10 }))).json().tenant_state, 'canceled')
+    await page.locator('#progress[data-key="canceled"]').waitFor({ timeout: 10_000 })
+    t.match(await page.locator('#progress-detail').textContent(), 'it stays online until its server and data are deleted, 3 days after the cancellation.')
+    t.equal(await page.locator('#order-id').textContent(), created.tenant_id, 'the order number stays')
+    t.same(problems, [])
   })
 
   t.test('API errors are shown next to the field they concern', async (t) => {

@@ -93,13 +93,49 @@ t.test('pages follow the catalogue and the settings', async (t) => {
   t.notMatch(js, /BUYER_TEXT/, 'the marker is replaced')
   t.match(js, REGISTER_ERRORS.plan_requires_contact!.message, 'the script says what the server says')
   t.match(js, PROGRESS_TEXT.setting_up.headline)
+  t.match(js, '"grace":"2 days after the cancellation"', 'the welcome texts follow DEPROVISION_GRACE_HOURS')
+  t.match(js, '"billing":"billing@ctfhive.example"', 'and BASE_DOMAIN')
+})
+
+// Claims the pages once made that were not true; none may come back.
+t.test('the pages promise only what the service does', async (t) => {
+  const out = join(tempDir(t), 'dist')
+  buildSite({ outDir: out, ...OPTS })
+  const page = (file: string) => load(readFileSync(join(out, file), 'utf8'))
+
+  // CTFd's image is pinned; only the host's security updates install by themselves.
+  const home = page('index.html')
+  t.notMatch(home('main').text(), /kept up to date/i, 'CTFd is not updated for the buyer')
+  t.match(home('main').text(), 'on a server that installs security updates every day')
+
+  // A plan change only records the plan; the server is resized by hand.
+  const pricing = page('pricing.html')
+  const faq = pricing('.faq').text()
+  t.notMatch(faq, /move to another plan|change plans? (at )?any ?time|switch plans?/i, 'no self-service plan moves')
+  t.equal(pricing('.faq a[href="mailto:billing@ctfhive.example"]').length, 1, 'plan changes go through billing')
+  t.match(faq, 'we resize your server with you')
+
+  // Contact is by email only.
+  t.notMatch(pricing('main').text(), /chat/i, 'no chat support is offered')
+  t.match(pricing('#plan-card-pro').text(), 'Priority email support, with faster answers while your event runs')
+  // Custom domains and single sign-on are work our team does by hand, not a product feature.
+  t.match(pricing('#plan-card-enterprise > p:not(.price)').text(), /^Set up with our team for your event/, 'Enterprise is arranged with our team')
+
+  // Nothing about the plan or billing can be done on the site itself.
+  const login = page('login.html')
+  const description = String(login('meta[name="description"]').attr('content'))
+  t.notMatch(description, /from here/i, 'the sign-in page offers no billing self-service')
+  t.match(description, 'email our billing team')
+
+  // The contact page asks for the order number the welcome page shows (tests/web/site.test.ts).
+  t.match(page('contact.html')('#support').text(), 'the order number from your welcome page')
 })
 
 t.test('minifiers keep meaning', async (t) => {
   t.equal(minifyCss('/* c */\n.a :focus-visible {\n  color: red;\n  margin: 0 auto;\n}\n.b{x:y}'), '.a :focus-visible{color: red;margin: 0 auto}.b{x:y}\n',
     'descendant combinators survive')
   t.equal(minifyJs("  // comment\n  var a = 'x' // trailing\n\n  f()\n"), "var a = 'x' // trailing\nf()\n")
-  t.match(siteScript(), /^'use strict'/)
+  t.match(siteScript(OPTS), /^'use strict'/)
 })
 
 t.test('--if-missing rebuilds only when needed', async (t) => {

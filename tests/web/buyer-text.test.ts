@@ -2,7 +2,7 @@
 // checkout error code to a field and a message.
 import t from 'tap'
 import { BILLING, INFRA, deriveTenantState } from '../../api/tenants/lifecycle.ts'
-import { LOGIN_ERRORS, PROGRESS_STEPS, PROGRESS_TEXT, REGISTER_ERRORS, fillText, loginError, progressOf, registerError } from '../../api/web/buyer-text.ts'
+import { LOGIN_ERRORS, PROGRESS_STEPS, PROGRESS_TEXT, REGISTER_ERRORS, fillText, graceDelay, loginError, progressOf, registerError, siteValues } from '../../api/web/buyer-text.ts'
 import { escapeHtml, progressBlock } from '../../api/web/slots.ts'
 
 const at = '2025-05-01T09:00:00.000Z'
@@ -48,8 +48,44 @@ t.test('codes naming Object.prototype members are unknown codes', async (t) => {
 t.test('texts are filled in and escaped', async (t) => {
   t.equal(fillText('At {url} for {missing}.', { url: 'https://a.example/' }), 'At https://a.example/ for .')
   t.equal(escapeHtml(`<a href="x">'&'</a>`), '&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;')
-  const html = progressBlock({ key: 'canceled', done: 2, final: true }, { reason: '<b>The checkout expired.</b>' })
-  t.match(html, '&lt;b&gt;The checkout expired.&lt;/b&gt; Your CTF is not running.')
+  const html = progressBlock({ key: 'canceled', done: 2, final: true }, { reason: '<b>The checkout expired.</b>', grace: graceDelay(72) })
+  t.match(html, '&lt;b&gt;The checkout expired.&lt;/b&gt; If your CTF was set up, it stays online until its server and data are deleted, 3 days after the cancellation.')
   t.match(html, '<li class="step stopped" data-step="2">Server set up<span class="visually-hidden"> (stopped)</span></li>')
   t.match(html, '<p id="live-link" hidden>')
+})
+
+t.test('texts use only placeholders the server and the script fill in', async (t) => {
+  const filled = new Set(['url', 'fqdn', 'tenant', 'reason', 'grace', 'billing'])
+  for (const [key, text] of Object.entries(PROGRESS_TEXT)) {
+    for (const [, name] of `${text.headline} ${text.detail}`.matchAll(/\{(\w+)\}/g)) t.ok(filled.has(name!), `${key}: {${name}}`)
+  }
+})
+
+t.test('a canceled or unpaid order is described as it is', async (t) => {
+  const values = siteValues({ baseDomain: 'ctfhive.example', graceHours: 72 })
+  t.same(values, { grace: '3 days after the cancellation', billing: 'billing@ctfhive.example' })
+  t.same([0, 1, 5, 24, 48].map(graceDelay), ['right after the cancellation', '1 hour after the cancellation', '5 hours after the cancellation',
+    '1 day after the cancellation', '2 days after the cancellation'])
+
+  // The server stays up for DEPROVISION_GRACE_HOURS after a cancellation.
+  const canceled = fillText(PROGRESS_TEXT.canceled.detail, { reason: 'The subscription was canceled.', ...values })
+  t.notMatch(canceled, /not running/, 'a set-up CTF is still running during the grace period')
+  t.match(canceled, 'stays online until its server and data are deleted, 3 days after the cancellation')
+
+  // Stripe retries a failed charge and emails the buyer; a new card goes through billing.
+  const pastDue = fillText(PROGRESS_TEXT.past_due.detail, values)
+  t.notMatch(pastDue, /update your payment method/i, 'there is no page to update it on')
+  t.match(pastDue, 'Stripe tries the charge again and emails you about it')
+  t.match(pastDue, 'write to billing@ctfhive.example')
+})
+
+t.test('the order number shows for every order we know', async (t) => {
+  const id = '0123456789abcdef0123456789abcdef'
+  for (const key of ['awaiting_payment', 'setting_up', 'live', 'past_due', 'failed', 'canceled'] as const) {
+    const html = progressBlock({ key, done: 1, final: false }, { tenant: id })
+    t.match(html, `<p class="small order-ref" id="order-ref">Order number: <code id="order-id">${id}</code></p>`, key)
+  }
+  // An unknown order's id is whatever the URL said: not an order number.
+  t.match(progressBlock({ key: 'not_found', done: 0, final: true }, { tenant: '<x>' }), '<p class="small order-ref" id="order-ref" hidden>Order number: <code id="order-id"></code></p>')
+  t.match(progressBlock({ key: 'checking', done: 0, final: false }), 'id="order-ref" hidden>')
 })

@@ -78,8 +78,16 @@ t.test('a built docs site is served at /docs/ with directory URLs', async (t) =>
     t.equal((await app.inject(hidden)).statusCode, 404, `${hidden}: not a page of its own`)
   }
 
+  // A doubled slash or a directory's slash is a miss too (@fastify/static refused it with a 403).
+  for (const url of ['/docs//', '/docs//control-plane/billing-stripe/', '/docs/control-plane//billing-stripe/', '/docs/assets/', '/docs/assets//stylesheets/extra.css']) {
+    const r = await app.inject({ url, headers: { accept: 'text/html' } })
+    t.equal(r.statusCode, 404, url)
+    t.equal(load(r.body)('h1').text(), '404 - Not found', `${url}: the docs' own 404 page`)
+  }
+
   const robots = (await app.inject('/robots.txt')).body
   t.match(robots, /^Sitemap: http:\/\/localhost:3000\/docs\/sitemap\.xml$/m, 'robots.txt names the docs sitemap once built')
+  t.match((await app.inject('/sitemap.xml')).body, '<loc>http://localhost:3000/docs/</loc>', 'and sitemap.xml lists /docs/')
 })
 
 t.test('docs built elsewhere (no manifest) still work, allowing inline scripts', async (t) => {
@@ -104,6 +112,10 @@ t.test('without a build, /docs/ says how to build it', async (t) => {
   t.match(html.headers['content-type'], /^text\/html/)
   t.match(load(html.body)('main').text(), /npm run docs/)
   t.notMatch((await app.inject('/robots.txt')).body, /docs\/sitemap/)
+  // /docs/ answers 503 now: the sitemap must not send search engines there.
+  const sitemap = (await app.inject('/sitemap.xml')).body
+  t.match(sitemap, '<loc>http://localhost:3000/pricing</loc>')
+  t.notMatch(sitemap, /\/docs\//, 'sitemap.xml leaves /docs/ out until it is built')
 })
 
 t.test('the build script', async (t) => {

@@ -7,9 +7,9 @@ import t from 'tap'
 import { load } from 'cheerio'
 import { PAID_PLANS } from '../../api/plans.ts'
 import { SITE_PAGES } from '../../api/web/site-pages.ts'
-import { PROGRESS_TEXT, REGISTER_ERRORS, LOGIN_ERRORS } from '../../api/web/buyer-text.ts'
+import { PROGRESS_TEXT, REGISTER_ERRORS, LOGIN_ERRORS, fillText } from '../../api/web/buyer-text.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
+import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { SITE_BASE, buildTestSite } from '../helpers/site-build.ts'
 
 const site = buildTestSite(t)
@@ -44,6 +44,8 @@ t.test('every page has a complete, unique head', async (t) => {
     const url = `${SITE_BASE}${path}`
     if (path === '/no-such-page') {
       t.equal($('link[rel="canonical"]').length, 0, 'the 404 page has no canonical URL')
+      t.equal(meta('property="og:url"'), undefined, 'nor an og:url naming /404, itself a 404')
+      t.equal($('meta[name="twitter:url"], meta[property="twitter:url"]').length, 0)
     } else {
       t.equal($('link[rel="canonical"]').attr('href'), url, `${path} canonical`)
       t.equal(meta('property="og:url"'), url)
@@ -70,12 +72,31 @@ t.test('every page has a complete, unique head', async (t) => {
     const app = graph.find((n) => n['@type'] === 'SoftwareApplication')!
     t.same(app.offers.map((o: any) => [o.name, o.price, o.priceCurrency]),
       PAID_PLANS.map((p) => [p.name, (p.amount! / 100).toFixed(2), 'USD']), `${path} offers follow the catalogue`)
-    t.same(app.offers.map((o: any) => o.url), PAID_PLANS.map((p) => `${SITE_BASE}/register?plan=${p.slug}`))
+    // Each offer links to its plan's card on the pricing page, never to the noindex, disallowed /register.
+    t.same(app.offers.map((o: any) => o.url), PAID_PLANS.map((p) => `${SITE_BASE}/pricing#plan-card-${p.slug}`), `${path} offer URLs`)
     // Nothing from another origin: every script, stylesheet and image is ours.
     $('script[src], link[rel="stylesheet"], img[src]').each((_i, el) => {
       const ref = $(el).attr('src') ?? $(el).attr('href')!
       t.match(String(ref), /^\/[^/]/, `${path} loads ${ref} from this origin`)
     })
+  }
+})
+
+t.test('the offers link to indexable pages that hold their fragment', async (t) => {
+  const a = await app(t)
+  const $ = load((await a.inject('/')).body)
+  const offers = (JSON.parse($('script[type="application/ld+json"]').text())['@graph'] as Array<Record<string, any>>)
+    .find((n) => n['@type'] === 'SoftwareApplication')!.offers as Array<{ url: string }>
+  const disallowed = (await a.inject('/robots.txt')).body.split('\n').filter((l) => l.startsWith('Disallow: ')).map((l) => l.slice(10))
+  t.ok(disallowed.length >= 3)
+  for (const { url } of offers) {
+    const { pathname, hash } = new URL(url)
+    t.notOk(disallowed.some((d) => pathname.startsWith(d)), `${url} is not disallowed in robots.txt`)
+    const page = await a.inject(pathname)
+    t.equal(page.statusCode, 200, url)
+    const target = load(page.body)
+    t.equal(target('meta[name="robots"]').length, 0, `${pathname} is indexable`)
+    t.equal(target(hash).length, 1, `${pathname} has an element ${hash}`)
   }
 })
 
@@ -204,8 +225,9 @@ t.test('robots.txt and sitemap.xml come from PUBLIC_BASE_URL', async (t) => {
   t.match(sitemap.headers['content-type'], /^application\/xml/)
   const $ = load(sitemap.body, { xml: true })
   t.equal($('urlset').attr('xmlns'), 'http://www.sitemaps.org/schemas/sitemap/0.9')
+  // The docs are not built here, so /docs/ (a 503) is not listed; tests/web/docs.test.ts lists it once built.
   t.same($('url > loc').map((_i, el) => $(el).text()).get(),
-    ['/', '/pricing', '/about', '/contact', '/docs/'].map((p) => `${SITE_BASE}${p}`))
+    ['/', '/pricing', '/about', '/contact'].map((p) => `${SITE_BASE}${p}`))
 })
 
 t.test('misses: HTML 404 for pages, JSON 404 for the API', async (t) => {
@@ -221,6 +243,41 @@ t.test('misses: HTML 404 for pages, JSON 404 for the API', async (t) => {
   }
   const post = await a.inject({ method: 'POST', url: '/pricing-nope' })
   t.equal(post.json().error, 'not_found', 'non-GET misses are JSON')
+})
+
+t.test('doubled slashes and directories: a redirect or the HTML 404, never a 403', async (t) => {
+  const a = await app(t)
+  // A page's address with doubled slashes leads to the page, in one hop.
+  for (const [from, to] of [['//pricing', '/pricing'], ['/pricing//', '/pricing'], ['//', '/'], ['//about.html', '/about'], ['//register?plan=pro', '/register?plan=pro']] as const) {
+    for (const method of ['GET', 'HEAD'] as const) {
+      const r = await a.inject({ method, url: from, headers: { accept: 'text/html' } })
+      t.equal(r.statusCode, 301, `${method} ${from}`)
+      t.equal(r.headers.location, to, `${method} ${from}`)
+    }
+  }
+  const tokened = await a.inject(`//welcome?tenant=${'a'.repeat(32)}&token=${'b'.repeat(40)}`)
+  t.equal(tokened.headers.location, `/welcome?tenant=${'a'.repeat(32)}&token=${'b'.repeat(40)}`)
+  t.equal(tokened.headers['cache-control'], 'no-store', 'a redirect that carries a token is not cached')
+  t.equal((await a.inject('//evil.example/x')).headers.location, undefined, 'never a redirect to another host')
+
+  // Anything else @fastify/static refuses is a miss like any other.
+  for (const url of ['/assets/', '/assets//', '///x', '/a//b', '//evil.example/x', `/${site.manifest.assets.css.slice(1).replace('/', '//')}`]) {
+    for (const method of ['GET', 'HEAD'] as const) {
+      const r = await a.inject({ method, url, headers: { accept: 'text/html' } })
+      t.equal(r.statusCode, 404, `${method} ${url}`)
+      t.match(r.headers['content-type'], /^text\/html/, `${method} ${url}: the HTML 404`)
+      t.match(r.headers['content-security-policy'], /default-src 'self'/)
+      if (method === 'GET') t.equal(load(r.body)('h1').text(), 'Page not found', url)
+    }
+  }
+  // API paths keep their JSON errors.
+  for (const url of ['/billing//checkout', '/tenants//']) {
+    const r = await a.inject({ url, headers: { accept: 'text/html' } })
+    t.match(r.headers['content-type'], /^application\/json/, `${url} answers JSON`)
+    t.equal(r.statusCode, 404, url)
+    t.equal(r.json().error, 'not_found', `${url}: the API's own miss`)
+  }
+  t.equal((await a.inject({ method: 'POST', url: '//pricing' })).json().error, 'not_found', 'non-GET misses stay JSON')
 })
 
 t.test('/register fills in errors and the chosen plan for form posts without script', async (t) => {
@@ -274,6 +331,9 @@ t.test('/welcome shows the order as the server knows it', async (t) => {
   const before = await a.inject(created.welcome_url)
   t.equal(before.headers['cache-control'], 'no-store')
   t.equal(load(before.body)('#progress').attr('data-key'), 'awaiting_payment')
+  // The contact page asks for this number: it shows from the first state on.
+  t.equal(load(before.body)('#order-id').text(), created.tenant_id, 'the order number before payment')
+  t.notOk(load(before.body)('#order-ref').is('[hidden]'))
   const steps = load(before.body)
   t.same(steps('#progress-steps li').map((_i, el) => steps(el).attr('class')).get(),
     ['step done', 'step current', 'step todo', 'step todo'])
@@ -287,12 +347,39 @@ t.test('/welcome shows the order as the server knows it', async (t) => {
   t.match($('#progress-detail').text(), status.url)
   t.equal($('#live-link a').attr('href'), status.url)
   t.notOk($('#live-link').is('[hidden]'))
+  t.equal($('#order-id').text(), created.tenant_id, 'the order number once live')
 
   for (const url of ['/welcome?tenant=0123456789abcdef0123456789abcdef', '/welcome?tenant=nonsense']) {
-    t.equal(load((await a.inject(url)).body)('#progress').attr('data-key'), 'not_found', url)
+    const miss = load((await a.inject(url)).body)
+    t.equal(miss('#progress').attr('data-key'), 'not_found', url)
+    t.ok(miss('#order-ref').is('[hidden]'), `${url}: no order number for an order we do not know`)
+    t.equal(miss('#order-id').text(), '')
   }
   const plain = load((await a.inject('/welcome')).body)
   t.equal(plain('#progress').attr('data-key'), 'checking', 'without a tenant the script decides')
+  t.ok(plain('#order-ref').is('[hidden]'))
+})
+
+t.test('/welcome fills in the settings: the billing address and the grace period', async (t) => {
+  const a = await app(t, { DEPROVISION_GRACE_HOURS: '48' })
+  const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Autumn CTF' } })).json()
+  const base = Math.floor(Date.now() / 1000)
+  const sub = `sub_site_${created.tenant_id.slice(0, 8)}`
+  await deliver(a, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo', subscription: sub }), { created: base }))
+
+  t.equal((await deliver(a, makeEvent('invoice.payment_failed', invoice({ subscription: sub }), { created: base + 5 }))).json().tenant_state, 'past_due')
+  const pastDue = load((await a.inject(created.welcome_url)).body)
+  t.equal(pastDue('#progress').attr('data-key'), 'past_due')
+  t.equal(pastDue('#progress-detail').text(), fillText(PROGRESS_TEXT.past_due.detail, { billing: 'billing@ctfhive.example' }))
+  t.match(pastDue('#progress-detail').text(), 'write to billing@ctfhive.example from the address you used at checkout')
+  t.equal(pastDue('#order-id').text(), created.tenant_id)
+
+  t.equal((await deliver(a, makeEvent('customer.subscription.deleted', subscription({ id: sub, status: 'canceled' }), { created: base + 10 }))).json().tenant_state, 'canceled')
+  const canceled = load((await a.inject(created.welcome_url)).body)
+  t.equal(canceled('#progress').attr('data-key'), 'canceled')
+  t.match(canceled('#progress-detail').text(), 'it stays online until its server and data are deleted, 2 days after the cancellation.',
+    'DEPROVISION_GRACE_HOURS as the server has it')
+  t.equal(canceled('#order-id').text(), created.tenant_id, 'the order number after a cancellation')
 })
 
 t.test('/login sends the buyer to their CTF, and refuses other hosts', async (t) => {
