@@ -33,10 +33,17 @@ export interface StripeEvent {
   [k: string]: unknown
 }
 
+/**
+ * What a Stripe id looks like to us: 1–255 printable ASCII characters. Anything else (a NUL,
+ * which PostgreSQL's text refuses; a lone surrogate, which both stores turn into U+FFFD so two
+ * ids would collide; an id too long for an index) is not an id Stripe sends.
+ */
+const STRIPE_ID = /^[\x21-\x7e]{1,255}$/
+
 export function isStripeEvent (value: unknown): value is StripeEvent {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
   const e = value as Record<string, any>
-  return typeof e.id === 'string' && e.id.length > 0 && e.id.length <= 255 &&
+  return typeof e.id === 'string' && STRIPE_ID.test(e.id) &&
     typeof e.type === 'string' && e.type.length > 0 &&
     Number.isSafeInteger(e.created) && e.created >= 0 &&
     e.data !== null && typeof e.data === 'object' &&
@@ -70,10 +77,10 @@ function tenantIdFrom (...candidates: unknown[]): string | undefined {
   return undefined
 }
 
+/** A Stripe reference, given as its id or as the expanded object; an id of another shape is none. */
 function idOf (ref: unknown): string | undefined {
-  if (typeof ref === 'string' && ref !== '') return ref
-  if (ref !== null && typeof ref === 'object' && typeof (ref as { id?: unknown }).id === 'string') return (ref as { id: string }).id
-  return undefined
+  const id = ref !== null && typeof ref === 'object' ? (ref as { id?: unknown }).id : ref
+  return typeof id === 'string' && STRIPE_ID.test(id) ? id : undefined
 }
 
 /** Trimmed text without control characters (PostgreSQL's text refuses NUL; none belongs in a name). */
@@ -124,7 +131,8 @@ function paidNow (session: Record<string, any>): BillingChange['billing'] {
 function invoiceIntent (invoice: Record<string, any>, billing: BillingChange['billing']): EventIntent {
   // API 2025-03-31 moved both onto invoice.parent.subscription_details; read both shapes.
   const details = invoice.parent?.subscription_details ?? invoice.subscription_details ?? {}
-  const subscriptionId = idOf(invoice.subscription) ?? idOf(details.subscription)
+  // The subscription from the same shape as the metadata, so the two cannot name different ones.
+  const subscriptionId = idOf(details.subscription) ?? idOf(invoice.subscription)
   return {
     tenantId: tenantIdFrom(details.metadata?.tenant_id, invoice.subscription_details?.metadata?.tenant_id, invoice.metadata?.tenant_id),
     subscriptionId,
@@ -146,6 +154,11 @@ function subscriptionIntent (sub: Record<string, any>, billing: BillingChange['b
   }
 }
 
+/** Billing from a subscription's status; a status that is not a string says nothing. */
+function statusOf (sub: Record<string, any>): BillingChange['billing'] {
+  return typeof sub.status === 'string' ? billingFromSubscriptionStatus(sub.status) : undefined
+}
+
 /** The dispatch table: one entry per supported event type. */
 const DISPATCH: Record<SupportedEvent, (obj: Record<string, any>, priceToPlan: PriceToPlan) => EventIntent> = {
   'checkout.session.completed': (s) => checkoutIntent(s, paidNow(s)),
@@ -158,8 +171,8 @@ const DISPATCH: Record<SupportedEvent, (obj: Record<string, any>, priceToPlan: P
     ...checkoutIntent(s, 'canceled', { onlyIfNeverPaid: true, reason: 'The checkout expired before payment.' }),
     create: undefined
   }),
-  'customer.subscription.created': (sub, p) => subscriptionIntent(sub, billingFromSubscriptionStatus(String(sub.status)), p),
-  'customer.subscription.updated': (sub, p) => subscriptionIntent(sub, billingFromSubscriptionStatus(String(sub.status)), p),
+  'customer.subscription.created': (sub, p) => subscriptionIntent(sub, statusOf(sub), p),
+  'customer.subscription.updated': (sub, p) => subscriptionIntent(sub, statusOf(sub), p),
   'customer.subscription.deleted': (sub, p) => subscriptionIntent(sub, 'canceled', p, { reason: 'The subscription was canceled.' }),
   'invoice.paid': (inv) => invoiceIntent(inv, 'paid'),
   'invoice.payment_succeeded': (inv) => invoiceIntent(inv, 'paid'),

@@ -56,6 +56,23 @@ t.test('references given as ids or as expanded objects', async (t) => {
   t.equal(intent('invoice.paid', inv).change.customerId, 'cus_inv')
 })
 
+t.test('ids that are not Stripe-shaped are no ids (NUL, lone surrogates, too long, not strings)', async (t) => {
+  for (const bad of ['sub_\u0000x', 'sub_\ud800', 'sub_ x', '', 'x'.repeat(256), 42, { id: 'sub_\u0000' }, { id: 7 }, ['sub_1']]) {
+    const session = { ...checkoutSession({ tenantId: TENANT }), subscription: bad, customer: bad }
+    const i = intent('checkout.session.completed', session)
+    t.equal(i.subscriptionId, undefined, `subscription ${JSON.stringify(bad)}`)
+    t.equal(i.change.customerId, undefined, `customer ${JSON.stringify(bad)}`)
+  }
+  t.equal(intent('checkout.session.completed', { ...checkoutSession({ tenantId: TENANT }), subscription: 'sub_' + 'x'.repeat(251) }).subscriptionId?.length, 255, '255 characters is still an id')
+})
+
+t.test('an invoice carrying both shapes takes the subscription from the one its metadata came from', async (t) => {
+  const both = { ...invoice({ subscription: 'sub_new', tenantId: TENANT, shape: 'basil' }), subscription: 'sub_old' }
+  const i = intent('invoice.paid', both)
+  t.equal(i.tenantId, TENANT)
+  t.equal(i.subscriptionId, 'sub_new')
+})
+
 t.test('subscription statuses', async (t) => {
   const cases: Array<[string, string | undefined]> = [
     ['active', 'paid'], ['trialing', 'paid'], ['past_due', 'past_due'], ['unpaid', 'past_due'],
@@ -63,6 +80,9 @@ t.test('subscription statuses', async (t) => {
   ]
   for (const [status, billing] of cases) {
     t.equal(intent('customer.subscription.updated', subscription({ tenantId: TENANT, status })).change.billing, billing, status)
+  }
+  for (const odd of [{ toString: 1 }, ['active'], 1, null, true]) {
+    t.equal(intent('customer.subscription.updated', { ...subscription({ tenantId: TENANT, status: 'active' }), status: odd }).change.billing, undefined, `status ${JSON.stringify(odd)} says nothing`)
   }
   const deleted = intent('customer.subscription.deleted', subscription({ tenantId: TENANT, status: 'active' }))
   t.equal(deleted.change.billing, 'canceled', 'deleted cancels whatever the status field says')
@@ -81,4 +101,5 @@ t.test('isStripeEvent', async (t) => {
   t.notOk(isStripeEvent({ ...makeEvent('invoice.paid', {}), created: 2 ** 60 }), 'a created past what an integer column holds exactly')
   t.notOk(isStripeEvent({ ...makeEvent('invoice.paid', {}), created: -1 }))
   t.notOk(isStripeEvent({ ...makeEvent('invoice.paid', {}), id: 'x'.repeat(256) }))
+  for (const id of ['evt_\u0000', 'evt_\ud800', 'evt_\udfff', 'evt x', 'évt_1', '']) t.notOk(isStripeEvent({ ...makeEvent('invoice.paid', {}), id }), JSON.stringify(id))
 })

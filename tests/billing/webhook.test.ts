@@ -205,6 +205,20 @@ t.test('the webhook waits only briefly for slow provisioning', async (t) => {
   t.equal((await status(app, id)).infra, 'provisioning')
 })
 
+t.test('poison events: odd ids and odd statuses are refused or ignored, never a 500', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const id = await pendingTenant(app)
+  for (const eventId of ['evt_\u0000x', 'evt_\ud800', 'x'.repeat(256)]) {
+    const r = await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_p', tenantId: id }), { id: eventId }))
+    t.equal(r.statusCode, 400, JSON.stringify(eventId))
+    t.equal(r.json().error, 'invalid_event')
+  }
+  t.equal((await store.listEvents({})).length, 0, 'none of them recorded')
+  const odd = await deliver(app, makeEvent('customer.subscription.updated', { ...subscription({ tenantId: id, status: 'active' }), status: { toString: 1 }, customer: 'cus_\u0000' }))
+  t.equal(odd.statusCode, 200, 'a status that is no string says nothing; an id that is no id is none')
+  t.match(await store.getTenant(id), { billing: 'pending', customerId: null })
+})
+
 t.test('with the production wait (2 s), the FakeExecutor is active by the time the webhook answers', async (t) => {
   const { app } = await buildTestApp(t, { env: { WEBHOOK_WAIT_MS: '2000' } })
   const id = await pendingTenant(app)
