@@ -1,7 +1,7 @@
 // The content of every marketing page. Prices, plan names and features come from the plan
 // catalogue (api/plans.ts); the forms' fillable parts from api/web/slots.ts.
 import { PAID_PLANS, PLANS, formatPrice, type Plan } from '../api/plans.ts'
-import { describedBy, escapeHtml, fieldError, formAlert, planInput, progressBlock } from '../api/web/slots.ts'
+import { adminSection, describedBy, escapeHtml, fieldError, formAlert, planInput, progressBlock } from '../api/web/slots.ts'
 import { NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
 import { planCardId, type PageSpec, type SiteContext } from './layout.ts'
 
@@ -249,18 +249,7 @@ function welcome (): PageSpec {
 <div class="wrap section narrow">
   <h1>Thank you for your order</h1>
   ${progressBlock({ key: 'checking', done: 0, final: false })}
-  <section class="section-tight" id="admin-details" aria-labelledby="admin-heading" hidden>
-    <h2 id="admin-heading">Administrator sign-in</h2>
-    <p>Your CTF's first administrator account was created during setup. Show its details once, then change the password after you sign in.</p>
-    <button class="button button-ghost-dark" type="button" id="admin-show">Show administrator sign-in details</button>
-    <p id="admin-message" role="status" hidden></p>
-    <dl class="credentials" id="admin-credentials" hidden>
-      <dt>Sign-in page</dt><dd><a id="admin-login" href="#">Sign-in page</a></dd>
-      <dt>User name</dt><dd id="admin-name"></dd>
-      <dt>Email</dt><dd id="admin-email"></dd>
-      <dt>Password</dt><dd><code id="admin-password"></code></dd>
-    </dl>
-  </section>
+  ${adminSection()}
   <p class="small">Keep the link to this page: it is how you come back to your order. Questions? <a href="/contact#support">Contact support</a>.</p>
   <noscript><p class="small">This page updates by itself when JavaScript is on; without it, reload the page to see the latest step.</p></noscript>
 </div>`

@@ -2,10 +2,8 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError, ErrorReplySchema } from '../errors.ts'
-import { STATES, BILLING, INFRA, deriveTenantState } from './lifecycle.ts'
-import { verifyWelcomeToken } from './welcome-token.ts'
-import { openCredentialEnvelope } from '../provisioning/cloud-init.ts'
-import { serverSpecFor } from '../provisioning/jobs.ts'
+import { STATES, BILLING, INFRA } from './lifecycle.ts'
+import { adminCredential } from './credentials.ts'
 
 const literals = (values: readonly string[]) => Type.Union(values.map((v) => Type.Literal(v)))
 const nullable = (s: ReturnType<typeof Type.String>) => Type.Union([s, Type.Null()])
@@ -43,9 +41,7 @@ const CredentialsReply = Type.Object({
 export default async function tenantRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
 
-  // The buyer's first admin credential, only for the holder of the signed welcome link. The
-  // server publishes it sealed to a key derived from SECRET_KEY; it is opened here, per request,
-  // and never stored or logged in clear.
+  // The buyer's first admin credential, only for the holder of the signed welcome link.
   app.get('/tenants/:id/credentials', {
     schema: {
       summary: "The CTF's first administrator credential (signed welcome link only)",
@@ -56,32 +52,7 @@ export default async function tenantRoutes (fastify: FastifyInstance): Promise<v
     }
   }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
-    const { id } = request.params
-    if (!verifyWelcomeToken(app.config.secretKey, id, request.query.token)) {
-      throw new AppError('forbidden', 'This link is not valid for this tenant.')
-    }
-    const tenant = await app.tenants.getTenant(id)
-    if (tenant === undefined) throw new AppError('tenant_not_found', `No tenant has the id ${id}.`)
-    if (deriveTenantState(tenant.billing, tenant.infra) !== 'active') {
-      throw new AppError('tenant_not_ready', 'The CTF is not live yet; the credential appears once it is.')
-    }
-    const fetchEnvelope = app.executor.fetchCredentialEnvelope?.bind(app.executor)
-    if (fetchEnvelope === undefined) {
-      throw new AppError('credential_unavailable', `The ${app.executor.name} executor makes no real server, so there is no administrator credential.`)
-    }
-    const { fqdn, url } = app.tenants.statusOf(tenant)
-    const envelope = await fetchEnvelope(fqdn)
-    if (envelope === undefined) throw new AppError('credential_unavailable', 'The server has not published its credential yet; try again shortly.')
-    let password: string
-    try {
-      password = openCredentialEnvelope(app.config.secretKey, id, envelope)
-    } catch (err) {
-      request.log.warn({ tenant: id, reason: (err as Error).message }, 'credential envelope did not open')
-      throw new AppError('credential_unreadable', 'The credential the server published could not be opened.')
-    }
-    // The address the server was set up with (a made-up one when checkout had no email).
-    const { adminEmail } = serverSpecFor(tenant, app.config)
-    return { tenant_id: id, login_url: `${url}login`, admin_name: 'admin', admin_email: adminEmail, password }
+    return adminCredential({ config: app.config, tenants: app.tenants, executor: app.executor, log: request.log }, request.params.id, request.query.token)
   })
 
   app.get('/tenants/:id/status', {

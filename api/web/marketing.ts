@@ -10,7 +10,10 @@ import { PAID_PLANS } from '../plans.ts'
 import { loginError, progressOf, registerError, siteValues } from './buyer-text.ts'
 import { isHiddenBuildFile, refusalsAreMisses, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
 import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
-import { describedBy, fieldError, formAlert, planInput, progressBlock } from './slots.ts'
+import { adminSection, describedBy, fieldError, formAlert, planInput, progressBlock, type AdminSection } from './slots.ts'
+import { adminCredential } from '../tenants/credentials.ts'
+import { verifyWelcomeToken } from '../tenants/welcome-token.ts'
+import { isAppError } from '../errors.ts'
 
 export interface MarketingOptions {
   /** The build directory (marketing/dist by default). */
@@ -156,14 +159,35 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   }
 
   const settings = siteValues({ baseDomain: config.baseDomain, graceHours: config.deprovisionGraceHours })
-  const renderWelcome = async (query: Query): Promise<string> => {
+  /** The admin sign-in section for a live order: a link for visitors without script, or the details once asked. */
+  const adminFor = async (request: FastifyRequest, id: string, query: Query): Promise<AdminSection> => {
+    const token = one(query, 'token') ?? ''
+    if (!verifyWelcomeToken(config.secretKey, id, token)) return { offered: false }
+    const section: AdminSection = {
+      offered: true,
+      noScriptHref: `/welcome?tenant=${id}&token=${encodeURIComponent(token)}&show=admin#admin-details`
+    }
+    if (one(query, 'show') !== 'admin') return section
+    try {
+      const c = await adminCredential({ config, tenants: app.tenants, executor: app.executor, log: request.log }, id, token)
+      return { ...section, credential: { loginUrl: c.login_url, name: c.admin_name, email: c.admin_email, password: c.password } }
+    } catch (err) {
+      if (!isAppError(err)) throw err
+      return { ...section, message: err.message }
+    }
+  }
+
+  const renderWelcome = async (request: FastifyRequest, query: Query): Promise<string> => {
     const id = one(query, 'tenant') ?? ''
     const tenant = TENANT_ID.test(id) ? await app.tenants.getTenant(id) : undefined
     const status = tenant === undefined ? null : app.tenants.statusOf(tenant)
-    const block = progressBlock(progressOf(status), status === null
+    const progress = progressOf(status)
+    const block = progressBlock(progress, status === null
       ? { tenant: id }
       : { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error ?? 'The subscription was canceled.', ...settings })
-    return swap(readPage('welcome.html'), progressBlock({ key: 'checking', done: 0, final: false }), block)
+    const html = swap(readPage('welcome.html'), progressBlock({ key: 'checking', done: 0, final: false }), block)
+    if (progress.key !== 'live') return html
+    return swap(html, adminSection(), adminSection(await adminFor(request, id, query)))
   }
 
   for (const page of SITE_PAGES) {
@@ -175,7 +199,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
       else if (page.path === '/login') filled = renderLogin(query)
       else if (page.path === '/welcome' && Object.keys(query).length > 0) {
         // Any query (a token, even without a tenant) makes this a page of one buyer's.
-        filled = one(query, 'tenant') !== undefined ? await renderWelcome(query) : readPage('welcome.html')
+        filled = one(query, 'tenant') !== undefined ? await renderWelcome(request, query) : readPage('welcome.html')
         return sendFilled(reply, filled, { noReferrer: true })
       }
       if (filled !== undefined) return sendFilled(reply, filled)

@@ -65,3 +65,34 @@ export function progressBlock (progress: Progress, values: ProgressValues = {}):
     `<p class="small order-ref" id="order-ref"${order === '' ? ' hidden' : ''}>Order number: <code id="order-id">${escapeHtml(order)}</code></p>` +
     '</div>'
 }
+
+export interface AdminSection {
+  /** Offered at all: the order is live and the link carries a valid token. */
+  offered: boolean
+  /** For visitors without script: the welcome link that opens the details on a page load. */
+  noScriptHref?: string
+  /** Why the details cannot be shown (not published yet, say). */
+  message?: string
+  credential?: { loginUrl: string, name: string, email: string, password: string }
+}
+
+/** The welcome page's administrator sign-in section; the site script fills it in as well. */
+export function adminSection (s: AdminSection = { offered: false }): string {
+  const c = s.credential
+  const attr = (shown: boolean): string => (shown ? '' : ' hidden')
+  const noScript = s.noScriptHref !== undefined && c === undefined
+    ? `<noscript><p><a href="${escapeHtml(s.noScriptHref)}">Show the details without JavaScript</a></p></noscript>`
+    : ''
+  return `<section class="section-tight" id="admin-details" aria-labelledby="admin-heading"${attr(s.offered)}>
+    <h2 id="admin-heading">Administrator sign-in</h2>
+    <p>Your CTF's first administrator account was created during setup. Show its details once, then change the password after you sign in.</p>
+    <button class="button button-ghost-dark" type="button" id="admin-show"${attr(c === undefined)}>Show administrator sign-in details</button>${noScript}
+    <p id="admin-message" role="status"${attr(s.message !== undefined)}>${escapeHtml(s.message ?? '')}</p>
+    <dl class="credentials" id="admin-credentials"${attr(c !== undefined)}>
+      <dt>Sign-in page</dt><dd><a id="admin-login" href="${escapeHtml(c?.loginUrl ?? '#')}">${escapeHtml(c?.loginUrl ?? 'Sign-in page')}</a></dd>
+      <dt>User name</dt><dd id="admin-name">${escapeHtml(c?.name ?? '')}</dd>
+      <dt>Email</dt><dd id="admin-email">${escapeHtml(c?.email ?? '')}</dd>
+      <dt>Password</dt><dd><code id="admin-password">${escapeHtml(c?.password ?? '')}</code></dd>
+    </dl>
+  </section>`
+}

@@ -5,6 +5,8 @@ import { sealCredential } from '../helpers/credential-seal.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { welcomeToken } from '../../api/tenants/welcome-token.ts'
 import type { FastifyInstance } from 'fastify'
+import { load } from 'cheerio'
+import { buildTestSite } from '../helpers/site-build.ts'
 
 const SECRET = 'credentials-test-secret-key-0123456789'
 
@@ -81,4 +83,49 @@ t.test('no credential before the CTF is live, or with the development executor',
   t.match(fake.json().message, /fake executor/)
   const unknown = '1'.repeat(32)
   t.equal((await app.inject(`/tenants/${unknown}/credentials?token=${welcomeToken(SECRET, unknown)}`)).statusCode, 404)
+})
+
+t.test('without JavaScript, the welcome page shows the credential on a page load of its own', async (t) => {
+  const site = buildTestSite(t)
+  const executor = new PublishingExecutor()
+  const { app } = await buildTestApp(t, { executor, env: { ...site.env, SECRET_KEY: SECRET } })
+  const { id, fqdn } = await liveTenant(app)
+  const token = welcomeToken(SECRET, id)
+  const page = async (query: string) => {
+    const r = await app.inject(`/welcome?tenant=${id}${query}`)
+    t.equal(r.statusCode, 200)
+    return { r, $: load(r.body) }
+  }
+
+  // Live, the right link: the section is offered, with a link for visitors without script.
+  const offered = await page(`&token=${token}`)
+  t.equal(offered.$('#admin-details').attr('hidden'), undefined, 'the section is offered')
+  const link = load(offered.$('#admin-details noscript').html() ?? '')('a').attr('href')
+  t.equal(link, `/welcome?tenant=${id}&token=${token}&show=admin#admin-details`, 'a plain link opens the details')
+  t.equal(offered.$('#admin-credentials').attr('hidden'), 'hidden', 'not shown until asked')
+
+  // Asked, but the server has not published it yet: the reason, no details.
+  const early = await page(`&token=${token}&show=admin`)
+  t.match(early.$('#admin-message').text(), /has not published its credential yet/)
+  t.equal(early.$('#admin-message').attr('hidden'), undefined)
+  t.equal(early.$('#admin-credentials').attr('hidden'), 'hidden')
+
+  executor.envelopes.set(fqdn, sealCredential(SECRET, id, 'No-Script-Pass-7'))
+  const shown = await page(`&token=${token}&show=admin`)
+  t.equal(shown.$('#admin-password').text(), 'No-Script-Pass-7')
+  t.equal(shown.$('#admin-name').text(), 'admin')
+  t.equal(shown.$('#admin-email').text(), 'owner@cred.test')
+  t.equal(shown.$('#admin-login').attr('href'), `https://${fqdn}/login`)
+  t.equal(shown.$('#admin-credentials').attr('hidden'), undefined, 'the details are shown')
+  t.equal(shown.$('#admin-show').attr('hidden'), 'hidden', 'the button has nothing left to do')
+  t.equal(shown.r.headers['cache-control'], 'no-store', 'never cached')
+  t.equal(shown.r.headers['referrer-policy'], 'no-referrer')
+
+  // Anything short of the right link on a live order reveals nothing, not even the section.
+  for (const query of ['', `&token=${'0'.repeat(40)}&show=admin`, `&token=${welcomeToken('another-secret-key-0123456789abcdef', id)}&show=admin`]) {
+    const other = await page(query)
+    t.equal(other.$('#admin-details').attr('hidden'), 'hidden', `section hidden for ${query || 'no token'}`)
+    t.notMatch(other.r.body, /No-Script-Pass-7/)
+    t.equal(other.$('#admin-details noscript').length, 0)
+  }
 })

@@ -1,0 +1,56 @@
+// The buyer's first admin credential, for the holder of the signed welcome link only: read by
+// the JSON route and by the welcome page for visitors without JavaScript. The server publishes
+// it sealed to a key derived from SECRET_KEY; it is opened here, per request, never stored or
+// logged in clear.
+import type { FastifyBaseLogger } from 'fastify'
+import type { Config } from '../config.ts'
+import { AppError } from '../errors.ts'
+import type { Executor } from '../provisioning/executor.ts'
+import { openCredentialEnvelope } from '../provisioning/cloud-init.ts'
+import { serverSpecFor } from '../provisioning/jobs.ts'
+import { deriveTenantState } from './lifecycle.ts'
+import type { TenantService } from './service.ts'
+import { verifyWelcomeToken } from './welcome-token.ts'
+
+export interface AdminCredential {
+  tenant_id: string
+  login_url: string
+  admin_name: string
+  admin_email: string
+  password: string
+}
+
+export interface CredentialDeps {
+  config: Config
+  tenants: TenantService
+  executor: Executor
+  log: FastifyBaseLogger
+}
+
+/** The credential, or an AppError saying why not (a bad token, not live yet, not published). */
+export async function adminCredential (deps: CredentialDeps, id: string, token: string): Promise<AdminCredential> {
+  const { config, tenants, executor, log } = deps
+  if (!verifyWelcomeToken(config.secretKey, id, token)) throw new AppError('forbidden', 'This link is not valid for this tenant.')
+  const tenant = await tenants.getTenant(id)
+  if (tenant === undefined) throw new AppError('tenant_not_found', `No tenant has the id ${id}.`)
+  if (deriveTenantState(tenant.billing, tenant.infra) !== 'active') {
+    throw new AppError('tenant_not_ready', 'The CTF is not live yet; the credential appears once it is.')
+  }
+  const fetchEnvelope = executor.fetchCredentialEnvelope?.bind(executor)
+  if (fetchEnvelope === undefined) {
+    throw new AppError('credential_unavailable', `The ${executor.name} executor makes no real server, so there is no administrator credential.`)
+  }
+  const { fqdn, url } = tenants.statusOf(tenant)
+  const envelope = await fetchEnvelope(fqdn)
+  if (envelope === undefined) throw new AppError('credential_unavailable', 'The server has not published its credential yet; try again shortly.')
+  let password: string
+  try {
+    password = openCredentialEnvelope(config.secretKey, id, envelope)
+  } catch (err) {
+    log.warn({ tenant: id, reason: (err as Error).message }, 'credential envelope did not open')
+    throw new AppError('credential_unreadable', 'The credential the server published could not be opened.')
+  }
+  // The address the server was set up with (a made-up one when checkout had no email).
+  const { adminEmail } = serverSpecFor(tenant, config)
+  return { tenant_id: id, login_url: `${url}login`, admin_name: 'admin', admin_email: adminEmail, password }
+}
