@@ -58,15 +58,19 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
   app.post('/billing/checkout', {
     config: { rateLimit: config.checkoutRateLimit > 0 ? { max: config.checkoutRateLimit, timeWindow: 60_000 } : false },
     preValidation: dropEmptyFields,
-    // A plain form post that fails validation goes back to the form, not to a JSON page.
-    attachValidation: true,
-    // Likewise every other refusal (the rate limit's too, thrown before the body is read):
-    // the form shows the message; JSON clients get the error as usual.
+    // A plain form post goes back to the form on every refusal (a schema failure, the rate
+    // limit's, thrown before the body is read, our own): the form shows the message. JSON
+    // clients get the error as usual.
     errorHandler: (err, request, reply) => {
-      if (!isAppError(err) || !wantsRedirect(request)) throw err
+      if (!wantsRedirect(request)) throw err
       const body = (request.body ?? {}) as Record<string, unknown>
-      const plan = typeof body.plan === 'string' ? `plan=${encodeURIComponent(body.plan)}&` : ''
-      return reply.redirect(`/register?${plan}error=${err.code}`, 303)
+      const plan = typeof body.plan === 'string' ? body.plan : undefined
+      if (err.validation !== undefined) {
+        const { field } = validationMessage(err)
+        return reply.redirect(`/register?plan=${encodeURIComponent(plan ?? '')}&error=invalid_request&field=${encodeURIComponent(field)}`, 303)
+      }
+      if (!isAppError(err)) throw err
+      return reply.redirect(`/register?${plan === undefined ? '' : `plan=${encodeURIComponent(plan)}&`}error=${err.code}`, 303)
     },
     schema: {
       summary: 'Start a checkout for a plan',
@@ -76,14 +80,6 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
       response: { 200: CheckoutReply, '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
     }
   }, async (request, reply) => {
-    const invalid = request.validationError
-    if (invalid !== undefined) {
-      if (!wantsRedirect(request)) throw invalid
-      const body = (request.body ?? {}) as Record<string, unknown>
-      const { field } = validationMessage(invalid)
-      const plan = typeof body.plan === 'string' ? body.plan : ''
-      return reply.redirect(`/register?plan=${encodeURIComponent(plan)}&error=invalid_request&field=${encodeURIComponent(field)}`, 303)
-    }
     const { plan: slug, name, email } = request.body
     const plan = getPlan(slug)
     if (plan === undefined) throw new AppError('unknown_plan', `There is no plan called "${slug}".`, { plan: slug })
