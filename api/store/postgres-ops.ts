@@ -93,8 +93,9 @@ export class PgOps implements StoreOps {
     return row === undefined ? undefined : tenantFromRow(row)
   }
 
-  async isSlugTaken (slug: string): Promise<boolean> {
-    return (await this.one('SELECT 1 AS taken FROM tenants WHERE slug = $1', slug)) !== undefined
+  async findTenantIdBySlug (slug: string): Promise<string | undefined> {
+    const row = await this.one('SELECT id FROM tenants WHERE slug = $1', slug)
+    return row === undefined ? undefined : String(row.id)
   }
 
   async findTenantIdBySubscription (subscriptionId: string): Promise<string | undefined> {

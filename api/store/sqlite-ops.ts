@@ -88,8 +88,9 @@ export class SqliteOps implements StoreOps {
     return this.getTenant(id)
   }
 
-  async isSlugTaken (slug: string): Promise<boolean> {
-    return this.conn.get('SELECT 1 AS taken FROM tenants WHERE slug = ?', slug) !== undefined
+  async findTenantIdBySlug (slug: string): Promise<string | undefined> {
+    const row = this.conn.get('SELECT id FROM tenants WHERE slug = ?', slug)
+    return row === undefined ? undefined : String(row.id)
   }
 
   async findTenantIdBySubscription (subscriptionId: string): Promise<string | undefined> {

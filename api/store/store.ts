@@ -103,8 +103,8 @@ export interface StoreOps {
   /** Locks the tenant row for the rest of the transaction where the adapter can (PostgreSQL). */
   getTenantForUpdate (id: string): Promise<Tenant | undefined>
   findTenantIdBySubscription (subscriptionId: string): Promise<string | undefined>
-  /** Whether a tenant holds this slug (the column is unique). */
-  isSlugTaken (slug: string): Promise<boolean>
+  /** The tenant holding this slug, if any (the column is unique). */
+  findTenantIdBySlug (slug: string): Promise<string | undefined>
   insertTenant (tenant: Tenant): Promise<void>
   updateTenant (id: string, patch: TenantPatch): Promise<void>
   deleteTenant (id: string): Promise<void>

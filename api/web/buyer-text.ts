@@ -1,6 +1,7 @@
 // What the buyer reads: API error codes and tenant states in plain words. The marketing build
 // injects these tables into the site's script, and the server uses them to render the same
 // messages for visitors without JavaScript, so both always say the same thing.
+import type { Billing, Infra } from '../tenants/lifecycle.ts'
 import type { TenantStatus } from '../tenants/service.ts'
 
 export type RegisterField = 'name' | 'email' | 'plan' | 'form'
@@ -30,7 +31,21 @@ export function registerError (code: string, field?: string): { field: RegisterF
 }
 
 export const LOGIN_ERRORS: Readonly<Record<string, string>> = {
-  invalid_address: 'That does not look like a CTFHive address. Enter the name before the domain, like spring-ctf-1a2b3c.'
+  invalid_address: 'That does not look like a CTFHive address. Enter the name before the domain, like spring-ctf-1a2b3c.',
+  unknown_address: 'We have no CTF at that address. Check it against your welcome page: the name ends in a short code, like spring-ctf-1a2b3c.',
+  not_ready: 'That CTF is not running yet. Its welcome page shows where it stands.',
+  shut_down: 'That CTF was shut down when its subscription ended. To bring it back, write to our billing team.'
+}
+
+/**
+ * Where the sign-in form leads for the tenant holding the address: its server while one runs
+ * (a canceled CTF's too, until its grace period ends), otherwise the reason there is none. An
+ * order never paid for holds its address but has nothing behind it.
+ */
+export function loginTarget (tenant: { billing: Billing, infra: Infra } | undefined): 'go' | 'unknown_address' | 'not_ready' | 'shut_down' {
+  if (tenant === undefined || tenant.billing === 'pending') return 'unknown_address'
+  if (tenant.infra === 'ready') return 'go'
+  return tenant.infra === 'deprovisioned' ? 'shut_down' : 'not_ready'
 }
 
 /** The sign-in message for an error code from the URL; none for an unknown code. */

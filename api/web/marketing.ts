@@ -7,10 +7,10 @@ import { join } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PAID_PLANS } from '../plans.ts'
-import { loginError, progressOf, registerError, siteValues } from './buyer-text.ts'
+import { loginError, loginTarget, progressOf, registerError, siteValues } from './buyer-text.ts'
 import { isHiddenBuildFile, refusalsAreMisses, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
 import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
-import { adminSection, describedBy, fieldError, formAlert, planInput, progressBlock, type AdminSection } from './slots.ts'
+import { addressValue, adminSection, describedBy, fieldError, formAlert, planInput, progressBlock, type AdminSection } from './slots.ts'
 import { adminCredential } from '../tenants/credentials.ts'
 import { verifyWelcomeToken } from '../tenants/welcome-token.ts'
 import { isAppError } from '../errors.ts'
@@ -23,6 +23,8 @@ export interface MarketingOptions {
 const DEFAULT_PLAN = 'standard'
 const TENANT_ID = /^[0-9a-f]{32}$/
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+/** The sign-in field's maxlength: a whole host name. */
+const ADDRESS_MAX = 253
 
 type Query = Record<string, string | string[] | undefined>
 
@@ -154,8 +156,11 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   const renderLogin = (query: Query): string | undefined => {
     const message = loginError(one(query, 'error'))
     if (message === undefined) return undefined
-    const html = swap(readPage('login.html'), fieldError('address'), fieldError('address', message))
-    return swap(html, describedBy('address'), describedBy('address', true))
+    let html = swap(readPage('login.html'), fieldError('address'), fieldError('address', message))
+    html = swap(html, describedBy('address'), describedBy('address', true))
+    // What the buyer typed stays in the field, to correct rather than retype.
+    const typed = (one(query, 'address') ?? '').slice(0, ADDRESS_MAX)
+    return typed === '' ? html : swap(html, addressValue(), addressValue(typed))
   }
 
   const settings = siteValues({ baseDomain: config.baseDomain, graceHours: config.deprovisionGraceHours })
@@ -208,10 +213,15 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   }
 
   // The sign-in form without script: the address → that CTF's own sign-in page.
+  // Only to a server that runs: a mistyped or finished CTF gets a reason, not a browser error.
   app.get('/login/go', { schema: { hide: true } }, async (request, reply) => {
-    const label = tenantLabel(one(request.query as Query, 'address') ?? '', config.baseDomain)
+    const address = (one(request.query as Query, 'address') ?? '').trim().slice(0, ADDRESS_MAX)
+    const label = tenantLabel(address, config.baseDomain)
     reply.header('cache-control', 'no-store')
-    if (label === undefined) return reply.redirect('/login?error=invalid_address', 303)
+    const back = (code: string): FastifyReply => reply.redirect(`/login?error=${code}&address=${encodeURIComponent(address)}`, 303)
+    if (label === undefined) return back('invalid_address')
+    const target = loginTarget(await app.tenants.getTenantBySlug(label))
+    if (target !== 'go') return back(target)
     return reply.redirect(`https://${label}.${config.baseDomain}/login`, 303)
   })
 }

@@ -24,6 +24,11 @@ export function describedBy (field: string, invalid = false): string {
   return `${invalid ? 'aria-invalid="true" ' : ''}aria-describedby="${field}-hint ${field}-error"`
 }
 
+/** The sign-in address field's opening attributes, with what the visitor typed when refused. */
+export function addressValue (typed = ''): string {
+  return `id="address" name="address"${typed === '' ? '' : ` value="${escapeHtml(typed)}"`}`
+}
+
 export function planInput (slug: string, checked: boolean): string {
   return `<input type="radio" name="plan" id="plan-${slug}" value="${slug}" required${checked ? ' checked' : ''}>`
 }

@@ -3,7 +3,7 @@
 // without script; the welcome page follows the order to "live" after a signed webhook.
 import t from 'tap'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { REGISTER_ERRORS, PROGRESS_TEXT, fillText } from '../../api/web/buyer-text.ts'
+import { LOGIN_ERRORS, REGISTER_ERRORS, PROGRESS_TEXT, fillText } from '../../api/web/buyer-text.ts'
 import { SITE_PAGES } from '../../api/web/site-pages.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
@@ -177,19 +177,25 @@ async function run (): Promise<void> {
     t.same(problems, [])
   })
 
-  t.test('sign-in sends the buyer to their own CTF', async (t) => {
+  t.test('sign-in sends the buyer to their own running CTF', async (t) => {
+    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Login CTF' } })).json()
+    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))
+    const slug = (await app.inject(`/tenants/${created.tenant_id}/status`)).json().fqdn.split('.')[0]
     const { page } = await open()
     await page.route('https://*.ctfhive.example/**', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<title>tenant</title>' }))
     await page.goto(`${origin}/login`)
-    await page.getByLabel("Your CTF's address").fill('spring-ctf-1a2b3c')
+    await page.getByLabel("Your CTF's address").fill(slug)
     await page.getByRole('button', { name: 'Go to sign-in' }).click()
-    await page.waitForURL('https://spring-ctf-1a2b3c.ctfhive.example/login')
-    t.equal(page.url(), 'https://spring-ctf-1a2b3c.ctfhive.example/login')
+    await page.waitForURL(`https://${slug}.ctfhive.example/login`)
+    t.equal(page.url(), `https://${slug}.ctfhive.example/login`)
 
-    await page.goto(`${origin}/login`)
-    await page.getByLabel("Your CTF's address").fill('evil.com')
-    await page.getByRole('button', { name: 'Go to sign-in' }).click()
-    await page.waitForURL(/\/login\?error=invalid_address$/)
-    t.ok(await page.locator('#address-error').isVisible())
+    for (const [typed, code] of [['evil.com', 'invalid_address'], ['spring-ctf-1a2b3c', 'unknown_address']] as const) {
+      await page.goto(`${origin}/login`)
+      await page.getByLabel("Your CTF's address").fill(typed)
+      await page.getByRole('button', { name: 'Go to sign-in' }).click()
+      await page.waitForURL(new RegExp(`/login\\?error=${code}&`))
+      t.equal(await page.locator('#address-error').textContent(), LOGIN_ERRORS[code], typed)
+      t.equal(await page.getByLabel("Your CTF's address").inputValue(), typed, 'what was typed is still there')
+    }
   })
 }

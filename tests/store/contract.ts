@@ -154,14 +154,17 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same((await store.listTenants({ billing: 'paid' }))[0], made[6], 'listed tenants are whole records')
   })
 
-  t.test('slugs: a taken one is known, inside a transaction too', async (t) => {
+  t.test('slugs: a taken one names its tenant, inside a transaction too', async (t) => {
     const { store } = await fresh(t)
     const a = makeTenant()
-    t.equal(await store.isSlugTaken(a.slug), false)
+    const b = makeTenant()
+    t.equal(await store.findTenantIdBySlug(a.slug), undefined)
     await store.insertTenant(a)
-    t.equal(await store.isSlugTaken(a.slug), true)
-    t.equal(await store.transaction((tx) => tx.isSlugTaken(a.slug)), true, 'inside a transaction')
-    t.equal(await store.isSlugTaken(`${a.slug}x`), false, 'an exact match only')
+    await store.insertTenant(b)
+    t.equal(await store.findTenantIdBySlug(a.slug), a.id)
+    t.equal(await store.findTenantIdBySlug(b.slug), b.id)
+    t.equal(await store.transaction((tx) => tx.findTenantIdBySlug(a.slug)), a.id, 'inside a transaction')
+    t.equal(await store.findTenantIdBySlug(`${a.slug}x`), undefined, 'an exact match only')
   })
 
   t.test('subscription index: first link wins, survives a reopen, goes with its tenant', async (t) => {

@@ -2,7 +2,7 @@
 // checkout error code to a field and a message.
 import t from 'tap'
 import { BILLING, INFRA, deriveTenantState } from '../../api/tenants/lifecycle.ts'
-import { LOGIN_ERRORS, PROGRESS_STEPS, PROGRESS_TEXT, REGISTER_ERRORS, fillText, graceDelay, loginError, progressOf, registerError, siteValues } from '../../api/web/buyer-text.ts'
+import { LOGIN_ERRORS, PROGRESS_STEPS, PROGRESS_TEXT, REGISTER_ERRORS, fillText, graceDelay, loginError, loginTarget, progressOf, registerError, siteValues } from '../../api/web/buyer-text.ts'
 import { escapeHtml, progressBlock } from '../../api/web/slots.ts'
 
 const at = '2025-05-01T09:00:00.000Z'
@@ -24,6 +24,18 @@ t.test('every billing × infra combination has a progress the buyer understands'
   }
   t.same(progressOf(null), { key: 'not_found', done: 0, final: true })
   t.equal(progressOf({ state: 'canceled', billing: 'canceled', paid_at: at, ready_at: at }).done, 2, 'a canceled CTF is not shown as live')
+})
+
+t.test('the sign-in form leads to a server only while one runs', async (t) => {
+  for (const billing of BILLING) {
+    for (const infra of INFRA) {
+      const target = loginTarget({ billing, infra })
+      const expected = billing === 'pending' ? 'unknown_address' : infra === 'ready' ? 'go' : infra === 'deprovisioned' ? 'shut_down' : 'not_ready'
+      t.equal(target, expected, `${billing}/${infra}`)
+      if (target !== 'go') t.ok(loginError(target), `${target} has words`)
+    }
+  }
+  t.equal(loginTarget(undefined), 'unknown_address')
 })
 
 t.test('checkout errors land next to their field', async (t) => {

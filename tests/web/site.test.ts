@@ -382,19 +382,48 @@ t.test('/welcome fills in the settings: the billing address and the grace period
   t.equal(canceled('#order-id').text(), created.tenant_id, 'the order number after a cancellation')
 })
 
-t.test('/login sends the buyer to their CTF, and refuses other hosts', async (t) => {
-  const a = await app(t)
-  const go = async (address: string) => (await a.inject(`/login/go?address=${encodeURIComponent(address)}`)).headers.location
-  t.equal(await go('spring-ctf-1a2b3c'), 'https://spring-ctf-1a2b3c.ctfhive.example/login')
-  t.equal(await go(' Spring-CTF-1a2b3c.ctfhive.example '), 'https://spring-ctf-1a2b3c.ctfhive.example/login')
-  t.equal(await go('https://spring-ctf-1a2b3c.ctfhive.example:443/scoreboard?x=1'), 'https://spring-ctf-1a2b3c.ctfhive.example/login')
-  for (const evil of ['evil.com', 'https://evil.com/', 'a.b.ctfhive.example', 'ctfhive.example', '', '-x', 'x'.repeat(64), 'spring.ctfhive.example.evil.com']) {
-    t.equal(await go(evil), '/login?error=invalid_address', JSON.stringify(evil))
+t.test('/login sends the buyer to their running CTF, and refuses other hosts', async (t) => {
+  const { app: a, store } = await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS } })
+  const go = async (address: string) => {
+    const res = await a.inject(`/login/go?address=${encodeURIComponent(address)}`)
+    t.equal(res.headers['cache-control'], 'no-store')
+    return res.headers.location
   }
-  const $ = load((await a.inject('/login?error=invalid_address')).body)
-  t.equal($('#address-error').text(), LOGIN_ERRORS.invalid_address)
-  t.equal($('#address').attr('aria-invalid'), 'true')
-  t.ok(load((await a.inject('/login?error=other')).body)('#address-error').is('[hidden]'), 'unknown codes show nothing')
+  const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Spring CTF' } })).json()
+  const slug = (await store.getTenant(created.tenant_id))!.slug
+  t.equal(await go(slug), `/login?error=unknown_address&address=${slug}`, 'an order never paid for has nothing behind its address')
+
+  await deliver(a, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))
+  t.equal(await go(slug), `https://${slug}.ctfhive.example/login`)
+  t.equal(await go(` ${slug.toUpperCase()}.ctfhive.example `), `https://${slug}.ctfhive.example/login`)
+  t.equal(await go(`https://${slug}.ctfhive.example:443/scoreboard?x=1`), `https://${slug}.ctfhive.example/login`)
+
+  await store.updateTenant(created.tenant_id, { infra: 'provisioning' })
+  t.equal(await go(slug), `/login?error=not_ready&address=${slug}`)
+  await store.updateTenant(created.tenant_id, { infra: 'failed' })
+  t.equal(await go(slug), `/login?error=not_ready&address=${slug}`)
+  await store.updateTenant(created.tenant_id, { billing: 'canceled', infra: 'ready' })
+  t.equal(await go(slug), `https://${slug}.ctfhive.example/login`, 'a canceled CTF stays reachable through its grace period')
+  await store.updateTenant(created.tenant_id, { infra: 'deprovisioned' })
+  t.equal(await go(slug), `/login?error=shut_down&address=${slug}`)
+
+  t.equal(await go('spring-ctf-1a2b3c'), '/login?error=unknown_address&address=spring-ctf-1a2b3c', 'a well-formed address nobody holds')
+  for (const evil of ['evil.com', 'https://evil.com/', 'a.b.ctfhive.example', 'ctfhive.example', '', '-x', 'x'.repeat(64), 'spring.ctfhive.example.evil.com']) {
+    t.equal(await go(evil), `/login?error=invalid_address&address=${encodeURIComponent(evil)}`, JSON.stringify(evil))
+  }
+  t.equal(await go('x'.repeat(5000)), `/login?error=invalid_address&address=${'x'.repeat(253)}`, 'the address sent back is cut to the field\'s length')
+
+  for (const code of Object.keys(LOGIN_ERRORS)) {
+    const $ = load((await a.inject(`/login?error=${code}&address=${encodeURIComponent('"><b>x')}`)).body)
+    t.equal($('#address-error').text(), LOGIN_ERRORS[code], code)
+    t.equal($('#address').attr('aria-invalid'), 'true')
+    t.equal($('#address').attr('value'), '"><b>x', 'what was typed comes back, as text')
+    t.equal($('b').length, 0, 'and never as markup')
+  }
+  t.equal(load((await a.inject('/login?error=not_ready')).body)('#address').attr('value'), undefined, 'no address, no value')
+  const unknown = load((await a.inject('/login?error=other&address=x')).body)
+  t.ok(unknown('#address-error').is('[hidden]'), 'unknown codes show nothing')
+  t.equal(unknown('#address').attr('value'), undefined)
   t.equal(load((await a.inject('/login')).body)('a[href^="mailto:billing@"]').attr('href'), 'mailto:billing@ctfhive.example', 'a billing contact')
 })
 
