@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import cookie from '@fastify/cookie'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
@@ -218,6 +219,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
       `Too many requests; try again in ${Math.ceil(context.ttl / 1000)} s.`, {}, { 'retry-after': String(Math.ceil(context.ttl / 1000)) })
   })
 
+  // Only the sign-up form's round trip without script uses one (web/typed-values.ts).
+  await app.register(cookie)
   await app.register(healthRoutes)
   await app.register(billingRoutes)
   await app.register(webhookRoutes)

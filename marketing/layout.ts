@@ -57,6 +57,9 @@ export function planCardId (plan: Plan): string {
   return `plan-card-${plan.slug}`
 }
 
+/** The contact page's mailboxes and what each is for (its cards' ids are the box names). */
+export const CONTACT_BOXES: ReadonlyArray<readonly [string, string]> = [['sales', 'sales'], ['customer support', 'support'], ['billing support', 'billing']]
+
 /** Organization + SoftwareApplication with one Offer per paid plan of the catalogue. */
 export function jsonLd (ctx: SiteContext): Record<string, unknown> {
   const base = ctx.publicBaseUrl
@@ -70,7 +73,13 @@ export function jsonLd (ctx: SiteContext): Record<string, unknown> {
         name: SITE_NAME,
         url: `${base}/`,
         logo: `${base}/apple-touch-icon.png`,
-        email: `hello@${ctx.baseDomain}`
+        // The contact page's own mailboxes, so search results show an address someone reads.
+        contactPoint: CONTACT_BOXES.map(([contactType, box]) => ({
+          '@type': 'ContactPoint',
+          contactType,
+          email: `${box}@${ctx.baseDomain}`,
+          url: `${base}/contact#${box}`
+        }))
       },
       {
         '@type': 'SoftwareApplication',

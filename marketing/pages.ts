@@ -1,7 +1,7 @@
 // The content of every marketing page. Prices, plan names and features come from the plan
 // catalogue (api/plans.ts); the forms' fillable parts from api/web/slots.ts.
 import { PAID_PLANS, PLANS, formatPrice, type Plan } from '../api/plans.ts'
-import { addressValue, adminSection, describedBy, escapeHtml, fieldError, formAlert, planInput, progressBlock } from '../api/web/slots.ts'
+import { adminSection, describedBy, escapeHtml, fieldError, fieldValue, formAlert, planInput, progressBlock } from '../api/web/slots.ts'
 import { NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
 import { planCardId, type PageSpec, type SiteContext } from './layout.ts'
 
@@ -186,7 +186,7 @@ function login (ctx: SiteContext): PageSpec {
     ${formAlert()}
     <div class="field">
       <label for="address">Your CTF's address</label>
-      <div class="with-suffix"><input ${addressValue()} type="text" required maxlength="253" autocomplete="url" autocapitalize="none" spellcheck="false" placeholder="spring-ctf-1a2b3c" ${describedBy('address')}><span class="suffix" aria-hidden="true">.${domain}</span></div>
+      <div class="with-suffix"><input ${fieldValue('address')} type="text" required maxlength="253" autocomplete="url" autocapitalize="none" spellcheck="false" placeholder="spring-ctf-1a2b3c" ${describedBy('address')}><span class="suffix" aria-hidden="true">.${domain}</span></div>
       <p class="hint" id="address-hint">The name before .${domain}, as shown on your welcome page. A full address like https://spring-ctf-1a2b3c.${domain}/ works too.</p>
       ${fieldError('address')}
     </div>
@@ -217,13 +217,13 @@ function register (ctx: SiteContext): PageSpec {
     ${formAlert()}
     <div class="field">
       <label for="name">Event name</label>
-      <input id="name" name="name" type="text" required maxlength="80" autocomplete="organization" ${describedBy('name')}>
+      <input ${fieldValue('name')} type="text" required maxlength="80" autocomplete="organization" ${describedBy('name')}>
       <p class="hint" id="name-hint">It becomes your CTF's address, like spring-ctf-1a2b3c.${escapeHtml(ctx.baseDomain)}.</p>
       ${fieldError('name')}
     </div>
     <div class="field">
       <label for="email">Email</label>
-      <input id="email" name="email" type="email" required maxlength="254" autocomplete="email" ${describedBy('email')}>
+      <input ${fieldValue('email')} type="email" required maxlength="254" autocomplete="email" ${describedBy('email')}>
       <p class="hint" id="email-hint">For your receipts and your CTF's administrator account.</p>
       ${fieldError('email')}
     </div>

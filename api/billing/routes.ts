@@ -7,6 +7,7 @@ import { getPlan } from '../plans.ts'
 import { stripeConfigured } from '../config.ts'
 import { welcomePath } from '../tenants/welcome-token.ts'
 import { StripeError } from './stripe-client.ts'
+import { TYPED_COOKIE, encodeTyped, typedCookieOptions } from '../web/typed-values.ts'
 
 const CheckoutBody = Type.Object({
   plan: Type.String({ minLength: 1, maxLength: 200, description: 'Plan slug from the catalogue, e.g. "standard"' }),
@@ -65,6 +66,8 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
       if (!wantsRedirect(request)) throw err
       const body = (request.body ?? {}) as Record<string, unknown>
       const plan = typeof body.plan === 'string' ? body.plan : undefined
+      const typed = encodeTyped(body)
+      if (typed !== undefined) reply.setCookie(TYPED_COOKIE, typed, typedCookieOptions(config.publicBaseUrl))
       if (err.validation !== undefined) {
         const { field } = validationMessage(err)
         return reply.redirect(`/register?plan=${encodeURIComponent(plan ?? '')}&error=invalid_request&field=${encodeURIComponent(field)}`, 303)

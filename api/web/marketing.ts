@@ -10,10 +10,11 @@ import { PAID_PLANS } from '../plans.ts'
 import { loginError, loginTarget, progressOf, registerError, siteValues } from './buyer-text.ts'
 import { isHiddenBuildFile, refusalsAreMisses, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
 import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
-import { addressValue, adminSection, describedBy, fieldError, formAlert, planInput, progressBlock, type AdminSection } from './slots.ts'
+import { adminSection, describedBy, fieldError, fieldValue, formAlert, planInput, progressBlock, type AdminSection } from './slots.ts'
 import { adminCredential } from '../tenants/credentials.ts'
 import { verifyWelcomeToken } from '../tenants/welcome-token.ts'
 import { isAppError } from '../errors.ts'
+import { TYPED_COOKIE, decodeTyped, typedCookieOptions } from './typed-values.ts'
 
 export interface MarketingOptions {
   /** The build directory (marketing/dist by default). */
@@ -132,9 +133,12 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     return reply.header('cache-control', 'no-store').redirect(`${clean}?${query}`, 301)
   })
 
-  const renderRegister = (query: Query): string | undefined => {
+  const renderRegister = (request: FastifyRequest, reply: FastifyReply, query: Query): string | undefined => {
     const plan = one(query, 'plan')
     const code = one(query, 'error')
+    // What a refused form post had typed, if it came back here: read once.
+    const cookie = request.cookies[TYPED_COOKIE]
+    if (cookie !== undefined) reply.clearCookie(TYPED_COOKIE, typedCookieOptions(config.publicBaseUrl))
     if (plan === undefined && code === undefined) return undefined
     let html = readPage('register.html')
     if (plan !== undefined && plan !== DEFAULT_PLAN && PAID_PLANS.some((p) => p.slug === plan)) {
@@ -149,6 +153,10 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
         html = swap(html, fieldError(e.field), fieldError(e.field, e.message))
         html = swap(html, describedBy(e.field), describedBy(e.field, true))
       }
+      const typed = decodeTyped(cookie)
+      for (const field of ['name', 'email'] as const) {
+        if (typed[field] !== undefined) html = swap(html, fieldValue(field), fieldValue(field, typed[field]))
+      }
     }
     return html
   }
@@ -160,7 +168,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     html = swap(html, describedBy('address'), describedBy('address', true))
     // What the buyer typed stays in the field, to correct rather than retype.
     const typed = (one(query, 'address') ?? '').slice(0, ADDRESS_MAX)
-    return typed === '' ? html : swap(html, addressValue(), addressValue(typed))
+    return typed === '' ? html : swap(html, fieldValue('address'), fieldValue('address', typed))
   }
 
   const settings = siteValues({ baseDomain: config.baseDomain, graceHours: config.deprovisionGraceHours })
@@ -200,7 +208,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
       if (!built()) return notBuilt(request, reply)
       const query = request.query as Query
       let filled: string | undefined
-      if (page.path === '/register') filled = renderRegister(query)
+      if (page.path === '/register') filled = renderRegister(request, reply, query)
       else if (page.path === '/login') filled = renderLogin(query)
       else if (page.path === '/welcome' && Object.keys(query).length > 0) {
         // Any query (a token, even without a tenant) makes this a page of one buyer's.

@@ -24,9 +24,9 @@ export function describedBy (field: string, invalid = false): string {
   return `${invalid ? 'aria-invalid="true" ' : ''}aria-describedby="${field}-hint ${field}-error"`
 }
 
-/** The sign-in address field's opening attributes, with what the visitor typed when refused. */
-export function addressValue (typed = ''): string {
-  return `id="address" name="address"${typed === '' ? '' : ` value="${escapeHtml(typed)}"`}`
+/** A text field's opening attributes, with what the visitor typed when the form came back. */
+export function fieldValue (field: string, typed = ''): string {
+  return `id="${field}" name="${field}"${typed === '' ? '' : ` value="${escapeHtml(typed)}"`}`
 }
 
 export function planInput (slug: string, checked: boolean): string {

@@ -69,6 +69,15 @@ t.test('every page has a complete, unique head', async (t) => {
     t.equal(blocks.length, 1, `${path} has one JSON-LD block`)
     const graph = JSON.parse(blocks.text())['@graph'] as Array<Record<string, any>>
     t.ok(graph.some((n) => n['@type'] === 'Organization' && n.name === 'CTFHive' && n.url === `${SITE_BASE}/`))
+    if (path === '/contact') {
+      // Every contact point is a mailbox the contact page offers, linked to its card.
+      const points = graph.find((n) => n['@type'] === 'Organization')!.contactPoint as Array<Record<string, string>>
+      t.same(points.map((p) => p.email), ['sales@ctfhive.example', 'support@ctfhive.example', 'billing@ctfhive.example'])
+      for (const p of points) {
+        t.equal($(`a[href="mailto:${p.email}"]`).length > 0, true, `${p.email} is on the contact page`)
+        t.equal($(`#${p.url!.split('#')[1]}`).find(`a[href="mailto:${p.email}"]`).length, 1, `${p.url} is its card`)
+      }
+    }
     const app = graph.find((n) => n['@type'] === 'SoftwareApplication')!
     t.same(app.offers.map((o: any) => [o.name, o.price, o.priceCurrency]),
       PAID_PLANS.map((p) => [p.name, (p.amount! / 100).toFixed(2), 'USD']), `${path} offers follow the catalogue`)
@@ -322,6 +331,53 @@ t.test('a plain form post goes to checkout or back to the form', async (t) => {
   t.equal(bad.statusCode, 303)
   t.equal(bad.headers.location, '/register?plan=enterprise&error=plan_requires_contact')
   t.equal(load((await a.inject(String(bad.headers.location))).body)('#plan-error').text(), REGISTER_ERRORS.plan_requires_contact!.message)
+})
+
+t.test('a refused form post keeps what was typed, in a cookie for the form alone', async (t) => {
+  const a = await app(t)
+  const form = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }
+  const refused = await a.inject({ method: 'POST', url: '/billing/checkout', headers: form, payload: `plan=solo&name=${encodeURIComponent('Tom & "Jerry" <CTF>')}&email=tom%40` })
+  t.equal(refused.statusCode, 303)
+  t.equal(refused.headers.location, '/register?plan=solo&error=invalid_request&field=email', 'no typed value in the URL')
+  t.equal(refused.cookies.length, 1)
+  const cookie = refused.cookies[0] as Record<string, unknown>
+  t.match(cookie, { name: 'ctfhive_typed', path: '/register', httpOnly: true, sameSite: 'Lax', maxAge: 300 })
+  t.equal(cookie.secure, true, 'HTTPS only where the site is served over HTTPS')
+  t.same(JSON.parse(String(cookie.value)), { name: 'Tom & "Jerry" <CTF>', email: 'tom@' })
+
+  const back = await a.inject({ url: String(refused.headers.location), cookies: { ctfhive_typed: String(cookie.value) } })
+  const $ = load(back.body)
+  t.equal($('#name').attr('value'), 'Tom & "Jerry" <CTF>', 'the name comes back, as text')
+  t.equal($('#email').attr('value'), 'tom@')
+  t.equal($('#email-error').text(), REGISTER_ERRORS.invalid_email!.message)
+  t.equal($('CTF').length, 0, 'never as markup')
+  t.equal(back.headers['cache-control'], 'no-store')
+  t.match(back.cookies[0], { name: 'ctfhive_typed', value: '', path: '/register' }, 'read once: the form clears it')
+  t.ok(new Date(String((back.cookies[0] as Record<string, unknown>).expires)).getTime() < Date.now())
+
+  for (const junk of ['not json', '[1,2]', '{"name":7,"email":{"a":1}}', '"x"', 'null']) {
+    const page = load((await a.inject({ url: '/register?error=invalid_request&field=email', cookies: { ctfhive_typed: junk } })).body)
+    t.equal(page('#name').attr('value'), undefined, `${junk}: nothing typed`)
+    t.equal(page('#email').attr('value'), undefined)
+  }
+  const long = load((await a.inject({ url: '/register?error=invalid_name', cookies: { ctfhive_typed: JSON.stringify({ name: 'x'.repeat(500) }) } })).body)
+  t.equal(long('#name').attr('value'), 'x'.repeat(80), 'never longer than the field allows')
+  const plain = load((await a.inject({ url: '/register', cookies: { ctfhive_typed: JSON.stringify({ name: 'Old' }) } })).body)
+  t.equal(plain('#name').attr('value'), undefined, 'only a form that came back with an error is filled in')
+
+  const nothing = await a.inject({ method: 'POST', url: '/billing/checkout', headers: form, payload: 'plan=gold&name=&email=' })
+  t.equal(nothing.headers.location, '/register?plan=gold&error=unknown_plan')
+  t.equal(nothing.cookies.length, 0, 'nothing typed, no cookie')
+  const json = await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Json', email: 'a@b' } })
+  t.equal(json.statusCode, 400)
+  t.equal(json.cookies.length, 0, 'JSON clients keep their own values')
+  const ok = await a.inject({ method: 'POST', url: '/billing/checkout', headers: form, payload: 'plan=solo&name=Fine&email=fine%40example.org' })
+  t.equal(ok.statusCode, 303)
+  t.equal(ok.cookies.length, 0, 'an accepted form leaves nothing behind')
+
+  const dev = await app(t, { PUBLIC_BASE_URL: 'http://localhost:3000' })
+  const http = await dev.inject({ method: 'POST', url: '/billing/checkout', headers: form, payload: 'plan=gold&name=Dev' })
+  t.equal((http.cookies[0] as Record<string, unknown>).secure, undefined, 'plain HTTP in development')
 })
 
 t.test('/welcome shows the order as the server knows it', async (t) => {
