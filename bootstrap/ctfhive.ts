@@ -26,7 +26,7 @@ Commands:
   tenants [--state S] [--limit N] [--offset N]   list tenants, newest first
                                                  S: ${STATES.join(', ')}
   tenant <id>                                    one tenant with its events, audit entries, jobs
-  retry <id>                                     re-queue a failed provisioning
+  retry <id>                                     re-queue a failed provisioning or teardown
   audit verify                                   walk the audit chain, report the first bad seq
   events [--limit N]                             the most recent Stripe events
   replay <event-id>                              run a stored event through the webhook rules

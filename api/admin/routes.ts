@@ -155,7 +155,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
 
   app.post('/admin/tenants/:id/retry', {
     schema: {
-      summary: "Retry a tenant's failed provisioning",
+      summary: "Retry a tenant's failed provisioning, or a canceled tenant's failed teardown",
       querystring: NoQuery,
       tags,
       security,

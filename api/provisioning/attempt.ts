@@ -40,8 +40,13 @@ export class Attempt {
   /** A transaction that writes only while this attempt still holds the job's lease (LeaseLost otherwise). */
   leased<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     return this.store.transaction(async (tx) => {
+      // Tenant row first, then the job's: the order a webhook takes them in (it locks the
+      // tenant, then cancels its queued jobs), so the two never wait on each other in a cycle.
+      await tx.getTenantForUpdate(this.job.tenant)
       const now = await tx.getJobForUpdate(this.job.id)
-      if (now === undefined || now.leaseOwner !== this.job.leaseOwner) {
+      // The owner alone is not enough: this same worker may have claimed the job again after
+      // the lease lapsed. Each claim sets a later lease_until, so the pair names one claim.
+      if (now === undefined || now.leaseOwner !== this.job.leaseOwner || now.leaseUntil !== this.job.leaseUntil) {
         throw new LeaseLost(`job ${this.job.id} is held by ${now?.leaseOwner ?? 'nobody'} now, not ${this.job.leaseOwner ?? 'nobody'}`)
       }
       return fn(tx)

@@ -39,6 +39,13 @@ export interface Executor {
   ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string>
   /** True once https://<fqdn>/healthcheck answers 200. */
   checkHealth (fqdn: string, signal?: AbortSignal): Promise<boolean>
+  /**
+   * Every server carrying this tenant's tag, still running or not (not those already being
+   * deleted): teardown's look for a server whose create answer was lost, so no id was kept.
+   */
+  findServers (spec: ServerSpec, signal?: AbortSignal): Promise<ServerInfo[]>
+  /** The ids of every A record named for this tenant, the same way for lost record creates. */
+  findDnsRecords (spec: ServerSpec, signal?: AbortSignal): Promise<string[]>
   /** Removes the DNS record; an unknown record counts as removed. */
   removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void>
   /** Destroys the server; an unknown server counts as destroyed. */

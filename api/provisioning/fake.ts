@@ -3,7 +3,7 @@
 // the job runner.
 import { ExecutorError, type CreateResult, type Executor, type ServerInfo, type ServerSpec } from './executor.ts'
 
-export type FakeStep = 'create' | 'get' | 'dns' | 'health' | 'removeDns' | 'destroy'
+export type FakeStep = 'create' | 'get' | 'dns' | 'health' | 'removeDns' | 'destroy' | 'find'
 
 interface FakeServer extends ServerInfo {
   tenantId: string
@@ -60,7 +60,7 @@ export class FakeExecutor implements Executor {
   readonly servers = new Map<string, FakeServer>()
   readonly records = new Map<string, { name: string, target: string }>()
   /** How many times each step ran, successful or not. */
-  readonly calls: Record<FakeStep, number> = { create: 0, get: 0, dns: 0, health: 0, removeDns: 0, destroy: 0 }
+  readonly calls: Record<FakeStep, number> = { create: 0, get: 0, dns: 0, health: 0, removeDns: 0, destroy: 0, find: 0 }
   private readonly failures = new Map<FakeStep, Array<Error>>()
   private readonly holds = new Map<FakeStep, Hold[]>()
   private nextId = 1
@@ -130,6 +130,16 @@ export class FakeExecutor implements Executor {
       return false
     }
     return true
+  }
+
+  async findServers (spec: ServerSpec, signal?: AbortSignal): Promise<ServerInfo[]> {
+    await this.enter('find', signal)
+    return [...this.servers.values()].filter((s) => s.tenantId === spec.tenantId).map((s) => ({ id: s.id, label: s.label, status: s.status, ipv4: s.ipv4 }))
+  }
+
+  async findDnsRecords (spec: ServerSpec, signal?: AbortSignal): Promise<string[]> {
+    await this.enter('find', signal)
+    return [...this.records].filter(([, r]) => r.name === spec.slug).map(([id]) => id)
   }
 
   async removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void> {

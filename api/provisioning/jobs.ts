@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
 import type { Job, Store, Tenant } from '../store/store.ts'
-import { Attempt, LeaseLost } from './attempt.ts'
+import { Attempt, LeaseLost, ended } from './attempt.ts'
 import { appendAudit } from './audit.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
 import { runTeardown } from './teardown.ts'
@@ -179,7 +179,8 @@ export class JobRunner {
   /** Runs one attempt of a job under the wall-clock cap. Exposed for tests. */
   async runJob (job: Job): Promise<void> {
     const { store, executor, config, log } = this.opts
-    if (job.attempts >= config.provisionMaxAttempts) {
+    // A teardown is not capped: one given up would leave a server billing for ever (below).
+    if (job.kind === 'provision' && job.attempts >= config.provisionMaxAttempts) {
       // Reclaimed after its workers died on every attempt (each claim counted one): stop here.
       const attempt = new Attempt({ job, signal: new AbortController().signal, store, auditSecret: config.auditSecret })
       const reason = new ExecutorError(`${job.attempts} attempts ended without a result (${job.lastError ?? 'no error recorded'})`, { retryable: false })
@@ -196,7 +197,7 @@ export class JobRunner {
     try {
       // Awaited to the end even after an abort: the signal cancels every executor call and
       // store write of the attempt, so it settles promptly and never outlives this call.
-      await (job.kind === 'provision' ? this.provision(attempt) : runTeardown(attempt, executor))
+      await (job.kind === 'provision' ? this.provision(attempt) : runTeardown(attempt, executor, (t) => serverSpecFor(t, config)))
       return
     } catch (err) {
       // Whatever a cancelled call threw, an aborted attempt ends for the abort's reason.
@@ -226,7 +227,10 @@ export class JobRunner {
     const attempts = opts.counted === true ? job.attempts : job.attempts + 1
     const message = describe(err)
     const retryable = !(err instanceof ExecutorError) || err.retryable
-    const final = !retryable || attempts >= config.provisionMaxAttempts
+    // A teardown keeps trying (the backoff tops out at 15 minutes) through a provider outage
+    // of any length; only an error no retry can fix (a revoked token) stops it for the
+    // operator, who retries it once fixed (tenants/admin.ts).
+    const final = !retryable || (job.kind === 'provision' && attempts >= config.provisionMaxAttempts)
     log.warn({ tenant: job.tenant, job: job.id, kind: job.kind, step: job.step, attempts, final, reason: message }, 'job attempt failed')
     // Fenced by the lease, not by the signal: a timed-out attempt is aborted and still records this.
     await attempt.leased(async (tx) => {
@@ -236,6 +240,7 @@ export class JobRunner {
         // job and the audit log, where the operator reads it.
         if (job.kind === 'provision') await tx.updateTenant(job.tenant, { infra: 'failed', error: `Provisioning failed after ${attempts} attempt${attempts === 1 ? '' : 's'}; our team has the details and can retry it.` })
         await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.failed`, { job: job.id, step: job.step, attempts, reason: message })
+        if (job.kind === 'deprovision') log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, 'teardown failed: the server is still running; fix the cause, then retry it (ctfhive retry)')
       } else {
         const delay = this.opts.backoffMs(attempts)
         await tx.updateJob(job.id, { status: 'queued', attempts, lastError: message, leaseOwner: null, leaseUntil: 0, runAfter: Date.now() + delay })
@@ -256,13 +261,18 @@ export class JobRunner {
   }
 
   private async provision (attempt: Attempt): Promise<void> {
-    const { store, executor, config } = this.opts
+    const { executor, config } = this.opts
     const { job, signal } = attempt
-    const tenant = await store.getTenant(job.tenant)
-    if (tenant === undefined || tenant.billing === 'canceled') {
-      await attempt.finish('canceled', {}, 'provision.skipped', { reason: tenant === undefined ? 'tenant removed' : 'tenant canceled' })
-      return
-    }
+    // Decided with the tenant row locked: a reactivation committed a moment earlier found this
+    // job live and queued no other, so it must see the tenant paid here, not skip.
+    const tenant = await attempt.transaction(async (tx) => {
+      const t = await tx.getTenantForUpdate(job.tenant)
+      if (t !== undefined && t.billing !== 'canceled') return t
+      await tx.updateJob(job.id, ended('canceled'))
+      await attempt.audit(tx, 'provision.skipped', { reason: t === undefined ? 'tenant removed' : 'tenant canceled' })
+      return undefined
+    })
+    if (tenant === undefined) return
     const spec = serverSpecFor(tenant, config)
     let serverId = tenant.serverId
     let ipv4 = tenant.ipv4

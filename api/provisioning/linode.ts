@@ -261,6 +261,20 @@ export class LinodeExecutor implements Executor {
     }
   }
 
+  async findServers (spec: ServerSpec, signal?: AbortSignal): Promise<ServerInfo[]> {
+    const tag = tenantTag(spec.tenantId)
+    const tagged = await this.api.list<Instance>('/linode/instances', { tags: tag }, signal)
+    return tagged.filter((i) => i.tags?.includes(tag) === true && i.tags.includes('ctfhive') && i.status !== 'deleting').map(toInfo)
+  }
+
+  async findDnsRecords (spec: ServerSpec, signal?: AbortSignal): Promise<string[]> {
+    const name = this.recordName(spec)
+    const zone = await this.findZone(signal)
+    if (zone === undefined) return [] // no zone: no record in it
+    const records = await this.api.list<DnsRecord>(`/domains/${zone}/records`, { name, type: 'A' }, signal)
+    return records.filter((r) => r.type === 'A' && r.name.toLowerCase() === name).map((r) => String(r.id))
+  }
+
   async removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void> {
     const id = numericId(recordId, 'DNS record')
     const zone = await this.findZone(signal)

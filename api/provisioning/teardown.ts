@@ -4,21 +4,29 @@
 // locked, before each destructive step and in the transaction that ends it.
 import type { StoreOps, Tenant } from '../store/store.ts'
 import { ended, type Attempt } from './attempt.ts'
-import { ExecutorError, type Executor } from './executor.ts'
+import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
 
-export async function runTeardown (attempt: Attempt, executor: Executor): Promise<void> {
+export async function runTeardown (attempt: Attempt, executor: Executor, specFor: (tenant: Tenant) => ServerSpec): Promise<void> {
   const { job, signal } = attempt
   if (job.step === '') {
     const tenant = await tenantToTearDown(attempt)
     if (tenant === undefined) return
-    if (tenant.dnsRecordId !== null) await executor.removeDnsRecord(tenant.dnsRecordId, signal)
-    await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { record: tenant.dnsRecordId })
+    // The kept id, and whatever is named for the tenant: a record whose create answer was lost
+    // has no id here and would otherwise point the address at an IP Linode hands to others.
+    const records = new Set(await executor.findDnsRecords(specFor(tenant), signal))
+    if (tenant.dnsRecordId !== null) records.add(tenant.dnsRecordId)
+    for (const record of records) await executor.removeDnsRecord(record, signal)
+    await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { records: [...records] })
   }
   if (job.step === 'dns_removed') {
     const tenant = await tenantToTearDown(attempt)
     if (tenant === undefined) return
-    if (tenant.serverId !== null) await executor.destroyServer(tenant.serverId, signal)
-    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { server: tenant.serverId })
+    // Likewise a server made by an attempt cut off before it kept the id (a restart, a cancel
+    // first): found by the tenant's tag, it is destroyed too rather than billed for ever.
+    const servers = new Set((await executor.findServers(specFor(tenant), signal)).map((s) => s.id))
+    if (tenant.serverId !== null) servers.add(tenant.serverId)
+    for (const server of servers) await executor.destroyServer(server, signal)
+    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { servers: [...servers] })
   }
   await attempt.transaction(async (tx) => {
     const tenant = await tx.getTenantForUpdate(job.tenant)

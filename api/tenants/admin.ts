@@ -167,13 +167,21 @@ export class TenantAdmin {
     return { tenant: this.record(t), events: events.map(summary), audit: audit.map(auditView), jobs: jobs.map(jobView) }
   }
 
-  /** Re-queues provisioning of a tenant whose infra failed; anything else is a conflict. */
+  /**
+   * Re-queues what failed for good: the provisioning of a tenant whose infra failed, or the
+   * teardown of a canceled tenant whose last teardown failed (its server still runs). Anything
+   * else is a conflict.
+   */
   async retry (id: string): Promise<TenantRecord> {
     const t = await this.mustGet(id)
     const state = deriveTenantState(t.billing, t.infra)
-    if (t.infra !== 'failed' || t.billing === 'canceled') {
-      throw new AppError('conflict', `Only a failed provisioning can be retried; this tenant is ${state}.`, { tenant_id: id, state })
+    const conflict = (): AppError => new AppError('conflict',
+      `Only a failed provisioning or a failed teardown can be retried; this tenant is ${state}${t.billing === 'canceled' ? ' and has no failed teardown' : ''}.`, { tenant_id: id, state })
+    if (t.billing === 'canceled') {
+      if (!(await this.tenants.retryTeardown(id))) throw conflict()
+      return this.record(await this.mustGet(id))
     }
+    if (t.infra !== 'failed') throw conflict()
     const after = await this.tenants.retryProvisioning(id)
     return this.record(after ?? t)
   }

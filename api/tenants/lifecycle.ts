@@ -97,8 +97,10 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
         canceledAt: null,
         error: null
       },
-      // A server that never came up (failed) is tried again for the new subscription.
-      startProvisioning: facts.infra === 'none' || facts.infra === 'deprovisioned' || facts.infra === 'failed',
+      // Anything short of a running server is provisioned (again) for the new subscription: one
+      // that failed, was torn down, or was never made (its job skipped when the first
+      // subscription ended). A provision job still live is reused, not doubled.
+      startProvisioning: facts.infra !== 'ready',
       scheduleTeardown: false
     }
   }

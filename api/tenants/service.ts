@@ -223,6 +223,24 @@ export class TenantService {
     return this.store.getTenant(id)
   }
 
+  /**
+   * Queues a new teardown for a canceled tenant whose last one failed for good (an error no
+   * retry could fix, since fixed by the operator). False when there is none to retry.
+   */
+  async retryTeardown (id: string): Promise<boolean> {
+    const queued = await this.store.transaction(async (tx) => {
+      const t = await tx.getTenantForUpdate(id)
+      if (t === undefined || t.billing !== 'canceled' || t.infra === 'deprovisioned') return false
+      const last = (await tx.listJobs({ tenant: id })).filter((j) => j.kind === 'deprovision').at(-1)
+      if (last?.status !== 'failed') return false
+      const job = await tx.enqueueJob({ kind: 'deprovision', tenant: id, runAfter: Date.now() })
+      await appendAudit(tx, this.config.auditSecret, id, 'teardown.retry_requested', { deprovision_job: job.id, failed_job: last.id })
+      return true
+    })
+    if (queued) this.jobs.kick()
+    return queued
+  }
+
   private async afterCommit (applied: Applied & { tenant: Tenant }): Promise<Tenant> {
     const tenant = applied.tenant
     if (!applied.provision) return tenant
@@ -268,14 +286,19 @@ export class TenantService {
     if (result.outcome !== 'ok') return { outcome: result.outcome, tenant, provision: false }
 
     const patch: TenantPatch = { ...result.patch }
+    let provision = result.startProvisioning
     if (tenant.billing === 'canceled' && patch.billing === 'paid') {
       // Reactivated by a new subscription: the scheduled teardown no longer applies.
       for (const job of await tx.listJobs({ tenant: tenant.id, status: 'queued' })) {
-        if (job.kind === 'deprovision') await tx.updateJob(job.id, { status: 'canceled' })
+        if (job.kind !== 'deprovision') continue
+        await tx.updateJob(job.id, { status: 'canceled' })
+        // One waiting to retry has already removed the DNS record (or the server): the tenant
+        // needs provisioning to be whole again; the provision job adopts a server still there.
+        if (job.step !== '') provision = true
       }
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.reactivated', { subscription: patch.subscriptionId, source })
     }
-    if (result.startProvisioning) {
+    if (provision) {
       Object.assign(patch, { infra: 'provisioning' as const })
       await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: Date.now() })
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'provision.queued', { plan: patch.plan ?? tenant.plan, source })
@@ -289,6 +312,6 @@ export class TenantService {
       await tx.updateTenant(tenant.id, patch)
       tenant = { ...tenant, ...patch, updatedAt: nowIso }
     }
-    return { outcome: 'ok', tenant, provision: result.startProvisioning }
+    return { outcome: 'ok', tenant, provision }
   }
 }

@@ -144,3 +144,21 @@ t.test('an attempt that outlived its lease writes nothing over the worker that t
   t.match(await store.getJob(job.id), { status: 'running', step: '', attempts: 1, leaseOwner: 'worker-b' }, 'B still holds it, untouched by A')
   t.same((await store.listAudit({})).map((e) => e.action), [], 'A committed nothing')
 })
+
+t.test('an attempt that outlived its lease writes nothing when its own worker took the job again', async (t) => {
+  const executor = new FakeExecutor()
+  const { store, runner, job } = await directRunner(t, { executor })
+  const hold = executor.holdNext('create')
+  const claimed = await store.claimNextJob(runner.owner, Date.now(), 1)
+  const running = runner.runJob(claimed!)
+  await hold.reached
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  // The same worker (same owner) claims the lapsed job again, as its drain loop may.
+  const again = await store.claimNextJob(runner.owner, Date.now(), 60_000)
+  t.equal(again?.id, job.id)
+  hold.release()
+  await running
+  t.match(await store.getJob(job.id), { status: 'running', step: '', attempts: 1, leaseOwner: runner.owner, leaseUntil: again!.leaseUntil },
+    'the second claim still holds it, untouched by the first attempt')
+  t.same((await store.listAudit({})).map((e) => e.action), [], 'the first attempt committed nothing')
+})

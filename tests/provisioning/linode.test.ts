@@ -391,6 +391,26 @@ t.test('DNS: twins from a lost create collapse to one; a lost POST is found agai
   t.ok(zone.records.has(Number(id)))
 })
 
+t.test('teardown lookups: every server with the tenant tag, every A record with its name', async (t) => {
+  const { fake, executor } = await setup(t)
+  const mine = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG] })
+  const renamed = fake.addInstance({ label: 'ctf-acme-by-hand', tags: ['ctfhive', TAG] })
+  fake.addInstance({ label: 'ctf-acme-old', tags: ['ctfhive', TAG], status: 'deleting' })
+  fake.addInstance({ label: 'ctf-beta', tags: ['ctfhive', 'tenant:ffffffffffffffffffffffffffffffff'] })
+  fake.addInstance({ label: 'not-ours', tags: [TAG] })
+  t.same((await executor.findServers(spec)).map((s) => s.id).sort(), [String(mine.id), String(renamed.id)].sort(),
+    'tagged ctfhive and this tenant, not already being deleted')
+
+  const a = fake.addRecord('ctfhive.test', { name: 'acme', target: '198.51.100.1' })
+  const b = fake.addRecord('ctfhive.test', { name: 'acme', target: '198.51.100.2' })
+  fake.addRecord('ctfhive.test', { name: 'acme-2', target: '198.51.100.3' })
+  fake.addRecord('ctfhive.test', { name: 'beta', target: '198.51.100.4' })
+  t.same((await executor.findDnsRecords(spec)).sort(), [String(a.id), String(b.id)].sort())
+  t.same(await executor.findDnsRecords({ ...spec, slug: 'gamma', fqdn: 'gamma.ctfhive.test' }), [])
+  const { executor: noZone } = await setup(t, { fake: { domains: ['elsewhere.test'] } })
+  t.same(await noZone.findDnsRecords(spec), [], 'no zone: no record in it')
+})
+
 t.test('DNS: a missing zone and a foreign FQDN are clear, non-retryable errors', async (t) => {
   const { executor } = await setup(t, { fake: { domains: ['elsewhere.test'] } })
   const err = await caught(executor.ensureDnsRecord(spec, '203.0.113.10'))

@@ -158,6 +158,8 @@ t.test('reactivation: only a paid event of another subscription revives a cancel
   t.notOk(back.startProvisioning, 'the kept server serves again')
   t.ok(applyBillingChange({ ...canceled, infra: 'deprovisioned' }, { at: 60, billing: 'paid', subscriptionId: 'sub_2' }, NOW).startProvisioning, 'a torn-down tenant gets a new server')
   t.ok(applyBillingChange({ ...canceled, infra: 'failed' }, { at: 60, billing: 'paid', subscriptionId: 'sub_2' }, NOW).startProvisioning, 'one whose server never came up is tried again')
+  t.ok(applyBillingChange({ ...canceled, infra: 'provisioning' }, { at: 60, billing: 'paid', subscriptionId: 'sub_2' }, NOW).startProvisioning, 'one canceled before its server was made gets one (a live job is reused)')
+  t.ok(applyBillingChange({ ...canceled, infra: 'none' }, { at: 60, billing: 'paid', subscriptionId: 'sub_2' }, NOW).startProvisioning)
   const superseded = applyBillingChange(facts({ billing: 'paid', subscriptionId: 'sub_2', paidAt: NOW }), { at: 99, billing: 'canceled', subscriptionId: 'sub_1' }, NOW)
   t.equal(superseded.outcome, 'stale', 'an old subscription cannot cancel')
 })

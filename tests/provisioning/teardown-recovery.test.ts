@@ -1,0 +1,189 @@
+// Teardown and reactivation when something went wrong first: a create whose answer was lost
+// (no id kept), a provision job skipped by a cancel, a teardown waiting to retry after it had
+// removed the DNS record, and a teardown that cannot succeed without the operator. Jobs run
+// one claim at a time here, so each case walks the exact order of events.
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { checkoutSession, deliver, makeEvent, subscription } from '../helpers/stripe-events.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { ExecutorError, type CreateResult, type ServerSpec } from '../../api/provisioning/executor.ts'
+import { verifyStoredChain } from '../../api/provisioning/audit.ts'
+import type { Store } from '../../api/store/store.ts'
+
+const TOKEN = 'admin-token-for-teardown-tests-0123456789'
+
+const paid = (id: string, sub: string) => makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: sub }))
+const cancel = (id: string, sub: string) => makeEvent('customer.subscription.deleted', subscription({ id: sub, tenantId: id, status: 'canceled' }))
+
+/** The create happens, its answer does not arrive (a reset connection, a restart mid-call). */
+class LostAnswers extends FakeExecutor {
+  loseCreate = 0
+  loseDns = 0
+  override async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
+    const made = await super.createOrAdopt(spec, signal)
+    if (this.loseCreate-- > 0) throw new ExecutorError('socket hang up', { retryable: true })
+    return made
+  }
+
+  override async ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string> {
+    const id = await super.ensureDnsRecord(spec, ipv4, signal)
+    if (this.loseDns-- > 0) throw new ExecutorError('socket hang up', { retryable: true })
+    return id
+  }
+}
+
+async function setup (t: Parameters<typeof buildTestApp>[0], executor: FakeExecutor, env: Record<string, string> = {}, logLines?: Array<Record<string, unknown>>) {
+  const built = await buildTestApp(t, {
+    executor,
+    logLines,
+    runJobs: false,
+    env: { DEPROVISION_GRACE_HOURS: '0', WEBHOOK_WAIT_MS: '0', ADMIN_TOKEN: TOKEN, ...env }
+  })
+  const id: string = (await built.app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Recovery CTF' } })).json().tenant_id
+  return { ...built, id }
+}
+
+/** Claims and runs one due job (backoffs ignored: "due" is a minute from now); false when none. */
+async function runOne (app: FastifyInstance, store: Store): Promise<boolean> {
+  const job = await store.claimNextJob(app.jobs.owner, Date.now() + 60_000, app.jobs.leaseMs)
+  if (job === undefined) return false
+  await app.jobs.runJob(job)
+  return true
+}
+
+async function runAll (app: FastifyInstance, store: Store): Promise<void> {
+  for (let i = 0; i < 50 && await runOne(app, store); i++);
+}
+
+async function actions (store: Store, id: string): Promise<string[]> {
+  return (await store.listAudit({ tenant: id })).map((e) => e.action)
+}
+
+t.test('a server whose create answer was lost is found by its tag and destroyed', async (t) => {
+  const executor = new LostAnswers()
+  executor.loseCreate = 1
+  const { app, store, config, id } = await setup(t, executor)
+  await deliver(app, paid(id, 'sub_a'))
+  t.ok(await runOne(app, store), 'the first provision attempt')
+  t.equal(executor.servers.size, 1, 'Linode made the server')
+  t.match(await store.getTenant(id), { infra: 'provisioning', serverId: null }, 'but no id was kept')
+
+  await deliver(app, cancel(id, 'sub_a'))
+  await runAll(app, store)
+  t.equal(executor.servers.size, 0, 'no server left billing')
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'deprovisioned', serverId: null })
+  const destroyed = (await store.listAudit({ tenant: id })).find((e) => e.action === 'server.destroyed')
+  t.same(destroyed?.detail.servers, ['1'], 'the audit names the server it found')
+  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:canceled', 'deprovision:done'])
+  t.same(await verifyStoredChain(store, config.auditSecret), { ok: true, entries: (await store.listAudit({})).length, lastSeq: (await store.listAudit({})).length })
+})
+
+t.test('a DNS record whose create answer was lost is found by name and removed', async (t) => {
+  const executor = new LostAnswers()
+  executor.loseDns = 1
+  const { app, store, id } = await setup(t, executor)
+  await deliver(app, paid(id, 'sub_a'))
+  t.ok(await runOne(app, store))
+  t.equal(executor.records.size, 1, 'the record exists')
+  t.match(await store.getTenant(id), { infra: 'provisioning', dnsRecordId: null }, 'but no id was kept')
+
+  await deliver(app, cancel(id, 'sub_a'))
+  await runAll(app, store)
+  t.equal(executor.records.size, 0, 'no record left pointing at an address Linode gives to others')
+  t.equal(executor.servers.size, 0)
+  t.same((await store.listAudit({ tenant: id })).find((e) => e.action === 'dns.removed')?.detail.records, [`rec-1-${(await store.getTenant(id))!.slug}`])
+})
+
+t.test('paying again after a cancel skipped the provision job provisions the tenant', async (t) => {
+  const executor = new FakeExecutor()
+  // The grace period keeps the teardown out of the way: only the provision job is due.
+  const { app, store, id } = await setup(t, executor, { DEPROVISION_GRACE_HOURS: '72' })
+  await deliver(app, paid(id, 'sub_a'))
+  await deliver(app, cancel(id, 'sub_a'))
+  t.ok(await runOne(app, store), 'the provision job runs after the cancel')
+  t.equal(executor.calls.create, 0, 'and is skipped')
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'provisioning' })
+
+  const back = await deliver(app, paid(id, 'sub_b'))
+  t.equal(back.json().tenant_state, 'provisioning')
+  t.ok(await runOne(app, store), 'a new provision job')
+  t.match(await store.getTenant(id), { billing: 'paid', infra: 'ready', subscriptionId: 'sub_b' })
+  t.equal(executor.servers.size, 1)
+  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:canceled', 'deprovision:canceled', 'provision:done'])
+  t.notOk(await runOne(app, store), 'nothing else to do')
+})
+
+t.test('paying again while a teardown waits to retry after removing DNS restores the tenant', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store, id } = await setup(t, executor)
+  await deliver(app, paid(id, 'sub_a'))
+  await runAll(app, store)
+  const live = (await store.getTenant(id))!
+  t.equal(live.infra, 'ready')
+
+  executor.failNext('destroy')
+  await deliver(app, cancel(id, 'sub_a'))
+  t.ok(await runOne(app, store), 'the teardown removes DNS, then its destroy call fails')
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'queued', step: 'dns_removed' })
+  t.equal(executor.records.size, 0)
+
+  const back = await deliver(app, paid(id, 'sub_b'))
+  t.equal(back.json().tenant_state, 'provisioning', 'not "active": its address is gone')
+  await runAll(app, store)
+  const tenant = (await store.getTenant(id))!
+  t.match(tenant, { billing: 'paid', infra: 'ready', serverId: live.serverId }, 'the same server, adopted')
+  t.equal(executor.records.get(tenant.dnsRecordId!)?.target, live.ipv4, 'and its address restored')
+  const after = await actions(store, id)
+  t.same(after.slice(after.indexOf('teardown.scheduled')), [
+    'teardown.scheduled', 'dns.removed', 'deprovision.attempt_failed', 'tenant.reactivated', 'provision.queued',
+    'server.adopted', 'server.running', 'dns.record', 'health.ok', 'provision.ready'
+  ])
+})
+
+t.test('a teardown keeps trying through failures past the provisioning attempt cap', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store, config, id } = await setup(t, executor)
+  await deliver(app, paid(id, 'sub_a'))
+  await runAll(app, store)
+  executor.failNext('destroy', config.provisionMaxAttempts + 2)
+  await deliver(app, cancel(id, 'sub_a'))
+  await runAll(app, store)
+  t.equal(executor.servers.size, 0, 'destroyed in the end')
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'done', attempts: config.provisionMaxAttempts + 2 })
+  t.equal((await store.getTenant(id))?.infra, 'deprovisioned')
+})
+
+t.test('a teardown stopped by an error no retry fixes waits for the operator, who retries it', async (t) => {
+  const executor = new FakeExecutor()
+  const logLines: Array<Record<string, unknown>> = []
+  const { app, store, id } = await setup(t, executor, {}, logLines)
+  await deliver(app, paid(id, 'sub_a'))
+  await runAll(app, store)
+  const auth = { authorization: `Bearer ${TOKEN}` }
+  const early = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: auth })
+  t.equal(early.statusCode, 409, 'an active tenant has nothing to retry')
+
+  executor.failNext('destroy', 1, new ExecutorError('Linode 401: invalid token', { retryable: false }))
+  await deliver(app, cancel(id, 'sub_a'))
+  await runAll(app, store)
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'failed', step: 'dns_removed', lastError: /invalid token/ })
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'ready' })
+  t.equal(executor.servers.size, 1, 'the server still runs')
+  t.notOk(await runOne(app, store), 'and nothing will stop it by itself')
+  t.ok(logLines.some((l) => l.level === 50 && /teardown failed: the server is still running/.test(String(l.msg)) && l.tenant === id), 'an error line for the operator')
+
+  const retried = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: auth })
+  t.equal(retried.statusCode, 200)
+  t.equal(retried.json().state, 'canceled')
+  await runAll(app, store)
+  t.equal(executor.servers.size, 0, 'torn down once retried')
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'deprovisioned' })
+  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:done', 'deprovision:failed', 'deprovision:done'])
+  const trail = await actions(store, id)
+  t.same(trail.slice(trail.indexOf('deprovision.failed')), ['deprovision.failed', 'teardown.retry_requested', 'dns.removed', 'server.destroyed', 'teardown.done'])
+
+  const again = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: auth })
+  t.equal(again.statusCode, 409, 'a finished teardown is not retried')
+  t.match(again.json(), { error: 'conflict', message: /canceled and has no failed teardown/ })
+})
