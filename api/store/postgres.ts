@@ -39,6 +39,8 @@ export interface PostgresStoreOptions {
   poolSize?: number
   /** Per-connection statement_timeout; 0 leaves the server's default. */
   statementTimeoutMs?: number
+  /** How long to wait for a connection (a new one, or a free one of the pool); default 10 s. */
+  connectTimeoutMs?: number
 }
 
 export class PostgresStore extends PgOps implements Store {
@@ -52,7 +54,10 @@ export class PostgresStore extends PgOps implements Store {
       max: opts.poolSize ?? 10,
       // Sent at connection start-up, so it holds for every statement on every connection.
       statement_timeout: opts.statementTimeoutMs !== undefined && opts.statementTimeoutMs > 0 ? opts.statementTimeoutMs : undefined,
-      application_name: 'ctfhive'
+      application_name: 'ctfhive',
+      // pg waits for ever by default: a host that accepts TCP and never answers (a stuck
+      // pooler, a half-dead VM) would hang the start, and every request after it.
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000
     })
     super(pool as unknown as Queryable)
     this.pool = pool

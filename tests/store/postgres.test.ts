@@ -1,5 +1,6 @@
 import t from 'tap'
 import pg from 'pg'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { PostgresStore } from '../../api/store/postgres.ts'
 import { sqlState } from '../../api/store/postgres-ops.ts'
 import { StoreError } from '../../api/store/store.ts'
@@ -320,3 +321,18 @@ if (server !== undefined) {
     }
   })
 }
+
+t.test('a host that accepts connections and never answers: the store gives up instead of hanging', async (t) => {
+  const sockets = new Set<Socket>()
+  const silent = createServer((socket) => { sockets.add(socket) })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of sockets) s.destroy(); silent.close() })
+  const port = (silent.address() as AddressInfo).port
+  const store = new PostgresStore({ url: `postgres://ctfhive:pw-not-shown@127.0.0.1:${port}/ctfhive`, connectTimeoutMs: 200 })
+  t.teardown(() => store.close())
+  const err = await store.migrate().then(() => undefined, (e: unknown) => e as Error)
+  t.ok(err instanceof Error, 'migrate rejects')
+  t.match(err?.message, /timeout/i)
+  t.notMatch(String(err?.message), /pw-not-shown/)
+  t.equal(sockets.size, 1, 'it did reach the host')
+})
