@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
-import { ConfigError, loadConfig, type Config } from '../api/config.ts'
+import { ConfigError, DEFAULT_AUDIT_SECRET, loadConfig, type Config } from '../api/config.ts'
 import { isAppError } from '../api/errors.ts'
 import { FakeExecutor } from '../api/provisioning/fake.ts'
 import { JobRunner } from '../api/provisioning/jobs.ts'
@@ -35,8 +35,9 @@ Commands:
 
 Options: --json (machine-readable output), -h/--help.
 Works on the store named by DATABASE_URL; PROVISION_AUDIT_SECRET must be the server's.
-Exit status: 0 done, 1 failed (not found, conflict, broken audit chain, store error),
-2 bad usage or configuration.
+Exit status: 0 done, 1 failed (not found, conflict, broken audit chain, a key that does not
+match the chain, store error), 2 bad usage or configuration (PROVISION_AUDIT_SECRET unset
+for an existing chain).
 `
 
 class UsageError extends Error {}
@@ -71,7 +72,13 @@ function describeTenant (x: TenantRecord): string {
   return fields.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}`).join('\n') + '\n'
 }
 
-interface Ctx { admin: TenantAdmin, json: boolean, out: (text: string) => void }
+interface Ctx {
+  admin: TenantAdmin
+  json: boolean
+  out: (text: string) => void
+  /** PROVISION_AUDIT_SECRET is unset or the development default (allowed: NODE_ENV is development here). */
+  defaultAuditKey: boolean
+}
 
 async function requireAuditKey (ctx: Ctx): Promise<void> {
   if (!(await ctx.admin.auditKeyMatches())) {
@@ -119,6 +126,16 @@ async function run (command: string, positionals: string[], values: Record<strin
     case 'audit': {
       if (positionals.length !== 1 || positionals[0] !== 'verify') throw new UsageError('did you mean `ctfhive audit verify`?')
       const v = await admin.verifyAudit()
+      // Entry 1 failing under the key is far more often the wrong key than tampering: say so
+      // rather than raise a false alarm. A break later than entry 1 is not a key problem.
+      if (!v.ok && !(await admin.auditKeyMatches())) {
+        if (ctx.defaultAuditKey) {
+          throw new UsageError('PROVISION_AUDIT_SECRET is not set (or is the development default), and the first entry of this database\'s audit chain does not verify under it: set the server\'s secret')
+        }
+        const reason = 'PROVISION_AUDIT_SECRET does not match this chain\'s first entry: the wrong key (set the server\'s secret), or entry 1 was altered'
+        emit({ ok: false, entries: v.entries, badSeq: 1, problem: 'key_mismatch', reason }, () => `audit chain NOT VERIFIED: ${reason}\n`)
+        return 1
+      }
       emit(v, () => v.ok
         ? `audit chain OK: ${v.entries} entries, last seq ${v.lastSeq}\n`
         : `audit chain BROKEN at seq ${v.badSeq} (${v.problem}): ${v.reason}\n`)
@@ -211,7 +228,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
     const tenants = new TenantService({ store, config: { ...config, webhookWaitMs: 0 }, jobs })
     const admin = new TenantAdmin({ store, tenants, auditSecret: config.auditSecret })
-    return await run(command, positionals, parsed.values, { admin, json: parsed.values.json, out })
+    return await run(command, positionals, parsed.values, { admin, json: parsed.values.json, out, defaultAuditKey: config.auditSecret === DEFAULT_AUDIT_SECRET })
   } catch (e) {
     if (e instanceof UsageError) {
       err(`error: ${e.message}\n`)

@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../api/app.ts'
 import { ConfigError, loadConfig, type Config } from '../api/config.ts'
 import { SUPPORTED_EVENTS } from '../api/billing/events.ts'
+import { StripeError } from '../api/billing/stripe-client.ts'
 import { signPayload } from '../api/billing/signature.ts'
 import { getPlan, PAID_PLANS } from '../api/plans.ts'
 import { verifyStoredChain } from '../api/provisioning/audit.ts'
@@ -29,7 +30,7 @@ Makes ONE real Stripe call (a Checkout Session through POST /billing/checkout, i
 then drives every supported webhook handler with validly signed events against a temporary
 database and a fake executor, and prints a table of expected and actual outcomes.
 
-Environment: STRIPE_SECRET_KEY (sk_test_… or rk_test_…; anything else needs ALLOW_LIVE=1),
+Environment: STRIPE_SECRET_KEY (a secret key, sk_test_… or rk_test_…; a live one needs ALLOW_LIVE=1),
 STRIPE_PRICE_<PLAN> (from the bootstrap), STRIPE_WEBHOOK_SECRET (optional; a throwaway
 secret is generated otherwise), STRIPE_API_VERSION, STRIPE_API_BASE.
 Exit status: 0 every check passed, 1 a check failed, 2 refused or misconfigured.
@@ -38,6 +39,7 @@ Exit status: 0 every check passed, 1 a check failed, 2 refused or misconfigured.
 /** Why the smoke test must not run with this key, or null. The message never holds the key. */
 export function smokeKeyProblem (key: string, allowLive: boolean): string | null {
   if (key === '') return 'STRIPE_SECRET_KEY is not set: export a test key (sk_test_… or rk_test_…).'
+  if (key.startsWith('pk_')) return 'STRIPE_SECRET_KEY holds a publishable key (pk_…); the smoke test needs a secret key (sk_test_… or rk_test_…).'
   if (/^(sk|rk)_test_/.test(key) || allowLive) return null
   return 'refusing to run: STRIPE_SECRET_KEY is not a test key (sk_test_… or rk_test_…). Set ALLOW_LIVE=1 to run against live mode anyway; it creates one unpaid Checkout Session that expires on its own.'
 }
@@ -114,7 +116,10 @@ function invoiceFor (subscriptionId: string, apiVersion: string, id: string): Re
     : { ...base, subscription: subscriptionId }
 }
 
-async function drive (app: FastifyInstance, config: Config, secret: string, planSlug: string, io: Io): Promise<Check[]> {
+/** Stripe's own words about the last failed call, from the app's error log, or undefined. */
+type StripeSaid = () => string | undefined
+
+async function drive (app: FastifyInstance, config: Config, secret: string, planSlug: string, io: Io, stripeSaid: StripeSaid): Promise<Check[]> {
   const d = new Driver(app, secret, config.stripe.apiVersion)
   const say = (line: string): void => { io.stderr.write(`${line}\n`) }
 
@@ -124,7 +129,12 @@ async function drive (app: FastifyInstance, config: Config, secret: string, plan
   const created = r.statusCode === 200 && body.status === 'checkout_created' && /^cs_/.test(String(body.session_id)) && /^https:\/\//.test(String(body.checkout_url))
   d.check('checkout session via POST /billing/checkout', '200 checkout_created',
     created ? '200 checkout_created' : `${r.statusCode} ${String(body.status ?? body.error)}: ${String(body.message ?? '')}${body.stripe_error !== undefined ? ` ${JSON.stringify(body.stripe_error)}` : ''}`)
-  if (!created) return d.checks
+  if (!created) {
+    // The app answers only "stripe_checkout_failed"; the reason (an inactive price, a bad key) is Stripe's.
+    const said = stripeSaid()
+    if (said !== undefined) say(`  Stripe: ${said}`)
+    return d.checks
+  }
   say(`  session ${String(body.session_id)} (unpaid; it expires on its own)`)
   say('in-process: signed webhook events through POST /billing/webhook')
 
@@ -227,16 +237,28 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
 
   const store = new SqliteStore({ path: join(dir, 'smoke.db') })
   let app: FastifyInstance | undefined
+  // The app logs a failed Stripe call with its StripeError: keep that error, print no log line.
+  let stripeError: StripeError | undefined
+  const keepStripeError = (err: unknown): unknown => {
+    if (err instanceof StripeError) stripeError = err
+    return pino.stdSerializers.err(err as Error)
+  }
+  const stripeSaid: StripeSaid = () => {
+    if (stripeError === undefined) return undefined
+    const tags = [stripeError.code ?? '', stripeError.statusCode === null ? '' : `HTTP ${stripeError.statusCode}`].filter((x) => x !== '')
+    const said = `${stripeError.message.replace(/\s+/g, ' ').trim()}${tags.length > 0 ? ` (${tags.join(', ')})` : ''}`
+    return said.split(key).join('[redacted]')
+  }
   try {
     // Never a real server: the fake executor, whatever LINODE_API_TOKEN says.
     app = await buildApp(config, {
       store,
       executor: new FakeExecutor(),
-      logger: pino({ level: 'silent' }),
+      logger: pino({ level: 'error', serializers: { err: keepStripeError } }, { write: () => {} }),
       jobs: { pollIntervalMs: 5, idleIntervalMs: 200, backoffMs: () => 10 }
     })
     await app.ready()
-    const checks = await drive(app, config, secret, plan.slug, io)
+    const checks = await drive(app, config, secret, plan.slug, io, stripeSaid)
     io.stdout.write(formatTable(checks))
     const failed = checks.filter((c) => !c.ok).length
     io.stdout.write(failed === 0 ? `all ${checks.length} checks OK\n` : `${failed} of ${checks.length} checks FAILED\n`)

@@ -39,6 +39,8 @@ export const TABLES: ReadonlyArray<{ name: string, columns: readonly string[], o
 ]
 
 const BATCH = 500
+/** pg waits forever by default: a host that accepts TCP but never answers would hang the copy. */
+export const CONNECT_TIMEOUT_MS = 10_000
 
 class UsageError extends Error {}
 
@@ -80,13 +82,14 @@ export class ChainBroken extends Error {
  * Copies every table from one snapshot of the source, in one PostgreSQL transaction, and
  * commits only if the audit chain verifies on both sides: on a failure nothing is written.
  */
-export async function copySqliteToPostgres (opts: { sqlitePath: string, postgresUrl: string, force: boolean, auditSecret: string, progress?: (line: string) => void }): Promise<CopyResult> {
+export async function copySqliteToPostgres (opts: { sqlitePath: string, postgresUrl: string, force: boolean, auditSecret: string, progress?: (line: string) => void, connectTimeoutMs?: number }): Promise<CopyResult> {
   const progress = opts.progress ?? (() => {})
+  const connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
   const source = new DatabaseSync(opts.sqlitePath, { readOnly: true })
   // One read transaction: every table from the same moment, even if a server still writes.
   source.exec('BEGIN')
   const store = new PostgresStore({ url: opts.postgresUrl, poolSize: 2, statementTimeoutMs: 0 })
-  const client = new pg.Client({ connectionString: opts.postgresUrl })
+  const client = new pg.Client({ connectionString: opts.postgresUrl, connectionTimeoutMillis: connectTimeoutMs })
   try {
     const sourceEntries = source.prepare('SELECT * FROM audit_log ORDER BY seq').all().map((r) => auditFromRow(r as Record<string, unknown>))
     const sourceVerdict = verifyAuditChain(opts.auditSecret, sourceEntries)
@@ -94,8 +97,16 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
       throw new ChainBroken('the audit chain does not verify on the source: check PROVISION_AUDIT_SECRET (it must be the server\'s); nothing was copied',
         { counts: {}, source: sourceVerdict, target: sourceVerdict })
     }
+    // Our client first, with the caller's timeout: an unreachable target is one clear line
+    // before the store's pool (which migrates) tries with its own.
+    try {
+      await client.connect()
+    } catch (err) {
+      // pg's connectionTimeoutMillis failure is a plain Error with this text and no code.
+      const why = (err as Error).message === 'timeout expired' ? `no answer within ${connectTimeoutMs / 1000} s` : (err as Error).message
+      throw new Error(`could not connect to PostgreSQL at ${redact(opts.postgresUrl)}: ${why}`)
+    }
     await store.migrate()
-    await client.connect()
     await client.query('BEGIN')
     try {
       // Taken before the emptiness check, so two copies into one target cannot interleave.
@@ -160,7 +171,7 @@ async function copyTable (source: DatabaseSync, client: pg.Client, table: string
   return copied
 }
 
-export async function main (argv: string[], env: Env = process.env, io: Io = process): Promise<number> {
+export async function main (argv: string[], env: Env = process.env, io: Io = process, opts: { connectTimeoutMs?: number } = {}): Promise<number> {
   const out = (s: string): void => { io.stdout.write(s) }
   const err = (s: string): void => { io.stderr.write(s) }
   let from: string
@@ -191,12 +202,12 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     return 2
   }
   const auditSecret = env.PROVISION_AUDIT_SECRET !== undefined && env.PROVISION_AUDIT_SECRET !== '' ? env.PROVISION_AUDIT_SECRET : DEFAULT_AUDIT_SECRET
-  if (auditSecret === DEFAULT_AUDIT_SECRET) err('warning: PROVISION_AUDIT_SECRET is not set; verifying with the development default\n')
+  if (auditSecret === DEFAULT_AUDIT_SECRET) err('warning: PROVISION_AUDIT_SECRET is not set, or is the development default; the chain is verified with that default\n')
 
   err(`copying ${sqlitePath} → ${redact(to)}\n`)
   let result: CopyResult
   try {
-    result = await copySqliteToPostgres({ sqlitePath, postgresUrl: to, force, auditSecret, progress: (line) => err(`  ${line}\n`) })
+    result = await copySqliteToPostgres({ sqlitePath, postgresUrl: to, force, auditSecret, progress: (line) => err(`  ${line}\n`), connectTimeoutMs: opts.connectTimeoutMs })
   } catch (e) {
     if (e instanceof ChainBroken) out(`source audit chain: ${describe(e.result.source)}\n`)
     err(`error: ${(e as Error).message}\n`)

@@ -2,6 +2,7 @@
 // One-time (and re-runnable) Stripe setup from the plan catalogue: a Product per paid plan,
 // its monthly Price found by lookup key, and the webhook endpoint subscribed to exactly the
 // events the app handles. stdout carries only the env block, so `> .env.stripe` captures it.
+import { BlockList, isIP } from 'node:net'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../api/config.ts'
 import { SUPPORTED_EVENTS } from '../api/billing/events.ts'
@@ -35,7 +36,9 @@ Progress goes to stderr, so \`npm run -s stripe:bootstrap > .env.stripe\` keeps 
 
 Options:
   --base-url URL     public site URL; the webhook posts to URL/billing/webhook
-                     (default: PUBLIC_BASE_URL)
+                     (default: PUBLIC_BASE_URL). Stripe refuses a URL it cannot reach
+                     (localhost, private addresses): locally, use --no-webhook and
+                     \`stripe listen --forward-to localhost:3000/billing/webhook\`
   --dry-run          print what would be done; no Stripe calls, no key needed
   --no-webhook       leave the webhook endpoint alone (you manage it yourself)
   --force-webhook    create a new endpoint even if one exists (to get a fresh secret)
@@ -47,7 +50,8 @@ Options:
 
 Environment: STRIPE_SECRET_KEY (sk_test_… or sk_live_…), STRIPE_API_VERSION (pinned on
 the endpoint), STRIPE_API_BASE, PUBLIC_BASE_URL.
-Exit status: 0 done, 1 Stripe refused or failed, 2 bad options, key or configuration.
+Exit status: 0 done, 1 Stripe refused or failed (the STRIPE_PRICE_* lines are still printed
+when only the webhook step failed), 2 bad options, key, webhook URL or configuration.
 `
 
 class UsageError extends Error {}
@@ -70,6 +74,36 @@ function baseUrlFrom (raw: string): string {
   if (!/^https?:$/.test(url.protocol)) throw new UsageError(`--base-url must be an http(s) URL, got ${JSON.stringify(raw)}`)
   if (url.search !== '' || url.hash !== '') throw new UsageError('--base-url must not carry a query or a fragment')
   return raw.replace(/\/+$/, '')
+}
+
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8)
+LOOPBACK.addAddress('::1', 'ipv6')
+const LINK_LOCAL = new BlockList()
+LINK_LOCAL.addSubnet('169.254.0.0', 16)
+LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6')
+const PRIVATE = new BlockList()
+for (const [net, bits] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['172.16.0.0', 12], ['192.168.0.0', 16]] as const) PRIVATE.addSubnet(net, bits)
+PRIVATE.addAddress('::', 'ipv6')
+PRIVATE.addSubnet('fc00::', 7, 'ipv6')
+
+/**
+ * Why Stripe would refuse this webhook URL as not publicly reachable, or null. Checked before
+ * any call: Stripe refuses only at the last step, after products and prices are made.
+ */
+export function webhookUrlProblem (webhookUrl: string): string | null {
+  const url = new URL(webhookUrl)
+  const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase()
+  const family = isIP(host)
+  const type = family === 6 ? 'ipv6' : 'ipv4'
+  const why = host === 'localhost' || host.endsWith('.localhost')
+    ? 'localhost'
+    : family !== 0
+      ? (LOOPBACK.check(host, type) ? 'a loopback address' : LINK_LOCAL.check(host, type) ? 'a link-local address' : PRIVATE.check(host, type) ? 'a private address' : null)
+      : (host.includes('.') ? null : 'a name without a dot')
+  if (why === null) return null
+  return `the webhook URL ${webhookUrl} is not publicly reachable (${why}) and Stripe refuses such endpoints: ` +
+    `pass --base-url https://<public host>, or --no-webhook and forward events with \`stripe listen --forward-to ${webhookUrl}\``
 }
 
 const productIdOf = (plan: Plan): string => `ctfhive_${plan.slug}`
@@ -131,7 +165,8 @@ async function ensureProduct (ctx: Context, plan: Plan): Promise<void> {
   }
 }
 
-async function ensurePrice (ctx: Context, plan: Plan): Promise<string> {
+/** The plan's price id, and the price whose lookup key this run moved to it, if any. */
+async function ensurePrice (ctx: Context, plan: Plan): Promise<{ id: string, replaced?: string }> {
   const key = plan.lookupKey!
   ctx.step = `look up price ${key}`
   const found = await ctx.stripe.request('GET', '/v1/prices', { lookup_keys: [key], limit: 10 })
@@ -145,7 +180,7 @@ async function ensurePrice (ctx: Context, plan: Plan): Promise<string> {
     } else {
       ctx.say(`price ${key}: ${String(current.id)} (${priceText(plan)}) matches, reused`)
     }
-    return String(current.id)
+    return { id: String(current.id) }
   }
   ctx.step = `create price ${key}`
   const created = await ctx.stripe.request('POST', '/v1/prices', {
@@ -161,7 +196,7 @@ async function ensurePrice (ctx: Context, plan: Plan): Promise<string> {
   })
   if (current === undefined) {
     ctx.say(`price ${key}: created ${String(created.id)} (${priceText(plan)})`)
-    return String(created.id)
+    return { id: String(created.id) }
   }
   const was = `${current.unit_amount === null || current.unit_amount === undefined ? '?' : formatPrice(Number(current.unit_amount))}/${String(current.recurring?.interval ?? '?')} ${String(current.currency ?? '').toUpperCase()}`
   ctx.say(`price ${key}: the catalogue says ${priceText(plan)}, ${String(current.id)} is ${was}: created ${String(created.id)}, which takes the lookup key over`)
@@ -170,15 +205,23 @@ async function ensurePrice (ctx: Context, plan: Plan): Promise<string> {
     // refuses an inactive price, so archiving it now would break checkout until a restart.
     ctx.say(`price ${String(current.id)}: left active — the running app sells it until ${plan.stripePriceEnv} is updated and the app restarted; then run again with --archive-old-prices`)
   }
-  return String(created.id)
+  return { id: String(created.id), replaced: String(current.id) }
 }
 
-/** Archives this tool's prices of the plan's product other than `keep` (existing subscriptions stay on them). */
-async function archiveOldPrices (ctx: Context, plan: Plan, keep: string): Promise<void> {
+/**
+ * Archives this tool's prices of the plan's product other than `keep` (existing subscriptions
+ * stay on them). Never `replaced`, the price this run took the lookup key from: the running
+ * app still sells it until it restarts with the new STRIPE_PRICE_*.
+ */
+async function archiveOldPrices (ctx: Context, plan: Plan, keep: string, replaced: string | undefined): Promise<void> {
   ctx.step = `list the prices of ${productIdOf(plan)}`
   const prices = await ctx.stripe.listAll<Record<string, any>>('/v1/prices', { product: productIdOf(plan), active: true })
   for (const price of prices) {
     if (price.id === keep || price.metadata?.managed_by !== MANAGED_BY) continue
+    if (price.id === replaced) {
+      ctx.say(`price ${String(price.id)}: kept, not archived — this run moved its lookup key to ${keep}; restart the app with the new ${plan.stripePriceEnv}, then run again with --archive-old-prices`)
+      continue
+    }
     ctx.step = `archive old price ${String(price.id)}`
     await ctx.stripe.request('POST', `/v1/prices/${String(price.id)}`, { active: false })
     ctx.say(`price ${String(price.id)}: archived (existing subscriptions stay on it until you move them)`)
@@ -233,7 +276,9 @@ async function ensureWebhook (ctx: Context, url: string, events: readonly string
   return created.secret
 }
 
-function describeStripeError (err: StripeError, step: string): string {
+function describeStripeError (err: StripeError, step: string, apiBase: string): string {
+  // No answer at all is not a refusal: say where the connection went.
+  if (err.type === 'api_connection_error') return `connection to Stripe at ${apiBase} failed while trying to ${step}: ${err.message.replace(/\s+/g, ' ').trim()}`
   const tags = [err.type, err.code].filter((x) => x !== null && x !== '').join('/')
   const http = err.statusCode === null ? '' : `, HTTP ${err.statusCode}`
   const request = err.requestId === null ? '' : `, request ${err.requestId}`
@@ -277,13 +322,15 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   const events = opts.events ?? SUPPORTED_EVENTS
   const webhookUrl = `${baseUrl}/billing/webhook`
   const apiVersion = config.stripe.apiVersion
+  const unreachable = args['no-webhook'] ? null : webhookUrlProblem(webhookUrl)
 
   if (args['dry-run']) {
+    if (unreachable !== null) return fail(2, unreachable)
     say(`dry run: no Stripe calls are made and no key is needed (API version ${apiVersion})`)
     for (const plan of plans) {
       say(`would ensure product ${productIdOf(plan)} (${JSON.stringify(productName(plan))})`)
       say(`would ensure price ${plan.lookupKey}: ${priceText(plan)}; reused when it matches, else a new price takes the lookup key over and the old one stays active until --archive-old-prices → ${plan.stripePriceEnv}`)
-      if (args['archive-old-prices']) say(`would archive the other active prices of ${productIdOf(plan)} this tool made`)
+      if (args['archive-old-prices']) say(`would archive the other active prices of ${productIdOf(plan)} this tool made, except one this run takes the lookup key from`)
     }
     for (const plan of skipped) say(`would skip ${plan.slug}: contact-only, no price`)
     if (args['no-webhook']) say('would leave the webhook endpoint alone (--no-webhook)')
@@ -294,6 +341,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   key = config.stripe.secretKey
   const problem = secretKeyProblem(key, args.live)
   if (problem !== null) return fail(2, problem)
+  if (unreachable !== null) return fail(2, unreachable)
   const live = key.startsWith('sk_live_')
   if (live && !webhookUrl.startsWith('https://') && !args['no-webhook']) {
     say(`warning: ${webhookUrl} is not HTTPS; Stripe delivers live events to HTTPS endpoints only.`)
@@ -305,14 +353,16 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     step: 'start'
   }
   say(`Stripe bootstrap: ${live ? 'LIVE' : 'test'} mode, API version ${apiVersion}, ${plans.length} paid plans`)
+  const lines: string[] = []
+  let pricesDone = false
   try {
-    const lines: string[] = []
     for (const plan of plans) {
       await ensureProduct(ctx, plan)
-      const priceId = await ensurePrice(ctx, plan)
-      if (args['archive-old-prices']) await archiveOldPrices(ctx, plan, priceId)
-      lines.push(`${plan.stripePriceEnv}=${priceId}`)
+      const price = await ensurePrice(ctx, plan)
+      if (args['archive-old-prices']) await archiveOldPrices(ctx, plan, price.id, price.replaced)
+      lines.push(`${plan.stripePriceEnv}=${price.id}`)
     }
+    pricesDone = true
     for (const plan of skipped) say(`${plan.slug}: contact-only, skipped`)
     if (args['no-webhook']) {
       say('webhook: left alone (--no-webhook); set STRIPE_WEBHOOK_SECRET from the endpoint you manage')
@@ -324,7 +374,12 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     say('done: paste the block printed on stdout into your .env')
     return 0
   } catch (err) {
-    if (err instanceof StripeError) return fail(1, describeStripeError(err, ctx.step))
+    // The prices exist whatever the webhook step did: give their ids rather than lose them.
+    if (pricesDone) {
+      io.stdout.write(`${ENV_HEADER}\n${lines.join('\n')}\n`)
+      say('prices: done, their STRIPE_PRICE_* lines are on stdout; the webhook step failed, so there is no STRIPE_WEBHOOK_SECRET')
+    }
+    if (err instanceof StripeError) return fail(1, describeStripeError(err, ctx.step, config.stripe.apiBase))
     return fail(1, `could not ${ctx.step}: ${(err as Error).message}`)
   }
 }

@@ -130,6 +130,40 @@ t.test('audit verify: OK, then the first bad seq with exit 1', async (t) => {
   t.equal((await run(['audit', 'check'])).code, 2)
 })
 
+t.test('audit verify: a missing or wrong key is a key problem, not tampering', async (t) => {
+  const { app, run, cliEnv } = await setup(t)
+  await pendingTenant(app, 'Key One')
+  await pendingTenant(app, 'Key Two')
+
+  for (const [name, env] of [['unset', { DATABASE_URL: cliEnv.DATABASE_URL }], ['the dev default', { ...cliEnv, PROVISION_AUDIT_SECRET: 'audit-dev-secret' }]] as const) {
+    const r = await cli(['audit', 'verify'], env)
+    t.equal(r.code, 2, `${name}: a configuration error`)
+    t.equal(r.stdout, '', `${name}: no verdict`)
+    const lines = r.stderr.trimEnd().split('\n')
+    t.equal(lines.length, 1, `${name}: one line`)
+    t.match(lines[0], /^error: PROVISION_AUDIT_SECRET is not set \(or is the development default\)/)
+    t.notMatch(r.stdout + r.stderr, /BROKEN|modified/, `${name}: no tampering alarm`)
+  }
+
+  const wrong = await run(['audit', 'verify'], { PROVISION_AUDIT_SECRET: 'not-the-servers-audit-secret' })
+  t.equal(wrong.code, 1)
+  t.equal(wrong.stdout, "audit chain NOT VERIFIED: PROVISION_AUDIT_SECRET does not match this chain's first entry: the wrong key (set the server's secret), or entry 1 was altered\n")
+  t.notMatch(wrong.stdout, /BROKEN/)
+  const json = JSON.parse((await run(['audit', 'verify', '--json'], { PROVISION_AUDIT_SECRET: 'not-the-servers-audit-secret' })).stdout)
+  t.same([json.ok, json.badSeq, json.problem], [false, 1, 'key_mismatch'])
+
+  // The server's key verifies the same chain.
+  t.equal((await run(['audit', 'verify'])).code, 0)
+})
+
+t.test('audit verify: an unset key on a chain written under the dev default is fine', async (t) => {
+  const built = await buildTestApp(t, { env: {} })
+  await pendingTenant(built.app, 'Dev One')
+  const r = await cli(['audit', 'verify'], { DATABASE_URL: built.config.databaseUrl })
+  t.equal(r.code, 0, r.stderr)
+  t.equal(r.stdout, 'audit chain OK: 1 entries, last seq 1\n')
+})
+
 t.test('events and replay: an unmatched event replayed once its tenant exists', async (t) => {
   const { app, run, store } = await setup(t)
   const base = Math.floor(Date.now() / 1000)

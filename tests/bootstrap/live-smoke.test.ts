@@ -31,13 +31,19 @@ function rows (stdout: string): string[][] {
 
 t.test('refuses any key that is not a test key unless ALLOW_LIVE=1', async (t) => {
   const fake = await startFakeStripe(t)
-  for (const key of ['sk_live_abc123', 'rk_live_abc123', 'pk_test_abc123', 'whsec_abc']) {
+  for (const key of ['sk_live_abc123', 'rk_live_abc123', 'whsec_abc']) {
     const r = await smoke([], { STRIPE_SECRET_KEY: key, STRIPE_API_BASE: fake.url, STRIPE_PRICE_SOLO: 'price_x' })
     t.equal(r.code, 2, key)
     t.match(r.stderr, /^error: refusing to run: STRIPE_SECRET_KEY is not a test key/, key)
     t.match(r.stderr, /ALLOW_LIVE=1/)
     t.notMatch(r.stderr, key, 'the key is not echoed')
     t.equal(r.stdout, '')
+  }
+  for (const key of ['pk_test_abc123', 'pk_live_abc123']) {
+    const r = await smoke([], { STRIPE_SECRET_KEY: key, STRIPE_API_BASE: fake.url, STRIPE_PRICE_SOLO: 'price_x' })
+    t.equal(r.code, 2, key)
+    t.equal(r.stderr, 'error: STRIPE_SECRET_KEY holds a publishable key (pk_…); the smoke test needs a secret key (sk_test_… or rk_test_…).\n', `${key}: says what the key is and what is needed`)
+    t.notMatch(r.stderr, /ALLOW_LIVE/, 'no live-mode advice for a publishable key')
   }
   const none = await smoke([], { STRIPE_API_BASE: fake.url })
   t.equal(none.code, 2)
@@ -86,7 +92,7 @@ t.test('a full run against the fake Stripe: one call, every row OK', async (t) =
 t.test('a throwaway secret when none is set; a failing checkout is a FAIL row and exit 1', async (t) => {
   const fake = await startFakeStripe(t)
   const key = 'sk_test_smokeKey456'
-  const env = { STRIPE_SECRET_KEY: key, STRIPE_API_BASE: fake.url, ...(await prices(fake, key)) }
+  const env: Record<string, string> = { STRIPE_SECRET_KEY: key, STRIPE_API_BASE: fake.url, ...(await prices(fake, key)) }
   const ok = await smoke(['--plan', 'pro'], env)
   t.equal(ok.code, 0, ok.stdout)
   t.match(ok.stderr, /throwaway secret/)
@@ -99,6 +105,15 @@ t.test('a throwaway secret when none is set; a failing checkout is a FAIL row an
   t.equal(table[0]?.at(-1), 'FAIL')
   t.match(broken.stdout, /502 stripe_checkout_failed/)
   t.match(broken.stdout, /1 of 1 checks FAILED/)
+  t.match(broken.stderr, /^ {2}Stripe: No such price: 'price_does_not_exist' \(resource_missing, HTTP 400\)$/m, "Stripe's own reason, on stderr")
+  t.notMatch(broken.stdout + broken.stderr, key)
+
+  // An archived price: the reason is Stripe's, not the app's generic 502.
+  fake.state.prices.get(env.STRIPE_PRICE_SOLO!)!.active = false
+  const inactive = await smoke([], env)
+  t.equal(inactive.code, 1)
+  t.match(inactive.stderr, /Stripe: The price specified is inactive\. This field only accepts active prices\./)
+  t.notMatch(inactive.stdout + inactive.stderr, key)
 
   const live = await smoke([], { ...env, STRIPE_SECRET_KEY: 'sk_live_abc123', ALLOW_LIVE: '1', STRIPE_PRICE_SOLO: 'price_nope' })
   t.equal(live.code, 1, 'ALLOW_LIVE=1 lets a live key through (here to a failing checkout)')

@@ -1,12 +1,13 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { DatabaseSync } from 'node:sqlite'
 import { appendAudit, verifyStoredChain } from '../../api/provisioning/audit.ts'
 import { PostgresStore } from '../../api/store/postgres.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import type { Store } from '../../api/store/store.ts'
-import { copySqliteToPostgres, main, TABLES } from '../../bootstrap/migrate-sqlite-to-postgres.ts'
+import { CONNECT_TIMEOUT_MS, copySqliteToPostgres, main, TABLES } from '../../bootstrap/migrate-sqlite-to-postgres.ts'
 import { TENANT_COLUMNS } from '../../api/store/rows.ts'
 import { buildTestApp, tempDbPath } from '../helpers/build-app.ts'
 import { usePostgres } from '../helpers/postgres.ts'
@@ -127,7 +128,12 @@ t.test('on PostgreSQL', async (t) => {
     const defaulted = capture()
     const url2 = await server.createDatabase()
     t.equal(await main(['--from', `sqlite:${path}`, '--to', url2], {}, defaulted.io), 1, 'the dev default is not this chain’s secret')
-    t.match(defaulted.err(), /warning: PROVISION_AUDIT_SECRET is not set/)
+    t.match(defaulted.err(), /warning: PROVISION_AUDIT_SECRET is not set, or is the development default/)
+
+    // Set explicitly to the dev default is the same case, and the warning says so.
+    const explicit = capture()
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url2], { PROVISION_AUDIT_SECRET: 'audit-dev-secret' }, explicit.io), 1)
+    t.match(explicit.err(), /warning: PROVISION_AUDIT_SECRET is not set, or is the development default/)
   })
 
   t.test('the source is read as one snapshot, even while a server still writes to it', async (t) => {
@@ -163,6 +169,37 @@ t.test('on PostgreSQL', async (t) => {
     t.match(r.stdout, /target audit chain: ok/)
     t.match(r.stderr, /copying .* → postgres:\/\//, 'the target defaults to DATABASE_URL')
   })
+})
+
+/** A TCP listener that accepts connections and never says a word, like a wedged database host. */
+async function silentServer (t: Test): Promise<number> {
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const s of sockets) s.destroy()
+    server.close(() => resolve())
+  }))
+  return (server.address() as AddressInfo).port
+}
+
+t.test('a PostgreSQL host that accepts but never answers fails the run after the connect timeout', async (t) => {
+  t.equal(CONNECT_TIMEOUT_MS, 10_000, 'the command gives a host 10 s')
+  const path = await seedSqlite(t)
+  const port = await silentServer(t)
+  const c = capture()
+  // Without a connect timeout the run would never end: give up well before tap does.
+  let timer: NodeJS.Timeout | undefined
+  const hung = new Promise<'hung'>((resolve) => { timer = setTimeout(() => resolve('hung'), 5000) })
+  const code = await Promise.race([main(['--from', `sqlite:${path}`, '--to', `postgres://ctfhive:hunter2@127.0.0.1:${port}/ctfhive`], { PROVISION_AUDIT_SECRET: SECRET }, c.io, { connectTimeoutMs: 300 }), hung])
+  clearTimeout(timer)
+  t.equal(code, 1, 'a store failure, like the others')
+  const errors = c.err().split('\n').filter((l) => l.startsWith('error: '))
+  t.same(errors, [`error: could not connect to PostgreSQL at postgres://ctfhive:***@127.0.0.1:${port}/ctfhive: no answer within 0.3 s`], 'one clear line')
+  t.notMatch(c.err() + c.out(), /hunter2/, 'no password in messages')
 })
 
 t.test('bad usage exits 2 with a reason', async (t) => {

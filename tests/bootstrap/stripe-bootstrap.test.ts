@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { main, ENV_HEADER, type BootstrapOptions } from '../../bootstrap/stripe-bootstrap.ts'
+import { main, ENV_HEADER, webhookUrlProblem, type BootstrapOptions } from '../../bootstrap/stripe-bootstrap.ts'
 import { SUPPORTED_EVENTS } from '../../api/billing/events.ts'
 import { StripeClient } from '../../api/billing/stripe-client.ts'
 import { PAID_PLANS, type Plan } from '../../api/plans.ts'
@@ -132,6 +132,71 @@ t.test('a changed catalogue amount: a new price takes the lookup key over; the o
   t.equal([...fake.state.prices.values()].filter((p) => p.lookup_key === 'ctfhive_solo_monthly').length, 1)
 })
 
+t.test('--archive-old-prices never archives the price this same run took the lookup key from', async (t) => {
+  const fake = await startFakeStripe(t)
+  const first = envBlock(t, (await run(['--no-webhook'], envFor(fake))).stdout)
+  const changed: Plan[] = PAID_PLANS.map((p) => (p.slug === 'solo' ? { ...p, amount: 3000 } : p))
+  const r = await run(['--no-webhook', '--archive-old-prices'], envFor(fake), { plans: changed })
+  t.equal(r.code, 0, r.stderr)
+  const second = envBlock(t, r.stdout)
+  t.not(second.STRIPE_PRICE_SOLO, first.STRIPE_PRICE_SOLO, 'solo has a new price')
+  t.equal(fake.state.prices.get(first.STRIPE_PRICE_SOLO!)?.active, true, 'the replaced price stays sellable: the running app still names it')
+  t.equal(fake.requestsTo({ method: 'POST', path: `/v1/prices/${first.STRIPE_PRICE_SOLO!}` }).length, 0, 'no archive request for it')
+  t.match(r.stderr, new RegExp(`price ${first.STRIPE_PRICE_SOLO}: kept, not archived .* restart the app with the new STRIPE_PRICE_SOLO, then run again with --archive-old-prices`))
+  t.notMatch(r.stderr, /archived \(existing subscriptions/, 'nothing archived in this run')
+
+  // After the restart, the next run archives it.
+  const later = await run(['--no-webhook', '--archive-old-prices'], envFor(fake), { plans: changed })
+  t.equal(later.code, 0, later.stderr)
+  t.equal(fake.state.prices.get(first.STRIPE_PRICE_SOLO!)?.active, false, 'archived on the next run')
+  t.equal(fake.state.prices.get(second.STRIPE_PRICE_SOLO!)?.active, true)
+})
+
+t.test('a webhook URL Stripe cannot reach is refused before any Stripe call', async (t) => {
+  const fake = await startFakeStripe(t)
+  const local = [
+    ['http://localhost:3000', /\(localhost\)/],
+    ['http://app.localhost', /\(localhost\)/],
+    ['http://127.0.0.1:3000', /\(a loopback address\)/],
+    ['http://127.1:3000', /\(a loopback address\)/],
+    ['http://[::1]:3000', /\(a loopback address\)/],
+    ['http://[::ffff:127.0.0.1]', /\(a loopback address\)/],
+    ['http://10.1.2.3', /\(a private address\)/],
+    ['http://172.20.0.1', /\(a private address\)/],
+    ['http://192.168.1.5:8080', /\(a private address\)/],
+    ['http://[fd00::1]', /\(a private address\)/],
+    ['http://169.254.169.254', /\(a link-local address\)/],
+    ['http://[fe80::1]', /\(a link-local address\)/],
+    ['http://ctfhive:3000', /\(a name without a dot\)/]
+  ] as const
+  for (const [base, why] of local) {
+    for (const argv of [['--base-url', base], ['--base-url', base, '--dry-run']]) {
+      const r = await run(argv, envFor(fake))
+      t.equal(r.code, 2, argv.join(' '))
+      t.equal(r.stdout, '', 'no env block')
+      const lines = r.stderr.trim().split('\n')
+      t.equal(lines.length, 1, 'one line')
+      t.match(lines[0], /^error: the webhook URL .* is not publicly reachable /)
+      t.match(lines[0], why, base)
+      t.match(lines[0], /--base-url https:\/\/<public host>/)
+      t.match(lines[0], new RegExp(`--no-webhook and forward events with \`stripe listen --forward-to ${base.replace(/[.[\]]/g, '\\$&')}.*/billing/webhook\``))
+    }
+  }
+  // The documented local run: PUBLIC_BASE_URL left at its default.
+  const byDefault = await run([], { STRIPE_SECRET_KEY: KEY, STRIPE_API_BASE: fake.url })
+  t.equal(byDefault.code, 2)
+  t.match(byDefault.stderr, /http:\/\/localhost:3000\/billing\/webhook is not publicly reachable/)
+  t.equal(fake.requests.length, 0, 'no product or price was made first')
+
+  const noWebhook = await run(['--no-webhook'], { STRIPE_SECRET_KEY: KEY, STRIPE_API_BASE: fake.url })
+  t.equal(noWebhook.code, 0, noWebhook.stderr)
+  t.same(Object.keys(envBlock(t, noWebhook.stdout)), ['STRIPE_PRICE_SOLO', 'STRIPE_PRICE_STANDARD', 'STRIPE_PRICE_PRO'])
+
+  for (const ok of ['https://ctfhive.us/billing/webhook', 'https://93.184.215.14/billing/webhook', 'https://172.32.0.1/billing/webhook', 'https://[2606:4700::1]/billing/webhook']) {
+    t.equal(webhookUrlProblem(ok), null, ok)
+  }
+})
+
 t.test('an inactive but matching price is reactivated; a renamed or archived product is restored', async (t) => {
   const fake = await startFakeStripe(t)
   const env = envBlock(t, (await run(['--no-webhook'], envFor(fake))).stdout)
@@ -230,7 +295,7 @@ t.test('bad keys: non-zero exit with one readable line, no request, never the ke
   t.match(live.stderr, /LIVE mode/)
 })
 
-t.test("Stripe's own errors: non-zero exit, one readable line, no partial env block", async (t) => {
+t.test("Stripe's own errors: non-zero exit, one readable line; an env block only once the prices are done", async (t) => {
   const fake = await startFakeStripe(t, { apiKeys: ['sk_test_theOnlyGoodKey'] })
   const r = await run([], envFor(fake))
   t.equal(r.code, 1)
@@ -251,11 +316,18 @@ t.test("Stripe's own errors: non-zero exit, one readable line, no partial env bl
   good.queueReply('GET /v1/webhook_endpoints', { status: 500, body: { error: { type: 'api_error', message: 'Something went wrong' } } })
   const down = await run([], envFor(good))
   t.equal(down.code, 1)
-  t.match(down.stderr, /error: Stripe refused to list webhook endpoints: Something went wrong \(api_error, HTTP 500/)
+  t.match(down.stderr.trim().split('\n').at(-1), /^error: Stripe refused to list webhook endpoints: Something went wrong \(api_error, HTTP 500/)
+  // The prices were made before the webhook step failed: their ids are not lost.
+  const partial = envBlock(t, down.stdout)
+  t.same(Object.keys(partial), ['STRIPE_PRICE_SOLO', 'STRIPE_PRICE_STANDARD', 'STRIPE_PRICE_PRO'], 'the price lines, no webhook secret')
+  for (const id of Object.values(partial)) t.ok(good.state.prices.get(id)?.active, `${id} is a real, active price`)
+  t.match(down.stderr, /STRIPE_PRICE_\* lines are on stdout/)
 
   const unreachable = await run([], { ...envFor(good), STRIPE_API_BASE: 'http://127.0.0.1:1' })
   t.equal(unreachable.code, 1)
-  t.match(unreachable.stderr, /error: Stripe refused to read product ctfhive_solo: Could not reach Stripe/)
+  t.equal(unreachable.stdout, '')
+  t.match(unreachable.stderr, /error: connection to Stripe at http:\/\/127\.0\.0\.1:1 failed while trying to read product ctfhive_solo: Could not reach Stripe/)
+  t.notMatch(unreachable.stderr, /refused/, 'not worded as a refusal')
 })
 
 t.test('usage: --help, unknown flags, contradictions, bad URLs, bad config', async (t) => {
