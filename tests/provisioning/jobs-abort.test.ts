@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { pino } from 'pino'
 import { buildTestApp, testConfig } from '../helpers/build-app.ts'
@@ -127,38 +127,36 @@ t.test('a call that ignores the abort cannot commit its step once the cap has pa
   t.equal((await store.getTenant(id))?.serverId, null)
 })
 
-t.test('an attempt that outlived its lease writes nothing over the worker that took the job', async (t) => {
+/**
+ * Worker A claims with a lease that lapses while its create call hangs (a frozen process);
+ * `owner` claims the lapsed job; then A's call returns. Answers that second claim.
+ */
+async function lapseAndTakeOver (t: Test, owner: (runner: JobRunner) => string) {
   const executor = new FakeExecutor()
   const { store, runner, job } = await directRunner(t, { executor })
   const hold = executor.holdNext('create')
-  // Worker A claims with a lease that lapses while its create call hangs (a frozen process).
   const claimed = await store.claimNextJob(runner.owner, Date.now(), 1)
   const running = runner.runJob(claimed!)
   await hold.reached
   await new Promise((resolve) => setTimeout(resolve, 5))
-  const taken = await store.claimNextJob('worker-b', Date.now(), 60_000)
-  t.equal(taken?.id, job.id, 'worker B takes the lapsed job')
+  const taken = await store.claimNextJob(owner(runner), Date.now(), 60_000)
+  t.equal(taken?.id, job.id, 'the lapsed job is taken')
   hold.release()
   await running
+  return { store, runner, job, taken: taken! }
+}
+
+t.test('an attempt that outlived its lease writes nothing over the worker that took the job', async (t) => {
+  const { store, job } = await lapseAndTakeOver(t, () => 'worker-b')
   // attempts 1: B's claim counted A's lapsed attempt; A itself recorded neither a step nor a failure.
   t.match(await store.getJob(job.id), { status: 'running', step: '', attempts: 1, leaseOwner: 'worker-b' }, 'B still holds it, untouched by A')
   t.same((await store.listAudit({})).map((e) => e.action), [], 'A committed nothing')
 })
 
 t.test('an attempt that outlived its lease writes nothing when its own worker took the job again', async (t) => {
-  const executor = new FakeExecutor()
-  const { store, runner, job } = await directRunner(t, { executor })
-  const hold = executor.holdNext('create')
-  const claimed = await store.claimNextJob(runner.owner, Date.now(), 1)
-  const running = runner.runJob(claimed!)
-  await hold.reached
-  await new Promise((resolve) => setTimeout(resolve, 5))
   // The same worker (same owner) claims the lapsed job again, as its drain loop may.
-  const again = await store.claimNextJob(runner.owner, Date.now(), 60_000)
-  t.equal(again?.id, job.id)
-  hold.release()
-  await running
-  t.match(await store.getJob(job.id), { status: 'running', step: '', attempts: 1, leaseOwner: runner.owner, leaseUntil: again!.leaseUntil },
+  const { store, runner, job, taken } = await lapseAndTakeOver(t, (runner) => runner.owner)
+  t.match(await store.getJob(job.id), { status: 'running', step: '', attempts: 1, leaseOwner: runner.owner, leaseUntil: taken.leaseUntil },
     'the second claim still holds it, untouched by the first attempt')
   t.same((await store.listAudit({})).map((e) => e.action), [], 'the first attempt committed nothing')
 })
