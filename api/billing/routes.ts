@@ -63,16 +63,16 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
     // limit's, thrown before the body is read, our own): the form shows the message. JSON
     // clients get the error as usual.
     errorHandler: (err, request, reply) => {
-      if (!wantsRedirect(request)) throw err
+      if (!wantsRedirect(request) || (err.validation === undefined && !isAppError(err))) throw err
       const body = (request.body ?? {}) as Record<string, unknown>
       const plan = typeof body.plan === 'string' ? body.plan : undefined
+      // Back to the form with what was typed (web/typed-values.ts).
       const typed = encodeTyped(body)
       if (typed !== undefined) reply.setCookie(TYPED_COOKIE, typed, typedCookieOptions(config.publicBaseUrl))
       if (err.validation !== undefined) {
         const { field } = validationMessage(err)
         return reply.redirect(`/register?plan=${encodeURIComponent(plan ?? '')}&error=invalid_request&field=${encodeURIComponent(field)}`, 303)
       }
-      if (!isAppError(err)) throw err
       return reply.redirect(`/register?${plan === undefined ? '' : `plan=${encodeURIComponent(plan)}&`}error=${err.code}`, 303)
     },
     schema: {

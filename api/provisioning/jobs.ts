@@ -231,7 +231,11 @@ export class JobRunner {
     // of any length; only an error no retry can fix (a revoked token) stops it for the
     // operator, who retries it once fixed (tenants/admin.ts).
     const final = !retryable || (job.kind === 'provision' && attempts >= config.provisionMaxAttempts)
-    log.warn({ tenant: job.tenant, job: job.id, kind: job.kind, step: job.step, attempts, final, reason: message }, 'job attempt failed')
+    // A teardown still failing past the provisioning cap (an outage that lasts, or a bug) keeps a
+    // server billed: say so at error level, where alerts look, while it keeps retrying.
+    const stuck = !final && job.kind === 'deprovision' && attempts >= config.provisionMaxAttempts
+    log[stuck ? 'error' : 'warn']({ tenant: job.tenant, job: job.id, kind: job.kind, step: job.step, attempts, final, reason: message },
+      stuck ? 'teardown still failing: the server is still running; it keeps retrying' : 'job attempt failed')
     // Fenced by the lease, not by the signal: a timed-out attempt is aborted and still records this.
     await attempt.leased(async (tx) => {
       if (final) {

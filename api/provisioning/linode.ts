@@ -163,7 +163,7 @@ export class LinodeExecutor implements Executor {
     if (byLabel.length > 0) {
       throw new ExecutorError(`Linode label ${label} is held by server ${byLabel[0]!.id}, which is not tagged ${tag}; refusing to adopt it`, { retryable: false })
     }
-    const byTag = (await this.api.list<Instance>('/linode/instances', { tags: tag }, signal)).filter((i) => i.tags?.includes(tag) === true && i.status !== 'deleting')
+    const byTag = await this.taggedServers(tag, signal)
     if (byTag.length > 0) {
       throw new ExecutorError(`tenant already has Linode ${byTag[0]!.id} labelled ${byTag[0]!.label}, not ${label}; refusing a second server`, { retryable: false })
     }
@@ -195,8 +195,7 @@ export class LinodeExecutor implements Executor {
     const name = this.recordName(spec)
     const zone = await this.zone(signal)
     for (let attempt = 1; ; attempt++) {
-      const records = (await this.api.list<DnsRecord>(`/domains/${zone}/records`, { name, type: 'A' }, signal))
-        .filter((r) => r.type === 'A' && r.name.toLowerCase() === name)
+      const records = await this.aRecords(zone, name, signal)
       if (records.length > 0) {
         const keep = records.find((r) => r.target === ipv4) ?? records[0]!
         // Twins left by a lost create would round-robin visitors to a wrong address.
@@ -262,17 +261,23 @@ export class LinodeExecutor implements Executor {
   }
 
   async findServers (spec: ServerSpec, signal?: AbortSignal): Promise<ServerInfo[]> {
-    const tag = tenantTag(spec.tenantId)
-    const tagged = await this.api.list<Instance>('/linode/instances', { tags: tag }, signal)
-    return tagged.filter((i) => i.tags?.includes(tag) === true && i.tags.includes('ctfhive') && i.status !== 'deleting').map(toInfo)
+    return (await this.taggedServers(tenantTag(spec.tenantId), signal)).filter((i) => i.tags!.includes('ctfhive')).map(toInfo)
   }
 
   async findDnsRecords (spec: ServerSpec, signal?: AbortSignal): Promise<string[]> {
-    const name = this.recordName(spec)
     const zone = await this.findZone(signal)
     if (zone === undefined) return [] // no zone: no record in it
-    const records = await this.api.list<DnsRecord>(`/domains/${zone}/records`, { name, type: 'A' }, signal)
-    return records.filter((r) => r.type === 'A' && r.name.toLowerCase() === name).map((r) => String(r.id))
+    return (await this.aRecords(zone, this.recordName(spec), signal)).map((r) => String(r.id))
+  }
+
+  /** Servers carrying this tag (checked again here, whatever the API's filter did), not those being deleted. */
+  private async taggedServers (tag: string, signal?: AbortSignal): Promise<Instance[]> {
+    return (await this.api.list<Instance>('/linode/instances', { tags: tag }, signal)).filter((i) => i.tags?.includes(tag) === true && i.status !== 'deleting')
+  }
+
+  /** The zone's A records with exactly this name. */
+  private async aRecords (zone: number, name: string, signal?: AbortSignal): Promise<DnsRecord[]> {
+    return (await this.api.list<DnsRecord>(`/domains/${zone}/records`, { name, type: 'A' }, signal)).filter((r) => r.type === 'A' && r.name.toLowerCase() === name)
   }
 
   async removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void> {

@@ -13,20 +13,22 @@ export async function runTeardown (attempt: Attempt, executor: Executor, specFor
     if (tenant === undefined) return
     // The kept id, and whatever is named for the tenant: a record whose create answer was lost
     // has no id here and would otherwise point the address at an IP Linode hands to others.
-    const records = new Set(await executor.findDnsRecords(specFor(tenant), signal))
+    const look = await leftovers(() => executor.findDnsRecords(specFor(tenant), signal))
+    const records = new Set(look.found)
     if (tenant.dnsRecordId !== null) records.add(tenant.dnsRecordId)
     for (const record of records) await executor.removeDnsRecord(record, signal)
-    await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { records: [...records] })
+    await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { records: [...records], ...look.failed })
   }
   if (job.step === 'dns_removed') {
     const tenant = await tenantToTearDown(attempt)
     if (tenant === undefined) return
     // Likewise a server made by an attempt cut off before it kept the id (a restart, a cancel
     // first): found by the tenant's tag, it is destroyed too rather than billed for ever.
-    const servers = new Set((await executor.findServers(specFor(tenant), signal)).map((s) => s.id))
+    const look = await leftovers(async () => (await executor.findServers(specFor(tenant), signal)).map((s) => s.id))
+    const servers = new Set(look.found)
     if (tenant.serverId !== null) servers.add(tenant.serverId)
     for (const server of servers) await executor.destroyServer(server, signal)
-    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { servers: [...servers] })
+    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { servers: [...servers], ...look.failed })
   }
   await attempt.transaction(async (tx) => {
     const tenant = await tx.getTenantForUpdate(job.tenant)
@@ -38,6 +40,21 @@ export async function runTeardown (attempt: Attempt, executor: Executor, specFor
     // then and started nothing, so the new server is queued here or never.
     if (reactivated) await provisionAgain(attempt, tx, tenant, 'reactivated while its server was destroyed')
   })
+}
+
+/**
+ * The search for leftovers of lost answers. One that cannot succeed however often it is tried
+ * (a token without the Domains scope, a zone re-created under a new id) must not keep the
+ * teardown from removing what it knows: the kept ids are removed, and the audit says the search
+ * failed. A failure worth a retry (an outage, an abort) fails the attempt as usual.
+ */
+async function leftovers (find: () => Promise<string[]>): Promise<{ found: string[], failed: { lookup_failed?: string } }> {
+  try {
+    return { found: await find(), failed: {} }
+  } catch (err) {
+    if (err instanceof ExecutorError && !err.retryable) return { found: [], failed: { lookup_failed: err.message } }
+    throw err
+  }
 }
 
 /**

@@ -289,13 +289,15 @@ export class TenantService {
     let provision = result.startProvisioning
     if (tenant.billing === 'canceled' && patch.billing === 'paid') {
       // Reactivated by a new subscription: the scheduled teardown no longer applies.
-      for (const job of await tx.listJobs({ tenant: tenant.id, status: 'queued' })) {
-        if (job.kind !== 'deprovision') continue
-        await tx.updateJob(job.id, { status: 'canceled' })
-        // One waiting to retry has already removed the DNS record (or the server): the tenant
-        // needs provisioning to be whole again; the provision job adopts a server still there.
-        if (job.step !== '') provision = true
+      const teardowns = (await tx.listJobs({ tenant: tenant.id })).filter((j) => j.kind === 'deprovision')
+      for (const job of teardowns) {
+        if (job.status === 'queued') await tx.updateJob(job.id, { status: 'canceled' })
       }
+      // The last one, waiting to retry or failed for good, may already have removed the DNS
+      // record (or the server): the tenant then needs provisioning to be whole again; the
+      // provision job adopts a server still there.
+      const last = teardowns.at(-1)
+      if (last !== undefined && (last.status === 'queued' || last.status === 'failed') && last.step !== '') provision = true
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.reactivated', { subscription: patch.subscriptionId, source })
     }
     if (provision) {

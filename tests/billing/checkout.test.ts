@@ -3,6 +3,8 @@ import { buildTestApp } from '../helpers/build-app.ts'
 import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.ts'
 import { StripeClient } from '../../api/billing/stripe-client.ts'
 import { verifyWelcomeToken } from '../../api/tenants/welcome-token.ts'
+import { SqliteStore } from '../../api/store/sqlite.ts'
+import type { Store } from '../../api/store/store.ts'
 
 const KEY = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'
 const PRICES = { STRIPE_PRICE_SOLO: 'price_solo_1', STRIPE_PRICE_STANDARD: 'price_standard_1', STRIPE_PRICE_PRO: 'price_pro_1' }
@@ -76,6 +78,23 @@ t.test('a plain HTML form post goes back to the form on our failures and the rat
   const json = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard' } })
   t.equal(json.statusCode, 429, 'a JSON client still gets the 429')
   t.ok(json.headers['retry-after'])
+})
+
+t.test('a plain form post that fails on our side is a 500, and carries nothing typed', async (t) => {
+  const inner = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => inner.close())
+  const store = Object.create(inner) as Store
+  store.transaction = async () => { throw new Error('disk I/O error') }
+  const { app } = await buildTestApp(t, { store })
+  const r = await app.inject({
+    method: 'POST',
+    url: '/billing/checkout',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+    payload: 'plan=solo&name=Tom&email=tom%40example.org'
+  })
+  t.equal(r.statusCode, 500)
+  t.equal(r.json().error, 'internal_error')
+  t.equal(r.cookies.length, 0, 'no cookie holding the name and email')
 })
 
 t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {

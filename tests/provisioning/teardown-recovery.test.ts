@@ -143,7 +143,8 @@ t.test('paying again while a teardown waits to retry after removing DNS restores
 
 t.test('a teardown keeps trying through failures past the provisioning attempt cap', async (t) => {
   const executor = new FakeExecutor()
-  const { app, store, config, id } = await setup(t, executor)
+  const logLines: Array<Record<string, unknown>> = []
+  const { app, store, config, id } = await setup(t, executor, {}, logLines)
   await deliver(app, paid(id, 'sub_a'))
   await runAll(app, store)
   executor.failNext('destroy', config.provisionMaxAttempts + 2)
@@ -152,6 +153,9 @@ t.test('a teardown keeps trying through failures past the provisioning attempt c
   t.equal(executor.servers.size, 0, 'destroyed in the end')
   t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'done', attempts: config.provisionMaxAttempts + 2 })
   t.equal((await store.getTenant(id))?.infra, 'deprovisioned')
+  const stuck = logLines.filter((l) => /teardown still failing/.test(String(l.msg)))
+  t.same(stuck.map((l) => [l.level, l.attempts]), [[50, config.provisionMaxAttempts], [50, config.provisionMaxAttempts + 1], [50, config.provisionMaxAttempts + 2]],
+    'past the cap, every failed attempt is an error line')
 })
 
 t.test('a teardown stopped by an error no retry fixes waits for the operator, who retries it', async (t) => {
@@ -186,4 +190,44 @@ t.test('a teardown stopped by an error no retry fixes waits for the operator, wh
   const again = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: auth })
   t.equal(again.statusCode, 409, 'a finished teardown is not retried')
   t.match(again.json(), { error: 'conflict', message: /canceled and has no failed teardown/ })
+})
+
+t.test('a search for leftovers that cannot succeed does not keep the teardown from what it knows', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store, id } = await setup(t, executor)
+  await deliver(app, paid(id, 'sub_a'))
+  await runAll(app, store)
+  // The DNS search refused for good (a token without the Domains scope), then the server search
+  // failing once for a reason a retry fixes.
+  executor.failNext('find', 1, new ExecutorError('Linode API 403: Unauthorized (GET /domains)', { retryable: false }))
+  executor.failNext('find', 1)
+  await deliver(app, cancel(id, 'sub_a'))
+  await runAll(app, store)
+  t.equal(executor.servers.size, 0, 'the server is destroyed')
+  t.equal(executor.records.size, 0, 'the kept record is removed')
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'done', attempts: 1 })
+  const audit = await store.listAudit({ tenant: id })
+  t.match(audit.find((e) => e.action === 'dns.removed')?.detail, { records: [/^rec-/], lookup_failed: /403/ }, 'the audit says the search failed')
+  t.notOk('lookup_failed' in (audit.find((e) => e.action === 'server.destroyed')?.detail ?? {}), 'the server search succeeded when retried')
+  t.ok(audit.some((e) => e.action === 'deprovision.attempt_failed'), 'after one retried attempt')
+})
+
+t.test('paying again after a teardown failed for good halfway provisions the tenant', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store, id } = await setup(t, executor)
+  await deliver(app, paid(id, 'sub_a'))
+  await runAll(app, store)
+  const live = (await store.getTenant(id))!
+  executor.failNext('destroy', 1, new ExecutorError('Linode API 401: invalid token', { retryable: false }))
+  await deliver(app, cancel(id, 'sub_a'))
+  await runAll(app, store)
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'failed', step: 'dns_removed' })
+  t.equal(executor.records.size, 0, 'its record is gone')
+
+  const back = await deliver(app, paid(id, 'sub_b'))
+  t.equal(back.json().tenant_state, 'provisioning', 'not "active" without an address')
+  await runAll(app, store)
+  const tenant = (await store.getTenant(id))!
+  t.match(tenant, { billing: 'paid', infra: 'ready', serverId: live.serverId })
+  t.equal(executor.records.get(tenant.dnsRecordId!)?.target, live.ipv4, 'the address is restored')
 })

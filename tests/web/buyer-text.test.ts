@@ -30,7 +30,7 @@ t.test('the sign-in form leads to a server only while one runs', async (t) => {
   for (const billing of BILLING) {
     for (const infra of INFRA) {
       const target = loginTarget({ billing, infra })
-      const expected = billing === 'pending' ? 'unknown_address' : infra === 'ready' ? 'go' : infra === 'deprovisioned' ? 'shut_down' : 'not_ready'
+      const expected = billing === 'pending' ? 'unknown_address' : infra === 'ready' ? 'go' : infra === 'deprovisioned' || billing === 'canceled' ? 'shut_down' : 'not_ready'
       t.equal(target, expected, `${billing}/${infra}`)
       if (target !== 'go') t.ok(loginError(target), `${target} has words`)
     }
