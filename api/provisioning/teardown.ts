@@ -13,22 +13,17 @@ export async function runTeardown (attempt: Attempt, executor: Executor, specFor
     if (tenant === undefined) return
     // The kept id, and whatever is named for the tenant: a record whose create answer was lost
     // has no id here and would otherwise point the address at an IP Linode hands to others.
-    const look = await leftovers(() => executor.findDnsRecords(specFor(tenant), signal))
-    const records = new Set(look.found)
-    if (tenant.dnsRecordId !== null) records.add(tenant.dnsRecordId)
-    for (const record of records) await executor.removeDnsRecord(record, signal)
-    await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { records: [...records], ...look.failed })
+    const { removed, failed } = await sweep(tenant.dnsRecordId, () => executor.findDnsRecords(specFor(tenant), signal), (id) => executor.removeDnsRecord(id, signal))
+    await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { records: removed, ...failed })
   }
   if (job.step === 'dns_removed') {
     const tenant = await tenantToTearDown(attempt)
     if (tenant === undefined) return
     // Likewise a server made by an attempt cut off before it kept the id (a restart, a cancel
     // first): found by the tenant's tag, it is destroyed too rather than billed for ever.
-    const look = await leftovers(async () => (await executor.findServers(specFor(tenant), signal)).map((s) => s.id))
-    const servers = new Set(look.found)
-    if (tenant.serverId !== null) servers.add(tenant.serverId)
-    for (const server of servers) await executor.destroyServer(server, signal)
-    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { servers: [...servers], ...look.failed })
+    const { removed, failed } = await sweep(tenant.serverId, async () => (await executor.findServers(specFor(tenant), signal)).map((s) => s.id),
+      (id) => executor.destroyServer(id, signal))
+    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { servers: removed, ...failed })
   }
   await attempt.transaction(async (tx) => {
     const tenant = await tx.getTenantForUpdate(job.tenant)
@@ -43,18 +38,25 @@ export async function runTeardown (attempt: Attempt, executor: Executor, specFor
 }
 
 /**
- * The search for leftovers of lost answers. One that cannot succeed however often it is tried
- * (a token without the Domains scope, a zone re-created under a new id) must not keep the
- * teardown from removing what it knows: the kept ids are removed, and the audit says the search
- * failed. A failure worth a retry (an outage, an abort) fails the attempt as usual.
+ * Removes the kept id and every leftover the search finds, and answers what it removed. A
+ * search that cannot succeed however often it is tried (a token without the Domains scope, a
+ * zone re-created under a new id) must not keep the teardown from removing what it knows: the
+ * kept id is removed, and `failed` says why the search did not help. A failure worth a retry
+ * (an outage, an abort) fails the attempt as usual.
  */
-async function leftovers (find: () => Promise<string[]>): Promise<{ found: string[], failed: { lookup_failed?: string } }> {
+async function sweep (kept: string | null, find: () => Promise<string[]>, remove: (id: string) => Promise<void>): Promise<{ removed: string[], failed: { lookup_failed?: string } }> {
+  let found: string[] = []
+  let failed = {}
   try {
-    return { found: await find(), failed: {} }
+    found = await find()
   } catch (err) {
-    if (err instanceof ExecutorError && !err.retryable) return { found: [], failed: { lookup_failed: err.message } }
-    throw err
+    if (!(err instanceof ExecutorError) || err.retryable) throw err
+    failed = { lookup_failed: err.message }
   }
+  const ids = new Set(found)
+  if (kept !== null) ids.add(kept)
+  for (const id of ids) await remove(id)
+  return { removed: [...ids], failed }
 }
 
 /**

@@ -93,9 +93,9 @@ export class PgOps implements StoreOps {
     return row === undefined ? undefined : tenantFromRow(row)
   }
 
-  async findTenantIdBySlug (slug: string): Promise<string | undefined> {
-    const row = await this.one('SELECT id FROM tenants WHERE slug = $1', slug)
-    return row === undefined ? undefined : String(row.id)
+  async getTenantBySlug (slug: string): Promise<Tenant | undefined> {
+    const row = await this.one('SELECT * FROM tenants WHERE slug = $1', slug)
+    return row === undefined ? undefined : tenantFromRow(row)
   }
 
   async findTenantIdBySubscription (subscriptionId: string): Promise<string | undefined> {

@@ -88,9 +88,9 @@ export class SqliteOps implements StoreOps {
     return this.getTenant(id)
   }
 
-  async findTenantIdBySlug (slug: string): Promise<string | undefined> {
-    const row = this.conn.get('SELECT id FROM tenants WHERE slug = ?', slug)
-    return row === undefined ? undefined : String(row.id)
+  async getTenantBySlug (slug: string): Promise<Tenant | undefined> {
+    const row = this.conn.get('SELECT * FROM tenants WHERE slug = ?', slug)
+    return row === undefined ? undefined : tenantFromRow(row)
   }
 
   async findTenantIdBySubscription (subscriptionId: string): Promise<string | undefined> {

@@ -104,7 +104,7 @@ export interface StoreOps {
   getTenantForUpdate (id: string): Promise<Tenant | undefined>
   findTenantIdBySubscription (subscriptionId: string): Promise<string | undefined>
   /** The tenant holding this slug, if any (the column is unique). */
-  findTenantIdBySlug (slug: string): Promise<string | undefined>
+  getTenantBySlug (slug: string): Promise<Tenant | undefined>
   insertTenant (tenant: Tenant): Promise<void>
   updateTenant (id: string, patch: TenantPatch): Promise<void>
   deleteTenant (id: string): Promise<void>

@@ -68,7 +68,7 @@ export function slugFor (name: string, tenantId: string, suffix: number = SLUG_S
 async function freeSlug (tx: StoreOps, tenant: Tenant): Promise<string> {
   for (const n of SLUG_SUFFIXES) {
     const slug = slugFor(tenant.name, tenant.id, n)
-    if ((await tx.findTenantIdBySlug(slug)) === undefined) return slug
+    if ((await tx.getTenantBySlug(slug)) === undefined) return slug
   }
   return slugFor(tenant.name, tenant.id, 32)
 }
@@ -142,8 +142,7 @@ export class TenantService {
 
   /** The tenant living at `<slug>.<BASE_DOMAIN>`, if any. */
   async getTenantBySlug (slug: string): Promise<Tenant | undefined> {
-    const id = await this.store.findTenantIdBySlug(slug)
-    return id === undefined ? undefined : this.store.getTenant(id)
+    return this.store.getTenantBySlug(slug)
   }
 
   statusOf (t: Tenant): TenantStatus {

@@ -9,7 +9,7 @@ export const TYPED_COOKIE = 'ctfhive_typed'
 /** The fields kept, with the form's own maxlength: nothing longer is written back. */
 const FIELDS = { name: 80, email: 254 } as const
 
-export type Typed = Partial<Record<keyof typeof FIELDS, string>>
+type Typed = Partial<Record<keyof typeof FIELDS, string>>
 
 /** Sent only to the form, never readable by script, over HTTPS only where the site is served so, gone after a few minutes. */
 export function typedCookieOptions (publicBaseUrl: string): CookieSerializeOptions {

@@ -2,7 +2,7 @@
 // (no id kept), a provision job skipped by a cancel, a teardown waiting to retry after it had
 // removed the DNS record, and a teardown that cannot succeed without the operator. Jobs run
 // one claim at a time here, so each case walks the exact order of events.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, makeEvent, subscription } from '../helpers/stripe-events.ts'
@@ -42,6 +42,17 @@ async function setup (t: Parameters<typeof buildTestApp>[0], executor: FakeExecu
   })
   const id: string = (await built.app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Recovery CTF' } })).json().tenant_id
   return { ...built, id }
+}
+
+/** A tenant paid for (subscription `sub_a`) whose server is up, on the fake executor. */
+async function liveTenant (t: Test, logLines?: Array<Record<string, unknown>>) {
+  const executor = new FakeExecutor()
+  const built = await setup(t, executor, {}, logLines)
+  await deliver(built.app, paid(built.id, 'sub_a'))
+  await runAll(built.app, built.store)
+  const live = (await built.store.getTenant(built.id))!
+  t.equal(live.infra, 'ready', 'the tenant is live')
+  return { ...built, executor, live }
 }
 
 /** Claims and runs one due job (backoffs ignored: "due" is a minute from now); false when none. */
@@ -115,12 +126,7 @@ t.test('paying again after a cancel skipped the provision job provisions the ten
 })
 
 t.test('paying again while a teardown waits to retry after removing DNS restores the tenant', async (t) => {
-  const executor = new FakeExecutor()
-  const { app, store, id } = await setup(t, executor)
-  await deliver(app, paid(id, 'sub_a'))
-  await runAll(app, store)
-  const live = (await store.getTenant(id))!
-  t.equal(live.infra, 'ready')
+  const { app, store, id, executor, live } = await liveTenant(t)
 
   executor.failNext('destroy')
   await deliver(app, cancel(id, 'sub_a'))
@@ -142,11 +148,8 @@ t.test('paying again while a teardown waits to retry after removing DNS restores
 })
 
 t.test('a teardown keeps trying through failures past the provisioning attempt cap', async (t) => {
-  const executor = new FakeExecutor()
   const logLines: Array<Record<string, unknown>> = []
-  const { app, store, config, id } = await setup(t, executor, {}, logLines)
-  await deliver(app, paid(id, 'sub_a'))
-  await runAll(app, store)
+  const { app, store, config, id, executor } = await liveTenant(t, logLines)
   executor.failNext('destroy', config.provisionMaxAttempts + 2)
   await deliver(app, cancel(id, 'sub_a'))
   await runAll(app, store)
@@ -159,11 +162,8 @@ t.test('a teardown keeps trying through failures past the provisioning attempt c
 })
 
 t.test('a teardown stopped by an error no retry fixes waits for the operator, who retries it', async (t) => {
-  const executor = new FakeExecutor()
   const logLines: Array<Record<string, unknown>> = []
-  const { app, store, id } = await setup(t, executor, {}, logLines)
-  await deliver(app, paid(id, 'sub_a'))
-  await runAll(app, store)
+  const { app, store, id, executor } = await liveTenant(t, logLines)
   const auth = { authorization: `Bearer ${TOKEN}` }
   const early = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: auth })
   t.equal(early.statusCode, 409, 'an active tenant has nothing to retry')
@@ -193,10 +193,7 @@ t.test('a teardown stopped by an error no retry fixes waits for the operator, wh
 })
 
 t.test('a search for leftovers that cannot succeed does not keep the teardown from what it knows', async (t) => {
-  const executor = new FakeExecutor()
-  const { app, store, id } = await setup(t, executor)
-  await deliver(app, paid(id, 'sub_a'))
-  await runAll(app, store)
+  const { app, store, id, executor } = await liveTenant(t)
   // The DNS search refused for good (a token without the Domains scope), then the server search
   // failing once for a reason a retry fixes.
   executor.failNext('find', 1, new ExecutorError('Linode API 403: Unauthorized (GET /domains)', { retryable: false }))
@@ -213,11 +210,7 @@ t.test('a search for leftovers that cannot succeed does not keep the teardown fr
 })
 
 t.test('paying again after a teardown failed for good halfway provisions the tenant', async (t) => {
-  const executor = new FakeExecutor()
-  const { app, store, id } = await setup(t, executor)
-  await deliver(app, paid(id, 'sub_a'))
-  await runAll(app, store)
-  const live = (await store.getTenant(id))!
+  const { app, store, id, executor, live } = await liveTenant(t)
   executor.failNext('destroy', 1, new ExecutorError('Linode API 401: invalid token', { retryable: false }))
   await deliver(app, cancel(id, 'sub_a'))
   await runAll(app, store)

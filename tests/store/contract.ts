@@ -158,13 +158,13 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     const { store } = await fresh(t)
     const a = makeTenant()
     const b = makeTenant()
-    t.equal(await store.findTenantIdBySlug(a.slug), undefined)
+    t.equal(await store.getTenantBySlug(a.slug), undefined)
     await store.insertTenant(a)
     await store.insertTenant(b)
-    t.equal(await store.findTenantIdBySlug(a.slug), a.id)
-    t.equal(await store.findTenantIdBySlug(b.slug), b.id)
-    t.equal(await store.transaction((tx) => tx.findTenantIdBySlug(a.slug)), a.id, 'inside a transaction')
-    t.equal(await store.findTenantIdBySlug(`${a.slug}x`), undefined, 'an exact match only')
+    t.same(await store.getTenantBySlug(a.slug), a, 'the whole record')
+    t.equal((await store.getTenantBySlug(b.slug))?.id, b.id)
+    t.equal((await store.transaction((tx) => tx.getTenantBySlug(a.slug)))?.id, a.id, 'inside a transaction')
+    t.equal(await store.getTenantBySlug(`${a.slug}x`), undefined, 'an exact match only')
   })
 
   t.test('subscription index: first link wins, survives a reopen, goes with its tenant', async (t) => {
