@@ -14,7 +14,7 @@ import { appendAudit } from './audit.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
 import { runTeardown } from './teardown.ts'
 
-export type RunnerConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'linode' | 'provisionAttemptTimeoutS' | 'provisionMaxAttempts'>
+export type RunnerConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'deprovisionGraceHours' | 'linode' | 'provisionAttemptTimeoutS' | 'provisionMaxAttempts'>
 
 export interface JobRunnerOptions {
   store: Store
@@ -197,7 +197,7 @@ export class JobRunner {
     try {
       // Awaited to the end even after an abort: the signal cancels every executor call and
       // store write of the attempt, so it settles promptly and never outlives this call.
-      await (job.kind === 'provision' ? this.provision(attempt) : runTeardown(attempt, executor, (t) => serverSpecFor(t, config)))
+      await (job.kind === 'provision' ? this.provision(attempt) : runTeardown(attempt, executor, (t) => serverSpecFor(t, config), config.deprovisionGraceHours * 3_600_000))
       return
     } catch (err) {
       // Whatever a cancelled call threw, an aborted attempt ends for the abort's reason.

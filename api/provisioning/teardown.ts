@@ -1,15 +1,16 @@
 // The teardown of a canceled tenant: DNS record, then server. A paid event of a new
 // subscription may reactivate the tenant at any moment (tenants/lifecycle.ts), and the tenant
 // service only calls off *queued* teardowns, so a running one looks again, with the tenant row
-// locked, before each destructive step and in the transaction that ends it.
+// locked, before each destructive step and in the transaction that ends it. A tenant may also
+// be reactivated and canceled again between two looks: its new grace period is then honoured.
 import type { StoreOps, Tenant } from '../store/store.ts'
 import { ended, type Attempt } from './attempt.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
 
-export async function runTeardown (attempt: Attempt, executor: Executor, specFor: (tenant: Tenant) => ServerSpec): Promise<void> {
+export async function runTeardown (attempt: Attempt, executor: Executor, specFor: (tenant: Tenant) => ServerSpec, graceMs: number): Promise<void> {
   const { job, signal } = attempt
   if (job.step === '') {
-    const tenant = await tenantToTearDown(attempt)
+    const tenant = await tenantToTearDown(attempt, graceMs)
     if (tenant === undefined) return
     // The kept id, and whatever is named for the tenant: a record whose create answer was lost
     // has no id here and would otherwise point the address at an IP Linode hands to others.
@@ -17,7 +18,7 @@ export async function runTeardown (attempt: Attempt, executor: Executor, specFor
     await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { records: removed, ...failed })
   }
   if (job.step === 'dns_removed') {
-    const tenant = await tenantToTearDown(attempt)
+    const tenant = await tenantToTearDown(attempt, graceMs)
     if (tenant === undefined) return
     // Likewise a server made by an attempt cut off before it kept the id (a restart, a cancel
     // first): found by the tenant's tag, it is destroyed too rather than billed for ever.
@@ -60,15 +61,25 @@ async function sweep (kept: string | null, find: () => Promise<string[]>, remove
 }
 
 /**
- * The tenant as it is now, when the next destructive step may run; otherwise the teardown
- * ends as `canceled` (teardown.skipped) and this answers undefined. The row lock orders the
- * check against the webhook's billing change, so a tenant canceled again is still torn down.
+ * The tenant as it is now, when the next destructive step may run; otherwise this answers
+ * undefined, and the teardown either ends as `canceled` (teardown.skipped: the tenant is paid
+ * again) or waits for the grace period of the tenant's latest cancellation (teardown.postponed).
+ * The row lock orders the check against the webhook's billing change.
  */
-async function tenantToTearDown (attempt: Attempt): Promise<Tenant | undefined> {
+async function tenantToTearDown (attempt: Attempt, graceMs: number): Promise<Tenant | undefined> {
   const { job } = attempt
   return attempt.transaction(async (tx) => {
     const tenant = await tx.getTenantForUpdate(job.tenant)
     if (tenant?.billing === 'canceled') {
+      // Reactivated and canceled again while this teardown ran (a running teardown cannot be
+      // called off, and the new cancel found it live and queued no other): the server is kept
+      // for the new cancellation's grace period too. The job resumes after its last step then.
+      const graceEnds = tenant.canceledAt === null ? 0 : Date.parse(tenant.canceledAt) + graceMs
+      if (graceEnds > Date.now()) {
+        await tx.updateJob(job.id, { status: 'queued', runAfter: graceEnds, leaseOwner: null, leaseUntil: 0, lastError: null })
+        await attempt.audit(tx, 'teardown.postponed', { reason: 'canceled again: a new grace period', run_after: new Date(graceEnds).toISOString(), step: job.step })
+        return undefined
+      }
       const jobs = await tx.listJobs({ tenant: job.tenant })
       if (jobs.some((j) => j.kind === 'provision' && (j.status === 'queued' || j.status === 'running'))) {
         // Never tear down under a live provisioning attempt: it may be creating the server now.

@@ -29,6 +29,18 @@ async function teardownJob (store: Store, id: string) {
   return (await store.listJobs({ tenant: id })).find((j) => j.kind === 'deprovision')
 }
 
+/** A live tenant (subscription `sub_first`) on an app whose runner is stopped: the test claims and runs jobs itself. */
+async function liveTenantRunnerStopped (t: Test, graceHours: string) {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { DEPROVISION_GRACE_HOURS: graceHours, WEBHOOK_WAIT_MS: '0' } })
+  const id: string = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Teardown CTF' } })).json().tenant_id
+  await deliver(app, reactivate(id, 'sub_first'))
+  app.jobs.start()
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  await app.jobs.stop()
+  return { app, store, executor, id }
+}
+
 /** A reactivation lands while the teardown's destroy call is in flight. */
 async function reactivateDuringDestroy (t: Test, given?: Store): Promise<void> {
   const executor = new FakeExecutor()
@@ -115,13 +127,7 @@ t.test('a reactivation before the destroy step calls the teardown off and keeps 
 })
 
 t.test('a tenant reactivated before its teardown starts is left alone', async (t) => {
-  const executor = new FakeExecutor()
-  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { DEPROVISION_GRACE_HOURS: '0', WEBHOOK_WAIT_MS: '0' } })
-  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Teardown CTF' } })).json().tenant_id
-  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_first' })))
-  app.jobs.start()
-  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
-  await app.jobs.stop()
+  const { app, store, executor, id } = await liveTenantRunnerStopped(t, '0')
   await deliver(app, cancel(id, 'sub_first'))
   // The teardown is claimed (running) before the reactivation, so the service cannot call it off.
   const job = (await store.claimNextJob(app.jobs.owner, Date.now(), app.jobs.leaseMs))!
@@ -133,4 +139,67 @@ t.test('a tenant reactivated before its teardown starts is left alone', async (t
   t.equal(executor.calls.removeDns + executor.calls.destroy, 0, 'nothing removed')
   t.equal((await store.listJobs({ tenant: id })).filter((j) => j.kind === 'provision').length, 1, 'nothing to restore')
   t.match(await store.getTenant(id), { billing: 'paid', infra: 'ready' })
+})
+
+t.test('a tenant reactivated and canceled again while its teardown runs keeps its server for the new grace period', async (t) => {
+  const hour = 3_600_000
+  const { app, store, executor, id } = await liveTenantRunnerStopped(t, '1')
+  const old = (await store.getTenant(id))!
+  await deliver(app, cancel(id, 'sub_first'))
+  // The first grace period has run out: the cancel is an hour and a half old.
+  await store.updateTenant(id, { canceledAt: new Date(Date.now() - 1.5 * hour).toISOString() })
+  const job = (await store.claimNextJob(app.jobs.owner, Date.now() + 2 * hour, app.jobs.leaseMs))!
+  t.equal(job.kind, 'deprovision')
+
+  // While its first step is in flight, the tenant pays again and cancels again.
+  const removingDns = executor.holdNext('removeDns')
+  keepAlive(t)
+  const running = app.jobs.runJob(job)
+  await removingDns.reached
+  await deliver(app, reactivate(id, 'sub_second'))
+  const before = Date.now()
+  await deliver(app, cancel(id, 'sub_second'))
+  removingDns.release()
+  await running
+
+  const waiting = (await teardownJob(store, id))!
+  t.match(waiting, { id: job.id, status: 'queued', step: 'dns_removed', leaseOwner: null, attempts: 0 }, 'waits, after its finished step')
+  const canceledAt = Date.parse((await store.getTenant(id))!.canceledAt!)
+  t.ok(canceledAt >= before - 1000, 'the second cancel is the one on record')
+  t.equal(waiting.runAfter, canceledAt + hour, 'until the new grace period ends')
+  t.equal(executor.calls.destroy, 0, 'no destroy call')
+  t.ok(executor.servers.has(old.serverId!), 'the server is kept')
+  t.match(await store.getTenant(id), { billing: 'canceled', serverId: old.serverId })
+  const actions = (await store.listAudit({ tenant: id })).map((e) => e.action)
+  t.same(actions.slice(actions.indexOf('teardown.scheduled')), [
+    'teardown.scheduled', 'tenant.reactivated', 'teardown.scheduled', 'dns.removed', 'teardown.postponed'
+  ])
+  const postponed = (await store.listAudit({ tenant: id })).find((e) => e.action === 'teardown.postponed')
+  t.match(postponed?.detail, { job: job.id, step: 'dns_removed', run_after: new Date(canceledAt + hour).toISOString() })
+  t.equal(await store.claimNextJob(app.jobs.owner, Date.now(), app.jobs.leaseMs), undefined, 'not due before then')
+
+  // Once the new grace period has run out, it resumes with the server.
+  await store.updateTenant(id, { canceledAt: new Date(Date.now() - 1.5 * hour).toISOString() })
+  const resumed = (await store.claimNextJob(app.jobs.owner, Date.now() + 2 * hour, app.jobs.leaseMs))!
+  t.equal(resumed.id, job.id)
+  await app.jobs.runJob(resumed)
+  t.equal((await teardownJob(store, id))?.status, 'done')
+  t.equal(executor.calls.removeDns, 1, 'the record was removed once')
+  t.notOk(executor.servers.has(old.serverId!), 'the server is destroyed')
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'deprovisioned', serverId: null })
+})
+
+t.test('a teardown claimed early never runs before the grace period of the latest cancel', async (t) => {
+  const { app, store, executor, id } = await liveTenantRunnerStopped(t, '1')
+  await deliver(app, cancel(id, 'sub_first'))
+  // Claimed with its lease (running), then reactivated and canceled again before its first look.
+  const job = (await store.claimNextJob(app.jobs.owner, Date.now() + 2 * 3_600_000, app.jobs.leaseMs))!
+  await deliver(app, reactivate(id, 'sub_second'))
+  await deliver(app, cancel(id, 'sub_second'))
+  t.equal((await teardownJob(store, id))?.status, 'running', 'the cancel found it live and queued no other')
+  await app.jobs.runJob(job)
+  t.match(await teardownJob(store, id), { id: job.id, status: 'queued', step: '' })
+  t.equal(executor.calls.removeDns + executor.calls.destroy, 0, 'nothing removed')
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'ready' })
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'canceled')
 })
