@@ -91,6 +91,24 @@ export function roundsLine (rows: Row[]): string {
     `${fmt(r.load.rps)} / ${fmt(bare.rounds[i]?.load.rps ?? Number.NaN)} = ${(r.load.rps / (bare.rounds[i]?.load.rps ?? Number.NaN)).toFixed(2)}×`).join('; ')}`
 }
 
+/**
+ * The bound the machine puts on the ratio. The load generator shares the vCPUs, so each answer
+ * costs the machine its server CPU plus the load generator's; when both scenarios keep every
+ * vCPU busy, their req/s compare as the inverse of those sums, however the work is spread over
+ * threads. Moving work between threads only adds to the webhook's sum.
+ */
+export function ceilingLine (rows: Row[]): string {
+  const { bare, sqlite } = keyRows(rows)
+  if (bare === undefined || sqlite === undefined) return ''
+  const b = summary(bare)
+  const w = summary(sqlite)
+  if (b.cpuUs === undefined || b.loadUs === undefined || w.cpuUs === undefined || w.loadUs === undefined) return ''
+  const bareSum = b.cpuUs + b.loadUs
+  const webhookSum = w.cpuUs + w.loadUs
+  return `machine bound: CPU per answer, server + load generator: bare ${fmt(b.cpuUs)} + ${fmt(b.loadUs)} = ${fmt(bareSum)} µs, SQLite webhook ${fmt(w.cpuUs)} + ${fmt(w.loadUs)} = ${fmt(webhookSum)} µs; ` +
+    `with every vCPU busy and nothing lost between threads, the ratio cannot pass ${(bareSum / webhookSum).toFixed(2)}× on this machine`
+}
+
 export function targets (rows: Row[]): string[] {
   const { bare, sqlite } = keyRows(rows)
   const x = sqlite === undefined ? undefined : ratio(sqlite, bare)

@@ -16,7 +16,7 @@ import { startServer, type ServerProcess } from '../tests/helpers/server-process
 import { checkPostgres, checkSqlite, type AckCheck } from './acked-check.ts'
 import { drive } from './load.ts'
 import { startBenchPostgres, type BenchPostgres } from './postgres-server.ts'
-import { probeSummary, roundsLine, table, targets, type Row } from './report.ts'
+import { ceilingLine, probeSummary, roundsLine, table, targets, type Row } from './report.ts'
 import { webhookBodies, type BenchTenant, type SignedBody } from './stripe-bodies.ts'
 import { createPaidTenants } from './tenants.ts'
 
@@ -222,6 +222,7 @@ async function main (): Promise<void> {
     '',
     ...targets(rows),
     roundsLine(rows),
+    ceilingLine(rows),
     ...notes,
     ...rows.flatMap((r) => [
       ...r.rounds.flatMap((x) => x.load.failures).slice(0, 3).map((f) => `${r.name}: a non-2xx answer: ${f.status} ${f.body}`),
@@ -253,6 +254,7 @@ async function main (): Promise<void> {
       '',
       ...targets(rows).map((t) => `- ${t}`),
       `- ${roundsLine(rows)}`,
+      ...(ceilingLine(rows) === '' ? [] : [`- ${ceilingLine(rows)}`]),
       ...notes.map((n) => `- ${n}`),
       ''
     ].join('\n'))
