@@ -230,6 +230,12 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
+  app.addHook('onReady', async () => {
+    // After a rollback: the older code runs on a schema a newer release migrated. Migrations
+    // so far only add tables and indexes, so it works; the operator should know before rolling back further.
+    const { unknown } = await deps.store.schema()
+    if (unknown.length > 0) app.log.warn({ versions: unknown }, 'the database has migrations this release does not know: a newer release migrated it')
+  })
   if (deps.runJobs !== false) app.addHook('onReady', async () => { jobs.start() })
   app.addHook('preClose', async () => { await jobs.stop() })
   return app

@@ -223,7 +223,8 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
 
   let store: Store | undefined
   try {
-    store = await openStore(config)
+    // Only the server migrates: a CLI of another release must not change the schema under it.
+    store = await openStore(config, { migrate: false })
     // Never started: the server's workers run what this process queues.
     const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
     const tenants = new TenantService({ store, config: { ...config, webhookWaitMs: 0 }, jobs })

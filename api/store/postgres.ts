@@ -3,7 +3,7 @@
 // FOR UPDATE SKIP LOCKED, audit appends queue on a transaction-scoped advisory lock, and an
 // event id is deduplicated by its primary key inside the effect's own transaction. The
 // statements are in postgres-ops.ts; this module owns the pool, migrations and transactions.
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -13,6 +13,7 @@ import {
   type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
   type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
+import { migrationFiles, schemaStatusOf, type SchemaStatus } from './migrations.ts'
 import { PgOps, nowIso, sqlState, toStoreError, type Queryable, type Row } from './postgres-ops.ts'
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations', 'postgres')
@@ -65,6 +66,12 @@ export class PostgresStore extends PgOps implements Store {
     pool.on('error', () => {})
   }
 
+  async schema (): Promise<SchemaStatus> {
+    const table = await this.one("SELECT to_regclass('schema_migrations') IS NOT NULL AS present")
+    const applied = table?.present === true ? (await this.q('SELECT version FROM schema_migrations')).map((r) => Number(r.version)) : []
+    return schemaStatusOf(migrationFiles(MIGRATIONS_DIR), applied)
+  }
+
   /** Applies pending migrations; processes starting together queue on an advisory lock. */
   async migrate (): Promise<void> {
     const { client, release } = await this.connect()
@@ -72,8 +79,7 @@ export class PostgresStore extends PgOps implements Store {
       await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
       try {
         await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)')
-        const files = readdirSync(MIGRATIONS_DIR).filter((f) => /^\d+_.+\.sql$/.test(f)).sort()
-        for (const file of files) {
+        for (const file of migrationFiles(MIGRATIONS_DIR)) {
           const version = Number.parseInt(file, 10)
           const done = await client.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version])
           if (done.rowCount !== 0) continue

@@ -1,7 +1,7 @@
 // The SQLite statements: one connection's store operations, its settings and the migrations.
 // The store (sqlite.ts) runs them on two connections: one for reads, one for group-committed writes.
 import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
@@ -9,6 +9,7 @@ import {
   type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
   type JobStatus, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
+import { migrationFiles, schemaStatusOf, type SchemaStatus } from './migrations.ts'
 import {
   GENESIS_MAC, JOB_COLUMNS, RECLAIM_COUNTS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
   tenantPatchColumns, tenantValues
@@ -229,10 +230,16 @@ export function configure (db: DatabaseSync, busyTimeoutMs: number): void {
   db.exec('PRAGMA foreign_keys = ON')
 }
 
+/** What this release would apply to `db`, and what it has that this release does not know. */
+export function schemaStatus (db: DatabaseSync): SchemaStatus {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get()
+  const applied = table === undefined ? [] : db.prepare('SELECT version FROM schema_migrations').all().map((r) => Number(r.version))
+  return schemaStatusOf(migrationFiles(MIGRATIONS_DIR), applied)
+}
+
 export function migrate (db: DatabaseSync): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)')
-  const files = readdirSync(MIGRATIONS_DIR).filter((f) => /^\d+_.+\.sql$/.test(f)).sort()
-  for (const file of files) {
+  for (const file of migrationFiles(MIGRATIONS_DIR)) {
     const version = Number.parseInt(file, 10)
     db.exec('BEGIN IMMEDIATE')
     try {

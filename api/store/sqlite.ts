@@ -11,7 +11,8 @@ import {
   type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
   type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
-import { Connection, SqliteOps, configure, migrate } from './sqlite-ops.ts'
+import { Connection, SqliteOps, configure, migrate, schemaStatus } from './sqlite-ops.ts'
+import type { SchemaStatus } from './migrations.ts'
 import { GroupCommit } from './group-commit.ts'
 
 export interface SqliteStoreOptions {
@@ -19,6 +20,8 @@ export interface SqliteStoreOptions {
   path: string
   /** Milliseconds to wait for another process's write lock. */
   busyTimeoutMs?: number
+  /** Apply pending migrations on open (default); the operator CLI only looks (store/index.ts). */
+  migrate?: boolean
 }
 
 export class SqliteStore extends SqliteOps implements Store {
@@ -31,7 +34,7 @@ export class SqliteStore extends SqliteOps implements Store {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true })
     const writerDb = new DatabaseSync(opts.path)
     configure(writerDb, opts.busyTimeoutMs ?? 5000)
-    migrate(writerDb)
+    if (opts.migrate ?? true) migrate(writerDb)
     const writer = new Connection(writerDb, { writesInTransaction: true })
     let reader = writer
     if (opts.path !== ':memory:') {
@@ -60,6 +63,10 @@ export class SqliteStore extends SqliteOps implements Store {
   override updateJob (id: number, p: JobPatch): Promise<void> { return this.transaction((tx) => tx.updateJob(id, p)) }
   override releaseLeases (o: string): Promise<number> { return this.transaction((tx) => tx.releaseLeases(o)) }
   override appendAudit (i: AuditInput, s: AuditSeal): Promise<AuditEntry> { return this.transaction((tx) => tx.appendAudit(i, s)) }
+
+  async schema (): Promise<SchemaStatus> {
+    return schemaStatus(this.conn.db)
+  }
 
   async ping (): Promise<void> {
     this.conn.get('SELECT 1 AS ok')

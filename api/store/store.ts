@@ -2,6 +2,7 @@
 // Everything that must be atomic goes through `transaction()`; code inside a transaction does
 // store operations only (no network I/O), so a unit can be retried or batched freely.
 import type { Billing, Infra } from '../tenants/lifecycle.ts'
+import type { SchemaStatus } from './migrations.ts'
 
 export interface Tenant {
   id: string
@@ -151,6 +152,8 @@ export interface Store extends StoreOps {
   readonly kind: 'sqlite' | 'postgres'
   /** Runs `fn` atomically: all its writes commit together, or none (it rethrows). */
   transaction<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T>
+  /** Which of this release's migrations the database lacks, and which of its versions this release does not know. */
+  schema (): Promise<SchemaStatus>
   /** Cheap liveness query, for /readyz. */
   ping (): Promise<void>
   close (): Promise<void>

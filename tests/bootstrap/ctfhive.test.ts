@@ -220,3 +220,18 @@ t.test('usage and configuration errors exit 2', async (t) => {
   t.equal(badUrl.code, 2)
   t.match(badUrl.stderr, /^error: DATABASE_URL/)
 })
+
+t.test('a database behind this release is refused, not migrated', async (t) => {
+  const { run, config } = await setup(t)
+  const path = config.databaseUrl.replace(/^sqlite:/, '')
+  const db = new DatabaseSync(path)
+  t.teardown(() => db.close())
+  // As an older release left it, with this release's server not started yet.
+  db.exec('DROP INDEX stripe_events_received; DELETE FROM schema_migrations WHERE version = 2')
+  const r = await run(['tenants'])
+  t.equal(r.code, 1)
+  t.match(r.stderr, /^error: the database's schema is behind this release \(not applied: 002_event_indexes\.sql\); start the server of this release once/)
+  t.equal(r.stdout, '')
+  t.same(db.prepare('SELECT version FROM schema_migrations').all().map((row) => row.version), [1], 'still at version 1')
+  t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'stripe_events_received'").get()?.n, 0, 'no index created')
+})

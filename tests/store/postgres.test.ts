@@ -73,6 +73,26 @@ if (server !== undefined) {
     t.same(await stores[2]!.getTenant(tn.id), tn)
   })
 
+  t.test('schema: what a database lacks or has beyond this release; the CLI store refuses one behind', async (t) => {
+    const url = await server.createDatabase()
+    const config = { databaseUrl: url, pg: { poolSize: 2, statementTimeoutMs: 5000 } }
+    const err = await openStore(config, { migrate: false }).then(() => undefined, (e: unknown) => e)
+    t.ok(err instanceof StoreError)
+    t.match((err as Error).message, /schema is behind this release \(not applied: 001_initial\.sql, 002_event_indexes\.sql\)/)
+    const look = new PostgresStore({ url, poolSize: 1 })
+    t.teardown(() => look.close())
+    t.same(await look.schema(), { pending: ['001_initial.sql', '002_event_indexes.sql'], unknown: [] }, 'nothing was created')
+
+    const store = await openStore(config)
+    t.teardown(() => store.close())
+    t.same(await store.schema(), { pending: [], unknown: [] }, 'the server migrates')
+    await poolOf(store as PostgresStore).query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (5, '005_future.sql', 'now')")
+    t.same(await store.schema(), { pending: [], unknown: [5] }, 'a newer release ran')
+    const cli = await openStore(config, { migrate: false })
+    t.equal(await cli.countTenants(), 0, 'the CLI store opens an up-to-date database')
+    await cli.close()
+  })
+
   t.test('pg errors become StoreErrors carrying the SQLSTATE', async (t) => {
     const url = await server.createDatabase()
     const store = await open(url)

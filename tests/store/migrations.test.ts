@@ -1,0 +1,90 @@
+// The schema's version: only the server migrates; the operator CLI's store refuses a database
+// this release's migrations have not reached, and a server on a schema a newer release
+// migrated says so.
+import t, { type Test } from 'tap'
+import { DatabaseSync } from 'node:sqlite'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { schemaStatusOf } from '../../api/store/migrations.ts'
+import { openStore } from '../../api/store/index.ts'
+import { SqliteStore } from '../../api/store/sqlite.ts'
+import { StoreError } from '../../api/store/store.ts'
+import { buildTestApp } from '../helpers/build-app.ts'
+
+const PG = { poolSize: 2, statementTimeoutMs: 5000 }
+
+function tempPath (t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-schema-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return join(dir, 'store.db')
+}
+
+function raw (t: Test, path: string): DatabaseSync {
+  const db = new DatabaseSync(path)
+  t.teardown(() => db.close())
+  return db
+}
+
+function indexes (db: DatabaseSync): string[] {
+  return db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name").all().map((r) => String(r.name))
+}
+
+t.test('schemaStatusOf: pending files in order, unknown versions sorted', async (t) => {
+  const files = ['001_initial.sql', '002_event_indexes.sql', '003_more.sql']
+  t.same(schemaStatusOf(files, [1, 2, 3]), { pending: [], unknown: [] })
+  t.same(schemaStatusOf(files, [1]), { pending: ['002_event_indexes.sql', '003_more.sql'], unknown: [] })
+  t.same(schemaStatusOf(files, []), { pending: files, unknown: [] })
+  t.same(schemaStatusOf(files.slice(0, 2), [9, 1, 2, 3]), { pending: [], unknown: [3, 9] })
+})
+
+t.test('SQLite: the server migrates on open; a store opened without migrating reports what is missing', async (t) => {
+  const path = tempPath(t)
+  const bare = new SqliteStore({ path, migrate: false })
+  t.same(await bare.schema(), { pending: ['001_initial.sql', '002_event_indexes.sql'], unknown: [] }, 'an empty file lacks everything')
+  await bare.close()
+  t.same(raw(t, path).prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all(), [], 'and nothing was created')
+
+  const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+  t.same(await store.schema(), { pending: [], unknown: [] }, 'migrated')
+  await store.close()
+})
+
+t.test('the CLI store refuses a database behind this release and leaves it as it was', async (t) => {
+  const path = tempPath(t)
+  await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
+  // As an older release left it: migration 002 not applied.
+  const db = raw(t, path)
+  db.exec("DROP INDEX stripe_events_received; DELETE FROM schema_migrations WHERE version = 2")
+  const before = indexes(db)
+
+  const err = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false }).then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof StoreError, 'a StoreError')
+  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql\); start the server of this release once/)
+  t.same(indexes(db), before, 'no index created')
+  t.same(db.prepare('SELECT version FROM schema_migrations').all().map((r) => r.version), [1], 'no version recorded')
+
+  // Up to date, it opens and works.
+  await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
+  const cliStore = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false })
+  t.equal(await cliStore.countTenants(), 0)
+  await cliStore.close()
+})
+
+t.test('a server on a schema a newer release migrated warns at start, and runs', async (t) => {
+  const path = tempPath(t)
+  const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+  raw(t, path).prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(7, '007_future.sql', new Date().toISOString())
+  const logLines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { store, logLines })
+  t.teardown(() => store.close())
+  const warned = logLines.find((l) => String(l.msg).includes('migrations this release does not know'))
+  t.match(warned, { level: 40, versions: [7] })
+  t.equal((await app.inject('/readyz')).statusCode, 200)
+})
+
+t.test('an up-to-date database: no warning', async (t) => {
+  const logLines: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { logLines })
+  t.notOk(logLines.some((l) => String(l.msg).includes('does not know')))
+})
