@@ -22,6 +22,7 @@ import tenantRoutes from './tenants/routes.ts'
 import healthRoutes from './web/health.ts'
 import adminRoutes from './admin/routes.ts'
 import webRoutes, { sendSiteNotFound } from './web/site.ts'
+import { useStrictJson } from './request-bodies.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -62,7 +63,22 @@ const PLUGIN_ERRORS = new Map<number, { code: ErrorCode, message: string }>([
   [416, { code: 'range_not_satisfiable', message: 'The requested range lies outside the file.' }]
 ])
 
+/** No route: JSON for the API, a method other than GET or HEAD, the site's HTML page otherwise. */
+function notFound (request: FastifyRequest, reply: FastifyReply): unknown {
+  if (isApiPath(request.url) || (request.method !== 'GET' && request.method !== 'HEAD')) {
+    return reply.code(404).send(errorBody('not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`))
+  }
+  return sendSiteNotFound(request, reply)
+}
+
 function handleError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  // No route, and a body that would not parse (bad JSON, a content type nobody takes): the
+  // miss is the answer, whatever the body was.
+  const bodyError = String(err.code).startsWith('FST_ERR_CTP_') || (isAppError(err) && err.statusCode < 500)
+  if (request.is404 && bodyError) {
+    void notFound(request, reply)
+    return
+  }
   if (isAppError(err)) {
     if (err.statusCode >= 500) request.log.warn({ code: err.code }, err.message)
     reply.headers(err.headers).code(err.statusCode).send(err.toBody())
@@ -80,9 +96,12 @@ function handleError (err: FastifyError, request: FastifyRequest, reply: Fastify
     case 'FST_ERR_MAX_PARAM_LENGTH':
       reply.code(414).send(errorBody('uri_too_long', 'A segment of the URL path is too long.'))
       return
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      reply.code(415).send(errorBody('unsupported_media_type', 'Send application/json or application/x-www-form-urlencoded.'))
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
+      // What this route takes, as its schema declares it (checkout: JSON or a form).
+      const consumes = (request.routeOptions.schema as { consumes?: string[] } | undefined)?.consumes ?? ['application/json']
+      reply.code(415).send(errorBody('unsupported_media_type', `Send ${consumes.join(' or ')}.`))
       return
+    }
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       reply.code(413).send(errorBody('payload_too_large', 'The request body is too large.'))
       return
@@ -197,14 +216,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
+  useStrictJson(app)
   app.setErrorHandler(handleError)
-  app.setNotFoundHandler((request, reply) => {
-    if (isApiPath(request.url) || (request.method !== 'GET' && request.method !== 'HEAD')) {
-      reply.code(404).send(errorBody('not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`))
-      return
-    }
-    return sendSiteNotFound(request, reply)
-  })
+  app.setNotFoundHandler(notFound)
 
   await app.register(swagger, {
     openapi: {

@@ -8,6 +8,7 @@ import { stripeConfigured } from '../config.ts'
 import { welcomePath } from '../tenants/welcome-token.ts'
 import { StripeError } from './stripe-client.ts'
 import { TYPED_COOKIE, encodeTyped, typedCookieOptions } from '../web/typed-values.ts'
+import { parseForm } from '../request-bodies.ts'
 
 const CheckoutBody = Type.Object({
   plan: Type.String({ minLength: 1, maxLength: 200, description: 'Plan slug from the catalogue, e.g. "standard"' }),
@@ -34,14 +35,16 @@ function wantsRedirect (request: FastifyRequest): boolean {
   return type.startsWith('application/x-www-form-urlencoded') && accept.includes('text/html')
 }
 
-// Empty form fields mean "not given", not "invalid".
-function dropEmptyFields (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+// Values are trimmed. An empty form field means "not given" (a browser sends every input),
+// not "invalid"; an empty string in JSON was sent on purpose, and the schema judges it.
+function trimFields (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
   const body = request.body as Record<string, unknown> | undefined
+  const form = (request.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')
   if (body !== null && typeof body === 'object') {
     for (const [k, v] of Object.entries(body)) {
       if (typeof v === 'string') {
         const trimmed = v.trim()
-        if (trimmed === '') delete body[k]
+        if (trimmed === '' && form) delete body[k]
         else body[k] = trimmed
       }
     }
@@ -51,14 +54,14 @@ function dropEmptyFields (request: FastifyRequest, _reply: FastifyReply, done: (
 
 export default async function billingRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  await app.register(formbody)
+  await app.register(formbody, { parser: parseForm })
   // Only JSON and form bodies are accepted here; anything else is a 415.
   app.removeContentTypeParser('text/plain')
   const { config, tenants } = app
 
   app.post('/billing/checkout', {
     config: { rateLimit: config.checkoutRateLimit > 0 ? { max: config.checkoutRateLimit, timeWindow: 60_000 } : false },
-    preValidation: dropEmptyFields,
+    preValidation: trimFields,
     // A plain form post goes back to the form on every refusal (a schema failure, the rate
     // limit's, thrown before the body is read, our own): the form shows the message. JSON
     // clients get the error as usual.

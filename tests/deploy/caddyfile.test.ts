@@ -196,6 +196,21 @@ function registerTests (): void {
       t.match(line, /token=REDACTED/)
       t.match(line, /session_id=REDACTED/)
       t.notMatch(line, /welcome\?/, 'nor the Referer')
+
+      // A checkout without Stripe keys completes at once and redirects to the welcome link.
+      const checkout = await get(`${proxy.url}/billing/checkout`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+        body: 'plan=solo&name=Redirect+CTF'
+      })
+      t.equal(checkout.status, 303)
+      const token = /[?&]token=([0-9a-f]+)/.exec(String(checkout.headers.location))?.[1]
+      t.ok(token, `the redirect carries the welcome token: ${String(checkout.headers.location)}`)
+      while (!proxy.output().includes('"/billing/checkout"') && Date.now() < deadline + 10_000) await sleep(50)
+      const logged = proxy.output().split('\n').find((l) => l.includes('"/billing/checkout"'))
+      t.ok(logged, 'the checkout was logged')
+      t.notMatch(logged, token!, 'the redirect\'s token is not in the log')
+      t.notMatch(logged, /"Location"/)
     })
 
     t.test('the API and its security headers', async (t) => {

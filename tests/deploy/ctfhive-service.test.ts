@@ -40,6 +40,13 @@ t.test('runs the server with its settings from the EnvironmentFile', async (t) =
   t.match(env, /\bNODE_ENV=production\b/)
   t.match(env, /\bHOST=127\.0\.0\.1\b/, 'behind a Caddy on the same host')
   t.match(env, /\bDATABASE_URL=sqlite:\/var\/lib\/ctfhive\//, 'the SQLite file lives in the state directory')
+  t.match(env, /\bTRUST_PROXY=1\b/, 'Caddy on the same host is the one proxy: clients are told apart')
+  // The env file overrides the unit: the example must not set what the unit sets.
+  const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8').split('\n')
+  for (const name of ['NODE_ENV', 'HOST', 'PORT', 'DATABASE_URL', 'TRUST_PROXY']) {
+    t.notOk(example.some((l) => l.startsWith(`${name}=`)), `.env.example leaves ${name} commented out`)
+    t.match(env, new RegExp(`\\b${name}=`), `the unit sets ${name}`)
+  }
   t.equal(one('StateDirectory'), 'ctfhive')
   t.ok(unit.get('Install')?.get('WantedBy')?.includes('multi-user.target'))
 })

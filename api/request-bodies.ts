@@ -1,0 +1,72 @@
+// Request bodies, decoded strictly. Bytes that are not UTF-8 and percent-escapes that do not
+// decode are the client's mistake (a 400 that says so), never text stored with U+FFFD or a
+// literal "%FF" in it. Valid JSON with a key that could reach a prototype (`__proto__`,
+// `constructor.prototype`) is refused by name, not reported as bad JSON.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { AppError } from './errors.ts'
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
+/** Replaces the app's JSON parser (inherited by every plugin that keeps it). */
+export function useStrictJson (app: FastifyInstance): void {
+  // Fastify's own: secure-json-parse, refusing prototype keys.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request: FastifyRequest, body: Buffer, done) => {
+    let text: string
+    try {
+      text = UTF8.decode(body)
+    } catch {
+      done(new AppError('invalid_json', 'The body is not valid UTF-8.'), undefined)
+      return
+    }
+    parseJson(request, text, (err, value) => {
+      if (err === null) {
+        done(null, value)
+        return
+      }
+      if (text !== '' && parses(text)) {
+        done(new AppError('invalid_request', 'The body has a key that is not accepted: __proto__, or constructor with a prototype.'), undefined)
+        return
+      }
+      done(err, undefined)
+    })
+  })
+}
+
+function parses (text: string): boolean {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * An `application/x-www-form-urlencoded` body (for @fastify/formbody's `parser`): `+` is a
+ * space, a repeated name gives an array (as the schema then refuses it), and the result has no
+ * prototype. Browsers percent-encode every byte that is not ASCII, so a raw byte that is not
+ * UTF-8 (decoded as U+FFFD) or an escape that does not decode to UTF-8 is refused.
+ */
+export function parseForm (text: string): Record<string, string | string[]> {
+  if (text.includes('\uFFFD')) throw new AppError('invalid_request', 'The form body is not valid UTF-8.')
+  const fields: Record<string, string | string[]> = Object.create(null)
+  for (const pair of text.split('&')) {
+    if (pair === '') continue
+    const eq = pair.indexOf('=')
+    const name = decodeField(eq === -1 ? pair : pair.slice(0, eq))
+    const value = decodeField(eq === -1 ? '' : pair.slice(eq + 1))
+    const seen = fields[name]
+    fields[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value]
+  }
+  return fields
+}
+
+function decodeField (raw: string): string {
+  try {
+    return decodeURIComponent(raw.replaceAll('+', ' '))
+  } catch {
+    throw new AppError('invalid_request', 'The form body has a percent-escape that is not valid UTF-8.')
+  }
+}
