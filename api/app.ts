@@ -22,7 +22,7 @@ import tenantRoutes from './tenants/routes.ts'
 import healthRoutes from './web/health.ts'
 import adminRoutes from './admin/routes.ts'
 import webRoutes, { sendSiteNotFound } from './web/site.ts'
-import { useStrictJson } from './request-bodies.ts'
+import { useStrictBodies } from './request-bodies.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -216,7 +216,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
-  useStrictJson(app)
+  useStrictBodies(app)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler(notFound)
 
@@ -249,6 +249,11 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     // so far only add tables and indexes, so it works; the operator should know before rolling back further.
     const { unknown } = await deps.store.schema()
     if (unknown.length > 0) app.log.warn({ versions: unknown }, 'the database has migrations this release does not know: a newer release migrated it')
+    // Listening on loopback only in production means a proxy on the same host: without
+    // TRUST_PROXY every buyer is 127.0.0.1 to the logs and shares one checkout rate limit.
+    if (config.nodeEnv === 'production' && config.trustProxy === false && ['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
+      app.log.warn('TRUST_PROXY is off while the server listens on loopback only: behind a proxy on this host every client has its address; set TRUST_PROXY=1')
+    }
   })
   if (deps.runJobs !== false) app.addHook('onReady', async () => { jobs.start() })
   app.addHook('preClose', async () => { await jobs.stop() })

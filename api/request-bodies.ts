@@ -7,8 +7,13 @@ import { AppError } from './errors.ts'
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
-/** Replaces the app's JSON parser (inherited by every plugin that keeps it). */
-export function useStrictJson (app: FastifyInstance): void {
+/**
+ * The app's body parsers, inherited by every plugin that keeps them: strict JSON, and no
+ * `text/plain` (no route takes it; a form is added where one is taken, the webhook takes
+ * every type as bytes).
+ */
+export function useStrictBodies (app: FastifyInstance): void {
+  app.removeContentTypeParser('text/plain')
   // Fastify's own: secure-json-parse, refusing prototype keys.
   const parseJson = app.getDefaultJsonParser('error', 'error')
   app.removeContentTypeParser('application/json')

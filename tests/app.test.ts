@@ -234,3 +234,17 @@ t.test('a request that does not arrive in time is 408 request_timeout, then the 
   await client.closed
   t.ok(client.socket.destroyed, 'the server closed the connection')
 })
+
+t.test('in production on loopback without TRUST_PROXY the server warns at start', async (t) => {
+  const production = { NODE_ENV: 'production', SECRET_KEY: 's'.repeat(40), PROVISION_AUDIT_SECRET: 'a'.repeat(40), HOST: '127.0.0.1' }
+  const warned = (lines: Array<Record<string, unknown>>): boolean => lines.some((l) => l.level === 40 && String(l.msg).startsWith('TRUST_PROXY is off'))
+  const off: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { logLines: off, env: { ...production, TRUST_PROXY: 'false' } })
+  t.ok(warned(off), 'off: warned')
+  const on: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { logLines: on, env: { ...production, TRUST_PROXY: '1' } })
+  t.notOk(warned(on), 'trusting one hop: no warning')
+  const dev: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { logLines: dev, env: { TRUST_PROXY: 'false' } })
+  t.notOk(warned(dev), 'development: no warning')
+})

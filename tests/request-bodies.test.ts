@@ -96,3 +96,16 @@ t.test('an empty name: "not given" in a form, a mistake in JSON', async (t) => {
   const trimmed = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: '  Spaced CTF  ' } })
   t.equal((await store.getTenant(trimmed.json().tenant_id))?.name, 'Spaced CTF', 'JSON values are trimmed too')
 })
+
+t.test('no route takes text/plain', async (t) => {
+  const token = 'admin-token-for-body-tests-0123456789'
+  const { app } = await buildTestApp(t, { env: { ADMIN_TOKEN: token } })
+  const admin = await app.inject({ method: 'POST', url: `/admin/tenants/${'a'.repeat(32)}/retry`, headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, payload: 'x' })
+  t.equal(admin.statusCode, 415)
+  t.equal(admin.json().message, 'Send application/json.')
+  const checkout = await app.inject({ method: 'POST', url: '/billing/checkout', headers: { 'content-type': 'text/plain' }, payload: 'plan=solo' })
+  t.equal(checkout.statusCode, 415)
+  const none = await app.inject({ method: 'POST', url: `/admin/tenants/${'a'.repeat(32)}/retry`, headers: { authorization: `Bearer ${token}` } })
+  t.equal(none.statusCode, 404, 'no body at all is fine')
+  t.equal(none.json().error, 'tenant_not_found')
+})

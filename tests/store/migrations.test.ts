@@ -32,21 +32,26 @@ function indexes (db: DatabaseSync): string[] {
 
 t.test('schemaStatusOf: pending files in order, unknown versions sorted', async (t) => {
   const files = ['001_initial.sql', '002_event_indexes.sql', '003_more.sql']
-  t.same(schemaStatusOf(files, [1, 2, 3]), { pending: [], unknown: [] })
-  t.same(schemaStatusOf(files, [1]), { pending: ['002_event_indexes.sql', '003_more.sql'], unknown: [] })
-  t.same(schemaStatusOf(files, []), { pending: files, unknown: [] })
-  t.same(schemaStatusOf(files.slice(0, 2), [9, 1, 2, 3]), { pending: [], unknown: [3, 9] })
+  t.same(schemaStatusOf(files, [1, 2, 3]), { initialized: true, pending: [], unknown: [] })
+  t.same(schemaStatusOf(files, [1]), { initialized: true, pending: ['002_event_indexes.sql', '003_more.sql'], unknown: [] })
+  t.same(schemaStatusOf(files, []), { initialized: true, pending: files, unknown: [] })
+  t.same(schemaStatusOf(files, undefined), { initialized: false, pending: files, unknown: [] }, 'no migrations table')
+  t.same(schemaStatusOf(files.slice(0, 2), [9, 1, 2, 3]), { initialized: true, pending: [], unknown: [3, 9] })
 })
 
-t.test('SQLite: the server migrates on open; a store opened without migrating reports what is missing', async (t) => {
+t.test('SQLite: the server migrates on open; a store that must not migrate refuses a file that is not ours, untouched', async (t) => {
   const path = tempPath(t)
-  const bare = new SqliteStore({ path, migrate: false })
-  t.same(await bare.schema(), { pending: ['001_initial.sql', '002_event_indexes.sql'], unknown: [] }, 'an empty file lacks everything')
-  await bare.close()
-  t.same(raw(t, path).prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all(), [], 'and nothing was created')
+  const other = new DatabaseSync(path)
+  other.exec('CREATE TABLE notes (body TEXT)')
+  other.close()
+  t.throws(() => new SqliteStore({ path, migrate: false }), { name: 'StoreError', message: /this is not a CTFHive database \(it has no schema_migrations table\): check DATABASE_URL/ })
+  const db = raw(t, path)
+  t.equal(db.prepare('PRAGMA journal_mode').get()?.journal_mode, 'delete', 'not switched to WAL')
+  t.same(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => r.name), ['notes'], 'and nothing created')
 
-  const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
-  t.same(await store.schema(), { pending: [], unknown: [] }, 'migrated')
+  const fresh = tempPath(t)
+  const store = await openStore({ databaseUrl: `sqlite:${fresh}`, pg: PG })
+  t.same(await store.schema(), { initialized: true, pending: [], unknown: [] }, 'migrated')
   await store.close()
 })
 
