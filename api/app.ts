@@ -252,7 +252,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     // Listening on loopback only in production means a proxy on the same host: without
     // TRUST_PROXY every buyer is 127.0.0.1 to the logs and shares one checkout rate limit.
     if (config.nodeEnv === 'production' && config.trustProxy === false && ['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
-      app.log.warn('TRUST_PROXY is off while the server listens on loopback only: behind a proxy on this host every client has its address; set TRUST_PROXY=1')
+      app.log.warn('TRUST_PROXY is off while the server listens on loopback only: behind a proxy on this host every client appears as the proxy; set TRUST_PROXY=1')
     }
   })
   if (deps.runJobs !== false) app.addHook('onReady', async () => { jobs.start() })

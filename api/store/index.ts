@@ -7,9 +7,8 @@ import { SqliteStore, sqlitePathFromUrl } from './sqlite.ts'
 /**
  * `migrate: false` (the operator CLI): the schema is left as it is, and a database CTFHive did
  * not set up, or that this release's migrations have not all reached, is refused before
- * anything reads or writes it.
- * Only the server migrates, so a tool of a newer release never changes the schema under an
- * older server.
+ * anything reads or writes it. Only the server migrates, so a tool of a newer release never
+ * changes the schema under an older server.
  */
 export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opts: { migrate?: boolean } = {}): Promise<Store> {
   const migrate = opts.migrate ?? true
