@@ -12,20 +12,14 @@ import { SqliteStore, sqlitePathFromUrl } from './sqlite.ts'
  */
 export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opts: { migrate?: boolean } = {}): Promise<Store> {
   const migrate = opts.migrate ?? true
-  let store: Store
-  if (config.databaseUrl.startsWith('sqlite:')) {
-    store = new SqliteStore({ path: sqlitePathFromUrl(config.databaseUrl), migrate })
-  } else {
-    // Loaded lazily so the embedded default never needs the pg driver at start-up.
-    const { PostgresStore } = await import('./postgres.ts')
-    const pg = new PostgresStore({ url: config.databaseUrl, poolSize: config.pg.poolSize, statementTimeoutMs: config.pg.statementTimeoutMs })
-    store = pg
-    if (migrate) await pg.migrate().catch(async (err: unknown) => { await pg.close(); throw err })
-  }
-  if (migrate) return store
+  // SQLite refuses in its constructor, before its pragmas touch the file.
+  if (config.databaseUrl.startsWith('sqlite:')) return new SqliteStore({ path: sqlitePathFromUrl(config.databaseUrl), migrate })
+  // Loaded lazily so the embedded default never needs the pg driver at start-up.
+  const { PostgresStore } = await import('./postgres.ts')
+  const store = new PostgresStore({ url: config.databaseUrl, poolSize: config.pg.poolSize, statementTimeoutMs: config.pg.statementTimeoutMs })
   try {
-    // SQLite has checked already, before its pragmas; this is PostgreSQL's check.
-    refuseUnlessCurrent(await store.schema())
+    if (migrate) await store.migrate()
+    else refuseUnlessCurrent(await store.schema())
   } catch (err) {
     await store.close()
     throw err
