@@ -61,6 +61,8 @@ async function run (): Promise<void> {
     await page.keyboard.press('Tab')
     t.equal(await page.evaluate(() => (globalThis as any).document.activeElement?.textContent), 'Skip to content')
     await page.keyboard.press('Enter')
+    // Following a fragment link updates the URL asynchronously; wait for it rather than race it.
+    await page.waitForURL((url) => url.hash === '#main')
     t.equal(new URL(page.url()).hash, '#main')
   })
 
