@@ -197,7 +197,9 @@ if (server !== undefined) {
     })
     const results = await Promise.allSettled([cross('first', x.id, y.id), cross('second', y.id, x.id)])
     t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled'])
-    t.equal(runs.first + runs.second, 3, 'exactly one of them ran again')
+    // PostgreSQL aborts one of the two; on a loaded machine a rerun can meet the other again,
+    // so what must hold is that something was rerun and each update landed exactly once.
+    t.ok(runs.first + runs.second >= 3, 'the deadlock victim ran again')
     t.equal((await store.getTenant(x.id))!.billingAt, 1)
     t.equal((await store.getTenant(y.id))!.billingAt, 1)
   })
