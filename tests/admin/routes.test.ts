@@ -5,6 +5,7 @@ import { buildTestApp, TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { MAX_OFFSET } from '../../api/admin/routes.ts'
 import { MAX_PAGE } from '../../api/tenants/admin.ts'
+import { nextMillisecond } from '../helpers/until.ts'
 
 const TOKEN = 'admin-token-for-tests-0123456789abcdef'
 const AUTH = { authorization: `Bearer ${TOKEN}` }
@@ -12,6 +13,7 @@ const ENV = { ADMIN_TOKEN: TOKEN, SECRET_KEY: 'secret-key-for-admin-tests-012345
 
 async function pendingTenant (app: FastifyInstance, name = 'Acme CTF'): Promise<string> {
   const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name, email: 'ops@acme.test' } })
+  await nextMillisecond() // the tests assert the listing order
   return r.json().tenant_id
 }
 

@@ -342,11 +342,13 @@ t.test('a lost reply with retries off is an api_connection_error (the session ex
 
 t.test('timeouts are retried, then reported as api_connection_error', async (t) => {
   await t.test('every attempt times out', async (t) => {
-    const { fake, client, delays } = await setup(t, { timeoutMs: 50 })
+    // The fake shares this process: a timeout long enough that a stalled machine still lets
+    // every attempt reach it before the client gives up, far below the 30 s the fake holds.
+    const { fake, client, delays } = await setup(t, { timeoutMs: 1000 })
     const price = seedPrice(fake)
     fake.delayReply(CHECKOUT, 30_000, { times: 3 })
     const err = await rejection(client.createCheckoutSession(checkoutParams(price.id), 'slow-key'))
-    t.match(err, { name: 'StripeError', type: 'api_connection_error', statusCode: null, retryable: true, message: 'Request to Stripe timed out after 50 ms' })
+    t.match(err, { name: 'StripeError', type: 'api_connection_error', statusCode: null, retryable: true, message: 'Request to Stripe timed out after 1000 ms' })
     const reqs = fake.requestsTo(CHECKOUT)
     t.equal(reqs.length, 3)
     t.ok(reqs.every((r) => r.headers['idempotency-key'] === 'slow-key'))
@@ -354,7 +356,7 @@ t.test('timeouts are retried, then reported as api_connection_error', async (t) 
     t.equal(fake.state.checkoutSessions.size, 1, 'the slow attempts were all one request to Stripe')
   })
   await t.test('a slow first reply, then the replay', async (t) => {
-    const { fake, client } = await setup(t, { timeoutMs: 100 })
+    const { fake, client } = await setup(t, { timeoutMs: 1000 })
     const price = seedPrice(fake)
     fake.delayReply(CHECKOUT, 30_000)
     const session = await client.createCheckoutSession(checkoutParams(price.id), 'k')
@@ -466,7 +468,8 @@ t.test('backoff follows stripe-node within its bounds', async (t) => {
   await t.test('Retry-After is honoured up to 5 s', async (t) => {
     t.capture(Math, 'random', () => 0)
     const { fake, client, delays } = await setup(t, { maxRetries: 6 })
-    const inSeconds = new Date(Date.now() + 4500).toUTCString()
+    // An HTTP date has whole seconds: 4-5 s ahead now, under the 5 s cap, above the 2 s backoff.
+    const inSeconds = new Date((Math.floor(Date.now() / 1000) + 5) * 1000).toUTCString()
     for (const retryAfter of ['3', '60', '0', inSeconds, 'soon', 'Thu, 01 Jan 1970 00:00:00 GMT']) {
       fake.queueReply('GET /v1/prices', { status: 429, body: stripeBody('rate_limit_error', 'slow down'), headers: { 'stripe-should-retry': 'true', 'retry-after': retryAfter } })
     }
@@ -474,7 +477,7 @@ t.test('backoff follows stripe-node within its bounds', async (t) => {
     t.equal(delays[0], 3000)
     t.equal(delays[1], 5000, 'capped')
     t.equal(delays[2], 1000, 'never below the backoff')
-    t.ok((delays[3] as number) > 3000 && (delays[3] as number) <= 4500, `an HTTP date: ${delays[3]}`)
+    t.ok((delays[3] as number) > 2000 && (delays[3] as number) <= 5000, `an HTTP date: ${delays[3]}`)
     t.equal(delays[4], 2500, 'an unreadable value is ignored')
     t.equal(delays[5], 2500, 'a date in the past is ignored')
   })

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { main } from '../../bootstrap/ctfhive.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
+import { nextMillisecond } from '../helpers/until.ts'
 
 const AUDIT = 'audit-secret-for-cli-tests-0123456789abcdef'
 
@@ -19,6 +20,7 @@ async function cli (argv: string[], env: Record<string, string>): Promise<Run> {
 
 async function pendingTenant (app: FastifyInstance, name: string): Promise<string> {
   const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name, email: 'ops@cli.test' } })
+  await nextMillisecond() // the tests assert the listing order
   return r.json().tenant_id
 }
 

@@ -130,14 +130,14 @@ async function run (): Promise<void> {
       document.getElementById('order-id').textContent = ''
       document.getElementById('order-ref').hidden = true
     })
-    await page.waitForFunction(() => (globalThis as any).document.getElementById('progress-detail').textContent !== '', null, { timeout: 10_000 })
+    await page.waitForFunction(() => (globalThis as any).document.getElementById('progress-detail').textContent !== '')
     t.equal(await page.locator('#progress-detail').textContent(), fillText(PROGRESS_TEXT.past_due.detail, { billing: 'billing@ctfhive.example' }))
     t.ok(await page.locator('#order-ref').isVisible(), 'the script shows the order number too')
     t.equal(await page.locator('#order-id').textContent(), created.tenant_id)
 
     // Canceled while the page is open: the script says when the server goes (72 hours in the test build).
     t.equal((await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: sub, status: 'canceled' }), { created: base + 10 }))).json().tenant_state, 'canceled')
-    await page.locator('#progress[data-key="canceled"]').waitFor({ timeout: 10_000 })
+    await page.locator('#progress[data-key="canceled"]').waitFor()
     t.match(await page.locator('#progress-detail').textContent(), 'it stays online until its server and data are deleted, 3 days after the cancellation.')
     t.equal(await page.locator('#order-id').textContent(), created.tenant_id, 'the order number stays')
     t.same(problems, [])

@@ -79,7 +79,8 @@ function spawnServer (port: number, opts: StartOptions): ServerProcess {
   child.stdout?.on('data', keep)
   child.stderr?.on('data', keep)
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => { resolve({ code, signal }) })
+    // 'close', not 'exit': by then the child's last output has been read too.
+    child.once('close', (code, signal) => { resolve({ code, signal }) })
   })
   let gone = false
   void exited.then(() => { gone = true })

@@ -7,3 +7,13 @@ export async function until (check: () => Promise<boolean>, what: string, boundM
   }
   throw new Error(`timed out waiting for ${what}`)
 }
+
+/**
+ * Returns once the clock has moved past the current millisecond. Tenants are listed by
+ * creation time (milliseconds), ties broken by their random ids; tests that assert an order
+ * create each tenant in a millisecond of its own.
+ */
+export async function nextMillisecond (): Promise<void> {
+  const now = Date.now()
+  while (Date.now() <= now) await new Promise((resolve) => setTimeout(resolve, 1))
+}

@@ -79,7 +79,7 @@ t.test('a non-retryable error fails at once', async (t) => {
 })
 
 t.test('the wall-clock cap ends an attempt', async (t) => {
-  const config = { ...testConfig({}, t), provisionAttemptTimeoutS: 1, provisionMaxAttempts: 1 }
+  const config = { ...testConfig({}, t), provisionAttemptTimeoutS: 3, provisionMaxAttempts: 1 }
   const store = new SqliteStore({ path: ':memory:' })
   t.teardown(() => store.close())
   const executor = new FakeExecutor()
@@ -101,7 +101,7 @@ t.test('the wall-clock cap ends an attempt', async (t) => {
   const tenant = await store.getTenant(id)
   t.equal(tenant?.infra, 'failed')
   t.equal(tenant?.error, 'Provisioning failed after 1 attempt; our team has the details and can retry it.')
-  t.match(await store.getJob(job.id), { step: 'dns', lastError: /exceeded its 1 s cap/ }, 'it got as far as the health check; the job says why it ended')
+  t.match(await store.getJob(job.id), { step: 'dns', lastError: /exceeded its 3 s cap/ }, 'it got as far as the health check; the job says why it ended')
 })
 
 /** Worker "dead-worker" takes the job, creates the server and commits that step, then dies (its lease lasts `leaseMs`). */

@@ -130,10 +130,12 @@ t.test('a create whose reply is lost is adopted: exactly one server', async (t) 
 })
 
 t.test('a create that timed out but landed later still leaves one server', async (t) => {
-  const { fake, executor } = await setup(t, { exec: { requestTimeoutMs: 100 } })
-  fake.inject({ method: 'POST', path: '/linode/instances', fault: { delayMs: 300 } })
+  // The timeout applies to every call, so it leaves room for a loaded machine; the late
+  // twin lands well after it, and the wait covers the time until it has.
+  const { fake, executor } = await setup(t, { exec: { requestTimeoutMs: 500 } })
+  fake.inject({ method: 'POST', path: '/linode/instances', fault: { delayMs: 1500 } })
   const { server } = await executor.createOrAdopt(spec)
-  await new Promise((resolve) => setTimeout(resolve, 400))
+  await new Promise((resolve) => setTimeout(resolve, 1600))
   t.equal(fake.instances.size, 1, 'label uniqueness turned the late twin away')
   t.equal(server.id, String([...fake.instances.keys()][0]))
 })
