@@ -57,7 +57,8 @@ export function sourceHash (opts: Omit<BuildOptions, 'outDir'>): string {
   for (const rel of [...SOURCES, ...staticFiles().map((f) => `marketing/static/${f}`)]) {
     h.update(`${rel}\0`).update(readFileSync(join(ROOT, rel))).update('\0')
   }
-  h.update(JSON.stringify({ publicBaseUrl: opts.publicBaseUrl, baseDomain: opts.baseDomain, graceHours: opts.graceHours }))
+  // The footer's year too: a build kept from last year is made again on the next start.
+  h.update(JSON.stringify({ publicBaseUrl: opts.publicBaseUrl, baseDomain: opts.baseDomain, graceHours: opts.graceHours, year: new Date().getUTCFullYear() }))
   return h.digest('hex')
 }
 

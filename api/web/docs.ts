@@ -59,6 +59,13 @@ export default async function docsSite (app: FastifyInstance, opts: DocsOptions)
     files.addHook('onRequest', async (request, reply) => {
       if (!docsBuilt(root)) return sendUnavailable(request, reply, config, 'docs_not_built', DOCS_NOT_BUILT)
       if (isHiddenBuildFile(request.url)) return reply.callNotFound()
+      // One URL per page, as on the marketing site: …/index.html leads to its directory URL.
+      const [path, query] = request.url.split('?', 2) as [string, string | undefined]
+      if (path.endsWith('/index.html')) {
+        const dir = path.slice(0, -'index.html'.length)
+        if (query === undefined) return reply.redirect(dir, 301)
+        return reply.header('cache-control', 'no-store').redirect(`${dir}?${query}`, 301)
+      }
     })
     await files.register(fastifyStatic, {
       root,

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { gunzipSync } from 'node:zlib'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import { request } from 'undici'
 import { freePort, startServer, type ServerProcess } from '../helpers/server-process.ts'
 import { caddyPolicySnippet } from '../../docs-site/build.ts'
@@ -75,6 +75,8 @@ function writeDocs (dir: string): void {
   mkdirSync(join(dir, 'guide'), { recursive: true })
   const filler = '<p>CTFHive runs hosted CTFd platforms with Stripe billing.</p>\n'.repeat(40)
   writeFileSync(join(dir, 'index.html'), `<!doctype html><title>Docs</title><h1>docs-home-marker</h1>\n${filler}`)
+  // The build's precompressed copy (marked, to tell it from Caddy's own compression).
+  writeFileSync(join(dir, 'index.html.gz'), gzipSync(`<!doctype html><title>Docs</title><h1>docs-home-marker</h1><!-- precompressed -->\n${filler}`))
   writeFileSync(join(dir, 'guide', 'index.html'), '<!doctype html><title>Guide</title><h1>docs-guide-marker</h1>\n')
   writeFileSync(join(dir, '404.html'), '<!doctype html><title>Not found</title><h1>docs-404-marker</h1>\n')
   mkdirSync(join(dir, 'assets'))
@@ -261,7 +263,7 @@ function registerTests (): void {
       const home = await get(`${proxy.url}/docs/`, { headers: { 'accept-encoding': 'gzip' } })
       t.equal(home.status, 200)
       t.equal(home.headers['content-encoding'], 'gzip', 'compressed')
-      t.match(gunzipSync(home.body).toString(), /docs-home-marker/)
+      t.match(gunzipSync(home.body).toString(), /docs-home-marker<\/h1><!-- precompressed -->/, "the build's .gz copy, though hidden from direct requests")
       t.match(home.headers['content-security-policy'], /^default-src 'self'; .*frame-ancestors 'none'$/, 'the docs CSP')
       t.match(home.headers['content-security-policy'], `script-src 'self' '${DOCS_SCRIPT_HASH}';`, "with the build's script hashes, as the app sends it")
       t.notMatch(home.headers['content-security-policy'], /unsafe-inline/)
@@ -272,7 +274,13 @@ function registerTests (): void {
       const asset = await get(`${proxy.url}/docs/assets/bundle.0123abcd.min.js`)
       t.equal(asset.status, 200)
       t.equal(asset.headers['cache-control'], 'public, max-age=31536000, immutable', 'fingerprinted assets are kept')
-      t.equal((await get(`${proxy.url}/docs/assets/search.json`)).headers['cache-control'], undefined, 'other files are left to validators')
+      t.equal((await get(`${proxy.url}/docs/assets/search.json`)).headers['cache-control'], 'public, max-age=86400', 'other files: a day, as the app says')
+      for (const [from, to] of [['/docs/index.html', '/docs/'], ['/docs/guide/index.html', '/docs/guide/']] as const) {
+        const r = await get(`${proxy.url}${from}`)
+        t.equal(r.status, 301, from)
+        t.equal(r.headers.location, to, 'one URL per page')
+      }
+      for (const hidden of ['/docs/404.html', '/docs/index.html.gz']) t.equal((await get(`${proxy.url}${hidden}`)).status, 404, `${hidden} is not a page of its own`)
       const dirNoSlash = await get(`${proxy.url}/docs/guide`)
       t.ok(dirNoSlash.status === 301 || dirNoSlash.status === 308, `directory URL redirects (${dirNoSlash.status})`)
       t.equal(dirNoSlash.headers.location, '/docs/guide/')

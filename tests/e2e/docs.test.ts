@@ -39,6 +39,13 @@ if (missing !== undefined && !(process.env.CI === 'true')) {
       t.same(problems.splice(0), [], `${path}: no console errors, nothing from other origins`)
     }
 
+    // Links in the prose stand out from the text: our colour (Material sets its own on the
+    // body, which ours must override) and an underline.
+    await page.goto(`${origin}/docs/control-plane/http-api/`)
+    const link = page.locator('.md-content .md-typeset :is(p, li, td, dd) > a:not(.headerlink)').first()
+    t.equal(await link.evaluate((el) => (globalThis as any).getComputedStyle(el).color), 'rgb(31, 71, 184)', 'a prose link has the link colour')
+    t.match(await link.evaluate((el) => (globalThis as any).getComputedStyle(el).textDecorationLine), /underline/, 'and is underlined')
+
     // The navigation's sections fold and unfold.
     await page.goto(`${origin}/docs/`)
     const operations = page.locator('nav.md-nav--primary .md-nav__link--index', { hasText: 'Operations' }).locator('label').first()

@@ -147,6 +147,12 @@ t.test('--if-missing rebuilds only when needed', async (t) => {
   t.match(String(buildReason({ ...opts, publicBaseUrl: 'https://elsewhere.example' })), /^built for https:\/\/ctfhive\.example/)
   t.equal(buildReason({ ...opts, graceHours: 24 }), 'sources or settings changed')
   t.not(sourceHash(OPTS), sourceHash({ ...OPTS, baseDomain: 'other.example' }))
+  await t.test('a new year makes a new build (the footer says the year)', async (t) => {
+    const thisYear = sourceHash(OPTS)
+    t.capture(Date.prototype, 'getUTCFullYear', () => 2099)
+    t.not(sourceHash(OPTS), thisYear)
+    t.equal(buildReason(opts), 'sources or settings changed')
+  })
   rmSync(join(out, 'about.html'))
   t.equal(buildReason(opts), 'about.html is missing')
 

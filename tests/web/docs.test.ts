@@ -74,6 +74,13 @@ t.test('a built docs site is served at /docs/ with directory URLs', async (t) =>
   t.equal(missing.statusCode, 404)
   t.equal(load(missing.body)('h1').text(), '404 - Not found', "the docs' own 404 page")
   t.match(String(missing.headers['content-security-policy']), /'sha256-AAAA'/)
+  // One URL per page: a file name leads to its directory URL (the query kept, never cached).
+  for (const [from, to] of [['/docs/index.html', '/docs/'], ['/docs/control-plane/billing-stripe/index.html', '/docs/control-plane/billing-stripe/'], ['/docs/index.html?q=1', '/docs/?q=1']] as const) {
+    const r = await app.inject(from)
+    t.equal(r.statusCode, 301, from)
+    t.equal(r.headers.location, to)
+    t.equal(r.headers['cache-control'], from.includes('?') ? 'no-store' : undefined)
+  }
   for (const hidden of ['/docs/404.html', '/docs/index.html.br']) {
     t.equal((await app.inject(hidden)).statusCode, 404, `${hidden}: not a page of its own`)
   }
