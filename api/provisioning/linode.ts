@@ -68,6 +68,10 @@ function toInfo (i: Instance): ServerInfo {
   return { id: String(i.id), label: i.label, status: i.status, ipv4 }
 }
 
+function isNotFound (err: unknown): boolean {
+  return err instanceof LinodeApiError && err.status === 404
+}
+
 function numericId (id: string, what: string): string {
   if (!/^\d{1,18}$/.test(id)) throw new ExecutorError(`invalid ${what} id ${JSON.stringify(id)}`, { retryable: false })
   return id
@@ -193,7 +197,11 @@ export class LinodeExecutor implements Executor {
   async ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string> {
     if (!IPV4.test(ipv4)) throw new ExecutorError(`invalid IPv4 address ${JSON.stringify(ipv4)}`, { retryable: false })
     const name = this.recordName(spec)
-    const zone = await this.zone(signal)
+    return this.inZone(signal, (zone) => this.upsertRecord(zone, name, ipv4, signal))
+  }
+
+  private async upsertRecord (found: number | undefined, name: string, ipv4: string, signal?: AbortSignal): Promise<string> {
+    const zone = this.requireZone(found)
     for (let attempt = 1; ; attempt++) {
       const records = await this.aRecords(zone, name, signal)
       if (records.length > 0) {
@@ -223,8 +231,7 @@ export class LinodeExecutor implements Executor {
     return fqdn.slice(0, -suffix.length)
   }
 
-  private async zone (signal?: AbortSignal): Promise<number> {
-    const id = await this.findZone(signal)
+  private requireZone (id: number | undefined): number {
     if (id === undefined) {
       throw new ExecutorError(`Linode has no DNS zone for ${this.o.baseDomain}; create it in the Domains API first`, { retryable: false })
     }
@@ -265,9 +272,31 @@ export class LinodeExecutor implements Executor {
   }
 
   async findDnsRecords (spec: ServerSpec, signal?: AbortSignal): Promise<string[]> {
+    return this.inZone(signal, async (zone) => {
+      if (zone === undefined) return [] // no zone: no record in it
+      return (await this.aRecords(zone, this.recordName(spec), signal)).map((r) => String(r.id))
+    })
+  }
+
+  /**
+   * Runs `fn` in the zone as last looked up. A zone deleted (and perhaps made again) since
+   * answers 404: it is looked up once more, and `fn` runs again in what exists now.
+   */
+  private async inZone<T> (signal: AbortSignal | undefined, fn: (zone: number | undefined) => Promise<T>): Promise<T> {
     const zone = await this.findZone(signal)
-    if (zone === undefined) return [] // no zone: no record in it
-    return (await this.aRecords(zone, this.recordName(spec), signal)).map((r) => String(r.id))
+    try {
+      return await fn(zone)
+    } catch (err) {
+      if (zone === undefined || !isNotFound(err) || !(await this.zoneGone(zone, signal))) throw err
+      return await fn(await this.findZone(signal))
+    }
+  }
+
+  /** True (and the cached id forgotten) when the zone no longer exists. */
+  private async zoneGone (zone: number, signal?: AbortSignal): Promise<boolean> {
+    if (await this.api.getOrUndefined(`/domains/${zone}`, signal) !== undefined) return false
+    if (this.zoneId === zone) this.zoneId = undefined
+    return true
   }
 
   /** Servers carrying this tag (checked again here, whatever the API's filter did), not those being deleted. */
@@ -283,7 +312,15 @@ export class LinodeExecutor implements Executor {
   async removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void> {
     const id = numericId(recordId, 'DNS record')
     const zone = await this.findZone(signal)
-    if (zone !== undefined) await this.api.deleteIgnoringMissing(`/domains/${zone}/records/${id}`, signal) // no zone: no record in it
+    if (zone === undefined) return // no zone: no record in it
+    try {
+      await this.api.call('DELETE', `/domains/${zone}/records/${id}`, { signal })
+    } catch (err) {
+      if (!isNotFound(err)) throw err
+      // The record is gone, or its whole zone is. A zone made again under BASE_DOMAIN holds
+      // none of our old ids, and must be found afresh: teardown's sweep by name searches it.
+      await this.zoneGone(zone, signal)
+    }
   }
 
   async destroyServer (serverId: string, signal?: AbortSignal): Promise<void> {

@@ -213,6 +213,10 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
         return [200, page(filtered('domains', list, req.headers['x-filter']), query)]
       }
       const domain = domains.get(Number(seg[1]))
+      if (domain !== undefined && seg.length === 2 && method === 'GET') {
+        const { records: _r, ...d } = domain
+        return [200, { ...d, soa_email: 'ops@example.com', tags: [], ttl_sec: 0 }]
+      }
       if (domain !== undefined && seg[2] === 'records') {
         if (seg.length === 3 && method === 'GET') return [200, page(filtered('records', [...domain.records.values()], req.headers['x-filter']), query)]
         if (seg.length === 3 && method === 'POST') {

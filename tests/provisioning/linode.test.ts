@@ -377,6 +377,33 @@ t.test('DNS: create, keep, update when the IP changes, remove twice', async (t) 
   t.equal(fake.count('DELETE'), 2)
 })
 
+t.test('DNS: a zone deleted and made again is looked up afresh, not taken for "no record"', async (t) => {
+  const { fake, executor } = await setup(t)
+  const old = [...fake.domains.values()][0]!
+  const id = await executor.ensureDnsRecord(spec, '203.0.113.10')
+  // The operator re-creates the zone (and its records): every id changes.
+  fake.domains.delete(old.id)
+  const remade = { ...old, id: 90_001, records: new Map([[90_002, { ...old.records.get(Number(id))!, id: 90_002 }]]) }
+  fake.domains.set(remade.id, remade)
+
+  await executor.removeDnsRecord(id)
+  t.same(await executor.findDnsRecords(spec), ['90002'], "teardown's sweep by name searches the zone as it is now")
+  await executor.removeDnsRecord('90002')
+  t.equal(remade.records.size, 0, 'the live record is gone')
+
+  // Provisioning with the stale zone id cached: the record lands in the zone that exists.
+  fake.domains.delete(remade.id)
+  const again = { ...old, id: 90_010, records: new Map() }
+  fake.domains.set(again.id, again)
+  const created = await executor.ensureDnsRecord(spec, '203.0.113.30')
+  t.same([...again.records.values()].map((r) => [String(r.id), r.target]), [[created, '203.0.113.30']])
+
+  // A record gone from a zone that still exists is simply done; the zone stays cached.
+  const before = fake.count('GET', '/domains') - fake.count('GET', '/domains/')
+  await executor.removeDnsRecord('123456')
+  t.equal(fake.count('GET', '/domains') - fake.count('GET', '/domains/'), before, 'no new zone lookup')
+})
+
 t.test('DNS: twins from a lost create collapse to one; a lost POST is found again', async (t) => {
   const { fake, executor } = await setup(t)
   const zone = [...fake.domains.values()][0]!
