@@ -2,9 +2,7 @@ import { once } from 'node:events'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp } from './helpers/build-app.ts'
-import type { Store } from '../api/store/store.ts'
-import { SqliteStore } from '../api/store/sqlite.ts'
+import { buildTestApp, storeWithOverrides } from './helpers/build-app.ts'
 
 t.test('health and readiness', async (t) => {
   const { app } = await buildTestApp(t)
@@ -13,9 +11,7 @@ t.test('health and readiness', async (t) => {
 })
 
 t.test('readyz is 503 when the store does not answer', async (t) => {
-  const inner = new SqliteStore({ path: ':memory:' })
-  t.teardown(() => inner.close())
-  const store = Object.create(inner) as Store
+  const { store } = storeWithOverrides(t)
   store.ping = async () => { throw new Error('database is locked') }
   const { app } = await buildTestApp(t, { store })
   const r = await app.inject('/readyz')
@@ -165,9 +161,7 @@ t.test('requests Node cannot parse get a contract error, then the connection clo
 t.test('a request that arrives while the app closes is 503 shutting_down', async (t) => {
   // The job runner's preClose hook gives leases back last; holding that call holds the app
   // in its closing phase, still listening, while a kept-alive connection sends one more request.
-  const inner = new SqliteStore({ path: ':memory:' })
-  t.teardown(() => inner.close())
-  const store = Object.create(inner) as Store
+  const { inner, store } = storeWithOverrides(t)
   let closing: () => void = () => {}
   const inClosingPhase = new Promise<void>((resolve) => { closing = resolve })
   let release: () => void = () => {}
@@ -195,9 +189,7 @@ t.test('a request that arrives while the app closes is 503 shutting_down', async
 t.test('an unhandled error in a route is 500 internal_error, with the request id and no internals', async (t) => {
   // buildTestApp returns a ready app (no routes can be added): the status route's store read
   // throws a plain Error, which no route code catches, so the app's error handler answers.
-  const inner = new SqliteStore({ path: ':memory:' })
-  t.teardown(() => inner.close())
-  const store = Object.create(inner) as Store
+  const { store } = storeWithOverrides(t)
   const failure = new Error('SQLITE_CORRUPT at /var/lib/ctfhive/private.db: secret-internal-detail')
   store.getTenant = async () => { throw failure }
   const logLines: Array<Record<string, unknown>> = []

@@ -1,10 +1,8 @@
 import t from 'tap'
-import { buildTestApp } from '../helpers/build-app.ts'
+import { buildTestApp, storeWithOverrides } from '../helpers/build-app.ts'
 import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.ts'
 import { StripeClient } from '../../api/billing/stripe-client.ts'
 import { verifyWelcomeToken } from '../../api/tenants/welcome-token.ts'
-import { SqliteStore } from '../../api/store/sqlite.ts'
-import type { Store } from '../../api/store/store.ts'
 
 const KEY = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'
 const PRICES = { STRIPE_PRICE_SOLO: 'price_solo_1', STRIPE_PRICE_STANDARD: 'price_standard_1', STRIPE_PRICE_PRO: 'price_pro_1' }
@@ -81,9 +79,7 @@ t.test('a plain HTML form post goes back to the form on our failures and the rat
 })
 
 t.test('a plain form post that fails on our side is a 500, and carries nothing typed', async (t) => {
-  const inner = new SqliteStore({ path: ':memory:' })
-  t.teardown(() => inner.close())
-  const store = Object.create(inner) as Store
+  const { store } = storeWithOverrides(t)
   store.transaction = async () => { throw new Error('disk I/O error') }
   const { app } = await buildTestApp(t, { store })
   const r = await app.inject({

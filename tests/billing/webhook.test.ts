@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import fc from 'fast-check'
-import { buildTestApp, TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
+import { buildTestApp, storeWithOverrides, TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { computeSignature, signPayload } from '../../api/billing/signature.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
@@ -274,11 +274,9 @@ t.test('a store failure answers 500 and leaves nothing half-written; the retry s
 })
 
 t.test('a copy another process recorded while this one applied: duplicate, its effect rolled back', async (t) => {
-  const inner = new SqliteStore({ path: ':memory:' })
-  t.teardown(() => inner.close())
+  const { inner, store } = storeWithOverrides(t)
   // Plays the other process: its copy commits just before this one records the id.
   let race = false
-  const store = Object.create(inner) as Store
   store.transaction = (fn) => inner.transaction((tx) => fn(new Proxy(tx, {
     get (target, key) {
       if (key === 'recordEvent' && race) return async () => false

@@ -58,6 +58,16 @@ export function tempDbPath (t?: Teardown): string {
   return join(tempDir(t), 'test.db')
 }
 
+/**
+ * An in-memory store (closed in `t`'s teardown) and a stand-in that inherits every method
+ * from it: a test overrides one method on `store` to make it fail or wait, and calls `inner`.
+ */
+export function storeWithOverrides (t: Teardown): { inner: SqliteStore, store: Store } {
+  const inner = new SqliteStore({ path: ':memory:' })
+  t.teardown(() => inner.close())
+  return { inner, store: Object.create(inner) as Store }
+}
+
 /** Test config; its default SQLite file's directory is removed in `t`'s teardown when given. */
 export function testConfig (env: Record<string, string> = {}, t?: Teardown): Config {
   return loadConfig({
