@@ -82,11 +82,14 @@ export class LinodeApi {
     }
   }
 
-  async deleteIgnoringMissing (path: string, signal?: AbortSignal): Promise<void> {
+  /** False when there was nothing to delete (404). */
+  async deleteIgnoringMissing (path: string, signal?: AbortSignal): Promise<boolean> {
     try {
       await this.call('DELETE', path, { signal })
+      return true
     } catch (err) {
       if (!(err instanceof LinodeApiError && err.status === 404)) throw err
+      return false
     }
   }
 

@@ -313,14 +313,9 @@ export class LinodeExecutor implements Executor {
     const id = numericId(recordId, 'DNS record')
     const zone = await this.findZone(signal)
     if (zone === undefined) return // no zone: no record in it
-    try {
-      await this.api.call('DELETE', `/domains/${zone}/records/${id}`, { signal })
-    } catch (err) {
-      if (!isNotFound(err)) throw err
-      // The record is gone, or its whole zone is. A zone made again under BASE_DOMAIN holds
-      // none of our old ids, and must be found afresh: teardown's sweep by name searches it.
-      await this.zoneGone(zone, signal)
-    }
+    // Not found: the record is gone, or its whole zone is. A zone made again under BASE_DOMAIN
+    // holds none of our old ids, and must be found afresh: teardown's sweep by name searches it.
+    if (!(await this.api.deleteIgnoringMissing(`/domains/${zone}/records/${id}`, signal))) await this.zoneGone(zone, signal)
   }
 
   async destroyServer (serverId: string, signal?: AbortSignal): Promise<void> {

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
-import { contentSecurityPolicy, isHiddenBuildFile, refusalsAreMisses, sendUnavailable, setStaticHeaders } from './headers.ts'
+import { contentSecurityPolicy, isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, sendUnavailable, setStaticHeaders } from './headers.ts'
 
 export interface DocsOptions {
   /** The built site (DOCS_SITE_DIR, resolved). */
@@ -61,11 +61,7 @@ export default async function docsSite (app: FastifyInstance, opts: DocsOptions)
       if (isHiddenBuildFile(request.url)) return reply.callNotFound()
       // One URL per page, as on the marketing site: …/index.html leads to its directory URL.
       const [path, query] = request.url.split('?', 2) as [string, string | undefined]
-      if (path.endsWith('/index.html')) {
-        const dir = path.slice(0, -'index.html'.length)
-        if (query === undefined) return reply.redirect(dir, 301)
-        return reply.header('cache-control', 'no-store').redirect(`${dir}?${query}`, 301)
-      }
+      if (path.endsWith('/index.html')) return redirectToCleanUrl(reply, path.slice(0, -'index.html'.length), query)
     })
     await files.register(fastifyStatic, {
       root,

@@ -104,6 +104,15 @@ export function compressedVariant (request: FastifyRequest, path: string): { pat
  * the page when accepted) and the 404 page (served with a 404). Asked for by name, they are
  * not found, so no soft 404 or second address of a page is ever indexed.
  */
+/**
+ * A permanent redirect to a page's one URL. The query may be a welcome link's token: a
+ * redirect that carries one must not be cached with it.
+ */
+export function redirectToCleanUrl (reply: FastifyReply, clean: string, query: string | undefined): FastifyReply {
+  if (query === undefined) return reply.redirect(clean, 301)
+  return reply.header('cache-control', 'no-store').redirect(`${clean}?${query}`, 301)
+}
+
 export function isHiddenBuildFile (url: string): boolean {
   const path = url.split('?', 1)[0]!
   return /\.(br|gz)$/.test(path) || path.endsWith('/404.html')

@@ -8,7 +8,7 @@ import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PAID_PLANS } from '../plans.ts'
 import { loginError, loginTarget, progressOf, registerError, siteValues } from './buyer-text.ts'
-import { isHiddenBuildFile, refusalsAreMisses, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
+import { isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
 import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
 import { adminSection, describedBy, fieldError, fieldValue, formAlert, planInput, progressBlock, type AdminSection } from './slots.ts'
 import { adminCredential } from '../tenants/credentials.ts'
@@ -128,9 +128,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     const [path, query] = request.url.split('?', 2)
     const clean = cleanUrlOf(path!)
     if (clean === undefined) return
-    if (query === undefined) return reply.redirect(clean, 301)
-    // The query may be a welcome link's token: a permanent redirect must not be cached with it.
-    return reply.header('cache-control', 'no-store').redirect(`${clean}?${query}`, 301)
+    return redirectToCleanUrl(reply, clean, query)
   })
 
   const renderRegister = (request: FastifyRequest, reply: FastifyReply, query: Query): string | undefined => {
