@@ -44,7 +44,7 @@ export interface AppDeps {
   /** Default: pino per config (tests pass one writing to a buffer). */
   logger?: Logger
   /** Job runner tuning (tests shorten polls and backoff). */
-  jobs?: Partial<Pick<JobRunnerOptions, 'pollIntervalMs' | 'idleIntervalMs' | 'backoffMs' | 'concurrency' | 'owner' | 'leaseMs'>>
+  jobs?: Partial<Pick<JobRunnerOptions, 'pollIntervalMs' | 'idleIntervalMs' | 'backoffMs' | 'bootGraceMs' | 'concurrency' | 'owner' | 'leaseMs'>>
   /** Start the job runner when the app is ready (default true). */
   runJobs?: boolean
 }

@@ -35,6 +35,11 @@ export interface Executor {
   createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult>
   /** The server's current state; undefined when it does not exist. */
   getServer (serverId: string, signal?: AbortSignal): Promise<ServerInfo | undefined>
+  /**
+   * Powers on a server that is off (`offline`): one whose boot never ran, or switched off
+   * since. False when the provider declines for now (busy with the server, or it is gone).
+   */
+  bootServer (serverId: string, signal?: AbortSignal): Promise<boolean>
   /** Creates or updates the tenant's A record; returns the record id. */
   ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string>
   /** True once https://<fqdn>/healthcheck answers 200. */

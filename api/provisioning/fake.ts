@@ -3,7 +3,7 @@
 // the job runner.
 import { ExecutorError, type CreateResult, type Executor, type ServerInfo, type ServerSpec } from './executor.ts'
 
-export type FakeStep = 'create' | 'get' | 'dns' | 'health' | 'removeDns' | 'destroy' | 'find'
+export type FakeStep = 'create' | 'get' | 'boot' | 'dns' | 'health' | 'removeDns' | 'destroy' | 'find'
 
 interface FakeServer extends ServerInfo {
   tenantId: string
@@ -60,12 +60,14 @@ export class FakeExecutor implements Executor {
   readonly servers = new Map<string, FakeServer>()
   readonly records = new Map<string, { name: string, target: string }>()
   /** How many times each step ran, successful or not. */
-  readonly calls: Record<FakeStep, number> = { create: 0, get: 0, dns: 0, health: 0, removeDns: 0, destroy: 0, find: 0 }
+  readonly calls: Record<FakeStep, number> = { create: 0, get: 0, boot: 0, dns: 0, health: 0, removeDns: 0, destroy: 0, find: 0 }
   private readonly failures = new Map<FakeStep, Array<Error>>()
   private readonly holds = new Map<FakeStep, Hold[]>()
   private nextId = 1
   /** Health answers false this many more times before true (a server still booting). */
   unhealthyChecks = 0
+  /** The status a new server starts in: `offline` plays one whose boot never ran. */
+  newServerStatus = 'running'
 
   /** The next `times` calls of `step` throw `error` (a retryable ExecutorError by default). */
   failNext (step: FakeStep, times = 1, error: Error = new ExecutorError(`fake ${step} failure`, { retryable: true })): void {
@@ -99,7 +101,7 @@ export class FakeExecutor implements Executor {
       if (server.tenantId === spec.tenantId) return { server: { ...server }, adopted: true }
     }
     const id = String(this.nextId++)
-    const server: FakeServer = { id, label: `ctf-${spec.slug}`, status: 'running', ipv4: `192.0.2.${Number(id) % 250 + 1}`, tenantId: spec.tenantId }
+    const server: FakeServer = { id, label: `ctf-${spec.slug}`, status: this.newServerStatus, ipv4: `192.0.2.${Number(id) % 250 + 1}`, tenantId: spec.tenantId }
     this.servers.set(id, server)
     return { server: { id, label: server.label, status: server.status, ipv4: server.ipv4 }, adopted: false }
   }
@@ -108,6 +110,14 @@ export class FakeExecutor implements Executor {
     await this.enter('get', signal)
     const s = this.servers.get(serverId)
     return s === undefined ? undefined : { id: s.id, label: s.label, status: s.status, ipv4: s.ipv4 }
+  }
+
+  async bootServer (serverId: string, signal?: AbortSignal): Promise<boolean> {
+    await this.enter('boot', signal)
+    const s = this.servers.get(serverId)
+    if (s === undefined || s.status !== 'offline') return false
+    s.status = 'running'
+    return true
   }
 
   async ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string> {

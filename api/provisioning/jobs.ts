@@ -29,6 +29,11 @@ export interface JobRunnerOptions {
   concurrency?: number
   /** Delay before attempt `n + 1` after `n` failed attempts. */
   backoffMs?: (failedAttempts: number) => number
+  /**
+   * How long a server may stay off (`offline`) before the job boots it. Linode can show a
+   * server off for a few seconds before a boot it started itself.
+   */
+  bootGraceMs?: number
   /** Lease on a claimed job; default the attempt cap + 30 s. */
   leaseMs?: number
 }
@@ -77,6 +82,7 @@ export class JobRunner {
       pollIntervalMs: 3000,
       idleIntervalMs: 5000,
       concurrency: 2,
+      bootGraceMs: 30_000,
       backoffMs: defaultBackoff,
       ...opts
     }
@@ -290,6 +296,7 @@ export class JobRunner {
     }
     if (job.step === 'created') {
       let status = 'unknown'
+      let offSince: number | undefined
       await this.pollUntil(signal, async () => {
         const s = await executor.getServer(serverId!, signal)
         if (s === undefined) {
@@ -300,6 +307,15 @@ export class JobRunner {
         }
         status = s.status
         ipv4 = s.ipv4 ?? ipv4
+        // Off, not on its way up: an adopted server whose boot never ran, or one switched off
+        // since. Left alone it would use up every attempt waiting.
+        offSince = s.status === 'offline' ? offSince ?? Date.now() : undefined
+        if (offSince !== undefined && Date.now() - offSince >= this.opts.bootGraceMs) {
+          offSince = undefined // a declined boot is asked again after another grace
+          if (await executor.bootServer(serverId!, signal)) {
+            await attempt.transaction((tx) => attempt.audit(tx, 'server.boot', { server: serverId, status: s.status }))
+          }
+        }
         return s.status === 'running'
       })
       await attempt.commitStep('running', { ipv4 }, 'server.running', { server: serverId, status, ipv4 })

@@ -20,11 +20,6 @@ export interface LinodeExecutorOptions {
   userData: (spec: ServerSpec) => string
   dispatcher?: Dispatcher
   sleep?: (ms: number) => Promise<void>
-  now?: () => number
-  /** Between status polls in waitUntilRunning (default 3000, as Linode's own tools). */
-  pollIntervalMs?: number
-  /** Default bound of waitUntilRunning (default 15 min, as Terraform's create timeout). */
-  maxPollMs?: number
   /** Tries per API call, the first included (default 5). */
   maxAttempts?: number
   requestTimeoutMs?: number
@@ -109,9 +104,6 @@ export class LinodeExecutor implements Executor {
       log: opts.log,
       baseDomain: opts.baseDomain.toLowerCase(),
       sleep,
-      now: opts.now ?? Date.now,
-      pollIntervalMs: opts.pollIntervalMs ?? 3000,
-      maxPollMs: opts.maxPollMs ?? 15 * 60_000,
       maxAttempts,
       healthTimeoutMs: opts.healthTimeoutMs ?? 5000,
       rootPassword: opts.rootPassword ?? defaultRootPassword,
@@ -179,18 +171,17 @@ export class LinodeExecutor implements Executor {
     return server === undefined ? undefined : toInfo(server)
   }
 
-  /** Polls every pollIntervalMs until the server is `running` (booted; cloud-init runs on for minutes). */
-  async waitUntilRunning (serverId: string, opts: { timeoutMs?: number, signal?: AbortSignal } = {}): Promise<ServerInfo> {
-    const deadline = this.o.now() + (opts.timeoutMs ?? this.o.maxPollMs)
-    for (;;) {
-      const server = await this.getServer(serverId, opts.signal)
-      if (server === undefined) throw new ExecutorError(`Linode ${serverId} no longer exists`, { retryable: false })
-      if (server.status === 'running') return server
-      if (server.status === 'billing_suspension') throw new ExecutorError(`Linode ${serverId} is suspended for billing`, { retryable: false })
-      if (this.o.now() + this.o.pollIntervalMs > deadline) {
-        throw new ExecutorError(`Linode ${serverId} is still ${server.status}; gave up waiting for running`, { retryable: true })
-      }
-      await pause(this.o.sleep, this.o.pollIntervalMs, opts.signal)
+  async bootServer (serverId: string, signal?: AbortSignal): Promise<boolean> {
+    const id = numericId(serverId, 'server')
+    try {
+      await this.api.call('POST', `/linode/instances/${id}/boot`, { body: {}, signal })
+      return true
+    } catch (err) {
+      // 400 is Linode's "Linode busy" (a boot or shutdown already under way), 404 a server
+      // gone since: the job's next status poll sees which.
+      if (!(err instanceof LinodeApiError) || (err.status !== 400 && err.status !== 404)) throw err
+      this.o.log?.warn({ server: id, status: err.status, reason: err.message }, 'linode declined the boot')
+      return false
     }
   }
 

@@ -1,5 +1,5 @@
 // A real HTTP server playing Linode API v4 for wire-level tests: instances (label uniqueness,
-// status progression), domains and records, bearer auth, paging, X-Filter, request bodies checked
+// status progression, boot), domains and records, bearer auth, paging, X-Filter, request bodies checked
 // against schemas cut from the OpenAPI spec, and faults (429, 5xx, slow and lost replies).
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -201,6 +201,13 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
         const at = steps.indexOf(inst.status)
         if (at >= 0) inst.status = steps[Math.max(at, Math.min(Math.floor(inst.gets / getsPerStep), steps.length - 1))]!
         return [200, view(inst)]
+      }
+      if (seg.length === 4 && seg[3] === 'boot' && inst !== undefined && method === 'POST') {
+        // Linode boots only a server that is off; anything else is "busy".
+        if (inst.status !== 'offline') throw new HttpError(400, [{ reason: 'Linode busy.' }])
+        inst.status = 'booting'
+        inst.gets = Math.max(0, steps.indexOf('booting')) * getsPerStep // on from booting at the usual pace
+        return [200, {}]
       }
       if (seg.length === 3 && inst !== undefined && method === 'DELETE') {
         instances.delete(inst.id)

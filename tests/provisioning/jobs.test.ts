@@ -154,6 +154,58 @@ t.test('a server deleted behind the job is forgotten: the next attempt makes a n
   t.equal((await store.getJob(job.id))?.attempts, 2, "the dead worker's attempt and the one that found the server gone, not all of them")
 })
 
+t.test('a server found switched off is booted once the grace has passed, and the boot is audited', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0' }, jobs: { bootGraceMs: 50 } })
+  const id = await paidTenant(app)
+  const { job, server } = await diesAfterCreate(app, store, executor, id, 1)
+  executor.servers.get(server.id)!.status = 'offline' // switched off in the provider's console
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  const reclaimed = (await store.claimNextJob(app.jobs.owner, Date.now(), 60_000))!
+  t.equal(reclaimed.id, job.id)
+  const started = Date.now()
+  await app.jobs.runJob(reclaimed)
+  t.ok(Date.now() - started >= 50, 'not before the grace')
+  t.equal((await store.getTenant(id))?.infra, 'ready')
+  t.equal(executor.calls.boot, 1, 'one boot')
+  t.ok(executor.calls.get >= 2, 'polled while it was off')
+  t.equal(executor.servers.size, 1, 'the same server, not a new one')
+  const entries = await store.listAudit({ tenant: id })
+  t.same(entries.map((e) => e.action).slice(-5), ['server.boot', 'server.running', 'dns.record', 'health.ok', 'provision.ready'])
+  t.same(entries.find((e) => e.action === 'server.boot')?.detail, { job: job.id, server: server.id, status: 'offline' })
+  t.same(await verifyStoredChain(store, app.config.auditSecret), { ok: true, entries: entries.length, lastSeq: entries.length })
+})
+
+t.test('a server that comes up by itself within the grace is not booted; a declined boot is asked again', async (t) => {
+  const executor = new FakeExecutor()
+  executor.newServerStatus = 'offline'
+  const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0' }, jobs: { bootGraceMs: 60_000 } })
+  const first = await paidTenant(app, 'sub_first')
+  const job = (await store.claimNextJob(app.jobs.owner, Date.now(), 60_000))!
+  const run = app.jobs.runJob(job)
+  await until(async () => executor.calls.get >= 3, 'polls of the server while it is off')
+  const serverId = (await store.getTenant(first))!.serverId!
+  executor.servers.get(serverId)!.status = 'running' // Linode's own boot got going
+  await run
+  t.equal((await store.getTenant(first))?.infra, 'ready')
+  t.equal(executor.calls.boot, 0, 'never booted: the grace had not passed')
+
+  // No grace: Linode declines the first boot (busy), the next one starts it.
+  const { app: app2, store: store2 } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0' }, jobs: { bootGraceMs: 0 } })
+  const second = await paidTenant(app2, 'sub_second')
+  const answers = [false, true]
+  executor.bootServer = async (id) => {
+    executor.calls.boot++
+    const started = answers.shift()!
+    if (started) executor.servers.get(id)!.status = 'running'
+    return started
+  }
+  await app2.jobs.runJob((await store2.claimNextJob(app2.jobs.owner, Date.now(), 60_000))!)
+  t.equal((await store2.getTenant(second))?.infra, 'ready')
+  t.equal(executor.calls.boot, 2, 'asked again after the decline')
+  t.equal((await store2.listAudit({ tenant: second })).filter((e) => e.action === 'server.boot').length, 1, 'only the boot that started is audited')
+})
+
 t.test('a job whose workers keep dying is counted at each reclaim and fails when the attempts run out', async (t) => {
   const executor = new FakeExecutor()
   const { app, store } = await buildTestApp(t, { executor, runJobs: false, env: { WEBHOOK_WAIT_MS: '0', PROVISION_MAX_ATTEMPTS: '2' } })

@@ -24,7 +24,6 @@ t.test('paid → Linode server → DNS → healthy → active; canceled → torn
   const config = testConfig({ LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org' }, t)
   const executor = LinodeExecutor.fromConfig(config, {
     userData: userDataBuilder(config.secretKey),
-    pollIntervalMs: 5,
     sleep: async () => {},
     healthFetch: async (url) => ({ status: healthy.has(new URL(url).hostname) ? 200 : 502, body: '' })
   })

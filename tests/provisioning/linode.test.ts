@@ -27,7 +27,6 @@ async function setup (t: T, opts: { fake?: FakeLinodeOptions, exec?: Partial<Lin
   const fake = await startFakeLinode(t, { domains: ['ctfhive.test'], ...opts.fake })
   const sleeps: number[] = []
   const logs: string[] = []
-  let clock = 0
   const executor = new LinodeExecutor({
     token: fake.token,
     apiBase: fake.url,
@@ -35,8 +34,7 @@ async function setup (t: T, opts: { fake?: FakeLinodeOptions, exec?: Partial<Lin
     image: 'linode/debian12',
     baseDomain: 'ctfhive.test',
     userData: userDataBuilder(SECRET, { acmeStaging: true }),
-    sleep: async (ms) => { sleeps.push(ms); clock += ms },
-    now: () => clock,
+    sleep: async (ms) => { sleeps.push(ms) },
     requestTimeoutMs: 2000,
     log: { warn: (obj, msg) => { logs.push(JSON.stringify({ ...obj, msg })) } },
     ...opts.exec
@@ -55,8 +53,8 @@ async function caught (p: Promise<unknown>): Promise<Error> {
 
 const emptyPage = { status: 200, body: { data: [], page: 1, pages: 1, results: 0 } }
 
-t.test('happy path: create, wait for running, DNS, health', async (t) => {
-  const { fake, executor, sleeps } = await setup(t)
+t.test('happy path: create, running, DNS, health', async (t) => {
+  const { fake, executor } = await setup(t)
   const { server, adopted } = await executor.createOrAdopt(spec)
   t.equal(adopted, false)
   t.equal(server.label, 'ctf-acme')
@@ -75,9 +73,10 @@ t.test('happy path: create, wait for running, DNS, health', async (t) => {
   t.same(filters, ['{"label":"ctf-acme"}', `{"tags":"${TAG}"}`], 'looked up by label, then by tenant tag, before creating')
   t.ok(fake.requests.every((r) => r.headers.authorization === `Bearer ${fake.token}`))
 
-  const running = await executor.waitUntilRunning(server.id)
+  t.equal((await executor.getServer(server.id))?.status, 'booting')
+  const running = (await executor.getServer(server.id))!
   t.equal(running.status, 'running')
-  t.same(sleeps, [3000], 'polled every 3 s: booting, then running')
+  t.equal(running.ipv4, server.ipv4)
 
   const recordId = await executor.ensureDnsRecord(spec, running.ipv4!)
   const zone = [...fake.domains.values()][0]!
@@ -328,17 +327,36 @@ t.test('a 400 errors body becomes a readable, non-retryable error', async (t) =>
   t.equal(fake.count('POST'), 1)
 })
 
-t.test('getServer: 404 is undefined; waitUntilRunning is bounded', async (t) => {
-  const { fake, executor, sleeps } = await setup(t, { fake: { statusSteps: ['provisioning'] } })
+t.test('getServer: 404 is undefined; ids are numeric', async (t) => {
+  const { fake, executor } = await setup(t)
   t.equal(await executor.getServer('999999'), undefined)
   t.equal((await caught(executor.getServer('1/../../account')) as ExecutorError).retryable, false, 'ids are numeric')
-  const inst = fake.addInstance({ label: 'ctf-acme', tags: [TAG] })
-  const err = await caught(executor.waitUntilRunning(String(inst.id), { timeoutMs: 10_000 }))
-  t.match(err.message, /still provisioning/)
-  t.equal((err as ExecutorError).retryable, true)
-  t.same(sleeps, [3000, 3000, 3000])
-  const gone = await caught(executor.waitUntilRunning('999999'))
-  t.equal((gone as ExecutorError).retryable, false)
+  t.equal((await caught(executor.bootServer('1/../../account')) as ExecutorError).retryable, false, 'for a boot too')
+  t.equal(fake.requests.length, 1, 'a bad id never reaches the API')
+})
+
+t.test('bootServer: boots a server that is off; busy or gone is a decline, not an error', async (t) => {
+  const { fake, executor, logs } = await setup(t)
+  const off = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG], status: 'offline' })
+  t.equal(await executor.bootServer(String(off.id)), true)
+  const boot = fake.requests.find((r) => r.method === 'POST')!
+  t.same([boot.path, boot.body], [`/linode/instances/${off.id}/boot`, {}])
+  t.equal(off.status, 'booting', 'Linode boots it')
+  t.equal((await executor.getServer(String(off.id)))?.status, 'running')
+
+  t.equal(await executor.bootServer(String(off.id)), false, 'already running: Linode says busy')
+  t.equal(await executor.bootServer('999999'), false, 'gone')
+  t.match(logs, [/"status":400.*linode declined the boot/, /"status":404.*linode declined the boot/])
+
+  fake.inject({ method: 'POST', path: `/linode/instances/${off.id}/boot`, times: 1, fault: { status: 503 } })
+  off.status = 'offline'
+  t.equal(await executor.bootServer(String(off.id)), true, 'a 5xx is retried')
+  t.equal(fake.count('POST', `/linode/instances/${off.id}/boot`), 4, 'boot, busy, 503, boot')
+  fake.inject({ method: 'POST', path: `/linode/instances/${off.id}/boot`, times: 1, fault: { status: 401, body: { errors: [{ reason: 'Invalid Token' }] } } })
+  off.status = 'offline'
+  const denied = await caught(executor.bootServer(String(off.id)))
+  t.equal((denied as ExecutorError).retryable, false, 'other refusals fail the attempt as usual')
+  t.equal(off.status, 'offline')
 })
 
 t.test('destroy twice: one deletion, then a 404 counts as done', async (t) => {
