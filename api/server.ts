@@ -4,6 +4,7 @@ import { loadConfig, ConfigError } from './config.ts'
 import { openStore } from './store/index.ts'
 import { buildApp } from './app.ts'
 import { createLogger } from './logger.ts'
+import { logLinodePreflight } from './provisioning/linode-preflight.ts'
 
 export async function main (): Promise<void> {
   let config
@@ -32,16 +33,20 @@ export async function main (): Promise<void> {
   app.server.headersTimeout = 20_000
   app.server.requestTimeout = 30_000
 
+  const stopChecks = new AbortController()
   // First signal: stop accepting, finish in-flight requests, give job leases back, close the
   // store. A second signal while that runs exits at once.
   closeWithGrace({ delay: 15_000, logger }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'shutting down after an error')
     else logger.info({ signal }, 'shutting down')
+    stopChecks.abort()
     await app.close()
     await store.close()
   })
 
   await app.listen({ host: config.host, port: config.port })
+  // A wrong Linode setting fails every paid tenant: say so now, not at the first payment.
+  if (config.linode.token !== '') void logLinodePreflight(config, logger.child({ component: 'linode-check' }), AbortSignal.any([stopChecks.signal, AbortSignal.timeout(120_000)]))
 }
 
 await main()

@@ -1,6 +1,6 @@
 // api/server.ts as a real process: SIGTERM stops accepting, lets an in-flight request finish
 // (its effect committed), gives the worker's job leases back and exits 0; a second SIGTERM
-// during that drain exits at once.
+// during that drain exits at once. With a Linode token, the start checks the settings.
 import t from 'tap'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { signPayload } from '../api/billing/signature.ts'
+import { startFakeLinode } from './helpers/fake-linode.ts'
 import { startServer, type ServerProcess } from './helpers/server-process.ts'
+import { until } from './helpers/until.ts'
 import { checkoutSession, makeEvent } from './helpers/stripe-events.ts'
 
 const SECRET = 'whsec_test_graceful_shutdown_0123456789'
@@ -21,13 +23,17 @@ function sleep (ms: number): Promise<void> {
 }
 
 /** A Linode API that takes every request and never answers: a provisioning job stays running. */
-async function hangingLinode (t: Teardown): Promise<{ url: string, firstRequest: Promise<string> }> {
+async function hangingLinode (t: Teardown): Promise<{ url: string, firstRequest: Promise<string>, settingsCheck: Promise<string> }> {
+  let checked: (path: string) => void = () => {}
+  const settingsCheck = new Promise<string>((resolve) => { checked = resolve })
   let seen: (path: string) => void = () => {}
   const firstRequest = new Promise<string>((resolve) => { seen = resolve })
   const held: ServerResponse[] = []
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     held.push(res)
-    seen(`${req.method} ${req.url}`)
+    // The start's settings check reads /profile first; the job's first call is about servers.
+    if (req.url?.startsWith('/v4/linode/instances') === true) seen(`${req.method} ${req.url}`)
+    else checked(`${req.method} ${req.url}`)
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -35,7 +41,7 @@ async function hangingLinode (t: Teardown): Promise<{ url: string, firstRequest:
     server.closeAllConnections()
     server.close()
   })
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v4`, firstRequest }
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v4`, firstRequest, settingsCheck }
 }
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -125,6 +131,7 @@ t.test('SIGTERM: stops accepting, finishes the in-flight request, releases job l
   })
   t.teardown(() => server.kill())
   const owner = `worker-${server.child.pid}-`
+  t.equal(await linode.settingsCheck, 'GET /v4/profile', 'the start checks the Linode settings (that check hangs too)')
 
   // A paid checkout queues provisioning; the worker takes the job, and Linode never answers.
   const first = await slowWebhook(server.port, paidCheckout('Running Job CTF'))
@@ -158,6 +165,30 @@ t.test('SIGTERM: stops accepting, finishes the in-flight request, releases job l
   const jobs = db.prepare('SELECT id, status, lease_owner, lease_until FROM jobs ORDER BY id').all() as Array<{ id: number, status: string, lease_owner: string | null, lease_until: number }>
   t.same(jobs.filter((j) => j.lease_owner?.startsWith(owner) === true), [], 'no job holds this worker\'s lease')
   t.match(jobs[0], { id: leased[0]!.id, status: 'running', lease_owner: null, lease_until: 0 }, 'the running job is free for another worker at once')
+})
+
+t.test('with a Linode token the start checks the settings and logs what would fail every tenant', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-linode-check-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const linode = await startFakeLinode(t, { domains: ['ctfhive.test'] })
+  const server = await startServer({
+    env: {
+      DATABASE_URL: `sqlite:${join(dir, 'ctfhive.db')}`,
+      STRIPE_WEBHOOK_SECRET: SECRET,
+      LINODE_API_TOKEN: linode.token,
+      LINODE_API_BASE: linode.url,
+      LINODE_REGION: 'ap-south',
+      BASE_DOMAIN: 'ctfhive.test'
+    }
+  })
+  t.teardown(() => server.kill())
+  await until(async () => server.output().includes('"check":"DNS zone"') || server.output().includes('"check":"region"'), 'the check logged')
+  const lines = server.output().split('\n').filter((l) => l.includes('linode-check')).map((l) => JSON.parse(l))
+  t.match(lines, [{ level: 50, component: 'linode-check', check: 'region', got: 'lacks Metadata (LINODE_REGION)', msg: /provisioning will fail until it is fixed/ }, { level: 40, check: 'type g6-standard-1 (solo)' }])
+  t.notMatch(server.output(), linode.token, 'no token in the log')
+  t.equal((await fetch(`${server.url}/readyz`)).status, 200, 'the server serves anyway')
+  await server.stop()
+  t.same(await server.exited, { code: 0, signal: null })
 })
 
 t.test('a second SIGTERM during the drain exits at once', async (t) => {

@@ -1,15 +1,10 @@
 import t from 'tap'
 import { main, formatTable } from '../../bootstrap/live-smoke.ts'
 import { main as bootstrap } from '../../bootstrap/stripe-bootstrap.ts'
+import { capture } from '../helpers/cli-io.ts'
 import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.ts'
 
 interface Run { code: number, stdout: string, stderr: string }
-
-function capture () {
-  const out = { stdout: '', stderr: '' }
-  const io = { stdout: { write: (s: string) => { out.stdout += s } }, stderr: { write: (s: string) => { out.stderr += s } } }
-  return { out, io }
-}
 
 async function smoke (argv: string[], env: Record<string, string | undefined>): Promise<Run> {
   const { out, io } = capture()

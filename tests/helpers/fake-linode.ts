@@ -1,5 +1,6 @@
 // A real HTTP server playing Linode API v4 for wire-level tests: instances (label uniqueness,
-// status progression, boot), domains and records, bearer auth, paging, X-Filter, request bodies checked
+// status progression, boot), domains and records, what the settings check reads (profile,
+// grants, regions, images, types), bearer auth, paging, X-Filter, request bodies checked
 // against schemas cut from the OpenAPI spec, and faults (429, 5xx, slow and lost replies).
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -101,6 +102,32 @@ export interface FakeLinodeOptions {
   getsPerStep?: number
 }
 
+/** What the settings check reads: regions, images, server types, availability and the user's grants. */
+export interface FakeCatalogue {
+  regions: Map<string, { capabilities: string[], status: string }>
+  images: Map<string, { status: string, capabilities: string[], is_public: boolean, deprecated: boolean, eol: string | null }>
+  types: Map<string, { vcpus: number, memory: number }>
+  /** Per region: the types Linode lists as (un)available there. */
+  availability: Map<string, Array<{ plan: string, available: boolean }>>
+  /** null: an unrestricted user (GET /profile/grants answers 204). */
+  grants: { global: { add_linodes: boolean }, domain: Array<{ id: number, permissions: string | null }> } | null
+}
+
+function defaultCatalogue (): FakeCatalogue {
+  const all = ['Linodes', 'Block Storage', 'Cloud Firewall', 'Metadata']
+  return {
+    regions: new Map([['us-east', { capabilities: all, status: 'ok' }], ['us-southeast', { capabilities: all, status: 'ok' }], ['ap-south', { capabilities: ['Linodes', 'Cloud Firewall'], status: 'ok' }]]),
+    images: new Map([
+      ['linode/debian12', { status: 'available', capabilities: ['cloud-init', 'distributed-sites'], is_public: true, deprecated: false, eol: '2028-06-30T04:00:00' }],
+      ['linode/debian11', { status: 'available', capabilities: ['cloud-init'], is_public: true, deprecated: true, eol: '2026-07-01T04:00:00' }],
+      ['linode/arch', { status: 'available', capabilities: [], is_public: true, deprecated: false, eol: null }]
+    ]),
+    types: new Map([['g6-nanode-1', { vcpus: 1, memory: 1024 }], ['g6-standard-1', { vcpus: 1, memory: 2048 }], ['g6-standard-2', { vcpus: 2, memory: 4096 }], ['g6-standard-4', { vcpus: 4, memory: 8192 }], ['g6-standard-6', { vcpus: 6, memory: 16384 }]]),
+    availability: new Map([['us-east', [{ plan: 'g6-standard-2', available: true }, { plan: 'g6-standard-4', available: true }]]]),
+    grants: null
+  }
+}
+
 export interface FakeLinode {
   /** Base URL including /v4, for the executor's apiBase. */
   url: string
@@ -108,6 +135,7 @@ export interface FakeLinode {
   requests: RecordedRequest[]
   instances: Map<number, FakeInstance>
   domains: Map<number, FakeDomain>
+  catalogue: FakeCatalogue
   inject: (rule: FaultRule) => void
   addInstance: (fields: Partial<FakeInstance> & { label: string }) => FakeInstance
   addRecord: (domain: string, fields: Partial<FakeRecord> & { name: string, target: string }) => FakeRecord
@@ -143,6 +171,7 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
   const instances = new Map<number, FakeInstance>()
   const domains = new Map<number, FakeDomain>()
   const requests: RecordedRequest[] = []
+  const catalogue = defaultCatalogue()
   const rules: Array<FaultRule & { left: number }> = []
   let nextId = 1000
   const now = (): string => new Date().toISOString().slice(0, 19)
@@ -181,7 +210,16 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
   }
 
   function handle (method: string, path: string, query: Record<string, string>, req: IncomingMessage, body: any): [number, unknown] {
-    const seg = path.split('/').filter(Boolean)
+    const seg = path.split('/').filter(Boolean).map(decodeURIComponent)
+    if (method === 'GET' && seg[0] === 'profile' && seg.length === 1) return [200, { username: 'ctfhive-ops', email: 'ops@example.com', restricted: catalogue.grants !== null }]
+    if (method === 'GET' && seg[0] === 'profile' && seg[1] === 'grants' && seg.length === 2) return catalogue.grants === null ? [204, undefined] : [200, { ...catalogue.grants, linode: [] }]
+    const region = method === 'GET' && seg[0] === 'regions' ? catalogue.regions.get(seg[1] ?? '') : undefined
+    if (region !== undefined && seg.length === 2) return [200, { id: seg[1], label: 'Somewhere', country: 'us', site_type: 'core', ...region }]
+    if (region !== undefined && seg.length === 3 && seg[2] === 'availability') return [200, (catalogue.availability.get(seg[1]!) ?? []).map((a) => ({ region: seg[1], ...a }))]
+    const image = method === 'GET' && seg[0] === 'images' ? catalogue.images.get(seg.slice(1).join('/')) : undefined
+    if (image !== undefined) return [200, { id: seg.slice(1).join('/'), label: seg.at(-1), size: 2500, created_by: 'linode', ...image }]
+    const type = method === 'GET' && seg[0] === 'linode' && seg[1] === 'types' && seg.length === 3 ? catalogue.types.get(seg[2]!) : undefined
+    if (type !== undefined) return [200, { id: seg[2], label: seg[2], class: 'standard', disk: 81920, transfer: 4000, ...type }]
     if (seg[0] === 'linode' && seg[1] === 'instances') {
       if (seg.length === 2 && method === 'GET') return [200, page(filtered('instances', [...instances.values()], req.headers['x-filter']).map(view), query)]
       if (seg.length === 2 && method === 'POST') {
@@ -304,6 +342,7 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
     requests,
     instances,
     domains,
+    catalogue,
     inject: (rule) => { rules.push({ ...rule, left: rule.times ?? 1 }) },
     addInstance,
     addRecord: (name, fields) => {

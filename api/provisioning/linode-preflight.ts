@@ -1,0 +1,170 @@
+// Read-only checks of the Linode settings, before a customer pays: a wrong region, image or
+// type, a missing zone or a token without rights fails every tenant's provisioning with a
+// 400 no retry fixes. Run by `npm run linode:check` and, in the background, at server start.
+// Write rights (the token's scopes) cannot be proven without writing; see the docs.
+import type { Config } from '../config.ts'
+import { PAID_PLANS } from '../plans.ts'
+import { LinodeApi, LinodeApiError } from './linode-api.ts'
+
+export type CheckResult = 'pass' | 'warn' | 'fail'
+
+export interface PreflightCheck {
+  check: string
+  expected: string
+  got: string
+  result: CheckResult
+}
+
+export interface PreflightSettings {
+  region: string
+  image: string
+  baseDomain: string
+  /** Server type per plan (the catalogue's, or LINODE_PLAN for all). */
+  serverTypes: ReadonlyArray<{ plan: string, type: string }>
+}
+
+/** CTFd's stated minimum (NOTES: 2 cores / 1 GB). */
+const MIN_VCPUS = 2
+
+interface Grants { global?: { add_linodes?: boolean }, domain?: Array<{ id: number, permissions: string | null }> }
+interface Region { capabilities?: string[], status?: string }
+interface Image { status?: string, capabilities?: string[], is_public?: boolean, deprecated?: boolean, eol?: string | null }
+interface LinodeType { vcpus?: number, memory?: number }
+interface Zone { id: number, domain: string, type?: string, status?: string }
+
+export function preflightSettings (config: Pick<Config, 'linode' | 'baseDomain'>): PreflightSettings {
+  const serverTypes = PAID_PLANS.map((p) => ({ plan: p.slug, type: config.linode.plan !== '' ? config.linode.plan : p.serverType! }))
+  return { region: config.linode.region, image: config.linode.image, baseDomain: config.baseDomain.toLowerCase(), serverTypes }
+}
+
+function reason (err: unknown): string {
+  if (err instanceof LinodeApiError) return err.status === 0 ? 'no answer' : `${err.status} ${err.reasons.map((r) => r.reason).join('; ') || 'error'}`
+  return err instanceof Error ? err.message : String(err)
+}
+
+export async function linodePreflight (api: LinodeApi, s: PreflightSettings, signal?: AbortSignal): Promise<PreflightCheck[]> {
+  const checks: PreflightCheck[] = []
+  const add = (check: string, expected: string, got: string, result: CheckResult): void => { checks.push({ check, expected, got, result }) }
+  /** Runs one check; an API error fails it with Linode's reason. */
+  const attempt = async (check: string, expected: string, fn: () => Promise<void>): Promise<void> => {
+    try {
+      await fn()
+    } catch (err) {
+      if (signal?.aborted === true) throw signal.reason
+      add(check, expected, reason(err), 'fail')
+    }
+  }
+
+  // Without a working token every other call fails the same way: stop at the first check.
+  let tokenOk = false
+  await attempt('token', 'accepted', async () => {
+    const profile = await api.call<{ username?: string, restricted?: boolean }>('GET', '/profile', { signal })
+    add('token', 'accepted', `accepted (user ${profile.username ?? '?'})`, 'pass')
+    tokenOk = true
+  })
+  if (!tokenOk) return checks
+
+  let grants: Grants | undefined
+  await attempt('user rights', 'may create servers', async () => {
+    const g = await api.call<Grants>('GET', '/profile/grants', { signal })
+    // 204 (an empty object here): an unrestricted user, who may do everything.
+    if (Object.keys(g).length === 0) return add('user rights', 'may create servers', 'unrestricted user', 'pass')
+    grants = g
+    add('user rights', 'may create servers', g.global?.add_linodes === true ? 'restricted user with add_linodes' : 'restricted user without add_linodes', g.global?.add_linodes === true ? 'pass' : 'fail')
+  })
+
+  await attempt('servers', 'listable (linodes scope)', async () => {
+    await api.call('GET', '/linode/instances?page=1&page_size=25', { signal })
+    add('servers', 'listable (linodes scope)', 'listed', 'pass')
+  })
+
+  await attempt('region', `${s.region}: Linodes, Metadata`, async () => {
+    const region = await api.getOrUndefined<Region>(`/regions/${encodeURIComponent(s.region)}`, signal)
+    if (region === undefined) return add('region', `${s.region}: Linodes, Metadata`, 'no such region (LINODE_REGION)', 'fail')
+    const missing = ['Linodes', 'Metadata'].filter((c) => region.capabilities?.includes(c) !== true)
+    if (missing.length > 0) return add('region', `${s.region}: Linodes, Metadata`, `lacks ${missing.join(', ')} (LINODE_REGION)`, 'fail')
+    add('region', `${s.region}: Linodes, Metadata`, region.status === undefined || region.status === 'ok' ? 'ok' : `status ${region.status}`, region.status === undefined || region.status === 'ok' ? 'pass' : 'warn')
+  })
+
+  await attempt('image', `${s.image}: available, cloud-init`, async () => {
+    const expected = `${s.image}: available, cloud-init`
+    // Image ids hold a slash (linode/debian12): it is part of the path.
+    const image = await api.getOrUndefined<Image>(`/images/${s.image.split('/').map(encodeURIComponent).join('/')}`, signal)
+    if (image === undefined) return add('image', expected, 'no such image (LINODE_IMAGE)', 'fail')
+    if (image.status !== undefined && image.status !== 'available') return add('image', expected, `status ${image.status} (LINODE_IMAGE)`, 'fail')
+    // Linode reports the capability for public images only.
+    if (image.is_public === false) return add('image', expected, 'private image: make sure it runs cloud-init', 'warn')
+    if (image.capabilities?.includes('cloud-init') !== true) return add('image', expected, 'no cloud-init: the server would never set itself up (LINODE_IMAGE)', 'fail')
+    if (image.deprecated === true) return add('image', expected, `deprecated${image.eol != null ? `, end of life ${image.eol.slice(0, 10)}` : ''}`, 'warn')
+    add('image', expected, 'available, cloud-init', 'pass')
+  })
+
+  let soldOut = new Set<string>()
+  let availabilityKnown = false
+  try {
+    const list = await api.call<Array<{ plan: string, available: boolean }>>('GET', `/regions/${encodeURIComponent(s.region)}/availability`, { signal })
+    soldOut = new Set(list.filter((a) => a.available === false).map((a) => a.plan))
+    availabilityKnown = true
+  } catch (err) {
+    if (signal?.aborted === true) throw signal.reason
+  }
+  const types = new Map<string, string[]>()
+  for (const { plan, type } of s.serverTypes) types.set(type, [...(types.get(type) ?? []), plan])
+  for (const [type, plans] of types) {
+    const check = `type ${type} (${plans.join(', ')})`
+    const expected = `exists, ≥ ${MIN_VCPUS} CPUs, sold in ${s.region}`
+    await attempt(check, expected, async () => {
+      const info = await api.getOrUndefined<LinodeType>(`/linode/types/${encodeURIComponent(type)}`, signal)
+      if (info === undefined) return add(check, expected, 'no such type (plan catalogue or LINODE_PLAN)', 'fail')
+      if (soldOut.has(type)) return add(check, expected, `sold out in ${s.region}`, 'fail')
+      const size = `${info.vcpus ?? '?'} CPU, ${Math.round((info.memory ?? 0) / 1024)} GB`
+      if ((info.vcpus ?? 0) < MIN_VCPUS) return add(check, expected, `${size}: below CTFd's minimum of ${MIN_VCPUS} cores`, 'warn')
+      add(check, expected, availabilityKnown ? size : `${size}; availability not known`, availabilityKnown ? 'pass' : 'warn')
+    })
+  }
+
+  await attempt('DNS zone', `${s.baseDomain}: active master zone`, async () => {
+    const expected = `${s.baseDomain}: active master zone`
+    const zones = await api.list<Zone>('/domains', { domain: s.baseDomain }, signal)
+    const zone = zones.find((z) => z.domain.toLowerCase() === s.baseDomain)
+    if (zone === undefined) return add('DNS zone', expected, 'no zone: create it in Linode\'s Domains (BASE_DOMAIN)', 'fail')
+    if (zone.type === 'slave') return add('DNS zone', expected, 'a secondary zone: records cannot be added', 'fail')
+    if (grants !== undefined && grants.domain?.find((d) => d.id === zone.id)?.permissions !== 'read_write') {
+      return add('DNS zone', expected, 'the restricted user may not change it (needs read_write)', 'fail')
+    }
+    add('DNS zone', expected, `zone ${zone.id}, ${zone.status ?? 'active'}`, zone.status === undefined || zone.status === 'active' ? 'pass' : 'warn')
+  })
+  return checks
+}
+
+/** A LinodeApi for a one-off check: few tries, short timeouts. */
+export function preflightApi (config: Pick<Config, 'linode'>): LinodeApi {
+  return new LinodeApi({
+    token: config.linode.token,
+    apiBase: config.linode.apiBase,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 2000))),
+    maxAttempts: 3,
+    requestTimeoutMs: 10_000,
+    maxRetryAfterMs: 10_000
+  })
+}
+
+/**
+ * The check at server start: in the background, logged. A failed check is an error (every
+ * tenant would fail); a warning is one; nothing stops the server, which serves what it can.
+ */
+export async function logLinodePreflight (config: Pick<Config, 'linode' | 'baseDomain'>, log: { info: (o: object, m: string) => void, warn: (o: object, m: string) => void, error: (o: object, m: string) => void }, signal?: AbortSignal): Promise<PreflightCheck[]> {
+  try {
+    const checks = await linodePreflight(preflightApi(config), preflightSettings(config), signal)
+    for (const c of checks) {
+      if (c.result === 'fail') log.error({ check: c.check, expected: c.expected, got: c.got }, 'linode setting check failed: provisioning will fail until it is fixed (npm run linode:check)')
+      else if (c.result === 'warn') log.warn({ check: c.check, expected: c.expected, got: c.got }, 'linode setting check warns')
+    }
+    if (checks.every((c) => c.result === 'pass')) log.info({ checks: checks.length }, 'linode settings checked')
+    return checks
+  } catch (err) {
+    // Cut short by shutdown: nothing to report. Out of time, or a bug: say so.
+    if (signal?.aborted !== true || (signal.reason as Error | undefined)?.name === 'TimeoutError') log.warn({ reason: reason(err) }, 'linode settings could not be checked')
+    return []
+  }
+}

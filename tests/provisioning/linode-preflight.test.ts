@@ -1,0 +1,144 @@
+import t from 'tap'
+import { LinodeApi } from '../../api/provisioning/linode-api.ts'
+import { linodePreflight, logLinodePreflight, preflightApi, preflightSettings, type PreflightSettings } from '../../api/provisioning/linode-preflight.ts'
+import { testConfig } from '../helpers/build-app.ts'
+import { startFakeLinode, type FakeLinode } from '../helpers/fake-linode.ts'
+
+interface T { teardown: (fn: () => unknown) => void }
+
+const settings: PreflightSettings = {
+  region: 'us-east',
+  image: 'linode/debian12',
+  baseDomain: 'ctfhive.test',
+  serverTypes: [{ plan: 'standard', type: 'g6-standard-2' }, { plan: 'pro', type: 'g6-standard-4' }]
+}
+
+function api (fake: FakeLinode, token = fake.token): LinodeApi {
+  return new LinodeApi({ token, apiBase: fake.url, sleep: async () => {}, maxAttempts: 2, requestTimeoutMs: 2000, maxRetryAfterMs: 1000 })
+}
+
+async function run (t: T, change: (fake: FakeLinode) => void = () => {}, s: Partial<PreflightSettings> = {}) {
+  const fake = await startFakeLinode(t, { domains: ['ctfhive.test'] })
+  change(fake)
+  const checks = await linodePreflight(api(fake), { ...settings, ...s })
+  const by = (name: string) => checks.find((c) => c.check === name)
+  return { fake, checks, by }
+}
+
+t.test('good settings pass every check, reading only', async (t) => {
+  const { fake, checks } = await run(t)
+  t.same(checks.map((c) => [c.check, c.result]), [
+    ['token', 'pass'], ['user rights', 'pass'], ['servers', 'pass'], ['region', 'pass'], ['image', 'pass'],
+    ['type g6-standard-2 (standard)', 'pass'], ['type g6-standard-4 (pro)', 'pass'], ['DNS zone', 'pass']
+  ])
+  t.match(checks[0]!.got, 'user ctfhive-ops')
+  t.equal(checks[1]!.got, 'unrestricted user')
+  t.equal(checks[5]!.got, '2 CPU, 4 GB')
+  t.match(checks.at(-1)!.got, /^zone \d+, active$/)
+  t.same(fake.requests.filter((r) => r.method !== 'GET'), [], 'nothing but GETs')
+  t.ok(fake.requests.some((r) => r.path === '/images/linode/debian12'), 'the image id keeps its slash')
+})
+
+t.test('a rejected token stops at the first check', async (t) => {
+  const fake = await startFakeLinode(t, { domains: ['ctfhive.test'] })
+  const checks = await linodePreflight(api(fake, 'wrong-token-0123456789'), settings)
+  t.same(checks, [{ check: 'token', expected: 'accepted', got: '401 Invalid Token', result: 'fail' }])
+  t.equal(fake.requests.length, 1)
+  t.notMatch(JSON.stringify(checks), /wrong-token/, 'the token is never in a result')
+})
+
+t.test('region: unknown, or without Metadata, fails; an outage warns', async (t) => {
+  t.match((await run(t, () => {}, { region: 'mars-1' })).by('region'), { result: 'fail', got: 'no such region (LINODE_REGION)' })
+  t.match((await run(t, () => {}, { region: 'ap-south' })).by('region'), { result: 'fail', got: 'lacks Metadata (LINODE_REGION)' })
+  t.match((await run(t, (f) => { f.catalogue.regions.get('us-east')!.status = 'outage' })).by('region'), { result: 'warn', got: 'status outage' })
+})
+
+t.test('image: unknown, not available or without cloud-init fails; deprecated or private warns', async (t) => {
+  t.match((await run(t, () => {}, { image: 'linode/nope' })).by('image'), { result: 'fail', got: 'no such image (LINODE_IMAGE)' })
+  t.match((await run(t, () => {}, { image: 'linode/arch' })).by('image'), { result: 'fail', got: /no cloud-init/ })
+  t.match((await run(t, (f) => { f.catalogue.images.get('linode/debian12')!.status = 'creating' })).by('image'), { result: 'fail', got: 'status creating (LINODE_IMAGE)' })
+  t.match((await run(t, () => {}, { image: 'linode/debian11' })).by('image'), { result: 'warn', got: 'deprecated, end of life 2026-07-01' })
+  const priv = (f: FakeLinode) => { f.catalogue.images.set('private/123', { status: 'available', capabilities: [], is_public: false, deprecated: false, eol: null }) }
+  t.match((await run(t, priv, { image: 'private/123' })).by('image'), { result: 'warn', got: /private image/ })
+})
+
+t.test('server types: unknown or sold out fails; below CTFd’s 2 cores warns; one check per type', async (t) => {
+  const { by, checks } = await run(t, (f) => { f.catalogue.availability.get('us-east')!.push({ plan: 'g6-standard-6', available: false }) }, {
+    serverTypes: [{ plan: 'solo', type: 'g6-standard-1' }, { plan: 'standard', type: 'g6-bogus' }, { plan: 'pro', type: 'g6-standard-6' }, { plan: 'max', type: 'g6-standard-6' }]
+  })
+  t.match(by('type g6-standard-1 (solo)'), { result: 'warn', got: "1 CPU, 2 GB: below CTFd's minimum of 2 cores" })
+  t.match(by('type g6-bogus (standard)'), { result: 'fail', got: 'no such type (plan catalogue or LINODE_PLAN)' })
+  t.match(by('type g6-standard-6 (pro, max)'), { result: 'fail', got: 'sold out in us-east' })
+  t.equal(checks.filter((c) => c.check.startsWith('type ')).length, 3)
+
+  const unknown = await run(t, (f) => { f.inject({ path: '/regions/us-east/availability', times: 2, fault: { status: 500 } }) })
+  t.match(unknown.by('type g6-standard-2 (standard)'), { result: 'warn', got: '2 CPU, 4 GB; availability not known' })
+})
+
+t.test('DNS zone: missing, secondary, or not writable by a restricted user fails', async (t) => {
+  t.match((await run(t, () => {}, { baseDomain: 'other.test' })).by('DNS zone'), { result: 'fail', got: /no zone/ })
+  t.match((await run(t, (f) => { (f.domains.values().next().value as { type: string }).type = 'slave' })).by('DNS zone'), { result: 'fail', got: /secondary/ })
+  t.match((await run(t, (f) => { (f.domains.values().next().value as { status: string }).status = 'disabled' })).by('DNS zone'), { result: 'warn', got: /disabled$/ })
+
+  const restricted = (addLinodes: boolean, permissions: string | null) => (f: FakeLinode) => {
+    f.catalogue.grants = { global: { add_linodes: addLinodes }, domain: [{ id: [...f.domains.keys()][0]!, permissions }] }
+  }
+  const ok = await run(t, restricted(true, 'read_write'))
+  t.match(ok.by('user rights'), { result: 'pass', got: 'restricted user with add_linodes' })
+  t.match(ok.by('DNS zone'), { result: 'pass' })
+  const readOnly = await run(t, restricted(false, 'read_only'))
+  t.match(readOnly.by('user rights'), { result: 'fail', got: 'restricted user without add_linodes' })
+  t.match(readOnly.by('DNS zone'), { result: 'fail', got: /needs read_write/ })
+})
+
+t.test('an API error fails its own check only, with Linode’s reason', async (t) => {
+  const { by, checks } = await run(t, (f) => { f.inject({ path: '/linode/instances', times: 1, fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } }) })
+  t.match(by('servers'), { result: 'fail', got: '401 Your OAuth token is not authorized to use this endpoint.' })
+  t.equal(checks.filter((c) => c.result === 'fail').length, 1)
+})
+
+t.test('settings come from the config: LINODE_PLAN replaces every plan’s type', async (t) => {
+  const base = testConfig({ LINODE_REGION: 'us-southeast', LINODE_IMAGE: 'linode/debian12', BASE_DOMAIN: 'CTF.Example.org' }, t)
+  const s = preflightSettings(base)
+  t.same([s.region, s.image, s.baseDomain], ['us-southeast', 'linode/debian12', 'ctf.example.org'])
+  t.same(s.serverTypes, [{ plan: 'solo', type: 'g6-standard-1' }, { plan: 'standard', type: 'g6-standard-2' }, { plan: 'pro', type: 'g6-standard-4' }])
+  t.same(preflightSettings(testConfig({ LINODE_PLAN: 'g6-standard-6' }, t)).serverTypes.map((x) => x.type), ['g6-standard-6', 'g6-standard-6', 'g6-standard-6'])
+})
+
+t.test('at server start: failures are errors, warnings warnings, a clean run one info line', async (t) => {
+  const fake = await startFakeLinode(t, { domains: ['ctf.example.org'] })
+  const lines: Array<[string, Record<string, unknown>, string]> = []
+  const log = {
+    info: (o: object, m: string) => { lines.push(['info', o as Record<string, unknown>, m]) },
+    warn: (o: object, m: string) => { lines.push(['warn', o as Record<string, unknown>, m]) },
+    error: (o: object, m: string) => { lines.push(['error', o as Record<string, unknown>, m]) }
+  }
+  const env = { LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url, BASE_DOMAIN: 'ctf.example.org', LINODE_PLAN: 'g6-standard-2' }
+  await logLinodePreflight(testConfig(env, t), log)
+  t.same(lines, [['info', { checks: 7 }, 'linode settings checked']])
+
+  lines.length = 0
+  const checks = await logLinodePreflight(testConfig({ ...env, LINODE_REGION: 'ap-south', LINODE_PLAN: '' }, t), log)
+  t.same(lines.map(([level, o]) => [level, o.check]), [['error', 'region'], ['warn', 'type g6-standard-1 (solo)']])
+  t.match(lines[0]![2], /provisioning will fail until it is fixed \(npm run linode:check\)/)
+  t.equal(checks.length, 9)
+  t.notMatch(JSON.stringify(lines), fake.token, 'no token in the log')
+
+  // Aborted at shutdown: nothing logged. Out of time: one warning.
+  lines.length = 0
+  const stop = new AbortController()
+  stop.abort()
+  t.same(await logLinodePreflight(testConfig(env, t), log, stop.signal), [])
+  t.same(lines, [])
+  fake.inject({ path: '/profile', fault: { delayMs: 500 } })
+  t.same(await logLinodePreflight(testConfig(env, t), log, AbortSignal.timeout(50)), [])
+  t.match(lines, [['warn', {}, 'linode settings could not be checked']])
+})
+
+t.test('preflightApi: few tries, so a check never hangs on a dead API', async (t) => {
+  const fake = await startFakeLinode(t)
+  fake.inject({ path: '/profile', times: 5, fault: { status: 503 } })
+  const checks = await linodePreflight(preflightApi(testConfig({ LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url }, t)), settings)
+  t.match(checks, [{ check: 'token', result: 'fail', got: /^503/ }])
+  t.equal(fake.count('GET', '/profile'), 3, 'three tries')
+})
