@@ -63,10 +63,29 @@ const PLUGIN_ERRORS = new Map<number, { code: ErrorCode, message: string }>([
   [416, { code: 'range_not_satisfiable', message: 'The requested range lies outside the file.' }]
 ])
 
-/** No route: JSON for the API, a method other than GET or HEAD, the site's HTML page otherwise. */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
+
+/** The methods a route of its own takes at this URL; a static file's wildcard does not count. */
+function allowedMethods (request: FastifyRequest): string[] {
+  return METHODS.filter((method) => {
+    const route = request.server.findRoute({ method, url: request.url })
+    return route !== null && route.params['*'] === undefined
+  })
+}
+
+/**
+ * No route: 405 with Allow when the path takes other methods; else JSON for the API and for
+ * methods other than GET or HEAD, the site's HTML page otherwise.
+ */
 function notFound (request: FastifyRequest, reply: FastifyReply): unknown {
+  const path = request.url.split('?')[0]
+  const allow = allowedMethods(request)
+  // A route that sends its own miss (a hidden file) takes this very method: that is a 404.
+  if (allow.length > 0 && !allow.includes(request.method)) {
+    return reply.code(405).header('allow', allow.join(', ')).send(errorBody('method_not_allowed', `${path} takes ${allow.join(', ')}, not ${request.method}.`))
+  }
   if (isApiPath(request.url) || (request.method !== 'GET' && request.method !== 'HEAD')) {
-    return reply.code(404).send(errorBody('not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`))
+    return reply.code(404).send(errorBody('not_found', `No route for ${request.method} ${path}.`))
   }
   return sendSiteNotFound(request, reply)
 }

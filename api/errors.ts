@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   not_found: 404,
   tenant_not_found: 404,
   event_not_found: 404,
+  method_not_allowed: 405,
   request_timeout: 408,
   conflict: 409,
   tenant_not_ready: 409,

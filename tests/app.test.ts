@@ -39,8 +39,27 @@ t.test('API misses are JSON 404s', async (t) => {
     t.equal(r.statusCode, 404, url)
     t.equal(r.json().error, 'not_found', url)
   }
-  const post = await app.inject({ method: 'POST', url: '/pricing' })
+  const post = await app.inject({ method: 'POST', url: '/nowhere' })
+  t.equal(post.statusCode, 404)
   t.equal(post.json().error, 'not_found', 'non-GET misses are JSON too')
+})
+
+t.test('a path that takes other methods answers 405 with Allow', async (t) => {
+  const { app } = await buildTestApp(t)
+  for (const [method, url, allow] of [
+    ['POST', '/pricing', 'GET, HEAD'],
+    ['DELETE', `/tenants/${'a'.repeat(32)}/status?x=1`, 'GET, HEAD'],
+    ['GET', '/billing/checkout', 'POST'],
+    ['PUT', '/billing/webhook', 'POST'],
+    ['POST', '/healthz', 'GET, HEAD']
+  ] as const) {
+    const r = await app.inject({ method, url, headers: { accept: 'text/html' } })
+    t.equal(r.statusCode, 405, `${method} ${url}`)
+    t.equal(r.headers.allow, allow, `${method} ${url}`)
+    t.same(r.json(), { error: 'method_not_allowed', message: `${url.split('?')[0]} takes ${allow}, not ${method}.` })
+  }
+  // A static file's wildcard is not a route of its own: a POST there is a plain miss.
+  t.equal((await app.inject({ method: 'POST', url: '/docs/index.html' })).statusCode, 404)
 })
 
 t.test('checkout is rate limited per client with Retry-After', async (t) => {

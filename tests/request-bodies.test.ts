@@ -56,13 +56,13 @@ t.test('a browser form that does not decode goes back to the form', async (t) =>
   t.equal(await store.countTenants(), 0)
 })
 
-t.test('a route that does not exist is a 404, whatever the body', async (t) => {
+t.test('a route that does not exist is a 404, a wrong method a 405, whatever the body', async (t) => {
   const { app } = await buildTestApp(t)
-  for (const [method, url] of [['PUT', '/billing/checkout'], ['POST', '/nonexistent'], ['DELETE', `/tenants/${'a'.repeat(32)}/status`], ['PATCH', '/admin/x']] as const) {
+  for (const [method, url, status] of [['PUT', '/billing/checkout', 405], ['POST', '/nonexistent', 404], ['DELETE', `/tenants/${'a'.repeat(32)}/status`, 405], ['PATCH', '/admin/x', 404]] as const) {
     for (const [type, body] of [['application/json', '{'], ['application/json', '{"__proto__":{}}'], ['application/json', Buffer.from([0xff])], ['text/xml', '<x/>'], ['application/x-www-form-urlencoded', 'a=%FF']] as const) {
       const r = await app.inject({ method, url, headers: { 'content-type': type }, payload: body })
-      t.equal(r.statusCode, 404, `${method} ${url} ${type}`)
-      t.equal(r.json().error, 'not_found')
+      t.equal(r.statusCode, status, `${method} ${url} ${type}`)
+      t.equal(r.json().error, status === 404 ? 'not_found' : 'method_not_allowed')
     }
   }
 })
