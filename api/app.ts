@@ -205,6 +205,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     clientErrorHandler: handleClientError,
     // Fastify's own 503 body is not ours: the onRequest hook below answers while closing.
     return503OnClosing: false,
+    // The onRequest hook below answers a missing Host with our JSON error.
+    http: { requireHostHeader: false },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } }
   })
 
@@ -229,8 +231,10 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   // Set before the other preClose hooks run (the job runner's may take a while).
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onRequest', async () => {
+  app.addHook('onRequest', async (request) => {
     if (closing) throw new AppError('shutting_down', 'The server is shutting down; retry on another connection.')
+    // HTTP/1.1 requires Host (RFC 9112 §3.2); Node's own check answers an empty 400, ours JSON.
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') throw new AppError('bad_request', 'An HTTP/1.1 request needs a Host header.')
   })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)

@@ -177,6 +177,20 @@ t.test('requests Node cannot parse get a contract error, then the connection clo
   t.equal((await app.inject('/healthz')).statusCode, 200, 'the server still answers')
 })
 
+t.test('an HTTP/1.1 request without Host is a JSON 400; HTTP/1.0 needs none', async (t) => {
+  const { app } = await buildTestApp(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const client = await RawClient.open(app)
+  client.socket.write('POST /billing/checkout HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{"plan":"solo"}\n')
+  const r = await client.response()
+  t.equal(r.status, 400)
+  t.match(r.headers['content-type'], /^application\/json/)
+  t.same(JSON.parse(r.body), { error: 'bad_request', message: 'An HTTP/1.1 request needs a Host header.' })
+  t.equal(await app.store.countTenants(), 0, 'nothing happened')
+  client.socket.write('GET /healthz HTTP/1.0\r\n\r\n')
+  t.equal((await client.response()).status, 200, 'HTTP/1.0 has no Host requirement')
+})
+
 t.test('a request that arrives while the app closes is 503 shutting_down', async (t) => {
   // The job runner's preClose hook gives leases back last; holding that call holds the app
   // in its closing phase, still listening, while a kept-alive connection sends one more request.
