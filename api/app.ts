@@ -231,10 +231,13 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   // Set before the other preClose hooks run (the job runner's may take a while).
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     if (closing) throw new AppError('shutting_down', 'The server is shutting down; retry on another connection.')
     // HTTP/1.1 requires Host (RFC 9112 §3.2); Node's own check answers an empty 400, ours JSON.
-    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') throw new AppError('bad_request', 'An HTTP/1.1 request needs a Host header.')
+    // Sent here, not thrown: on a path without a route the error handler would answer the miss.
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      return reply.code(400).send(errorBody('bad_request', 'An HTTP/1.1 request needs a Host header.'))
+    }
   })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)

@@ -19,14 +19,15 @@ least 2 CPUs, not sold out in the region) and the DNS zone for BASE_DOMAIN.
 It cannot prove the token may write (its scopes need linodes and domains read/write).
 
 Environment: LINODE_API_TOKEN, LINODE_API_BASE, LINODE_REGION, LINODE_IMAGE, LINODE_PLAN, BASE_DOMAIN.
-Exit status: 0 every check passed (warnings allowed), 1 a check failed, 2 bad usage or configuration.
+Exit status: 0 every check passed (warnings allowed), 1 a check failed or Linode did not
+answer, 2 bad usage or configuration.
 `
 
 export function formatChecks (checks: readonly PreflightCheck[]): string {
   return renderTable(['check', 'expected', 'got', 'result'], checks.map((c) => [c.check, c.expected, c.got, c.result.toUpperCase()]))
 }
 
-export async function main (argv: string[], env: Env = process.env, io: Io = process): Promise<number> {
+export async function main (argv: string[], env: Env = process.env, io: Io = process, timeoutMs = 120_000): Promise<number> {
   const fail = (code: number, message: string): number => {
     io.stderr.write(`error: ${message}\n`)
     return code
@@ -51,14 +52,22 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   }
   if (config.linode.token === '') return fail(2, 'LINODE_API_TOKEN is not set: without it the server uses the fake executor and makes no servers.')
 
-  const checks = await linodePreflight(preflightApi(config), preflightSettings(config), AbortSignal.timeout(120_000))
-  const failed = checks.filter((c) => c.result === 'fail').length
-  const warned = checks.filter((c) => c.result === 'warn').length
-  io.stdout.write(args.json ? `${JSON.stringify({ ok: failed === 0, checks }, null, 2)}\n` : formatChecks(checks))
-  io.stderr.write(failed > 0
-    ? `${failed} check${failed === 1 ? '' : 's'} failed: provisioning will fail until ${failed === 1 ? 'it is' : 'they are'} fixed\n`
-    : `Linode settings OK${warned > 0 ? ` (${warned} warning${warned === 1 ? '' : 's'})` : ''}\n`)
-  return failed > 0 ? 1 : 0
+  let checks: PreflightCheck[]
+  try {
+    checks = await linodePreflight(preflightApi(config), preflightSettings(config), AbortSignal.timeout(timeoutMs))
+  } catch (err) {
+    if ((err as Error).name === 'TimeoutError') return fail(1, `Linode did not answer within ${timeoutMs / 1000} s; nothing was checked to the end`)
+    throw err
+  }
+  const n = (r: PreflightCheck['result']): number => checks.filter((c) => c.result === r).length
+  const plural = (k: number, what: string): string => `${k} ${what}${k === 1 ? '' : 's'}`
+  const [failed, unknown, warned] = [n('fail'), n('unknown'), n('warn')]
+  io.stdout.write(args.json ? `${JSON.stringify({ ok: failed + unknown === 0, checks }, null, 2)}\n` : formatChecks(checks))
+  if (failed > 0) io.stderr.write(`${plural(failed, 'check')} failed: provisioning will fail until ${failed === 1 ? 'it is' : 'they are'} fixed\n`)
+  // An outage proves nothing either way: not OK, and not a wrong setting.
+  if (unknown > 0) io.stderr.write(`${plural(unknown, 'check')} could not be run: Linode did not answer; run it again later\n`)
+  if (failed + unknown === 0) io.stderr.write(`Linode settings OK${warned > 0 ? ` (${plural(warned, 'warning')})` : ''}\n`)
+  return failed + unknown > 0 ? 1 : 0
 }
 
 if (import.meta.main) process.exitCode = await main(process.argv.slice(2))

@@ -187,6 +187,13 @@ t.test('an HTTP/1.1 request without Host is a JSON 400; HTTP/1.0 needs none', as
   t.match(r.headers['content-type'], /^application\/json/)
   t.same(JSON.parse(r.body), { error: 'bad_request', message: 'An HTTP/1.1 request needs a Host header.' })
   t.equal(await app.store.countTenants(), 0, 'nothing happened')
+  // Wherever it goes: a path without a route, a wrong method, a route.
+  for (const line of ['POST /nowhere', 'PUT /billing/checkout', 'GET /healthz']) {
+    client.socket.write(`${line} HTTP/1.1\r\n\r\n`)
+    const miss = await client.response()
+    t.equal(miss.status, 400, line)
+    t.equal(JSON.parse(miss.body).error, 'bad_request', line)
+  }
   client.socket.write('GET /healthz HTTP/1.0\r\n\r\n')
   t.equal((await client.response()).status, 200, 'HTTP/1.0 has no Host requirement')
 })

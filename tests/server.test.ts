@@ -182,8 +182,10 @@ t.test('with a Linode token the start checks the settings and logs what would fa
     }
   })
   t.teardown(() => server.kill())
-  await until(async () => server.output().includes('"check":"DNS zone"') || server.output().includes('"check":"region"'), 'the check logged')
-  const lines = server.output().split('\n').filter((l) => l.includes('linode-check')).map((l) => JSON.parse(l))
+  // The lines come one write each, the region's first: wait for the whole last one.
+  const last = /"check":"type g6-standard-1 \(solo\)".*\n/
+  await until(async () => last.test(server.output()), 'the check logged')
+  const lines = server.output().split('\n').slice(0, -1).filter((l) => l.includes('linode-check')).map((l) => JSON.parse(l))
   t.match(lines, [{ level: 50, component: 'linode-check', check: 'region', got: 'lacks Metadata (LINODE_REGION)', msg: /provisioning will fail until it is fixed/ }, { level: 40, check: 'type g6-standard-1 (solo)' }])
   t.notMatch(server.output(), linode.token, 'no token in the log')
   t.equal((await fetch(`${server.url}/readyz`)).status, 200, 'the server serves anyway')

@@ -6,7 +6,8 @@ import type { Config } from '../config.ts'
 import { PAID_PLANS } from '../plans.ts'
 import { LinodeApi, LinodeApiError } from './linode-api.ts'
 
-export type CheckResult = 'pass' | 'warn' | 'fail'
+/** 'unknown': Linode did not answer (no reply, 429, 5xx), so the setting was not checked. */
+export type CheckResult = 'pass' | 'warn' | 'fail' | 'unknown'
 
 export interface PreflightCheck {
   check: string
@@ -28,7 +29,7 @@ const MIN_VCPUS = 2
 
 interface Grants { global?: { add_linodes?: boolean }, domain?: Array<{ id: number, permissions: string | null }> }
 interface Region { capabilities?: string[], status?: string }
-interface Image { status?: string, capabilities?: string[], is_public?: boolean, deprecated?: boolean, eol?: string | null }
+interface Image { status?: string, capabilities?: string[], is_public?: boolean, deprecated?: boolean, eol?: string | null, regions?: Array<{ region: string, status: string }> }
 interface LinodeType { vcpus?: number, memory?: number }
 interface Zone { id: number, domain: string, type?: string, status?: string }
 
@@ -45,13 +46,14 @@ function reason (err: unknown): string {
 export async function linodePreflight (api: LinodeApi, s: PreflightSettings, signal?: AbortSignal): Promise<PreflightCheck[]> {
   const checks: PreflightCheck[] = []
   const add = (check: string, expected: string, got: string, result: CheckResult): void => { checks.push({ check, expected, got, result }) }
-  /** Runs one check; an API error fails it with Linode's reason. */
+  /** Runs one check; an API refusal fails it with Linode's reason, an outage leaves it unknown. */
   const attempt = async (check: string, expected: string, fn: () => Promise<void>): Promise<void> => {
     try {
       await fn()
     } catch (err) {
       if (signal?.aborted === true) throw signal.reason
-      add(check, expected, reason(err), 'fail')
+      if (err instanceof LinodeApiError && err.retryable) add(check, expected, `could not check: ${reason(err)}`, 'unknown')
+      else add(check, expected, reason(err), 'fail')
     }
   }
 
@@ -92,8 +94,15 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
     const image = await api.getOrUndefined<Image>(`/images/${s.image.split('/').map(encodeURIComponent).join('/')}`, signal)
     if (image === undefined) return add('image', expected, 'no such image (LINODE_IMAGE)', 'fail')
     if (image.status !== undefined && image.status !== 'available') return add('image', expected, `status ${image.status} (LINODE_IMAGE)`, 'fail')
-    // Linode reports the capability for public images only.
-    if (image.is_public === false) return add('image', expected, 'private image: make sure it runs cloud-init', 'warn')
+    if (image.is_public === false) {
+      // A private image lives in the regions it was copied to: elsewhere every create fails.
+      const here = image.regions?.find((r) => r.region === s.region)
+      if ((image.regions?.length ?? 0) > 0 && here?.status !== 'available') {
+        return add('image', expected, `not available in ${s.region} (${here?.status ?? 'not stored there'}) (LINODE_IMAGE)`, 'fail')
+      }
+      // Linode reports the capability for public images only.
+      return add('image', expected, 'private image: make sure it runs cloud-init', 'warn')
+    }
     if (image.capabilities?.includes('cloud-init') !== true) return add('image', expected, 'no cloud-init: the server would never set itself up (LINODE_IMAGE)', 'fail')
     if (image.deprecated === true) return add('image', expected, `deprecated${image.eol != null ? `, end of life ${image.eol.slice(0, 10)}` : ''}`, 'warn')
     add('image', expected, 'available, cloud-init', 'pass')
@@ -142,7 +151,7 @@ export function preflightApi (config: Pick<Config, 'linode'>): LinodeApi {
   return new LinodeApi({
     token: config.linode.token,
     apiBase: config.linode.apiBase,
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 2000))),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     maxAttempts: 3,
     requestTimeoutMs: 10_000,
     maxRetryAfterMs: 10_000
@@ -159,8 +168,10 @@ export async function logLinodePreflight (config: Pick<Config, 'linode' | 'baseD
     for (const c of checks) {
       if (c.result === 'fail') log.error({ check: c.check, expected: c.expected, got: c.got }, 'linode setting check failed: provisioning will fail until it is fixed (npm run linode:check)')
       else if (c.result === 'warn') log.warn({ check: c.check, expected: c.expected, got: c.got }, 'linode setting check warns')
+      else if (c.result === 'unknown') log.warn({ check: c.check, expected: c.expected, got: c.got }, 'linode setting not checked: Linode did not answer')
     }
-    if (checks.every((c) => c.result === 'pass')) log.info({ checks: checks.length }, 'linode settings checked')
+    const count = (r: CheckResult): number => checks.filter((c) => c.result === r).length
+    log.info({ passed: count('pass'), warnings: count('warn'), failed: count('fail'), unknown: count('unknown') }, 'linode settings checked')
     return checks
   } catch (err) {
     // Cut short by shutdown: nothing to report. Out of time, or a bug: say so.

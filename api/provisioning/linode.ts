@@ -177,8 +177,10 @@ export class LinodeExecutor implements Executor {
       await this.api.call('POST', `/linode/instances/${id}/boot`, { body: {}, signal })
       return true
     } catch (err) {
-      // 400 is Linode's "Linode busy" (a boot or shutdown already under way), 404 a server
-      // gone since: the job's next status poll sees which.
+      // 400 is Linode's "Linode busy" (a boot or shutdown already under way; also the answer
+      // to a retry whose first try's reply was lost, so that boot goes unaudited), 404 a
+      // server gone since: the job's next status poll sees which. A lasting 400 (a server
+      // Linode cannot boot) is asked again after each grace until the attempts run out.
       if (!(err instanceof LinodeApiError) || (err.status !== 400 && err.status !== 404)) throw err
       this.o.log?.warn({ server: id, status: err.status, reason: err.message }, 'linode declined the boot')
       return false

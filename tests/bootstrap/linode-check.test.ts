@@ -43,6 +43,23 @@ t.test('a failing setting: exit 1, the cause in the table; --json for scripts', 
   t.equal(warnOnly.stderr, 'Linode settings OK (1 warning)\n')
 })
 
+t.test('a Linode that does not answer is not OK: exit 1, and not a wrong setting', async (t) => {
+  const fake = await startFakeLinode(t, { domains: ['ctf.example.org'] })
+  const env = { LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url, BASE_DOMAIN: 'ctf.example.org', LINODE_PLAN: 'g6-standard-2' }
+  fake.inject({ path: '/profile', times: 3, fault: { status: 503 } })
+  const down = await check([], env)
+  t.equal(down.code, 1)
+  t.match(down.stdout, /token +accepted +could not check: 503 Injected failure +UNKNOWN/)
+  t.equal(down.stderr, '1 check could not be run: Linode did not answer; run it again later\n')
+  t.equal(JSON.parse((await check(['--json'], env)).stdout).ok, true, 'and OK once it answers')
+
+  fake.inject({ path: '/profile', fault: { delayMs: 1000 } })
+  const { out, io } = capture()
+  t.equal(await main([], env, io, 100), 1)
+  t.equal(out.stderr, 'error: Linode did not answer within 0.1 s; nothing was checked to the end\n')
+  t.equal(out.stdout, '')
+})
+
 t.test('usage and configuration errors exit 2 before any call', async (t) => {
   const fake = await startFakeLinode(t)
   const none = await check([], { LINODE_API_BASE: fake.url })

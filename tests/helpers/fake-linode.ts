@@ -105,7 +105,7 @@ export interface FakeLinodeOptions {
 /** What the settings check reads: regions, images, server types, availability and the user's grants. */
 export interface FakeCatalogue {
   regions: Map<string, { capabilities: string[], status: string }>
-  images: Map<string, { status: string, capabilities: string[], is_public: boolean, deprecated: boolean, eol: string | null }>
+  images: Map<string, { status: string, capabilities: string[], is_public: boolean, deprecated: boolean, eol: string | null, regions?: Array<{ region: string, status: string }> }>
   types: Map<string, { vcpus: number, memory: number }>
   /** Per region: the types Linode lists as (un)available there. */
   availability: Map<string, Array<{ plan: string, available: boolean }>>

@@ -168,6 +168,7 @@ t.test('a server found switched off is booted once the grace has passed, and the
   t.ok(Date.now() - started >= 50, 'not before the grace')
   t.equal((await store.getTenant(id))?.infra, 'ready')
   t.equal(executor.calls.boot, 1, 'one boot')
+  t.equal(await executor.bootServer(server.id), false, 'the fake declines to boot a running server, as Linode does')
   t.ok(executor.calls.get >= 2, 'polled while it was off')
   t.equal(executor.servers.size, 1, 'the same server, not a new one')
   const entries = await store.listAudit({ tenant: id })

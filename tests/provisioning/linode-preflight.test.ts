@@ -58,8 +58,13 @@ t.test('image: unknown, not available or without cloud-init fails; deprecated or
   t.match((await run(t, () => {}, { image: 'linode/arch' })).by('image'), { result: 'fail', got: /no cloud-init/ })
   t.match((await run(t, (f) => { f.catalogue.images.get('linode/debian12')!.status = 'creating' })).by('image'), { result: 'fail', got: 'status creating (LINODE_IMAGE)' })
   t.match((await run(t, () => {}, { image: 'linode/debian11' })).by('image'), { result: 'warn', got: 'deprecated, end of life 2026-07-01' })
-  const priv = (f: FakeLinode) => { f.catalogue.images.set('private/123', { status: 'available', capabilities: [], is_public: false, deprecated: false, eol: null }) }
-  t.match((await run(t, priv, { image: 'private/123' })).by('image'), { result: 'warn', got: /private image/ })
+  const priv = (regions?: Array<{ region: string, status: string }>) => (f: FakeLinode) => {
+    f.catalogue.images.set('private/123', { status: 'available', capabilities: [], is_public: false, deprecated: false, eol: null, ...(regions === undefined ? {} : { regions }) })
+  }
+  t.match((await run(t, priv(), { image: 'private/123' })).by('image'), { result: 'warn', got: /private image: make sure it runs cloud-init/ })
+  t.match((await run(t, priv([{ region: 'us-east', status: 'available' }]), { image: 'private/123' })).by('image'), { result: 'warn', got: /private image/ })
+  t.match((await run(t, priv([{ region: 'eu-west', status: 'available' }]), { image: 'private/123' })).by('image'), { result: 'fail', got: 'not available in us-east (not stored there) (LINODE_IMAGE)' })
+  t.match((await run(t, priv([{ region: 'us-east', status: 'replicating' }]), { image: 'private/123' })).by('image'), { result: 'fail', got: 'not available in us-east (replicating) (LINODE_IMAGE)' })
 })
 
 t.test('server types: unknown or sold out fails; below CTFd’s 2 cores warns; one check per type', async (t) => {
@@ -95,6 +100,11 @@ t.test('an API error fails its own check only, with Linode’s reason', async (t
   const { by, checks } = await run(t, (f) => { f.inject({ path: '/linode/instances', times: 1, fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } }) })
   t.match(by('servers'), { result: 'fail', got: '401 Your OAuth token is not authorized to use this endpoint.' })
   t.equal(checks.filter((c) => c.result === 'fail').length, 1)
+
+  // An outage proves nothing: that check is unknown, not failed.
+  const down = await run(t, (f) => { f.inject({ path: '/domains', times: 2, fault: { status: 502 } }) })
+  t.match(down.by('DNS zone'), { result: 'unknown', got: 'could not check: 502 Injected failure' })
+  t.equal(down.checks.filter((c) => c.result !== 'pass').length, 1)
 })
 
 t.test('settings come from the config: LINODE_PLAN replaces every plan’s type', async (t) => {
@@ -115,11 +125,12 @@ t.test('at server start: failures are errors, warnings warnings, a clean run one
   }
   const env = { LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url, BASE_DOMAIN: 'ctf.example.org', LINODE_PLAN: 'g6-standard-2' }
   await logLinodePreflight(testConfig(env, t), log)
-  t.same(lines, [['info', { checks: 7 }, 'linode settings checked']])
+  t.same(lines, [['info', { passed: 7, warnings: 0, failed: 0, unknown: 0 }, 'linode settings checked']])
 
   lines.length = 0
   const checks = await logLinodePreflight(testConfig({ ...env, LINODE_REGION: 'ap-south', LINODE_PLAN: '' }, t), log)
-  t.same(lines.map(([level, o]) => [level, o.check]), [['error', 'region'], ['warn', 'type g6-standard-1 (solo)']])
+  t.same(lines.map(([level, o]) => [level, o.check]), [['error', 'region'], ['warn', 'type g6-standard-1 (solo)'], ['info', undefined]])
+  t.same(lines[2]![1], { passed: 7, warnings: 1, failed: 1, unknown: 0 }, 'a summary every time')
   t.match(lines[0]![2], /provisioning will fail until it is fixed \(npm run linode:check\)/)
   t.equal(checks.length, 9)
   t.notMatch(JSON.stringify(lines), fake.token, 'no token in the log')
@@ -139,6 +150,7 @@ t.test('preflightApi: few tries, so a check never hangs on a dead API', async (t
   const fake = await startFakeLinode(t)
   fake.inject({ path: '/profile', times: 5, fault: { status: 503 } })
   const checks = await linodePreflight(preflightApi(testConfig({ LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url }, t)), settings)
-  t.match(checks, [{ check: 'token', result: 'fail', got: /^503/ }])
+  t.match(checks, [{ check: 'token', result: 'unknown', got: /^could not check: 503/ }])
+  t.equal(checks.length, 1, 'nothing else is asked of a Linode that does not answer')
   t.equal(fake.count('GET', '/profile'), 3, 'three tries')
 })
