@@ -4,7 +4,7 @@
 // checks (api/provisioning/linode-preflight.ts); this file only parses arguments and prints.
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type Config } from '../api/config.ts'
-import { linodePreflight, preflightApi, preflightSettings, type PreflightCheck } from '../api/provisioning/linode-preflight.ts'
+import { countResults, linodePreflight, preflightApi, preflightSettings, type PreflightCheck } from '../api/provisioning/linode-preflight.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
 
@@ -59,9 +59,8 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     if ((err as Error).name === 'TimeoutError') return fail(1, `Linode did not answer within ${timeoutMs / 1000} s; nothing was checked to the end`)
     throw err
   }
-  const n = (r: PreflightCheck['result']): number => checks.filter((c) => c.result === r).length
   const plural = (k: number, what: string): string => `${k} ${what}${k === 1 ? '' : 's'}`
-  const [failed, unknown, warned] = [n('fail'), n('unknown'), n('warn')]
+  const { fail: failed, unknown, warn: warned } = countResults(checks)
   io.stdout.write(args.json ? `${JSON.stringify({ ok: failed + unknown === 0, checks }, null, 2)}\n` : formatChecks(checks))
   if (failed > 0) io.stderr.write(`${plural(failed, 'check')} failed: provisioning will fail until ${failed === 1 ? 'it is' : 'they are'} fixed\n`)
   // An outage proves nothing either way: not OK, and not a wrong setting.

@@ -38,6 +38,13 @@ export function preflightSettings (config: Pick<Config, 'linode' | 'baseDomain'>
   return { region: config.linode.region, image: config.linode.image, baseDomain: config.baseDomain.toLowerCase(), serverTypes }
 }
 
+/** How many checks ended each way. */
+export function countResults (checks: readonly PreflightCheck[]): Record<CheckResult, number> {
+  const counts: Record<CheckResult, number> = { pass: 0, warn: 0, fail: 0, unknown: 0 }
+  for (const c of checks) counts[c.result]++
+  return counts
+}
+
 function reason (err: unknown): string {
   if (err instanceof LinodeApiError) return err.status === 0 ? 'no answer' : `${err.status} ${err.reasons.map((r) => r.reason).join('; ') || 'error'}`
   return err instanceof Error ? err.message : String(err)
@@ -114,7 +121,7 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
     const list = await api.call<Array<{ plan: string, available: boolean }>>('GET', `/regions/${encodeURIComponent(s.region)}/availability`, { signal })
     soldOut = new Set(list.filter((a) => a.available === false).map((a) => a.plan))
     availabilityKnown = true
-  } catch (err) {
+  } catch {
     if (signal?.aborted === true) throw signal.reason
   }
   const types = new Map<string, string[]>()
@@ -170,8 +177,8 @@ export async function logLinodePreflight (config: Pick<Config, 'linode' | 'baseD
       else if (c.result === 'warn') log.warn({ check: c.check, expected: c.expected, got: c.got }, 'linode setting check warns')
       else if (c.result === 'unknown') log.warn({ check: c.check, expected: c.expected, got: c.got }, 'linode setting not checked: Linode did not answer')
     }
-    const count = (r: CheckResult): number => checks.filter((c) => c.result === r).length
-    log.info({ passed: count('pass'), warnings: count('warn'), failed: count('fail'), unknown: count('unknown') }, 'linode settings checked')
+    const n = countResults(checks)
+    log.info({ passed: n.pass, warnings: n.warn, failed: n.fail, unknown: n.unknown }, 'linode settings checked')
     return checks
   } catch (err) {
     // Cut short by shutdown: nothing to report. Out of time, or a bug: say so.
