@@ -22,7 +22,7 @@ import tenantRoutes from './tenants/routes.ts'
 import healthRoutes from './web/health.ts'
 import adminRoutes from './admin/routes.ts'
 import webRoutes, { sendSiteNotFound } from './web/site.ts'
-import { useStrictBodies } from './request-bodies.ts'
+import { BodyError, useStrictBodies } from './request-bodies.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -93,7 +93,7 @@ function notFound (request: FastifyRequest, reply: FastifyReply): unknown {
 function handleError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   // No route, and a body that would not parse (bad JSON, a content type nobody takes): the
   // miss is the answer, whatever the body was.
-  const bodyError = String(err.code).startsWith('FST_ERR_CTP_') || (isAppError(err) && err.statusCode < 500)
+  const bodyError = String(err.code).startsWith('FST_ERR_CTP_') || err instanceof BodyError
   if (request.is404 && bodyError) {
     void notFound(request, reply)
     return
@@ -231,13 +231,10 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   // Set before the other preClose hooks run (the job runner's may take a while).
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', async (request) => {
     if (closing) throw new AppError('shutting_down', 'The server is shutting down; retry on another connection.')
     // HTTP/1.1 requires Host (RFC 9112 §3.2); Node's own check answers an empty 400, ours JSON.
-    // Sent here, not thrown: on a path without a route the error handler would answer the miss.
-    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
-      return reply.code(400).send(errorBody('bad_request', 'An HTTP/1.1 request needs a Host header.'))
-    }
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') throw new AppError('bad_request', 'An HTTP/1.1 request needs a Host header.')
   })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)

@@ -7,6 +7,9 @@ import { AppError } from './errors.ts'
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
+/** A body that would not decode: on a path without a route, the miss is the answer instead. */
+export class BodyError extends AppError {}
+
 /**
  * The app's body parsers, inherited by every plugin that keeps them: strict JSON, and no
  * `text/plain` (no route takes it; a form is added where one is taken, the webhook takes
@@ -22,7 +25,7 @@ export function useStrictBodies (app: FastifyInstance): void {
     try {
       text = UTF8.decode(body)
     } catch {
-      done(new AppError('invalid_json', 'The body is not valid UTF-8.'), undefined)
+      done(new BodyError('invalid_json', 'The body is not valid UTF-8.'), undefined)
       return
     }
     parseJson(request, text, (err, value) => {
@@ -31,7 +34,7 @@ export function useStrictBodies (app: FastifyInstance): void {
         return
       }
       if (text !== '' && parses(text)) {
-        done(new AppError('invalid_request', 'The body has a key that is not accepted: __proto__, or constructor with a prototype.'), undefined)
+        done(new BodyError('invalid_request', 'The body has a key that is not accepted: __proto__, or constructor with a prototype.'), undefined)
         return
       }
       done(err, undefined)
@@ -55,7 +58,7 @@ function parses (text: string): boolean {
  * UTF-8 (decoded as U+FFFD) or an escape that does not decode to UTF-8 is refused.
  */
 export function parseForm (text: string): Record<string, string | string[]> {
-  if (text.includes('\uFFFD')) throw new AppError('invalid_request', 'The form body is not valid UTF-8.')
+  if (text.includes('\uFFFD')) throw new BodyError('invalid_request', 'The form body is not valid UTF-8.')
   const fields: Record<string, string | string[]> = Object.create(null)
   for (const pair of text.split('&')) {
     if (pair === '') continue
@@ -72,6 +75,6 @@ function decodeField (raw: string): string {
   try {
     return decodeURIComponent(raw.replaceAll('+', ' '))
   } catch {
-    throw new AppError('invalid_request', 'The form body has a percent-escape that is not valid UTF-8.')
+    throw new BodyError('invalid_request', 'The form body has a percent-escape that is not valid UTF-8.')
   }
 }
