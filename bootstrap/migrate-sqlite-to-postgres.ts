@@ -8,8 +8,10 @@ import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { DEFAULT_AUDIT_SECRET } from '../api/config.ts'
 import { verifyAuditChain, type AuditVerdict } from '../api/provisioning/audit.ts'
+import { refuseUnlessCurrent } from '../api/store/migrations.ts'
 import { PostgresStore } from '../api/store/postgres.ts'
 import { TENANT_COLUMNS, auditFromRow } from '../api/store/rows.ts'
+import { schemaStatus } from '../api/store/sqlite-ops.ts'
 import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
 import type { Io } from './stripe-bootstrap.ts'
 
@@ -34,7 +36,7 @@ export const TABLES: ReadonlyArray<{ name: string, columns: readonly string[], o
   { name: 'tenants', columns: Object.values(TENANT_COLUMNS), order: 'id' },
   { name: 'subscriptions', columns: ['subscription_id', 'tenant_id'], order: 'subscription_id' },
   { name: 'stripe_events', columns: ['id', 'type', 'created', 'received', 'outcome', 'tenant', 'payload'], order: 'id' },
-  { name: 'jobs', columns: ['id', 'kind', 'tenant', 'status', 'step', 'attempts', 'run_after', 'lease_until', 'lease_owner', 'last_error', 'created_at', 'updated_at'], order: 'id' },
+  { name: 'jobs', columns: ['id', 'kind', 'tenant', 'status', 'step', 'step_at', 'attempts', 'run_after', 'lease_until', 'lease_owner', 'last_error', 'created_at', 'updated_at'], order: 'id' },
   { name: 'audit_log', columns: ['seq', 'at', 'tenant', 'action', 'detail', 'prev_mac', 'mac'], order: 'seq' }
 ]
 
@@ -86,6 +88,14 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
   const progress = opts.progress ?? (() => {})
   const connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
   const source = new DatabaseSync(opts.sqlitePath, { readOnly: true })
+  try {
+    // Columns are copied by name: a database an older release left needs this release's
+    // migrations (the server applies them when it starts on it) before it can be copied.
+    refuseUnlessCurrent(schemaStatus(source))
+  } catch (err) {
+    source.close()
+    throw err
+  }
   // One read transaction: every table from the same moment, even if a server still writes.
   source.exec('BEGIN')
   const store = new PostgresStore({ url: opts.postgresUrl, poolSize: 2, statementTimeoutMs: 0 })

@@ -29,6 +29,7 @@ t.test('boots with nothing set, on safe development defaults', async (t) => {
   t.same(c.stripe.webhookSecrets, [])
   t.equal(c.deprovisionGraceHours, 72)
   t.equal(c.provisionAttemptTimeoutS, 300)
+  t.equal(c.provisionHealthTimeoutS, 1800)
   t.equal(c.docsSiteDir, 'docs-site/site')
   t.equal(c.marketingDistDir, fileURLToPath(new URL('../marketing/dist/', import.meta.url)), "the checkout's marketing/dist, whatever the working directory")
   t.equal(c.logLevel, 'info')
@@ -78,6 +79,9 @@ t.test('a bad value names its variable', async (t) => {
     [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],
     [{ PROVISION_ATTEMPT_TIMEOUT_S: '30' }, 'PROVISION_ATTEMPT_TIMEOUT_S'],
     [{ PROVISION_ATTEMPT_TIMEOUT_S: '1801' }, 'PROVISION_ATTEMPT_TIMEOUT_S'],
+    [{ PROVISION_HEALTH_TIMEOUT_S: '59' }, 'PROVISION_HEALTH_TIMEOUT_S'],
+    [{ PROVISION_HEALTH_TIMEOUT_S: '86401' }, 'PROVISION_HEALTH_TIMEOUT_S'],
+    [{ PROVISION_HEALTH_TIMEOUT_S: '1e3' }, 'PROVISION_HEALTH_TIMEOUT_S'],
     [{ DEPROVISION_GRACE_HOURS: '-1' }, 'DEPROVISION_GRACE_HOURS'],
     [{ STRIPE_WEBHOOK_TOLERANCE_S: '0' }, 'STRIPE_WEBHOOK_TOLERANCE_S'],
     [{ STRIPE_SUCCESS_URL: '/relative' }, 'STRIPE_SUCCESS_URL'],

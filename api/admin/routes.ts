@@ -40,6 +40,7 @@ const TenantDetailSchema = Type.Object({
     kind: Type.String(),
     status: Type.String(),
     step: Type.String(),
+    step_at: Type.String({ format: 'date-time' }),
     attempts: Type.Integer(),
     last_error: nullableString,
     created_at: Type.String(),

@@ -69,8 +69,10 @@ export class Attempt {
 
   /** A finished step: the next attempt resumes after it. */
   async commitStep (step: string, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
-    await this.commit({ step }, tenantPatch, action, detail)
+    const stepAt = Date.now()
+    await this.commit({ step, stepAt }, tenantPatch, action, detail)
     this.job.step = step
+    this.job.stepAt = stepAt
   }
 
   finish (status: 'done' | 'canceled', tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {

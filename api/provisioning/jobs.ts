@@ -14,7 +14,7 @@ import { appendAudit } from './audit.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
 import { runTeardown } from './teardown.ts'
 
-export type RunnerConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'deprovisionGraceHours' | 'linode' | 'provisionAttemptTimeoutS' | 'provisionMaxAttempts'>
+export type RunnerConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'deprovisionGraceHours' | 'linode' | 'provisionAttemptTimeoutS' | 'provisionHealthTimeoutS' | 'provisionMaxAttempts'>
 
 export interface JobRunnerOptions {
   store: Store
@@ -220,10 +220,32 @@ export class JobRunner {
       log.warn({ tenant: job.tenant, job: job.id, step: job.step, reason: failure.message }, 'attempt outlived its lease; another worker has the job')
       return
     }
-    await this.failAttempt(attempt, failure).catch((e: unknown) => {
+    const record = failure instanceof AttemptTimeout && this.healthWindowOpen(job) ? this.continueAttempt(attempt) : this.failAttempt(attempt, failure)
+    await record.catch((e: unknown) => {
       if (e instanceof LeaseLost) log.warn({ job: job.id, reason: e.message }, 'failed attempt not recorded: another worker has the job')
       else log.error({ err: e, job: job.id }, 'could not record a failed attempt')
     })
+  }
+
+  /** The job waits for the server's health check, and the check's own deadline has not passed. */
+  private healthWindowOpen (job: Job): boolean {
+    return job.kind === 'provision' && job.step === 'dns' && Date.now() < this.healthDeadline(job)
+  }
+
+  private healthDeadline (job: Job): number {
+    return job.stepAt + this.opts.config.provisionHealthTimeoutS * 1000
+  }
+
+  /**
+   * The attempt reached its cap while the server had time left to come up (a first boot pulls
+   * images and gets a certificate): not a failure, so no attempt is counted. The job is queued
+   * again at once and goes on waiting in a new attempt under a new lease.
+   */
+  private async continueAttempt (attempt: Attempt): Promise<void> {
+    const job = attempt.job
+    await attempt.leased((tx) => tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: Date.now() }))
+    this.opts.log.info({ tenant: job.tenant, job: job.id, step: job.step, waited_s: Math.round((Date.now() - job.stepAt) / 1000) },
+      'still waiting for the health check; the job goes on in a new attempt')
   }
 
   /** `counted`: the attempts are already in the job (reclaims), so this adds none. */
@@ -259,15 +281,19 @@ export class JobRunner {
     })
   }
 
-  private async pollUntil (signal: AbortSignal, check: () => Promise<boolean>): Promise<void> {
+  /** Polls until `check` passes (true), or until a failed check finds `until` (epoch ms) past (false). */
+  private async pollUntil (signal: AbortSignal, check: () => Promise<boolean>, until = Infinity): Promise<boolean> {
     while (!(await check())) {
       if (signal.aborted) throw signal.reason
+      const left = until - Date.now()
+      if (left <= 0) return false
       try {
-        await sleep(this.opts.pollIntervalMs, undefined, { signal })
+        await sleep(Math.min(this.opts.pollIntervalMs, left), undefined, { signal })
       } catch {
         throw signal.reason
       }
     }
+    return true
   }
 
   private async provision (attempt: Attempt): Promise<void> {
@@ -326,7 +352,12 @@ export class JobRunner {
       await attempt.commitStep('dns', { dnsRecordId: recordId }, 'dns.record', { record: recordId, name: spec.fqdn, target: ipv4 })
     }
     if (job.step === 'dns') {
-      await this.pollUntil(signal, () => executor.checkHealth(spec.fqdn, signal))
+      // The wait has its own deadline, across attempts (continueAttempt). Past it the server is
+      // broken, not slow (cloud-init failed, no certificate): the job fails for the operator,
+      // whose retry runs the steps again and gives the check a new window.
+      if (!(await this.pollUntil(signal, () => executor.checkHealth(spec.fqdn, signal), this.healthDeadline(job)))) {
+        throw new ExecutorError(`https://${spec.fqdn}/healthcheck did not answer 200 within ${config.provisionHealthTimeoutS} s of its DNS record`, { retryable: false })
+      }
       await attempt.commitStep('healthy', {}, 'health.ok', { url: `https://${spec.fqdn}/healthcheck` })
     }
     const now = new Date().toISOString()

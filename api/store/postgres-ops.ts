@@ -169,10 +169,10 @@ export class PgOps implements StoreOps {
     for (let round = 0; round < 3; round++) {
       const at = nowIso()
       const inserted = await this.one(
-        `INSERT INTO jobs (kind, tenant, status, step, attempts, run_after, lease_until, created_at, updated_at)
-         VALUES ($1, $2, 'queued', '', 0, $3, 0, $4, $4)
+        `INSERT INTO jobs (kind, tenant, status, step, step_at, attempts, run_after, lease_until, created_at, updated_at)
+         VALUES ($1, $2, 'queued', '', $5, 0, $3, 0, $4, $4)
          ON CONFLICT (tenant, kind) WHERE status IN ('queued', 'running') DO NOTHING RETURNING *`,
-        job.kind, job.tenant, job.runAfter, at)
+        job.kind, job.tenant, job.runAfter, at, Date.parse(at))
       if (inserted !== undefined) return jobFromRow(inserted)
       const live = await this.one("SELECT * FROM jobs WHERE tenant = $1 AND kind = $2 AND status IN ('queued', 'running')", job.tenant, job.kind)
       if (live !== undefined) return jobFromRow(live)

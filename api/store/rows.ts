@@ -31,6 +31,7 @@ export const TENANT_COLUMNS = {
 export const JOB_COLUMNS = {
   status: 'status',
   step: 'step',
+  stepAt: 'step_at',
   attempts: 'attempts',
   runAfter: 'run_after',
   leaseUntil: 'lease_until',
@@ -88,6 +89,7 @@ export function jobFromRow (row: Row): Job {
     tenant: String(row.tenant),
     status: row.status as Job['status'],
     step: String(row.step ?? ''),
+    stepAt: Number(row.step_at),
     attempts: Number(row.attempts),
     runAfter: Number(row.run_after),
     leaseUntil: Number(row.lease_until),

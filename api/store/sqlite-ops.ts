@@ -159,8 +159,8 @@ export class SqliteOps implements StoreOps {
     if (live !== undefined) return jobFromRow(live)
     const at = nowIso()
     const r = this.conn.run(
-      "INSERT INTO jobs (kind, tenant, status, step, attempts, run_after, lease_until, created_at, updated_at) VALUES (?, ?, 'queued', '', 0, ?, 0, ?, ?)",
-      job.kind, job.tenant, job.runAfter, at, at)
+      "INSERT INTO jobs (kind, tenant, status, step, step_at, attempts, run_after, lease_until, created_at, updated_at) VALUES (?, ?, 'queued', '', ?, 0, ?, 0, ?, ?)",
+      job.kind, job.tenant, Date.parse(at), job.runAfter, at, at)
     return jobFromRow(this.conn.get('SELECT * FROM jobs WHERE id = ?', r.lastInsertRowid)!)
   }
 

@@ -58,6 +58,8 @@ export interface Job {
   status: JobStatus
   /** Last finished step; the next attempt resumes after it. Empty before the first. */
   step: string
+  /** Epoch ms at which the job entered `step` (for `''`, when it was queued). */
+  stepAt: number
   attempts: number
   /** Epoch ms before which the job is not run. */
   runAfter: number
@@ -69,7 +71,7 @@ export interface Job {
   updatedAt: string
 }
 
-export type JobPatch = Partial<Pick<Job, 'status' | 'step' | 'attempts' | 'runAfter' | 'leaseUntil' | 'leaseOwner' | 'lastError'>>
+export type JobPatch = Partial<Pick<Job, 'status' | 'step' | 'stepAt' | 'attempts' | 'runAfter' | 'leaseUntil' | 'leaseOwner' | 'lastError'>>
 
 export interface AuditEntry {
   seq: number

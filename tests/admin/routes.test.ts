@@ -170,6 +170,10 @@ t.test('show: the tenant with its events, audit entries and jobs', async (t) => 
   t.ok(actions.includes('provision.queued'))
   t.ok(d.audit.every((a: { seq: number }) => Number.isInteger(a.seq)))
   t.same(d.jobs.map((j: { kind: string, status: string }) => [j.kind, j.status]), [['provision', 'done']])
+  const healthOk = d.audit.find((a: { action: string }) => a.action === 'health.ok')
+  t.equal(d.jobs[0].step, 'healthy')
+  t.ok(d.jobs[0].step_at >= d.jobs[0].created_at && d.jobs[0].step_at <= healthOk.at, `step_at: when the job reached its step (${d.jobs[0].step_at})`)
+  t.match(d.jobs[0].step_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
 
   const missing = await get(app, '/admin/tenants/0123456789abcdef0123456789abcdef')
   t.equal(missing.statusCode, 404)

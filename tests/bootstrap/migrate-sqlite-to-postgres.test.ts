@@ -202,6 +202,20 @@ t.test('a PostgreSQL host that accepts but never answers fails the run after the
   t.notMatch(c.err() + c.out(), /hunter2/, 'no password in messages')
 })
 
+t.test('a source an older release left is refused before anything is read or written', async (t) => {
+  const path = await seedSqlite(t)
+  const raw = new DatabaseSync(path)
+  t.teardown(() => raw.close())
+  raw.exec('ALTER TABLE jobs DROP COLUMN step_at; DELETE FROM schema_migrations WHERE version = 3')
+  const c = capture()
+  // The target is never reached: the port is closed.
+  const code = await main(['--from', `sqlite:${path}`, '--to', 'postgres://ctfhive@127.0.0.1:9/ctfhive'], { PROVISION_AUDIT_SECRET: SECRET }, c.io)
+  t.equal(code, 1)
+  t.match(c.err(), /error: the database's schema is behind this release \(not applied: 003_job_step_at\.sql\); start the server of this release once/)
+  t.notMatch(c.err(), /could not connect/, 'refused before connecting to the target')
+  t.equal(c.out(), '', 'nothing copied')
+})
+
 t.test('bad usage exits 2 with a reason', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['--from', 'sqlite:/nonexistent/x.db'], /--to postgres:\/\/… is required/],

@@ -84,7 +84,7 @@ export function testConfig (env: Record<string, string> = {}, t?: Teardown): Con
   })
 }
 
-function captureLogger (config: Config, lines: Array<Record<string, unknown>>): Logger {
+export function captureLogger (config: Config, lines: Array<Record<string, unknown>>): Logger {
   const stream = new Writable({
     write (chunk, _enc, cb) {
       for (const line of String(chunk).split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line))

@@ -1,32 +1,13 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
-import { pino } from 'pino'
-import { buildTestApp, testConfig } from '../helpers/build-app.ts'
+import { buildTestApp } from '../helpers/build-app.ts'
+import { directRunner } from '../helpers/job-runner.ts'
 import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { ExecutorError, type CreateResult, type ServerSpec } from '../../api/provisioning/executor.ts'
-import { JobRunner } from '../../api/provisioning/jobs.ts'
-import { SqliteStore } from '../../api/store/sqlite.ts'
+import type { JobRunner } from '../../api/provisioning/jobs.ts'
+import type { SqliteStore } from '../../api/store/sqlite.ts'
 import type { Store } from '../../api/store/store.ts'
-
-interface T { teardown: (fn: () => unknown) => void }
-
-/** A store and a runner without the app, for driving runJob and stop() by hand. */
-async function directRunner (t: T, opts: { executor: FakeExecutor, capS?: number, maxAttempts?: number, wrap?: (store: SqliteStore) => Store }) {
-  const config = { ...testConfig({}, t), provisionAttemptTimeoutS: opts.capS ?? 300, provisionMaxAttempts: opts.maxAttempts ?? 3 }
-  const store = new SqliteStore({ path: ':memory:' })
-  t.teardown(() => store.close())
-  const runner = new JobRunner({ store: opts.wrap?.(store) ?? store, executor: opts.executor, config, log: pino({ level: 'silent' }), pollIntervalMs: 5, idleIntervalMs: 60_000 })
-  t.teardown(() => runner.stop())
-  const now = new Date().toISOString()
-  const id = 'd'.repeat(32)
-  await store.insertTenant({
-    id, name: 'Abort', email: '', plan: 'solo', slug: 'abort-dddddd', billing: 'paid', infra: 'provisioning', subscriptionId: null, customerId: null,
-    billingAt: 1, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: now, updatedAt: now, paidAt: now, readyAt: null, canceledAt: null
-  })
-  const job = await store.enqueueJob({ kind: 'provision', tenant: id, runAfter: 0 })
-  return { store, runner, job, id }
-}
 
 t.test('a job claimed while stop() runs does not start, and its lease is given back', async (t) => {
   const executor = new FakeExecutor()

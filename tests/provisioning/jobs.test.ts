@@ -1,6 +1,6 @@
 import t from 'tap'
 import { pino } from 'pino'
-import { buildTestApp, testConfig } from '../helpers/build-app.ts'
+import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 
 const invoiceFor = (sub: string) => invoice({ subscription: sub })
@@ -8,10 +8,10 @@ import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { ExecutorError, type ServerInfo } from '../../api/provisioning/executor.ts'
 import { JobRunner, serverSpecFor } from '../../api/provisioning/jobs.ts'
 import { verifyStoredChain } from '../../api/provisioning/audit.ts'
-import { SqliteStore } from '../../api/store/sqlite.ts'
 import type { Job, Store } from '../../api/store/store.ts'
 import type { FastifyInstance } from 'fastify'
 import { until } from '../helpers/until.ts'
+import { directRunner, runOnce } from '../helpers/job-runner.ts'
 
 async function paidTenant (app: FastifyInstance, sub = 'sub_jobs'): Promise<string> {
   const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Jobs CTF' } })).json().tenant_id
@@ -79,24 +79,13 @@ t.test('a non-retryable error fails at once', async (t) => {
 })
 
 t.test('the wall-clock cap ends an attempt', async (t) => {
-  const config = { ...testConfig({}, t), provisionAttemptTimeoutS: 3, provisionMaxAttempts: 1 }
-  const store = new SqliteStore({ path: ':memory:' })
-  t.teardown(() => store.close())
   const executor = new FakeExecutor()
   // The health call is held until aborted, so only the cap can end the attempt; the cap is
-  // long enough for the steps before it on a slow machine.
+  // long enough for the steps before it on a slow machine. The health check's own deadline
+  // (1 s) has passed by then, so the cap counts as a failed attempt (jobs-health.test.ts).
   const health = executor.holdNext('health')
-  const runner = new JobRunner({ store, executor, config, log: pino({ level: 'silent' }), pollIntervalMs: 10 })
-  const now = new Date().toISOString()
-  const id = 'c'.repeat(32)
-  await store.insertTenant({
-    id, name: 'Cap', email: '', plan: 'solo', slug: 'cap-cccccc', billing: 'paid', infra: 'provisioning', subscriptionId: null, customerId: null,
-    billingAt: 1, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: now, updatedAt: now, paidAt: now, readyAt: null, canceledAt: null
-  })
-  const job = await store.enqueueJob({ kind: 'provision', tenant: id, runAfter: 0 })
-  const claimed = await store.claimNextJob(runner.owner, Date.now(), runner.leaseMs)
-  t.equal(claimed?.id, job.id)
-  await runner.runJob(claimed!)
+  const { store, runner, job, id } = await directRunner(t, { executor, capS: 3, maxAttempts: 1, healthS: 1, pollIntervalMs: 10 })
+  t.equal((await runOnce(store, runner)).id, job.id)
   t.equal(health.ended, 'aborted', 'the cap cancelled the held health call')
   const tenant = await store.getTenant(id)
   t.equal(tenant?.infra, 'failed')

@@ -58,15 +58,16 @@ t.test('SQLite: the server migrates on open; a store that must not migrate refus
 t.test('the CLI store refuses a database behind this release and leaves it as it was', async (t) => {
   const path = tempPath(t)
   await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
-  // As an older release left it: migration 002 not applied.
+  // As an older release left it: migrations 002 and 003 not applied.
   const db = raw(t, path)
-  db.exec("DROP INDEX stripe_events_received; DELETE FROM schema_migrations WHERE version = 2")
+  db.exec('DROP INDEX stripe_events_received; ALTER TABLE jobs DROP COLUMN step_at; DELETE FROM schema_migrations WHERE version IN (2, 3)')
   const before = indexes(db)
 
   const err = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false }).then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof StoreError, 'a StoreError')
-  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql\); start the server of this release once/)
+  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql\); start the server of this release once/)
   t.same(indexes(db), before, 'no index created')
+  t.notOk(db.prepare('SELECT * FROM pragma_table_info(?)').all('jobs').some((c) => c.name === 'step_at'), 'no column added')
   t.same(db.prepare('SELECT version FROM schema_migrations').all().map((r) => r.version), [1], 'no version recorded')
 
   // Up to date, it opens and works.
@@ -74,6 +75,22 @@ t.test('the CLI store refuses a database behind this release and leaves it as it
   const cliStore = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false })
   t.equal(await cliStore.countTenants(), 0)
   await cliStore.close()
+})
+
+t.test('migration 003 gives the jobs an older release left the time of their last change as step_at', async (t) => {
+  const path = tempPath(t)
+  await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
+  // As release 002 left it: no step_at, a job waiting at the health check.
+  const db = raw(t, path)
+  db.exec('ALTER TABLE jobs DROP COLUMN step_at; DELETE FROM schema_migrations WHERE version = 3')
+  db.prepare("INSERT INTO jobs (kind, tenant, status, step, attempts, run_after, lease_until, created_at, updated_at) VALUES ('provision', ?, 'queued', 'dns', 1, 0, 0, ?, ?)")
+    .run('a'.repeat(32), '2026-11-20T08:00:00.000Z', '2026-11-20T08:30:15.249Z')
+
+  const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+  t.teardown(() => store.close())
+  const [job] = await store.listJobs({})
+  t.match(job, { step: 'dns', attempts: 1, stepAt: Date.parse('2026-11-20T08:30:15.249Z') }, 'to the millisecond')
+  t.same(await store.schema(), { initialized: true, pending: [], unknown: [] })
 })
 
 t.test('a server on a schema a newer release migrated warns at start, and runs', async (t) => {

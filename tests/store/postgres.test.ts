@@ -67,7 +67,7 @@ if (server !== undefined) {
     const again = await open(url)
     stores.push(again)
     const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
-    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }], 'each migration applied once')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }], 'each migration applied once')
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)
@@ -81,7 +81,7 @@ if (server !== undefined) {
     t.match((err as Error).message, /this is not a CTFHive database \(it has no schema_migrations table\)/)
     const look = new PostgresStore({ url, poolSize: 1 })
     t.teardown(() => look.close())
-    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql'], unknown: [] }, 'nothing was created')
+    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql'], unknown: [] }, 'nothing was created')
 
     const store = await openStore(config)
     t.teardown(() => store.close())
@@ -94,6 +94,21 @@ if (server !== undefined) {
     const cli = await openStore(config, { migrate: false })
     t.equal(await cli.countTenants(), 0, 'the CLI store opens an up-to-date database')
     await cli.close()
+  })
+
+  t.test('migration 003 gives the jobs an older release left the time of their last change as step_at', async (t) => {
+    const url = await server.createDatabase()
+    const first = await open(url)
+    // As release 002 left it: no step_at, a job waiting at the health check.
+    await poolOf(first).query('ALTER TABLE jobs DROP COLUMN step_at; DELETE FROM schema_migrations WHERE version = 3')
+    await poolOf(first).query("INSERT INTO jobs (kind, tenant, status, step, attempts, run_after, lease_until, created_at, updated_at) VALUES ('provision', $1, 'queued', 'dns', 1, 0, 0, $2, $3)",
+      ['a'.repeat(32), '2026-11-20T08:00:00.000Z', '2026-11-20T08:30:15.249Z'])
+    await first.close()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    const [job] = await store.listJobs({})
+    t.match(job, { step: 'dns', attempts: 1, stepAt: Date.parse('2026-11-20T08:30:15.249Z') }, 'to the millisecond')
+    t.same(await store.schema(), { initialized: true, pending: [], unknown: [] })
   })
 
   t.test('pg errors become StoreErrors carrying the SQLSTATE', async (t) => {

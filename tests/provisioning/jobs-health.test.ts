@@ -1,0 +1,85 @@
+// The wait for a new server's health check has its own deadline, counted from its DNS record
+// across attempts: an attempt that reaches its cap while the server still has time is not a
+// failure; past the deadline the job fails for the operator.
+import t from 'tap'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import type { Store } from '../../api/store/store.ts'
+import { directRunner, runOnce } from '../helpers/job-runner.ts'
+
+const actions = async (store: Store): Promise<string[]> => (await store.listAudit({})).map((e) => e.action)
+
+t.test('an attempt that reaches its cap while the health check has time left goes on in a new one, uncounted', async (t) => {
+  const executor = new FakeExecutor()
+  executor.unhealthyChecks = Number.MAX_SAFE_INTEGER
+  const logLines: Array<Record<string, unknown>> = []
+  // One attempt allowed: were the capped waits counted, the first would fail the tenant.
+  const { store, runner, job, id } = await directRunner(t, { executor, capS: 0.3, maxAttempts: 1, logLines })
+
+  await runOnce(store, runner)
+  const first = await store.getJob(job.id)
+  t.match(first, { status: 'queued', step: 'dns', attempts: 0, lastError: null, leaseOwner: null, leaseUntil: 0 }, 'queued again, no attempt counted, no error')
+  t.ok(first!.runAfter <= Date.now(), 'due at once')
+  t.same(await actions(store), ['server.created', 'server.running', 'dns.record'], 'no failed attempt in the audit log')
+  t.equal((await store.getTenant(id))?.infra, 'provisioning')
+  const checks = executor.calls.health
+  t.ok(checks >= 2, `the attempt polled the health check (${checks} times)`)
+  const line = logLines.find((l) => l.msg === 'still waiting for the health check; the job goes on in a new attempt')
+  t.match(line, { level: 30, tenant: id, job: job.id, step: 'dns', waited_s: Number })
+
+  // The next attempt waits on from the same DNS step (no new server, no new record), capped again.
+  await runOnce(store, runner)
+  t.match(await store.getJob(job.id), { status: 'queued', step: 'dns', stepAt: first!.stepAt, attempts: 0 }, 'the deadline still counts from the DNS record')
+  t.ok(executor.calls.health > checks)
+  t.equal(executor.calls.create, 1)
+  t.equal(executor.calls.dns, 1)
+
+  // The server comes up during the third attempt.
+  executor.unhealthyChecks = 3
+  await runOnce(store, runner)
+  t.match(await store.getJob(job.id), { status: 'done', attempts: 0 })
+  t.match(await store.getTenant(id), { infra: 'ready', error: null })
+  t.same(await actions(store), ['server.created', 'server.running', 'dns.record', 'health.ok', 'provision.ready'])
+})
+
+t.test('a server that has not answered by the deadline fails the job for the operator, whose retry gives a new window', async (t) => {
+  const executor = new FakeExecutor()
+  executor.unhealthyChecks = Number.MAX_SAFE_INTEGER
+  const { store, runner, job, id } = await directRunner(t, { executor, capS: 300, maxAttempts: 5, healthS: 0.3, pollIntervalMs: 20 })
+
+  await runOnce(store, runner)
+  const failed = await store.getJob(job.id)
+  t.match(failed, { status: 'failed', step: 'dns', attempts: 1, leaseOwner: null }, 'failed at once: waiting longer would not help')
+  t.equal(failed?.lastError, 'https://direct-dddddd.ctfhive.us/healthcheck did not answer 200 within 0.3 s of its DNS record')
+  t.ok(executor.calls.health >= 2, 'it polled until the deadline, not once')
+  t.match(await store.getTenant(id), { infra: 'failed', error: 'Provisioning failed after 1 attempt; our team has the details and can retry it.' })
+  t.same(await actions(store), ['server.created', 'server.running', 'dns.record', 'provision.failed'])
+  const entry = (await store.listAudit({})).find((e) => e.action === 'provision.failed')
+  t.match(entry?.detail, { step: 'dns', attempts: 1, reason: /did not answer 200 within 0\.3 s/ })
+
+  // What the operator's retry does (TenantService.retryProvisioning): a new job, a new window.
+  await store.updateTenant(id, { infra: 'provisioning', error: null })
+  const retry = await store.enqueueJob({ kind: 'provision', tenant: id, runAfter: 0 })
+  executor.unhealthyChecks = 2
+  await runOnce(store, runner)
+  t.match(await store.getJob(retry.id), { status: 'done', attempts: 0 })
+  t.equal(executor.servers.size, 1, 'the same server, adopted')
+  t.match(await store.getTenant(id), { infra: 'ready' })
+})
+
+t.test('a cap reached after the deadline is an ordinary failed attempt, and the retry fails at once', async (t) => {
+  const executor = new FakeExecutor()
+  // The health call hangs, so the deadline can pass only while it is in flight.
+  const held = executor.holdNext('health')
+  const { store, runner, job } = await directRunner(t, { executor, capS: 0.5, maxAttempts: 3, healthS: 0.2 })
+  await runOnce(store, runner)
+  t.equal(held.ended, 'aborted', 'the cap cancelled the hung check')
+  t.match(await store.getJob(job.id), { status: 'queued', step: 'dns', attempts: 1, lastError: /exceeded its 0.5 s cap/ }, 'counted, retried after the backoff')
+  t.same(await actions(store), ['server.created', 'server.running', 'dns.record', 'provision.attempt_failed'])
+
+  // Past the deadline the next attempt checks once and fails the job.
+  executor.unhealthyChecks = 1
+  await store.updateJob(job.id, { runAfter: 0 })
+  await runOnce(store, runner)
+  t.match(await store.getJob(job.id), { status: 'failed', attempts: 2, lastError: /did not answer 200 within 0.2 s of its DNS record/ })
+  t.equal(executor.calls.health, 2, 'one check in the second attempt')
+})
