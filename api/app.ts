@@ -2,7 +2,8 @@
 import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchemaCompiler } from 'fastify'
+import { AjvCompiler } from '@fastify/ajv-compiler'
 import cookie from '@fastify/cookie'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
@@ -186,6 +187,19 @@ function handleClientError (this: FastifyInstance, err: Error & { code?: string 
   socket.end(rawErrorResponse(known.code, known.message), () => { socket.destroy() })
 }
 
+/**
+ * Query strings, params and headers are text, so their numbers need coercion (an admin
+ * `limit`). A JSON body carries its own types: a number, or a one-element array, where the
+ * schema wants a string is the sender's mistake, answered with a 400, not quietly converted.
+ */
+function validatorCompiler (): FastifySchemaCompiler<unknown> {
+  const build = AjvCompiler()
+  const shared = { removeAdditional: false, allErrors: false }
+  const coercing = build({}, { customOptions: { ...shared, coerceTypes: 'array' } })
+  const exact = build({}, { customOptions: { ...shared, coerceTypes: false } })
+  return (route) => (route.httpPart === 'body' ? exact : coercing)(route)
+}
+
 export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const logger = deps.logger ?? createLogger(config)
   const app = Fastify({
@@ -206,9 +220,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     // Fastify's own 503 body is not ours: the onRequest hook below answers while closing.
     return503OnClosing: false,
     // The onRequest hook below answers a missing Host with our JSON error.
-    http: { requireHostHeader: false },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } }
+    http: { requireHostHeader: false }
   })
+  app.setValidatorCompiler(validatorCompiler())
 
   const executor = deps.executor ?? createExecutor(config)
   const stripe = deps.stripe !== undefined

@@ -105,7 +105,11 @@ t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
     ['name with a newline', { payload: { plan: 'solo', name: 'two\nlines' } }, 400, 'invalid_request'],
     ['name with a lone surrogate', { payload: { plan: 'solo', name: 'lone \ud800 half' } }, 400, 'invalid_request'],
     ['bad email', { payload: { plan: 'solo', email: 'not-an-email' } }, 400, 'invalid_request'],
-    ['plan not a string (coerced, then unknown)', { payload: { plan: 7 } }, 400, 'unknown_plan'],
+    ['plan a number', { payload: { plan: 7 } }, 400, 'invalid_request'],
+    ['plan in a one-element array', { payload: { plan: ['solo'] } }, 400, 'invalid_request'],
+    ['name a number', { payload: { plan: 'solo', name: 2026 } }, 400, 'invalid_request'],
+    ['name a boolean', { payload: { plan: 'solo', name: true } }, 400, 'invalid_request'],
+    ['email null', { payload: { plan: 'solo', email: null } }, 400, 'invalid_request'],
     ['plan an object', { payload: { plan: { a: 1 } } }, 400, 'invalid_request'],
     ['malformed JSON', { headers: { 'content-type': 'application/json' }, payload: '{"plan": ' }, 400, 'invalid_json'],
     ['text/plain', { headers: { 'content-type': 'text/plain' }, payload: 'plan=solo' }, 415, 'unsupported_media_type'],
@@ -121,6 +125,8 @@ t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
   }
   const missing = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { name: 'x' } })
   t.equal(missing.json().field, 'plan', 'the field is named')
+  const typed = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 2026 } })
+  t.match(typed.json(), { error: 'invalid_request', message: 'body.name: must be string', field: 'name' }, 'a JSON value of the wrong type is named, not converted')
   t.equal(await store.countTenants(), 0, 'nothing was created')
   const emoji = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Flag 🚩 CTF' } })
   t.equal(emoji.statusCode, 200, 'a character outside the BMP (a surrogate pair) is fine')
