@@ -283,7 +283,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
 
   app.addHook('onReady', async () => {
     // After a rollback: the older code runs on a schema a newer release migrated. Migrations
-    // so far only add tables and indexes, so it works; the operator should know before rolling back further.
+    // so far only add tables, indexes and a column with a default, so it works; the operator
+    // should know before rolling back further.
     const { unknown } = await deps.store.schema()
     if (unknown.length > 0) app.log.warn({ versions: unknown }, 'the database has migrations this release does not know: a newer release migrated it')
     // Listening on loopback only in production means a proxy on the same host: without
