@@ -18,6 +18,7 @@ import { JobRunner, type JobRunnerOptions } from './provisioning/jobs.ts'
 import { TenantService } from './tenants/service.ts'
 import { StripeClient } from './billing/stripe-client.ts'
 import billingRoutes from './billing/routes.ts'
+import { storeRateLimit } from './billing/rate-limit-store.ts'
 import webhookRoutes from './billing/webhook.ts'
 import tenantRoutes from './tenants/routes.ts'
 import healthRoutes from './web/health.ts'
@@ -266,6 +267,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   })
   await app.register(rateLimit, {
     global: false,
+    // Counted in the store, so every instance on one database shares a client's limit.
+    store: storeRateLimit(deps.store),
     errorResponseBuilder: (_request, context) => new AppError('rate_limited',
       `Too many requests; try again in ${Math.ceil(context.ttl / 1000)} s.`, {}, { 'retry-after': String(Math.ceil(context.ttl / 1000)) })
   })

@@ -31,7 +31,10 @@ Stop the app first: writes made during the copy would not be copied.
 Exit status: 0 copied and verified, 1 failed (non-empty target, broken chain, store error), 2 bad usage.
 `
 
-/** Tables in copy order (parents first) with their columns, identical on both sides. */
+/**
+ * Tables in copy order (parents first) with their columns, identical on both sides.
+ * `rate_limits` is not copied: it holds the last minute's checkout counts.
+ */
 export const TABLES: ReadonlyArray<{ name: string, columns: readonly string[], order: string }> = [
   { name: 'tenants', columns: Object.values(TENANT_COLUMNS), order: 'id' },
   { name: 'subscriptions', columns: ['subscription_id', 'tenant_id'], order: 'subscription_id' },

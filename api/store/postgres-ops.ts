@@ -6,7 +6,7 @@ import pg from 'pg'
 import {
   StoreError,
   type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
-  type JobStatus, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
+  type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import {
   GENESIS_MAC, JOB_COLUMNS, RECLAIM_COUNTS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
@@ -224,6 +224,18 @@ export class PgOps implements StoreOps {
     const rows = await this.q("UPDATE jobs SET lease_until = 0, lease_owner = NULL, updated_at = $2 WHERE status = 'running' AND lease_owner = $1 RETURNING id",
       owner, nowIso())
     return rows.length
+  }
+
+  async countHit (key: string, windowMs: number, now: number): Promise<RateCount> {
+    const row = (await this.one(
+      `INSERT INTO rate_limits (key, count, reset_at) VALUES ($1, 1, $2)
+       ON CONFLICT (key) DO UPDATE SET
+         count = CASE WHEN rate_limits.reset_at <= $3 THEN 1 ELSE rate_limits.count + 1 END,
+         reset_at = CASE WHEN rate_limits.reset_at <= $3 THEN excluded.reset_at ELSE rate_limits.reset_at END
+       RETURNING count, reset_at`, key, now + windowMs, now))!
+    // A new window: the first hit of this key, or of a client seen before. Clear the ended ones then.
+    if (Number(row.count) === 1) await this.q('DELETE FROM rate_limits WHERE reset_at <= $1', now)
+    return { count: Number(row.count), resetAt: Number(row.reset_at) }
   }
 
   // The advisory lock is held until this transaction ends, so every process appends behind

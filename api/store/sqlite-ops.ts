@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import {
   StoreError,
   type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
-  type JobStatus, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
+  type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import { migrationFiles, schemaStatusOf, type SchemaStatus } from './migrations.ts'
 import {
@@ -21,6 +21,12 @@ type Row = Record<string, unknown>
 
 /** The most recent events, read backwards along stripe_events_received (migration 002). */
 export const RECENT_EVENTS_SQL = 'SELECT * FROM stripe_events ORDER BY received DESC, id LIMIT ?'
+
+const RATE_HIT_SQL = `INSERT INTO rate_limits (key, count, reset_at) VALUES (?, 1, ?)
+  ON CONFLICT (key) DO UPDATE SET
+    count = CASE WHEN rate_limits.reset_at <= ? THEN 1 ELSE rate_limits.count + 1 END,
+    reset_at = CASE WHEN rate_limits.reset_at <= ? THEN excluded.reset_at ELSE rate_limits.reset_at END
+  RETURNING count, reset_at`
 
 export class Connection {
   readonly db: DatabaseSync
@@ -204,6 +210,13 @@ export class SqliteOps implements StoreOps {
   async releaseLeases (owner: string): Promise<number> {
     const r = this.conn.run("UPDATE jobs SET lease_until = 0, lease_owner = NULL, updated_at = ? WHERE status = 'running' AND lease_owner = ?", nowIso(), owner)
     return Number(r.changes)
+  }
+
+  async countHit (key: string, windowMs: number, now: number): Promise<RateCount> {
+    const row = this.conn.get(RATE_HIT_SQL, key, now + windowMs, now, now)!
+    // A new window: the first hit of this key, or of a client seen before. Clear the ended ones then.
+    if (Number(row.count) === 1) this.conn.run('DELETE FROM rate_limits WHERE reset_at <= ?', now)
+    return { count: Number(row.count), resetAt: Number(row.reset_at) }
   }
 
   async appendAudit (input: AuditInput, seal: AuditSeal): Promise<AuditEntry> {

@@ -9,7 +9,7 @@ import { dirname } from 'node:path'
 import {
   StoreError,
   type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
-  type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
+  type RateCount, type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
 import { Connection, SqliteOps, configure, migrate, schemaStatus } from './sqlite-ops.ts'
 import { refuseUnlessCurrent, type SchemaStatus } from './migrations.ts'
@@ -75,6 +75,7 @@ export class SqliteStore extends SqliteOps implements Store {
   override updateJob (id: number, p: JobPatch): Promise<void> { return this.transaction((tx) => tx.updateJob(id, p)) }
   override releaseLeases (o: string): Promise<number> { return this.transaction((tx) => tx.releaseLeases(o)) }
   override appendAudit (i: AuditInput, s: AuditSeal): Promise<AuditEntry> { return this.transaction((tx) => tx.appendAudit(i, s)) }
+  override countHit (k: string, w: number, n: number): Promise<RateCount> { return this.transaction((tx) => tx.countHit(k, w, n)) }
 
   async schema (): Promise<SchemaStatus> {
     return schemaStatus(this.conn.db)

@@ -100,6 +100,13 @@ export interface TenantFilter {
   offset?: number
 }
 
+export interface RateCount {
+  /** Hits in the current window, this one included. */
+  count: number
+  /** Epoch ms at which the window ends. */
+  resetAt: number
+}
+
 /** Operations available both on the store and inside a transaction. */
 export interface StoreOps {
   getTenant (id: string): Promise<Tenant | undefined>
@@ -144,6 +151,12 @@ export interface StoreOps {
   nextJobDueAt (): Promise<number | undefined>
   /** Gives up the leases a worker holds so another can take the jobs at once (shutdown). */
   releaseLeases (owner: string): Promise<number>
+
+  /**
+   * Counts one hit on `key` (a rate limit's client): its window began with its first hit and
+   * lasts `windowMs`; a hit after `resetAt` begins a new one. Windows that ended are deleted.
+   */
+  countHit (key: string, windowMs: number, now: number): Promise<RateCount>
 
   /** Appends one entry at the end of the chain, serialised against every other append. */
   appendAudit (input: AuditInput, seal: AuditSeal): Promise<AuditEntry>

@@ -230,10 +230,10 @@ t.test('a database behind this release is refused, not migrated', async (t) => {
   const db = new DatabaseSync(path)
   t.teardown(() => db.close())
   // As an older release left it, with this release's server not started yet.
-  db.exec('DROP INDEX stripe_events_received; ALTER TABLE jobs DROP COLUMN step_at; DELETE FROM schema_migrations WHERE version IN (2, 3)')
+  db.exec('DROP INDEX stripe_events_received; ALTER TABLE jobs DROP COLUMN step_at; DROP TABLE rate_limits; DELETE FROM schema_migrations WHERE version > 1')
   const r = await run(['tenants'])
   t.equal(r.code, 1)
-  t.match(r.stderr, /^error: the database's schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql\); start the server of this release once/)
+  t.match(r.stderr, /^error: the database's schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql\); start the server of this release once/)
   t.equal(r.stdout, '')
   t.same(db.prepare('SELECT version FROM schema_migrations').all().map((row) => row.version), [1], 'still at version 1')
   t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'stripe_events_received'").get()?.n, 0, 'no index created')

@@ -425,6 +425,19 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.equal(claims.filter((j) => j === undefined).length, 6, 'the rest found nothing')
   })
 
+  t.test('rate counts: a fixed window per key, atomic under concurrency, shared by a second store', async (t) => {
+    const { store, reopen } = await fresh(t)
+    t.same(await store.countHit('k1', 60_000, 1_000), { count: 1, resetAt: 61_000 }, 'the first hit opens a window')
+    t.same(await store.countHit('k1', 60_000, 30_000), { count: 2, resetAt: 61_000 }, 'later hits count in it, its end unchanged')
+    t.same(await store.countHit('k2', 60_000, 30_000), { count: 1, resetAt: 90_000 }, 'another key counts alone')
+    const other = await reopen()
+    t.same(await other.countHit('k1', 60_000, 60_999), { count: 3, resetAt: 61_000 }, 'a second store counts the same hits')
+    t.same(await store.countHit('k1', 60_000, 61_000), { count: 1, resetAt: 121_000 }, 'at its end a new window begins')
+    const together = await Promise.all(Array.from({ length: 12 }, () => store.countHit('k3', 60_000, 5_000)))
+    t.same(together.map((h) => h.count).sort((a, b) => a - b), Array.from({ length: 12 }, (_, i) => i + 1), 'concurrent hits each get their own count')
+    t.same(await store.transaction((tx) => tx.countHit('k3', 60_000, 5_001)), { count: 13, resetAt: 65_000 }, 'inside a transaction too')
+  })
+
   t.test('audit: seq from 1, chained MACs, concurrent appends form one chain, filters', async (t) => {
     const { store, reopen } = await fresh(t)
     const a = tenantId()

@@ -58,16 +58,17 @@ t.test('SQLite: the server migrates on open; a store that must not migrate refus
 t.test('the CLI store refuses a database behind this release and leaves it as it was', async (t) => {
   const path = tempPath(t)
   await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
-  // As an older release left it: migrations 002 and 003 not applied.
+  // As an older release left it: only migration 001 applied.
   const db = raw(t, path)
-  db.exec('DROP INDEX stripe_events_received; ALTER TABLE jobs DROP COLUMN step_at; DELETE FROM schema_migrations WHERE version IN (2, 3)')
+  db.exec('DROP INDEX stripe_events_received; ALTER TABLE jobs DROP COLUMN step_at; DROP TABLE rate_limits; DELETE FROM schema_migrations WHERE version > 1')
   const before = indexes(db)
 
   const err = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false }).then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof StoreError, 'a StoreError')
-  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql\); start the server of this release once/)
+  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql\); start the server of this release once/)
   t.same(indexes(db), before, 'no index created')
   t.notOk(db.prepare('SELECT * FROM pragma_table_info(?)').all('jobs').some((c) => c.name === 'step_at'), 'no column added')
+  t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'rate_limits'").get()?.n, 0, 'no table created')
   t.same(db.prepare('SELECT version FROM schema_migrations').all().map((r) => r.version), [1], 'no version recorded')
 
   // Up to date, it opens and works.

@@ -67,7 +67,7 @@ if (server !== undefined) {
     const again = await open(url)
     stores.push(again)
     const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
-    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }], 'each migration applied once')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }], 'each migration applied once')
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)
@@ -81,7 +81,7 @@ if (server !== undefined) {
     t.match((err as Error).message, /this is not a CTFHive database \(it has no schema_migrations table\)/)
     const look = new PostgresStore({ url, poolSize: 1 })
     t.teardown(() => look.close())
-    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql'], unknown: [] }, 'nothing was created')
+    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql'], unknown: [] }, 'nothing was created')
 
     const store = await openStore(config)
     t.teardown(() => store.close())
@@ -109,6 +109,18 @@ if (server !== undefined) {
     const [job] = await store.listJobs({})
     t.match(job, { step: 'dns', attempts: 1, stepAt: Date.parse('2026-11-20T08:30:15.249Z') }, 'to the millisecond')
     t.same(await store.schema(), { initialized: true, pending: [], unknown: [] })
+  })
+
+  t.test('rate counts: the rows of windows that ended are deleted when a new window begins', async (t) => {
+    const store = await open(await server.createDatabase())
+    t.teardown(() => store.close())
+    await store.countHit('old', 1_000, 0)
+    await store.countHit('live', 10_000, 0)
+    const keys = async (): Promise<string[]> => (await poolOf(store).query('SELECT key FROM rate_limits ORDER BY key')).rows.map((r) => String(r.key))
+    await store.countHit('live', 10_000, 2_000)
+    t.same(await keys(), ['live', 'old'], 'a hit inside a window deletes nothing')
+    await store.countHit('new', 1_000, 2_000)
+    t.same(await keys(), ['live', 'new'], 'a new window deletes the ended ones, and only those')
   })
 
   t.test('pg errors become StoreErrors carrying the SQLSTATE', async (t) => {

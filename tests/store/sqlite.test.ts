@@ -61,7 +61,7 @@ t.test('migrations run once: reopening keeps the data and the version rows', asy
   t.same(await again.getTenant(tenant.id), tenant, 'data survives the reopen')
   const raw = openRaw(t, path)
   const rows = raw.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()
-  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }], 'each migration recorded exactly once')
+  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }], 'each migration recorded exactly once')
 })
 
 t.test("the admin's recent events come from the received index, not a sort of the whole table", async (t) => {
@@ -72,6 +72,21 @@ t.test("the admin's recent events come from the received index, not a sort of th
   const plan = raw.prepare(`EXPLAIN QUERY PLAN ${RECENT_EVENTS_SQL}`).all(50).map((r) => String(r.detail))
   t.ok(plan.some((d) => d.includes('USING INDEX stripe_events_received')), plan.join('; '))
   t.notOk(plan.some((d) => /^SCAN stripe_events$/.test(d)), 'no full scan')
+})
+
+t.test('rate counts: the rows of windows that ended are deleted when a new window begins', async (t) => {
+  const path = tempPath(t)
+  const store = new SqliteStore({ path })
+  t.teardown(() => store.close())
+  await store.countHit('old', 1_000, 0)
+  await store.countHit('live', 10_000, 0)
+  await store.countHit('live', 10_000, 500)
+  const keys = (): string[] => openRaw(t, path).prepare('SELECT key FROM rate_limits ORDER BY key').all().map((r) => String(r.key))
+  t.same(keys(), ['live', 'old'])
+  await store.countHit('live', 10_000, 2_000)
+  t.same(keys(), ['live', 'old'], 'a hit inside a window deletes nothing')
+  await store.countHit('new', 1_000, 2_000)
+  t.same(keys(), ['live', 'new'], 'a new window deletes the ended ones, and only those')
 })
 
 t.test('group commit: concurrent transactions share batches; a failing unit rolls back alone', async (t) => {
