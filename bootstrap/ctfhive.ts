@@ -112,7 +112,7 @@ async function run (command: string, positionals: string[], values: Record<strin
         describeTenant(d.tenant),
         `events (${d.events.length})\n` + renderTable(['id', 'type', 'outcome', 'created'], d.events.map((e) => [e.id, e.type, e.outcome, new Date(e.created * 1000).toISOString()])),
         `audit (${d.audit.length})\n` + renderTable(['seq', 'at', 'action', 'detail'], d.audit.map((a) => [String(a.seq), a.at, a.action, JSON.stringify(a.detail)])),
-        `jobs (${d.jobs.length})\n` + renderTable(['id', 'kind', 'status', 'step', 'since', 'attempts', 'last error'], d.jobs.map((j) => [String(j.id), j.kind, j.status, dash(j.step), j.step_at, String(j.attempts), dash(j.last_error)]))
+        `jobs (${d.jobs.length})\n` + renderTable(['id', 'kind', 'status', 'step', 'since', 'attempts', 'last error'], d.jobs.map((j) => [String(j.id), j.kind, j.status, dash(j.step), dash(j.step_at), String(j.attempts), dash(j.last_error)]))
       ].join('\n'))
       return 0
     }

@@ -40,7 +40,7 @@ const TenantDetailSchema = Type.Object({
     kind: Type.String(),
     status: Type.String(),
     step: Type.String(),
-    step_at: Type.String({ format: 'date-time' }),
+    step_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     attempts: Type.Integer(),
     last_error: nullableString,
     created_at: Type.String(),

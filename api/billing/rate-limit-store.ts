@@ -2,13 +2,15 @@
 // contract), so every instance on one database counts the same hits: with N instances a client
 // still gets the limit once, not N times. A client this process already saw over the limit is
 // refused here until its window ends, without a store write: a flood from one address costs
-// no more writes than the limit allows.
+// each instance at most the limit plus one write per window.
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import type { RateCount, Store } from '../store/store.ts'
 
 type Done = Parameters<FastifyRateLimitStore['incr']>[1]
 /** What the plugin gives `child` at run time: the route's merged options (its types say otherwise). */
 interface RouteParams { routeInfo?: { method?: string | string[], url?: string } }
+
+const noop = (): void => {}
 
 /** Clients over the limit remembered per route; the oldest is forgotten first (it then costs one write). */
 const REMEMBERED = 10_000
@@ -17,6 +19,7 @@ export function storeRateLimit (store: Store): FastifyRateLimitStoreCtor {
   return class StoreRateLimit implements FastifyRateLimitStore {
     private readonly prefix: string
     private readonly over = new Map<string, RateCount>()
+    private readonly queued = new Map<string, Promise<void>>()
 
     constructor (params: unknown = {}) {
       const { method, url } = (params as RouteParams).routeInfo ?? {}
@@ -26,18 +29,29 @@ export function storeRateLimit (store: Store): FastifyRateLimitStoreCtor {
 
     incr (key: string, done: Done, timeWindow: number, max: number): void {
       const k = this.prefix + key
+      // One client's hits run one after another in this process: hits that arrive together
+      // would otherwise all reach the store before the first came back over the limit.
+      const answered = (this.queued.get(k) ?? Promise.resolve()).then(() => this.hit(k, timeWindow, max)).then(
+        (hit) => { done(null, hit) },
+        (err: unknown) => { done(err instanceof Error ? err : new Error(String(err))) })
+      // The queue waits for this hit however it ended; the last one out removes the key.
+      const settled = answered.then(noop, noop)
+      this.queued.set(k, settled)
+      void settled.then(() => { if (this.queued.get(k) === settled) this.queued.delete(k) })
+    }
+
+    private async hit (k: string, timeWindow: number, max: number): Promise<{ current: number, ttl: number }> {
       const now = Date.now()
       const known = this.over.get(k)
       if (known !== undefined && known.resetAt > now) {
         known.count++
-        done(null, { current: known.count, ttl: known.resetAt - now })
-        return
+        return { current: known.count, ttl: known.resetAt - now }
       }
       this.over.delete(k)
-      store.countHit(k, timeWindow, now).then((hit) => {
-        if (hit.count > max) this.remember(k, hit)
-        done(null, { current: hit.count, ttl: Math.max(0, hit.resetAt - Date.now()) })
-      }, (err: unknown) => { done(err instanceof Error ? err : new Error(String(err))) })
+      const hit = await store.countHit(k, timeWindow, now)
+      if (hit.count > max) this.remember(k, hit)
+      // At least 1 ms, so Retry-After (whole seconds, rounded up) never says 0.
+      return { current: hit.count, ttl: Math.max(1, hit.resetAt - Date.now()) }
     }
 
     child (params: unknown): StoreRateLimit {

@@ -58,7 +58,10 @@ function describe (err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
 
-/** The attempt hit its wall-clock cap: a failed attempt, retried after the backoff. */
+/**
+ * The attempt hit its wall-clock cap: a failed attempt, retried after the backoff; while the
+ * health check's own deadline has not passed, the job goes on uncounted (continueAttempt).
+ */
 class AttemptTimeout extends ExecutorError {}
 /** The worker is shutting down: the attempt is abandoned, not failed; its lease is given back. */
 class Shutdown extends Error {}
@@ -222,8 +225,8 @@ export class JobRunner {
     }
     const record = failure instanceof AttemptTimeout && this.healthWindowOpen(job) ? this.continueAttempt(attempt) : this.failAttempt(attempt, failure)
     await record.catch((e: unknown) => {
-      if (e instanceof LeaseLost) log.warn({ job: job.id, reason: e.message }, 'failed attempt not recorded: another worker has the job')
-      else log.error({ err: e, job: job.id }, 'could not record a failed attempt')
+      if (e instanceof LeaseLost) log.warn({ job: job.id, reason: e.message }, 'the end of the attempt not recorded: another worker has the job')
+      else log.error({ err: e, job: job.id }, 'could not record the end of the attempt')
     })
   }
 
@@ -352,6 +355,13 @@ export class JobRunner {
       await attempt.commitStep('dns', { dnsRecordId: recordId }, 'dns.record', { record: recordId, name: spec.fqdn, target: ipv4 })
     }
     if (job.step === 'dns') {
+      // A release before migration 003 moved the job here without recording when (step_at is 0,
+      // or still the time it was queued): the window starts now, or the check would fail at once.
+      if (job.stepAt <= Date.parse(job.createdAt)) {
+        const stepAt = Date.now()
+        await attempt.transaction((tx) => tx.updateJob(job.id, { stepAt }))
+        job.stepAt = stepAt
+      }
       // The wait has its own deadline, across attempts (continueAttempt). Past it the server is
       // broken, not slow (cloud-init failed, no certificate): the job fails for the operator,
       // whose retry runs the steps again and gives the check a new window.

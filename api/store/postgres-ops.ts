@@ -9,7 +9,7 @@ import {
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import {
-  GENESIS_MAC, JOB_COLUMNS, RECLAIM_COUNTS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
+  GENESIS_MAC, JOB_COLUMNS, PRUNE_BATCH, RECLAIM_COUNTS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
   tenantPatchColumns, tenantValues
 } from './rows.ts'
 
@@ -233,8 +233,11 @@ export class PgOps implements StoreOps {
          count = CASE WHEN rate_limits.reset_at <= $3 THEN 1 ELSE rate_limits.count + 1 END,
          reset_at = CASE WHEN rate_limits.reset_at <= $3 THEN excluded.reset_at ELSE rate_limits.reset_at END
        RETURNING count, reset_at`, key, now + windowMs, now))!
-    // A new window: the first hit of this key, or of a client seen before. Clear the ended ones then.
-    if (Number(row.count) === 1) await this.q('DELETE FROM rate_limits WHERE reset_at <= $1', now)
+    // A new window: clear some ended ones then (bounded; every key once began a window, so the
+    // clearing keeps up). Rows another instance is clearing are skipped, not waited for.
+    if (Number(row.count) === 1) {
+      await this.q(`DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits WHERE reset_at <= $1 LIMIT ${PRUNE_BATCH} FOR UPDATE SKIP LOCKED)`, now)
+    }
     return { count: Number(row.count), resetAt: Number(row.reset_at) }
   }
 

@@ -120,4 +120,7 @@ export function auditFromRow (row: Row): AuditEntry {
 export const RECLAIM_COUNTS = `attempts = attempts + CASE WHEN status = 'running' AND lease_owner IS NOT NULL THEN 1 ELSE 0 END,
   last_error = CASE WHEN status = 'running' AND lease_owner IS NOT NULL THEN 'the worker running the previous attempt stopped without a result' ELSE last_error END`
 
+/** Ended rate-limit windows deleted when a new one begins, at most. */
+export const PRUNE_BATCH = 16
+
 export const GENESIS_MAC = '0'.repeat(64)

@@ -11,7 +11,7 @@ import {
 } from './store.ts'
 import { migrationFiles, schemaStatusOf, type SchemaStatus } from './migrations.ts'
 import {
-  GENESIS_MAC, JOB_COLUMNS, RECLAIM_COUNTS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
+  GENESIS_MAC, JOB_COLUMNS, PRUNE_BATCH, RECLAIM_COUNTS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
   tenantPatchColumns, tenantValues
 } from './rows.ts'
 
@@ -214,8 +214,9 @@ export class SqliteOps implements StoreOps {
 
   async countHit (key: string, windowMs: number, now: number): Promise<RateCount> {
     const row = this.conn.get(RATE_HIT_SQL, key, now + windowMs, now, now)!
-    // A new window: the first hit of this key, or of a client seen before. Clear the ended ones then.
-    if (Number(row.count) === 1) this.conn.run('DELETE FROM rate_limits WHERE reset_at <= ?', now)
+    // A new window: clear some ended ones then. Bounded, as this runs in a shared write batch;
+    // every key once began a window, so the clearing keeps up with the keys that end.
+    if (Number(row.count) === 1) this.conn.run(`DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits WHERE reset_at <= ? LIMIT ${PRUNE_BATCH})`, now)
     return { count: Number(row.count), resetAt: Number(row.reset_at) }
   }
 

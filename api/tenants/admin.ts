@@ -41,8 +41,8 @@ export interface JobView {
   kind: Job['kind']
   status: Job['status']
   step: string
-  /** When the job entered `step` (ISO 8601): how long it has waited there. */
-  step_at: string
+  /** When the job entered `step` (ISO 8601): how long it has waited there. Null: not recorded (a release before migration 003). */
+  step_at: string | null
   attempts: number
   last_error: string | null
   created_at: string
@@ -99,7 +99,7 @@ function auditView (e: AuditEntry): AuditView {
 }
 
 function jobView (j: Job): JobView {
-  return { id: j.id, kind: j.kind, status: j.status, step: j.step, step_at: new Date(j.stepAt).toISOString(), attempts: j.attempts, last_error: j.lastError, created_at: j.createdAt, updated_at: j.updatedAt }
+  return { id: j.id, kind: j.kind, status: j.status, step: j.step, step_at: j.stepAt > 0 ? new Date(j.stepAt).toISOString() : null, attempts: j.attempts, last_error: j.lastError, created_at: j.createdAt, updated_at: j.updatedAt }
 }
 
 const REPLAY_MARK = ':replay:'

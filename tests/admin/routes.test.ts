@@ -153,7 +153,7 @@ t.test('event ids outside printable ASCII are 400 (PostgreSQL refuses a NUL)', a
 })
 
 t.test('show: the tenant with its events, audit entries and jobs', async (t) => {
-  const { app } = await buildTestApp(t, { env: ENV })
+  const { app, store } = await buildTestApp(t, { env: ENV })
   const id = await paidTenant(app, 'Show CTF', 'sub_show')
   const r = await get(app, `/admin/tenants/${id}`)
   t.equal(r.statusCode, 200)
@@ -174,6 +174,9 @@ t.test('show: the tenant with its events, audit entries and jobs', async (t) => 
   t.equal(d.jobs[0].step, 'healthy')
   t.ok(d.jobs[0].step_at >= d.jobs[0].created_at && d.jobs[0].step_at <= healthOk.at, `step_at: when the job reached its step (${d.jobs[0].step_at})`)
   t.match(d.jobs[0].step_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  // A job a release before migration 003 left has no step time: null, not 1970.
+  await store.updateJob(d.jobs[0].id, { stepAt: 0 })
+  t.equal((await get(app, `/admin/tenants/${id}`)).json().jobs[0].step_at, null)
 
   const missing = await get(app, '/admin/tenants/0123456789abcdef0123456789abcdef')
   t.equal(missing.statusCode, 404)

@@ -62,12 +62,18 @@ t.test('a client over the limit is refused without a store write; a store failur
   t.same(hits, ['POST /billing/checkout 198.51.100.9', 'POST /billing/checkout 198.51.100.9'],
     'two writes: the allowed hit and the first refused one; the rest are refused from memory')
 
+  // Hits that arrive together from one client still cost at most the limit plus one write.
+  hits.length = 0
+  const together = await Promise.all(Array.from({ length: 20 }, () => checkout(app, '198.51.100.11')))
+  t.same(together.map((r) => r.statusCode).sort(), [200, ...Array(19).fill(429)], 'one allowed, the rest refused')
+  t.equal(hits.length, 2, 'and two store writes, not twenty')
+
   fail.on = true
   const broken = await checkout(app, '198.51.100.10')
   t.equal(broken.statusCode, 500, 'not a client mistake')
   t.equal(broken.json().error, 'internal_error')
   t.notMatch(broken.body, /disk I\/O/, 'the store\'s message stays in the log')
-  t.equal(await real.countTenants(), 1, 'nothing created')
+  t.equal(await real.countTenants(), 2, 'nothing created')
 })
 
 t.test('the clients remembered over the limit are bounded; a forgotten one costs one write again', async (t) => {

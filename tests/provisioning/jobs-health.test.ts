@@ -83,3 +83,21 @@ t.test('a cap reached after the deadline is an ordinary failed attempt, and the 
   t.match(await store.getJob(job.id), { status: 'failed', attempts: 2, lastError: /did not answer 200 within 0.2 s of its DNS record/ })
   t.equal(executor.calls.health, 2, 'one check in the second attempt')
 })
+
+t.test('a job a release before migration 003 moved to the health check gets its window from its first wait there', async (t) => {
+  // That release never wrote step_at: 0 for a job it queued, the queueing time for one queued by this release.
+  for (const stale of ['zero', 'queued'] as const) {
+    const executor = new FakeExecutor()
+    executor.unhealthyChecks = Number.MAX_SAFE_INTEGER
+    const { store, runner, job } = await directRunner(t, { executor, capS: 0.3, healthS: 0.6 })
+    await runOnce(store, runner)
+    t.match(await store.getJob(job.id), { status: 'queued', step: 'dns' }, `${stale}: waiting at the health check`)
+    await store.updateJob(job.id, { stepAt: stale === 'zero' ? 0 : Date.parse(job.createdAt) })
+    // Long enough after the job was queued that a window counted from then would be spent.
+    await new Promise((resolve) => setTimeout(resolve, 700))
+
+    executor.unhealthyChecks = 2
+    await runOnce(store, runner)
+    t.match(await store.getJob(job.id), { status: 'done', attempts: 0, lastError: null }, `${stale}: not failed as if its window were spent`)
+  }
+})

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { SqliteStore, sqlitePathFromUrl } from '../../api/store/sqlite.ts'
 import { RECENT_EVENTS_SQL } from '../../api/store/sqlite-ops.ts'
+import { PRUNE_BATCH } from '../../api/store/rows.ts'
 import { StoreError, type StripeEventRecord } from '../../api/store/store.ts'
 import { makeTenant, storeContract } from './contract.ts'
 
@@ -87,6 +88,14 @@ t.test('rate counts: the rows of windows that ended are deleted when a new windo
   t.same(keys(), ['live', 'old'], 'a hit inside a window deletes nothing')
   await store.countHit('new', 1_000, 2_000)
   t.same(keys(), ['live', 'new'], 'a new window deletes the ended ones, and only those')
+
+  // Many ended at once (a burst from many addresses): each new window clears a bounded batch.
+  for (let i = 0; i < PRUNE_BATCH + 4; i++) await store.countHit(`burst-${String(i).padStart(2, '0')}`, 1_000, 2_500)
+  await store.countHit('later', 1_000, 5_000)
+  // Ended by then: the burst's keys and "new", PRUNE_BATCH + 5 rows.
+  t.equal(keys().filter((k) => k !== 'live' && k !== 'later').length, 5, `at most ${PRUNE_BATCH} deleted by one new window`)
+  await store.countHit('later-still', 1_000, 5_000)
+  t.same(keys(), ['later', 'later-still', 'live'], 'the next new window deletes the rest (and "new", ended too)')
 })
 
 t.test('group commit: concurrent transactions share batches; a failing unit rolls back alone', async (t) => {
