@@ -154,7 +154,7 @@ export interface StoreOps {
 
   /**
    * Counts one hit on `key` (a rate limit's client): its window began with its first hit and
-   * lasts `windowMs`; a hit after `resetAt` begins a new one. Windows that ended are deleted.
+   * lasts `windowMs`; a hit after `resetAt` begins a new one, and clears a few windows that ended.
    */
   countHit (key: string, windowMs: number, now: number): Promise<RateCount>
 
