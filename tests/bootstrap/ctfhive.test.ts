@@ -6,6 +6,7 @@ import { main } from '../../bootstrap/ctfhive.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
 import { nextMillisecond } from '../helpers/until.ts'
+import { rollbackSql } from '../helpers/schema-rollback.ts'
 
 const AUDIT = 'audit-secret-for-cli-tests-0123456789abcdef'
 
@@ -230,7 +231,7 @@ t.test('a database behind this release is refused, not migrated', async (t) => {
   const db = new DatabaseSync(path)
   t.teardown(() => db.close())
   // As an older release left it, with this release's server not started yet.
-  db.exec('DROP INDEX stripe_events_received; ALTER TABLE jobs DROP COLUMN step_at; DROP TABLE rate_limits; DELETE FROM schema_migrations WHERE version > 1')
+  db.exec(rollbackSql(1))
   const r = await run(['tenants'])
   t.equal(r.code, 1)
   t.match(r.stderr, /^error: the database's schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql\); start the server of this release once/)

@@ -12,6 +12,7 @@ import { TENANT_COLUMNS } from '../../api/store/rows.ts'
 import { buildTestApp, tempDbPath } from '../helpers/build-app.ts'
 import { usePostgres } from '../helpers/postgres.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
+import { rollbackSql } from '../helpers/schema-rollback.ts'
 
 const SECRET = 'migrate-test-audit-secret'
 const SCRIPT = fileURLToPath(new URL('../../bootstrap/migrate-sqlite-to-postgres.ts', import.meta.url))
@@ -206,7 +207,7 @@ t.test('a source an older release left is refused before anything is read or wri
   const path = await seedSqlite(t)
   const raw = new DatabaseSync(path)
   t.teardown(() => raw.close())
-  raw.exec('ALTER TABLE jobs DROP COLUMN step_at; DROP TABLE rate_limits; DELETE FROM schema_migrations WHERE version > 2')
+  raw.exec(rollbackSql(2))
   const c = capture()
   // The target is never reached: the port is closed.
   const code = await main(['--from', `sqlite:${path}`, '--to', 'postgres://ctfhive@127.0.0.1:9/ctfhive'], { PROVISION_AUDIT_SECRET: SECRET }, c.io)

@@ -11,6 +11,7 @@ import { openStore } from '../../api/store/index.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
+import { rollbackSql } from '../helpers/schema-rollback.ts'
 
 const PG = { poolSize: 2, statementTimeoutMs: 5000 }
 
@@ -24,6 +25,15 @@ function raw (t: Test, path: string): DatabaseSync {
   const db = new DatabaseSync(path)
   t.teardown(() => db.close())
   return db
+}
+
+/** A database migrated by this release, then taken back to the schema `version` left. */
+async function olderDatabase (t: Test, version: number): Promise<{ path: string, db: DatabaseSync }> {
+  const path = tempPath(t)
+  await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
+  const db = raw(t, path)
+  db.exec(rollbackSql(version))
+  return { path, db }
 }
 
 function indexes (db: DatabaseSync): string[] {
@@ -56,11 +66,8 @@ t.test('SQLite: the server migrates on open; a store that must not migrate refus
 })
 
 t.test('the CLI store refuses a database behind this release and leaves it as it was', async (t) => {
-  const path = tempPath(t)
-  await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
   // As an older release left it: only migration 001 applied.
-  const db = raw(t, path)
-  db.exec('DROP INDEX stripe_events_received; ALTER TABLE jobs DROP COLUMN step_at; DROP TABLE rate_limits; DELETE FROM schema_migrations WHERE version > 1')
+  const { path, db } = await olderDatabase(t, 1)
   const before = indexes(db)
 
   const err = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false }).then(() => undefined, (e: unknown) => e)
@@ -79,11 +86,8 @@ t.test('the CLI store refuses a database behind this release and leaves it as it
 })
 
 t.test('migration 003 gives the jobs an older release left the time of their last change as step_at', async (t) => {
-  const path = tempPath(t)
-  await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
   // As release 002 left it: no step_at, a job waiting at the health check.
-  const db = raw(t, path)
-  db.exec('ALTER TABLE jobs DROP COLUMN step_at; DELETE FROM schema_migrations WHERE version = 3')
+  const { path, db } = await olderDatabase(t, 2)
   db.prepare("INSERT INTO jobs (kind, tenant, status, step, attempts, run_after, lease_until, created_at, updated_at) VALUES ('provision', ?, 'queued', 'dns', 1, 0, 0, ?, ?)")
     .run('a'.repeat(32), '2026-11-20T08:00:00.000Z', '2026-11-20T08:30:15.249Z')
 

@@ -9,6 +9,7 @@ import { usePostgres } from '../helpers/postgres.ts'
 import { makeTenant, storeContract } from './contract.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, makeEvent } from '../helpers/stripe-events.ts'
+import { rollbackSql } from '../helpers/schema-rollback.ts'
 
 const server = await usePostgres(t)
 
@@ -100,7 +101,7 @@ if (server !== undefined) {
     const url = await server.createDatabase()
     const first = await open(url)
     // As release 002 left it: no step_at, a job waiting at the health check.
-    await poolOf(first).query('ALTER TABLE jobs DROP COLUMN step_at; DELETE FROM schema_migrations WHERE version = 3')
+    await poolOf(first).query(rollbackSql(2))
     await poolOf(first).query("INSERT INTO jobs (kind, tenant, status, step, attempts, run_after, lease_until, created_at, updated_at) VALUES ('provision', $1, 'queued', 'dns', 1, 0, 0, $2, $3)",
       ['a'.repeat(32), '2026-11-20T08:00:00.000Z', '2026-11-20T08:30:15.249Z'])
     await first.close()
