@@ -31,8 +31,9 @@ async function hangingLinode (t: Teardown): Promise<{ url: string, firstRequest:
   const held: ServerResponse[] = []
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     held.push(res)
-    // The start's settings check reads /profile first; the job's first call is about servers.
-    if (req.url?.startsWith('/v4/linode/instances') === true) seen(`${req.method} ${req.url}`)
+    // The start's settings check reads /profile first (and, hanging there, nothing else); the
+    // job's first call looks up the Cloud Firewall or a server.
+    if (req.url?.startsWith('/v4/linode/instances') === true || req.url?.startsWith('/v4/networking/firewalls') === true) seen(`${req.method} ${req.url}`)
     else checked(`${req.method} ${req.url}`)
   })
   server.listen(0, '127.0.0.1')

@@ -22,7 +22,7 @@
 // claim a fresh instance. An nftables table admits only 80 and 443 (no SSH: the root password
 // is random and kept nowhere; Linode's Lish console is the way in), and drops packets from
 // outside addressed to 127.0.0.0/8, which Docker would otherwise forward to CTFd
-// (moby/moby#45610). A Linode Cloud Firewall in front would be better and is not done yet.
+// (moby/moby#45610). The Linode Cloud Firewall in front (linode-firewall.ts) admits the same.
 //
 // Bootstrap: a systemd unit runs bootstrap.sh (re-runnable) until it succeeds, across reboots,
 // so a failed image pull or a network glitch at first boot does not leave a dead server.

@@ -317,11 +317,11 @@ export class JobRunner {
     let ipv4 = tenant.ipv4
     // A tenant torn down and reactivated has no serverId any more: it gets a new server.
     if (job.step === '' || serverId === null) {
-      const { server, adopted } = await executor.createOrAdopt(spec, signal)
+      const { server, adopted, firewall } = await executor.createOrAdopt(spec, signal)
       serverId = server.id
       ipv4 = server.ipv4
       await attempt.commitStep('created', { serverId, ipv4 }, adopted ? 'server.adopted' : 'server.created',
-        { server: server.id, label: server.label, type: spec.serverType, status: server.status })
+        { server: server.id, label: server.label, type: spec.serverType, status: server.status, ...(firewall === undefined ? {} : { firewall }) })
     }
     if (job.step === 'created') {
       let status = 'unknown'

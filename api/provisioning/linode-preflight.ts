@@ -5,6 +5,7 @@
 import type { Config } from '../config.ts'
 import { PAID_PLANS } from '../plans.ts'
 import { LinodeApi, LinodeApiError } from './linode-api.ts'
+import { FIREWALL_LABEL, findTenantFirewall, rulesAsMade } from './linode-firewall.ts'
 
 /** 'unknown': Linode did not answer (no reply, 429, 5xx), so the setting was not checked. */
 export type CheckResult = 'pass' | 'warn' | 'fail' | 'unknown'
@@ -27,7 +28,8 @@ export interface PreflightSettings {
 /** CTFd's stated minimum (NOTES: 2 cores / 1 GB). */
 const MIN_VCPUS = 2
 
-interface Grants { global?: { add_linodes?: boolean }, domain?: Array<{ id: number, permissions: string | null }> }
+interface Grant { id: number, permissions: string | null }
+interface Grants { global?: { add_linodes?: boolean, add_firewalls?: boolean }, domain?: Grant[], firewall?: Grant[] }
 interface Region { capabilities?: string[], status?: string }
 interface Image { status?: string, capabilities?: string[], is_public?: boolean, deprecated?: boolean, eol?: string | null, regions?: Array<{ region: string, status: string }> }
 interface LinodeType { vcpus?: number, memory?: number }
@@ -87,12 +89,14 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
     add('servers', 'listable (linodes scope)', 'listed', 'pass')
   })
 
-  await attempt('region', `${s.region}: Linodes, Metadata`, async () => {
+  const needs = ['Linodes', 'Metadata', 'Cloud Firewall']
+  const regionExpected = `${s.region}: ${needs.join(', ')}`
+  await attempt('region', regionExpected, async () => {
     const region = await api.getOrUndefined<Region>(`/regions/${encodeURIComponent(s.region)}`, signal)
-    if (region === undefined) return add('region', `${s.region}: Linodes, Metadata`, 'no such region (LINODE_REGION)', 'fail')
-    const missing = ['Linodes', 'Metadata'].filter((c) => region.capabilities?.includes(c) !== true)
-    if (missing.length > 0) return add('region', `${s.region}: Linodes, Metadata`, `lacks ${missing.join(', ')} (LINODE_REGION)`, 'fail')
-    add('region', `${s.region}: Linodes, Metadata`, region.status === undefined || region.status === 'ok' ? 'ok' : `status ${region.status}`, region.status === undefined || region.status === 'ok' ? 'pass' : 'warn')
+    if (region === undefined) return add('region', regionExpected, 'no such region (LINODE_REGION)', 'fail')
+    const missing = needs.filter((c) => region.capabilities?.includes(c) !== true)
+    if (missing.length > 0) return add('region', regionExpected, `lacks ${missing.join(', ')} (LINODE_REGION)`, 'fail')
+    add('region', regionExpected, region.status === undefined || region.status === 'ok' ? 'ok' : `status ${region.status}`, region.status === undefined || region.status === 'ok' ? 'pass' : 'warn')
   })
 
   await attempt('image', `${s.image}: available, cloud-init`, async () => {
@@ -149,6 +153,29 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
       return add('DNS zone', expected, 'the restricted user may not change it (needs read_write)', 'fail')
     }
     add('DNS zone', expected, `zone ${zone.id}, ${zone.status ?? 'active'}`, zone.status === undefined || zone.status === 'active' ? 'pass' : 'warn')
+  })
+
+  const fwExpected = `${FIREWALL_LABEL}: ours, enabled, rules as made`
+  await attempt('firewall', fwExpected, async () => {
+    let fw
+    try {
+      fw = await findTenantFirewall(api, signal)
+    } catch (err) {
+      if (!(err instanceof LinodeApiError) || (err.status !== 401 && err.status !== 403)) throw err
+      return add('firewall', fwExpected, `${reason(err)} (the token needs the firewall:read_write scope)`, 'fail')
+    }
+    if (fw === undefined) {
+      if (grants !== undefined && grants.global?.add_firewalls !== true) return add('firewall', fwExpected, 'none yet, and the restricted user may not make one (add_firewalls)', 'fail')
+      return add('firewall', fwExpected, 'none yet: made at the first provisioning', 'pass')
+    }
+    if (grants !== undefined && grants.firewall?.find((g) => g.id === fw.id)?.permissions !== 'read_write') {
+      return add('firewall', fwExpected, `firewall ${fw.id}: the restricted user may not add servers to it (needs read_write)`, 'fail')
+    }
+    if (fw.status !== 'enabled') return add('firewall', fwExpected, `firewall ${fw.id} is ${fw.status}: it filters nothing`, 'warn')
+    if (!rulesAsMade(fw.rules)) {
+      return add('firewall', fwExpected, `firewall ${fw.id}: rules edited (version ${fw.rules?.version ?? '?'}); they must still admit TCP 80 and 443 from everywhere`, 'warn')
+    }
+    add('firewall', fwExpected, `firewall ${fw.id}, enabled`, 'pass')
   })
   return checks
 }

@@ -1,13 +1,15 @@
 // LinodeExecutor: the Executor over Linode API v4. A create has no idempotency key, so the
 // label `ctf-<slug>` plus the tag `tenant:<id>` is the key: every ambiguous failure (lost
 // reply, timeout, 5xx) and every "Label must be unique" is answered by looking the label up
-// and adopting the server when it carries this tenant's tag — never anyone else's.
+// and adopting the server when it carries this tenant's tag — never anyone else's. Every
+// server sits behind the shared Cloud Firewall (linode-firewall.ts).
 import { randomBytes } from 'node:crypto'
 import { request, type Dispatcher } from 'undici'
 import type { Config } from '../config.ts'
 import { CREDENTIAL_PATH } from './cloud-init.ts'
 import { ExecutorError, type CreateResult, type Executor, type ServerInfo, type ServerSpec } from './executor.ts'
 import { LinodeApi, LinodeApiError, backoffMs, pause } from './linode-api.ts'
+import { TenantFirewall } from './linode-firewall.ts'
 
 export interface LinodeExecutorOptions {
   token: string
@@ -82,6 +84,7 @@ export class LinodeExecutor implements Executor {
   readonly name = 'linode'
   private readonly o: Required<Omit<LinodeExecutorOptions, 'token' | 'apiBase' | 'dispatcher' | 'log' | 'maxRetryAfterMs' | 'requestTimeoutMs'>> & Pick<LinodeExecutorOptions, 'log'>
   private readonly api: LinodeApi
+  private readonly firewall: TenantFirewall
   private zoneId: number | undefined
 
   constructor (opts: LinodeExecutorOptions) {
@@ -97,6 +100,7 @@ export class LinodeExecutor implements Executor {
       maxRetryAfterMs: opts.maxRetryAfterMs ?? 60_000,
       log: opts.log
     })
+    this.firewall = new TenantFirewall(this.api, { sleep, maxAttempts, log: opts.log })
     this.o = {
       region: opts.region,
       image: opts.image,
@@ -119,10 +123,15 @@ export class LinodeExecutor implements Executor {
   async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
     const label = serverLabel(spec.slug)
     const tag = tenantTag(spec.tenantId)
+    let firewallId = await this.firewall.ensure(signal)
     let lastError: unknown
     for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
       const existing = await this.findTenantServer(label, tag, signal)
-      if (existing !== undefined) return { server: toInfo(existing), adopted: true }
+      if (existing !== undefined) {
+        // Made with the firewall by the lost try; one made by an older release gets it now.
+        const behind = await this.firewall.attach(existing.id, signal)
+        return { server: toInfo(existing), adopted: true, firewall: String(behind) }
+      }
       try {
         const body = {
           type: spec.serverType,
@@ -132,11 +141,22 @@ export class LinodeExecutor implements Executor {
           tags: ['ctfhive', tag],
           root_pass: this.o.rootPassword(),
           metadata: { user_data: this.o.userData(spec) },
+          firewall_id: firewallId,
           booted: true
         }
         const created = await this.api.call<Instance>('POST', '/linode/instances', { body, retry: 'rejected-only', signal })
-        return { server: toInfo(created), adopted: false }
+        return { server: toInfo(created), adopted: false, firewall: String(firewallId) }
       } catch (err) {
+        if (err instanceof LinodeApiError && err.status === 400 && err.reasons.some((r) => r.field === 'firewall_id')) {
+          // The firewall was deleted since we looked it up (in the console, say): find or make
+          // it again. Refused though it exists (a region without Cloud Firewalls): no retry helps.
+          const refused = firewallId
+          this.firewall.forget(refused)
+          firewallId = await this.firewall.ensure(signal)
+          if (firewallId === refused) throw new ExecutorError(`Linode refused firewall ${refused} for ${label}: ${err.message}`, { retryable: false, cause: err })
+          lastError = err
+          continue
+        }
         const taken = err instanceof LinodeApiError && err.status === 400 && err.reasons.some((r) => r.field === 'label' && /unique/i.test(r.reason))
         if (!(err instanceof LinodeApiError) || !(taken || err.ambiguous)) throw err
         // The create may have happened (or a twin did): look again before another try.

@@ -15,7 +15,7 @@ t.test('good settings: a table of passes, exit 0', async (t) => {
   t.equal(r.code, 0, r.stderr)
   const lines = r.stdout.trimEnd().split('\n')
   t.match(lines[0], /^check +expected +got +result$/)
-  t.equal(lines.length, 2 + 7, 'header, rule, seven checks')
+  t.equal(lines.length, 2 + 8, 'header, rule, eight checks')
   t.ok(lines.slice(2).every((l) => l.endsWith('PASS')))
   t.match(r.stdout, /type g6-standard-2 \(solo, standard, pro\)/, 'LINODE_PLAN: one type for every plan')
   t.equal(r.stderr, 'Linode settings OK\n')
@@ -27,7 +27,7 @@ t.test('a failing setting: exit 1, the cause in the table; --json for scripts', 
   const env = { LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url, BASE_DOMAIN: 'ctf.example.org', LINODE_REGION: 'ap-south', LINODE_IMAGE: 'linode/arch' }
   const r = await check([], env)
   t.equal(r.code, 1)
-  t.match(r.stdout, /region +ap-south: Linodes, Metadata +lacks Metadata \(LINODE_REGION\) +FAIL/)
+  t.match(r.stdout, /region +ap-south: Linodes, Metadata, Cloud Firewall +lacks Metadata \(LINODE_REGION\) +FAIL/)
   t.match(r.stdout, /image .*no cloud-init.* +FAIL/)
   t.match(r.stdout, /type g6-standard-1 \(solo\) .*below CTFd's minimum of 2 cores +WARN/)
   t.equal(r.stderr, '2 checks failed: provisioning will fail until they are fixed\n')

@@ -1,10 +1,12 @@
 // A real HTTP server playing Linode API v4 for wire-level tests: instances (label uniqueness,
-// status progression, boot), domains and records, what the settings check reads (profile,
+// status progression, boot), Cloud Firewalls (fake-linode-firewalls.ts), domains and records,
+// what the settings check reads (profile,
 // grants, regions, images, types), bearer auth, paging, X-Filter, request bodies checked
 // against schemas cut from the OpenAPI spec, and faults (429, 5xx, slow and lost replies).
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { fakeFirewalls, type FakeFirewall } from './fake-linode-firewalls.ts'
 
 type Schema = Record<string, any>
 const fixture = (name: string): Schema => JSON.parse(readFileSync(new URL(`../fixtures/linode/${name}.schema.json`, import.meta.url), 'utf8'))
@@ -110,7 +112,7 @@ export interface FakeCatalogue {
   /** Per region: the types Linode lists as (un)available there. */
   availability: Map<string, Array<{ plan: string, available: boolean }>>
   /** null: an unrestricted user (GET /profile/grants answers 204). */
-  grants: { global: { add_linodes: boolean }, domain: Array<{ id: number, permissions: string | null }> } | null
+  grants: { global: { add_linodes: boolean, add_firewalls?: boolean }, domain: Array<{ id: number, permissions: string | null }>, firewall?: Array<{ id: number, permissions: string | null }> } | null
 }
 
 function defaultCatalogue (): FakeCatalogue {
@@ -135,9 +137,11 @@ export interface FakeLinode {
   requests: RecordedRequest[]
   instances: Map<number, FakeInstance>
   domains: Map<number, FakeDomain>
+  firewalls: Map<number, FakeFirewall>
   catalogue: FakeCatalogue
   inject: (rule: FaultRule) => void
   addInstance: (fields: Partial<FakeInstance> & { label: string }) => FakeInstance
+  addFirewall: (fields: Partial<FakeFirewall> & { label: string }) => FakeFirewall
   addRecord: (domain: string, fields: Partial<FakeRecord> & { name: string, target: string }) => FakeRecord
   /** Requests other than the given method and path prefix are ignored. */
   count: (method: string, pathPrefix?: string) => number
@@ -155,7 +159,7 @@ class HttpError extends Error {
   }
 }
 
-const FILTERABLE: Record<string, string[]> = { instances: ['id', 'label', 'tags', 'region', 'type', 'image', 'status'], domains: ['id', 'domain', 'type', 'status', 'tags'], records: ['id', 'name', 'type', 'target'] }
+const FILTERABLE: Record<string, string[]> = { instances: ['id', 'label', 'tags', 'region', 'type', 'image', 'status'], domains: ['id', 'domain', 'type', 'status', 'tags'], records: ['id', 'name', 'type', 'target'], firewalls: ['id', 'label', 'tags', 'created', 'updated'] }
 
 function bodyErrors (schema: Schema, body: unknown): Array<{ field?: string, reason: string }> {
   return validateSchema(schema, body).map((e) => {
@@ -209,8 +213,21 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
     }))
   }
 
+  const fw0 = fakeFirewalls({
+    nextId: () => ++nextId,
+    now,
+    instanceExists: (id) => instances.has(id),
+    instanceLabel: (id) => instances.get(id)?.label ?? '',
+    bodyErrors,
+    fail: (status, errors) => { throw new HttpError(status, errors) },
+    page,
+    filtered
+  })
+
   function handle (method: string, path: string, query: Record<string, string>, req: IncomingMessage, body: any): [number, unknown] {
     const seg = path.split('/').filter(Boolean).map(decodeURIComponent)
+    const fw = fw0.handle(method, seg, body, query, req.headers['x-filter'])
+    if (fw !== undefined) return fw
     if (method === 'GET' && seg[0] === 'profile' && seg.length === 1) return [200, { username: 'ctfhive-ops', email: 'ops@example.com', restricted: catalogue.grants !== null }]
     if (method === 'GET' && seg[0] === 'profile' && seg[1] === 'grants' && seg.length === 2) return catalogue.grants === null ? [204, undefined] : [200, { ...catalogue.grants, linode: [] }]
     const region = method === 'GET' && seg[0] === 'regions' ? catalogue.regions.get(seg[1] ?? '') : undefined
@@ -230,7 +247,9 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
         if ([...instances.values()].some((i) => i.label.toLowerCase() === label.toLowerCase())) {
           throw new HttpError(400, [{ field: 'label', reason: 'Label must be unique among your linodes' }])
         }
+        const firewall = fw0.forCreate(body.firewall_id)
         const inst = addInstance({ label, type: body.type, region: body.region, image: body.image ?? null, tags: body.tags ?? [], has_user_data: body.metadata?.user_data !== undefined })
+        if (firewall !== undefined) fw0.attach(firewall, inst.id)
         return [200, view(inst)]
       }
       const inst = instances.get(Number(seg[2]))
@@ -249,6 +268,7 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
       }
       if (seg.length === 3 && inst !== undefined && method === 'DELETE') {
         instances.delete(inst.id)
+        fw0.detachEverywhere(inst.id)
         return [200, {}]
       }
     }
@@ -342,9 +362,11 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
     requests,
     instances,
     domains,
+    firewalls: fw0.firewalls,
     catalogue,
     inject: (rule) => { rules.push({ ...rule, left: rule.times ?? 1 }) },
     addInstance,
+    addFirewall: fw0.add,
     addRecord: (name, fields) => {
       const domain = [...domains.values()].find((d) => d.domain === name)
       if (domain === undefined) throw new Error(`no zone ${name}`)

@@ -56,10 +56,14 @@ t.test('paid → Linode server → DNS → healthy → active; canceled → torn
   const audit = (await store.listAudit({ tenant: id })).map((e) => e.action)
   t.same(audit, ['tenant.created', 'provision.queued', 'server.created', 'server.running', 'dns.record', 'health.ok', 'provision.ready'])
   t.notOk(JSON.stringify(await store.listAudit({})).includes('root_pass'), 'no root password in the audit')
+  const [firewall] = [...linode.firewalls.values()]
+  t.same([...firewall!.linodes], [server!.id], 'the server sits behind the Cloud Firewall')
+  t.match((await store.listAudit({ tenant: id })).find((e) => e.action === 'server.created')?.detail, { server: String(server!.id), firewall: String(firewall!.id) })
 
   await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_wire', tenantId: id, status: 'canceled' })))
   await until(async () => (await store.getTenant(id))?.infra === 'deprovisioned', 'deprovisioned')
   t.equal(linode.instances.size, 0, 'server deleted')
   t.equal(zone.records.size, 0, 'record deleted')
   t.equal(linode.count('DELETE', '/linode/instances'), 1, 'one deletion')
+  t.equal(linode.firewalls.size, 1, 'the shared firewall stays for the next tenant')
 })

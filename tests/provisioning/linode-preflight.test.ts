@@ -1,5 +1,6 @@
 import t from 'tap'
 import { LinodeApi } from '../../api/provisioning/linode-api.ts'
+import { tenantFirewallRules } from '../../api/provisioning/linode-firewall.ts'
 import { linodePreflight, logLinodePreflight, preflightApi, preflightSettings, type PreflightSettings } from '../../api/provisioning/linode-preflight.ts'
 import { testConfig } from '../helpers/build-app.ts'
 import { startFakeLinode, type FakeLinode } from '../helpers/fake-linode.ts'
@@ -29,12 +30,13 @@ t.test('good settings pass every check, reading only', async (t) => {
   const { fake, checks } = await run(t)
   t.same(checks.map((c) => [c.check, c.result]), [
     ['token', 'pass'], ['user rights', 'pass'], ['servers', 'pass'], ['region', 'pass'], ['image', 'pass'],
-    ['type g6-standard-2 (standard)', 'pass'], ['type g6-standard-4 (pro)', 'pass'], ['DNS zone', 'pass']
+    ['type g6-standard-2 (standard)', 'pass'], ['type g6-standard-4 (pro)', 'pass'], ['DNS zone', 'pass'], ['firewall', 'pass']
   ])
   t.match(checks[0]!.got, 'user ctfhive-ops')
   t.equal(checks[1]!.got, 'unrestricted user')
   t.equal(checks[5]!.got, '2 CPU, 4 GB')
-  t.match(checks.at(-1)!.got, /^zone \d+, active$/)
+  t.match(checks.at(-2)!.got, /^zone \d+, active$/)
+  t.equal(checks.at(-1)!.got, 'none yet: made at the first provisioning')
   t.same(fake.requests.filter((r) => r.method !== 'GET'), [], 'nothing but GETs')
   t.ok(fake.requests.some((r) => r.path === '/images/linode/debian12'), 'the image id keeps its slash')
 })
@@ -50,6 +52,7 @@ t.test('a rejected token stops at the first check', async (t) => {
 t.test('region: unknown, or without Metadata, fails; an outage warns', async (t) => {
   t.match((await run(t, () => {}, { region: 'mars-1' })).by('region'), { result: 'fail', got: 'no such region (LINODE_REGION)' })
   t.match((await run(t, () => {}, { region: 'ap-south' })).by('region'), { result: 'fail', got: 'lacks Metadata (LINODE_REGION)' })
+  t.match((await run(t, (f) => { f.catalogue.regions.get('us-east')!.capabilities = ['Linodes', 'Metadata'] })).by('region'), { result: 'fail', got: 'lacks Cloud Firewall (LINODE_REGION)' })
   t.match((await run(t, (f) => { f.catalogue.regions.get('us-east')!.status = 'outage' })).by('region'), { result: 'warn', got: 'status outage' })
 })
 
@@ -96,6 +99,35 @@ t.test('DNS zone: missing, secondary, or not writable by a restricted user fails
   t.match(readOnly.by('DNS zone'), { result: 'fail', got: /needs read_write/ })
 })
 
+t.test('firewall: ours and as made passes; disabled or edited warns; someone else’s, or not usable, fails', async (t) => {
+  const ours = (fields: Record<string, unknown> = {}) => (f: FakeLinode) => {
+    f.addFirewall({ label: 'ctfhive-tenants', tags: ['ctfhive'], rules: { ...tenantFirewallRules(), version: 1 }, ...fields })
+  }
+  const made = await run(t, ours())
+  t.match(made.by('firewall'), { result: 'pass', got: /^firewall \d+, enabled$/ })
+  t.same(made.fake.requests.filter((r) => r.path.startsWith('/networking/')).map((r) => [r.method, r.headers['x-filter']]), [['GET', '{"label":"ctfhive-tenants"}']])
+  t.match((await run(t, ours({ status: 'disabled' }))).by('firewall'), { result: 'warn', got: /^firewall \d+ is disabled: it filters nothing$/ })
+  const edited = { ...tenantFirewallRules(), inbound_policy: 'ACCEPT', version: 4 }
+  t.match((await run(t, ours({ rules: edited }))).by('firewall'), { result: 'warn', got: /rules edited \(version 4\); they must still admit TCP 80 and 443/ })
+  t.match((await run(t, ours({ tags: [] }))).by('firewall'), { result: 'fail', got: /labelled ctfhive-tenants but not tagged ctfhive; refusing to use it/ })
+
+  const restricted = (addFirewalls: boolean, permissions?: string) => (f: FakeLinode) => {
+    const fw = permissions === undefined ? undefined : f.addFirewall({ label: 'ctfhive-tenants', tags: ['ctfhive'], rules: { ...tenantFirewallRules(), version: 1 } })
+    f.catalogue.grants = {
+      global: { add_linodes: true, add_firewalls: addFirewalls },
+      domain: [{ id: [...f.domains.keys()][0]!, permissions: 'read_write' }],
+      firewall: fw === undefined ? [] : [{ id: fw.id, permissions: permissions! }]
+    }
+  }
+  t.match((await run(t, restricted(true))).by('firewall'), { result: 'pass', got: 'none yet: made at the first provisioning' })
+  t.match((await run(t, restricted(false))).by('firewall'), { result: 'fail', got: /restricted user may not make one \(add_firewalls\)/ })
+  t.match((await run(t, restricted(false, 'read_write'))).by('firewall'), { result: 'pass' })
+  t.match((await run(t, restricted(true, 'read_only'))).by('firewall'), { result: 'fail', got: /may not add servers to it \(needs read_write\)/ })
+
+  const noScope = await run(t, (f) => { f.inject({ path: '/networking/firewalls', fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } }) })
+  t.match(noScope.by('firewall'), { result: 'fail', got: '401 Your OAuth token is not authorized to use this endpoint. (the token needs the firewall:read_write scope)' })
+})
+
 t.test('an API error fails its own check only, with Linode’s reason', async (t) => {
   const { by, checks } = await run(t, (f) => { f.inject({ path: '/linode/instances', times: 1, fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } }) })
   t.match(by('servers'), { result: 'fail', got: '401 Your OAuth token is not authorized to use this endpoint.' })
@@ -125,14 +157,14 @@ t.test('at server start: failures are errors, warnings warnings, a clean run one
   }
   const env = { LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url, BASE_DOMAIN: 'ctf.example.org', LINODE_PLAN: 'g6-standard-2' }
   await logLinodePreflight(testConfig(env, t), log)
-  t.same(lines, [['info', { passed: 7, warnings: 0, failed: 0, unknown: 0 }, 'linode settings checked']])
+  t.same(lines, [['info', { passed: 8, warnings: 0, failed: 0, unknown: 0 }, 'linode settings checked']])
 
   lines.length = 0
   const checks = await logLinodePreflight(testConfig({ ...env, LINODE_REGION: 'ap-south', LINODE_PLAN: '' }, t), log)
   t.same(lines.map(([level, o]) => [level, o.check]), [['error', 'region'], ['warn', 'type g6-standard-1 (solo)'], ['info', undefined]])
-  t.same(lines[2]![1], { passed: 7, warnings: 1, failed: 1, unknown: 0 }, 'a summary every time')
+  t.same(lines[2]![1], { passed: 8, warnings: 1, failed: 1, unknown: 0 }, 'a summary every time')
   t.match(lines[0]![2], /provisioning will fail until it is fixed \(npm run linode:check\)/)
-  t.equal(checks.length, 9)
+  t.equal(checks.length, 10)
   t.notMatch(JSON.stringify(lines), fake.token, 'no token in the log')
 
   // Aborted at shutdown: nothing logged. Out of time: one warning.

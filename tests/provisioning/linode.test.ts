@@ -9,6 +9,7 @@ import { LinodeExecutor, serverLabel, tenantTag, type LinodeExecutorOptions } fr
 import { LinodeApiError } from '../../api/provisioning/linode-api.ts'
 import { CREDENTIAL_PATH, userDataBuilder } from '../../api/provisioning/cloud-init.ts'
 import { schemas, startFakeLinode, validateSchema, type FakeLinodeOptions } from '../helpers/fake-linode.ts'
+import { firewallSchemas } from '../helpers/fake-linode-firewalls.ts'
 
 const SECRET = 'test-secret-key-for-linode-executor-0123456789'
 const spec: ServerSpec = {
@@ -55,22 +56,24 @@ const emptyPage = { status: 200, body: { data: [], page: 1, pages: 1, results: 0
 
 t.test('happy path: create, running, DNS, health', async (t) => {
   const { fake, executor } = await setup(t)
-  const { server, adopted } = await executor.createOrAdopt(spec)
+  const { server, adopted, firewall } = await executor.createOrAdopt(spec)
   t.equal(adopted, false)
   t.equal(server.label, 'ctf-acme')
   t.equal(server.status, 'provisioning')
   t.match(server.ipv4, /^203\.0\.113\.\d+$/, 'the public address, not the private one')
   t.equal(fake.instances.size, 1)
 
-  const post = fake.requests.find((r) => r.method === 'POST')!.body as Record<string, any>
+  const post = fake.requests.find((r) => r.method === 'POST' && r.path === '/linode/instances')!.body as Record<string, any>
   t.same(post.tags, ['ctfhive', TAG])
   t.equal(post.type, 'g6-standard-2')
   t.equal(post.booted, true)
   t.ok(post.root_pass.length >= 32, 'a long generated root password')
   t.match(Buffer.from(post.metadata.user_data, 'base64').toString(), /^#cloud-config\n/)
   t.notOk(JSON.stringify(server).includes(post.root_pass), 'the root password is never returned')
+  const [fw] = [...fake.firewalls.values()]
+  t.same([post.firewall_id, firewall, [...fw!.linodes]], [fw!.id, String(fw!.id), [Number(server.id)]], 'made behind the Cloud Firewall')
   const filters = fake.requests.filter((r) => r.method === 'GET').map((r) => r.headers['x-filter'])
-  t.same(filters, ['{"label":"ctf-acme"}', `{"tags":"${TAG}"}`], 'looked up by label, then by tenant tag, before creating')
+  t.same(filters, ['{"label":"ctfhive-tenants"}', '{"label":"ctf-acme"}', `{"tags":"${TAG}"}`], 'the firewall looked up, then the server by label and by tenant tag, before creating')
   t.ok(fake.requests.every((r) => r.headers.authorization === `Bearer ${fake.token}`))
 
   t.equal((await executor.getServer(server.id))?.status, 'booting')
@@ -123,7 +126,7 @@ t.test('a create whose reply is lost is adopted: exactly one server', async (t) 
     const { server, adopted } = await executor.createOrAdopt(spec)
     t.equal(adopted, true, `adopted after ${JSON.stringify(fault)}`)
     t.equal(fake.instances.size, 1)
-    t.equal(fake.count('POST'), 1, 'never a second POST once the first one landed')
+    t.equal(fake.count('POST', '/linode/instances'), 1, 'never a second POST once the first one landed')
     t.equal(server.id, String([...fake.instances.keys()][0]))
   }
 })
@@ -145,7 +148,7 @@ t.test('a create dropped before it landed is simply made again', async (t) => {
   const { adopted } = await executor.createOrAdopt(spec)
   t.equal(adopted, false)
   t.equal(fake.instances.size, 1)
-  t.equal(fake.count('POST'), 2)
+  t.equal(fake.count('POST', '/linode/instances'), 2)
   t.equal(sleeps.length, 1, 'one backoff before the next try')
 })
 
@@ -154,7 +157,7 @@ t.test('a label already held with this tenant tag is adopted', async (t) => {
   const existing = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG], status: 'running' })
   const { server, adopted } = await executor.createOrAdopt(spec)
   t.same([adopted, server.id, server.status], [true, String(existing.id), 'running'])
-  t.equal(fake.count('POST'), 0)
+  t.equal(fake.count('POST', '/linode/instances'), 0)
 })
 
 t.test('"Label must be unique" leads to the lookup and adoption', async (t) => {
@@ -164,7 +167,7 @@ t.test('"Label must be unique" leads to the lookup and adoption', async (t) => {
   fake.inject({ method: 'GET', path: '/linode/instances', times: 2, fault: emptyPage })
   const { adopted } = await executor.createOrAdopt(spec)
   t.equal(adopted, true)
-  t.equal(fake.count('POST'), 1)
+  t.equal(fake.count('POST', '/linode/instances'), 1)
   t.equal(fake.instances.size, 1)
 })
 
@@ -175,7 +178,7 @@ t.test('a label held by a server without this tenant tag is a hard error', async
   t.ok(err instanceof ExecutorError)
   t.equal((err as ExecutorError).retryable, false)
   t.match(err.message, /held by server \d+, which is not tagged tenant:0123/)
-  t.equal(fake.count('POST'), 0)
+  t.equal(fake.count('POST', '/linode/instances'), 0)
 
   fake.inject({ method: 'GET', path: '/linode/instances', times: 2, fault: emptyPage })
   const viaPost = await caught(executor.createOrAdopt(spec))
@@ -188,7 +191,7 @@ t.test('a tenant server under another label is never doubled', async (t) => {
   fake.addInstance({ label: 'ctf-acme-old', tags: ['ctfhive', TAG] })
   const err = await caught(executor.createOrAdopt(spec))
   t.match(err.message, /tenant already has Linode \d+ labelled ctf-acme-old/)
-  t.equal(fake.count('POST'), 0)
+  t.equal(fake.count('POST', '/linode/instances'), 0)
 })
 
 t.test('a server of this tenant still being deleted is not adopted', async (t) => {
@@ -198,7 +201,7 @@ t.test('a server of this tenant still being deleted is not adopted', async (t) =
   t.ok(err instanceof ExecutorError)
   t.equal((err as ExecutorError).retryable, true, 'a later attempt makes the new server')
   t.match(err.message, /still being deleted/)
-  t.equal(fake.count('POST'), 0)
+  t.equal(fake.count('POST', '/linode/instances'), 0)
 
   fake.instances.clear()
   const { adopted } = await executor.createOrAdopt(spec)
@@ -279,7 +282,7 @@ t.test('429 honours Retry-After', async (t) => {
   const { adopted } = await executor.createOrAdopt(spec)
   t.equal(adopted, false)
   t.same(sleeps, [7000], 'slept exactly what Retry-After asked')
-  t.equal(fake.count('POST'), 2, 'a 429 was not applied, so the POST is safely repeated')
+  t.equal(fake.count('POST', '/linode/instances'), 2, 'a 429 was not applied, so the POST is safely repeated')
   t.equal(fake.instances.size, 1)
 
   const id = [...fake.instances.keys()][0]!
@@ -324,7 +327,7 @@ t.test('a 400 errors body becomes a readable, non-retryable error', async (t) =>
   t.equal(err.message, 'Linode API 400: type: A valid plan type by that ID was not found; Region is sold out (POST /linode/instances)')
   t.equal((err as ExecutorError).retryable, false)
   t.same((err as LinodeApiError).reasons, [{ field: 'type', reason: 'A valid plan type by that ID was not found' }, { reason: 'Region is sold out' }])
-  t.equal(fake.count('POST'), 1)
+  t.equal(fake.count('POST', '/linode/instances'), 1)
 })
 
 t.test('getServer: 404 is undefined; ids are numeric', async (t) => {
@@ -471,13 +474,18 @@ t.test('DNS: a missing zone and a foreign FQDN are clear, non-retryable errors',
 t.test('every request body validates against the schemas cut from the OpenAPI spec', async (t) => {
   const { fake, executor } = await setup(t)
   const { server } = await executor.createOrAdopt(spec)
+  // A server made before firewalls, adopted: it is added to the firewall.
+  fake.addInstance({ label: 'ctf-older', tags: ['ctfhive', 'tenant:older'], status: 'running' })
+  await executor.createOrAdopt({ ...spec, tenantId: 'older', slug: 'older' })
   await executor.ensureDnsRecord(spec, '203.0.113.10')
   await executor.ensureDnsRecord(spec, '203.0.113.11')
   await executor.destroyServer(server.id)
   const checks: Array<[string, RegExp, object]> = [
     ['POST', /^\/linode\/instances$/, schemas.instanceCreate],
     ['POST', /^\/domains\/\d+\/records$/, schemas.recordCreate],
-    ['PUT', /^\/domains\/\d+\/records\/\d+$/, schemas.recordUpdate]
+    ['PUT', /^\/domains\/\d+\/records\/\d+$/, schemas.recordUpdate],
+    ['POST', /^\/networking\/firewalls$/, firewallSchemas.create],
+    ['POST', /^\/networking\/firewalls\/\d+\/devices$/, firewallSchemas.deviceCreate]
   ]
   let checked = 0
   for (const r of fake.requests) {
@@ -489,7 +497,7 @@ t.test('every request body validates against the schemas cut from the OpenAPI sp
     t.same(validateSchema(check[2], r.body), [], `${r.method} ${r.path}`)
     checked++
   }
-  t.equal(checked, 3)
+  t.equal(checked, 5)
   // The validator itself catches what the spec forbids.
   t.match(validateSchema(schemas.instanceCreate, { region: 'us-east', label: 'ctf--x', tags: ['ab'], root_pass: 'short', bogus: 1 }),
     ['type: required', /^label: does not match/, 'tags[0]: shorter than 3', 'root_pass: shorter than 7', 'bogus: unknown property'])
@@ -539,5 +547,5 @@ t.test('fromConfig takes what the job runner has', async (t) => {
     { userData: userDataBuilder(SECRET) }
   )
   await executor.createOrAdopt(spec)
-  t.match(fake.requests.find((r) => r.method === 'POST')?.body, { region: 'eu-central', image: 'linode/debian12' })
+  t.match(fake.requests.find((r) => r.method === 'POST' && r.path === '/linode/instances')?.body, { region: 'eu-central', image: 'linode/debian12' })
 })

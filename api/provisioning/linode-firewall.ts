@@ -1,0 +1,174 @@
+// The Linode Cloud Firewall in front of every tenant server. Linode filters before packets
+// reach the server, so only the web gets in even while the host's own nftables table is not
+// loaded yet (first boot, before cloud-init runs) or after someone flushed it, and Docker's
+// published ports cannot slip past it. One firewall serves all tenant servers: found by its
+// label (and our tag, so never someone else's), made on first need with the ports the host
+// firewall admits (cloud-init.ts), attached at create (`firewall_id`). A server adopted
+// without one (made by a release before firewalls) is attached when it is adopted. An
+// operator may edit the firewall's rules; the settings check warns when they differ.
+import { ExecutorError } from './executor.ts'
+import { LinodeApi, LinodeApiError, backoffMs, pause } from './linode-api.ts'
+
+export const FIREWALL_LABEL = 'ctfhive-tenants'
+export const FIREWALL_TAG = 'ctfhive'
+
+export interface FirewallRule {
+  protocol: 'TCP' | 'UDP' | 'ICMP' | 'IPENCAP'
+  ports?: string | null
+  addresses: { ipv4?: string[], ipv6?: string[] }
+  action: 'ACCEPT' | 'DROP'
+  label?: string
+  description?: string
+}
+
+export interface FirewallRules {
+  inbound_policy: 'ACCEPT' | 'DROP'
+  outbound_policy: 'ACCEPT' | 'DROP'
+  inbound: FirewallRule[]
+  outbound: FirewallRule[]
+  version?: number
+}
+
+export interface Firewall { id: number, label: string, status: string, tags?: string[], rules?: FirewallRules }
+
+const EVERYWHERE = { ipv4: ['0.0.0.0/0'], ipv6: ['::/0'] }
+
+/** What the firewall admits: HTTP, HTTPS and HTTP/3 (Caddy), ICMP (path MTU discovery), DHCP replies; everything out. */
+export function tenantFirewallRules (): FirewallRules {
+  const accept = (label: string, protocol: FirewallRule['protocol'], ports: string | undefined, description: string): FirewallRule =>
+    ({ label, protocol, ...(ports === undefined ? {} : { ports }), addresses: EVERYWHERE, action: 'ACCEPT', description })
+  return {
+    inbound_policy: 'DROP',
+    outbound_policy: 'ACCEPT',
+    inbound: [
+      accept('web-tcp', 'TCP', '80, 443', 'HTTP and HTTPS to Caddy'),
+      accept('web-quic', 'UDP', '443', 'HTTP/3 to Caddy'),
+      accept('icmp', 'ICMP', undefined, 'ping and path MTU discovery'),
+      accept('dhcp-client', 'UDP', '68, 546', 'DHCP and DHCPv6 replies')
+    ],
+    outbound: []
+  }
+}
+
+function ruleKey (r: FirewallRule): string {
+  const ports = (r.ports ?? '').replace(/\s+/g, '')
+  return JSON.stringify([r.protocol, r.action, ports, [...(r.addresses.ipv4 ?? [])].sort(), [...(r.addresses.ipv6 ?? [])].sort()])
+}
+
+/** True when `rules` filter as ours do (labels and descriptions aside): nobody edited them. */
+export function rulesAsMade (rules: FirewallRules | undefined): boolean {
+  if (rules === undefined) return false
+  const ours = tenantFirewallRules()
+  const keys = (list: FirewallRule[] | undefined): string => JSON.stringify((list ?? []).map(ruleKey))
+  return rules.inbound_policy === ours.inbound_policy && rules.outbound_policy === ours.outbound_policy &&
+    keys(rules.inbound) === keys(ours.inbound) && keys(rules.outbound) === keys(ours.outbound)
+}
+
+/** The firewall labelled ours (not a deleted one); a label held without our tag is a hard error. */
+export async function findTenantFirewall (api: LinodeApi, signal?: AbortSignal): Promise<Firewall | undefined> {
+  const found = (await api.list<Firewall>('/networking/firewalls', { label: FIREWALL_LABEL }, signal))
+    .find((f) => f.label.toLowerCase() === FIREWALL_LABEL && f.status !== 'deleted')
+  if (found !== undefined && found.tags?.includes(FIREWALL_TAG) !== true) {
+    throw new ExecutorError(`Linode firewall ${found.id} is labelled ${FIREWALL_LABEL} but not tagged ${FIREWALL_TAG}; refusing to use it (rename it, or tag it if it is ours)`, { retryable: false })
+  }
+  return found
+}
+
+/** A refusal that retrying cannot fix, said in terms of the token. */
+function scopeError (err: unknown): unknown {
+  if (!(err instanceof LinodeApiError) || (err.status !== 401 && err.status !== 403)) return err
+  return new ExecutorError(`the Linode token may not manage Cloud Firewalls (it needs the firewall:read_write scope): ${err.message}`, { retryable: false, cause: err })
+}
+
+export interface TenantFirewallOptions {
+  sleep: (ms: number) => Promise<void>
+  maxAttempts: number
+  log?: { warn: (obj: object, msg: string) => void }
+}
+
+export class TenantFirewall {
+  private id: number | undefined
+  private readonly api: LinodeApi
+  private readonly o: TenantFirewallOptions
+
+  constructor (api: LinodeApi, opts: TenantFirewallOptions) {
+    this.api = api
+    this.o = opts
+  }
+
+  /** The firewall's id: the one found by label, or one made now. Remembered until forgotten. */
+  async ensure (signal?: AbortSignal): Promise<number> {
+    if (this.id !== undefined) return this.id
+    try {
+      this.id = await this.findOrCreate(signal)
+    } catch (err) {
+      throw scopeError(err)
+    }
+    return this.id
+  }
+
+  /** Linode says this id does not exist (deleted in the console): look it up again next time. */
+  forget (id: number): void {
+    if (this.id === id) this.id = undefined
+  }
+
+  private async findOrCreate (signal?: AbortSignal): Promise<number> {
+    let lastError: unknown
+    for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
+      const found = await findTenantFirewall(this.api, signal)
+      if (found !== undefined) return found.id
+      try {
+        const body = { label: FIREWALL_LABEL, tags: [FIREWALL_TAG], rules: tenantFirewallRules() }
+        const created = await this.api.call<Firewall>('POST', '/networking/firewalls', { body, retry: 'rejected-only', signal })
+        return created.id
+      } catch (err) {
+        // Another worker made it first, or our own create's reply was lost: look again.
+        const taken = err instanceof LinodeApiError && err.status === 400 && err.reasons.some((r) => r.field === 'label' && /unique|taken|exists/i.test(r.reason))
+        if (!(err instanceof LinodeApiError) || !(taken || err.ambiguous)) throw err
+        lastError = err
+        this.o.log?.warn({ label: FIREWALL_LABEL, status: err.status, attempt }, 'linode firewall create unclear; looking the label up')
+        if (!taken) await pause(this.o.sleep, backoffMs(attempt), signal)
+      }
+    }
+    throw new ExecutorError(`could not create or find the Linode firewall ${FIREWALL_LABEL}: ${(lastError as Error).message}`, { retryable: true, cause: lastError })
+  }
+
+  /**
+   * Puts the server behind the firewall unless it already sits behind one (ours, or one an
+   * operator chose: a server has one firewall at a time). Returns the firewall it is behind.
+   */
+  async attach (serverId: number, signal?: AbortSignal): Promise<number> {
+    const current = await this.serverFirewall(serverId, signal)
+    if (current !== undefined) return current
+    let id = await this.ensure(signal)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.api.call('POST', `/networking/firewalls/${id}/devices`, { body: { id: serverId, type: 'linode' }, retry: 'rejected-only', signal })
+        return id
+      } catch (err) {
+        if (!(err instanceof LinodeApiError)) throw err
+        // The add may have happened (a lost reply), or the firewall is gone: see what holds now.
+        const now = await this.serverFirewall(serverId, signal)
+        if (now !== undefined) return now
+        if (err.status === 404) {
+          this.forget(id)
+          id = await this.ensure(signal)
+        } else if (!err.ambiguous) {
+          throw scopeError(err)
+        }
+        if (attempt >= this.o.maxAttempts) throw err
+        await pause(this.o.sleep, backoffMs(attempt), signal)
+      }
+    }
+  }
+
+  /** The enabled firewall the server sits behind, if any. */
+  private async serverFirewall (serverId: number, signal?: AbortSignal): Promise<number | undefined> {
+    try {
+      const list = await this.api.list<Firewall>(`/linode/instances/${serverId}/firewalls`, {}, signal)
+      return list.find((f) => f.status === 'enabled')?.id
+    } catch (err) {
+      throw scopeError(err)
+    }
+  }
+}

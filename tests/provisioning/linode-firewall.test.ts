@@ -1,0 +1,242 @@
+import t from 'tap'
+import { ExecutorError, type ServerSpec } from '../../api/provisioning/executor.ts'
+import { LinodeExecutor } from '../../api/provisioning/linode.ts'
+import { FIREWALL_LABEL, rulesAsMade, tenantFirewallRules, type FirewallRules } from '../../api/provisioning/linode-firewall.ts'
+import { validateSchema, startFakeLinode, type FakeLinode } from '../helpers/fake-linode.ts'
+import { firewallSchemas } from '../helpers/fake-linode-firewalls.ts'
+
+interface T { teardown: (fn: () => unknown) => void }
+
+const spec = (n: number): ServerSpec => ({
+  tenantId: `tenant${n}`,
+  slug: `acme${n}`,
+  fqdn: `acme${n}.ctfhive.test`,
+  plan: 'standard',
+  serverType: 'g6-standard-2',
+  tenantName: `Acme ${n}`,
+  adminEmail: 'owner@acme.test'
+})
+
+function executorFor (fake: FakeLinode, logs: string[] = []): LinodeExecutor {
+  return new LinodeExecutor({
+    token: fake.token,
+    apiBase: fake.url,
+    region: 'us-east',
+    image: 'linode/debian12',
+    baseDomain: 'ctfhive.test',
+    userData: () => 'I2Nsb3VkLWNvbmZpZw==',
+    sleep: async () => {},
+    requestTimeoutMs: 2000,
+    log: { warn: (obj, msg) => { logs.push(JSON.stringify({ ...obj, msg })) } }
+  })
+}
+
+async function setup (t: T) {
+  const fake = await startFakeLinode(t, { domains: ['ctfhive.test'] })
+  const logs: string[] = []
+  return { fake, logs, executor: executorFor(fake, logs) }
+}
+
+async function caught (p: Promise<unknown>): Promise<Error> {
+  try {
+    await p
+  } catch (err) {
+    return err as Error
+  }
+  throw new Error('expected a rejection')
+}
+
+const ours = (fake: FakeLinode) => fake.addFirewall({ label: FIREWALL_LABEL, tags: ['ctfhive'], rules: { ...tenantFirewallRules(), version: 1 } })
+const behind = (fake: FakeLinode, serverId: string | number): number[] =>
+  [...fake.firewalls.values()].filter((f) => f.linodes.has(Number(serverId))).map((f) => f.id)
+
+t.test('the rules: web, HTTP/3, ICMP and DHCP replies in; everything out; valid for the API', async (t) => {
+  const rules = tenantFirewallRules()
+  t.same([rules.inbound_policy, rules.outbound_policy, rules.outbound], ['DROP', 'ACCEPT', []])
+  t.same(rules.inbound.map((r) => [r.protocol, r.ports ?? null, r.action]), [['TCP', '80, 443', 'ACCEPT'], ['UDP', '443', 'ACCEPT'], ['ICMP', null, 'ACCEPT'], ['UDP', '68, 546', 'ACCEPT']])
+  t.ok(rules.inbound.every((r) => r.addresses.ipv4?.[0] === '0.0.0.0/0' && r.addresses.ipv6?.[0] === '::/0'), 'from everywhere, IPv4 and IPv6')
+  t.same(validateSchema(firewallSchemas.create, { label: FIREWALL_LABEL, tags: ['ctfhive'], rules }), [])
+  // The cut schema catches what the API would refuse.
+  t.same(validateSchema(firewallSchemas.create, { label: 'xy', rules: { inbound_policy: 'MAYBE', inbound: [{ protocol: 'TCP' }] } }),
+    ['label: shorter than 3', 'rules.outbound_policy: required', 'rules.inbound_policy: must be one of ACCEPT, DROP', 'rules.inbound[0].action: required', 'rules.inbound[0].addresses: required'])
+})
+
+t.test('rulesAsMade: labels, descriptions, spacing and address order aside, any change counts', async (t) => {
+  const copy = (): FirewallRules => JSON.parse(JSON.stringify(tenantFirewallRules()))
+  t.equal(rulesAsMade(copy()), true)
+  const relabelled = copy()
+  relabelled.inbound[0]!.label = 'https'
+  relabelled.inbound[0]!.ports = '80,443'
+  delete relabelled.inbound[1]!.description
+  relabelled.inbound[2]!.addresses = { ipv6: ['::/0'], ipv4: ['0.0.0.0/0'] }
+  t.equal(rulesAsMade(relabelled), true)
+  const changes: Array<(r: FirewallRules) => void> = [
+    (r) => { r.inbound_policy = 'ACCEPT' },
+    (r) => { r.outbound_policy = 'DROP' },
+    (r) => { r.inbound.push({ protocol: 'TCP', ports: '22', addresses: { ipv4: ['0.0.0.0/0'] }, action: 'ACCEPT' }) },
+    (r) => { r.inbound[0]!.ports = '443' },
+    (r) => { r.inbound[0]!.addresses.ipv4 = ['198.51.100.0/24'] },
+    (r) => { r.inbound.reverse() },
+    (r) => { r.outbound.push({ protocol: 'TCP', ports: '25', addresses: { ipv4: ['0.0.0.0/0'] }, action: 'DROP' }) }
+  ]
+  for (const change of changes) {
+    const r = copy()
+    change(r)
+    t.equal(rulesAsMade(r), false, change.toString())
+  }
+  t.equal(rulesAsMade(undefined), false)
+})
+
+t.test('made once, on first need, and shared by every server after', async (t) => {
+  const { fake, executor } = await setup(t)
+  const first = await executor.createOrAdopt(spec(1))
+  const second = await executor.createOrAdopt(spec(2))
+  t.equal(fake.firewalls.size, 1)
+  const [fw] = [...fake.firewalls.values()]
+  t.same([fw!.label, fw!.tags, fw!.rules.inbound_policy], [FIREWALL_LABEL, ['ctfhive'], 'DROP'])
+  t.same([first.firewall, second.firewall], [String(fw!.id), String(fw!.id)])
+  t.same([behind(fake, first.server.id), behind(fake, second.server.id)], [[fw!.id], [fw!.id]])
+  t.equal(fake.count('POST', '/networking/firewalls'), 1)
+  t.equal(fake.count('GET', '/networking/firewalls'), 1, 'its id is remembered')
+
+  // Another process finds it instead of making a second one.
+  const other = executorFor(fake)
+  t.equal((await other.createOrAdopt(spec(3))).firewall, String(fw!.id))
+  t.equal(fake.count('POST', '/networking/firewalls'), 1)
+})
+
+t.test('a firewall of ours made earlier (or edited by an operator) is used as it is', async (t) => {
+  const { fake, executor } = await setup(t)
+  const fw = fake.addFirewall({ label: FIREWALL_LABEL, tags: ['ctfhive', 'prod'], rules: { ...tenantFirewallRules(), inbound_policy: 'ACCEPT', version: 3 } })
+  const { server, firewall } = await executor.createOrAdopt(spec(1))
+  t.equal(firewall, String(fw.id))
+  t.same(behind(fake, server.id), [fw.id])
+  t.equal(fake.count('POST', '/networking/firewalls'), 0)
+  t.equal(fw.rules.inbound_policy, 'ACCEPT', 'its rules are left alone')
+})
+
+t.test('a firewall with our label but not our tag is never used: no server is made', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.addFirewall({ label: FIREWALL_LABEL, tags: ['someone-else'] })
+  const err = await caught(executor.createOrAdopt(spec(1)))
+  t.ok(err instanceof ExecutorError)
+  t.equal((err as ExecutorError).retryable, false)
+  t.match(err.message, /labelled ctfhive-tenants but not tagged ctfhive; refusing to use it/)
+  t.equal(fake.instances.size, 0)
+  t.equal(fake.count('POST'), 0)
+})
+
+t.test('two processes making it at once: the loser finds the winner’s', async (t) => {
+  const { fake, executor, logs } = await setup(t)
+  const winner = ours(fake)
+  // The loser looked before the winner's create landed.
+  fake.inject({ method: 'GET', path: '/networking/firewalls', fault: { status: 200, body: { data: [], page: 1, pages: 1, results: 0 } } })
+  const { firewall } = await executor.createOrAdopt(spec(1))
+  t.equal(firewall, String(winner.id))
+  t.equal(fake.firewalls.size, 1)
+  t.equal(fake.count('POST', '/networking/firewalls'), 1, 'its create was refused: the label is taken')
+  t.match(logs, [/firewall create unclear; looking the label up/])
+})
+
+t.test('a create whose reply is lost is found, not made twice', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.inject({ method: 'POST', path: '/networking/firewalls', fault: { status: 502, apply: true } })
+  const { firewall } = await executor.createOrAdopt(spec(1))
+  t.equal(fake.firewalls.size, 1)
+  t.equal(firewall, String([...fake.firewalls.keys()][0]))
+  t.equal(fake.count('POST', '/networking/firewalls'), 1)
+})
+
+t.test('a token without the firewall scope: a clear, final error, and no server', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.inject({ path: '/networking/firewalls', fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } })
+  const err = await caught(executor.createOrAdopt(spec(1)))
+  t.equal((err as ExecutorError).retryable, false)
+  t.match(err.message, /^the Linode token may not manage Cloud Firewalls \(it needs the firewall:read_write scope\): Linode API 401/)
+  t.equal(fake.instances.size, 0)
+  t.notMatch(err.message, fake.token)
+})
+
+t.test('a firewall deleted since it was looked up is found or made again', async (t) => {
+  const { fake, executor } = await setup(t)
+  const first = await executor.createOrAdopt(spec(1))
+  fake.firewalls.delete(Number(first.firewall))
+  const second = await executor.createOrAdopt(spec(2))
+  t.equal(fake.firewalls.size, 1)
+  t.not(second.firewall, first.firewall, 'a new firewall')
+  t.same(behind(fake, second.server.id), [Number(second.firewall)])
+  t.equal(fake.count('POST', '/linode/instances'), 3, 'the create refused for its firewall_id, then made')
+  t.equal(fake.instances.size, 2)
+})
+
+t.test('a firewall Linode refuses though it exists: a final error naming the reason', async (t) => {
+  const { fake, executor } = await setup(t)
+  const fw = ours(fake)
+  fake.inject({ method: 'POST', path: '/linode/instances', fault: { status: 400, body: { errors: [{ field: 'firewall_id', reason: 'Cloud Firewall is not available in this region' }] } } })
+  const err = await caught(executor.createOrAdopt(spec(1)))
+  t.equal((err as ExecutorError).retryable, false)
+  t.equal(err.message, `Linode refused firewall ${fw.id} for ctf-acme1: Linode API 400: firewall_id: Cloud Firewall is not available in this region (POST /linode/instances)`)
+  t.equal(fake.instances.size, 0)
+})
+
+t.test('adopting a server made before firewalls puts it behind ours; one behind another firewall is left there', async (t) => {
+  const { fake, executor } = await setup(t)
+  const fw = ours(fake)
+  const old = fake.addInstance({ label: 'ctf-acme1', tags: ['ctfhive', 'tenant:tenant1'], status: 'running' })
+  const adopted = await executor.createOrAdopt(spec(1))
+  t.same([adopted.adopted, adopted.server.id, adopted.firewall], [true, String(old.id), String(fw.id)])
+  t.same(behind(fake, old.id), [fw.id])
+  t.same(fake.requests.find((r) => r.method === 'POST')?.body, { id: old.id, type: 'linode' })
+
+  const operators = fake.addFirewall({ label: 'ops-special', tags: [] })
+  const special = fake.addInstance({ label: 'ctf-acme2', tags: ['ctfhive', 'tenant:tenant2'], status: 'running' })
+  operators.linodes.add(special.id)
+  const kept = await executor.createOrAdopt(spec(2))
+  t.equal(kept.firewall, String(operators.id))
+  t.same(behind(fake, special.id), [operators.id], 'one firewall per server: the operator’s stays')
+  t.equal(fake.count('POST', `/networking/firewalls/${fw.id}/devices`), 1)
+
+  // Adopted again (a retry): already behind ours, nothing to add.
+  t.equal((await executor.createOrAdopt(spec(1))).firewall, String(fw.id))
+  t.equal(fake.count('POST', `/networking/firewalls/${fw.id}/devices`), 1)
+})
+
+t.test('adding a server whose reply is lost, or to a firewall deleted meanwhile', async (t) => {
+  const { fake, executor } = await setup(t)
+  const fw = ours(fake)
+  const old = fake.addInstance({ label: 'ctf-acme1', tags: ['ctfhive', 'tenant:tenant1'], status: 'running' })
+  fake.inject({ method: 'POST', path: `/networking/firewalls/${fw.id}/devices`, fault: { status: 500, apply: true } })
+  t.equal((await executor.createOrAdopt(spec(1))).firewall, String(fw.id))
+  t.same(behind(fake, old.id), [fw.id])
+  t.equal(fake.count('POST', `/networking/firewalls/${fw.id}/devices`), 1, 'not added twice')
+
+  fake.firewalls.delete(fw.id)
+  const older = fake.addInstance({ label: 'ctf-acme2', tags: ['ctfhive', 'tenant:tenant2'], status: 'running' })
+  const { firewall } = await executor.createOrAdopt(spec(2))
+  t.not(firewall, String(fw.id))
+  t.same(behind(fake, older.id), [Number(firewall)], 'behind the firewall made again')
+
+  const refused = fake.addInstance({ label: 'ctf-acme3', tags: ['ctfhive', 'tenant:tenant3'], status: 'running' })
+  fake.inject({ method: 'POST', path: `/networking/firewalls/${firewall}/devices`, fault: { status: 400, body: { errors: [{ reason: 'Linode is migrating' }] } } })
+  const err = await caught(executor.createOrAdopt(spec(3)))
+  t.equal((err as ExecutorError).retryable, false)
+  t.match(err.message, /Linode is migrating/)
+  t.same(behind(fake, refused.id), [])
+})
+
+t.test('a deleted server leaves the firewall (the fake plays Linode here)', async (t) => {
+  const { fake, executor } = await setup(t)
+  const { server, firewall } = await executor.createOrAdopt(spec(1))
+  await executor.destroyServer(server.id)
+  t.same([...fake.firewalls.get(Number(firewall))!.linodes], [])
+})
+
+t.test('a token that may not read a server’s firewalls: the same clear, final error', async (t) => {
+  const { fake, executor } = await setup(t)
+  ours(fake)
+  const old = fake.addInstance({ label: 'ctf-acme1', tags: ['ctfhive', 'tenant:tenant1'], status: 'running' })
+  fake.inject({ path: `/linode/instances/${old.id}/firewalls`, fault: { status: 403, body: { errors: [{ reason: 'Unauthorized' }] } } })
+  const err = await caught(executor.createOrAdopt(spec(1)))
+  t.equal((err as ExecutorError).retryable, false)
+  t.match(err.message, /^the Linode token may not manage Cloud Firewalls \(it needs the firewall:read_write scope\): Linode API 403: Unauthorized/)
+})
