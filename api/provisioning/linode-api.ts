@@ -97,7 +97,7 @@ export class LinodeApi {
   async list<T> (path: string, filter: Record<string, string>, signal?: AbortSignal): Promise<T[]> {
     const out: T[] = []
     for (let page = 1; ; page++) {
-      const res = await this.call<Page<T>>('GET', `${path}?page=${page}&page_size=500`, { filter, signal })
+      const res = await this.call<Page<T>>('GET', `${path}?page=${page}&page_size=500`, { filter: Object.keys(filter).length > 0 ? filter : undefined, signal })
       for (const item of res.data ?? []) out.push(item)
       if (page >= (res.pages ?? 1) || page >= 100) return out
     }

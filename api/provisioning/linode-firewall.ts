@@ -74,6 +74,32 @@ export async function findTenantFirewall (api: LinodeApi, signal?: AbortSignal):
   return found
 }
 
+/** Lookups of single servers' firewalls at most, so a check stays quick on a large account. */
+const LOOKUP_CAP = 20
+
+/**
+ * Tenant servers (tagged ctfhive, not being deleted) behind no enabled firewall: made before
+ * firewalls and never adopted again, or taken off it in the console. Servers missing from
+ * our firewall's devices are looked up one by one (an operator may have put one behind
+ * another firewall), at most LOOKUP_CAP of them; `unchecked` counts the rest.
+ */
+export async function unprotectedServers (api: LinodeApi, firewall: Firewall | undefined, signal?: AbortSignal): Promise<{ total: number, unprotected: Array<{ id: number, label: string }>, unchecked: number }> {
+  const servers = (await api.list<{ id: number, label: string, status: string, tags?: string[] }>('/linode/instances', { tags: FIREWALL_TAG }, signal))
+    .filter((i) => i.tags?.includes(FIREWALL_TAG) === true && i.status !== 'deleting')
+  const behindOurs = new Set<number>()
+  if (firewall?.status === 'enabled') {
+    const devices = await api.list<{ entity?: { id: number, type: string } }>(`/networking/firewalls/${firewall.id}/devices`, {}, signal)
+    for (const d of devices) if (d.entity?.type === 'linode') behindOurs.add(d.entity.id)
+  }
+  const missing = servers.filter((i) => !behindOurs.has(i.id))
+  const unprotected: Array<{ id: number, label: string }> = []
+  for (const server of missing.slice(0, LOOKUP_CAP)) {
+    const theirs = await api.list<Firewall>(`/linode/instances/${server.id}/firewalls`, {}, signal)
+    if (!theirs.some((f) => f.status === 'enabled')) unprotected.push({ id: server.id, label: server.label })
+  }
+  return { total: servers.length, unprotected, unchecked: Math.max(0, missing.length - LOOKUP_CAP) }
+}
+
 /** A refusal that retrying cannot fix, said in terms of the token. */
 function scopeError (err: unknown): unknown {
   if (!(err instanceof LinodeApiError) || (err.status !== 401 && err.status !== 403)) return err

@@ -5,7 +5,7 @@
 import type { Config } from '../config.ts'
 import { PAID_PLANS } from '../plans.ts'
 import { LinodeApi, LinodeApiError } from './linode-api.ts'
-import { FIREWALL_LABEL, findTenantFirewall, rulesAsMade } from './linode-firewall.ts'
+import { FIREWALL_LABEL, findTenantFirewall, rulesAsMade, unprotectedServers, type Firewall } from './linode-firewall.ts'
 
 /** 'unknown': Linode did not answer (no reply, 429, 5xx), so the setting was not checked. */
 export type CheckResult = 'pass' | 'warn' | 'fail' | 'unknown'
@@ -156,6 +156,8 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
   })
 
   const fwExpected = `${FIREWALL_LABEL}: ours, enabled, rules as made`
+  let firewallsReadable = false
+  let ours: Firewall | undefined
   await attempt('firewall', fwExpected, async () => {
     let fw
     try {
@@ -164,6 +166,8 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
       if (!(err instanceof LinodeApiError) || (err.status !== 401 && err.status !== 403)) throw err
       return add('firewall', fwExpected, `${reason(err)} (the token needs the firewall:read_write scope)`, 'fail')
     }
+    firewallsReadable = true
+    ours = fw
     if (fw === undefined) {
       if (grants !== undefined && grants.global?.add_firewalls !== true) return add('firewall', fwExpected, 'none yet, and the restricted user may not make one (add_firewalls)', 'fail')
       return add('firewall', fwExpected, 'none yet: made at the first provisioning', 'pass')
@@ -177,6 +181,18 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
     }
     add('firewall', fwExpected, `firewall ${fw.id}, enabled`, 'pass')
   })
+
+  // Drift: a server taken off the firewall in the console, or made before firewalls.
+  if (firewallsReadable) {
+    const expected = 'every tenant server behind a firewall'
+    await attempt('servers behind it', expected, async () => {
+      const { total, unprotected, unchecked } = await unprotectedServers(api, ours, signal)
+      const more = unchecked > 0 ? `; ${unchecked} more not checked` : ''
+      if (unprotected.length === 0) return add('servers behind it', expected, `${total} tenant server${total === 1 ? '' : 's'}, none exposed${more}`, unchecked > 0 ? 'warn' : 'pass')
+      const names = unprotected.slice(0, 5).map((u) => `${u.label} (${u.id})`).join(', ') + (unprotected.length > 5 ? ', …' : '')
+      add('servers behind it', expected, `${unprotected.length} of ${total} behind none: ${names}${more}; add them to ${FIREWALL_LABEL} in the console`, 'warn')
+    })
+  }
   return checks
 }
 

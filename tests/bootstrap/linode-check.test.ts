@@ -15,7 +15,7 @@ t.test('good settings: a table of passes, exit 0', async (t) => {
   t.equal(r.code, 0, r.stderr)
   const lines = r.stdout.trimEnd().split('\n')
   t.match(lines[0], /^check +expected +got +result$/)
-  t.equal(lines.length, 2 + 8, 'header, rule, eight checks')
+  t.equal(lines.length, 2 + 9, 'header, rule, nine checks')
   t.ok(lines.slice(2).every((l) => l.endsWith('PASS')))
   t.match(r.stdout, /type g6-standard-2 \(solo, standard, pro\)/, 'LINODE_PLAN: one type for every plan')
   t.equal(r.stderr, 'Linode settings OK\n')

@@ -57,11 +57,8 @@ export function fakeFirewalls (ctx: FirewallContext): FakeFirewalls {
     firewalls.set(fw.id, fw)
     return fw
   }
-  const view = ({ linodes, ...fw }: FakeFirewall): Record<string, unknown> => ({
-    ...fw,
-    rules: { ...fw.rules, fingerprint: 'abcdef01' },
-    entities: [...linodes].map((id) => ({ id, type: 'linode', label: ctx.instanceLabel(id), url: `/v4/linode/instances/${id}` }))
-  })
+  // As the spec (October 2024) has it: devices are listed apart, not in the firewall object.
+  const view = ({ linodes: _linodes, ...fw }: FakeFirewall): Record<string, unknown> => ({ ...fw, rules: { ...fw.rules, fingerprint: 'abcdef01' } })
   const deviceView = (fw: FakeFirewall, id: number): Record<string, unknown> =>
     ({ id: id * 10, created: fw.created, updated: fw.updated, entity: { id, type: 'linode', label: ctx.instanceLabel(id), url: `/v4/linode/instances/${id}` } })
   const enabledFor = (linodeId: number): FakeFirewall | undefined =>

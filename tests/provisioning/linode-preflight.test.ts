@@ -30,13 +30,14 @@ t.test('good settings pass every check, reading only', async (t) => {
   const { fake, checks } = await run(t)
   t.same(checks.map((c) => [c.check, c.result]), [
     ['token', 'pass'], ['user rights', 'pass'], ['servers', 'pass'], ['region', 'pass'], ['image', 'pass'],
-    ['type g6-standard-2 (standard)', 'pass'], ['type g6-standard-4 (pro)', 'pass'], ['DNS zone', 'pass'], ['firewall', 'pass']
+    ['type g6-standard-2 (standard)', 'pass'], ['type g6-standard-4 (pro)', 'pass'], ['DNS zone', 'pass'], ['firewall', 'pass'], ['servers behind it', 'pass']
   ])
   t.match(checks[0]!.got, 'user ctfhive-ops')
   t.equal(checks[1]!.got, 'unrestricted user')
   t.equal(checks[5]!.got, '2 CPU, 4 GB')
-  t.match(checks.at(-2)!.got, /^zone \d+, active$/)
-  t.equal(checks.at(-1)!.got, 'none yet: made at the first provisioning')
+  t.match(checks.at(-3)!.got, /^zone \d+, active$/)
+  t.equal(checks.at(-2)!.got, 'none yet: made at the first provisioning')
+  t.equal(checks.at(-1)!.got, '0 tenant servers, none exposed')
   t.same(fake.requests.filter((r) => r.method !== 'GET'), [], 'nothing but GETs')
   t.ok(fake.requests.some((r) => r.path === '/images/linode/debian12'), 'the image id keeps its slash')
 })
@@ -105,7 +106,8 @@ t.test('firewall: ours and as made passes; disabled or edited warns; someone els
   }
   const made = await run(t, ours())
   t.match(made.by('firewall'), { result: 'pass', got: /^firewall \d+, enabled$/ })
-  t.same(made.fake.requests.filter((r) => r.path.startsWith('/networking/')).map((r) => [r.method, r.headers['x-filter']]), [['GET', '{"label":"ctfhive-tenants"}']])
+  t.same(made.fake.requests.filter((r) => r.path.startsWith('/networking/')).map((r) => [r.method, r.path.replace(/\d+/, 'N'), r.headers['x-filter']]),
+    [['GET', '/networking/firewalls', '{"label":"ctfhive-tenants"}'], ['GET', '/networking/firewalls/N/devices', undefined]])
   t.match((await run(t, ours({ status: 'disabled' }))).by('firewall'), { result: 'warn', got: /^firewall \d+ is disabled: it filters nothing$/ })
   const edited = { ...tenantFirewallRules(), inbound_policy: 'ACCEPT', version: 4 }
   t.match((await run(t, ours({ rules: edited }))).by('firewall'), { result: 'warn', got: /rules edited \(version 4\); they must still admit TCP 80 and 443/ })
@@ -126,6 +128,31 @@ t.test('firewall: ours and as made passes; disabled or edited warns; someone els
 
   const noScope = await run(t, (f) => { f.inject({ path: '/networking/firewalls', fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } }) })
   t.match(noScope.by('firewall'), { result: 'fail', got: '401 Your OAuth token is not authorized to use this endpoint. (the token needs the firewall:read_write scope)' })
+  t.equal(noScope.by('servers behind it'), undefined, 'not asked again of a token that cannot read firewalls')
+})
+
+t.test('servers behind it: a tenant server behind no firewall warns, by name', async (t) => {
+  let ids: Record<string, number> = {}
+  const drift = (oursStatus: 'enabled' | 'disabled') => (f: FakeLinode) => {
+    const fw = f.addFirewall({ label: 'ctfhive-tenants', tags: ['ctfhive'], status: oursStatus, rules: { ...tenantFirewallRules(), version: 1 } })
+    const theirs = f.addFirewall({ label: 'ops-special', tags: [] })
+    const server = (label: string, tags = ['ctfhive', `tenant:${label}`], status = 'running') => f.addInstance({ label, tags, status }).id
+    ids = { a: server('ctf-a'), b: server('ctf-b'), c: server('ctf-c'), d: server('ctf-d', undefined, 'deleting'), e: server('not-ours', []) }
+    fw.linodes.add(ids.a!)
+    theirs.linodes.add(ids.b!)
+  }
+  const found = await run(t, drift('enabled'))
+  t.match(found.by('servers behind it'), { result: 'warn', got: `1 of 3 behind none: ctf-c (${ids.c}); add them to ctfhive-tenants in the console` })
+  const lookups = found.fake.requests.filter((r) => /^\/linode\/instances\/\d+\/firewalls$/.test(r.path)).map((r) => r.path)
+  t.same(lookups, [`/linode/instances/${ids.b}/firewalls`, `/linode/instances/${ids.c}/firewalls`], 'only servers not among our devices are looked up one by one')
+  t.same(found.fake.requests.filter((r) => r.method !== 'GET'), [], 'still nothing but GETs')
+
+  const disabled = await run(t, drift('disabled'))
+  t.match(disabled.by('servers behind it'), { result: 'warn', got: /^2 of 3 behind none: ctf-a \(\d+\), ctf-c/ }, 'a disabled firewall protects nothing')
+
+  const many = await run(t, (f) => { for (let i = 0; i < 27; i++) f.addInstance({ label: `ctf-n${i}`, tags: ['ctfhive'], status: 'running' }) })
+  t.match(many.by('servers behind it'), { result: 'warn', got: /^20 of 27 behind none: ctf-n0 \(\d+\), ctf-n1 .*ctf-n4 \(\d+\), …; 7 more not checked; add them/ })
+  t.equal(many.fake.requests.filter((r) => /^\/linode\/instances\/\d+\/firewalls$/.test(r.path)).length, 20, 'at most 20 single lookups')
 })
 
 t.test('an API error fails its own check only, with Linode’s reason', async (t) => {
@@ -157,14 +184,14 @@ t.test('at server start: failures are errors, warnings warnings, a clean run one
   }
   const env = { LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url, BASE_DOMAIN: 'ctf.example.org', LINODE_PLAN: 'g6-standard-2' }
   await logLinodePreflight(testConfig(env, t), log)
-  t.same(lines, [['info', { passed: 8, warnings: 0, failed: 0, unknown: 0 }, 'linode settings checked']])
+  t.same(lines, [['info', { passed: 9, warnings: 0, failed: 0, unknown: 0 }, 'linode settings checked']])
 
   lines.length = 0
   const checks = await logLinodePreflight(testConfig({ ...env, LINODE_REGION: 'ap-south', LINODE_PLAN: '' }, t), log)
   t.same(lines.map(([level, o]) => [level, o.check]), [['error', 'region'], ['warn', 'type g6-standard-1 (solo)'], ['info', undefined]])
-  t.same(lines[2]![1], { passed: 8, warnings: 1, failed: 1, unknown: 0 }, 'a summary every time')
+  t.same(lines[2]![1], { passed: 9, warnings: 1, failed: 1, unknown: 0 }, 'a summary every time')
   t.match(lines[0]![2], /provisioning will fail until it is fixed \(npm run linode:check\)/)
-  t.equal(checks.length, 10)
+  t.equal(checks.length, 11)
   t.notMatch(JSON.stringify(lines), fake.token, 'no token in the log')
 
   // Aborted at shutdown: nothing logged. Out of time: one warning.
