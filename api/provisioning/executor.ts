@@ -27,8 +27,8 @@ export interface CreateResult {
   server: ServerInfo
   /** True when an existing server (from an earlier, lost try) was adopted instead of created. */
   adopted: boolean
-  /** The provider firewall the server sits behind, when the executor puts it behind one. */
-  firewall?: string
+  /** The provider firewall the server sits behind (and its status), when the executor puts it behind one. */
+  firewall?: { id: string, status: string }
 }
 
 export interface Executor {

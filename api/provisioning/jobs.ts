@@ -321,7 +321,7 @@ export class JobRunner {
       serverId = server.id
       ipv4 = server.ipv4
       await attempt.commitStep('created', { serverId, ipv4 }, adopted ? 'server.adopted' : 'server.created',
-        { server: server.id, label: server.label, type: spec.serverType, status: server.status, ...(firewall === undefined ? {} : { firewall }) })
+        { server: server.id, label: server.label, type: spec.serverType, status: server.status, ...(firewall === undefined ? {} : { firewall: firewall.id, firewall_status: firewall.status }) })
     }
     if (job.step === 'created') {
       let status = 'unknown'

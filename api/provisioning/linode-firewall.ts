@@ -1,11 +1,11 @@
 // The Linode Cloud Firewall in front of every tenant server. Linode filters before packets
-// reach the server, so only the web gets in even while the host's own nftables table is not
-// loaded yet (first boot, before cloud-init runs) or after someone flushed it, and Docker's
-// published ports cannot slip past it. One firewall serves all tenant servers: found by its
+// reach the server, so only what a web server needs gets in even while the host's own
+// nftables table is not loaded yet (first boot, before cloud-init runs) or after someone
+// flushed it, and Docker's published ports cannot slip past it. One firewall serves all tenant servers: found by its
 // label (and our tag, so never someone else's), made on first need with the ports the host
 // firewall admits (cloud-init.ts), attached at create (`firewall_id`). A server adopted
 // without one (made by a release before firewalls) is attached when it is adopted. An
-// operator may edit the firewall's rules; the settings check warns when they differ.
+// operator may edit the firewall's rules or disable it; the settings check warns of both.
 import { ExecutorError } from './executor.ts'
 import { LinodeApi, LinodeApiError, backoffMs, pause } from './linode-api.ts'
 
@@ -100,11 +100,22 @@ export async function unprotectedServers (api: LinodeApi, firewall: Firewall | u
   return { total: servers.length, unprotected, unchecked: Math.max(0, missing.length - LOOKUP_CAP) }
 }
 
-/** A refusal that retrying cannot fix, said in terms of the token. */
-function scopeError (err: unknown): unknown {
+/** Linode's refusal of a firewall call, said in terms of what the operator must change. */
+function refusal (err: unknown): unknown {
   if (!(err instanceof LinodeApiError) || (err.status !== 401 && err.status !== 403)) return err
-  return new ExecutorError(`the Linode token may not manage Cloud Firewalls (it needs the firewall:read_write scope): ${err.message}`, { retryable: false, cause: err })
+  const why = err.status === 401
+    ? 'Linode refused the token for Cloud Firewalls (an invalid token, or one without the firewall:read_write scope)'
+    : `the Linode user may not manage the Cloud Firewall (a restricted user needs add_firewalls, and read_write on ${FIREWALL_LABEL})`
+  return new ExecutorError(`${why}: ${err.message}`, { retryable: false, cause: err })
 }
+
+/** Linode's "Label must be unique" (with or without the field named). */
+function labelTaken (err: LinodeApiError): boolean {
+  return err.status === 400 && err.reasons.some((r) => (r.field === undefined || r.field === 'label') && /unique|taken|already/i.test(r.reason))
+}
+
+/** The firewall a server sits behind, as far as the job needs it. */
+export interface FirewallRef { id: number, status: string }
 
 export interface TenantFirewallOptions {
   sleep: (ms: number) => Promise<void>
@@ -112,8 +123,11 @@ export interface TenantFirewallOptions {
   log?: { warn: (obj: object, msg: string) => void }
 }
 
+/**
+ * Looked up afresh for every server (one GET): a firewall disabled or deleted in the console
+ * since the last server is seen as it is now.
+ */
 export class TenantFirewall {
-  private id: number | undefined
   private readonly api: LinodeApi
   private readonly o: TenantFirewallOptions
 
@@ -122,35 +136,37 @@ export class TenantFirewall {
     this.o = opts
   }
 
-  /** The firewall's id: the one found by label, or one made now. Remembered until forgotten. */
-  async ensure (signal?: AbortSignal): Promise<number> {
-    if (this.id !== undefined) return this.id
+  /** Ours: the one found by label, or one made now. A disabled one is used, with a warning. */
+  async ensure (signal?: AbortSignal): Promise<FirewallRef> {
+    let fw: FirewallRef
     try {
-      this.id = await this.findOrCreate(signal)
+      fw = await this.findOrCreate(signal)
     } catch (err) {
-      throw scopeError(err)
+      throw refusal(err)
     }
-    return this.id
+    if (fw.status !== 'enabled') this.o.log?.warn({ firewall: fw.id, status: fw.status }, `linode firewall ${FIREWALL_LABEL} is ${fw.status}: servers behind it are not filtered`)
+    return fw
   }
 
-  /** Linode says this id does not exist (deleted in the console): look it up again next time. */
-  forget (id: number): void {
-    if (this.id === id) this.id = undefined
-  }
-
-  private async findOrCreate (signal?: AbortSignal): Promise<number> {
+  private async findOrCreate (signal?: AbortSignal): Promise<FirewallRef> {
     let lastError: unknown
+    let taken = false
     for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
       const found = await findTenantFirewall(this.api, signal)
-      if (found !== undefined) return found.id
+      if (found !== undefined) return { id: found.id, status: found.status }
+      // Linode lists only the firewalls the user may see: a taken label that stays invisible
+      // is a restricted user without a grant on it, which no retry fixes.
+      if (taken) {
+        throw new ExecutorError(`a Linode firewall labelled ${FIREWALL_LABEL} exists, but this token's user cannot see it: grant the user read_write on it`, { retryable: false, cause: lastError })
+      }
       try {
         const body = { label: FIREWALL_LABEL, tags: [FIREWALL_TAG], rules: tenantFirewallRules() }
         const created = await this.api.call<Firewall>('POST', '/networking/firewalls', { body, retry: 'rejected-only', signal })
-        return created.id
+        return { id: created.id, status: created.status }
       } catch (err) {
         // Another worker made it first, or our own create's reply was lost: look again.
-        const taken = err instanceof LinodeApiError && err.status === 400 && err.reasons.some((r) => r.field === 'label' && /unique|taken|exists/i.test(r.reason))
-        if (!(err instanceof LinodeApiError) || !(taken || err.ambiguous)) throw err
+        if (!(err instanceof LinodeApiError) || !(labelTaken(err) || err.ambiguous)) throw err
+        taken = labelTaken(err)
         lastError = err
         this.o.log?.warn({ label: FIREWALL_LABEL, status: err.status, attempt }, 'linode firewall create unclear; looking the label up')
         if (!taken) await pause(this.o.sleep, backoffMs(attempt), signal)
@@ -160,27 +176,30 @@ export class TenantFirewall {
   }
 
   /**
-   * Puts the server behind the firewall unless it already sits behind one (ours, or one an
-   * operator chose: a server has one firewall at a time). Returns the firewall it is behind.
+   * Puts the server behind our firewall unless it is assigned one already (ours, or one an
+   * operator chose, enabled or not: Linode gives a server one firewall at a time). Returns
+   * the firewall it is behind.
    */
-  async attach (serverId: number, signal?: AbortSignal): Promise<number> {
-    const current = await this.serverFirewall(serverId, signal)
+  async attach (serverId: number, signal?: AbortSignal): Promise<FirewallRef> {
+    const current = await this.assigned(serverId, signal)
     if (current !== undefined) return current
-    let id = await this.ensure(signal)
+    let fw = await this.ensure(signal)
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.api.call('POST', `/networking/firewalls/${id}/devices`, { body: { id: serverId, type: 'linode' }, retry: 'rejected-only', signal })
-        return id
+        await this.api.call('POST', `/networking/firewalls/${fw.id}/devices`, { body: { id: serverId, type: 'linode' }, retry: 'rejected-only', signal })
+        return fw
       } catch (err) {
         if (!(err instanceof LinodeApiError)) throw err
         // The add may have happened (a lost reply), or the firewall is gone: see what holds now.
-        const now = await this.serverFirewall(serverId, signal)
+        const now = await this.assigned(serverId, signal)
         if (now !== undefined) return now
         if (err.status === 404) {
-          this.forget(id)
-          id = await this.ensure(signal)
+          fw = await this.ensure(signal)
+        } else if (err.status === 400 && err.reasons.some((r) => /migrat|busy/i.test(r.reason))) {
+          // A live migration under way: the next attempt adds it.
+          throw new ExecutorError(`could not add Linode ${serverId} to the firewall yet: ${err.message}`, { retryable: true, cause: err })
         } else if (!err.ambiguous) {
-          throw scopeError(err)
+          throw refusal(err)
         }
         if (attempt >= this.o.maxAttempts) throw err
         await pause(this.o.sleep, backoffMs(attempt), signal)
@@ -188,13 +207,12 @@ export class TenantFirewall {
     }
   }
 
-  /** The enabled firewall the server sits behind, if any. */
-  private async serverFirewall (serverId: number, signal?: AbortSignal): Promise<number | undefined> {
-    try {
-      const list = await this.api.list<Firewall>(`/linode/instances/${serverId}/firewalls`, {}, signal)
-      return list.find((f) => f.status === 'enabled')?.id
-    } catch (err) {
-      throw scopeError(err)
-    }
+  /** The firewall the server is assigned (a disabled one too, with a warning), if any. */
+  private async assigned (serverId: number, signal?: AbortSignal): Promise<FirewallRef | undefined> {
+    const list = (await this.api.list<Firewall>(`/linode/instances/${serverId}/firewalls`, {}, signal)).filter((f) => f.status !== 'deleted')
+    const fw = list.find((f) => f.status === 'enabled') ?? list[0]
+    if (fw === undefined) return undefined
+    if (fw.status !== 'enabled') this.o.log?.warn({ server: serverId, firewall: fw.id, status: fw.status }, 'linode server sits behind a firewall that is not enabled')
+    return { id: fw.id, status: fw.status }
   }
 }

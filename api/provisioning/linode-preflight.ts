@@ -89,6 +89,8 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
     add('servers', 'listable (linodes scope)', 'listed', 'pass')
   })
 
+  // Capability names as GET /regions lists them ('Cloud Firewall' is not among the spec's
+  // examples; Linode's own Ansible collection and Cloud Manager fixtures show it).
   const needs = ['Linodes', 'Metadata', 'Cloud Firewall']
   const regionExpected = `${s.region}: ${needs.join(', ')}`
   await attempt('region', regionExpected, async () => {
@@ -169,8 +171,10 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
     firewallsReadable = true
     ours = fw
     if (fw === undefined) {
-      if (grants !== undefined && grants.global?.add_firewalls !== true) return add('firewall', fwExpected, 'none yet, and the restricted user may not make one (add_firewalls)', 'fail')
-      return add('firewall', fwExpected, 'none yet: made at the first provisioning', 'pass')
+      if (grants === undefined) return add('firewall', fwExpected, 'none yet: made at the first provisioning', 'pass')
+      if (grants.global?.add_firewalls !== true) return add('firewall', fwExpected, 'none yet, and the restricted user may not make one (add_firewalls)', 'fail')
+      // Linode lists only what the user may see: one made by someone else stays hidden.
+      return add('firewall', fwExpected, 'none the restricted user can see: made at the first provisioning (one that exists needs a read_write grant)', 'pass')
     }
     if (grants !== undefined && grants.firewall?.find((g) => g.id === fw.id)?.permissions !== 'read_write') {
       return add('firewall', fwExpected, `firewall ${fw.id}: the restricted user may not add servers to it (needs read_write)`, 'fail')

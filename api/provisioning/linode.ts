@@ -9,7 +9,7 @@ import type { Config } from '../config.ts'
 import { CREDENTIAL_PATH } from './cloud-init.ts'
 import { ExecutorError, type CreateResult, type Executor, type ServerInfo, type ServerSpec } from './executor.ts'
 import { LinodeApi, LinodeApiError, backoffMs, pause } from './linode-api.ts'
-import { TenantFirewall } from './linode-firewall.ts'
+import { TenantFirewall, type FirewallRef } from './linode-firewall.ts'
 
 export interface LinodeExecutorOptions {
   token: string
@@ -123,15 +123,16 @@ export class LinodeExecutor implements Executor {
   async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
     const label = serverLabel(spec.slug)
     const tag = tenantTag(spec.tenantId)
-    let firewallId = await this.firewall.ensure(signal)
+    let firewall: FirewallRef | undefined
     let lastError: unknown
     for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
       const existing = await this.findTenantServer(label, tag, signal)
       if (existing !== undefined) {
         // Made with the firewall by the lost try; one made by an older release gets it now.
         const behind = await this.firewall.attach(existing.id, signal)
-        return { server: toInfo(existing), adopted: true, firewall: String(behind) }
+        return { server: toInfo(existing), adopted: true, firewall: { id: String(behind.id), status: behind.status } }
       }
+      firewall ??= await this.firewall.ensure(signal)
       try {
         const body = {
           type: spec.serverType,
@@ -141,19 +142,18 @@ export class LinodeExecutor implements Executor {
           tags: ['ctfhive', tag],
           root_pass: this.o.rootPassword(),
           metadata: { user_data: this.o.userData(spec) },
-          firewall_id: firewallId,
+          firewall_id: firewall.id,
           booted: true
         }
         const created = await this.api.call<Instance>('POST', '/linode/instances', { body, retry: 'rejected-only', signal })
-        return { server: toInfo(created), adopted: false, firewall: String(firewallId) }
+        return { server: toInfo(created), adopted: false, firewall: { id: String(firewall.id), status: firewall.status } }
       } catch (err) {
         if (err instanceof LinodeApiError && err.status === 400 && err.reasons.some((r) => r.field === 'firewall_id')) {
           // The firewall was deleted since we looked it up (in the console, say): find or make
           // it again. Refused though it exists (a region without Cloud Firewalls): no retry helps.
-          const refused = firewallId
-          this.firewall.forget(refused)
-          firewallId = await this.firewall.ensure(signal)
-          if (firewallId === refused) throw new ExecutorError(`Linode refused firewall ${refused} for ${label}: ${err.message}`, { retryable: false, cause: err })
+          const refused = firewall.id
+          firewall = await this.firewall.ensure(signal)
+          if (firewall.id === refused) throw new ExecutorError(`Linode refused firewall ${refused} for ${label}: ${err.message}`, { retryable: false, cause: err })
           lastError = err
           continue
         }

@@ -1,6 +1,6 @@
 // Cloud Firewalls for the fake Linode (fake-linode.ts): create (label unique, body checked
 // against the schema cut from the spec), list, get, devices (add, list), a server's
-// firewalls, and `firewall_id` at server create. A server has one enabled firewall at a time;
+// firewalls, and `firewall_id` at server create. A server has one firewall at a time;
 // deleting a server removes its device.
 import { readFileSync } from 'node:fs'
 
@@ -61,14 +61,10 @@ export function fakeFirewalls (ctx: FirewallContext): FakeFirewalls {
   const view = ({ linodes: _linodes, ...fw }: FakeFirewall): Record<string, unknown> => ({ ...fw, rules: { ...fw.rules, fingerprint: 'abcdef01' } })
   const deviceView = (fw: FakeFirewall, id: number): Record<string, unknown> =>
     ({ id: id * 10, created: fw.created, updated: fw.updated, entity: { id, type: 'linode', label: ctx.instanceLabel(id), url: `/v4/linode/instances/${id}` } })
-  const enabledFor = (linodeId: number): FakeFirewall | undefined =>
-    [...firewalls.values()].find((f) => f.status === 'enabled' && f.linodes.has(linodeId))
-
+  // The spec: "A service can have one assigned Firewall at a time" (enabled or not).
   function attach (fw: FakeFirewall, linodeId: number): void {
-    const other = enabledFor(linodeId)
-    if (other !== undefined && fw.status === 'enabled') {
-      ctx.fail(400, [{ reason: `Linode ${linodeId} already has an enabled firewall (${other.id})` }])
-    }
+    const other = [...firewalls.values()].find((f) => f.status !== 'deleted' && f.linodes.has(linodeId))
+    if (other !== undefined) ctx.fail(400, [{ reason: `Linode ${linodeId} is already assigned to firewall ${other.id}` }])
     fw.linodes.add(linodeId)
   }
 
@@ -96,7 +92,6 @@ export function fakeFirewalls (ctx: FirewallContext): FakeFirewalls {
       const errors = ctx.bodyErrors(firewallSchemas.deviceCreate, body)
       if (errors.length > 0) ctx.fail(400, errors)
       if (body.type !== 'linode' || !ctx.instanceExists(body.id)) ctx.fail(400, [{ field: 'id', reason: 'Not found' }])
-      if (fw.linodes.has(body.id)) ctx.fail(400, [{ reason: `Linode ${body.id} is already assigned to this firewall` }])
       attach(fw, body.id)
       return [200, deviceView(fw, body.id)]
     }

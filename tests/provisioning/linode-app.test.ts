@@ -58,7 +58,7 @@ t.test('paid → Linode server → DNS → healthy → active; canceled → torn
   t.notOk(JSON.stringify(await store.listAudit({})).includes('root_pass'), 'no root password in the audit')
   const [firewall] = [...linode.firewalls.values()]
   t.same([...firewall!.linodes], [server!.id], 'the server sits behind the Cloud Firewall')
-  t.match((await store.listAudit({ tenant: id })).find((e) => e.action === 'server.created')?.detail, { server: String(server!.id), firewall: String(firewall!.id) })
+  t.match((await store.listAudit({ tenant: id })).find((e) => e.action === 'server.created')?.detail, { server: String(server!.id), firewall: String(firewall!.id), firewall_status: 'enabled' })
 
   await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_wire', tenantId: id, status: 'canceled' })))
   await until(async () => (await store.getTenant(id))?.infra === 'deprovisioned', 'deprovisioned')

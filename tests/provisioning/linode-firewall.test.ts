@@ -94,14 +94,14 @@ t.test('made once, on first need, and shared by every server after', async (t) =
   t.equal(fake.firewalls.size, 1)
   const [fw] = [...fake.firewalls.values()]
   t.same([fw!.label, fw!.tags, fw!.rules.inbound_policy], [FIREWALL_LABEL, ['ctfhive'], 'DROP'])
-  t.same([first.firewall, second.firewall], [String(fw!.id), String(fw!.id)])
+  t.same([first.firewall, second.firewall], [{ id: String(fw!.id), status: 'enabled' }, { id: String(fw!.id), status: 'enabled' }])
   t.same([behind(fake, first.server.id), behind(fake, second.server.id)], [[fw!.id], [fw!.id]])
   t.equal(fake.count('POST', '/networking/firewalls'), 1)
-  t.equal(fake.count('GET', '/networking/firewalls'), 1, 'its id is remembered')
+  t.equal(fake.count('GET', '/networking/firewalls'), 2, 'looked up afresh for each server (a change in the console is seen)')
 
   // Another process finds it instead of making a second one.
   const other = executorFor(fake)
-  t.equal((await other.createOrAdopt(spec(3))).firewall, String(fw!.id))
+  t.equal((await other.createOrAdopt(spec(3))).firewall?.id, String(fw!.id))
   t.equal(fake.count('POST', '/networking/firewalls'), 1)
 })
 
@@ -109,7 +109,7 @@ t.test('a firewall of ours made earlier (or edited by an operator) is used as it
   const { fake, executor } = await setup(t)
   const fw = fake.addFirewall({ label: FIREWALL_LABEL, tags: ['ctfhive', 'prod'], rules: { ...tenantFirewallRules(), inbound_policy: 'ACCEPT', version: 3 } })
   const { server, firewall } = await executor.createOrAdopt(spec(1))
-  t.equal(firewall, String(fw.id))
+  t.equal(firewall?.id, String(fw.id))
   t.same(behind(fake, server.id), [fw.id])
   t.equal(fake.count('POST', '/networking/firewalls'), 0)
   t.equal(fw.rules.inbound_policy, 'ACCEPT', 'its rules are left alone')
@@ -132,7 +132,7 @@ t.test('two processes making it at once: the loser finds the winner’s', async 
   // The loser looked before the winner's create landed.
   fake.inject({ method: 'GET', path: '/networking/firewalls', fault: { status: 200, body: { data: [], page: 1, pages: 1, results: 0 } } })
   const { firewall } = await executor.createOrAdopt(spec(1))
-  t.equal(firewall, String(winner.id))
+  t.equal(firewall?.id, String(winner.id))
   t.equal(fake.firewalls.size, 1)
   t.equal(fake.count('POST', '/networking/firewalls'), 1, 'its create was refused: the label is taken')
   t.match(logs, [/firewall create unclear; looking the label up/])
@@ -143,30 +143,95 @@ t.test('a create whose reply is lost is found, not made twice', async (t) => {
   fake.inject({ method: 'POST', path: '/networking/firewalls', fault: { status: 502, apply: true } })
   const { firewall } = await executor.createOrAdopt(spec(1))
   t.equal(fake.firewalls.size, 1)
-  t.equal(firewall, String([...fake.firewalls.keys()][0]))
+  t.equal(firewall?.id, String([...fake.firewalls.keys()][0]))
   t.equal(fake.count('POST', '/networking/firewalls'), 1)
 })
 
-t.test('a token without the firewall scope: a clear, final error, and no server', async (t) => {
+t.test('a token refused for firewalls (401) or a user without the grant (403): a clear, final error, and no server', async (t) => {
   const { fake, executor } = await setup(t)
   fake.inject({ path: '/networking/firewalls', fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } })
   const err = await caught(executor.createOrAdopt(spec(1)))
   t.equal((err as ExecutorError).retryable, false)
-  t.match(err.message, /^the Linode token may not manage Cloud Firewalls \(it needs the firewall:read_write scope\): Linode API 401/)
+  t.match(err.message, /^Linode refused the token for Cloud Firewalls \(an invalid token, or one without the firewall:read_write scope\): Linode API 401/)
   t.equal(fake.instances.size, 0)
   t.notMatch(err.message, fake.token)
+
+  fake.inject({ method: 'POST', path: '/networking/firewalls', fault: { status: 403, body: { errors: [{ reason: 'Unauthorized' }] } } })
+  const denied = await caught(executor.createOrAdopt(spec(1)))
+  t.equal((denied as ExecutorError).retryable, false)
+  t.match(denied.message, /^the Linode user may not manage the Cloud Firewall \(a restricted user needs add_firewalls, and read_write on ctfhive-tenants\): Linode API 403: Unauthorized/)
+  t.equal(fake.instances.size, 0)
 })
 
-t.test('a firewall deleted since it was looked up is found or made again', async (t) => {
+t.test('a firewall the user cannot see (taken label, empty listing): a final error naming the grant', async (t) => {
+  const { fake, executor } = await setup(t)
+  ours(fake)
+  // A restricted user without a grant on it: Linode lists only what the user may see.
+  fake.inject({ method: 'GET', path: '/networking/firewalls', times: 10, fault: { status: 200, body: { data: [], page: 1, pages: 1, results: 0 } } })
+  const err = await caught(executor.createOrAdopt(spec(1)))
+  t.equal((err as ExecutorError).retryable, false)
+  t.equal(err.message, 'a Linode firewall labelled ctfhive-tenants exists, but this token\'s user cannot see it: grant the user read_write on it')
+  t.equal(fake.count('POST', '/networking/firewalls'), 1, 'one create, not a loop of them')
+  t.equal(fake.instances.size, 0)
+})
+
+t.test('a create refused for its label without the field named still leads to the lookup', async (t) => {
+  const { fake, executor } = await setup(t)
+  const winner = ours(fake)
+  fake.inject({ method: 'GET', path: '/networking/firewalls', fault: { status: 200, body: { data: [], page: 1, pages: 1, results: 0 } } })
+  fake.inject({ method: 'POST', path: '/networking/firewalls', fault: { status: 400, body: { errors: [{ reason: 'Label must be unique among your Firewalls' }] } } })
+  t.equal((await executor.createOrAdopt(spec(1))).firewall?.id, String(winner.id))
+})
+
+t.test('a firewall create that never gets an answer ends retryable, after bounded tries', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.inject({ method: 'POST', path: '/networking/firewalls', times: 10, fault: { status: 502 } })
+  const err = await caught(executor.createOrAdopt(spec(1)))
+  t.equal((err as ExecutorError).retryable, true)
+  t.match(err.message, /^could not create or find the Linode firewall ctfhive-tenants: Linode API 502/)
+  t.equal(fake.count('POST', '/networking/firewalls'), 5)
+  t.equal(fake.instances.size, 0)
+})
+
+t.test('a disabled firewall: servers are still made behind it, with a warning, and it says so', async (t) => {
+  const { fake, executor, logs } = await setup(t)
+  const fw = fake.addFirewall({ label: FIREWALL_LABEL, tags: ['ctfhive'], status: 'disabled', rules: { ...tenantFirewallRules(), version: 1 } })
+  const made = await executor.createOrAdopt(spec(1))
+  t.same(made.firewall, { id: String(fw.id), status: 'disabled' })
+  t.same(behind(fake, made.server.id), [fw.id])
+  t.match(logs, [/ctfhive-tenants is disabled: servers behind it are not filtered/])
+
+  // Its create's reply lost: the server found is already assigned the disabled firewall, and is
+  // not added again (Linode would refuse a second assignment, and the tenant would fail).
+  fake.inject({ method: 'POST', path: '/linode/instances', fault: { status: 502, apply: true } })
+  const adopted = await executor.createOrAdopt(spec(2))
+  t.same([adopted.adopted, adopted.firewall], [true, { id: String(fw.id), status: 'disabled' }])
+  t.equal(fake.count('POST', `/networking/firewalls/${fw.id}/devices`), 0)
+  t.match(logs.at(-1), /sits behind a firewall that is not enabled/)
+
+  // Enabled again in the console: seen at the next server, not remembered from before.
+  fw.status = 'enabled'
+  t.same((await executor.createOrAdopt(spec(3))).firewall, { id: String(fw.id), status: 'enabled' })
+})
+
+t.test('a firewall deleted in the console is made again; one deleted between lookup and create too', async (t) => {
   const { fake, executor } = await setup(t)
   const first = await executor.createOrAdopt(spec(1))
-  fake.firewalls.delete(Number(first.firewall))
+  fake.firewalls.delete(Number(first.firewall?.id))
   const second = await executor.createOrAdopt(spec(2))
   t.equal(fake.firewalls.size, 1)
-  t.not(second.firewall, first.firewall, 'a new firewall')
-  t.same(behind(fake, second.server.id), [Number(second.firewall)])
-  t.equal(fake.count('POST', '/linode/instances'), 3, 'the create refused for its firewall_id, then made')
-  t.equal(fake.instances.size, 2)
+  t.not(second.firewall?.id, first.firewall?.id, 'a new firewall')
+  t.same(behind(fake, second.server.id), [Number(second.firewall?.id)])
+  t.equal(fake.count('POST', '/linode/instances'), 2)
+
+  // The lookup still shows a firewall that is gone by the create: Linode refuses its id.
+  const gone = { id: 999999, label: FIREWALL_LABEL, status: 'enabled', tags: ['ctfhive'] }
+  fake.inject({ method: 'GET', path: '/networking/firewalls', fault: { status: 200, body: { data: [gone], page: 1, pages: 1, results: 1 } } })
+  const third = await executor.createOrAdopt(spec(3))
+  t.equal(third.firewall?.id, second.firewall?.id, 'looked up again: the firewall that exists')
+  t.same(behind(fake, third.server.id), [Number(second.firewall?.id)])
+  t.equal(fake.count('POST', '/linode/instances'), 4, 'the create refused for its firewall_id, then made')
+  t.equal(fake.instances.size, 3)
 })
 
 t.test('a firewall Linode refuses though it exists: a final error naming the reason', async (t) => {
@@ -184,7 +249,7 @@ t.test('adopting a server made before firewalls puts it behind ours; one behind 
   const fw = ours(fake)
   const old = fake.addInstance({ label: 'ctf-acme1', tags: ['ctfhive', 'tenant:tenant1'], status: 'running' })
   const adopted = await executor.createOrAdopt(spec(1))
-  t.same([adopted.adopted, adopted.server.id, adopted.firewall], [true, String(old.id), String(fw.id)])
+  t.same([adopted.adopted, adopted.server.id, adopted.firewall], [true, String(old.id), { id: String(fw.id), status: 'enabled' }])
   t.same(behind(fake, old.id), [fw.id])
   t.same(fake.requests.find((r) => r.method === 'POST')?.body, { id: old.id, type: 'linode' })
 
@@ -192,12 +257,12 @@ t.test('adopting a server made before firewalls puts it behind ours; one behind 
   const special = fake.addInstance({ label: 'ctf-acme2', tags: ['ctfhive', 'tenant:tenant2'], status: 'running' })
   operators.linodes.add(special.id)
   const kept = await executor.createOrAdopt(spec(2))
-  t.equal(kept.firewall, String(operators.id))
+  t.equal(kept.firewall?.id, String(operators.id))
   t.same(behind(fake, special.id), [operators.id], 'one firewall per server: the operator’s stays')
   t.equal(fake.count('POST', `/networking/firewalls/${fw.id}/devices`), 1)
 
   // Adopted again (a retry): already behind ours, nothing to add.
-  t.equal((await executor.createOrAdopt(spec(1))).firewall, String(fw.id))
+  t.equal((await executor.createOrAdopt(spec(1))).firewall?.id, String(fw.id))
   t.equal(fake.count('POST', `/networking/firewalls/${fw.id}/devices`), 1)
 })
 
@@ -206,21 +271,31 @@ t.test('adding a server whose reply is lost, or to a firewall deleted meanwhile'
   const fw = ours(fake)
   const old = fake.addInstance({ label: 'ctf-acme1', tags: ['ctfhive', 'tenant:tenant1'], status: 'running' })
   fake.inject({ method: 'POST', path: `/networking/firewalls/${fw.id}/devices`, fault: { status: 500, apply: true } })
-  t.equal((await executor.createOrAdopt(spec(1))).firewall, String(fw.id))
+  t.equal((await executor.createOrAdopt(spec(1))).firewall?.id, String(fw.id))
   t.same(behind(fake, old.id), [fw.id])
   t.equal(fake.count('POST', `/networking/firewalls/${fw.id}/devices`), 1, 'not added twice')
 
   fake.firewalls.delete(fw.id)
   const older = fake.addInstance({ label: 'ctf-acme2', tags: ['ctfhive', 'tenant:tenant2'], status: 'running' })
   const { firewall } = await executor.createOrAdopt(spec(2))
-  t.not(firewall, String(fw.id))
-  t.same(behind(fake, older.id), [Number(firewall)], 'behind the firewall made again')
+  t.not(firewall?.id, String(fw.id))
+  t.same(behind(fake, older.id), [Number(firewall?.id)], 'behind the firewall made again')
 
-  const refused = fake.addInstance({ label: 'ctf-acme3', tags: ['ctfhive', 'tenant:tenant3'], status: 'running' })
-  fake.inject({ method: 'POST', path: `/networking/firewalls/${firewall}/devices`, fault: { status: 400, body: { errors: [{ reason: 'Linode is migrating' }] } } })
+  const later = fake.addInstance({ label: 'ctf-acme3', tags: ['ctfhive', 'tenant:tenant3'], status: 'running' })
+  const migrating = `/networking/firewalls/${firewall?.id}/devices`
+  fake.inject({ method: 'POST', path: migrating, fault: { status: 400, body: { errors: [{ reason: 'Linode is currently migrating' }] } } })
   const err = await caught(executor.createOrAdopt(spec(3)))
-  t.equal((err as ExecutorError).retryable, false)
-  t.match(err.message, /Linode is migrating/)
+  t.equal((err as ExecutorError).retryable, true, 'a migration ends: the next attempt adds it')
+  t.match(err.message, /^could not add Linode \d+ to the firewall yet: .*currently migrating/)
+  t.same(behind(fake, later.id), [])
+  t.equal((await executor.createOrAdopt(spec(3))).firewall?.id, firewall?.id)
+  t.same(behind(fake, later.id), [Number(firewall?.id)])
+
+  const refused = fake.addInstance({ label: 'ctf-acme4', tags: ['ctfhive', 'tenant:tenant4'], status: 'running' })
+  fake.inject({ method: 'POST', path: migrating, fault: { status: 400, body: { errors: [{ field: 'id', reason: 'Invalid device' }] } } })
+  const final = await caught(executor.createOrAdopt(spec(4)))
+  t.equal((final as ExecutorError).retryable, false)
+  t.match(final.message, /Invalid device/)
   t.same(behind(fake, refused.id), [])
 })
 
@@ -228,15 +303,34 @@ t.test('a deleted server leaves the firewall (the fake plays Linode here)', asyn
   const { fake, executor } = await setup(t)
   const { server, firewall } = await executor.createOrAdopt(spec(1))
   await executor.destroyServer(server.id)
-  t.same([...fake.firewalls.get(Number(firewall))!.linodes], [])
+  t.same([...fake.firewalls.get(Number(firewall?.id))!.linodes], [])
 })
 
-t.test('a token that may not read a server’s firewalls: the same clear, final error', async (t) => {
+t.test('a server’s firewalls unreadable (a linodes grant, not a firewall one): Linode’s own error, final', async (t) => {
   const { fake, executor } = await setup(t)
   ours(fake)
   const old = fake.addInstance({ label: 'ctf-acme1', tags: ['ctfhive', 'tenant:tenant1'], status: 'running' })
   fake.inject({ path: `/linode/instances/${old.id}/firewalls`, fault: { status: 403, body: { errors: [{ reason: 'Unauthorized' }] } } })
   const err = await caught(executor.createOrAdopt(spec(1)))
   t.equal((err as ExecutorError).retryable, false)
-  t.match(err.message, /^the Linode token may not manage Cloud Firewalls \(it needs the firewall:read_write scope\): Linode API 403: Unauthorized/)
+  t.equal(err.message, `Linode API 403: Unauthorized (GET /linode/instances/${old.id}/firewalls)`)
+})
+
+t.test('adding to a firewall gone between lookup and add; adds that never get an answer', async (t) => {
+  const { fake, executor } = await setup(t)
+  const fw = ours(fake)
+  const old = fake.addInstance({ label: 'ctf-acme1', tags: ['ctfhive', 'tenant:tenant1'], status: 'running' })
+  const gone = { id: 999999, label: FIREWALL_LABEL, status: 'enabled', tags: ['ctfhive'] }
+  fake.inject({ method: 'GET', path: '/networking/firewalls', fault: { status: 200, body: { data: [gone], page: 1, pages: 1, results: 1 } } })
+  t.equal((await executor.createOrAdopt(spec(1))).firewall?.id, String(fw.id), 'the 404 leads to a fresh lookup')
+  t.same(behind(fake, old.id), [fw.id])
+  t.equal(fake.count('POST', '/networking/firewalls/999999/devices'), 1)
+
+  const unlucky = fake.addInstance({ label: 'ctf-acme2', tags: ['ctfhive', 'tenant:tenant2'], status: 'running' })
+  fake.inject({ method: 'POST', path: `/networking/firewalls/${fw.id}/devices`, times: 10, fault: { status: 503 } })
+  const err = await caught(executor.createOrAdopt(spec(2)))
+  t.equal((err as ExecutorError).retryable, true, 'the job tries again later')
+  t.equal(err.message, `Linode API 503: Injected failure (POST /networking/firewalls/${fw.id}/devices)`)
+  t.equal(fake.count('POST', `/networking/firewalls/${fw.id}/devices`), 6, 'one add before, five tries here')
+  t.same(behind(fake, unlucky.id), [])
 })

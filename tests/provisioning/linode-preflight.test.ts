@@ -121,7 +121,7 @@ t.test('firewall: ours and as made passes; disabled or edited warns; someone els
       firewall: fw === undefined ? [] : [{ id: fw.id, permissions: permissions! }]
     }
   }
-  t.match((await run(t, restricted(true))).by('firewall'), { result: 'pass', got: 'none yet: made at the first provisioning' })
+  t.match((await run(t, restricted(true))).by('firewall'), { result: 'pass', got: 'none the restricted user can see: made at the first provisioning (one that exists needs a read_write grant)' })
   t.match((await run(t, restricted(false))).by('firewall'), { result: 'fail', got: /restricted user may not make one \(add_firewalls\)/ })
   t.match((await run(t, restricted(false, 'read_write'))).by('firewall'), { result: 'pass' })
   t.match((await run(t, restricted(true, 'read_only'))).by('firewall'), { result: 'fail', got: /may not add servers to it \(needs read_write\)/ })

@@ -71,9 +71,9 @@ t.test('happy path: create, running, DNS, health', async (t) => {
   t.match(Buffer.from(post.metadata.user_data, 'base64').toString(), /^#cloud-config\n/)
   t.notOk(JSON.stringify(server).includes(post.root_pass), 'the root password is never returned')
   const [fw] = [...fake.firewalls.values()]
-  t.same([post.firewall_id, firewall, [...fw!.linodes]], [fw!.id, String(fw!.id), [Number(server.id)]], 'made behind the Cloud Firewall')
+  t.same([post.firewall_id, firewall, [...fw!.linodes]], [fw!.id, { id: String(fw!.id), status: 'enabled' }, [Number(server.id)]], 'made behind the Cloud Firewall')
   const filters = fake.requests.filter((r) => r.method === 'GET').map((r) => r.headers['x-filter'])
-  t.same(filters, ['{"label":"ctfhive-tenants"}', '{"label":"ctf-acme"}', `{"tags":"${TAG}"}`], 'the firewall looked up, then the server by label and by tenant tag, before creating')
+  t.same(filters, ['{"label":"ctf-acme"}', `{"tags":"${TAG}"}`, '{"label":"ctfhive-tenants"}'], 'the server looked up by label and by tenant tag, then the firewall, before creating')
   t.ok(fake.requests.every((r) => r.headers.authorization === `Bearer ${fake.token}`))
 
   t.equal((await executor.getServer(server.id))?.status, 'booting')
