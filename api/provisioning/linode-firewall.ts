@@ -1,11 +1,12 @@
 // The Linode Cloud Firewall in front of every tenant server. Linode filters before packets
 // reach the server, so only what a web server needs gets in even while the host's own
 // nftables table is not loaded yet (first boot, before cloud-init runs) or after someone
-// flushed it, and Docker's published ports cannot slip past it. One firewall serves all tenant servers: found by its
-// label (and our tag, so never someone else's), made on first need with the ports the host
-// firewall admits (cloud-init.ts), attached at create (`firewall_id`). A server adopted
-// without one (made by a release before firewalls) is attached when it is adopted. An
-// operator may edit the firewall's rules or disable it; the settings check warns of both.
+// flushed it, and Docker's published ports cannot slip past it. One firewall serves all
+// tenant servers: found by its label (and our tag, so never someone else's), made on first
+// need with the ports the host firewall admits (cloud-init.ts), attached at create
+// (`firewall_id`). A server adopted without one (made by a release before firewalls) is
+// attached when it is adopted. An operator may edit the firewall's rules or disable it; the
+// settings check warns of both.
 import { ExecutorError } from './executor.ts'
 import { LinodeApi, LinodeApiError, backoffMs, pause } from './linode-api.ts'
 

@@ -166,7 +166,8 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
       fw = await findTenantFirewall(api, signal)
     } catch (err) {
       if (!(err instanceof LinodeApiError) || (err.status !== 401 && err.status !== 403)) throw err
-      return add('firewall', fwExpected, `${reason(err)} (the token needs the firewall:read_write scope)`, 'fail')
+      const needs = err.status === 401 ? 'the token needs the firewall:read_write scope' : 'the restricted user needs a grant on firewalls'
+      return add('firewall', fwExpected, `${reason(err)} (${needs})`, 'fail')
     }
     firewallsReadable = true
     ours = fw

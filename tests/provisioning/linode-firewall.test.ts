@@ -4,6 +4,7 @@ import { LinodeExecutor } from '../../api/provisioning/linode.ts'
 import { FIREWALL_LABEL, rulesAsMade, tenantFirewallRules, type FirewallRules } from '../../api/provisioning/linode-firewall.ts'
 import { validateSchema, startFakeLinode, type FakeLinode } from '../helpers/fake-linode.ts'
 import { firewallSchemas } from '../helpers/fake-linode-firewalls.ts'
+import { caught } from '../helpers/caught.ts'
 
 interface T { teardown: (fn: () => unknown) => void }
 
@@ -35,15 +36,6 @@ async function setup (t: T) {
   const fake = await startFakeLinode(t, { domains: ['ctfhive.test'] })
   const logs: string[] = []
   return { fake, logs, executor: executorFor(fake, logs) }
-}
-
-async function caught (p: Promise<unknown>): Promise<Error> {
-  try {
-    await p
-  } catch (err) {
-    return err as Error
-  }
-  throw new Error('expected a rejection')
 }
 
 const ours = (fake: FakeLinode) => fake.addFirewall({ label: FIREWALL_LABEL, tags: ['ctfhive'], rules: { ...tenantFirewallRules(), version: 1 } })

@@ -129,6 +129,8 @@ t.test('firewall: ours and as made passes; disabled or edited warns; someone els
   const noScope = await run(t, (f) => { f.inject({ path: '/networking/firewalls', fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } }) })
   t.match(noScope.by('firewall'), { result: 'fail', got: '401 Your OAuth token is not authorized to use this endpoint. (the token needs the firewall:read_write scope)' })
   t.equal(noScope.by('servers behind it'), undefined, 'not asked again of a token that cannot read firewalls')
+  const noGrant = await run(t, (f) => { f.inject({ path: '/networking/firewalls', fault: { status: 403, body: { errors: [{ reason: 'Unauthorized' }] } } }) })
+  t.match(noGrant.by('firewall'), { result: 'fail', got: '403 Unauthorized (the restricted user needs a grant on firewalls)' })
 })
 
 t.test('servers behind it: a tenant server behind no firewall warns, by name', async (t) => {

@@ -10,6 +10,7 @@ import { LinodeApiError } from '../../api/provisioning/linode-api.ts'
 import { CREDENTIAL_PATH, userDataBuilder } from '../../api/provisioning/cloud-init.ts'
 import { schemas, startFakeLinode, validateSchema, type FakeLinodeOptions } from '../helpers/fake-linode.ts'
 import { firewallSchemas } from '../helpers/fake-linode-firewalls.ts'
+import { caught } from '../helpers/caught.ts'
 
 const SECRET = 'test-secret-key-for-linode-executor-0123456789'
 const spec: ServerSpec = {
@@ -41,15 +42,6 @@ async function setup (t: T, opts: { fake?: FakeLinodeOptions, exec?: Partial<Lin
     ...opts.exec
   })
   return { fake, executor, sleeps, logs }
-}
-
-async function caught (p: Promise<unknown>): Promise<Error> {
-  try {
-    await p
-  } catch (err) {
-    return err as Error
-  }
-  throw new Error('expected a rejection')
 }
 
 const emptyPage = { status: 200, body: { data: [], page: 1, pages: 1, results: 0 } }
