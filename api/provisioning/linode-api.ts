@@ -23,6 +23,11 @@ export class LinodeApiError extends ExecutorError {
   get ambiguous (): boolean {
     return this.status === 0 || this.status === 408 || this.status >= 500
   }
+
+  /** Linode's "Label must be unique" (with or without the field named). */
+  get labelTaken (): boolean {
+    return this.status === 400 && this.reasons.some((r) => (r.field === undefined || r.field === 'label') && /unique|taken|already/i.test(r.reason))
+  }
 }
 
 interface Page<T> { data: T[], page: number, pages: number, results: number }

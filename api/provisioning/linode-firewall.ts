@@ -78,13 +78,16 @@ export async function findTenantFirewall (api: LinodeApi, signal?: AbortSignal):
 /** Lookups of single servers' firewalls at most, so a check stays quick on a large account. */
 const LOOKUP_CAP = 20
 
+export interface UnprotectedServer { id: number, label: string, /** 'none': no firewall; else the disabled one it is behind. */ behind: 'none' | number }
+
 /**
  * Tenant servers (tagged ctfhive, not being deleted) behind no enabled firewall: made before
- * firewalls and never adopted again, or taken off it in the console. Servers missing from
- * our firewall's devices are looked up one by one (an operator may have put one behind
- * another firewall), at most LOOKUP_CAP of them; `unchecked` counts the rest.
+ * firewalls and never adopted again, taken off it in the console, or behind a disabled one.
+ * Servers missing from our enabled firewall's devices are looked up one by one (an operator
+ * may have put one behind another firewall), at most LOOKUP_CAP of them; `unchecked` counts
+ * the rest. A server deleted meanwhile is skipped.
  */
-export async function unprotectedServers (api: LinodeApi, firewall: Firewall | undefined, signal?: AbortSignal): Promise<{ total: number, unprotected: Array<{ id: number, label: string }>, unchecked: number }> {
+export async function unprotectedServers (api: LinodeApi, firewall: Firewall | undefined, signal?: AbortSignal): Promise<{ total: number, unprotected: UnprotectedServer[], unchecked: number }> {
   const servers = (await api.list<{ id: number, label: string, status: string, tags?: string[] }>('/linode/instances', { tags: FIREWALL_TAG }, signal))
     .filter((i) => i.tags?.includes(FIREWALL_TAG) === true && i.status !== 'deleting')
   const behindOurs = new Set<number>()
@@ -93,10 +96,16 @@ export async function unprotectedServers (api: LinodeApi, firewall: Firewall | u
     for (const d of devices) if (d.entity?.type === 'linode') behindOurs.add(d.entity.id)
   }
   const missing = servers.filter((i) => !behindOurs.has(i.id))
-  const unprotected: Array<{ id: number, label: string }> = []
+  const unprotected: UnprotectedServer[] = []
   for (const server of missing.slice(0, LOOKUP_CAP)) {
-    const theirs = await api.list<Firewall>(`/linode/instances/${server.id}/firewalls`, {}, signal)
-    if (!theirs.some((f) => f.status === 'enabled')) unprotected.push({ id: server.id, label: server.label })
+    let theirs: Firewall[]
+    try {
+      theirs = (await api.list<Firewall>(`/linode/instances/${server.id}/firewalls`, {}, signal)).filter((f) => f.status !== 'deleted')
+    } catch (err) {
+      if (err instanceof LinodeApiError && err.status === 404) continue
+      throw err
+    }
+    if (!theirs.some((f) => f.status === 'enabled')) unprotected.push({ id: server.id, label: server.label, behind: theirs[0]?.id ?? 'none' })
   }
   return { total: servers.length, unprotected, unchecked: Math.max(0, missing.length - LOOKUP_CAP) }
 }
@@ -106,13 +115,16 @@ function refusal (err: unknown): unknown {
   if (!(err instanceof LinodeApiError) || (err.status !== 401 && err.status !== 403)) return err
   const why = err.status === 401
     ? 'Linode refused the token for Cloud Firewalls (an invalid token, or one without the firewall:read_write scope)'
-    : `the Linode user may not manage the Cloud Firewall (a restricted user needs add_firewalls, and read_write on ${FIREWALL_LABEL})`
+    : `the Linode user may not manage the Cloud Firewall (a restricted user needs add_firewalls, and read_write on ${FIREWALL_LABEL} and on the server)`
   return new ExecutorError(`${why}: ${err.message}`, { retryable: false, cause: err })
 }
 
-/** Linode's "Label must be unique" (with or without the field named). */
-function labelTaken (err: LinodeApiError): boolean {
-  return err.status === 400 && err.reasons.some((r) => (r.field === undefined || r.field === 'label') && /unique|taken|already/i.test(r.reason))
+/**
+ * Linode lists only the firewalls the user may see: a taken label that stays invisible is a
+ * restricted user without a grant on it (or someone else's firewall), which no retry fixes.
+ */
+function invisible (cause: unknown): ExecutorError {
+  return new ExecutorError(`a Linode firewall labelled ${FIREWALL_LABEL} exists, but this token's user cannot see it: grant the user read_write on it, or rename it if it is not ours`, { retryable: false, cause })
 }
 
 /** The firewall a server sits behind, as far as the job needs it. */
@@ -155,24 +167,21 @@ export class TenantFirewall {
     for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
       const found = await findTenantFirewall(this.api, signal)
       if (found !== undefined) return { id: found.id, status: found.status }
-      // Linode lists only the firewalls the user may see: a taken label that stays invisible
-      // is a restricted user without a grant on it, which no retry fixes.
-      if (taken) {
-        throw new ExecutorError(`a Linode firewall labelled ${FIREWALL_LABEL} exists, but this token's user cannot see it: grant the user read_write on it`, { retryable: false, cause: lastError })
-      }
+      if (taken) throw invisible(lastError)
       try {
         const body = { label: FIREWALL_LABEL, tags: [FIREWALL_TAG], rules: tenantFirewallRules() }
         const created = await this.api.call<Firewall>('POST', '/networking/firewalls', { body, retry: 'rejected-only', signal })
         return { id: created.id, status: created.status }
       } catch (err) {
         // Another worker made it first, or our own create's reply was lost: look again.
-        if (!(err instanceof LinodeApiError) || !(labelTaken(err) || err.ambiguous)) throw err
-        taken = labelTaken(err)
+        if (!(err instanceof LinodeApiError) || !(err.labelTaken || err.ambiguous)) throw err
+        taken = err.labelTaken
         lastError = err
         this.o.log?.warn({ label: FIREWALL_LABEL, status: err.status, attempt }, 'linode firewall create unclear; looking the label up')
         if (!taken) await pause(this.o.sleep, backoffMs(attempt), signal)
       }
     }
+    if (taken) throw invisible(lastError)
     throw new ExecutorError(`could not create or find the Linode firewall ${FIREWALL_LABEL}: ${(lastError as Error).message}`, { retryable: true, cause: lastError })
   }
 
@@ -196,8 +205,9 @@ export class TenantFirewall {
         if (now !== undefined) return now
         if (err.status === 404) {
           fw = await this.ensure(signal)
-        } else if (err.status === 400 && err.reasons.some((r) => /migrat|busy/i.test(r.reason))) {
-          // A live migration under way: the next attempt adds it.
+        } else if (err.status === 400 && err.reasons.every((r) => r.field === undefined)) {
+          // Not the request, the server's state (a live migration under way, say; the spec
+          // gives no wording): the next attempt adds it.
           throw new ExecutorError(`could not add Linode ${serverId} to the firewall yet: ${err.message}`, { retryable: true, cause: err })
         } else if (!err.ambiguous) {
           throw refusal(err)

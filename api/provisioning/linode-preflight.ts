@@ -192,10 +192,17 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
     const expected = 'every tenant server behind a firewall'
     await attempt('servers behind it', expected, async () => {
       const { total, unprotected, unchecked } = await unprotectedServers(api, ours, signal)
+      const servers = `${total} tenant server${total === 1 ? '' : 's'}`
+      if (unprotected.length === 0 && unchecked === 0) return add('servers behind it', expected, `${servers}, none exposed`, 'pass')
+      if (unprotected.length === 0) return add('servers behind it', expected, `${servers}; none exposed among those checked, ${unchecked} not checked`, 'warn')
+      const names = unprotected.slice(0, 5).map((u) => `${u.label} (${u.id}${u.behind === 'none' ? '' : `, behind disabled firewall ${u.behind}`})`).join(', ') + (unprotected.length > 5 ? ', …' : '')
+      const bare = unprotected.some((u) => u.behind === 'none')
+      const disabled = unprotected.some((u) => u.behind !== 'none')
+      const hint = bare && disabled
+        ? `in the console, add those behind none to ${FIREWALL_LABEL} and enable the disabled firewall`
+        : bare ? `add them to ${FIREWALL_LABEL} in the console` : 'enable the firewall in the console'
       const more = unchecked > 0 ? `; ${unchecked} more not checked` : ''
-      if (unprotected.length === 0) return add('servers behind it', expected, `${total} tenant server${total === 1 ? '' : 's'}, none exposed${more}`, unchecked > 0 ? 'warn' : 'pass')
-      const names = unprotected.slice(0, 5).map((u) => `${u.label} (${u.id})`).join(', ') + (unprotected.length > 5 ? ', …' : '')
-      add('servers behind it', expected, `${unprotected.length} of ${total} behind none: ${names}${more}; add them to ${FIREWALL_LABEL} in the console`, 'warn')
+      add('servers behind it', expected, `${unprotected.length} of ${servers} behind no enabled firewall: ${names}${more}; ${hint}`, 'warn')
     })
   }
   return checks

@@ -157,7 +157,7 @@ export class LinodeExecutor implements Executor {
           lastError = err
           continue
         }
-        const taken = err instanceof LinodeApiError && err.status === 400 && err.reasons.some((r) => r.field === 'label' && /unique/i.test(r.reason))
+        const taken = err instanceof LinodeApiError && err.labelTaken
         if (!(err instanceof LinodeApiError) || !(taken || err.ambiguous)) throw err
         // The create may have happened (or a twin did): look again before another try.
         lastError = err

@@ -151,7 +151,7 @@ t.test('a token refused for firewalls (401) or a user without the grant (403): a
   fake.inject({ method: 'POST', path: '/networking/firewalls', fault: { status: 403, body: { errors: [{ reason: 'Unauthorized' }] } } })
   const denied = await caught(executor.createOrAdopt(spec(1)))
   t.equal((denied as ExecutorError).retryable, false)
-  t.match(denied.message, /^the Linode user may not manage the Cloud Firewall \(a restricted user needs add_firewalls, and read_write on ctfhive-tenants\): Linode API 403: Unauthorized/)
+  t.match(denied.message, /^the Linode user may not manage the Cloud Firewall \(a restricted user needs add_firewalls, and read_write on ctfhive-tenants and on the server\): Linode API 403: Unauthorized/)
   t.equal(fake.instances.size, 0)
 })
 
@@ -162,7 +162,7 @@ t.test('a firewall the user cannot see (taken label, empty listing): a final err
   fake.inject({ method: 'GET', path: '/networking/firewalls', times: 10, fault: { status: 200, body: { data: [], page: 1, pages: 1, results: 0 } } })
   const err = await caught(executor.createOrAdopt(spec(1)))
   t.equal((err as ExecutorError).retryable, false)
-  t.equal(err.message, 'a Linode firewall labelled ctfhive-tenants exists, but this token\'s user cannot see it: grant the user read_write on it')
+  t.equal(err.message, 'a Linode firewall labelled ctfhive-tenants exists, but this token\'s user cannot see it: grant the user read_write on it, or rename it if it is not ours')
   t.equal(fake.count('POST', '/networking/firewalls'), 1, 'one create, not a loop of them')
   t.equal(fake.instances.size, 0)
 })
@@ -325,4 +325,50 @@ t.test('adding to a firewall gone between lookup and add; adds that never get an
   t.equal(err.message, `Linode API 503: Injected failure (POST /networking/firewalls/${fw.id}/devices)`)
   t.equal(fake.count('POST', `/networking/firewalls/${fw.id}/devices`), 6, 'one add before, five tries here')
   t.same(behind(fake, unlucky.id), [])
+})
+
+t.test('firewall_id refused and no firewall left: the re-lookup makes one, and the server is made behind it', async (t) => {
+  const { fake, executor } = await setup(t)
+  const gone = { id: 999999, label: FIREWALL_LABEL, status: 'enabled', tags: ['ctfhive'] }
+  fake.inject({ method: 'GET', path: '/networking/firewalls', fault: { status: 200, body: { data: [gone], page: 1, pages: 1, results: 1 } } })
+  const made = await executor.createOrAdopt(spec(1))
+  t.equal(fake.firewalls.size, 1)
+  const [fw] = [...fake.firewalls.values()]
+  t.same(made.firewall, { id: String(fw!.id), status: 'enabled' })
+  t.same(behind(fake, made.server.id), [fw!.id])
+  t.same(fake.requests.filter((r) => r.method === 'POST').map((r) => [r.path, (r.body as { firewall_id?: number }).firewall_id]),
+    [['/linode/instances', 999999], ['/networking/firewalls', undefined], ['/linode/instances', fw!.id]])
+})
+
+t.test('a server listed behind a deleted firewall counts as behind none, and is added to ours', async (t) => {
+  const { fake, executor } = await setup(t)
+  const fw = ours(fake)
+  const old = fake.addInstance({ label: 'ctf-acme1', tags: ['ctfhive', 'tenant:tenant1'], status: 'running' })
+  fake.addFirewall({ label: 'old-one', status: 'deleted' }).linodes.add(old.id)
+  t.same((await executor.createOrAdopt(spec(1))).firewall, { id: String(fw.id), status: 'enabled' })
+  t.ok(fw.linodes.has(old.id))
+})
+
+t.test('adding a server: 401 and 403 are final and worded for firewalls', async (t) => {
+  const { fake, executor } = await setup(t)
+  const fw = ours(fake)
+  fake.addInstance({ label: 'ctf-acme1', tags: ['ctfhive', 'tenant:tenant1'], status: 'running' })
+  for (const status of [401, 403]) {
+    fake.inject({ method: 'POST', path: `/networking/firewalls/${fw.id}/devices`, fault: { status, body: { errors: [{ reason: 'Unauthorized' }] } } })
+    const err = await caught(executor.createOrAdopt(spec(1)))
+    t.equal((err as ExecutorError).retryable, false)
+    t.match(err.message, status === 401 ? /^Linode refused the token for Cloud Firewalls/ : /^the Linode user may not manage the Cloud Firewall/)
+  }
+  t.same([...fw.linodes], [])
+})
+
+t.test('a label clash on the last try, still invisible: the same final error, not a vague retryable one', async (t) => {
+  const { fake, executor } = await setup(t)
+  // Four lost replies that made nothing, then a clash with a firewall the user cannot see.
+  fake.inject({ method: 'POST', path: '/networking/firewalls', times: 4, fault: { status: 502 } })
+  fake.inject({ method: 'POST', path: '/networking/firewalls', fault: { status: 400, body: { errors: [{ field: 'label', reason: 'Label must be unique among your Firewalls' }] } } })
+  const err = await caught(executor.createOrAdopt(spec(1)))
+  t.equal((err as ExecutorError).retryable, false)
+  t.match(err.message, /exists, but this token's user cannot see it/)
+  t.equal(fake.count('POST', '/networking/firewalls'), 5)
 })

@@ -144,17 +144,39 @@ t.test('servers behind it: a tenant server behind no firewall warns, by name', a
     theirs.linodes.add(ids.b!)
   }
   const found = await run(t, drift('enabled'))
-  t.match(found.by('servers behind it'), { result: 'warn', got: `1 of 3 behind none: ctf-c (${ids.c}); add them to ctfhive-tenants in the console` })
+  t.match(found.by('servers behind it'), { result: 'warn', got: `1 of 3 tenant servers behind no enabled firewall: ctf-c (${ids.c}); add them to ctfhive-tenants in the console` })
   const lookups = found.fake.requests.filter((r) => /^\/linode\/instances\/\d+\/firewalls$/.test(r.path)).map((r) => r.path)
   t.same(lookups, [`/linode/instances/${ids.b}/firewalls`, `/linode/instances/${ids.c}/firewalls`], 'only servers not among our devices are looked up one by one')
   t.same(found.fake.requests.filter((r) => r.method !== 'GET'), [], 'still nothing but GETs')
 
   const disabled = await run(t, drift('disabled'))
-  t.match(disabled.by('servers behind it'), { result: 'warn', got: /^2 of 3 behind none: ctf-a \(\d+\), ctf-c/ }, 'a disabled firewall protects nothing')
+  const oursId = [...disabled.fake.firewalls.values()].find((f) => f.label === 'ctfhive-tenants')!.id
+  t.match(disabled.by('servers behind it'), {
+    result: 'warn',
+    got: `2 of 3 tenant servers behind no enabled firewall: ctf-a (${ids.a}, behind disabled firewall ${oursId}), ctf-c (${ids.c}); in the console, add those behind none to ctfhive-tenants and enable the disabled firewall`
+  }, 'a disabled firewall protects nothing')
+  const onlyDisabled = await run(t, (f) => {
+    const fw = f.addFirewall({ label: 'ctfhive-tenants', tags: ['ctfhive'], status: 'disabled', rules: { ...tenantFirewallRules(), version: 1 } })
+    fw.linodes.add(f.addInstance({ label: 'ctf-a', tags: ['ctfhive'], status: 'running' }).id)
+  })
+  t.match(onlyDisabled.by('servers behind it'), { result: 'warn', got: /^1 of 1 tenant server behind no enabled firewall: ctf-a \(\d+, behind disabled firewall \d+\); enable the firewall in the console$/ })
+
+  // A server deleted between the listing and its own lookup is gone, not a failure.
+  const racing = await run(t, (f) => {
+    const id = f.addInstance({ label: 'ctf-gone', tags: ['ctfhive'], status: 'running' }).id
+    f.addInstance({ label: 'ctf-here', tags: ['ctfhive'], status: 'running' })
+    f.inject({ path: `/linode/instances/${id}/firewalls`, fault: { status: 404, body: { errors: [{ reason: 'Not found' }] } } })
+  })
+  t.match(racing.by('servers behind it'), { result: 'warn', got: /^1 of 2 tenant servers behind no enabled firewall: ctf-here \(\d+\);/ })
 
   const many = await run(t, (f) => { for (let i = 0; i < 27; i++) f.addInstance({ label: `ctf-n${i}`, tags: ['ctfhive'], status: 'running' }) })
-  t.match(many.by('servers behind it'), { result: 'warn', got: /^20 of 27 behind none: ctf-n0 \(\d+\), ctf-n1 .*ctf-n4 \(\d+\), …; 7 more not checked; add them/ })
+  t.match(many.by('servers behind it'), { result: 'warn', got: /^20 of 27 tenant servers behind no enabled firewall: ctf-n0 \(\d+\), ctf-n1 .*ctf-n4 \(\d+\), …; 7 more not checked; add them/ })
   t.equal(many.fake.requests.filter((r) => /^\/linode\/instances\/\d+\/firewalls$/.test(r.path)).length, 20, 'at most 20 single lookups')
+  const manyCovered = await run(t, (f) => {
+    const theirs = f.addFirewall({ label: 'ops-special', tags: [] })
+    for (let i = 0; i < 22; i++) theirs.linodes.add(f.addInstance({ label: `ctf-m${i}`, tags: ['ctfhive'], status: 'running' }).id)
+  })
+  t.match(manyCovered.by('servers behind it'), { result: 'warn', got: '22 tenant servers; none exposed among those checked, 2 not checked' })
 })
 
 t.test('an API error fails its own check only, with Linode’s reason', async (t) => {
