@@ -75,6 +75,11 @@ export async function findTenantFirewall (api: LinodeApi, signal?: AbortSignal):
   return found
 }
 
+/** The firewalls a server is assigned, enabled or disabled (not deleted ones). */
+async function serverFirewalls (api: LinodeApi, serverId: number, signal?: AbortSignal): Promise<Firewall[]> {
+  return (await api.list<Firewall>(`/linode/instances/${serverId}/firewalls`, {}, signal)).filter((f) => f.status !== 'deleted')
+}
+
 /** Lookups of single servers' firewalls at most, so a check stays quick on a large account. */
 const LOOKUP_CAP = 20
 
@@ -100,7 +105,7 @@ export async function unprotectedServers (api: LinodeApi, firewall: Firewall | u
   for (const server of missing.slice(0, LOOKUP_CAP)) {
     let theirs: Firewall[]
     try {
-      theirs = (await api.list<Firewall>(`/linode/instances/${server.id}/firewalls`, {}, signal)).filter((f) => f.status !== 'deleted')
+      theirs = await serverFirewalls(api, server.id, signal)
     } catch (err) {
       if (err instanceof LinodeApiError && err.status === 404) continue
       throw err
@@ -220,7 +225,7 @@ export class TenantFirewall {
 
   /** The firewall the server is assigned (a disabled one too, with a warning), if any. */
   private async assigned (serverId: number, signal?: AbortSignal): Promise<FirewallRef | undefined> {
-    const list = (await this.api.list<Firewall>(`/linode/instances/${serverId}/firewalls`, {}, signal)).filter((f) => f.status !== 'deleted')
+    const list = await serverFirewalls(this.api, serverId, signal)
     const fw = list.find((f) => f.status === 'enabled') ?? list[0]
     if (fw === undefined) return undefined
     if (fw.status !== 'enabled') this.o.log?.warn({ server: serverId, firewall: fw.id, status: fw.status }, 'linode server sits behind a firewall that is not enabled')

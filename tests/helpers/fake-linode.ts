@@ -213,7 +213,7 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
     }))
   }
 
-  const fw0 = fakeFirewalls({
+  const cloudFirewalls = fakeFirewalls({
     nextId: () => ++nextId,
     now,
     instanceExists: (id) => instances.has(id),
@@ -226,7 +226,7 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
 
   function handle (method: string, path: string, query: Record<string, string>, req: IncomingMessage, body: any): [number, unknown] {
     const seg = path.split('/').filter(Boolean).map(decodeURIComponent)
-    const fw = fw0.handle(method, seg, body, query, req.headers['x-filter'])
+    const fw = cloudFirewalls.handle(method, seg, body, query, req.headers['x-filter'])
     if (fw !== undefined) return fw
     if (method === 'GET' && seg[0] === 'profile' && seg.length === 1) return [200, { username: 'ctfhive-ops', email: 'ops@example.com', restricted: catalogue.grants !== null }]
     if (method === 'GET' && seg[0] === 'profile' && seg[1] === 'grants' && seg.length === 2) return catalogue.grants === null ? [204, undefined] : [200, { ...catalogue.grants, linode: [] }]
@@ -247,9 +247,9 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
         if ([...instances.values()].some((i) => i.label.toLowerCase() === label.toLowerCase())) {
           throw new HttpError(400, [{ field: 'label', reason: 'Label must be unique among your linodes' }])
         }
-        const firewall = fw0.forCreate(body.firewall_id)
+        const firewall = cloudFirewalls.forCreate(body.firewall_id)
         const inst = addInstance({ label, type: body.type, region: body.region, image: body.image ?? null, tags: body.tags ?? [], has_user_data: body.metadata?.user_data !== undefined })
-        if (firewall !== undefined) fw0.attach(firewall, inst.id)
+        if (firewall !== undefined) cloudFirewalls.attach(firewall, inst.id)
         return [200, view(inst)]
       }
       const inst = instances.get(Number(seg[2]))
@@ -268,7 +268,7 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
       }
       if (seg.length === 3 && inst !== undefined && method === 'DELETE') {
         instances.delete(inst.id)
-        fw0.detachEverywhere(inst.id)
+        cloudFirewalls.detachEverywhere(inst.id)
         return [200, {}]
       }
     }
@@ -362,11 +362,11 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
     requests,
     instances,
     domains,
-    firewalls: fw0.firewalls,
+    firewalls: cloudFirewalls.firewalls,
     catalogue,
     inject: (rule) => { rules.push({ ...rule, left: rule.times ?? 1 }) },
     addInstance,
-    addFirewall: fw0.add,
+    addFirewall: cloudFirewalls.add,
     addRecord: (name, fields) => {
       const domain = [...domains.values()].find((d) => d.domain === name)
       if (domain === undefined) throw new Error(`no zone ${name}`)
