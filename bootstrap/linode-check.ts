@@ -1,27 +1,49 @@
 #!/usr/bin/env node
 // `npm run linode:check`: the Linode settings checked before customers pay (token, rights,
-// region, image, server types, DNS zone), read-only. The checks are the server's own start-up
-// checks (api/provisioning/linode-preflight.ts); this file only parses arguments and prints.
+// region, image, server types, DNS zone, Cloud Firewall), read-only unless --attach-firewall
+// asks for the one repair. The checks are the server's own start-up checks
+// (api/provisioning/linode-preflight.ts), the repair the firewall module's; this file only
+// parses arguments and prints.
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type Config } from '../api/config.ts'
+import { ExecutorError } from '../api/provisioning/executor.ts'
+import { FIREWALL_LABEL, attachUnprotected, type FirewallRepair } from '../api/provisioning/linode-firewall.ts'
 import { countResults, linodePreflight, preflightApi, preflightSettings, type PreflightCheck } from '../api/provisioning/linode-preflight.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
 
 type Env = Record<string, string | undefined>
 
-export const USAGE = `Usage: npm run linode:check -- [--json]
+export const USAGE = `Usage: npm run linode:check -- [--json] [--attach-firewall]
 
 Checks, read-only, that the Linode settings can provision a tenant: the token (LINODE_API_TOKEN)
-and its user's rights, the region (LINODE_REGION: Linodes and Metadata), the image
-(LINODE_IMAGE: available, cloud-init), each plan's server type (or LINODE_PLAN: exists, at
-least 2 CPUs, not sold out in the region) and the DNS zone for BASE_DOMAIN.
-It cannot prove the token may write (its scopes need linodes and domains read/write).
+and its user's rights, the region (LINODE_REGION: Linodes, Metadata, Cloud Firewall), the
+image (LINODE_IMAGE: available, cloud-init), each plan's server type (or LINODE_PLAN: exists,
+at least 2 CPUs, not sold out in the region), the DNS zone for BASE_DOMAIN, the Cloud
+Firewall ${FIREWALL_LABEL} and whether every tenant server sits behind a firewall.
+It cannot prove the token may write (its scopes need linodes, domains and firewall read/write).
+
+--attach-firewall  first put every tenant server that is behind no firewall behind
+                   ${FIREWALL_LABEL} (made if there is none yet), then check. Servers behind a
+                   disabled firewall are left alone: enable it in the console.
 
 Environment: LINODE_API_TOKEN, LINODE_API_BASE, LINODE_REGION, LINODE_IMAGE, LINODE_PLAN, BASE_DOMAIN.
-Exit status: 0 every check passed (warnings allowed), 1 a check failed or Linode did not
-answer, 2 bad usage or configuration.
+Exit status: 0 every check passed (warnings allowed) and every server asked for was added,
+1 a check or an addition failed or Linode did not answer, 2 bad usage or configuration.
 `
+
+const named = (s: { label: string, id: number }): string => `${s.label} (${s.id})`
+
+/** What --attach-firewall did, a line per kind of outcome. */
+export function formatRepair (r: FirewallRepair): string {
+  const lines: string[] = []
+  const fw = `firewall ${FIREWALL_LABEL} (${r.firewall.id}${r.firewall.status === 'enabled' ? '' : `, ${r.firewall.status}: it filters nothing until enabled`})`
+  if (r.attached.length > 0) lines.push(`added to ${fw}: ${r.attached.map((s) => named(s) + (s.now === r.firewall.id ? '' : ` (found behind firewall ${s.now})`)).join(', ')}`)
+  if (r.disabled.length > 0) lines.push(`left behind a disabled firewall (enable it in the console): ${r.disabled.map((s) => `${named(s)} behind ${String(s.behind)}`).join(', ')}`)
+  for (const f of r.failed) lines.push(`could not add ${named(f)}: ${f.error}`)
+  if (lines.length === 0) lines.push(`${fw}: all ${r.total} tenant server${r.total === 1 ? ' was' : 's were'} behind a firewall already`)
+  return lines.map((l) => `${l}\n`).join('')
+}
 
 export function formatChecks (checks: readonly PreflightCheck[]): string {
   return renderTable(['check', 'expected', 'got', 'result'], checks.map((c) => [c.check, c.expected, c.got, c.result.toUpperCase()]))
@@ -34,7 +56,12 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   }
   let args
   try {
-    args = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } }).values
+    args = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: { json: { type: 'boolean', default: false }, 'attach-firewall': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } }
+    }).values
   } catch (err) {
     return fail(2, `${(err as Error).message}\n\n${USAGE}`)
   }
@@ -52,21 +79,42 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   }
   if (config.linode.token === '') return fail(2, 'LINODE_API_TOKEN is not set: without it the server uses the fake executor and makes no servers.')
 
+  const timedOut = (err: unknown): boolean => (err as Error).name === 'TimeoutError'
+  let repair: FirewallRepair | undefined
+  let repairError: string | undefined
+  if (args['attach-firewall']) {
+    try {
+      const log = { warn: (_obj: object, msg: string) => { io.stderr.write(`warning: ${msg}\n`) } }
+      repair = await attachUnprotected(preflightApi(config), { sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)), maxAttempts: 3, log }, AbortSignal.timeout(timeoutMs))
+      if (!args.json) io.stderr.write(formatRepair(repair))
+    } catch (err) {
+      // Servers added before the failure stay added; the check below shows what is left.
+      if (timedOut(err)) repairError = `Linode did not answer within ${timeoutMs / 1000} s; servers added so far stay added, run it again`
+      else if (err instanceof ExecutorError) repairError = err.message
+      else throw err
+      io.stderr.write(`error: no server added to the firewall: ${repairError}\n`)
+    }
+  }
+
   let checks: PreflightCheck[]
   try {
     checks = await linodePreflight(preflightApi(config), preflightSettings(config), AbortSignal.timeout(timeoutMs))
   } catch (err) {
-    if ((err as Error).name === 'TimeoutError') return fail(1, `Linode did not answer within ${timeoutMs / 1000} s; nothing was checked to the end`)
+    if (timedOut(err)) return fail(1, `Linode did not answer within ${timeoutMs / 1000} s; nothing was checked to the end`)
     throw err
   }
   const plural = (k: number, what: string): string => `${k} ${what}${k === 1 ? '' : 's'}`
   const { fail: failed, unknown, warn: warned } = countResults(checks)
-  io.stdout.write(args.json ? `${JSON.stringify({ ok: failed + unknown === 0, checks }, null, 2)}\n` : formatChecks(checks))
+  const repaired = repairError === undefined && (repair?.failed.length ?? 0) === 0
+  const ok = failed + unknown === 0 && repaired
+  const repairJson = args['attach-firewall'] ? { repair: repair ?? { error: repairError } } : {}
+  io.stdout.write(args.json ? `${JSON.stringify({ ok, checks, ...repairJson }, null, 2)}\n` : formatChecks(checks))
   if (failed > 0) io.stderr.write(`${plural(failed, 'check')} failed: provisioning will fail until ${failed === 1 ? 'it is' : 'they are'} fixed\n`)
   // An outage proves nothing either way: not OK, and not a wrong setting.
   if (unknown > 0) io.stderr.write(`${plural(unknown, 'check')} could not be run: Linode did not answer; run it again later\n`)
   if (failed + unknown === 0) io.stderr.write(`Linode settings OK${warned > 0 ? ` (${plural(warned, 'warning')})` : ''}\n`)
-  return failed + unknown > 0 ? 1 : 0
+  if (!repaired) io.stderr.write('the firewall repair did not finish: see above\n')
+  return ok ? 0 : 1
 }
 
 if (import.meta.main) process.exitCode = await main(process.argv.slice(2))

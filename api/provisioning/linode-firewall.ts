@@ -5,8 +5,8 @@
 // tenant servers: found by its label (and our tag, so never someone else's), made on first
 // need with the ports the host firewall admits (cloud-init.ts), attached at create
 // (`firewall_id`). A server adopted without one (made by a release before firewalls) is
-// attached when it is adopted. An operator may edit the firewall's rules or disable it; the
-// settings check warns of both.
+// attached when it is adopted, or by the operator's repair (attachUnprotected). An operator
+// may edit the firewall's rules or disable it; the settings check warns of both.
 import { ExecutorError } from './executor.ts'
 import { LinodeApi, LinodeApiError, backoffMs, pause } from './linode-api.ts'
 
@@ -81,7 +81,7 @@ async function serverFirewalls (api: LinodeApi, serverId: number, signal?: Abort
 }
 
 /** Lookups of single servers' firewalls at most, so a check stays quick on a large account. */
-const LOOKUP_CAP = 20
+export const LOOKUP_CAP = 20
 
 export interface UnprotectedServer { id: number, label: string, /** 'none': no firewall; else the disabled one it is behind. */ behind: 'none' | number }
 
@@ -92,7 +92,7 @@ export interface UnprotectedServer { id: number, label: string, /** 'none': no f
  * may have put one behind another firewall), at most LOOKUP_CAP of them; `unchecked` counts
  * the rest. A server deleted meanwhile is skipped.
  */
-export async function unprotectedServers (api: LinodeApi, firewall: Firewall | undefined, signal?: AbortSignal): Promise<{ total: number, unprotected: UnprotectedServer[], unchecked: number }> {
+export async function unprotectedServers (api: LinodeApi, firewall: FirewallRef | undefined, signal?: AbortSignal, cap = LOOKUP_CAP): Promise<{ total: number, unprotected: UnprotectedServer[], unchecked: number }> {
   const servers = (await api.list<{ id: number, label: string, status: string, tags?: string[] }>('/linode/instances', { tags: FIREWALL_TAG }, signal))
     .filter((i) => i.tags?.includes(FIREWALL_TAG) === true && i.status !== 'deleting')
   const behindOurs = new Set<number>()
@@ -102,7 +102,7 @@ export async function unprotectedServers (api: LinodeApi, firewall: Firewall | u
   }
   const missing = servers.filter((i) => !behindOurs.has(i.id))
   const unprotected: UnprotectedServer[] = []
-  for (const server of missing.slice(0, LOOKUP_CAP)) {
+  for (const server of missing.slice(0, cap)) {
     let theirs: Firewall[]
     try {
       theirs = await serverFirewalls(api, server.id, signal)
@@ -112,7 +112,7 @@ export async function unprotectedServers (api: LinodeApi, firewall: Firewall | u
     }
     if (!theirs.some((f) => f.status === 'enabled')) unprotected.push({ id: server.id, label: server.label, behind: theirs[0]?.id ?? 'none' })
   }
-  return { total: servers.length, unprotected, unchecked: Math.max(0, missing.length - LOOKUP_CAP) }
+  return { total: servers.length, unprotected, unchecked: Math.max(0, missing.length - cap) }
 }
 
 /** Linode's refusal of a firewall call, said in terms of what the operator must change. */
@@ -231,4 +231,41 @@ export class TenantFirewall {
     if (fw.status !== 'enabled') this.o.log?.warn({ server: serverId, firewall: fw.id, status: fw.status }, 'linode server sits behind a firewall that is not enabled')
     return { id: fw.id, status: fw.status }
   }
+}
+
+export interface FirewallRepair {
+  /** Ours, found or made now. */
+  firewall: FirewallRef
+  /** Tenant servers in all (tagged ctfhive, not being deleted). */
+  total: number
+  /** Servers that were behind no firewall, now behind firewall `now` (ours, unless one was assigned meanwhile). */
+  attached: Array<UnprotectedServer & { now: number }>
+  /** Behind a disabled firewall: left alone (a server has one firewall at a time); enabling it protects them. */
+  disabled: UnprotectedServer[]
+  failed: Array<UnprotectedServer & { error: string }>
+}
+
+/**
+ * The operator's repair for drift (`npm run linode:check -- --attach-firewall`): every tenant
+ * server behind no firewall is put behind ours, made first if there is none yet. Every server
+ * is looked up, not LOOKUP_CAP of them. One server's failure does not stop the others.
+ */
+export async function attachUnprotected (api: LinodeApi, opts: TenantFirewallOptions, signal?: AbortSignal): Promise<FirewallRepair> {
+  const tenantFirewall = new TenantFirewall(api, opts)
+  const firewall = await tenantFirewall.ensure(signal)
+  const { total, unprotected } = await unprotectedServers(api, firewall, signal, Infinity)
+  const repair: FirewallRepair = { firewall, total, attached: [], disabled: [], failed: [] }
+  for (const server of unprotected) {
+    if (server.behind !== 'none') {
+      repair.disabled.push(server)
+      continue
+    }
+    try {
+      repair.attached.push({ ...server, now: (await tenantFirewall.attach(server.id, signal)).id })
+    } catch (err) {
+      if (signal?.aborted === true) throw err
+      repair.failed.push({ ...server, error: (err as Error).message })
+    }
+  }
+  return repair
 }

@@ -198,9 +198,8 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
       const names = unprotected.slice(0, 5).map((u) => `${u.label} (${u.id}${u.behind === 'none' ? '' : `, behind disabled firewall ${u.behind}`})`).join(', ') + (unprotected.length > 5 ? ', …' : '')
       const bare = unprotected.some((u) => u.behind === 'none')
       const disabled = unprotected.some((u) => u.behind !== 'none')
-      const hint = bare && disabled
-        ? `in the console, add those behind none to ${FIREWALL_LABEL} and enable the disabled firewall`
-        : bare ? `add them to ${FIREWALL_LABEL} in the console` : 'enable the firewall in the console'
+      const attach = `add those behind none with npm run linode:check -- --attach-firewall`
+      const hint = bare && disabled ? `${attach}, and enable the disabled firewall in the console` : bare ? attach : 'enable the firewall in the console'
       const more = unchecked > 0 ? `; ${unchecked} more not checked` : ''
       add('servers behind it', expected, `${unprotected.length} of ${servers} behind no enabled firewall: ${names}${more}; ${hint}`, 'warn')
     })

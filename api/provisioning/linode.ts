@@ -2,13 +2,15 @@
 // label `ctf-<slug>` plus the tag `tenant:<id>` is the key: every ambiguous failure (lost
 // reply, timeout, 5xx) and every "Label must be unique" is answered by looking the label up
 // and adopting the server when it carries this tenant's tag — never anyone else's. Every
-// server sits behind the shared Cloud Firewall (linode-firewall.ts).
+// server sits behind the shared Cloud Firewall (linode-firewall.ts); its A record is kept by
+// linode-dns.ts.
 import { randomBytes } from 'node:crypto'
 import { request, type Dispatcher } from 'undici'
 import type { Config } from '../config.ts'
 import { CREDENTIAL_PATH } from './cloud-init.ts'
 import { ExecutorError, type CreateResult, type Executor, type ServerInfo, type ServerSpec } from './executor.ts'
 import { LinodeApi, LinodeApiError, backoffMs, pause } from './linode-api.ts'
+import { TenantDns } from './linode-dns.ts'
 import { TenantFirewall, type FirewallRef } from './linode-firewall.ts'
 
 export interface LinodeExecutorOptions {
@@ -35,11 +37,9 @@ export interface LinodeExecutorOptions {
 }
 
 interface Instance { id: number, label: string, status: string, ipv4?: string[], tags?: string[] }
-interface DnsRecord { id: number, type: string, name: string, target: string }
 
 const LABEL_RULE = /^[a-zA-Z]((?!--|__|\.\.)[a-zA-Z0-9-_.])+$/
 const PRIVATE_V4 = /^(10\.|127\.|169\.254\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/
-const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/
 
 /** `ctf-<slug>` within Linode's label rules: 3–64 chars of [A-Za-z0-9-_.], a letter first, an
  * alphanumeric last, no --, __ or .. (two slugs may normalise alike: the tenant tag still decides). */
@@ -65,10 +65,6 @@ function toInfo (i: Instance): ServerInfo {
   return { id: String(i.id), label: i.label, status: i.status, ipv4 }
 }
 
-function isNotFound (err: unknown): boolean {
-  return err instanceof LinodeApiError && err.status === 404
-}
-
 function numericId (id: string, what: string): string {
   if (!/^\d{1,18}$/.test(id)) throw new ExecutorError(`invalid ${what} id ${JSON.stringify(id)}`, { retryable: false })
   return id
@@ -82,10 +78,10 @@ async function defaultHealthFetch (url: string, timeoutMs: number, signal?: Abor
 
 export class LinodeExecutor implements Executor {
   readonly name = 'linode'
-  private readonly o: Required<Omit<LinodeExecutorOptions, 'token' | 'apiBase' | 'dispatcher' | 'log' | 'maxRetryAfterMs' | 'requestTimeoutMs'>> & Pick<LinodeExecutorOptions, 'log'>
+  private readonly o: Required<Omit<LinodeExecutorOptions, 'token' | 'apiBase' | 'dispatcher' | 'log' | 'maxRetryAfterMs' | 'requestTimeoutMs' | 'baseDomain'>> & Pick<LinodeExecutorOptions, 'log'>
   private readonly api: LinodeApi
   private readonly firewall: TenantFirewall
-  private zoneId: number | undefined
+  private readonly dns: TenantDns
 
   constructor (opts: LinodeExecutorOptions) {
     const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)))
@@ -101,12 +97,12 @@ export class LinodeExecutor implements Executor {
       log: opts.log
     })
     this.firewall = new TenantFirewall(this.api, { sleep, maxAttempts, log: opts.log })
+    this.dns = new TenantDns(this.api, { baseDomain: opts.baseDomain, sleep, maxAttempts })
     this.o = {
       region: opts.region,
       image: opts.image,
       userData: opts.userData,
       log: opts.log,
-      baseDomain: opts.baseDomain.toLowerCase(),
       sleep,
       maxAttempts,
       healthTimeoutMs: opts.healthTimeoutMs ?? 5000,
@@ -208,55 +204,7 @@ export class LinodeExecutor implements Executor {
   }
 
   async ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string> {
-    if (!IPV4.test(ipv4)) throw new ExecutorError(`invalid IPv4 address ${JSON.stringify(ipv4)}`, { retryable: false })
-    const name = this.recordName(spec)
-    return this.inZone(signal, (zone) => this.upsertRecord(zone, name, ipv4, signal))
-  }
-
-  private async upsertRecord (found: number | undefined, name: string, ipv4: string, signal?: AbortSignal): Promise<string> {
-    const zone = this.requireZone(found)
-    for (let attempt = 1; ; attempt++) {
-      const records = await this.aRecords(zone, name, signal)
-      if (records.length > 0) {
-        const keep = records.find((r) => r.target === ipv4) ?? records[0]!
-        // Twins left by a lost create would round-robin visitors to a wrong address.
-        for (const twin of records) if (twin !== keep) await this.api.deleteIgnoringMissing(`/domains/${zone}/records/${twin.id}`, signal)
-        if (keep.target !== ipv4) await this.api.call('PUT', `/domains/${zone}/records/${keep.id}`, { body: { target: ipv4, ttl_sec: 300 }, signal })
-        return String(keep.id)
-      }
-      try {
-        const body = { type: 'A', name, target: ipv4, ttl_sec: 300 }
-        const created = await this.api.call<DnsRecord>('POST', `/domains/${zone}/records`, { body, retry: 'rejected-only', signal })
-        return String(created.id)
-      } catch (err) {
-        if (!(err instanceof LinodeApiError) || !err.ambiguous || attempt >= this.o.maxAttempts) throw err
-        await pause(this.o.sleep, backoffMs(attempt), signal)
-      }
-    }
-  }
-
-  private recordName (spec: ServerSpec): string {
-    const fqdn = spec.fqdn.toLowerCase()
-    const suffix = `.${this.o.baseDomain}`
-    if (!fqdn.endsWith(suffix) || fqdn.length === suffix.length) {
-      throw new ExecutorError(`${spec.fqdn} is not under ${this.o.baseDomain}`, { retryable: false })
-    }
-    return fqdn.slice(0, -suffix.length)
-  }
-
-  private requireZone (id: number | undefined): number {
-    if (id === undefined) {
-      throw new ExecutorError(`Linode has no DNS zone for ${this.o.baseDomain}; create it in the Domains API first`, { retryable: false })
-    }
-    return id
-  }
-
-  private async findZone (signal?: AbortSignal): Promise<number | undefined> {
-    if (this.zoneId === undefined) {
-      const zones = await this.api.list<{ id: number, domain: string }>('/domains', { domain: this.o.baseDomain }, signal)
-      this.zoneId = zones.find((d) => d.domain.toLowerCase() === this.o.baseDomain)?.id
-    }
-    return this.zoneId
+    return this.dns.ensure(spec.fqdn, ipv4, signal)
   }
 
   async checkHealth (fqdn: string, signal?: AbortSignal): Promise<boolean> {
@@ -285,31 +233,7 @@ export class LinodeExecutor implements Executor {
   }
 
   async findDnsRecords (spec: ServerSpec, signal?: AbortSignal): Promise<string[]> {
-    return this.inZone(signal, async (zone) => {
-      if (zone === undefined) return [] // no zone: no record in it
-      return (await this.aRecords(zone, this.recordName(spec), signal)).map((r) => String(r.id))
-    })
-  }
-
-  /**
-   * Runs `fn` in the zone as last looked up. A zone deleted (and perhaps made again) since
-   * answers 404: it is looked up once more, and `fn` runs again in what exists now.
-   */
-  private async inZone<T> (signal: AbortSignal | undefined, fn: (zone: number | undefined) => Promise<T>): Promise<T> {
-    const zone = await this.findZone(signal)
-    try {
-      return await fn(zone)
-    } catch (err) {
-      if (zone === undefined || !isNotFound(err) || !(await this.zoneGone(zone, signal))) throw err
-      return await fn(await this.findZone(signal))
-    }
-  }
-
-  /** True (and the cached id forgotten) when the zone no longer exists. */
-  private async zoneGone (zone: number, signal?: AbortSignal): Promise<boolean> {
-    if (await this.api.getOrUndefined(`/domains/${zone}`, signal) !== undefined) return false
-    if (this.zoneId === zone) this.zoneId = undefined
-    return true
+    return this.dns.find(spec.fqdn, signal)
   }
 
   /** Servers carrying this tag (checked again here, whatever the API's filter did), not those being deleted. */
@@ -317,18 +241,8 @@ export class LinodeExecutor implements Executor {
     return (await this.api.list<Instance>('/linode/instances', { tags: tag }, signal)).filter((i) => i.tags?.includes(tag) === true && i.status !== 'deleting')
   }
 
-  /** The zone's A records with exactly this name. */
-  private async aRecords (zone: number, name: string, signal?: AbortSignal): Promise<DnsRecord[]> {
-    return (await this.api.list<DnsRecord>(`/domains/${zone}/records`, { name, type: 'A' }, signal)).filter((r) => r.type === 'A' && r.name.toLowerCase() === name)
-  }
-
   async removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void> {
-    const id = numericId(recordId, 'DNS record')
-    const zone = await this.findZone(signal)
-    if (zone === undefined) return // no zone: no record in it
-    // Not found: the record is gone, or its whole zone is. A zone made again under BASE_DOMAIN
-    // holds none of our old ids, and must be found afresh: teardown's sweep by name searches it.
-    if (!(await this.api.deleteIgnoringMissing(`/domains/${zone}/records/${id}`, signal))) await this.zoneGone(zone, signal)
+    await this.dns.remove(numericId(recordId, 'DNS record'), signal)
   }
 
   async destroyServer (serverId: string, signal?: AbortSignal): Promise<void> {

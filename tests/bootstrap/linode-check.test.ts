@@ -1,7 +1,8 @@
 import t from 'tap'
 import { main } from '../../bootstrap/linode-check.ts'
 import { capture } from '../helpers/cli-io.ts'
-import { startFakeLinode } from '../helpers/fake-linode.ts'
+import { startFakeLinode, type FakeLinode } from '../helpers/fake-linode.ts'
+import { tenantFirewallRules } from '../../api/provisioning/linode-firewall.ts'
 
 async function check (argv: string[], env: Record<string, string | undefined>) {
   const { out, io } = capture()
@@ -75,5 +76,75 @@ t.test('usage and configuration errors exit 2 before any call', async (t) => {
   const help = await check(['-h'], {})
   t.equal(help.code, 0)
   t.match(help.stdout, /^Usage: npm run linode:check -- \[--json\]/)
-  t.match(help.stdout, /cannot prove the token may write/)
+  t.match(help.stdout, /cannot prove the token may write \(its scopes need linodes, domains and firewall read\/write\)/)
+  t.match(help.stdout, /--attach-firewall +first put every tenant server that is behind no firewall behind/)
 })
+
+async function drifted (t: { teardown: (fn: () => unknown) => void }) {
+  const fake = await startFakeLinode(t, { domains: ['ctf.example.org'] })
+  const env = { LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url, BASE_DOMAIN: 'ctf.example.org', LINODE_PLAN: 'g6-standard-2' }
+  const a = fake.addInstance({ label: 'ctf-a', tags: ['ctfhive'], status: 'running' }).id
+  const b = fake.addInstance({ label: 'ctf-b', tags: ['ctfhive'], status: 'running' }).id
+  return { fake, env, a, b }
+}
+const oursIn = (fake: FakeLinode) => [...fake.firewalls.values()].find((f) => f.label === 'ctfhive-tenants')
+
+t.test('--attach-firewall: servers behind no firewall are added, then the check passes; run again, nothing to do', async (t) => {
+  const { fake, env, a, b } = await drifted(t)
+  const before = await check([], env)
+  t.match(before.stdout, /servers behind it .*2 of 2 tenant servers behind no enabled firewall.*--attach-firewall +WARN/)
+  t.equal(fake.count('POST'), 0, 'without the flag, read-only')
+
+  const r = await check(['--attach-firewall'], env)
+  const fw = oursIn(fake)!
+  t.equal(r.code, 0, r.stderr)
+  t.same([...fw.linodes].sort(), [a, b].sort())
+  t.equal(r.stderr, `added to firewall ctfhive-tenants (${fw.id}): ctf-a (${a}), ctf-b (${b})\nLinode settings OK\n`)
+  t.match(r.stdout, /servers behind it .* 2 tenant servers, none exposed +PASS/, 'the check runs after the repair')
+
+  const again = await check(['--attach-firewall', '--json'], env)
+  t.equal(again.code, 0)
+  const body = JSON.parse(again.stdout)
+  t.match(body, { ok: true, repair: { firewall: { id: fw.id, status: 'enabled' }, total: 2, attached: [], disabled: [], failed: [] } })
+  t.equal((await check(['--attach-firewall'], env)).stderr, `firewall ctfhive-tenants (${fw.id}): all 2 tenant servers were behind a firewall already\nLinode settings OK\n`)
+})
+
+t.test('--attach-firewall: a disabled firewall and a refused server are reported; exit 1 while one is left', async (t) => {
+  const { fake, env, a, b } = await drifted(t)
+  const fw = fake.addFirewall({ label: 'ctfhive-tenants', tags: ['ctfhive'], status: 'disabled', rules: { ...tenantFirewallRules(), version: 1 } })
+  const c = fake.addInstance({ label: 'ctf-c', tags: ['ctfhive'], status: 'running' }).id
+  fw.linodes.add(c)
+  fake.inject({ method: 'POST', path: `/networking/firewalls/${fw.id}/devices`, times: 1, fault: { status: 400, body: { errors: [{ field: 'id', reason: 'not allowed' }] } } })
+  const r = await check(['--attach-firewall'], env)
+  t.equal(r.code, 1)
+  t.match(r.stderr, `warning: linode firewall ctfhive-tenants is disabled: servers behind it are not filtered\n`)
+  t.match(r.stderr, `added to firewall ctfhive-tenants (${fw.id}, disabled: it filters nothing until enabled): ctf-b (${b})\n`)
+  t.match(r.stderr, `left behind a disabled firewall (enable it in the console): ctf-c (${c}) behind ${fw.id}\n`)
+  t.match(r.stderr, `could not add ctf-a (${a}): Linode API 400: id: not allowed`)
+  t.match(r.stderr, /Linode settings OK \(\d warnings?\)\nthe firewall repair did not finish: see above\n$/)
+  const j = await check(['--attach-firewall', '--json'], env)
+  t.equal(j.code, 0, 'the refusal was once: the next run adds it')
+  t.same(JSON.parse(j.stdout).repair.attached.map((s: { id: number }) => s.id), [a])
+})
+
+t.test('--attach-firewall: a firewall Linode refuses adds nothing, and the check says why', async (t) => {
+  const { fake, env } = await drifted(t)
+  fake.inject({ path: '/networking/firewalls', times: 2, fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } })
+  const r = await check(['--attach-firewall', '--json'], env)
+  t.equal(r.code, 1)
+  t.match(r.stderr, /^error: no server added to the firewall: Linode refused the token for Cloud Firewalls/)
+  const body = JSON.parse(r.stdout)
+  t.equal(body.ok, false)
+  t.match(body.repair.error, /firewall:read_write scope/)
+  t.match(body.checks.find((c: { check: string }) => c.check === 'firewall'), { result: 'fail' })
+  t.equal(fake.count('POST'), 0)
+
+  const slow = await drifted(t)
+  slow.fake.addFirewall({ label: 'ctfhive-tenants', tags: ['ctfhive'], rules: { ...tenantFirewallRules(), version: 1 } })
+  slow.fake.inject({ method: 'POST', fault: { delayMs: 1000 } })
+  const { out, io } = capture()
+  t.equal(await main(['--attach-firewall'], slow.env, io, 300), 1)
+  t.match(out.stderr, /^error: no server added to the firewall: Linode did not answer within 0.3 s; servers added so far stay added, run it again\n/)
+  t.match(out.stdout, /servers behind it/, 'the check still runs')
+})
+

@@ -1,10 +1,11 @@
 import t from 'tap'
 import { ExecutorError, type ServerSpec } from '../../api/provisioning/executor.ts'
-import { LinodeExecutor } from '../../api/provisioning/linode.ts'
-import { FIREWALL_LABEL, rulesAsMade, tenantFirewallRules, type FirewallRules } from '../../api/provisioning/linode-firewall.ts'
-import { validateSchema, startFakeLinode, type FakeLinode } from '../helpers/fake-linode.ts'
+import { FIREWALL_LABEL, LOOKUP_CAP, attachUnprotected, rulesAsMade, tenantFirewallRules, type FirewallRules } from '../../api/provisioning/linode-firewall.ts'
+import { LinodeApi } from '../../api/provisioning/linode-api.ts'
+import { validateSchema, type FakeLinode } from '../helpers/fake-linode.ts'
 import { firewallSchemas } from '../helpers/fake-linode-firewalls.ts'
 import { caught } from '../helpers/caught.ts'
+import { startLinodeExecutor, testExecutor } from '../helpers/linode-executor.ts'
 
 interface T { teardown: (fn: () => unknown) => void }
 
@@ -18,25 +19,7 @@ const spec = (n: number): ServerSpec => ({
   adminEmail: 'owner@acme.test'
 })
 
-function executorFor (fake: FakeLinode, logs: string[] = []): LinodeExecutor {
-  return new LinodeExecutor({
-    token: fake.token,
-    apiBase: fake.url,
-    region: 'us-east',
-    image: 'linode/debian12',
-    baseDomain: 'ctfhive.test',
-    userData: () => 'I2Nsb3VkLWNvbmZpZw==',
-    sleep: async () => {},
-    requestTimeoutMs: 2000,
-    log: { warn: (obj, msg) => { logs.push(JSON.stringify({ ...obj, msg })) } }
-  })
-}
-
-async function setup (t: T) {
-  const fake = await startFakeLinode(t, { domains: ['ctfhive.test'] })
-  const logs: string[] = []
-  return { fake, logs, executor: executorFor(fake, logs) }
-}
+const setup = (t: T) => startLinodeExecutor(t)
 
 const ours = (fake: FakeLinode) => fake.addFirewall({ label: FIREWALL_LABEL, tags: ['ctfhive'], rules: { ...tenantFirewallRules(), version: 1 } })
 const behind = (fake: FakeLinode, serverId: string | number): number[] =>
@@ -92,7 +75,7 @@ t.test('made once, on first need, and shared by every server after', async (t) =
   t.equal(fake.count('GET', '/networking/firewalls'), 2, 'looked up afresh for each server (a change in the console is seen)')
 
   // Another process finds it instead of making a second one.
-  const other = executorFor(fake)
+  const { executor: other } = testExecutor(fake)
   t.equal((await other.createOrAdopt(spec(3))).firewall?.id, String(fw!.id))
   t.equal(fake.count('POST', '/networking/firewalls'), 1)
 })
@@ -372,3 +355,80 @@ t.test('a label clash on the last try, still invisible: the same final error, no
   t.match(err.message, /exists, but this token's user cannot see it/)
   t.equal(fake.count('POST', '/networking/firewalls'), 5)
 })
+
+function repairFor (fake: FakeLinode, logs: string[] = []) {
+  const api = new LinodeApi({ token: fake.token, apiBase: fake.url, sleep: async () => {}, maxAttempts: 3, requestTimeoutMs: 2000, maxRetryAfterMs: 1000 })
+  return (signal?: AbortSignal) => attachUnprotected(api, { sleep: async () => {}, maxAttempts: 3, log: { warn: (obj, msg) => { logs.push(JSON.stringify({ ...obj, msg })) } } }, signal)
+}
+
+t.test('repair: every tenant server behind no firewall is added to ours (made first); others are left alone', async (t) => {
+  const { fake } = await setup(t)
+  const theirs = fake.addFirewall({ label: 'ops-special', tags: [] })
+  const server = (label: string, tags = ['ctfhive', `tenant:${label}`], status = 'running') => fake.addInstance({ label, tags, status }).id
+  const a = server('ctf-a')
+  const b = server('ctf-b')
+  const c = server('ctf-c')
+  server('ctf-d', undefined, 'deleting')
+  const foreign = server('not-ours', [])
+  theirs.linodes.add(b)
+
+  const repair = await repairFor(fake)()
+  const made = [...fake.firewalls.values()].find((f) => f.label === FIREWALL_LABEL)!
+  t.ok(made, 'made, as at the first provisioning')
+  t.same(repair.firewall, { id: made.id, status: 'enabled' })
+  t.equal(repair.total, 3, 'tagged ctfhive and not being deleted')
+  t.same(repair.attached.map((s) => [s.label, s.now]), [['ctf-a', made.id], ['ctf-c', made.id]])
+  t.same([repair.disabled, repair.failed], [[], []])
+  t.same([behind(fake, a), behind(fake, b), behind(fake, c), behind(fake, foreign)], [[made.id], [theirs.id], [made.id], []], "the operator's own choice kept; untagged servers untouched")
+
+  const posts = fake.count('POST')
+  const again = await repairFor(fake)()
+  t.same([again.attached, again.total], [[], 3], 'run again: nothing left to add')
+  t.equal(fake.count('POST'), posts, 'and nothing written')
+})
+
+t.test('repair: a disabled firewall is named, not bypassed; every server is looked up, past the check\'s cap', async (t) => {
+  const { fake } = await setup(t)
+  const fw = ours(fake)
+  fw.status = 'disabled'
+  const behindDisabled = fake.addInstance({ label: 'ctf-x', tags: ['ctfhive'], status: 'running' }).id
+  fw.linodes.add(behindDisabled)
+  for (let i = 0; i < LOOKUP_CAP + 5; i++) fake.addInstance({ label: `ctf-n${i}`, tags: ['ctfhive'], status: 'running' })
+  const logs: string[] = []
+  const repair = await repairFor(fake, logs)()
+  t.same(repair.firewall, { id: fw.id, status: 'disabled' })
+  t.same(repair.disabled.map((s) => [s.label, s.behind]), [['ctf-x', fw.id]])
+  t.equal(repair.attached.length, LOOKUP_CAP + 5, 'all of them, not the first 20')
+  t.equal(fw.linodes.size, LOOKUP_CAP + 6)
+  t.match(logs[0], /is disabled: servers behind it are not filtered/)
+})
+
+t.test('repair: one server refused does not stop the others; a refusal of the firewall itself stops all', async (t) => {
+  const { fake } = await setup(t)
+  const fw = ours(fake)
+  const first = fake.addInstance({ label: 'ctf-1', tags: ['ctfhive'], status: 'running' }).id
+  const second = fake.addInstance({ label: 'ctf-2', tags: ['ctfhive'], status: 'running' }).id
+  fake.inject({ method: 'POST', path: `/networking/firewalls/${fw.id}/devices`, times: 1, fault: { status: 400, body: { errors: [{ field: 'id', reason: 'Linode is not in a region that supports Cloud Firewalls' }] } } })
+  const repair = await repairFor(fake)()
+  t.same(repair.failed.map((s) => [s.id, s.error]), [[first, `Linode API 400: id: Linode is not in a region that supports Cloud Firewalls (POST /networking/firewalls/${fw.id}/devices)`]])
+  t.same(repair.attached.map((s) => s.id), [second])
+
+  fake.inject({ path: '/networking/firewalls', fault: { status: 401, body: { errors: [{ reason: 'Invalid Token' }] } } })
+  const err = await caught(repairFor(fake)())
+  t.match(err, { retryable: false, message: /refused the token for Cloud Firewalls/ })
+})
+
+t.test('repair: an abort stops it at once, with the signal\'s reason, not as a failed server', async (t) => {
+  const { fake } = await setup(t)
+  const fw = ours(fake)
+  fake.addInstance({ label: 'ctf-1', tags: ['ctfhive'], status: 'running' })
+  fake.addInstance({ label: 'ctf-2', tags: ['ctfhive'], status: 'running' })
+  fake.inject({ method: 'POST', path: `/networking/firewalls/${fw.id}/devices`, fault: { delayMs: 1000 } })
+  const ac = new AbortController()
+  const pending = repairFor(fake)(ac.signal)
+  while (fake.count('POST') === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+  ac.abort(new Error('stopped by the operator'))
+  t.equal((await caught(pending)).message, 'stopped by the operator')
+  t.equal(fake.count('POST'), 1, 'the second server was not tried')
+})
+

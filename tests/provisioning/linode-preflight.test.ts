@@ -144,7 +144,7 @@ t.test('servers behind it: a tenant server behind no firewall warns, by name', a
     theirs.linodes.add(ids.b!)
   }
   const found = await run(t, drift('enabled'))
-  t.match(found.by('servers behind it'), { result: 'warn', got: `1 of 3 tenant servers behind no enabled firewall: ctf-c (${ids.c}); add them to ctfhive-tenants in the console` })
+  t.match(found.by('servers behind it'), { result: 'warn', got: `1 of 3 tenant servers behind no enabled firewall: ctf-c (${ids.c}); add those behind none with npm run linode:check -- --attach-firewall` })
   const lookups = found.fake.requests.filter((r) => /^\/linode\/instances\/\d+\/firewalls$/.test(r.path)).map((r) => r.path)
   t.same(lookups, [`/linode/instances/${ids.b}/firewalls`, `/linode/instances/${ids.c}/firewalls`], 'only servers not among our devices are looked up one by one')
   t.same(found.fake.requests.filter((r) => r.method !== 'GET'), [], 'still nothing but GETs')
@@ -153,7 +153,7 @@ t.test('servers behind it: a tenant server behind no firewall warns, by name', a
   const oursId = [...disabled.fake.firewalls.values()].find((f) => f.label === 'ctfhive-tenants')!.id
   t.match(disabled.by('servers behind it'), {
     result: 'warn',
-    got: `2 of 3 tenant servers behind no enabled firewall: ctf-a (${ids.a}, behind disabled firewall ${oursId}), ctf-c (${ids.c}); in the console, add those behind none to ctfhive-tenants and enable the disabled firewall`
+    got: `2 of 3 tenant servers behind no enabled firewall: ctf-a (${ids.a}, behind disabled firewall ${oursId}), ctf-c (${ids.c}); add those behind none with npm run linode:check -- --attach-firewall, and enable the disabled firewall in the console`
   }, 'a disabled firewall protects nothing')
   const onlyDisabled = await run(t, (f) => {
     const fw = f.addFirewall({ label: 'ctfhive-tenants', tags: ['ctfhive'], status: 'disabled', rules: { ...tenantFirewallRules(), version: 1 } })
@@ -170,13 +170,20 @@ t.test('servers behind it: a tenant server behind no firewall warns, by name', a
   t.match(racing.by('servers behind it'), { result: 'warn', got: /^1 of 2 tenant servers behind no enabled firewall: ctf-here \(\d+\);/ })
 
   const many = await run(t, (f) => { for (let i = 0; i < 27; i++) f.addInstance({ label: `ctf-n${i}`, tags: ['ctfhive'], status: 'running' }) })
-  t.match(many.by('servers behind it'), { result: 'warn', got: /^20 of 27 tenant servers behind no enabled firewall: ctf-n0 \(\d+\), ctf-n1 .*ctf-n4 \(\d+\), …; 7 more not checked; add them/ })
+  t.match(many.by('servers behind it'), { result: 'warn', got: /^20 of 27 tenant servers behind no enabled firewall: ctf-n0 \(\d+\), ctf-n1 .*ctf-n4 \(\d+\), …; 7 more not checked; add those behind none with npm run linode:check -- --attach-firewall$/ })
   t.equal(many.fake.requests.filter((r) => /^\/linode\/instances\/\d+\/firewalls$/.test(r.path)).length, 20, 'at most 20 single lookups')
   const manyCovered = await run(t, (f) => {
     const theirs = f.addFirewall({ label: 'ops-special', tags: [] })
     for (let i = 0; i < 22; i++) theirs.linodes.add(f.addInstance({ label: `ctf-m${i}`, tags: ['ctfhive'], status: 'running' }).id)
   })
   t.match(manyCovered.by('servers behind it'), { result: 'warn', got: '22 tenant servers; none exposed among those checked, 2 not checked' })
+
+  // Any other answer to a server's own lookup is not skipped like a 404: the check could not say.
+  const outage = await run(t, (f) => {
+    const id = f.addInstance({ label: 'ctf-flaky', tags: ['ctfhive'], status: 'running' }).id
+    f.inject({ path: `/linode/instances/${id}/firewalls`, times: 3, fault: { status: 503 } })
+  })
+  t.match(outage.by('servers behind it'), { result: 'unknown', got: 'could not check: 503 Injected failure' })
 })
 
 t.test('an API error fails its own check only, with Linode’s reason', async (t) => {

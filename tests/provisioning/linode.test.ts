@@ -11,6 +11,7 @@ import { CREDENTIAL_PATH, userDataBuilder } from '../../api/provisioning/cloud-i
 import { schemas, startFakeLinode, validateSchema, type FakeLinodeOptions } from '../helpers/fake-linode.ts'
 import { firewallSchemas } from '../helpers/fake-linode-firewalls.ts'
 import { caught } from '../helpers/caught.ts'
+import { startLinodeExecutor } from '../helpers/linode-executor.ts'
 
 const SECRET = 'test-secret-key-for-linode-executor-0123456789'
 const spec: ServerSpec = {
@@ -25,23 +26,8 @@ const spec: ServerSpec = {
 const TAG = `tenant:${spec.tenantId}`
 interface T { teardown: (fn: () => unknown) => void }
 
-async function setup (t: T, opts: { fake?: FakeLinodeOptions, exec?: Partial<LinodeExecutorOptions> } = {}) {
-  const fake = await startFakeLinode(t, { domains: ['ctfhive.test'], ...opts.fake })
-  const sleeps: number[] = []
-  const logs: string[] = []
-  const executor = new LinodeExecutor({
-    token: fake.token,
-    apiBase: fake.url,
-    region: 'us-east',
-    image: 'linode/debian12',
-    baseDomain: 'ctfhive.test',
-    userData: userDataBuilder(SECRET, { acmeStaging: true }),
-    sleep: async (ms) => { sleeps.push(ms) },
-    requestTimeoutMs: 2000,
-    log: { warn: (obj, msg) => { logs.push(JSON.stringify({ ...obj, msg })) } },
-    ...opts.exec
-  })
-  return { fake, executor, sleeps, logs }
+function setup (t: T, opts: { fake?: FakeLinodeOptions, exec?: Partial<LinodeExecutorOptions> } = {}) {
+  return startLinodeExecutor(t, { fake: opts.fake, exec: { userData: userDataBuilder(SECRET, { acmeStaging: true }), ...opts.exec } })
 }
 
 const emptyPage = { status: 200, body: { data: [], page: 1, pages: 1, results: 0 } }
@@ -372,67 +358,6 @@ t.test('destroy twice: one deletion, then a 404 counts as done', async (t) => {
   t.ok(fake.instances.has(foreign.id))
 })
 
-t.test('DNS: create, keep, update when the IP changes, remove twice', async (t) => {
-  const { fake, executor } = await setup(t)
-  const zone = [...fake.domains.values()][0]!
-  const id = await executor.ensureDnsRecord(spec, '203.0.113.10')
-  t.equal(await executor.ensureDnsRecord(spec, '203.0.113.10'), id, 'same IP: nothing to do')
-  t.equal(fake.count('PUT'), 0)
-  t.equal(await executor.ensureDnsRecord(spec, '203.0.113.20'), id, 'new IP: the same record, updated')
-  t.equal(fake.count('PUT'), 1)
-  t.same([...zone.records.values()].map((r) => r.target), ['203.0.113.20'])
-  t.equal(fake.count('GET', '/domains') - fake.count('GET', '/domains/'), 1, 'the zone id is cached')
-  t.same(fake.requests.filter((r) => r.path.endsWith('/records') && r.method === 'GET').map((r) => r.headers['x-filter']), Array(3).fill('{"name":"acme","type":"A"}'))
-
-  await executor.removeDnsRecord(id)
-  await executor.removeDnsRecord(id)
-  t.equal(zone.records.size, 0)
-  t.equal(fake.count('DELETE'), 2)
-})
-
-t.test('DNS: a zone deleted and made again is looked up afresh, not taken for "no record"', async (t) => {
-  const { fake, executor } = await setup(t)
-  const old = [...fake.domains.values()][0]!
-  const id = await executor.ensureDnsRecord(spec, '203.0.113.10')
-  // The operator re-creates the zone (and its records): every id changes.
-  fake.domains.delete(old.id)
-  const remade = { ...old, id: 90_001, records: new Map([[90_002, { ...old.records.get(Number(id))!, id: 90_002 }]]) }
-  fake.domains.set(remade.id, remade)
-
-  await executor.removeDnsRecord(id)
-  t.same(await executor.findDnsRecords(spec), ['90002'], "teardown's sweep by name searches the zone as it is now")
-  await executor.removeDnsRecord('90002')
-  t.equal(remade.records.size, 0, 'the live record is gone')
-
-  // Provisioning with the stale zone id cached: the record lands in the zone that exists.
-  fake.domains.delete(remade.id)
-  const again = { ...old, id: 90_010, records: new Map() }
-  fake.domains.set(again.id, again)
-  const created = await executor.ensureDnsRecord(spec, '203.0.113.30')
-  t.same([...again.records.values()].map((r) => [String(r.id), r.target]), [[created, '203.0.113.30']])
-
-  // A record gone from a zone that still exists is simply done; the zone stays cached.
-  const before = fake.count('GET', '/domains') - fake.count('GET', '/domains/')
-  await executor.removeDnsRecord('123456')
-  t.equal(fake.count('GET', '/domains') - fake.count('GET', '/domains/'), before, 'no new zone lookup')
-})
-
-t.test('DNS: twins from a lost create collapse to one; a lost POST is found again', async (t) => {
-  const { fake, executor } = await setup(t)
-  const zone = [...fake.domains.values()][0]!
-  fake.addRecord('ctfhive.test', { name: 'acme', target: '198.51.100.1' })
-  const right = fake.addRecord('ctfhive.test', { name: 'acme', target: '203.0.113.10' })
-  fake.addRecord('ctfhive.test', { name: 'other', target: '198.51.100.9' })
-  t.equal(await executor.ensureDnsRecord(spec, '203.0.113.10'), String(right.id))
-  t.same([...zone.records.values()].map((r) => r.name).sort(), ['acme', 'other'])
-
-  const other = { ...spec, slug: 'beta', fqdn: 'beta.ctfhive.test' }
-  fake.inject({ method: 'POST', path: `/domains/${zone.id}/records`, fault: { drop: 'after' } })
-  const id = await executor.ensureDnsRecord(other, '203.0.113.30')
-  t.equal([...zone.records.values()].filter((r) => r.name === 'beta').length, 1)
-  t.ok(zone.records.has(Number(id)))
-})
-
 t.test('teardown lookups: every server with the tenant tag, every A record with its name', async (t) => {
   const { fake, executor } = await setup(t)
   const mine = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG] })
@@ -451,16 +376,6 @@ t.test('teardown lookups: every server with the tenant tag, every A record with 
   t.same(await executor.findDnsRecords({ ...spec, slug: 'gamma', fqdn: 'gamma.ctfhive.test' }), [])
   const { executor: noZone } = await setup(t, { fake: { domains: ['elsewhere.test'] } })
   t.same(await noZone.findDnsRecords(spec), [], 'no zone: no record in it')
-})
-
-t.test('DNS: a missing zone and a foreign FQDN are clear, non-retryable errors', async (t) => {
-  const { executor } = await setup(t, { fake: { domains: ['elsewhere.test'] } })
-  const err = await caught(executor.ensureDnsRecord(spec, '203.0.113.10'))
-  t.equal(err.message, 'Linode has no DNS zone for ctfhive.test; create it in the Domains API first')
-  t.equal((err as ExecutorError).retryable, false)
-  await executor.removeDnsRecord('123')
-  t.match((await caught(executor.ensureDnsRecord({ ...spec, fqdn: 'acme.example.com' }, '203.0.113.10'))).message, /not under ctfhive\.test/)
-  t.equal((await caught(executor.ensureDnsRecord(spec, '999.1.1.1')) as ExecutorError).retryable, false)
 })
 
 t.test('every request body validates against the schemas cut from the OpenAPI spec', async (t) => {
