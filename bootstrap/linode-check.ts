@@ -89,10 +89,10 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
       if (!args.json) io.stderr.write(formatRepair(repair))
     } catch (err) {
       // Servers added before the failure stay added; the check below shows what is left.
-      if (timedOut(err)) repairError = `Linode did not answer within ${timeoutMs / 1000} s; servers added so far stay added, run it again`
+      if (timedOut(err)) repairError = `Linode did not answer within ${timeoutMs / 1000} s; servers added before that stay added, run it again`
       else if (err instanceof ExecutorError) repairError = err.message
       else throw err
-      io.stderr.write(`error: no server added to the firewall: ${repairError}\n`)
+      io.stderr.write(`error: the firewall repair stopped: ${repairError}\n`)
     }
   }
 

@@ -132,7 +132,7 @@ t.test('--attach-firewall: a firewall Linode refuses adds nothing, and the check
   fake.inject({ path: '/networking/firewalls', times: 2, fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } })
   const r = await check(['--attach-firewall', '--json'], env)
   t.equal(r.code, 1)
-  t.match(r.stderr, /^error: no server added to the firewall: Linode refused the token for Cloud Firewalls/)
+  t.match(r.stderr, /^error: the firewall repair stopped: Linode refused the token for Cloud Firewalls/)
   const body = JSON.parse(r.stdout)
   t.equal(body.ok, false)
   t.match(body.repair.error, /firewall:read_write scope/)
@@ -144,7 +144,7 @@ t.test('--attach-firewall: a firewall Linode refuses adds nothing, and the check
   slow.fake.inject({ method: 'POST', fault: { delayMs: 1000 } })
   const { out, io } = capture()
   t.equal(await main(['--attach-firewall'], slow.env, io, 300), 1)
-  t.match(out.stderr, /^error: no server added to the firewall: Linode did not answer within 0.3 s; servers added so far stay added, run it again\n/)
+  t.match(out.stderr, /^error: the firewall repair stopped: Linode did not answer within 0.3 s; servers added before that stay added, run it again\n/)
   t.match(out.stdout, /servers behind it/, 'the check still runs')
 })
 
