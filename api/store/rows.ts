@@ -25,7 +25,8 @@ export const TENANT_COLUMNS = {
   updatedAt: 'updated_at',
   paidAt: 'paid_at',
   readyAt: 'ready_at',
-  canceledAt: 'canceled_at'
+  canceledAt: 'canceled_at',
+  softCancelFrom: 'soft_cancel_from'
 } as const satisfies Record<keyof Tenant, string>
 
 export const JOB_COLUMNS = {

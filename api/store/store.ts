@@ -29,6 +29,11 @@ export interface Tenant {
   paidAt: string | null
   readyAt: string | null
   canceledAt: string | null
+  /**
+   * Set while billing is `canceled` by a failed or expired checkout of a never-paid tenant:
+   * the billing status underneath, which a later payment restores (lifecycle.ts).
+   */
+  softCancelFrom: Billing | null
 }
 
 export type TenantPatch = Partial<Omit<Tenant, 'id' | 'createdAt'>>

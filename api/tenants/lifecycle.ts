@@ -56,6 +56,8 @@ export interface BillingFacts {
   subscriptionId: string | null
   customerId: string | null
   paidAt: string | null
+  /** Billing underneath a cancellation by a failed or expired checkout (never paid); else null. */
+  softCancelFrom: Billing | null
 }
 
 export type ChangeOutcome = 'ok' | 'stale' | 'ignored_terminal'
@@ -77,10 +79,14 @@ export interface ChangeResult {
  *   however old, proves a payment and starts provisioning once;
  * - `canceled` is absorbing: it applies whatever its age, and afterwards every event about
  *   that subscription is `ignored_terminal`; only a paid event of a new subscription
- *   reactivates the tenant.
+ *   reactivates the tenant;
+ * - a failed or expired checkout cancels only a tenant never paid, so any payment, whenever
+ *   made, outweighs it: the billing status underneath is kept (`softCancelFrom`) and follows
+ *   later events, and a payment restores it.
  */
 export function applyBillingChange (facts: BillingFacts, change: BillingChange, nowIso: string): ChangeResult {
   const none: ChangeResult = { outcome: 'ok', patch: {}, startProvisioning: false, scheduleTeardown: false }
+  if (facts.billing === 'canceled' && facts.softCancelFrom !== null) return applyUnderSoftCancel(facts, facts.softCancelFrom, change, nowIso)
   const otherSubscription = change.subscriptionId !== undefined && facts.subscriptionId !== null && change.subscriptionId !== facts.subscriptionId
   if (facts.billing === 'canceled') {
     // Terminal for the canceled subscription; a new paid subscription reactivates the tenant
@@ -94,6 +100,8 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
         subscriptionId: change.subscriptionId,
         ...(change.customerId !== undefined ? { customerId: change.customerId } : {}),
         ...(change.plan !== undefined ? { plan: change.plan, planAt: Math.max(change.at, facts.planAt) } : {}),
+        // A tenant canceled before it ever paid is paid now: a failed checkout no longer cancels it.
+        ...(facts.paidAt === null ? { paidAt: nowIso } : {}),
         canceledAt: null,
         error: null
       },
@@ -123,7 +131,9 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
     if (change.billing === 'canceled') {
       if (!change.onlyIfNeverPaid || neverPaid) {
         patch.billing = 'canceled'
-        patch.billingAt = Math.max(change.at, facts.billingAt)
+        // A soft cancellation leaves the billing timeline as it is, for a payment to restore.
+        if (change.onlyIfNeverPaid) patch.softCancelFrom = facts.billing
+        else patch.billingAt = Math.max(change.at, facts.billingAt)
         patch.canceledAt = nowIso
         if (change.reason !== undefined) patch.error = change.reason
         scheduleTeardown = true
@@ -160,6 +170,28 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
 
   const outcome: ChangeOutcome = staleSomething && !appliedSomething ? 'stale' : 'ok'
   return { outcome, patch, startProvisioning, scheduleTeardown }
+}
+
+/**
+ * A tenant canceled by a failed or expired checkout, never paid. Its billing status carries on
+ * underneath (`under`): a payment voids the cancellation and restores it; a real cancellation
+ * makes it final; anything else moves only what is underneath.
+ */
+function applyUnderSoftCancel (facts: BillingFacts, under: Billing, change: BillingChange, nowIso: string): ChangeResult {
+  if (change.billing === 'canceled') {
+    if (change.onlyIfNeverPaid) return { outcome: 'ignored_terminal', patch: {}, startProvisioning: false, scheduleTeardown: false }
+    const hard = applyBillingChange({ ...facts, billing: under, softCancelFrom: null }, change, nowIso)
+    // A subscription the tenant moved on from changes nothing; otherwise the cancellation is final.
+    if (hard.patch.billing !== 'canceled') return hard
+    return { ...hard, patch: { ...hard.patch, softCancelFrom: null, canceledAt: undefined } }
+  }
+  const r = applyBillingChange({ ...facts, billing: under, softCancelFrom: null }, change, nowIso)
+  const { billing, ...rest } = r.patch
+  if (r.patch.paidAt !== undefined) {
+    // Paid after all: the checkout's failure no longer counts.
+    return { ...r, patch: { ...rest, billing: billing ?? under, softCancelFrom: null, canceledAt: null, error: null } }
+  }
+  return { ...r, patch: { ...rest, ...(billing !== undefined ? { softCancelFrom: billing } : {}) } }
 }
 
 /** Stripe subscription status → billing; `undefined` means no change (`incomplete`). */

@@ -112,7 +112,8 @@ export class TenantService {
       updatedAt: now,
       paidAt: null,
       readyAt: null,
-      canceledAt: null
+      canceledAt: null,
+      softCancelFrom: null
     }
   }
 
@@ -286,8 +287,9 @@ export class TenantService {
 
     const patch: TenantPatch = { ...result.patch }
     let provision = result.startProvisioning
-    if (tenant.billing === 'canceled' && patch.billing === 'paid') {
-      // Reactivated by a new subscription: the scheduled teardown no longer applies.
+    if (tenant.billing === 'canceled' && patch.billing !== undefined && patch.billing !== 'canceled') {
+      // Reactivated by a new subscription (or paid after a failed checkout): the scheduled
+      // teardown no longer applies.
       const teardowns = (await tx.listJobs({ tenant: tenant.id })).filter((j) => j.kind === 'deprovision')
       for (const job of teardowns) {
         if (job.status === 'queued') await tx.updateJob(job.id, { status: 'canceled' })

@@ -194,6 +194,24 @@ t.test('async payment and expiry events', async (t) => {
   t.same(unknown.json(), { status: 'unmatched', type: 'checkout.session.expired' }, 'expiry never creates a tenant')
 })
 
+t.test('a payment after a failed async checkout wins in every order: the buyer who paid gets the server', async (t) => {
+  const { app } = await buildTestApp(t)
+  const ends: string[] = []
+  for (const order of [[0, 1, 2], [0, 2, 1], [1, 0, 2], [2, 1, 0]]) {
+    const id = await pendingTenant(app)
+    const sub = `sub_async_${id}`
+    const events = [
+      makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', paymentStatus: 'unpaid', subscription: sub }), { created: 1000 }),
+      makeEvent('checkout.session.async_payment_failed', checkoutSession({ tenantId: id, paymentStatus: 'unpaid', subscription: sub }), { created: 1010 }),
+      makeEvent('invoice.paid', invoice({ subscription: sub, tenantId: id }), { created: 1020 })
+    ]
+    for (const i of order) t.equal((await deliver(app, events[i]!)).statusCode, 200)
+    const s = await status(app, id)
+    ends.push(`${order.join(',')}: ${s.state} ${s.error ?? ''}`.trim())
+  }
+  t.same(ends, ['0,1,2: active', '0,2,1: active', '1,0,2: active', '2,1,0: active'])
+})
+
 t.test('the webhook waits only briefly for slow provisioning', async (t) => {
   const slow = new FakeExecutor()
   slow.unhealthyChecks = 1_000_000

@@ -7,7 +7,8 @@ import { migrationFiles } from '../../api/store/migrations.ts'
 const UNDO: Record<number, string> = {
   2: 'DROP INDEX stripe_events_received',
   3: 'ALTER TABLE jobs DROP COLUMN step_at',
-  4: 'DROP TABLE rate_limits'
+  4: 'DROP TABLE rate_limits',
+  5: 'ALTER TABLE tenants DROP COLUMN soft_cancel_from'
 }
 
 const SHIPPED = migrationFiles(fileURLToPath(new URL('../../api/store/migrations/sqlite', import.meta.url))).map((f) => Number.parseInt(f, 10))

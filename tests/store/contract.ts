@@ -48,6 +48,7 @@ export function makeTenant (over: Partial<Tenant> = {}): Tenant {
     paidAt: null,
     readyAt: null,
     canceledAt: null,
+    softCancelFrom: null,
     ...over
   }
 }
@@ -99,9 +100,9 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.equal(typeof (await store.getTenant(a.id))!.billingAt, 'number')
     t.equal(await store.getTenant(tenantId()), undefined, 'an unknown id is undefined')
 
-    await store.updateTenant(a.id, { billing: 'paid', infra: 'provisioning', paidAt: '2026-01-02T00:00:00.000Z', error: 'x' })
+    await store.updateTenant(a.id, { billing: 'paid', infra: 'provisioning', paidAt: '2026-01-02T00:00:00.000Z', error: 'x', softCancelFrom: 'past_due' })
     const patched = (await store.getTenant(a.id))!
-    t.same({ ...patched, updatedAt: a.updatedAt }, { ...a, billing: 'paid', infra: 'provisioning', paidAt: '2026-01-02T00:00:00.000Z', error: 'x' },
+    t.same({ ...patched, updatedAt: a.updatedAt }, { ...a, billing: 'paid', infra: 'provisioning', paidAt: '2026-01-02T00:00:00.000Z', error: 'x', softCancelFrom: 'past_due' },
       'only the patched fields change')
     t.not(patched.updatedAt, a.updatedAt, 'updatedAt moves when the patch leaves it out')
     t.ok(Date.parse(patched.updatedAt) > Date.parse(a.updatedAt))

@@ -8,7 +8,7 @@ import {
 const NOW = '2026-01-01T00:00:00.000Z'
 
 function facts (over: Partial<BillingFacts> = {}): BillingFacts {
-  return { billing: 'pending', infra: 'none', billingAt: 0, planAt: 0, plan: 'standard', subscriptionId: null, customerId: null, paidAt: null, ...over }
+  return { billing: 'pending', infra: 'none', billingAt: 0, planAt: 0, plan: 'standard', subscriptionId: null, customerId: null, paidAt: null, softCancelFrom: null, ...over }
 }
 
 t.test('state is derived from billing × infra, every combination', async (t) => {
@@ -108,6 +108,36 @@ t.test('expired/failed checkouts cancel only a tenant never paid', async (t) => 
   t.equal(fold([change, invoiceFailed]).billing, 'canceled')
 })
 
+t.test('a failed checkout\'s cancellation is voided by a payment made after all, in either order', async (t) => {
+  const failed: BillingChange = { at: 10, billing: 'canceled', onlyIfNeverPaid: true, reason: 'The payment for the checkout failed.' }
+  const soft = applyBillingChange(facts({ billing: 'past_due', billingAt: 5 }), failed, NOW)
+  t.same(soft.patch, { billing: 'canceled', softCancelFrom: 'past_due', canceledAt: NOW, error: failed.reason }, 'the billing underneath is kept; its time is not moved')
+  const canceled = facts({ billing: 'canceled', softCancelFrom: 'pending', subscriptionId: 'sub_1' })
+
+  const paid = applyBillingChange(canceled, { at: 20, billing: 'paid', subscriptionId: 'sub_1' }, NOW)
+  t.same([paid.outcome, paid.startProvisioning, paid.scheduleTeardown], ['ok', true, false])
+  t.same(paid.patch, { billing: 'paid', billingAt: 20, paidAt: NOW, softCancelFrom: null, canceledAt: null, error: null })
+  const oldPaid = applyBillingChange({ ...canceled, softCancelFrom: 'past_due', billingAt: 30 }, { at: 20, billing: 'paid' }, NOW)
+  t.same(oldPaid.patch, { billing: 'past_due', paidAt: NOW, softCancelFrom: null, canceledAt: null, error: null }, 'an older payment restores what is underneath, as it would have without the failure')
+  t.ok(oldPaid.startProvisioning)
+
+  const moved = applyBillingChange(canceled, { at: 30, billing: 'past_due', plan: 'pro' }, NOW)
+  t.same([moved.outcome, moved.patch], ['ok', { billingAt: 30, softCancelFrom: 'past_due', planAt: 30, plan: 'pro' }], 'other changes move what is underneath; still canceled')
+  t.equal(applyBillingChange(canceled, failed, NOW).outcome, 'ignored_terminal', 'a second failure adds nothing')
+
+  const deleted = applyBillingChange(canceled, { at: 40, billing: 'canceled', subscriptionId: 'sub_1', reason: 'gone' }, NOW)
+  t.same(deleted.patch, { billing: 'canceled', billingAt: 40, error: 'gone', softCancelFrom: null }, 'a real cancellation makes it final (first cancellation time kept)')
+  t.equal(applyBillingChange({ ...canceled, ...deleted.patch }, { at: 50, billing: 'paid', subscriptionId: 'sub_1' }, NOW).outcome, 'ignored_terminal')
+  t.equal(applyBillingChange(canceled, { at: 40, billing: 'canceled', subscriptionId: 'sub_0' }, NOW).outcome, 'stale', 'one from a subscription it moved on from changes nothing')
+
+  // The review's case, folded like the service does: completed unpaid, async failure, then the invoice paid.
+  const events: BillingChange[] = [{ at: 1, subscriptionId: 'sub_1' }, { ...failed, subscriptionId: 'sub_1' }, { at: 20, billing: 'paid', subscriptionId: 'sub_1' }]
+  for (const order of [[0, 1, 2], [0, 2, 1], [2, 1, 0], [1, 2, 0]]) {
+    const end = fold(order.map((i) => events[i]!))
+    t.same([end.billing, end.softCancelFrom, end.infra], ['paid', null, 'provisioning'], `order ${order.join(',')}`)
+  }
+})
+
 t.test('identity links: the first subscription and customer seen are kept', async (t) => {
   const r = applyBillingChange(facts(), { at: 1, subscriptionId: 'sub_1', customerId: 'cus_1' }, NOW)
   t.same(r.patch, { subscriptionId: 'sub_1', customerId: 'cus_1' })
@@ -132,8 +162,10 @@ t.test('property: any order of the same events ends in the same state (and plan,
     // Few distinct seconds, so many events share one (Stripe's `created` is in seconds).
     at: fc.integer({ min: 1, max: 4 }),
     billing: fc.option(fc.constantFrom('paid', 'past_due', 'canceled'), { nil: undefined }),
-    plan: fc.option(fc.constantFrom('solo', 'standard', 'pro'), { nil: undefined })
-  })
+    plan: fc.option(fc.constantFrom('solo', 'standard', 'pro'), { nil: undefined }),
+    // An expired or failed checkout: cancels only while never paid.
+    onlyIfNeverPaid: fc.option(fc.constant(true), { nil: undefined, freq: 3 })
+  }).map((c) => c.onlyIfNeverPaid === true ? { at: c.at, billing: 'canceled' as const, onlyIfNeverPaid: true } : { at: c.at, billing: c.billing, plan: c.plan })
   fc.assert(fc.property(
     fc.array(change, { minLength: 1, maxLength: 9 }).chain((cs) =>
       fc.tuple(fc.shuffledSubarray(cs, { minLength: cs.length }), fc.shuffledSubarray(cs, { minLength: cs.length }))),
@@ -142,8 +174,10 @@ t.test('property: any order of the same events ends in the same state (and plan,
       const b = fold(other as BillingChange[])
       if (a.billing !== b.billing) return false
       if (deriveTenantState(a.billing, a.infra) !== deriveTenantState(b.billing, b.infra)) return false
-      // After cancellation later events are ignored (terminal), so only billing and state must agree.
-      return a.billing === 'canceled' || (a.plan === b.plan && a.infra === b.infra)
+      // After a final cancellation later events are ignored (terminal), so only billing and
+      // state must agree; under a failed checkout's, the rest carries on.
+      if (a.billing === 'canceled' && a.softCancelFrom === null && b.softCancelFrom === null) return true
+      return a.softCancelFrom === b.softCancelFrom && (a.paidAt === null) === (b.paidAt === null) && a.plan === b.plan && a.infra === b.infra
     }), { numRuns: 2000 })
   t.pass('2000 random event sets agree in every order')
 })
@@ -155,6 +189,8 @@ t.test('reactivation: only a paid event of another subscription revives a cancel
   const back = applyBillingChange(canceled, { at: 40, billing: 'paid', subscriptionId: 'sub_2', plan: 'pro' }, NOW)
   t.equal(back.outcome, 'ok')
   t.same(back.patch, { billing: 'paid', billingAt: 50, subscriptionId: 'sub_2', plan: 'pro', planAt: 40, canceledAt: null, error: null })
+  const neverPaid = applyBillingChange({ ...canceled, paidAt: null, infra: 'none' }, { at: 60, billing: 'paid', subscriptionId: 'sub_2' }, NOW)
+  t.equal(neverPaid.patch.paidAt, NOW, 'one canceled before it ever paid is paid now, so a failed checkout cannot cancel it again')
   t.notOk(back.startProvisioning, 'the kept server serves again')
   t.ok(applyBillingChange({ ...canceled, infra: 'deprovisioned' }, { at: 60, billing: 'paid', subscriptionId: 'sub_2' }, NOW).startProvisioning, 'a torn-down tenant gets a new server')
   t.ok(applyBillingChange({ ...canceled, infra: 'failed' }, { at: 60, billing: 'paid', subscriptionId: 'sub_2' }, NOW).startProvisioning, 'one whose server never came up is tried again')
