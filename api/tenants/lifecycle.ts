@@ -183,7 +183,8 @@ function applyUnderSoftCancel (facts: BillingFacts, under: Billing, change: Bill
     const hard = applyBillingChange({ ...facts, billing: under, softCancelFrom: null }, change, nowIso)
     // A subscription the tenant moved on from changes nothing; otherwise the cancellation is final.
     if (hard.patch.billing !== 'canceled') return hard
-    return { ...hard, patch: { ...hard.patch, softCancelFrom: null, canceledAt: undefined } }
+    const { canceledAt: _first, ...patch } = hard.patch // the tenant stays canceled since the failure
+    return { ...hard, patch: { ...patch, softCancelFrom: null } }
   }
   const r = applyBillingChange({ ...facts, billing: under, softCancelFrom: null }, change, nowIso)
   const { billing, ...rest } = r.patch

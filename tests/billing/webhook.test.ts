@@ -210,6 +210,16 @@ t.test('a payment after a failed async checkout wins in every order: the buyer w
     ends.push(`${order.join(',')}: ${s.state} ${s.error ?? ''}`.trim())
   }
   t.same(ends, ['0,1,2: active', '0,2,1: active', '1,0,2: active', '2,1,0: active'])
+
+  // The subscription deleted after the failure: final; a payment then changes nothing.
+  const id = await pendingTenant(app)
+  const sub = `sub_gone_${id}`
+  await deliver(app, makeEvent('checkout.session.async_payment_failed', checkoutSession({ tenantId: id, paymentStatus: 'unpaid', subscription: sub }), { created: 1010 }))
+  const failedAt = (await status(app, id)).canceled_at
+  const gone = await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: sub, tenantId: id, status: 'canceled' }), { created: 1030 }))
+  t.match(gone.json(), { status: 'ok', tenant_state: 'canceled' })
+  t.match(await status(app, id), { state: 'canceled', canceled_at: failedAt })
+  t.match((await deliver(app, makeEvent('invoice.paid', invoice({ subscription: sub, tenantId: id }), { created: 1040 }))).json(), { status: 'ignored_terminal', tenant_state: 'canceled' })
 })
 
 t.test('the webhook waits only briefly for slow provisioning', async (t) => {

@@ -7,21 +7,13 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parse } from 'yaml'
-import type { ServerSpec } from '../../api/provisioning/executor.ts'
 import {
   CTFD_IMAGE, buildCloudConfig, credentialKeyPair, ctfName, encodeUserData, openCredentialEnvelope, userDataBuilder, type CloudConfigInput
 } from '../../api/provisioning/cloud-init.ts'
+import { ACME_SPEC } from '../helpers/server-spec.ts'
 
 const SECRET = 'control-plane-secret-key-0123456789-abcdef'
-const spec: ServerSpec = {
-  tenantId: '0123456789abcdef0123456789abcdef',
-  slug: 'acme',
-  fqdn: 'acme.ctfhive.test',
-  plan: 'standard',
-  serverType: 'g6-standard-2',
-  tenantName: 'Acme CTF',
-  adminEmail: 'owner@acme.test'
-}
+const spec = ACME_SPEC
 const keys = credentialKeyPair(SECRET, spec.tenantId)
 const input: CloudConfigInput = { fqdn: spec.fqdn, tenantName: spec.tenantName, adminEmail: spec.adminEmail, credentialPublicKey: keys.publicKeyPem }
 

@@ -1,17 +1,10 @@
 import t from 'tap'
-import type { ExecutorError, ServerSpec } from '../../api/provisioning/executor.ts'
+import type { ExecutorError } from '../../api/provisioning/executor.ts'
 import { caught } from '../helpers/caught.ts'
 import { startLinodeExecutor as setup } from '../helpers/linode-executor.ts'
+import { ACME_SPEC } from '../helpers/server-spec.ts'
 
-const spec: ServerSpec = {
-  tenantId: '0123456789abcdef0123456789abcdef',
-  slug: 'acme',
-  fqdn: 'acme.ctfhive.test',
-  plan: 'standard',
-  serverType: 'g6-standard-2',
-  tenantName: 'Acme CTF',
-  adminEmail: 'owner@acme.test'
-}
+const spec = ACME_SPEC
 
 t.test('DNS: create, keep, update when the IP changes, remove twice', async (t) => {
   const { fake, executor } = await setup(t)

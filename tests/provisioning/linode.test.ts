@@ -4,7 +4,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import { inspect } from 'node:util'
-import { ExecutorError, type ServerSpec } from '../../api/provisioning/executor.ts'
+import { ExecutorError } from '../../api/provisioning/executor.ts'
 import { LinodeExecutor, serverLabel, tenantTag, type LinodeExecutorOptions } from '../../api/provisioning/linode.ts'
 import { LinodeApiError } from '../../api/provisioning/linode-api.ts'
 import { CREDENTIAL_PATH, userDataBuilder } from '../../api/provisioning/cloud-init.ts'
@@ -12,17 +12,10 @@ import { schemas, startFakeLinode, validateSchema, type FakeLinodeOptions } from
 import { firewallSchemas } from '../helpers/fake-linode-firewalls.ts'
 import { caught } from '../helpers/caught.ts'
 import { startLinodeExecutor } from '../helpers/linode-executor.ts'
+import { ACME_SPEC } from '../helpers/server-spec.ts'
 
 const SECRET = 'test-secret-key-for-linode-executor-0123456789'
-const spec: ServerSpec = {
-  tenantId: '0123456789abcdef0123456789abcdef',
-  slug: 'acme',
-  fqdn: 'acme.ctfhive.test',
-  plan: 'standard',
-  serverType: 'g6-standard-2',
-  tenantName: 'Acme CTF',
-  adminEmail: 'owner@acme.test'
-}
+const spec = ACME_SPEC
 const TAG = `tenant:${spec.tenantId}`
 interface T { teardown: (fn: () => unknown) => void }
 
