@@ -198,7 +198,15 @@ export class TenantFirewall {
   async attach (serverId: number, signal?: AbortSignal): Promise<FirewallRef> {
     const current = await this.assigned(serverId, signal)
     if (current !== undefined) return current
-    let fw = await this.ensure(signal)
+    return this.add(await this.ensure(signal), serverId, signal)
+  }
+
+  /**
+   * Adds a server just seen behind no firewall to `fw`; returns the firewall it is behind
+   * then (another, if one was assigned meanwhile).
+   */
+  async add (firewall: FirewallRef, serverId: number, signal?: AbortSignal): Promise<FirewallRef> {
+    let fw = firewall
     for (let attempt = 1; ; attempt++) {
       try {
         await this.api.call('POST', `/networking/firewalls/${fw.id}/devices`, { body: { id: serverId, type: 'linode' }, retry: 'rejected-only', signal })
@@ -261,7 +269,8 @@ export async function attachUnprotected (api: LinodeApi, opts: TenantFirewallOpt
       continue
     }
     try {
-      repair.attached.push({ ...server, now: (await tenantFirewall.attach(server.id, signal)).id })
+      // Just seen behind none: no second lookup of the server or of the firewall.
+      repair.attached.push({ ...server, now: (await tenantFirewall.add(firewall, server.id, signal)).id })
     } catch (err) {
       if (signal?.aborted === true) throw err
       repair.failed.push({ ...server, error: (err as Error).message })

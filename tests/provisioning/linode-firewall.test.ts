@@ -373,6 +373,8 @@ t.test('repair: every tenant server behind no firewall is added to ours (made fi
   theirs.linodes.add(b)
 
   const repair = await repairFor(fake)()
+  const lookups = fake.requests.filter((r) => r.method === 'GET' && (/^\/linode\/instances\/\d+\/firewalls$/.test(r.path) || r.path === '/networking/firewalls'))
+  t.equal(lookups.length, 3 + 1, 'each tenant server looked up once, the firewall once')
   const made = [...fake.firewalls.values()].find((f) => f.label === FIREWALL_LABEL)!
   t.ok(made, 'made, as at the first provisioning')
   t.same(repair.firewall, { id: made.id, status: 'enabled' })
