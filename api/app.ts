@@ -286,10 +286,18 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
 
   app.addHook('onReady', async () => {
     // After a rollback: the older code runs on a schema a newer release migrated. Migrations
-    // so far only add tables, indexes and a column with a default, so it works; the operator
-    // should know before rolling back further.
+    // so far only add tables, indexes and columns that may be empty or have a default, so it
+    // works; the operator should know before rolling back further.
     const { unknown } = await deps.store.schema()
     if (unknown.length > 0) app.log.warn({ versions: unknown }, 'the database has migrations this release does not know: a newer release migrated it')
+    // Tenants an older release made have no stored address: it is the one they got then.
+    // Until this succeeds readers derive the same (tenantFqdn), so a failure only waits.
+    try {
+      const placed = await deps.store.assignFqdns(config.baseDomain)
+      if (placed > 0) app.log.info({ tenants: placed, baseDomain: config.baseDomain }, 'gave tenants made by an older release their address under BASE_DOMAIN')
+    } catch (err) {
+      app.log.error({ err }, 'could not store the address of tenants made by an older release; the next start tries again')
+    }
     // Listening on loopback only in production means a proxy on the same host: without
     // TRUST_PROXY every buyer is 127.0.0.1 to the logs and shares one checkout rate limit.
     if (config.nodeEnv === 'production' && config.trustProxy === false && ['127.0.0.1', '::1', 'localhost'].includes(config.host)) {

@@ -64,7 +64,7 @@ function walk (dir: string): string[] {
  */
 export function caddyPolicySnippet (hashes: readonly string[]): string {
   // The docs policy does not depend on the domain (only the marketing site's form-action does).
-  const policy = contentSecurityPolicy({ baseDomain: 'unused.invalid' }, 'docs', hashes)
+  const policy = contentSecurityPolicy({ baseDomain: 'unused.invalid' }, 'docs', { scriptHashes: hashes })
   return `# Written by docs-site/build.ts with this build's inline-script hashes; imported by deploy/Caddyfile.\nheader Content-Security-Policy "${policy}"\n`
 }
 

@@ -53,8 +53,8 @@ export interface Executor {
   findServers (spec: ServerSpec, signal?: AbortSignal): Promise<ServerInfo[]>
   /** The ids of every A record named for this tenant, the same way for lost record creates. */
   findDnsRecords (spec: ServerSpec, signal?: AbortSignal): Promise<string[]>
-  /** Removes the DNS record; an unknown record counts as removed. */
-  removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void>
+  /** Removes the tenant's DNS record (in the zone of its address); an unknown record counts as removed. */
+  removeDnsRecord (spec: ServerSpec, recordId: string, signal?: AbortSignal): Promise<void>
   /** Destroys the server; an unknown server counts as destroyed. */
   destroyServer (serverId: string, signal?: AbortSignal): Promise<void>
   /**

@@ -123,13 +123,13 @@ export class FakeExecutor implements Executor {
   async ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string> {
     await this.enter('dns', signal)
     for (const [id, r] of this.records) {
-      if (r.name === spec.slug) {
+      if (r.name === spec.fqdn) {
         r.target = ipv4
         return id
       }
     }
     const id = `rec-${this.records.size + 1}-${spec.slug}`
-    this.records.set(id, { name: spec.slug, target: ipv4 })
+    this.records.set(id, { name: spec.fqdn, target: ipv4 })
     return id
   }
 
@@ -149,10 +149,10 @@ export class FakeExecutor implements Executor {
 
   async findDnsRecords (spec: ServerSpec, signal?: AbortSignal): Promise<string[]> {
     await this.enter('find', signal)
-    return [...this.records].filter(([, r]) => r.name === spec.slug).map(([id]) => id)
+    return [...this.records].filter(([, r]) => r.name === spec.fqdn).map(([id]) => id)
   }
 
-  async removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void> {
+  async removeDnsRecord (_spec: ServerSpec, recordId: string, signal?: AbortSignal): Promise<void> {
     await this.enter('removeDns', signal)
     this.records.delete(recordId)
   }

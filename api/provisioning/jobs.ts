@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
+import { tenantFqdn } from '../tenants/address.ts'
 import type { Job, Store, Tenant } from '../store/store.ts'
 import { Attempt, LeaseLost, ended } from './attempt.ts'
 import { appendAudit } from './audit.ts'
@@ -41,7 +42,7 @@ export interface JobRunnerOptions {
 const defaultBackoff = (n: number): number => Math.min(30_000 * 2 ** (n - 1), 15 * 60_000)
 
 export function serverSpecFor (tenant: Tenant, config: Pick<Config, 'baseDomain' | 'linode'>): ServerSpec {
-  const fqdn = `${tenant.slug}.${config.baseDomain}`
+  const fqdn = tenantFqdn(tenant, config.baseDomain)
   return {
     tenantId: tenant.id,
     slug: tenant.slug,

@@ -19,7 +19,6 @@ export interface LinodeExecutorOptions {
   apiBase: string
   region: string
   image: string
-  baseDomain: string
   /** The tenant's base64 cloud-config: userDataBuilder() from cloud-init.ts. */
   userData: (spec: ServerSpec) => string
   dispatcher?: Dispatcher
@@ -78,7 +77,7 @@ async function defaultHealthFetch (url: string, timeoutMs: number, signal?: Abor
 
 export class LinodeExecutor implements Executor {
   readonly name = 'linode'
-  private readonly o: Required<Omit<LinodeExecutorOptions, 'token' | 'apiBase' | 'dispatcher' | 'log' | 'maxRetryAfterMs' | 'requestTimeoutMs' | 'baseDomain'>> & Pick<LinodeExecutorOptions, 'log'>
+  private readonly o: Required<Omit<LinodeExecutorOptions, 'token' | 'apiBase' | 'dispatcher' | 'log' | 'maxRetryAfterMs' | 'requestTimeoutMs'>> & Pick<LinodeExecutorOptions, 'log'>
   private readonly api: LinodeApi
   private readonly firewall: TenantFirewall
   private readonly dns: TenantDns
@@ -97,7 +96,7 @@ export class LinodeExecutor implements Executor {
       log: opts.log
     })
     this.firewall = new TenantFirewall(this.api, { sleep, maxAttempts, log: opts.log })
-    this.dns = new TenantDns(this.api, { baseDomain: opts.baseDomain, sleep, maxAttempts })
+    this.dns = new TenantDns(this.api, { sleep, maxAttempts })
     this.o = {
       region: opts.region,
       image: opts.image,
@@ -111,9 +110,9 @@ export class LinodeExecutor implements Executor {
     }
   }
 
-  static fromConfig (config: Pick<Config, 'linode' | 'baseDomain'>, extra: Pick<LinodeExecutorOptions, 'userData'> & Partial<LinodeExecutorOptions>): LinodeExecutor {
+  static fromConfig (config: Pick<Config, 'linode'>, extra: Pick<LinodeExecutorOptions, 'userData'> & Partial<LinodeExecutorOptions>): LinodeExecutor {
     const { token, apiBase, region, image } = config.linode
-    return new LinodeExecutor({ token, apiBase, region, image, baseDomain: config.baseDomain, ...extra })
+    return new LinodeExecutor({ token, apiBase, region, image, ...extra })
   }
 
   async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
@@ -241,8 +240,8 @@ export class LinodeExecutor implements Executor {
     return (await this.api.list<Instance>('/linode/instances', { tags: tag }, signal)).filter((i) => i.tags?.includes(tag) === true && i.status !== 'deleting')
   }
 
-  async removeDnsRecord (recordId: string, signal?: AbortSignal): Promise<void> {
-    await this.dns.remove(numericId(recordId, 'DNS record'), signal)
+  async removeDnsRecord (spec: ServerSpec, recordId: string, signal?: AbortSignal): Promise<void> {
+    await this.dns.remove(spec.fqdn, numericId(recordId, 'DNS record'), signal)
   }
 
   async destroyServer (serverId: string, signal?: AbortSignal): Promise<void> {

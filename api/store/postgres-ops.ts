@@ -108,6 +108,14 @@ export class PgOps implements StoreOps {
     await this.q(`INSERT INTO tenants (${columns.join(', ')}) VALUES (${placeholders(columns.length)})`, ...tenantValues(tenant))
   }
 
+  async assignFqdns (baseDomain: string): Promise<number> {
+    return (await this.q("UPDATE tenants SET fqdn = slug || '.' || $1 WHERE fqdn IS NULL RETURNING id", baseDomain)).length
+  }
+
+  async tenantDomains (): Promise<string[]> {
+    return (await this.q("SELECT DISTINCT substr(fqdn, strpos(fqdn, '.') + 1) AS domain FROM tenants WHERE fqdn IS NOT NULL ORDER BY domain")).map((r) => String(r.domain))
+  }
+
   async updateTenant (id: string, patch: TenantPatch): Promise<void> {
     const [columns, values] = tenantPatchColumns({ ...patch, updatedAt: patch.updatedAt ?? nowIso() })
     const set = columns.map((c, i) => `${c} = $${i + 2}`).join(', ')

@@ -164,6 +164,7 @@ export class PostgresStore extends PgOps implements Store {
 
   // Writes reached on the store itself each run as their own transaction.
   override insertTenant (t: Tenant): Promise<void> { return this.transaction((tx) => tx.insertTenant(t)) }
+  override assignFqdns (b: string): Promise<number> { return this.transaction((tx) => tx.assignFqdns(b)) }
   override updateTenant (id: string, p: TenantPatch): Promise<void> { return this.transaction((tx) => tx.updateTenant(id, p)) }
   override deleteTenant (id: string): Promise<void> { return this.transaction((tx) => tx.deleteTenant(id)) }
   override linkSubscription (s: string, t: string): Promise<void> { return this.transaction((tx) => tx.linkSubscription(s, t)) }

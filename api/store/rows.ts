@@ -11,6 +11,7 @@ export const TENANT_COLUMNS = {
   email: 'email',
   plan: 'plan',
   slug: 'slug',
+  fqdn: 'fqdn',
   billing: 'billing',
   infra: 'infra',
   subscriptionId: 'subscription_id',

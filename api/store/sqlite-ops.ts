@@ -110,6 +110,14 @@ export class SqliteOps implements StoreOps {
     this.conn.run(`INSERT INTO tenants (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`, ...tenantValues(tenant))
   }
 
+  async assignFqdns (baseDomain: string): Promise<number> {
+    return Number(this.conn.run("UPDATE tenants SET fqdn = slug || '.' || ? WHERE fqdn IS NULL", baseDomain).changes)
+  }
+
+  async tenantDomains (): Promise<string[]> {
+    return this.conn.all("SELECT DISTINCT substr(fqdn, instr(fqdn, '.') + 1) AS domain FROM tenants WHERE fqdn IS NOT NULL ORDER BY domain").map((r) => String(r.domain))
+  }
+
   async updateTenant (id: string, patch: TenantPatch): Promise<void> {
     const [columns, values] = tenantPatchColumns({ ...patch, updatedAt: patch.updatedAt ?? nowIso() })
     this.conn.run(`UPDATE tenants SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`, ...values, id)

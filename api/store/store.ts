@@ -9,8 +9,13 @@ export interface Tenant {
   name: string
   email: string
   plan: string
-  /** DNS label under BASE_DOMAIN, unique per tenant. */
+  /** DNS label, unique per tenant: the first label of its address. */
   slug: string
+  /**
+   * `<slug>.<BASE_DOMAIN>` as it was when the tenant was made, kept through later changes of
+   * BASE_DOMAIN. Null only for a row an older release wrote (see `tenantFqdn`).
+   */
+  fqdn: string | null
   billing: Billing
   infra: Infra
   subscriptionId: string | null
@@ -121,6 +126,13 @@ export interface StoreOps {
   /** The tenant holding this slug, if any (the column is unique). */
   getTenantBySlug (slug: string): Promise<Tenant | undefined>
   insertTenant (tenant: Tenant): Promise<void>
+  /**
+   * Gives every tenant without an address (written by a release before migration 006)
+   * `<slug>.<baseDomain>`; returns how many it gave one.
+   */
+  assignFqdns (baseDomain: string): Promise<number>
+  /** The domains tenant addresses are under (each address less its first label), sorted. */
+  tenantDomains (): Promise<string[]>
   updateTenant (id: string, patch: TenantPatch): Promise<void>
   deleteTenant (id: string): Promise<void>
   listTenants (filter?: TenantFilter): Promise<Tenant[]>

@@ -7,6 +7,7 @@ import { intentForEvent, isSupportedEvent, type EventIntent, type PriceToPlan, t
 import { appendAudit } from '../provisioning/audit.ts'
 import type { JobRunner } from '../provisioning/jobs.ts'
 import type { StoreOps, Store, Tenant, TenantPatch } from '../store/store.ts'
+import { tenantFqdn } from './address.ts'
 import { applyBillingChange, deriveTenantState, type TenantState } from './lifecycle.ts'
 
 export type ServiceConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'deprovisionGraceHours' | 'webhookWaitMs' | 'stripe'>
@@ -73,6 +74,14 @@ async function freeSlug (tx: StoreOps, tenant: Tenant): Promise<string> {
   return slugFor(tenant.name, tenant.id, 32)
 }
 
+/** Gives the tenant its free slug and its address under `baseDomain`, and stores it. */
+async function insertNewTenant (tx: StoreOps, tenant: Tenant, baseDomain: string, auditSecret: string, source: string): Promise<void> {
+  tenant.slug = await freeSlug(tx, tenant)
+  tenant.fqdn = `${tenant.slug}.${baseDomain}`
+  await tx.insertTenant(tenant)
+  await appendAudit(tx, auditSecret, tenant.id, 'tenant.created', { plan: tenant.plan, slug: tenant.slug, fqdn: tenant.fqdn, source })
+}
+
 export class TenantService {
   private readonly store: Store
   private readonly config: ServiceConfig
@@ -98,6 +107,7 @@ export class TenantService {
       email: hint.email,
       plan: hint.plan,
       slug: slugFor(hint.name, id),
+      fqdn: null,
       billing: 'pending',
       infra: 'none',
       subscriptionId: null,
@@ -120,9 +130,7 @@ export class TenantService {
   async createPendingTenant (hint: { name: string, email: string, plan: string }): Promise<Tenant> {
     const tenant = this.buildTenant(hint)
     await this.store.transaction(async (tx) => {
-      tenant.slug = await freeSlug(tx, tenant)
-      await tx.insertTenant(tenant)
-      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.created', { plan: tenant.plan, slug: tenant.slug, source: 'checkout' })
+      await insertNewTenant(tx, tenant, this.config.baseDomain, this.config.auditSecret, 'checkout')
     })
     return tenant
   }
@@ -141,13 +149,13 @@ export class TenantService {
     return this.store.getTenant(id)
   }
 
-  /** The tenant living at `<slug>.<BASE_DOMAIN>`, if any. */
+  /** The tenant whose address begins with this label, if any. */
   async getTenantBySlug (slug: string): Promise<Tenant | undefined> {
     return this.store.getTenantBySlug(slug)
   }
 
   statusOf (t: Tenant): TenantStatus {
-    const fqdn = `${t.slug}.${this.config.baseDomain}`
+    const fqdn = tenantFqdn(t, this.config.baseDomain)
     return {
       tenant_id: t.id,
       name: t.name,
@@ -271,9 +279,7 @@ export class TenantService {
       // A completed checkout nobody knew about (created elsewhere, or a replay): adopt it.
       const hint = { ...intent.create, plan: getPlan(intent.create.plan) !== undefined ? intent.create.plan : 'standard' }
       tenant = this.buildTenant(hint, intent.tenantId)
-      tenant.slug = await freeSlug(tx, tenant)
-      await tx.insertTenant(tenant)
-      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.created', { plan: tenant.plan, slug: tenant.slug, source })
+      await insertNewTenant(tx, tenant, this.config.baseDomain, this.config.auditSecret, source)
     }
     if (tenant === undefined) return { outcome: 'unmatched', tenant: undefined, provision: false }
 

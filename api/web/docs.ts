@@ -38,7 +38,7 @@ export function docsPolicy (root: string, config: Pick<Config, 'baseDomain'>): (
         const listed = (JSON.parse(readFileSync(path, 'utf8')) as { inlineScriptHashes?: unknown }).inlineScriptHashes
         if (Array.isArray(listed) && listed.every((h) => typeof h === 'string' && /^sha256-[A-Za-z0-9+/]+=*$/.test(h))) hashes = listed
       } catch {}
-      policy = contentSecurityPolicy(config, 'docs', hashes)
+      policy = contentSecurityPolicy(config, 'docs', { scriptHashes: hashes })
     }
     return policy
   }

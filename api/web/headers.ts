@@ -22,13 +22,16 @@ export type CspKind = 'site' | 'docs'
 
 /**
  * Only this origin. Forms may also lead to Stripe Checkout and to a tenant's own CTF (a
- * redirect after a form post is checked against form-action). MkDocs Material inlines one
+ * redirect after a form post is checked against form-action): under BASE_DOMAIN, or under
+ * `tenantDomains`, the domains older tenants were made under. MkDocs Material inlines one
  * small script per page: the docs build lists their hashes; without that list (a build made
  * elsewhere) the docs fall back to allowing inline scripts, whose content is ours anyway.
  */
-export function contentSecurityPolicy (config: Pick<Config, 'baseDomain'>, kind: CspKind, scriptHashes?: readonly string[]): string {
+export function contentSecurityPolicy (config: Pick<Config, 'baseDomain'>, kind: CspKind, extra: { scriptHashes?: readonly string[], tenantDomains?: readonly string[] } = {}): string {
+  const { scriptHashes, tenantDomains = [] } = extra
   const scripts = kind === 'site' ? '' : scriptHashes === undefined ? " 'unsafe-inline'" : scriptHashes.map((h) => ` '${h}'`).join('')
-  const forms = kind === 'site' ? ` https://checkout.stripe.com https://*.${config.baseDomain}` : ''
+  const domains = [config.baseDomain, ...tenantDomains.filter((d) => d !== config.baseDomain)]
+  const forms = kind === 'site' ? ` https://checkout.stripe.com${domains.map((d) => ` https://*.${d}`).join('')}` : ''
   return [
     "default-src 'self'",
     `script-src 'self'${scripts}`,

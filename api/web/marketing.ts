@@ -8,11 +8,12 @@ import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PAID_PLANS } from '../plans.ts'
 import { loginError, loginTarget, progressOf, registerError, siteValues } from './buyer-text.ts'
-import { isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
+import { contentSecurityPolicy, isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
 import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
 import { adminSection, describedBy, fieldError, fieldValue, formAlert, planInput, progressBlock, type AdminSection } from './slots.ts'
 import { adminCredential } from '../tenants/credentials.ts'
 import { verifyWelcomeToken } from '../tenants/welcome-token.ts'
+import { DNS_LABEL, tenantFqdn } from '../tenants/address.ts'
 import { isAppError } from '../errors.ts'
 import { TYPED_COOKIE, decodeTyped, typedCookieOptions } from './typed-values.ts'
 
@@ -23,7 +24,6 @@ export interface MarketingOptions {
 
 const DEFAULT_PLAN = 'standard'
 const TENANT_ID = /^[0-9a-f]{32}$/
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 /** The sign-in field's maxlength: a whole host name. */
 const ADDRESS_MAX = 253
 
@@ -41,11 +41,15 @@ function swap (html: string, from: string, to: string): string {
   return html.slice(0, at) + to + html.slice(at + from.length)
 }
 
-/** The tenant label an address names: "acme-1a2b3c", "acme-1a2b3c.ctfhive.us" or a full URL. */
-export function tenantLabel (address: string, baseDomain: string): string | undefined {
-  let host = address.trim().toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '').replace(/[/?#].*$/, '').replace(/:\d+$/, '').replace(/\.$/, '')
-  if (host.endsWith(`.${baseDomain}`)) host = host.slice(0, -(baseDomain.length + 1))
-  return DNS_LABEL.test(host) ? host : undefined
+/**
+ * What an address typed at sign-in names: "acme-1a2b3c" (a label alone), or a host, from
+ * "acme-1a2b3c.ctfhive.us" or a full URL. Whether the host is one of ours needs the tenant.
+ */
+export function typedAddress (address: string): { label: string, host?: string } | undefined {
+  const host = address.trim().toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '').replace(/[/?#].*$/, '').replace(/:\d+$/, '').replace(/\.$/, '')
+  if (DNS_LABEL.test(host)) return { label: host }
+  const label = host.slice(0, host.indexOf('.'))
+  return DNS_LABEL.test(label) ? { label, host } : undefined
 }
 
 /**
@@ -77,6 +81,17 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   if (!built()) app.log.warn({ dir: root }, 'the marketing site is not built; run npm run build')
   else warnIfBuiltForElsewhere(app, root)
 
+  // The sign-in form leads to tenants made under an earlier BASE_DOMAIN too: the policy's
+  // form-action names every domain tenants live under (they change only with a restart).
+  let csp = contentSecurityPolicy(config, 'site')
+  app.addHook('onReady', async () => {
+    try {
+      csp = contentSecurityPolicy(config, 'site', { tenantDomains: await app.store.tenantDomains() })
+    } catch (err) {
+      app.log.error({ err }, 'could not list the domains of tenant addresses; the sign-in form leads only to those under BASE_DOMAIN')
+    }
+  })
+
   // Built pages change only when the site is rebuilt; keep each in memory until its file changes.
   const cache = new Map<string, { mtimeMs: number, html: string }>()
   const readPage = (file: string): string => {
@@ -90,7 +105,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   }
 
   const sendFilled = (reply: FastifyReply, html: string, opts: { noReferrer?: boolean } = {}): FastifyReply => {
-    setHtmlHeaders(reply, config)
+    setHtmlHeaders(reply, config, csp)
     // The welcome link's token is in this page's URL: not even our own requests carry it on.
     if (opts.noReferrer === true) reply.header('referrer-policy', 'no-referrer')
     // Filled pages speak of one visitor's form or order: never stored by a cache.
@@ -106,7 +121,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     dotfiles: 'ignore',
     index: false,
     suppressWarning: true,
-    setHeaders: (reply, path) => { setStaticHeaders(reply, path, config) }
+    setHeaders: (reply, path) => { setStaticHeaders(reply, path, config, csp) }
   })
 
   // One URL per page: /pricing.html, /pricing/ and /index.html lead to the clean URL, and so
@@ -222,12 +237,17 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   // Only to a server that runs: a mistyped or finished CTF gets a reason, not a browser error.
   app.get('/login/go', { schema: { hide: true } }, async (request, reply) => {
     const address = (one(request.query as Query, 'address') ?? '').trim().slice(0, ADDRESS_MAX)
-    const label = tenantLabel(address, config.baseDomain)
+    const typed = typedAddress(address)
     reply.header('cache-control', 'no-store')
     const back = (code: string): FastifyReply => reply.redirect(`/login?error=${code}&address=${encodeURIComponent(address)}`, 303)
-    if (label === undefined) return back('invalid_address')
-    const target = loginTarget(await app.tenants.getTenantBySlug(label))
+    if (typed === undefined) return back('invalid_address')
+    const tenant = await app.tenants.getTenantBySlug(typed.label)
+    const fqdn = tenant === undefined ? undefined : tenantFqdn(tenant, config.baseDomain)
+    // Only to the tenant's own address: a host of its label under today's BASE_DOMAIN, or the
+    // one it was made with (an earlier BASE_DOMAIN); any other host is not one of ours.
+    if (typed.host !== undefined && typed.host !== fqdn && typed.host !== `${typed.label}.${config.baseDomain}`) return back('invalid_address')
+    const target = loginTarget(tenant)
     if (target !== 'go') return back(target)
-    return reply.redirect(`https://${label}.${config.baseDomain}/login`, 303)
+    return reply.redirect(`https://${fqdn!}/login`, 303)
   })
 }

@@ -39,7 +39,7 @@ t.test('paging by state matches a full in-memory listing, ties included', async 
         // Every third tenant shares a timestamp with another: the id breaks the tie.
         const createdAt = new Date(Date.UTC(2026, 0, 1, 0, 0, Math.floor(n / 3) * 3)).toISOString()
         tenants.push({
-          id, name: `T${n}`, email: '', plan: 'solo', slug: `t-${n}`, billing, infra, subscriptionId: null, customerId: null,
+          id, name: `T${n}`, email: '', plan: 'solo', slug: `t-${n}`, fqdn: `t-${n}.ctfhive.test`, billing, infra, subscriptionId: null, customerId: null,
           billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null,
           createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null
         })

@@ -16,7 +16,6 @@ export function testExecutor (fake: FakeLinode, opts: Partial<LinodeExecutorOpti
     apiBase: fake.url,
     region: 'us-east',
     image: 'linode/debian12',
-    baseDomain: 'ctfhive.test',
     userData: () => 'I2Nsb3VkLWNvbmZpZw==',
     sleep: async (ms) => { sleeps.push(ms) },
     requestTimeoutMs: 2000,

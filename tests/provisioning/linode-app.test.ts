@@ -8,7 +8,7 @@ import { LinodeExecutor } from '../../api/provisioning/linode.ts'
 import { createExecutor } from '../../api/provisioning/select.ts'
 import { userDataBuilder } from '../../api/provisioning/cloud-init.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
-import { testConfig } from '../helpers/build-app.ts'
+import { storeWithOverrides, testConfig } from '../helpers/build-app.ts'
 import { until } from '../helpers/until.ts'
 
 t.test('the executor follows LINODE_API_TOKEN', async (t) => {
@@ -66,4 +66,32 @@ t.test('paid → Linode server → DNS → healthy → active; canceled → torn
   t.equal(zone.records.size, 0, 'record deleted')
   t.equal(linode.count('DELETE', '/linode/instances'), 1, 'one deletion')
   t.equal(linode.firewalls.size, 1, 'the shared firewall stays for the next tenant')
+})
+
+t.test('after a change of BASE_DOMAIN a tenant keeps its address, and its teardown finds its record in the old zone', async (t) => {
+  const linode = await startFakeLinode(t, { domains: ['ctf.example.org', 'hive.example.net'], getsPerStep: 1 })
+  const { store } = storeWithOverrides(t)
+  const start = async (baseDomain: string) => {
+    const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: baseDomain, DEPROVISION_GRACE_HOURS: '0', WEBHOOK_WAIT_MS: '200' }
+    const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: 200, body: '' }) })
+    return (await buildTestApp(t, { store, executor, env, jobs: { pollIntervalMs: 5 } })).app
+  }
+  const [oldZone, newZone] = [...linode.domains.values()]
+  const before = await start('ctf.example.org')
+  const id = (await before.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Moved CTF' } })).json().tenant_id
+  await deliver(before, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_moved' })))
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  const fqdn = `moved-ctf-${id.slice(0, 6)}.ctf.example.org`
+  t.same([...oldZone!.records.values()].map((r) => r.name), [fqdn.split('.')[0]])
+  const recordId = (await store.getTenant(id))!.dnsRecordId
+  await before.close()
+
+  const after = await start('hive.example.net')
+  t.equal((await after.inject(`/tenants/${id}/status`)).json().fqdn, fqdn, 'the status keeps the address it was made with')
+  await deliver(after, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_moved', tenantId: id, status: 'canceled' })))
+  await until(async () => (await store.getTenant(id))?.infra === 'deprovisioned', 'deprovisioned')
+  t.equal(oldZone!.records.size, 0, 'its record removed from the zone it was made in')
+  t.equal(linode.count('GET', `/domains/${newZone!.id}`), 0, 'the new zone never searched for it')
+  t.equal(linode.instances.size, 0)
+  t.same((await store.listAudit({ tenant: id })).find((e) => e.action === 'dns.removed')?.detail.records, [recordId])
 })

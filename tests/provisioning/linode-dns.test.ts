@@ -18,8 +18,8 @@ t.test('DNS: create, keep, update when the IP changes, remove twice', async (t) 
   t.equal(fake.count('GET', '/domains') - fake.count('GET', '/domains/'), 1, 'the zone id is cached')
   t.same(fake.requests.filter((r) => r.path.endsWith('/records') && r.method === 'GET').map((r) => r.headers['x-filter']), Array(3).fill('{"name":"acme","type":"A"}'))
 
-  await executor.removeDnsRecord(id)
-  await executor.removeDnsRecord(id)
+  await executor.removeDnsRecord(spec, id)
+  await executor.removeDnsRecord(spec, id)
   t.equal(zone.records.size, 0)
   t.equal(fake.count('DELETE'), 2)
 })
@@ -33,9 +33,9 @@ t.test('DNS: a zone deleted and made again is looked up afresh, not taken for "n
   const remade = { ...old, id: 90_001, records: new Map([[90_002, { ...old.records.get(Number(id))!, id: 90_002 }]]) }
   fake.domains.set(remade.id, remade)
 
-  await executor.removeDnsRecord(id)
+  await executor.removeDnsRecord(spec, id)
   t.same(await executor.findDnsRecords(spec), ['90002'], "teardown's sweep by name searches the zone as it is now")
-  await executor.removeDnsRecord('90002')
+  await executor.removeDnsRecord(spec, '90002')
   t.equal(remade.records.size, 0, 'the live record is gone')
 
   // Provisioning with the stale zone id cached: the record lands in the zone that exists.
@@ -47,7 +47,7 @@ t.test('DNS: a zone deleted and made again is looked up afresh, not taken for "n
 
   // A record gone from a zone that still exists is simply done; the zone stays cached.
   const before = fake.count('GET', '/domains') - fake.count('GET', '/domains/')
-  await executor.removeDnsRecord('123456')
+  await executor.removeDnsRecord(spec, '123456')
   t.equal(fake.count('GET', '/domains') - fake.count('GET', '/domains/'), before, 'no new zone lookup')
 })
 
@@ -67,12 +67,37 @@ t.test('DNS: twins from a lost create collapse to one; a lost POST is found agai
   t.ok(zone.records.has(Number(id)))
 })
 
-t.test('DNS: a missing zone and a foreign FQDN are clear, non-retryable errors', async (t) => {
-  const { executor } = await setup(t, { fake: { domains: ['elsewhere.test'] } })
+t.test('DNS: a missing zone and a malformed address are clear, non-retryable errors', async (t) => {
+  const { fake, executor } = await setup(t, { fake: { domains: ['elsewhere.test'] } })
   const err = await caught(executor.ensureDnsRecord(spec, '203.0.113.10'))
   t.equal(err.message, 'Linode has no DNS zone for ctfhive.test; create it in the Domains API first')
   t.equal((err as ExecutorError).retryable, false)
-  await executor.removeDnsRecord('123')
-  t.match((await caught(executor.ensureDnsRecord({ ...spec, fqdn: 'acme.example.com' }, '203.0.113.10'))).message, /not under ctfhive\.test/)
+  t.same(await executor.findDnsRecords(spec), [], 'no zone: no record to sweep')
+  await executor.removeDnsRecord(spec, '123')
+  t.equal(fake.count('DELETE'), 0, 'no zone: nothing to delete')
+  for (const fqdn of ['acme', 'acme.', '-acme.ctfhive.test', 'acme..ctfhive.test', 'ac_me.ctfhive.test']) {
+    const bad = await caught(executor.ensureDnsRecord({ ...spec, fqdn }, '203.0.113.10'))
+    t.equal(bad.message, `${JSON.stringify(fqdn)} is not a tenant address (<label>.<zone>)`, fqdn)
+    t.equal((bad as ExecutorError).retryable, false)
+  }
   t.equal((await caught(executor.ensureDnsRecord(spec, '999.1.1.1')) as ExecutorError).retryable, false)
+})
+
+t.test('DNS: each address lives in its own zone, so a tenant made under an earlier BASE_DOMAIN keeps its record there', async (t) => {
+  const { fake, executor } = await setup(t, { fake: { domains: ['ctfhive.test', 'old-ctfhive.test'] } })
+  const [current, old] = [...fake.domains.values()]
+  const earlier = { ...spec, slug: 'early', fqdn: 'Early.old-ctfhive.test.' }
+  const oldId = await executor.ensureDnsRecord(earlier, '203.0.113.40')
+  const newId = await executor.ensureDnsRecord(spec, '203.0.113.41')
+  t.same([...old!.records.values()].map((r) => [r.name, r.target]), [['early', '203.0.113.40']], 'the record named in its own zone, case and root dot aside')
+  t.same([...current!.records.values()].map((r) => [r.name, r.target]), [['acme', '203.0.113.41']])
+  t.same(await executor.findDnsRecords(earlier), [oldId])
+  t.same(await executor.findDnsRecords(spec), [newId])
+  t.equal(fake.count('GET', '/domains') - fake.count('GET', '/domains/'), 2, 'each zone looked up once, then cached')
+
+  // Teardown removes by the kept id in the tenant's own zone; the other zone is untouched.
+  await executor.removeDnsRecord(earlier, oldId)
+  t.equal(old!.records.size, 0)
+  t.equal(current!.records.size, 1)
+  t.same(fake.requests.filter((r) => r.method === 'DELETE').map((r) => r.path), [`/domains/${old!.id}/records/${oldId}`])
 })

@@ -58,14 +58,14 @@ t.test('happy path: create, running, DNS, health', async (t) => {
 
   const urls: string[] = []
   const healthy = new LinodeExecutor({
-    token: fake.token, apiBase: fake.url, region: 'us-east', image: 'linode/debian12', baseDomain: 'ctfhive.test', userData: () => '',
+    token: fake.token, apiBase: fake.url, region: 'us-east', image: 'linode/debian12', userData: () => '',
     healthFetch: async (url) => { urls.push(url); return { status: 200, body: 'OK' } }
   })
   t.equal(await healthy.checkHealth(spec.fqdn), true)
   t.same(urls, ['https://acme.ctfhive.test/healthcheck'])
-  const down = new LinodeExecutor({ token: 'x', apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', healthFetch: async () => ({ status: 500, body: 'ERR' }) })
+  const down = new LinodeExecutor({ token: 'x', apiBase: fake.url, region: 'r', image: 'i', userData: () => '', healthFetch: async () => ({ status: 500, body: 'ERR' }) })
   t.equal(await down.checkHealth(spec.fqdn), false)
-  const unreachable = new LinodeExecutor({ token: 'x', apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', healthFetch: async () => { throw new Error('ECONNREFUSED') } })
+  const unreachable = new LinodeExecutor({ token: 'x', apiBase: fake.url, region: 'r', image: 'i', userData: () => '', healthFetch: async () => { throw new Error('ECONNREFUSED') } })
   t.equal(await unreachable.checkHealth(spec.fqdn), false)
 })
 
@@ -73,20 +73,20 @@ t.test('the credential envelope is fetched from the tenant server', async (t) =>
   const envelope = '{"v":1,"epk":"a","iv":"b","ct":"c","mac":"d"}'
   const seen: string[] = []
   const executor = new LinodeExecutor({
-    token: 'x', apiBase: 'http://127.0.0.1:1', region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '',
+    token: 'x', apiBase: 'http://127.0.0.1:1', region: 'r', image: 'i', userData: () => '',
     healthFetch: async (url) => { seen.push(url); return seen.length === 1 ? { status: 404, body: '' } : { status: 200, body: `${envelope}\n` } }
   })
   t.equal(await executor.fetchCredentialEnvelope(spec.fqdn), undefined, 'not there yet')
   t.equal(await executor.fetchCredentialEnvelope(spec.fqdn), envelope)
   t.equal(seen[0], `https://acme.ctfhive.test${CREDENTIAL_PATH}`)
-  const failing = new LinodeExecutor({ token: 'x', apiBase: 'http://127.0.0.1:1', region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', healthFetch: async () => { throw new Error('timeout') } })
+  const failing = new LinodeExecutor({ token: 'x', apiBase: 'http://127.0.0.1:1', region: 'r', image: 'i', userData: () => '', healthFetch: async () => { throw new Error('timeout') } })
   t.equal(await failing.fetchCredentialEnvelope(spec.fqdn), undefined)
 })
 
 t.test('the default health fetch wants real TLS: plain HTTP is not healthy', async (t) => {
   const fake = await startFakeLinode(t)
   const host = new URL(fake.url).host
-  const executor = new LinodeExecutor({ token: 'x', apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', healthTimeoutMs: 2000 })
+  const executor = new LinodeExecutor({ token: 'x', apiBase: fake.url, region: 'r', image: 'i', userData: () => '', healthTimeoutMs: 2000 })
   t.equal(await executor.checkHealth(host), false)
 })
 
@@ -192,7 +192,7 @@ t.test('an aborted signal cancels the HTTP call in flight; the call rejects with
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise((resolve) => { silent.closeAllConnections(); silent.close(resolve) }))
   const executor = new LinodeExecutor({
-    token: 'x', apiBase: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v4`, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '',
+    token: 'x', apiBase: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v4`, region: 'r', image: 'i', userData: () => '',
     // Longer than the bound below, so only the abort can hang up within it.
     sleep: async () => {}, requestTimeoutMs: 30_000
   })
@@ -235,7 +235,7 @@ t.test('an abort cuts a retry wait short', async (t) => {
 t.test('health checks pass the signal on and rethrow an abort instead of answering false', async (t) => {
   const seen: Array<AbortSignal | undefined> = []
   const executor = new LinodeExecutor({
-    token: 'x', apiBase: 'http://127.0.0.1:1', region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '',
+    token: 'x', apiBase: 'http://127.0.0.1:1', region: 'r', image: 'i', userData: () => '',
     healthFetch: async (_url, _ms, signal) => { seen.push(signal); throw signal?.reason ?? new Error('timeout') }
   })
   t.equal(await executor.checkHealth(spec.fqdn), false, 'a failed fetch is just not healthy')
@@ -428,22 +428,22 @@ t.test('the token never appears in errors or logs', async (t) => {
   errors.push(await caught(executor.getServer('1')))
   fake.inject({ method: 'GET', times: 5, fault: { status: 502 } })
   errors.push(await caught(executor.getServer('1')))
-  const wrong = new LinodeExecutor({ token: `${fake.token}-wrong`, apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', sleep: async () => {} })
+  const wrong = new LinodeExecutor({ token: `${fake.token}-wrong`, apiBase: fake.url, region: 'r', image: 'i', userData: () => '', sleep: async () => {} })
   errors.push(await caught(wrong.getServer('1')))
-  const offline = new LinodeExecutor({ token: fake.token, apiBase: 'http://127.0.0.1:9', region: 'r', image: 'i', baseDomain: 'ctfhive.test', userData: () => '', sleep: async () => {}, maxAttempts: 2 })
+  const offline = new LinodeExecutor({ token: fake.token, apiBase: 'http://127.0.0.1:9', region: 'r', image: 'i', userData: () => '', sleep: async () => {}, maxAttempts: 2 })
   errors.push(await caught(offline.getServer('1')))
   t.match(errors.map((e) => e.message), [/token: Token \[redacted\]/, /Linode API 502/, /Linode API 401: Invalid Token/, /Linode API unreachable/])
   for (const err of errors) t.notOk(inspect(err, { depth: 10 }).includes(fake.token), err.message)
   t.notOk(logs.join('\n').includes(fake.token))
   t.notOk(inspect(executor, { depth: 10 }).includes(fake.token), 'nor in the executor as logged')
   t.notOk(JSON.stringify(executor).includes(fake.token))
-  t.throws(() => new LinodeExecutor({ token: '', apiBase: fake.url, region: 'r', image: 'i', baseDomain: 'x.test', userData: () => '' }), /needs an API token/)
+  t.throws(() => new LinodeExecutor({ token: '', apiBase: fake.url, region: 'r', image: 'i', userData: () => '' }), /needs an API token/)
 })
 
 t.test('fromConfig takes what the job runner has', async (t) => {
   const fake = await startFakeLinode(t, { domains: ['ctfhive.test'] })
   const executor = LinodeExecutor.fromConfig(
-    { baseDomain: 'ctfhive.test', linode: { token: fake.token, apiBase: `${fake.url}/`, region: 'eu-central', plan: '', image: 'linode/debian12' } },
+    { linode: { token: fake.token, apiBase: `${fake.url}/`, region: 'eu-central', plan: '', image: 'linode/debian12' } },
     { userData: userDataBuilder(SECRET) }
   )
   await executor.createOrAdopt(spec)

@@ -33,6 +33,7 @@ export function makeTenant (over: Partial<Tenant> = {}): Tenant {
     email: `owner${slugCounter}@example.test`,
     plan: 'standard',
     slug: `contract-ctf-${slugCounter}-${id.slice(0, 6)}`,
+    fqdn: `contract-ctf-${slugCounter}-${id.slice(0, 6)}.ctfhive.test`,
     billing: 'pending',
     infra: 'none',
     subscriptionId: null,
@@ -115,12 +116,29 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
 
     await t.rejects(store.insertTenant(makeTenant({ id: a.id })), 'a second tenant with the same id is refused')
     await t.rejects(store.insertTenant(makeTenant({ slug: a.slug })), 'a second tenant with the same slug is refused')
+    await t.rejects(store.insertTenant(makeTenant({ fqdn: a.fqdn })), 'a second tenant with the same address is refused')
     t.equal(await store.countTenants(), 1, 'the refused inserts left nothing')
 
     await store.deleteTenant(a.id)
     t.equal(await store.getTenant(a.id), undefined)
     await store.deleteTenant(a.id)
     t.equal(await store.countTenants(), 0, 'deleting an absent tenant is a no-op')
+  })
+
+  t.test('addresses: tenants an older release wrote get theirs under the domain given, once', async (t) => {
+    const { store } = await fresh(t)
+    t.same(await store.tenantDomains(), [], 'no tenant, no domain')
+    const old1 = makeTenant({ fqdn: null })
+    const old2 = makeTenant({ fqdn: null })
+    const placed = makeTenant({ fqdn: 'kept.earlier-hive.test' })
+    for (const x of [old1, old2, placed]) await store.insertTenant(x)
+    t.equal(await store.assignFqdns('ctfhive.test'), 2, 'the two without one')
+    t.equal((await store.getTenant(old1.id))!.fqdn, `${old1.slug}.ctfhive.test`)
+    t.equal((await store.getTenant(old2.id))!.fqdn, `${old2.slug}.ctfhive.test`)
+    t.equal((await store.getTenant(placed.id))!.fqdn, 'kept.earlier-hive.test', 'a stored address is never moved')
+    t.equal(await store.assignFqdns('other-hive.test'), 0, 'a later BASE_DOMAIN moves nobody')
+    t.equal((await store.getTenant(old1.id))!.fqdn, `${old1.slug}.ctfhive.test`)
+    t.same(await store.tenantDomains(), ['ctfhive.test', 'earlier-hive.test'], 'each domain once, sorted')
   })
 
   t.test('tenants: list newest first, filter, count, page', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { buildTestApp } from '../helpers/build-app.ts'
+import { buildTestApp, storeWithOverrides } from '../helpers/build-app.ts'
+import { makeTenant } from '../store/contract.ts'
 
 t.test('status of a tenant', async (t) => {
   const { app } = await buildTestApp(t, { env: { BASE_DOMAIN: 'ctf.example.org', SECRET_KEY: 'status-secret-key-123456789' } })
@@ -30,4 +31,41 @@ t.test('bad and unknown ids', async (t) => {
   const missing = await app.inject(`/tenants/${'0'.repeat(32)}/status`)
   t.equal(missing.statusCode, 404)
   t.equal(missing.json().error, 'tenant_not_found')
+})
+
+t.test('a tenant keeps its address when BASE_DOMAIN changes; one an older release wrote gets the address of its day', async (t) => {
+  const { store } = storeWithOverrides(t)
+  // A row as a release before migration 006 wrote it: no stored address.
+  const legacy = makeTenant({ fqdn: null, slug: 'legacy-0a0b0c' })
+  await store.insertTenant(legacy)
+  const firstLog: Array<Record<string, unknown>> = []
+  const first = (await buildTestApp(t, { store, runJobs: false, logLines: firstLog, env: { BASE_DOMAIN: 'first-hive.example' } })).app
+  t.equal((await store.getTenant(legacy.id))!.fqdn, 'legacy-0a0b0c.first-hive.example', 'stored at start, under the domain of its day')
+  t.match(firstLog.find((l) => l.msg === 'gave tenants made by an older release their address under BASE_DOMAIN'), { level: 30, tenants: 1, baseDomain: 'first-hive.example' })
+  const early = (await first.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Early CTF' } })).json().tenant_id
+  const earlyFqdn = `early-ctf-${early.slice(0, 6)}.first-hive.example`
+  t.equal((await store.getTenant(early))!.fqdn, earlyFqdn)
+  t.match((await store.listAudit({ tenant: early })).find((e) => e.action === 'tenant.created')?.detail, { fqdn: earlyFqdn }, 'the audit entry names it')
+
+  const secondLog: Array<Record<string, unknown>> = []
+  const second = (await buildTestApp(t, { store, runJobs: false, logLines: secondLog, env: { BASE_DOMAIN: 'second-hive.example' } })).app
+  t.notOk(secondLog.some((l) => String(l.msg).startsWith('gave tenants')), 'nobody left to place')
+  for (const [id, fqdn] of [[early, earlyFqdn], [legacy.id, 'legacy-0a0b0c.first-hive.example']]) {
+    const s = (await second.inject(`/tenants/${id}/status`)).json()
+    t.match(s, { fqdn, url: `https://${fqdn}/` }, `${fqdn} stays where it was made`)
+  }
+  const late = (await second.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Late CTF' } })).json().tenant_id
+  t.equal((await second.inject(`/tenants/${late}/status`)).json().fqdn, `late-ctf-${late.slice(0, 6)}.second-hive.example`, 'a new tenant under the new domain')
+})
+
+t.test('a start that cannot store the older rows\' addresses still serves them, at the address of today', async (t) => {
+  const { store } = storeWithOverrides(t)
+  const legacy = makeTenant({ fqdn: null, slug: 'legacy-0d0e0f' })
+  await store.insertTenant(legacy)
+  store.assignFqdns = async () => { throw new Error('database is locked') }
+  const logLines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { store, runJobs: false, logLines, env: { BASE_DOMAIN: 'third-hive.example' } })
+  t.match(logLines.find((l) => l.level === 50), { msg: 'could not store the address of tenants made by an older release; the next start tries again', err: { message: 'database is locked' } })
+  t.equal((await app.inject(`/tenants/${legacy.id}/status`)).json().fqdn, 'legacy-0d0e0f.third-hive.example')
+  t.equal((await app.inject('/readyz')).statusCode, 200, 'the service is up')
 })

@@ -8,7 +8,7 @@ import { load } from 'cheerio'
 import { PAID_PLANS } from '../../api/plans.ts'
 import { SITE_PAGES } from '../../api/web/site-pages.ts'
 import { PROGRESS_TEXT, REGISTER_ERRORS, LOGIN_ERRORS, fillText } from '../../api/web/buyer-text.ts'
-import { buildTestApp } from '../helpers/build-app.ts'
+import { buildTestApp, storeWithOverrides } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { SITE_BASE, buildTestSite } from '../helpers/site-build.ts'
 
@@ -439,6 +439,7 @@ t.test('/welcome fills in the settings: the billing address and the grace period
 })
 
 t.test('/login sends the buyer to their running CTF, and refuses other hosts', async (t) => {
+  const csp = (r: { headers: Record<string, unknown> }): string => String(r.headers['content-security-policy'])
   const { app: a, store } = await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS } })
   const go = async (address: string) => {
     const res = await a.inject(`/login/go?address=${encodeURIComponent(address)}`)
@@ -453,6 +454,23 @@ t.test('/login sends the buyer to their running CTF, and refuses other hosts', a
   t.equal(await go(slug), `https://${slug}.ctfhive.example/login`)
   t.equal(await go(` ${slug.toUpperCase()}.ctfhive.example `), `https://${slug}.ctfhive.example/login`)
   t.equal(await go(`https://${slug}.ctfhive.example:443/scoreboard?x=1`), `https://${slug}.ctfhive.example/login`)
+
+  // Made under an earlier BASE_DOMAIN: the CTF stays where it was made.
+  t.equal((await store.getTenant(created.tenant_id))!.fqdn, `${slug}.ctfhive.example`, 'the address is stored when the tenant is made')
+  await store.updateTenant(created.tenant_id, { fqdn: `${slug}.old-hive.example` })
+  for (const typed of [slug, `${slug}.old-hive.example`, `https://${slug}.OLD-hive.example/`, `${slug}.ctfhive.example`]) {
+    t.equal(await go(typed), `https://${slug}.old-hive.example/login`, `${typed}: to the address it was made with`)
+  }
+  t.equal(await go(`${slug}.other-hive.example`), `/login?error=invalid_address&address=${slug}.other-hive.example`, 'its label under a domain that is not its own')
+  t.equal(await go(`spring-ctf-1a2b3c.old-hive.example`), '/login?error=invalid_address&address=spring-ctf-1a2b3c.old-hive.example', 'an unknown label elsewhere')
+  // The browser checks the redirect after the form against form-action: a server started now
+  // names the older domain there, on the sign-in page and on its filled variant alike.
+  t.match(csp(await a.inject('/login')), /form-action 'self' https:\/\/checkout\.stripe\.com https:\/\/\*\.ctfhive\.example;/, 'this server started before the move')
+  const restarted = (await buildTestApp(t, { store, runJobs: false, env: { ...site.env, DOCS_SITE_DIR: NO_DOCS } })).app
+  for (const url of ['/login', '/login?error=not_ready&address=x']) {
+    t.match(csp(await restarted.inject(url)), /form-action 'self' https:\/\/checkout\.stripe\.com https:\/\/\*\.ctfhive\.example https:\/\/\*\.old-hive\.example;/, url)
+  }
+  await store.updateTenant(created.tenant_id, { fqdn: `${slug}.ctfhive.example` })
 
   await store.updateTenant(created.tenant_id, { infra: 'provisioning' })
   t.equal(await go(slug), `/login?error=not_ready&address=${slug}`)
@@ -481,6 +499,17 @@ t.test('/login sends the buyer to their running CTF, and refuses other hosts', a
   t.ok(unknown('#address-error').is('[hidden]'), 'unknown codes show nothing')
   t.equal(unknown('#address').attr('value'), undefined)
   t.equal(load((await a.inject('/login')).body)('a[href^="mailto:billing@"]').attr('href'), 'mailto:billing@ctfhive.example', 'a billing contact')
+})
+
+t.test('a store that cannot list the tenant domains at start leaves the sign-in form to BASE_DOMAIN, and says so', async (t) => {
+  const { store } = storeWithOverrides(t)
+  store.tenantDomains = async () => { throw new Error('database is locked') }
+  const logLines: Array<Record<string, unknown>> = []
+  const { app: a } = await buildTestApp(t, { store, runJobs: false, logLines, env: { ...site.env, DOCS_SITE_DIR: NO_DOCS } })
+  t.match(logLines.find((l) => l.level === 50), { msg: 'could not list the domains of tenant addresses; the sign-in form leads only to those under BASE_DOMAIN', err: { message: 'database is locked' } })
+  const r = await a.inject('/login')
+  t.equal(r.statusCode, 200)
+  t.match(r.headers['content-security-policy'], /form-action 'self' https:\/\/checkout\.stripe\.com https:\/\/\*\.ctfhive\.example;/)
 })
 
 t.test('without a build the app boots and says what to run', async (t) => {

@@ -1,0 +1,14 @@
+// Where a tenant lives. Its address is fixed when it is made, so a later change of BASE_DOMAIN
+// moves new tenants only: a running CTF keeps the address its players were given.
+import type { Tenant } from '../store/store.ts'
+
+/** A DNS label: what a slug is, and the first label of every tenant address. */
+export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+
+/**
+ * The tenant's address. A row an older release wrote (during a rollback, say) has none until
+ * the service next starts (Store.assignFqdns); it is where that release put it.
+ */
+export function tenantFqdn (tenant: Pick<Tenant, 'slug' | 'fqdn'>, baseDomain: string): string {
+  return tenant.fqdn ?? `${tenant.slug}.${baseDomain}`
+}
