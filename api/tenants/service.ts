@@ -309,8 +309,12 @@ export class TenantService {
     }
     if (provision) {
       Object.assign(patch, { infra: 'provisioning' as const })
+      // Its first server: the address is settled now, under today's BASE_DOMAIN (a checkout
+      // begun before a change of it is paid after). From here on the address stays.
+      const fqdn = `${tenant.slug}.${this.config.baseDomain}`
+      if (tenant.infra === 'none' && tenant.fqdn !== fqdn) patch.fqdn = fqdn
       await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: Date.now() })
-      await appendAudit(tx, this.config.auditSecret, tenant.id, 'provision.queued', { plan: patch.plan ?? tenant.plan, source })
+      await appendAudit(tx, this.config.auditSecret, tenant.id, 'provision.queued', { plan: patch.plan ?? tenant.plan, fqdn: patch.fqdn ?? tenantFqdn(tenant, this.config.baseDomain), source })
     }
     if (result.scheduleTeardown && tenant.infra !== 'none' && tenant.infra !== 'deprovisioned') {
       const runAfter = Date.now() + this.config.deprovisionGraceHours * 3_600_000

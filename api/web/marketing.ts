@@ -48,8 +48,9 @@ function swap (html: string, from: string, to: string): string {
 export function typedAddress (address: string): { label: string, host?: string } | undefined {
   const host = address.trim().toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '').replace(/[/?#].*$/, '').replace(/:\d+$/, '').replace(/\.$/, '')
   if (DNS_LABEL.test(host)) return { label: host }
-  const label = host.slice(0, host.indexOf('.'))
-  return DNS_LABEL.test(label) ? { label, host } : undefined
+  const dot = host.indexOf('.')
+  const label = host.slice(0, dot)
+  return dot > 0 && DNS_LABEL.test(label) ? { label, host } : undefined
 }
 
 /**

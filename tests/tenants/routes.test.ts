@@ -1,6 +1,7 @@
 import t from 'tap'
 import { buildTestApp, storeWithOverrides } from '../helpers/build-app.ts'
 import { makeTenant } from '../store/contract.ts'
+import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
 
 t.test('status of a tenant', async (t) => {
   const { app } = await buildTestApp(t, { env: { BASE_DOMAIN: 'ctf.example.org', SECRET_KEY: 'status-secret-key-123456789' } })
@@ -46,6 +47,11 @@ t.test('a tenant keeps its address when BASE_DOMAIN changes; one an older releas
   const earlyFqdn = `early-ctf-${early.slice(0, 6)}.first-hive.example`
   t.equal((await store.getTenant(early))!.fqdn, earlyFqdn)
   t.match((await store.listAudit({ tenant: early })).find((e) => e.action === 'tenant.created')?.detail, { fqdn: earlyFqdn }, 'the audit entry names it')
+  await deliver(first, makeEvent('checkout.session.completed', checkoutSession({ tenantId: early, plan: 'solo', subscription: 'sub_early' })))
+  t.equal((await store.getTenant(early))!.fqdn, earlyFqdn, 'paid: its server is made there')
+  // A checkout begun before the change and paid after it.
+  const straddling = (await first.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Straddling CTF' } })).json().tenant_id
+  t.equal((await store.getTenant(straddling))!.fqdn, `straddling-ctf-${straddling.slice(0, 6)}.first-hive.example`)
 
   const secondLog: Array<Record<string, unknown>> = []
   const second = (await buildTestApp(t, { store, runJobs: false, logLines: secondLog, env: { BASE_DOMAIN: 'second-hive.example' } })).app
@@ -54,6 +60,11 @@ t.test('a tenant keeps its address when BASE_DOMAIN changes; one an older releas
     const s = (await second.inject(`/tenants/${id}/status`)).json()
     t.match(s, { fqdn, url: `https://${fqdn}/` }, `${fqdn} stays where it was made`)
   }
+  await deliver(second, makeEvent('checkout.session.completed', checkoutSession({ tenantId: straddling, plan: 'solo', subscription: 'sub_straddling' })))
+  const settled = `straddling-ctf-${straddling.slice(0, 6)}.second-hive.example`
+  t.equal((await store.getTenant(straddling))!.fqdn, settled, 'paid after the change: its first server is made under the new domain')
+  t.match((await store.listAudit({ tenant: straddling })).find((e) => e.action === 'provision.queued')?.detail, { fqdn: settled })
+  t.match((await store.listAudit({ tenant: early })).find((e) => e.action === 'provision.queued')?.detail, { fqdn: earlyFqdn })
   const late = (await second.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Late CTF' } })).json().tenant_id
   t.equal((await second.inject(`/tenants/${late}/status`)).json().fqdn, `late-ctf-${late.slice(0, 6)}.second-hive.example`, 'a new tenant under the new domain')
 })

@@ -470,6 +470,8 @@ t.test('/login sends the buyer to their running CTF, and refuses other hosts', a
   for (const url of ['/login', '/login?error=not_ready&address=x']) {
     t.match(csp(await restarted.inject(url)), /form-action 'self' https:\/\/checkout\.stripe\.com https:\/\/\*\.ctfhive\.example https:\/\/\*\.old-hive\.example;/, url)
   }
+  await store.updateTenant(created.tenant_id, { fqdn: null })
+  t.equal(await go(slug), `https://${slug}.ctfhive.example/login`, 'a row an older release wrote: where that release put it')
   await store.updateTenant(created.tenant_id, { fqdn: `${slug}.ctfhive.example` })
 
   await store.updateTenant(created.tenant_id, { infra: 'provisioning' })
