@@ -14,7 +14,8 @@ export async function runTeardown (attempt: Attempt, executor: Executor, specFor
     if (tenant === undefined) return
     // The kept id, and whatever is named for the tenant: a record whose create answer was lost
     // has no id here and would otherwise point the address at an IP Linode hands to others.
-    const { removed, failed } = await sweep(tenant.dnsRecordId, () => executor.findDnsRecords(specFor(tenant), signal), (id) => executor.removeDnsRecord(specFor(tenant), id, signal))
+    const spec = specFor(tenant)
+    const { removed, failed } = await sweep(tenant.dnsRecordId, () => executor.findDnsRecords(spec, signal), (id) => executor.removeDnsRecord(spec, id, signal))
     await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { records: removed, ...failed })
   }
   if (job.step === 'dns_removed') {

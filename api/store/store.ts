@@ -12,8 +12,9 @@ export interface Tenant {
   /** DNS label, unique per tenant: the first label of its address. */
   slug: string
   /**
-   * `<slug>.<BASE_DOMAIN>` as it was when the tenant was made, kept through later changes of
-   * BASE_DOMAIN. Null only for a row an older release wrote (see `tenantFqdn`).
+   * `<slug>.<BASE_DOMAIN>` as it was when the tenant's first server was queued (until then, when
+   * it was made), kept through later changes of BASE_DOMAIN. Null only for a row an older
+   * release wrote (see `tenantFqdn`).
    */
   fqdn: string | null
   billing: Billing

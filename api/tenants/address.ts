@@ -1,5 +1,5 @@
-// Where a tenant lives. Its address is fixed when it is made, so a later change of BASE_DOMAIN
-// moves new tenants only: a running CTF keeps the address its players were given.
+// Where a tenant lives. Its address is stored, and settles when its first server is queued, so
+// a later change of BASE_DOMAIN moves new tenants only: a CTF keeps the address its players know.
 import type { Tenant } from '../store/store.ts'
 
 /** A DNS label: what a slug is, and the first label of every tenant address. */
