@@ -7,7 +7,7 @@ import { intentForEvent, isSupportedEvent, type EventIntent, type PriceToPlan, t
 import { appendAudit } from '../provisioning/audit.ts'
 import type { JobRunner } from '../provisioning/jobs.ts'
 import type { StoreOps, Store, Tenant, TenantPatch } from '../store/store.ts'
-import { tenantFqdn } from './address.ts'
+import { addressUnder, tenantFqdn } from './address.ts'
 import { applyBillingChange, deriveTenantState, type TenantState } from './lifecycle.ts'
 
 export type ServiceConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'deprovisionGraceHours' | 'webhookWaitMs' | 'stripe'>
@@ -77,7 +77,7 @@ async function freeSlug (tx: StoreOps, tenant: Tenant): Promise<string> {
 /** Gives the tenant its free slug and its address under `baseDomain`, and stores it. */
 async function insertNewTenant (tx: StoreOps, tenant: Tenant, baseDomain: string, auditSecret: string, source: string): Promise<void> {
   tenant.slug = await freeSlug(tx, tenant)
-  tenant.fqdn = `${tenant.slug}.${baseDomain}`
+  tenant.fqdn = addressUnder(tenant.slug, baseDomain)
   await tx.insertTenant(tenant)
   await appendAudit(tx, auditSecret, tenant.id, 'tenant.created', { plan: tenant.plan, slug: tenant.slug, fqdn: tenant.fqdn, source })
 }
@@ -311,7 +311,7 @@ export class TenantService {
       Object.assign(patch, { infra: 'provisioning' as const })
       // Its first server: the address is settled now, under today's BASE_DOMAIN (a checkout
       // begun before a change of it is paid after). From here on the address stays.
-      const fqdn = `${tenant.slug}.${this.config.baseDomain}`
+      const fqdn = addressUnder(tenant.slug, this.config.baseDomain)
       if (tenant.infra === 'none' && tenant.fqdn !== fqdn) patch.fqdn = fqdn
       await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: Date.now() })
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'provision.queued', { plan: patch.plan ?? tenant.plan, fqdn: patch.fqdn ?? tenantFqdn(tenant, this.config.baseDomain), source })

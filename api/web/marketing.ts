@@ -13,7 +13,7 @@ import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
 import { adminSection, describedBy, fieldError, fieldValue, formAlert, planInput, progressBlock, type AdminSection } from './slots.ts'
 import { adminCredential } from '../tenants/credentials.ts'
 import { verifyWelcomeToken } from '../tenants/welcome-token.ts'
-import { DNS_LABEL, tenantFqdn } from '../tenants/address.ts'
+import { DNS_LABEL, addressUnder, tenantFqdn } from '../tenants/address.ts'
 import { isAppError } from '../errors.ts'
 import { TYPED_COOKIE, decodeTyped, typedCookieOptions } from './typed-values.ts'
 
@@ -246,7 +246,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     const fqdn = tenant === undefined ? undefined : tenantFqdn(tenant, config.baseDomain)
     // Only to the tenant's own address: a host of its label under today's BASE_DOMAIN, or the
     // one it was made with (an earlier BASE_DOMAIN); any other host is not one of ours.
-    if (typed.host !== undefined && typed.host !== fqdn && typed.host !== `${typed.label}.${config.baseDomain}`) return back('invalid_address')
+    if (typed.host !== undefined && typed.host !== fqdn && typed.host !== addressUnder(typed.label, config.baseDomain)) return back('invalid_address')
     const target = loginTarget(tenant)
     if (target !== 'go') return back(target)
     return reply.redirect(`https://${fqdn!}/login`, 303)
