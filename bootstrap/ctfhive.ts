@@ -57,6 +57,9 @@ function one (positionals: string[], what: string): string {
 
 const dash = (v: string | null | undefined): string => (v === null || v === undefined || v === '' ? '-' : v)
 
+/** A Stripe `created` (unix seconds) as ISO 8601; 0, which no event has, as a dash. */
+const unixIso = (s: number): string => (s === 0 ? '-' : new Date(s * 1000).toISOString())
+
 function tenantRows (tenants: readonly TenantRecord[]): string[][] {
   return tenants.map((x) => [x.tenant_id, x.state, x.plan, x.name, x.fqdn, x.created_at])
 }
@@ -110,7 +113,10 @@ async function run (command: string, positionals: string[], values: Record<strin
       const d = await admin.showTenant(one(positionals, 'tenant id'))
       emit(d, () => [
         describeTenant(d.tenant),
-        `events (${d.events.length})\n` + renderTable(['id', 'type', 'outcome', 'created'], d.events.map((e) => [e.id, e.type, e.outcome, new Date(e.created * 1000).toISOString()])),
+        `subscriptions (${d.subscriptions.length})\n` + renderTable(['id', 'status', 'since', 'plan', 'ended', 'paid'], d.subscriptions.map((s) =>
+          [s.id ?? '(none named)', s.status, unixIso(s.status_at), dash(s.plan), s.ended ? unixIso(s.ended_at) : 'no', s.paid ? 'yes' : 'no'])) +
+          (d.checkout_failed === null ? '' : `checkout failed: ${d.checkout_failed.reason}\n`),
+        `events (${d.events.length})\n` + renderTable(['id', 'type', 'outcome', 'created'], d.events.map((e) => [e.id, e.type, e.outcome, unixIso(e.created)])),
         `audit (${d.audit.length})\n` + renderTable(['seq', 'at', 'action', 'detail'], d.audit.map((a) => [String(a.seq), a.at, a.action, JSON.stringify(a.detail)])),
         `jobs (${d.jobs.length})\n` + renderTable(['id', 'kind', 'status', 'step', 'since', 'attempts', 'last error'], d.jobs.map((j) => [String(j.id), j.kind, j.status, dash(j.step), dash(j.step_at), String(j.attempts), dash(j.last_error)]))
       ].join('\n'))

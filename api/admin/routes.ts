@@ -33,6 +33,17 @@ const Detail = Type.Record(Type.String(), Type.Unknown())
 
 const TenantDetailSchema = Type.Object({
   tenant: TenantRecordSchema,
+  subscriptions: Type.Array(Type.Object({
+    id: nullableString,
+    status: Type.String(),
+    status_at: Type.Integer(),
+    plan: nullableString,
+    plan_at: Type.Integer(),
+    ended: Type.Boolean(),
+    ended_at: Type.Integer(),
+    paid: Type.Boolean()
+  })),
+  checkout_failed: Type.Union([Type.Object({ at: Type.Integer(), reason: Type.String() }), Type.Null()]),
   events: Type.Array(EventSummarySchema),
   audit: Type.Array(Type.Object({ seq: Type.Integer(), at: Type.String(), action: Type.String(), detail: Detail })),
   jobs: Type.Array(Type.Object({

@@ -27,7 +27,8 @@ export const TENANT_COLUMNS = {
   paidAt: 'paid_at',
   readyAt: 'ready_at',
   canceledAt: 'canceled_at',
-  softCancelFrom: 'soft_cancel_from'
+  softCancelFrom: 'soft_cancel_from',
+  billingState: 'billing_state'
 } as const satisfies Record<keyof Tenant, string>
 
 export const JOB_COLUMNS = {
@@ -47,11 +48,17 @@ export function tenantFromRow (row: Row): Tenant {
   t.email = t.email ?? ''
   t.billingAt = Number(t.billingAt)
   t.planAt = Number(t.planAt)
+  t.billingState = typeof t.billingState === 'string' ? JSON.parse(t.billingState) : null
   return t as unknown as Tenant
 }
 
+/** A field's value as its column holds it: the billing state is JSON text in both stores. */
+function columnValue (field: string, value: unknown): unknown {
+  return field === 'billingState' && value !== null ? JSON.stringify(value) : value
+}
+
 export function tenantValues (tenant: Tenant): unknown[] {
-  return Object.keys(TENANT_COLUMNS).map((field) => tenant[field as keyof Tenant])
+  return Object.keys(TENANT_COLUMNS).map((field) => columnValue(field, tenant[field as keyof Tenant]))
 }
 
 /** `[columns, values]` of a patch, skipping undefined fields. */
@@ -69,7 +76,8 @@ export function patchColumns<P extends object> (patch: P, columns: Record<string
 }
 
 export function tenantPatchColumns (patch: TenantPatch): [string[], unknown[]] {
-  return patchColumns(patch, TENANT_COLUMNS)
+  const [cols, values] = patchColumns(patch, TENANT_COLUMNS)
+  return [cols, values.map((v, i) => cols[i] === TENANT_COLUMNS.billingState ? columnValue('billingState', v) : v)]
 }
 
 export function eventFromRow (row: Row): StripeEventRecord {

@@ -1,6 +1,7 @@
 // The store interface: one async surface, two adapters (SQLite embedded, PostgreSQL shared).
 // Everything that must be atomic goes through `transaction()`; code inside a transaction does
 // store operations only (no network I/O), so a unit can be retried or batched freely.
+import type { BillingState } from '../tenants/billing-state.ts'
 import type { Billing, Infra } from '../tenants/lifecycle.ts'
 import type { SchemaStatus } from './migrations.ts'
 
@@ -21,9 +22,9 @@ export interface Tenant {
   infra: Infra
   subscriptionId: string | null
   customerId: string | null
-  /** Stripe `created` (unix s) of the last applied billing status change; 0 when none. */
+  /** Stripe `created` (unix s) of the billing status in force; 0 when none. */
   billingAt: number
-  /** Stripe `created` of the last applied plan change; 0 when none. */
+  /** Stripe `created` of the plan in force; 0 when none. */
   planAt: number
   error: string | null
   /** Executor's handle of the tenant's server and DNS record, once made. */
@@ -40,6 +41,12 @@ export interface Tenant {
    * the billing status underneath, which a later payment restores (lifecycle.ts).
    */
   softCancelFrom: Billing | null
+  /**
+   * What each of its subscriptions' events said (billing-state.ts); `billing`, `billingAt`,
+   * `plan`, `planAt`, `subscriptionId` and `softCancelFrom` are its summary. Null for a row
+   * written before migration 007, rebuilt from those columns when next needed.
+   */
+  billingState: BillingState | null
 }
 
 export type TenantPatch = Partial<Omit<Tenant, 'id' | 'createdAt'>>

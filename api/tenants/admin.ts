@@ -5,6 +5,7 @@ import { AppError } from '../errors.ts'
 import { isStripeEvent } from '../billing/events.ts'
 import { auditMac, verifyStoredChain, type AuditVerdict } from '../provisioning/audit.ts'
 import type { AuditEntry, Job, StoreOps, StripeEventRecord, Tenant, TenantFilter } from '../store/store.ts'
+import { billingStateOf, type SubscriptionFacts } from './billing-state.ts'
 import { BILLING, INFRA, deriveTenantState, type TenantState } from './lifecycle.ts'
 import type { TenantService, TenantStatus, WebhookResult } from './service.ts'
 
@@ -56,8 +57,24 @@ export interface TenantPage {
   tenants: TenantRecord[]
 }
 
+/** What one subscription's events said (billing-state.ts); the tenant's billing sums them up. */
+export interface SubscriptionView {
+  /** Null: events that named no subscription (and the checkout's plan). */
+  id: string | null
+  status: string
+  status_at: number
+  plan: string | null
+  plan_at: number
+  ended: boolean
+  ended_at: number
+  paid: boolean
+}
+
 export interface TenantDetail {
   tenant: TenantRecord
+  subscriptions: SubscriptionView[]
+  /** A failed or expired checkout, which cancels the tenant while nothing was paid. */
+  checkout_failed: { at: number, reason: string } | null
   events: EventSummary[]
   audit: AuditView[]
   jobs: JobView[]
@@ -88,6 +105,10 @@ export function filtersForState (state: TenantState): TenantFilter[] {
 function newestFirst (a: Tenant, b: Tenant): number {
   if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? 1 : -1
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+}
+
+function subscriptionView (key: string, s: SubscriptionFacts): SubscriptionView {
+  return { id: key === '' ? null : key, status: s.status, status_at: s.statusAt, plan: s.plan, plan_at: s.planAt, ended: s.ended, ended_at: s.endedAt, paid: s.paid }
 }
 
 function summary (e: StripeEventRecord): EventSummary {
@@ -166,7 +187,15 @@ export class TenantAdmin {
       this.store.listAudit({ tenant: id, limit: 5000 }),
       this.store.listJobs({ tenant: id })
     ])
-    return { tenant: this.record(t), events: events.map(summary), audit: audit.map(auditView), jobs: jobs.map(jobView) }
+    const billing = billingStateOf(t)
+    return {
+      tenant: this.record(t),
+      subscriptions: Object.entries(billing.subscriptions).map(([key, s]) => subscriptionView(key, s)),
+      checkout_failed: billing.checkoutFailed,
+      events: events.map(summary),
+      audit: audit.map(auditView),
+      jobs: jobs.map(jobView)
+    }
   }
 
   /**

@@ -8,6 +8,7 @@ import { appendAudit } from '../provisioning/audit.ts'
 import type { JobRunner } from '../provisioning/jobs.ts'
 import type { StoreOps, Store, Tenant, TenantPatch } from '../store/store.ts'
 import { addressUnder, tenantFqdn } from './address.ts'
+import { initialBillingState } from './billing-state.ts'
 import { applyBillingChange, deriveTenantState, type TenantState } from './lifecycle.ts'
 
 export type ServiceConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'deprovisionGraceHours' | 'webhookWaitMs' | 'stripe'>
@@ -123,7 +124,8 @@ export class TenantService {
       paidAt: null,
       readyAt: null,
       canceledAt: null,
-      softCancelFrom: null
+      softCancelFrom: null,
+      billingState: initialBillingState(hint.plan)
     }
   }
 
@@ -285,12 +287,10 @@ export class TenantService {
 
     const nowIso = new Date().toISOString()
     const result = applyBillingChange(tenant, { ...intent.change, at }, nowIso)
-    // A tenant already holding this subscription linked it when it took it (same transaction).
-    if (intent.subscriptionId !== undefined && result.outcome !== 'ignored_terminal' && tenant.subscriptionId !== intent.subscriptionId) {
-      await tx.linkSubscription(intent.subscriptionId, tenant.id)
-    }
-    if (result.outcome !== 'ok') return { outcome: result.outcome, tenant, provision: false }
-
+    // Indexed once, when the tenant first hears of it (same transaction), so the
+    // subscription's later events find the tenant, ended or not.
+    if (result.newSubscription && intent.subscriptionId !== undefined) await tx.linkSubscription(intent.subscriptionId, tenant.id)
+    // A stale or terminal event may still add to the facts underneath.
     const patch: TenantPatch = { ...result.patch }
     let provision = result.startProvisioning
     if (tenant.billing === 'canceled' && patch.billing !== undefined && patch.billing !== 'canceled') {
@@ -305,7 +305,7 @@ export class TenantService {
       // provision job adopts a server still there.
       const last = teardowns.at(-1)
       if (last !== undefined && (last.status === 'queued' || last.status === 'failed') && last.step !== '') provision = true
-      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.reactivated', { subscription: patch.subscriptionId, source })
+      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.reactivated', { subscription: patch.subscriptionId ?? tenant.subscriptionId, source })
     }
     if (provision) {
       Object.assign(patch, { infra: 'provisioning' as const })
@@ -325,6 +325,6 @@ export class TenantService {
       await tx.updateTenant(tenant.id, patch)
       tenant = { ...tenant, ...patch, updatedAt: nowIso }
     }
-    return { outcome: 'ok', tenant, provision }
+    return { outcome: result.outcome, tenant, provision }
   }
 }

@@ -161,6 +161,9 @@ t.test('show: the tenant with its events, audit entries and jobs', async (t) => 
   t.equal(d.tenant.tenant_id, id)
   t.equal(d.tenant.state, 'active')
   t.equal(d.tenant.subscription_id, 'sub_show')
+  t.same(d.subscriptions.map((x: { id: string | null, status: string, paid: boolean, ended: boolean }) => [x.id, x.status, x.paid, x.ended]),
+    [[null, 'pending', false, false], ['sub_show', 'paid', true, false]], 'what each subscription\'s events said')
+  t.equal(d.checkout_failed, null)
   t.ok(d.tenant.server_id, 'server details for operators')
   t.same(d.events.map((e: { type: string }) => e.type), ['checkout.session.completed'])
   t.equal(d.events[0].outcome, 'ok')

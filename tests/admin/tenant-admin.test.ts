@@ -41,7 +41,7 @@ t.test('paging by state matches a full in-memory listing, ties included', async 
         tenants.push({
           id, name: `T${n}`, email: '', plan: 'solo', slug: `t-${n}`, fqdn: `t-${n}.ctfhive.test`, billing, infra, subscriptionId: null, customerId: null,
           billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null,
-          createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null
+          createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null
         })
       }
     }

@@ -359,6 +359,36 @@ t.test('property: any delivery order (with duplicates) ends in the same state', 
   t.pass('25 random delivery orders agree')
 })
 
+t.test('property: two subscriptions at once (the checkout\'s ends, one made by hand replaces it) agree in any delivery order', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  let run = 0
+  await fc.assert(fc.asyncProperty(fc.nat(), fc.array(fc.nat(6), { maxLength: 3 }), async (seed, dupIdx) => {
+    run++
+    const id = await pendingTenant(app)
+    const [a, b] = [`sub_a_${run}`, `sub_b_${run}`]
+    const base = 1_950_000_000 + run * 100
+    const events = [
+      makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: a }), { created: base }),
+      makeEvent('invoice.paid', invoice({ subscription: a, tenantId: id }), { created: base + 1 }),
+      makeEvent('customer.subscription.created', subscription({ id: b, tenantId: id, status: 'active', lookupKey: 'ctfhive_pro_monthly' }), { created: base + 2 }),
+      makeEvent('invoice.paid', invoice({ subscription: b, tenantId: id }), { created: base + 3 }),
+      makeEvent('customer.subscription.deleted', subscription({ id: a, tenantId: id, status: 'canceled' }), { created: base + 4 }),
+      makeEvent('invoice.payment_failed', invoice({ subscription: b, tenantId: id }), { created: base + 5 }),
+      makeEvent('invoice.paid', invoice({ subscription: b, tenantId: id }), { created: base + 6 })
+    ]
+    const order = events.map((e, i) => ({ e, k: (i * 2654435761 + seed) % 4093 })).sort((x, y) => x.k - y.k).map((x) => x.e)
+    for (const i of dupIdx) order.splice((seed + i) % (order.length + 1), 0, events[i]!)
+    for (const e of order) {
+      if ((await deliver(app, e)).statusCode !== 200) return false
+    }
+    const s = await status(app, id)
+    const teardowns = (await store.listJobs({ tenant: id })).filter((j) => j.kind === 'deprovision' && j.status === 'queued')
+    return s.state === 'active' && s.billing === 'paid' && s.plan === 'pro' && s.subscription_id === b && s.canceled_at === null &&
+      teardowns.length === 0 && (await store.listEvents({ tenant: id })).length === events.length
+  }), { numRuns: 25 })
+  t.pass('25 random delivery orders agree: active on the second subscription, no teardown pending')
+})
+
 t.test('secret rotation: an event signed with any configured secret is accepted, another is not', async (t) => {
   const { app, store } = await buildTestApp(t, { env: { STRIPE_WEBHOOK_SECRET: 'whsec_old, whsec_new' } })
   // A supported event is recorded (as unmatched here), so "nothing stored" can be seen.

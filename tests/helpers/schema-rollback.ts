@@ -9,7 +9,8 @@ const UNDO: Record<number, string> = {
   3: 'ALTER TABLE jobs DROP COLUMN step_at',
   4: 'DROP TABLE rate_limits',
   5: 'ALTER TABLE tenants DROP COLUMN soft_cancel_from',
-  6: 'DROP INDEX tenants_fqdn; ALTER TABLE tenants DROP COLUMN fqdn'
+  6: 'DROP INDEX tenants_fqdn; ALTER TABLE tenants DROP COLUMN fqdn',
+  7: 'ALTER TABLE tenants DROP COLUMN billing_state'
 }
 
 const SHIPPED = migrationFiles(fileURLToPath(new URL('../../api/store/migrations/sqlite', import.meta.url))).map((f) => Number.parseInt(f, 10))

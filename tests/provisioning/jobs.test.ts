@@ -264,7 +264,7 @@ t.test('a new paid subscription before teardown reactivates the tenant and keeps
   const teardown = (await store.listJobs({ tenant: id })).find((j) => j.kind === 'deprovision')
   t.equal(teardown?.status, 'canceled', 'the scheduled teardown is called off')
   const old = await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_first', tenantId: id, status: 'canceled' })))
-  t.equal(old.json().status, 'stale', 'the old subscription can no longer cancel the tenant')
+  t.equal(old.json().status, 'ignored_terminal', 'the ended subscription can no longer cancel the tenant')
   t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'active')
 })
 

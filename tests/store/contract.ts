@@ -6,6 +6,7 @@ import type { Test } from 'tap'
 import { auditMac, verifyStoredChain } from '../../api/provisioning/audit.ts'
 import { GENESIS_MAC } from '../../api/store/rows.ts'
 import type { AuditEntry, Store, StoreOps, StripeEventRecord, Tenant } from '../../api/store/store.ts'
+import { initialBillingState, withStatement } from '../../api/tenants/billing-state.ts'
 
 export interface ContractStore {
   store: Store
@@ -50,6 +51,7 @@ export function makeTenant (over: Partial<Tenant> = {}): Tenant {
     readyAt: null,
     canceledAt: null,
     softCancelFrom: null,
+    billingState: null,
     ...over
   }
 }
@@ -107,6 +109,17 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
       'only the patched fields change')
     t.not(patched.updatedAt, a.updatedAt, 'updatedAt moves when the patch leaves it out')
     t.ok(Date.parse(patched.updatedAt) > Date.parse(a.updatedAt))
+
+    // The billing facts are a JSON document in a text column: written and read back whole.
+    const facts = withStatement(initialBillingState('standard'), { at: 1_767_225_602, billing: 'paid', plan: 'pro', subscriptionId: 'sub_1' })
+    await store.updateTenant(a.id, { billingState: facts })
+    t.same((await store.getTenant(a.id))!.billingState, facts, 'the billing facts round-trip')
+    const withFacts = makeTenant({ billingState: facts })
+    await store.insertTenant(withFacts)
+    t.same((await store.getTenant(withFacts.id))!.billingState, facts, 'also when inserted')
+    await store.deleteTenant(withFacts.id)
+    await store.updateTenant(a.id, { billingState: null })
+    t.equal((await store.getTenant(a.id))!.billingState, null)
 
     await store.updateTenant(a.id, { error: null, updatedAt: '2026-02-01T00:00:00.000Z', serverId: '42', ipv4: '192.0.2.7', dnsRecordId: 'rec-1' })
     const again = (await store.getTenant(a.id))!

@@ -68,7 +68,7 @@ if (server !== undefined) {
     const again = await open(url)
     stores.push(again)
     const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
-    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }], 'each migration applied once')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }], 'each migration applied once')
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)
@@ -82,7 +82,7 @@ if (server !== undefined) {
     t.match((err as Error).message, /this is not a CTFHive database \(it has no schema_migrations table\)/)
     const look = new PostgresStore({ url, poolSize: 1 })
     t.teardown(() => look.close())
-    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql'], unknown: [] }, 'nothing was created')
+    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql'], unknown: [] }, 'nothing was created')
 
     const store = await openStore(config)
     t.teardown(() => store.close())

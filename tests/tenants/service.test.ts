@@ -1,7 +1,7 @@
 import * as crypto from 'node:crypto'
 import t from 'tap'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
+import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { slugFor } from '../../api/tenants/service.ts'
 
 t.test('slugFor: a readable DNS label ending in a piece of the tenant id', async (t) => {
@@ -59,4 +59,23 @@ t.test('checkout: a slug already taken is never a 500', async (t) => {
   }
   t.same(slugs, ['spring-ctf-abcdef', 'spring-ctf-abcdef0123', 'spring-ctf-abcdef0123456789'], 'each skips the slugs already held')
   t.equal((await store.listTenants()).length, 3, 'three tenants')
+})
+
+t.test('a tenant an older release wrote (no billing facts) gets them from its columns at its next event', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const id = 'abcdef0000000000000000000000feed'
+  const base = 1_960_000_000
+  t.equal((await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: 'sub_old' }), { created: base }))).json().status, 'ok')
+  // As a release before migration 007 leaves it (and as one still running after it writes).
+  await store.updateTenant(id, { billingState: null })
+  const canceled = await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_old', tenantId: id, status: 'canceled' }), { created: base + 1 }))
+  t.equal(canceled.json().tenant_state, 'canceled')
+  const rebuilt = (await store.getTenant(id))!
+  t.same(rebuilt.billingState?.subscriptions.sub_old, { status: 'paid', statusAt: base, plan: 'standard', planAt: base + 1, ended: true, endedAt: base + 1, paid: true }, 'rebuilt from the columns, then the event (which restates the plan) added')
+  t.equal((await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_old', tenantId: id }), { created: base + 2 }))).json().status, 'ignored_terminal', 'the ended subscription stays ended')
+
+  // An older release canceled it after the facts were written: its columns win.
+  await store.updateTenant(id, { billing: 'paid', billingAt: base + 3, canceledAt: null })
+  const renewed = await deliver(app, makeEvent('customer.subscription.updated', subscription({ id: 'sub_old', tenantId: id, status: 'past_due' }), { created: base + 4 }))
+  t.match(renewed.json(), { status: 'ok', tenant_state: 'past_due' }, 'the facts that disagree with the columns are rebuilt from them')
 })

@@ -1,0 +1,108 @@
+import t from 'tap'
+import {
+  billingStateOf, initialBillingState, outdated, summarize, withStatement,
+  type BillingColumns, type BillingState, type Statement
+} from '../../api/tenants/billing-state.ts'
+
+function fold (statements: Statement[], from: BillingState = initialBillingState('standard')): BillingState {
+  return statements.reduce(withStatement, from)
+}
+
+function columns (over: Partial<BillingColumns> = {}): BillingColumns {
+  return { billing: 'pending', billingAt: 0, plan: 'standard', planAt: 0, subscriptionId: null, softCancelFrom: null, paidAt: null, error: null, billingState: null, ...over }
+}
+
+t.test('a new tenant: pending, no subscription, the plan its checkout chose', async (t) => {
+  const s = initialBillingState('pro')
+  t.same(summarize(s, 'solo'), { billing: 'pending', billingAt: 0, plan: 'pro', planAt: 0, subscriptionId: null, softCancelFrom: null, everPaid: false })
+  t.same(Object.keys(s.subscriptions), [''])
+})
+
+t.test('a statement leaves its input unchanged', async (t) => {
+  const s = initialBillingState('standard')
+  const copy = structuredClone(s)
+  withStatement(s, { at: 5, billing: 'paid', subscriptionId: 'sub_1' })
+  t.same(s, copy)
+})
+
+t.test('the tenant stands on its highest subscription', async (t) => {
+  const paidOne = fold([{ at: 1, billing: 'paid', subscriptionId: 'sub_1', plan: 'standard' }, { at: 2, subscriptionId: 'sub_2', plan: 'pro' }])
+  t.match(summarize(paidOne, 'x'), { billing: 'paid', subscriptionId: 'sub_1', plan: 'standard', billingAt: 1 }, 'a paid subscription over one never paid')
+  const ended = fold([{ at: 3, billing: 'canceled', subscriptionId: 'sub_1' }], paidOne)
+  t.match(summarize(ended, 'x'), { billing: 'canceled', subscriptionId: 'sub_1', billingAt: 3 }, 'an ended one over one never paid')
+  const revived = fold([{ at: 2, billing: 'paid', subscriptionId: 'sub_2' }], ended)
+  t.match(summarize(revived, 'x'), { billing: 'paid', subscriptionId: 'sub_2', plan: 'pro', billingAt: 2 }, 'a paid one over an ended one, however old its payment')
+  const pastDue = fold([{ at: 9, billing: 'past_due', subscriptionId: 'sub_2' }], revived)
+  t.match(summarize(pastDue, 'x'), { billing: 'past_due', subscriptionId: 'sub_2' }, 'past due but paid before: still over an ended one')
+  const twoPaid = fold([{ at: 1, billing: 'paid', subscriptionId: 'sub_b' }, { at: 1, billing: 'paid', subscriptionId: 'sub_a' }])
+  t.equal(summarize(twoPaid, 'x').subscriptionId, 'sub_b', 'a tie of standing and time: settled by id, whatever came first')
+  t.equal(summarize(fold([{ at: 2, billing: 'paid', subscriptionId: 'sub_a' }], twoPaid), 'x').subscriptionId, 'sub_a', 'else the newer statement')
+})
+
+t.test('events naming no subscription count only while the tenant has none', async (t) => {
+  const oneOff = fold([{ at: 1, billing: 'paid' }])
+  t.match(summarize(oneOff, 'x'), { billing: 'paid', subscriptionId: null, everPaid: true }, 'alone, a payment naming none makes the tenant paid')
+  const ended = fold([{ at: 2, billing: 'paid', subscriptionId: 'sub_1' }, { at: 3, billing: 'canceled', subscriptionId: 'sub_1' }], oneOff)
+  t.match(summarize(ended, 'x'), { billing: 'canceled', subscriptionId: 'sub_1' }, 'it does not outlast the subscription')
+  const unpaid = fold([{ at: 2, billing: 'past_due', subscriptionId: 'sub_1' }], oneOff)
+  t.match(summarize(unpaid, 'x'), { billing: 'paid', subscriptionId: 'sub_1', everPaid: true }, 'but outranks a subscription never paid (status rank)')
+})
+
+t.test('the plan: the highest subscription\'s, else the newest stated by any', async (t) => {
+  const s = fold([{ at: 5, billing: 'paid', subscriptionId: 'sub_1' }, { at: 4, plan: 'pro' }])
+  t.match(summarize(s, 'x'), { plan: 'pro', planAt: 4 }, 'the subscription states none')
+  t.match(summarize(fold([{ at: 1, subscriptionId: 'sub_1', plan: 'solo' }], s), 'x'), { plan: 'solo', planAt: 1 }, 'its own, however old')
+  t.equal(summarize({ subscriptions: {}, checkoutFailed: null }, 'fallback').plan, 'fallback', 'no statement at all')
+})
+
+t.test('a failed checkout cancels only while nothing was paid; the newest failure\'s reason is kept', async (t) => {
+  const failed = fold([{ at: 3, billing: 'canceled', onlyIfNeverPaid: true, reason: 'b' }, { at: 3, billing: 'canceled', onlyIfNeverPaid: true, reason: 'a' }])
+  const other = fold([{ at: 3, billing: 'canceled', onlyIfNeverPaid: true, reason: 'a' }, { at: 3, billing: 'canceled', onlyIfNeverPaid: true, reason: 'b' }])
+  t.same(failed.checkoutFailed, other.checkoutFailed, 'two of one second settle the same in either order')
+  t.same(fold([{ at: 2, billing: 'canceled', onlyIfNeverPaid: true, reason: 'z' }], failed).checkoutFailed, { at: 3, reason: 'b' }, 'an older one does not replace it')
+  t.match(summarize(failed, 'x'), { billing: 'canceled', softCancelFrom: 'pending' })
+  t.same(fold([{ at: 1, billing: 'canceled', onlyIfNeverPaid: true }]).checkoutFailed, { at: 1, reason: 'The checkout failed.' }, 'a failure without a reason gets one')
+  t.match(summarize(fold([{ at: 1, billing: 'past_due', subscriptionId: 'sub_1' }], failed), 'x'), { billing: 'canceled', softCancelFrom: 'past_due' }, 'the billing underneath')
+  t.match(summarize(fold([{ at: 1, billing: 'paid', subscriptionId: 'sub_1' }], failed), 'x'), { billing: 'paid', softCancelFrom: null }, 'any payment outweighs it')
+  t.match(summarize(fold([{ at: 1, billing: 'canceled', subscriptionId: 'sub_1' }], failed), 'x'), { billing: 'canceled', softCancelFrom: null }, 'a real end makes it final')
+})
+
+t.test('outdated: all a statement says is older than what is kept', async (t) => {
+  const s = fold([{ at: 5, billing: 'past_due', subscriptionId: 'sub_1', plan: 'pro' }]).subscriptions.sub_1!
+  t.ok(outdated(s, { at: 4, billing: 'past_due' }))
+  t.ok(outdated(s, { at: 5, billing: 'pending' }), 'the same second, a lower rank')
+  t.notOk(outdated(s, { at: 5, billing: 'past_due' }), 'the same second and rank restates it')
+  t.notOk(outdated(s, { at: 4, billing: 'paid' }), 'a first payment is never old')
+  t.ok(outdated({ ...s, paid: true }, { at: 4, billing: 'paid' }), 'a later one is')
+  t.ok(outdated(s, { at: 4, billing: 'past_due', plan: 'pro' }), 'both parts older')
+  t.notOk(outdated(s, { at: 6, billing: 'past_due', plan: 'pro' }), 'both parts newer')
+  t.notOk(outdated(s, { at: 6, plan: 'solo' }), 'a newer plan is not')
+  t.ok(outdated(s, { at: 4, plan: 'solo' }))
+  t.notOk(outdated(s, { at: 1, billing: 'canceled' }), 'an end is never old')
+  t.notOk(outdated(s, { at: 1 }), 'saying nothing is not being old')
+})
+
+t.test('a row written before migration 007 gets its facts from its columns', async (t) => {
+  const paid = columns({ billing: 'paid', billingAt: 10, plan: 'pro', planAt: 9, subscriptionId: 'sub_1', paidAt: '2026-01-01T00:00:00.000Z' })
+  const facts = billingStateOf(paid)
+  t.same(facts, { subscriptions: { sub_1: { status: 'paid', statusAt: 10, plan: 'pro', planAt: 9, ended: false, endedAt: 0, paid: true } }, checkoutFailed: null })
+  const canceled = columns({ billing: 'canceled', billingAt: 12, subscriptionId: 'sub_1', paidAt: 'x', error: 'gone' })
+  const soft = columns({ billing: 'canceled', softCancelFrom: 'past_due', billingAt: 3, error: 'The checkout expired before payment.' })
+  for (const c of [paid, canceled, soft, columns(), columns({ plan: 'solo' })]) {
+    const s = billingStateOf(c)
+    const sum = summarize(s, 'other')
+    t.same([sum.billing, sum.billingAt, sum.plan, sum.planAt, sum.subscriptionId, sum.softCancelFrom, sum.everPaid],
+      [c.billing, c.billingAt, c.plan, c.planAt, c.subscriptionId, c.softCancelFrom, c.paidAt !== null], `the facts sum up to the columns (${c.billing})`)
+  }
+  t.same(billingStateOf(soft).checkoutFailed, { at: 0, reason: soft.error })
+  t.equal(billingStateOf(canceled).subscriptions.sub_1!.ended, true)
+})
+
+t.test('facts the columns no longer agree with (an older release applied events since) are rebuilt from the columns', async (t) => {
+  const facts = fold([{ at: 1, billing: 'paid', subscriptionId: 'sub_1' }])
+  const agreeing = columns({ billing: 'paid', billingAt: 1, subscriptionId: 'sub_1', paidAt: 'x', billingState: facts })
+  t.equal(billingStateOf(agreeing), facts, 'agreeing facts are used as they are')
+  const moved = { ...agreeing, billing: 'past_due' as const, billingAt: 7 }
+  t.same(summarize(billingStateOf(moved), 'x'), { billing: 'past_due', billingAt: 7, plan: 'standard', planAt: 0, subscriptionId: 'sub_1', softCancelFrom: null, everPaid: true })
+  t.not(billingStateOf({ ...agreeing, paidAt: null }), facts, 'everPaid is part of the agreement')
+})
