@@ -46,7 +46,15 @@ export async function main (): Promise<void> {
 
   await app.listen({ host: config.host, port: config.port })
   // A wrong Linode setting fails every paid tenant: say so now, not at the first payment.
-  if (config.linode.token !== '') void logLinodePreflight(config, logger.child({ component: 'linode-check' }), AbortSignal.any([stopChecks.signal, AbortSignal.timeout(120_000)]))
+  if (config.linode.token !== '') {
+    const log = logger.child({ component: 'linode-check' })
+    // Older tenants' zones too: their teardown and reprovisioning change records there.
+    const domains = await store.tenantDomains({ withServer: true }).catch((err: unknown) => {
+      log.warn({ err }, 'the zones of older tenant domains are not checked: the store did not answer')
+      return []
+    })
+    void logLinodePreflight(config, log, AbortSignal.any([stopChecks.signal, AbortSignal.timeout(120_000)]), domains)
+  }
 }
 
 await main()

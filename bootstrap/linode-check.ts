@@ -4,11 +4,15 @@
 // asks for the one repair. The checks are the server's own start-up checks
 // (api/provisioning/linode-preflight.ts), the repair the firewall module's; this file only
 // parses arguments and prints.
+import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type Config } from '../api/config.ts'
 import { ExecutorError } from '../api/provisioning/executor.ts'
 import { FIREWALL_LABEL, attachUnprotected, type FirewallRepair } from '../api/provisioning/linode-firewall.ts'
 import { countResults, linodePreflight, preflightApi, preflightSettings, type PreflightCheck } from '../api/provisioning/linode-preflight.ts'
+import { openStore } from '../api/store/index.ts'
+import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
+import type { Store } from '../api/store/store.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
 
@@ -19,18 +23,39 @@ export const USAGE = `Usage: npm run linode:check -- [--json] [--attach-firewall
 Checks, read-only, that the Linode settings can provision a tenant: the token (LINODE_API_TOKEN)
 and its user's rights, the region (LINODE_REGION: Linodes, Metadata, Cloud Firewall), the
 image (LINODE_IMAGE: available, cloud-init), each plan's server type (or LINODE_PLAN: exists,
-at least 2 CPUs, not sold out in the region), the DNS zone for BASE_DOMAIN, the Cloud
-Firewall ${FIREWALL_LABEL} and whether every tenant server sits behind a firewall.
+at least 2 CPUs, not sold out in the region), the DNS zone for BASE_DOMAIN and those of older
+domains tenants with a server still live under (read from the store at DATABASE_URL), the
+Cloud Firewall ${FIREWALL_LABEL} and whether every tenant server sits behind a firewall.
 It cannot prove the token may write (its scopes need linodes, domains and firewall read/write).
 
 --attach-firewall  first put every tenant server that is behind no firewall behind
                    ${FIREWALL_LABEL} (made if there is none yet), then check. Servers behind a
                    disabled firewall are left alone: enable it in the console.
 
-Environment: LINODE_API_TOKEN, LINODE_API_BASE, LINODE_REGION, LINODE_IMAGE, LINODE_PLAN, BASE_DOMAIN.
+Environment: LINODE_API_TOKEN, LINODE_API_BASE, LINODE_REGION, LINODE_IMAGE, LINODE_PLAN, BASE_DOMAIN,
+DATABASE_URL.
 Exit status: 0 every check passed (warnings allowed) and every server asked for was added,
 1 a check or an addition failed or Linode did not answer, 2 bad usage or configuration.
 `
+
+/**
+ * The domains tenants with a server live under, read from the store without migrating it.
+ * No database yet means no tenants; one that cannot be read is said, and the check goes on.
+ */
+async function tenantDomains (config: Config, io: Io): Promise<string[]> {
+  const sqlitePath = config.databaseUrl.startsWith('sqlite:') ? sqlitePathFromUrl(config.databaseUrl) : null
+  if (sqlitePath !== null && (sqlitePath === ':memory:' || !existsSync(sqlitePath))) return []
+  let store: Store | undefined
+  try {
+    store = await openStore(config, { migrate: false })
+    return await store.tenantDomains({ withServer: true })
+  } catch (err) {
+    io.stderr.write(`note: the zones of older tenant domains were not checked: ${(err as Error).message}\n`)
+    return []
+  } finally {
+    await store?.close()
+  }
+}
 
 const named = (s: { label: string, id: number }): string => `${s.label} (${s.id})`
 
@@ -98,7 +123,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
 
   let checks: PreflightCheck[]
   try {
-    checks = await linodePreflight(preflightApi(config), preflightSettings(config), AbortSignal.timeout(timeoutMs))
+    checks = await linodePreflight(preflightApi(config), preflightSettings(config, await tenantDomains(config, io)), AbortSignal.timeout(timeoutMs))
   } catch (err) {
     if (timedOut(err)) return fail(1, `Linode did not answer within ${timeoutMs / 1000} s; nothing was checked to the end`)
     throw err

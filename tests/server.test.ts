@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { signPayload } from '../api/billing/signature.ts'
+import { openStore } from '../api/store/index.ts'
 import { startFakeLinode } from './helpers/fake-linode.ts'
+import { makeTenant } from './store/contract.ts'
 import { startServer, type ServerProcess } from './helpers/server-process.ts'
 import { until } from './helpers/until.ts'
 import { checkoutSession, makeEvent } from './helpers/stripe-events.ts'
@@ -172,6 +174,10 @@ t.test('with a Linode token the start checks the settings and logs what would fa
   const dir = mkdtempSync(join(tmpdir(), 'ctfhive-linode-check-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const linode = await startFakeLinode(t, { domains: ['ctfhive.test'] })
+  // A tenant made under an older BASE_DOMAIN, its server still running: that zone is checked too.
+  const made = await openStore({ databaseUrl: `sqlite:${join(dir, 'ctfhive.db')}`, pg: { poolSize: 1, statementTimeoutMs: 1000 } })
+  await made.insertTenant(makeTenant({ infra: 'ready', fqdn: 'spring-abc123.old-hive.test' }))
+  await made.close()
   const server = await startServer({
     env: {
       DATABASE_URL: `sqlite:${join(dir, 'ctfhive.db')}`,
@@ -184,10 +190,14 @@ t.test('with a Linode token the start checks the settings and logs what would fa
   })
   t.teardown(() => server.kill())
   // The lines come one write each, the region's first: wait for the whole last one.
-  const last = /"check":"type g6-standard-1 \(solo\)".*\n/
+  const last = /"check":"DNS zone old-hive\.test".*\n/
   await until(async () => last.test(server.output()), 'the check logged')
   const lines = server.output().split('\n').slice(0, -1).filter((l) => l.includes('linode-check')).map((l) => JSON.parse(l))
-  t.match(lines, [{ level: 50, component: 'linode-check', check: 'region', got: 'lacks Metadata (LINODE_REGION)', msg: /provisioning will fail until it is fixed/ }, { level: 40, check: 'type g6-standard-1 (solo)' }])
+  t.match(lines, [
+    { level: 50, component: 'linode-check', check: 'region', got: 'lacks Metadata (LINODE_REGION)', msg: /provisioning will fail until it is fixed/ },
+    { level: 40, check: 'type g6-standard-1 (solo)' },
+    { level: 40, check: 'DNS zone old-hive.test', got: /^no zone: tenants made under it/ }
+  ])
   t.notMatch(server.output(), linode.token, 'no token in the log')
   t.equal((await fetch(`${server.url}/readyz`)).status, 200, 'the server serves anyway')
   await server.stop()

@@ -21,6 +21,11 @@ export interface PreflightSettings {
   region: string
   image: string
   baseDomain: string
+  /**
+   * Other domains tenants with a server live under (made before a change of BASE_DOMAIN):
+   * their records are changed in those zones, by teardown and by provisioning them again.
+   */
+  olderDomains: readonly string[]
   /** Server type per plan (the catalogue's, or LINODE_PLAN for all). */
   serverTypes: ReadonlyArray<{ plan: string, type: string }>
 }
@@ -35,9 +40,12 @@ interface Image { status?: string, capabilities?: string[], is_public?: boolean,
 interface LinodeType { vcpus?: number, memory?: number }
 interface Zone { id: number, domain: string, type?: string, status?: string }
 
-export function preflightSettings (config: Pick<Config, 'linode' | 'baseDomain'>): PreflightSettings {
+/** `tenantDomains`: the domains tenants with a server live under (`Store.tenantDomains`). */
+export function preflightSettings (config: Pick<Config, 'linode' | 'baseDomain'>, tenantDomains: readonly string[] = []): PreflightSettings {
   const serverTypes = PAID_PLANS.map((p) => ({ plan: p.slug, type: config.linode.plan !== '' ? config.linode.plan : p.serverType! }))
-  return { region: config.linode.region, image: config.linode.image, baseDomain: config.baseDomain.toLowerCase(), serverTypes }
+  const baseDomain = config.baseDomain.toLowerCase()
+  const olderDomains = [...new Set(tenantDomains.map((d) => d.toLowerCase()))].filter((d) => d !== baseDomain).sort()
+  return { region: config.linode.region, image: config.linode.image, baseDomain, olderDomains, serverTypes }
 }
 
 /** How many checks ended each way. */
@@ -145,17 +153,25 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
     })
   }
 
-  await attempt('DNS zone', `${s.baseDomain}: active master zone`, async () => {
-    const expected = `${s.baseDomain}: active master zone`
-    const zones = await api.list<Zone>('/domains', { domain: s.baseDomain }, signal)
-    const zone = zones.find((z) => z.domain.toLowerCase() === s.baseDomain)
-    if (zone === undefined) return add('DNS zone', expected, 'no zone: create it in Linode\'s Domains (BASE_DOMAIN)', 'fail')
-    if (zone.type === 'slave') return add('DNS zone', expected, 'a secondary zone: records cannot be added', 'fail')
+  /**
+   * A zone the records are made in: present, primary, writable by a restricted user. The
+   * BASE_DOMAIN zone fails every new tenant; an older domain's only its own tenants (`warn`).
+   */
+  const zoneCheck = (check: string, domain: string, expected: string, missing: string, severity: 'fail' | 'warn'): Promise<void> => attempt(check, expected, async () => {
+    const zones = await api.list<Zone>('/domains', { domain }, signal)
+    const zone = zones.find((z) => z.domain.toLowerCase() === domain)
+    if (zone === undefined) return add(check, expected, missing, severity)
+    if (zone.type === 'slave') return add(check, expected, 'a secondary zone: records cannot be added', severity)
     if (grants !== undefined && grants.domain?.find((d) => d.id === zone.id)?.permissions !== 'read_write') {
-      return add('DNS zone', expected, 'the restricted user may not change it (needs read_write)', 'fail')
+      return add(check, expected, 'the restricted user may not change it (needs read_write)', severity)
     }
-    add('DNS zone', expected, `zone ${zone.id}, ${zone.status ?? 'active'}`, zone.status === undefined || zone.status === 'active' ? 'pass' : 'warn')
+    add(check, expected, `zone ${zone.id}, ${zone.status ?? 'active'}`, zone.status === undefined || zone.status === 'active' ? 'pass' : 'warn')
   })
+  await zoneCheck('DNS zone', s.baseDomain, `${s.baseDomain}: active master zone`, 'no zone: create it in Linode\'s Domains (BASE_DOMAIN)', 'fail')
+  for (const domain of s.olderDomains) {
+    await zoneCheck(`DNS zone ${domain}`, domain, `${domain}: active master zone (tenants made under it)`,
+      'no zone: tenants made under it have no DNS records, and cannot be provisioned again', 'warn')
+  }
 
   const fwExpected = `${FIREWALL_LABEL}: ours, enabled, rules as made`
   let firewallsReadable = false
@@ -223,9 +239,9 @@ export function preflightApi (config: Pick<Config, 'linode'>): LinodeApi {
  * The check at server start: in the background, logged. A failed check is an error (every
  * tenant would fail); a warning is one; nothing stops the server, which serves what it can.
  */
-export async function logLinodePreflight (config: Pick<Config, 'linode' | 'baseDomain'>, log: { info: (o: object, m: string) => void, warn: (o: object, m: string) => void, error: (o: object, m: string) => void }, signal?: AbortSignal): Promise<PreflightCheck[]> {
+export async function logLinodePreflight (config: Pick<Config, 'linode' | 'baseDomain'>, log: { info: (o: object, m: string) => void, warn: (o: object, m: string) => void, error: (o: object, m: string) => void }, signal?: AbortSignal, tenantDomains: readonly string[] = []): Promise<PreflightCheck[]> {
   try {
-    const checks = await linodePreflight(preflightApi(config), preflightSettings(config), signal)
+    const checks = await linodePreflight(preflightApi(config), preflightSettings(config, tenantDomains), signal)
     for (const c of checks) {
       if (c.result === 'fail') log.error({ check: c.check, expected: c.expected, got: c.got }, 'linode setting check failed: provisioning will fail until it is fixed (npm run linode:check)')
       else if (c.result === 'warn') log.warn({ check: c.check, expected: c.expected, got: c.got }, 'linode setting check warns')

@@ -9,7 +9,7 @@ import {
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import {
-  GENESIS_MAC, JOB_COLUMNS, PRUNE_BATCH, RECLAIM_COUNTS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
+  GENESIS_MAC, JOB_COLUMNS, PRUNE_BATCH, RECLAIM_COUNTS, TENANT_COLUMNS, WITH_SERVER, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
   tenantPatchColumns, tenantValues
 } from './rows.ts'
 
@@ -112,8 +112,8 @@ export class PgOps implements StoreOps {
     return (await this.q("UPDATE tenants SET fqdn = slug || '.' || $1 WHERE fqdn IS NULL RETURNING id", baseDomain)).length
   }
 
-  async tenantDomains (): Promise<string[]> {
-    return (await this.q("SELECT DISTINCT substr(fqdn, strpos(fqdn, '.') + 1) AS domain FROM tenants WHERE fqdn IS NOT NULL ORDER BY domain")).map((r) => String(r.domain))
+  async tenantDomains (opts: { withServer?: boolean } = {}): Promise<string[]> {
+    return (await this.q(`SELECT DISTINCT substr(fqdn, strpos(fqdn, '.') + 1) AS domain FROM tenants WHERE fqdn IS NOT NULL${opts.withServer === true ? WITH_SERVER : ''} ORDER BY domain`)).map((r) => String(r.domain))
   }
 
   async updateTenant (id: string, patch: TenantPatch): Promise<void> {

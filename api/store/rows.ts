@@ -130,6 +130,9 @@ export function auditFromRow (row: Row): AuditEntry {
 export const RECLAIM_COUNTS = `attempts = attempts + CASE WHEN status = 'running' AND lease_owner IS NOT NULL THEN 1 ELSE 0 END,
   last_error = CASE WHEN status = 'running' AND lease_owner IS NOT NULL THEN 'the worker running the previous attempt stopped without a result' ELSE last_error END`
 
+/** The condition (both stores) for tenants that may have a server or a DNS record. */
+export const WITH_SERVER = " AND infra NOT IN ('none', 'deprovisioned')"
+
 /** Ended rate-limit windows deleted when a new one begins, at most. */
 export const PRUNE_BATCH = 16
 

@@ -11,7 +11,7 @@ import {
 } from './store.ts'
 import { migrationFiles, schemaStatusOf, type SchemaStatus } from './migrations.ts'
 import {
-  GENESIS_MAC, JOB_COLUMNS, PRUNE_BATCH, RECLAIM_COUNTS, TENANT_COLUMNS, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
+  GENESIS_MAC, JOB_COLUMNS, PRUNE_BATCH, RECLAIM_COUNTS, TENANT_COLUMNS, WITH_SERVER, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
   tenantPatchColumns, tenantValues
 } from './rows.ts'
 
@@ -114,8 +114,8 @@ export class SqliteOps implements StoreOps {
     return Number(this.conn.run("UPDATE tenants SET fqdn = slug || '.' || ? WHERE fqdn IS NULL", baseDomain).changes)
   }
 
-  async tenantDomains (): Promise<string[]> {
-    return this.conn.all("SELECT DISTINCT substr(fqdn, instr(fqdn, '.') + 1) AS domain FROM tenants WHERE fqdn IS NOT NULL ORDER BY domain").map((r) => String(r.domain))
+  async tenantDomains (opts: { withServer?: boolean } = {}): Promise<string[]> {
+    return this.conn.all(`SELECT DISTINCT substr(fqdn, instr(fqdn, '.') + 1) AS domain FROM tenants WHERE fqdn IS NOT NULL${opts.withServer === true ? WITH_SERVER : ''} ORDER BY domain`).map((r) => String(r.domain))
   }
 
   async updateTenant (id: string, patch: TenantPatch): Promise<void> {

@@ -139,8 +139,12 @@ export interface StoreOps {
    * `<slug>.<baseDomain>`; returns how many it gave one.
    */
   assignFqdns (baseDomain: string): Promise<number>
-  /** The domains tenant addresses are under (each address less its first label), sorted. */
-  tenantDomains (): Promise<string[]>
+  /**
+   * The domains tenant addresses are under (each address less its first label), sorted.
+   * `withServer`: only of tenants that may have a server or DNS record (infra neither `none`
+   * nor `deprovisioned`).
+   */
+  tenantDomains (opts?: { withServer?: boolean }): Promise<string[]>
   updateTenant (id: string, patch: TenantPatch): Promise<void>
   deleteTenant (id: string): Promise<void>
   listTenants (filter?: TenantFilter): Promise<Tenant[]>

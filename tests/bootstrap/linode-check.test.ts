@@ -1,12 +1,22 @@
+import { DatabaseSync } from 'node:sqlite'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
+import { openStore } from '../../api/store/index.ts'
+import { tempDbPath } from '../helpers/build-app.ts'
+import { rollbackSql } from '../helpers/schema-rollback.ts'
+import { makeTenant } from '../store/contract.ts'
 import { main } from '../../bootstrap/linode-check.ts'
 import { capture } from '../helpers/cli-io.ts'
 import { startFakeLinode, type FakeLinode } from '../helpers/fake-linode.ts'
 import { tenantFirewallRules } from '../../api/provisioning/linode-firewall.ts'
 
+// A database nobody made, unless a test names one: the developer's ./data must not count.
+const NO_DATABASE = `sqlite:${join(tmpdir(), 'ctfhive-linode-check-none', 'absent.db')}`
+
 async function check (argv: string[], env: Record<string, string | undefined>) {
   const { out, io } = capture()
-  const code = await main(argv, env, io)
+  const code = await main(argv, { DATABASE_URL: NO_DATABASE, ...env }, io)
   return { code, ...out }
 }
 
@@ -42,6 +52,37 @@ t.test('a failing setting: exit 1, the cause in the table; --json for scripts', 
   const warnOnly = await check([], { ...env, LINODE_REGION: 'us-east', LINODE_IMAGE: 'linode/debian12' })
   t.equal(warnOnly.code, 0, 'warnings do not fail')
   t.equal(warnOnly.stderr, 'Linode settings OK (1 warning)\n')
+})
+
+t.test('the zones of older domains tenants with a server live under are checked too, from the store', async (t) => {
+  const path = tempDbPath(t)
+  const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: { poolSize: 1, statementTimeoutMs: 1000 } })
+  await store.insertTenant(makeTenant({ infra: 'ready', fqdn: 'spring-abc123.old.example.org' }))
+  await store.insertTenant(makeTenant({ infra: 'ready', fqdn: 'summer-def456.ctf.example.org' }))
+  await store.insertTenant(makeTenant({ infra: 'deprovisioned', fqdn: 'gone-aaa111.gone.example.org' }))
+  await store.close()
+  const fake = await startFakeLinode(t, { domains: ['ctf.example.org'] })
+  const env = { LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url, BASE_DOMAIN: 'ctf.example.org', LINODE_PLAN: 'g6-standard-2', DATABASE_URL: `sqlite:${path}` }
+  const missing = await check([], env)
+  t.equal(missing.code, 0, 'a warning: new tenants are not affected')
+  t.match(missing.stdout, /DNS zone old\.example\.org +old\.example\.org: active master zone \(tenants made under it\) +no zone: tenants made under it have no DNS records, and cannot be provisioned again +WARN/)
+  t.notMatch(missing.stdout, /gone\.example\.org/, 'not a domain whose tenants were all torn down')
+  t.equal(missing.stderr, 'Linode settings OK (1 warning)\n')
+
+  const withZone = await startFakeLinode(t, { domains: ['ctf.example.org', 'old.example.org'] })
+  const ok = await check([], { ...env, LINODE_API_TOKEN: withZone.token, LINODE_API_BASE: withZone.url })
+  t.match(ok.stdout, /DNS zone old\.example\.org .* +PASS/)
+  t.equal(ok.stderr, 'Linode settings OK\n')
+
+  // A database this release has not migrated yet: said, and the rest still checked.
+  const db = new DatabaseSync(path)
+  db.exec(rollbackSql(1))
+  db.close()
+  const behind = await check([], env)
+  t.equal(behind.code, 0)
+  t.match(behind.stderr, /^note: the zones of older tenant domains were not checked: the database's schema is behind this release/)
+  t.notMatch(behind.stdout, /old\.example\.org/)
+  t.match(behind.stdout, /DNS zone +ctf\.example\.org: active master zone +zone \d+, active +PASS/)
 })
 
 t.test('a Linode that does not answer is not OK: exit 1, and not a wrong setting', async (t) => {

@@ -11,6 +11,7 @@ const settings: PreflightSettings = {
   region: 'us-east',
   image: 'linode/debian12',
   baseDomain: 'ctfhive.test',
+  olderDomains: [],
   serverTypes: [{ plan: 'standard', type: 'g6-standard-2' }, { plan: 'pro', type: 'g6-standard-4' }]
 }
 
@@ -98,6 +99,21 @@ t.test('DNS zone: missing, secondary, or not writable by a restricted user fails
   const readOnly = await run(t, restricted(false, 'read_only'))
   t.match(readOnly.by('user rights'), { result: 'fail', got: 'restricted user without add_linodes' })
   t.match(readOnly.by('DNS zone'), { result: 'fail', got: /needs read_write/ })
+})
+
+t.test('older tenant domains: each zone checked like BASE_DOMAIN\'s, a problem only a warning', async (t) => {
+  t.same(preflightSettings({ ...testConfig(), baseDomain: 'CTFhive.test' }, ['ctfhive.test', 'Old.test', 'old.test', 'a.test']).olderDomains, ['a.test', 'old.test'],
+    'BASE_DOMAIN\'s own left out, each once, lowercase, sorted')
+  const both = await run(t, (f) => { f.domains.set(900, { id: 900, domain: 'old.test', type: 'master', status: 'active', records: new Map() }) }, { olderDomains: ['old.test', 'lost.test'] })
+  t.match(both.by('DNS zone old.test'), { result: 'pass', got: 'zone 900, active' })
+  t.match(both.by('DNS zone lost.test'), { result: 'warn', got: /^no zone: tenants made under it have no DNS records/ })
+  t.match(both.by('DNS zone'), { result: 'pass' })
+  const readOnly = await run(t, (f) => {
+    f.domains.set(900, { id: 900, domain: 'old.test', type: 'master', status: 'active', records: new Map() })
+    f.catalogue.grants = { global: { add_linodes: true }, domain: [{ id: [...f.domains.keys()][0]!, permissions: 'read_write' }, { id: 900, permissions: 'read_only' }] }
+  }, { olderDomains: ['old.test'] })
+  t.match(readOnly.by('DNS zone old.test'), { result: 'warn', got: /needs read_write/ }, 'teardown could not remove their records')
+  t.match(readOnly.by('DNS zone'), { result: 'pass' })
 })
 
 t.test('firewall: ours and as made passes; disabled or edited warns; someone else’s, or not usable, fails', async (t) => {

@@ -152,6 +152,11 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.equal(await store.assignFqdns('other-hive.test'), 0, 'a later BASE_DOMAIN moves nobody')
     t.equal((await store.getTenant(old1.id))!.fqdn, `${old1.slug}.ctfhive.test`)
     t.same(await store.tenantDomains(), ['ctfhive.test', 'earlier-hive.test'], 'each domain once, sorted')
+    t.same(await store.tenantDomains({ withServer: true }), [], 'none of them has a server')
+    for (const [infra, domain] of [['ready', 'a-hive.test'], ['failed', 'b-hive.test'], ['provisioning', 'c-hive.test'], ['deprovisioned', 'd-hive.test']] as const) {
+      await store.insertTenant(makeTenant({ infra, fqdn: `x.${domain}` }))
+    }
+    t.same(await store.tenantDomains({ withServer: true }), ['a-hive.test', 'b-hive.test', 'c-hive.test'], 'only those that may have a server or a record')
   })
 
   t.test('tenants: list newest first, filter, count, page', async (t) => {
