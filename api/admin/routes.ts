@@ -41,6 +41,7 @@ const TenantDetailSchema = Type.Object({
     plan_at: Type.Integer(),
     ended: Type.Boolean(),
     ended_at: Type.Integer(),
+    end_reason: nullableString,
     paid: Type.Boolean()
   })),
   checkout_failed: Type.Union([Type.Object({ at: Type.Integer(), reason: Type.String() }), Type.Null()]),

@@ -67,6 +67,7 @@ export interface SubscriptionView {
   plan_at: number
   ended: boolean
   ended_at: number
+  end_reason: string | null
   paid: boolean
 }
 
@@ -108,7 +109,7 @@ function newestFirst (a: Tenant, b: Tenant): number {
 }
 
 function subscriptionView (key: string, s: SubscriptionFacts): SubscriptionView {
-  return { id: key === '' ? null : key, status: s.status, status_at: s.statusAt, plan: s.plan, plan_at: s.planAt, ended: s.ended, ended_at: s.endedAt, paid: s.paid }
+  return { id: key === '' ? null : key, status: s.status, status_at: s.statusAt, plan: s.plan, plan_at: s.planAt, ended: s.ended, ended_at: s.endedAt, end_reason: s.endReason, paid: s.paid }
 }
 
 function summary (e: StripeEventRecord): EventSummary {

@@ -18,6 +18,8 @@ export interface SubscriptionFacts {
   /** Deleted or expired: absorbing, whatever its age. `endedAt` is the newest such event. */
   ended: boolean
   endedAt: number
+  /** The reason an end gave (of several, the greatest text, so any order keeps the same). */
+  endReason: string | null
   /** Some event proved a payment of it. */
   paid: boolean
 }
@@ -40,6 +42,8 @@ export interface BillingSummary {
   /** Set while only a failed checkout cancels the tenant: the billing underneath. */
   softCancelFrom: Standing | null
   everPaid: boolean
+  /** Why it is canceled: the failed checkout's reason, or the end's of the subscription it stands on. */
+  cancelReason: string | null
 }
 
 /** One event's statement about a subscription (the lifecycle's `BillingChange`, narrowed). */
@@ -66,17 +70,22 @@ export function supersedes (at: number, keptAt: number, rank: number, keptRank: 
   return at > keptAt || (at === keptAt && rank >= keptRank)
 }
 
-const UNKNOWN: SubscriptionFacts = { status: 'pending', statusAt: 0, plan: null, planAt: 0, ended: false, endedAt: 0, paid: false }
+const UNKNOWN: SubscriptionFacts = { status: 'pending', statusAt: 0, plan: null, planAt: 0, ended: false, endedAt: 0, endReason: null, paid: false }
 
 /** A new tenant's facts: no subscription yet, and the plan its checkout chose. */
 export function initialBillingState (plan: string): BillingState {
   return { subscriptions: { '': { ...UNKNOWN, plan } }, checkoutFailed: null }
 }
 
+/** A subscription's facts, if the state has any (own keys only: an id is any printable text). */
+export function factsOf (state: BillingState, key: string): SubscriptionFacts | undefined {
+  return Object.hasOwn(state.subscriptions, key) ? state.subscriptions[key] : undefined
+}
+
 /** The facts after one more statement; the input is not changed. */
 export function withStatement (state: BillingState, s: Statement): BillingState {
   const key = s.subscriptionId ?? ''
-  const next = { ...(state.subscriptions[key] ?? UNKNOWN) }
+  const next = { ...(factsOf(state, key) ?? UNKNOWN) }
   let checkoutFailed = state.checkoutFailed
   if (s.billing === 'canceled' && s.onlyIfNeverPaid === true) {
     const reason = s.reason ?? 'The checkout failed.'
@@ -85,6 +94,7 @@ export function withStatement (state: BillingState, s: Statement): BillingState 
   } else if (s.billing === 'canceled') {
     next.ended = true
     next.endedAt = Math.max(next.endedAt, s.at)
+    if (s.reason !== undefined && (next.endReason === null || s.reason > next.endReason)) next.endReason = s.reason
   } else if (s.billing !== undefined) {
     if (supersedes(s.at, next.statusAt, STATUS_RANK[s.billing], STATUS_RANK[next.status])) {
       next.status = s.billing
@@ -112,12 +122,13 @@ export function outdated (s: SubscriptionFacts, st: Statement): boolean {
  * How much a subscription holds the tenant up: a paid one running (paid > past_due), then an
  * ended one, then one never paid (its first invoice failed, or no status yet). So a new
  * subscription revives a canceled tenant only once it is paid. Once the tenant has a
- * subscription, a payment naming none (a one-off invoice, say) holds it up no more than an
- * unpaid one: Stripe bills the subscriptions.
+ * subscription, what events naming none said (a one-off invoice, say) holds it up not at
+ * all, unless it ended it: Stripe bills the subscriptions.
  */
 function standing (key: string, s: SubscriptionFacts, named: boolean): number {
   if (s.ended) return 3
-  return s.paid && (key !== '' || !named) ? 4 + STATUS_RANK[s.status] : STATUS_RANK[s.status]
+  if (key === '' && named) return -1
+  return s.paid ? 4 + STATUS_RANK[s.status] : STATUS_RANK[s.status]
 }
 
 /** When the subscription's standing was last stated: its end, once ended. */
@@ -127,18 +138,16 @@ function billingAtOf (s: SubscriptionFacts): number {
 
 type Entry = [string, SubscriptionFacts]
 
-/** The entry standing highest; ties by the newer statement, then by id (any fixed order). */
+/** Which of two entries the tenant stands on, by standing, then the higher plan (so two paid
+ * subscriptions do not swap at each renewal), the newer statement, the id (any fixed order). */
+function compare (a: Entry, b: Entry, named: boolean): number {
+  return (standing(a[0], a[1], named) - standing(b[0], b[1], named)) || (planRank(a[1].plan) - planRank(b[1].plan)) ||
+    (billingAtOf(a[1]) - billingAtOf(b[1])) || (a[0] > b[0] ? 1 : a[0] < b[0] ? -1 : 0)
+}
+
 function highest (entries: Entry[], named: boolean): Entry | undefined {
   let top: Entry | undefined
-  for (const e of entries) {
-    if (top === undefined) {
-      top = e
-      continue
-    }
-    const d = standing(e[0], e[1], named) - standing(top[0], top[1], named)
-    const at = billingAtOf(e[1]) - billingAtOf(top[1])
-    if (d > 0 || (d === 0 && (at > 0 || (at === 0 && e[0] > top[0])))) top = e
-  }
+  for (const e of entries) if (top === undefined || compare(e, top, named) > 0) top = e
   return top
 }
 
@@ -168,7 +177,8 @@ export function summarize (state: BillingState, fallbackPlan: string): BillingSu
     planAt: planFrom?.planAt ?? 0,
     subscriptionId: highest(namedOnes, named)?.[0] ?? null,
     softCancelFrom: soft ? under as Standing : null,
-    everPaid
+    everPaid,
+    cancelReason: soft ? state.checkoutFailed!.reason : under === 'canceled' ? top![1].endReason : null
   }
 }
 
@@ -206,6 +216,7 @@ export function billingStateOf (c: BillingColumns): BillingState {
     planAt: c.planAt,
     ended: hard,
     endedAt: hard ? c.billingAt : 0,
+    endReason: hard ? c.error : null,
     paid: c.paidAt !== null
   }
   return {

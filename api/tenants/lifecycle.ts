@@ -1,6 +1,6 @@
 // The tenant lifecycle as pure rules, no I/O. A tenant has two facts — billing and infra —
 // and the public `state` (the seed's vocabulary) is derived from them, never stored.
-import { billingStateOf, outdated, summarize, withStatement, type BillingColumns, type Statement } from './billing-state.ts'
+import { billingStateOf, factsOf, outdated, summarize, withStatement, type BillingColumns, type Statement } from './billing-state.ts'
 
 export const BILLING = ['pending', 'paid', 'past_due', 'canceled'] as const
 export const INFRA = ['none', 'provisioning', 'ready', 'failed', 'deprovisioned'] as const
@@ -70,7 +70,7 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
   const was = summarize(before, facts.plan)
   const now = summarize(after, facts.plan)
   const key = change.subscriptionId ?? ''
-  const prior = before.subscriptions[key]
+  const prior = factsOf(before, key)
 
   const patch: ChangeResult['patch'] = {}
   if (facts.billingState !== before || JSON.stringify(before) !== JSON.stringify(after)) patch.billingState = after
@@ -79,17 +79,11 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
   if (change.customerId !== undefined && facts.customerId === null) patch.customerId = change.customerId
   if (now.everPaid && facts.paidAt === null) patch.paidAt = nowIso
   const canceled = now.billing === 'canceled'
-  if (canceled && was.billing !== 'canceled') {
-    patch.canceledAt = nowIso
-    const reason = now.softCancelFrom !== null ? after.checkoutFailed?.reason : change.reason
-    if (reason !== undefined) patch.error = reason
-  } else if (canceled && was.softCancelFrom !== null && now.softCancelFrom === null && change.reason !== undefined) {
-    // A failed checkout's cancellation made final: it stays canceled since the failure.
-    patch.error = change.reason
-  } else if (!canceled && was.billing === 'canceled') {
-    patch.canceledAt = null
-    patch.error = null
-  }
+  if (canceled && was.billing !== 'canceled') patch.canceledAt = nowIso
+  else if (!canceled && was.billing === 'canceled') patch.canceledAt = null
+  // Why it is canceled (billing-state.ts), the same in any order; cleared when it comes back.
+  const error = canceled ? now.cancelReason : was.billing === 'canceled' ? null : undefined
+  if (error !== undefined && error !== facts.error) patch.error = error
 
   // The answer: `ignored_terminal` for a canceled tenant that stays so, or an ended
   // subscription whose event changes nothing; `stale` when all it stated was older than what

@@ -152,6 +152,26 @@ t.test('event ids outside printable ASCII are 400 (PostgreSQL refuses a NUL)', a
   t.equal((await post(app, '/admin/events/evt_unknown/replay')).statusCode, 404, 'a well-formed unknown id is still 404')
 })
 
+t.test('show: what each subscription said, when the tenant moved from one to another', async (t) => {
+  const { app } = await buildTestApp(t, { env: ENV })
+  const id = await paidTenant(app, 'Moved CTF', 'sub_first', 1_970_000_000)
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_first', tenantId: id, status: 'canceled' }), { created: 1_970_000_010 }))
+  await deliver(app, makeEvent('customer.subscription.created', subscription({ id: 'sub_second', tenantId: id, status: 'active', lookupKey: 'ctfhive_pro_monthly' }), { created: 1_970_000_020 }))
+  const d = (await get(app, `/admin/tenants/${id}`)).json()
+  t.match(d.tenant, { state: 'active', subscription_id: 'sub_second', plan: 'pro', error: null })
+  t.match(d.subscriptions, [
+    { id: null, paid: false, ended: false },
+    { id: 'sub_first', status: 'paid', ended: true, ended_at: 1_970_000_010, end_reason: 'The subscription was canceled.', paid: true },
+    { id: 'sub_second', status: 'paid', plan: 'pro', status_at: 1_970_000_020, ended: false, end_reason: null, paid: true }
+  ])
+
+  const expired = await pendingTenant(app, 'Expired CTF')
+  await deliver(app, makeEvent('checkout.session.expired', checkoutSession({ tenantId: expired, plan: 'standard', subscription: null, status: 'expired', paymentStatus: 'unpaid' }), { created: 1_970_000_030 }))
+  const e = (await get(app, `/admin/tenants/${expired}`)).json()
+  t.same(e.checkout_failed, { at: 1_970_000_030, reason: 'The checkout expired before payment.' })
+  t.match(e.tenant, { state: 'canceled', error: 'The checkout expired before payment.' })
+})
+
 t.test('show: the tenant with its events, audit entries and jobs', async (t) => {
   const { app, store } = await buildTestApp(t, { env: ENV })
   const id = await paidTenant(app, 'Show CTF', 'sub_show')
@@ -164,6 +184,7 @@ t.test('show: the tenant with its events, audit entries and jobs', async (t) => 
   t.same(d.subscriptions.map((x: { id: string | null, status: string, paid: boolean, ended: boolean }) => [x.id, x.status, x.paid, x.ended]),
     [[null, 'pending', false, false], ['sub_show', 'paid', true, false]], 'what each subscription\'s events said')
   t.equal(d.checkout_failed, null)
+  t.equal(d.subscriptions[1].end_reason, null)
   t.ok(d.tenant.server_id, 'server details for operators')
   t.same(d.events.map((e: { type: string }) => e.type), ['checkout.session.completed'])
   t.equal(d.events[0].outcome, 'ok')

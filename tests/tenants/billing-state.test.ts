@@ -1,6 +1,6 @@
 import t from 'tap'
 import {
-  billingStateOf, initialBillingState, outdated, summarize, withStatement,
+  billingStateOf, factsOf, initialBillingState, outdated, summarize, withStatement,
   type BillingColumns, type BillingState, type Statement
 } from '../../api/tenants/billing-state.ts'
 
@@ -14,7 +14,7 @@ function columns (over: Partial<BillingColumns> = {}): BillingColumns {
 
 t.test('a new tenant: pending, no subscription, the plan its checkout chose', async (t) => {
   const s = initialBillingState('pro')
-  t.same(summarize(s, 'solo'), { billing: 'pending', billingAt: 0, plan: 'pro', planAt: 0, subscriptionId: null, softCancelFrom: null, everPaid: false })
+  t.same(summarize(s, 'solo'), { billing: 'pending', billingAt: 0, plan: 'pro', planAt: 0, subscriptionId: null, softCancelFrom: null, everPaid: false, cancelReason: null })
   t.same(Object.keys(s.subscriptions), [''])
 })
 
@@ -37,6 +37,10 @@ t.test('the tenant stands on its highest subscription', async (t) => {
   const twoPaid = fold([{ at: 1, billing: 'paid', subscriptionId: 'sub_b' }, { at: 1, billing: 'paid', subscriptionId: 'sub_a' }])
   t.equal(summarize(twoPaid, 'x').subscriptionId, 'sub_b', 'a tie of standing and time: settled by id, whatever came first')
   t.equal(summarize(fold([{ at: 2, billing: 'paid', subscriptionId: 'sub_a' }], twoPaid), 'x').subscriptionId, 'sub_a', 'else the newer statement')
+  const plans = fold([{ at: 1, billing: 'paid', subscriptionId: 'sub_a', plan: 'pro' }, { at: 1, billing: 'paid', subscriptionId: 'sub_b', plan: 'solo' }])
+  for (const [at, sub] of [[2, 'sub_b'], [3, 'sub_a'], [4, 'sub_b']] as const) {
+    t.match(summarize(fold([{ at, billing: 'paid', subscriptionId: sub }], plans), 'x'), { subscriptionId: 'sub_a', plan: 'pro' }, `two paid: the higher plan, whichever renewed last (${sub})`)
+  }
 })
 
 t.test('events naming no subscription count only while the tenant has none', async (t) => {
@@ -45,7 +49,9 @@ t.test('events naming no subscription count only while the tenant has none', asy
   const ended = fold([{ at: 2, billing: 'paid', subscriptionId: 'sub_1' }, { at: 3, billing: 'canceled', subscriptionId: 'sub_1' }], oneOff)
   t.match(summarize(ended, 'x'), { billing: 'canceled', subscriptionId: 'sub_1' }, 'it does not outlast the subscription')
   const unpaid = fold([{ at: 2, billing: 'past_due', subscriptionId: 'sub_1' }], oneOff)
-  t.match(summarize(unpaid, 'x'), { billing: 'paid', subscriptionId: 'sub_1', everPaid: true }, 'but outranks a subscription never paid (status rank)')
+  t.match(summarize(unpaid, 'x'), { billing: 'past_due', subscriptionId: 'sub_1', everPaid: true }, 'once one is named, it decides the billing; the payment still counts as one')
+  const endedNone = fold([{ at: 1, billing: 'canceled' }, { at: 2, subscriptionId: 'sub_1' }])
+  t.match(summarize(endedNone, 'x'), { billing: 'canceled' }, 'an end naming none still counts: a subscription not yet paid does not revive the tenant')
 })
 
 t.test('the plan: the highest subscription\'s, else the newest stated by any', async (t) => {
@@ -67,6 +73,17 @@ t.test('a failed checkout cancels only while nothing was paid; the newest failur
   t.match(summarize(fold([{ at: 1, billing: 'canceled', subscriptionId: 'sub_1' }], failed), 'x'), { billing: 'canceled', softCancelFrom: null }, 'a real end makes it final')
 })
 
+t.test('why it is canceled: the failed checkout\'s reason, or the reason the end of the subscription it stands on gave', async (t) => {
+  const failed = fold([{ at: 1, billing: 'canceled', onlyIfNeverPaid: true, reason: 'expired' }])
+  t.equal(summarize(failed, 'x').cancelReason, 'expired')
+  const ended = fold([{ at: 2, billing: 'canceled', subscriptionId: 'sub_1' }], failed)
+  t.equal(summarize(ended, 'x').cancelReason, null, 'an end without a reason: none')
+  const reasons = [{ at: 3, billing: 'canceled', subscriptionId: 'sub_1', reason: 'a' }, { at: 2, billing: 'canceled', subscriptionId: 'sub_1', reason: 'b' }] as const
+  t.equal(summarize(fold([...reasons]), 'x').cancelReason, 'b')
+  t.equal(summarize(fold([reasons[1], reasons[0]]), 'x').cancelReason, 'b', 'two reasons: the same one in either order')
+  t.equal(summarize(fold([{ at: 1, billing: 'paid', subscriptionId: 'sub_2' }], ended), 'x').cancelReason, null, 'not canceled: none')
+})
+
 t.test('outdated: all a statement says is older than what is kept', async (t) => {
   const s = fold([{ at: 5, billing: 'past_due', subscriptionId: 'sub_1', plan: 'pro' }]).subscriptions.sub_1!
   t.ok(outdated(s, { at: 4, billing: 'past_due' }))
@@ -85,7 +102,7 @@ t.test('outdated: all a statement says is older than what is kept', async (t) =>
 t.test('a row written before migration 007 gets its facts from its columns', async (t) => {
   const paid = columns({ billing: 'paid', billingAt: 10, plan: 'pro', planAt: 9, subscriptionId: 'sub_1', paidAt: '2026-01-01T00:00:00.000Z' })
   const facts = billingStateOf(paid)
-  t.same(facts, { subscriptions: { sub_1: { status: 'paid', statusAt: 10, plan: 'pro', planAt: 9, ended: false, endedAt: 0, paid: true } }, checkoutFailed: null })
+  t.same(facts, { subscriptions: { sub_1: { status: 'paid', statusAt: 10, plan: 'pro', planAt: 9, ended: false, endedAt: 0, endReason: null, paid: true } }, checkoutFailed: null })
   const canceled = columns({ billing: 'canceled', billingAt: 12, subscriptionId: 'sub_1', paidAt: 'x', error: 'gone' })
   const soft = columns({ billing: 'canceled', softCancelFrom: 'past_due', billingAt: 3, error: 'The checkout expired before payment.' })
   for (const c of [paid, canceled, soft, columns(), columns({ plan: 'solo' })]) {
@@ -95,7 +112,8 @@ t.test('a row written before migration 007 gets its facts from its columns', asy
       [c.billing, c.billingAt, c.plan, c.planAt, c.subscriptionId, c.softCancelFrom, c.paidAt !== null], `the facts sum up to the columns (${c.billing})`)
   }
   t.same(billingStateOf(soft).checkoutFailed, { at: 0, reason: soft.error })
-  t.equal(billingStateOf(canceled).subscriptions.sub_1!.ended, true)
+  t.match(billingStateOf(canceled).subscriptions.sub_1, { ended: true, endReason: 'gone' })
+  t.equal(summarize(billingStateOf(canceled), 'x').cancelReason, 'gone', 'its error is why it is canceled')
 })
 
 t.test('facts the columns no longer agree with (an older release applied events since) are rebuilt from the columns', async (t) => {
@@ -103,6 +121,18 @@ t.test('facts the columns no longer agree with (an older release applied events 
   const agreeing = columns({ billing: 'paid', billingAt: 1, subscriptionId: 'sub_1', paidAt: 'x', billingState: facts })
   t.equal(billingStateOf(agreeing), facts, 'agreeing facts are used as they are')
   const moved = { ...agreeing, billing: 'past_due' as const, billingAt: 7 }
-  t.same(summarize(billingStateOf(moved), 'x'), { billing: 'past_due', billingAt: 7, plan: 'standard', planAt: 0, subscriptionId: 'sub_1', softCancelFrom: null, everPaid: true })
+  t.same(summarize(billingStateOf(moved), 'x'), { billing: 'past_due', billingAt: 7, plan: 'standard', planAt: 0, subscriptionId: 'sub_1', softCancelFrom: null, everPaid: true, cancelReason: null })
   t.not(billingStateOf({ ...agreeing, paidAt: null }), facts, 'everPaid is part of the agreement')
+})
+
+t.test('a subscription id that names an object property is just an id', async (t) => {
+  for (const id of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+    const s = fold([{ at: 1, billing: 'paid', subscriptionId: id, plan: 'pro' }])
+    t.ok(Object.hasOwn(s.subscriptions, id), `${id}: its own entry`)
+    t.match(s.subscriptions[id], { status: 'paid', paid: true, plan: 'pro' })
+    t.match(summarize(s, 'x'), { billing: 'paid', subscriptionId: id, plan: 'pro' })
+    const back = JSON.parse(JSON.stringify(s)) as BillingState
+    t.same(summarize(back, 'x'), summarize(s, 'x'), `${id}: survives the JSON round trip`)
+  }
+  t.equal(factsOf(fold([{ at: 1, billing: 'paid', subscriptionId: 'x' }]), 'constructor'), undefined, 'no inherited property read as an entry')
 })

@@ -122,7 +122,7 @@ t.test('a failed checkout\'s cancellation is voided by a payment made after all,
   const failed: BillingChange = { at: 10, billing: 'canceled', onlyIfNeverPaid: true, reason: 'The payment for the checkout failed.' }
   const soft = applyBillingChange(facts({ billing: 'past_due', billingAt: 5 }), failed, NOW)
   t.same(cols(soft.patch), { billing: 'canceled', softCancelFrom: 'past_due', canceledAt: NOW, error: failed.reason }, 'the billing underneath is kept; its time is not moved')
-  const canceled = facts({ billing: 'canceled', softCancelFrom: 'pending', subscriptionId: 'sub_1' })
+  const canceled = facts({ billing: 'canceled', softCancelFrom: 'pending', subscriptionId: 'sub_1', error: failed.reason! })
 
   const paid = applyBillingChange(canceled, { at: 20, billing: 'paid', subscriptionId: 'sub_1' }, NOW)
   t.same([paid.outcome, paid.startProvisioning, paid.scheduleTeardown], ['ok', true, false])
@@ -147,7 +147,7 @@ t.test('a failed checkout\'s cancellation is voided by a payment made after all,
   }
 })
 
-t.test('identity links: the first subscription and customer seen are kept', async (t) => {
+t.test('identity: the first customer seen is kept; a new subscription is indexed, and does not displace a paid one', async (t) => {
   const r = applyBillingChange(facts(), { at: 1, subscriptionId: 'sub_1', customerId: 'cus_1' }, NOW)
   t.same(cols(r.patch), { subscriptionId: 'sub_1', customerId: 'cus_1' })
   t.ok(r.newSubscription, 'a subscription the tenant had not heard of is indexed')
@@ -158,14 +158,14 @@ t.test('identity links: the first subscription and customer seen are kept', asyn
   t.notOk(applyBillingChange(paid, { at: 3, billing: 'paid', subscriptionId: 'sub_1' }, NOW).newSubscription, 'one it knows is not indexed again')
 })
 
-// Folds changes like the service does (patch applied whatever the outcome, infra moved to
-// provisioning on start).
+// Folds changes like the service does (patch and side effects whatever the outcome, infra
+// moved to provisioning on start).
 function fold (changes: BillingChange[]): BillingFacts {
   let f = facts()
   for (const c of changes) {
     const r = applyBillingChange(f, c, NOW)
     const { canceledAt: _c, ...patch } = r.patch
-    f = { ...f, ...patch, ...(r.outcome === 'ok' && r.startProvisioning ? { infra: 'provisioning' as const } : {}) }
+    f = { ...f, ...patch, ...(r.startProvisioning ? { infra: 'provisioning' as const } : {}) }
   }
   return f
 }
@@ -178,10 +178,12 @@ const change = fc.record({
   // Most events name one of two subscriptions; some (a one-off invoice, an expired checkout) none.
   subscriptionId: fc.constantFrom(undefined, 'sub_1', 'sub_1', 'sub_2', 'sub_2'),
   // An expired or failed checkout: cancels only while never paid.
-  onlyIfNeverPaid: fc.option(fc.constant(true), { nil: undefined, freq: 3 })
+  onlyIfNeverPaid: fc.option(fc.constant(true), { nil: undefined, freq: 3 }),
+  // A deletion gives its reason; a status `canceled` gives none.
+  reason: fc.option(fc.constant('The subscription was canceled.'), { nil: undefined })
 }).map((c): BillingChange => c.onlyIfNeverPaid === true
   ? { at: c.at, billing: 'canceled', onlyIfNeverPaid: true, reason: `failed at ${c.at}`, ...(c.subscriptionId !== undefined ? { subscriptionId: c.subscriptionId } : {}) }
-  : { at: c.at, billing: c.billing, plan: c.plan, ...(c.subscriptionId !== undefined ? { subscriptionId: c.subscriptionId } : {}) })
+  : { at: c.at, billing: c.billing, plan: c.plan, ...(c.billing === 'canceled' && c.reason !== undefined ? { reason: c.reason } : {}), ...(c.subscriptionId !== undefined ? { subscriptionId: c.subscriptionId } : {}) })
 
 /** Two shuffles of the same events. */
 const twoOrders = fc.array(change, { minLength: 1, maxLength: 10 }).chain((cs) =>
@@ -192,7 +194,7 @@ t.test('property: any order of the same events, of up to two subscriptions, ends
     const a = fold(one)
     const b = fold(other)
     if (!isDeepStrictEqual(a.billingState, b.billingState)) return false
-    for (const f of ['billing', 'billingAt', 'plan', 'planAt', 'subscriptionId', 'softCancelFrom'] as const) if (a[f] !== b[f]) return false
+    for (const f of ['billing', 'billingAt', 'plan', 'planAt', 'subscriptionId', 'softCancelFrom', 'error'] as const) if (a[f] !== b[f]) return false
     if ((a.paidAt === null) !== (b.paidAt === null)) return false
     // A server may or may not have been started before a cancellation arrived; teardown follows.
     return a.billing === 'canceled' || a.infra === b.infra
@@ -232,7 +234,7 @@ t.test('two subscriptions: the old one\'s end and the new one\'s payment settle 
 })
 
 t.test('reactivation: only a paid event of another subscription revives a canceled tenant', async (t) => {
-  const canceled = facts({ billing: 'canceled', infra: 'ready', billingAt: 50, subscriptionId: 'sub_1', paidAt: NOW })
+  const canceled = facts({ billing: 'canceled', infra: 'ready', billingAt: 50, subscriptionId: 'sub_1', paidAt: NOW, error: 'gone' })
   t.equal(applyBillingChange(canceled, { at: 60, billing: 'paid', subscriptionId: 'sub_1' }, NOW).outcome, 'ignored_terminal')
   t.equal(applyBillingChange(canceled, { at: 60, billing: 'past_due', subscriptionId: 'sub_2' }, NOW).outcome, 'ignored_terminal')
   const back = applyBillingChange(canceled, { at: 40, billing: 'paid', subscriptionId: 'sub_2', plan: 'pro' }, NOW)

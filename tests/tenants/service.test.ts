@@ -71,10 +71,10 @@ t.test('a tenant an older release wrote (no billing facts) gets them from its co
   const canceled = await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_old', tenantId: id, status: 'canceled' }), { created: base + 1 }))
   t.equal(canceled.json().tenant_state, 'canceled')
   const rebuilt = (await store.getTenant(id))!
-  t.same(rebuilt.billingState?.subscriptions.sub_old, { status: 'paid', statusAt: base, plan: 'standard', planAt: base + 1, ended: true, endedAt: base + 1, paid: true }, 'rebuilt from the columns, then the event (which restates the plan) added')
+  t.same(rebuilt.billingState?.subscriptions.sub_old, { status: 'paid', statusAt: base, plan: 'standard', planAt: base + 1, ended: true, endedAt: base + 1, endReason: 'The subscription was canceled.', paid: true }, 'rebuilt from the columns, then the event (which restates the plan) added')
   t.equal((await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_old', tenantId: id }), { created: base + 2 }))).json().status, 'ignored_terminal', 'the ended subscription stays ended')
 
-  // An older release canceled it after the facts were written: its columns win.
+  // An older release brought it back after the facts were written (paid again): its columns win.
   await store.updateTenant(id, { billing: 'paid', billingAt: base + 3, canceledAt: null })
   const renewed = await deliver(app, makeEvent('customer.subscription.updated', subscription({ id: 'sub_old', tenantId: id, status: 'past_due' }), { created: base + 4 }))
   t.match(renewed.json(), { status: 'ok', tenant_state: 'past_due' }, 'the facts that disagree with the columns are rebuilt from them')
