@@ -82,6 +82,15 @@ export function factsOf (state: BillingState, key: string): SubscriptionFacts | 
   return Object.hasOwn(state.subscriptions, key) ? state.subscriptions[key] : undefined
 }
 
+/** Whether a statement changed nothing: its subscription's facts and the checkout's failure are as they were. */
+export function unchangedBy (before: BillingState, after: BillingState, key: string): boolean {
+  const a = factsOf(before, key)
+  const b = factsOf(after, key)
+  return before.checkoutFailed === after.checkoutFailed && a !== undefined && b !== undefined &&
+    a.status === b.status && a.statusAt === b.statusAt && a.plan === b.plan && a.planAt === b.planAt &&
+    a.ended === b.ended && a.endedAt === b.endedAt && a.endReason === b.endReason && a.paid === b.paid
+}
+
 /** The facts after one more statement; the input is not changed. */
 export function withStatement (state: BillingState, s: Statement): BillingState {
   const key = s.subscriptionId ?? ''

@@ -1,6 +1,6 @@
 // The tenant lifecycle as pure rules, no I/O. A tenant has two facts — billing and infra —
 // and the public `state` (the seed's vocabulary) is derived from them, never stored.
-import { billingStateOf, factsOf, outdated, summarize, withStatement, type BillingColumns, type Statement } from './billing-state.ts'
+import { billingStateOf, factsOf, outdated, summarize, unchangedBy, withStatement, type BillingColumns, type Statement } from './billing-state.ts'
 
 export const BILLING = ['pending', 'paid', 'past_due', 'canceled'] as const
 export const INFRA = ['none', 'provisioning', 'ready', 'failed', 'deprovisioned'] as const
@@ -73,7 +73,7 @@ export function applyBillingChange (facts: BillingFacts, change: BillingChange, 
   const prior = factsOf(before, key)
 
   const patch: ChangeResult['patch'] = {}
-  if (facts.billingState !== before || JSON.stringify(before) !== JSON.stringify(after)) patch.billingState = after
+  if (facts.billingState !== before || !unchangedBy(before, after, key)) patch.billingState = after
   for (const f of SUMMARY_FIELDS) if (now[f] !== facts[f]) (patch as Record<string, unknown>)[f] = now[f]
   // Identity: the first customer seen is kept (all of a tenant's subscriptions share it).
   if (change.customerId !== undefined && facts.customerId === null) patch.customerId = change.customerId
