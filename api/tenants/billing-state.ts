@@ -48,13 +48,19 @@ export interface BillingSummary {
 
 /** One event's statement about a subscription (the lifecycle's `BillingChange`, narrowed). */
 export interface Statement {
+  /** Stripe `created` of the event, unix seconds. */
   at: number
   billing?: Billing
   plan?: string
+  /** None: the event names no subscription. */
   subscriptionId?: string
+  /** Why billing becomes canceled: kept as the tenant's error text. */
   reason?: string
+  /** A failed or expired checkout: cancels only while the tenant was never paid. */
   onlyIfNeverPaid?: boolean
 }
+
+const CHECKOUT_FAILED = 'The checkout failed.'
 
 // Events of the same second (Stripe's `created` has one-second resolution) are settled by a
 // fixed rank, not by arrival: a payment outranks a failed one (a retry that succeeded), and
@@ -66,7 +72,7 @@ function planRank (plan: string | null): number {
 }
 
 /** Whether a statement made at `at` supersedes the one kept from `keptAt`. */
-export function supersedes (at: number, keptAt: number, rank: number, keptRank: number): boolean {
+function supersedes (at: number, keptAt: number, rank: number, keptRank: number): boolean {
   return at > keptAt || (at === keptAt && rank >= keptRank)
 }
 
@@ -97,7 +103,7 @@ export function withStatement (state: BillingState, s: Statement): BillingState 
   const next = { ...(factsOf(state, key) ?? UNKNOWN) }
   let checkoutFailed = state.checkoutFailed
   if (s.billing === 'canceled' && s.onlyIfNeverPaid === true) {
-    const reason = s.reason ?? 'The checkout failed.'
+    const reason = s.reason ?? CHECKOUT_FAILED
     // Ties by the reason's text, so two failures of one second settle the same in any order.
     if (checkoutFailed === null || s.at > checkoutFailed.at || (s.at === checkoutFailed.at && reason > checkoutFailed.reason)) checkoutFailed = { at: s.at, reason }
   } else if (s.billing === 'canceled') {
@@ -230,6 +236,6 @@ export function billingStateOf (c: BillingColumns): BillingState {
   }
   return {
     subscriptions: { [c.subscriptionId ?? '']: facts },
-    checkoutFailed: c.billing === 'canceled' && !hard ? { at: 0, reason: c.error ?? 'The checkout failed.' } : null
+    checkoutFailed: c.billing === 'canceled' && !hard ? { at: 0, reason: c.error ?? CHECKOUT_FAILED } : null
   }
 }

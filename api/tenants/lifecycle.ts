@@ -18,15 +18,9 @@ export function deriveTenantState (billing: Billing, infra: Infra): TenantState 
   return 'provisioning'
 }
 
-/** What one event says about a tenant's billing; every field is optional. */
+/** What one event says about a tenant's billing: its statement, and the customer it names. */
 export interface BillingChange extends Statement {
-  /** Stripe `created` of the event, unix seconds. */
-  at: number
   customerId?: string
-  /** Why billing becomes canceled, kept as the tenant's error text. */
-  reason?: string
-  /** A failed or expired checkout: cancels only while the tenant was never paid. */
-  onlyIfNeverPaid?: boolean
 }
 
 export interface BillingFacts extends BillingColumns {
