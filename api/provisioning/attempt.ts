@@ -69,7 +69,9 @@ export class Attempt {
 
   /** A finished step: the next attempt resumes after it. */
   async commitStep (step: string, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
-    const stepAt = Date.now()
+    // Always after the job was queued, even within its millisecond: a step time no later than
+    // that marks a job an older release moved (jobs.ts, the health check's window).
+    const stepAt = Math.max(Date.now(), Date.parse(this.job.createdAt) + 1)
     await this.commit({ step, stepAt }, tenantPatch, action, detail)
     this.job.step = step
     this.job.stepAt = stepAt

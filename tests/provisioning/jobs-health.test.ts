@@ -71,6 +71,13 @@ t.test('a cap reached after the deadline is an ordinary failed attempt, and the 
   // The health call hangs, so the deadline can pass only while it is in flight.
   const held = executor.holdNext('health')
   const { store, runner, job } = await directRunner(t, { executor, capS: 0.5, maxAttempts: 3, healthS: 0.2 })
+  // Every step within the millisecond the job was queued in (a fast executor can): the step
+  // time must still not read as one an older release left.
+  const realNow = Date.now
+  Date.now = () => Date.parse(job.createdAt)
+  const unfreeze = (): void => { Date.now = realNow }
+  t.teardown(unfreeze)
+  void held.reached.then(unfreeze)
   await runOnce(store, runner)
   t.equal(held.ended, 'aborted', 'the cap cancelled the hung check')
   t.match(await store.getJob(job.id), { status: 'queued', step: 'dns', attempts: 1, lastError: /exceeded its 0.5 s cap/ }, 'counted, retried after the backoff')
