@@ -2,15 +2,13 @@
 // `ctfhive`: the operator commands, working directly on the store named by DATABASE_URL.
 // The operations are the /admin API's own (api/tenants/admin.ts); this file only parses
 // arguments and prints. Jobs it queues are run by the server's workers, not by this process.
-import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { ConfigError, DEFAULT_AUDIT_SECRET, loadConfig, type Config } from '../api/config.ts'
 import { isAppError } from '../api/errors.ts'
 import { FakeExecutor } from '../api/provisioning/fake.ts'
 import { JobRunner } from '../api/provisioning/jobs.ts'
-import { openStore } from '../api/store/index.ts'
-import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
+import { absentSqliteFile, openStore } from '../api/store/index.ts'
 import type { Store } from '../api/store/store.ts'
 import { TenantAdmin, MAX_PAGE, type TenantRecord } from '../api/tenants/admin.ts'
 import { STATES, type TenantState } from '../api/tenants/lifecycle.ts'
@@ -221,9 +219,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   }
 
   // Opening a missing SQLite file would create an empty database: a typo must not look like "no tenants".
-  const sqlitePath = config.databaseUrl.startsWith('sqlite:') ? sqlitePathFromUrl(config.databaseUrl) : null
-  if (sqlitePath !== null && sqlitePath !== ':memory:' && !existsSync(sqlitePath)) {
-    err(`error: no database at ${sqlitePath} (DATABASE_URL)\n`)
+  const absent = absentSqliteFile(config)
+  if (absent !== null) {
+    err(`error: no database at ${absent} (DATABASE_URL)\n`)
     return 2
   }
 

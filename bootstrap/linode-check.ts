@@ -4,14 +4,12 @@
 // asks for the one repair. The checks are the server's own start-up checks
 // (api/provisioning/linode-preflight.ts), the repair the firewall module's; this file only
 // parses arguments and prints.
-import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type Config } from '../api/config.ts'
 import { ExecutorError } from '../api/provisioning/executor.ts'
 import { FIREWALL_LABEL, attachUnprotected, type FirewallRepair } from '../api/provisioning/linode-firewall.ts'
 import { countResults, linodePreflight, preflightApi, preflightSettings, type PreflightCheck } from '../api/provisioning/linode-preflight.ts'
-import { openStore } from '../api/store/index.ts'
-import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
+import { absentSqliteFile, openStore } from '../api/store/index.ts'
 import type { Store } from '../api/store/store.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
@@ -43,8 +41,7 @@ Exit status: 0 every check passed (warnings allowed) and every server asked for 
  * No database yet means no tenants; one that cannot be read is said, and the check goes on.
  */
 async function tenantDomains (config: Config, io: Io): Promise<string[]> {
-  const sqlitePath = config.databaseUrl.startsWith('sqlite:') ? sqlitePathFromUrl(config.databaseUrl) : null
-  if (sqlitePath !== null && (sqlitePath === ':memory:' || !existsSync(sqlitePath))) return []
+  if (absentSqliteFile(config) !== null) return []
   let store: Store | undefined
   try {
     store = await openStore(config, { migrate: false })

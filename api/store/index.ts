@@ -1,4 +1,5 @@
 // Picks the store adapter from DATABASE_URL.
+import { existsSync } from 'node:fs'
 import type { Config } from '../config.ts'
 import type { Store } from './store.ts'
 import { refuseUnlessCurrent } from './migrations.ts'
@@ -25,4 +26,14 @@ export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opt
     throw err
   }
   return store
+}
+
+/**
+ * The SQLite file DATABASE_URL names, when there is none (null otherwise, and for PostgreSQL or
+ * `:memory:`). Opening it would create an empty database, so a tool that only reads checks first.
+ */
+export function absentSqliteFile (config: Pick<Config, 'databaseUrl'>): string | null {
+  if (!config.databaseUrl.startsWith('sqlite:')) return null
+  const path = sqlitePathFromUrl(config.databaseUrl)
+  return path !== ':memory:' && !existsSync(path) ? path : null
 }

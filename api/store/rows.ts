@@ -52,13 +52,14 @@ export function tenantFromRow (row: Row): Tenant {
   return t as unknown as Tenant
 }
 
-/** A field's value as its column holds it: the billing state is JSON text in both stores. */
-function columnValue (field: string, value: unknown): unknown {
-  return field === 'billingState' && value !== null ? JSON.stringify(value) : value
+/** Fields as their columns hold them: the billing state is JSON text in both stores. */
+function encoded<T extends TenantPatch> (t: T): T {
+  return t.billingState == null ? t : { ...t, billingState: JSON.stringify(t.billingState) }
 }
 
 export function tenantValues (tenant: Tenant): unknown[] {
-  return Object.keys(TENANT_COLUMNS).map((field) => columnValue(field, tenant[field as keyof Tenant]))
+  const row = encoded(tenant)
+  return Object.keys(TENANT_COLUMNS).map((field) => row[field as keyof Tenant])
 }
 
 /** `[columns, values]` of a patch, skipping undefined fields. */
@@ -76,8 +77,7 @@ export function patchColumns<P extends object> (patch: P, columns: Record<string
 }
 
 export function tenantPatchColumns (patch: TenantPatch): [string[], unknown[]] {
-  const [cols, values] = patchColumns(patch, TENANT_COLUMNS)
-  return [cols, values.map((v, i) => cols[i] === TENANT_COLUMNS.billingState ? columnValue('billingState', v) : v)]
+  return patchColumns(encoded(patch), TENANT_COLUMNS)
 }
 
 export function eventFromRow (row: Row): StripeEventRecord {

@@ -221,7 +221,21 @@ function agrees (s: BillingSummary, c: BillingColumns): boolean {
  * its columns: one subscription holding everything the columns say.
  */
 export function billingStateOf (c: BillingColumns): BillingState {
-  if (c.billingState !== null && agrees(summarize(c.billingState, c.plan), c)) return c.billingState
+  return billingOf(c).state
+}
+
+/** The tenant's facts (`billingStateOf`) with their summary, worked out once. */
+export function billingOf (c: BillingColumns): { state: BillingState, summary: BillingSummary } {
+  if (c.billingState !== null) {
+    const summary = summarize(c.billingState, c.plan)
+    if (agrees(summary, c)) return { state: c.billingState, summary }
+  }
+  const state = rebuilt(c)
+  return { state, summary: summarize(state, c.plan) }
+}
+
+/** Facts from the columns alone: one subscription holding everything they say. */
+function rebuilt (c: BillingColumns): BillingState {
   const hard = c.billing === 'canceled' && c.softCancelFrom === null
   const status: Standing = c.billing === 'canceled' ? (c.softCancelFrom ?? 'pending') as Standing : c.billing
   const facts: SubscriptionFacts = {

@@ -1,6 +1,6 @@
 // The tenant lifecycle as pure rules, no I/O. A tenant has two facts — billing and infra —
 // and the public `state` (the seed's vocabulary) is derived from them, never stored.
-import { billingStateOf, factsOf, outdated, summarize, unchangedBy, withStatement, type BillingColumns, type Statement } from './billing-state.ts'
+import { billingOf, factsOf, outdated, summarize, unchangedBy, withStatement, type BillingColumns, type Statement } from './billing-state.ts'
 
 export const BILLING = ['pending', 'paid', 'past_due', 'canceled'] as const
 export const INFRA = ['none', 'provisioning', 'ready', 'failed', 'deprovisioned'] as const
@@ -59,9 +59,8 @@ const SUMMARY_FIELDS = ['billing', 'billingAt', 'plan', 'planAt', 'subscriptionI
  * canceled tenant without a running server is revived), teardown when it becomes canceled.
  */
 export function applyBillingChange (facts: BillingFacts, change: BillingChange, nowIso: string): ChangeResult {
-  const before = billingStateOf(facts)
+  const { state: before, summary: was } = billingOf(facts)
   const after = withStatement(before, change)
-  const was = summarize(before, facts.plan)
   const now = summarize(after, facts.plan)
   const key = change.subscriptionId ?? ''
   const prior = factsOf(before, key)
