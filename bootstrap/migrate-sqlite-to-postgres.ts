@@ -203,7 +203,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     from = parsed.values.from ?? 'sqlite:./data/ctfhive.db'
     to = parsed.values.to ?? (/^postgres(ql)?:\/\//.test(env.DATABASE_URL ?? '') ? env.DATABASE_URL! : '')
     force = parsed.values.force
-    if (!from.startsWith('sqlite:')) throw new UsageError(`--from must be a sqlite: URL, got ${JSON.stringify(from)}`)
+    if (!from.startsWith('sqlite:')) throw new UsageError(`--from must be a sqlite: URL, got ${redact(from)}`)
     if (!/^postgres(ql)?:\/\//.test(to)) throw new UsageError(to === '' ? '--to postgres://… is required' : `--to must be a postgres:// URL, got ${redact(to)}`)
   } catch (e) {
     err(`error: ${(e as Error).message}\n\n${USAGE}`)

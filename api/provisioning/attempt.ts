@@ -12,6 +12,15 @@ export function ended (status: 'done' | 'canceled'): JobPatch {
   return { status, leaseOwner: null, leaseUntil: 0, lastError: null }
 }
 
+/**
+ * When a job enters a step now: always after it was queued, even within its millisecond, as a
+ * step time no later than that marks a job an older release moved (jobs.ts, the health check's
+ * window).
+ */
+export function stepTime (job: Job): number {
+  return Math.max(Date.now(), Date.parse(job.createdAt) + 1)
+}
+
 /** Another worker holds the job now: this attempt must not write. */
 export class LeaseLost extends Error {}
 
@@ -69,9 +78,7 @@ export class Attempt {
 
   /** A finished step: the next attempt resumes after it. */
   async commitStep (step: string, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
-    // Always after the job was queued, even within its millisecond: a step time no later than
-    // that marks a job an older release moved (jobs.ts, the health check's window).
-    const stepAt = Math.max(Date.now(), Date.parse(this.job.createdAt) + 1)
+    const stepAt = stepTime(this.job)
     await this.commit({ step, stepAt }, tenantPatch, action, detail)
     this.job.step = step
     this.job.stepAt = stepAt

@@ -4,13 +4,21 @@
 // locked, before each destructive step and in the transaction that ends it. A tenant may also
 // be reactivated and canceled again between two looks: its new grace period is then honoured.
 import type { StoreOps, Tenant } from '../store/store.ts'
-import { ended, type Attempt } from './attempt.ts'
+import { ended, stepTime, type Attempt } from './attempt.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
+
+/**
+ * Committed with the check that lets the first removal start: from then on the DNS record may
+ * be gone even if the attempt ends before `dns_removed` (a later removal fails, a reply is lost,
+ * a shutdown), so a reactivation must provision the tenant again: both places that decide it
+ * look for any step but ''.
+ */
+const DNS_REMOVING = 'dns_removing'
 
 export async function runTeardown (attempt: Attempt, executor: Executor, specFor: (tenant: Tenant) => ServerSpec, graceMs: number): Promise<void> {
   const { job, signal } = attempt
-  if (job.step === '') {
-    const tenant = await tenantToTearDown(attempt, graceMs)
+  if (job.step === '' || job.step === DNS_REMOVING) {
+    const tenant = await tenantToTearDown(attempt, graceMs, DNS_REMOVING)
     if (tenant === undefined) return
     // The kept id, and whatever is named for the tenant: a record whose create answer was lost
     // has no id here and would otherwise point the address at an IP Linode hands to others.
@@ -67,7 +75,7 @@ async function sweep (kept: string | null, find: () => Promise<string[]>, remove
  * again) or waits for the grace period of the tenant's latest cancellation (teardown.postponed).
  * The row lock orders the check against the webhook's billing change.
  */
-async function tenantToTearDown (attempt: Attempt, graceMs: number): Promise<Tenant | undefined> {
+async function tenantToTearDown (attempt: Attempt, graceMs: number, mark?: string): Promise<Tenant | undefined> {
   const { job } = attempt
   return attempt.transaction(async (tx) => {
     const tenant = await tx.getTenantForUpdate(job.tenant)
@@ -86,6 +94,11 @@ async function tenantToTearDown (attempt: Attempt, graceMs: number): Promise<Ten
       if (jobs.some((j) => j.kind === 'provision' && (j.status === 'queued' || j.status === 'running'))) {
         // Never tear down under a live provisioning attempt: it may be creating the server now.
         throw new ExecutorError('a provisioning job is still live for this tenant', { retryable: true })
+      }
+      if (mark !== undefined && job.step !== mark) {
+        const stepAt = stepTime(job)
+        await tx.updateJob(job.id, { step: mark, stepAt })
+        Object.assign(job, { step: mark, stepAt })
       }
       return tenant
     }

@@ -24,13 +24,14 @@ const MAX_ATTEMPTS = 5
 /**
  * 40001 serialization failure, 40P01 deadlock: PostgreSQL asks for a rerun. 23505: a
  * concurrent transaction inserted the same row first; a rerun sees it and takes the other path.
- * 0A000: see STALE_PLAN.
  */
-const RETRYABLE = new Set(['40001', '40P01', '23505', '0A000'])
+const RETRYABLE = new Set(['40001', '40P01', '23505'])
 /**
  * 0A000 "cached plan must not change result type": another process migrated the schema under
- * this connection's prepared statements. PostgreSQL plans the statement again on its next use,
- * so a rerun succeeds.
+ * this connection's prepared statements (a rolling upgrade). The statement fails so on every
+ * later use on that connection, as node-postgres keeps its named statements: the connection is
+ * dropped and the rerun takes another. Each pooled connection fails so once, so the reruns are
+ * bounded by the pool's size and not counted as attempts.
  */
 const STALE_PLAN = '0A000'
 
@@ -47,12 +48,14 @@ export interface PostgresStoreOptions {
 export class PostgresStore extends PgOps implements Store {
   readonly kind = 'postgres' as const
   private readonly pool: pg.Pool
+  private readonly poolSize: number
   private closed = false
 
   constructor (opts: PostgresStoreOptions) {
+    const poolSize = opts.poolSize ?? 10
     const pool = new pg.Pool({
       connectionString: opts.url,
-      max: opts.poolSize ?? 10,
+      max: poolSize,
       // Sent at connection start-up, so it holds for every statement on every connection.
       statement_timeout: opts.statementTimeoutMs !== undefined && opts.statementTimeoutMs > 0 ? opts.statementTimeoutMs : undefined,
       application_name: 'ctfhive',
@@ -62,6 +65,7 @@ export class PostgresStore extends PgOps implements Store {
     })
     super(pool as unknown as Queryable)
     this.pool = pool
+    this.poolSize = poolSize
     // An idle client losing its server must not crash the process; the next query reports it.
     pool.on('error', () => {})
   }
@@ -76,6 +80,9 @@ export class PostgresStore extends PgOps implements Store {
   async migrate (): Promise<void> {
     const { client, release } = await this.connect()
     try {
+      // PG_STATEMENT_TIMEOUT_MS bounds requests, not this: another instance may hold the lock
+      // for as long as its migrations take, and one may rebuild an index over every event.
+      await client.query('SET statement_timeout = 0')
       await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
       try {
         await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)')
@@ -95,6 +102,8 @@ export class PostgresStore extends PgOps implements Store {
         }
       } finally {
         await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK])
+        // Back to the connection's own timeout before the pool hands it to a request.
+        await client.query('RESET statement_timeout')
       }
     } catch (err) {
       throw toStoreError(err, 'migration failed')
@@ -130,6 +139,7 @@ export class PostgresStore extends PgOps implements Store {
   }
 
   async transaction<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T> {
+    let stalePlans = 0
     for (let attempt = 1; ; attempt++) {
       const { client, lost, release } = await this.connect()
       let broken: Error | undefined
@@ -150,6 +160,11 @@ export class PostgresStore extends PgOps implements Store {
           broken = rollbackErr as Error
         }
         broken ??= lost()
+        if (sqlState(err) === STALE_PLAN && broken === undefined && stalePlans++ < this.poolSize) {
+          broken = err as Error
+          attempt--
+          continue
+        }
         if (attempt < MAX_ATTEMPTS && RETRYABLE.has(sqlState(err) ?? '') && broken === undefined) {
           await sleep(Math.floor(Math.random() * 10 * attempt))
           continue
@@ -179,12 +194,14 @@ export class PostgresStore extends PgOps implements Store {
 
   override async q (text: string, ...values: unknown[]): Promise<Row[]> {
     if (this.closed) throw new StoreError('store is closed')
-    try {
-      return await super.q(text, ...values)
-    } catch (err) {
-      // A read outside a transaction: run once more after a schema change (see STALE_PLAN).
-      if (sqlState(err) !== STALE_PLAN) throw err
-      return super.q(text, ...values)
+    // A read outside a transaction: pg-pool drops the connection of a failed query, so a
+    // rerun after a schema change takes another (see STALE_PLAN).
+    for (let stalePlans = 0; ; stalePlans++) {
+      try {
+        return await super.q(text, ...values)
+      } catch (err) {
+        if (sqlState(err) !== STALE_PLAN || stalePlans >= this.poolSize) throw err
+      }
     }
   }
 

@@ -50,10 +50,20 @@ export class Connection {
   }
 
   run (sql: string, ...params: unknown[]): { changes: number | bigint, lastInsertRowid: number | bigint } {
+    this.refuseOutsideBatch()
+    return this.stmt(sql).run(...(params as SQLInputValue[]))
+  }
+
+  /** A write that answers a row (`RETURNING`). */
+  returning (sql: string, ...params: unknown[]): Row | undefined {
+    this.refuseOutsideBatch()
+    return this.get(sql, ...params)
+  }
+
+  private refuseOutsideBatch (): void {
     // After SQLite rolled a batch back itself (full disk, I/O error), a write would autocommit
     // on its own, outside the batch whose callers are all about to get an error.
     if (this.writesInTransaction && !this.db.isTransaction) throw new StoreError('the transaction was rolled back by SQLite')
-    return this.stmt(sql).run(...(params as SQLInputValue[]))
   }
 
   get (sql: string, ...params: unknown[]): Row | undefined {
@@ -221,7 +231,7 @@ export class SqliteOps implements StoreOps {
   }
 
   async countHit (key: string, windowMs: number, now: number): Promise<RateCount> {
-    const row = this.conn.get(RATE_HIT_SQL, key, now + windowMs, now, now)!
+    const row = this.conn.returning(RATE_HIT_SQL, key, now + windowMs, now, now)!
     // A new window: clear some ended ones then. Bounded, as this runs in a shared write batch;
     // every key once began a window, so the clearing keeps up with the keys that end.
     if (Number(row.count) === 1) this.conn.run(`DELETE FROM rate_limits WHERE key IN (SELECT key FROM rate_limits WHERE reset_at <= ? LIMIT ${PRUNE_BATCH})`, now)

@@ -74,7 +74,10 @@ export interface Job {
   kind: JobKind
   tenant: string
   status: JobStatus
-  /** Last finished step; the next attempt resumes after it. Empty before the first. */
+  /**
+   * Last finished step; the next attempt resumes after it. Empty before the first. A teardown
+   * enters `dns_removing` as its first removal may begin (provisioning/teardown.ts).
+   */
   step: string
   /** Epoch ms at which the job entered `step` (for `''`, when it was queued). */
   stepAt: number

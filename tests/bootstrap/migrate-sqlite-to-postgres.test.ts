@@ -221,6 +221,7 @@ t.test('bad usage exits 2 with a reason', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['--from', 'sqlite:/nonexistent/x.db'], /--to postgres:\/\/… is required/],
     [['--from', 'postgres://a/b', '--to', 'postgres://c/d'], /--from must be a sqlite: URL/],
+    [['--from', 'postgres://admin:hunter2@db/ctfhive', '--to', 'sqlite:./x.db'], /--from must be a sqlite: URL, got postgres:\/\/admin:\*\*\*@db\/ctfhive/],
     [['--to', 'mysql://user:hunter2@h/db'], /--to must be a postgres:\/\/ URL, got mysql:\/\/user:\*\*\*@h\/db/],
     [['--to', 'mysql://user@h/db?password=hunter2'], /--to must be a postgres:\/\/ URL, got mysql:\/\/user@h\/db\?password=\*\*\*/],
     [['--from', 'sqlite:/nonexistent/x.db', '--to', 'postgres://h/db'], /no SQLite database at \/nonexistent\/x.db/],

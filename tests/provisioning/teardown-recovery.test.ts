@@ -31,6 +31,17 @@ class LostAnswers extends FakeExecutor {
     if (this.loseDns-- > 0) throw new ExecutorError('socket hang up', { retryable: true })
     return id
   }
+
+  loseRemove = 0
+  /** Runs after a removal whose answer is then lost (a shutdown's lease release, say). */
+  afterRemove: () => Promise<void> = async () => {}
+  override async removeDnsRecord (spec: ServerSpec, id: string, signal?: AbortSignal): Promise<void> {
+    await super.removeDnsRecord(spec, id, signal)
+    if (this.loseRemove-- > 0) {
+      await this.afterRemove()
+      throw new ExecutorError('socket hang up', { retryable: true })
+    }
+  }
 }
 
 async function setup (t: Parameters<typeof buildTestApp>[0], executor: FakeExecutor, env: Record<string, string> = {}, logLines?: Array<Record<string, unknown>>) {
@@ -146,6 +157,43 @@ t.test('paying again while a teardown waits to retry after removing DNS restores
     'server.adopted', 'server.running', 'dns.record', 'health.ok', 'provision.ready'
   ])
 })
+
+// A removal is applied but the attempt ends before it records `dns_removed`: the job says
+// `dns_removing`, so paying again provisions the tenant rather than calling it active with no
+// address (once, both the tenant service and the skipped teardown looked for a finished step).
+for (const how of ['a lost answer', 'a shutdown'] as const) {
+  t.test(`paying again after a teardown removed DNS but ended before its step, by ${how}, restores the tenant`, async (t) => {
+    const executor = new LostAnswers()
+    const { app, store, id } = await setup(t, executor)
+    await deliver(app, paid(id, 'sub_a'))
+    await runAll(app, store)
+    const live = (await store.getTenant(id))!
+    t.equal(executor.records.size, 1)
+
+    executor.loseRemove = 1
+    // A shutdown gives the lease up mid-call: the job stays `running` for another process to reclaim.
+    if (how === 'a shutdown') executor.afterRemove = async () => { await store.releaseLeases(app.jobs.owner) }
+    await deliver(app, cancel(id, 'sub_a'))
+    t.ok(await runOne(app, store), 'the teardown removes the record; its answer is lost')
+    t.equal(executor.records.size, 0, 'gone at the provider')
+    t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: how === 'a shutdown' ? 'running' : 'queued', step: 'dns_removing' })
+
+    const back = await deliver(app, paid(id, 'sub_b'))
+    // A `running` teardown is left to itself (a provision job beside it would race its
+    // sweep): the attempt that reclaims it skips it and queues the provisioning.
+    t.equal(back.json().tenant_state, how === 'a shutdown' ? 'active' : 'provisioning')
+    if (how === 'a shutdown') {
+      t.ok(await runOne(app, store), 'the reclaimed teardown')
+      t.match(await store.getTenant(id), { infra: 'provisioning' }, 'not "active": its address may be gone')
+    }
+    await runAll(app, store)
+    const tenant = (await store.getTenant(id))!
+    t.match(tenant, { billing: 'paid', infra: 'ready', serverId: live.serverId }, 'the same server, adopted')
+    t.equal(executor.records.get(tenant.dnsRecordId!)?.target, live.ipv4, 'and its address restored')
+    t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:done', 'deprovision:canceled', 'provision:done'])
+    t.equal((await app.inject({ url: `/tenants/${id}/status` })).json().state, 'active')
+  })
+}
 
 t.test('a teardown keeps trying through failures past the provisioning attempt cap', async (t) => {
   const logLines: Array<Record<string, unknown>> = []

@@ -1,6 +1,7 @@
 import t from 'tap'
 import pg from 'pg'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { PostgresStore } from '../../api/store/postgres.ts'
 import { sqlState } from '../../api/store/postgres-ops.ts'
 import { StoreError } from '../../api/store/store.ts'
@@ -72,6 +73,22 @@ if (server !== undefined) {
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)
+  })
+
+  t.test('a start waits for another instance\'s migrations longer than PG_STATEMENT_TIMEOUT_MS', async (t) => {
+    const url = await server.createDatabase()
+    const other = new pg.Client({ connectionString: url })
+    await other.connect()
+    t.teardown(() => other.end())
+    await other.query('SELECT pg_advisory_lock(4711001)')
+    const opening = openStore({ databaseUrl: url, pg: { poolSize: 1, statementTimeoutMs: 300 } })
+    await sleep(900)
+    await other.query('SELECT pg_advisory_unlock(4711001)')
+    const store = await opening
+    t.teardown(() => store.close())
+    t.same(await store.schema(), { initialized: true, pending: [], unknown: [] }, 'migrated once the lock was free')
+    const r = await poolOf(store as PostgresStore).query('SHOW statement_timeout')
+    t.equal(r.rows[0].statement_timeout, '300ms', 'and the one connection keeps its own timeout for requests')
   })
 
   t.test('schema: what a database lacks or has beyond this release; the CLI store refuses one behind', async (t) => {
@@ -338,22 +355,41 @@ if (server !== undefined) {
     t.equal(level, 'read committed')
   })
 
-  t.test('after another process adds a column, reads and transactions still work', async (t) => {
-    const url = await server.createDatabase()
-    const store = new PostgresStore({ url, poolSize: 1 })
-    await store.migrate()
-    t.teardown(() => store.close())
-    const tn = makeTenant()
-    await store.insertTenant(tn)
-    t.same(await store.getTenant(tn.id), tn, 'the statement is prepared on the one connection')
-    await store.transaction((tx) => tx.getTenantForUpdate(tn.id))
-    const c = new pg.Client({ connectionString: url })
-    await c.connect()
-    await c.query('ALTER TABLE tenants ADD COLUMN note TEXT')
-    await c.end()
-    t.same(await store.getTenant(tn.id), tn, 'a plain read')
-    t.same(await store.transaction((tx) => tx.getTenantForUpdate(tn.id)), tn, 'a transaction')
-  })
+  // A rolling upgrade: every pooled connection that prepared a statement on the table fails it
+  // from then on, more of them than a transaction's attempts. Transactions first: a failed
+  // plain read drops its connection, which would hide a transaction's failure to.
+  for (const first of ['transactions', 'reads'] as const) {
+    t.test(`after another process adds a column, ${first} and the others still work`, async (t) => {
+      const url = await server.createDatabase()
+      const size = 7
+      const store = new PostgresStore({ url, poolSize: size })
+      await store.migrate()
+      t.teardown(() => store.close())
+      const tenants = Array.from({ length: size }, makeTenant)
+      for (const one of tenants) await store.insertTenant(one)
+      const tn = tenants[0]!
+      // Each of the pool's connections prepares both statements: held at once, they are
+      // distinct (a row each, as the first would hold a shared row's lock).
+      let arrived = 0
+      let go = (): void => {}
+      const all = new Promise<void>((resolve) => { go = resolve })
+      await Promise.all(tenants.map((one) => store.transaction(async (tx) => {
+        await tx.getTenantForUpdate(one.id)
+        await tx.getTenant(one.id)
+        if (++arrived === size) go()
+        await all
+      })))
+      const c = new pg.Client({ connectionString: url })
+      await c.connect()
+      await c.query('ALTER TABLE tenants ADD COLUMN note TEXT')
+      await c.end()
+      const transaction = (): Promise<unknown> => store.transaction((tx) => tx.getTenantForUpdate(tn.id))
+      const read = (): Promise<unknown> => store.getTenant(tn.id)
+      const [a, b] = first === 'transactions' ? [transaction, read] : [read, transaction]
+      for (let i = 0; i < size + 1; i++) t.same(await a(), tn, `${first}, ${i + 1}`)
+      t.same(await b(), tn, 'then the other kind')
+    })
+  }
 
   t.test('the webhook and the success page adopting one subscription at once make one tenant', async (t) => {
     const url = await server.createDatabase()

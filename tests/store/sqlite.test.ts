@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import { SqliteStore, sqlitePathFromUrl } from '../../api/store/sqlite.ts'
 import { RECENT_EVENTS_SQL } from '../../api/store/sqlite-ops.ts'
 import { PRUNE_BATCH } from '../../api/store/rows.ts'
-import { StoreError, type StripeEventRecord } from '../../api/store/store.ts'
+import { StoreError, type StoreOps, type StripeEventRecord } from '../../api/store/store.ts'
 import { makeTenant, storeContract } from './contract.ts'
 
 /** A database file in a temp dir that the test's teardown removes (after its stores close). */
@@ -171,23 +171,31 @@ t.test('a full disk that makes SQLite roll back the whole batch: every unit of i
   t.same(unhandled, [], 'no unhandled rejection')
 })
 
-t.test('a unit that swallows a full-disk error cannot write outside the batch', async (t) => {
-  const path = tempPath(t)
-  const store = new SqliteStore({ path })
-  t.teardown(() => store.close())
-  const w = fillDisk(store)
-  let secondWrite: unknown
-  const result = store.transaction(async (tx) => {
-    try { await tx.recordEvent(event('big', 2_000_000)) } catch { /* carries on regardless */ }
-    w.exec('PRAGMA max_page_count = 1073741823') // room again for what follows
-    try { await tx.recordEvent(event('after', 100)) } catch (err) { secondWrite = err }
-    return 'done'
+// Each kind of write: a plain statement, and one that answers a row (RETURNING).
+const writesAfterRollback = {
+  'an event': (tx: StoreOps) => tx.recordEvent(event('after', 100)),
+  'a rate-limit hit': (tx: StoreOps) => tx.countHit('k', 60_000, Date.now())
+}
+for (const [what, write] of Object.entries(writesAfterRollback)) {
+  t.test(`a unit that swallows a full-disk error cannot write ${what} outside the batch`, async (t) => {
+    const path = tempPath(t)
+    const store = new SqliteStore({ path })
+    t.teardown(() => store.close())
+    const w = fillDisk(store)
+    let secondWrite: unknown
+    const result = store.transaction(async (tx) => {
+      try { await tx.recordEvent(event('big', 2_000_000)) } catch { /* carries on regardless */ }
+      w.exec('PRAGMA max_page_count = 1073741823') // room again for what follows
+      try { await write(tx) } catch (err) { secondWrite = err }
+      return 'done'
+    })
+    await t.rejects(result, StoreError, 'the unit is not acknowledged')
+    t.type(secondWrite, StoreError, 'its write after the rollback is refused, not autocommitted')
+    const raw = openRaw(t, path)
+    t.same(raw.prepare('SELECT id FROM stripe_events').all(), [], 'nothing reached the file')
+    t.same(raw.prepare('SELECT key FROM rate_limits').all(), [])
   })
-  await t.rejects(result, StoreError, 'the unit is not acknowledged')
-  t.type(secondWrite, StoreError, 'its write after the rollback is refused, not autocommitted')
-  const raw = openRaw(t, path)
-  t.same(raw.prepare('SELECT id FROM stripe_events').all(), [], 'nothing reached the file')
-})
+}
 
 t.test('sqlitePathFromUrl', async (t) => {
   t.equal(sqlitePathFromUrl('sqlite:./data/ctfhive.db'), './data/ctfhive.db')
