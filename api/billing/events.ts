@@ -103,21 +103,30 @@ function checkoutIntent (session: Record<string, any>, billing: BillingChange['b
   const metadata = session.metadata ?? {}
   const planSlug = text(metadata.plan)
   const plan = planSlug !== undefined && getPlan(planSlug)?.ctaKind === 'checkout' ? planSlug : undefined
+  // Not client_reference_id: a Payment Link lets whoever opens it set that in the URL, and
+  // naming another buyer's tenant would earn their welcome link at /billing/success. Only
+  // the account (our checkout) writes metadata; our sessions carry the id in both.
+  const tenantId = tenantIdFrom(metadata.tenant_id)
+  const subscriptionId = idOf(session.subscription)
+  // A session nobody knew is adopted only where one tenant comes of it: a later event finds it
+  // again (by our id, or the subscription index), or this event is the payment. An unpaid
+  // one-off session found by neither would be adopted twice: pending at its completion, again
+  // at its async_payment_succeeded.
+  const adoptable = tenantId !== undefined || subscriptionId !== undefined || billing === 'paid'
   return {
-    // Not client_reference_id: a Payment Link lets whoever opens it set that in the URL, and
-    // naming another buyer's tenant would earn their welcome link at /billing/success. Only
-    // the account (our checkout) writes metadata; our sessions carry the id in both.
-    tenantId: tenantIdFrom(metadata.tenant_id),
-    subscriptionId: idOf(session.subscription),
-    create: {
-      name: text(metadata.name) ?? text(session.id) ?? 'ctfhive-event',
-      email: text(session.customer_email) ?? text(session.customer_details?.email) ?? text(metadata.email) ?? '',
-      plan: plan ?? 'standard'
-    },
+    tenantId,
+    subscriptionId,
+    create: adoptable
+      ? {
+          name: text(metadata.name) ?? text(session.id) ?? 'ctfhive-event',
+          email: text(session.customer_email) ?? text(session.customer_details?.email) ?? text(metadata.email) ?? '',
+          plan: plan ?? 'standard'
+        }
+      : undefined,
     change: {
       billing,
       plan,
-      subscriptionId: idOf(session.subscription),
+      subscriptionId,
       customerId: idOf(session.customer),
       ...extra
     }

@@ -37,6 +37,14 @@ t.test('checkout: what counts as paid', async (t) => {
   const later = intent('checkout.session.async_payment_succeeded', checkoutSession({ tenantId: TENANT, paymentStatus: 'paid', plan: 'solo' }))
   t.equal(later.change.billing, 'paid')
   t.same(later.create, { name: later.create?.name, email: later.create?.email, plan: 'solo' }, 'it may create the tenant too')
+  // A one-off session made elsewhere (no tenant id, no subscription) with a delayed payment:
+  // only the event that proves the payment adopts it, so one tenant comes of it.
+  const oneOff = { ...checkoutSession({ tenantId: null, subscription: null, paymentStatus: 'unpaid' }), mode: 'payment' }
+  t.equal(intent('checkout.session.completed', oneOff).create, undefined, 'its unpaid completion adopts nothing')
+  t.type(intent('checkout.session.completed', { ...oneOff, payment_status: 'paid' }).create, 'object', 'a paid one is adopted')
+  t.type(intent('checkout.session.async_payment_succeeded', { ...oneOff, payment_status: 'paid' }).create, 'object', 'and so is its payment')
+  t.type(intent('checkout.session.completed', { ...oneOff, subscription: 'sub_found_again' }).create, 'object', 'an unpaid one a later event finds again by its subscription')
+  t.type(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, subscription: null, paymentStatus: 'unpaid' })).create, 'object', 'or by our tenant id')
   for (const type of ['checkout.session.async_payment_failed', 'checkout.session.expired'] as const) {
     const i = intent(type, checkoutSession({ tenantId: TENANT, paymentStatus: 'unpaid' }))
     t.equal(i.change.billing, 'canceled', type)

@@ -194,6 +194,23 @@ t.test('async payment and expiry events', async (t) => {
   t.same(unknown.json(), { status: 'unmatched', type: 'checkout.session.expired' }, 'expiry never creates a tenant')
 })
 
+t.test('a one-off session made elsewhere, paid later by a delayed method, becomes one tenant in either order', async (t) => {
+  for (const order of [[0, 1], [1, 0]]) {
+    const { app, store } = await buildTestApp(t)
+    const session = { ...checkoutSession({ tenantId: null, subscription: null, paymentStatus: 'unpaid', name: 'Bank CTF', plan: 'solo', id: 'cs_test_bank1' }), mode: 'payment' }
+    const events = [
+      makeEvent('checkout.session.completed', session, { created: 1000 }),
+      makeEvent('checkout.session.async_payment_succeeded', { ...session, payment_status: 'paid' }, { created: 2000 })
+    ]
+    const answers = []
+    for (const i of order) answers.push((await deliver(app, events[i]!)).json().status)
+    const tenants = await store.listTenants()
+    t.match(tenants, [{ name: 'Bank CTF', plan: 'solo', billing: 'paid', infra: 'ready' }], `order ${order.join(',')}: one tenant, paid`)
+    t.equal(tenants.length, 1)
+    t.same(answers.sort(), ['ok', 'unmatched'], 'the unpaid completion matched nothing')
+  }
+})
+
 t.test('a payment after a failed async checkout wins in every order: the buyer who paid gets the server', async (t) => {
   const { app } = await buildTestApp(t)
   const ends: string[] = []
