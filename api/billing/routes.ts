@@ -28,18 +28,21 @@ const CheckoutReply = Type.Object({
   welcome_url: Type.Optional(Type.String())
 })
 
+/** A form post: media types are case-insensitive (RFC 9110). */
+function isForm (request: FastifyRequest): boolean {
+  return (request.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')
+}
+
 /** A plain HTML form post (no script): answer with redirects instead of JSON. */
 function wantsRedirect (request: FastifyRequest): boolean {
-  const type = request.headers['content-type'] ?? ''
-  const accept = request.headers.accept ?? ''
-  return type.startsWith('application/x-www-form-urlencoded') && accept.includes('text/html')
+  return isForm(request) && (request.headers.accept ?? '').toLowerCase().includes('text/html')
 }
 
 // Values are trimmed. An empty form field means "not given" (a browser sends every input),
 // not "invalid"; an empty string in JSON was sent on purpose, and the schema judges it.
 function trimFields (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
   const body = request.body as Record<string, unknown> | undefined
-  const form = (request.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')
+  const form = isForm(request)
   if (body !== null && typeof body === 'object') {
     for (const [k, v] of Object.entries(body)) {
       if (typeof v === 'string') {

@@ -20,9 +20,12 @@ export default async function webhookRoutes (fastify: FastifyInstance): Promise<
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { config, tenants } = app
 
-  // Every content type arrives as a Buffer: verification decides, not the parser.
+  // Every body arrives as a Buffer: verification decides, not the parser. Whatever the sender
+  // declared is read as bytes: Fastify answers a Content-Type it cannot parse (empty, no
+  // slash) with 415 before any parser, which would come before the signature.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_req, body, done) => { done(null, body) })
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_req, body, done) => { done(null, body) })
+  app.addHook('onRequest', async (request) => { request.headers['content-type'] = 'application/octet-stream' })
 
   app.post('/billing/webhook', {
     bodyLimit: WEBHOOK_BODY_LIMIT,

@@ -53,6 +53,9 @@ t.test('a plain HTML form post gets redirects', async (t) => {
   const invalid = await app.inject({ method: 'POST', url: '/billing/checkout', headers, payload: 'plan=solo&email=a%40b' })
   t.equal(invalid.statusCode, 303, 'a schema failure goes back to the form too')
   t.equal(invalid.headers.location, '/register?plan=solo&error=invalid_request&field=email')
+  const shouting = { 'content-type': 'Application/X-WWW-Form-Urlencoded; Charset=UTF-8', accept: 'TEXT/HTML' }
+  const upper = await app.inject({ method: 'POST', url: '/billing/checkout', headers: shouting, payload: 'plan=gold' })
+  t.equal(upper.headers.location, '/register?plan=gold&error=unknown_plan', 'media types in any case')
   const json = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', email: 'a@b' } })
   t.equal(json.statusCode, 400, 'JSON clients still get the 400')
   t.equal(json.json().field, 'email')
