@@ -33,9 +33,9 @@ Commands:
 
 Options: --json (machine-readable output), -h/--help.
 Works on the store named by DATABASE_URL; PROVISION_AUDIT_SECRET must be the server's.
-Exit status: 0 done, 1 failed (not found, conflict, broken audit chain, a key that does not
-match the chain, store error), 2 bad usage or configuration (PROVISION_AUDIT_SECRET unset
-for an existing chain).
+Exit status: 0 done, 1 failed (not found, conflict, store error; for audit verify a broken
+chain, or a key that does not match it), 2 bad usage or configuration (PROVISION_AUDIT_SECRET
+unset for an existing chain; retry or replay under a key that does not match it).
 `
 
 class UsageError extends Error {}

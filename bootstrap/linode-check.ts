@@ -134,8 +134,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   if (failed > 0) io.stderr.write(`${plural(failed, 'check')} failed: provisioning will fail until ${failed === 1 ? 'it is' : 'they are'} fixed\n`)
   // An outage proves nothing either way: not OK, and not a wrong setting.
   if (unknown > 0) io.stderr.write(`${plural(unknown, 'check')} could not be run: Linode did not answer; run it again later\n`)
-  if (failed + unknown === 0) io.stderr.write(`Linode settings OK${warned > 0 ? ` (${plural(warned, 'warning')})` : ''}\n`)
-  if (!repaired) io.stderr.write('the firewall repair did not finish: see above\n')
+  const settings = `Linode settings OK${warned > 0 ? ` (${plural(warned, 'warning')})` : ''}`
+  if (failed + unknown === 0) io.stderr.write(repaired ? `${settings}\n` : `${settings}, but the firewall repair did not finish: see above\n`)
+  else if (!repaired) io.stderr.write('the firewall repair did not finish: see above\n')
   return ok ? 0 : 1
 }
 

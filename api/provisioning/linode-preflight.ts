@@ -89,7 +89,10 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
     // 204 (an empty object here): an unrestricted user, who may do everything.
     if (Object.keys(g).length === 0) return add('user rights', 'may create servers', 'unrestricted user', 'pass')
     grants = g
-    add('user rights', 'may create servers', g.global?.add_linodes === true ? 'restricted user with add_linodes' : 'restricted user without add_linodes', g.global?.add_linodes === true ? 'pass' : 'fail')
+    // add_linodes is not enough: every server is created with its tags (adoption and teardown
+    // find servers by them), and Linode lets only an unrestricted user tag one (POST
+    // /linode/instances). The grants still inform the zone and firewall checks below.
+    add('user rights', 'may create servers', `restricted user ${g.global?.add_linodes === true ? 'with' : 'without'} add_linodes: only an unrestricted user may tag servers, and each is created with tags`, 'fail')
   })
 
   await attempt('servers', 'listable (linodes scope)', async () => {

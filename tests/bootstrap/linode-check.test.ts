@@ -162,7 +162,7 @@ t.test('--attach-firewall: a disabled firewall and a refused server are reported
   t.match(r.stderr, `added to firewall ctfhive-tenants (${fw.id}, disabled: it filters nothing until enabled): ctf-b (${b})\n`)
   t.match(r.stderr, `left behind a disabled firewall (enable it in the console): ctf-c (${c}) behind ${fw.id}\n`)
   t.match(r.stderr, `could not add ctf-a (${a}): Linode API 400: id: not allowed`)
-  t.match(r.stderr, /Linode settings OK \(\d warnings?\)\nthe firewall repair did not finish: see above\n$/)
+  t.match(r.stderr, /\nLinode settings OK \(\d warnings?\), but the firewall repair did not finish: see above\n$/, 'one line: the settings, and the repair that failed')
   const j = await check(['--attach-firewall', '--json'], env)
   t.equal(j.code, 0, 'the refusal was once: the next run adds it')
   t.same(JSON.parse(j.stdout).repair.attached.map((s: { id: number }) => s.id), [a])

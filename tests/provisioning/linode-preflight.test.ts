@@ -94,10 +94,10 @@ t.test('DNS zone: missing, secondary, or not writable by a restricted user fails
     f.catalogue.grants = { global: { add_linodes: addLinodes }, domain: [{ id: [...f.domains.keys()][0]!, permissions }] }
   }
   const ok = await run(t, restricted(true, 'read_write'))
-  t.match(ok.by('user rights'), { result: 'pass', got: 'restricted user with add_linodes' })
+  t.match(ok.by('user rights'), { result: 'fail', got: /^restricted user with add_linodes: only an unrestricted user may tag servers/ }, 'Linode refuses tags from a restricted user')
   t.match(ok.by('DNS zone'), { result: 'pass' })
   const readOnly = await run(t, restricted(false, 'read_only'))
-  t.match(readOnly.by('user rights'), { result: 'fail', got: 'restricted user without add_linodes' })
+  t.match(readOnly.by('user rights'), { result: 'fail', got: /^restricted user without add_linodes/ })
   t.match(readOnly.by('DNS zone'), { result: 'fail', got: /needs read_write/ })
 })
 
