@@ -11,6 +11,7 @@ import { JobRunner } from '../api/provisioning/jobs.ts'
 import { absentSqliteFile, openStore } from '../api/store/index.ts'
 import type { Store } from '../api/store/store.ts'
 import { TenantAdmin, MAX_PAGE, type TenantRecord } from '../api/tenants/admin.ts'
+import { parseAuditAnchor } from '../api/provisioning/audit.ts'
 import { STATES, type TenantState } from '../api/tenants/lifecycle.ts'
 import { TenantService } from '../api/tenants/service.ts'
 import type { Io } from './stripe-bootstrap.ts'
@@ -25,7 +26,9 @@ Commands:
                                                  S: ${STATES.join(', ')}
   tenant <id>                                    one tenant with its events, audit entries, jobs
   retry <id>                                     re-queue a failed provisioning or teardown
-  audit verify                                   walk the audit chain, report the first bad seq
+  audit verify [--anchor SEQ:MAC]                walk the audit chain, report the first bad seq
+                                                 and the head; with a head printed earlier, also
+                                                 that the chain still reaches it unchanged
   events [--limit N]                             the most recent Stripe events
   replay <event-id>                              run a stored event through the webhook rules
                                                  again, as <event-id>:replay:<n>
@@ -129,7 +132,10 @@ async function run (command: string, positionals: string[], values: Record<strin
     }
     case 'audit': {
       if (positionals.length !== 1 || positionals[0] !== 'verify') throw new UsageError('did you mean `ctfhive audit verify`?')
-      const v = await admin.verifyAudit()
+      const anchorText = values.anchor as string | undefined
+      const anchor = anchorText === undefined ? undefined : parseAuditAnchor(anchorText)
+      if (anchorText !== undefined && anchor === undefined) throw new UsageError('--anchor takes a head as `audit verify` printed it: <seq>:<64 hex digits>')
+      const v = await admin.verifyAudit(anchor)
       // Entry 1 failing under the key is far more often the wrong key than tampering: say so
       // rather than raise a false alarm. A break later than entry 1 is not a key problem.
       if (!v.ok && !(await admin.auditKeyMatches())) {
@@ -141,7 +147,8 @@ async function run (command: string, positionals: string[], values: Record<strin
         return 1
       }
       emit(v, () => v.ok
-        ? `audit chain OK: ${v.entries} entries, last seq ${v.lastSeq}\n`
+        ? `audit chain OK: ${v.entries} entries, last seq ${v.lastSeq}${anchor === undefined ? '' : `, through the anchor's seq ${anchor.seq}`}\n` +
+          `head ${v.lastSeq}:${v.lastMac} (keep it away from this database: --anchor with it later proves no entry was cut from the end)\n`
         : `audit chain BROKEN at seq ${v.badSeq} (${v.problem}): ${v.reason}\n`)
       return v.ok ? 0 : 1
     }
@@ -188,6 +195,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
         state: { type: 'string' },
         limit: { type: 'string' },
         offset: { type: 'string' },
+        anchor: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false }
       }
     })

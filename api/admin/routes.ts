@@ -5,6 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError, ErrorReplySchema } from '../errors.ts'
+import { AUDIT_ANCHOR_PATTERN, parseAuditAnchor } from '../provisioning/audit.ts'
 import { MAX_PAGE, TenantAdmin } from '../tenants/admin.ts'
 import { STATES } from '../tenants/lifecycle.ts'
 import { TenantIdParams, TenantStatusSchema } from '../tenants/routes.ts'
@@ -64,6 +65,7 @@ const AuditVerdictSchema = Type.Object({
   ok: Type.Boolean(),
   entries: Type.Integer(),
   lastSeq: Type.Optional(Type.Integer()),
+  lastMac: Type.Optional(Type.String()),
   badSeq: Type.Optional(Type.Integer()),
   problem: Type.Optional(Type.String()),
   reason: Type.Optional(Type.String())
@@ -186,12 +188,13 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.get('/admin/audit/verify', {
     schema: {
       summary: 'Walk the audit chain and report the first bad entry',
-      querystring: NoQuery,
+      description: 'With `anchor` (`seq:mac`, a head an earlier verification answered, kept away from the database), the chain must also still reach that entry unchanged: entries cut from its end are found only so.',
+      querystring: Type.Object({ anchor: Type.Optional(Type.String({ pattern: AUDIT_ANCHOR_PATTERN })) }, { additionalProperties: false }),
       tags,
       security,
       response: { 200: AuditVerdictSchema, ...errors }
     }
-  }, async () => admin.verifyAudit())
+  }, async (request) => admin.verifyAudit(request.query.anchor === undefined ? undefined : parseAuditAnchor(request.query.anchor)))
 
   app.get('/admin/events', {
     schema: {

@@ -31,11 +31,28 @@ export function appendAudit (ops: StoreOps, secret: string, tenant: string, acti
   return ops.appendAudit({ at, tenant, action, detail }, (prevMac, seq) => auditMac(secret, prevMac, { seq, at, tenant, action, detail }))
 }
 
-export type AuditProblem = 'modified' | 'removed' | 'reordered'
+export type AuditProblem = 'modified' | 'removed' | 'reordered' | 'truncated'
 
 export type AuditVerdict =
-  | { ok: true, entries: number, lastSeq: number }
+  | { ok: true, entries: number, lastSeq: number, lastMac: string }
   | { ok: false, entries: number, badSeq: number, problem: AuditProblem, reason: string }
+
+/**
+ * A head of the chain recorded earlier, away from the database (`ctfhive audit verify` prints
+ * it as `seq:mac`). A chain can only prove what lies before its last entry: entries cut from
+ * its end, or the whole table emptied, leave a shorter chain that verifies. Checked against
+ * an anchor, the chain must still reach that entry, unchanged.
+ */
+export interface AuditAnchor { seq: number, mac: string }
+
+const ANCHOR = /^(0|[1-9][0-9]{0,14}):([0-9a-f]{64})$/
+/** The pattern of an anchor's text, for request schemas. */
+export const AUDIT_ANCHOR_PATTERN = ANCHOR.source
+
+export function parseAuditAnchor (text: string): AuditAnchor | undefined {
+  const m = ANCHOR.exec(text)
+  return m === null ? undefined : { seq: Number(m[1]), mac: m[2]! }
+}
 
 function macEquals (a: string, b: string): boolean {
   const x = Buffer.from(a)
@@ -57,7 +74,7 @@ function originalShift (secret: string, e: AuditEntry): number | undefined {
  * - `reordered`: seq out of order, or prev_mac naming a later entry;
  * - `modified`: the entry's content no longer matches its MAC, or its prev_mac matches no entry.
  */
-export function verifyAuditChain (secret: string, entries: readonly AuditEntry[]): AuditVerdict {
+export function verifyAuditChain (secret: string, entries: readonly AuditEntry[], anchor?: AuditAnchor): AuditVerdict {
   let prevMac = GENESIS_MAC
   let expectedSeq = 1
   const seenMacs = new Map<string, number>([[GENESIS_MAC, 0]])
@@ -85,11 +102,19 @@ export function verifyAuditChain (secret: string, entries: readonly AuditEntry[]
     prevMac = e.mac
     expectedSeq++
   }
-  return { ok: true, entries: entries.length, lastSeq: expectedSeq - 1 }
+  const lastSeq = expectedSeq - 1
+  if (anchor !== undefined) {
+    const bad = (badSeq: number, problem: AuditProblem, reason: string): AuditVerdict => ({ ok: false, entries: entries.length, badSeq, problem, reason })
+    if (lastSeq < anchor.seq) return bad(lastSeq + 1, 'truncated', `the chain ends at seq ${lastSeq}, before the anchor's seq ${anchor.seq}: entries were removed from its end`)
+    // Seqs run 1, 2, 3, … here, so entry n sits at index n − 1; seq 0 is the empty chain's head.
+    const mac = anchor.seq === 0 ? GENESIS_MAC : entries[anchor.seq - 1]!.mac
+    if (!macEquals(mac, anchor.mac)) return bad(anchor.seq, 'modified', `seq ${anchor.seq} is not the entry the anchor recorded: the chain was rewritten up to there`)
+  }
+  return { ok: true, entries: entries.length, lastSeq, lastMac: prevMac }
 }
 
 /** Reads the whole chain from the store in pages and verifies it. */
-export async function verifyStoredChain (ops: StoreOps, secret: string): Promise<AuditVerdict> {
+export async function verifyStoredChain (ops: StoreOps, secret: string, anchor?: AuditAnchor): Promise<AuditVerdict> {
   const all: AuditEntry[] = []
   let after = 0
   for (;;) {
@@ -98,5 +123,5 @@ export async function verifyStoredChain (ops: StoreOps, secret: string): Promise
     if (page.length < 5000) break
     after = page[page.length - 1]!.seq
   }
-  return verifyAuditChain(secret, all)
+  return verifyAuditChain(secret, all, anchor)
 }

@@ -3,7 +3,7 @@
 // replay a stored event, export. Reads and writes go through the store and the tenant service.
 import { AppError } from '../errors.ts'
 import { isStripeEvent } from '../billing/events.ts'
-import { auditMac, verifyStoredChain, type AuditVerdict } from '../provisioning/audit.ts'
+import { auditMac, verifyStoredChain, type AuditAnchor, type AuditVerdict } from '../provisioning/audit.ts'
 import type { AuditEntry, Job, StoreOps, StripeEventRecord, Tenant, TenantFilter } from '../store/store.ts'
 import { billingStateOf, type SubscriptionFacts } from './billing-state.ts'
 import { BILLING, INFRA, deriveTenantState, type TenantState } from './lifecycle.ts'
@@ -227,8 +227,9 @@ export class TenantAdmin {
     return first === undefined || auditMac(this.auditSecret, first.prevMac, first) === first.mac
   }
 
-  async verifyAudit (): Promise<AuditVerdict> {
-    return verifyStoredChain(this.store, this.auditSecret)
+  /** The whole chain; with an anchor (a head recorded earlier), also that it still reaches it. */
+  async verifyAudit (anchor?: AuditAnchor): Promise<AuditVerdict> {
+    return verifyStoredChain(this.store, this.auditSecret, anchor)
   }
 
   /** The most recent events, newest first (to find one to replay). */

@@ -240,6 +240,13 @@ t.test('audit verify: ok, then the first tampered seq', async (t) => {
   t.equal(ok.ok, true)
   t.ok(ok.entries >= 3)
   t.equal(ok.lastSeq, ok.entries)
+  t.match(ok.lastMac, /^[0-9a-f]{64}$/)
+  const anchor = `${ok.lastSeq}:${ok.lastMac}`
+  t.match((await get(app, `/admin/audit/verify?anchor=${anchor}`)).json(), { ok: true, lastSeq: ok.lastSeq }, 'it reaches its own head')
+  t.match((await get(app, `/admin/audit/verify?anchor=${ok.lastSeq + 1}:${ok.lastMac}`)).json(), { ok: false, badSeq: ok.lastSeq + 1, problem: 'truncated' }, 'an anchor past the end')
+  const garbled = await get(app, '/admin/audit/verify?anchor=3:XYZ')
+  t.equal(garbled.statusCode, 400)
+  t.match(garbled.json(), { error: 'invalid_request', field: 'anchor' })
 
   const db = new DatabaseSync(config.databaseUrl.replace(/^sqlite:/, ''))
   t.teardown(() => db.close())

@@ -124,7 +124,17 @@ t.test('audit verify: OK, then the first bad seq with exit 1', async (t) => {
   await pendingTenant(app, 'Audit Two')
   const ok = await run(['audit', 'verify'])
   t.equal(ok.code, 0)
-  t.equal(ok.stdout, 'audit chain OK: 2 entries, last seq 2\n')
+  const head = /^audit chain OK: 2 entries, last seq 2\nhead (2:[0-9a-f]{64}) \(keep it away from this database: --anchor with it later proves no entry was cut from the end\)\n$/.exec(ok.stdout)
+  t.ok(head, ok.stdout)
+  const anchored = await run(['audit', 'verify', '--anchor', head![1]!, '--json'])
+  t.equal(anchored.code, 0, 'the chain reaches its own head')
+  t.match(JSON.parse(anchored.stdout), { ok: true, lastSeq: 2, lastMac: head![1]!.slice(2) })
+  const beyond = await run(['audit', 'verify', '--anchor', `3:${head![1]!.slice(2)}`])
+  t.equal(beyond.code, 1, 'an anchor past the end: entries were cut off')
+  t.equal(beyond.stdout, 'audit chain BROKEN at seq 3 (truncated): the chain ends at seq 2, before the anchor\'s seq 3: entries were removed from its end\n')
+  const garbled = await run(['audit', 'verify', '--anchor', '2:xyz'])
+  t.equal(garbled.code, 2)
+  t.match(garbled.stderr, /--anchor takes a head as `audit verify` printed it/)
 
   const db = new DatabaseSync(config.databaseUrl.replace(/^sqlite:/, ''))
   t.teardown(() => db.close())
@@ -169,7 +179,7 @@ t.test('audit verify: an unset key on a chain written under the dev default is f
   await pendingTenant(built.app, 'Dev One')
   const r = await cli(['audit', 'verify'], { DATABASE_URL: built.config.databaseUrl })
   t.equal(r.code, 0, r.stderr)
-  t.equal(r.stdout, 'audit chain OK: 1 entries, last seq 1\n')
+  t.match(r.stdout, /^audit chain OK: 1 entries, last seq 1\nhead 1:/)
 })
 
 t.test('events and replay: an unmatched event replayed once its tenant exists', async (t) => {

@@ -90,7 +90,7 @@ t.test('on PostgreSQL', async (t) => {
     const job = await target.enqueueJob({ kind: 'provision', tenant: 'f'.repeat(32), runAfter: 0 })
     t.ok(job.id > maxJob, 'the job id sequence continues after the copied ids')
     await appendAudit(target, SECRET, 'f'.repeat(32), 'after.migration', {})
-    t.same(await verifyStoredChain(target, SECRET), { ok: true, entries: audit.length + 1, lastSeq: audit.length + 1 }, 'appends continue the chain')
+    t.match(await verifyStoredChain(target, SECRET), { ok: true, entries: audit.length + 1, lastSeq: audit.length + 1 }, 'appends continue the chain')
   })
 
   t.test('a non-empty target is refused unless --force, which replaces it', async (t) => {
@@ -112,7 +112,7 @@ t.test('on PostgreSQL', async (t) => {
     t.match(forced.err(), /replacing the target's contents/)
     t.equal(await target.countTenants(), 3, 'replaced, not doubled')
     t.equal((await target.listAudit({ limit: 10_000 })).length, entries - 1, 'the target-only entry is gone')
-    t.same(await verifyStoredChain(target, SECRET), { ok: true, entries: entries - 1, lastSeq: entries - 1 })
+    t.match(await verifyStoredChain(target, SECRET), { ok: true, entries: entries - 1, lastSeq: entries - 1 })
   })
 
   t.test('a chain that does not verify fails the run before anything is written', async (t) => {

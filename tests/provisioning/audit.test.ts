@@ -1,6 +1,6 @@
 import t from 'tap'
 import { DatabaseSync } from 'node:sqlite'
-import { appendAudit, auditMac, canonicalJson, verifyAuditChain, verifyStoredChain, GENESIS_MAC } from '../../api/provisioning/audit.ts'
+import { appendAudit, auditMac, canonicalJson, parseAuditAnchor, verifyAuditChain, verifyStoredChain, GENESIS_MAC } from '../../api/provisioning/audit.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import { tempDbPath } from '../helpers/build-app.ts'
 
@@ -47,7 +47,7 @@ t.test('an intact chain verifies; concurrent appends stay one chain', async (t) 
   t.teardown(() => store.close())
   await Promise.all(Array.from({ length: 20 }, (_, i) => appendAudit(store, SECRET, 'f'.repeat(32), 'parallel', { i })))
   const verdict = await verifyStoredChain(store, SECRET)
-  t.same(verdict, { ok: true, entries: 25, lastSeq: 25 })
+  t.same(verdict, { ok: true, entries: 25, lastSeq: 25, lastMac: (await store.listAudit({ afterSeq: 24 }))[0]!.mac }, 'the head: the last entry\'s MAC')
   const first = (await store.listAudit({ limit: 1 }))[0]!
   t.equal(first.prevMac, GENESIS_MAC)
   t.equal(first.seq, 1)
@@ -82,5 +82,49 @@ t.test('tampering is detected: modified, removed, reordered', async (t) => {
 })
 
 t.test('verifyAuditChain on an empty chain', async (t) => {
-  t.same(verifyAuditChain(SECRET, []), { ok: true, entries: 0, lastSeq: 0 })
+  t.same(verifyAuditChain(SECRET, []), { ok: true, entries: 0, lastSeq: 0, lastMac: GENESIS_MAC })
+})
+
+t.test('an anchor (a head recorded earlier) finds entries cut from the end, and a rewritten chain', async (t) => {
+  const { store, path } = await chainOf(6)
+  const head = await verifyStoredChain(store, SECRET)
+  if (!head.ok) throw new Error('the fresh chain verifies')
+  const anchor = { seq: head.lastSeq, mac: head.lastMac }
+  await appendAudit(store, SECRET, 'a'.repeat(32), 'step.later', {})
+  t.match(await verifyStoredChain(store, SECRET, anchor), { ok: true, entries: 7, lastSeq: 7 }, 'the chain grew past it')
+  t.match(await verifyStoredChain(store, SECRET, { seq: 0, mac: GENESIS_MAC }), { ok: true }, 'the empty chain\'s head')
+  await store.close()
+
+  const cut = async (sql: string): Promise<SqliteStore> => {
+    const db = new DatabaseSync(path)
+    db.exec(sql)
+    db.close()
+    const again = new SqliteStore({ path })
+    t.teardown(() => again.close())
+    return again
+  }
+  const shorter = await cut('DELETE FROM audit_log WHERE seq >= 6')
+  t.match(await verifyStoredChain(shorter, SECRET), { ok: true, lastSeq: 5 }, 'without the anchor a shorter chain verifies')
+  t.same(await verifyStoredChain(shorter, SECRET, anchor), {
+    ok: false, entries: 5, badSeq: 6, problem: 'truncated', reason: 'the chain ends at seq 5, before the anchor\'s seq 6: entries were removed from its end'
+  })
+  t.match(await verifyStoredChain(await cut('DELETE FROM audit_log'), SECRET, anchor), { ok: false, entries: 0, badSeq: 1, problem: 'truncated' }, 'the whole table emptied')
+
+  // Written anew, with the key, past the anchor: every MAC holds, but seq 6 is another entry.
+  const rewritten = new SqliteStore({ path })
+  t.teardown(() => rewritten.close())
+  for (let i = 0; i < 7; i++) await appendAudit(rewritten, SECRET, 'b'.repeat(32), 'step.forged', { i })
+  t.match(await verifyStoredChain(rewritten, SECRET), { ok: true, lastSeq: 7 })
+  t.same(await verifyStoredChain(rewritten, SECRET, anchor), {
+    ok: false, entries: 7, badSeq: 6, problem: 'modified', reason: 'seq 6 is not the entry the anchor recorded: the chain was rewritten up to there'
+  })
+})
+
+t.test('anchors are read as seq:mac and nothing else', async (t) => {
+  const mac = 'ab'.repeat(32)
+  t.same(parseAuditAnchor(`12:${mac}`), { seq: 12, mac })
+  t.same(parseAuditAnchor(`0:${GENESIS_MAC}`), { seq: 0, mac: GENESIS_MAC })
+  for (const bad of ['', '12', `12:${mac}0`, `12:${mac.toUpperCase()}`, `-1:${mac}`, `01:${mac}`, ` 12:${mac}`, `1e3:${mac}`, `${'9'.repeat(16)}:${mac}`]) {
+    t.equal(parseAuditAnchor(bad), undefined, JSON.stringify(bad))
+  }
 })

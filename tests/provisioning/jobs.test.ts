@@ -36,7 +36,7 @@ t.test('retryable failures back off and retry; every step is audited', async (t)
     'tenant.created', 'provision.queued', 'server.created', 'server.running', 'provision.attempt_failed',
     'provision.attempt_failed', 'dns.record', 'health.ok', 'provision.ready'
   ])
-  t.same(await verifyStoredChain(store, app.config.auditSecret), { ok: true, entries: actions.length, lastSeq: actions.length })
+  t.match(await verifyStoredChain(store, app.config.auditSecret), { ok: true, entries: actions.length, lastSeq: actions.length })
   const tenant = await store.getTenant(id)
   t.equal(tenant?.error, null)
   t.ok(tenant?.serverId)
@@ -163,7 +163,7 @@ t.test('a server found switched off is booted once the grace has passed, and the
   const entries = await store.listAudit({ tenant: id })
   t.same(entries.map((e) => e.action).slice(-5), ['server.boot', 'server.running', 'dns.record', 'health.ok', 'provision.ready'])
   t.same(entries.find((e) => e.action === 'server.boot')?.detail, { job: job.id, server: server.id, status: 'offline' })
-  t.same(await verifyStoredChain(store, app.config.auditSecret), { ok: true, entries: entries.length, lastSeq: entries.length })
+  t.match(await verifyStoredChain(store, app.config.auditSecret), { ok: true, entries: entries.length, lastSeq: entries.length })
 })
 
 t.test('a server that comes up by itself within the grace is not booted; a declined boot is asked again', async (t) => {

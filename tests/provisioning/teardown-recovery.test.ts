@@ -98,7 +98,7 @@ t.test('a server whose create answer was lost is found by its tag and destroyed'
   const destroyed = (await store.listAudit({ tenant: id })).find((e) => e.action === 'server.destroyed')
   t.same(destroyed?.detail.servers, ['1'], 'the audit names the server it found')
   t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:canceled', 'deprovision:done'])
-  t.same(await verifyStoredChain(store, config.auditSecret), { ok: true, entries: (await store.listAudit({})).length, lastSeq: (await store.listAudit({})).length })
+  t.match(await verifyStoredChain(store, config.auditSecret), { ok: true, entries: (await store.listAudit({})).length, lastSeq: (await store.listAudit({})).length })
 })
 
 t.test('a DNS record whose create answer was lost is found by name and removed', async (t) => {

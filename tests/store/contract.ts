@@ -355,7 +355,7 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
       t.equal((await store.getTenant(tn.id)) !== undefined, i % 3 !== 1, `tenant ${i} ${i % 3 === 1 ? 'absent' : 'present'}`)
     }
     const chain = await verifyStoredChain(store, SECRET)
-    t.same(chain, { ok: true, entries: 5, lastSeq: 5 }, 'rolled-back appends leave no gap in the chain')
+    t.match(chain, { ok: true, entries: 5, lastSeq: 5 }, 'rolled-back appends leave no gap in the chain')
   })
 
   t.test('jobs: enqueue dedupes live jobs per tenant and kind', async (t) => {
@@ -517,7 +517,7 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     const { store, reopen } = await fresh(t)
     const other = await reopen()
     await Promise.all(Array.from({ length: 30 }, (_, i) => audit(i % 2 === 0 ? store : other, tenantId(), 'step', { i })))
-    t.same(await verifyStoredChain(store, SECRET), { ok: true, entries: 30, lastSeq: 30 })
+    t.match(await verifyStoredChain(store, SECRET), { ok: true, entries: 30, lastSeq: 30 })
   })
 
   t.test('ping and close', async (t) => {
