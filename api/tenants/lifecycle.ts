@@ -106,6 +106,9 @@ export function billingFromSubscriptionStatus (status: string): Billing | undefi
       return 'paid'
     case 'past_due':
     case 'unpaid':
+    // A trial that ended without a payment method (trial_settings' missing_payment_method:
+    // pause): nothing is being paid, but resuming it needs no new server.
+    case 'paused':
       return 'past_due'
     case 'canceled':
     case 'incomplete_expired':

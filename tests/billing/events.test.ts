@@ -84,7 +84,7 @@ t.test('an invoice carrying both shapes takes the subscription from the one its 
 t.test('subscription statuses', async (t) => {
   const cases: Array<[string, string | undefined]> = [
     ['active', 'paid'], ['trialing', 'paid'], ['past_due', 'past_due'], ['unpaid', 'past_due'],
-    ['canceled', 'canceled'], ['incomplete_expired', 'canceled'], ['incomplete', undefined], ['paused', undefined]
+    ['canceled', 'canceled'], ['incomplete_expired', 'canceled'], ['incomplete', undefined], ['paused', 'past_due']
   ]
   for (const [status, billing] of cases) {
     t.equal(intent('customer.subscription.updated', subscription({ tenantId: TENANT, status })).change.billing, billing, status)

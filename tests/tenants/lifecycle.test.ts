@@ -36,7 +36,7 @@ t.test('subscription status map', async (t) => {
   t.equal(billingFromSubscriptionStatus('canceled'), 'canceled')
   t.equal(billingFromSubscriptionStatus('incomplete_expired'), 'canceled')
   t.equal(billingFromSubscriptionStatus('incomplete'), undefined)
-  t.equal(billingFromSubscriptionStatus('paused'), undefined)
+  t.equal(billingFromSubscriptionStatus('paused'), 'past_due', 'a trial ended without a payment method')
 })
 
 t.test('the first paid starts provisioning, later ones do not', async (t) => {
