@@ -102,13 +102,12 @@ export class PostgresStore extends PgOps implements Store {
         }
       } finally {
         await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK])
-        // Back to the connection's own timeout before the pool hands it to a request.
-        await client.query('RESET statement_timeout')
       }
     } catch (err) {
       throw toStoreError(err, 'migration failed')
     } finally {
-      release()
+      // Closed, not pooled: a request must never get a connection without its timeout.
+      release(new Error('the migration connection is not reused'))
     }
   }
 
