@@ -13,6 +13,7 @@ import { AppError, ERROR_CODES, errorBody, isAppError, validationMessage, type E
 import { createLogger } from './logger.ts'
 import type { Store } from './store/store.ts'
 import type { Executor } from './provisioning/executor.ts'
+import { FakeExecutor } from './provisioning/fake.ts'
 import { createExecutor } from './provisioning/select.ts'
 import { JobRunner, type JobRunnerOptions } from './provisioning/jobs.ts'
 import { TenantService } from './tenants/service.ts'
@@ -225,7 +226,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   })
   app.setValidatorCompiler(validatorCompiler())
 
-  const executor = deps.executor ?? createExecutor(config)
+  const executor = deps.executor ?? createExecutor(config, logger.child({ component: 'linode' }))
   const stripe = deps.stripe !== undefined
     ? deps.stripe
     : stripeConfigured(config)
@@ -300,6 +301,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     }
     // Listening on loopback only in production means a proxy on the same host: without
     // TRUST_PROXY every buyer is 127.0.0.1 to the logs and shares one checkout rate limit.
+    if (config.nodeEnv === 'production' && executor instanceof FakeExecutor) {
+      app.log.warn('LINODE_API_TOKEN is not set: provisioning only pretends (the in-memory FakeExecutor); no server is made for any tenant')
+    }
     if (config.nodeEnv === 'production' && config.trustProxy === false && ['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
       app.log.warn('TRUST_PROXY is off while the server listens on loopback only: behind a proxy on this host every client appears as the proxy; set TRUST_PROXY=1')
     }

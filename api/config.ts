@@ -5,6 +5,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { fileURLToPath } from 'node:url'
 import proxyAddr from '@fastify/proxy-addr'
+import { BASE_DOMAIN_MAX_LENGTH, HOSTNAME } from './tenants/address.ts'
 
 export const DEFAULT_SECRET_KEY = 'dev-insecure-change-me'
 export const DEFAULT_AUDIT_SECRET = 'audit-dev-secret'
@@ -19,7 +20,8 @@ const ConfigSchema = Type.Object({
   port: Type.Integer({ minimum: 0, maximum: 65535 }),
   databaseUrl: Type.String({ pattern: '^(sqlite:|postgres(ql)?://)' }),
   secretKey: Type.String({ minLength: 1 }),
-  baseDomain: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$' }),
+  // As the server's bootstrap takes it, with room for the longest slug in front.
+  baseDomain: Type.String({ pattern: HOSTNAME.source, maxLength: BASE_DOMAIN_MAX_LENGTH }),
   publicBaseUrl: Type.String(),
   stripe: Type.Object({
     secretKey: Type.String(),
@@ -84,10 +86,10 @@ function int (env: Env, name: string, fallback: number, min: number, max: number
   return n
 }
 
-function num (env: Env, name: string, fallback: number, min: number): number {
+function num (env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = str(env, name, String(fallback))
   const n = Number(raw)
-  if (!Number.isFinite(n) || n < min) throw new ConfigError(name, `must be a number of at least ${min}, got ${JSON.stringify(raw)}`)
+  if (!Number.isFinite(n) || n < min || n > max) throw new ConfigError(name, `must be a number from ${min} to ${max}, got ${JSON.stringify(raw)}`)
   return n
 }
 
@@ -188,7 +190,8 @@ export function loadConfig (env: Env = process.env): Config {
       apiBase: httpUrl(env, 'LINODE_API_BASE', 'https://api.linode.com/v4')
     },
     adminToken: shaped(env, 'ADMIN_TOKEN', '', /^[!-~]+$/, 'one word of printable ASCII (it is sent as a bearer token)', true),
-    deprovisionGraceHours: num(env, 'DEPROVISION_GRACE_HOURS', 72, 0),
+    // Ten years is "never" for a teardown, and its time stays a valid date.
+    deprovisionGraceHours: num(env, 'DEPROVISION_GRACE_HOURS', 72, 0, 87_600),
     provisionAttemptTimeoutS: int(env, 'PROVISION_ATTEMPT_TIMEOUT_S', 300, 60, 1800),
     provisionHealthTimeoutS: int(env, 'PROVISION_HEALTH_TIMEOUT_S', 1800, 60, 86400),
     provisionMaxAttempts: int(env, 'PROVISION_MAX_ATTEMPTS', 5, 1, 50),
@@ -240,6 +243,11 @@ function checkProduction (config: Config): void {
   }
   if (config.stripe.secretKey !== '' && config.stripe.webhookSecrets.length === 0) {
     throw new ConfigError('STRIPE_WEBHOOK_SECRET', 'must be set when STRIPE_SECRET_KEY is set in production')
+  }
+  // Without a token servers are only pretended (the in-memory FakeExecutor): real buyers would
+  // be told their CTF is live. A test key may stage the whole flow without Linode.
+  if (/^(sk|rk)_live_/.test(config.stripe.secretKey) && config.linode.token === '') {
+    throw new ConfigError('LINODE_API_TOKEN', 'must be set when STRIPE_SECRET_KEY is a live key in production: without it no server is made, only pretended')
   }
   // The operator API can retry jobs, replay events and list every tenant: no guessable token.
   if (config.adminToken !== '' && config.adminToken.length < 32) {

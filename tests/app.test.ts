@@ -2,7 +2,8 @@ import { once } from 'node:events'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp, storeWithOverrides } from './helpers/build-app.ts'
+import { buildTestApp, storeWithOverrides, testConfig } from './helpers/build-app.ts'
+import { createExecutor } from '../api/provisioning/select.ts'
 
 t.test('health and readiness', async (t) => {
   const { app } = await buildTestApp(t)
@@ -265,6 +266,21 @@ t.test('a request that does not arrive in time is 408 request_timeout, then the 
   t.same(JSON.parse(r.body), { error: 'request_timeout', message: 'The request took too long to arrive.' })
   await client.closed
   t.ok(client.socket.destroyed, 'the server closed the connection')
+})
+
+t.test('in production without LINODE_API_TOKEN the server warns that provisioning only pretends', async (t) => {
+  const production = { NODE_ENV: 'production', SECRET_KEY: 's'.repeat(40), PROVISION_AUDIT_SECRET: 'a'.repeat(40) }
+  const warned = (lines: Array<Record<string, unknown>>): boolean => lines.some((l) => l.level === 40 && /^LINODE_API_TOKEN is not set: provisioning only pretends/.test(String(l.msg)))
+  const fake: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { logLines: fake, env: production })
+  t.ok(warned(fake), 'the fake executor: warned')
+  const linode: Array<Record<string, unknown>> = []
+  const config = testConfig({ ...production, LINODE_API_TOKEN: 'tok-0123456789' }, t)
+  await buildTestApp(t, { logLines: linode, env: { ...production, LINODE_API_TOKEN: 'tok-0123456789' }, executor: createExecutor(config) })
+  t.notOk(warned(linode), 'a Linode executor: no warning')
+  const dev: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { logLines: dev })
+  t.notOk(warned(dev), 'development: no warning')
 })
 
 t.test('in production on loopback without TRUST_PROXY the server warns at start', async (t) => {

@@ -45,6 +45,8 @@ t.test('values are read and normalised', async (t) => {
   t.equal(c.publicBaseUrl, 'https://ctfhive.example', 'trailing slash dropped')
   t.same(c.stripe.webhookSecrets, ['whsec_a', 'whsec_b'], 'comma-separated secrets for rotation')
   t.equal(c.baseDomain, 'ctf.example.org')
+  t.equal(loadConfig({ BASE_DOMAIN: 'ctfhive.xn--p1ai' }).baseDomain, 'ctfhive.xn--p1ai', 'an IDN top-level domain in its xn-- form')
+  t.equal(loadConfig({ BASE_DOMAIN: `${'a.'.repeat(93)}org` }).baseDomain.length, 189, 'room left for a 63-character slug and its dot')
   t.equal(c.stripe.prices.STRIPE_PRICE_SOLO, 'price_1')
   t.equal(c.stripe.prices.STRIPE_PRICE_PRO, '')
   t.equal(c.trustProxy, 2)
@@ -83,6 +85,12 @@ t.test('a bad value names its variable', async (t) => {
     [{ PROVISION_HEALTH_TIMEOUT_S: '86401' }, 'PROVISION_HEALTH_TIMEOUT_S'],
     [{ PROVISION_HEALTH_TIMEOUT_S: '1e3' }, 'PROVISION_HEALTH_TIMEOUT_S'],
     [{ DEPROVISION_GRACE_HOURS: '-1' }, 'DEPROVISION_GRACE_HOURS'],
+    [{ DEPROVISION_GRACE_HOURS: '87601' }, 'DEPROVISION_GRACE_HOURS'],
+    [{ DEPROVISION_GRACE_HOURS: '1e10' }, 'DEPROVISION_GRACE_HOURS'],
+    [{ BASE_DOMAIN: 'localhost' }, 'BASE_DOMAIN'],
+    [{ BASE_DOMAIN: 'ctfhive.123' }, 'BASE_DOMAIN'],
+    [{ BASE_DOMAIN: `${'a'.repeat(64)}.org` }, 'BASE_DOMAIN'],
+    [{ BASE_DOMAIN: `${'a.'.repeat(94)}org` }, 'BASE_DOMAIN'],
     [{ STRIPE_WEBHOOK_TOLERANCE_S: '0' }, 'STRIPE_WEBHOOK_TOLERANCE_S'],
     [{ STRIPE_SUCCESS_URL: '/relative' }, 'STRIPE_SUCCESS_URL'],
     [{ LINODE_API_BASE: 'linode' }, 'LINODE_API_BASE'],
@@ -94,11 +102,7 @@ t.test('a bad value names its variable', async (t) => {
   for (const [env, variable] of bad) {
     t.equal(variableOf(env), variable, variable)
   }
-  try {
-    loadConfig({ STRIPE_SECRET_KEY: 'sk_test_abc hunter2' })
-  } catch (err) {
-    t.notMatch((err as Error).message, /hunter2/, 'a malformed key is not echoed')
-  }
+  t.throws(() => loadConfig({ STRIPE_SECRET_KEY: 'sk_test_abc hunter2' }), { message: /^STRIPE_SECRET_KEY: (?!.*hunter2)/ }, 'a malformed key is not echoed')
   t.equal(loadConfig({ STRIPE_API_VERSION: '2025-03-31.basil' }).stripe.apiVersion, '2025-03-31.basil', 'named versions are fine')
   t.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), { message: /LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/ }, 'the allowed levels are named')
 })
@@ -115,8 +119,13 @@ t.test('production refuses defaults and weak secrets', async (t) => {
   refuse({ ADMIN_TOKEN: 'admin' }, 'ADMIN_TOKEN')
   refuse({ ADMIN_TOKEN: 'z'.repeat(31) }, 'ADMIN_TOKEN')
   t.ok(loadConfig({ ...base, ADMIN_TOKEN: 'z'.repeat(32) }), 'a long admin token is fine')
-  t.ok(loadConfig({ ...base, STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_1' }))
-  t.ok(loadConfig({ SECRET_KEY: 'short' }), 'development allows anything')
+  const live = { STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_1' }
+  refuse(live, 'LINODE_API_TOKEN')
+  refuse({ ...live, STRIPE_SECRET_KEY: 'rk_live_x' }, 'LINODE_API_TOKEN')
+  t.throws(() => loadConfig({ ...base, ...live }), { message: /^LINODE_API_TOKEN: must be set when STRIPE_SECRET_KEY is a live key in production/ }, 'servers would only be pretended')
+  t.ok(loadConfig({ ...base, ...live, LINODE_API_TOKEN: 'linode-token-1' }))
+  t.ok(loadConfig({ ...base, STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_WEBHOOK_SECRET: 'whsec_1' }), 'a test key may stage the flow on the fake executor')
+  t.ok(loadConfig({ SECRET_KEY: 'short', ...live }), 'development allows anything')
 })
 
 t.test('secretValues lists what must never be logged', async (t) => {
@@ -129,7 +138,8 @@ t.test('.env.example lists every variable the config reads, each with a comment'
   const { readFileSync } = await import('node:fs')
   const source = readFileSync(new URL('../api/config.ts', import.meta.url), 'utf8')
   const example = readFileSync(new URL('../.env.example', import.meta.url), 'utf8')
-  const read = new Set([...source.matchAll(/(?:str|int|num|httpUrl)\(env, '([A-Z_]+)'/g)].map((m) => m[1]!))
+  const read = new Set([...source.matchAll(/(?:str|int|num|httpUrl|shaped)\(env, '([A-Z_]+)'/g)].map((m) => m[1]!))
+  for (const shapedOne of ['STRIPE_SECRET_KEY', 'STRIPE_API_VERSION', 'ADMIN_TOKEN']) t.ok(read.has(shapedOne), `${shapedOne} is found where the config reads it`)
   for (const slug of ['SOLO', 'STANDARD', 'PRO']) read.add(`STRIPE_PRICE_${slug}`)
   read.add('TRUST_PROXY')
   t.ok(read.size >= 30, `found ${read.size} variables`)

@@ -27,7 +27,8 @@
 // Bootstrap: a systemd unit runs bootstrap.sh (re-runnable) until it succeeds, across reboots,
 // so a failed image pull or a network glitch at first boot does not leave a dead server.
 import { createDecipheriv, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto'
-import type { ServerSpec } from './executor.ts'
+import { ExecutorError, type ServerSpec } from './executor.ts'
+import { HOSTNAME } from '../tenants/address.ts'
 
 export const CTFD_IMAGE = 'ctfd/ctfd:3.8.7'
 export const CREDENTIAL_PATH = '/.well-known/ctfhive/admin-credential.json'
@@ -81,7 +82,6 @@ export function openCredentialEnvelope (secretKey: string, tenantId: string, env
   return Buffer.concat([decipher.update(ct), decipher.final()]).toString('utf8')
 }
 
-const FQDN = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/
 const IMAGE = /^[a-z0-9][a-z0-9./-]*:[A-Za-z0-9._-]+$/
 
 // ASCII-only JSON: YAML 1.1 (PyYAML, cloud-init) treats U+0085/U+2028/U+2029 as line breaks,
@@ -327,7 +327,7 @@ export function ctfName (name: string): string {
 
 export function buildCloudConfig (input: CloudConfigInput): string {
   const fqdn = input.fqdn.toLowerCase()
-  if (!FQDN.test(fqdn)) throw new Error(`cloud-init: invalid FQDN ${JSON.stringify(input.fqdn)}`)
+  if (!HOSTNAME.test(fqdn)) throw new Error(`cloud-init: invalid FQDN ${JSON.stringify(input.fqdn)}`)
   const image = input.ctfdImage ?? CTFD_IMAGE
   if (!IMAGE.test(image) || image.endsWith(':latest')) throw new Error(`cloud-init: CTFd image must be a pinned tag, got ${JSON.stringify(image)}`)
   if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(input.adminEmail)) throw new Error('cloud-init: invalid admin email')
@@ -368,11 +368,18 @@ export function encodeUserData (text: string): string {
 
 /** The LinodeExecutor's `userData` option: a tenant's spec → base64 cloud-config. */
 export function userDataBuilder (secretKey: string, opts: Pick<CloudConfigInput, 'ctfdImage' | 'acmeStaging' | 'acmeEmail'> = {}): (spec: ServerSpec) => string {
-  return (spec) => encodeUserData(buildCloudConfig({
-    ...opts,
-    fqdn: spec.fqdn,
-    tenantName: spec.tenantName,
-    adminEmail: spec.adminEmail,
-    credentialPublicKey: credentialKeyPair(secretKey, spec.tenantId).publicKeyPem
-  }))
+  return (spec) => {
+    try {
+      return encodeUserData(buildCloudConfig({
+        ...opts,
+        fqdn: spec.fqdn,
+        tenantName: spec.tenantName,
+        adminEmail: spec.adminEmail,
+        credentialPublicKey: credentialKeyPair(secretKey, spec.tenantId).publicKeyPem
+      }))
+    } catch (err) {
+      // The same tenant and settings fail the same way at every attempt: no retry helps.
+      throw new ExecutorError((err as Error).message, { retryable: false, cause: err })
+    }
+  }
 }

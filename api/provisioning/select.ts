@@ -2,10 +2,11 @@
 import type { Config } from '../config.ts'
 import type { Executor } from './executor.ts'
 import { FakeExecutor } from './fake.ts'
-import { LinodeExecutor } from './linode.ts'
+import { LinodeExecutor, type LinodeExecutorOptions } from './linode.ts'
 import { userDataBuilder } from './cloud-init.ts'
 
-export function createExecutor (config: Config): Executor {
+/** `log` hears the Linode adapter's warnings: retries, unclear creates, a disabled firewall. */
+export function createExecutor (config: Config, log?: LinodeExecutorOptions['log']): Executor {
   if (config.linode.token === '') return new FakeExecutor()
-  return LinodeExecutor.fromConfig(config, { userData: userDataBuilder(config.secretKey) })
+  return LinodeExecutor.fromConfig(config, { userData: userDataBuilder(config.secretKey), log })
 }

@@ -167,6 +167,10 @@ t.test('bad input is refused', async (t) => {
   t.throws(() => buildCloudConfig({ ...input, adminEmail: 'nope' }), /admin email/)
   t.throws(() => buildCloudConfig({ ...input, acmeEmail: 'a@b.c}\n{' }), /ACME email/)
   t.throws(() => buildCloudConfig({ ...input, credentialPublicKey: 'SECRET' }), /PEM public key/)
+  t.match(buildCloudConfig({ ...input, fqdn: 'spring-ctf-1a2b3c.ctfhive.xn--p1ai' }), /spring-ctf-1a2b3c\.ctfhive\.xn--p1ai/, 'an IDN top-level domain, as the config allows')
+  // The same tenant fails the same way at every attempt: the job must not retry it.
+  const build = userDataBuilder('k'.repeat(40))
+  t.throws(() => build({ ...ACME_SPEC, adminEmail: 'nope' }), { name: 'ExecutorError', retryable: false, message: /admin email/ })
 })
 
 t.test('a long name of emoji is cut between characters, and the setup script can send it', { skip: python3.skip }, async (t) => {

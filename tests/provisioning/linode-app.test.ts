@@ -10,12 +10,22 @@ import { userDataBuilder } from '../../api/provisioning/cloud-init.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { storeWithOverrides, testConfig } from '../helpers/build-app.ts'
 import { until } from '../helpers/until.ts'
+import { ACME_SPEC } from '../helpers/server-spec.ts'
 
 t.test('the executor follows LINODE_API_TOKEN', async (t) => {
   t.type(createExecutor(testConfig({}, t)), FakeExecutor)
   const linode = createExecutor(testConfig({ LINODE_API_TOKEN: 'tok-0123456789' }, t))
   t.type(linode, LinodeExecutor)
   t.notOk(JSON.stringify(linode).includes('tok-0123456789'), 'the token does not serialise')
+})
+
+t.test('the Linode adapter\'s warnings reach the log the app gives it', async (t) => {
+  const linode = await startFakeLinode(t, { domains: ['acme.ctfhive.test'] })
+  linode.inject({ path: '/linode/instances', times: 1, fault: { status: 503 } })
+  const warned: string[] = []
+  const executor = createExecutor(testConfig({ LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url }, t), { warn: (_obj, msg) => { warned.push(msg) } })
+  t.same(await executor.findServers(ACME_SPEC), [], 'answered after the retry')
+  t.same(warned, ['linode call failed; retrying'])
 })
 
 t.test('paid → Linode server → DNS → healthy → active; canceled → torn down', async (t) => {
