@@ -343,8 +343,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   if (problem !== null) return fail(2, problem)
   if (unreachable !== null) return fail(2, unreachable)
   const live = key.startsWith('sk_live_')
+  // Refused before anything is made, as the unreachable URL above: live events go to HTTPS only.
   if (live && !webhookUrl.startsWith('https://') && !args['no-webhook']) {
-    say(`warning: ${webhookUrl} is not HTTPS; Stripe delivers live events to HTTPS endpoints only.`)
+    return fail(2, `${webhookUrl} is not HTTPS, and Stripe delivers live events to HTTPS endpoints only: set PUBLIC_BASE_URL to the https:// address (or pass --no-webhook)`)
   }
 
   const ctx: Context = {

@@ -290,6 +290,11 @@ t.test('bad keys: non-zero exit with one readable line, no request, never the ke
   }
   t.equal(fake.requests.length, 0)
 
+  const plain = await run(['--live'], { STRIPE_API_BASE: fake.url, STRIPE_SECRET_KEY: 'sk_live_abc123', PUBLIC_BASE_URL: 'http://ctfhive.example' })
+  t.equal(plain.code, 2, 'a live endpoint must be HTTPS')
+  t.match(plain.stderr, /^error: http:\/\/ctfhive\.example\/billing\/webhook is not HTTPS, and Stripe delivers live events to HTTPS endpoints only/m)
+  t.equal(fake.requests.length, 0, 'refused before anything is made')
+
   const live = await run(['--live', '--no-webhook'], { STRIPE_API_BASE: fake.url, STRIPE_SECRET_KEY: 'sk_live_abc123' })
   t.equal(live.code, 0, 'a live key runs with --live')
   t.match(live.stderr, /LIVE mode/)

@@ -290,6 +290,10 @@ function registerTests (): void {
       const missing = await get(`${proxy.url}/docs/no-such-page/`)
       t.equal(missing.status, 404)
       t.match(missing.body.toString(), /docs-404-marker/, "the docs' own 404 page")
+      t.equal(missing.headers['cache-control'], 'no-cache', 'not cached: a later build may add the page')
+      const missingFile = await get(`${proxy.url}/docs/no-such-page`)
+      t.equal(missingFile.status, 404)
+      t.equal(missingFile.headers['cache-control'], 'no-cache', 'nor under a path the day-long default would take')
       t.equal(missing.headers['x-content-type-options'], 'nosniff', 'error pages carry the headers too')
     })
 
