@@ -299,11 +299,12 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     } catch (err) {
       app.log.error({ err }, 'could not store the address of tenants made by an older release; the next start tries again')
     }
-    // Listening on loopback only in production means a proxy on the same host: without
-    // TRUST_PROXY every buyer is 127.0.0.1 to the logs and shares one checkout rate limit.
+    // Allowed with a test Stripe key (config.ts refuses a live one): staging the whole flow.
     if (config.nodeEnv === 'production' && executor instanceof FakeExecutor) {
       app.log.warn('LINODE_API_TOKEN is not set: provisioning only pretends (the in-memory FakeExecutor); no server is made for any tenant')
     }
+    // Listening on loopback only in production means a proxy on the same host: without
+    // TRUST_PROXY every buyer is 127.0.0.1 to the logs and shares one checkout rate limit.
     if (config.nodeEnv === 'production' && config.trustProxy === false && ['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
       app.log.warn('TRUST_PROXY is off while the server listens on loopback only: behind a proxy on this host every client appears as the proxy; set TRUST_PROXY=1')
     }
