@@ -79,9 +79,9 @@ export function verifyAuditChain (secret: string, entries: readonly AuditEntry[]
   let expectedSeq = 1
   const seenMacs = new Map<string, number>([[GENESIS_MAC, 0]])
   const allMacs = new Map(entries.map((e) => [e.mac, e.seq]))
+  const broken = (badSeq: number, problem: AuditProblem, reason: string): AuditVerdict => ({ ok: false, entries: entries.length, badSeq, problem, reason })
   for (const [i, e] of entries.entries()) {
-    const bad = (problem: AuditProblem, reason: string): AuditVerdict =>
-      ({ ok: false, entries: entries.length, badSeq: e.seq, problem, reason })
+    const bad = (problem: AuditProblem, reason: string): AuditVerdict => broken(e.seq, problem, reason)
     if (e.seq !== expectedSeq) {
       if (e.seq > expectedSeq) return bad('removed', `expected seq ${expectedSeq}, found ${e.seq}: entries are missing`)
       return bad('reordered', `seq ${e.seq} appears after seq ${expectedSeq - 1}`)
@@ -104,11 +104,10 @@ export function verifyAuditChain (secret: string, entries: readonly AuditEntry[]
   }
   const lastSeq = expectedSeq - 1
   if (anchor !== undefined) {
-    const bad = (badSeq: number, problem: AuditProblem, reason: string): AuditVerdict => ({ ok: false, entries: entries.length, badSeq, problem, reason })
-    if (lastSeq < anchor.seq) return bad(lastSeq + 1, 'truncated', `the chain ends at seq ${lastSeq}, before the anchor's seq ${anchor.seq}: entries were removed from its end`)
+    if (lastSeq < anchor.seq) return broken(lastSeq + 1, 'truncated', `the chain ends at seq ${lastSeq}, before the anchor's seq ${anchor.seq}: entries were removed from its end`)
     // Seqs run 1, 2, 3, … here, so entry n sits at index n − 1; seq 0 is the empty chain's head.
     const mac = anchor.seq === 0 ? GENESIS_MAC : entries[anchor.seq - 1]!.mac
-    if (!macEquals(mac, anchor.mac)) return bad(anchor.seq, 'modified', `seq ${anchor.seq} is not the entry the anchor recorded: the chain was rewritten up to there`)
+    if (!macEquals(mac, anchor.mac)) return broken(anchor.seq, 'modified', `seq ${anchor.seq} is not the entry the anchor recorded: the chain was rewritten up to there`)
   }
   return { ok: true, entries: entries.length, lastSeq, lastMac: prevMac }
 }

@@ -18,7 +18,7 @@ import { PgOps, nowIso, sqlState, toStoreError, type Queryable, type Row } from 
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations', 'postgres')
 /** Advisory lock key (arbitrary, fixed) that serialises migrations across processes. */
-const MIGRATION_LOCK = 4_711_001
+export const MIGRATION_LOCK = 4_711_001
 /** How often a transaction is run again after a serialization failure, deadlock or unique race. */
 const MAX_ATTEMPTS = 5
 /**

@@ -2,7 +2,7 @@ import t from 'tap'
 import pg from 'pg'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { PostgresStore } from '../../api/store/postgres.ts'
+import { MIGRATION_LOCK, PostgresStore } from '../../api/store/postgres.ts'
 import { sqlState } from '../../api/store/postgres-ops.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { openStore } from '../../api/store/index.ts'
@@ -80,10 +80,10 @@ if (server !== undefined) {
     const other = new pg.Client({ connectionString: url })
     await other.connect()
     t.teardown(() => other.end())
-    await other.query('SELECT pg_advisory_lock(4711001)')
+    await other.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
     const opening = openStore({ databaseUrl: url, pg: { poolSize: 1, statementTimeoutMs: 300 } })
     await sleep(900)
-    await other.query('SELECT pg_advisory_unlock(4711001)')
+    await other.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK])
     const store = await opening
     t.teardown(() => store.close())
     t.same(await store.schema(), { initialized: true, pending: [], unknown: [] }, 'migrated once the lock was free')
@@ -357,7 +357,7 @@ if (server !== undefined) {
 
   // A rolling upgrade: every pooled connection that prepared a statement on the table fails it
   // from then on, more of them than a transaction's attempts. Transactions first: a failed
-  // plain read drops its connection, which would hide a transaction's failure to.
+  // plain read drops its connection, which would hide a transaction's failure too.
   for (const first of ['transactions', 'reads'] as const) {
     t.test(`after another process adds a column, ${first} and the others still work`, async (t) => {
       const url = await server.createDatabase()
@@ -365,7 +365,7 @@ if (server !== undefined) {
       const store = new PostgresStore({ url, poolSize: size })
       await store.migrate()
       t.teardown(() => store.close())
-      const tenants = Array.from({ length: size }, makeTenant)
+      const tenants = Array.from({ length: size }, () => makeTenant())
       for (const one of tenants) await store.insertTenant(one)
       const tn = tenants[0]!
       // Each of the pool's connections prepares both statements: held at once, they are
