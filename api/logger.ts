@@ -83,7 +83,9 @@ function serializeError (err: unknown): unknown {
 export function createLogger (config: Pick<Config, 'logLevel'> & Parameters<typeof secretValues>[0], stream?: DestinationStream): Logger {
   const secrets = secretValues(config)
   // JSON-escaped too: a secret containing quotes or backslashes appears escaped in a line.
-  const needles = [...new Set(secrets.flatMap((s) => [s, JSON.stringify(s).slice(1, -1)]))]
+  // Longest first: the alternation takes the first that matches, and a secret that begins
+  // with another (a rotated webhook secret, say) would otherwise leave its tail in the line.
+  const needles = [...new Set(secrets.flatMap((s) => [s, JSON.stringify(s).slice(1, -1)]))].sort((a, b) => b.length - a.length)
   const scrub = needles.length === 0 ? null : new RegExp(needles.map(escapeRegExp).join('|'), 'g')
   const options = {
     level: config.logLevel,

@@ -31,6 +31,16 @@ t.test('logs carry request ids and never secrets', async (t) => {
   t.match(generated.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'a generated id otherwise')
 })
 
+t.test('a secret that begins with another is scrubbed whole', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
+  // A rotated webhook secret that extends the old one, listed after it.
+  const log = createLogger(loadConfig({ STRIPE_WEBHOOK_SECRET: 'whsec_oldsecret,whsec_oldsecret_rotated_2026' }), stream)
+  log.info('secrets: whsec_oldsecret_rotated_2026 and whsec_oldsecret')
+  const msg = JSON.parse(lines[0]!).msg as string
+  t.equal(msg, 'secrets: [Redacted] and [Redacted]')
+})
+
 t.test("a logged error keeps its own type (Stripe's) beside its class", async (t) => {
   const lines: string[] = []
   const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })

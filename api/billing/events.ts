@@ -90,6 +90,17 @@ function text (v: unknown): string | undefined {
   return clean === '' ? undefined : clean
 }
 
+/**
+ * A session made elsewhere (a Payment Link, the Dashboard) names no event: the tenant is named
+ * after the session, but never by its whole id. The id is a bearer secret here (it earns the
+ * welcome link at /billing/success), and the name is public (the status route, the address).
+ * The id's last characters still find the session in the Dashboard's list.
+ */
+export function sessionLabel (id: unknown): string | undefined {
+  const clean = text(id)
+  return clean === undefined ? undefined : `Checkout …${clean.slice(-6)}`
+}
+
 /** The plan of a subscription: its first item's price lookup key, else the price id. */
 export function planOfSubscription (sub: Record<string, any>, priceToPlan: PriceToPlan): string | undefined {
   const price = sub.items?.data?.[0]?.price ?? sub.plan
@@ -118,7 +129,7 @@ function checkoutIntent (session: Record<string, any>, billing: BillingChange['b
     subscriptionId,
     create: adoptable
       ? {
-          name: text(metadata.name) ?? text(session.id) ?? 'ctfhive-event',
+          name: text(metadata.name) ?? sessionLabel(session.id) ?? 'ctfhive-event',
           email: text(session.customer_email) ?? text(session.customer_details?.email) ?? text(metadata.email) ?? '',
           plan: plan ?? 'standard'
         }

@@ -214,7 +214,8 @@ export class TenantService {
     const found = intentForEvent(event, this.priceToPlan)
     // Adopted only when a reload will find it again: by our tenant id, or by the subscription index.
     const intent = found.subscriptionId === undefined && found.tenantId === undefined ? { ...found, create: undefined } : found
-    const applied = await this.store.transaction((tx) => this.applyIntent(tx, intent, Number(session.created) || 0, `checkout session ${String(session.id)}`))
+    // The audit names the page, not the session: its id earns the welcome link, and entries are forever.
+    const applied = await this.store.transaction((tx) => this.applyIntent(tx, intent, Number(session.created) || 0, 'checkout return'))
     if (applied.outcome === 'unmatched') return undefined
     return this.afterCommit(applied)
   }

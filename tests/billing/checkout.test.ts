@@ -315,6 +315,32 @@ t.test('return from Checkout: a delayed payment, and a session made outside this
   t.equal(await store.countTenants(), before + 2, 'one tenant for it, however often the page is loaded')
 })
 
+t.test('the session id, which earns the welcome link, is not published: not as a name, not in the audit', async (t) => {
+  const { app, fake, store } = await stripeApp(t)
+  // Ours: the return page fulfils before any webhook, and audits that.
+  const body = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name: 'Audit CTF' } })).json()
+  fake.completeSession(body.session_id, { subscriptionId: 'sub_audited' })
+  t.equal((await app.inject(`/billing/success?session_id=${body.session_id}`)).statusCode, 303)
+  // A Payment Link's: no name in its metadata.
+  const made = await app.stripe!.createCheckoutSession({
+    mode: 'subscription', line_items: [{ price: PRICES.STRIPE_PRICE_SOLO, quantity: 1 }], metadata: { plan: 'solo' },
+    success_url: 'https://ctfhive.example/billing/success?session_id={CHECKOUT_SESSION_ID}', cancel_url: 'https://ctfhive.example/pricing'
+  }, 'outside-unnamed')
+  fake.completeSession(made.id, { subscriptionId: 'sub_unnamed' })
+  const back = await app.inject(`/billing/success?session_id=${made.id}`)
+  const id = new URL(back.headers.location as string, 'http://x').searchParams.get('tenant')!
+  const adopted = await store.getTenant(id)
+  t.equal(adopted?.name, `Checkout …${made.id.slice(-6)}`, 'named after the end of the id, which finds it in the Dashboard')
+  for (const [tenant, session] of [[body.tenant_id, body.session_id], [id, made.id]] as const) {
+    const status = await app.inject(`/tenants/${tenant}/status`)
+    t.equal(status.statusCode, 200)
+    t.notOk(status.body.includes(session), 'not in the public status')
+    const audit = await store.listAudit({ tenant })
+    t.ok(audit.some((e) => JSON.stringify(e.detail).includes('checkout return')), 'the audit says the return page did it')
+    t.notOk(JSON.stringify(audit).includes(session), 'not in the audit chain')
+  }
+})
+
 t.test("return from Checkout: a session that only claims another buyer's tenant does not get its welcome link", async (t) => {
   const { app, fake, store } = await stripeApp(t)
   const victim = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Victim CTF' } })).json()

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { request } from 'undici'
 import { freePort, startServer, type ServerProcess } from '../helpers/server-process.ts'
+import { buildTestSite } from '../helpers/site-build.ts'
 import { caddyPolicySnippet } from '../../docs-site/build.ts'
 import { DOCS_CADDY_FILE } from '../../api/web/docs.ts'
 
@@ -175,7 +176,9 @@ function registerTests (): void {
     const docs = join(dir, 'docs')
     writeDocs(docs)
     // One shared store file; info logs so each instance's request log shows what it served.
-    const env = { DATABASE_URL: `sqlite:${join(dir, 'ctfhive.db')}`, LOG_LEVEL: 'info', DOCS_SITE_DIR: docs }
+    // The marketing site too: its assets carry only the app's nosniff, its pages no HSTS (http).
+    const site = buildTestSite(t, { publicBaseUrl: 'http://localhost:3000', baseDomain: 'ctfhive.us' })
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'ctfhive.db')}`, LOG_LEVEL: 'info', DOCS_SITE_DIR: docs, MARKETING_DIST_DIR: site.dir }
     const instances: ServerProcess[] = []
     t.teardown(async () => { await Promise.all(instances.map((s) => s.stop())) })
     // One after the other, so the second opens an already migrated database.
@@ -251,6 +254,19 @@ function registerTests (): void {
           if (direct.headers[name] !== undefined) t.equal(proxied.headers[name], direct.headers[name], `${path} ${name}`)
         }
       }
+      // Each header on its own: a page with the app's five (no HSTS, its PUBLIC_BASE_URL being
+      // http) still gets Caddy's HSTS, and an asset with the app's nosniff gets the rest.
+      const page = await get(`${a.url}/`)
+      t.equal(page.headers['x-frame-options'], 'DENY', 'the app sets its own headers on the page')
+      t.equal(page.headers['strict-transport-security'], undefined, 'but no HSTS over http')
+      t.equal((await get(`${proxy.url}/`)).headers['strict-transport-security'], 'max-age=31536000', 'which Caddy adds alone')
+      const asset = site.manifest.assets.css
+      const plain = await get(`${a.url}${asset}`)
+      t.equal(plain.status, 200, asset)
+      t.equal(plain.headers['x-frame-options'], undefined, 'the app sends an asset with nosniff only')
+      const proxiedAsset = await get(`${proxy.url}${asset}`)
+      t.equal(proxiedAsset.headers['x-frame-options'], 'DENY', 'Caddy fills in the rest')
+      t.equal(proxiedAsset.headers['strict-transport-security'], 'max-age=31536000')
       const robots = await get(`${proxy.url}/robots.txt`)
       t.equal(robots.status, 200)
       t.match(robots.body.toString(), /Sitemap: /)
