@@ -10,7 +10,9 @@ const UNDO: Record<number, string> = {
   4: 'DROP TABLE rate_limits',
   5: 'ALTER TABLE tenants DROP COLUMN soft_cancel_from',
   6: 'DROP INDEX tenants_fqdn; ALTER TABLE tenants DROP COLUMN fqdn',
-  7: 'ALTER TABLE tenants DROP COLUMN billing_state'
+  7: 'ALTER TABLE tenants DROP COLUMN billing_state',
+  // Data only: the names it changed stay changed.
+  8: 'SELECT 1'
 }
 
 const SHIPPED = migrationFiles(fileURLToPath(new URL('../../api/store/migrations/sqlite', import.meta.url))).map((f) => Number.parseInt(f, 10))
@@ -23,3 +25,16 @@ export function rollbackSql (version: number): string {
   })
   return [...undo, `DELETE FROM schema_migrations WHERE version > ${version}`].join('; ')
 }
+
+/**
+ * Names older releases gave tenants, and what migration 008 makes of them: a Payment Link's
+ * tenant was named after its whole session id; anything else is kept.
+ */
+export const SESSION_NAMES: Array<[before: string, after: string]> = [
+  ['cs_live_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ012345', 'Checkout …012345'],
+  ['cs_test_b1XyZ_0123456789abcdefQRSTU', 'Checkout …fQRSTU'],
+  ['Spring CTF', 'Spring CTF'],
+  ['cs_live_ but a sentence after all', 'cs_live_ but a sentence after all'],
+  ['cs_live_short', 'cs_live_short'],
+  ['cs_other_a1B2c3D4e5F6g7H8i9J0', 'cs_other_a1B2c3D4e5F6g7H8i9J0']
+]

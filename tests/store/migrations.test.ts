@@ -11,7 +11,8 @@ import { openStore } from '../../api/store/index.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { rollbackSql } from '../helpers/schema-rollback.ts'
+import { makeTenant } from './contract.ts'
+import { SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
 
 const PG = { poolSize: 2, statementTimeoutMs: 5000 }
 
@@ -72,7 +73,7 @@ t.test('the CLI store refuses a database behind this release and leaves it as it
 
   const err = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false }).then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof StoreError, 'a StoreError')
-  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql\); start the server of this release once/)
+  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql\); start the server of this release once/)
   t.same(indexes(db), before, 'no index created')
   t.notOk(db.prepare('SELECT * FROM pragma_table_info(?)').all('jobs').some((c) => c.name === 'step_at'), 'no column added')
   t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'rate_limits'").get()?.n, 0, 'no table created')
@@ -97,6 +98,22 @@ t.test('migration 003 gives the jobs an older release left the time of their las
   const [job] = await store.listJobs({})
   t.match(job, { step: 'dns', attempts: 1, stepAt: Date.parse('2026-11-20T08:30:15.249Z') }, 'to the millisecond')
   t.same(await store.schema(), { initialized: true, pending: [], unknown: [] })
+})
+
+t.test('migration 008 renames the tenants an older release named after a whole session id', async (t) => {
+  const path = tempPath(t)
+  const old = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+  const ids = []
+  for (const [before] of SESSION_NAMES) {
+    const tenant = makeTenant({ name: before })
+    await old.insertTenant(tenant)
+    ids.push(tenant.id)
+  }
+  await old.close()
+  raw(t, path).exec(rollbackSql(7))
+  const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+  t.teardown(() => store.close())
+  t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), SESSION_NAMES.map(([, after]) => after))
 })
 
 t.test('a server on a schema a newer release migrated warns at start, and runs', async (t) => {

@@ -10,7 +10,7 @@ import { usePostgres } from '../helpers/postgres.ts'
 import { makeTenant, storeContract } from './contract.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, makeEvent } from '../helpers/stripe-events.ts'
-import { rollbackSql } from '../helpers/schema-rollback.ts'
+import { SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
 
 const server = await usePostgres(t)
 
@@ -69,7 +69,7 @@ if (server !== undefined) {
     const again = await open(url)
     stores.push(again)
     const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
-    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }], 'each migration applied once')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }], 'each migration applied once')
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)
@@ -99,7 +99,7 @@ if (server !== undefined) {
     t.match((err as Error).message, /this is not a CTFHive database \(it has no schema_migrations table\)/)
     const look = new PostgresStore({ url, poolSize: 1 })
     t.teardown(() => look.close())
-    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql'], unknown: [] }, 'nothing was created')
+    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql'], unknown: [] }, 'nothing was created')
 
     const store = await openStore(config)
     t.teardown(() => store.close())
@@ -127,6 +127,22 @@ if (server !== undefined) {
     const [job] = await store.listJobs({})
     t.match(job, { step: 'dns', attempts: 1, stepAt: Date.parse('2026-11-20T08:30:15.249Z') }, 'to the millisecond')
     t.same(await store.schema(), { initialized: true, pending: [], unknown: [] })
+  })
+
+  t.test('migration 008 renames the tenants an older release named after a whole session id', async (t) => {
+    const url = await server.createDatabase()
+    const first = await open(url)
+    const ids = []
+    for (const [before] of SESSION_NAMES) {
+      const tenant = makeTenant({ name: before })
+      await first.insertTenant(tenant)
+      ids.push(tenant.id)
+    }
+    await poolOf(first).query(rollbackSql(7))
+    await first.close()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), SESSION_NAMES.map(([, after]) => after))
   })
 
   t.test('rate counts: the rows of windows that ended are deleted when a new window begins', async (t) => {
