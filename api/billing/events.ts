@@ -145,6 +145,8 @@ function checkoutIntent (session: Record<string, any>, billing: BillingChange['b
 }
 
 function paidNow (session: Record<string, any>): BillingChange['billing'] {
+  // A setup-mode session (saving a card) is `no_payment_required` too, and buys nothing.
+  if (session.mode === 'setup') return undefined
   return session.payment_status === 'paid' || session.payment_status === 'no_payment_required' ? 'paid' : undefined
 }
 

@@ -34,6 +34,9 @@ t.test('checkout: who the new tenant is when nobody knew it', async (t) => {
 t.test('checkout: what counts as paid', async (t) => {
   t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, paymentStatus: 'paid' })).change.billing, 'paid')
   t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, paymentStatus: 'no_payment_required' })).change.billing, 'paid', 'a 100 % coupon or a trial')
+  const setup = intent('checkout.session.completed', { ...checkoutSession({ paymentStatus: 'no_payment_required', subscription: null }), mode: 'setup' })
+  t.equal(setup.change.billing, undefined, 'a setup-mode session (saving a card) pays for nothing')
+  t.equal(setup.create, undefined, 'nor becomes a tenant')
   t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, paymentStatus: 'unpaid' })).change.billing, undefined, 'a delayed payment method: not yet')
   const later = intent('checkout.session.async_payment_succeeded', checkoutSession({ tenantId: TENANT, paymentStatus: 'paid', plan: 'solo' }))
   t.equal(later.change.billing, 'paid')
