@@ -38,7 +38,7 @@ Exit status: 0 copied and verified, 1 failed (non-empty target, broken chain, st
 export const TABLES: ReadonlyArray<{ name: string, columns: readonly string[], order: string }> = [
   { name: 'tenants', columns: Object.values(TENANT_COLUMNS), order: 'id' },
   { name: 'subscriptions', columns: ['subscription_id', 'tenant_id'], order: 'subscription_id' },
-  { name: 'stripe_events', columns: ['id', 'type', 'created', 'received', 'outcome', 'tenant', 'payload'], order: 'id' },
+  { name: 'stripe_events', columns: ['id', 'type', 'created', 'received', 'outcome', 'tenant', 'payload', 'unmatched_subscription'], order: 'id' },
   { name: 'jobs', columns: ['id', 'kind', 'tenant', 'status', 'step', 'step_at', 'attempts', 'run_after', 'lease_until', 'lease_owner', 'last_error', 'created_at', 'updated_at'], order: 'id' },
   { name: 'audit_log', columns: ['seq', 'at', 'tenant', 'action', 'detail', 'prev_mac', 'mac'], order: 'seq' }
 ]

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import pg from 'pg'
 import {
   StoreError,
-  type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
+  type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import {
@@ -152,9 +152,17 @@ export class PgOps implements StoreOps {
   // conflict: exactly one of them gets its row back.
   async recordEvent (e: StripeEventRecord): Promise<boolean> {
     const rows = await this.q(
-      'INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING id',
-      e.id, e.type, e.created, e.received, e.outcome, e.tenant, e.payload)
+      'INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload, unmatched_subscription) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING id',
+      e.id, e.type, e.created, e.received, e.outcome, e.tenant, e.payload, e.unmatchedSubscription ?? null)
     return rows.length === 1
+  }
+
+  async listUnmatchedEvents (subscriptionId: string): Promise<StripeEventRecord[]> {
+    return (await this.q('SELECT * FROM stripe_events WHERE unmatched_subscription = $1 ORDER BY created, received, id', subscriptionId)).map(eventFromRow)
+  }
+
+  async settleEvent (id: string, outcome: EventOutcome, tenant: string | null): Promise<void> {
+    await this.q('UPDATE stripe_events SET outcome = $1, tenant = $2, unmatched_subscription = NULL WHERE id = $3', outcome, tenant, id)
   }
 
   async getEvent (id: string): Promise<StripeEventRecord | undefined> {

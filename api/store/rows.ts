@@ -88,7 +88,8 @@ export function eventFromRow (row: Row): StripeEventRecord {
     received: String(row.received),
     outcome: row.outcome as StripeEventRecord['outcome'],
     tenant: (row.tenant as string | null) ?? null,
-    payload: String(row.payload)
+    payload: String(row.payload),
+    unmatchedSubscription: (row.unmatched_subscription as string | null) ?? null
   }
 }
 

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   StoreError,
-  type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
+  type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import { migrationFiles, schemaStatusOf, type SchemaStatus } from './migrations.ts'
@@ -159,9 +159,17 @@ export class SqliteOps implements StoreOps {
 
   async recordEvent (e: StripeEventRecord): Promise<boolean> {
     const r = this.conn.run(
-      'INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
-      e.id, e.type, e.created, e.received, e.outcome, e.tenant, e.payload)
+      'INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload, unmatched_subscription) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
+      e.id, e.type, e.created, e.received, e.outcome, e.tenant, e.payload, e.unmatchedSubscription ?? null)
     return Number(r.changes) === 1
+  }
+
+  async listUnmatchedEvents (subscriptionId: string): Promise<StripeEventRecord[]> {
+    return this.conn.all('SELECT * FROM stripe_events WHERE unmatched_subscription = ? ORDER BY created, received, id', subscriptionId).map(eventFromRow)
+  }
+
+  async settleEvent (id: string, outcome: EventOutcome, tenant: string | null): Promise<void> {
+    this.conn.run('UPDATE stripe_events SET outcome = ?, tenant = ?, unmatched_subscription = NULL WHERE id = ?', outcome, tenant, id)
   }
 
   async getEvent (id: string): Promise<StripeEventRecord | undefined> {

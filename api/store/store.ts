@@ -64,6 +64,8 @@ export interface StripeEventRecord {
   outcome: EventOutcome
   tenant: string | null
   payload: string
+  /** An unmatched event's subscription, kept until a tenant takes it on (then null). */
+  unmatchedSubscription?: string | null
 }
 
 export type JobKind = 'provision' | 'deprovision'
@@ -164,6 +166,10 @@ export interface StoreOps {
   /** Inserts the event unless its id is known; false means a duplicate (nothing written). */
   recordEvent (event: StripeEventRecord): Promise<boolean>
   getEvent (id: string): Promise<StripeEventRecord | undefined>
+  /** The events still unmatched that name this subscription, in Stripe's order. */
+  listUnmatchedEvents (subscriptionId: string): Promise<StripeEventRecord[]>
+  /** An unmatched event applied at last: its outcome and tenant, and no longer waiting. */
+  settleEvent (id: string, outcome: EventOutcome, tenant: string | null): Promise<void>
   /**
    * Without a tenant: the last received first. For a tenant: its most recent `limit` events
    * (by Stripe's `created`), listed in Stripe's order, oldest first. `limit` defaults to 100.

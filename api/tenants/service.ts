@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
-import { intentForEvent, isSupportedEvent, type EventIntent, type PriceToPlan, type StripeEvent } from '../billing/events.ts'
+import { intentForEvent, isStripeEvent, isSupportedEvent, type EventIntent, type PriceToPlan, type StripeEvent } from '../billing/events.ts'
 import { appendAudit } from '../provisioning/audit.ts'
 import type { JobRunner } from '../provisioning/jobs.ts'
 import type { StoreOps, Store, Tenant, TenantPatch } from '../store/store.ts'
@@ -189,7 +189,9 @@ export class TenantService {
         // Recorded once, with its outcome, in the effect's own transaction: both commit, or
         // neither. A known id makes the insert a no-op, and throwing rolls the effect back; no
         // lookup first, as redeliveries are rare and a lookup is a round trip on PostgreSQL.
-        const record = { id: event.id, type, created: event.created, received: new Date().toISOString(), outcome: result.outcome, tenant: result.tenant?.id ?? null, payload }
+        // An unmatched event keeps its subscription: the tenant that takes it on later applies it.
+        const unmatchedSubscription = result.outcome === 'unmatched' ? intent.subscriptionId ?? null : null
+        const record = { id: event.id, type, created: event.created, received: new Date().toISOString(), outcome: result.outcome, tenant: result.tenant?.id ?? null, payload, unmatchedSubscription }
         if (!(await tx.recordEvent(record))) throw new DuplicateDelivery()
         return result
       })
@@ -326,6 +328,31 @@ export class TenantService {
       await tx.updateTenant(tenant.id, patch)
       tenant = { ...tenant, ...patch, updatedAt: nowIso }
     }
-    return { outcome: result.outcome, tenant, provision }
+    const applied = { outcome: result.outcome, tenant, provision }
+    return result.newSubscription && intent.subscriptionId !== undefined ? this.catchUp(tx, applied, intent.subscriptionId) : applied
+  }
+
+  /**
+   * Applies, now that a tenant holds the subscription, the events about it that came first and
+   * found no tenant: a Payment Link's subscription and invoice events arrive before the checkout
+   * that adopts it. Same transaction, same rules, so the tenant ends as in any other order.
+   */
+  private async catchUp (tx: StoreOps, applied: Applied & { tenant: Tenant }, subscriptionId: string): Promise<Applied> {
+    let { tenant, provision } = applied
+    const waiting = await tx.listUnmatchedEvents(subscriptionId)
+    // Off the waiting list before any is applied: one naming another tenant of ours may link
+    // the subscription there, and that catch-up must not apply these a second time.
+    for (const held of waiting) await tx.settleEvent(held.id, 'unmatched', null)
+    for (const held of waiting) {
+      let event: unknown
+      try { event = JSON.parse(held.payload) } catch {}
+      // Stored only after these same checks passed; a payload that fails them now stays as it is.
+      if (!isStripeEvent(event) || !isSupportedEvent(event.type)) continue
+      const result = await this.applyIntent(tx, intentForEvent({ ...event, type: event.type }, this.priceToPlan), event.created, `event ${held.id}, held until its subscription had a tenant`)
+      await tx.settleEvent(held.id, result.outcome, result.tenant?.id ?? null)
+      if (result.tenant !== undefined) tenant = result.tenant
+      provision ||= result.provision
+    }
+    return { outcome: applied.outcome, tenant, provision }
   }
 }

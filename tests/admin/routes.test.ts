@@ -6,6 +6,7 @@ import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../h
 import { MAX_OFFSET } from '../../api/admin/routes.ts'
 import { MAX_PAGE } from '../../api/tenants/admin.ts'
 import { nextMillisecond } from '../helpers/until.ts'
+import { asLeftByOlderRelease } from '../helpers/schema-rollback.ts'
 
 const TOKEN = 'admin-token-for-tests-0123456789abcdef'
 const AUTH = { authorization: `Bearer ${TOKEN}` }
@@ -259,10 +260,12 @@ t.test('audit verify: ok, then the first tampered seq', async (t) => {
 })
 
 t.test('replay: an unmatched event matches once its tenant is known; history is kept', async (t) => {
-  const { app, store } = await buildTestApp(t, { env: ENV })
+  const { app, store, config } = await buildTestApp(t, { env: ENV })
   const base = Math.floor(Date.now() / 1000)
   const failed = makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_late' }), { created: base + 10 })
   t.same((await deliver(app, failed)).json(), { status: 'unmatched', type: 'invoice.payment_failed' })
+  // This release applies it when the subscription's tenant appears; an older one did not.
+  asLeftByOlderRelease(config.databaseUrl, failed.id)
   const id = await paidTenant(app, 'Late CTF', 'sub_late', base)
 
   const r = await post(app, `/admin/events/${failed.id}/replay`)

@@ -6,7 +6,7 @@ import { main } from '../../bootstrap/ctfhive.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
 import { nextMillisecond } from '../helpers/until.ts'
-import { rollbackSql } from '../helpers/schema-rollback.ts'
+import { asLeftByOlderRelease, rollbackSql } from '../helpers/schema-rollback.ts'
 
 const AUDIT = 'audit-secret-for-cli-tests-0123456789abcdef'
 
@@ -183,10 +183,12 @@ t.test('audit verify: an unset key on a chain written under the dev default is f
 })
 
 t.test('events and replay: an unmatched event replayed once its tenant exists', async (t) => {
-  const { app, run, store } = await setup(t)
+  const { app, run, store, config } = await setup(t)
   const base = Math.floor(Date.now() / 1000)
   const failed = makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_late' }), { created: base + 10 })
   t.equal((await deliver(app, failed)).json().status, 'unmatched')
+  // This release applies it when the subscription's tenant appears; an older one did not.
+  asLeftByOlderRelease(config.databaseUrl, failed.id)
   const id = await pendingTenant(app, 'Late CTF')
   await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_late' }), { created: base }))
 
@@ -248,7 +250,7 @@ t.test('a database behind this release is refused, not migrated', async (t) => {
   db.exec(rollbackSql(1))
   const r = await run(['tenants'])
   t.equal(r.code, 1)
-  t.match(r.stderr, /^error: the database's schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql\); start the server of this release once/)
+  t.match(r.stderr, /^error: the database's schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql\); start the server of this release once/)
   t.equal(r.stdout, '')
   t.same(db.prepare('SELECT version FROM schema_migrations').all().map((row) => row.version), [1], 'still at version 1')
   t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'stripe_events_received'").get()?.n, 0, 'no index created')

@@ -1,6 +1,7 @@
 // SQL that takes a migrated database back to an older release's schema, on SQLite or
 // PostgreSQL: what tests use to play a database an older release left behind. Every migration
 // after the first needs its undo here; one without it fails the test that asks for it.
+import { DatabaseSync } from 'node:sqlite'
 import { fileURLToPath } from 'node:url'
 import { migrationFiles } from '../../api/store/migrations.ts'
 
@@ -12,7 +13,8 @@ const UNDO: Record<number, string> = {
   6: 'DROP INDEX tenants_fqdn; ALTER TABLE tenants DROP COLUMN fqdn',
   7: 'ALTER TABLE tenants DROP COLUMN billing_state',
   // Data only: the names it changed stay changed.
-  8: 'SELECT 1'
+  8: 'SELECT 1',
+  9: 'DROP INDEX stripe_events_unmatched; ALTER TABLE stripe_events DROP COLUMN unmatched_subscription'
 }
 
 const SHIPPED = migrationFiles(fileURLToPath(new URL('../../api/store/migrations/sqlite', import.meta.url))).map((f) => Number.parseInt(f, 10))
@@ -38,3 +40,16 @@ export const SESSION_NAMES: Array<[before: string, after: string]> = [
   ['cs_live_short', 'cs_live_short'],
   ['cs_other_a1B2c3D4e5F6g7H8i9J0', 'cs_other_a1B2c3D4e5F6g7H8i9J0']
 ]
+
+/**
+ * Makes a stored event look as a release before 009 left it unmatched: not waiting for its
+ * subscription, so only the operator's replay applies it (SQLite test databases).
+ */
+export function asLeftByOlderRelease (databaseUrl: string, eventId: string): void {
+  const db = new DatabaseSync(databaseUrl.replace(/^sqlite:/, ''))
+  try {
+    db.prepare('UPDATE stripe_events SET unmatched_subscription = NULL WHERE id = ?').run(eventId)
+  } finally {
+    db.close()
+  }
+}

@@ -65,6 +65,7 @@ export function makeEventRecord (over: Partial<StripeEventRecord> = {}): StripeE
     outcome: 'ok',
     tenant: null,
     payload: JSON.stringify({ object: 'event', data: { object: { id: 'in_1', amount_paid: 6500 } } }),
+    unmatchedSubscription: null,
     ...over
   }
 }
@@ -279,6 +280,24 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same(await store.listEvents({ tenant: tn.id, limit: 1 }), [e1], "a tenant's most recent event, whole")
     t.same((await store.listEvents({ tenant: tn.id, limit: 2 })).map((e) => e.id), [e3.id, e1.id], 'the most recent two, in order')
     t.same(await store.listEvents({ tenant: tenantId() }), [])
+  })
+
+  t.test('events: unmatched ones wait under their subscription until settled', async (t) => {
+    const { store } = await fresh(t)
+    const tn = makeTenant()
+    await store.insertTenant(tn)
+    const later = makeEventRecord({ created: 300, outcome: 'unmatched', unmatchedSubscription: 'sub_wait' })
+    const earlier = makeEventRecord({ created: 100, outcome: 'unmatched', unmatchedSubscription: 'sub_wait' })
+    const elsewhere = makeEventRecord({ created: 200, outcome: 'unmatched', unmatchedSubscription: 'sub_other' })
+    const matched = makeEventRecord({ created: 150, tenant: tn.id })
+    for (const e of [later, earlier, elsewhere, matched]) await store.recordEvent(e)
+    t.same(await store.listUnmatchedEvents('sub_wait'), [earlier, later], "the subscription's, whole, in Stripe's order")
+    t.same(await store.listUnmatchedEvents('sub_none'), [])
+    await store.transaction((tx) => tx.settleEvent(earlier.id, 'stale', tn.id))
+    t.same(await store.getEvent(earlier.id), { ...earlier, outcome: 'stale', tenant: tn.id, unmatchedSubscription: null }, 'settled: applied to the tenant, no longer waiting')
+    t.same(await store.listUnmatchedEvents('sub_wait'), [later])
+    t.same(await store.listUnmatchedEvents('sub_other'), [elsewhere], 'others untouched')
+    t.same((await store.listEvents({ tenant: tn.id })).map((e) => e.id), [earlier.id, matched.id], "now among the tenant's events")
   })
 
   t.test('events: concurrent transactions recording one id → exactly one records it and has its effect', async (t) => {

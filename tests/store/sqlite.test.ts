@@ -62,7 +62,7 @@ t.test('migrations run once: reopening keeps the data and the version rows', asy
   t.same(await again.getTenant(tenant.id), tenant, 'data survives the reopen')
   const raw = openRaw(t, path)
   const rows = raw.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()
-  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }], 'each migration recorded exactly once')
+  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }], 'each migration recorded exactly once')
 })
 
 t.test("the admin's recent events come from the received index, not a sort of the whole table", async (t) => {
