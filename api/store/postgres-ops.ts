@@ -270,9 +270,10 @@ export class PgOps implements StoreOps {
     return { seq, ...input, prevMac, mac }
   }
 
-  async listAudit (filter: { tenant?: string, afterSeq?: number, limit?: number }): Promise<AuditEntry[]> {
-    const rows = await this.q('SELECT * FROM audit_log WHERE ($1::text IS NULL OR tenant = $1) AND seq > $2 ORDER BY seq LIMIT $3',
-      filter.tenant ?? null, filter.afterSeq ?? 0, filter.limit ?? 1000)
+  async listAudit (filter: { tenant?: string, afterSeq?: number, limit?: number, newest?: boolean }): Promise<AuditEntry[]> {
+    const where = 'FROM audit_log WHERE ($1::text IS NULL OR tenant = $1) AND seq > $2'
+    const sql = filter.newest === true ? `SELECT * FROM (SELECT * ${where} ORDER BY seq DESC LIMIT $3) AS recent ORDER BY seq` : `SELECT * ${where} ORDER BY seq LIMIT $3`
+    const rows = await this.q(sql, filter.tenant ?? null, filter.afterSeq ?? 0, filter.limit ?? 1000)
     return rows.map(auditFromRow)
   }
 }

@@ -256,9 +256,10 @@ export class SqliteOps implements StoreOps {
     return { seq, ...input, prevMac, mac }
   }
 
-  async listAudit (filter: { tenant?: string, afterSeq?: number, limit?: number }): Promise<AuditEntry[]> {
-    const rows = this.conn.all('SELECT * FROM audit_log WHERE (? IS NULL OR tenant = ?) AND seq > ? ORDER BY seq LIMIT ?',
-      filter.tenant ?? null, filter.tenant ?? null, filter.afterSeq ?? 0, filter.limit ?? 1000)
+  async listAudit (filter: { tenant?: string, afterSeq?: number, limit?: number, newest?: boolean }): Promise<AuditEntry[]> {
+    const where = 'FROM audit_log WHERE (? IS NULL OR tenant = ?) AND seq > ?'
+    const sql = filter.newest === true ? `SELECT * FROM (SELECT * ${where} ORDER BY seq DESC LIMIT ?) ORDER BY seq` : `SELECT * ${where} ORDER BY seq LIMIT ?`
+    const rows = this.conn.all(sql, filter.tenant ?? null, filter.tenant ?? null, filter.afterSeq ?? 0, filter.limit ?? 1000)
     return rows.map(auditFromRow)
   }
 }

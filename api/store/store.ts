@@ -198,7 +198,8 @@ export interface StoreOps {
 
   /** Appends one entry at the end of the chain, serialised against every other append. */
   appendAudit (input: AuditInput, seal: AuditSeal): Promise<AuditEntry>
-  listAudit (filter: { tenant?: string, afterSeq?: number, limit?: number }): Promise<AuditEntry[]>
+  /** In `seq` order: the first `limit` (default 1000) after `afterSeq`, or with `newest` the last `limit`. */
+  listAudit (filter: { tenant?: string, afterSeq?: number, limit?: number, newest?: boolean }): Promise<AuditEntry[]>
 }
 
 export interface Store extends StoreOps {

@@ -185,7 +185,8 @@ export class TenantAdmin {
     const t = await this.mustGet(id)
     const [events, audit, jobs] = await Promise.all([
       this.store.listEvents({ tenant: id, limit: 1000 }),
-      this.store.listAudit({ tenant: id, limit: 5000 }),
+      // The newest: a teardown failing for weeks adds an entry per attempt, and the last says why.
+      this.store.listAudit({ tenant: id, limit: 5000, newest: true }),
       this.store.listJobs({ tenant: id })
     ])
     const billing = billingStateOf(t)

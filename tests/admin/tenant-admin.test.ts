@@ -6,6 +6,7 @@ import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { JobRunner } from '../../api/provisioning/jobs.ts'
 import { TenantService } from '../../api/tenants/service.ts'
 import { TenantAdmin, filtersForState } from '../../api/tenants/admin.ts'
+import { appendAudit } from '../../api/provisioning/audit.ts'
 import { BILLING, INFRA, STATES, deriveTenantState } from '../../api/tenants/lifecycle.ts'
 import { testConfig, tempDbPath } from '../helpers/build-app.ts'
 
@@ -73,4 +74,25 @@ t.test('paging by state matches a full in-memory listing, ties included', async 
   const exported = await admin.exportTenants()
   t.equal(exported.length, tenants.length)
   t.same(exported.map((x) => x.tenant_id), [...ordered].reverse().map((x) => x.id), 'export is oldest first')
+})
+
+t.test("a tenant's detail shows its newest audit entries when there are more than it shows", async (t) => {
+  const store = new SqliteStore({ path: tempDbPath(t) })
+  t.teardown(() => store.close())
+  const config = testConfig({}, t)
+  const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
+  const admin = new TenantAdmin({ store, tenants: new TenantService({ store, config, jobs }), auditSecret: config.auditSecret })
+  const at = new Date().toISOString()
+  const id = 'f'.repeat(32)
+  await store.insertTenant({
+    id, name: 'Long CTF', email: '', plan: 'solo', slug: 'long-ffffff', fqdn: 'long-ffffff.ctfhive.test', billing: 'canceled', infra: 'failed', subscriptionId: null, customerId: null,
+    billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: at, updatedAt: at, paidAt: null, readyAt: null, canceledAt: at, softCancelFrom: null, billingState: null
+  })
+  // A teardown failing for weeks: one entry per attempt, the last one saying why now.
+  await store.transaction(async (tx) => {
+    for (let i = 1; i <= 5001; i++) await appendAudit(tx, config.auditSecret, id, 'deprovision.attempt_failed', { attempts: i })
+  })
+  const { audit } = await admin.showTenant(id)
+  t.equal(audit.length, 5000)
+  t.same([audit[0]?.detail, audit.at(-1)?.detail], [{ attempts: 2 }, { attempts: 5001 }], 'the newest 5000, oldest first')
 })

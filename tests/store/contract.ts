@@ -530,6 +530,9 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same((await store.listAudit({ afterSeq: 20 })).map((e) => e.seq), [21, 22, 23, 24, 25, 26], 'afterSeq')
     t.same((await store.listAudit({ afterSeq: 3, limit: 2 })).map((e) => e.seq), [4, 5], 'afterSeq with limit')
     t.same((await store.listAudit({ tenant: b, limit: 1 }))[0]?.seq, 2, 'tenant with limit')
+    t.same((await store.listAudit({ limit: 3, newest: true })).map((e) => e.seq), [24, 25, 26], 'the newest, in seq order')
+    const newestOfA = (await store.listAudit({ tenant: a, limit: 2, newest: true })).map((e) => e.seq)
+    t.same(newestOfA, forA.slice(-2).map((e) => e.seq), "a tenant's newest")
   })
 
   t.test('audit: a real chain verifies across two stores on one database', async (t) => {
