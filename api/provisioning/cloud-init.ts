@@ -304,15 +304,28 @@ for i in 1 2 3 4 5; do
 done
 # Fail, and the unit runs all this again: no waiting on a CTFd that never started.
 [ "$up" = 1 ] || { echo 'ctfhive: docker-compose up failed' >&2; exit 1; }
+# admin.pass exists only once its envelope is published (and on disk): a run cut off anywhere
+# before that seals admin.pass.new again, so CTFd never gets a password the buyer cannot open.
+# One command a line: set -e does not stop on a failure left of &&.
 if [ ! -e "$C/setup.done" ]; then
   if [ ! -s "$C/admin.pass" ]; then
-    openssl rand -base64 24 | tr -d '\\n' > "$C/admin.pass"
-    "$P/seal.sh" "$C/credential.pub.pem" < "$C/admin.pass" > "$PUB/envelope.new"
-    chmod 0644 "$PUB/envelope.new" && mv "$PUB/envelope.new" "$PUB/admin-credential.json"
+    if [ ! -s "$C/admin.pass.new" ]; then
+      openssl rand -base64 24 | tr -d '\\n' > "$C/admin.pass.new"
+      # tr succeeds even when openssl fails: stop rather than seal an empty password.
+      [ -s "$C/admin.pass.new" ]
+    fi
+    "$P/seal.sh" "$C/credential.pub.pem" < "$C/admin.pass.new" > "$PUB/envelope.new"
+    chmod 0644 "$PUB/envelope.new"
+    mv "$PUB/envelope.new" "$PUB/admin-credential.json"
+    # A power cut must not keep the rename below without the envelope it vouches for.
+    sync
+    mv "$C/admin.pass.new" "$C/admin.pass"
   fi
   python3 "$P/ctfd-setup.py" "$C/tenant.json" "$C/admin.pass"
-  touch "$C/setup.done" && rm -f "$C/admin.pass"
+  touch "$C/setup.done"
 fi
+# Outside the if: a run cut off between setup.done and here still deletes the clear password.
+rm -f "$C/admin.pass" "$C/admin.pass.new"
 # Only now does the instance face the Internet.
 install -m 0644 "$C/Caddyfile" /etc/caddy/Caddyfile
 systemctl enable caddy && systemctl restart caddy
