@@ -11,10 +11,9 @@ export const REDACT_PATHS = [
   'headers.authorization',
   'headers["stripe-signature"]',
   'headers.cookie',
-  '*.password',
-  '*.root_pass',
-  '*.token',
-  '*.secret'
+  // A `*` stands for exactly one key, so each depth is listed: a field with one of these names
+  // is redacted at the top level of a logged object and up to two levels down.
+  ...['password', 'root_pass', 'token', 'secret'].flatMap((name) => [name, `*.${name}`, `*.*.${name}`])
 ]
 
 /**

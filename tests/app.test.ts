@@ -31,6 +31,16 @@ t.test('openapi.json is generated from the route schemas', async (t) => {
   t.same(checkout.requestBody.content['application/json'].schema.required, ['plan'])
   t.ok(checkout.requestBody.content['application/x-www-form-urlencoded'], 'form bodies documented')
   t.ok(doc.paths['/tenants/{id}/status'].get.responses['200'].content['application/json'].schema.properties.state.anyOf)
+
+  // Every answer a route really gives is declared, a redirect without a body.
+  const success = doc.paths['/billing/success'].get.responses
+  t.match(success['303'], { description: /welcome/, headers: { location: { schema: { type: 'string' } } } }, 'the return from Checkout redirects')
+  t.notOk(success['303']?.content, 'a redirect has no body')
+  t.ok(doc.paths['/billing/checkout'].post.responses['303'], 'a form post redirects too')
+  t.ok(doc.paths['/tenants/{id}/status'].get.responses['5XX']?.content['application/json'], 'status: server errors')
+  const healthz = doc.paths['/healthz'].get.responses
+  t.match(healthz['503'], { description: /shutting_down/ }, 'healthz: 503 while draining')
+  t.ok(healthz['503']?.content['application/json'], 'healthz: the error body')
 })
 
 t.test('API misses are JSON 404s', async (t) => {

@@ -31,6 +31,29 @@ t.test('logs carry request ids and never secrets', async (t) => {
   t.match(generated.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'a generated id otherwise')
 })
 
+t.test('fields named password, root_pass, token or secret are redacted at depths 1 to 3', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
+  const log = createLogger(loadConfig({ LOG_LEVEL: 'info' }), stream)
+  for (const name of ['password', 'root_pass', 'token', 'secret']) {
+    // Not configured secrets, so only redaction by path can hide them.
+    const leak = (depth: number): string => `leak-${name}-at-depth-${depth}`
+    log.info({
+      [name]: leak(1),
+      body: { [name]: leak(2), label: 'kept' },
+      list: [{ [name]: leak(3) }],
+      job: { payload: { [name]: leak(3) } }
+    }, 'a line with secrets in it')
+    const line = JSON.parse(lines.at(-1)!)
+    t.notOk(lines.at(-1)!.includes(`leak-${name}`), `no ${name} in the line`)
+    t.equal(line[name], '[Redacted]', `${name} at depth 1`)
+    t.equal(line.body[name], '[Redacted]', `${name} at depth 2`)
+    t.equal(line.list[0][name], '[Redacted]', `${name} in an array item`)
+    t.equal(line.job.payload[name], '[Redacted]', `${name} at depth 3`)
+    t.equal(line.body.label, 'kept', 'other fields are kept')
+  }
+})
+
 t.test('a secret that begins with another is scrubbed whole', async (t) => {
   const lines: string[] = []
   const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })

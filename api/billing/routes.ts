@@ -28,6 +28,9 @@ const CheckoutReply = Type.Object({
   welcome_url: Type.Optional(Type.String())
 })
 
+/** A 303 in the OpenAPI document: no body, only where to go. */
+const redirectReply = (description: string) => Type.Null({ description, headers: { location: Type.String() } })
+
 /** A form post: media types are case-insensitive (RFC 9110). */
 function isForm (request: FastifyRequest): boolean {
   return (request.headers['content-type'] ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')
@@ -85,7 +88,12 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
       tags: ['billing'],
       consumes: ['application/json', 'application/x-www-form-urlencoded'],
       body: CheckoutBody,
-      response: { 200: CheckoutReply, '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+      response: {
+        200: CheckoutReply,
+        303: redirectReply("A plain form post (Accept: text/html): to Stripe Checkout (to the welcome page without Stripe), or back to /register with the error's code"),
+        '4xx': ErrorReplySchema,
+        '5xx': ErrorReplySchema
+      }
     }
   }, async (request, reply) => {
     const { plan: slug, name, email } = request.body
@@ -139,7 +147,11 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
       summary: 'Return from Stripe Checkout: fulfil the order, then go to the welcome page',
       tags: ['billing'],
       querystring: Type.Object({ session_id: Type.String({ pattern: '^cs_[A-Za-z0-9_]{1,250}$' }) }),
-      response: { '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+      response: {
+        303: redirectReply('To the welcome page (/welcome?tenant=<id>&token=<signed>) once the order is found, else to /pricing'),
+        '4xx': ErrorReplySchema,
+        '5xx': ErrorReplySchema
+      }
     }
   }, async (request, reply) => {
     if (app.stripe === null) throw new AppError('stripe_not_configured', 'Stripe is not configured on this server.')

@@ -60,7 +60,7 @@ export default async function tenantRoutes (fastify: FastifyInstance): Promise<v
       summary: "A tenant's state, plan and address",
       tags: ['tenants'],
       params: TenantIdParams,
-      response: { 200: TenantStatusSchema, '4xx': ErrorReplySchema }
+      response: { 200: TenantStatusSchema, '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
     }
   }, async (request, reply) => {
     const tenant = await app.tenants.getTenant(request.params.id)

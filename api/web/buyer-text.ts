@@ -40,11 +40,11 @@ export const LOGIN_ERRORS: Readonly<Record<string, string>> = {
 /**
  * Where the sign-in form leads for the tenant holding the address: its server while one runs
  * (a canceled CTF's too, until its grace period ends), otherwise the reason there is none. An
- * order never paid for holds its address but has nothing behind it; a canceled one without a
- * running server will not get one.
+ * order never paid for holds its address but has nothing behind it, also once an expired or
+ * failed checkout has canceled it; a canceled one without a running server will not get one.
  */
-export function loginTarget (tenant: { billing: Billing, infra: Infra } | undefined): 'go' | 'unknown_address' | 'not_ready' | 'shut_down' {
-  if (tenant === undefined || tenant.billing === 'pending') return 'unknown_address'
+export function loginTarget (tenant: { billing: Billing, infra: Infra, paidAt: string | null } | undefined): 'go' | 'unknown_address' | 'not_ready' | 'shut_down' {
+  if (tenant === undefined || tenant.billing === 'pending' || tenant.paidAt === null) return 'unknown_address'
   if (tenant.infra === 'ready') return 'go'
   return tenant.infra === 'deprovisioned' || tenant.billing === 'canceled' ? 'shut_down' : 'not_ready'
 }

@@ -6,7 +6,15 @@ import { AppError, ErrorReplySchema } from '../errors.ts'
 export default async function healthRoutes (app: FastifyInstance): Promise<void> {
   app.get('/healthz', {
     logLevel: 'warn',
-    schema: { summary: 'Liveness', tags: ['operations'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } }
+    schema: {
+      summary: 'Liveness',
+      tags: ['operations'],
+      // The app's onRequest hook answers every request once closing has begun.
+      response: {
+        200: Type.Object({ status: Type.Literal('ok') }),
+        503: { ...ErrorReplySchema, description: 'shutting_down: the server is draining; retry on another connection' }
+      }
+    }
   }, async () => ({ status: 'ok' as const }))
 
   app.get('/readyz', {

@@ -29,10 +29,12 @@ t.test('every billing × infra combination has a progress the buyer understands'
 t.test('the sign-in form leads to a server only while one runs', async (t) => {
   for (const billing of BILLING) {
     for (const infra of INFRA) {
-      const target = loginTarget({ billing, infra })
+      const target = loginTarget({ billing, infra, paidAt: billing === 'pending' ? null : at })
       const expected = billing === 'pending' ? 'unknown_address' : infra === 'ready' ? 'go' : infra === 'deprovisioned' || billing === 'canceled' ? 'shut_down' : 'not_ready'
       t.equal(target, expected, `${billing}/${infra}`)
       if (target !== 'go') t.ok(loginError(target), `${target} has words`)
+      // An order never paid for (a checkout that expired cancels it) had nothing to shut down.
+      t.equal(loginTarget({ billing, infra, paidAt: null }), 'unknown_address', `${billing}/${infra}, never paid`)
     }
   }
   t.equal(loginTarget(undefined), 'unknown_address')

@@ -449,6 +449,12 @@ t.test('/login sends the buyer to their running CTF, and refuses other hosts', a
   const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Spring CTF' } })).json()
   const slug = (await store.getTenant(created.tenant_id))!.slug
   t.equal(await go(slug), `/login?error=unknown_address&address=${slug}`, 'an order never paid for has nothing behind its address')
+  // Its checkout expired: canceled, but there never was a CTF to shut down.
+  const lapsed = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Lapsed CTF' } })).json()
+  const expired = await deliver(a, makeEvent('checkout.session.expired', checkoutSession({ tenantId: lapsed.tenant_id, subscription: null, status: 'expired', paymentStatus: 'unpaid' })))
+  t.equal(expired.json().tenant_state, 'canceled')
+  const lapsedSlug = (await store.getTenant(lapsed.tenant_id))!.slug
+  t.equal(await go(lapsedSlug), `/login?error=unknown_address&address=${lapsedSlug}`, 'a checkout that expired unpaid is an unknown address, not shut down')
 
   await deliver(a, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))
   t.equal(await go(slug), `https://${slug}.ctfhive.example/login`)
