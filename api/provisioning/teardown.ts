@@ -23,17 +23,20 @@ export async function runTeardown (attempt: Attempt, executor: Executor, specFor
     // The kept id, and whatever is named for the tenant: a record whose create answer was lost
     // has no id here and would otherwise point the address at an IP Linode hands to others.
     const spec = specFor(tenant)
-    const { removed, failed } = await sweep(tenant.dnsRecordId, () => executor.findDnsRecords(spec, signal), (id) => executor.removeDnsRecord(spec, id, signal))
+    const { removed, failed } = await sweep(tenant.dnsRecordId, () => executor.findDnsRecords(spec, signal), (id) => executor.removeDnsRecord(spec, id, signal), { searchMayFail: true })
     await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { records: removed, ...failed })
   }
   if (job.step === 'dns_removed') {
     const tenant = await tenantToTearDown(attempt, graceMs)
     if (tenant === undefined) return
     // Likewise a server made by an attempt cut off before it kept the id (a restart, a cancel
-    // first): found by the tenant's tag, it is destroyed too rather than billed for ever.
-    const { removed, failed } = await sweep(tenant.serverId, async () => (await executor.findServers(specFor(tenant), signal)).map((s) => s.id),
-      (id) => executor.destroyServer(id, signal))
-    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { servers: removed, ...failed })
+    // first): found by the tenant's tag, it is destroyed too rather than billed for ever. The
+    // search is the only proof that nothing is left, even when an id is kept: a unique label
+    // rules out a twin under that label only, not one the tag finds under another (a server
+    // renamed in the console, say). So it must succeed before anything is destroyed.
+    const { removed } = await sweep(tenant.serverId, async () => (await executor.findServers(specFor(tenant), signal)).map((s) => s.id),
+      (id) => executor.destroyServer(id, signal), { searchMayFail: false })
+    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { servers: removed })
   }
   await attempt.transaction(async (tx) => {
     const tenant = await tx.getTenantForUpdate(job.tenant)
@@ -49,18 +52,19 @@ export async function runTeardown (attempt: Attempt, executor: Executor, specFor
 
 /**
  * Removes the kept id and every leftover the search finds, and answers what it removed. A
- * search that cannot succeed however often it is tried (a token without the Domains scope, a
- * zone re-created under a new id) must not keep the teardown from removing what it knows: the
- * kept id is removed, and `failed` says why the search did not help. A failure worth a retry
- * (an outage, an abort) fails the attempt as usual.
+ * failed search fails the attempt before anything is removed (retried, or for the operator when
+ * no retry helps), unless `searchMayFail` and no retry could help: DNS only, where a search
+ * that cannot succeed (a token without the Domains scope, a zone re-created under a new id)
+ * must not keep the teardown from destroying the server, which bills. The kept id is removed
+ * then, and `failed` says why the search did not help.
  */
-async function sweep (kept: string | null, find: () => Promise<string[]>, remove: (id: string) => Promise<void>): Promise<{ removed: string[], failed: { lookup_failed?: string } }> {
+async function sweep (kept: string | null, find: () => Promise<string[]>, remove: (id: string) => Promise<void>, opts: { searchMayFail: boolean }): Promise<{ removed: string[], failed: { lookup_failed?: string } }> {
   let found: string[] = []
   let failed = {}
   try {
     found = await find()
   } catch (err) {
-    if (!(err instanceof ExecutorError) || err.retryable) throw err
+    if (!opts.searchMayFail || !(err instanceof ExecutorError) || err.retryable) throw err
     failed = { lookup_failed: err.message }
   }
   const ids = new Set(found)

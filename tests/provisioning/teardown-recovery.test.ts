@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
-import { ExecutorError, type CreateResult, type ServerSpec } from '../../api/provisioning/executor.ts'
+import { ExecutorError, type CreateResult, type ServerInfo, type ServerSpec } from '../../api/provisioning/executor.ts'
 import { verifyStoredChain } from '../../api/provisioning/audit.ts'
 import type { Store } from '../../api/store/store.ts'
 
@@ -41,6 +41,15 @@ class LostAnswers extends FakeExecutor {
       await this.afterRemove()
       throw new ExecutorError('socket hang up', { retryable: true })
     }
+  }
+}
+
+/** Linode refusing the tag search for servers, as it answers a token it does not take (being rotated, say). */
+class RefusedServerSearch extends LostAnswers {
+  refuseServerSearch = 0
+  override async findServers (spec: ServerSpec, signal?: AbortSignal): Promise<ServerInfo[]> {
+    if (this.refuseServerSearch-- > 0) throw new ExecutorError('Linode API 401: Invalid Token (GET /linode/instances)', { retryable: false })
+    return super.findServers(spec, signal)
   }
 }
 
@@ -240,7 +249,7 @@ t.test('a teardown stopped by an error no retry fixes waits for the operator, wh
   t.match(again.json(), { error: 'conflict', message: /canceled and has no failed teardown/ })
 })
 
-t.test('a search for leftovers that cannot succeed does not keep the teardown from what it knows', async (t) => {
+t.test('a DNS search that cannot succeed does not keep the teardown from what it knows', async (t) => {
   const { app, store, id, executor } = await liveTenant(t)
   // The DNS search refused for good (a token without the Domains scope), then the server search
   // failing once for a reason a retry fixes.
@@ -253,8 +262,70 @@ t.test('a search for leftovers that cannot succeed does not keep the teardown fr
   t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'done', attempts: 1 })
   const audit = await store.listAudit({ tenant: id })
   t.match(audit.find((e) => e.action === 'dns.removed')?.detail, { records: [/^rec-/], lookup_failed: /403/ }, 'the audit says the search failed')
-  t.notOk('lookup_failed' in (audit.find((e) => e.action === 'server.destroyed')?.detail ?? {}), 'the server search succeeded when retried')
-  t.ok(audit.some((e) => e.action === 'deprovision.attempt_failed'), 'after one retried attempt')
+  t.match(audit.find((e) => e.action === 'deprovision.attempt_failed')?.detail, { step: 'dns_removed', reason: /fake find failure/ }, 'the server search was retried, not skipped')
+})
+
+// Only the tag search shows no server is left, so a refused one cannot end the teardown `done`:
+// the job fails for the operator, as a refused destroy does, and the server is not forgotten.
+t.test('a refused server search with no id kept fails the teardown for the operator, who retries it', async (t) => {
+  const logLines: Array<Record<string, unknown>> = []
+  const executor = new LostAnswers()
+  executor.loseCreate = 1
+  const { app, store, id } = await setup(t, executor, {}, logLines)
+  await deliver(app, paid(id, 'sub_a'))
+  t.ok(await runOne(app, store), 'the first provision attempt')
+  t.equal(executor.servers.size, 1, 'Linode made the server')
+  t.match(await store.getTenant(id), { serverId: null }, 'but no id was kept')
+
+  await deliver(app, cancel(id, 'sub_a'))
+  // Both searches refused, the DNS one first: a token rejected while it is being rotated.
+  executor.failNext('find', 2, new ExecutorError('Linode API 401: Invalid Token (GET /linode/instances)', { retryable: false }))
+  await runAll(app, store)
+  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:canceled', 'deprovision:failed'], 'not done')
+  t.match((await store.listJobs({ tenant: id })).at(-1), { step: 'dns_removed', lastError: /401/ })
+  const tenant = (await store.getTenant(id))!
+  t.equal(tenant.billing, 'canceled')
+  t.equal(tenant.infra, 'provisioning', 'left as the cut-off provisioning had it, not deprovisioned')
+  t.equal(executor.servers.size, 1, 'the server is still there, and known to be')
+  t.notOk(await runOne(app, store), 'nothing retries it by itself')
+  t.ok(logLines.some((l) => l.level === 50 && /teardown failed: the server is still running/.test(String(l.msg)) && l.tenant === id), 'an error line for the operator')
+  const audit = await store.listAudit({ tenant: id })
+  t.match(audit.find((e) => e.action === 'dns.removed')?.detail, { records: [], lookup_failed: /401/ }, 'the DNS search may still fail for good')
+  t.notOk(audit.some((e) => e.action === 'server.destroyed' || e.action === 'teardown.done'), 'nothing says it was torn down')
+
+  const retried = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: { authorization: `Bearer ${TOKEN}` } })
+  t.equal(retried.statusCode, 200, 'the operator retries once the token works')
+  await runAll(app, store)
+  t.equal(executor.servers.size, 0, 'no server left billing')
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'deprovisioned' })
+  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:canceled', 'deprovision:failed', 'deprovision:done'])
+  t.same((await store.listAudit({ tenant: id })).find((e) => e.action === 'server.destroyed')?.detail.servers, ['1'], 'found by its tag')
+})
+
+// A kept id proves nothing about other servers carrying the tag, so the search must succeed
+// even then; it runs before any destroy, which leaves the tenant as a refused destroy does.
+t.test('a refused server search fails the teardown even when the server id was kept', async (t) => {
+  const executor = new RefusedServerSearch()
+  const { app, store, id } = await setup(t, executor)
+  await deliver(app, paid(id, 'sub_a'))
+  await runAll(app, store)
+  const live = (await store.getTenant(id))!
+  t.equal(live.infra, 'ready', 'the tenant is live')
+
+  executor.refuseServerSearch = 1
+  await deliver(app, cancel(id, 'sub_a'))
+  await runAll(app, store)
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'failed', step: 'dns_removed', lastError: /401/ })
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'ready', serverId: live.serverId })
+  t.equal(executor.records.size, 0, 'the DNS record is removed')
+  t.ok(executor.servers.has(live.serverId!), 'the kept server is left for the retry')
+
+  const retried = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: { authorization: `Bearer ${TOKEN}` } })
+  t.equal(retried.statusCode, 200)
+  await runAll(app, store)
+  t.equal(executor.servers.size, 0)
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'deprovisioned', serverId: null })
+  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:done', 'deprovision:failed', 'deprovision:done'])
 })
 
 t.test('paying again after a teardown failed for good halfway provisions the tenant', async (t) => {
