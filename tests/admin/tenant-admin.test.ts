@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { pino } from 'pino'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import type { Tenant } from '../../api/store/store.ts'
@@ -9,6 +9,15 @@ import { TenantAdmin, filtersForState } from '../../api/tenants/admin.ts'
 import { appendAudit } from '../../api/provisioning/audit.ts'
 import { BILLING, INFRA, STATES, deriveTenantState } from '../../api/tenants/lifecycle.ts'
 import { testConfig, tempDbPath } from '../helpers/build-app.ts'
+
+/** A TenantAdmin over a fresh SQLite store, closed with the test. */
+function adminOnNewStore (t: Test) {
+  const store = new SqliteStore({ path: tempDbPath(t) })
+  t.teardown(() => store.close())
+  const config = testConfig({}, t)
+  const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
+  return { store, config, admin: new TenantAdmin({ store, tenants: new TenantService({ store, config, jobs }), auditSecret: config.auditSecret }) }
+}
 
 t.test('filtersForState covers exactly the tenants of each state', async (t) => {
   for (const state of STATES) {
@@ -24,11 +33,7 @@ t.test('filtersForState covers exactly the tenants of each state', async (t) => 
 })
 
 t.test('paging by state matches a full in-memory listing, ties included', async (t) => {
-  const store = new SqliteStore({ path: tempDbPath(t) })
-  t.teardown(() => store.close())
-  const config = testConfig({}, t)
-  const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
-  const admin = new TenantAdmin({ store, tenants: new TenantService({ store, config, jobs }), auditSecret: config.auditSecret })
+  const { store, admin } = adminOnNewStore(t)
 
   const tenants: Tenant[] = []
   let n = 0
@@ -77,11 +82,7 @@ t.test('paging by state matches a full in-memory listing, ties included', async 
 })
 
 t.test("a tenant's detail shows its newest audit entries when there are more than it shows", async (t) => {
-  const store = new SqliteStore({ path: tempDbPath(t) })
-  t.teardown(() => store.close())
-  const config = testConfig({}, t)
-  const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
-  const admin = new TenantAdmin({ store, tenants: new TenantService({ store, config, jobs }), auditSecret: config.auditSecret })
+  const { store, config, admin } = adminOnNewStore(t)
   const at = new Date().toISOString()
   const id = 'f'.repeat(32)
   await store.insertTenant({
