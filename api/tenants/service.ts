@@ -350,7 +350,8 @@ export class TenantService {
       if (!isStripeEvent(event) || !isSupportedEvent(event.type)) continue
       const result = await this.applyIntent(tx, intentForEvent({ ...event, type: event.type }, this.priceToPlan), event.created, `event ${held.id}, held until its subscription had a tenant`)
       await tx.settleEvent(held.id, result.outcome, result.tenant?.id ?? null)
-      if (result.tenant !== undefined) tenant = result.tenant
+      // The answer stays about the adopting tenant; another one's jobs are kicked all the same.
+      if (result.tenant?.id === tenant.id) tenant = result.tenant
       provision ||= result.provision
     }
     return { outcome: applied.outcome, tenant, provision }
