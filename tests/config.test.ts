@@ -113,6 +113,7 @@ t.test('production refuses defaults and weak secrets', async (t) => {
   const refuse = (env: Record<string, string>, variable: string) => t.equal(variableOf({ ...base, ...env }), variable, variable)
   refuse({ SECRET_KEY: '' }, 'SECRET_KEY')
   refuse({ SECRET_KEY: 'short' }, 'SECRET_KEY')
+  refuse({ SECRET_KEY: 'x'.repeat(31) }, 'SECRET_KEY')
   refuse({ PROVISION_AUDIT_SECRET: 'audit-dev-secret' }, 'PROVISION_AUDIT_SECRET')
   refuse({ PROVISION_AUDIT_SECRET: 'y'.repeat(31) }, 'PROVISION_AUDIT_SECRET')
   refuse({ STRIPE_SECRET_KEY: 'sk_live_x' }, 'STRIPE_WEBHOOK_SECRET')

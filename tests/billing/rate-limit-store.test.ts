@@ -93,3 +93,18 @@ t.test('the clients remembered over the limit are bounded; a forgotten one costs
   await incr('c0')
   t.equal(calls, 10_002, 'the oldest was forgotten to make room: it is counted in the store again')
 })
+
+t.test('a client over the limit is let in again once its window ends', async (t) => {
+  const store = new SqliteStore({ path: tempDbPath(t) })
+  t.teardown(() => store.close())
+  const limit = new (storeRateLimit(store))({})
+  const incr = () => new Promise<{ current: number, ttl: number }>((resolve, reject) => {
+    limit.incr('203.0.113.1', (err, hit) => { err === null ? resolve(hit!) : reject(err) }, 100, 1)
+  })
+  t.equal((await incr()).current, 1)
+  t.equal((await incr()).current, 2, 'over the limit: remembered')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  const after = await incr()
+  t.equal(after.current, 1, 'a new window counts from one')
+  t.ok(after.ttl > 0, 'with a positive ttl')
+})

@@ -128,3 +128,14 @@ t.test('anchors are read as seq:mac and nothing else', async (t) => {
     t.equal(parseAuditAnchor(bad), undefined, JSON.stringify(bad))
   }
 })
+
+t.test('the stored chain is verified past its first page of 5000 entries', async (t) => {
+  const store = new SqliteStore({ path: tempDbPath(t) })
+  t.teardown(() => store.close())
+  const secret = 'audit-secret-for-pages'
+  await store.transaction(async (tx) => { for (let i = 0; i < 5002; i++) await appendAudit(tx, secret, 'a'.repeat(32), 'step', { i }) })
+  const ok = await verifyStoredChain(store, secret)
+  t.match(ok, { ok: true, entries: 5002, lastSeq: 5002 })
+  const anchored = await verifyStoredChain(store, secret, { seq: 5002, mac: (ok as { lastMac: string }).lastMac })
+  t.equal(anchored.ok, true, 'a head recorded past the first page is reached')
+})

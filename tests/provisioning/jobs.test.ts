@@ -279,3 +279,25 @@ t.test('reactivation after teardown provisions a new server', async (t) => {
   t.equal(executor.calls.create, 2)
   t.equal(executor.servers.size, 1)
 })
+
+t.test('an error that is not an ExecutorError (a socket hiccup, a store blip) fails the attempt, not the job', async (t) => {
+  const { store, runner, job, id, executor } = await directRunner(t, { maxAttempts: 3 })
+  executor.failNext('create', 1, new Error('socket hang up'))
+  await runOnce(store, runner)
+  t.match(await store.getJob(job.id), { status: 'queued', attempts: 1, lastError: 'socket hang up' }, 'queued again after the backoff')
+  t.equal((await store.getTenant(id))?.infra, 'provisioning', 'the tenant is not failed')
+})
+
+t.test('the default lease outlasts an attempt: no second worker takes a job whose attempt may still run', async (t) => {
+  const { store, runner } = await directRunner(t, { capS: 300 })
+  const now = Date.now()
+  t.ok(await store.claimNextJob(runner.owner, now, runner.leaseMs))
+  t.ok(runner.leaseMs > 300_000, `lease ${runner.leaseMs} ms outlasts the 300 s cap`)
+  t.equal(await store.claimNextJob('other-worker', now + 300_000, runner.leaseMs), undefined, 'nobody else takes it while the attempt may run')
+})
+
+t.test('LINODE_PLAN, when set, is the server type provisioning buys for every plan', async (t) => {
+  const { app, store } = await buildTestApp(t, { env: { LINODE_PLAN: 'g6-dedicated-4' } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Typed CTF' } })).json().tenant_id
+  t.equal(serverSpecFor((await store.getTenant(id))!, app.config).serverType, 'g6-dedicated-4')
+})

@@ -203,3 +203,31 @@ t.test('a teardown claimed early never runs before the grace period of the lates
   t.match(await store.getTenant(id), { billing: 'canceled', infra: 'ready' })
   t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'canceled')
 })
+
+t.test('a cancel while the first server is being created: the teardown waits for the provisioning, and no server is left', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, env: { DEPROVISION_GRACE_HOURS: '0', WEBHOOK_WAIT_MS: '0' } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Race CTF' } })).json().tenant_id
+  const creating = executor.holdNext('create')
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_race_create' })))
+  await creating.reached
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_race_create', tenantId: id, status: 'canceled' })))
+  app.jobs.kick()
+  // The teardown gets its chance while the server is still being made.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  creating.release()
+  await until(async () => (await store.listJobs({ tenant: id })).every((j) => j.status !== 'queued' && j.status !== 'running'), 'the jobs settle', 20_000)
+  t.equal(executor.servers.size, 0, 'no server keeps running (and billing) for a canceled tenant')
+  t.equal((await store.getTenant(id))?.infra, 'deprovisioned')
+})
+
+t.test('retrying a teardown that has not failed (still in its grace period) is refused', async (t) => {
+  const { app, store } = await buildTestApp(t, { env: { DEPROVISION_GRACE_HOURS: '72' } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Grace CTF' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_grace' })))
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_grace', tenantId: id, status: 'canceled' })))
+  t.match((await store.listJobs({ tenant: id })).filter((j) => j.kind === 'deprovision'), [{ status: 'queued' }])
+  t.equal(await app.tenants.retryTeardown(id), false, 'nothing failed: nothing to retry')
+  const audit = await store.listAudit({ tenant: id })
+  t.notOk(audit.some((e) => e.action === 'teardown.retry_requested'), 'and no retry is written down')
+})

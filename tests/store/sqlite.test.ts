@@ -212,3 +212,16 @@ t.test('an in-memory store works for one process', async (t) => {
   await store.insertTenant(tn)
   t.same(await store.getTenant(tn.id), tn)
 })
+
+t.test('a COMMIT that fails answers every unit of its batch with a StoreError', async (t) => {
+  const store = new SqliteStore({ path: tempPath(t) })
+  t.teardown(() => store.close())
+  const writer = (store as unknown as { writer: { db: DatabaseSync } }).writer.db
+  // A deferred foreign key is checked at COMMIT only, so the batch's COMMIT fails.
+  const first = store.transaction(async (tx) => { writer.exec('PRAGMA defer_foreign_keys = ON'); await tx.linkSubscription('sub_x', 'f'.repeat(32)) })
+  const second = store.transaction(async (tx) => tx.countTenants())
+  const timeout = new Promise((resolve) => setTimeout(() => resolve('no answer after 2 s'), 2000).unref())
+  const results = await Promise.all([first, second].map((p) => Promise.race([p.then(() => 'resolved', (e: unknown) => e instanceof StoreError ? 'StoreError' : String(e)), timeout])))
+  t.same(results, ['StoreError', 'StoreError'])
+  t.equal(await store.findTenantIdBySubscription('sub_x'), undefined, 'nothing of the batch was written')
+})

@@ -57,13 +57,32 @@ t.test('events that came before the adopting checkout are applied when it comes'
 t.test('a cancellation delivered before the adopting checkout still tears the server down', async (t) => {
   const { app, store } = await buildTestApp(t, { env: { DEPROVISION_GRACE_HOURS: '0' } })
   const e = paymentLink('sub_link_gone', 1_900_001_000)
-  t.same(await deliverAll(t, app, [e.deleted, e.created, e.completed]), ['unmatched', 'unmatched', 'ok'])
+  t.same(await deliverAll(t, app, [e.deleted, e.created]), ['unmatched', 'unmatched'])
+  const completed = await deliver(app, e.completed)
+  t.match(completed.json(), { status: 'ok', tenant_state: 'canceled' }, 'the adopting event answers with the state the held ones left')
   const tenant = await tenantOf(store, 'sub_link_gone')
   t.equal(tenant?.billing, 'canceled', 'canceled, as in the order the events were made')
   const jobs = await store.listJobs({ tenant: tenant!.id })
   t.ok(jobs.some((j) => j.kind === 'deprovision'), 'its teardown is scheduled')
   const audit = await store.listAudit({ tenant: tenant!.id })
   t.ok(audit.some((a) => a.action === 'teardown.scheduled' && a.detail.source === `event ${e.deleted.id}, held until its subscription had a tenant`), 'by the held event, as the audit says')
+})
+
+t.test('a held payment that starts the server is waited for like any other', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const sub = 'sub_link_slow_pay'
+  const paid = makeEvent('invoice.paid', invoice({ subscription: sub }), { created: 1_900_003_000 })
+  t.same(await deliverAll(t, app, [paid]), ['unmatched'])
+  // Completed with a delayed payment method: not paid by itself, the held invoice pays it.
+  const completed = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ subscription: sub, paymentStatus: 'unpaid' }), { created: 1_900_003_001 }))
+  t.match(completed.json(), { status: 'ok', tenant_state: 'active' }, 'answered once the server is up')
+  t.match(await tenantOf(store, sub), { billing: 'paid', infra: 'ready' })
+
+  // Unpaid, with its cancellation held: no server to wait for, and the answer is the held state.
+  const gone = makeEvent('customer.subscription.deleted', subscription({ id: 'sub_link_never', status: 'canceled' }), { created: 1_900_003_010 })
+  t.same(await deliverAll(t, app, [gone]), ['unmatched'])
+  const unpaid = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ subscription: 'sub_link_never', paymentStatus: 'unpaid' }), { created: 1_900_003_005 }))
+  t.match(unpaid.json(), { status: 'ok', tenant_state: 'canceled' })
 })
 
 t.test('unmatched events of other subscriptions, and events that are not ours, keep waiting', async (t) => {
