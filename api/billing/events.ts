@@ -24,6 +24,16 @@ export function isSupportedEvent (type: string): type is SupportedEvent {
   return SUPPORTED.has(type)
 }
 
+/** A stored payload read back as the event it was, or undefined when it is not one (any more). */
+export function storedEvent (payload: string): StripeEvent | undefined {
+  try {
+    const event: unknown = JSON.parse(payload)
+    return isStripeEvent(event) ? event : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** The minimal shape every Stripe event has; anything else is not an event. */
 export interface StripeEvent {
   id: string

@@ -2,7 +2,7 @@
 // cannot drift: list by derived state, inspect, retry provisioning, verify the audit chain,
 // replay a stored event, export. Reads and writes go through the store and the tenant service.
 import { AppError } from '../errors.ts'
-import { isStripeEvent } from '../billing/events.ts'
+import { storedEvent } from '../billing/events.ts'
 import { auditMac, verifyStoredChain, type AuditAnchor, type AuditVerdict } from '../provisioning/audit.ts'
 import type { AuditEntry, Job, StoreOps, StripeEventRecord, Tenant, TenantFilter } from '../store/store.ts'
 import { billingStateOf, type SubscriptionFacts } from './billing-state.ts'
@@ -248,11 +248,8 @@ export class TenantAdmin {
   async replayEvent (id: string): Promise<ReplayResult> {
     const original = await this.store.getEvent(id)
     if (original === undefined) throw new AppError('event_not_found', `No stored event has the id ${id}.`)
-    let event: unknown
-    try {
-      event = JSON.parse(original.payload)
-    } catch {}
-    if (!isStripeEvent(event)) throw new AppError('invalid_event', `The stored payload of ${id} is not a Stripe event.`)
+    const event = storedEvent(original.payload)
+    if (event === undefined) throw new AppError('invalid_event', `The stored payload of ${id} is not a Stripe event.`)
     const base = id.includes(REPLAY_MARK) ? id.slice(0, id.indexOf(REPLAY_MARK)) : id
     for (let n = 1; n <= 10_000; n++) {
       const replayId = `${base}${REPLAY_MARK}${n}`

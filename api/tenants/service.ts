@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
-import { intentForEvent, isStripeEvent, isSupportedEvent, type EventIntent, type PriceToPlan, type StripeEvent } from '../billing/events.ts'
+import { intentForEvent, isSupportedEvent, storedEvent, type EventIntent, type PriceToPlan, type StripeEvent } from '../billing/events.ts'
 import { appendAudit } from '../provisioning/audit.ts'
 import type { JobRunner } from '../provisioning/jobs.ts'
 import type { StoreOps, Store, Tenant, TenantPatch } from '../store/store.ts'
@@ -344,10 +344,9 @@ export class TenantService {
     // the subscription there, and that catch-up must not apply these a second time.
     for (const held of waiting) await tx.settleEvent(held.id, 'unmatched', null)
     for (const held of waiting) {
-      let event: unknown
-      try { event = JSON.parse(held.payload) } catch {}
+      const event = storedEvent(held.payload)
       // Stored only after these same checks passed; a payload that fails them now stays as it is.
-      if (!isStripeEvent(event) || !isSupportedEvent(event.type)) continue
+      if (event === undefined || !isSupportedEvent(event.type)) continue
       const result = await this.applyIntent(tx, intentForEvent({ ...event, type: event.type }, this.priceToPlan), event.created, `event ${held.id}, held until its subscription had a tenant`)
       await tx.settleEvent(held.id, result.outcome, result.tenant?.id ?? null)
       // The answer stays about the adopting tenant; another one's jobs are kicked all the same.
