@@ -2,6 +2,7 @@
 // list the bootstrap CLI subscribes the webhook endpoint to, so handled and registered cannot drift.
 import { getPlan, planByLookupKey } from '../plans.ts'
 import { billingFromSubscriptionStatus, type BillingChange } from '../tenants/lifecycle.ts'
+import { cleanName } from '../tenants/name.ts'
 
 export const SUPPORTED_EVENTS = [
   'checkout.session.completed',
@@ -139,7 +140,7 @@ function checkoutIntent (session: Record<string, any>, billing: BillingChange['b
     subscriptionId,
     create: adoptable
       ? {
-          name: text(metadata.name) ?? sessionLabel(session.id) ?? 'ctfhive-event',
+          name: cleanName(metadata.name) ?? sessionLabel(session.id) ?? 'ctfhive-event',
           email: text(session.customer_email) ?? text(session.customer_details?.email) ?? text(metadata.email) ?? '',
           plan: plan ?? 'standard'
         }

@@ -9,12 +9,11 @@ import { welcomePath } from '../tenants/welcome-token.ts'
 import { StripeError } from './stripe-client.ts'
 import { TYPED_COOKIE, encodeTyped, typedCookieOptions } from '../web/typed-values.ts'
 import { parseForm } from '../request-bodies.ts'
+import { NAME_PATTERN } from '../tenants/name.ts'
 
 const CheckoutBody = Type.Object({
   plan: Type.String({ minLength: 1, maxLength: 200, description: 'Plan slug from the catalogue, e.g. "standard"' }),
-  // No control characters: they have no place in a name, and PostgreSQL's text refuses NUL.
-  // No lone surrogates either (ajv matches with the u flag, so a proper pair is one code point).
-  name: Type.Optional(Type.String({ minLength: 1, maxLength: 80, pattern: '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$', description: 'Event name; becomes the CTF address' })),
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 80, pattern: NAME_PATTERN, description: 'Event name; becomes the CTF address. No control characters, line separators or bidirectional overrides, and at least one visible character' })),
   email: Type.Optional(Type.String({ format: 'email', maxLength: 254 }))
 })
 

@@ -107,6 +107,10 @@ t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
     ['name with a NUL', { payload: { plan: 'solo', name: 'evil\u0000ctf' } }, 400, 'invalid_request'],
     ['name with a newline', { payload: { plan: 'solo', name: 'two\nlines' } }, 400, 'invalid_request'],
     ['name with a lone surrogate', { payload: { plan: 'solo', name: 'lone \ud800 half' } }, 400, 'invalid_request'],
+    ['name with a C1 control (CSI)', { payload: { plan: 'solo', name: 'a\u009bb' } }, 400, 'invalid_request'],
+    ['name with a line separator', { payload: { plan: 'solo', name: 'x\u2028y' } }, 400, 'invalid_request'],
+    ['name with a right-to-left override', { payload: { plan: 'solo', name: 'ok\u202eevil' } }, 400, 'invalid_request'],
+    ['name of a zero-width space only', { payload: { plan: 'solo', name: '\u200b' } }, 400, 'invalid_request'],
     ['bad email', { payload: { plan: 'solo', email: 'not-an-email' } }, 400, 'invalid_request'],
     ['plan a number', { payload: { plan: 7 } }, 400, 'invalid_request'],
     ['plan in a one-element array', { payload: { plan: ['solo'] } }, 400, 'invalid_request'],
@@ -133,6 +137,8 @@ t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
   t.equal(await store.countTenants(), 0, 'nothing was created')
   const emoji = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Flag 🚩 CTF' } })
   t.equal(emoji.statusCode, 200, 'a character outside the BMP (a surrogate pair) is fine')
+  const accented = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Ünïcödé ＣＴＦ – 東京' } })
+  t.equal(accented.statusCode, 200, 'letters of any script, wide forms and a dash are fine')
 })
 
 t.test('a 2xx from Stripe without a usable session is a Stripe failure: 502, nothing left behind', async (t) => {

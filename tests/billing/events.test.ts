@@ -28,6 +28,8 @@ t.test('checkout: who the new tenant is when nobody knew it', async (t) => {
   t.equal(intent('checkout.session.completed', { ...checkoutSession({}), client_reference_id: TENANT, metadata: {} }).tenantId, undefined, 'client_reference_id alone names no tenant (a Payment Link URL can set it)')
   t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, name: ' evil\u0000\u0000ctf\n' })).create?.name, 'evil ctf', 'control characters become a space (PostgreSQL refuses NUL)')
   t.equal(intent('checkout.session.completed', { ...checkoutSession({ tenantId: TENANT, name: '\u0000' }), id: '' }).create?.name, 'ctfhive-event', 'nothing left: the default')
+  t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT, name: 'ok\u202eevil' })).create?.name, 'ok evil', 'a bidirectional override becomes a space too')
+  t.equal(intent('checkout.session.completed', { ...checkoutSession({ tenantId: TENANT, name: '\u200b' }), id: 'cs_test_abcdef123456' }).create?.name, 'Checkout …123456', 'an invisible name is no name')
   t.equal(intent('checkout.session.completed', { ...checkoutSession({ tenantId: TENANT }), id: 'cs_live_a1SecretPartOfTheSessionId42' }).create?.name, 'Checkout …onId42', 'no name: the end of the session id, never all of it')
 })
 
