@@ -20,15 +20,23 @@ export const REDACT_PATHS = [
  * Query parameters that are bearer secrets, masked in every logged URL: `token` is the welcome
  * link's HMAC (it unlocks the CTF admin password), and `session_id` is one too, because
  * /billing/success turns any completed Checkout Session id into that welcome link.
+ * A hand-mangled link still carries a working secret, so any name that contains one of these
+ * (`token[]`, `token%00`, `;token`) is masked, and so is a value that holds one (`a=b?token=…`).
  */
-const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set(['token', 'session_id'])
+const SECRET_QUERY_PARAMS = ['token', 'session_id']
 
-function decodedKey (key: string): string {
+function decoded (part: string): string {
   try {
-    return decodeURIComponent(key.replace(/\+/g, ' ')).toLowerCase()
+    return decodeURIComponent(part.replace(/\+/g, ' ')).toLowerCase()
   } catch {
-    return key.toLowerCase()
+    return part.toLowerCase()
   }
+}
+
+function isSecretPair (key: string, value: string): boolean {
+  const k = decoded(key)
+  const v = decoded(value)
+  return SECRET_QUERY_PARAMS.some((name) => k.includes(name) || v.includes(`${name}=`))
 }
 
 /** The URL with each secret query value replaced by [Redacted]; path and other values kept. */
@@ -38,7 +46,7 @@ export function maskUrl (url: string): string {
   // Decoded and case-folded, so "%74oken" or "Token" is masked too.
   const pairs = url.slice(q + 1).split('&').map((pair) => {
     const eq = pair.indexOf('=')
-    return eq >= 0 && SECRET_QUERY_PARAMS.has(decodedKey(pair.slice(0, eq))) ? `${pair.slice(0, eq)}=[Redacted]` : pair
+    return eq >= 0 && isSecretPair(pair.slice(0, eq), pair.slice(eq + 1)) ? `${pair.slice(0, eq)}=[Redacted]` : pair
   })
   return `${url.slice(0, q)}?${pairs.join('&')}`
 }

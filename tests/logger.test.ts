@@ -109,8 +109,11 @@ t.test('logged URLs keep path and query but not the welcome token or the checkou
 t.test('maskUrl masks secret parameters however they are spelled, and nothing else', async (t) => {
   t.equal(maskUrl('/healthz'), '/healthz')
   t.equal(maskUrl('/x?a=1&b=2'), '/x?a=1&b=2')
-  t.equal(maskUrl('/x?Token=a&%74oken=b&session%5Fid=c&tokens=d&token&q=token%3De'),
-    '/x?Token=[Redacted]&%74oken=[Redacted]&session%5Fid=[Redacted]&tokens=d&token&q=token%3De')
+  t.equal(maskUrl('/x?Token=a&%74oken=b&session%5Fid=c&token&q=token&plan=solo'),
+    '/x?Token=[Redacted]&%74oken=[Redacted]&session%5Fid=[Redacted]&token&q=token&plan=solo')
+  t.equal(maskUrl('/welcome?tenant=t&token[]=a&token%00=b&;token=c&tokens=d&a=b?token=e&q=x%3Fsession_id%3Dcs_f'),
+    '/welcome?tenant=t&token[]=[Redacted]&token%00=[Redacted]&;token=[Redacted]&tokens=[Redacted]&a=[Redacted]&q=[Redacted]',
+    'a mangled link still carries a working secret: names that contain one and values that hold one are masked')
   t.equal(maskUrl('/x?token=a&token=b'), '/x?token=[Redacted]&token=[Redacted]', 'every occurrence')
   t.equal(maskUrl('/x?%zz=1&token=a'), '/x?%zz=1&token=[Redacted]', 'a malformed name is kept as it is')
   const req = serializeRequest({ method: 'GET', url: '/welcome?token=abc', ip: '203.0.113.9', host: 'h', headers: {}, socket: { remotePort: 4000 } })
