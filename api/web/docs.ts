@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
-import { contentSecurityPolicy, isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, sendUnavailable, setStaticHeaders } from './headers.ts'
+import { contentSecurityPolicy, isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, requestPath, sendUnavailable, setStaticHeaders } from './headers.ts'
 
 export interface DocsOptions {
   /** The built site (DOCS_SITE_DIR, resolved). */
@@ -22,6 +22,25 @@ export const DOCS_NOT_BUILT = 'The documentation is not built: run npm run docs 
 
 export function docsBuilt (root: string): boolean {
   return existsSync(join(root, 'index.html'))
+}
+
+/** The address the docs in `root` were built for, as their manifest records it (undefined: none recorded). */
+export function docsBuiltFor (root: string): string | undefined {
+  try {
+    const recorded = (JSON.parse(readFileSync(join(root, DOCS_MANIFEST_FILE), 'utf8')) as { publicBaseUrl?: unknown }).publicBaseUrl
+    return typeof recorded === 'string' ? recorded : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether the docs were built for another address: their canonical links and MkDocs' own
+ * sitemap.xml then name that one. A build that records none (made elsewhere) is taken as is.
+ */
+export function docsBuiltElsewhere (root: string, publicBaseUrl: string): boolean {
+  const built = docsBuiltFor(root)
+  return built !== undefined && built !== publicBaseUrl
 }
 
 /** The docs' CSP, with the inline-script hashes their build recorded (re-read when rebuilt). */
@@ -48,6 +67,11 @@ export default async function docsSite (app: FastifyInstance, opts: DocsOptions)
   const { config } = app
   const { root } = opts
   const policy = docsPolicy(root, config)
+  // As for the marketing site: `npm start` rebuilds such docs, a server started directly says so.
+  if (docsBuilt(root) && docsBuiltElsewhere(root, config.publicBaseUrl)) {
+    app.log.warn({ dir: root, built: { publicBaseUrl: docsBuiltFor(root) }, config: { publicBaseUrl: config.publicBaseUrl } },
+      'the documentation was built for another address: its canonical links and sitemap are wrong; run npm run docs with this environment')
+  }
 
   app.get('/docs', { schema: { hide: true } }, async (request, reply) => {
     const query = request.url.indexOf('?')
@@ -58,10 +82,15 @@ export default async function docsSite (app: FastifyInstance, opts: DocsOptions)
     refusalsAreMisses(files)
     files.addHook('onRequest', async (request, reply) => {
       if (!docsBuilt(root)) return sendUnavailable(request, reply, config, 'docs_not_built', DOCS_NOT_BUILT)
-      if (isHiddenBuildFile(request.url)) return reply.callNotFound()
+      // Decided on the decoded path, as the static server reads it (/docs/index%2ehtml is
+      // index.html there); a malformed escape goes on to the router's 400.
+      const { raw, path, query } = requestPath(request.url)
+      if (path === undefined) return
+      if (isHiddenBuildFile(path)) return reply.callNotFound()
       // One URL per page, as on the marketing site: …/index.html leads to its directory URL.
-      const [path, query] = request.url.split('?', 2) as [string, string | undefined]
-      if (path.endsWith('/index.html')) return redirectToCleanUrl(reply, path.slice(0, -'index.html'.length), query)
+      // Decoding leaves every "/" where it was (%2F stays encoded), so the raw path's last one
+      // ends that directory, its other escapes kept as they came.
+      if (path.endsWith('/index.html')) return redirectToCleanUrl(reply, raw.slice(0, raw.lastIndexOf('/') + 1), query)
     })
     await files.register(fastifyStatic, {
       root,

@@ -103,11 +103,6 @@ export function compressedVariant (request: FastifyRequest, path: string): { pat
 }
 
 /**
- * Build files that are not pages of their own: the precompressed twins (served in place of
- * the page when accepted) and the 404 page (served with a 404). Asked for by name, they are
- * not found, so no soft 404 or second address of a page is ever indexed.
- */
-/**
  * A permanent redirect to a page's one URL. The query may be a welcome link's token: a
  * redirect that carries one must not be cached with it.
  */
@@ -116,8 +111,31 @@ export function redirectToCleanUrl (reply: FastifyReply, clean: string, query: s
   return reply.header('cache-control', 'no-store').redirect(`${clean}?${query}`, 301)
 }
 
-export function isHiddenBuildFile (url: string): boolean {
-  const path = url.split('?', 1)[0]!
+/**
+ * A request's path as @fastify/static reads it to pick a file, so a check on it sees the file
+ * that would be served (/404%2ehtml is 404.html there): decoded once, by decodeURI, which
+ * keeps %2F and the other reserved escapes as they are, after %23 and %3F. `raw` is the path
+ * part of request.url, and `query` what follows its first "?". `path` is undefined for a
+ * malformed escape, which the router answers with its own 400.
+ */
+export function requestPath (url: string): { raw: string, path: string | undefined, query: string | undefined } {
+  const at = url.indexOf('?')
+  const raw = at < 0 ? url : url.slice(0, at)
+  const query = at < 0 ? undefined : url.slice(at + 1)
+  try {
+    return { raw, path: decodeURI(raw.replace(/%(?:23|3f)/gi, decodeURIComponent)), query }
+  } catch {
+    return { raw, path: undefined, query }
+  }
+}
+
+/**
+ * Build files that are not pages of their own: the precompressed twins (served in place of
+ * the page when accepted) and the 404 page (served with a 404). Asked for by name, they are
+ * not found, so no soft 404 or second address of a page is ever indexed. `path` is decoded
+ * (requestPath), as the static server decodes it.
+ */
+export function isHiddenBuildFile (path: string): boolean {
   return /\.(br|gz)$/.test(path) || path.endsWith('/404.html')
 }
 

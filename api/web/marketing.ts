@@ -8,7 +8,7 @@ import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PAID_PLANS } from '../plans.ts'
 import { loginError, loginTarget, progressOf, registerError, siteValues } from './buyer-text.ts'
-import { contentSecurityPolicy, isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
+import { contentSecurityPolicy, isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, requestPath, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
 import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
 import { adminSection, describedBy, fieldError, fieldValue, formAlert, planInput, progressBlock, type AdminSection } from './slots.ts'
 import { adminCredential } from '../tenants/credentials.ts'
@@ -139,10 +139,13 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     const single = path.replace(/\/{2,}/g, '/')
     return cleanUrls.get(single) ?? (pagePaths.has(single) ? single : undefined)
   }
+  // Decided on the decoded path, the one the static server would serve: /pricing%2ehtml is
+  // /pricing.html. A malformed escape goes on to the router's 400.
   app.addHook('onRequest', async (request, reply) => {
-    if (isHiddenBuildFile(request.url)) return reply.callNotFound()
-    const [path, query] = request.url.split('?', 2)
-    const clean = cleanUrlOf(path!)
+    const { path, query } = requestPath(request.url)
+    if (path === undefined) return
+    if (isHiddenBuildFile(path)) return reply.callNotFound()
+    const clean = cleanUrlOf(path)
     if (clean === undefined) return
     return redirectToCleanUrl(reply, clean, query)
   })

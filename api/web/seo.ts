@@ -1,5 +1,5 @@
 // robots.txt and sitemap.xml, built at request time from PUBLIC_BASE_URL and whether the docs
-// are built now, so they follow both without a rebuild.
+// are built now (and for which address), so they follow both without a rebuild.
 import type { FastifyInstance } from 'fastify'
 import { sitemapPaths } from './site-pages.ts'
 import { escapeHtml } from './slots.ts'
@@ -7,6 +7,8 @@ import { escapeHtml } from './slots.ts'
 export interface SeoOptions {
   /** Whether the docs are built now (they and their own sitemap are listed only then). */
   docsBuilt: () => boolean
+  /** Whether the built docs name this address (MkDocs wrote their sitemap with the one they were built for). */
+  docsBuiltHere: () => boolean
 }
 
 export function robotsTxt (base: string, withDocsSitemap: boolean): string {
@@ -33,7 +35,9 @@ export default async function seoRoutes (app: FastifyInstance, opts: SeoOptions)
 
   app.get('/robots.txt', { schema: { hide: true } }, async (_request, reply) => {
     reply.type('text/plain; charset=utf-8').header('cache-control', 'public, max-age=3600')
-    return robotsTxt(base, opts.docsBuilt())
+    // MkDocs wrote the docs' sitemap with the address they were built for: one that names
+    // another host is refused by search engines, so it is left out until they are rebuilt.
+    return robotsTxt(base, opts.docsBuilt() && opts.docsBuiltHere())
   })
 
   app.get('/sitemap.xml', { schema: { hide: true } }, async (_request, reply) => {

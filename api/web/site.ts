@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errorBody } from '../errors.ts'
-import docsSite, { docsBuilt, docsPolicy } from './docs.ts'
+import docsSite, { docsBuilt, docsBuiltElsewhere, docsPolicy } from './docs.ts'
 import { compressedVariant, setHtmlHeaders } from './headers.ts'
 import marketingSite from './marketing.ts'
 import seoRoutes from './seo.ts'
@@ -35,7 +35,10 @@ export async function sendSiteNotFound (request: FastifyRequest, reply: FastifyR
 export default async function webRoutes (app: FastifyInstance): Promise<void> {
   const roots = { dist: resolve(app.config.marketingDistDir), docs: resolve(app.config.docsSiteDir) }
   rootsOf.set(app.config, roots)
-  await app.register(seoRoutes, { docsBuilt: () => docsBuilt(roots.docs) })
+  await app.register(seoRoutes, {
+    docsBuilt: () => docsBuilt(roots.docs),
+    docsBuiltHere: () => !docsBuiltElsewhere(roots.docs, app.config.publicBaseUrl)
+  })
   await app.register(docsSite, { root: roots.docs })
   await app.register(marketingSite, { distDir: roots.dist })
 }

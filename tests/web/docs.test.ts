@@ -27,7 +27,7 @@ function fixtureSite (tt: Parameters<typeof tempDir>[0]): string {
     'assets/javascripts/bundle.467223ff.min.js': 'console.log(1)\n',
     'assets/stylesheets/extra.css': 'body{}\n',
     'sitemap.xml': '<?xml version="1.0"?><urlset/>',
-    [DOCS_MANIFEST_FILE]: JSON.stringify({ inlineScriptHashes: ['sha256-AAAA'] })
+    [DOCS_MANIFEST_FILE]: JSON.stringify({ publicBaseUrl: 'http://localhost:3000', inlineScriptHashes: ['sha256-AAAA'] })
   }
   for (const [rel, content] of Object.entries(files)) {
     mkdirSync(dirname(join(root, rel)), { recursive: true })
@@ -97,11 +97,62 @@ t.test('a built docs site is served at /docs/ with directory URLs', async (t) =>
   t.match((await app.inject('/sitemap.xml')).body, '<loc>http://localhost:3000/docs/</loc>', 'and sitemap.xml lists /docs/')
 })
 
+t.test('an escaped path under /docs/ is decided as the file it names', async (t) => {
+  const root = fixtureSite(t)
+  const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: root } })
+  // @fastify/static decodes the path before it picks a file, so the checks decode it too.
+  for (const hidden of ['/docs/404%2ehtml', '/docs/404%2Ehtml', '/docs/index.html%2ebr', '/docs/index%2ehtml%2Ebr']) {
+    const r = await app.inject({ url: hidden, headers: { accept: 'text/html', 'accept-encoding': 'br' } })
+    t.equal(r.statusCode, 404, `${hidden}: not a page of its own`)
+    t.equal(load(r.body)('h1').text(), '404 - Not found', `${hidden}: the docs' 404 page, as a 404`)
+  }
+  for (const [from, to] of [['/docs/index%2ehtml', '/docs/'], ['/docs/index%2Ehtml?q=1', '/docs/?q=1'],
+    ['/docs/control-plane/billing-stripe/%69ndex.html', '/docs/control-plane/billing-stripe/']] as const) {
+    const r = await app.inject(from)
+    t.equal(r.statusCode, 301, from)
+    t.equal(r.headers.location, to, from)
+  }
+  // Decoded once: %252e is a literal "%2e" in a file name (none here), not a dot.
+  const twice = await app.inject('/docs/index%252ehtml')
+  t.equal(twice.statusCode, 404, '/docs/index%252ehtml: a miss')
+  t.equal(twice.headers.location, undefined, 'not the home page\'s other address')
+  // An escaped slash stays part of a name, as the static server takes it.
+  const slash = await app.inject('/docs/control-plane/billing-stripe%2Findex.html')
+  t.equal(slash.statusCode, 404, '…billing-stripe%2Findex.html: a miss')
+  t.equal(slash.headers.location, undefined, 'not a redirect: %2F is no directory separator')
+  const bad = await app.inject('/docs/index%2ehtml%zz')
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().error, 'bad_url', "a malformed escape is still the router's 400")
+})
+
+t.test('docs built for another address are reported at start, and their sitemap is not offered', async (t) => {
+  const root = fixtureSite(t)
+  const warned = (lines: Array<Record<string, unknown>>) => lines.find((l) => String(l.msg).includes('documentation was built for another address'))
+  const quiet: Array<Record<string, unknown>> = []
+  const here = (await buildTestApp(t, { env: { DOCS_SITE_DIR: root }, logLines: quiet })).app
+  t.notOk(warned(quiet), 'not when the addresses match')
+  t.match((await here.inject('/robots.txt')).body, /^Sitemap: http:\/\/localhost:3000\/docs\/sitemap\.xml$/m)
+
+  const lines: Array<Record<string, unknown>> = []
+  const elsewhere = (await buildTestApp(t, { env: { DOCS_SITE_DIR: root, PUBLIC_BASE_URL: 'https://ctfhive.example' }, logLines: lines })).app
+  const warning = warned(lines)
+  t.match(warning, { level: 40, dir: root, built: { publicBaseUrl: 'http://localhost:3000' }, config: { publicBaseUrl: 'https://ctfhive.example' } }, 'a warning naming both addresses')
+  t.match(String(warning?.msg), /run npm run docs/, 'naming how to rebuild')
+  const robots = (await elsewhere.inject('/robots.txt')).body.split('\n')
+  t.ok(robots.includes('Sitemap: https://ctfhive.example/sitemap.xml'), "the site's own sitemap stays")
+  t.notOk(robots.some((l) => l.includes('/docs/sitemap.xml')), 'the docs sitemap names another host: left out')
+  t.equal((await elsewhere.inject('/docs/')).statusCode, 200, 'the docs are still served')
+})
+
 t.test('docs built elsewhere (no manifest) still work, allowing inline scripts', async (t) => {
   const root = fixtureSite(t)
   rmSync(join(root, DOCS_MANIFEST_FILE))
   const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: root } })
   t.match(String((await app.inject('/docs/')).headers['content-security-policy']), /script-src 'self' 'unsafe-inline';/)
+  const lines: Array<Record<string, unknown>> = []
+  const other = (await buildTestApp(t, { env: { DOCS_SITE_DIR: root, PUBLIC_BASE_URL: 'https://ctfhive.example' }, logLines: lines })).app
+  t.notOk(lines.some((l) => String(l.msg).includes('built for another address') && l.dir === root), 'an address not recorded is not called wrong')
+  t.match((await other.inject('/robots.txt')).body, /^Sitemap: https:\/\/ctfhive\.example\/docs\/sitemap\.xml$/m)
 })
 
 t.test('without a build, /docs/ says how to build it', async (t) => {

@@ -196,6 +196,34 @@ t.test('clean URLs: one address per page', async (t) => {
   t.equal((await a.inject('/pricing.html')).headers['cache-control'], undefined, 'one without a query may be')
 })
 
+t.test('an escaped path is decided as the file it names: no build file by name, no second URL', async (t) => {
+  const a = await app(t)
+  // @fastify/static decodes the path before it picks a file, so the checks decode it too.
+  for (const hidden of ['/404%2ehtml', '/404%2Ehtml', '/%34%30%34.html', '/about.html%2ebr', '/about.html%2Ebr', '/index.html%2egz?x=1']) {
+    const r = await a.inject({ url: hidden, headers: { accept: 'text/html', 'accept-encoding': 'br, gzip' } })
+    t.equal(r.statusCode, 404, `${hidden}: a build file, not a page of its own`)
+    t.match(r.headers['content-type'], /^text\/html/, `${hidden}: the HTML 404, not the file's bytes`)
+  }
+  for (const [from, to] of [['/pricing%2ehtml', '/pricing'], ['/pricing%2Ehtml', '/pricing'], ['/%70ricing.html', '/pricing'], ['/index%2ehtml', '/'], ['/register%2ehtml?plan=pro', '/register?plan=pro']] as const) {
+    const r = await a.inject(from)
+    t.equal(r.statusCode, 301, from)
+    t.equal(r.headers.location, to, from)
+  }
+  // Decoded once: %252e is a literal "%2e" in a file name (none here), not a dot.
+  for (const url of ['/pricing%252ehtml', '/404%252ehtml', '/about.html%252ebr']) {
+    const r = await a.inject({ url, headers: { accept: 'text/html' } })
+    t.equal(r.statusCode, 404, url)
+    t.equal(r.headers.location, undefined, `${url}: not a page's other address`)
+  }
+  // An escaped slash stays part of a name, as the static server takes it: no redirect to /about.
+  t.equal((await a.inject({ url: '/about%2F', headers: { accept: 'text/html' } })).statusCode, 404, '/about%2F: a miss')
+  for (const url of ['/pricing%2ehtml%zz', '/404%2ehtml%zz', '/%zz.br']) {
+    const r = await a.inject(url)
+    t.equal(r.statusCode, 400, url)
+    t.equal(r.json().error, 'bad_url', `${url}: a malformed escape is still the router's 400`)
+  }
+})
+
 t.test('welcome pages keep their token to themselves', async (t) => {
   const a = await app(t)
   for (const url of [`/welcome?tenant=${'a'.repeat(32)}&token=${'b'.repeat(40)}`, `/welcome?token=${'b'.repeat(40)}`]) {
