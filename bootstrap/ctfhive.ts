@@ -34,7 +34,8 @@ Commands:
                                                  again, as <event-id>:replay:<n>
   export                                         every tenant as JSON
 
-Options: --json (machine-readable output), -h/--help.
+Options: --json (machine-readable output), -h/--help. Each command takes only the options
+shown with it (and --json); any other is refused.
 Works on the store named by DATABASE_URL; PROVISION_AUDIT_SECRET must be the server's.
 Exit status: 0 done, 1 failed (not found, conflict, store error; for audit verify a broken
 chain, or a key that does not match it), 2 bad usage or configuration (PROVISION_AUDIT_SECRET
@@ -43,7 +44,17 @@ unset for an existing chain; retry or replay under a key that does not match it)
 
 class UsageError extends Error {}
 
-const COMMANDS = ['tenants', 'tenant', 'retry', 'audit', 'events', 'replay', 'export']
+/** Each command with the options it takes besides --json and --help; any other is a usage error. */
+const COMMAND_OPTIONS: Record<string, readonly string[]> = {
+  tenants: ['state', 'limit', 'offset'],
+  tenant: [],
+  retry: [],
+  audit: ['anchor'],
+  events: ['limit'],
+  replay: [],
+  export: []
+}
+const COMMANDS = Object.keys(COMMAND_OPTIONS)
 
 function intOption (value: string | undefined, name: string, min: number, max: number, fallback: number): number {
   if (value === undefined) return fallback
@@ -190,6 +201,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
       args: argv,
       strict: true,
       allowPositionals: true,
+      tokens: true,
       options: {
         json: { type: 'boolean', default: false },
         state: { type: 'string' },
@@ -210,6 +222,15 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   }
   if (command === undefined || !COMMANDS.includes(command)) {
     err(`${command === undefined ? '' : `error: unknown command ${JSON.stringify(command)}\n\n`}${USAGE}`)
+    return 2
+  }
+  // An option another command takes would otherwise be ignored in silence: `export --state
+  // provisioning` would export every tenant.
+  const allowed = ['json', 'help', ...COMMAND_OPTIONS[command]!]
+  const stray = parsed.tokens.find((tok) => tok.kind === 'option' && !allowed.includes(tok.name))
+  if (stray !== undefined && stray.kind === 'option') {
+    const takes = COMMAND_OPTIONS[command]!.map((o) => `--${o}`)
+    err(`error: ${stray.rawName} does not apply to \`ctfhive ${command}\` (it takes ${takes.length === 0 ? 'only --json' : `${takes.join(', ')} and --json`})\n`)
     return 2
   }
 

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { DatabaseSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
-import { DEFAULT_AUDIT_SECRET } from '../api/config.ts'
+import { ConfigError, DEFAULT_AUDIT_SECRET, loadConfig, type Config } from '../api/config.ts'
 import { verifyAuditChain, type AuditVerdict } from '../api/provisioning/audit.ts'
 import { refuseUnlessCurrent } from '../api/store/migrations.ts'
 import { PostgresStore } from '../api/store/postgres.ts'
@@ -28,7 +28,8 @@ chain on the target with PROVISION_AUDIT_SECRET (it must be the server's).
   --force      replace whatever the target already holds (default: refuse a non-empty target)
 
 Stop the app first: writes made during the copy would not be copied.
-Exit status: 0 copied and verified, 1 failed (non-empty target, broken chain, store error), 2 bad usage.
+Exit status: 0 copied and verified, 1 failed (non-empty target, broken chain, store error),
+2 bad usage or configuration (a variable the server would refuse).
 `
 
 /**
@@ -190,18 +191,35 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   let from: string
   let to: string
   let force: boolean
+  let parsed
   try {
-    const parsed = parseArgs({
+    parsed = parseArgs({
       args: argv,
       options: { from: { type: 'string' }, to: { type: 'string' }, force: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: false
     })
-    if (parsed.values.help === true) {
-      out(USAGE)
-      return 0
-    }
+  } catch (e) {
+    err(`error: ${(e as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  if (parsed.values.help === true) {
+    out(USAGE)
+    return 0
+  }
+  let config: Config
+  try {
+    // DATABASE_URL and PROVISION_AUDIT_SECRET as the server reads them (trimmed, defaulted):
+    // a secret the server trims would otherwise fail entry 1 here as "modified". Not a
+    // server start, so the production guard does not apply.
+    config = loadConfig({ ...env, NODE_ENV: 'development' })
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e
+    err(`error: ${e.message}\n`)
+    return 2
+  }
+  try {
     from = parsed.values.from ?? 'sqlite:./data/ctfhive.db'
-    to = parsed.values.to ?? (/^postgres(ql)?:\/\//.test(env.DATABASE_URL ?? '') ? env.DATABASE_URL! : '')
+    to = parsed.values.to ?? (/^postgres(ql)?:\/\//.test(config.databaseUrl) ? config.databaseUrl : '')
     force = parsed.values.force
     if (!from.startsWith('sqlite:')) throw new UsageError(`--from must be a sqlite: URL, got ${redact(from)}`)
     if (!/^postgres(ql)?:\/\//.test(to)) throw new UsageError(to === '' ? '--to postgres://… is required' : `--to must be a postgres:// URL, got ${redact(to)}`)
@@ -214,7 +232,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     err(`error: no SQLite database at ${sqlitePath}\n`)
     return 2
   }
-  const auditSecret = env.PROVISION_AUDIT_SECRET !== undefined && env.PROVISION_AUDIT_SECRET !== '' ? env.PROVISION_AUDIT_SECRET : DEFAULT_AUDIT_SECRET
+  const auditSecret = config.auditSecret
   if (auditSecret === DEFAULT_AUDIT_SECRET) err('warning: PROVISION_AUDIT_SECRET is not set, or is the development default; the chain is verified with that default\n')
 
   err(`copying ${sqlitePath} → ${redact(to)}\n`)

@@ -44,12 +44,16 @@ Options:
   --force-webhook    create a new endpoint even if one exists (to get a fresh secret)
   --archive-old-prices
                      archive the older prices this tool made (after a catalogue change,
-                     once the app runs with the new STRIPE_PRICE_* values)
+                     once the app runs with the new STRIPE_PRICE_* values): run it with
+                     the app's environment; a plan's prices are archived only when its
+                     STRIPE_PRICE_* names the price holding the lookup key, and a price
+                     any STRIPE_PRICE_* names never is
   --live             allow a live key (sk_live_…); without it only test keys run
   -h, --help         show this text
 
 Environment: STRIPE_SECRET_KEY (sk_test_… or sk_live_…), STRIPE_API_VERSION (pinned on
-the endpoint), STRIPE_API_BASE, PUBLIC_BASE_URL.
+the endpoint), STRIPE_API_BASE, PUBLIC_BASE_URL, STRIPE_PRICE_* (read by
+--archive-old-prices only).
 Exit status: 0 done, 1 Stripe refused or failed (the STRIPE_PRICE_* lines are still printed
 when only the webhook step failed), 2 bad options, key, webhook URL or configuration.
 `
@@ -68,12 +72,18 @@ export function secretKeyProblem (key: string, live: boolean): string | null {
   return null
 }
 
+/**
+ * The URL as the webhook's base: built from the parsed URL, as PUBLIC_BASE_URL is (api/config.ts),
+ * so scheme and host are lower case, a default port and trailing slashes go, and what Stripe
+ * would post to is exactly what is printed. A bare `?` or `#` counts: it would end up in the path.
+ */
 function baseUrlFrom (raw: string): string {
   if (!URL.canParse(raw)) throw new UsageError(`--base-url must be an absolute http(s) URL, got ${JSON.stringify(raw)}`)
   const url = new URL(raw)
   if (!/^https?:$/.test(url.protocol)) throw new UsageError(`--base-url must be an http(s) URL, got ${JSON.stringify(raw)}`)
-  if (url.search !== '' || url.hash !== '') throw new UsageError('--base-url must not carry a query or a fragment')
-  return raw.replace(/\/+$/, '')
+  if (url.username !== '' || url.password !== '') throw new UsageError('--base-url must not carry a user name or password')
+  if (url.href.includes('?') || url.href.includes('#')) throw new UsageError(`--base-url must not carry a query or a fragment, got ${JSON.stringify(raw)}`)
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
 }
 
 const LOOPBACK = new BlockList()
@@ -110,6 +120,16 @@ const productIdOf = (plan: Plan): string => `ctfhive_${plan.slug}`
 const productName = (plan: Plan): string => `CTFHive ${plan.name}`
 const priceText = (plan: Plan): string => `${formatPrice(plan.amount ?? 0)}/${plan.interval} ${plan.currency.toUpperCase()}`
 
+/** What a Stripe price charges, in the catalogue's words, so a mismatch is visible in the line. */
+function stripePriceText (price: Record<string, any>): string {
+  const amount = typeof price.unit_amount === 'number' ? formatPrice(price.unit_amount) : '(no unit amount)'
+  const currency = String(price.currency ?? '').toUpperCase()
+  const interval = price.recurring?.interval
+  if (typeof interval !== 'string') return `${amount} one-time ${currency}`
+  const count = Number(price.recurring?.interval_count ?? 1)
+  return `${amount}/${count === 1 ? interval : `${count} ${interval}s`} ${currency}`
+}
+
 function idOf (ref: unknown): string | undefined {
   if (typeof ref === 'string') return ref
   if (ref !== null && typeof ref === 'object' && typeof (ref as { id?: unknown }).id === 'string') return (ref as { id: string }).id
@@ -120,14 +140,19 @@ function isMissing (err: unknown): boolean {
   return err instanceof StripeError && err.statusCode === 404
 }
 
-/** The price the catalogue asks for: same amount, currency, monthly interval and product. */
+/**
+ * The price the catalogue asks for: same amount, currency and monthly interval. Its product
+ * does not count: an account set up by hand or by an earlier script has its own product ids
+ * and the same lookup keys, and its prices are the ones the app should keep selling.
+ */
 function priceMatches (price: Record<string, any>, plan: Plan): boolean {
   return price.unit_amount === plan.amount &&
     String(price.currency).toLowerCase() === plan.currency &&
     price.recurring?.interval === plan.interval &&
-    (price.recurring?.interval_count ?? 1) === 1 &&
-    idOf(price.product) === productIdOf(plan)
+    (price.recurring?.interval_count ?? 1) === 1
 }
+
+const madeHere = (price: Record<string, any>): boolean => price.metadata?.managed_by === MANAGED_BY
 
 function sameSet (a: readonly string[], b: readonly string[]): boolean {
   const x = new Set(a)
@@ -141,15 +166,22 @@ interface Context {
   step: string
 }
 
-async function ensureProduct (ctx: Context, plan: Plan): Promise<void> {
-  const id = productIdOf(plan)
+/** The product as read (possibly expanded on a price), or null when it does not exist. */
+async function readProduct (ctx: Context, id: string, known: unknown): Promise<Record<string, any> | null> {
+  if (known !== null && typeof known === 'object') return known as Record<string, any>
   ctx.step = `read product ${id}`
-  let product: Record<string, any> | null = null
   try {
-    product = await ctx.stripe.request('GET', `/v1/products/${id}`)
+    return await ctx.stripe.request('GET', `/v1/products/${id}`)
   } catch (err) {
     if (!isMissing(err)) throw err
+    return null
   }
+}
+
+/** This tool's own product `ctfhive_<plan>`: created when missing, kept active and named. */
+async function ensureOwnProduct (ctx: Context, plan: Plan, known: unknown): Promise<void> {
+  const id = productIdOf(plan)
+  const product = await readProduct(ctx, id, known)
   if (product === null) {
     ctx.step = `create product ${id}`
     await ctx.stripe.request('POST', '/v1/products', {
@@ -165,13 +197,36 @@ async function ensureProduct (ctx: Context, plan: Plan): Promise<void> {
   }
 }
 
-/** The plan's price id, and the price whose lookup key this run moved to it, if any. */
-async function ensurePrice (ctx: Context, plan: Plan): Promise<{ id: string, replaced?: string }> {
+/**
+ * The product of a price that holds the plan's lookup key but was made elsewhere (the
+ * dashboard, an earlier setup script): it is the plan's product, so it is reused rather than
+ * doubled by a `ctfhive_<plan>` of the same name. Kept active (Checkout sells no price of an
+ * archived product); its name is the operator's and left alone.
+ */
+async function ensureHolderProduct (ctx: Context, plan: Plan, id: string, known: unknown): Promise<void> {
+  const product = await readProduct(ctx, id, known)
+  const named = product === null || typeof product.name !== 'string' ? '' : ` (${JSON.stringify(product.name)})`
+  if (product !== null && product.active !== true) {
+    ctx.step = `reactivate product ${id}`
+    await ctx.stripe.request('POST', `/v1/products/${id}`, { active: true })
+    ctx.say(`product ${id}${named}: reactivated — it holds the price with lookup key ${plan.lookupKey!}`)
+  } else {
+    ctx.say(`product ${id}${named}: holds the price with lookup key ${plan.lookupKey!}, reused`)
+  }
+}
+
+/** The plan's price id, its product, and the price whose lookup key this run moved to it, if any. */
+async function ensurePrice (ctx: Context, plan: Plan): Promise<{ id: string, product: string, replaced?: string }> {
   const key = plan.lookupKey!
   ctx.step = `look up price ${key}`
-  const found = await ctx.stripe.request('GET', '/v1/prices', { lookup_keys: [key], limit: 10 })
+  const found = await ctx.stripe.request('GET', '/v1/prices', { lookup_keys: [key], expand: ['data.product'], limit: 10 })
   // A lookup key names at most one price, active or not.
   const current: Record<string, any> | undefined = found?.data?.[0]
+  // Whoever made the key's price, its product is the plan's: a new price goes there too.
+  const product = (current === undefined ? undefined : idOf(current.product)) ?? productIdOf(plan)
+  if (product === productIdOf(plan)) await ensureOwnProduct(ctx, plan, current?.product)
+  else await ensureHolderProduct(ctx, plan, product, current?.product)
+
   if (current !== undefined && priceMatches(current, plan)) {
     if (current.active !== true) {
       ctx.step = `reactivate price ${String(current.id)}`
@@ -180,11 +235,11 @@ async function ensurePrice (ctx: Context, plan: Plan): Promise<{ id: string, rep
     } else {
       ctx.say(`price ${key}: ${String(current.id)} (${priceText(plan)}) matches, reused`)
     }
-    return { id: String(current.id) }
+    return { id: String(current.id), product }
   }
   ctx.step = `create price ${key}`
   const created = await ctx.stripe.request('POST', '/v1/prices', {
-    product: productIdOf(plan),
+    product,
     currency: plan.currency,
     unit_amount: plan.amount,
     recurring: { interval: plan.interval },
@@ -196,35 +251,51 @@ async function ensurePrice (ctx: Context, plan: Plan): Promise<{ id: string, rep
   })
   if (current === undefined) {
     ctx.say(`price ${key}: created ${String(created.id)} (${priceText(plan)})`)
-    return { id: String(created.id) }
+    return { id: String(created.id), product }
   }
-  const was = `${current.unit_amount === null || current.unit_amount === undefined ? '?' : formatPrice(Number(current.unit_amount))}/${String(current.recurring?.interval ?? '?')} ${String(current.currency ?? '').toUpperCase()}`
-  ctx.say(`price ${key}: the catalogue says ${priceText(plan)}, ${String(current.id)} is ${was}: created ${String(created.id)}, which takes the lookup key over`)
+  ctx.say(`price ${key}: the catalogue says ${priceText(plan)}, ${String(current.id)} is ${stripePriceText(current)}: created ${String(created.id)}, which takes the lookup key over`)
   if (current.active === true) {
     // The running app still sells the old price (its STRIPE_PRICE_* names it); Checkout
     // refuses an inactive price, so archiving it now would break checkout until a restart.
-    ctx.say(`price ${String(current.id)}: left active — the running app sells it until ${plan.stripePriceEnv} is updated and the app restarted; then run again with --archive-old-prices`)
+    const then = madeHere(current)
+      ? `then run again with --archive-old-prices and ${plan.stripePriceEnv}=${String(created.id)} in the environment`
+      : 'then archive it in the Stripe dashboard (it was not made by this tool, so --archive-old-prices leaves it alone)'
+    ctx.say(`price ${String(current.id)}: left active — the running app sells it until ${plan.stripePriceEnv} is set to ${String(created.id)} and the app restarted; ${then}`)
   }
-  return { id: String(created.id), replaced: String(current.id) }
+  return { id: String(created.id), product, replaced: String(current.id) }
 }
 
 /**
- * Archives this tool's prices of the plan's product other than `keep` (existing subscriptions
- * stay on them). Never `replaced`, the price this run took the lookup key from: the running
- * app still sells it until it restarts with the new STRIPE_PRICE_*.
+ * Archives the active prices this tool made on the plan's product, other than `price.id` (existing
+ * subscriptions stay on them), but only when nothing suggests the running app still sells one.
+ * What the app sells is known only from the STRIPE_PRICE_* values in this process's
+ * environment (`sold`: variable → price id), so: a price one of them names is never archived, and nothing of the plan is
+ * archived unless its variable names the price holding the lookup key. A lookup key moved by an earlier run that died
+ * before printing (or whose block was never applied) leaves the variable on the old price:
+ * that run's new price was never reported, and the old one is what the app sells.
  */
-async function archiveOldPrices (ctx: Context, plan: Plan, keep: string, replaced: string | undefined): Promise<void> {
-  ctx.step = `list the prices of ${productIdOf(plan)}`
-  const prices = await ctx.stripe.listAll<Record<string, any>>('/v1/prices', { product: productIdOf(plan), active: true })
-  for (const price of prices) {
-    if (price.id === keep || price.metadata?.managed_by !== MANAGED_BY) continue
-    if (price.id === replaced) {
-      ctx.say(`price ${String(price.id)}: kept, not archived — this run moved its lookup key to ${keep}; restart the app with the new ${plan.stripePriceEnv}, then run again with --archive-old-prices`)
+async function archiveOldPrices (ctx: Context, plan: Plan, price: { id: string, product: string, replaced?: string }, sold: ReadonlyMap<string, string>): Promise<void> {
+  ctx.step = `list the prices of ${price.product}`
+  const prices = await ctx.stripe.listAll<Record<string, any>>('/v1/prices', { product: price.product, active: true })
+  const envName = plan.stripePriceEnv!
+  const named = sold.get(envName)
+  const namers = (id: string): string[] => [...sold].filter(([, v]) => v === id).map(([k]) => k)
+  const restart = `set ${envName}=${price.id}, restart the app, then run again with --archive-old-prices and that environment`
+  for (const old of prices) {
+    const id = String(old.id)
+    if (id === price.id || !madeHere(old)) continue
+    let why: string | null = null
+    if (id === price.replaced) why = `this run moved its lookup key to ${price.id}; ${restart}`
+    else if (namers(id).length > 0) why = `${namers(id).join(' and ')} ${namers(id).length === 1 ? 'names' : 'name'} it, so the running app sells it; ${restart}`
+    else if (named === undefined) why = `${envName} is not set in this environment, so this run cannot tell which price the running app sells; run again with the app's environment once it runs with ${envName}=${price.id}`
+    else if (named !== price.id) why = `${envName} names ${named}, not ${price.id} (which holds ${plan.lookupKey!}): the app has not been moved to it; ${restart}`
+    if (why !== null) {
+      ctx.say(`price ${id}: kept, not archived — ${why}`)
       continue
     }
-    ctx.step = `archive old price ${String(price.id)}`
-    await ctx.stripe.request('POST', `/v1/prices/${String(price.id)}`, { active: false })
-    ctx.say(`price ${String(price.id)}: archived (existing subscriptions stay on it until you move them)`)
+    ctx.step = `archive old price ${id}`
+    await ctx.stripe.request('POST', `/v1/prices/${id}`, { active: false })
+    ctx.say(`price ${id}: archived (existing subscriptions stay on it until you move them)`)
   }
 }
 
@@ -328,9 +399,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     if (unreachable !== null) return fail(2, unreachable)
     say(`dry run: no Stripe calls are made and no key is needed (API version ${apiVersion})`)
     for (const plan of plans) {
-      say(`would ensure product ${productIdOf(plan)} (${JSON.stringify(productName(plan))})`)
-      say(`would ensure price ${plan.lookupKey}: ${priceText(plan)}; reused when it matches, else a new price takes the lookup key over and the old one stays active until --archive-old-prices → ${plan.stripePriceEnv}`)
-      if (args['archive-old-prices']) say(`would archive the other active prices of ${productIdOf(plan)} this tool made, except one this run takes the lookup key from`)
+      say(`would ensure product ${productIdOf(plan)} (${JSON.stringify(productName(plan))}), or reuse the product of the price that holds ${plan.lookupKey}`)
+      say(`would ensure price ${plan.lookupKey}: ${priceText(plan)}; reused when it matches, whatever its product, else a new price takes the lookup key over and the old one stays active → ${plan.stripePriceEnv}`)
+      if (args['archive-old-prices']) say(`would archive the other active prices this tool made on that product, only if ${plan.stripePriceEnv} here names the price that holds ${plan.lookupKey}, and never one a STRIPE_PRICE_* names`)
     }
     for (const plan of skipped) say(`would skip ${plan.slug}: contact-only, no price`)
     if (args['no-webhook']) say('would leave the webhook endpoint alone (--no-webhook)')
@@ -344,7 +415,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   if (unreachable !== null) return fail(2, unreachable)
   const live = key.startsWith('sk_live_')
   // Refused before anything is made, as the unreachable URL above: live events go to HTTPS only.
-  if (live && !webhookUrl.startsWith('https://') && !args['no-webhook']) {
+  if (live && new URL(webhookUrl).protocol !== 'https:' && !args['no-webhook']) {
     return fail(2, `${webhookUrl} is not HTTPS, and Stripe delivers live events to HTTPS endpoints only: set PUBLIC_BASE_URL to the https:// address (or pass --no-webhook)`)
   }
 
@@ -354,13 +425,18 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     step: 'start'
   }
   say(`Stripe bootstrap: ${live ? 'LIVE' : 'test'} mode, API version ${apiVersion}, ${plans.length} paid plans`)
+  // The prices this environment says the app sells: --archive-old-prices never touches them.
+  const sold = new Map<string, string>()
+  for (const name of new Set(catalogue.map((p) => p.stripePriceEnv).filter((n) => n !== null))) {
+    const id = config.stripe.prices[name] ?? env[name]?.trim() ?? ''
+    if (id !== '') sold.set(name, id)
+  }
   const lines: string[] = []
   let pricesDone = false
   try {
     for (const plan of plans) {
-      await ensureProduct(ctx, plan)
       const price = await ensurePrice(ctx, plan)
-      if (args['archive-old-prices']) await archiveOldPrices(ctx, plan, price.id, price.replaced)
+      if (args['archive-old-prices']) await archiveOldPrices(ctx, plan, price, sold)
       lines.push(`${plan.stripePriceEnv}=${price.id}`)
     }
     pricesDone = true

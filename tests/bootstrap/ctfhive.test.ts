@@ -233,9 +233,24 @@ t.test('usage and configuration errors exit 2', async (t) => {
   t.equal(unknown.code, 2)
   t.match(unknown.stderr, /unknown command "frobnicate"/)
   t.equal((await cli(['tenants', '--bogus'], {})).code, 2)
-  const noDb = await cli(['tenants'], { DATABASE_URL: 'sqlite:/nonexistent/dir/ctfhive.db' })
-  t.equal(noDb.code, 2)
-  t.match(noDb.stderr, /no database at \/nonexistent\/dir\/ctfhive\.db/)
+  const noDb = { DATABASE_URL: 'sqlite:/nonexistent/dir/ctfhive.db' }
+  for (const [argv, message] of [
+    [['export', '--state', 'provisioning'], /^error: --state does not apply to `ctfhive export` \(it takes only --json\)\n$/],
+    [['events', '--offset', '5'], /^error: --offset does not apply to `ctfhive events` \(it takes --limit and --json\)\n$/],
+    [['audit', 'verify', '--state', 'active'], /^error: --state does not apply to `ctfhive audit` \(it takes --anchor and --json\)\n$/],
+    [['tenants', '--anchor=1:00'], /^error: --anchor does not apply to `ctfhive tenants` \(it takes --state, --limit, --offset and --json\)\n$/],
+    [['tenant', 'abc', '--limit', '1'], /^error: --limit does not apply to `ctfhive tenant`/],
+    [['retry', '--json', 'abc', '--offset', '1'], /^error: --offset does not apply to `ctfhive retry`/]
+  ] as Array<[string[], RegExp]>) {
+    // Refused before the store is opened: the missing database is never reached.
+    const r = await cli(argv, noDb)
+    t.equal(r.code, 2, argv.join(' '))
+    t.match(r.stderr, message, argv.join(' '))
+    t.equal(r.stdout, '', 'nothing run')
+  }
+  const absent = await cli(['tenants', '--state', 'active', '--json'], noDb)
+  t.equal(absent.code, 2)
+  t.match(absent.stderr, /no database at \/nonexistent\/dir\/ctfhive\.db/, 'a command\'s own options pass')
   const badUrl = await cli(['tenants'], { DATABASE_URL: 'mysql://x' })
   t.equal(badUrl.code, 2)
   t.match(badUrl.stderr, /^error: DATABASE_URL/)

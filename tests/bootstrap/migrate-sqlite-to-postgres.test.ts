@@ -217,6 +217,22 @@ t.test('a source an older release left is refused before anything is read or wri
   t.equal(c.out(), '', 'nothing copied')
 })
 
+t.test('PROVISION_AUDIT_SECRET and DATABASE_URL are read as the server reads them', async (t) => {
+  const path = await seedSqlite(t)
+  // Spaces around a value are trimmed by the server's config: the chain written under the
+  // trimmed secret verifies here too, and the target defaults to the trimmed DATABASE_URL.
+  const c = capture()
+  const code = await main(['--from', `sqlite:${path}`], { PROVISION_AUDIT_SECRET: ` ${SECRET} `, DATABASE_URL: ' postgres://ctfhive@127.0.0.1:9/ctfhive ' }, c.io, { connectTimeoutMs: 2000 })
+  t.equal(code, 1, 'it got as far as the (closed) target')
+  t.notMatch(c.out(), /BROKEN/, 'the source chain verifies')
+  t.match(c.err(), /copying .* → postgres:\/\/ctfhive@127\.0\.0\.1:9\/ctfhive\n/)
+  t.match(c.err(), /error: could not connect to PostgreSQL at postgres:\/\/ctfhive@127\.0\.0\.1:9\/ctfhive/)
+
+  const bad = capture()
+  t.equal(await main(['--from', `sqlite:${path}`, '--to', 'postgres://h/db'], { DATABASE_URL: 'mysql://x' }, bad.io), 2, 'a value the server refuses is refused here')
+  t.match(bad.err(), /^error: DATABASE_URL/)
+})
+
 t.test('bad usage exits 2 with a reason', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['--from', 'sqlite:/nonexistent/x.db'], /--to postgres:\/\/… is required/],

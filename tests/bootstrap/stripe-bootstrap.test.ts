@@ -106,8 +106,9 @@ t.test('a changed catalogue amount: a new price takes the lookup key over; the o
   t.match(r.stderr, /\$30\/month USD/)
   t.match(r.stderr, /left active .* --archive-old-prices/)
 
-  // Once the app runs with the new ids, the old prices are archived on request.
-  const archived = await run(['--no-webhook', '--archive-old-prices'], envFor(fake), { plans: changed })
+  // Once the app runs with the new ids (and the tool with the app's environment), the old
+  // prices are archived on request.
+  const archived = await run(['--no-webhook', '--archive-old-prices'], envFor(fake, second), { plans: changed })
   t.equal(archived.code, 0, archived.stderr)
   t.same(envBlock(t, archived.stdout), second, 'the same prices')
   t.equal(fake.state.prices.get(first.STRIPE_PRICE_SOLO!)?.active, false, 'the old solo price is archived')
@@ -115,7 +116,7 @@ t.test('a changed catalogue amount: a new price takes the lookup key over; the o
   t.equal(fake.state.prices.get(second.STRIPE_PRICE_PRO!)?.active, true)
   t.match(archived.stderr, new RegExp(`price ${first.STRIPE_PRICE_SOLO}: archived`))
   const stranger = fake.addPrice({ product: 'ctfhive_solo', currency: 'usd', unit_amount: 999, recurring: { interval: 'month' } })
-  await run(['--no-webhook', '--archive-old-prices'], envFor(fake), { plans: changed })
+  await run(['--no-webhook', '--archive-old-prices'], envFor(fake, second), { plans: changed })
   t.equal(fake.state.prices.get(String(stranger.id))?.active, true, 'a price this tool did not make is left alone')
 
   // Running the new catalogue again changes nothing.
@@ -142,14 +143,116 @@ t.test('--archive-old-prices never archives the price this same run took the loo
   t.not(second.STRIPE_PRICE_SOLO, first.STRIPE_PRICE_SOLO, 'solo has a new price')
   t.equal(fake.state.prices.get(first.STRIPE_PRICE_SOLO!)?.active, true, 'the replaced price stays sellable: the running app still names it')
   t.equal(fake.requestsTo({ method: 'POST', path: `/v1/prices/${first.STRIPE_PRICE_SOLO!}` }).length, 0, 'no archive request for it')
-  t.match(r.stderr, new RegExp(`price ${first.STRIPE_PRICE_SOLO}: kept, not archived .* restart the app with the new STRIPE_PRICE_SOLO, then run again with --archive-old-prices`))
+  t.match(r.stderr, new RegExp(`price ${first.STRIPE_PRICE_SOLO}: kept, not archived — this run moved its lookup key to ${second.STRIPE_PRICE_SOLO}; set STRIPE_PRICE_SOLO=${second.STRIPE_PRICE_SOLO}, restart the app, then run again with --archive-old-prices`))
   t.notMatch(r.stderr, /archived \(existing subscriptions/, 'nothing archived in this run')
 
-  // After the restart, the next run archives it.
-  const later = await run(['--no-webhook', '--archive-old-prices'], envFor(fake), { plans: changed })
+  // After the restart, the next run with the app's environment archives it.
+  const later = await run(['--no-webhook', '--archive-old-prices'], envFor(fake, second), { plans: changed })
   t.equal(later.code, 0, later.stderr)
   t.equal(fake.state.prices.get(first.STRIPE_PRICE_SOLO!)?.active, false, 'archived on the next run')
   t.equal(fake.state.prices.get(second.STRIPE_PRICE_SOLO!)?.active, true)
+})
+
+/** An account set up as the seed's script or the dashboard does: products of Stripe's own ids, the same lookup keys. */
+function seedAccount (fake: FakeStripe): Record<string, { product: string, price: string }> {
+  const seeded: Record<string, { product: string, price: string }> = {}
+  for (const plan of PAID_PLANS) {
+    const product = fake.addProduct({ name: `CTFHive ${plan.name}` })
+    const price = fake.addPrice({ product: product.id, currency: 'usd', unit_amount: plan.amount, recurring: { interval: 'month' }, lookup_key: plan.lookupKey })
+    seeded[plan.slug] = { product: String(product.id), price: String(price.id) }
+  }
+  return seeded
+}
+
+t.test('an account set up elsewhere (own product ids, same lookup keys): its matching prices and products are reused', async (t) => {
+  const fake = await startFakeStripe(t)
+  const seeded = seedAccount(fake)
+  fake.state.products.get(seeded.pro!.product)!.active = false
+  const r = await run(['--no-webhook'], envFor(fake))
+  t.equal(r.code, 0, r.stderr)
+  t.same(envBlock(t, r.stdout), { STRIPE_PRICE_SOLO: seeded.solo!.price, STRIPE_PRICE_STANDARD: seeded.standard!.price, STRIPE_PRICE_PRO: seeded.pro!.price }, 'the prices the account already sells')
+  t.equal(fake.state.products.size, 3, 'no product of the same name is added')
+  t.equal(fake.state.prices.size, 3, 'no price is added')
+  t.same(fake.requestsTo('POST /v1/*').map((x) => x.path), [`/v1/products/${seeded.pro!.product}`], 'only the archived product is touched')
+  t.equal(fake.state.products.get(seeded.pro!.product)?.active, true, 'reactivated: Checkout sells no price of an archived product')
+  t.equal(fake.state.products.get(seeded.solo!.product)?.name, 'CTFHive Solo', 'names left as they were')
+  t.match(r.stderr, new RegExp(`price ctfhive_solo_monthly: ${seeded.solo!.price} \\(\\$25/month USD\\) matches, reused`))
+  t.notMatch(r.stderr, /created|takes the lookup key over|--archive-old-prices/)
+
+  // A catalogue change makes the new price on the same product, and says who archives the
+  // old one: not this tool, which archives only prices it made.
+  const changed: Plan[] = PAID_PLANS.map((p) => (p.slug === 'solo' ? { ...p, amount: 3000 } : p))
+  const moved = await run(['--no-webhook'], envFor(fake), { plans: changed })
+  t.equal(moved.code, 0, moved.stderr)
+  const solo = envBlock(t, moved.stdout).STRIPE_PRICE_SOLO!
+  t.equal(fake.state.prices.get(solo)?.product, seeded.solo!.product, 'the new price sits on the plan\'s product')
+  t.equal(fake.state.products.size, 3, 'still no new product')
+  t.match(moved.stderr, new RegExp(`price ${seeded.solo!.price}: left active .* then archive it in the Stripe dashboard \\(it was not made by this tool, so --archive-old-prices leaves it alone\\)`))
+  t.notMatch(moved.stderr, /then run again with --archive-old-prices/, 'no advice the tool would not follow')
+  const archive = await run(['--no-webhook', '--archive-old-prices'], envFor(fake, { STRIPE_PRICE_SOLO: solo }), { plans: changed })
+  t.equal(archive.code, 0, archive.stderr)
+  t.equal(fake.state.prices.get(seeded.solo!.price)?.active, true, 'a price the tool did not make stays as it is')
+  t.notMatch(archive.stderr, new RegExp(seeded.solo!.price), 'and is not mentioned as kept either')
+})
+
+t.test('--archive-old-prices after a run that died once it moved the lookup key: the price the app sells is kept', async (t) => {
+  const fake = await startFakeStripe(t)
+  const sold = envBlock(t, (await run(['--no-webhook'], envFor(fake))).stdout)
+  const changed: Plan[] = PAID_PLANS.map((p) => (p.slug === 'solo' ? { ...p, amount: 3000 } : p))
+  // Stripe makes the new price and moves the key; the reply never arrives, nothing is printed.
+  fake.dropConnection('POST /v1/prices', { afterEffect: true })
+  const died = await run(['--no-webhook', '--archive-old-prices'], envFor(fake, sold), { plans: changed })
+  t.equal(died.code, 1)
+  t.equal(died.stdout, '', 'the new price was never reported')
+  const fresh = [...fake.state.prices.values()].find((p) => p.lookup_key === 'ctfhive_solo_monthly')!
+  t.not(fresh.id, sold.STRIPE_PRICE_SOLO, 'yet the key moved')
+
+  // The rerun finds the key on a matching price, as if all were done; the app still sells the old one.
+  const again = await run(['--no-webhook', '--archive-old-prices'], envFor(fake, sold), { plans: changed })
+  t.equal(again.code, 0, again.stderr)
+  t.equal(envBlock(t, again.stdout).STRIPE_PRICE_SOLO, fresh.id, 'the new price reported now')
+  t.equal(fake.state.prices.get(sold.STRIPE_PRICE_SOLO!)?.active, true, 'the price STRIPE_PRICE_SOLO names stays sellable')
+  t.match(again.stderr, new RegExp(`price ${sold.STRIPE_PRICE_SOLO}: kept, not archived — STRIPE_PRICE_SOLO names it, so the running app sells it; set STRIPE_PRICE_SOLO=${fresh.id as string}, restart`))
+
+  // Without STRIPE_PRICE_* the run cannot tell what the app sells: nothing is archived either.
+  const blind = await run(['--no-webhook', '--archive-old-prices'], envFor(fake), { plans: changed })
+  t.equal(blind.code, 0, blind.stderr)
+  t.equal(fake.state.prices.get(sold.STRIPE_PRICE_SOLO!)?.active, true)
+  t.match(blind.stderr, /STRIPE_PRICE_SOLO is not set in this environment, so this run cannot tell which price the running app sells/)
+  t.equal(fake.requestsTo({ method: 'POST', path: `/v1/prices/${sold.STRIPE_PRICE_SOLO!}` }).length, 0, 'no archive request at all')
+
+  // Once the app runs with the new price, the old one goes.
+  const done = await run(['--no-webhook', '--archive-old-prices'], envFor(fake, { ...sold, STRIPE_PRICE_SOLO: fresh.id }), { plans: changed })
+  t.equal(done.code, 0, done.stderr)
+  t.equal(fake.state.prices.get(sold.STRIPE_PRICE_SOLO!)?.active, false, 'archived')
+  t.equal(fake.state.prices.get(fresh.id)?.active, true)
+})
+
+t.test('--base-url is normalised as PUBLIC_BASE_URL is: what is printed is what Stripe posts to', async (t) => {
+  const fake = await startFakeStripe(t)
+  for (const [base, url] of [
+    [' https://ctf.example.test', 'https://ctf.example.test/billing/webhook'],
+    ['HTTPS://CTF.Example.TEST:443/', 'https://ctf.example.test/billing/webhook'],
+    ['https://ctf.example.test/app//', 'https://ctf.example.test/app/billing/webhook']
+  ] as const) {
+    const r = await run(['--dry-run', '--base-url', base], envFor(fake))
+    t.equal(r.code, 0, base)
+    t.match(r.stderr, `webhook endpoint ${url} `, base)
+  }
+  for (const base of ['https://ctf.example.test/#', 'https://ctf.example.test/?', 'https://ctf.example.test?#']) {
+    const r = await run(['--dry-run', '--base-url', base], envFor(fake))
+    t.equal(r.code, 2, base)
+    t.match(r.stderr, /^error: --base-url must not carry a query or a fragment/, base)
+  }
+  const creds = await run(['--dry-run', '--base-url', 'https://ops:hunter2@ctf.example.test'], envFor(fake))
+  t.equal(creds.code, 2)
+  t.match(creds.stderr, /^error: --base-url must not carry a user name or password/)
+  t.notMatch(creds.stderr, /hunter2/)
+
+  // A live key takes an upper-case HTTPS for what it is.
+  const live = await run(['--live', '--base-url', 'HTTPS://ctf.example.test'], { ...envFor(fake), STRIPE_SECRET_KEY: 'sk_live_abc123' })
+  t.equal(live.code, 0, live.stderr)
+  t.same([...fake.state.webhookEndpoints.values()].map((e) => e.url), ['https://ctf.example.test/billing/webhook'])
 })
 
 t.test('a webhook URL Stripe cannot reach is refused before any Stripe call', async (t) => {
@@ -179,7 +282,8 @@ t.test('a webhook URL Stripe cannot reach is refused before any Stripe call', as
       t.match(lines[0], /^error: the webhook URL .* is not publicly reachable /)
       t.match(lines[0], why, base)
       t.match(lines[0], /--base-url https:\/\/<public host>/)
-      t.match(lines[0], new RegExp(`--no-webhook and forward events with \`stripe listen --forward-to ${base.replace(/[.[\]]/g, '\\$&')}.*/billing/webhook\``))
+      // The URL as Stripe would get it: 127.1 is written 127.0.0.1.
+      t.match(lines[0], new RegExp(`--no-webhook and forward events with \`stripe listen --forward-to ${new URL(base).origin.replace(/[.[\]]/g, '\\$&')}/billing/webhook\``))
     }
   }
   // The documented local run: PUBLIC_BASE_URL left at its default.
@@ -306,7 +410,7 @@ t.test("Stripe's own errors: non-zero exit, one readable line; an env block only
   t.equal(r.code, 1)
   t.equal(r.stdout, '')
   const last = r.stderr.trim().split('\n').at(-1)!
-  t.match(last, /^error: Stripe refused to read product ctfhive_solo: Invalid API Key provided/)
+  t.match(last, /^error: Stripe refused to look up price ctfhive_solo_monthly: Invalid API Key provided/)
   t.match(last, /invalid_request_error\/api_key_invalid, HTTP 401/)
   t.notMatch(r.stderr, KEY)
 
@@ -331,7 +435,7 @@ t.test("Stripe's own errors: non-zero exit, one readable line; an env block only
   const unreachable = await run([], { ...envFor(good), STRIPE_API_BASE: 'http://127.0.0.1:1' })
   t.equal(unreachable.code, 1)
   t.equal(unreachable.stdout, '')
-  t.match(unreachable.stderr, /error: connection to Stripe at http:\/\/127\.0\.0\.1:1 failed while trying to read product ctfhive_solo: Could not reach Stripe/)
+  t.match(unreachable.stderr, /error: connection to Stripe at http:\/\/127\.0\.0\.1:1 failed while trying to look up price ctfhive_solo_monthly: Could not reach Stripe/)
   t.notMatch(unreachable.stderr, /refused/, 'not worded as a refusal')
 })
 
