@@ -10,7 +10,7 @@ export type RegisterField = 'name' | 'email' | 'plan' | 'form'
 export const REGISTER_ERRORS: Readonly<Record<string, { field: RegisterField, message: string }>> = {
   unknown_plan: { field: 'plan', message: 'Choose one of the plans below.' },
   plan_requires_contact: { field: 'plan', message: 'The Enterprise plan is set up with our team: please contact us instead.' },
-  invalid_name: { field: 'name', message: 'Give your event a name of 1 to 80 characters.' },
+  invalid_name: { field: 'name', message: 'Give your event a name of 1 to 80 characters, with at least one visible character and no control characters.' },
   invalid_email: { field: 'email', message: 'Enter an email address like you@example.com.' },
   invalid_plan: { field: 'plan', message: 'Choose one of the plans below.' },
   invalid_request: { field: 'form', message: 'Some details are missing or not valid; check the form and try again.' },
@@ -54,13 +54,15 @@ export function loginError (code: string | undefined): string | undefined {
   return code !== undefined && Object.hasOwn(LOGIN_ERRORS, code) ? LOGIN_ERRORS[code] : undefined
 }
 
-export type ProgressKey = 'checking' | 'awaiting_payment' | 'setting_up' | 'live' | 'past_due' | 'failed' | 'canceled' | 'not_found'
+export type ProgressKey = 'checking' | 'awaiting_payment' | 'payment_delayed' | 'setting_up' | 'live' | 'past_due' | 'failed' |
+  'canceled_running' | 'canceled' | 'not_found'
 
 export const PROGRESS_STEPS = ['Order received', 'Payment confirmed', 'Server set up', 'CTF live'] as const
 
 /**
  * Headline and explanation per progress key; {url}, {fqdn}, {tenant} and {reason} come from
- * the order, {grace} and {billing} from the settings (siteValues).
+ * the order, {grace} and {billing} from the settings (siteValues), {until} from both
+ * (shutdownText).
  */
 export const PROGRESS_TEXT: Readonly<Record<ProgressKey, { headline: string, detail: string }>> = {
   checking: {
@@ -69,7 +71,12 @@ export const PROGRESS_TEXT: Readonly<Record<ProgressKey, { headline: string, det
   },
   awaiting_payment: {
     headline: 'Waiting for your payment to be confirmed',
-    detail: 'Stripe tells us as soon as your payment goes through, usually within seconds. Keep this page open: it updates by itself.'
+    // Checkout offers delayed methods too (bank debits, transfers): not "within seconds" for all.
+    detail: 'Stripe tells us as soon as your payment goes through: within seconds for a card, while a bank payment can take a few days. This page updates by itself.'
+  },
+  payment_delayed: {
+    headline: 'Your payment is still being confirmed',
+    detail: 'Some payment methods, such as bank debits and transfers, take several business days to confirm. You can close this page: open the same link again (bookmark it) to see where your order stands. Setup starts by itself once the payment is confirmed; your CTF will then be at {fqdn}, which Sign in on our site also takes you to.'
   },
   setting_up: {
     headline: 'Setting up your CTF server',
@@ -81,15 +88,20 @@ export const PROGRESS_TEXT: Readonly<Record<ProgressKey, { headline: string, det
   },
   past_due: {
     headline: 'Your last payment did not go through',
-    detail: 'Your CTF keeps running for now. Stripe tries the charge again and emails you about it. To pay with another card, write to {billing} from the address you used at checkout.'
+    detail: 'Your CTF keeps running for now. Stripe tries the charge again and emails you about it; if it keeps failing, the subscription ends and your CTF is shut down {grace}. To pay with another card, write to {billing} from the address you used at checkout.'
   },
   failed: {
     headline: 'We could not set up your server',
     detail: 'Something went wrong while creating your CTF and our team has been told. Write to us quoting order {tenant} and we will sort it out.'
   },
+  canceled_running: {
+    headline: 'This order is canceled, but your CTF is still online',
+    detail: '{reason} Your CTF stays online until {until}; then its server and all its data are deleted. Sign in now to export anything you want to keep.'
+  },
   canceled: {
     headline: 'This order is canceled',
-    detail: '{reason} If your CTF was set up, it stays online until its server and data are deleted, {grace}. You can start a new order at any time.'
+    // Shown only when no server of it runs (progressOf): a running one is canceled_running.
+    detail: '{reason} Nothing of it is online: a CTF set up for it is shut down and its data deleted {grace}. You can start a new order at any time.'
   },
   not_found: {
     headline: 'We cannot find this order',
@@ -108,14 +120,36 @@ export function graceDelay (hours: number): string {
  * The values the texts take from the settings rather than the order. The build writes them
  * into the site's script and the server passes the same for visitors without JavaScript.
  */
-export function siteValues (settings: { baseDomain: string, graceHours: number }): { grace: string, billing: string } {
-  return { grace: graceDelay(settings.graceHours), billing: `billing@${settings.baseDomain}` }
+export function siteValues (settings: { baseDomain: string, graceHours: number }): { grace: string, billing: string, graceHours: number } {
+  return { grace: graceDelay(settings.graceHours), billing: `billing@${settings.baseDomain}`, graceHours: settings.graceHours }
 }
+
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December']
+
+/**
+ * When a canceled CTF's server is deleted, for {until}: in UTC, so the page reads the same from
+ * the server and from the script. Without a cancellation time, the grace period in words.
+ * The site's script mirrors this function.
+ */
+export function shutdownText (canceledAt: string | undefined, graceHours: number | undefined, grace = ''): string {
+  const at = canceledAt === undefined || graceHours === undefined ? NaN : Date.parse(canceledAt) + graceHours * 3_600_000
+  if (Number.isNaN(at)) return grace
+  const d = new Date(at)
+  const two = (n: number): string => String(n).padStart(2, '0')
+  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}, ${two(d.getUTCHours())}:${two(d.getUTCMinutes())} UTC`
+}
+
+/**
+ * How long an order may wait for its payment before the page says the payment is a slow one
+ * and can be left. The server counts from the order's creation; the script, whose clock may
+ * be off, from the page's load (marketing/src/site.js has the same number).
+ */
+export const PAYMENT_DELAYED_MS = 3 * 60_000
 
 /** Shown while a status poll fails; the page keeps trying. */
 export const RECONNECTING = 'We lost the connection for a moment and are trying again.'
 
-type StatusFacts = Pick<TenantStatus, 'state' | 'billing' | 'paid_at' | 'ready_at'>
+type StatusFacts = Pick<TenantStatus, 'state' | 'billing' | 'infra' | 'paid_at' | 'ready_at' | 'canceled_at' | 'created_at'>
 
 export interface Progress {
   key: ProgressKey
@@ -123,20 +157,38 @@ export interface Progress {
   done: number
   /** The order will not move on by itself (live, failed, canceled, not found). */
   final: boolean
+  /** Its server runs, so the page links to it: live, but also past due or canceled in its grace period. */
+  online?: boolean
+  /** A CTF still online after its cancellation: when that was, to say when it goes. */
+  canceledAt?: string
 }
 
-/** Where an order stands, from its public status. The site's script mirrors this function. */
-export function progressOf (status: StatusFacts | null): Progress {
+/**
+ * Where an order stands, from its public status; `now` only tells a slow payment from a fresh
+ * one. The site's script mirrors this function.
+ */
+export function progressOf (status: StatusFacts | null, now = Date.now()): Progress {
   if (status === null) return { key: 'not_found', done: 0, final: true }
   const paid = status.paid_at !== null || (status.billing !== 'pending' && status.billing !== 'canceled')
   const ready = status.ready_at !== null
-  const done = 1 + (paid ? 1 : 0) + (paid && ready ? 1 : 0) + (paid && ready && (status.state === 'active' || status.state === 'past_due') ? 1 : 0)
+  // Set up and not torn down: what /login/go sends the buyer to, a canceled CTF's too until
+  // its teardown (infra `deprovisioned`) after the grace period.
+  const online = paid && ready && status.infra === 'ready'
+  const done = 1 + (paid ? 1 : 0) + (paid && ready ? 1 : 0) + (paid && ready && status.state === 'active' ? 1 : 0)
   switch (status.state) {
-    case 'active': return { key: 'live', done: 4, final: true }
+    case 'active': return { key: 'live', done: 4, final: true, online: true }
     case 'failed': return { key: 'failed', done, final: true }
-    case 'canceled': return { key: 'canceled', done: Math.min(done, 2), final: true }
-    case 'past_due': return { key: 'past_due', done, final: false }
-    default: return { key: paid ? 'setting_up' : 'awaiting_payment', done, final: false }
+    case 'canceled':
+      // Not final while online: its teardown is still to come, and the page should see it.
+      return online
+        ? { key: 'canceled_running', done: 4, final: false, online, ...(status.canceled_at === null ? {} : { canceledAt: status.canceled_at }) }
+        : { key: 'canceled', done: Math.min(done, 2), final: true }
+    // Its server not (or no longer) up: a past-due order is then stuck before "Server set up".
+    case 'past_due': return online ? { key: 'past_due', done: 4, final: false, online } : { key: 'past_due', done: 2, final: false }
+    default: {
+      const delayed = !paid && now - Date.parse(status.created_at) >= PAYMENT_DELAYED_MS
+      return { key: paid ? 'setting_up' : delayed ? 'payment_delayed' : 'awaiting_payment', done, final: false }
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 // Markup the marketing build writes and the server later fills in for visitors without
 // JavaScript (an error after a plain form post, a preselected plan, an order's progress).
 // Both sides call these functions, so the server finds exactly what the build wrote.
-import { PROGRESS_STEPS, PROGRESS_TEXT, fillText, type Progress, type ProgressKey } from './buyer-text.ts'
+import { PROGRESS_STEPS, PROGRESS_TEXT, fillText, shutdownText, type Progress, type ProgressKey } from './buyer-text.ts'
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
@@ -40,6 +40,8 @@ export interface ProgressValues {
   reason?: string
   grace?: string
   billing?: string
+  /** DEPROVISION_GRACE_HOURS, for {until} (siteValues). */
+  graceHours?: number
 }
 
 function stepClass (i: number, progress: Progress): string {
@@ -54,12 +56,15 @@ const STEP_STATE: Record<string, string> = { done: 'done', current: 'in progress
 /** The welcome page's progress block for one state of the order. */
 export function progressBlock (progress: Progress, values: ProgressValues = {}): string {
   const text = PROGRESS_TEXT[progress.key as ProgressKey]
-  const fill = (s: string): string => escapeHtml(fillText(s, values as Record<string, string>))
+  const { graceHours, ...words } = values
+  const filled = { ...words, until: shutdownText(progress.canceledAt, graceHours, values.grace) }
+  const fill = (s: string): string => escapeHtml(fillText(s, filled as Record<string, string>))
   const steps = PROGRESS_STEPS.map((name, i) => {
     const cls = stepClass(i, progress)
     return `<li class="step ${cls}" data-step="${i}">${name}<span class="visually-hidden"> (${STEP_STATE[cls]})</span></li>`
   }).join('')
-  const live = progress.key === 'live' && values.url !== undefined
+  // To the server whenever one runs: a past-due or canceled CTF's still answers.
+  const live = (progress.key === 'live' || progress.online === true) && values.url !== undefined
   // The number support asks for, in every state of a known order (not_found's id is the URL's).
   const order = progress.key !== 'not_found' && progress.key !== 'checking' && values.tenant !== undefined ? values.tenant : ''
   return `<div class="progress" id="progress" data-key="${progress.key}" data-final="${progress.final}">` +

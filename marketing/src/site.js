@@ -90,19 +90,35 @@
 
   // --- welcome page -------------------------------------------------------------------
 
-  // Mirrors progressOf() in api/web/buyer-text.ts.
-  function progressOf (s) {
+  // Mirrors progressOf() in api/web/buyer-text.ts, except that a slow payment is counted from
+  // the page's load (`delayed`): the browser's clock may be off from the server's.
+  function progressOf (s, delayed) {
     if (!s) return { key: 'not_found', done: 0, final: true }
     var paid = s.paid_at !== null || (s.billing !== 'pending' && s.billing !== 'canceled')
     var ready = s.ready_at !== null
-    var done = 1 + (paid ? 1 : 0) + (paid && ready ? 1 : 0) + (paid && ready && (s.state === 'active' || s.state === 'past_due') ? 1 : 0)
+    var online = paid && ready && s.infra === 'ready'
+    var done = 1 + (paid ? 1 : 0) + (paid && ready ? 1 : 0) + (paid && ready && s.state === 'active' ? 1 : 0)
     switch (s.state) {
-      case 'active': return { key: 'live', done: 4, final: true }
+      case 'active': return { key: 'live', done: 4, final: true, online: true }
       case 'failed': return { key: 'failed', done: done, final: true }
-      case 'canceled': return { key: 'canceled', done: Math.min(done, 2), final: true }
-      case 'past_due': return { key: 'past_due', done: done, final: false }
-      default: return { key: paid ? 'setting_up' : 'awaiting_payment', done: done, final: false }
+      case 'canceled':
+        return online
+          ? { key: 'canceled_running', done: 4, final: false, online: true, canceledAt: s.canceled_at || undefined }
+          : { key: 'canceled', done: Math.min(done, 2), final: true }
+      case 'past_due': return online ? { key: 'past_due', done: 4, final: false, online: true } : { key: 'past_due', done: 2, final: false }
+      default: return { key: paid ? 'setting_up' : delayed ? 'payment_delayed' : 'awaiting_payment', done: done, final: false }
     }
+  }
+
+  var MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December']
+
+  // Mirrors shutdownText() in api/web/buyer-text.ts.
+  function shutdownText (canceledAt, graceHours, grace) {
+    var at = canceledAt === undefined || graceHours === undefined ? NaN : Date.parse(canceledAt) + graceHours * 3600000
+    if (isNaN(at)) return grace
+    var d = new Date(at)
+    var two = function (n) { return (n < 10 ? '0' : '') + n }
+    return d.getUTCDate() + ' ' + MONTHS[d.getUTCMonth()] + ' ' + d.getUTCFullYear() + ', ' + two(d.getUTCHours()) + ':' + two(d.getUTCMinutes()) + ' UTC'
   }
 
   var STEP_STATE = { done: 'done', current: 'in progress', stopped: 'stopped', todo: 'not started yet' }
@@ -114,10 +130,11 @@
     return 'todo'
   }
 
-  function render (root, status, tenant) {
-    var p = progressOf(status)
+  function render (root, status, tenant, delayed) {
+    var p = progressOf(status, delayed)
+    var settings = TEXT.settings
     var values = status
-      ? { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error || 'The subscription was canceled.', grace: TEXT.settings.grace, billing: TEXT.settings.billing }
+      ? { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error || 'The subscription was canceled.', grace: settings.grace, billing: settings.billing, until: shutdownText(p.canceledAt, settings.graceHours, settings.grace) }
       : { tenant: tenant }
     var text = TEXT.progress[p.key]
     var headline = byId('progress-headline')
@@ -135,8 +152,9 @@
       steps[i].className = 'step ' + cls
       steps[i].lastChild.textContent = ' (' + STEP_STATE[cls] + ')'
     }
+    // To the server whenever one runs: a past-due or canceled CTF's still answers.
     var live = byId('live-link')
-    if (p.key === 'live') {
+    if (p.online) {
       live.firstChild.href = status.url
       live.hidden = false
     } else {
@@ -179,6 +197,28 @@
     })
   }
 
+  // Polling: every 2 s while a step may finish any moment, then less and less often (a bank
+  // payment can take days, a past-due or canceled order as long); never while the tab is hidden.
+  var POLL_FAST_MS = 2000
+  var POLL_FAST_FOR_MS = 60000
+  var POLL_GROWTH = 1.5
+  // Setup ends within minutes and the buyer is watching; the other waits are long.
+  var POLL_MAX_MS = { setting_up: 30000 }
+  var POLL_SLOW_MAX_MS = 60000
+  var RETRY_MS = 4000
+  var RETRY_MAX_MS = 60000
+  var RETRY_AFTER_MAX_MS = 600000
+  // PAYMENT_DELAYED_MS in api/web/buyer-text.ts.
+  var PAYMENT_DELAYED_MS = 180000
+
+  // Retry-After in seconds or as an HTTP date; undefined when absent or unreadable.
+  function retryAfterMs (res) {
+    var value = res.headers.get('retry-after')
+    if (!value) return undefined
+    var ms = /^\d+$/.test(value.trim()) ? Number(value) * 1000 : Date.parse(value) - Date.now()
+    return isNaN(ms) ? undefined : Math.min(Math.max(ms, 1000), RETRY_AFTER_MAX_MS)
+  }
+
   function initWelcome (root) {
     var params = new URLSearchParams(window.location.search)
     var tenant = params.get('tenant') || ''
@@ -188,25 +228,80 @@
       return
     }
     var adminShown = false
+    var loaded = Date.now()
+    // The server already found the payment slow (it counts from the order's creation).
+    var delayedAtLoad = root.getAttribute('data-key') === 'payment_delayed'
+    var phase = null
+    var phaseSince = loaded
+    var delay = POLL_FAST_MS
+    var failures = 0
+    var timer = null
+    var polling = false
+    var stopped = false
+    // Not before this moment, whatever the tab does (a Retry-After, or the backoff).
+    var nextAt = loaded
+
+    function schedule (ms) {
+      nextAt = Date.now() + ms
+      if (!document.hidden) timer = window.setTimeout(poll, ms)
+    }
+
+    function nextDelay (p) {
+      // Waiting for a slow payment is the same wait as for a fresh one: no fast start again.
+      var now = Date.now()
+      var current = p.key === 'payment_delayed' ? 'awaiting_payment' : p.key
+      if (current !== phase) {
+        phase = current
+        phaseSince = now
+        delay = POLL_FAST_MS
+      } else if (now - phaseSince >= POLL_FAST_FOR_MS) {
+        delay = Math.min(Math.round(delay * POLL_GROWTH), POLL_MAX_MS[phase] || POLL_SLOW_MAX_MS)
+      }
+      return delay
+    }
+
     function poll () {
+      timer = null
+      polling = true
       fetch('/tenants/' + tenant + '/status', { headers: { accept: 'application/json' }, cache: 'no-store' })
         .then(function (res) {
           if (res.status === 404) return null
-          if (!res.ok) throw new Error('status ' + res.status)
+          if (!res.ok) {
+            var err = new Error('status ' + res.status)
+            err.retryAfter = retryAfterMs(res)
+            throw err
+          }
           return res.json()
         })
         .then(function (status) {
-          var p = render(root, status, tenant)
+          polling = false
+          failures = 0
+          var p = render(root, status, tenant, delayedAtLoad || Date.now() - loaded >= PAYMENT_DELAYED_MS)
           if (p.key === 'live' && !adminShown) {
             adminShown = true
             initAdminDetails(tenant, token)
           }
-          if (!p.final) window.setTimeout(poll, 2000)
-        }, function () {
+          if (p.final) stopped = true
+          else schedule(nextDelay(p))
+        }, function (err) {
+          polling = false
+          failures++
           byId('progress-detail').textContent = TEXT.reconnecting
-          window.setTimeout(poll, 4000)
+          schedule(err && err.retryAfter !== undefined ? err.retryAfter : Math.min(RETRY_MS * Math.pow(2, failures - 1), RETRY_MAX_MS))
         })
     }
+
+    // A hidden tab does not poll; shown again, it looks at once (or when a wait asked for ends).
+    document.addEventListener('visibilitychange', function () {
+      if (stopped || polling) return
+      window.clearTimeout(timer)
+      timer = null
+      if (!document.hidden) {
+        var wait = nextAt - Date.now()
+        if (wait > 0 && failures > 0) timer = window.setTimeout(poll, wait)
+        else poll()
+      }
+    })
     poll()
   }
 

@@ -1,9 +1,10 @@
 // The marketing site in a real browser (Debian's Chromium through playwright-core) against the
 // app listening on 127.0.0.1: every page renders without console errors; sign-up with and
-// without script; the welcome page follows the order to "live" after a signed webhook.
+// without script; the welcome page follows the order to "live" after a signed webhook, and
+// polls gently (on a fake clock) while an order waits.
 import t from 'tap'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { LOGIN_ERRORS, REGISTER_ERRORS, PROGRESS_TEXT, fillText } from '../../api/web/buyer-text.ts'
+import { LOGIN_ERRORS, REGISTER_ERRORS, PROGRESS_TEXT, RECONNECTING, fillText, shutdownText } from '../../api/web/buyer-text.ts'
 import { SITE_PAGES } from '../../api/web/site-pages.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
@@ -22,7 +23,7 @@ interface Watched { page: Page, problems: string[] }
 async function run (): Promise<void> {
   const site = buildTestSite(t)
   // The webhook answers at once: the page, not the webhook, is what follows the server here.
-  const { app, executor } = await buildTestApp(t, { env: { ...site.env, WEBHOOK_WAIT_MS: '0' } })
+  const { app, executor, store } = await buildTestApp(t, { env: { ...site.env, WEBHOOK_WAIT_MS: '0' } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   const origin = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
@@ -123,7 +124,7 @@ async function run (): Promise<void> {
 
     await page.goto(`${origin}${created.welcome_url}`)
     await page.locator('#progress[data-key="past_due"]').waitFor()
-    // Blank what the server wrote: only the script's next poll (every 2 s while past due) can put it back.
+    // Blank what the server wrote: only the script's next poll (every 2 s at first) can put it back.
     await page.evaluate(() => {
       const { document } = globalThis as any
       document.getElementById('progress-detail').textContent = ''
@@ -131,16 +132,122 @@ async function run (): Promise<void> {
       document.getElementById('order-ref').hidden = true
     })
     await page.waitForFunction(() => (globalThis as any).document.getElementById('progress-detail').textContent !== '')
-    t.equal(await page.locator('#progress-detail').textContent(), fillText(PROGRESS_TEXT.past_due.detail, { billing: 'billing@ctfhive.example' }))
+    t.equal(await page.locator('#progress-detail').textContent(), fillText(PROGRESS_TEXT.past_due.detail, { billing: 'billing@ctfhive.example', grace: '3 days after the cancellation' }))
     t.ok(await page.locator('#order-ref').isVisible(), 'the script shows the order number too')
     t.equal(await page.locator('#order-id').textContent(), created.tenant_id)
+    const url = (await app.inject(`/tenants/${created.tenant_id}/status`)).json().url
+    // "Keeps running for now": the script links to it, as the server did.
+    await page.locator('#live-link').evaluate((el) => { (el as any).hidden = true })
+    await page.locator('#live-link:not([hidden])').waitFor()
+    t.equal(await page.getByRole('link', { name: 'Open your CTF' }).getAttribute('href'), url)
+    t.equal(await page.locator('#progress-steps li.done').count(), 4)
 
-    // Canceled while the page is open: the script says when the server goes (72 hours in the test build).
+    // Canceled while the page is open: still online, and the script says until when (72 hours in the test build).
     t.equal((await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: sub, status: 'canceled' }), { created: base + 10 }))).json().tenant_state, 'canceled')
-    await page.locator('#progress[data-key="canceled"]').waitFor()
-    t.match(await page.locator('#progress-detail').textContent(), 'it stays online until its server and data are deleted, 3 days after the cancellation.')
+    await page.locator('#progress[data-key="canceled_running"]').waitFor()
+    const canceledAt = (await app.inject(`/tenants/${created.tenant_id}/status`)).json().canceled_at
+    t.equal(await page.locator('#progress-detail').textContent(),
+      fillText(PROGRESS_TEXT.canceled_running.detail, { reason: 'The subscription was canceled.', until: shutdownText(canceledAt, 72) }))
+    t.equal(await page.getByRole('link', { name: 'Open your CTF' }).getAttribute('href'), url, 'the server /login/go still sends the buyer to')
+    t.equal(await page.locator('#progress-steps li.done').count(), 4, 'its server is not shown as stopped')
     t.equal(await page.locator('#order-id').textContent(), created.tenant_id, 'the order number stays')
+
+    // Torn down at the end of the grace period: the page, still polling, drops the link.
+    await store.updateTenant(created.tenant_id, { infra: 'deprovisioned' })
+    await page.locator('#progress[data-key="canceled"]').waitFor({ timeout: 30_000 })
+    t.ok(await page.locator('#live-link').isHidden(), 'no link to a torn-down server')
+    t.match(await page.locator('#progress-detail').textContent(), 'shut down and its data deleted 3 days after the cancellation.')
     t.same(problems, [])
+  })
+
+  t.test('while an order waits, the welcome page polls less and less, never while hidden, and says it may be left', async (t) => {
+    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Bank Transfer CTF' } })).json()
+    const { page, problems } = await open()
+    // The page's own record of its polls, on its (fake) clock, and of the answers it acted on.
+    await page.addInitScript(() => {
+      const w = globalThis as any
+      w.__polls = []
+      w.__handled = 0
+      const fetch = w.fetch.bind(w)
+      w.fetch = (url: unknown, init: unknown) => {
+        if (String(url).includes('/status')) w.__polls.push(w.Date.now())
+        return fetch(url, init)
+      }
+      // Every answer either renders the order (data-key is set) or says it is reconnecting.
+      w.document.addEventListener('DOMContentLoaded', () => {
+        new w.MutationObserver(() => { w.__handled++ }).observe(w.document.getElementById('progress'),
+          { subtree: true, childList: true, attributes: true, attributeFilter: ['data-key'] })
+      })
+    })
+    const start = Date.now()
+    await page.clock.install({ time: start })
+    await page.clock.pauseAt(start + 1000)
+    const settled = () => page.waitForFunction(() => { const w = globalThis as any; return w.__handled >= w.__polls.length })
+    const polls = async (): Promise<number[]> => (await page.evaluate(() => (globalThis as any).__polls as number[])).map((at) => at - start)
+    /** Moves the page's clock on in steps, letting the page act on each answer before the next. */
+    const advance = async (ms: number, step = 1000): Promise<void> => {
+      for (let left = ms; left > 0; left -= step) {
+        await page.clock.runFor(Math.min(step, left))
+        await settled()
+      }
+    }
+    const clockAt = async (): Promise<number> => (await page.evaluate(() => (globalThis as any).Date.now() as number)) - start
+    const setHidden = (hidden: boolean) => page.evaluate((h) => {
+      const d = (globalThis as any).document
+      Object.defineProperty(d, 'hidden', { configurable: true, get: () => h })
+      Object.defineProperty(d, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') })
+      d.dispatchEvent(new (globalThis as any).Event('visibilitychange'))
+    }, hidden)
+    const key = () => page.locator('#progress').getAttribute('data-key')
+
+    await page.goto(`${origin}${created.welcome_url}`)
+    await settled()
+    t.equal(await key(), 'awaiting_payment')
+    t.match(await page.locator('#progress-detail').textContent(), 'a bank payment can take a few days')
+
+    // The first minute: every 2 s, as a card payment confirms in seconds.
+    await advance(60_000)
+    const first = await polls()
+    t.same(first.slice(1).map((at, i) => at - first[i]!), Array(first.length - 1).fill(2000), 'every 2 s at first')
+
+    // Still unpaid after a few minutes: a bank payment, then. The page says it may be closed.
+    await advance(4 * 60_000)
+    t.equal(await key(), 'payment_delayed')
+    t.equal(await page.locator('#progress-headline').textContent(), PROGRESS_TEXT.payment_delayed.headline)
+    t.match(await page.locator('#progress-detail').textContent(), 'You can close this page: open the same link again')
+    t.notMatch(await page.locator('#progress-detail').textContent(), /keep this page open/i)
+
+    // Then about once a minute, not 30 times.
+    const before = (await polls()).length
+    await advance(10 * 60_000)
+    const later = (await polls()).slice(before - 1)
+    t.ok(later.length - 1 >= 5 && later.length - 1 <= 11, `${later.length - 1} polls in 10 minutes`)
+    t.ok(later.slice(1).every((at, i) => at - later[i]! >= 30_000), 'at least 30 s apart once backed off')
+
+    // A hidden tab does not poll at all; shown again, it looks at once.
+    await setHidden(true)
+    const hiddenAt = (await polls()).length
+    await advance(30 * 60_000, 10_000)
+    t.equal((await polls()).length, hiddenAt, 'no polls while hidden')
+    await setHidden(false)
+    const shownAt = await clockAt()
+    await settled()
+    t.same((await polls()).slice(hiddenAt), [shownAt], 'one poll the moment the tab is shown')
+
+    // The server (or a proxy) asks for a pause: the page waits as long as it says.
+    await page.route('**/tenants/*/status', (route) => route.fulfill({ status: 503, headers: { 'retry-after': '120' }, contentType: 'application/json', body: '{"error":"unavailable"}' }))
+    const okCount = (await polls()).length
+    while ((await polls()).length === okCount) await advance(1000)
+    t.equal(await page.locator('#progress-detail').textContent(), RECONNECTING)
+    const refusedAt = (await polls()).at(-1)!
+    await page.unroute('**/tenants/*/status')
+    await advance(refusedAt + 119_000 - await clockAt())
+    t.equal((await polls()).length, okCount + 1, 'nothing before Retry-After is over')
+    await advance(2000)
+    t.equal((await polls()).length, okCount + 2, 'and a poll once it is')
+    t.equal(await key(), 'payment_delayed')
+    t.match(await page.locator('#progress-detail').textContent(), 'You can close this page', 'the message is back')
+    t.same(problems.filter((p) => !/status of 503/.test(p)), [])
   })
 
   t.test('API errors are shown next to the field they concern', async (t) => {

@@ -10,7 +10,7 @@ import t from 'tap'
 import { load } from 'cheerio'
 import { PLANS, formatPrice } from '../../api/plans.ts'
 import { MANIFEST_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../../api/web/site-pages.ts'
-import { REGISTER_ERRORS, PROGRESS_TEXT } from '../../api/web/buyer-text.ts'
+import { PAYMENT_DELAYED_MS, REGISTER_ERRORS, PROGRESS_TEXT } from '../../api/web/buyer-text.ts'
 import { buildReason, buildSite, main, minifyCss, minifyJs, readManifest, siteScript, sourceHash } from '../../marketing/build.ts'
 
 const OPTS = { publicBaseUrl: 'https://ctfhive.example', baseDomain: 'ctfhive.example', graceHours: 48 }
@@ -95,6 +95,8 @@ t.test('pages follow the catalogue and the settings', async (t) => {
   t.match(js, PROGRESS_TEXT.setting_up.headline)
   t.match(js, '"grace":"2 days after the cancellation"', 'the welcome texts follow DEPROVISION_GRACE_HOURS')
   t.match(js, '"billing":"billing@ctfhive.example"', 'and BASE_DOMAIN')
+  t.match(js, '"graceHours":48', 'the hours too, to say when a canceled CTF goes')
+  t.match(js, `var PAYMENT_DELAYED_MS = ${PAYMENT_DELAYED_MS}`, 'the script calls a payment slow when the server does')
 })
 
 // Claims the pages once made that were not true; none may come back.

@@ -2,28 +2,91 @@
 // checkout error code to a field and a message.
 import t from 'tap'
 import { BILLING, INFRA, deriveTenantState } from '../../api/tenants/lifecycle.ts'
-import { LOGIN_ERRORS, PROGRESS_STEPS, PROGRESS_TEXT, REGISTER_ERRORS, fillText, graceDelay, loginError, loginTarget, progressOf, registerError, siteValues } from '../../api/web/buyer-text.ts'
+import { LOGIN_ERRORS, PAYMENT_DELAYED_MS, PROGRESS_STEPS, PROGRESS_TEXT, REGISTER_ERRORS, fillText, graceDelay, loginError, loginTarget, progressOf, registerError, shutdownText, siteValues } from '../../api/web/buyer-text.ts'
 import { escapeHtml, progressBlock } from '../../api/web/slots.ts'
 
 const at = '2025-05-01T09:00:00.000Z'
+const atMs = Date.parse(at)
+
+/** The status facts progressOf reads, for an order created at `at`. */
+function facts (billing: typeof BILLING[number], infra: typeof INFRA[number], over: { paid?: boolean, ready?: boolean, canceledAt?: string | null } = {}) {
+  const paid = over.paid ?? billing !== 'pending'
+  const ready = over.ready ?? (infra === 'ready' || infra === 'deprovisioned')
+  return {
+    state: deriveTenantState(billing, infra),
+    billing,
+    infra,
+    paid_at: paid ? at : null,
+    ready_at: ready ? at : null,
+    canceled_at: over.canceledAt !== undefined ? over.canceledAt : billing === 'canceled' ? at : null,
+    created_at: at
+  }
+}
 
 t.test('every billing × infra combination has a progress the buyer understands', async (t) => {
   for (const billing of BILLING) {
     for (const infra of INFRA) {
-      const state = deriveTenantState(billing, infra)
+      const status = facts(billing, infra)
+      const state = status.state
       const paid = billing !== 'pending'
-      const status = { state, billing, paid_at: paid ? at : null, ready_at: infra === 'ready' || infra === 'deprovisioned' ? at : null }
-      const p = progressOf(status)
+      const p = progressOf(status, atMs)
       const where = `${billing}/${infra}`
       t.ok(PROGRESS_TEXT[p.key], `${where}: ${p.key}`)
       t.ok(p.done >= 1 && p.done <= PROGRESS_STEPS.length, `${where}: ${p.done} steps done`)
-      if (state === 'active') t.same(p, { key: 'live', done: 4, final: true }, where)
+      if (state === 'active') t.same(p, { key: 'live', done: 4, final: true, online: true }, where)
       if (state === 'provisioning') t.equal(p.key, paid ? 'setting_up' : 'awaiting_payment', where)
-      t.equal(p.final, state === 'active' || state === 'failed' || state === 'canceled', `${where}: final`)
+      // A server that runs is linked to in every state, and only one that runs.
+      t.equal(p.online === true, infra === 'ready' && paid && state !== 'failed', `${where}: online`)
+      t.equal(p.final, state === 'active' || state === 'failed' || (state === 'canceled' && !p.online), `${where}: final`)
     }
   }
   t.same(progressOf(null), { key: 'not_found', done: 0, final: true })
-  t.equal(progressOf({ state: 'canceled', billing: 'canceled', paid_at: at, ready_at: at }).done, 2, 'a canceled CTF is not shown as live')
+  t.same(progressOf(facts('canceled', 'deprovisioned'), atMs), { key: 'canceled', done: 2, final: true }, 'a torn-down CTF is not shown as live')
+  t.same(progressOf(facts('canceled', 'none', { paid: false, ready: false }), atMs), { key: 'canceled', done: 1, final: true }, 'nor one never paid for')
+})
+
+t.test('a CTF that still runs after its payment failed or its cancellation is shown as running', async (t) => {
+  // Canceled, in its grace period: the server is up and /login/go still sends the buyer there.
+  t.same(progressOf(facts('canceled', 'ready'), atMs), { key: 'canceled_running', done: 4, final: false, online: true, canceledAt: at })
+  t.same(progressOf(facts('canceled', 'ready', { canceledAt: null }), atMs), { key: 'canceled_running', done: 4, final: false, online: true },
+    'a tenant without a cancellation time still runs')
+  // Past due: "keeps running for now", with the server step done and a link.
+  t.same(progressOf(facts('past_due', 'ready'), atMs), { key: 'past_due', done: 4, final: false, online: true })
+  // Past due while its server is being made again: no link, setup not done.
+  t.same(progressOf(facts('past_due', 'provisioning', { ready: true }), atMs), { key: 'past_due', done: 2, final: false })
+
+  const values = { url: 'https://spring-ctf-1a2b3c.ctfhive.example/', reason: 'The subscription was canceled.', ...siteValues({ baseDomain: 'ctfhive.example', graceHours: 72 }) }
+  const running = progressBlock(progressOf(facts('canceled', 'ready'), atMs), values)
+  t.match(running, '<p id="live-link"><a class="button" href="https://spring-ctf-1a2b3c.ctfhive.example/">Open your CTF</a></p>')
+  t.match(running, 'The subscription was canceled. Your CTF stays online until 4 May 2025, 09:00 UTC; then its server and all its data are deleted.')
+  t.match(running, '<li class="step done" data-step="2">Server set up<span class="visually-hidden"> (done)</span></li>')
+  t.notMatch(running, /stopped/)
+  const pastDue = progressBlock(progressOf(facts('past_due', 'ready'), atMs), values)
+  t.match(pastDue, '<p id="live-link"><a class="button" href="https://spring-ctf-1a2b3c.ctfhive.example/">Open your CTF</a></p>')
+  t.match(pastDue, 'if it keeps failing, the subscription ends and your CTF is shut down 3 days after the cancellation.')
+  t.match(pastDue, '<li class="step done" data-step="2">Server set up<span class="visually-hidden"> (done)</span></li>')
+  const gone = progressBlock(progressOf(facts('canceled', 'deprovisioned'), atMs), values)
+  t.match(gone, '<p id="live-link" hidden><a class="button" href="#">', 'no link to a torn-down server')
+
+  t.equal(shutdownText(at, 72), '4 May 2025, 09:00 UTC')
+  t.equal(shutdownText('2025-12-31T23:05:00.000Z', 1), '1 January 2026, 00:05 UTC')
+  t.equal(shutdownText(undefined, 72, '3 days after the cancellation'), '3 days after the cancellation', 'no time: the grace period in words')
+  t.equal(shutdownText(at, undefined, 'later'), 'later')
+})
+
+t.test('a payment still pending after a few minutes is described as a slow one', async (t) => {
+  const pending = facts('pending', 'none')
+  t.equal(progressOf(pending, atMs + PAYMENT_DELAYED_MS - 1).key, 'awaiting_payment')
+  const slow = progressOf(pending, atMs + PAYMENT_DELAYED_MS)
+  t.same(slow, { key: 'payment_delayed', done: 1, final: false })
+  t.notMatch(PROGRESS_TEXT.awaiting_payment.detail, /usually within seconds/, 'not every payment method confirms in seconds')
+  t.match(PROGRESS_TEXT.awaiting_payment.detail, 'a bank payment can take a few days')
+  const detail = fillText(PROGRESS_TEXT.payment_delayed.detail, { fqdn: 'spring-ctf-1a2b3c.ctfhive.example' })
+  t.match(detail, 'You can close this page: open the same link again')
+  t.match(detail, 'spring-ctf-1a2b3c.ctfhive.example, which Sign in on our site also takes you to')
+  t.notMatch(detail, /keep this page open/i)
+  // Paid: the payment is not what it waits for, however old the order.
+  t.equal(progressOf(facts('paid', 'provisioning'), atMs + 10 * PAYMENT_DELAYED_MS).key, 'setting_up')
 })
 
 t.test('the sign-in form leads to a server only while one runs', async (t) => {
@@ -63,13 +126,13 @@ t.test('texts are filled in and escaped', async (t) => {
   t.equal(fillText('At {url} for {missing}.', { url: 'https://a.example/' }), 'At https://a.example/ for .')
   t.equal(escapeHtml(`<a href="x">'&'</a>`), '&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;')
   const html = progressBlock({ key: 'canceled', done: 2, final: true }, { reason: '<b>The checkout expired.</b>', grace: graceDelay(72) })
-  t.match(html, '&lt;b&gt;The checkout expired.&lt;/b&gt; If your CTF was set up, it stays online until its server and data are deleted, 3 days after the cancellation.')
+  t.match(html, '&lt;b&gt;The checkout expired.&lt;/b&gt; Nothing of it is online: a CTF set up for it is shut down and its data deleted 3 days after the cancellation.')
   t.match(html, '<li class="step stopped" data-step="2">Server set up<span class="visually-hidden"> (stopped)</span></li>')
   t.match(html, '<p id="live-link" hidden>')
 })
 
 t.test('texts use only placeholders the server and the script fill in', async (t) => {
-  const filled = new Set(['url', 'fqdn', 'tenant', 'reason', 'grace', 'billing'])
+  const filled = new Set(['url', 'fqdn', 'tenant', 'reason', 'grace', 'billing', 'until'])
   for (const [key, text] of Object.entries(PROGRESS_TEXT)) {
     for (const [, name] of `${text.headline} ${text.detail}`.matchAll(/\{(\w+)\}/g)) t.ok(filled.has(name!), `${key}: {${name}}`)
   }
@@ -77,17 +140,17 @@ t.test('texts use only placeholders the server and the script fill in', async (t
 
 t.test('a canceled or unpaid order is described as it is', async (t) => {
   const values = siteValues({ baseDomain: 'ctfhive.example', graceHours: 72 })
-  t.same(values, { grace: '3 days after the cancellation', billing: 'billing@ctfhive.example' })
+  t.same(values, { grace: '3 days after the cancellation', billing: 'billing@ctfhive.example', graceHours: 72 })
   t.same([0, 1, 5, 24, 48].map(graceDelay), ['right after the cancellation', '1 hour after the cancellation', '5 hours after the cancellation',
     '1 day after the cancellation', '2 days after the cancellation'])
 
-  // The server stays up for DEPROVISION_GRACE_HOURS after a cancellation.
-  const canceled = fillText(PROGRESS_TEXT.canceled.detail, { reason: 'The subscription was canceled.', ...values })
-  t.notMatch(canceled, /not running/, 'a set-up CTF is still running during the grace period')
-  t.match(canceled, 'stays online until its server and data are deleted, 3 days after the cancellation')
+  // Canceled with no server running (never set up, or torn down): what was set up goes after DEPROVISION_GRACE_HOURS.
+  const words = { grace: values.grace, billing: values.billing }
+  const canceled = fillText(PROGRESS_TEXT.canceled.detail, { reason: 'The subscription was canceled.', ...words })
+  t.match(canceled, 'shut down and its data deleted 3 days after the cancellation')
 
   // Stripe retries a failed charge and emails the buyer; a new card goes through billing.
-  const pastDue = fillText(PROGRESS_TEXT.past_due.detail, values)
+  const pastDue = fillText(PROGRESS_TEXT.past_due.detail, words)
   t.notMatch(pastDue, /update your payment method/i, 'there is no page to update it on')
   t.match(pastDue, 'Stripe tries the charge again and emails you about it')
   t.match(pastDue, 'write to billing@ctfhive.example')

@@ -7,7 +7,7 @@ import t from 'tap'
 import { load } from 'cheerio'
 import { PAID_PLANS } from '../../api/plans.ts'
 import { SITE_PAGES } from '../../api/web/site-pages.ts'
-import { PROGRESS_TEXT, REGISTER_ERRORS, LOGIN_ERRORS, fillText } from '../../api/web/buyer-text.ts'
+import { PROGRESS_TEXT, REGISTER_ERRORS, LOGIN_ERRORS, fillText, shutdownText } from '../../api/web/buyer-text.ts'
 import { buildTestApp, storeWithOverrides } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { SITE_BASE, buildTestSite } from '../helpers/site-build.ts'
@@ -445,25 +445,43 @@ t.test('/welcome shows the order as the server knows it', async (t) => {
 })
 
 t.test('/welcome fills in the settings: the billing address and the grace period', async (t) => {
-  const a = await app(t, { DEPROVISION_GRACE_HOURS: '48' })
+  const { app: a, store } = await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS, DEPROVISION_GRACE_HOURS: '48' } })
   const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Autumn CTF' } })).json()
   const base = Math.floor(Date.now() / 1000)
   const sub = `sub_site_${created.tenant_id.slice(0, 8)}`
   await deliver(a, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo', subscription: sub }), { created: base }))
+  const url = (await a.inject(`/tenants/${created.tenant_id}/status`)).json().url
+  const steps = ($: ReturnType<typeof load>) => $('#progress-steps li').map((_i, el) => $(el).attr('class')).get()
 
   t.equal((await deliver(a, makeEvent('invoice.payment_failed', invoice({ subscription: sub }), { created: base + 5 }))).json().tenant_state, 'past_due')
   const pastDue = load((await a.inject(created.welcome_url)).body)
   t.equal(pastDue('#progress').attr('data-key'), 'past_due')
-  t.equal(pastDue('#progress-detail').text(), fillText(PROGRESS_TEXT.past_due.detail, { billing: 'billing@ctfhive.example' }))
+  t.equal(pastDue('#progress-detail').text(), fillText(PROGRESS_TEXT.past_due.detail, { billing: 'billing@ctfhive.example', grace: '2 days after the cancellation' }))
   t.match(pastDue('#progress-detail').text(), 'write to billing@ctfhive.example from the address you used at checkout')
   t.equal(pastDue('#order-id').text(), created.tenant_id)
+  // "Keeps running for now": and the page leads there.
+  t.notOk(pastDue('#live-link').is('[hidden]'), 'a past-due CTF is linked to')
+  t.equal(pastDue('#live-link a').attr('href'), url)
+  t.same(steps(pastDue), ['step done', 'step done', 'step done', 'step done'])
 
   t.equal((await deliver(a, makeEvent('customer.subscription.deleted', subscription({ id: sub, status: 'canceled' }), { created: base + 10 }))).json().tenant_state, 'canceled')
+  const canceledAt = (await a.inject(`/tenants/${created.tenant_id}/status`)).json().canceled_at
   const canceled = load((await a.inject(created.welcome_url)).body)
-  t.equal(canceled('#progress').attr('data-key'), 'canceled')
-  t.match(canceled('#progress-detail').text(), 'it stays online until its server and data are deleted, 2 days after the cancellation.',
+  t.equal(canceled('#progress').attr('data-key'), 'canceled_running', 'canceled, but its server runs through the grace period')
+  t.equal(canceled('#progress-detail').text(), fillText(PROGRESS_TEXT.canceled_running.detail, { reason: 'The subscription was canceled.', until: shutdownText(canceledAt, 48) }),
     'DEPROVISION_GRACE_HOURS as the server has it')
+  t.match(canceled('#progress-detail').text(), / stays online until \d+ \w+ \d{4}, \d\d:\d\d UTC; then its server/)
+  t.notOk(canceled('#live-link').is('[hidden]'), 'the server /login/go still sends the buyer to is linked to')
+  t.equal(canceled('#live-link a').attr('href'), url)
+  t.same(steps(canceled), ['step done', 'step done', 'step done', 'step done'], 'its server is not shown as stopped')
   t.equal(canceled('#order-id').text(), created.tenant_id, 'the order number after a cancellation')
+
+  // Torn down after the grace period: no link to a server that is gone.
+  await store.updateTenant(created.tenant_id, { infra: 'deprovisioned' })
+  const gone = load((await a.inject(created.welcome_url)).body)
+  t.equal(gone('#progress').attr('data-key'), 'canceled')
+  t.ok(gone('#live-link').is('[hidden]'), 'no link to a torn-down server')
+  t.match(gone('#progress-detail').text(), 'Nothing of it is online: a CTF set up for it is shut down and its data deleted 2 days after the cancellation.')
 })
 
 t.test('/login sends the buyer to their running CTF, and refuses other hosts', async (t) => {
