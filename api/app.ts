@@ -1,6 +1,6 @@
 // buildApp(config, deps): registers plugins and routes, never listens (server.ts does).
 import { randomUUID } from 'node:crypto'
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchemaCompiler } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
@@ -69,9 +69,9 @@ const PLUGIN_ERRORS = new Map<number, { code: ErrorCode, message: string }>([
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 
 /** The methods a route of its own takes at this URL; a static file's wildcard does not count. */
-function allowedMethods (request: FastifyRequest): string[] {
+function allowedMethods (app: FastifyInstance, url: string): string[] {
   return METHODS.filter((method) => {
-    const route = request.server.findRoute({ method, url: request.url })
+    const route = app.findRoute({ method, url })
     return route !== null && route.params['*'] === undefined
   })
 }
@@ -82,7 +82,7 @@ function allowedMethods (request: FastifyRequest): string[] {
  */
 function notFound (request: FastifyRequest, reply: FastifyReply): unknown {
   const path = request.url.split('?')[0]
-  const allow = allowedMethods(request)
+  const allow = allowedMethods(request.server, request.url)
   // A route that sends its own miss (a hidden file) takes this very method: that is a 404.
   if (allow.length > 0 && !allow.includes(request.method)) {
     return reply.code(405).header('allow', allow.join(', ')).send(errorBody('method_not_allowed', `${path} takes ${allow.join(', ')}, not ${request.method}.`))
@@ -166,12 +166,22 @@ const CLIENT_ERRORS = new Map<string, { code: ErrorCode, message: string }>([
   ['ERR_HTTP_REQUEST_TIMEOUT', { code: 'request_timeout', message: 'The request took too long to arrive.' }]
 ])
 
-/** A complete HTTP/1.1 error response for a socket with no request object to reply on. */
-function rawErrorResponse (code: ErrorCode, message: string): string {
-  const status = ERROR_CODES[code]
+/** The headers and body of an error answered outside Fastify; the connection closes after it. */
+function rawError (code: ErrorCode, message: string): { status: number, headers: Record<string, string>, body: string } {
   const body = JSON.stringify(errorBody(code, message))
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  return { status: ERROR_CODES[code], headers: { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' }, body }
+}
+
+/** A complete HTTP/1.1 error response for a socket with no request object to reply on. */
+function rawErrorResponse (code: ErrorCode, message: string, extraHeaders: Record<string, string> = {}): string {
+  const { status, headers, body } = rawError(code, message)
+  const lines = Object.entries({ ...extraHeaders, ...headers }).map(([name, value]) => `${name}: ${value}\r\n`).join('')
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${lines}\r\n${body}`
+}
+
+/** Answers on a socket Node has handed over (a parse error, CONNECT), then closes it. */
+function endWithError (socket: Socket, code: ErrorCode, message: string, extraHeaders: Record<string, string> = {}): void {
+  socket.end(rawErrorResponse(code, message, extraHeaders), () => { socket.destroy() })
 }
 
 /** A request Node could not parse (Fastify's clientErrorHandler): answer, then close. */
@@ -186,7 +196,28 @@ function handleClientError (this: FastifyInstance, err: Error & { code?: string 
     socket.destroy()
     return
   }
-  socket.end(rawErrorResponse(known.code, known.message), () => { socket.destroy() })
+  endWithError(socket, known.code, known.message)
+}
+
+/**
+ * An `Expect` other than 100-continue: Node would answer a bare 417 and never pass the request
+ * on. Ours says why, as JSON; the body the client may still send is not read.
+ */
+function handleExpectation (this: FastifyInstance, req: IncomingMessage, res: ServerResponse): void {
+  this.log.debug({ method: req.method }, 'client error: expectation_failed')
+  const { status, headers, body } = rawError('expectation_failed', 'Only "Expect: 100-continue" is supported.')
+  res.writeHead(status, headers).end(body)
+}
+
+/** CONNECT (a proxy's method): Node hands the socket over and, with nobody listening, drops it. */
+function handleConnect (this: FastifyInstance, req: IncomingMessage, socket: Socket): void {
+  // Node's own error listener is gone from a socket it hands over: a reset must not throw.
+  socket.on('error', () => { socket.destroy() })
+  // A path gets the methods it takes; an authority (host:port), the usual target, takes none.
+  const url = req.url ?? ''
+  const allow = url.startsWith('/') ? allowedMethods(this, url) : []
+  this.log.debug('client error: method_not_allowed (CONNECT)')
+  endWithError(socket, 'method_not_allowed', `This server is not a proxy: it does not take CONNECT${allow.length > 0 ? `; ${url.split('?')[0]} takes ${allow.join(', ')}` : ''}.`, { Allow: allow.join(', ') })
 }
 
 /**
@@ -210,8 +241,13 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     trustProxy: typeof config.trustProxy === 'number'
       ? ((hops: number) => (_addr: string, i: number) => i < hops)(config.trustProxy)
       : config.trustProxy,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A proxy's request id is kept only when it is a short printable word: it is echoed in a
+    // header and written into every log line of the request.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const id = req.headers['x-request-id']
+      return typeof id === 'string' && /^[\x21-\x7e]{1,128}$/.test(id) ? id : randomUUID()
+    },
     // Webhook and form bodies are small; a larger body is a mistake or an attack.
     bodyLimit: 64 * 1024,
     // maxParamLength above Node's 16 KiB header limit: a long tenant id reaches its route and
@@ -225,6 +261,8 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     http: { requireHostHeader: false }
   })
   app.setValidatorCompiler(validatorCompiler())
+  app.server.on('checkExpectation', handleExpectation.bind(app))
+  app.server.on('connect', handleConnect.bind(app))
 
   const executor = deps.executor ?? createExecutor(config, logger.child({ component: 'linode' }))
   const stripe = deps.stripe !== undefined
@@ -254,6 +292,10 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
+    // server.close() closes only the connections idle at that moment: a kept-alive one whose
+    // request was in flight would stay open, idle, until its keep-alive timeout outlasts the
+    // drain's grace. Closed after this response instead.
+    if (closing) reply.header('connection', 'close')
   })
   useStrictBodies(app)
   app.setErrorHandler(handleError)

@@ -183,7 +183,7 @@ export function loadConfig (env: Env = process.env): Config {
     },
     auditSecret: str(env, 'PROVISION_AUDIT_SECRET', DEFAULT_AUDIT_SECRET),
     linode: {
-      token: str(env, 'LINODE_API_TOKEN', ''),
+      token: shaped(env, 'LINODE_API_TOKEN', '', /^[!-~]+$/, 'one word of printable ASCII (it is sent as a bearer token)', true),
       region: str(env, 'LINODE_REGION', 'us-east'),
       plan: str(env, 'LINODE_PLAN', ''),
       image: str(env, 'LINODE_IMAGE', 'linode/debian12'),

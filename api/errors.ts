@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   uri_too_long: 414,
   unsupported_media_type: 415,
   range_not_satisfiable: 416,
+  expectation_failed: 417,
   rate_limited: 429,
   header_too_large: 431,
   internal_error: 500,

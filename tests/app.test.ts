@@ -41,6 +41,10 @@ t.test('openapi.json is generated from the route schemas', async (t) => {
   const healthz = doc.paths['/healthz'].get.responses
   t.match(healthz['503'], { description: /shutting_down/ }, 'healthz: 503 while draining')
   t.ok(healthz['503']?.content['application/json'], 'healthz: the error body')
+  // The app's Host check answers these routes too.
+  for (const path of ['/healthz', '/readyz']) {
+    t.match(doc.paths[path].get.responses['4XX'], { description: /bad_request/, content: { 'application/json': { schema: { required: ['error', 'message'] } } } }, `${path}: 400 declared`)
+  }
 })
 
 t.test('API misses are JSON 404s', async (t) => {
@@ -188,6 +192,45 @@ t.test('requests Node cannot parse get a contract error, then the connection clo
   t.equal((await app.inject('/healthz')).statusCode, 200, 'the server still answers')
 })
 
+t.test('an Expect other than 100-continue is a JSON 417, then the connection closes', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const client = await RawClient.open(app)
+  client.socket.write('POST /billing/checkout HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n')
+  const r = await client.response()
+  t.equal(r.status, 417)
+  t.match(r.headers['content-type'], /^application\/json/)
+  t.equal(r.headers.connection, 'close')
+  t.same(JSON.parse(r.body), { error: 'expectation_failed', message: 'Only "Expect: 100-continue" is supported.' })
+  await client.closed
+  t.equal(await store.countTenants(), 0, 'the request went no further')
+})
+
+t.test('CONNECT is a JSON 405 with Allow, then the connection closes', async (t) => {
+  const { app } = await buildTestApp(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  for (const [target, allow, message] of [
+    ['example.org:443', '', 'This server is not a proxy: it does not take CONNECT.'],
+    ['/healthz', 'GET, HEAD', 'This server is not a proxy: it does not take CONNECT; /healthz takes GET, HEAD.']
+  ] as const) {
+    const client = await RawClient.open(app)
+    client.socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`)
+    const r = await client.response()
+    t.equal(r.status, 405, target)
+    t.match(r.headers['content-type'], /^application\/json/, target)
+    t.equal(r.headers.connection, 'close', target)
+    t.equal(r.headers.allow, allow, `${target}: Allow`)
+    t.same(JSON.parse(r.body), { error: 'method_not_allowed', message }, target)
+    await client.closed
+  }
+  // A client that resets instead of reading does no harm.
+  const reset = await RawClient.open(app)
+  reset.socket.write('CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n')
+  reset.socket.resetAndDestroy()
+  await reset.closed
+  t.equal((await app.inject('/healthz')).statusCode, 200, 'the server still answers')
+})
+
 t.test('an HTTP/1.1 request without Host is a JSON 400; HTTP/1.0 needs none', async (t) => {
   const { app } = await buildTestApp(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -255,6 +298,24 @@ t.test('an unhandled error in a route is 500 internal_error, with the request id
   t.ok(logged, 'the error is logged')
   t.equal(logged?.reqId, 'req-unhandled-1', 'under the request id')
   t.match((logged?.err as { message?: string } | undefined)?.message, /secret-internal-detail/, 'with its detail, in the log only')
+})
+
+t.test("a client's X-Request-Id is kept only when it is a short printable word", async (t) => {
+  const logLines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { logLines })
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+  // A route that logs its requests (the health checks log only warnings).
+  const url = `/tenants/${'0'.repeat(32)}/status`
+  for (const [what, sent] of [['a NUL', 'req\u0000id'], ['a space', 'req id'], ['129 characters', 'r'.repeat(129)], ['non-ASCII', 'req-ü'], ['a line feed', 'req\nid']]) {
+    const r = await app.inject({ url, headers: { 'x-request-id': sent } })
+    t.equal(r.statusCode, 404, `${what}: answered`)
+    t.equal(r.json().error, 'tenant_not_found', `${what}: by the route`)
+    t.match(r.headers['x-request-id'], uuid, `${what}: a generated id instead`)
+  }
+  const logged = logLines.filter((l) => l.reqId !== undefined).map((l) => String(l.reqId))
+  t.ok(logged.length > 0 && logged.every((id) => uuid.test(id)), `the log has only generated ids: ${[...new Set(logged)].length} of them`)
+  const longest = '!'.repeat(64) + '~'.repeat(64)
+  t.equal((await app.inject({ url, headers: { 'x-request-id': longest } })).headers['x-request-id'], longest, '128 printable characters are kept')
 })
 
 t.test('a request that does not arrive in time is 408 request_timeout, then the connection closes', async (t) => {

@@ -97,12 +97,15 @@ t.test('a bad value names its variable', async (t) => {
     [{ STRIPE_API_VERSION: '2024-06-20 x' }, 'STRIPE_API_VERSION'],
     [{ STRIPE_API_VERSION: 'latest' }, 'STRIPE_API_VERSION'],
     [{ STRIPE_SECRET_KEY: 'sk_test_abc def' }, 'STRIPE_SECRET_KEY'],
-    [{ STRIPE_SECRET_KEY: 'sk_test_ünï' }, 'STRIPE_SECRET_KEY']
+    [{ STRIPE_SECRET_KEY: 'sk_test_ünï' }, 'STRIPE_SECRET_KEY'],
+    [{ LINODE_API_TOKEN: 'abc def' }, 'LINODE_API_TOKEN'],
+    [{ LINODE_API_TOKEN: 'tökenwithumlaut' }, 'LINODE_API_TOKEN']
   ]
   for (const [env, variable] of bad) {
     t.equal(variableOf(env), variable, variable)
   }
   t.throws(() => loadConfig({ STRIPE_SECRET_KEY: 'sk_test_abc hunter2' }), { message: /^STRIPE_SECRET_KEY: (?!.*hunter2)/ }, 'a malformed key is not echoed')
+  t.throws(() => loadConfig({ LINODE_API_TOKEN: 'abc\nhunter2' }), { message: /^LINODE_API_TOKEN: (?!.*hunter2)/ }, 'a malformed Linode token is not echoed')
   t.equal(loadConfig({ STRIPE_API_VERSION: '2025-03-31.basil' }).stripe.apiVersion, '2025-03-31.basil', 'named versions are fine')
   t.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), { message: /LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/ }, 'the allowed levels are named')
 })

@@ -3,18 +3,19 @@
 // during that drain exits at once. With a Linode token, the start checks the settings.
 import t from 'tap'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { signPayload } from '../api/billing/signature.ts'
 import { openStore } from '../api/store/index.ts'
 import { startFakeLinode } from './helpers/fake-linode.ts'
 import { makeTenant } from './store/contract.ts'
-import { startServer, type ServerProcess } from './helpers/server-process.ts'
+import { freePort, startServer, type ServerProcess } from './helpers/server-process.ts'
 import { until } from './helpers/until.ts'
 import { checkoutSession, makeEvent } from './helpers/stripe-events.ts'
 
@@ -59,7 +60,7 @@ interface SlowRequest {
  * A signed webhook POST whose body is sent in two parts. Resolves once the server has read the
  * request head and started on it (its `100 Continue`), so the request is in flight.
  */
-async function slowWebhook (port: number, event: unknown): Promise<SlowRequest> {
+async function slowWebhook (port: number, event: unknown, opts: { keepAlive?: boolean } = {}): Promise<SlowRequest> {
   const body = Buffer.from(JSON.stringify(event))
   const socket: Socket = connect(port, '127.0.0.1')
   await once(socket, 'connect')
@@ -73,7 +74,8 @@ async function slowWebhook (port: number, event: unknown): Promise<SlowRequest> 
     `Stripe-Signature: ${signPayload(SECRET, body)}`,
     `Content-Length: ${body.length}`,
     'Expect: 100-continue',
-    'Connection: close',
+    // A proxy's pooled connection asks for nothing: HTTP/1.1 keeps it alive.
+    ...(opts.keepAlive === true ? [] : ['Connection: close']),
     '', ''
   ].join('\r\n'))
   while (!received.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) {
@@ -170,6 +172,29 @@ t.test('SIGTERM: stops accepting, finishes the in-flight request, releases job l
   t.match(jobs[0], { id: leased[0]!.id, status: 'running', lease_owner: null, lease_until: 0 }, 'the running job is free for another worker at once')
 })
 
+t.test('SIGTERM with a kept-alive request in flight: its answer closes the connection, and the drain ends', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-shutdown-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const server = await startServer({ env: { DATABASE_URL: `sqlite:${join(dir, 'ctfhive.db')}`, STRIPE_WEBHOOK_SECRET: SECRET, WEBHOOK_WAIT_MS: '0' } })
+  t.teardown(() => server.kill())
+
+  // As through a proxy: the connection is kept alive, and the client never closes it itself.
+  const inFlight = await slowWebhook(server.port, paidCheckout('Kept Alive CTF'), { keepAlive: true })
+  server.child.kill('SIGTERM')
+  await untilRefused(server.port, server)
+  t.equal(server.child.exitCode, null, 'still running while the request is in flight')
+  inFlight.finish()
+  // Resolves once the connection is closed: by the server after this answer, or only when
+  // the process ends (after the 72 s keep-alive, or killed by the drain's 15 s grace).
+  const reply = await inFlight.reply
+  const head = reply.slice(0, reply.indexOf('\r\n\r\n'))
+  t.match(head, /^HTTP\/1\.1 200 /, 'the in-flight request is answered')
+  t.match(head, /\r\nconnection: close(\r\n|$)/i, 'with Connection: close')
+  t.notMatch(head, /keep-alive/i, 'not kept alive')
+  t.same(await server.exited, { code: 0, signal: null }, 'exit 0')
+  t.notMatch(server.output(), /killed by timeout/, 'the drain ended by itself, not by its grace timeout')
+})
+
 t.test('with a Linode token the start checks the settings and logs what would fail every tenant', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ctfhive-linode-check-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -237,4 +262,30 @@ t.test('a store that cannot be opened stops the start with one line, no stack, n
   t.equal(lines.length, 1, `one line: ${r.stderr}`)
   t.match(lines[0], /^ctfhive: could not open the store: could not connect to PostgreSQL: .*ECONNREFUSED/)
   t.notMatch(r.stderr, /pw-must-not-show/)
+})
+
+t.test('npm start: the script becomes the server, so the SIGTERM npm passes on reaches it', async (t) => {
+  const root = new URL('..', import.meta.url)
+  const script = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { scripts: { start: string } }).scripts.start
+  t.match(script, /(^|&& )exec node api\/server\.ts$/, 'the last command replaces the shell')
+  // npm runs the script with `sh -c` and signals that process. The same line here, its builds
+  // (not under test, and they would write into the checkout) replaced by `true`.
+  const commands = script.split(' && ')
+  const line = [...commands.slice(0, -1).map(() => 'true'), commands.at(-1)].join(' && ')
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-npm-start-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const port = await freePort()
+  const child = spawn('sh', ['-c', line], {
+    cwd: root,
+    env: { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', DATABASE_URL: `sqlite:${join(dir, 'ctfhive.db')}` },
+    stdio: 'ignore',
+    // Its own process group: whatever the shell leaves behind is killed with it below.
+    detached: true
+  })
+  t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL') } catch {} })
+  const exited = once(child, 'exit')
+  await until(async () => (await probe(port)).startsWith('HTTP/1.1 200 '), 'the server answers', 30_000)
+  child.kill('SIGTERM')
+  t.same(await exited, [0, null], 'the signalled process is the server, and it shut down cleanly')
+  t.equal(await probe(port), 'refused', 'nothing is left listening')
 })

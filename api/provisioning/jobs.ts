@@ -75,6 +75,8 @@ export class JobRunner {
   private draining: Promise<void> | null = null
   private timer: NodeJS.Timeout | null = null
   private stopped = true
+  /** Set by stop(): no job of this worker will end, so nobody should wait for one. */
+  private halted = false
   private readonly running = new Set<Promise<void>>()
   private readonly controllers = new Set<AbortController>()
   private readonly waiters = new Map<string, Set<() => void>>()
@@ -99,6 +101,7 @@ export class JobRunner {
   start (): void {
     if (!this.stopped) return
     this.stopped = false
+    this.halted = false
     this.kick()
   }
 
@@ -111,8 +114,10 @@ export class JobRunner {
     })
   }
 
-  /** Resolves when a job of this tenant ends its attempt, or after `ms`. */
+  /** Resolves when a job of this tenant ends its attempt, or after `ms`; at once after stop() has begun. */
   waitForTenant (tenantId: string, ms: number): Promise<void> {
+    // Callers read the tenant after waiting, so answering now gives the state as it stands.
+    if (this.halted) return Promise.resolve()
     return new Promise((resolve) => {
       const set = this.waiters.get(tenantId) ?? new Set()
       const done = (): void => {
@@ -133,6 +138,9 @@ export class JobRunner {
    */
   async stop (): Promise<void> {
     this.stopped = true
+    this.halted = true
+    // A webhook waiting for its tenant's job would hold the drain for WEBHOOK_WAIT_MS.
+    for (const set of [...this.waiters.values()]) for (const done of [...set]) done()
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
     for (const c of this.controllers) c.abort(new Shutdown('the worker is stopping'))

@@ -3,15 +3,19 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from '@fastify/type-provider-typebox'
 import { AppError, ErrorReplySchema } from '../errors.ts'
 
+const BAD_REQUEST = 'bad_request: an HTTP/1.1 request without a Host header'
+
 export default async function healthRoutes (app: FastifyInstance): Promise<void> {
   app.get('/healthz', {
     logLevel: 'warn',
     schema: {
       summary: 'Liveness',
       tags: ['operations'],
-      // The app's onRequest hook answers every request once closing has begun.
+      // The app's onRequest hook answers every request once closing has begun, and one
+      // without Host (HTTP/1.1) with a 400.
       response: {
         200: Type.Object({ status: Type.Literal('ok') }),
+        '4xx': { ...ErrorReplySchema, description: BAD_REQUEST },
         503: { ...ErrorReplySchema, description: 'shutting_down: the server is draining; retry on another connection' }
       }
     }
@@ -22,7 +26,11 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     schema: {
       summary: 'Readiness: the store answers',
       tags: ['operations'],
-      response: { 200: Type.Object({ status: Type.Literal('ready'), store: Type.String() }), 503: ErrorReplySchema }
+      response: {
+        200: Type.Object({ status: Type.Literal('ready'), store: Type.String() }),
+        '4xx': { ...ErrorReplySchema, description: BAD_REQUEST },
+        503: { ...ErrorReplySchema, description: 'not_ready: the store does not answer; shutting_down: the server is draining' }
+      }
     }
   }, async (request) => {
     try {

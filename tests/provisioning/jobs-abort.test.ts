@@ -65,6 +65,22 @@ t.test('stop() cancels a slow executor call and waits for the attempt to end', a
   t.equal((await store.getTenant(id))?.infra, 'provisioning')
 })
 
+t.test('stop() wakes whoever waits for a job, and later waits end at once', async (t) => {
+  // A waiter's own bound is longer than the test, and its tenant (a webhook's during the
+  // drain) has no job this worker runs: only stop() can end these waits.
+  const { runner } = await directRunner(t)
+  const id = 'e'.repeat(32)
+  let woken = false
+  const waiting = runner.waitForTenant(id, 30_000).then(() => { woken = true })
+  const stopping = runner.stop()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(woken, true, 'the waiter is answered as soon as the stop begins')
+  await waiting
+  await stopping
+  const later = await Promise.race([runner.waitForTenant(id, 30_000).then(() => 'answered'), new Promise((resolve) => setImmediate(resolve, 'waiting'))])
+  t.equal(later, 'answered', 'a wait after the stop is answered at once')
+})
+
 t.test('the attempt cap aborts a slow call and records the failed attempt after it ended', async (t) => {
   const executor = new FakeExecutor()
   const creating = executor.holdNext('create')
