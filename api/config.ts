@@ -208,7 +208,8 @@ export function loadConfig (env: Env = process.env): Config {
   }
 
   for (const [name, url] of [['STRIPE_SUCCESS_URL', config.stripe.successUrl], ['STRIPE_CANCEL_URL', config.stripe.cancelUrl]] as const) {
-    if (!URL.canParse(url)) throw new ConfigError(name, `must be an absolute URL, got ${JSON.stringify(url)}`)
+    // Checkout sends the buyer there: only a web address (not javascript:, ftp:…) can be one.
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) throw new ConfigError(name, `must be an absolute http(s) URL, got ${JSON.stringify(url)}`)
   }
   const firstError = Value.Errors(ConfigSchema, config).First()
   if (firstError) throw new ConfigError(pathToVariable(firstError.path), firstError.message)

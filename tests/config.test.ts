@@ -93,6 +93,8 @@ t.test('a bad value names its variable', async (t) => {
     [{ BASE_DOMAIN: `${'a.'.repeat(94)}org` }, 'BASE_DOMAIN'],
     [{ STRIPE_WEBHOOK_TOLERANCE_S: '0' }, 'STRIPE_WEBHOOK_TOLERANCE_S'],
     [{ STRIPE_SUCCESS_URL: '/relative' }, 'STRIPE_SUCCESS_URL'],
+    [{ STRIPE_SUCCESS_URL: 'javascript:alert(1)' }, 'STRIPE_SUCCESS_URL'],
+    [{ STRIPE_CANCEL_URL: 'ftp://example.org/pricing' }, 'STRIPE_CANCEL_URL'],
     [{ LINODE_API_BASE: 'linode' }, 'LINODE_API_BASE'],
     [{ STRIPE_API_VERSION: '2024-06-20 x' }, 'STRIPE_API_VERSION'],
     [{ STRIPE_API_VERSION: 'latest' }, 'STRIPE_API_VERSION'],

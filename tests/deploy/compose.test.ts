@@ -42,7 +42,7 @@ t.test('PostgreSQL: 15 or 16, a named volume, a health check, reachable only fro
   const volume = (db.volumes as string[]).find((v) => v.endsWith(':/var/lib/postgresql/data'))
   t.ok(volume, 'the data directory is a volume')
   t.ok(Object.hasOwn(compose.volumes, volume!.split(':')[0]!), 'a named volume, declared')
-  t.match(db.healthcheck.test.join(' '), /pg_isready/)
+  t.match(db.healthcheck.test.join(' '), /pg_isready -h 127\.0\.0\.1 /, 'over TCP: the first-run server listens on its socket only')
   t.same(interpolated(db.environment.POSTGRES_PASSWORD), ['POSTGRES_PASSWORD'])
   t.notOk(db.ports, 'no published port')
   t.same(db.networks, ['back'])
