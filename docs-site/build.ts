@@ -5,7 +5,8 @@
 //   node docs-site/build.ts [--if-missing] [--out DIR]
 // --if-missing builds only when DIR is absent or was built from other sources or for another
 // address. Without mkdocs installed it says so on one line and exits 0, so `npm start` still
-// works; /docs/ then answers 503 until the docs are built.
+// works; /docs/ then answers 503 until the docs are built. With --if-missing a failing build
+// (mkdocs without mkdocs-material, say) is reported and exits 0 too, the docs left as they were.
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
@@ -157,7 +158,11 @@ export function main (argv: string[], env: Record<string, string | undefined> = 
     buildDocs({ outDir, publicBaseUrl: config.publicBaseUrl, mkdocs })
   } catch (err) {
     io.stderr.write(`docs: ${(err as Error).message}\n`)
-    return 1
+    // As without mkdocs: `npm start` (--if-missing) goes on, the docs as they were (or a 503).
+    // A build asked for outright fails.
+    if (!cli.ifMissing) return 1
+    io.stderr.write(`docs: ${shown} left as it was (${reason ?? 'rebuild requested'}); the server starts without a fresh build\n`)
+    return 0
   }
   const pages = readdirSync(outDir, { recursive: true }).filter((f) => String(f).endsWith('index.html')).length
   io.stderr.write(`docs: built ${pages} pages into ${shown} for ${config.publicBaseUrl}/docs/ (${reason ?? 'rebuild requested'}; mkdocs ${/version (\S+)/.exec(version)?.[1] ?? '?'}; ${Math.round(performance.now() - started)} ms)\n`)

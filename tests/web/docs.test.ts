@@ -196,6 +196,10 @@ t.test('the build script', async (t) => {
   writeFileSync(fake, '#!/bin/sh\nif [ "$1" = --version ]; then echo "mkdocs, version 0.0"; exit 0; fi\necho "ERROR - Doc file contains a link to missing.md" >&2\nexit 1\n', { mode: 0o755 })
   t.equal(main(['--out', out], { MKDOCS: fake }, io), 1)
   t.match(lines.splice(0).join(''), /mkdocs build failed \(exit 1\):\nERROR - Doc file contains a link to missing\.md/)
+  // npm start builds with --if-missing: a failing mkdocs (say, without mkdocs-material) must
+  // not keep the server from starting, any more than a missing one does.
+  t.equal(main(['--if-missing', '--out', out], { MKDOCS: fake }, io), 0, 'on the way to a start: said, not fatal')
+  t.match(lines.splice(0).join(''), /mkdocs build failed[\s\S]*left as it was \(not built yet\); the server starts without a fresh build/)
   t.notOk(existsSync(out), 'nothing is left behind')
   t.same(readdirSync(dirname(out)), [], 'not even the temporary directory')
 
