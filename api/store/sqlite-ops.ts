@@ -32,15 +32,29 @@ export class Connection {
   readonly db: DatabaseSync
   private readonly statements = new Map<string, StatementSync>()
   private readonly writesInTransaction: boolean
+  private readonly readOnly: boolean
+  private closed = false
 
-  /** `writesInTransaction`: the group-commit writer, whose every write belongs to a batch. */
-  constructor (db: DatabaseSync, opts: { writesInTransaction?: boolean } = {}) {
+  /**
+   * `writesInTransaction`: the group-commit writer, whose every write belongs to a batch.
+   * `readOnly`: the store's reader, beside that writer; a write through it would contend for
+   * the lock with the writer's batch (blocking the process for the busy timeout).
+   */
+  constructor (db: DatabaseSync, opts: { writesInTransaction?: boolean, readOnly?: boolean } = {}) {
     this.db = db
     this.writesInTransaction = opts.writesInTransaction ?? false
+    this.readOnly = opts.readOnly ?? false
+  }
+
+  close (): void {
+    this.closed = true
+    this.db.close()
   }
 
   // Prepared statements are cached: preparing per call halves throughput.
   stmt (sql: string): StatementSync {
+    // As PostgreSQL's store says it, rather than node:sqlite's plain "database is not open".
+    if (this.closed) throw new StoreError('store is closed')
     let s = this.statements.get(sql)
     if (s === undefined) {
       s = this.db.prepare(sql)
@@ -61,6 +75,7 @@ export class Connection {
   }
 
   private refuseOutsideBatch (): void {
+    if (this.readOnly) throw new StoreError('a write reached the read connection: it must go through transaction()')
     // After SQLite rolled a batch back itself (full disk, I/O error), a write would autocommit
     // on its own, outside the batch whose callers are all about to get an error.
     if (this.writesInTransaction && !this.db.isTransaction) throw new StoreError('the transaction was rolled back by SQLite')

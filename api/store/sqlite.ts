@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import {
   StoreError,
-  type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
+  type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
   type RateCount, type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
 import { Connection, SqliteOps, configure, migrate, schemaStatus } from './sqlite-ops.ts'
@@ -52,7 +52,7 @@ export class SqliteStore extends SqliteOps implements Store {
     if (opts.path !== ':memory:') {
       const readerDb = new DatabaseSync(opts.path)
       configure(readerDb, opts.busyTimeoutMs ?? 5000)
-      reader = new Connection(readerDb)
+      reader = new Connection(readerDb, { readOnly: true })
     }
     super(reader)
     this.writer = writer
@@ -77,8 +77,10 @@ export class SqliteStore extends SqliteOps implements Store {
   override releaseLeases (o: string): Promise<number> { return this.transaction((tx) => tx.releaseLeases(o)) }
   override appendAudit (i: AuditInput, s: AuditSeal): Promise<AuditEntry> { return this.transaction((tx) => tx.appendAudit(i, s)) }
   override countHit (k: string, w: number, n: number): Promise<RateCount> { return this.transaction((tx) => tx.countHit(k, w, n)) }
+  override settleEvent (id: string, o: EventOutcome, t: string | null): Promise<void> { return this.transaction((tx) => tx.settleEvent(id, o, t)) }
 
   async schema (): Promise<SchemaStatus> {
+    if (this.closed) throw new StoreError('store is closed')
     return schemaStatus(this.conn.db)
   }
 
@@ -90,8 +92,8 @@ export class SqliteStore extends SqliteOps implements Store {
     if (this.closed) return
     this.closed = true
     await this.commits.drain()
-    if (this.conn !== this.writer) this.conn.db.close()
-    this.writer.db.close()
+    if (this.conn !== this.writer) this.conn.close()
+    this.writer.close()
   }
 }
 

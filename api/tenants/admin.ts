@@ -242,8 +242,10 @@ export class TenantAdmin {
    * Runs a stored event's payload through the webhook rules again, as a fresh delivery with
    * the id `<id>:replay:<n>`: the tenant is looked up now (so an event that was `unmatched`
    * can match a tenant that exists since), the event's own `created` still orders it (a
-   * superseded change is `stale`) and `canceled` stays terminal. The original row is kept as
-   * it was; the replay is recorded beside it with its own outcome.
+   * superseded change is `stale`) and `canceled` stays terminal. An event that already applied
+   * to a tenant applies to that tenant again: a checkout that adopted (made) one must not make
+   * a second, and a second server. The original row is kept as it was; the replay is recorded
+   * beside it with its own outcome.
    */
   async replayEvent (id: string): Promise<ReplayResult> {
     const original = await this.store.getEvent(id)
@@ -254,7 +256,7 @@ export class TenantAdmin {
     for (let n = 1; n <= 10_000; n++) {
       const replayId = `${base}${REPLAY_MARK}${n}`
       if (await this.store.getEvent(replayId) !== undefined) continue
-      const result = await this.tenants.handleEvent({ ...event, id: replayId }, original.payload)
+      const result = await this.tenants.handleEvent({ ...event, id: replayId }, original.payload, original.tenant ?? undefined)
       // Another replay took this number at the same moment: take the next one.
       if (result.status === 'duplicate') continue
       return { event_id: id, replay_id: replayId, original_outcome: original.outcome, result }

@@ -177,11 +177,16 @@ export class TenantService {
     }
   }
 
-  /** Applies a verified event exactly once: the event id is recorded in the effect's transaction. */
-  async handleEvent (event: StripeEvent, payload: string): Promise<WebhookResult> {
+  /**
+   * Applies a verified event exactly once: the event id is recorded in the effect's transaction.
+   * `appliedTo`: the tenant an earlier delivery of this event applied to (an operator's replay);
+   * the event applies to that tenant and never makes one, as the first delivery may have.
+   */
+  async handleEvent (event: StripeEvent, payload: string, appliedTo?: string): Promise<WebhookResult> {
     const type = event.type
     if (!isSupportedEvent(type)) return { status: 'ignored', type }
-    const intent = intentForEvent({ ...event, type }, this.priceToPlan)
+    const found = intentForEvent({ ...event, type }, this.priceToPlan)
+    const intent = appliedTo === undefined ? found : { ...found, tenantId: appliedTo, create: undefined }
     let applied: Applied
     try {
       applied = await this.store.transaction(async (tx) => {
@@ -276,10 +281,19 @@ export class TenantService {
   }
 
   private async applyIntent (tx: StoreOps, intent: EventIntent, at: number, source: string): Promise<Applied> {
-    // Two deliveries that may each adopt the same subscription (the webhook and the success
-    // page, say) must not both find nothing and make two tenants.
-    if (intent.create !== undefined && intent.subscriptionId !== undefined) await tx.lockSubscription(intent.subscriptionId)
+    const sub = intent.subscriptionId
     let tenant = await this.findTenant(tx, intent)
+    let locked = false
+    if (tenant === undefined && sub !== undefined) {
+      // Again behind the subscription's lock: a tenant taking it on may not have committed yet
+      // (invisible here on PostgreSQL). Then it has and is found, or its catch-up, which lists
+      // under this lock, sees this event held; and two deliveries that may each adopt it (the
+      // webhook, the success page) make one tenant. Taken holding no tenant's row, as the
+      // catch-up below takes it holding one: never both ways round, so no deadlock.
+      await tx.lockSubscription(sub)
+      locked = true
+      tenant = await this.findTenant(tx, intent)
+    }
     if (tenant === undefined && intent.create !== undefined) {
       // A completed checkout nobody knew about (created elsewhere, or a replay): adopt it.
       const hint = { ...intent.create, plan: getPlan(intent.create.plan) !== undefined ? intent.create.plan : 'standard' }
@@ -292,7 +306,7 @@ export class TenantService {
     const result = applyBillingChange(tenant, { ...intent.change, at }, nowIso)
     // Indexed once, when the tenant first hears of it (same transaction), so the
     // subscription's later events find the tenant, ended or not.
-    if (result.newSubscription && intent.subscriptionId !== undefined) await tx.linkSubscription(intent.subscriptionId, tenant.id)
+    if (result.newSubscription && sub !== undefined) await tx.linkSubscription(sub, tenant.id)
     // A stale or terminal event may still add to the facts underneath.
     const patch: TenantPatch = { ...result.patch }
     let provision = result.startProvisioning
@@ -329,7 +343,12 @@ export class TenantService {
       tenant = { ...tenant, ...patch, updatedAt: nowIso }
     }
     const applied = { outcome: result.outcome, tenant, provision }
-    return result.newSubscription && intent.subscriptionId !== undefined ? this.catchUp(tx, applied, intent.subscriptionId) : applied
+    if (!result.newSubscription || sub === undefined) return applied
+    // The events held for it are listed under its lock, whichever event linked it (one that
+    // found its tenant at once took no lock above): one held meanwhile was committed before,
+    // or waits for this transaction and then finds the tenant.
+    if (!locked) await tx.lockSubscription(sub)
+    return this.catchUp(tx, applied, sub)
   }
 
   /**

@@ -300,6 +300,25 @@ t.test('replay: an unmatched event matches once its tenant is known; history is 
   t.ok(events.every((e: { payload?: string }) => e.payload === undefined))
 })
 
+t.test('replay: an event that made a tenant applies to it again and makes no other', async (t) => {
+  const { app, store } = await buildTestApp(t, { env: ENV })
+  // A one-off Payment Link: no tenant id, no subscription; its payment adopts a new tenant.
+  const oneOff = makeEvent('checkout.session.completed', { ...checkoutSession({ subscription: null }), mode: 'payment' })
+  const first = (await deliver(app, oneOff)).json()
+  t.match(first, { status: 'ok', tenant_state: 'active' })
+  // A subscription made elsewhere: adopted by its subscription, which a replay would find too.
+  const bySub = makeEvent('checkout.session.completed', checkoutSession({ subscription: 'sub_elsewhere', name: 'Elsewhere' }))
+  const second = (await deliver(app, bySub)).json()
+
+  for (const [event, original] of [[oneOff, first], [bySub, second]] as const) {
+    const r = (await post(app, `/admin/events/${event.id}/replay`)).json()
+    t.match(r, { replay_id: `${event.id}:replay:1`, original_outcome: 'ok', result: { status: 'ok', tenant_id: original.tenant_id } }, `${event.id}: the tenant it made`)
+    t.equal((await store.getEvent(`${event.id}:replay:1`))?.tenant, original.tenant_id)
+  }
+  t.equal(await store.countTenants(), 2, 'no tenant made by a replay')
+  t.same((await store.listJobs({})).map((j) => [j.kind, j.tenant]), [['provision', first.tenant_id], ['provision', second.tenant_id]], 'nor a server')
+})
+
 t.test('export: every tenant, and no secret anywhere', async (t) => {
   const { app } = await buildTestApp(t, { env: ENV })
   const a = await pendingTenant(app, 'One')

@@ -14,7 +14,9 @@ const UNDO: Record<number, string> = {
   7: 'ALTER TABLE tenants DROP COLUMN billing_state',
   // Data only: the names it changed stay changed.
   8: 'SELECT 1',
-  9: 'DROP INDEX stripe_events_unmatched; ALTER TABLE stripe_events DROP COLUMN unmatched_subscription'
+  9: 'DROP INDEX stripe_events_unmatched; ALTER TABLE stripe_events DROP COLUMN unmatched_subscription',
+  // Data only: the names it cleaned stay clean.
+  10: 'SELECT 1'
 }
 
 const SHIPPED = migrationFiles(fileURLToPath(new URL('../../api/store/migrations/sqlite', import.meta.url))).map((f) => Number.parseInt(f, 10))
@@ -39,6 +41,20 @@ export const SESSION_NAMES: Array<[before: string, after: string]> = [
   ['cs_live_ but a sentence after all', 'cs_live_ but a sentence after all'],
   ['cs_live_short', 'cs_live_short'],
   ['cs_other_a1B2c3D4e5F6g7H8i9J0', 'cs_other_a1B2c3D4e5F6g7H8i9J0']
+]
+
+/**
+ * Names with control characters an older release's checkout took, and what migration 010 makes
+ * of them (the rule of tenants/name.ts); a name without one is kept as it is. PostgreSQL never
+ * held those with NUL.
+ */
+export const CONTROL_NAMES: Array<[before: string, after: string]> = [
+  ['Spring\u0000CTF', 'Spring CTF'],
+  [' Tabs\t\t\nand\u007fDEL\r\n', 'Tabs and DEL'],
+  ['Café \u0000 Ünïcode\u001b[31m', 'Café   Ünïcode [31m'],
+  ['\u0000\u0001\u001f\u007f', 'ctfhive-event'],
+  ['\u0001\u0002 \u0003', 'ctfhive-event'],
+  ['  no control, spaces kept  ', '  no control, spaces kept  ']
 ]
 
 /**

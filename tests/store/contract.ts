@@ -550,5 +550,7 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     await t.resolves(store.close(), 'closing twice is harmless')
     await t.rejects(store.transaction(async () => 1), 'a closed store refuses transactions')
     await t.rejects(store.ping(), 'and pings')
+    await t.rejects(store.getTenant(tenantId()), { name: 'StoreError', message: 'store is closed' }, 'and reads, saying so')
+    await t.rejects(store.schema(), { name: 'StoreError', message: 'store is closed' }, 'and schema looks')
   })
 }

@@ -12,7 +12,8 @@ import { SqliteStore } from '../../api/store/sqlite.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { makeTenant } from './contract.ts'
-import { SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
+import { CONTROL_NAMES, SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
+import { cleanName } from '../../api/tenants/name.ts'
 
 const PG = { poolSize: 2, statementTimeoutMs: 5000 }
 
@@ -73,7 +74,7 @@ t.test('the CLI store refuses a database behind this release and leaves it as it
 
   const err = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false }).then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof StoreError, 'a StoreError')
-  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql\); start the server of this release once/)
+  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql\); start the server of this release once/)
   t.same(indexes(db), before, 'no index created')
   t.notOk(db.prepare('SELECT * FROM pragma_table_info(?)').all('jobs').some((c) => c.name === 'step_at'), 'no column added')
   t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'rate_limits'").get()?.n, 0, 'no table created')
@@ -114,6 +115,26 @@ t.test('migration 008 renames the tenants an older release named after a whole s
   const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
   t.teardown(() => store.close())
   t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), SESSION_NAMES.map(([, after]) => after))
+})
+
+t.test('migration 010 cleans the control characters out of the names an older release took', async (t) => {
+  const path = tempPath(t)
+  const old = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+  const ids = []
+  for (const [before] of CONTROL_NAMES) {
+    const tenant = makeTenant({ name: before })
+    await old.insertTenant(tenant)
+    ids.push(tenant.id)
+  }
+  await old.close()
+  raw(t, path).exec(rollbackSql(9))
+  const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+  t.teardown(() => store.close())
+  t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), CONTROL_NAMES.map(([, after]) => after))
+  // The same rule as the names Stripe hands us now, wherever there was something to clean.
+  for (const [before, after] of CONTROL_NAMES) {
+    if (/[\u0000-\u001f\u007f]/.test(before)) t.equal(after, cleanName(before) ?? 'ctfhive-event', JSON.stringify(before))
+  }
 })
 
 t.test('a server on a schema a newer release migrated warns at start, and runs', async (t) => {

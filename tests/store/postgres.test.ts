@@ -9,8 +9,8 @@ import { openStore } from '../../api/store/index.ts'
 import { usePostgres } from '../helpers/postgres.ts'
 import { makeTenant, storeContract } from './contract.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { checkoutSession, makeEvent } from '../helpers/stripe-events.ts'
-import { SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
+import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
+import { CONTROL_NAMES, SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
 
 const server = await usePostgres(t)
 
@@ -22,8 +22,11 @@ if (server !== undefined) {
   }
   const poolOf = (store: PostgresStore): pg.Pool => (store as unknown as { pool: pg.Pool }).pool
 
-  /** Resolves once some backend of the database matches `where` (on pg_stat_activity). */
-  const backendWhere = async (url: string, where: string, what: string): Promise<void> => {
+  /**
+   * Resolves once some backend of the database matches `where` (on pg_stat_activity), or
+   * `stop` says there is no more to wait for.
+   */
+  const backendWhere = async (url: string, where: string, what: string, stop = (): boolean => false): Promise<void> => {
     const c = new pg.Client({ connectionString: url })
     await c.connect()
     // A bound, not a speed check: a statement that never gets there fails the test instead of hanging it.
@@ -31,7 +34,7 @@ if (server !== undefined) {
     try {
       for (;;) {
         const r = await c.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND ${where}`)
-        if (r.rows[0].n > 0) return
+        if (r.rows[0].n > 0 || stop()) return
         if (Date.now() > deadline) throw new Error(`no backend is ${what}`)
         await new Promise((resolve) => setTimeout(resolve, 10))
       }
@@ -69,7 +72,7 @@ if (server !== undefined) {
     const again = await open(url)
     stores.push(again)
     const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
-    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }], 'each migration applied once')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }], 'each migration applied once')
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)
@@ -99,7 +102,7 @@ if (server !== undefined) {
     t.match((err as Error).message, /this is not a CTFHive database \(it has no schema_migrations table\)/)
     const look = new PostgresStore({ url, poolSize: 1 })
     t.teardown(() => look.close())
-    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql', '009_unmatched_subscription.sql'], unknown: [] }, 'nothing was created')
+    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql', '009_unmatched_subscription.sql', '010_control_names.sql'], unknown: [] }, 'nothing was created')
 
     const store = await openStore(config)
     t.teardown(() => store.close())
@@ -143,6 +146,23 @@ if (server !== undefined) {
     const store = await open(url)
     t.teardown(() => store.close())
     t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), SESSION_NAMES.map(([, after]) => after))
+  })
+
+  t.test('migration 010 cleans the control characters out of the names an older release took', async (t) => {
+    const url = await server.createDatabase()
+    const first = await open(url)
+    const names = CONTROL_NAMES.filter(([before]) => !before.includes('\u0000'))
+    const ids = []
+    for (const [before] of names) {
+      const tenant = makeTenant({ name: before })
+      await first.insertTenant(tenant)
+      ids.push(tenant.id)
+    }
+    await poolOf(first).query(rollbackSql(9))
+    await first.close()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), names.map(([, after]) => after))
   })
 
   t.test('rate counts: the rows of windows that ended are deleted when a new window begins', async (t) => {
@@ -424,6 +444,116 @@ if (server !== undefined) {
       const tenants = (await store.listTenants({ limit: 1000 })).filter((tn) => tn.name === `Adopt ${i}`)
       t.equal(tenants.length, 1, `session ${i}: one tenant`)
     }
+  })
+
+  /**
+   * Makes the store's transactions stop, the first time one of `methods` has answered, until
+   * `release` is called (`paused` resolves then); counts the deadlocks they were failed for.
+   */
+  const pauseAfter = (store: PostgresStore, methods: string[]) => {
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    let reached!: () => void
+    const paused = new Promise<void>((resolve) => { reached = resolve })
+    let armed = true
+    const counts = { deadlocks: 0 }
+    const transaction = store.transaction.bind(store)
+    store.transaction = (fn) => transaction((tx) => {
+      return fn(new Proxy(tx, {
+        get (target, prop) {
+          const v = Reflect.get(target, prop, target)
+          if (typeof v !== 'function') return v
+          if (!methods.includes(String(prop))) return v.bind(target)
+          return async (...args: unknown[]) => {
+            const answer = await v.apply(target, args)
+            if (armed) {
+              armed = false
+              reached()
+              await gate
+            }
+            return answer
+          }
+        }
+      })).catch((err: unknown) => {
+        if (sqlState(err) === '40P01') counts.deadlocks++
+        throw err
+      })
+    })
+    return { paused, release, counts }
+  }
+
+  // Two instances: A takes a subscription on (and lists the events held for it), while B's
+  // event about that subscription finds no tenant yet. Whichever order they commit in, B's
+  // event must end applied to A's tenant: answered by B once A has committed, or held by B
+  // before A lists. A is paused just after its list, the moment B's answer would be lost.
+  for (const [adopter, heldEvent] of [
+    ['a Payment Link checkout', 'customer.subscription.created'],
+    ['a subscription event naming our tenant', 'invoice.paid']
+  ] as const) {
+    t.test(`${adopter} taking a subscription on while another instance gets an event about it: the event is applied`, async (t) => {
+      const url = await server.createDatabase()
+      const storeA = await open(url)
+      const storeB = await open(url)
+      t.teardown(async () => { await storeA.close(); await storeB.close() })
+      const { app: a } = await buildTestApp(t, { store: storeA })
+      const { app: b } = await buildTestApp(t, { store: storeB })
+      const sub = 'sub_taken_on'
+      const base = 1_900_000_000
+      let adopting, held
+      if (heldEvent === 'customer.subscription.created') {
+        held = makeEvent('customer.subscription.created', subscription({ id: sub, status: 'active', lookupKey: 'ctfhive_pro_monthly' }), { created: base })
+        adopting = makeEvent('checkout.session.completed', checkoutSession({ subscription: sub, created: base + 3 }), { created: base + 3 })
+      } else {
+        const pending = await a.tenants.createPendingTenant({ name: 'Ours', email: 'ops@ours.test', plan: 'pro' })
+        adopting = makeEvent('customer.subscription.created', subscription({ id: sub, tenantId: pending.id, status: 'active', lookupKey: 'ctfhive_pro_monthly' }), { created: base })
+        held = makeEvent('invoice.paid', invoice({ subscription: sub }), { created: base + 1 })
+      }
+      const pauseA = pauseAfter(storeA, ['listUnmatchedEvents'])
+
+      const answerA = deliver(a, adopting)
+      await pauseA.paused
+      let answeredB = false
+      const answerB = deliver(b, held).finally(() => { answeredB = true })
+      // B either waits for A (on the subscription's lock) or answers without it.
+      await backendWhere(url, "wait_event_type = 'Lock'", 'waiting on a lock', () => answeredB)
+      t.notOk(answeredB, 'B waits for A')
+      pauseA.release()
+      const [ra, rb] = await Promise.all([answerA, answerB])
+      t.equal(ra.json().status, 'ok', 'A took the subscription on')
+      const tenantId = await storeA.findTenantIdBySubscription(sub)
+      t.match(rb.json(), { status: 'ok', tenant_id: tenantId }, 'B applied its event to the tenant')
+      t.match(await storeA.getEvent(held.id), { outcome: 'ok', tenant: tenantId, unmatchedSubscription: null }, 'and nothing waits')
+      t.equal((await storeA.getTenant(tenantId!))?.plan, 'pro')
+    })
+  }
+
+  t.test("our checkout's completion and its subscription's first event at once: no deadlock", async (t) => {
+    // Each event names the tenant and the subscription; the first to lock something waits
+    // while the other runs as far as it can. Locks taken in opposite orders would deadlock,
+    // and PostgreSQL would fail one (after deadlock_timeout) for a rerun.
+    const url = await server.createDatabase()
+    const storeA = await open(url)
+    const storeB = await open(url)
+    t.teardown(async () => { await storeA.close(); await storeB.close() })
+    const { app: a } = await buildTestApp(t, { store: storeA })
+    const { app: b } = await buildTestApp(t, { store: storeB })
+    const pending = await a.tenants.createPendingTenant({ name: 'Ours', email: 'ops@ours.test', plan: 'standard' })
+    const sub = 'sub_ours'
+    const completed = makeEvent('checkout.session.completed', checkoutSession({ tenantId: pending.id, plan: 'standard', subscription: sub }), { created: 1_900_000_010 })
+    const created = makeEvent('customer.subscription.created', subscription({ id: sub, tenantId: pending.id, status: 'active', lookupKey: 'ctfhive_standard_monthly' }), { created: 1_900_000_009 })
+    const pauseA = pauseAfter(storeA, ['lockSubscription', 'getTenantForUpdate'])
+    const pauseB = pauseAfter(storeB, [])
+
+    const answerA = deliver(a, completed)
+    await pauseA.paused
+    const answerB = deliver(b, created)
+    await backendWhere(url, "wait_event_type = 'Lock'", 'waiting on a lock')
+    pauseA.release()
+    const [ra, rb] = await Promise.all([answerA, answerB])
+    // The subscription's event is older than the paid checkout already applied: stale.
+    t.match([ra.json(), rb.json()], [{ status: 'ok', tenant_id: pending.id }, { status: 'stale', tenant_id: pending.id }])
+    t.same([pauseA.counts.deadlocks, pauseB.counts.deadlocks], [0, 0], 'neither was failed for a deadlock (and rerun)')
+    t.equal(await storeA.findTenantIdBySubscription(sub), pending.id)
   })
 }
 

@@ -62,7 +62,7 @@ t.test('migrations run once: reopening keeps the data and the version rows', asy
   t.same(await again.getTenant(tenant.id), tenant, 'data survives the reopen')
   const raw = openRaw(t, path)
   const rows = raw.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()
-  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }], 'each migration recorded exactly once')
+  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }], 'each migration recorded exactly once')
 })
 
 t.test("the admin's recent events come from the received index, not a sort of the whole table", async (t) => {
@@ -137,6 +137,25 @@ t.test('a batch whose BEGIN fails rejects every unit with a StoreError', async (
   for (const r of results) t.ok(r.status === 'rejected' && r.reason instanceof StoreError, 'StoreError')
   await store.insertTenant(makeTenant())
   t.equal(await store.countTenants(), 1, 'the store works again once the lock is gone')
+})
+
+t.test('an event settled on the store itself waits for the batch that holds the write lock', async (t) => {
+  // No busy wait: a write that reached the lock beside the batch would fail at once.
+  const store = new SqliteStore({ path: tempPath(t), busyTimeoutMs: 0 })
+  t.teardown(() => store.close())
+  const held = { id: 'evt_held', type: 'invoice.paid', created: 1, received: new Date().toISOString(), outcome: 'unmatched' as const, tenant: null, payload: '{}', unmatchedSubscription: 'sub_held' }
+  await store.recordEvent(held)
+  let release!: () => void
+  const batch = store.transaction(async (tx) => {
+    await tx.insertTenant(makeTenant())
+    await new Promise<void>((resolve) => { release = resolve })
+  })
+  while (release === undefined) await new Promise((resolve) => setImmediate(resolve))
+  const settled = store.settleEvent(held.id, 'ok', null)
+  release()
+  await batch
+  await t.resolves(settled, 'settled after the batch')
+  t.match(await store.getEvent(held.id), { outcome: 'ok', unmatchedSubscription: null })
 })
 
 /** Caps the writer's file a few pages above its size: the next big write fails with SQLITE_FULL. */
