@@ -9,11 +9,11 @@ import { welcomePath } from '../tenants/welcome-token.ts'
 import { StripeError } from './stripe-client.ts'
 import { TYPED_COOKIE, encodeTyped, typedCookieOptions } from '../web/typed-values.ts'
 import { parseForm } from '../request-bodies.ts'
-import { NAME_PATTERN } from '../tenants/name.ts'
+import { NAME_MAX_LENGTH, NAME_PATTERN } from '../tenants/name.ts'
 
 const CheckoutBody = Type.Object({
   plan: Type.String({ minLength: 1, maxLength: 200, description: 'Plan slug from the catalogue, e.g. "standard"' }),
-  name: Type.Optional(Type.String({ minLength: 1, maxLength: 80, pattern: NAME_PATTERN, description: 'Event name; becomes the CTF address. No control characters, line separators or bidirectional overrides, and at least one visible character' })),
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH, pattern: NAME_PATTERN, description: 'Event name; becomes the CTF address. No control characters, line separators or bidirectional overrides, and at least one visible character' })),
   email: Type.Optional(Type.String({ format: 'email', maxLength: 254 }))
 })
 

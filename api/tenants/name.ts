@@ -18,12 +18,16 @@ export const NAME_PATTERN = `^(?=.*[${VISIBLE}])[^${BANNED}]*$`
 const BANNED_RUN = new RegExp(`[${BANNED}]+`, 'gu')
 const HAS_VISIBLE = new RegExp(`[${VISIBLE}]`, 'u')
 
+/** As long as a name may be at checkout, in characters (code points). */
+export const NAME_MAX_LENGTH = 80
+
 /**
- * A name Stripe handed us (a session's metadata), made to follow the rules above: each run of
- * banned characters becomes one space, and a name left with nothing visible is no name.
+ * A name Stripe handed us (a session's metadata, up to 500 characters), made to follow the
+ * rules above: each run of banned characters becomes one space, the name is cut to the
+ * checkout's length, and a name left with nothing visible is no name.
  */
 export function cleanName (v: unknown): string | undefined {
   if (typeof v !== 'string') return undefined
-  const clean = v.replace(BANNED_RUN, ' ').trim()
+  const clean = [...v.replace(BANNED_RUN, ' ').trim()].slice(0, NAME_MAX_LENGTH).join('').trimEnd()
   return HAS_VISIBLE.test(clean) ? clean : undefined
 }

@@ -304,6 +304,12 @@ export class TenantService {
 
     const nowIso = new Date().toISOString()
     const result = applyBillingChange(tenant, { ...intent.change, at }, nowIso)
+    // The events held for a subscription are listed (catchUp, below) under its lock, whichever
+    // event linked it (one that found its tenant at once took no lock above): one held
+    // meanwhile was committed before, or waits for this transaction and then finds the tenant.
+    // Taken before any audit entry (the chain's own lock): an adopter holds this lock when it
+    // appends, so the two are always taken in this order.
+    if (result.newSubscription && sub !== undefined && !locked) await tx.lockSubscription(sub)
     // Indexed once, when the tenant first hears of it (same transaction), so the
     // subscription's later events find the tenant, ended or not.
     if (result.newSubscription && sub !== undefined) await tx.linkSubscription(sub, tenant.id)
@@ -343,12 +349,7 @@ export class TenantService {
       tenant = { ...tenant, ...patch, updatedAt: nowIso }
     }
     const applied = { outcome: result.outcome, tenant, provision }
-    if (!result.newSubscription || sub === undefined) return applied
-    // The events held for it are listed under its lock, whichever event linked it (one that
-    // found its tenant at once took no lock above): one held meanwhile was committed before,
-    // or waits for this transaction and then finds the tenant.
-    if (!locked) await tx.lockSubscription(sub)
-    return this.catchUp(tx, applied, sub)
+    return result.newSubscription && sub !== undefined ? this.catchUp(tx, applied, sub) : applied
   }
 
   /**

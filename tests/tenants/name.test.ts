@@ -23,4 +23,6 @@ t.test('a name from Stripe is cleaned by the same rules', async (t) => {
   t.equal(cleanName('\u200b\u200b'), undefined, 'nothing visible is no name')
   t.equal(cleanName('\u0000\n'), undefined, 'nothing left is no name')
   t.equal(cleanName(42), undefined, 'not a string')
+  t.equal(cleanName(`${'🚩'.repeat(79)} x${'y'.repeat(400)}`), `${'🚩'.repeat(79)} `.trimEnd(), 'cut to 80 characters (a flag is one), then trimmed')
+  t.equal([...cleanName('n'.repeat(500))!].length, 80, 'a 500-character name from a Payment Link is cut to 80')
 })
