@@ -77,6 +77,8 @@ export class JobRunner {
   private stopped = true
   /** Set by stop(): no job of this worker will end, so nobody should wait for one. */
   private halted = false
+  /** Claims failed in a row (the store refusing writes: a full disk, a read-only standby). */
+  private claimFailures = 0
   private readonly running = new Set<Promise<void>>()
   private readonly controllers = new Set<AbortController>()
   private readonly waiters = new Map<string, Set<() => void>>()
@@ -108,9 +110,9 @@ export class JobRunner {
   /** Looks for due jobs now (after a webhook queued one). */
   kick (): void {
     if (this.stopped) return
-    this.draining ??= this.drain().finally(() => {
+    this.draining ??= this.drain().then((wait) => {
       this.draining = null
-      this.schedule()
+      this.schedule(wait)
     })
   }
 
@@ -149,20 +151,37 @@ export class JobRunner {
     await this.opts.store.releaseLeases(this.owner).catch(() => 0)
   }
 
-  /** Claims and runs due jobs until none is left or the concurrency is used up. */
-  private async drain (): Promise<void> {
+  /**
+   * Claims and runs due jobs until none is left or the concurrency is used up; answers how long
+   * to wait before looking again. Never sooner than the idle interval when a look would find
+   * nothing new: every slot busy (a job that ends looks at once), a job due but not claimable
+   * (its tenant's other job runs), or a claim that failed (the store refusing writes: a full
+   * disk, a read-only standby), then backing off to a minute rather than retrying, and
+   * logging, hundreds of times a second.
+   */
+  private async drain (): Promise<number> {
+    const idle = this.opts.idleIntervalMs
     while (!this.stopped && this.active < this.opts.concurrency) {
       let job: Job | undefined
       try {
+        // A claim is a write transaction (on SQLite it waits out another process's write
+        // lock, blocking the event loop): made only when a read says a job is due.
+        const due = await this.opts.store.nextJobDueAt()
+        if (due === undefined || due > Date.now()) {
+          this.claimFailures = 0
+          return due === undefined ? idle : Math.min(due - Date.now(), idle) + 5
+        }
         job = await this.opts.store.claimNextJob(this.owner, Date.now(), this.leaseMs)
+        this.claimFailures = 0
       } catch (err) {
-        this.opts.log.error({ err }, 'could not claim a job')
-        return
+        this.claimFailures++
+        this.opts.log.error({ err, failures: this.claimFailures }, 'could not claim a job')
+        return Math.max(idle, Math.min(idle * 2 ** (this.claimFailures - 1), 60_000))
       }
-      if (job === undefined) return
+      if (job === undefined) return idle
       // Claimed while stop() ran: no controller of its would be aborted, so it must not start;
       // stop() gives its lease back once this drain has ended.
-      if (this.stopped) return
+      if (this.stopped) return idle
       this.active++
       const p = this.runJob(job).finally(() => {
         this.active--
@@ -172,22 +191,14 @@ export class JobRunner {
       })
       this.running.add(p)
     }
+    return idle
   }
 
-  private schedule (): void {
+  private schedule (waitMs: number): void {
     if (this.stopped) return
     if (this.timer !== null) clearTimeout(this.timer)
-    const wake = (): void => { this.timer = null; this.kick() }
-    this.opts.store.nextJobDueAt().then((due) => {
-      if (this.stopped) return
-      const delay = due === undefined ? this.opts.idleIntervalMs : Math.max(0, Math.min(due - Date.now(), this.opts.idleIntervalMs))
-      if (this.timer !== null) clearTimeout(this.timer)
-      this.timer = setTimeout(wake, delay + 5)
-      this.timer.unref()
-    }, () => {
-      this.timer = setTimeout(wake, this.opts.idleIntervalMs)
-      this.timer.unref()
-    })
+    this.timer = setTimeout(() => { this.timer = null; this.kick() }, waitMs)
+    this.timer.unref()
   }
 
   private notify (tenantId: string): void {
