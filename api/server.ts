@@ -5,6 +5,7 @@ import { openStore } from './store/index.ts'
 import { buildApp } from './app.ts'
 import { createLogger } from './logger.ts'
 import { logLinodePreflight } from './provisioning/linode-preflight.ts'
+import { auditKeyFits } from './provisioning/audit.ts'
 
 export async function main (): Promise<void> {
   let config
@@ -25,6 +26,22 @@ export async function main (): Promise<void> {
     // One line, as for a bad setting (the URL's password is not part of the message).
     process.stderr.write(`ctfhive: could not open the store: ${(err as Error).message}\n`)
     process.exit(1)
+  }
+  // Entries appended under another key than the chain's break it for good (docs: audit chain).
+  // Checked on the entry the next append chains to; the key itself is never printed.
+  let keyFits
+  try {
+    keyFits = await auditKeyFits(store, config.auditSecret)
+  } catch (err) {
+    process.stderr.write(`ctfhive: could not read the audit chain: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
+  if (!keyFits) {
+    // As config.ts words a bad setting: the variable, then what is wrong with it.
+    process.stderr.write('ctfhive: configuration error: PROVISION_AUDIT_SECRET: is not the key this database\'s audit chain was written with (its last entry does not verify under it); ' +
+      'the key must never change: start with its previous value (if this is the right key, that entry was altered: run ctfhive audit verify)\n')
+    await store.close().catch(() => {})
+    process.exit(78) // EX_CONFIG
   }
   const app = await buildApp(config, { store, logger })
   // Idle keep-alive outlives a load balancer's 60 s; a request's headers must arrive within

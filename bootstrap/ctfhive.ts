@@ -97,7 +97,7 @@ interface Ctx {
 
 async function requireAuditKey (ctx: Ctx): Promise<void> {
   if (!(await ctx.admin.auditKeyMatches())) {
-    throw new UsageError('PROVISION_AUDIT_SECRET does not match the audit chain in this database; refusing to append entries under the wrong key (set the server\'s secret)')
+    throw new UsageError('PROVISION_AUDIT_SECRET does not match the audit chain in this database (its last entry, which the next one chains to, does not verify under it); refusing to append entries under the wrong key (set the server\'s secret)')
   }
 }
 
@@ -148,12 +148,17 @@ async function run (command: string, positionals: string[], values: Record<strin
       if (anchorText !== undefined && anchor === undefined) throw new UsageError('--anchor takes a head as `audit verify` printed it: <seq>:<64 hex digits>')
       const v = await admin.verifyAudit(anchor)
       // Entry 1 failing under the key is far more often the wrong key than tampering: say so
-      // rather than raise a false alarm. A break later than entry 1 is not a key problem.
-      if (!v.ok && !(await admin.auditKeyMatches())) {
+      // rather than raise a false alarm. A break later than entry 1 is reported as it is: the
+      // server refuses to start under a key its chain's last entry does not verify under.
+      if (!v.ok && !(await admin.auditKeyMatches('first'))) {
         if (ctx.defaultAuditKey) {
           throw new UsageError('PROVISION_AUDIT_SECRET is not set (or is the development default), and the first entry of this database\'s audit chain does not verify under it: set the server\'s secret')
         }
-        const reason = 'PROVISION_AUDIT_SECRET does not match this chain\'s first entry: the wrong key (set the server\'s secret), or entry 1 was altered'
+        // The last entry verifying: the server's key was changed while the chain grew (a release
+        // that did not check the key at start let it), which no later key repairs.
+        const reason = await admin.auditKeyMatches('last')
+          ? 'PROVISION_AUDIT_SECRET does not match this chain\'s first entry but matches its last: the key was changed while entries were being written, so the earlier ones are under another key, or entry 1 was altered'
+          : 'PROVISION_AUDIT_SECRET does not match this chain\'s first entry: the wrong key (set the server\'s secret), or entry 1 was altered'
         emit({ ok: false, entries: v.entries, badSeq: 1, problem: 'key_mismatch', reason }, () => `audit chain NOT VERIFIED: ${reason}\n`)
         return 1
       }

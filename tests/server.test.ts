@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { signPayload } from '../api/billing/signature.ts'
 import { openStore } from '../api/store/index.ts'
+import { appendAudit, verifyStoredChain } from '../api/provisioning/audit.ts'
 import { startFakeLinode } from './helpers/fake-linode.ts'
 import { makeTenant } from './store/contract.ts'
 import { freePort, startServer, type ServerProcess } from './helpers/server-process.ts'
@@ -262,6 +263,48 @@ t.test('a store that cannot be opened stops the start with one line, no stack, n
   t.equal(lines.length, 1, `one line: ${r.stderr}`)
   t.match(lines[0], /^ctfhive: could not open the store: could not connect to PostgreSQL: .*ECONNREFUSED/)
   t.notMatch(r.stderr, /pw-must-not-show/)
+})
+
+t.test('a PROVISION_AUDIT_SECRET that is not the chain\'s key stops the start with one line; the chain\'s key, or an empty chain, starts', async (t) => {
+  const { spawnSync } = await import('node:child_process')
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-audit-key-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const written = 'audit-key-the-chain-was-written-with-0123'
+  const changed = 'audit-key-changed-since-0123456789abcdef'
+  const DATABASE_URL = `sqlite:${join(dir, 'ctfhive.db')}`
+
+  // An empty chain takes any key.
+  const fresh = await startServer({ env: { DATABASE_URL, PROVISION_AUDIT_SECRET: changed } })
+  t.teardown(() => fresh.kill())
+  t.equal((await fetch(`${fresh.url}/readyz`)).status, 200, 'an empty chain: the server starts')
+  await fresh.stop()
+
+  // Entries written under the first key; the last is the one the next append chains to.
+  const store = await openStore({ databaseUrl: DATABASE_URL, pg: { poolSize: 1, statementTimeoutMs: 1000 } })
+  for (let i = 0; i < 3; i++) await appendAudit(store, written, 'a'.repeat(32), 'step', { i })
+  await store.close()
+
+  const r = spawnSync(process.execPath, ['api/server.ts'], {
+    cwd: new URL('..', import.meta.url),
+    env: { PATH: process.env.PATH ?? '', DATABASE_URL, PROVISION_AUDIT_SECRET: changed, LOG_LEVEL: 'silent' },
+    encoding: 'utf8',
+    timeout: 60_000
+  })
+  t.equal(r.status, 78, 'exit 78, as for a bad setting (EX_CONFIG)')
+  const lines = r.stderr.trim().split('\n')
+  t.equal(lines.length, 1, `one line: ${r.stderr}`)
+  t.match(lines[0], /^ctfhive: configuration error: PROVISION_AUDIT_SECRET: is not the key .*audit chain.*must never change/)
+  t.notMatch(r.stderr + r.stdout, changed, 'the key is not printed')
+  const after = await openStore({ databaseUrl: DATABASE_URL, pg: { poolSize: 1, statementTimeoutMs: 1000 } })
+  t.equal((await after.listAudit({})).length, 3, 'nothing was appended')
+  t.match(await verifyStoredChain(after, written), { ok: true, entries: 3 }, 'the chain is intact under its key')
+  await after.close()
+
+  const right = await startServer({ env: { DATABASE_URL, PROVISION_AUDIT_SECRET: written } })
+  t.teardown(() => right.kill())
+  t.equal((await fetch(`${right.url}/readyz`)).status, 200, 'the chain\'s key: the server starts')
+  await right.stop()
+  t.same(await right.exited, { code: 0, signal: null })
 })
 
 t.test('npm start: the script becomes the server, so the SIGTERM npm passes on reaches it', async (t) => {

@@ -2,6 +2,7 @@
 // editing, removing or reordering a row breaks every MAC after it.
 // mac = HMAC-SHA256(secret, prev_mac | seq | at | tenant | action | canonicalJSON(detail))
 import { createHmac, timingSafeEqual } from 'node:crypto'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { AuditEntry, StoreOps } from '../store/store.ts'
 import { GENESIS_MAC } from '../store/rows.ts'
 
@@ -68,6 +69,99 @@ function originalShift (secret: string, e: AuditEntry): number | undefined {
   return undefined
 }
 
+interface Break { badSeq: number, problem: AuditProblem, reason: string }
+
+/**
+ * The walk over the chain in stored order, one entry at a time. It keeps only the previous
+ * MAC, the next seq and the anchor's entry, so a stored chain of any length is verified in
+ * pages. A prev_mac that is not the previous entry's MAC (`'link'`) is told apart by where
+ * it points (`linkBreak`), which needs the other entries' MACs: a second pass finds them.
+ */
+class ChainWalk {
+  private prevMac = GENESIS_MAC
+  private expectedSeq = 1
+  private anchorMac: string | undefined
+  private readonly secret: string
+  private readonly anchor: AuditAnchor | undefined
+
+  constructor (secret: string, anchor: AuditAnchor | undefined) {
+    this.secret = secret
+    this.anchor = anchor
+  }
+
+  /** Undefined while the chain holds. */
+  step (e: AuditEntry): Break | 'link' | undefined {
+    if (e.seq !== this.expectedSeq) {
+      if (e.seq > this.expectedSeq) return { badSeq: e.seq, problem: 'removed', reason: `expected seq ${this.expectedSeq}, found ${e.seq}: entries are missing` }
+      return { badSeq: e.seq, problem: 'reordered', reason: `seq ${e.seq} appears after seq ${this.expectedSeq - 1}` }
+    }
+    if (!macEquals(e.prevMac, this.prevMac)) return 'link'
+    if (!macEquals(auditMac(this.secret, e.prevMac, e), e.mac)) return { badSeq: e.seq, problem: 'modified', reason: 'content does not match its MAC' }
+    // Seqs run 1, 2, 3, … while the chain holds: this is the entry an anchor at this seq names.
+    if (this.anchor !== undefined && e.seq === this.anchor.seq) this.anchorMac = e.mac
+    this.prevMac = e.mac
+    this.expectedSeq++
+    return undefined
+  }
+
+  /** The verdict on a chain of `entries` that held to its end. */
+  finish (entries: number): AuditVerdict {
+    const lastSeq = this.expectedSeq - 1
+    const anchor = this.anchor
+    if (anchor !== undefined) {
+      if (lastSeq < anchor.seq) return { ok: false, entries, badSeq: lastSeq + 1, problem: 'truncated', reason: `the chain ends at seq ${lastSeq}, before the anchor's seq ${anchor.seq}: entries were removed from its end` }
+      // Seq 0 is the empty chain's head.
+      const mac = anchor.seq === 0 ? GENESIS_MAC : this.anchorMac!
+      if (!macEquals(mac, anchor.mac)) return { ok: false, entries, badSeq: anchor.seq, problem: 'modified', reason: `seq ${anchor.seq} is not the entry the anchor recorded: the chain was rewritten up to there` }
+    }
+    return { ok: true, entries, lastSeq, lastMac: this.prevMac }
+  }
+}
+
+/**
+ * The second pass after a break at position `index`: counts every entry (a verdict gives the
+ * chain's length) and, for a broken link, finds the entries whose MAC is the bad prev_mac.
+ */
+class BreakScan {
+  entries = 0
+  /** The last entry before the break with that MAC (the genesis MAC is seq 0's). */
+  earlier: number | undefined
+  /** The last entry anywhere with that MAC. */
+  later: number | undefined
+  private readonly mac: string | undefined
+  private readonly index: number
+
+  constructor (mac: string | undefined, index: number) {
+    this.mac = mac
+    this.index = index
+    if (mac === GENESIS_MAC) this.earlier = 0
+  }
+
+  add (e: AuditEntry): void {
+    if (this.mac !== undefined && e.mac === this.mac) {
+      if (this.entries < this.index) this.earlier = e.seq
+      this.later = e.seq
+    }
+    this.entries++
+  }
+}
+
+/** Why the entry at `index` does not chain to the entry before it. */
+function linkBreak (secret: string, e: AuditEntry, index: number, scan: BreakScan): Break {
+  const bad = (problem: AuditProblem, reason: string): Break => ({ badSeq: e.seq, problem, reason })
+  if (scan.earlier !== undefined) return bad('removed', `prev_mac points at seq ${scan.earlier}, not seq ${e.seq - 1}: entries were removed`)
+  if (scan.later !== undefined && index > 0) return bad('reordered', `prev_mac points at seq ${scan.later}, which comes later`)
+  // prev_mac names no entry we hold. If the entry is intact under its original seq, the rows
+  // before it were removed (and the rest renumbered); otherwise prev_mac itself was edited.
+  const shift = originalShift(secret, e)
+  if (shift !== undefined) return bad('removed', `the entry before seq ${e.seq} is missing${shift > 0 ? ` (seq renumbered by ${shift})` : ''}`)
+  return bad('modified', 'prev_mac does not match the previous entry')
+}
+
+function brokenVerdict (secret: string, found: Break | 'link', e: AuditEntry, index: number, scan: BreakScan): AuditVerdict {
+  return { ok: false, entries: scan.entries, ...(found === 'link' ? linkBreak(secret, e, index, scan) : found) }
+}
+
 /**
  * Walks the chain in stored order and reports the first bad entry and why:
  * - `removed`: a gap in seq, or an entry whose prev_mac is an earlier entry's MAC (rows deleted);
@@ -75,52 +169,61 @@ function originalShift (secret: string, e: AuditEntry): number | undefined {
  * - `modified`: the entry's content no longer matches its MAC, or its prev_mac matches no entry.
  */
 export function verifyAuditChain (secret: string, entries: readonly AuditEntry[], anchor?: AuditAnchor): AuditVerdict {
-  let prevMac = GENESIS_MAC
-  let expectedSeq = 1
-  const seenMacs = new Map<string, number>([[GENESIS_MAC, 0]])
-  const allMacs = new Map(entries.map((e) => [e.mac, e.seq]))
-  const broken = (badSeq: number, problem: AuditProblem, reason: string): AuditVerdict => ({ ok: false, entries: entries.length, badSeq, problem, reason })
+  const walk = new ChainWalk(secret, anchor)
   for (const [i, e] of entries.entries()) {
-    const bad = (problem: AuditProblem, reason: string): AuditVerdict => broken(e.seq, problem, reason)
-    if (e.seq !== expectedSeq) {
-      if (e.seq > expectedSeq) return bad('removed', `expected seq ${expectedSeq}, found ${e.seq}: entries are missing`)
-      return bad('reordered', `seq ${e.seq} appears after seq ${expectedSeq - 1}`)
-    }
-    if (!macEquals(e.prevMac, prevMac)) {
-      const earlier = seenMacs.get(e.prevMac)
-      if (earlier !== undefined) return bad('removed', `prev_mac points at seq ${earlier}, not seq ${e.seq - 1}: entries were removed`)
-      const later = allMacs.get(e.prevMac)
-      if (later !== undefined && i > 0) return bad('reordered', `prev_mac points at seq ${later}, which comes later`)
-      // prev_mac names no entry we hold. If the entry is intact under its original seq, the rows
-      // before it were removed (and the rest renumbered); otherwise prev_mac itself was edited.
-      const shift = originalShift(secret, e)
-      if (shift !== undefined) return bad('removed', `the entry before seq ${e.seq} is missing${shift > 0 ? ` (seq renumbered by ${shift})` : ''}`)
-      return bad('modified', 'prev_mac does not match the previous entry')
-    }
-    if (!macEquals(auditMac(secret, e.prevMac, e), e.mac)) return bad('modified', 'content does not match its MAC')
-    seenMacs.set(e.mac, e.seq)
-    prevMac = e.mac
-    expectedSeq++
+    const found = walk.step(e)
+    if (found === undefined) continue
+    const scan = new BreakScan(found === 'link' ? e.prevMac : undefined, i)
+    for (const x of entries) scan.add(x)
+    return brokenVerdict(secret, found, e, i, scan)
   }
-  const lastSeq = expectedSeq - 1
-  if (anchor !== undefined) {
-    if (lastSeq < anchor.seq) return broken(lastSeq + 1, 'truncated', `the chain ends at seq ${lastSeq}, before the anchor's seq ${anchor.seq}: entries were removed from its end`)
-    // Seqs run 1, 2, 3, … here, so entry n sits at index n − 1; seq 0 is the empty chain's head.
-    const mac = anchor.seq === 0 ? GENESIS_MAC : entries[anchor.seq - 1]!.mac
-    if (!macEquals(mac, anchor.mac)) return broken(anchor.seq, 'modified', `seq ${anchor.seq} is not the entry the anchor recorded: the chain was rewritten up to there`)
-  }
-  return { ok: true, entries: entries.length, lastSeq, lastMac: prevMac }
+  return walk.finish(entries.length)
 }
 
-/** Reads the whole chain from the store in pages and verifies it. */
-export async function verifyStoredChain (ops: StoreOps, secret: string, anchor?: AuditAnchor): Promise<AuditVerdict> {
-  const all: AuditEntry[] = []
+/** Entries per read when the stored chain is verified. */
+export const VERIFY_PAGE = 1000
+
+/** The stored chain in seq order, a page at a time, giving the event loop a turn between pages. */
+async function * auditPages (ops: StoreOps, pageSize: number): AsyncGenerator<AuditEntry[]> {
   let after = 0
   for (;;) {
-    const page = await ops.listAudit({ afterSeq: after, limit: 5000 })
-    all.push(...page)
-    if (page.length < 5000) break
+    const page = await ops.listAudit({ afterSeq: after, limit: pageSize })
+    yield page
+    if (page.length < pageSize) return
     after = page[page.length - 1]!.seq
+    // Each page costs a MAC per entry: a long chain would hold every request and timer of
+    // the server for seconds.
+    await nextTurn()
   }
-  return verifyAuditChain(secret, all, anchor)
+}
+
+/**
+ * verifyAuditChain on the stored chain, read in pages: the same verdicts, holding one page
+ * at a time (and a second pass over the pages after a break).
+ */
+export async function verifyStoredChain (ops: StoreOps, secret: string, anchor?: AuditAnchor, opts: { pageSize?: number } = {}): Promise<AuditVerdict> {
+  const pageSize = opts.pageSize ?? VERIFY_PAGE
+  const walk = new ChainWalk(secret, anchor)
+  let index = 0
+  for await (const page of auditPages(ops, pageSize)) {
+    for (const e of page) {
+      const found = walk.step(e)
+      if (found !== undefined) {
+        const scan = new BreakScan(found === 'link' ? e.prevMac : undefined, index)
+        for await (const again of auditPages(ops, pageSize)) for (const x of again) scan.add(x)
+        return brokenVerdict(secret, found, e, index, scan)
+      }
+      index++
+    }
+  }
+  return walk.finish(index)
+}
+
+/**
+ * Whether `secret` is the key the chain was written with, on one entry (one MAC): the last,
+ * which the next append chains to, or the first. An empty chain takes any key.
+ */
+export async function auditKeyFits (ops: StoreOps, secret: string, entry: 'first' | 'last' = 'last'): Promise<boolean> {
+  const [e] = await ops.listAudit({ limit: 1, newest: entry === 'last' })
+  return e === undefined || macEquals(auditMac(secret, e.prevMac, e), e.mac)
 }

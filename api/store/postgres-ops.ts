@@ -60,6 +60,11 @@ function tenantWhere (filter: TenantFilter): [string, unknown[]] {
   const params: unknown[] = []
   if (filter.billing !== undefined) { params.push(filter.billing); clauses.push(`billing = $${params.length}`) }
   if (filter.infra !== undefined) { params.push(filter.infra); clauses.push(`infra = $${params.length}`) }
+  // Past `after` in listTenants' order: older, or as old with a greater id (both COLLATE "C").
+  if (filter.after !== undefined) {
+    params.push(filter.after.createdAt, filter.after.id)
+    clauses.push(`(created_at < $${params.length - 1} OR (created_at = $${params.length - 1} AND id > $${params.length}))`)
+  }
   return [clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', params]
 }
 

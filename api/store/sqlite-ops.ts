@@ -99,6 +99,8 @@ function tenantWhere (filter: TenantFilter): [string, unknown[]] {
   const params: unknown[] = []
   if (filter.billing !== undefined) { clauses.push('billing = ?'); params.push(filter.billing) }
   if (filter.infra !== undefined) { clauses.push('infra = ?'); params.push(filter.infra) }
+  // Past `after` in listTenants' order: older, or as old with a greater id.
+  if (filter.after !== undefined) { clauses.push('(created_at < ? OR (created_at = ? AND id > ?))'); params.push(filter.after.createdAt, filter.after.createdAt, filter.after.id) }
   return [clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', params]
 }
 

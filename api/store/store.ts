@@ -121,6 +121,11 @@ export interface TenantFilter {
   infra?: Infra
   limit?: number
   offset?: number
+  /**
+   * Only the tenants listed after this one (newest first, then id): a keyset page, which rows
+   * inserted or deleted meanwhile do not shift as they shift an offset.
+   */
+  after?: { createdAt: string, id: string }
 }
 
 export interface RateCount {

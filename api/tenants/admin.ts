@@ -3,7 +3,7 @@
 // replay a stored event, export. Reads and writes go through the store and the tenant service.
 import { AppError } from '../errors.ts'
 import { storedEvent } from '../billing/events.ts'
-import { auditMac, verifyStoredChain, type AuditAnchor, type AuditVerdict } from '../provisioning/audit.ts'
+import { auditKeyFits, verifyStoredChain, type AuditAnchor, type AuditVerdict } from '../provisioning/audit.ts'
 import type { AuditEntry, Job, StoreOps, StripeEventRecord, Tenant, TenantFilter } from '../store/store.ts'
 import { billingStateOf, type SubscriptionFacts } from './billing-state.ts'
 import { BILLING, INFRA, deriveTenantState, type TenantState } from './lifecycle.ts'
@@ -220,12 +220,12 @@ export class TenantAdmin {
   }
 
   /**
-   * Whether this process holds the key the chain was written with (checked on its first
-   * entry, O(1)): a tool run with the wrong PROVISION_AUDIT_SECRET must not append to it.
+   * Whether this process holds the key the chain was written with, checked on one entry: by
+   * default the last, which the next append chains to (a tool run with the wrong
+   * PROVISION_AUDIT_SECRET must not append to it); `first`, to tell a wrong key from a break.
    */
-  async auditKeyMatches (): Promise<boolean> {
-    const [first] = await this.store.listAudit({ limit: 1 })
-    return first === undefined || auditMac(this.auditSecret, first.prevMac, first) === first.mac
+  async auditKeyMatches (entry: 'first' | 'last' = 'last'): Promise<boolean> {
+    return auditKeyFits(this.store, this.auditSecret, entry)
   }
 
   /** The whole chain; with an anchor (a head recorded earlier), also that it still reaches it. */
@@ -266,13 +266,16 @@ export class TenantAdmin {
 
   /** Every tenant, oldest first, in pages (no secrets: tenants hold none; welcome tokens are not made). */
   async exportTenants (): Promise<TenantRecord[]> {
-    // Keyed by id: a tenant created meanwhile shifts the pages, and must not appear twice.
-    const all = new Map<string, Tenant>()
-    for (let offset = 0; ; offset += MAX_PAGE) {
-      const page = await this.store.listTenants({ limit: MAX_PAGE, offset })
-      for (const t of page) all.set(t.id, t)
+    // Each page starts after the last tenant read, not at an offset: a tenant deleted between
+    // two reads (a checkout Stripe refused) would shift an offset past one that still exists.
+    const all: Tenant[] = []
+    let after: Tenant | undefined
+    for (;;) {
+      const page = await this.store.listTenants({ limit: MAX_PAGE, after: after === undefined ? undefined : { createdAt: after.createdAt, id: after.id } })
+      all.push(...page)
       if (page.length < MAX_PAGE) break
+      after = page[page.length - 1]
     }
-    return [...all.values()].sort((a, b) => newestFirst(b, a)).map((t) => this.record(t))
+    return all.reverse().map((t) => this.record(t))
   }
 }

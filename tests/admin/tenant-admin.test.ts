@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { pino } from 'pino'
 import { SqliteStore } from '../../api/store/sqlite.ts'
-import type { Tenant } from '../../api/store/store.ts'
+import type { StoreOps, Tenant } from '../../api/store/store.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { JobRunner } from '../../api/provisioning/jobs.ts'
 import { TenantService } from '../../api/tenants/service.ts'
@@ -96,4 +96,49 @@ t.test("a tenant's detail shows its newest audit entries when there are more tha
   const { audit } = await admin.showTenant(id)
   t.equal(audit.length, 5000)
   t.same([audit[0]?.detail, audit.at(-1)?.detail], [{ attempts: 2 }, { attempts: 5001 }], 'the newest 5000, oldest first')
+})
+
+t.test('export reads every tenant once while tenants are removed and added between its pages', async (t) => {
+  for (const change of ['a pending tenant removed', 'a tenant added', 'one removed and one added'] as const) {
+    await t.test(change, async (t) => {
+      const { store, config } = adminOnNewStore(t)
+      const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
+      const tenants = new TenantService({ store, config, jobs })
+      // Two pages and more; every fourth shares its timestamp with the one before.
+      const kept: Array<{ id: string, createdAt: string }> = []
+      await store.transaction(async (tx) => {
+        for (let n = 0; n < 1001; n++) {
+          const id = n.toString(16).padStart(32, '0')
+          const createdAt = new Date(Date.UTC(2026, 0, 1) + (n - (n % 4 === 3 ? 1 : 0)) * 1000).toISOString()
+          await tx.insertTenant({
+            id, name: `T${n}`, email: '', plan: 'solo', slug: `t-${n}`, fqdn: `t-${n}.ctfhive.test`, billing: 'paid', infra: 'ready', subscriptionId: null, customerId: null,
+            billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null,
+            createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null
+          })
+          kept.push({ id, createdAt })
+        }
+      })
+      // The reverse of the listing's order (newest first, then id).
+      const oldestFirst = kept.sort((a, b) => (a.createdAt === b.createdAt ? (a.id < b.id ? 1 : -1) : a.createdAt < b.createdAt ? -1 : 1)).map((x) => x.id)
+      // A checkout in flight: its pending tenant is the newest, on the first page.
+      const inFlight = await tenants.createPendingTenant({ name: 'In Flight', email: '', plan: 'solo' })
+      let added: string | undefined
+      let pages = 0
+      const watched: StoreOps = Object.create(store)
+      watched.listTenants = async (f) => {
+        const page = await store.listTenants(f)
+        if (++pages === 1) {
+          // Stripe refused the checkout; another buyer's checkout began.
+          if (change !== 'a tenant added') await tenants.removePendingTenant(inFlight.id, 'stripe_checkout_failed')
+          if (change !== 'a pending tenant removed') added = (await tenants.createPendingTenant({ name: 'Newer', email: '', plan: 'solo' })).id
+        }
+        return page
+      }
+      const admin = new TenantAdmin({ store: watched, tenants, auditSecret: config.auditSecret })
+      const exported = (await admin.exportTenants()).map((x) => x.tenant_id)
+      t.ok(pages >= 3, `read in pages (${pages})`)
+      t.same(exported.filter((id) => id !== inFlight.id && id !== added), oldestFirst, 'every tenant there throughout, once each, oldest first')
+      t.equal(new Set(exported).size, exported.length, 'no tenant twice')
+    })
+  }
 })

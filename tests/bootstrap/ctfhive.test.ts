@@ -3,6 +3,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { main } from '../../bootstrap/ctfhive.ts'
+import { appendAudit } from '../../api/provisioning/audit.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
 import { nextMillisecond } from '../helpers/until.ts'
@@ -172,6 +173,28 @@ t.test('audit verify: a missing or wrong key is a key problem, not tampering', a
 
   // The server's key verifies the same chain.
   t.equal((await run(['audit', 'verify'])).code, 0)
+})
+
+t.test('a chain whose key changed midway: appends need the last entry\'s key; verify says the key changed', async (t) => {
+  const { app, run, store } = await setup(t)
+  await pendingTenant(app, 'Before The Change')
+  // A server of an earlier release restarted under another key went on appending under it.
+  const changed = 'audit-secret-changed-midway-0123456789abcdef'
+  await appendAudit(store, changed, 'b'.repeat(32), 'step.after_change', {})
+
+  const underFirst = await run(['replay', 'evt_none'])
+  t.equal(underFirst.code, 2, 'the first entry\'s key would append onto an entry written under another')
+  t.match(underFirst.stderr, /^error: PROVISION_AUDIT_SECRET does not match the audit chain in this database \(its last entry/)
+  const underLast = await run(['replay', 'evt_none'], { PROVISION_AUDIT_SECRET: changed })
+  t.equal(underLast.code, 1, 'the last entry\'s key passes the check (the event is then not found)')
+  t.match(underLast.stderr, /No stored event has the id evt_none/)
+
+  const verifyLast = await run(['audit', 'verify', '--json'], { PROVISION_AUDIT_SECRET: changed })
+  t.equal(verifyLast.code, 1)
+  t.match(JSON.parse(verifyLast.stdout), { ok: false, badSeq: 1, problem: 'key_mismatch', reason: /matches its last: the key was changed/ })
+  const verifyFirst = await run(['audit', 'verify'])
+  t.equal(verifyFirst.code, 1)
+  t.match(verifyFirst.stdout, /^audit chain BROKEN at seq 2 \(modified\)/, 'under the first key: the break where the other key began')
 })
 
 t.test('audit verify: an unset key on a chain written under the dev default is fine', async (t) => {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { DatabaseSync } from 'node:sqlite'
-import { appendAudit, auditMac, canonicalJson, parseAuditAnchor, verifyAuditChain, verifyStoredChain, GENESIS_MAC } from '../../api/provisioning/audit.ts'
+import { appendAudit, auditMac, canonicalJson, parseAuditAnchor, verifyAuditChain, verifyStoredChain, GENESIS_MAC, type AuditAnchor } from '../../api/provisioning/audit.ts'
+import type { AuditEntry, StoreOps } from '../../api/store/store.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import { tempDbPath } from '../helpers/build-app.ts'
 
@@ -129,7 +130,7 @@ t.test('anchors are read as seq:mac and nothing else', async (t) => {
   }
 })
 
-t.test('the stored chain is verified past its first page of 5000 entries', async (t) => {
+t.test('the stored chain is verified past its first page (of VERIFY_PAGE entries)', async (t) => {
   const store = new SqliteStore({ path: tempDbPath(t) })
   t.teardown(() => store.close())
   const secret = 'audit-secret-for-pages'
@@ -138,4 +139,64 @@ t.test('the stored chain is verified past its first page of 5000 entries', async
   t.match(ok, { ok: true, entries: 5002, lastSeq: 5002 })
   const anchored = await verifyStoredChain(store, secret, { seq: 5002, mac: (ok as { lastMac: string }).lastMac })
   t.equal(anchored.ok, true, 'a head recorded past the first page is reached')
+})
+
+/** A chain of `n` real entries, and a store that serves an edited copy of it (listAudit only). */
+function servedChain (n: number): { entries: AuditEntry[], serve: (edited: AuditEntry[], onRead?: () => void) => StoreOps } {
+  const entries: AuditEntry[] = []
+  let prevMac = GENESIS_MAC
+  for (let seq = 1; seq <= n; seq++) {
+    const e = { seq, at: `2026-01-01T00:00:${String(seq).padStart(2, '0')}.000Z`, tenant: `${seq % 3}`.repeat(32), action: `step.${seq}`, detail: { seq } }
+    const mac = auditMac(SECRET, prevMac, e)
+    entries.push({ ...e, prevMac, mac })
+    prevMac = mac
+  }
+  const serve = (edited: AuditEntry[], onRead?: () => void): StoreOps => ({
+    // As the stores read it: seq order, after a seq, at most `limit`.
+    listAudit: async (f: { afterSeq?: number, limit?: number }) => {
+      onRead?.()
+      return edited.filter((e) => e.seq > (f.afterSeq ?? 0)).sort((a, b) => a.seq - b.seq).slice(0, f.limit ?? 1000).map((e) => ({ ...e }))
+    }
+  } as unknown as StoreOps)
+  return { entries, serve }
+}
+
+t.test('the stored chain read in pages gets the verdicts of the whole chain, breaks at page boundaries included', async (t) => {
+  const { entries, serve } = servedChain(12)
+  const at = (seq: number): AuditEntry => entries[seq - 1]!
+  const cases: Array<{ name: string, edit: (c: AuditEntry[]) => AuditEntry[], anchor?: AuditAnchor, expect: Record<string, unknown> }> = [
+    { name: 'intact', edit: (c) => c, expect: { ok: true, entries: 12, lastSeq: 12, lastMac: at(12).mac } },
+    { name: 'an anchor on a later page', edit: (c) => c, anchor: { seq: 10, mac: at(10).mac }, expect: { ok: true, entries: 12, lastSeq: 12 } },
+    { name: 'an anchor on a later page naming another entry', edit: (c) => c, anchor: { seq: 10, mac: at(9).mac }, expect: { ok: false, entries: 12, badSeq: 10, problem: 'modified' } },
+    { name: 'an anchor past the end', edit: (c) => c.slice(0, 9), anchor: { seq: 10, mac: at(10).mac }, expect: { ok: false, entries: 9, badSeq: 10, problem: 'truncated' } },
+    { name: 'the first entry of the second page edited', edit: (c) => c.map((e) => e.seq === 5 ? { ...e, detail: { seq: 99 } } : e), expect: { ok: false, entries: 12, badSeq: 5, problem: 'modified', reason: 'content does not match its MAC' } },
+    { name: 'the last entry of the first page edited', edit: (c) => c.map((e) => e.seq === 4 ? { ...e, action: 'forged' } : e), expect: { ok: false, entries: 12, badSeq: 4, problem: 'modified' } },
+    { name: 'entries deleted across a boundary', edit: (c) => c.filter((e) => e.seq !== 4 && e.seq !== 5), expect: { ok: false, entries: 10, badSeq: 6, problem: 'removed' } },
+    { name: 'an entry deleted, the rest renumbered', edit: (c) => c.filter((e) => e.seq !== 4).map((e) => e.seq > 4 ? { ...e, seq: e.seq - 1 } : e), expect: { ok: false, entries: 11, badSeq: 4, problem: 'removed', reason: 'the entry before seq 4 is missing (seq renumbered by 1)' } },
+    { name: 'prev_mac naming an entry on an earlier page', edit: (c) => c.map((e) => e.seq === 5 ? { ...e, prevMac: at(2).mac } : e), expect: { ok: false, entries: 12, badSeq: 5, problem: 'removed', reason: 'prev_mac points at seq 2, not seq 4: entries were removed' } },
+    { name: 'prev_mac naming the genesis', edit: (c) => c.map((e) => e.seq === 9 ? { ...e, prevMac: GENESIS_MAC } : e), expect: { ok: false, entries: 12, badSeq: 9, problem: 'removed', reason: 'prev_mac points at seq 0, not seq 8: entries were removed' } },
+    { name: 'entries swapped across a boundary', edit: (c) => c.map((e) => e.seq === 4 ? { ...at(5), seq: 4 } : e.seq === 5 ? { ...at(4), seq: 5 } : e), expect: { ok: false, entries: 12, badSeq: 4, problem: 'reordered', reason: 'prev_mac points at seq 5, which comes later' } },
+    { name: 'prev_mac naming nothing', edit: (c) => c.map((e) => e.seq === 9 ? { ...e, prevMac: '1'.repeat(64) } : e), expect: { ok: false, entries: 12, badSeq: 9, problem: 'modified', reason: 'prev_mac does not match the previous entry' } }
+  ]
+  for (const c of cases) {
+    const edited = c.edit(entries.map((e) => ({ ...e })))
+    const whole = verifyAuditChain(SECRET, [...edited].sort((a, b) => a.seq - b.seq), c.anchor)
+    t.match(whole, c.expect, `${c.name}: the whole chain's verdict`)
+    for (const pageSize of [1, 3, 4, 5, 1000]) {
+      t.same(await verifyStoredChain(serve(edited), SECRET, c.anchor, { pageSize }), whole, `${c.name}: the same in pages of ${pageSize}`)
+    }
+  }
+})
+
+t.test('the event loop gets turns while a stored chain is verified in pages', async (t) => {
+  const { entries, serve } = servedChain(12)
+  let turned = false
+  const turnedAtRead: boolean[] = []
+  const ops = serve(entries, () => { turnedAtRead.push(turned) })
+  // Queued before the verification starts; it can only run when the verification yields.
+  setImmediate(() => { turned = true })
+  const verdict = await verifyStoredChain(ops, SECRET, undefined, { pageSize: 4 })
+  t.match(verdict, { ok: true, entries: 12 })
+  // Three full pages, then an empty read; the first is read at once.
+  t.same(turnedAtRead, [false, true, true, true], 'a callback waiting on the event loop ran between the pages, before the verdict')
 })

@@ -192,6 +192,33 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same((await store.listTenants({ billing: 'paid' }))[0], made[6], 'listed tenants are whole records')
   })
 
+  t.test('tenants: keyset pages after a tenant, ties by id, unmoved by rows deleted or added meanwhile', async (t) => {
+    const { store } = await fresh(t)
+    const made: Tenant[] = []
+    for (let i = 0; i < 9; i++) {
+      // Three tenants to a timestamp: the id orders them.
+      const tn = makeTenant({ id: `${String(i).padStart(2, '0')}`.padEnd(32, 'a'), createdAt: `2026-01-0${Math.floor(i / 3) + 1}T00:00:00.000Z`, billing: i % 2 === 0 ? 'paid' : 'pending' })
+      made.push(tn)
+      await store.insertTenant(tn)
+    }
+    const order = [...made].sort((a, b) => (a.createdAt === b.createdAt ? (a.id < b.id ? -1 : 1) : a.createdAt < b.createdAt ? 1 : -1))
+    const key = (x: Tenant): { createdAt: string, id: string } => ({ createdAt: x.createdAt, id: x.id })
+    t.same((await store.listTenants()).map((x) => x.id), order.map((x) => x.id), 'newest first, then id')
+    for (let i = 0; i < order.length; i++) {
+      t.same((await store.listTenants({ after: key(order[i]!) })).map((x) => x.id), order.slice(i + 1).map((x) => x.id), `after #${i}`)
+    }
+    t.same((await store.listTenants({ after: key(order[1]!), limit: 2 })).map((x) => x.id), order.slice(2, 4).map((x) => x.id), 'after, with a limit')
+    const paid = order.filter((x) => x.billing === 'paid')
+    t.same((await store.listTenants({ billing: 'paid', after: key(paid[1]!) })).map((x) => x.id), paid.slice(2).map((x) => x.id), 'after, with a filter')
+
+    // Page 1 read; then the last tenant it holds is deleted and a newer one added.
+    const page1 = await store.listTenants({ limit: 4 })
+    await store.deleteTenant(page1[3]!.id)
+    await store.insertTenant(makeTenant({ createdAt: '2026-02-01T00:00:00.000Z' }))
+    const page2 = await store.listTenants({ limit: 4, after: key(page1[3]!) })
+    t.same(page2.map((x) => x.id), order.slice(4, 8).map((x) => x.id), 'the next page starts where the first ended, though its last row is gone')
+  })
+
   t.test('slugs: a taken one names its tenant, inside a transaction too', async (t) => {
     const { store } = await fresh(t)
     const a = makeTenant()
