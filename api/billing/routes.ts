@@ -80,7 +80,8 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
         const { field } = validationMessage(err)
         return reply.redirect(`/register?plan=${encodeURIComponent(plan ?? '')}&error=invalid_request&field=${encodeURIComponent(field)}`, 303)
       }
-      return reply.redirect(`/register?${plan === undefined ? '' : `plan=${encodeURIComponent(plan)}&`}error=${err.code}`, 303)
+      const field = isAppError(err) && typeof err.extra.field === 'string' ? `&field=${encodeURIComponent(err.extra.field)}` : ''
+      return reply.redirect(`/register?${plan === undefined ? '' : `plan=${encodeURIComponent(plan)}&`}error=${err.code}${field}`, 303)
     },
     schema: {
       summary: 'Start a checkout for a plan',
@@ -132,8 +133,11 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
         cancel_url: config.stripe.cancelUrl
       }, `ctfhive-checkout-${tenant.id}`)
     } catch (err) {
-      request.log.error({ err, tenant: tenant.id }, 'stripe checkout failed')
-      await tenants.removePendingTenant(tenant.id, 'stripe checkout failed')
+      // An address our schema took and Stripe refuses is the buyer's to fix, not ours to retry.
+      const badEmail = err instanceof StripeError && err.type === 'invalid_request_error' && err.param === 'customer_email'
+      request.log[badEmail ? 'info' : 'error']({ err, tenant: tenant.id }, 'stripe checkout failed')
+      await tenants.removePendingTenant(tenant.id, badEmail ? 'email refused by stripe' : 'stripe checkout failed')
+      if (badEmail) throw new AppError('invalid_request', 'body.email: Stripe does not accept this email address.', { field: 'email' })
       const extra = err instanceof StripeError ? { stripe_error: { type: err.type, code: err.code } } : {}
       throw new AppError('stripe_checkout_failed', 'Stripe could not start the checkout; please try again.', extra)
     }

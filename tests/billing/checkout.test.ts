@@ -196,6 +196,21 @@ t.test('a price variable left empty: 503 before any tenant exists', async (t) =>
   t.equal(fake.requests.length, 0, 'Stripe was not called')
 })
 
+t.test('an email Stripe refuses is the buyer\'s to fix: 400 naming the field, nothing left behind', async (t) => {
+  const { app, store, fake } = await stripeApp(t)
+  const refusal = { status: 400, body: { error: { type: 'invalid_request_error', code: 'email_invalid', message: 'Invalid email address: tom@example.c', param: 'customer_email' } } }
+  fake.queueReply('POST /v1/checkout/sessions', refusal)
+  const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', email: 'tom@example.c' } })
+  t.equal(r.statusCode, 400)
+  t.match(r.json(), { error: 'invalid_request', field: 'email', message: /email/ })
+  t.equal(await store.countTenants(), 0, 'the pending tenant is removed')
+  fake.queueReply('POST /v1/checkout/sessions', refusal)
+  const form = await app.inject({ method: 'POST', url: '/billing/checkout', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }, payload: 'plan=standard&email=tom%40example.c' })
+  t.equal(form.statusCode, 303)
+  t.equal(form.headers.location, '/register?plan=standard&error=invalid_request&field=email', 'back to the form, at the email field')
+  t.equal(await store.countTenants(), 0)
+})
+
 t.test('a Stripe failure: 502 and the pending tenant is removed', async (t) => {
   const { app, store, fake } = await stripeApp(t)
   fake.queueReply('POST /v1/checkout/sessions', { status: 400, body: { error: { type: 'invalid_request_error', code: 'resource_missing', message: 'No such price', param: 'line_items[0][price]' } } })
