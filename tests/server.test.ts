@@ -4,7 +4,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
@@ -263,6 +263,21 @@ t.test('a store that cannot be opened stops the start with one line, no stack, n
   t.equal(lines.length, 1, `one line: ${r.stderr}`)
   t.match(lines[0], /^ctfhive: could not open the store: could not connect to PostgreSQL: .*ECONNREFUSED/)
   t.notMatch(r.stderr, /pw-must-not-show/)
+
+  // A SQLite file that cannot be opened (its directory is a file): the line names it.
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-open-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'not-a-dir'), '')
+  const file = join(dir, 'not-a-dir', 'ctfhive.db')
+  const sqlite = spawnSync(process.execPath, ['api/server.ts'], {
+    cwd: new URL('..', import.meta.url),
+    env: { PATH: process.env.PATH ?? '', DATABASE_URL: `sqlite:${file}`, LOG_LEVEL: 'silent' },
+    encoding: 'utf8',
+    timeout: 60_000
+  })
+  t.equal(sqlite.status, 1, 'exit 1')
+  t.equal(sqlite.stderr.trim().split('\n').length, 1, `one line: ${sqlite.stderr}`)
+  t.ok(sqlite.stderr.startsWith(`ctfhive: could not open the store: ${file}: `), `the file is named: ${sqlite.stderr}`)
 })
 
 t.test('a PROVISION_AUDIT_SECRET that is not the chain\'s key stops the start with one line; the chain\'s key, or an empty chain, starts', async (t) => {

@@ -1,7 +1,7 @@
 // Picks the store adapter from DATABASE_URL.
 import { existsSync } from 'node:fs'
 import type { Config } from '../config.ts'
-import type { Store } from './store.ts'
+import { StoreError, type Store } from './store.ts'
 import { refuseUnlessCurrent } from './migrations.ts'
 import { SqliteStore, sqlitePathFromUrl } from './sqlite.ts'
 
@@ -14,7 +14,17 @@ import { SqliteStore, sqlitePathFromUrl } from './sqlite.ts'
 export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opts: { migrate?: boolean } = {}): Promise<Store> {
   const migrate = opts.migrate ?? true
   // SQLite refuses in its constructor, before its pragmas touch the file.
-  if (config.databaseUrl.startsWith('sqlite:')) return new SqliteStore({ path: sqlitePathFromUrl(config.databaseUrl), migrate })
+  if (config.databaseUrl.startsWith('sqlite:')) {
+    const path = sqlitePathFromUrl(config.databaseUrl)
+    try {
+      return new SqliteStore({ path, migrate })
+    } catch (err) {
+      // SQLite's own words ("unable to open database file") do not say which file; our
+      // refusals (not CTFHive's, behind this release) go on as they are.
+      if (err instanceof StoreError) throw err
+      throw new Error(`${path}: ${(err as Error).message}`, { cause: err })
+    }
+  }
   // Loaded lazily so the embedded default never needs the pg driver at start-up.
   const { PostgresStore } = await import('./postgres.ts')
   const store = new PostgresStore({ url: config.databaseUrl, poolSize: config.pg.poolSize, statementTimeoutMs: config.pg.statementTimeoutMs })
