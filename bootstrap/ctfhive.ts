@@ -76,6 +76,15 @@ function tenantRows (tenants: readonly TenantRecord[]): string[][] {
   return tenants.map((x) => [x.tenant_id, x.state, x.plan, x.name, x.fqdn, x.created_at])
 }
 
+/**
+ * Text for the operator's terminal: names and errors come from buyers and older releases, and a
+ * control character (U+009B is CSI), a line separator or a bidirectional override among them
+ * would act on the terminal or reorder the line. Each is shown as its code; newlines stay.
+ */
+export function forTerminal (text: string): string {
+  return text.replace(/[\p{Cc}\p{Zl}\p{Zp}\u202a-\u202e\u2066-\u2069]/gu, (c) => c === '\n' ? c : `\\u{${c.codePointAt(0)!.toString(16)}}`)
+}
+
 function describeTenant (x: TenantRecord): string {
   const fields: Array<[string, string]> = [
     ['tenant', x.tenant_id], ['name', x.name], ['email', dash(x.email)], ['plan', x.plan],
@@ -103,7 +112,7 @@ async function requireAuditKey (ctx: Ctx): Promise<void> {
 
 async function run (command: string, positionals: string[], values: Record<string, string | boolean | undefined>, ctx: Ctx): Promise<number> {
   const { admin, json, out } = ctx
-  const emit = (data: unknown, human: () => string): void => { out(json ? `${JSON.stringify(data, null, 2)}\n` : human()) }
+  const emit = (data: unknown, human: () => string): void => { out(json ? `${JSON.stringify(data, null, 2)}\n` : forTerminal(human())) }
   switch (command) {
     case 'tenants': {
       if (positionals.length > 0) throw new UsageError('tenants takes no arguments')

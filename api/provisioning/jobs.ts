@@ -79,6 +79,8 @@ export class JobRunner {
   private halted = false
   /** Claims failed in a row (the store refusing writes: a full disk, a read-only standby). */
   private claimFailures = 0
+  /** A kick came while a drain ran: its reads may have been made before the job it announces. */
+  private kickedMeanwhile = false
   private readonly running = new Set<Promise<void>>()
   private readonly controllers = new Set<AbortController>()
   private readonly waiters = new Map<string, Set<() => void>>()
@@ -110,9 +112,16 @@ export class JobRunner {
   /** Looks for due jobs now (after a webhook queued one). */
   kick (): void {
     if (this.stopped) return
-    this.draining ??= this.drain().then((wait) => {
+    if (this.draining !== null) {
+      this.kickedMeanwhile = true
+      return
+    }
+    this.draining = this.drain().then((wait) => {
       this.draining = null
-      this.schedule(wait)
+      // Looked again at once rather than after `wait`: the kick's job may be due now.
+      const again = this.kickedMeanwhile
+      this.kickedMeanwhile = false
+      this.schedule(again ? 0 : wait)
     })
   }
 
@@ -154,10 +163,10 @@ export class JobRunner {
   /**
    * Claims and runs due jobs until none is left or the concurrency is used up; answers how long
    * to wait before looking again. Never sooner than the idle interval when a look would find
-   * nothing new: every slot busy (a job that ends looks at once), a job due but not claimable
-   * (its tenant's other job runs), or a claim that failed (the store refusing writes: a full
-   * disk, a read-only standby), then backing off to a minute rather than retrying, and
-   * logging, hundreds of times a second.
+   * nothing new: every slot busy (a job that ends looks at once), a job due that another
+   * worker took first, or a claim that failed (the store refusing writes: a full disk, a
+   * read-only standby), then backing off to a minute rather than retrying, and logging,
+   * hundreds of times a second.
    */
   private async drain (): Promise<number> {
     const idle = this.opts.idleIntervalMs

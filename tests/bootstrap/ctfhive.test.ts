@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { DatabaseSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
-import { main } from '../../bootstrap/ctfhive.ts'
+import { forTerminal, main } from '../../bootstrap/ctfhive.ts'
 import { appendAudit } from '../../api/provisioning/audit.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
@@ -309,4 +309,20 @@ t.test('a database that is not CTFHive\'s is refused and left as it was', async 
   t.match(r.stderr, /^error: this is not a CTFHive database \(it has no schema_migrations table\): check DATABASE_URL/)
   t.equal(db.prepare('PRAGMA journal_mode').get()?.journal_mode, 'delete', 'not switched to WAL')
   t.same(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((row) => row.name), ['notes'])
+})
+
+t.test('text output shows a control character, line separator or bidirectional override as its code', async (t) => {
+  t.equal(forTerminal('Old\u009b2J\u202eCTF\nnext\u2028line\ttab'), 'Old\\u{9b}2J\\u{202e}CTF\nnext\\u{2028}line\\u{9}tab')
+  t.equal(forTerminal('Flag 🚩 – Ünï'), 'Flag 🚩 – Ünï', 'anything printable is left alone')
+})
+
+t.test('a name an older release stored with a terminal control sequence is listed with its codes', async (t) => {
+  const { app, store, run } = await setup(t)
+  const id = await pendingTenant(app, 'Old CTF')
+  await store.updateTenant(id, { name: 'Old\u009b2J\u202eCTF' })
+  const listed = await run(['tenants'])
+  t.match(listed.stdout, 'Old\\u{9b}2J\\u{202e}CTF')
+  t.notMatch(listed.stdout, /[\u009b\u202e]/, 'no raw control reaches the terminal')
+  const json = await run(['tenant', id, '--json'])
+  t.equal(JSON.parse(json.stdout).tenant.name, 'Old\u009b2J\u202eCTF', 'JSON keeps the name as stored')
 })

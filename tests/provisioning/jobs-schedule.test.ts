@@ -95,3 +95,40 @@ t.test('a job due that another worker takes first: looked at again after the idl
   await sleep(WATCH_MS)
   t.equal(calls.claimNextJob, 1, 'one claim, not one every few milliseconds')
 })
+
+t.test('a kick while a drain reads is not lost: a job queued meanwhile starts at once, not after the idle interval', async (t) => {
+  // The next read of what is due is held after it answered "nothing", as a slow round trip would.
+  let hold: { reached: () => void, gate: Promise<void> } | undefined
+  const wrap = (store: SqliteStore): Store => new Proxy(store, {
+    get (target, prop) {
+      const value = Reflect.get(target, prop, target)
+      if (typeof value !== 'function') return value
+      if (prop !== 'nextJobDueAt') return value.bind(target)
+      return async () => {
+        const due = await value.apply(target, [])
+        const h = hold
+        hold = undefined
+        if (h !== undefined) { h.reached(); await h.gate }
+        return due
+      }
+    }
+  })
+  const executor = new FakeExecutor()
+  const { store, runner, job } = await directRunner(t, { executor, wrap })
+  await store.updateJob(job.id, { runAfter: Date.now() + 3_600_000 })
+  runner.start()
+  await sleep(20)
+  const reached = Promise.withResolvers<void>()
+  const gate = Promise.withResolvers<void>()
+  hold = { reached: reached.resolve, gate: gate.promise }
+  runner.kick()
+  await reached.promise
+  // A webhook queues a due job and kicks while that read is still on its way back.
+  await store.updateJob(job.id, { runAfter: 0 })
+  runner.kick()
+  gate.resolve()
+  // The idle interval here is a minute: the job starts within seconds only if the kick counted.
+  const started = Date.now()
+  while (executor.calls.create === 0 && Date.now() - started < 10_000) await sleep(10)
+  t.equal(executor.calls.create, 1, 'the job started')
+})

@@ -555,6 +555,33 @@ if (server !== undefined) {
     t.same([pauseA.counts.deadlocks, pauseB.counts.deadlocks], [0, 0], 'neither was failed for a deadlock (and rerun)')
     t.equal(await storeA.findTenantIdBySubscription(sub), pending.id)
   })
+
+  t.test('a tenant taking a subscription on (its audit entry written) while a Payment Link checkout adopts it: no deadlock', async (t) => {
+    // A appends to the audit chain (its lock) and then needs the subscription's; B, adopting,
+    // holds the subscription's and needs the chain's to record its new tenant. A takes the
+    // subscription's lock before any audit entry, so B waits for A instead of each for the other.
+    const url = await server.createDatabase()
+    const storeA = await open(url)
+    const storeB = await open(url)
+    t.teardown(async () => { await storeA.close(); await storeB.close() })
+    const { app: a } = await buildTestApp(t, { store: storeA })
+    const { app: b } = await buildTestApp(t, { store: storeB })
+    const pending = await a.tenants.createPendingTenant({ name: 'Ours', email: 'ops@ours.test', plan: 'pro' })
+    const sub = 'sub_shared'
+    const taking = makeEvent('customer.subscription.created', subscription({ id: sub, tenantId: pending.id, status: 'active', lookupKey: 'ctfhive_pro_monthly' }), { created: 1_900_000_000 })
+    const adopting = makeEvent('checkout.session.completed', checkoutSession({ subscription: sub, created: 1_900_000_003 }), { created: 1_900_000_003 })
+    const pauseA = pauseAfter(storeA, ['appendAudit'])
+    const pauseB = pauseAfter(storeB, [])
+
+    const answerA = deliver(a, taking)
+    await pauseA.paused
+    const answerB = deliver(b, adopting)
+    await backendWhere(url, "wait_event_type = 'Lock'", 'waiting on a lock')
+    pauseA.release()
+    const [ra, rb] = await Promise.all([answerA, answerB])
+    t.same([pauseA.counts.deadlocks, pauseB.counts.deadlocks], [0, 0], 'neither was failed for a deadlock (and rerun)')
+    t.match([ra.json(), rb.json()], [{ status: 'ok', tenant_id: pending.id }, { tenant_id: pending.id }], 'one tenant: the adopting checkout found ours')
+  })
 }
 
 t.test('a host that accepts connections and never answers: the store gives up instead of hanging', async (t) => {

@@ -1,7 +1,9 @@
 -- An older release's checkout took any name of 1 to 80 characters, control characters
--- included, and PostgreSQL's text refuses NUL: such a name stopped db:to-postgres. The names
--- are cleaned as those Stripe hands us are now (tenants/name.ts): each run of C0 controls and
--- DEL becomes one space, the ends are trimmed, and a name left empty is the default one.
+-- included, and PostgreSQL's text refuses NUL: such a name stopped db:to-postgres. Only that
+-- part of today's rule (tenants/name.ts) is applied here: each run of C0 controls and DEL
+-- becomes one space, spaces at the ends are trimmed, and a name left empty is the default one.
+-- The rest (C1 controls, bidirectional overrides, nothing visible) is not, as SQL cannot say it
+-- for both stores alike; the operator CLI shows such characters as their codes.
 WITH RECURSIVE
   dirty (id, name) AS (
     SELECT id, name FROM tenants
