@@ -101,37 +101,29 @@ t.test('migration 003 gives the jobs an older release left the time of their las
   t.same(await store.schema(), { initialized: true, pending: [], unknown: [] })
 })
 
-t.test('migration 008 renames the tenants an older release named after a whole session id', async (t) => {
-  const path = tempPath(t)
-  const old = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
-  const ids = []
-  for (const [before] of SESSION_NAMES) {
-    const tenant = makeTenant({ name: before })
-    await old.insertTenant(tenant)
-    ids.push(tenant.id)
-  }
-  await old.close()
-  raw(t, path).exec(rollbackSql(7))
-  const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
-  t.teardown(() => store.close())
-  t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), SESSION_NAMES.map(([, after]) => after))
-})
+// Each data migration, run over the names an older release stored: before → after.
+for (const [what, names, below] of [
+  ['008 renames the tenants an older release named after a whole session id', SESSION_NAMES, 7],
+  ['010 cleans the control characters out of the names an older release took', CONTROL_NAMES, 9]
+] as const) {
+  t.test(`migration ${what}`, async (t) => {
+    const path = tempPath(t)
+    const old = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+    const ids = []
+    for (const [before] of names) {
+      const tenant = makeTenant({ name: before })
+      await old.insertTenant(tenant)
+      ids.push(tenant.id)
+    }
+    await old.close()
+    raw(t, path).exec(rollbackSql(below))
+    const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+    t.teardown(() => store.close())
+    t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), names.map(([, after]) => after))
+  })
+}
 
-t.test('migration 010 cleans the control characters out of the names an older release took', async (t) => {
-  const path = tempPath(t)
-  const old = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
-  const ids = []
-  for (const [before] of CONTROL_NAMES) {
-    const tenant = makeTenant({ name: before })
-    await old.insertTenant(tenant)
-    ids.push(tenant.id)
-  }
-  await old.close()
-  raw(t, path).exec(rollbackSql(9))
-  const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
-  t.teardown(() => store.close())
-  t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), CONTROL_NAMES.map(([, after]) => after))
-  // The same rule as the names Stripe hands us now, wherever there was something to clean.
+t.test('migration 010 applies the C0/DEL part of the rule for names Stripe hands us now', async (t) => {
   for (const [before, after] of CONTROL_NAMES) {
     if (/[\u0000-\u001f\u007f]/.test(before)) t.equal(after, cleanName(before) ?? 'ctfhive-event', JSON.stringify(before))
   }

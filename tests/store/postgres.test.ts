@@ -132,38 +132,28 @@ if (server !== undefined) {
     t.same(await store.schema(), { initialized: true, pending: [], unknown: [] })
   })
 
-  t.test('migration 008 renames the tenants an older release named after a whole session id', async (t) => {
-    const url = await server.createDatabase()
-    const first = await open(url)
-    const ids = []
-    for (const [before] of SESSION_NAMES) {
-      const tenant = makeTenant({ name: before })
-      await first.insertTenant(tenant)
-      ids.push(tenant.id)
-    }
-    await poolOf(first).query(rollbackSql(7))
-    await first.close()
-    const store = await open(url)
-    t.teardown(() => store.close())
-    t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), SESSION_NAMES.map(([, after]) => after))
-  })
-
-  t.test('migration 010 cleans the control characters out of the names an older release took', async (t) => {
-    const url = await server.createDatabase()
-    const first = await open(url)
-    const names = CONTROL_NAMES.filter(([before]) => !before.includes('\u0000'))
-    const ids = []
-    for (const [before] of names) {
-      const tenant = makeTenant({ name: before })
-      await first.insertTenant(tenant)
-      ids.push(tenant.id)
-    }
-    await poolOf(first).query(rollbackSql(9))
-    await first.close()
-    const store = await open(url)
-    t.teardown(() => store.close())
-    t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), names.map(([, after]) => after))
-  })
+  // Each data migration, run over the names an older release stored: before → after.
+  for (const [what, names, below] of [
+    ['008 renames the tenants an older release named after a whole session id', SESSION_NAMES, 7],
+    // PostgreSQL's text never held a NUL.
+    ['010 cleans the control characters out of the names an older release took', CONTROL_NAMES.filter(([before]) => !before.includes('\u0000')), 9]
+  ] as const) {
+    t.test(`migration ${what}`, async (t) => {
+      const url = await server.createDatabase()
+      const first = await open(url)
+      const ids = []
+      for (const [before] of names) {
+        const tenant = makeTenant({ name: before })
+        await first.insertTenant(tenant)
+        ids.push(tenant.id)
+      }
+      await poolOf(first).query(rollbackSql(below))
+      await first.close()
+      const store = await open(url)
+      t.teardown(() => store.close())
+      t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), names.map(([, after]) => after))
+    })
+  }
 
   t.test('rate counts: the rows of windows that ended are deleted when a new window begins', async (t) => {
     const store = await open(await server.createDatabase())
