@@ -14,6 +14,7 @@ import { TenantAdmin, MAX_PAGE, type TenantRecord } from '../api/tenants/admin.t
 import { parseAuditAnchor } from '../api/provisioning/audit.ts'
 import { STATES, type TenantState } from '../api/tenants/lifecycle.ts'
 import { TenantService } from '../api/tenants/service.ts'
+import { BANNED_CHARACTER } from '../api/tenants/name.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
 
@@ -79,10 +80,11 @@ function tenantRows (tenants: readonly TenantRecord[]): string[][] {
 /**
  * Text for the operator's terminal: names and errors come from buyers and older releases, and a
  * control character (U+009B is CSI), a line separator or a bidirectional override among them
- * would act on the terminal or reorder the line. Each is shown as its code; newlines stay.
+ * would act on the terminal or reorder the line. Each character a name may not hold
+ * (api/tenants/name.ts) is shown as its code; newlines stay.
  */
 export function forTerminal (text: string): string {
-  return text.replace(/[\p{Cc}\p{Zl}\p{Zp}\u202a-\u202e\u2066-\u2069]/gu, (c) => c === '\n' ? c : `\\u{${c.codePointAt(0)!.toString(16)}}`)
+  return text.replace(BANNED_CHARACTER, (c) => c === '\n' ? c : `\\u{${c.codePointAt(0)!.toString(16)}}`)
 }
 
 function describeTenant (x: TenantRecord): string {

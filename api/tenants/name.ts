@@ -16,6 +16,8 @@ const VISIBLE = '\\p{L}\\p{N}\\p{P}\\p{S}'
 export const NAME_PATTERN = `^(?=.*[${VISIBLE}])[^${BANNED}]*$`
 
 const BANNED_RUN = new RegExp(`[${BANNED}]+`, 'gu')
+/** One character a name may not hold (global: for replacing each). */
+export const BANNED_CHARACTER = new RegExp(`[${BANNED}]`, 'gu')
 const HAS_VISIBLE = new RegExp(`[${VISIBLE}]`, 'u')
 
 /** As long as a name may be at checkout, in characters (code points). */

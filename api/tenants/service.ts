@@ -289,7 +289,7 @@ export class TenantService {
       // (invisible here on PostgreSQL). Then it has and is found, or its catch-up, which lists
       // under this lock, sees this event held; and two deliveries that may each adopt it (the
       // webhook, the success page) make one tenant. Taken holding no tenant's row, as the
-      // catch-up below takes it holding one: never both ways round, so no deadlock.
+      // linking below takes it holding one: never both ways round, so no deadlock.
       await tx.lockSubscription(sub)
       locked = true
       tenant = await this.findTenant(tx, intent)
@@ -309,10 +309,12 @@ export class TenantService {
     // meanwhile was committed before, or waits for this transaction and then finds the tenant.
     // Taken before any audit entry (the chain's own lock): an adopter holds this lock when it
     // appends, so the two are always taken in this order.
-    if (result.newSubscription && sub !== undefined && !locked) await tx.lockSubscription(sub)
-    // Indexed once, when the tenant first hears of it (same transaction), so the
-    // subscription's later events find the tenant, ended or not.
-    if (result.newSubscription && sub !== undefined) await tx.linkSubscription(sub, tenant.id)
+    if (result.newSubscription && sub !== undefined) {
+      if (!locked) await tx.lockSubscription(sub)
+      // Indexed once, when the tenant first hears of it (same transaction), so the
+      // subscription's later events find the tenant, ended or not.
+      await tx.linkSubscription(sub, tenant.id)
+    }
     // A stale or terminal event may still add to the facts underneath.
     const patch: TenantPatch = { ...result.patch }
     let provision = result.startProvisioning

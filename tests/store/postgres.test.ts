@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import pg from 'pg'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -472,6 +472,33 @@ if (server !== undefined) {
     return { paused, release, counts }
   }
 
+  /** Two app instances on one new database, as two servers behind a load balancer. */
+  const twoInstances = async (t: Test) => {
+    const url = await server.createDatabase()
+    const storeA = await open(url)
+    const storeB = await open(url)
+    t.teardown(async () => { await storeA.close(); await storeB.close() })
+    const { app: a } = await buildTestApp(t, { store: storeA })
+    const { app: b } = await buildTestApp(t, { store: storeB })
+    return { url, storeA, storeB, a, b }
+  }
+
+  /**
+   * A delivers `first` and stops once one of `pauseOn` has answered; B then delivers `second`
+   * until it waits on a lock; A goes on. The answers, and how many deadlocks each side was failed for.
+   */
+  const lockRace = async (i: Awaited<ReturnType<typeof twoInstances>>, first: ReturnType<typeof makeEvent>, pauseOn: string[], second: ReturnType<typeof makeEvent>) => {
+    const pauseA = pauseAfter(i.storeA, pauseOn)
+    const pauseB = pauseAfter(i.storeB, [])
+    const answerA = deliver(i.a, first)
+    await pauseA.paused
+    const answerB = deliver(i.b, second)
+    await backendWhere(i.url, "wait_event_type = 'Lock'", 'waiting on a lock')
+    pauseA.release()
+    const [ra, rb] = await Promise.all([answerA, answerB])
+    return { ra, rb, deadlocks: [pauseA.counts.deadlocks, pauseB.counts.deadlocks] }
+  }
+
   // Two instances: A takes a subscription on (and lists the events held for it), while B's
   // event about that subscription finds no tenant yet. Whichever order they commit in, B's
   // event must end applied to A's tenant: answered by B once A has committed, or held by B
@@ -481,12 +508,7 @@ if (server !== undefined) {
     ['a subscription event naming our tenant', 'invoice.paid']
   ] as const) {
     t.test(`${adopter} taking a subscription on while another instance gets an event about it: the event is applied`, async (t) => {
-      const url = await server.createDatabase()
-      const storeA = await open(url)
-      const storeB = await open(url)
-      t.teardown(async () => { await storeA.close(); await storeB.close() })
-      const { app: a } = await buildTestApp(t, { store: storeA })
-      const { app: b } = await buildTestApp(t, { store: storeB })
+      const { url, storeA, a, b } = await twoInstances(t)
       const sub = 'sub_taken_on'
       const base = 1_900_000_000
       let adopting, held
@@ -521,28 +543,16 @@ if (server !== undefined) {
     // Each event names the tenant and the subscription; the first to lock something waits
     // while the other runs as far as it can. Locks taken in opposite orders would deadlock,
     // and PostgreSQL would fail one (after deadlock_timeout) for a rerun.
-    const url = await server.createDatabase()
-    const storeA = await open(url)
-    const storeB = await open(url)
-    t.teardown(async () => { await storeA.close(); await storeB.close() })
-    const { app: a } = await buildTestApp(t, { store: storeA })
-    const { app: b } = await buildTestApp(t, { store: storeB })
+    const two = await twoInstances(t)
+    const { storeA, a } = two
     const pending = await a.tenants.createPendingTenant({ name: 'Ours', email: 'ops@ours.test', plan: 'standard' })
     const sub = 'sub_ours'
     const completed = makeEvent('checkout.session.completed', checkoutSession({ tenantId: pending.id, plan: 'standard', subscription: sub }), { created: 1_900_000_010 })
     const created = makeEvent('customer.subscription.created', subscription({ id: sub, tenantId: pending.id, status: 'active', lookupKey: 'ctfhive_standard_monthly' }), { created: 1_900_000_009 })
-    const pauseA = pauseAfter(storeA, ['lockSubscription', 'getTenantForUpdate'])
-    const pauseB = pauseAfter(storeB, [])
-
-    const answerA = deliver(a, completed)
-    await pauseA.paused
-    const answerB = deliver(b, created)
-    await backendWhere(url, "wait_event_type = 'Lock'", 'waiting on a lock')
-    pauseA.release()
-    const [ra, rb] = await Promise.all([answerA, answerB])
+    const { ra, rb, deadlocks } = await lockRace(two, completed, ['lockSubscription', 'getTenantForUpdate'], created)
     // The subscription's event is older than the paid checkout already applied: stale.
     t.match([ra.json(), rb.json()], [{ status: 'ok', tenant_id: pending.id }, { status: 'stale', tenant_id: pending.id }])
-    t.same([pauseA.counts.deadlocks, pauseB.counts.deadlocks], [0, 0], 'neither was failed for a deadlock (and rerun)')
+    t.same(deadlocks, [0, 0], 'neither was failed for a deadlock (and rerun)')
     t.equal(await storeA.findTenantIdBySubscription(sub), pending.id)
   })
 
@@ -550,26 +560,13 @@ if (server !== undefined) {
     // A appends to the audit chain (its lock) and then needs the subscription's; B, adopting,
     // holds the subscription's and needs the chain's to record its new tenant. A takes the
     // subscription's lock before any audit entry, so B waits for A instead of each for the other.
-    const url = await server.createDatabase()
-    const storeA = await open(url)
-    const storeB = await open(url)
-    t.teardown(async () => { await storeA.close(); await storeB.close() })
-    const { app: a } = await buildTestApp(t, { store: storeA })
-    const { app: b } = await buildTestApp(t, { store: storeB })
-    const pending = await a.tenants.createPendingTenant({ name: 'Ours', email: 'ops@ours.test', plan: 'pro' })
+    const two = await twoInstances(t)
+    const pending = await two.a.tenants.createPendingTenant({ name: 'Ours', email: 'ops@ours.test', plan: 'pro' })
     const sub = 'sub_shared'
     const taking = makeEvent('customer.subscription.created', subscription({ id: sub, tenantId: pending.id, status: 'active', lookupKey: 'ctfhive_pro_monthly' }), { created: 1_900_000_000 })
     const adopting = makeEvent('checkout.session.completed', checkoutSession({ subscription: sub, created: 1_900_000_003 }), { created: 1_900_000_003 })
-    const pauseA = pauseAfter(storeA, ['appendAudit'])
-    const pauseB = pauseAfter(storeB, [])
-
-    const answerA = deliver(a, taking)
-    await pauseA.paused
-    const answerB = deliver(b, adopting)
-    await backendWhere(url, "wait_event_type = 'Lock'", 'waiting on a lock')
-    pauseA.release()
-    const [ra, rb] = await Promise.all([answerA, answerB])
-    t.same([pauseA.counts.deadlocks, pauseB.counts.deadlocks], [0, 0], 'neither was failed for a deadlock (and rerun)')
+    const { ra, rb, deadlocks } = await lockRace(two, taking, ['appendAudit'], adopting)
+    t.same(deadlocks, [0, 0], 'neither was failed for a deadlock (and rerun)')
     t.match([ra.json(), rb.json()], [{ status: 'ok', tenant_id: pending.id }, { tenant_id: pending.id }], 'one tenant: the adopting checkout found ours')
   })
 }
