@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import { stripeConfigured, type Config } from './config.ts'
 import { AppError, ERROR_CODES, errorBody, isAppError, validationMessage, type ErrorCode } from './errors.ts'
 import { createLogger } from './logger.ts'
-import type { Store } from './store/store.ts'
+import { StoreError, type Store } from './store/store.ts'
 import type { Executor } from './provisioning/executor.ts'
 import { FakeExecutor } from './provisioning/fake.ts'
 import { createExecutor } from './provisioning/select.ts'
@@ -147,6 +147,13 @@ function handleError (err: FastifyError, request: FastifyRequest, reply: Fastify
   }
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
     reply.code(err.statusCode).send(errorBody('invalid_request', err.message))
+    return
+  }
+  // The database, not the code, failed (PostgreSQL down, SQLite's disk full): say so, so a
+  // client knows a retry may work; the details stay in the log.
+  if (err instanceof StoreError || (err as { code?: unknown }).code === 'ERR_SQLITE_ERROR') {
+    request.log.error({ err }, 'the store failed')
+    reply.code(500).send(errorBody('store_unavailable', 'Our database did not answer; try again in a moment.'))
     return
   }
   request.log.error({ err }, 'unhandled error')

@@ -1,9 +1,11 @@
 import { once } from 'node:events'
 import { connect, type AddressInfo, type Socket } from 'node:net'
+import { DatabaseSync } from 'node:sqlite'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, storeWithOverrides, testConfig } from './helpers/build-app.ts'
 import { createExecutor } from '../api/provisioning/select.ts'
+import { StoreError } from '../api/store/store.ts'
 
 t.test('health and readiness', async (t) => {
   const { app } = await buildTestApp(t)
@@ -298,6 +300,32 @@ t.test('an unhandled error in a route is 500 internal_error, with the request id
   t.ok(logged, 'the error is logged')
   t.equal(logged?.reqId, 'req-unhandled-1', 'under the request id')
   t.match((logged?.err as { message?: string } | undefined)?.message, /secret-internal-detail/, 'with its detail, in the log only')
+})
+
+t.test('a store that fails (not the code) is 500 store_unavailable on any route, its detail only in the log', async (t) => {
+  const tenantUrl = `/tenants/${'0'.repeat(32)}/status`
+  const failures: Array<[string, () => Error]> = [
+    ['a StoreError (PostgreSQL down)', () => new StoreError('could not connect to PostgreSQL: connect ECONNREFUSED 10.0.0.5:5432 secret-internal-detail')],
+    // What node:sqlite itself throws, e.g. on a full disk.
+    ['an SQLite error', () => {
+      const db = new DatabaseSync(':memory:')
+      try { db.exec('SELECT * FROM secret_internal_detail') } catch (err) { return err as Error } finally { db.close() }
+      throw new Error('SQLite did not fail')
+    }]
+  ]
+  for (const [what, make] of failures) {
+    const { store } = storeWithOverrides(t)
+    const failure = make()
+    store.getTenant = async () => { throw failure }
+    const logLines: Array<Record<string, unknown>> = []
+    const { app } = await buildTestApp(t, { store, logLines })
+    const r = await app.inject(tenantUrl)
+    t.equal(r.statusCode, 500, `${what}: a fault on our side`)
+    t.same(r.json(), { error: 'store_unavailable', message: 'Our database did not answer; try again in a moment.' }, `${what}: a code that says a retry may work`)
+    t.notMatch(r.body, /secret|ECONNREFUSED|no such table/, `${what}: nothing of the error`)
+    const logged = logLines.find((l) => l.msg === 'the store failed')
+    t.match((logged?.err as { message?: string } | undefined)?.message, /secret_internal_detail|secret-internal-detail/, `${what}: logged with its detail`)
+  }
 })
 
 t.test("a client's X-Request-Id is kept only when it is a short printable word", async (t) => {

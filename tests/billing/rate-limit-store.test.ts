@@ -71,7 +71,7 @@ t.test('a client over the limit is refused without a store write; a store failur
   fail.on = true
   const broken = await checkout(app, '198.51.100.10')
   t.equal(broken.statusCode, 500, 'not a client mistake')
-  t.equal(broken.json().error, 'internal_error')
+  t.equal(broken.json().error, 'store_unavailable', 'the store, not the code, failed')
   t.notMatch(broken.body, /disk I\/O/, 'the store\'s message stays in the log')
   t.equal(await real.countTenants(), 2, 'nothing created')
 })
