@@ -165,20 +165,24 @@ export class LinodeExecutor implements Executor {
 
   /** This tenant's server by label; a label held without this tenant's tag is a hard error. */
   private async findTenantServer (label: string, tag: string, signal?: AbortSignal): Promise<Instance | undefined> {
-    const byLabel = (await this.api.list<Instance>('/linode/instances', { label }, signal)).filter((i) => i.label.toLowerCase() === label.toLowerCase())
-    const mine = byLabel.find((i) => i.tags?.includes(tag) === true)
+    const sameLabel = (i: Instance): boolean => i.label.toLowerCase() === label.toLowerCase()
+    const byLabel = (await this.api.list<Instance>('/linode/instances', { label }, signal)).filter(sameLabel)
+    let mine = byLabel.find((i) => i.tags?.includes(tag) === true)
+    if (mine === undefined && byLabel.length > 0) {
+      throw new ExecutorError(`Linode label ${label} is held by server ${byLabel[0]!.id}, which is not tagged ${tag}; refusing to adopt it`, { retryable: false })
+    }
+    if (mine === undefined) {
+      const byTag = await this.taggedServers(tag, signal)
+      // An unclear create can land between the two lookups: under this label it is ours.
+      mine = byTag.find(sameLabel)
+      if (mine === undefined && byTag.length > 0) {
+        throw new ExecutorError(`tenant already has Linode ${byTag[0]!.id} labelled ${byTag[0]!.label}, not ${label}; refusing a second server`, { retryable: false })
+      }
+    }
     // A torn-down tenant's old server may still be listed while Linode deletes it: adopting it
     // would strand a reactivated tenant, and its label blocks a new one until it is gone.
     if (mine?.status === 'deleting') throw new ExecutorError(`Linode ${mine.id} (${label}) is still being deleted; a new server must wait for it`, { retryable: true })
-    if (mine !== undefined) return mine
-    if (byLabel.length > 0) {
-      throw new ExecutorError(`Linode label ${label} is held by server ${byLabel[0]!.id}, which is not tagged ${tag}; refusing to adopt it`, { retryable: false })
-    }
-    const byTag = await this.taggedServers(tag, signal)
-    if (byTag.length > 0) {
-      throw new ExecutorError(`tenant already has Linode ${byTag[0]!.id} labelled ${byTag[0]!.label}, not ${label}; refusing a second server`, { retryable: false })
-    }
-    return undefined
+    return mine
   }
 
   async getServer (serverId: string, signal?: AbortSignal): Promise<ServerInfo | undefined> {

@@ -92,6 +92,8 @@ export type Fault =
   | { status: number, body?: unknown, headers?: Record<string, string>, /** Apply the request first (a 5xx after the effect). */ apply?: boolean }
   | { delayMs: number }
   | { drop: 'before' | 'after' }
+  /** Runs as the request arrives, before it is handled: Linode's state changing meanwhile. */
+  | { before: () => void }
 
 export interface FaultRule { method?: string, path?: string | RegExp, times?: number, fault: Fault }
 
@@ -337,6 +339,7 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
         const fault = takeFault(method, path)
         if (fault !== undefined) rec.fault = JSON.stringify(fault)
         if (fault !== undefined && 'drop' in fault && fault.drop === 'before') return void req.socket.destroy()
+        if (fault !== undefined && 'before' in fault) fault.before()
         if (fault !== undefined && 'delayMs' in fault) await new Promise((resolve) => setTimeout(resolve, fault.delayMs))
         if (fault !== undefined && 'status' in fault && fault.apply !== true) return send(fault.status, fault.body ?? { errors: [{ reason: 'Injected failure' }] }, fault.headers)
         if (req.headers.authorization !== `Bearer ${token}`) return send(401, { errors: [{ reason: 'Invalid Token' }] })

@@ -102,6 +102,24 @@ t.test('a create whose reply is lost is adopted: exactly one server', async (t) 
   }
 })
 
+t.test('an unclear create that lands between the label and the tag lookups is adopted, not refused', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.inject({ method: 'POST', path: '/linode/instances', fault: { status: 502 } })
+  // The server Linode was still making appears as the lookup by tag after the failed POST
+  // arrives, when the one by label has just found nothing.
+  let landed = 0
+  const land = (): void => {
+    const byTag = String(fake.requests.at(-1)?.headers['x-filter']).includes('"tags"')
+    if (byTag && fake.count('POST', '/linode/instances') === 1 && landed++ === 0) fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG], status: 'provisioning' })
+  }
+  fake.inject({ method: 'GET', path: '/linode/instances', times: 10, fault: { before: land } })
+  const { server, adopted } = await executor.createOrAdopt(spec)
+  t.equal(landed, 1, 'it landed during the lookup by tag')
+  t.same([adopted, server.id], [true, String([...fake.instances.keys()][0])], "the tenant's own server")
+  t.equal(fake.instances.size, 1)
+  t.equal(fake.count('POST', '/linode/instances'), 1, 'no second create')
+})
+
 t.test('a create that timed out but landed later still leaves one server', async (t) => {
   // The timeout applies to every call, so it leaves room for a loaded machine; the late
   // twin lands well after it, and the wait covers the time until it has.
