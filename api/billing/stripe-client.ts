@@ -189,7 +189,7 @@ export class StripeClient {
     } catch {}
     if (status >= 200 && status < 300) {
       if (json !== undefined) return { ok: true, value: json }
-      return { ok: false, retryAfterMs: null, error: this.#error(`Stripe returned HTTP ${status} with a body that is not JSON: ${snippet(text)}`, { statusCode: status, type: 'api_error', requestId }) }
+      return { ok: false, retryAfterMs: null, error: this.#error(`Stripe returned HTTP ${status} with a body that is not JSON: ${snippet(this.#mask(text))}`, { statusCode: status, type: 'api_error', requestId }) }
     }
     const retryable = isRetryableStatus(status, header('stripe-should-retry'))
     const retryAfterMs = parseRetryAfter(header('retry-after'))
@@ -208,12 +208,17 @@ export class StripeClient {
         })
       }
     }
-    return { ok: false, retryAfterMs, error: this.#error(`Stripe returned HTTP ${status}: ${snippet(text)}`, { statusCode: status, type: 'api_error', requestId, retryable }) }
+    return { ok: false, retryAfterMs, error: this.#error(`Stripe returned HTTP ${status}: ${snippet(this.#mask(text))}`, { statusCode: status, type: 'api_error', requestId, retryable }) }
   }
 
   // Every message passes through here, so an echoed key never reaches logs.
   #error (message: string, fields: StripeErrorFields): StripeError {
-    return new StripeError(message.split(this.#apiKey).join('[redacted]'), fields)
+    return new StripeError(this.#mask(message), fields)
+  }
+
+  // Before a body is cut to a snippet too: a cut through the key would leave most of it.
+  #mask (text: string): string {
+    return text.split(this.#apiKey).join('[redacted]')
   }
 
   async createCheckoutSession (params: Record<string, unknown>, idempotencyKey: string): Promise<{ id: string, url: string, [k: string]: unknown }> {

@@ -429,6 +429,15 @@ t.test('the API key never appears in an error message', async (t) => {
   const echoed = await rejection(client.request('GET', '/v1/prices'))
   fake.queueReply('GET /v1/prices', { status: 400, body: `bad key ${KEY} and again ${KEY}` })
   const raw = await rejection(client.request('GET', '/v1/prices'))
+  // A proxy's page echoing the request, where the 200-character cut falls inside the key.
+  fake.queueReply('GET /v1/prices', { status: 403, body: `<html>${'x'.repeat(156)} Authorization: Bearer ${KEY}</html>` })
+  const cut = await rejection(client.request('GET', '/v1/prices'))
+  fake.queueReply('GET /v1/prices', { status: 200, body: `${'x'.repeat(184)} ${KEY}` })
+  const cutOk = await rejection(client.request('GET', '/v1/prices'))
+  for (const [what, err] of [['cut', cut], ['cut, on a 2xx', cutOk]] as const) {
+    t.notMatch(err.message, KEY.slice(0, 12), `${what}: no part of the key before the cut`)
+    t.match(err.message, /\[redacted\]/, `${what}: masked before it was cut`)
+  }
   for (const err of [echoed, raw]) {
     t.notMatch(err.message, KEY)
     t.notMatch(String(err.stack), KEY)
