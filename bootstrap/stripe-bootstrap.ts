@@ -39,7 +39,8 @@ Options:
                      (default: PUBLIC_BASE_URL). Stripe refuses a URL it cannot reach
                      (localhost, private addresses): locally, use --no-webhook and
                      \`stripe listen --forward-to localhost:3000/billing/webhook\`
-  --dry-run          print what would be done; no Stripe calls, no key needed
+  --dry-run          print what would be done; no Stripe calls, no key needed (the
+                     webhook URL is still checked: add --no-webhook with a local one)
   --no-webhook       leave the webhook endpoint alone (you manage it yourself)
   --force-webhook    create a new endpoint even if one exists (to get a fresh secret)
   --archive-old-prices
