@@ -21,6 +21,8 @@ export interface ServerInfo {
   label: string
   status: string
   ipv4: string | null
+  /** The provider's server type, when it says (an adopted server may be of another plan's). */
+  type?: string
 }
 
 export interface CreateResult {

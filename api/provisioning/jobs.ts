@@ -329,7 +329,7 @@ export class JobRunner {
   }
 
   private async provision (attempt: Attempt): Promise<void> {
-    const { executor, config } = this.opts
+    const { executor, config, log } = this.opts
     const { job, signal } = attempt
     // Decided with the tenant row locked: a reactivation committed a moment earlier found this
     // job live and queued no other, so it must see the tenant paid here, not skip.
@@ -349,8 +349,12 @@ export class JobRunner {
       const { server, adopted, firewall } = await executor.createOrAdopt(spec, signal)
       serverId = server.id
       ipv4 = server.ipv4
+      // An earlier try made under another plan (or LINODE_PLAN) is kept: servers are not
+      // resized. The audit names the type the server has, and the one this plan would get.
+      const type = server.type ?? spec.serverType
+      if (type !== spec.serverType) log.warn({ tenant: tenant.id, server: server.id, type, planned_type: spec.serverType }, 'adopted a server of another type than the plan\'s')
       await attempt.commitStep('created', { serverId, ipv4 }, adopted ? 'server.adopted' : 'server.created',
-        { server: server.id, label: server.label, type: spec.serverType, status: server.status, ...(firewall === undefined ? {} : { firewall: firewall.id, firewall_status: firewall.status }) })
+        { server: server.id, label: server.label, type, ...(type === spec.serverType ? {} : { planned_type: spec.serverType }), status: server.status, ...(firewall === undefined ? {} : { firewall: firewall.id, firewall_status: firewall.status }) })
     }
     if (job.step === 'created') {
       let status = 'unknown'

@@ -35,7 +35,7 @@ export interface LinodeExecutorOptions {
   log?: { warn: (obj: object, msg: string) => void }
 }
 
-interface Instance { id: number, label: string, status: string, ipv4?: string[], tags?: string[] }
+interface Instance { id: number, label: string, status: string, type?: string, ipv4?: string[], tags?: string[] }
 
 const LABEL_RULE = /^[a-zA-Z]((?!--|__|\.\.)[a-zA-Z0-9-_.])+$/
 const PRIVATE_V4 = /^(10\.|127\.|169\.254\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/
@@ -61,7 +61,7 @@ function defaultRootPassword (): string {
 
 function toInfo (i: Instance): ServerInfo {
   const ipv4 = (i.ipv4 ?? []).find((a) => !PRIVATE_V4.test(a)) ?? null
-  return { id: String(i.id), label: i.label, status: i.status, ipv4 }
+  return { id: String(i.id), label: i.label, status: i.status, ipv4, ...(typeof i.type === 'string' ? { type: i.type } : {}) }
 }
 
 function numericId (id: string, what: string): string {

@@ -78,6 +78,23 @@ t.test('paid → Linode server → DNS → healthy → active; canceled → torn
   t.equal(linode.firewalls.size, 1, 'the shared firewall stays for the next tenant')
 })
 
+t.test("an adopted server of another plan's type is kept, and the audit names the type it has", async (t) => {
+  const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 1 })
+  const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', WEBHOOK_WAIT_MS: '200' }
+  const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: 200, body: '' }) })
+  const logLines: Array<Record<string, unknown>> = []
+  const { app, store } = await buildTestApp(t, { executor, env, logLines, jobs: { pollIntervalMs: 5 } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Kept CTF' } })).json().tenant_id
+  // Made by an earlier try under the Solo plan, whose answer was lost.
+  const earlier = linode.addInstance({ label: `ctf-kept-ctf-${id.slice(0, 6)}`, type: 'g6-standard-1', tags: ['ctfhive', `tenant:${id}`], status: 'running' })
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_kept' })))
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  t.same([...linode.instances.keys()], [earlier.id], 'the earlier server, no second one')
+  const adopted = (await store.listAudit({ tenant: id })).find((e) => e.action === 'server.adopted')
+  t.match(adopted?.detail, { server: String(earlier.id), type: 'g6-standard-1', planned_type: 'g6-standard-4' }, 'the type it has, and the one the plan would get')
+  t.ok(logLines.some((l) => l.msg === "adopted a server of another type than the plan's" && l.type === 'g6-standard-1'), 'the operator is told')
+})
+
 t.test('after a change of BASE_DOMAIN a tenant keeps its address, and its teardown finds its record in the old zone', async (t) => {
   const linode = await startFakeLinode(t, { domains: ['ctf.example.org', 'hive.example.net'], getsPerStep: 1 })
   const { store } = storeWithOverrides(t)
