@@ -4,7 +4,7 @@
 // record steps, or a finished job, over the attempt that took the job next. Every write also
 // checks, with the job row locked, that the lease is still this attempt's: a worker frozen past
 // its lease (a paused VM) finds the job taken and writes nothing.
-import type { Job, JobPatch, Store, StoreOps, TenantPatch } from '../store/store.ts'
+import type { Job, JobPatch, Store, StoreOps, Tenant, TenantPatch } from '../store/store.ts'
 import { appendAudit } from './audit.ts'
 
 /** The job fields that end a job: its lease is given up with it. */
@@ -68,10 +68,12 @@ export class Attempt {
   }
 
   /** Commits a job change together with the tenant's new facts and the audit entry. */
-  commit (jobPatch: JobPatch, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
+  /** `tenantPatch` may be worked out from the tenant as it is now, read (and locked) in the transaction. */
+  commit (jobPatch: JobPatch, tenantPatch: TenantPatch | ((tenant: Tenant | undefined) => TenantPatch), action: string, detail: Record<string, unknown>): Promise<void> {
     return this.transaction(async (tx) => {
       await tx.updateJob(this.job.id, jobPatch)
-      if (Object.keys(tenantPatch).length > 0) await tx.updateTenant(this.job.tenant, tenantPatch)
+      const patch = typeof tenantPatch === 'function' ? tenantPatch(await tx.getTenantForUpdate(this.job.tenant)) : tenantPatch
+      if (Object.keys(patch).length > 0) await tx.updateTenant(this.job.tenant, patch)
       await this.audit(tx, action, detail)
     })
   }
@@ -84,7 +86,7 @@ export class Attempt {
     this.job.stepAt = stepAt
   }
 
-  finish (status: 'done' | 'canceled', tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
+  finish (status: 'done' | 'canceled', tenantPatch: TenantPatch | ((tenant: Tenant | undefined) => TenantPatch), action: string, detail: Record<string, unknown>): Promise<void> {
     return this.commit(ended(status), tenantPatch, action, detail)
   }
 }

@@ -302,7 +302,11 @@ export class JobRunner {
         await tx.updateJob(job.id, { status: 'failed', attempts, lastError: message, leaseOwner: null, leaseUntil: 0 })
         // The status endpoint is public: the cause (provider answers, addresses) stays in the
         // job and the audit log, where the operator reads it.
-        if (job.kind === 'provision') await tx.updateTenant(job.tenant, { infra: 'failed', error: `Provisioning failed after ${attempts} attempt${attempts === 1 ? '' : 's'}; our team has the details and can retry it.` })
+        // A canceled tenant's error keeps why it was canceled: no retry is offered it.
+        if (job.kind === 'provision') {
+          const canceled = (await tx.getTenantForUpdate(job.tenant))?.billing === 'canceled'
+          await tx.updateTenant(job.tenant, { infra: 'failed', ...(canceled ? {} : { error: `Provisioning failed after ${attempts} attempt${attempts === 1 ? '' : 's'}; our team has the details and can retry it.` }) })
+        }
         await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.failed`, { job: job.id, step: job.step, attempts, reason: message })
         if (job.kind === 'deprovision') log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, 'teardown failed: the server is still running; fix the cause, then retry it (ctfhive retry)')
       } else {
@@ -404,6 +408,7 @@ export class JobRunner {
       await attempt.commitStep('healthy', {}, 'health.ok', { url: `https://${spec.fqdn}/healthcheck` })
     }
     const now = new Date().toISOString()
-    await attempt.finish('done', { infra: 'ready', error: null, readyAt: now }, 'provision.ready', { fqdn: spec.fqdn })
+    // A cancellation that landed meanwhile keeps its reason (the teardown follows).
+    await attempt.finish('done', (t) => ({ infra: 'ready', readyAt: now, ...(t?.billing === 'canceled' ? {} : { error: null }) }), 'provision.ready', { fqdn: spec.fqdn })
   }
 }

@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { ExecutorError } from '../../api/provisioning/executor.ts'
 import { verifyStoredChain } from '../../api/provisioning/audit.ts'
 import type { FastifyInstance } from 'fastify'
 import type { Store } from '../../api/store/store.ts'
@@ -219,6 +220,22 @@ t.test('a cancel while the first server is being created: the teardown waits for
   await until(async () => (await store.listJobs({ tenant: id })).every((j) => j.status !== 'queued' && j.status !== 'running'), 'the jobs settle', 20_000)
   t.equal(executor.servers.size, 0, 'no server keeps running (and billing) for a canceled tenant')
   t.equal((await store.getTenant(id))?.infra, 'deprovisioned')
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().error, 'The subscription was canceled.', 'the provisioning that ended later kept the reason')
+})
+
+t.test('a provisioning that fails for good after a cancel keeps the cancellation as the reason', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, env: { DEPROVISION_GRACE_HOURS: '72', WEBHOOK_WAIT_MS: '0' } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Failed Race CTF' } })).json().tenant_id
+  const creating = executor.holdNext('create')
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_race_fail' })))
+  await creating.reached
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_race_fail', tenantId: id, status: 'canceled' })))
+  executor.failNext('create', 1, new ExecutorError('the region is out of capacity', { retryable: false }))
+  creating.release()
+  await until(async () => (await store.listJobs({ tenant: id })).some((j) => j.kind === 'provision' && j.status === 'failed'), 'the provisioning fails')
+  const status = (await app.inject(`/tenants/${id}/status`)).json()
+  t.match(status, { state: 'canceled', infra: 'failed', error: 'The subscription was canceled.' }, 'not "our team can retry it": no retry is offered a canceled tenant')
 })
 
 t.test('retrying a teardown that has not failed (still in its grace period) is refused', async (t) => {
