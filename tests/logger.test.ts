@@ -64,6 +64,16 @@ t.test('a secret that begins with another is scrubbed whole', async (t) => {
   t.equal(msg, 'secrets: [Redacted] and [Redacted]')
 })
 
+t.test('a secret with quotes or backslashes is scrubbed as the line escapes it', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
+  const secret = 'abc"def\\ghi-0123456789-quoted-secret'
+  const log = createLogger(loadConfig({ SECRET_KEY: secret }), stream)
+  log.info({ detail: `careless ${secret}` }, 'a field')
+  t.equal(JSON.parse(lines[0]!).detail, 'careless [Redacted]')
+  t.notMatch(lines[0]!, 'quoted-secret', 'no part of it in the written line')
+})
+
 t.test("a logged error keeps its own type (Stripe's) beside its class", async (t) => {
   const lines: string[] = []
   const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })

@@ -243,4 +243,20 @@ t.test('a COMMIT that fails answers every unit of its batch with a StoreError', 
   const results = await Promise.all([first, second].map((p) => Promise.race([p.then(() => 'resolved', (e: unknown) => e instanceof StoreError ? 'StoreError' : String(e)), timeout])))
   t.same(results, ['StoreError', 'StoreError'])
   t.equal(await store.findTenantIdBySubscription('sub_x'), undefined, 'nothing of the batch was written')
+  // The failed COMMIT left no transaction open behind it: the writer goes on.
+  const after = makeTenant()
+  await t.resolves(store.transaction((tx) => tx.insertTenant(after)), 'the next batch commits')
+  t.equal((await store.getTenant(after.id))?.id, after.id)
+})
+
+t.test('close() lets the transactions already submitted commit', async (t) => {
+  const path = tempPath(t)
+  const store = new SqliteStore({ path })
+  const tenant = makeTenant()
+  const submitted = store.transaction((tx) => tx.insertTenant(tenant))
+  await store.close()
+  await t.resolves(submitted, 'acknowledged')
+  const again = new SqliteStore({ path })
+  t.teardown(() => again.close())
+  t.equal((await again.getTenant(tenant.id))?.id, tenant.id, 'and durable')
 })

@@ -3,6 +3,8 @@ import t from 'tap'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { slugFor } from '../../api/tenants/service.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { ExecutorError } from '../../api/provisioning/executor.ts'
 
 t.test('slugFor: a readable DNS label ending in a piece of the tenant id', async (t) => {
   const id = '0123456789abcdef0123456789abcdef'
@@ -78,4 +80,34 @@ t.test('a tenant an older release wrote (no billing facts) gets them from its co
   await store.updateTenant(id, { billing: 'paid', billingAt: base + 3, canceledAt: null })
   const renewed = await deliver(app, makeEvent('customer.subscription.updated', subscription({ id: 'sub_old', tenantId: id, status: 'past_due' }), { created: base + 4 }))
   t.match(renewed.json(), { status: 'ok', tenant_state: 'past_due' }, 'the facts that disagree with the columns are rebuilt from them')
+})
+
+t.test('a checkout that expires cancels a tenant that never had a server: no teardown is scheduled', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name: 'Expired CTF' } })).json().tenant_id
+  const r = await deliver(app, makeEvent('checkout.session.expired', checkoutSession({ tenantId: id, paymentStatus: 'unpaid', status: 'expired' })))
+  t.match(r.json(), { status: 'ok', tenant_state: 'canceled' })
+  t.same(await store.listJobs({ tenant: id }), [], 'no teardown job')
+  t.notOk((await store.listAudit({ tenant: id })).some((e) => e.action === 'teardown.scheduled'), 'and none in the audit')
+})
+
+t.test('the service itself refuses to retry a canceled tenant\'s provisioning, and keeps a tenant paid meanwhile', async (t) => {
+  // The admin route checks first; these are the checks under the tenant's lock, for a
+  // cancel or a payment that lands between the two.
+  const executor = new FakeExecutor()
+  executor.failNext('create', 1, new ExecutorError('the region is out of capacity', { retryable: false }))
+  const { app, store } = await buildTestApp(t, { executor })
+  const checkout = async (name: string): Promise<string> => (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name } })).json().tenant_id
+  const failed = await checkout('Failed CTF')
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: failed, subscription: 'sub_retry_canceled' })))
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_retry_canceled', tenantId: failed, status: 'canceled' })))
+  t.match(await store.getTenant(failed), { billing: 'canceled', infra: 'failed' })
+  await app.tenants.retryProvisioning(failed)
+  t.match(await store.getTenant(failed), { infra: 'failed' }, 'no new provisioning')
+  t.notOk((await store.listAudit({ tenant: failed })).some((e) => e.action === 'provision.retry_requested'))
+
+  const paid = await checkout('Paid CTF')
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: paid, subscription: 'sub_paid_meanwhile' })))
+  await app.tenants.removePendingTenant(paid, 'stripe checkout failed')
+  t.match(await store.getTenant(paid), { billing: 'paid' }, 'a Stripe failure reported late does not remove a paid tenant')
 })
