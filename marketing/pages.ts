@@ -1,8 +1,9 @@
 // The content of every marketing page. Prices, plan names and features come from the plan
 // catalogue (api/plans.ts); the forms' fillable parts from api/web/slots.ts.
 import { PAID_PLANS, PLANS, formatPrice, type Plan } from '../api/plans.ts'
-import { adminSection, describedBy, escapeHtml, fieldError, fieldValue, formAlert, planInput, progressBlock } from '../api/web/slots.ts'
-import { NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
+import { PROGRESS_TEXT } from '../api/web/buyer-text.ts'
+import { adminSection, describedBy, escapeHtml, fieldError, fieldValue, formAlert, messageBlock, planInput, progressBlock, welcomeHeading } from '../api/web/slots.ts'
+import { CHECKOUT_RETURN_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
 import { planCardId, type PageSpec, type SiteContext } from './layout.ts'
 
 export const DEFAULT_PLAN = 'standard'
@@ -242,12 +243,13 @@ function welcome (): PageSpec {
   return {
     path: '/welcome',
     file: fileOf('/welcome'),
-    title: 'Your CTF is on its way',
+    // The server and the script change both with the order's state (welcomeHeading).
+    title: PROGRESS_TEXT.checking.heading,
     description: 'Follow the setup of your new CTFHive server step by step: payment, server, address and certificate, until your CTF is live.',
     noindex: true,
     main: `
 <div class="wrap section narrow">
-  <h1>Thank you for your order</h1>
+  ${welcomeHeading()}
   ${progressBlock({ key: 'checking', done: 0, final: false })}
   ${adminSection()}
   <p class="small">Keep the link to this page: it is how you come back to your order. Questions? <a href="/contact#support">Contact support</a>.</p>
@@ -278,6 +280,19 @@ function notFound (): PageSpec {
   }
 }
 
+/** The frame of what /billing/success says when it cannot take the buyer on to their order. */
+function checkoutReturn (): PageSpec {
+  return {
+    path: '/billing/success',
+    file: CHECKOUT_RETURN_FILE,
+    title: 'Back from checkout',
+    description: 'Where a CTFHive buyer lands back from Stripe Checkout when their order cannot be shown yet, with the way on to it.',
+    noindex: true,
+    noCanonical: true,
+    main: messageBlock()
+  }
+}
+
 export function sitePages (ctx: SiteContext): PageSpec[] {
-  return [home(ctx), pricing(ctx), about(ctx), contact(ctx), login(ctx), register(ctx), welcome(), notFound()]
+  return [home(ctx), pricing(ctx), about(ctx), contact(ctx), login(ctx), register(ctx), welcome(), notFound(), checkoutReturn()]
 }

@@ -1,4 +1,6 @@
 // Checkout and the return from Checkout. Thin: validate, call the service, map the result.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -10,6 +12,9 @@ import { StripeError } from './stripe-client.ts'
 import { TYPED_COOKIE, encodeTyped, typedCookieOptions } from '../web/typed-values.ts'
 import { parseForm } from '../request-bodies.ts'
 import { NAME_MAX_LENGTH, NAME_PATTERN } from '../tenants/name.ts'
+import { CHECKOUT_RETURN_ERRORS } from '../web/buyer-text.ts'
+import { prefersHtml, sendMessagePage } from '../web/headers.ts'
+import { CHECKOUT_RETURN_FILE } from '../web/site-pages.ts'
 
 const CheckoutBody = Type.Object({
   plan: Type.String({ minLength: 1, maxLength: 200, description: 'Plan slug from the catalogue, e.g. "standard"' }),
@@ -145,7 +150,31 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
     return { status: 'checkout_created' as const, tenant_id: tenant.id, plan: plan.slug, checkout_url: session.url, session_id: session.id }
   })
 
+  /** The site's frame for a message page, when the site is built (web/headers.ts sendMessagePage). */
+  const returnFrame = (): string | undefined => {
+    try {
+      return readFileSync(join(config.marketingDistDir, CHECKOUT_RETURN_FILE), 'utf8')
+    } catch {
+      return undefined
+    }
+  }
+
   app.get('/billing/success', {
+    // The buyer's browser, back from Checkout, gets a page with the way on, with the same
+    // status; programs (and every other failure) the JSON error as usual. A mangled session id
+    // is as good as an unknown one to the buyer.
+    errorHandler: (err, request, reply) => {
+      const code = err.validation !== undefined ? 'not_found' : isAppError(err) ? err.code : undefined
+      if (!prefersHtml(request) || (code !== 'stripe_unavailable' && code !== 'not_found')) throw err
+      const text = CHECKOUT_RETURN_ERRORS[code]
+      const again = `/billing/success?session_id=${encodeURIComponent(String((request.query as { session_id?: unknown }).session_id ?? ''))}`
+      reply.code(err.statusCode ?? 500)
+      return sendMessagePage(reply, config, {
+        heading: text.heading,
+        text: text.text,
+        actions: text.links.map((l) => ({ href: l.href ?? again, label: l.label }))
+      }, returnFrame())
+    },
     schema: {
       summary: 'Return from Stripe Checkout: fulfil the order, then go to the welcome page',
       tags: ['billing'],

@@ -49,61 +49,110 @@ export function loginTarget (tenant: { billing: Billing, infra: Infra, paidAt: s
   return tenant.infra === 'deprovisioned' || tenant.billing === 'canceled' ? 'shut_down' : 'not_ready'
 }
 
+/**
+ * The welcome page's administrator details, asked for with a link whose token is refused (cut
+ * short or mistyped): the API's own message names a schema pattern or a tenant.
+ */
+export const ADMIN_LINK_REFUSED = 'This link cannot show the administrator details: it may be cut short. Open the whole link from your checkout again, or write to support quoting your order number.'
+
+export type CheckoutReturnError = 'stripe_unavailable' | 'not_found'
+
+/** A message page's way on: `href` absent means the same page again. */
+export interface MessageLink { href?: string, label: string }
+
+/**
+ * What a buyer back from Stripe Checkout reads when /billing/success cannot take them on to
+ * their order: try the same page again once Stripe answers; for a checkout we do not know (a
+ * mangled link, another Stripe account), the plans or support.
+ */
+export const CHECKOUT_RETURN_ERRORS: Readonly<Record<CheckoutReturnError, { heading: string, text: string, links: readonly MessageLink[] }>> = {
+  stripe_unavailable: {
+    heading: 'We could not reach Stripe',
+    text: 'Stripe, our payment provider, did not answer just now, so we cannot show your order yet. Nothing is lost: try again in a moment.',
+    links: [{ label: 'Try again' }]
+  },
+  not_found: {
+    heading: 'We cannot find this checkout',
+    text: 'This link does not lead to a checkout of ours; it may be cut short. If you have paid, write to support and we will send you the page of your order; otherwise, start again from the plans.',
+    links: [{ href: '/pricing', label: 'See the plans' }, { href: '/contact#support', label: 'Contact support' }]
+  }
+}
+
 /** The sign-in message for an error code from the URL; none for an unknown code. */
 export function loginError (code: string | undefined): string | undefined {
   return code !== undefined && Object.hasOwn(LOGIN_ERRORS, code) ? LOGIN_ERRORS[code] : undefined
 }
 
 export type ProgressKey = 'checking' | 'awaiting_payment' | 'payment_delayed' | 'setting_up' | 'live' | 'past_due' | 'failed' |
-  'canceled_running' | 'canceled' | 'not_found'
+  'canceled_running' | 'canceled' | 'canceled_unpaid' | 'not_found'
 
 export const PROGRESS_STEPS = ['Order received', 'Payment confirmed', 'Server set up', 'CTF live'] as const
 
+/** The welcome page's heading (and title) while the order goes ahead, and once it has not. */
+const THANKS = 'Thank you for your order'
+const YOUR_ORDER = 'Your order'
+
 /**
- * Headline and explanation per progress key; {url}, {fqdn}, {tenant} and {reason} come from
- * the order, {grace} and {billing} from the settings (siteValues), {until} from both
- * (shutdownText).
+ * The page's heading, the headline and the explanation per progress key; {url}, {fqdn},
+ * {tenant} and {reason} come from the order, {grace} and {billing} from the settings
+ * (siteValues), {until} from both (shutdownText).
  */
-export const PROGRESS_TEXT: Readonly<Record<ProgressKey, { headline: string, detail: string }>> = {
+export const PROGRESS_TEXT: Readonly<Record<ProgressKey, { heading: string, headline: string, detail: string }>> = {
   checking: {
+    heading: THANKS,
     headline: 'Looking up your order',
     detail: 'One moment while we check where it stands.'
   },
   awaiting_payment: {
+    heading: THANKS,
     headline: 'Waiting for your payment to be confirmed',
     // Checkout offers delayed methods too (bank debits, transfers): not "within seconds" for all.
     detail: 'Stripe tells us as soon as your payment goes through: within seconds for a card, while a bank payment can take a few days. This page updates by itself.'
   },
   payment_delayed: {
+    heading: THANKS,
     headline: 'Your payment is still being confirmed',
     detail: 'Some payment methods, such as bank debits and transfers, take several business days to confirm. You can close this page: open the same link again (bookmark it) to see where your order stands. Setup starts by itself once the payment is confirmed; your CTF will then be at {fqdn}, which Sign in on our site also takes you to.'
   },
   setting_up: {
+    heading: THANKS,
     headline: 'Setting up your CTF server',
     detail: 'Your payment is confirmed. We are creating your server, its address {fqdn} and its certificate. This takes a few minutes.'
   },
   live: {
+    heading: THANKS,
     headline: 'Your CTF is live',
     detail: 'It is ready at {url}. Sign in as the administrator to add challenges and invite your players.'
   },
   past_due: {
+    heading: YOUR_ORDER,
     headline: 'Your last payment did not go through',
     detail: 'Your CTF keeps running for now. Stripe tries the charge again and emails you about it; if it keeps failing, the subscription ends and your CTF is shut down {grace}. To pay with another card, write to {billing} from the address you used at checkout.'
   },
   failed: {
+    heading: YOUR_ORDER,
     headline: 'We could not set up your server',
     detail: 'Something went wrong while creating your CTF and our team has been told. Write to us quoting order {tenant} and we will sort it out.'
   },
   canceled_running: {
+    heading: YOUR_ORDER,
     headline: 'This order is canceled, but your CTF is still online',
     detail: '{reason} Your CTF stays online until {until}; then its server and all its data are deleted. Sign in now to export anything you want to keep.'
   },
   canceled: {
+    heading: YOUR_ORDER,
     headline: 'This order is canceled',
     // Shown only when no server of it runs (progressOf): a running one is canceled_running.
     detail: '{reason} Nothing of it is online: a CTF set up for it is shut down and its data deleted {grace}. You can start a new order at any time.'
   },
+  canceled_unpaid: {
+    heading: YOUR_ORDER,
+    headline: 'This order is canceled',
+    // Never paid for (an expired or failed checkout): no CTF was ever set up for it.
+    detail: '{reason} No payment went through for it, so no CTF was set up. You can start a new order at any time.'
+  },
   not_found: {
+    heading: YOUR_ORDER,
     headline: 'We cannot find this order',
     detail: 'Check that you opened the whole link from your checkout, or write to us and we will look it up.'
   }
@@ -182,7 +231,7 @@ export function progressOf (status: StatusFacts | null, now = Date.now()): Progr
       // Not final while online: its teardown is still to come, and the page should see it.
       return online
         ? { key: 'canceled_running', done: 4, final: false, online, ...(status.canceled_at === null ? {} : { canceledAt: status.canceled_at }) }
-        : { key: 'canceled', done: Math.min(done, 2), final: true }
+        : { key: paid ? 'canceled' : 'canceled_unpaid', done: Math.min(done, 2), final: true }
     // Its server not (or no longer) up: a past-due order is then stuck before "Server set up".
     case 'past_due': return online ? { key: 'past_due', done: 4, final: false, online } : { key: 'past_due', done: 2, final: false }
     default: {

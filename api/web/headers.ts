@@ -5,7 +5,8 @@ import { negotiate } from '@fastify/accept-negotiator'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import { errorBody, type ErrorCode } from '../errors.ts'
-import { escapeHtml } from './slots.ts'
+import { CHECKOUT_RETURN_FILE, NOT_FOUND_FILE } from './site-pages.ts'
+import { escapeHtml, messageBlock, type Message } from './slots.ts'
 
 export const HTML_CACHE = 'no-cache'
 export const IMMUTABLE_CACHE = 'public, max-age=31536000, immutable'
@@ -74,9 +75,29 @@ export function setStaticHeaders (reply: FastifyReply, filePath: string, config:
   }
 }
 
-function prefersHtml (request: FastifyRequest): boolean {
+/** A browser's navigation: it reads a page, where a program reads JSON. */
+export function prefersHtml (request: FastifyRequest): boolean {
   const accept = request.headers.accept ?? ''
   return accept.includes('text/html')
+}
+
+/**
+ * A page that says one thing to one visitor, with the status already set: never stored, not
+ * indexed, and its URL (which may hold a checkout session or a token) never sent on as a
+ * Referer. `frame` is a built page holding an empty messageBlock(), so the message has the
+ * site's header and footer; without one (the site not built) the page is bare.
+ */
+export function sendMessagePage (reply: FastifyReply, config: HeaderConfig, message: Message, frame?: string): FastifyReply {
+  setHtmlHeaders(reply, config)
+  reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer')
+  const slot = messageBlock()
+  const at = frame === undefined ? -1 : frame.indexOf(slot)
+  const html = at >= 0
+    ? frame!.slice(0, at) + messageBlock(message) + frame!.slice(at + slot.length)
+    : '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">' +
+      '<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">' +
+      `<title>${escapeHtml(message.heading)}</title></head><body><main>${messageBlock(message)}</main></body></html>\n`
+  return reply.type('text/html; charset=utf-8').send(html)
 }
 
 /**
@@ -86,10 +107,7 @@ function prefersHtml (request: FastifyRequest): boolean {
 export function sendUnavailable (request: FastifyRequest, reply: FastifyReply, config: HeaderConfig, code: ErrorCode, message: string): FastifyReply {
   reply.code(503).header('cache-control', 'no-store').header('retry-after', '60')
   if (!prefersHtml(request)) return reply.send(errorBody(code, message))
-  setHtmlHeaders(reply, config)
-  return reply.type('text/html; charset=utf-8').send('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">' +
-    '<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">' +
-    `<title>Not built yet</title></head><body><main><h1>Not built yet</h1><p>${escapeHtml(message)}</p></main></body></html>\n`)
+  return sendMessagePage(reply, config, { heading: 'Not built yet', text: message })
 }
 
 /** Picks the precompressed variant of a built file the client accepts. */
@@ -131,12 +149,12 @@ export function requestPath (url: string): { raw: string, path: string | undefin
 
 /**
  * Build files that are not pages of their own: the precompressed twins (served in place of
- * the page when accepted) and the 404 page (served with a 404). Asked for by name, they are
- * not found, so no soft 404 or second address of a page is ever indexed. `path` is decoded
- * (requestPath), as the static server decodes it.
+ * the page when accepted), the 404 page (served with a 404) and the frame of the page back
+ * from Checkout. Asked for by name, they are not found, so no soft 404 or second address of a
+ * page is ever indexed. `path` is decoded (requestPath), as the static server decodes it.
  */
 export function isHiddenBuildFile (path: string): boolean {
-  return /\.(br|gz)$/.test(path) || path.endsWith('/404.html')
+  return /\.(br|gz)$/.test(path) || path.endsWith(`/${NOT_FOUND_FILE}`) || path.endsWith(`/${CHECKOUT_RETURN_FILE}`)
 }
 
 /**

@@ -7,10 +7,10 @@ import { join } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PAID_PLANS } from '../plans.ts'
-import { loginError, loginTarget, progressOf, registerError, siteValues } from './buyer-text.ts'
+import { PROGRESS_TEXT, loginError, loginTarget, progressOf, registerError, siteValues } from './buyer-text.ts'
 import { contentSecurityPolicy, isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, requestPath, sendUnavailable, setHtmlHeaders, setStaticHeaders } from './headers.ts'
 import { MANIFEST_FILE, SITE_PAGES } from './site-pages.ts'
-import { adminSection, describedBy, fieldError, fieldValue, formAlert, planInput, progressBlock, type AdminSection } from './slots.ts'
+import { adminSection, describedBy, escapeHtml, fieldError, fieldValue, formAlert, planInput, progressBlock, welcomeHeading, type AdminSection } from './slots.ts'
 import { adminCredential } from '../tenants/credentials.ts'
 import { verifyWelcomeToken } from '../tenants/welcome-token.ts'
 import { DNS_LABEL, addressUnder, tenantFqdn } from '../tenants/address.ts'
@@ -215,7 +215,10 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     const block = progressBlock(progress, status === null
       ? { tenant: id }
       : { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error ?? 'The subscription was canceled.', ...settings })
-    const html = swap(readPage('welcome.html'), progressBlock({ key: 'checking', done: 0, final: false }), block)
+    let html = swap(readPage('welcome.html'), progressBlock({ key: 'checking', done: 0, final: false }), block)
+    html = swap(html, welcomeHeading(), welcomeHeading(progress.key))
+    // The title, and its Open Graph and Twitter copies, begin with the heading ("… · CTFHive").
+    html = html.replaceAll(`${escapeHtml(PROGRESS_TEXT.checking.heading)} · `, `${escapeHtml(PROGRESS_TEXT[progress.key].heading)} · `)
     if (progress.key !== 'live') return html
     return swap(html, adminSection(), adminSection(await adminFor(request, id, query)))
   }
@@ -227,10 +230,11 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
       let filled: string | undefined
       if (page.path === '/register') filled = renderRegister(request, reply, query)
       else if (page.path === '/login') filled = renderLogin(query)
-      else if (page.path === '/welcome' && Object.keys(query).length > 0) {
+      else if (page.path === '/welcome') {
+        // Without a tenant, the order is not found: no page stays at "looking up" without script.
+        filled = await renderWelcome(request, query)
         // Any query (a token, even without a tenant) makes this a page of one buyer's.
-        filled = one(query, 'tenant') !== undefined ? await renderWelcome(request, query) : readPage('welcome.html')
-        return sendFilled(reply, filled, { noReferrer: true })
+        return sendFilled(reply, filled, { noReferrer: Object.keys(query).length > 0 })
       }
       if (filled !== undefined) return sendFilled(reply, filled)
       return reply.sendFile(page.file)

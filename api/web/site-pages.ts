@@ -21,6 +21,12 @@ export const SITE_PAGES: readonly SitePage[] = Object.freeze([
 
 export const NOT_FOUND_FILE = '404.html'
 
+/**
+ * The frame of the page a buyer back from Stripe Checkout gets when /billing/success cannot go
+ * on: the site's layout around an empty messageBlock() (web/slots.ts). Not a page of its own.
+ */
+export const CHECKOUT_RETURN_FILE = 'checkout-return.html'
+
 /** Written by the build next to the pages: what was built, from what, for which origin. */
 export const MANIFEST_FILE = '.build.json'
 

@@ -1,7 +1,7 @@
 // Markup the marketing build writes and the server later fills in for visitors without
 // JavaScript (an error after a plain form post, a preselected plan, an order's progress).
 // Both sides call these functions, so the server finds exactly what the build wrote.
-import { PROGRESS_STEPS, PROGRESS_TEXT, fillText, shutdownText, type Progress, type ProgressKey } from './buyer-text.ts'
+import { ADMIN_LINK_REFUSED, PROGRESS_STEPS, PROGRESS_TEXT, fillText, shutdownText, type Progress, type ProgressKey } from './buyer-text.ts'
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
@@ -47,11 +47,16 @@ export interface ProgressValues {
 function stepClass (i: number, progress: Progress): string {
   if (i < progress.done) return 'done'
   if (i === progress.done && !progress.final && progress.key !== 'checking') return 'current'
-  if (i === progress.done && (progress.key === 'failed' || progress.key === 'canceled')) return 'stopped'
+  if (i === progress.done && (progress.key === 'failed' || progress.key === 'canceled' || progress.key === 'canceled_unpaid')) return 'stopped'
   return 'todo'
 }
 
 const STEP_STATE: Record<string, string> = { done: 'done', current: 'in progress', stopped: 'stopped', todo: 'not started yet' }
+
+/** The welcome page's heading for one state of the order (its title follows it). */
+export function welcomeHeading (key: ProgressKey = 'checking'): string {
+  return `<h1 id="welcome-heading">${escapeHtml(PROGRESS_TEXT[key].heading)}</h1>`
+}
 
 /** The welcome page's progress block for one state of the order. */
 export function progressBlock (progress: Progress, values: ProgressValues = {}): string {
@@ -93,7 +98,8 @@ export function adminSection (s: AdminSection = { offered: false }): string {
   const noScript = s.noScriptHref !== undefined && c === undefined
     ? `<noscript><p><a href="${escapeHtml(s.noScriptHref)}">Show the details without JavaScript</a></p></noscript>`
     : ''
-  return `<section class="section-tight" id="admin-details" aria-labelledby="admin-heading"${attr(s.offered)}>
+  // data-refused: what the script says when the API refuses the link (buyer-text.ts).
+  return `<section class="section-tight" id="admin-details" aria-labelledby="admin-heading" data-refused="${escapeHtml(ADMIN_LINK_REFUSED)}"${attr(s.offered)}>
     <h2 id="admin-heading">Administrator sign-in</h2>
     <p>Your CTF's first administrator account was created during setup. Show its details once, then change the password after you sign in.</p>
     <button class="button button-ghost-dark" type="button" id="admin-show"${attr(c === undefined)}>Show administrator sign-in details</button>${noScript}
@@ -105,4 +111,21 @@ export function adminSection (s: AdminSection = { offered: false }): string {
       <dt>Password</dt><dd><code id="admin-password">${escapeHtml(c?.password ?? '')}</code></dd>
     </dl>
   </section>`
+}
+
+/** One way on from a message page. */
+export interface MessageAction { href: string, label: string }
+
+export interface Message { heading: string, text: string, actions?: readonly MessageAction[] }
+
+/**
+ * A page that says one thing to one visitor (an error on the way back from Checkout): its
+ * heading, a sentence and ways on. The build writes the empty one into a page of the site's
+ * layout, and the server swaps in the message (web/headers.ts sendMessagePage).
+ */
+export function messageBlock (m: Message = { heading: '', text: '' }): string {
+  const actions = (m.actions ?? []).map((a, i) =>
+    `<a class="button${i === 0 ? '' : ' button-ghost-dark'}" href="${escapeHtml(a.href)}">${escapeHtml(a.label)}</a>`).join(' ')
+  return `<div class="wrap section narrow" id="message"><h1>${escapeHtml(m.heading)}</h1>` +
+    `<p class="lead">${escapeHtml(m.text)}</p>${actions === '' ? '' : `<p class="actions">${actions}</p>`}</div>`
 }

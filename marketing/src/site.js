@@ -55,7 +55,13 @@
   function initRegister (form) {
     var submit = byId('register-submit')
     var label = submit.textContent
+    var done = function () { submit.disabled = false; submit.textContent = label }
     byId('form-alert').tabIndex = -1
+    // Back from Stripe Checkout, the browser may show this page as it was left (the
+    // back-forward cache): waiting for a checkout that has already opened.
+    window.addEventListener('pageshow', function (event) {
+      if (event.persisted) done()
+    })
     form.addEventListener('submit', function (event) {
       event.preventDefault()
       clearErrors(form)
@@ -66,7 +72,6 @@
       })
       submit.disabled = true
       submit.textContent = 'Starting your checkout…'
-      var done = function () { submit.disabled = false; submit.textContent = label }
       fetch(form.getAttribute('action'), {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
@@ -104,7 +109,7 @@
       case 'canceled':
         return online
           ? { key: 'canceled_running', done: 4, final: false, online: true, canceledAt: s.canceled_at || undefined }
-          : { key: 'canceled', done: Math.min(done, 2), final: true }
+          : { key: paid ? 'canceled' : 'canceled_unpaid', done: Math.min(done, 2), final: true }
       case 'past_due': return online ? { key: 'past_due', done: 4, final: false, online: true } : { key: 'past_due', done: 2, final: false }
       default: return { key: paid ? 'setting_up' : delayed ? 'payment_delayed' : 'awaiting_payment', done: done, final: false }
     }
@@ -126,7 +131,7 @@
   function stepClass (i, p) {
     if (i < p.done) return 'done'
     if (i === p.done && !p.final) return 'current'
-    if (i === p.done && (p.key === 'failed' || p.key === 'canceled')) return 'stopped'
+    if (i === p.done && (p.key === 'failed' || p.key === 'canceled' || p.key === 'canceled_unpaid')) return 'stopped'
     return 'todo'
   }
 
@@ -137,6 +142,12 @@
       ? { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error || 'The subscription was canceled.', grace: settings.grace, billing: settings.billing, until: shutdownText(p.canceledAt, settings.graceHours, settings.grace) }
       : { tenant: tenant }
     var text = TEXT.progress[p.key]
+    // The page's heading, and the title that begins with it, follow the order (welcomeHeading()).
+    var heading = byId('welcome-heading')
+    if (heading && heading.textContent !== text.heading) {
+      document.title = document.title.replace(heading.textContent, text.heading)
+      heading.textContent = text.heading
+    }
     var headline = byId('progress-headline')
     var detail = fill(text.detail, values)
     // Only touch the live region when something changed, so screen readers are not repeated to.
@@ -168,7 +179,8 @@
 
   function initAdminDetails (tenant, token) {
     var section = byId('admin-details')
-    if (!section || !token) return
+    // Only for a link that can be the signed one, as the server offers it (its token checked).
+    if (!section || !/^[0-9a-f]{40}$/.test(token)) return
     section.hidden = false
     var button = byId('admin-show')
     button.addEventListener('click', function () {
@@ -177,7 +189,9 @@
         .then(function (res) {
           return res.json().catch(function () { return {} }).then(function (c) {
             if (!res.ok) {
-              show(byId('admin-message'), c.message || 'The details are not available yet; try again in a minute.')
+              // A refused link: the API's words name a schema or a tenant; say it the buyer's way.
+              var refused = res.status === 400 || res.status === 403
+              show(byId('admin-message'), refused ? section.getAttribute('data-refused') : c.message || 'The details are not available yet; try again in a minute.')
               button.disabled = false
               return
             }

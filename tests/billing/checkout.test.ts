@@ -1,8 +1,12 @@
+import { join } from 'node:path'
 import t from 'tap'
+import { load } from 'cheerio'
 import { buildTestApp, storeWithOverrides } from '../helpers/build-app.ts'
 import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.ts'
 import { StripeClient } from '../../api/billing/stripe-client.ts'
 import { verifyWelcomeToken } from '../../api/tenants/welcome-token.ts'
+import { CHECKOUT_RETURN_ERRORS } from '../../api/web/buyer-text.ts'
+import { buildTestSite } from '../helpers/site-build.ts'
 
 const KEY = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'
 const PRICES = { STRIPE_PRICE_SOLO: 'price_solo_1', STRIPE_PRICE_STANDARD: 'price_standard_1', STRIPE_PRICE_PRO: 'price_pro_1' }
@@ -277,6 +281,48 @@ t.test('return from Checkout: open sessions, unknown sessions, bad ids, Stripe d
   const down = await app.inject(`/billing/success?session_id=${body.session_id}`)
   t.equal(down.statusCode, 502)
   t.equal(down.json().error, 'stripe_unavailable')
+})
+
+t.test('return from Checkout in a browser: a page with the way on, with the same status; JSON for programs', async (t) => {
+  const site = buildTestSite(t)
+  for (const built of [true, false]) {
+    const { app, fake } = await stripeApp(t, { MARKETING_DIST_DIR: built ? site.dir : join(site.dir, 'not-built') })
+    const body = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo' } })).json()
+    const html = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' }
+    const visit = async (url: string, status: number, code: 'stripe_unavailable' | 'not_found') => {
+      const r = await app.inject({ url, headers: html })
+      const where = `${url} (${built ? 'site built' : 'no site'})`
+      t.equal(r.statusCode, status, where)
+      t.match(r.headers['content-type'], /^text\/html/, where)
+      t.equal(r.headers['cache-control'], 'no-store', 'one buyer\'s page: never stored')
+      t.equal(r.headers['referrer-policy'], 'no-referrer', 'the session id, which earns the welcome link, is not sent on')
+      t.match(r.headers['content-security-policy'], /default-src 'self'/)
+      const $ = load(r.body)
+      t.match($('meta[name="robots"]').attr('content'), /^noindex/)
+      t.equal($('h1').text(), CHECKOUT_RETURN_ERRORS[code].heading, where)
+      t.equal($('#message p.lead').text(), CHECKOUT_RETURN_ERRORS[code].text)
+      t.equal($('.site-header').length, built ? 1 : 0, built ? 'in the site\'s layout' : 'a bare page without a build')
+      return $
+    }
+
+    fake.queueReply('GET /v1/checkout/sessions*', { status: 500, body: { error: { type: 'api_error', message: 'down' } } }, { times: 3 })
+    const down = await visit(`/billing/success?session_id=${body.session_id}`, 502, 'stripe_unavailable')
+    t.same(down('#message a').toArray().map((el) => [down(el).text(), down(el).attr('href')]), [['Try again', `/billing/success?session_id=${body.session_id}`]])
+    const missing = await visit('/billing/success?session_id=cs_test_nope', 404, 'not_found')
+    t.same(missing('#message a').map((_i, el) => missing(el).attr('href')).get(), ['/pricing', '/contact#support'])
+    await visit('/billing/success?session_id=../../x', 400, 'not_found')
+
+    // Programs keep the JSON error.
+    fake.queueReply('GET /v1/checkout/sessions*', { status: 500, body: { error: { type: 'api_error', message: 'down' } } }, { times: 3 })
+    const json = await app.inject({ url: `/billing/success?session_id=${body.session_id}`, headers: { accept: 'application/json' } })
+    t.equal(json.statusCode, 502)
+    t.equal(json.json().error, 'stripe_unavailable')
+    t.equal((await app.inject('/billing/success?session_id=cs_test_nope')).json().error, 'not_found')
+    t.equal((await app.inject('/billing/success?session_id=../../x')).json().field, 'session_id')
+    // And a browser whose order is found is still sent on to it.
+    const found = await app.inject({ url: `/billing/success?session_id=${body.session_id}`, headers: html })
+    t.equal(found.statusCode, 303)
+  }
 })
 
 t.test('return from Checkout: a delayed payment, and a session made outside this server', async (t) => {

@@ -3,11 +3,11 @@
 // without script; the welcome page follows the order to "live" after a signed webhook, and
 // polls gently (on a fake clock) while an order waits.
 import t from 'tap'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { LOGIN_ERRORS, REGISTER_ERRORS, PROGRESS_TEXT, RECONNECTING, fillText, shutdownText } from '../../api/web/buyer-text.ts'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { ADMIN_LINK_REFUSED, LOGIN_ERRORS, REGISTER_ERRORS, PROGRESS_TEXT, RECONNECTING, fillText, shutdownText } from '../../api/web/buyer-text.ts'
 import { SITE_PAGES } from '../../api/web/site-pages.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
+import { CHROMIUM_ARGS, CHROMIUM_PATH, chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
 import { buildTestSite } from '../helpers/site-build.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 
@@ -291,6 +291,93 @@ async function run (): Promise<void> {
     await page.getByRole('button', { name: 'Continue to payment' }).click()
     await page.waitForURL(/\/welcome\?tenant=/)
     t.equal(await page.locator('#progress').getAttribute('data-key'), 'awaiting_payment', 'the server filled in the state')
+    t.same(problems, [])
+  })
+
+  t.test('back from Checkout, the sign-up form restored from the back-forward cache can be sent again', async (t) => {
+    // Playwright turns the back-forward cache off by default; a buyer's browser has it on.
+    const cached = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true, timeout: 60_000, ignoreDefaultArgs: ['--disable-back-forward-cache'] })
+    t.teardown(() => cached.close())
+    const { page, problems } = await open(await cached.newContext())
+    await page.goto(`${origin}/register`)
+    // Listeners run in order: once this one has seen the page shown again, the site's has too.
+    await page.evaluate(() => {
+      const w = globalThis as any
+      w.addEventListener('pageshow', (event: any) => { if (event.persisted) w.__restored = true })
+    })
+    await page.getByLabel('Event name').fill('Second Thoughts CTF')
+    await page.getByLabel('Email').fill('organiser@example.org')
+    await page.getByRole('button', { name: 'Continue to payment' }).click()
+    // Without Stripe the form leads to the welcome page; with it, to Checkout: the same way back.
+    await page.waitForURL(/\/welcome\?tenant=/)
+    // A page restored from the cache fires no load event.
+    await page.goBack({ waitUntil: 'commit' })
+    await page.waitForFunction(() => (globalThis as any).__restored === true)
+    t.equal(page.url(), `${origin}/register`, 'the page came back from the cache, as it was left')
+    const submit = page.locator('#register-submit')
+    t.ok(await submit.isEnabled(), 'the button can be pressed again')
+    t.equal(await submit.textContent(), 'Continue to payment')
+    t.same(problems, [])
+  })
+
+  t.test('at 320 px a long address wraps: the welcome page never scrolls sideways', async (t) => {
+    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Internationalcybersecuritychallengechampionship' } })).json()
+    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))
+    const context = await browser.newContext({ viewport: { width: 320, height: 640 } })
+    t.teardown(() => context.close())
+    const { page } = await open(context)
+    await page.goto(`${origin}${created.welcome_url}`)
+    t.equal(await page.locator('#progress').getAttribute('data-key'), 'live')
+    t.match(await page.locator('#progress-detail').textContent(), /https:\/\/internationalcybersecuritychallen[a-z-]*-[0-9a-f]+\.ctfhive\.example\//)
+    const { scrollWidth, clientWidth } = await page.evaluate(() => {
+      const root = (globalThis as any).document.documentElement
+      return { scrollWidth: root.scrollWidth as number, clientWidth: root.clientWidth as number }
+    })
+    t.ok(scrollWidth <= clientWidth, `page ${scrollWidth} px wide in a ${clientWidth} px window`)
+  })
+
+  t.test('the administrator details are offered only for a link that can be the signed one, and a refusal is said plainly', async (t) => {
+    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Token CTF' } })).json()
+    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))
+    const { page, problems } = await open()
+    // The script offers the section right after it renders its first answer: count renders.
+    await page.addInitScript(() => {
+      const w = globalThis as any
+      w.__rendered = 0
+      w.document.addEventListener('DOMContentLoaded', () => {
+        new w.MutationObserver(() => { w.__rendered++ }).observe(w.document.getElementById('progress'), { attributes: true, attributeFilter: ['data-key'] })
+      })
+    })
+    const rendered = () => page.waitForFunction(() => (globalThis as any).__rendered >= 1)
+    for (const token of ['nonsense', '0'.repeat(39), `${'a'.repeat(40)}x`]) {
+      await page.goto(`${origin}/welcome?tenant=${created.tenant_id}&token=${token}`)
+      await rendered()
+      t.equal(await page.locator('#progress').getAttribute('data-key'), 'live')
+      t.ok(await page.locator('#admin-details').isHidden(), `token ${token}: no section, as the server renders none`)
+    }
+    // A token of the right form that is not this order's: the API refuses it, in the buyer's words.
+    await page.goto(`${origin}/welcome?tenant=${created.tenant_id}&token=${'0'.repeat(40)}`)
+    await rendered()
+    await page.getByRole('button', { name: 'Show administrator sign-in details' }).click()
+    await page.locator('#admin-message:not([hidden])').waitFor()
+    t.equal(await page.locator('#admin-message').textContent(), ADMIN_LINK_REFUSED)
+    t.ok(await page.getByRole('button', { name: 'Show administrator sign-in details' }).isEnabled(), 'and it may be asked again')
+    t.same(problems.filter((p) => !/status of 403/.test(p)), [])
+  })
+
+  t.test('the script stops thanking for an order that ends unpaid, and says no CTF was set up', async (t) => {
+    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Expiring CTF' } })).json()
+    const { page, problems } = await open()
+    await page.goto(`${origin}${created.welcome_url}`)
+    t.equal(await page.locator('h1').textContent(), PROGRESS_TEXT.awaiting_payment.heading)
+    t.equal(await page.title(), `${PROGRESS_TEXT.awaiting_payment.heading} · CTFHive`)
+    const session = checkoutSession({ tenantId: created.tenant_id, plan: 'solo', status: 'expired', paymentStatus: 'unpaid' })
+    t.equal((await deliver(app, makeEvent('checkout.session.expired', session))).json().tenant_state, 'canceled')
+    await page.locator('#progress[data-key="canceled_unpaid"]').waitFor({ timeout: 30_000 })
+    t.equal(await page.locator('h1').textContent(), 'Your order')
+    t.equal(await page.title(), 'Your order · CTFHive')
+    t.equal(await page.locator('#progress-detail').textContent(), fillText(PROGRESS_TEXT.canceled_unpaid.detail, { reason: 'The checkout expired before payment.' }))
+    t.equal(await page.locator('#progress-steps li.stopped').textContent(), 'Payment confirmed (stopped)')
     t.same(problems, [])
   })
 

@@ -9,7 +9,7 @@ import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import t from 'tap'
 import { load } from 'cheerio'
 import { PLANS, formatPrice } from '../../api/plans.ts'
-import { MANIFEST_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../../api/web/site-pages.ts'
+import { CHECKOUT_RETURN_FILE, MANIFEST_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../../api/web/site-pages.ts'
 import { PAYMENT_DELAYED_MS, REGISTER_ERRORS, PROGRESS_TEXT } from '../../api/web/buyer-text.ts'
 import { buildReason, buildSite, main, minifyCss, minifyJs, readManifest, siteScript, sourceHash } from '../../marketing/build.ts'
 
@@ -30,7 +30,7 @@ t.test('the build writes every page, asset and image', async (t) => {
   const parent = tempDir(t)
   const out = join(parent, 'dist')
   const manifest = buildSite({ outDir: out, ...OPTS })
-  t.same(manifest.pages, Object.fromEntries([...SITE_PAGES.map((p) => [p.path, p.file]), ['/404', NOT_FOUND_FILE]]))
+  t.same(manifest.pages, Object.fromEntries([...SITE_PAGES.map((p) => [p.path, p.file]), ['/404', NOT_FOUND_FILE], ['/billing/success', CHECKOUT_RETURN_FILE]]))
   t.same(readManifest(out), manifest)
   for (const file of manifest.files) t.ok(existsSync(join(out, file)), file)
   t.same(readdirSync(parent), ['dist'], 'no temporary directory is left')
@@ -162,7 +162,7 @@ t.test('--if-missing rebuilds only when needed', async (t) => {
   const lines: string[] = []
   const io = { stdout: { write: (s: string) => lines.push(s) }, stderr: { write: (s: string) => lines.push(s) } }
   t.equal(main(['--if-missing', '--out', out], env, io), 0)
-  t.match(lines.splice(0).join(''), /built 8 pages .* for https:\/\/ctfhive\.example \(about\.html is missing;/)
+  t.match(lines.splice(0).join(''), /built 9 pages .* for https:\/\/ctfhive\.example \(about\.html is missing;/)
   t.ok(existsSync(join(out, 'about.html')))
   const builtAt = readManifest(out)!.builtAt
   t.equal(main(['--if-missing', '--out', out], env, io), 0)

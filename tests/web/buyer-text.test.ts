@@ -42,7 +42,7 @@ t.test('every billing × infra combination has a progress the buyer understands'
   }
   t.same(progressOf(null), { key: 'not_found', done: 0, final: true })
   t.same(progressOf(facts('canceled', 'deprovisioned'), atMs), { key: 'canceled', done: 2, final: true }, 'a torn-down CTF is not shown as live')
-  t.same(progressOf(facts('canceled', 'none', { paid: false, ready: false }), atMs), { key: 'canceled', done: 1, final: true }, 'nor one never paid for')
+  t.same(progressOf(facts('canceled', 'none', { paid: false, ready: false }), atMs), { key: 'canceled_unpaid', done: 1, final: true }, 'nor one never paid for')
 })
 
 t.test('a CTF that still runs after its payment failed or its cancellation is shown as running', async (t) => {
@@ -149,11 +149,23 @@ t.test('a canceled or unpaid order is described as it is', async (t) => {
   const canceled = fillText(PROGRESS_TEXT.canceled.detail, { reason: 'The subscription was canceled.', ...words })
   t.match(canceled, 'shut down and its data deleted 3 days after the cancellation')
 
+  // Never paid for (an expired or failed checkout): no CTF was set up, so none is shut down.
+  const unpaid = progressOf(facts('canceled', 'none', { paid: false, ready: false }), atMs)
+  const expired = fillText(PROGRESS_TEXT[unpaid.key].detail, { reason: 'The checkout expired before payment.', ...words })
+  t.notMatch(expired, /shut down|data deleted|after the cancellation/, 'no CTF to shut down')
+  t.match(expired, 'The checkout expired before payment. No payment went through for it, so no CTF was set up.')
+  t.match(progressBlock(unpaid, { reason: 'x' }), '<li class="step stopped" data-step="1">Payment confirmed', 'stopped at the payment')
+
   // Stripe retries a failed charge and emails the buyer; a new card goes through billing.
   const pastDue = fillText(PROGRESS_TEXT.past_due.detail, words)
   t.notMatch(pastDue, /update your payment method/i, 'there is no page to update it on')
   t.match(pastDue, 'Stripe tries the charge again and emails you about it')
   t.match(pastDue, 'write to billing@ctfhive.example')
+})
+
+t.test('the page thanks the buyer only while the order goes ahead', async (t) => {
+  for (const key of ['checking', 'awaiting_payment', 'payment_delayed', 'setting_up', 'live'] as const) t.equal(PROGRESS_TEXT[key].heading, 'Thank you for your order', key)
+  for (const key of ['past_due', 'failed', 'canceled_running', 'canceled', 'canceled_unpaid', 'not_found'] as const) t.equal(PROGRESS_TEXT[key].heading, 'Your order', key)
 })
 
 t.test('the order number shows for every order we know', async (t) => {

@@ -187,7 +187,7 @@ t.test('clean URLs: one address per page', async (t) => {
   const head = await a.inject({ method: 'HEAD', url: '/pricing' })
   t.equal(head.statusCode, 200)
   t.equal(head.body, '')
-  for (const hidden of ['/404.html', '/register.html.br', '/index.html.gz', '/pricing.html.br?x=1']) {
+  for (const hidden of ['/404.html', '/checkout-return.html', '/register.html.br', '/index.html.gz', '/pricing.html.br?x=1']) {
     t.equal((await a.inject(hidden)).statusCode, 404, `${hidden}: a build file, not a page of its own`)
   }
   const tokened = await a.inject(`/welcome.html?tenant=${'a'.repeat(32)}&token=${'b'.repeat(40)}`)
@@ -439,9 +439,39 @@ t.test('/welcome shows the order as the server knows it', async (t) => {
     t.ok(miss('#order-ref').is('[hidden]'), `${url}: no order number for an order we do not know`)
     t.equal(miss('#order-id').text(), '')
   }
-  const plain = load((await a.inject('/welcome')).body)
-  t.equal(plain('#progress').attr('data-key'), 'checking', 'without a tenant the script decides')
-  t.ok(plain('#order-ref').is('[hidden]'))
+  // Without a tenant the link is incomplete: said so, never "looking up" for ever without script.
+  for (const url of ['/welcome', '/welcome?foo=1']) {
+    const plain = load((await a.inject(url)).body)
+    t.equal(plain('#progress').attr('data-key'), 'not_found', url)
+    t.equal(plain('#progress-detail').text(), PROGRESS_TEXT.not_found.detail)
+    t.ok(plain('#order-ref').is('[hidden]'))
+  }
+})
+
+t.test('/welcome thanks the buyer only while the order goes ahead, in its heading and title', async (t) => {
+  const { app: a, store } = await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS } })
+  const heads = async (url: string) => {
+    const $ = load((await a.inject(url)).body)
+    const meta = (sel: string) => $(`head meta[${sel}]`).attr('content')
+    return { key: $('#progress').attr('data-key'), h1: $('h1').text(), titles: [$('title').text(), meta('property="og:title"'), meta('name="twitter:title"')] }
+  }
+  const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Heading CTF' } })).json()
+  t.same(await heads(created.welcome_url), { key: 'awaiting_payment', h1: 'Thank you for your order', titles: Array(3).fill('Thank you for your order · CTFHive') })
+  t.same(await heads('/welcome?tenant=0123456789abcdef0123456789abcdef'), { key: 'not_found', h1: 'Your order', titles: Array(3).fill('Your order · CTFHive') })
+  await store.updateTenant(created.tenant_id, { infra: 'failed' })
+  t.same(await heads(created.welcome_url), { key: 'failed', h1: 'Your order', titles: Array(3).fill('Your order · CTFHive') })
+})
+
+t.test('/welcome says a never-paid order had no CTF to shut down', async (t) => {
+  const a = await app(t)
+  const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Expired CTF' } })).json()
+  const expired = await deliver(a, makeEvent('checkout.session.expired', checkoutSession({ tenantId: created.tenant_id, plan: 'solo', status: 'expired', paymentStatus: 'unpaid' })))
+  t.equal(expired.json().tenant_state, 'canceled')
+  const $ = load((await a.inject(created.welcome_url)).body)
+  t.equal($('#progress').attr('data-key'), 'canceled_unpaid')
+  t.equal($('h1').text(), 'Your order')
+  t.equal($('#progress-detail').text(), 'The checkout expired before payment. No payment went through for it, so no CTF was set up. You can start a new order at any time.')
+  t.notMatch($('#progress-detail').text(), /shut down|deleted/)
 })
 
 t.test('/welcome fills in the settings: the billing address and the grace period', async (t) => {
