@@ -142,6 +142,7 @@ t.test('HTML carries no-cache and the security headers', async (t) => {
     t.equal(h['x-frame-options'], 'DENY')
     t.equal(h['referrer-policy'], 'strict-origin-when-cross-origin')
     t.match(h['permissions-policy'], /camera=\(\)/)
+    t.equal(h['cross-origin-opener-policy'], 'same-origin', `${path}: no other window keeps a handle on it`)
     t.equal(h['strict-transport-security'], 'max-age=31536000', 'HSTS on an https origin')
   }
   const plain = await app(t, { PUBLIC_BASE_URL: 'http://127.0.0.1:3000' })
