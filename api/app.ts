@@ -348,6 +348,15 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     } catch (err) {
       app.log.error({ err }, 'could not store the address of tenants made by an older release; the next start tries again')
     }
+    // Several instances judge job leases each by its own clock (operations/postgresql.md).
+    try {
+      const offset = await deps.store.clockOffsetMs()
+      if (Math.abs(offset) > 5000) {
+        app.log.warn({ offset_ms: Math.round(offset) }, "this host's clock and the database's differ by more than 5 s: instances judge job leases by their own clocks; keep them in step (NTP)")
+      }
+    } catch (err) {
+      app.log.warn({ err }, "could not compare this host's clock with the database's")
+    }
     // Allowed with a test Stripe key (config.ts refuses a live one): staging the whole flow.
     if (config.nodeEnv === 'production' && executor instanceof FakeExecutor) {
       app.log.warn('LINODE_API_TOKEN is not set: provisioning only pretends (the in-memory FakeExecutor); no server is made for any tenant')

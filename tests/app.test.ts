@@ -328,6 +328,18 @@ t.test('a store that fails (not the code) is 500 store_unavailable on any route,
   }
 })
 
+t.test("a host whose clock is more than 5 s off the database's is told at start", async (t) => {
+  const clockWarning = (l: Record<string, unknown>): boolean => String(l.msg).startsWith("this host's clock and the database's differ")
+  for (const [offset, warned] of [[45_000, true], [-6_000, true], [4_000, false], [0, false]] as const) {
+    const { store } = storeWithOverrides(t)
+    store.clockOffsetMs = async () => offset
+    const logLines: Array<Record<string, unknown>> = []
+    await buildTestApp(t, { store, logLines })
+    t.equal(logLines.some(clockWarning), warned, `${offset} ms`)
+    if (warned) t.equal(logLines.find(clockWarning)?.offset_ms, offset)
+  }
+})
+
 t.test("a client's X-Request-Id is kept only when it is a short printable word", async (t) => {
   const logLines: Array<Record<string, unknown>> = []
   const { app } = await buildTestApp(t, { logLines })

@@ -43,6 +43,13 @@ export interface PostgresStoreOptions {
   statementTimeoutMs?: number
   /** How long to wait for a connection (a new one, or a free one of the pool); default 10 s. */
   connectTimeoutMs?: number
+  /**
+   * How long PostgreSQL lets a session sit idle inside a transaction before ending it; default
+   * 30 s. A paused instance (a frozen VM, a stopped process) holding the audit chain's lock
+   * would otherwise stall every other instance's audited writes until its TCP connection dies
+   * (hours). No transaction of ours waits on anything but its own statements.
+   */
+  idleInTransactionTimeoutMs?: number
 }
 
 export class PostgresStore extends PgOps implements Store {
@@ -59,6 +66,10 @@ export class PostgresStore extends PgOps implements Store {
       // Sent at connection start-up, so it holds for every statement on every connection.
       statement_timeout: opts.statementTimeoutMs !== undefined && opts.statementTimeoutMs > 0 ? opts.statementTimeoutMs : undefined,
       application_name: 'ctfhive',
+      idle_in_transaction_session_timeout: opts.idleInTransactionTimeoutMs ?? 30_000,
+      // A server that vanished (a failover, a dropped route) is noticed on an idle connection.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       // pg waits for ever by default: a host that accepts TCP and never answers (a stuck
       // pooler, a half-dead VM) would hang the start, and every request after it.
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000
@@ -202,6 +213,13 @@ export class PostgresStore extends PgOps implements Store {
         if (sqlState(err) !== STALE_PLAN || stalePlans >= this.poolSize) throw err
       }
     }
+  }
+
+  async clockOffsetMs (): Promise<number> {
+    const before = Date.now()
+    const row = await this.one('SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now')
+    // Read halfway through the round trip, as near as this host can tell.
+    return Number(row!.now) - (before + Date.now()) / 2
   }
 
   async ping (): Promise<void> {

@@ -84,6 +84,10 @@ export class SqliteStore extends SqliteOps implements Store {
     return schemaStatus(this.conn.db)
   }
 
+  async clockOffsetMs (): Promise<number> {
+    return 0
+  }
+
   async ping (): Promise<void> {
     this.conn.get('SELECT 1 AS ok')
   }

@@ -215,6 +215,11 @@ export interface Store extends StoreOps {
   schema (): Promise<SchemaStatus>
   /** Cheap liveness query, for /readyz. */
   ping (): Promise<void>
+  /**
+   * How far the database's clock runs ahead of this host's, in ms (0 for the embedded store,
+   * which has no other clock). Job leases are judged by each instance's own clock.
+   */
+  clockOffsetMs (): Promise<number>
   close (): Promise<void>
 }
 

@@ -7,7 +7,7 @@ import { sqlState } from '../../api/store/postgres-ops.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { openStore } from '../../api/store/index.ts'
 import { usePostgres } from '../helpers/postgres.ts'
-import { makeTenant, storeContract } from './contract.ts'
+import { audit, makeTenant, storeContract } from './contract.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { CONTROL_NAMES, SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
@@ -92,6 +92,34 @@ if (server !== undefined) {
     t.same(await store.schema(), { initialized: true, pending: [], unknown: [] }, 'migrated once the lock was free')
     const r = await poolOf(store as PostgresStore).query('SHOW statement_timeout')
     t.equal(r.rows[0].statement_timeout, '300ms', 'and the one connection keeps its own timeout for requests')
+  })
+
+  t.test('an instance paused inside a transaction that holds the audit lock stalls the others only until PostgreSQL ends its session', async (t) => {
+    const url = await server.createDatabase()
+    const paused = new PostgresStore({ url, poolSize: 2, idleInTransactionTimeoutMs: 300 })
+    t.teardown(() => paused.close())
+    await paused.migrate()
+    const other = await open(url)
+    t.teardown(() => other.close())
+    const tenant = 'a'.repeat(32)
+    let resume!: () => void
+    const frozen = new Promise<void>((resolve) => { resume = resolve })
+    const stalled = paused.transaction(async (tx) => {
+      await audit(tx, tenant, 'server.created')
+      await frozen // the process stopped here, its transaction open, the lock held
+      await tx.countTenants()
+    })
+    await backendWhere(url, "state = 'idle in transaction'", 'idle in its transaction')
+    // Bounded by the other store's statement timeout (10 s) when the session is never ended.
+    const appended = await audit(other, tenant, 'dns.record').finally(resume)
+    t.equal(appended.seq, 1, "the other instance appended once the paused one's session was ended")
+    t.ok(await stalled.then(() => undefined, (e: unknown) => e) instanceof StoreError, "the paused transaction fails when it goes on: none of it was written")
+    t.same((await other.listAudit({ tenant })).map((e) => e.action), ['dns.record'])
+    const fresh = new PostgresStore({ url, poolSize: 1 })
+    t.teardown(() => fresh.close())
+    t.equal((await poolOf(fresh).query('SHOW idle_in_transaction_session_timeout')).rows[0].idle_in_transaction_session_timeout, '30s', 'the default')
+    // The database runs on this host: its clock is this one.
+    t.ok(Math.abs(await fresh.clockOffsetMs()) < 1000, 'the clock offset is measured, not made up')
   })
 
   t.test('schema: what a database lacks or has beyond this release; the CLI store refuses one behind', async (t) => {
