@@ -1,21 +1,36 @@
 // The teardown of a canceled tenant: DNS record, then server. A paid event of a new
 // subscription may reactivate the tenant at any moment (tenants/lifecycle.ts), and the tenant
 // service only calls off *queued* teardowns, so a running one looks again, with the tenant row
-// locked, before each destructive step and in the transaction that ends it. A tenant may also
-// be reactivated and canceled again between two looks: its new grace period is then honoured.
+// locked, before each destructive step, in the transaction that ends it and after a failed
+// step; finding the tenant paid once it began removing, it queues the provisioning. A tenant
+// may also be reactivated and canceled again between two looks: its new grace period is then
+// honoured.
 import type { StoreOps, Tenant } from '../store/store.ts'
-import { ended, stepTime, type Attempt } from './attempt.ts'
+import { LeaseLost, ended, stepTime, type Attempt } from './attempt.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
 
 /**
  * Committed with the check that lets the first removal start: from then on the DNS record may
  * be gone even if the attempt ends before `dns_removed` (a later removal fails, a reply is lost,
- * a shutdown), so a reactivation must provision the tenant again: both places that decide it
- * look for any step but ''.
+ * a shutdown), so a reactivation must provision the tenant again: every place that decides it
+ * (here, and the tenant service) looks for any step but ''.
  */
 const DNS_REMOVING = 'dns_removing'
 
 export async function runTeardown (attempt: Attempt, executor: Executor, specFor: (tenant: Tenant) => ServerSpec, graceMs: number): Promise<void> {
+  try {
+    await tearDown(attempt, executor, specFor, graceMs)
+  } catch (err) {
+    // An abandoned attempt writes nothing (and another may hold the job): the runner handles it.
+    if (attempt.signal.aborted || err instanceof LeaseLost) throw err
+    // A tenant reactivated meanwhile waits for this teardown to queue its provisioning (the
+    // tenant service marked it `provisioning` and queued none): now, rather than after the
+    // backoff (or never, after a failure no retry fixes). Otherwise the failure is the runner's.
+    if (!(await calledOffAfterFailure(attempt, err).catch(() => false))) throw err
+  }
+}
+
+async function tearDown (attempt: Attempt, executor: Executor, specFor: (tenant: Tenant) => ServerSpec, graceMs: number): Promise<void> {
   const { job, signal } = attempt
   if (job.step === '' || job.step === DNS_REMOVING) {
     const tenant = await tenantToTearDown(attempt, graceMs, DNS_REMOVING)
@@ -44,8 +59,8 @@ export async function runTeardown (attempt: Attempt, executor: Executor, specFor
     await tx.updateJob(job.id, ended('done'))
     await tx.updateTenant(job.tenant, { infra: reactivated ? 'provisioning' : 'deprovisioned' })
     await attempt.audit(tx, 'teardown.done', {})
-    // Reactivated while the server was being destroyed: the tenant service saw infra `ready`
-    // then and started nothing, so the new server is queued here or never.
+    // Reactivated while the server was being destroyed: the tenant service found this
+    // teardown running and queued nothing, so the new server is queued here or never.
     if (reactivated) await provisionAgain(attempt, tx, tenant, 'reactivated while its server was destroyed')
   })
 }
@@ -111,6 +126,22 @@ async function tenantToTearDown (attempt: Attempt, graceMs: number, mark?: strin
     // The DNS record is already gone: a provision job adopts the kept server and restores it.
     if (tenant !== undefined && job.step !== '') await provisionAgain(attempt, tx, tenant, 'reactivated after its DNS record was removed')
     return undefined
+  })
+}
+
+/**
+ * After a failed step: if the tenant is no longer canceled, the teardown ends as its next look
+ * would end it (`teardown.skipped`, then the provisioning), saying what failed; true then.
+ */
+async function calledOffAfterFailure (attempt: Attempt, err: unknown): Promise<boolean> {
+  const { job } = attempt
+  return attempt.transaction(async (tx) => {
+    const tenant = await tx.getTenantForUpdate(job.tenant)
+    if (tenant === undefined || tenant.billing === 'canceled') return false
+    await tx.updateJob(job.id, ended('canceled'))
+    await attempt.audit(tx, 'teardown.skipped', { reason: 'tenant is no longer canceled', step: job.step, failure: err instanceof Error ? err.message : String(err) })
+    if (job.step !== '') await provisionAgain(attempt, tx, tenant, 'reactivated while its teardown was failing')
+    return true
   })
 }
 

@@ -330,7 +330,16 @@ export class TenantService {
       // provision job adopts a server still there.
       const last = teardowns.at(-1)
       if (last !== undefined && (last.status === 'queued' || last.status === 'failed') && last.step !== '') provision = true
-      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.reactivated', { subscription: patch.subscriptionId ?? tenant.subscriptionId, source })
+      // A running one past its first look (its step is committed under this row lock) may have
+      // removed the record or be destroying the server: never `active` meanwhile. No job here,
+      // as a provision job beside it would race its sweep: the teardown queues one when it
+      // sees the tenant paid (teardown.ts), also when its attempt fails.
+      const waitsForTeardown = last?.status === 'running' && last.step !== ''
+      if (waitsForTeardown) {
+        provision = false
+        patch.infra = 'provisioning'
+      }
+      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.reactivated', { subscription: patch.subscriptionId ?? tenant.subscriptionId, source, ...(waitsForTeardown ? { running_teardown: last.id, teardown_step: last.step } : {}) })
     }
     if (provision) {
       Object.assign(patch, { infra: 'provisioning' as const })

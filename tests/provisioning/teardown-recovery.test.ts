@@ -87,6 +87,12 @@ async function runAll (app: FastifyInstance, store: Store): Promise<void> {
   for (let i = 0; i < 50 && await runOne(app, store); i++);
 }
 
+/** The runner's timers are unref'd: keep the process up while a test awaits a gate. */
+function keepAlive (t: Test): void {
+  const timer = setInterval(() => {}, 1000)
+  t.teardown(() => clearInterval(timer))
+}
+
 async function actions (store: Store, id: string): Promise<string[]> {
   return (await store.listAudit({ tenant: id })).map((e) => e.action)
 }
@@ -188,9 +194,10 @@ for (const how of ['a lost answer', 'a shutdown'] as const) {
     t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: how === 'a shutdown' ? 'running' : 'queued', step: 'dns_removing' })
 
     const back = await deliver(app, paid(id, 'sub_b'))
-    // A `running` teardown is left to itself (a provision job beside it would race its
-    // sweep): the attempt that reclaims it skips it and queues the provisioning.
-    t.equal(back.json().tenant_state, how === 'a shutdown' ? 'active' : 'provisioning')
+    // A `running` teardown is left to queue the provisioning itself (a provision job beside it
+    // would race its sweep): the attempt that reclaims it skips it and does. Not "active" meanwhile.
+    t.equal(back.json().tenant_state, 'provisioning')
+    if (how === 'a shutdown') t.same((await store.listJobs({ tenant: id })).filter((j) => j.kind === 'provision').map((j) => j.status), ['done'], 'nothing queued beside a running teardown')
     if (how === 'a shutdown') {
       t.ok(await runOne(app, store), 'the reclaimed teardown')
       t.match(await store.getTenant(id), { infra: 'provisioning' }, 'not "active": its address may be gone')
@@ -203,6 +210,88 @@ for (const how of ['a lost answer', 'a shutdown'] as const) {
     t.equal((await app.inject({ url: `/tenants/${id}/status` })).json().state, 'active')
   })
 }
+
+// Reactivated while the destroy call is in flight, and the call fails: the attempt ends the
+// teardown and queues the provisioning then, not after a backoff (or never, after a failure
+// no retry fixes), and the tenant is `provisioning` throughout, never `active` without its
+// DNS record.
+for (const retryable of [true, false]) {
+  t.test(`paying again while the destroy call fails (${retryable ? 'retryable' : 'for good'}) restores the tenant at once`, async (t) => {
+    const { app, store, id, executor, live } = await liveTenant(t)
+    await deliver(app, cancel(id, 'sub_a'))
+    const destroying = executor.holdNext('destroy')
+    keepAlive(t)
+    executor.failNext('destroy', 1, new ExecutorError('Linode API 503: Service Unavailable', { retryable }))
+    const attempt = runOne(app, store)
+    await destroying.reached
+    t.equal(executor.records.size, 0, 'the DNS record is gone')
+
+    const back = await deliver(app, paid(id, 'sub_b'))
+    t.equal(back.json().tenant_state, 'provisioning', 'not "active" without its DNS record')
+    t.match((await app.inject({ url: `/tenants/${id}/status` })).json(), { state: 'provisioning', infra: 'provisioning' })
+    destroying.release()
+    t.ok(await attempt, 'the teardown attempt')
+
+    t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:done', 'deprovision:canceled', 'provision:queued'],
+      'called off, and the provisioning queued by the same attempt')
+    t.equal((await app.inject({ url: `/tenants/${id}/status` })).json().state, 'provisioning')
+    await runAll(app, store)
+    const tenant = (await store.getTenant(id))!
+    t.match(tenant, { billing: 'paid', infra: 'ready', serverId: live.serverId }, 'the same server, adopted')
+    t.equal(executor.servers.size, 1, 'one server')
+    t.same([...executor.records.values()].map((r) => r.target), [live.ipv4], 'one DNS record, at it')
+    t.equal((await app.inject({ url: `/tenants/${id}/status` })).json().state, 'active')
+    const audit = await store.listAudit({ tenant: id })
+    const trail = audit.map((e) => e.action)
+    t.same(trail.slice(trail.indexOf('teardown.scheduled')), [
+      'teardown.scheduled', 'dns.removed', 'tenant.reactivated', 'teardown.skipped', 'provision.queued',
+      'server.adopted', 'server.running', 'dns.record', 'health.ok', 'provision.ready'
+    ])
+    t.match(audit.find((e) => e.action === 'teardown.skipped')?.detail, { reason: 'tenant is no longer canceled', step: 'dns_removed', failure: /503/ })
+    t.match(audit.find((e) => e.action === 'provision.queued' && e.detail.source === 'teardown')?.detail, { reason: /failing/ })
+  })
+}
+
+t.test('a failed teardown attempt of a tenant still canceled is retried as before', async (t) => {
+  const { app, store, id, executor } = await liveTenant(t)
+  await deliver(app, cancel(id, 'sub_a'))
+  executor.failNext('destroy')
+  t.ok(await runOne(app, store))
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'queued', attempts: 1, step: 'dns_removed' })
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'ready' })
+})
+
+// A tenant whose server id was never kept (infra `provisioning`) would be provisioned at once
+// by a reactivation: not while its teardown runs, whose tag sweep would destroy what the new
+// job adopts. The teardown queues it when it sees the tenant paid.
+t.test('paying again while a teardown of a half-provisioned tenant runs queues nothing beside it', async (t) => {
+  const executor = new LostAnswers()
+  executor.loseCreate = 1
+  const { app, store, id } = await setup(t, executor)
+  await deliver(app, paid(id, 'sub_a'))
+  t.ok(await runOne(app, store), 'the first provision attempt')
+  t.match(await store.getTenant(id), { infra: 'provisioning', serverId: null }, 'no id kept')
+  await deliver(app, cancel(id, 'sub_a'))
+  // No record was made: the teardown's DNS search is its first call.
+  const searching = executor.holdNext('find')
+  keepAlive(t)
+  const all = runAll(app, store)
+  await searching.reached
+  t.match((await store.listJobs({ tenant: id })).find((j) => j.kind === 'deprovision'), { status: 'running', step: 'dns_removing' })
+
+  const back = await deliver(app, paid(id, 'sub_b'))
+  t.equal(back.json().tenant_state, 'provisioning')
+  t.notOk((await store.listJobs({ tenant: id })).some((j) => j.kind === 'provision' && (j.status === 'queued' || j.status === 'running')), 'no provision job beside the teardown')
+  searching.release()
+  await all
+
+  t.equal(executor.servers.size, 1, 'one server')
+  const tenant = (await store.getTenant(id))!
+  t.match(tenant, { billing: 'paid', infra: 'ready' })
+  t.ok(executor.servers.has(tenant.serverId!), 'the server made first, adopted')
+  t.same([...executor.records.values()].map((r) => r.target), [tenant.ipv4], 'one DNS record, at it')
+  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`).slice(-2), ['deprovision:canceled', 'provision:done'])
+})
 
 t.test('a teardown keeps trying through failures past the provisioning attempt cap', async (t) => {
   const logLines: Array<Record<string, unknown>> = []

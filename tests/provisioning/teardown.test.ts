@@ -54,7 +54,11 @@ async function reactivateDuringDestroy (t: Test, given?: Store): Promise<void> {
   app.jobs.kick()
   await destroying.reached
   const back = await deliver(app, reactivate(id, 'sub_second'))
-  t.equal(back.json().tenant_state, 'active', 'infra is still ready: the tenant service starts nothing')
+  // Its DNS record is gone and its server going: not `active`, though the teardown, not the
+  // tenant service, queues the new server (a provision job beside it would race its sweep).
+  t.equal(back.json().tenant_state, 'provisioning', 'not "active" while its server is destroyed')
+  t.match((await app.inject(`/tenants/${id}/status`)).json(), { state: 'provisioning', billing: 'paid', infra: 'provisioning' })
+  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:done', 'deprovision:running'], 'no provision job beside the teardown')
   destroying.release()
 
   await until(async () => (await teardownJob(store, id))?.status === 'done', 'teardown done')
@@ -75,6 +79,7 @@ async function reactivateDuringDestroy (t: Test, given?: Store): Promise<void> {
     'server.created', 'server.running', 'dns.record', 'health.ok', 'provision.ready'
   ])
   t.match(audit.find((e) => e.action === 'provision.queued' && e.detail.source === 'teardown')?.detail, { reason: /reactivated/, provision_job: provisions[1]!.id })
+  t.match(audit.find((e) => e.action === 'tenant.reactivated')?.detail, { running_teardown: (await teardownJob(store, id))!.id, teardown_step: 'dns_removed' })
   const chain = await store.listAudit({})
   t.match(await verifyStoredChain(store, config.auditSecret), { ok: true, entries: chain.length, lastSeq: chain.length })
 }
@@ -102,7 +107,9 @@ t.test('a reactivation before the destroy step calls the teardown off and keeps 
   await deliver(app, cancel(id, 'sub_first'))
   app.jobs.kick()
   await removingDns.reached
-  await deliver(app, reactivate(id, 'sub_second'))
+  const back = await deliver(app, reactivate(id, 'sub_second'))
+  t.equal(back.json().tenant_state, 'provisioning', 'not "active" while its DNS record is being removed')
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'provisioning')
   removingDns.release()
 
   await until(async () => ['done', 'canceled'].includes((await teardownJob(store, id))?.status ?? ''), 'teardown settled')
@@ -133,8 +140,9 @@ t.test('a tenant reactivated before its teardown starts is left alone', async (t
   // The teardown is claimed (running) before the reactivation, so the service cannot call it off.
   const job = (await store.claimNextJob(app.jobs.owner, Date.now(), app.jobs.leaseMs))!
   t.equal(job.kind, 'deprovision')
-  await deliver(app, reactivate(id, 'sub_second'))
+  const back = await deliver(app, reactivate(id, 'sub_second'))
   t.equal((await teardownJob(store, id))?.status, 'running')
+  t.equal(back.json().tenant_state, 'active', 'it has removed nothing yet, and will not: still active')
   await app.jobs.runJob(job)
   t.equal((await teardownJob(store, id))?.status, 'canceled')
   t.equal(executor.calls.removeDns + executor.calls.destroy, 0, 'nothing removed')
