@@ -213,14 +213,20 @@ t.test('a teardown claimed early never runs before the grace period of the lates
   t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'canceled')
 })
 
-t.test('a cancel while the first server is being created: the teardown waits for the provisioning, and no server is left', async (t) => {
+/** Paid, then canceled while its first server is being made (the create held until released). */
+async function cancelWhileCreating (t: Test, graceHours: string, name: string, sub: string) {
   const executor = new FakeExecutor()
-  const { app, store } = await buildTestApp(t, { executor, env: { DEPROVISION_GRACE_HOURS: '0', WEBHOOK_WAIT_MS: '0' } })
-  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Race CTF' } })).json().tenant_id
+  const { app, store } = await buildTestApp(t, { executor, env: { DEPROVISION_GRACE_HOURS: graceHours, WEBHOOK_WAIT_MS: '0' } })
+  const id: string = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name } })).json().tenant_id
   const creating = executor.holdNext('create')
-  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_race_create' })))
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: sub })))
   await creating.reached
-  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_race_create', tenantId: id, status: 'canceled' })))
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: sub, tenantId: id, status: 'canceled' })))
+  return { executor, app, store, id, creating }
+}
+
+t.test('a cancel while the first server is being created: the teardown waits for the provisioning, and no server is left', async (t) => {
+  const { executor, app, store, id, creating } = await cancelWhileCreating(t, '0', 'Race CTF', 'sub_race_create')
   app.jobs.kick()
   // The teardown gets its chance while the server is still being made.
   await new Promise((resolve) => setTimeout(resolve, 300))
@@ -232,13 +238,7 @@ t.test('a cancel while the first server is being created: the teardown waits for
 })
 
 t.test('a provisioning that fails for good after a cancel keeps the cancellation as the reason', async (t) => {
-  const executor = new FakeExecutor()
-  const { app, store } = await buildTestApp(t, { executor, env: { DEPROVISION_GRACE_HOURS: '72', WEBHOOK_WAIT_MS: '0' } })
-  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Failed Race CTF' } })).json().tenant_id
-  const creating = executor.holdNext('create')
-  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_race_fail' })))
-  await creating.reached
-  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_race_fail', tenantId: id, status: 'canceled' })))
+  const { executor, app, store, id, creating } = await cancelWhileCreating(t, '72', 'Failed Race CTF', 'sub_race_fail')
   executor.failNext('create', 1, new ExecutorError('the region is out of capacity', { retryable: false }))
   creating.release()
   await until(async () => (await store.listJobs({ tenant: id })).some((j) => j.kind === 'provision' && j.status === 'failed'), 'the provisioning fails')
