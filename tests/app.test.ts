@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, storeWithOverrides, testConfig } from './helpers/build-app.ts'
 import { createExecutor } from '../api/provisioning/select.ts'
@@ -166,6 +166,21 @@ class RawClient {
   }
 }
 
+/**
+ * Sends `bytes` on a connection of its own; the answer must be JSON that closes the
+ * connection, and the server must then close it.
+ */
+async function closingAnswer (t: Test, app: FastifyInstance, bytes: string, what: string): Promise<RawResponse & { json: Record<string, unknown> }> {
+  const client = await RawClient.open(app)
+  client.socket.write(bytes)
+  const r = await client.response()
+  t.match(r.headers['content-type'], /^application\/json/, `${what}: JSON`)
+  t.equal(r.headers.connection, 'close', `${what}: Connection: close`)
+  await client.closed
+  t.ok(client.socket.destroyed, `${what}: the server closed the connection`)
+  return { ...r, json: JSON.parse(r.body) }
+}
+
 t.test('requests Node cannot parse get a contract error, then the connection closes', async (t) => {
   const { app } = await buildTestApp(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -178,18 +193,11 @@ t.test('requests Node cannot parse get a contract error, then the connection clo
     ['a 20 KB chunk extension', `POST /billing/checkout HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2;x=${'a'.repeat(20 * 1024)}\r\n{}\r\n0\r\n\r\n`, 413, 'payload_too_large']
   ] as const
   for (const [what, bytes, status, code] of cases) {
-    const client = await RawClient.open(app)
-    client.socket.write(bytes)
-    const r = await client.response()
+    const r = await closingAnswer(t, app, bytes, what)
     t.equal(r.status, status, what)
-    t.match(r.headers['content-type'], /^application\/json/, `${what}: JSON`)
-    t.equal(r.headers.connection, 'close', `${what}: Connection: close`)
-    const body = JSON.parse(r.body)
-    t.equal(body.error, code, what)
-    t.type(body.message, 'string', `${what}: a message`)
-    t.same(Object.keys(body), ['error', 'message'], `${what}: nothing else`)
-    await client.closed
-    t.ok(client.socket.destroyed, `${what}: the server closed the connection`)
+    t.equal(r.json.error, code, what)
+    t.type(r.json.message, 'string', `${what}: a message`)
+    t.same(Object.keys(r.json), ['error', 'message'], `${what}: nothing else`)
   }
   t.equal((await app.inject('/healthz')).statusCode, 200, 'the server still answers')
 })
@@ -197,14 +205,9 @@ t.test('requests Node cannot parse get a contract error, then the connection clo
 t.test('an Expect other than 100-continue is a JSON 417, then the connection closes', async (t) => {
   const { app, store } = await buildTestApp(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
-  const client = await RawClient.open(app)
-  client.socket.write('POST /billing/checkout HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n')
-  const r = await client.response()
+  const r = await closingAnswer(t, app, 'POST /billing/checkout HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n', 'Expect: 200-ok')
   t.equal(r.status, 417)
-  t.match(r.headers['content-type'], /^application\/json/)
-  t.equal(r.headers.connection, 'close')
-  t.same(JSON.parse(r.body), { error: 'expectation_failed', message: 'Only "Expect: 100-continue" is supported.' })
-  await client.closed
+  t.same(r.json, { error: 'expectation_failed', message: 'Only "Expect: 100-continue" is supported.' })
   t.equal(await store.countTenants(), 0, 'the request went no further')
 })
 
@@ -215,15 +218,10 @@ t.test('CONNECT is a JSON 405 with Allow, then the connection closes', async (t)
     ['example.org:443', '', 'This server is not a proxy: it does not take CONNECT.'],
     ['/healthz', 'GET, HEAD', 'This server is not a proxy: it does not take CONNECT; /healthz takes GET, HEAD.']
   ] as const) {
-    const client = await RawClient.open(app)
-    client.socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`)
-    const r = await client.response()
+    const r = await closingAnswer(t, app, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`, target)
     t.equal(r.status, 405, target)
-    t.match(r.headers['content-type'], /^application\/json/, target)
-    t.equal(r.headers.connection, 'close', target)
     t.equal(r.headers.allow, allow, `${target}: Allow`)
-    t.same(JSON.parse(r.body), { error: 'method_not_allowed', message }, target)
-    await client.closed
+    t.same(r.json, { error: 'method_not_allowed', message }, target)
   }
   // A client that resets instead of reading does no harm.
   const reset = await RawClient.open(app)
@@ -367,16 +365,10 @@ t.test('a request that does not arrive in time is 408 request_timeout, then the 
   app.server.requestTimeout = 300
   app.server.headersTimeout = 300
   await app.listen({ host: '127.0.0.1', port: 0 })
-  const client = await RawClient.open(app)
   // Complete headers, then a body that never finishes.
-  client.socket.write('POST /billing/checkout HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"plan":')
-  const r = await client.response()
+  const r = await closingAnswer(t, app, 'POST /billing/checkout HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"plan":', 'a body that never ends')
   t.equal(r.status, 408)
-  t.match(r.headers['content-type'], /^application\/json/)
-  t.equal(r.headers.connection, 'close')
-  t.same(JSON.parse(r.body), { error: 'request_timeout', message: 'The request took too long to arrive.' })
-  await client.closed
-  t.ok(client.socket.destroyed, 'the server closed the connection')
+  t.same(r.json, { error: 'request_timeout', message: 'The request took too long to arrive.' })
 })
 
 t.test('in production without LINODE_API_TOKEN the server warns that provisioning only pretends', async (t) => {
