@@ -1,5 +1,4 @@
 // Checkout and the return from Checkout. Thin: validate, call the service, map the result.
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -15,6 +14,7 @@ import { NAME_MAX_LENGTH, NAME_PATTERN } from '../tenants/name.ts'
 import { CHECKOUT_RETURN_ERRORS } from '../web/buyer-text.ts'
 import { prefersHtml, sendMessagePage } from '../web/headers.ts'
 import { CHECKOUT_RETURN_FILE } from '../web/site-pages.ts'
+import { readBuiltPage } from '../web/marketing.ts'
 
 const CheckoutBody = Type.Object({
   plan: Type.String({ minLength: 1, maxLength: 200, description: 'Plan slug from the catalogue, e.g. "standard"' }),
@@ -153,7 +153,7 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
   /** The site's frame for a message page, when the site is built (web/headers.ts sendMessagePage). */
   const returnFrame = (): string | undefined => {
     try {
-      return readFileSync(join(config.marketingDistDir, CHECKOUT_RETURN_FILE), 'utf8')
+      return readBuiltPage(join(config.marketingDistDir, CHECKOUT_RETURN_FILE))
     } catch {
       return undefined
     }

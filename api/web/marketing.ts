@@ -73,6 +73,19 @@ function warnIfBuiltForElsewhere (app: FastifyInstance, root: string): void {
   }
 }
 
+// Built pages change only when the site is rebuilt; keep each in memory until its file changes.
+const builtPages = new Map<string, { mtimeMs: number, html: string }>()
+
+/** A built page's HTML (it throws when the file is missing). */
+export function readBuiltPage (path: string): string {
+  const { mtimeMs } = statSync(path)
+  const hit = builtPages.get(path)
+  if (hit !== undefined && hit.mtimeMs === mtimeMs) return hit.html
+  const html = readFileSync(path, 'utf8')
+  builtPages.set(path, { mtimeMs, html })
+  return html
+}
+
 export default async function marketingSite (app: FastifyInstance, opts: MarketingOptions): Promise<void> {
   const { config } = app
   const root = opts.distDir
@@ -93,17 +106,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     }
   })
 
-  // Built pages change only when the site is rebuilt; keep each in memory until its file changes.
-  const cache = new Map<string, { mtimeMs: number, html: string }>()
-  const readPage = (file: string): string => {
-    const path = join(root, file)
-    const { mtimeMs } = statSync(path)
-    const hit = cache.get(path)
-    if (hit !== undefined && hit.mtimeMs === mtimeMs) return hit.html
-    const html = readFileSync(path, 'utf8')
-    cache.set(path, { mtimeMs, html })
-    return html
-  }
+  const readPage = (file: string): string => readBuiltPage(join(root, file))
 
   const sendFilled = (reply: FastifyReply, html: string, opts: { noReferrer?: boolean } = {}): FastifyReply => {
     setHtmlHeaders(reply, config, csp)
