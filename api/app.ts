@@ -66,6 +66,8 @@ const PLUGIN_ERRORS = new Map<number, { code: ErrorCode, message: string }>([
   [416, { code: 'range_not_satisfiable', message: 'The requested range lies outside the file.' }]
 ])
 
+/** How often the store's clock is compared with this host's again. */
+const CLOCK_SYNC_MS = 10 * 60_000
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 
 /** The methods a route of its own takes at this URL; a static file's wildcard does not count. */
@@ -334,6 +336,21 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
+  // Measured again now and then: this host's clock may be stepped while it runs (NTP at boot).
+  let clockTimer: NodeJS.Timeout | undefined
+  let clockOff = false
+  const syncClock = async (): Promise<void> => {
+    try {
+      const offset = await deps.store.syncClock()
+      const off = Math.abs(offset) > 5000
+      if (off && !clockOff) {
+        app.log.warn({ offset_ms: Math.round(offset) }, "this host's clock and the database's differ by more than 5 s: jobs keep to the database's clock, but this host's log times are off; keep it in step (NTP)")
+      }
+      clockOff = off
+    } catch (err) {
+      app.log.warn({ err }, "could not compare this host's clock with the database's; jobs keep to the offset measured last")
+    }
+  }
   app.addHook('onReady', async () => {
     // After a rollback: the older code runs on a schema a newer release migrated. Migrations
     // so far only add tables, indexes and columns that may be empty or have a default, so it
@@ -348,15 +365,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     } catch (err) {
       app.log.error({ err }, 'could not store the address of tenants made by an older release; the next start tries again')
     }
-    // Several instances judge job leases each by its own clock (operations/postgresql.md).
-    try {
-      const offset = await deps.store.clockOffsetMs()
-      if (Math.abs(offset) > 5000) {
-        app.log.warn({ offset_ms: Math.round(offset) }, "this host's clock and the database's differ by more than 5 s: instances judge job leases by their own clocks; keep them in step (NTP)")
-      }
-    } catch (err) {
-      app.log.warn({ err }, "could not compare this host's clock with the database's")
-    }
+    // Job times keep to the database's clock (Store.now), so instances agree on leases.
+    await syncClock()
+    clockTimer = setInterval(() => { void syncClock() }, CLOCK_SYNC_MS).unref()
     // Allowed with a test Stripe key (config.ts refuses a live one): staging the whole flow.
     if (config.nodeEnv === 'production' && executor instanceof FakeExecutor) {
       app.log.warn('LINODE_API_TOKEN is not set: provisioning only pretends (the in-memory FakeExecutor); no server is made for any tenant')
@@ -368,6 +379,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     }
   })
   if (deps.runJobs !== false) app.addHook('onReady', async () => { jobs.start() })
-  app.addHook('preClose', async () => { await jobs.stop() })
+  app.addHook('preClose', async () => {
+    clearInterval(clockTimer)
+    await jobs.stop()
+  })
   return app
 }

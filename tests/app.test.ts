@@ -330,7 +330,7 @@ t.test("a host whose clock is more than 5 s off the database's is told at start"
   const clockWarning = (l: Record<string, unknown>): boolean => String(l.msg).startsWith("this host's clock and the database's differ")
   for (const [offset, warned] of [[45_000, true], [-6_000, true], [4_000, false], [0, false]] as const) {
     const { store } = storeWithOverrides(t)
-    store.clockOffsetMs = async () => offset
+    store.syncClock = async () => offset
     const logLines: Array<Record<string, unknown>> = []
     await buildTestApp(t, { store, logLines })
     t.equal(logLines.some(clockWarning), warned, `${offset} ms`)

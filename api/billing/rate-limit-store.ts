@@ -41,7 +41,8 @@ export function storeRateLimit (store: Store): FastifyRateLimitStoreCtor {
     }
 
     private async hit (k: string, timeWindow: number, max: number): Promise<{ current: number, ttl: number }> {
-      const now = Date.now()
+      // The store's clock: every instance on the database counts the same window.
+      const now = store.now()
       const known = this.over.get(k)
       if (known !== undefined && known.resetAt > now) {
         known.count++
@@ -51,7 +52,7 @@ export function storeRateLimit (store: Store): FastifyRateLimitStoreCtor {
       const hit = await store.countHit(k, timeWindow, now)
       if (hit.count > max) this.remember(k, hit)
       // At least 1 ms, so Retry-After (whole seconds, rounded up) never says 0.
-      return { current: hit.count, ttl: Math.max(1, hit.resetAt - Date.now()) }
+      return { current: hit.count, ttl: Math.max(1, hit.resetAt - store.now()) }
     }
 
     child (params: unknown): StoreRateLimit {

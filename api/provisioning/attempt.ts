@@ -17,8 +17,8 @@ export function ended (status: 'done' | 'canceled'): JobPatch {
  * step time no later than that marks a job an older release moved (jobs.ts, the health check's
  * window).
  */
-export function stepTime (job: Job): number {
-  return Math.max(Date.now(), Date.parse(job.createdAt) + 1)
+export function stepTime (job: Job, now: number): number {
+  return Math.max(now, Date.parse(job.createdAt) + 1)
 }
 
 /** Another worker holds the job now: this attempt must not write. */
@@ -35,6 +35,11 @@ export class Attempt {
     this.signal = opts.signal
     this.store = opts.store
     this.auditSecret = opts.auditSecret
+  }
+
+  /** The store's clock, which every job time keeps to. */
+  now (): number {
+    return this.store.now()
   }
 
   /** A store transaction of this attempt; it throws the abort reason instead of writing once aborted. */
@@ -80,7 +85,7 @@ export class Attempt {
 
   /** A finished step: the next attempt resumes after it. */
   async commitStep (step: string, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
-    const stepAt = stepTime(this.job)
+    const stepAt = stepTime(this.job, this.now())
     await this.commit({ step, stepAt }, tenantPatch, action, detail)
     this.job.step = step
     this.job.stepAt = stepAt

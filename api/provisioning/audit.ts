@@ -28,7 +28,7 @@ export function auditMac (secret: string, prevMac: string, entry: Pick<AuditEntr
 
 /** Appends one step; `detail` must hold no secrets (ids, states, reasons only). */
 export function appendAudit (ops: StoreOps, secret: string, tenant: string, action: string, detail: Record<string, unknown> = {}): Promise<AuditEntry> {
-  const at = new Date().toISOString()
+  const at = new Date(ops.now()).toISOString()
   return ops.appendAudit({ at, tenant, action, detail }, (prevMac, seq) => auditMac(secret, prevMac, { seq, at, tenant, action, detail }))
 }
 

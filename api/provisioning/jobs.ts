@@ -176,11 +176,11 @@ export class JobRunner {
         // A claim is a write transaction (on SQLite it waits out another process's write
         // lock, blocking the event loop): made only when a read says a job is due.
         const due = await this.opts.store.nextJobDueAt()
-        if (due === undefined || due > Date.now()) {
+        if (due === undefined || due > this.now()) {
           this.claimFailures = 0
-          return due === undefined ? idle : Math.min(due - Date.now(), idle) + 5
+          return due === undefined ? idle : Math.min(due - this.now(), idle) + 5
         }
-        job = await this.opts.store.claimNextJob(this.owner, Date.now(), this.leaseMs)
+        job = await this.opts.store.claimNextJob(this.owner, this.now(), this.leaseMs)
         this.claimFailures = 0
       } catch (err) {
         this.claimFailures++
@@ -261,7 +261,12 @@ export class JobRunner {
 
   /** The job waits for the server's health check, and the check's own deadline has not passed. */
   private healthWindowOpen (job: Job): boolean {
-    return job.kind === 'provision' && job.step === 'dns' && Date.now() < this.healthDeadline(job)
+    return job.kind === 'provision' && job.step === 'dns' && this.now() < this.healthDeadline(job)
+  }
+
+  /** Job times keep to the store's clock, which every instance on the database shares. */
+  private now (): number {
+    return this.opts.store.now()
   }
 
   private healthDeadline (job: Job): number {
@@ -275,8 +280,8 @@ export class JobRunner {
    */
   private async continueAttempt (attempt: Attempt): Promise<void> {
     const job = attempt.job
-    await attempt.leased((tx) => tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: Date.now() }))
-    this.opts.log.info({ tenant: job.tenant, job: job.id, step: job.step, waited_s: Math.round((Date.now() - job.stepAt) / 1000) },
+    await attempt.leased((tx) => tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: this.now() }))
+    this.opts.log.info({ tenant: job.tenant, job: job.id, step: job.step, waited_s: Math.round((this.now() - job.stepAt) / 1000) },
       'still waiting for the health check; the job goes on in a new attempt')
   }
 
@@ -311,7 +316,7 @@ export class JobRunner {
         if (job.kind === 'deprovision') log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, 'teardown failed: the server is still running; fix the cause, then retry it (ctfhive retry)')
       } else {
         const delay = this.opts.backoffMs(attempts)
-        await tx.updateJob(job.id, { status: 'queued', attempts, lastError: message, leaseOwner: null, leaseUntil: 0, runAfter: Date.now() + delay })
+        await tx.updateJob(job.id, { status: 'queued', attempts, lastError: message, leaseOwner: null, leaseUntil: 0, runAfter: this.now() + delay })
         await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.attempt_failed`, { job: job.id, step: job.step, attempts, reason: message, retry_in_ms: delay })
       }
     })
@@ -321,7 +326,7 @@ export class JobRunner {
   private async pollUntil (signal: AbortSignal, check: () => Promise<boolean>, until = Infinity): Promise<boolean> {
     while (!(await check())) {
       if (signal.aborted) throw signal.reason
-      const left = until - Date.now()
+      const left = until - this.now()
       if (left <= 0) return false
       try {
         await sleep(Math.min(this.opts.pollIntervalMs, left), undefined, { signal })
@@ -375,8 +380,8 @@ export class JobRunner {
         ipv4 = s.ipv4 ?? ipv4
         // Off, not on its way up: an adopted server whose boot never ran, or one switched off
         // since. Left alone it would use up every attempt waiting.
-        offSince = s.status === 'offline' ? offSince ?? Date.now() : undefined
-        if (offSince !== undefined && Date.now() - offSince >= this.opts.bootGraceMs) {
+        offSince = s.status === 'offline' ? offSince ?? this.now() : undefined
+        if (offSince !== undefined && this.now() - offSince >= this.opts.bootGraceMs) {
           offSince = undefined // a declined boot is asked again after another grace
           if (await executor.bootServer(serverId!, signal)) {
             await attempt.transaction((tx) => attempt.audit(tx, 'server.boot', { server: serverId, status: s.status }))
@@ -395,7 +400,7 @@ export class JobRunner {
       // A release before migration 003 moved the job here without recording when (step_at is 0,
       // or still the time it was queued): the window starts now, or the check would fail at once.
       if (job.stepAt <= Date.parse(job.createdAt)) {
-        const stepAt = Date.now()
+        const stepAt = this.now()
         await attempt.transaction((tx) => tx.updateJob(job.id, { stepAt }))
         job.stepAt = stepAt
       }
@@ -407,7 +412,7 @@ export class JobRunner {
       }
       await attempt.commitStep('healthy', {}, 'health.ok', { url: `https://${spec.fqdn}/healthcheck` })
     }
-    const now = new Date().toISOString()
+    const now = new Date(this.now()).toISOString()
     // A cancellation that landed meanwhile keeps its reason (the teardown follows).
     await attempt.finish('done', (t) => ({ infra: 'ready', readyAt: now, ...(t?.billing === 'canceled' ? {} : { error: null }) }), 'provision.ready', { fqdn: spec.fqdn })
   }

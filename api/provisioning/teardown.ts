@@ -104,7 +104,7 @@ async function tenantToTearDown (attempt: Attempt, graceMs: number, mark?: strin
       // and the new cancel found it live and queued no other), or DEPROVISION_GRACE_HOURS was
       // raised since. The job resumes after its last step then.
       const graceEnds = tenant.canceledAt === null ? 0 : Date.parse(tenant.canceledAt) + graceMs
-      if (graceEnds > Date.now()) {
+      if (graceEnds > tx.now()) {
         await tx.updateJob(job.id, { status: 'queued', runAfter: graceEnds, leaseOwner: null, leaseUntil: 0, lastError: null })
         await attempt.audit(tx, 'teardown.postponed', { reason: 'the grace period of the latest cancellation has not ended', canceled_at: tenant.canceledAt, run_after: new Date(graceEnds).toISOString(), step: job.step })
         return undefined
@@ -115,7 +115,7 @@ async function tenantToTearDown (attempt: Attempt, graceMs: number, mark?: strin
         throw new ExecutorError('a provisioning job is still live for this tenant', { retryable: true })
       }
       if (mark !== undefined && job.step !== mark) {
-        const stepAt = stepTime(job)
+        const stepAt = stepTime(job, tx.now())
         await tx.updateJob(job.id, { step: mark, stepAt })
         Object.assign(job, { step: mark, stepAt })
       }
@@ -147,7 +147,7 @@ async function calledOffAfterFailure (attempt: Attempt, err: unknown): Promise<b
 
 async function provisionAgain (attempt: Attempt, tx: StoreOps, tenant: Tenant, reason: string): Promise<void> {
   // At most one live provision job per tenant (jobs_live): a queued one is reused.
-  const provision = await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: Date.now() })
+  const provision = await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: tx.now() })
   await tx.updateTenant(tenant.id, { infra: 'provisioning', error: null })
   await attempt.audit(tx, 'provision.queued', { plan: tenant.plan, source: 'teardown', provision_job: provision.id, reason })
 }

@@ -71,9 +71,20 @@ function tenantWhere (filter: TenantFilter): [string, unknown[]] {
 /** Store operations on a pool (autocommit reads) or on one client inside BEGIN … COMMIT. */
 export class PgOps implements StoreOps {
   protected readonly db: Queryable
+  private readonly clock: () => number
 
-  constructor (db: Queryable) {
+  /** `clock`: the store's (PostgresStore.now); a transaction's operations share it. */
+  constructor (db: Queryable, clock: () => number = Date.now) {
     this.db = db
+    this.clock = clock
+  }
+
+  now (): number {
+    return this.clock()
+  }
+
+  private nowIso (): string {
+    return new Date(this.now()).toISOString()
   }
 
   protected async q (text: string, ...values: unknown[]): Promise<Row[]> {
@@ -122,7 +133,7 @@ export class PgOps implements StoreOps {
   }
 
   async updateTenant (id: string, patch: TenantPatch): Promise<void> {
-    const [columns, values] = tenantPatchColumns({ ...patch, updatedAt: patch.updatedAt ?? nowIso() })
+    const [columns, values] = tenantPatchColumns({ ...patch, updatedAt: patch.updatedAt ?? this.nowIso() })
     const set = columns.map((c, i) => `${c} = $${i + 2}`).join(', ')
     await this.q(`UPDATE tenants SET ${set} WHERE id = $1`, id, ...values)
   }
@@ -188,7 +199,7 @@ export class PgOps implements StoreOps {
     // The partial unique index jobs_live admits one live job per tenant and kind; a live job
     // that ends between the failed insert and the look-up lets the next round insert.
     for (let round = 0; round < 3; round++) {
-      const at = nowIso()
+      const at = this.nowIso()
       const inserted = await this.one(
         `INSERT INTO jobs (kind, tenant, status, step, step_at, attempts, run_after, lease_until, created_at, updated_at)
          VALUES ($1, $2, 'queued', '', $5, 0, $3, 0, $4, $4)
@@ -209,14 +220,14 @@ export class PgOps implements StoreOps {
          WHERE (status = 'queued' AND run_after <= $4) OR (status = 'running' AND lease_until <= $4)
          ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
        RETURNING *`,
-      owner, now + leaseMs, nowIso(), now)
+      owner, now + leaseMs, this.nowIso(), now)
     return row === undefined ? undefined : jobFromRow(row)
   }
 
   async updateJob (id: number, patch: JobPatch): Promise<void> {
     const [columns, values] = patchColumns(patch, JOB_COLUMNS)
     const set = [...columns, 'updated_at'].map((c, i) => `${c} = $${i + 2}`).join(', ')
-    await this.q(`UPDATE jobs SET ${set} WHERE id = $1`, id, ...values, nowIso())
+    await this.q(`UPDATE jobs SET ${set} WHERE id = $1`, id, ...values, this.nowIso())
   }
 
   async getJob (id: number): Promise<Job | undefined> {
@@ -243,7 +254,7 @@ export class PgOps implements StoreOps {
 
   async releaseLeases (owner: string): Promise<number> {
     const rows = await this.q("UPDATE jobs SET lease_until = 0, lease_owner = NULL, updated_at = $2 WHERE status = 'running' AND lease_owner = $1 RETURNING id",
-      owner, nowIso())
+      owner, this.nowIso())
     return rows.length
   }
 

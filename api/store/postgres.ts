@@ -50,12 +50,17 @@ export interface PostgresStoreOptions {
    * (hours). No transaction of ours waits on anything but its own statements.
    */
   idleInTransactionTimeoutMs?: number
+  /** This host's clock; tests set one running ahead or behind. */
+  hostClock?: () => number
 }
 
 export class PostgresStore extends PgOps implements Store {
   readonly kind = 'postgres' as const
   private readonly pool: pg.Pool
   private readonly poolSize: number
+  private readonly hostClock: () => number
+  /** How far the database's clock runs ahead of this host's, as last measured (syncClock). */
+  private clockOffset = 0
   private closed = false
 
   constructor (opts: PostgresStoreOptions) {
@@ -77,6 +82,7 @@ export class PostgresStore extends PgOps implements Store {
     super(pool as unknown as Queryable)
     this.pool = pool
     this.poolSize = poolSize
+    this.hostClock = opts.hostClock ?? Date.now
     // An idle client losing its server must not crash the process; the next query reports it.
     pool.on('error', () => {})
   }
@@ -157,7 +163,7 @@ export class PostgresStore extends PgOps implements Store {
         // Explicit: the audit append and the job queue read rows other transactions just
         // committed, which a server default of REPEATABLE READ would hide.
         await control(client, 'BEGIN ISOLATION LEVEL READ COMMITTED')
-        const value = await fn(new PgOps(client as unknown as Queryable))
+        const value = await fn(new PgOps(client as unknown as Queryable, () => this.now()))
         const done = await control(client, 'COMMIT')
         // A statement failed and the function went on: PostgreSQL answers COMMIT with ROLLBACK.
         if (done.command === 'ROLLBACK') throw new StoreError('the transaction was rolled back: a statement in it failed')
@@ -215,11 +221,17 @@ export class PostgresStore extends PgOps implements Store {
     }
   }
 
-  async clockOffsetMs (): Promise<number> {
-    const before = Date.now()
+  /** The database's clock, as this host last measured it: every instance's jobs keep to one clock. */
+  override now (): number {
+    return Math.round(this.hostClock() + this.clockOffset)
+  }
+
+  async syncClock (): Promise<number> {
+    const before = this.hostClock()
     const row = await this.one('SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now')
     // Read halfway through the round trip, as near as this host can tell.
-    return Number(row!.now) - (before + Date.now()) / 2
+    this.clockOffset = Number(row!.now) - (before + this.hostClock()) / 2
+    return this.clockOffset
   }
 
   async ping (): Promise<void> {

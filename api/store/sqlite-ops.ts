@@ -112,6 +112,15 @@ export class SqliteOps implements StoreOps {
     this.conn = conn
   }
 
+  /** One host: its clock is the store's. */
+  now (): number {
+    return Date.now()
+  }
+
+  private nowIso (): string {
+    return new Date(this.now()).toISOString()
+  }
+
   async getTenant (id: string): Promise<Tenant | undefined> {
     const row = this.conn.get('SELECT * FROM tenants WHERE id = ?', id)
     return row === undefined ? undefined : tenantFromRow(row)
@@ -146,7 +155,7 @@ export class SqliteOps implements StoreOps {
   }
 
   async updateTenant (id: string, patch: TenantPatch): Promise<void> {
-    const [columns, values] = tenantPatchColumns({ ...patch, updatedAt: patch.updatedAt ?? nowIso() })
+    const [columns, values] = tenantPatchColumns({ ...patch, updatedAt: patch.updatedAt ?? this.nowIso() })
     this.conn.run(`UPDATE tenants SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`, ...values, id)
   }
 
@@ -206,7 +215,7 @@ export class SqliteOps implements StoreOps {
   async enqueueJob (job: { kind: JobKind, tenant: string, runAfter: number }): Promise<Job> {
     const live = this.conn.get("SELECT * FROM jobs WHERE tenant = ? AND kind = ? AND status IN ('queued', 'running')", job.tenant, job.kind)
     if (live !== undefined) return jobFromRow(live)
-    const at = nowIso()
+    const at = this.nowIso()
     const r = this.conn.run(
       "INSERT INTO jobs (kind, tenant, status, step, step_at, attempts, run_after, lease_until, created_at, updated_at) VALUES (?, ?, 'queued', '', ?, 0, ?, 0, ?, ?)",
       job.kind, job.tenant, Date.parse(at), job.runAfter, at, at)
@@ -219,13 +228,13 @@ export class SqliteOps implements StoreOps {
       now, now)
     if (row === undefined) return undefined
     this.conn.run(`UPDATE jobs SET ${RECLAIM_COUNTS}, status = 'running', lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
-      owner, now + leaseMs, nowIso(), row.id)
+      owner, now + leaseMs, this.nowIso(), row.id)
     return jobFromRow(this.conn.get('SELECT * FROM jobs WHERE id = ?', row.id)!)
   }
 
   async updateJob (id: number, patch: JobPatch): Promise<void> {
     const [columns, values] = patchColumns(patch, JOB_COLUMNS)
-    this.conn.run(`UPDATE jobs SET ${[...columns, 'updated_at'].map((c) => `${c} = ?`).join(', ')} WHERE id = ?`, ...values, nowIso(), id)
+    this.conn.run(`UPDATE jobs SET ${[...columns, 'updated_at'].map((c) => `${c} = ?`).join(', ')} WHERE id = ?`, ...values, this.nowIso(), id)
   }
 
   async getJob (id: number): Promise<Job | undefined> {
@@ -251,7 +260,7 @@ export class SqliteOps implements StoreOps {
   }
 
   async releaseLeases (owner: string): Promise<number> {
-    const r = this.conn.run("UPDATE jobs SET lease_until = 0, lease_owner = NULL, updated_at = ? WHERE status = 'running' AND lease_owner = ?", nowIso(), owner)
+    const r = this.conn.run("UPDATE jobs SET lease_until = 0, lease_owner = NULL, updated_at = ? WHERE status = 'running' AND lease_owner = ?", this.nowIso(), owner)
     return Number(r.changes)
   }
 

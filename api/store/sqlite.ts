@@ -84,7 +84,7 @@ export class SqliteStore extends SqliteOps implements Store {
     return schemaStatus(this.conn.db)
   }
 
-  async clockOffsetMs (): Promise<number> {
+  async syncClock (): Promise<number> {
     return 0
   }
 

@@ -137,6 +137,12 @@ export interface RateCount {
 
 /** Operations available both on the store and inside a transaction. */
 export interface StoreOps {
+  /**
+   * The store's clock, in ms since the epoch. Every time the app stores or compares with a
+   * stored one (job leases and due times, step times, cancellations, rate-limit windows) is
+   * read from it, so instances on one database agree whatever their own clocks say.
+   */
+  now (): number
   getTenant (id: string): Promise<Tenant | undefined>
   /** Locks the tenant row for the rest of the transaction where the adapter can (PostgreSQL). */
   getTenantForUpdate (id: string): Promise<Tenant | undefined>
@@ -216,10 +222,10 @@ export interface Store extends StoreOps {
   /** Cheap liveness query, for /readyz. */
   ping (): Promise<void>
   /**
-   * How far the database's clock runs ahead of this host's, in ms (0 for the embedded store,
-   * which has no other clock). Job leases are judged by each instance's own clock.
+   * Measures how far the database's clock runs ahead of this host's, in ms, and sets `now()` by
+   * it from then on (0 for the embedded store, which has no other clock).
    */
-  clockOffsetMs (): Promise<number>
+  syncClock (): Promise<number>
   close (): Promise<void>
 }
 

@@ -101,7 +101,7 @@ export class TenantService {
   }
 
   private buildTenant (hint: { name: string, email: string, plan: string }, id = newTenantId()): Tenant {
-    const now = new Date().toISOString()
+    const now = new Date(this.store.now()).toISOString()
     return {
       id,
       name: hint.name,
@@ -196,7 +196,7 @@ export class TenantService {
         // lookup first, as redeliveries are rare and a lookup is a round trip on PostgreSQL.
         // An unmatched event keeps its subscription: the tenant that takes it on later applies it.
         const unmatchedSubscription = result.outcome === 'unmatched' ? intent.subscriptionId ?? null : null
-        const record = { id: event.id, type, created: event.created, received: new Date().toISOString(), outcome: result.outcome, tenant: result.tenant?.id ?? null, payload, unmatchedSubscription }
+        const record = { id: event.id, type, created: event.created, received: new Date(tx.now()).toISOString(), outcome: result.outcome, tenant: result.tenant?.id ?? null, payload, unmatchedSubscription }
         if (!(await tx.recordEvent(record))) throw new DuplicateDelivery()
         return result
       })
@@ -233,7 +233,7 @@ export class TenantService {
       const t = await tx.getTenantForUpdate(id)
       if (t === undefined || t.infra !== 'failed' || t.billing === 'canceled') return false
       await tx.updateTenant(id, { infra: 'provisioning', error: null })
-      await tx.enqueueJob({ kind: 'provision', tenant: id, runAfter: Date.now() })
+      await tx.enqueueJob({ kind: 'provision', tenant: id, runAfter: tx.now() })
       await appendAudit(tx, this.config.auditSecret, id, 'provision.retry_requested', {})
       return true
     })
@@ -251,7 +251,7 @@ export class TenantService {
       if (t === undefined || t.billing !== 'canceled' || t.infra === 'deprovisioned') return false
       const last = (await tx.listJobs({ tenant: id })).filter((j) => j.kind === 'deprovision').at(-1)
       if (last?.status !== 'failed') return false
-      const job = await tx.enqueueJob({ kind: 'deprovision', tenant: id, runAfter: Date.now() })
+      const job = await tx.enqueueJob({ kind: 'deprovision', tenant: id, runAfter: tx.now() })
       await appendAudit(tx, this.config.auditSecret, id, 'teardown.retry_requested', { deprovision_job: job.id, failed_job: last.id })
       return true
     })
@@ -302,7 +302,7 @@ export class TenantService {
     }
     if (tenant === undefined) return { outcome: 'unmatched', tenant: undefined, provision: false }
 
-    const nowIso = new Date().toISOString()
+    const nowIso = new Date(tx.now()).toISOString()
     const result = applyBillingChange(tenant, { ...intent.change, at }, nowIso)
     // The events held for a subscription are listed (catchUp, below) under its lock, whichever
     // event linked it (one that found its tenant at once took no lock above): one held
@@ -347,11 +347,11 @@ export class TenantService {
       // begun before a change of it is paid after). From here on the address stays.
       const fqdn = addressUnder(tenant.slug, this.config.baseDomain)
       if (tenant.infra === 'none' && tenant.fqdn !== fqdn) patch.fqdn = fqdn
-      await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: Date.now() })
+      await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: tx.now() })
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'provision.queued', { plan: patch.plan ?? tenant.plan, fqdn: patch.fqdn ?? tenantFqdn(tenant, this.config.baseDomain), source })
     }
     if (result.scheduleTeardown && tenant.infra !== 'none' && tenant.infra !== 'deprovisioned') {
-      const runAfter = Date.now() + this.config.deprovisionGraceHours * 3_600_000
+      const runAfter = tx.now() + this.config.deprovisionGraceHours * 3_600_000
       await tx.enqueueJob({ kind: 'deprovision', tenant: tenant.id, runAfter })
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'teardown.scheduled', { run_after: new Date(runAfter).toISOString(), source })
     }

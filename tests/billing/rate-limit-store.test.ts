@@ -78,7 +78,7 @@ t.test('a client over the limit is refused without a store write; a store failur
 
 t.test('the clients remembered over the limit are bounded; a forgotten one costs one write again', async (t) => {
   let calls = 0
-  const fake = { countHit: async (_key: string, windowMs: number, now: number): Promise<RateCount> => { calls++; return { count: 2, resetAt: now + windowMs } } }
+  const fake = { now: Date.now, countHit: async (_key: string, windowMs: number, now: number): Promise<RateCount> => { calls++; return { count: 2, resetAt: now + windowMs } } }
   const Limit = storeRateLimit(fake as unknown as Store)
   const limit = new Limit({})
   const incr = (key: string) => new Promise<{ current: number, ttl: number }>((resolve, reject) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { pino } from 'pino'
-import { buildTestApp } from '../helpers/build-app.ts'
+import { buildTestApp, storeWithOverrides } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 
 const invoiceFor = (sub: string) => invoice({ subscription: sub })
@@ -295,6 +295,29 @@ t.test('the default lease outlasts an attempt: no second worker takes a job whos
   t.ok(await store.claimNextJob(runner.owner, now, runner.leaseMs))
   t.ok(runner.leaseMs > 300_000, `lease ${runner.leaseMs} ms outlasts the 300 s cap`)
   t.equal(await store.claimNextJob('other-worker', now + 300_000, runner.leaseMs), undefined, 'nobody else takes it while the attempt may run')
+})
+
+t.test("every time a job, its tenant, its audit and its events keep is the store's clock, not this host's", async (t) => {
+  // The database's clock an hour ahead of this host's (PostgreSQL measures it: syncClock).
+  const AHEAD = 3_600_000
+  const { inner, store } = storeWithOverrides(t)
+  const clock = (): number => Date.now() + AHEAD
+  store.now = clock
+  store.transaction = (fn) => inner.transaction((tx) => fn(Object.assign(Object.create(tx) as typeof tx, { now: clock })))
+  const executor = new FakeExecutor()
+  executor.failNext('dns', 1)
+  const { app } = await buildTestApp(t, { store, executor, env: { PROVISION_MAX_ATTEMPTS: '3' } })
+  const from = Date.now() + AHEAD - 60_000
+  const id = await paidTenant(app, 'sub_store_clock')
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready by the store clock')
+  const [job] = await store.listJobs({ tenant: id })
+  t.ok(job!.runAfter >= from, `the retry's due time is the store's (${job!.runAfter - Date.now()} ms from this host's now)`)
+  t.ok(job!.stepAt >= from, "the step time is the store's")
+  t.ok(Date.parse(job!.createdAt) >= from, "the job's creation is the store's")
+  const tenant = await store.getTenant(id)
+  for (const at of [tenant!.createdAt, tenant!.paidAt!, tenant!.readyAt!]) t.ok(Date.parse(at) >= from, `tenant time ${at}`)
+  for (const e of await store.listAudit({ tenant: id })) t.ok(Date.parse(e.at) >= from, `${e.action} at ${e.at}`)
+  for (const e of await store.listEvents({ tenant: id })) t.ok(Date.parse(e.received) >= from, `${e.type} received ${e.received}`)
 })
 
 t.test('LINODE_PLAN, when set, is the server type provisioning buys for every plan', async (t) => {

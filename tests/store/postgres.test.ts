@@ -4,6 +4,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MIGRATION_LOCK, PostgresStore } from '../../api/store/postgres.ts'
 import { sqlState } from '../../api/store/postgres-ops.ts'
+import { appendAudit } from '../../api/provisioning/audit.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { openStore } from '../../api/store/index.ts'
 import { usePostgres } from '../helpers/postgres.ts'
@@ -119,7 +120,29 @@ if (server !== undefined) {
     t.teardown(() => fresh.close())
     t.equal((await poolOf(fresh).query('SHOW idle_in_transaction_session_timeout')).rows[0].idle_in_transaction_session_timeout, '30s', 'the default')
     // The database runs on this host: its clock is this one.
-    t.ok(Math.abs(await fresh.clockOffsetMs()) < 1000, 'the clock offset is measured, not made up')
+    t.ok(Math.abs(await fresh.syncClock()) < 1000, 'the clock offset is measured, not made up')
+  })
+
+  t.test("an instance whose host clock runs ahead keeps to the database's clock: it takes no job another instance still holds", async (t) => {
+    const url = await server.createDatabase()
+    const a = await open(url)
+    t.teardown(() => a.close())
+    const AHEAD = 90_000
+    const b = new PostgresStore({ url, poolSize: 2, hostClock: () => Date.now() + AHEAD })
+    t.teardown(() => b.close())
+    t.ok(b.now() - Date.now() > AHEAD - 1000, "before measuring, its clock is its host's")
+    const offset = await b.syncClock()
+    t.ok(Math.abs(offset + AHEAD) < 1000, `the database's clock is measured ${Math.round(offset)} ms from the host's`)
+    t.ok(Math.abs(b.now() - Date.now()) < 1000, "after measuring, it reads the database's time")
+    t.ok(Math.abs(await b.transaction(async (tx) => tx.now()) - Date.now()) < 1000, "and so do its transactions")
+
+    // A worker on the instance in step holds a job under a 30 s lease.
+    const job = await a.enqueueJob({ kind: 'provision', tenant: 'c'.repeat(32), runAfter: a.now() })
+    t.equal((await a.claimNextJob('in-step', a.now(), 30_000))?.id, job.id)
+    t.equal(await b.claimNextJob('ahead', b.now(), 30_000), undefined, 'the other instance does not take the job while its lease runs')
+    // Its writes are timed by the database's clock too.
+    const entry = await appendAudit(b, 'a'.repeat(64), 'c'.repeat(32), 'server.created')
+    t.ok(Math.abs(Date.parse(entry.at) - Date.now()) < 5000, `its audit entry is dated ${entry.at}`)
   })
 
   t.test('schema: what a database lacks or has beyond this release; the CLI store refuses one behind', async (t) => {
