@@ -21,7 +21,8 @@ export const REDACT_PATHS = [
  * link's HMAC (it unlocks the CTF admin password), and `session_id` is one too, because
  * /billing/success turns any completed Checkout Session id into that welcome link.
  * A hand-mangled link still carries a working secret, so any name that contains one of these
- * (`token[]`, `token%00`, `;token`) is masked, and so is a value that holds one (`a=b?token=…`).
+ * (`token[]`, `token%00`, `;token`) is masked, and so is a value that holds one (`a=b?token=…`)
+ * or a path segment (`/welcome%3Ftenant=…&token=…`).
  */
 const SECRET_QUERY_PARAMS = ['token', 'session_id']
 
@@ -39,16 +40,27 @@ function isSecretPair (key: string, value: string): boolean {
   return SECRET_QUERY_PARAMS.some((name) => k.includes(name) || v.includes(`${name}=`))
 }
 
+/**
+ * A path segment holding what was meant as the query (`/welcome%3Ftenant=…&token=…`, a link
+ * whose "?" got encoded): from its encoded "?" on, or whole.
+ */
+function maskSegment (segment: string): string {
+  if (!SECRET_QUERY_PARAMS.some((name) => decoded(segment).includes(`${name}=`))) return segment
+  const q = segment.toLowerCase().indexOf('%3f')
+  return q < 0 ? '[Redacted]' : `${segment.slice(0, q + 3)}[Redacted]`
+}
+
 /** The URL with each secret query value replaced by [Redacted]; path and other values kept. */
 export function maskUrl (url: string): string {
   const q = url.indexOf('?')
-  if (q < 0) return url
+  const path = (q < 0 ? url : url.slice(0, q)).split('/').map(maskSegment).join('/')
+  if (q < 0) return path
   // Decoded and case-folded, so "%74oken" or "Token" is masked too.
   const pairs = url.slice(q + 1).split('&').map((pair) => {
     const eq = pair.indexOf('=')
     return eq >= 0 && isSecretPair(pair.slice(0, eq), pair.slice(eq + 1)) ? `${pair.slice(0, eq)}=[Redacted]` : pair
   })
-  return `${url.slice(0, q)}?${pairs.join('&')}`
+  return `${path}?${pairs.join('&')}`
 }
 
 interface LoggedRequest {

@@ -4,7 +4,7 @@
 // arguments and prints. Jobs it queues are run by the server's workers, not by this process.
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
-import { ConfigError, DEFAULT_AUDIT_SECRET, loadConfig, type Config } from '../api/config.ts'
+import { ConfigError, DEFAULT_AUDIT_SECRET, DEFAULT_SECRET_KEY, loadConfig, type Config } from '../api/config.ts'
 import { isAppError } from '../api/errors.ts'
 import { FakeExecutor } from '../api/provisioning/fake.ts'
 import { JobRunner } from '../api/provisioning/jobs.ts'
@@ -27,6 +27,10 @@ Commands:
                                                  S: ${STATES.join(', ')}
   tenant <id>                                    one tenant with its events, audit entries, jobs
   retry <id>                                     re-queue a failed provisioning or teardown
+  welcome-link <id>                              the buyer's welcome link, for support to send
+                                                 them (a bearer link: it opens their CTF's
+                                                 administrator password); SECRET_KEY and
+                                                 PUBLIC_BASE_URL must be the server's
   audit verify [--anchor SEQ:MAC]                walk the audit chain, report the first bad seq
                                                  and the head; with a head printed earlier, also
                                                  that the chain still reaches it unchanged
@@ -50,6 +54,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   tenants: ['state', 'limit', 'offset'],
   tenant: [],
   retry: [],
+  'welcome-link': [],
   audit: ['anchor'],
   events: ['limit'],
   replay: [],
@@ -104,6 +109,10 @@ interface Ctx {
   out: (text: string) => void
   /** PROVISION_AUDIT_SECRET is unset or the development default (allowed: NODE_ENV is development here). */
   defaultAuditKey: boolean
+  secretKey: string
+  defaultSecretKey: boolean
+  publicBaseUrl: string
+  warn: (text: string) => void
 }
 
 async function requireAuditKey (ctx: Ctx): Promise<void> {
@@ -150,6 +159,14 @@ async function run (command: string, positionals: string[], values: Record<strin
       await requireAuditKey(ctx)
       const t = await admin.retry(id)
       emit(t, () => `retry queued for ${t.tenant_id} (${t.name}): state ${t.state}; the server's job runner picks it up\n`)
+      return 0
+    }
+    case 'welcome-link': {
+      const link = await ctx.admin.welcomeLink(one(positionals, 'tenant id'), ctx.secretKey, ctx.publicBaseUrl)
+      // Nothing stored says which key the server signs with: a link under the development
+      // default opens only on a server that has no SECRET_KEY either.
+      if (ctx.defaultSecretKey) ctx.warn('warning: SECRET_KEY is not set (the development default): this link opens only on a server without SECRET_KEY\n')
+      emit(link, () => `${link.welcome_url}\nsend it only to the buyer${link.email === '' ? '' : ` (${link.email})`}: it opens their order and their CTF's administrator password\n`)
       return 0
     }
     case 'audit': {
@@ -252,8 +269,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
 
   let config: Config
   try {
-    // An operator tool, not a server start: it signs no links, so the production guard does
-    // not apply; a wrong audit secret is caught before any append (requireAuditKey).
+    // An operator tool, not a server start: the production guard does not apply; a wrong
+    // audit secret is caught before any append (requireAuditKey), and welcome-link warns
+    // when it signs under the development key.
     config = loadConfig({ ...env, NODE_ENV: 'development' })
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -278,7 +296,16 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
     const tenants = new TenantService({ store, config: { ...config, webhookWaitMs: 0 }, jobs })
     const admin = new TenantAdmin({ store, tenants, auditSecret: config.auditSecret })
-    return await run(command, positionals, parsed.values, { admin, json: parsed.values.json, out, defaultAuditKey: config.auditSecret === DEFAULT_AUDIT_SECRET })
+    return await run(command, positionals, parsed.values, {
+      admin,
+      json: parsed.values.json,
+      out,
+      warn: err,
+      defaultAuditKey: config.auditSecret === DEFAULT_AUDIT_SECRET,
+      secretKey: config.secretKey,
+      defaultSecretKey: config.secretKey === DEFAULT_SECRET_KEY,
+      publicBaseUrl: config.publicBaseUrl
+    })
   } catch (e) {
     if (e instanceof UsageError) {
       err(`error: ${e.message}\n`)

@@ -126,6 +126,13 @@ t.test('maskUrl masks secret parameters however they are spelled, and nothing el
     'a mangled link still carries a working secret: names that contain one and values that hold one are masked')
   t.equal(maskUrl('/x?token=a&token=b'), '/x?token=[Redacted]&token=[Redacted]', 'every occurrence')
   t.equal(maskUrl('/x?%zz=1&token=a'), '/x?%zz=1&token=[Redacted]', 'a malformed name is kept as it is')
+  // A link whose "?" got encoded carries its secrets in the path.
+  const tok = 'a'.repeat(40)
+  t.equal(maskUrl(`/welcome%3Ftenant=${'b'.repeat(32)}&token=${tok}`), '/welcome%3F[Redacted]')
+  t.equal(maskUrl(`/tenants/${'b'.repeat(32)}/credentials%3ftoken=${tok}`), `/tenants/${'b'.repeat(32)}/credentials%3f[Redacted]`)
+  t.equal(maskUrl('/billing/success%3Fsession_id=cs_test_x?plan=solo'), '/billing/success%3F[Redacted]?plan=solo')
+  t.equal(maskUrl(`/welcome;token=${tok}/x`), '/[Redacted]/x', 'no encoded "?": the whole segment')
+  t.equal(maskUrl('/docs/tokens/session-ids/'), '/docs/tokens/session-ids/', 'a path that only names them is kept')
   const req = serializeRequest({ method: 'GET', url: '/welcome?token=abc', ip: '203.0.113.9', host: 'h', headers: {}, socket: { remotePort: 4000 } })
   t.same(req, { method: 'GET', url: '/welcome?token=[Redacted]', version: undefined, host: 'h', remoteAddress: '203.0.113.9', remotePort: 4000 })
 })

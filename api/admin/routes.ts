@@ -168,6 +168,20 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     }
   }, async (request) => admin.showTenant(request.params.id))
 
+  app.get('/admin/tenants/:id/welcome-link', {
+    schema: {
+      summary: "A tenant's welcome link, for support to send its buyer (a bearer link: it opens the CTF administrator's password)",
+      querystring: NoQuery,
+      tags,
+      security,
+      params: TenantIdParams,
+      response: { 200: Type.Object({ tenant_id: Type.String(), email: Type.String(), welcome_url: Type.String() }), ...errors }
+    }
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    return admin.welcomeLink(request.params.id, app.config.secretKey, app.config.publicBaseUrl)
+  })
+
   app.post('/admin/tenants/:id/retry', {
     schema: {
       summary: "Retry a tenant's failed provisioning, or a canceled tenant's failed teardown",

@@ -11,10 +11,13 @@ import { StripeError } from './stripe-client.ts'
 import { TYPED_COOKIE, encodeTyped, typedCookieOptions } from '../web/typed-values.ts'
 import { parseForm } from '../request-bodies.ts'
 import { NAME_MAX_LENGTH, NAME_PATTERN } from '../tenants/name.ts'
-import { CHECKOUT_RETURN_ERRORS } from '../web/buyer-text.ts'
+import { CHECKOUT_RETURN_ERRORS, type CheckoutReturnError } from '../web/buyer-text.ts'
 import { prefersHtml, sendMessagePage } from '../web/headers.ts'
 import { CHECKOUT_RETURN_FILE } from '../web/site-pages.ts'
 import { readBuiltPage } from '../web/marketing.ts'
+
+/** How long a link back from Checkout opens the order: two days past the session's creation. */
+export const CHECKOUT_RETURN_MAX_AGE_S = 2 * 86_400
 
 const CheckoutBody = Type.Object({
   plan: Type.String({ minLength: 1, maxLength: 200, description: 'Plan slug from the catalogue, e.g. "standard"' }),
@@ -45,6 +48,26 @@ function wantsRedirect (request: FastifyRequest): boolean {
   return isForm(request) && (request.headers.accept ?? '').toLowerCase().includes('text/html')
 }
 
+/**
+ * A checkout another site's page posts to ours: it would choose the event name and the email
+ * Checkout then locks for the buyer (and their CTF's administrator). Browsers say where a
+ * request comes from: Sec-Fetch-Site, or, in older ones, only Origin ("null" when the page's
+ * referrer policy withholds it, as ours does). Programs send neither, and JSON cannot come
+ * across sites at all without CORS, which this server never allows.
+ */
+function crossSite (request: FastifyRequest, publicHost: string): boolean {
+  const site = request.headers['sec-fetch-site']
+  if (site !== undefined) return site === 'cross-site'
+  const origin = request.headers.origin
+  if (origin === undefined || origin === 'null') return false
+  try {
+    const host = new URL(origin).host
+    return host !== publicHost && host !== request.headers.host
+  } catch {
+    return true
+  }
+}
+
 // Values are trimmed. An empty form field means "not given" (a browser sends every input),
 // not "invalid"; an empty string in JSON was sent on purpose, and the schema judges it.
 function trimFields (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
@@ -67,9 +90,14 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
   // JSON (the app's) and forms are taken here; anything else is a 415.
   await app.register(formbody, { parser: parseForm })
   const { config, tenants } = app
+  const publicHost = new URL(config.publicBaseUrl).host
 
   app.post('/billing/checkout', {
     config: { rateLimit: config.checkoutRateLimit > 0 ? { max: config.checkoutRateLimit, timeWindow: 60_000 } : false },
+    // Before the body is read: a refused form leaves nothing of itself (no typed values).
+    onRequest: async (request) => {
+      if (crossSite(request, publicHost)) throw new AppError('cross_site_request', 'A checkout cannot be started from another website; use the form on this site.')
+    },
     preValidation: trimFields,
     // A plain form post goes back to the form on every refusal (a schema failure, the rate
     // limit's, thrown before the body is read, our own): the form shows the message. JSON
@@ -160,14 +188,17 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
   }
 
   app.get('/billing/success', {
+    // Each answer costs a Stripe request: one client must not spend the account's quota.
+    config: { rateLimit: config.checkoutRateLimit > 0 ? { max: config.checkoutRateLimit, timeWindow: 60_000 } : false },
     // The buyer's browser, back from Checkout, gets a page with the way on, with the same
     // status; programs (and every other failure) the JSON error as usual. A mangled session id
     // is as good as an unknown one to the buyer.
     errorHandler: (err, request, reply) => {
       const code = err.validation !== undefined ? 'not_found' : isAppError(err) ? err.code : undefined
-      if (!prefersHtml(request) || (code !== 'stripe_unavailable' && code !== 'not_found')) throw err
-      const text = CHECKOUT_RETURN_ERRORS[code]
+      if (!prefersHtml(request) || code === undefined || !Object.hasOwn(CHECKOUT_RETURN_ERRORS, code)) throw err
+      const text = CHECKOUT_RETURN_ERRORS[code as CheckoutReturnError]
       const again = `/billing/success?session_id=${encodeURIComponent(String((request.query as { session_id?: unknown }).session_id ?? ''))}`
+      if (isAppError(err)) reply.headers(err.headers)
       reply.code(err.statusCode ?? 500)
       return sendMessagePage(reply, config, {
         heading: text.heading,
@@ -195,6 +226,12 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
       if (err instanceof StripeError && (err.statusCode === 404 || err.statusCode === 400)) throw new AppError('not_found', 'No such checkout session.')
       request.log.error({ err }, 'could not retrieve the checkout session')
       throw new AppError('stripe_unavailable', 'Stripe could not be reached; reload this page in a moment.')
+    }
+    // The session id is kept in the stored events: whoever reads the database (or a backup)
+    // must not be able to turn an old one into the welcome link and its CTF admin password.
+    // A buyer comes back from Checkout at once; Checkout Sessions live 24 h at most.
+    if (typeof session.created !== 'number' || Date.now() / 1000 - session.created > CHECKOUT_RETURN_MAX_AGE_S) {
+      throw new AppError('link_expired', 'This link back from Checkout has expired; open your order from its welcome link, or ask support for a new one.')
     }
     // Same idempotent fulfilment as checkout.session.completed: a late webhook never strands a buyer.
     const tenant = session.status === 'complete'

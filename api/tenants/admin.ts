@@ -8,6 +8,7 @@ import type { AuditEntry, Job, StoreOps, StripeEventRecord, Tenant, TenantFilter
 import { billingStateOf, type SubscriptionFacts } from './billing-state.ts'
 import { BILLING, INFRA, deriveTenantState, type TenantState } from './lifecycle.ts'
 import type { TenantService, TenantStatus, WebhookResult } from './service.ts'
+import { welcomePath } from './welcome-token.ts'
 
 export const MAX_PAGE = 500
 
@@ -79,6 +80,14 @@ export interface TenantDetail {
   events: EventSummary[]
   audit: AuditView[]
   jobs: JobView[]
+}
+
+/** A buyer's welcome link, made again for support to send them. */
+export interface WelcomeLink {
+  tenant_id: string
+  /** Where to send it: the address the buyer gave (empty when they gave none). */
+  email: string
+  welcome_url: string
 }
 
 export interface ReplayResult {
@@ -179,6 +188,16 @@ export class TenantAdmin {
 
   async tenantRecord (id: string): Promise<TenantRecord> {
     return this.record(await this.mustGet(id))
+  }
+
+  /**
+   * The welcome link of a tenant, signed as /billing/success signs it (`secretKey` must be the
+   * server's): a bearer link to the order and the CTF administrator's password, for a buyer who
+   * lost theirs (links back from Checkout expire after two days).
+   */
+  async welcomeLink (id: string, secretKey: string, publicBaseUrl: string): Promise<WelcomeLink> {
+    const t = await this.mustGet(id)
+    return { tenant_id: t.id, email: t.email, welcome_url: new URL(welcomePath(secretKey, t.id), publicBaseUrl).href }
   }
 
   async showTenant (id: string): Promise<TenantDetail> {

@@ -15,6 +15,7 @@ export const REGISTER_ERRORS: Readonly<Record<string, { field: RegisterField, me
   invalid_plan: { field: 'plan', message: 'Choose one of the plans below.' },
   invalid_request: { field: 'form', message: 'Some details are missing or not valid; check the form and try again.' },
   rate_limited: { field: 'form', message: 'Too many attempts from your network. Wait a minute, then try again.' },
+  cross_site_request: { field: 'form', message: 'This order form was sent to us from another website. Check the details here, then send it again.' },
   price_not_configured: { field: 'form', message: 'This plan cannot be bought online right now. Please contact us and we will set it up for you.' },
   stripe_checkout_failed: { field: 'form', message: 'Our payment provider did not answer. Nothing was charged; please try again in a moment.' },
   network: { field: 'form', message: 'We could not reach our server. Check your connection and try again.' },
@@ -55,7 +56,7 @@ export function loginTarget (tenant: { billing: Billing, infra: Infra, paidAt: s
  */
 export const ADMIN_LINK_REFUSED = 'This link cannot show the administrator details: it may be cut short. Open the whole link from your checkout again, or write to support quoting your order number.'
 
-export type CheckoutReturnError = 'stripe_unavailable' | 'not_found'
+export type CheckoutReturnError = 'stripe_unavailable' | 'not_found' | 'link_expired' | 'rate_limited'
 
 /** A message page's way on: `href` absent means the same page again. */
 export interface MessageLink { href?: string, label: string }
@@ -69,6 +70,16 @@ export const CHECKOUT_RETURN_ERRORS: Readonly<Record<CheckoutReturnError, { head
   stripe_unavailable: {
     heading: 'We could not reach Stripe',
     text: 'Stripe, our payment provider, did not answer just now, so we cannot show your order yet. Nothing is lost: try again in a moment.',
+    links: [{ label: 'Try again' }]
+  },
+  link_expired: {
+    heading: 'This link has expired',
+    text: 'A link back from Checkout opens your order for two days. Open your order from the welcome link you saved, or write to support and we will send you a new one.',
+    links: [{ href: '/contact#support', label: 'Contact support' }, { href: '/login', label: 'Sign in to your CTF' }]
+  },
+  rate_limited: {
+    heading: 'Too many tries',
+    text: 'This address opened too many checkout links in a short time. Wait a minute, then try again.',
     links: [{ label: 'Try again' }]
   },
   not_found: {

@@ -6,6 +6,7 @@ import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../h
 import { MAX_OFFSET } from '../../api/admin/routes.ts'
 import { MAX_PAGE } from '../../api/tenants/admin.ts'
 import { nextMillisecond } from '../helpers/until.ts'
+import { verifyWelcomeToken } from '../../api/tenants/welcome-token.ts'
 import { asLeftByOlderRelease } from '../helpers/schema-rollback.ts'
 
 const TOKEN = 'admin-token-for-tests-0123456789abcdef'
@@ -207,6 +208,22 @@ t.test('show: the tenant with its events, audit entries and jobs', async (t) => 
   t.equal(missing.statusCode, 404)
   t.equal(missing.json().error, 'tenant_not_found')
   t.equal((await get(app, '/admin/tenants/not-an-id')).statusCode, 400)
+})
+
+t.test('welcome-link: the buyer\'s link, signed with the server\'s key, never stored by a cache; unknown ids 404', async (t) => {
+  const { app } = await buildTestApp(t, { env: { ...ENV, PUBLIC_BASE_URL: 'https://ctfhive.example' } })
+  const id = await pendingTenant(app)
+  const r = await get(app, `/admin/tenants/${id}/welcome-link`)
+  t.equal(r.statusCode, 200)
+  t.equal(r.headers['cache-control'], 'no-store')
+  const body = r.json()
+  t.same(Object.keys(body).sort(), ['email', 'tenant_id', 'welcome_url'])
+  t.equal(body.email, 'ops@acme.test')
+  const url = new URL(body.welcome_url)
+  t.equal(`${url.origin}${url.pathname}`, 'https://ctfhive.example/welcome')
+  t.ok(verifyWelcomeToken(ENV.SECRET_KEY, id, url.searchParams.get('token')!))
+  t.equal((await get(app, `/admin/tenants/${id}/welcome-link`, {})).statusCode, 401, 'only with the admin token')
+  t.equal((await get(app, `/admin/tenants/${'f'.repeat(32)}/welcome-link`)).json().error, 'tenant_not_found')
 })
 
 t.test('retry: a failed provisioning runs again; anything else is a 409', async (t) => {

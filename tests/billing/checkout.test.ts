@@ -4,8 +4,9 @@ import { load } from 'cheerio'
 import { buildTestApp, storeWithOverrides } from '../helpers/build-app.ts'
 import { startFakeStripe, type FakeStripe } from '../helpers/fake-stripe.ts'
 import { StripeClient } from '../../api/billing/stripe-client.ts'
+import { CHECKOUT_RETURN_MAX_AGE_S } from '../../api/billing/routes.ts'
 import { verifyWelcomeToken } from '../../api/tenants/welcome-token.ts'
-import { CHECKOUT_RETURN_ERRORS } from '../../api/web/buyer-text.ts'
+import { CHECKOUT_RETURN_ERRORS, registerError } from '../../api/web/buyer-text.ts'
 import { buildTestSite } from '../helpers/site-build.ts'
 
 const KEY = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'
@@ -83,6 +84,45 @@ t.test('a plain HTML form post goes back to the form on our failures and the rat
   const json = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard' } })
   t.equal(json.statusCode, 429, 'a JSON client still gets the 429')
   t.ok(json.headers['retry-after'])
+})
+
+t.test("another site's page cannot start a checkout: it would choose the buyer's name and email", async (t) => {
+  const { app, store, fake } = await stripeApp(t)
+  const form = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }
+  const payload = 'plan=solo&name=Planted+CTF&email=billing%40attacker.example'
+  const sent = (): number => fake.requestsTo('POST /v1/checkout/sessions').length
+  const refused: Array<[string, Record<string, string>]> = [
+    ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }],
+    ['an older browser: only Origin, of another host', { origin: 'https://evil.example' }],
+    ['an Origin that is not a URL', { origin: 'evil' }]
+  ]
+  for (const [what, headers] of refused) {
+    const r = await app.inject({ method: 'POST', url: '/billing/checkout', headers: { ...form, ...headers }, payload })
+    t.equal(r.statusCode, 303, what)
+    t.equal(r.headers.location, '/register?error=cross_site_request', `${what}: back to our form, which says why`)
+    t.equal(r.headers['set-cookie'], undefined, `${what}: nothing it typed is carried to our form`)
+    const json = await app.inject({ method: 'POST', url: '/billing/checkout', headers, payload: { plan: 'solo', email: 'billing@attacker.example' } })
+    t.equal(json.statusCode, 403, what)
+    t.equal(json.json().error, 'cross_site_request')
+  }
+  t.equal(await store.countTenants(), 0, 'no tenant made')
+  t.equal(sent(), 0, 'and no Checkout Session')
+  t.equal(registerError('cross_site_request').field, 'form', 'the form shows the message above the fields')
+
+  const allowed: Array<[string, Record<string, string>]> = [
+    ['our own page', { 'sec-fetch-site': 'same-origin', origin: 'https://ctfhive.example' }],
+    ['a sibling host of ours', { 'sec-fetch-site': 'same-site', origin: 'https://www.ctfhive.example' }],
+    ['typed or bookmarked', { 'sec-fetch-site': 'none' }],
+    ['an older browser on our page', { origin: 'https://ctfhive.example' }],
+    ['an older browser under no-referrer', { origin: 'null' }],
+    ['a program', {}]
+  ]
+  for (const [what, headers] of allowed) {
+    const r = await app.inject({ method: 'POST', url: '/billing/checkout', headers: { ...form, ...headers }, payload })
+    t.equal(r.statusCode, 303, what)
+    t.match(r.headers.location, /^https:\/\/checkout\.stripe\.com\//, `${what}: on to Checkout`)
+  }
+  t.equal(sent(), allowed.length)
 })
 
 t.test('a plain form post that fails on our side is a 500, and carries nothing typed', async (t) => {
@@ -323,6 +363,41 @@ t.test('return from Checkout in a browser: a page with the way on, with the same
     const found = await app.inject({ url: `/billing/success?session_id=${body.session_id}`, headers: html })
     t.equal(found.statusCode, 303)
   }
+})
+
+t.test('return from Checkout: a link older than two days opens nothing; whoever reads a stored session id cannot mint the welcome link', async (t) => {
+  const { app, fake, store } = await stripeApp(t)
+  const body = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name: 'Old Link CTF' } })).json()
+  const session = fake.completeSession(body.session_id, { subscriptionId: 'sub_old_link' })
+  const stored = fake.state.checkoutSessions.get(body.session_id)!
+  stored.created = Math.floor(Date.now() / 1000) - CHECKOUT_RETURN_MAX_AGE_S - 60
+  t.equal(session.id, body.session_id)
+  const old = await app.inject(`/billing/success?session_id=${body.session_id}`)
+  t.equal(old.statusCode, 410)
+  t.equal(old.json().error, 'link_expired')
+  t.equal(old.headers.location, undefined, 'no welcome link')
+  t.equal((await store.getTenant(body.tenant_id))?.billing, 'pending', 'and nothing fulfilled by it (the webhook does that)')
+  const page = await app.inject({ url: `/billing/success?session_id=${body.session_id}`, headers: { accept: 'text/html' } })
+  t.equal(page.statusCode, 410)
+  t.equal(load(page.body)('h1').text(), CHECKOUT_RETURN_ERRORS.link_expired.heading, 'a browser gets the page saying what to do')
+  // Within the two days it still works (a buyer back late, or reloading).
+  stored.created = Math.floor(Date.now() / 1000) - CHECKOUT_RETURN_MAX_AGE_S + 120
+  t.equal((await app.inject(`/billing/success?session_id=${body.session_id}`)).statusCode, 303)
+})
+
+t.test('return from Checkout is rate limited per client: each answer costs a Stripe request', async (t) => {
+  const { app, fake } = await stripeApp(t, { CHECKOUT_RATE_LIMIT: '3' })
+  const before = fake.requestsTo('GET /v1/checkout/sessions*').length
+  const codes: number[] = []
+  for (let i = 0; i < 5; i++) codes.push((await app.inject(`/billing/success?session_id=cs_test_guess${i}`)).statusCode)
+  t.same(codes, [404, 404, 404, 429, 429])
+  t.equal(fake.requestsTo('GET /v1/checkout/sessions*').length - before, 3, 'the refused ones never reach Stripe')
+  const limited = await app.inject({ url: '/billing/success?session_id=cs_test_guess9', headers: { accept: 'text/html' } })
+  t.equal(limited.statusCode, 429)
+  t.match(limited.headers['retry-after'], /^\d+$/, 'the page keeps Retry-After')
+  t.equal(load(limited.body)('h1').text(), CHECKOUT_RETURN_ERRORS.rate_limited.heading)
+  // Its own count: the checkout form is not refused because of it.
+  t.equal((await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo' } })).statusCode, 200)
 })
 
 t.test('return from Checkout: a delayed payment, and a session made outside this server', async (t) => {

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { forTerminal, main } from '../../bootstrap/ctfhive.ts'
 import { appendAudit } from '../../api/provisioning/audit.ts'
+import { verifyWelcomeToken } from '../../api/tenants/welcome-token.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
 import { nextMillisecond } from '../helpers/until.ts'
@@ -117,6 +118,37 @@ t.test('retry: re-queues a failed provisioning for the server to run; refuses ot
   t.equal(again.code, 1)
   t.match(again.stderr, /^error: Only a failed provisioning or a failed teardown can be retried; this tenant is active/)
   t.equal((await run(['audit', 'verify'])).code, 0, 'the CLI\'s audit entries chain correctly')
+})
+
+t.test('welcome-link: the link support sends a buyer who lost theirs; it opens their order on the server', async (t) => {
+  const SECRET = 'a-server-secret-key-of-at-least-32-characters'
+  const { app, run } = await setup(t, { SECRET_KEY: SECRET, PUBLIC_BASE_URL: 'https://ctfhive.example' })
+  const id = await pendingTenant(app, 'Lost Link CTF')
+  const human = await run(['welcome-link', id], { SECRET_KEY: SECRET, PUBLIC_BASE_URL: 'https://ctfhive.example' })
+  t.equal(human.code, 0, human.stderr)
+  t.equal(human.stderr, '', 'no warning under the server\'s key')
+  const url = new URL(human.stdout.split('\n')[0]!)
+  t.equal(url.origin, 'https://ctfhive.example')
+  t.equal(url.pathname, '/welcome')
+  t.equal(url.searchParams.get('tenant'), id)
+  t.match(human.stdout, 'send it only to the buyer (ops@cli.test)')
+  t.ok(verifyWelcomeToken(SECRET, id, url.searchParams.get('token')!), 'signed as the server signs it')
+  // The server takes it: a not-yet-live CTF's credentials are "not ready", not "forbidden".
+  const page = await app.inject(`/tenants/${id}/credentials?token=${url.searchParams.get('token')}`)
+  t.equal(page.json().error, 'tenant_not_ready', 'the server takes it')
+
+  const json = await run(['welcome-link', id, '--json'], { SECRET_KEY: SECRET, PUBLIC_BASE_URL: 'https://ctfhive.example' })
+  t.same(JSON.parse(json.stdout), { tenant_id: id, email: 'ops@cli.test', welcome_url: url.href })
+
+  const dev = await run(['welcome-link', id])
+  t.equal(dev.code, 0)
+  t.match(dev.stderr, /^warning: SECRET_KEY is not set/, 'under the development key it says the link opens only on a server without one')
+  t.notOk(verifyWelcomeToken(SECRET, id, new URL(dev.stdout.split('\n')[0]!).searchParams.get('token')!))
+
+  const unknown = await run(['welcome-link', 'f'.repeat(32)])
+  t.equal(unknown.code, 1)
+  t.match(unknown.stderr, /No tenant has the id/)
+  t.equal((await run(['welcome-link'])).code, 2, 'the id is required')
 })
 
 t.test('audit verify: OK, then the first bad seq with exit 1', async (t) => {
