@@ -3,6 +3,8 @@
 // one line naming the variable. The TypeBox schema documents the result and re-checks it.
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { statSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import proxyAddr from '@fastify/proxy-addr'
 import { BASE_DOMAIN_MAX_LENGTH, HOSTNAME } from './tenants/address.ts'
@@ -88,9 +90,18 @@ function int (env: Env, name: string, fallback: number, min: number, max: number
 
 function num (env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = str(env, name, String(fallback))
-  const n = Number(raw)
-  if (!Number.isFinite(n) || n < min || n > max) throw new ConfigError(name, `must be a number from ${min} to ${max}, got ${JSON.stringify(raw)}`)
+  // Decimal only: Number() would also take 0x10, 0b101 or 1e3, which int refuses for PORT.
+  const n = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN
+  if (!Number.isFinite(n) || n < min || n > max) throw new ConfigError(name, `must be a decimal number from ${min} to ${max} (like 72 or 1.5), got ${JSON.stringify(raw)}`)
   return n
+}
+
+/**
+ * A URL as a message may show it: whatever stands before its last `@` (user and password) is
+ * masked, parsed or not, so a mistyped URL does not put its password in a log.
+ */
+function withoutUserinfo (raw: string): string {
+  return raw.replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/)?.*@/is, (_m, prefix: string | undefined) => `${prefix ?? ''}***@`)
 }
 
 /** A value that must match `shape` (sent in an HTTP header, say); `what` describes it. Never echoes secrets. */
@@ -106,10 +117,10 @@ function httpUrl (env: Env, name: string, fallback: string): string {
   try {
     url = new URL(raw)
   } catch {
-    throw new ConfigError(name, `must be an absolute http(s) URL, got ${JSON.stringify(raw)}`)
+    throw new ConfigError(name, `must be an absolute http(s) URL, got ${JSON.stringify(withoutUserinfo(raw))}`)
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(name, `must be an http(s) URL, got ${JSON.stringify(raw)}`)
+    throw new ConfigError(name, `must be an http(s) URL, got ${JSON.stringify(withoutUserinfo(raw))}`)
   }
   return raw.replace(/\/+$/, '')
 }
@@ -122,7 +133,7 @@ function publicOrigin (env: Env): string {
   const raw = httpUrl(env, 'PUBLIC_BASE_URL', 'http://localhost:3000')
   const url = new URL(raw)
   if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
-    throw new ConfigError('PUBLIC_BASE_URL', `must be an origin only (scheme, host and port; the site is served at the root), got ${JSON.stringify(raw)}`)
+    throw new ConfigError('PUBLIC_BASE_URL', `must be an origin only (scheme, host and port; the site is served at the root), got ${JSON.stringify(withoutUserinfo(raw))}`)
   }
   return url.origin
 }
@@ -149,10 +160,95 @@ function logLevel (env: Env): Config['logLevel'] {
 }
 
 function databaseUrl (env: Env): string {
-  const raw = str(env, 'DATABASE_URL', 'sqlite:./data/ctfhive.db')
-  // node:sqlite opens an empty path as a temporary database, lost at exit: never what is meant.
+  const given = str(env, 'DATABASE_URL', 'sqlite:./data/ctfhive.db')
+  // A scheme is case-insensitive: written as the store adapters look for it.
+  const scheme = /^(sqlite:|postgres(ql)?:\/\/)/i.exec(given)?.[0]
+  if (scheme === undefined) {
+    // Only the scheme is shown: the rest may hold a password.
+    const other = /^[a-z][a-z0-9+.-]*:/i.exec(given)?.[0]
+    throw new ConfigError('DATABASE_URL', `must be sqlite:<file> (like sqlite:./data/ctfhive.db or sqlite:///absolute/path.db) or postgres://user:password@host:5432/db, got ${other === undefined ? 'no scheme' : `a ${other} URL`}`)
+  }
+  const raw = scheme.toLowerCase() + given.slice(scheme.length)
+  // node:sqlite opens an empty path as a temporary database and :memory: as one in memory:
+  // every tenant would be lost at exit, never what is meant.
   if (/^sqlite:(\/\/)?$/.test(raw)) throw new ConfigError('DATABASE_URL', 'names no database file: use sqlite:./data/ctfhive.db or sqlite:///absolute/path.db')
+  if (/^sqlite:(\/\/)?:memory:$/.test(raw)) throw new ConfigError('DATABASE_URL', 'is an in-memory database, lost with every tenant at exit: use a file, like sqlite:./data/ctfhive.db')
+  // Else the driver says only "Invalid URL" at every restart. Not echoed: it holds a password.
+  if (raw.startsWith('postgres') && !URL.canParse(raw)) {
+    throw new ConfigError('DATABASE_URL', 'is not a valid postgres:// URL: check the port (1–65535) and percent-encode @ : / ? # in the user name and password')
+  }
   return raw
+}
+
+/** The apex of tenant addresses, as the server's bootstrap takes it (a final dot, as in DNS, dropped). */
+function baseDomain (env: Env): string {
+  const given = str(env, 'BASE_DOMAIN', 'ctfhive.us').toLowerCase()
+  const raw = given.endsWith('.') ? given.slice(0, -1) : given
+  const got = `, got ${JSON.stringify(given)}`
+  if (raw.includes('://')) throw new ConfigError('BASE_DOMAIN', `must be a domain name only, like ctfhive.us, without a scheme${got}`)
+  if (/[/:]/.test(raw)) throw new ConfigError('BASE_DOMAIN', `must be a domain name only, like ctfhive.us, without a port or path${got}`)
+  if (raw.length > BASE_DOMAIN_MAX_LENGTH) {
+    throw new ConfigError('BASE_DOMAIN', `must be at most ${BASE_DOMAIN_MAX_LENGTH} characters, so that a 63-character slug and its dot still fit in a 253-character address; it has ${raw.length}`)
+  }
+  if (!HOSTNAME.test(raw)) {
+    throw new ConfigError('BASE_DOMAIN', `must be a domain name like ctfhive.us: two or more dot-separated labels of letters, digits and hyphens (no hyphen at either end, 63 characters at most), the last one letters or an IDN's xn--… form${got}`)
+  }
+  return raw
+}
+
+/** A listen address: an IP literal or a host name that resolves to one of this machine's. */
+function listenHost (env: Env): string {
+  const raw = str(env, 'HOST', '127.0.0.1')
+  if (isIP(raw) !== 0) return raw
+  // Labels of letters, digits, hyphens (and underscores, as some container names have); a
+  // last label of digits only is a mistyped IP address, not a name.
+  const name = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i
+  if (!name.test(raw) || /(^|\.)\d+\.?$/.test(raw)) {
+    throw new ConfigError('HOST', `must be an IP address (127.0.0.1 for this machine only, 0.0.0.0 or :: for every interface) or a host name, got ${JSON.stringify(raw)}`)
+  }
+  return raw
+}
+
+/** Stripe's secret (sk_…) or restricted (rk_…) key; the value is never echoed. */
+function stripeSecretKey (env: Env): string {
+  const key = shaped(env, 'STRIPE_SECRET_KEY', '', /^[!-~]+$/, 'one word of printable ASCII (it goes in a header)', true)
+  if (key === '' || /^(sk|rk)_/.test(key)) return key
+  if (key.startsWith('pk_')) {
+    throw new ConfigError('STRIPE_SECRET_KEY', 'holds a publishable key (pk_…); it must be a secret key (sk_…) or a restricted key (rk_…), from the Stripe dashboard, Developers → API keys')
+  }
+  if (key.startsWith('whsec_')) {
+    throw new ConfigError('STRIPE_SECRET_KEY', 'does not look like a Stripe secret key: it holds a webhook signing secret (whsec_…), which belongs in STRIPE_WEBHOOK_SECRET; expected sk_… or rk_…')
+  }
+  throw new ConfigError('STRIPE_SECRET_KEY', 'does not look like a Stripe secret key (expected sk_test_…, sk_live_… or a restricted rk_…)')
+}
+
+/** The endpoints' signing secrets; only a whsec_… one can ever verify a signature. Never echoed. */
+function stripeWebhookSecrets (env: Env): string[] {
+  const secrets = str(env, 'STRIPE_WEBHOOK_SECRET', '').split(',').map((s) => s.trim()).filter(Boolean)
+  secrets.forEach((secret, i) => {
+    if (secret.startsWith('whsec_')) return
+    const which = secrets.length === 1 ? 'is not a webhook signing secret: it' : `entry ${i + 1} of ${secrets.length} is not a webhook signing secret: each`
+    const apiKey = /^(sk|rk|pk)_/.test(secret) ? '; an API key (sk_, rk_, pk_…) does not go here' : ''
+    throw new ConfigError('STRIPE_WEBHOOK_SECRET', `${which} must start with whsec_ (the endpoint's signing secret in the Stripe dashboard, or the one stripe listen prints)${apiKey}`)
+  })
+  return secrets
+}
+
+/**
+ * A directory the server serves files from. One not built yet is fine (the server says so);
+ * a file there would stop the start with the static plugin's stack trace instead of this line.
+ */
+function directory (name: string, path: string): string {
+  let isDirectory: boolean
+  try {
+    isDirectory = statSync(path).isDirectory()
+  } catch (err) {
+    // ENOTDIR: a file stands where one of its directories should be. Absent (ENOENT) or not
+    // ours to look at: the server reports that itself.
+    isDirectory = (err as NodeJS.ErrnoException).code !== 'ENOTDIR'
+  }
+  if (!isDirectory) throw new ConfigError(name, `must be a directory, and ${JSON.stringify(path)} is a file (or lies under one)`)
+  return path
 }
 
 export function loadConfig (env: Env = process.env): Config {
@@ -164,16 +260,16 @@ export function loadConfig (env: Env = process.env): Config {
   }
   const config: Config = {
     nodeEnv: str(env, 'NODE_ENV', 'development'),
-    host: str(env, 'HOST', '127.0.0.1'),
+    host: listenHost(env),
     port: int(env, 'PORT', 3000, 0, 65535),
     databaseUrl: databaseUrl(env),
     secretKey: str(env, 'SECRET_KEY', DEFAULT_SECRET_KEY),
-    baseDomain: str(env, 'BASE_DOMAIN', 'ctfhive.us').toLowerCase(),
+    baseDomain: baseDomain(env),
     publicBaseUrl,
     stripe: {
-      secretKey: shaped(env, 'STRIPE_SECRET_KEY', '', /^[!-~]+$/, 'one word of printable ASCII (it goes in a header)', true),
+      secretKey: stripeSecretKey(env),
       publishableKey: str(env, 'STRIPE_PUBLISHABLE_KEY', ''),
-      webhookSecrets: str(env, 'STRIPE_WEBHOOK_SECRET', '').split(',').map((s) => s.trim()).filter(Boolean),
+      webhookSecrets: stripeWebhookSecrets(env),
       prices,
       apiVersion: shaped(env, 'STRIPE_API_VERSION', '2024-06-20', /^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/, "a Stripe API version like 2024-06-20 or 2025-03-31.basil"),
       apiBase: httpUrl(env, 'STRIPE_API_BASE', 'https://api.stripe.com'),
@@ -196,8 +292,8 @@ export function loadConfig (env: Env = process.env): Config {
     provisionHealthTimeoutS: int(env, 'PROVISION_HEALTH_TIMEOUT_S', 1800, 60, 86400),
     provisionMaxAttempts: int(env, 'PROVISION_MAX_ATTEMPTS', 5, 1, 50),
     webhookWaitMs: int(env, 'WEBHOOK_WAIT_MS', 2000, 0, 10000),
-    docsSiteDir: str(env, 'DOCS_SITE_DIR', 'docs-site/site'),
-    marketingDistDir: str(env, 'MARKETING_DIST_DIR', DEFAULT_MARKETING_DIST),
+    docsSiteDir: directory('DOCS_SITE_DIR', str(env, 'DOCS_SITE_DIR', 'docs-site/site')),
+    marketingDistDir: directory('MARKETING_DIST_DIR', str(env, 'MARKETING_DIST_DIR', DEFAULT_MARKETING_DIST)),
     logLevel: logLevel(env),
     trustProxy: trustProxy(env),
     checkoutRateLimit: int(env, 'CHECKOUT_RATE_LIMIT', 20, 0, 1_000_000),
@@ -209,7 +305,7 @@ export function loadConfig (env: Env = process.env): Config {
 
   for (const [name, url] of [['STRIPE_SUCCESS_URL', config.stripe.successUrl], ['STRIPE_CANCEL_URL', config.stripe.cancelUrl]] as const) {
     // Checkout sends the buyer there: only a web address (not javascript:, ftp:…) can be one.
-    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) throw new ConfigError(name, `must be an absolute http(s) URL, got ${JSON.stringify(url)}`)
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) throw new ConfigError(name, `must be an absolute http(s) URL, got ${JSON.stringify(withoutUserinfo(url))}`)
   }
   const firstError = Value.Errors(ConfigSchema, config).First()
   if (firstError) throw new ConfigError(pathToVariable(firstError.path), firstError.message)
@@ -250,9 +346,48 @@ function checkProduction (config: Config): void {
   if (/^(sk|rk)_live_/.test(config.stripe.secretKey) && config.linode.token === '') {
     throw new ConfigError('LINODE_API_TOKEN', 'must be set when STRIPE_SECRET_KEY is a live key in production: without it no server is made, only pretended')
   }
+  // Checkout sends paying buyers back there: the development default (localhost) or plain
+  // http would strand them on a page that is not ours, or not there.
+  if (/^(sk|rk)_live_/.test(config.stripe.secretKey)) {
+    for (const [name, url] of [['PUBLIC_BASE_URL', config.publicBaseUrl], ['STRIPE_SUCCESS_URL', config.stripe.successUrl], ['STRIPE_CANCEL_URL', config.stripe.cancelUrl]] as const) {
+      const parsed = new URL(url)
+      if (parsed.protocol !== 'https:' || isLoopback(parsed.hostname)) {
+        throw new ConfigError(name, `must be a public https:// address when STRIPE_SECRET_KEY is a live key in production (Checkout returns buyers there), got ${JSON.stringify(withoutUserinfo(url))}`)
+      }
+    }
+  }
   // The operator API can retry jobs, replay events and list every tenant: no guessable token.
   if (config.adminToken !== '' && config.adminToken.length < 32) {
     throw new ConfigError('ADMIN_TOKEN', 'must be a random value of at least 32 characters in production (or empty: operator API off)')
+  }
+}
+
+/** localhost, *.localhost, 127.0.0.0/8, ::1 and the unspecified addresses: no buyer reaches them. */
+function isLoopback (hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '')
+  return host === 'localhost' || host.endsWith('.localhost') || /^127(\.\d+){3}$/.test(host) || host === '0.0.0.0' ||
+    host === '::1' || host === '::' || /^::ffff:(127\.|7f)/.test(host)
+}
+
+/**
+ * A failed listen that HOST or PORT causes, worded as a bad setting (null for any other cause,
+ * a DNS outage say, which a restart may cure).
+ */
+export function listenError (err: unknown, host: string, port: number): ConfigError | null {
+  const ours = '127.0.0.1 (this machine only) or 0.0.0.0 (every interface)'
+  switch ((err as NodeJS.ErrnoException | null)?.code) {
+    case 'ENOTFOUND':
+      return new ConfigError('HOST', `${JSON.stringify(host)} resolves to no address (ENOTFOUND): use an address of this machine, ${ours}, or a name that resolves to one`)
+    case 'EADDRNOTAVAIL':
+      return new ConfigError('HOST', `${host} is not an address of this machine (EADDRNOTAVAIL): use one of its own, ${ours}`)
+    case 'EINVAL':
+      return new ConfigError('HOST', `${host} cannot be listened on (EINVAL; a link-local IPv6 address needs its interface, like fe80::1%eth0): use one of this machine's addresses, ${ours}`)
+    case 'EADDRINUSE':
+      return new ConfigError('PORT', `${port} on ${host} is already in use (EADDRINUSE): stop what listens there, or choose another port`)
+    case 'EACCES':
+      return new ConfigError('PORT', `${port} on ${host} may not be opened by this process (EACCES): a port below 1024 needs privileges; use one from 1024 up behind a proxy`)
+    default:
+      return null
   }
 }
 

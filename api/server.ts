@@ -1,21 +1,27 @@
 // The only place that listens: config → store → app → listen, and graceful shutdown.
 import closeWithGrace from 'close-with-grace'
-import { loadConfig, ConfigError } from './config.ts'
+import { loadConfig, ConfigError, listenError } from './config.ts'
 import { openStore } from './store/index.ts'
 import { buildApp } from './app.ts'
 import { createLogger } from './logger.ts'
 import { logLinodePreflight } from './provisioning/linode-preflight.ts'
 import { auditKeyFits } from './provisioning/audit.ts'
 
+/**
+ * A setting that cannot work: one line naming the variable, and exit 78 (EX_CONFIG), which
+ * the systemd unit does not restart (restarting cannot fix it).
+ */
+function refuseToStart (err: ConfigError): never {
+  process.stderr.write(`ctfhive: configuration error: ${err.message}\n`)
+  process.exit(78) // EX_CONFIG
+}
+
 export async function main (): Promise<void> {
   let config
   try {
     config = loadConfig()
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`ctfhive: configuration error: ${err.message}\n`)
-      process.exit(78) // EX_CONFIG
-    }
+    if (err instanceof ConfigError) refuseToStart(err)
     throw err
   }
   const logger = createLogger(config)
@@ -37,11 +43,9 @@ export async function main (): Promise<void> {
     process.exit(1)
   }
   if (!keyFits) {
-    // As config.ts words a bad setting: the variable, then what is wrong with it.
-    process.stderr.write('ctfhive: configuration error: PROVISION_AUDIT_SECRET: is not the key this database\'s audit chain was written with (its last entry does not verify under it); ' +
-      'the key must never change: start with its previous value (if this is the right key, that entry was altered: run ctfhive audit verify)\n')
     await store.close().catch(() => {})
-    process.exit(78) // EX_CONFIG
+    refuseToStart(new ConfigError('PROVISION_AUDIT_SECRET', 'is not the key this database\'s audit chain was written with (its last entry does not verify under it); ' +
+      'the key must never change: start with its previous value (if this is the right key, that entry was altered: run ctfhive audit verify)'))
   }
   const app = await buildApp(config, { store, logger })
   // Idle keep-alive outlives a load balancer's 60 s; a request's headers must arrive within
@@ -61,7 +65,20 @@ export async function main (): Promise<void> {
     await store.close()
   })
 
-  await app.listen({ host: config.host, port: config.port })
+  // Ready first (plugins loaded, the job runner started), so the catch below sees only what
+  // binding HOST:PORT said.
+  await app.ready()
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    const problem = listenError(err, config.host, config.port)
+    // The job runner is running: its leases go back first.
+    await app.close().catch(() => {})
+    await store.close().catch(() => {})
+    if (problem !== null) refuseToStart(problem)
+    process.stderr.write(`ctfhive: could not listen on ${config.host} port ${config.port}: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
   // A wrong Linode setting fails every paid tenant: say so now, not at the first payment.
   if (config.linode.token !== '') {
     const log = logger.child({ component: 'linode-check' })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { fileURLToPath } from 'node:url'
-import { loadConfig, ConfigError, secretValues, stripeConfigured } from '../api/config.ts'
+import { loadConfig, ConfigError, listenError, secretValues, stripeConfigured } from '../api/config.ts'
 
 const strong = 'x'.repeat(40)
 
@@ -55,7 +55,6 @@ t.test('values are read and normalised', async (t) => {
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
   t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8' }).trustProxy, '10.0.0.0/8')
   t.equal(loadConfig({ TRUST_PROXY: 'loopback, 192.0.2.7, 2001:db8::/32' }).trustProxy, 'loopback, 192.0.2.7, 2001:db8::/32', 'names, addresses and CIDRs, as Fastify reads them')
-  t.equal(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).databaseUrl, 'sqlite::memory:')
   t.equal(loadConfig({ PUBLIC_BASE_URL: 'https://CTFHive.Example:443/' }).publicBaseUrl, 'https://ctfhive.example', 'written as browsers see it')
   t.equal(loadConfig({ PUBLIC_BASE_URL: 'http://127.0.0.1:3000' }).publicBaseUrl, 'http://127.0.0.1:3000')
   t.ok(stripeConfigured(c))
@@ -129,7 +128,7 @@ t.test('production refuses defaults and weak secrets', async (t) => {
   refuse(live, 'LINODE_API_TOKEN')
   refuse({ ...live, STRIPE_SECRET_KEY: 'rk_live_x' }, 'LINODE_API_TOKEN')
   t.throws(() => loadConfig({ ...base, ...live }), { message: /^LINODE_API_TOKEN: must be set when STRIPE_SECRET_KEY is a live key in production/ }, 'servers would only be pretended')
-  t.ok(loadConfig({ ...base, ...live, LINODE_API_TOKEN: 'linode-token-1' }))
+  t.ok(loadConfig({ ...base, ...live, LINODE_API_TOKEN: 'linode-token-1', PUBLIC_BASE_URL: 'https://ctfhive.example' }))
   t.ok(loadConfig({ ...base, STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_WEBHOOK_SECRET: 'whsec_1' }), 'a test key may stage the flow on the fake executor')
   t.ok(loadConfig({ SECRET_KEY: 'short', ...live }), 'development allows anything')
 })
@@ -156,5 +155,141 @@ t.test('.env.example lists every variable the config reads, each with a comment'
     t.ok(i >= 0, `${name} is listed`)
     const commented = lines.slice(Math.max(0, i - 6), i).some((l) => l.startsWith('#'))
     t.ok(commented, `${name} has a comment above it`)
+  }
+})
+
+/** The message loadConfig stops with (and that it names `variable` first). */
+function refusal (env: Record<string, string>, variable: string): string {
+  try {
+    loadConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError && err.variable === variable && err.message.startsWith(`${variable}: `)) return err.message
+    throw err
+  }
+  throw new Error(`${JSON.stringify(env)} was accepted`)
+}
+
+t.test('HOST must be an IP address or a host name', async (t) => {
+  for (const host of ['127.0.0.1', '0.0.0.0', '::', '::1', 'fe80::1%eth0', 'localhost', 'app1', 'my_db', 'ctfhive.example', 'ctfhive.example.']) {
+    t.equal(loadConfig({ HOST: host }).host, host, host)
+  }
+  for (const host of ['not a host', '300.1.1.1', '10.0.0', '[::1]', 'http://ctfhive.example', 'a..b', '-x.example', '127.0.0.1:3000']) {
+    t.match(refusal({ HOST: host }, 'HOST'), /^HOST: must be an IP address \(127\.0\.0\.1 for this machine only, 0\.0\.0\.0 or :: for every interface\) or a host name, got /, host)
+  }
+})
+
+t.test('a listen error that HOST or PORT causes is worded as a bad setting', async (t) => {
+  const error = (code: string): Error => Object.assign(new Error(`listen ${code}`), { code })
+  t.match(listenError(error('ENOTFOUND'), 'ctfhive.invalid', 3000), { variable: 'HOST', message: /^HOST: "ctfhive\.invalid" resolves to no address \(ENOTFOUND\)/ })
+  t.match(listenError(error('EADDRNOTAVAIL'), '8.8.8.8', 3000), { variable: 'HOST', message: /^HOST: 8\.8\.8\.8 is not an address of this machine \(EADDRNOTAVAIL\): use one of its own, 127\.0\.0\.1/ })
+  t.match(listenError(error('EINVAL'), 'fe80::1', 3000), { variable: 'HOST', message: /^HOST: fe80::1 cannot be listened on \(EINVAL; a link-local IPv6 address needs its interface/ })
+  // "EADDRINUSE" stays in the line: tests/helpers/server-process.ts retries another port on it.
+  t.match(listenError(error('EADDRINUSE'), '127.0.0.1', 3000), { variable: 'PORT', message: /^PORT: 3000 on 127\.0\.0\.1 is already in use \(EADDRINUSE\)/ })
+  t.match(listenError(error('EACCES'), '0.0.0.0', 80), { variable: 'PORT', message: /^PORT: 80 on 0\.0\.0\.0 may not be opened by this process \(EACCES\): a port below 1024 needs privileges/ })
+  t.equal(listenError(error('EAI_AGAIN'), 'ctfhive.example', 3000), null, 'a DNS outage is no bad setting: a restart may cure it')
+  t.equal(listenError(new Error('other'), '127.0.0.1', 3000), null)
+})
+
+t.test('production with a live Stripe key wants a public https:// address for Checkout to return to', async (t) => {
+  const live = { NODE_ENV: 'production', SECRET_KEY: strong, PROVISION_AUDIT_SECRET: strong, STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_1', LINODE_API_TOKEN: 'linode-token-1' }
+  t.match(refusal(live, 'PUBLIC_BASE_URL'), /^PUBLIC_BASE_URL: must be a public https:\/\/ address when STRIPE_SECRET_KEY is a live key in production \(Checkout returns buyers there\), got "http:\/\/localhost:3000"$/, 'unset: the development default')
+  for (const url of ['http://ctfhive.example', 'https://localhost', 'https://app.localhost:8443', 'https://127.0.0.1', 'https://127.1.2.3:3000', 'https://[::1]', 'https://0.0.0.0']) {
+    refusal({ ...live, PUBLIC_BASE_URL: url }, 'PUBLIC_BASE_URL')
+    refusal({ ...live, PUBLIC_BASE_URL: url, STRIPE_SECRET_KEY: 'rk_live_x' }, 'PUBLIC_BASE_URL')
+  }
+  const pub = { ...live, PUBLIC_BASE_URL: 'https://ctfhive.example' }
+  t.equal(loadConfig(pub).stripe.successUrl, 'https://ctfhive.example/billing/success?session_id={CHECKOUT_SESSION_ID}')
+  refusal({ ...pub, STRIPE_SUCCESS_URL: 'http://localhost:3000/billing/success' }, 'STRIPE_SUCCESS_URL')
+  refusal({ ...pub, STRIPE_CANCEL_URL: 'http://ctfhive.example/pricing' }, 'STRIPE_CANCEL_URL')
+  t.ok(loadConfig({ ...live, STRIPE_SECRET_KEY: 'sk_test_x' }), 'a test key may stage the flow on localhost')
+  t.ok(loadConfig({ ...live, NODE_ENV: 'development' }), 'development allows it')
+})
+
+t.test('BASE_DOMAIN and DATABASE_URL are refused in plain words; a final dot and an upper-case scheme are fine', async (t) => {
+  t.equal(loadConfig({ BASE_DOMAIN: 'ctfhive.us.' }).baseDomain, 'ctfhive.us', 'the final dot of a DNS name is dropped')
+  t.equal(loadConfig({ BASE_DOMAIN: 'CTFHive.US.' }).baseDomain, 'ctfhive.us')
+  t.match(refusal({ BASE_DOMAIN: 'https://ctfhive.us' }, 'BASE_DOMAIN'), /^BASE_DOMAIN: must be a domain name only, like ctfhive\.us, without a scheme, got "https:\/\/ctfhive\.us"$/)
+  t.match(refusal({ BASE_DOMAIN: 'ctfhive.us:443' }, 'BASE_DOMAIN'), /without a port or path, got "ctfhive\.us:443"$/)
+  t.match(refusal({ BASE_DOMAIN: 'ctfhive.us/' }, 'BASE_DOMAIN'), /without a port or path/)
+  t.match(refusal({ BASE_DOMAIN: 'ctfhive.us..' }, 'BASE_DOMAIN'), /^BASE_DOMAIN: must be a domain name like ctfhive\.us: two or more dot-separated labels of letters, digits and hyphens .*, got "ctfhive\.us\.\."$/, 'one final dot only')
+  t.match(refusal({ BASE_DOMAIN: 'localhost' }, 'BASE_DOMAIN'), /two or more dot-separated labels/)
+  t.match(refusal({ BASE_DOMAIN: `${'a.'.repeat(94)}org` }, 'BASE_DOMAIN'), /^BASE_DOMAIN: must be at most 189 characters, so that a 63-character slug and its dot still fit/)
+
+  t.equal(loadConfig({ DATABASE_URL: 'SQLITE:/var/lib/ctfhive/ctfhive.db' }).databaseUrl, 'sqlite:/var/lib/ctfhive/ctfhive.db', 'the scheme as the store looks for it')
+  t.equal(loadConfig({ DATABASE_URL: 'PostgreSQL://u:p@db/ctfhive' }).databaseUrl, 'postgresql://u:p@db/ctfhive')
+  t.match(refusal({ DATABASE_URL: 'mysql://ctfhive:hunter2secretpw@db/ctfhive' }, 'DATABASE_URL'), /^DATABASE_URL: must be sqlite:<file> \(like sqlite:\.\/data\/ctfhive\.db or sqlite:\/\/\/absolute\/path\.db\) or postgres:\/\/user:password@host:5432\/db, got a mysql: URL$/)
+  t.match(refusal({ DATABASE_URL: 'ctfhive.db' }, 'DATABASE_URL'), /, got no scheme$/)
+  t.match(refusal({ DATABASE_URL: 'postgres:/db' }, 'DATABASE_URL'), /got a postgres: URL$/)
+  for (const url of ['postgres://u:hunter2@127.0.0.1:99999/db', 'postgresql://u:hunter2@[db/ctfhive']) {
+    const message = refusal({ DATABASE_URL: url }, 'DATABASE_URL')
+    t.match(message, /^DATABASE_URL: is not a valid postgres:\/\/ URL: check the port/, url)
+    t.notMatch(message, 'hunter2')
+  }
+  for (const env of [{ BASE_DOMAIN: 'no_underscores.com' }, { DATABASE_URL: 'mysql://x' }, { BASE_DOMAIN: 'ctfhive.123' }]) {
+    t.throws(() => loadConfig(env), { message: /^(?!.*(Expected|\^|\(\?))/ }, `no pattern shown: ${JSON.stringify(env)}`)
+  }
+})
+
+t.test('an in-memory SQLite database is refused: every tenant would be lost at exit', async (t) => {
+  for (const url of ['sqlite::memory:', 'SQLITE::memory:', 'sqlite://:memory:']) {
+    t.match(refusal({ DATABASE_URL: url }, 'DATABASE_URL'), /^DATABASE_URL: is an in-memory database, lost with every tenant at exit: use a file/, url)
+  }
+  refusal({ NODE_ENV: 'production', SECRET_KEY: strong, PROVISION_AUDIT_SECRET: strong, DATABASE_URL: 'sqlite::memory:' }, 'DATABASE_URL')
+})
+
+t.test('a URL in a message never shows its user or password', async (t) => {
+  const pw = 'hunter2secretpw'
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ PUBLIC_BASE_URL: `https://user:${pw}@ctfhive.us` }, 'PUBLIC_BASE_URL'],
+    [{ PUBLIC_BASE_URL: `https://user:${pw}@` }, 'PUBLIC_BASE_URL'],
+    [{ PUBLIC_BASE_URL: `user:${pw}@ctfhive.us` }, 'PUBLIC_BASE_URL'],
+    [{ LINODE_API_BASE: `ftp://u:${pw}@api.linode.com` }, 'LINODE_API_BASE'],
+    [{ STRIPE_API_BASE: `https://u:p@ss${pw}@api.stripe.com:x` }, 'STRIPE_API_BASE'],
+    [{ STRIPE_SUCCESS_URL: `javascript://u:${pw}@x` }, 'STRIPE_SUCCESS_URL'],
+    [{ DATABASE_URL: `mysql://ctfhive:${pw}@db/ctfhive` }, 'DATABASE_URL'],
+    [{ NODE_ENV: 'production', SECRET_KEY: strong, PROVISION_AUDIT_SECRET: strong, STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_1', LINODE_API_TOKEN: 'linode-token-1', PUBLIC_BASE_URL: 'https://ctfhive.example', STRIPE_CANCEL_URL: `http://u:${pw}@ctfhive.example/pricing` }, 'STRIPE_CANCEL_URL']
+  ]
+  for (const [env, variable] of cases) {
+    const message = refusal(env, variable)
+    t.notMatch(message, pw, `${variable}: ${message}`)
+  }
+  t.match(refusal({ PUBLIC_BASE_URL: `https://user:${pw}@ctfhive.us` }, 'PUBLIC_BASE_URL'), /got "https:\/\/\*\*\*@ctfhive\.us"$/, 'the rest of the URL is shown')
+})
+
+t.test('Stripe keys must have the shape of their kind, and are never echoed', async (t) => {
+  for (const key of ['sk_test_abc', 'sk_live_abc', 'rk_test_abc', 'rk_live_abc']) t.equal(loadConfig({ STRIPE_SECRET_KEY: key }).stripe.secretKey, key, key)
+  const publishable = refusal({ STRIPE_SECRET_KEY: 'pk_test_hunter2' }, 'STRIPE_SECRET_KEY')
+  t.match(publishable, /^STRIPE_SECRET_KEY: holds a publishable key \(pk_…\); it must be a secret key \(sk_…\) or a restricted key \(rk_…\)/)
+  const webhook = refusal({ STRIPE_SECRET_KEY: 'whsec_hunter2' }, 'STRIPE_SECRET_KEY')
+  t.match(webhook, /^STRIPE_SECRET_KEY: does not look like a Stripe secret key: it holds a webhook signing secret \(whsec_…\), which belongs in STRIPE_WEBHOOK_SECRET/)
+  const other = refusal({ STRIPE_SECRET_KEY: 'hunter2' }, 'STRIPE_SECRET_KEY')
+  t.match(other, /^STRIPE_SECRET_KEY: does not look like a Stripe secret key \(expected sk_test_…, sk_live_… or a restricted rk_…\)$/)
+  for (const message of [publishable, webhook, other]) t.notMatch(message, 'hunter2')
+  // With pk_live_ taken, the live-key rules never saw a live key at all.
+  refusal({ NODE_ENV: 'production', SECRET_KEY: strong, PROVISION_AUDIT_SECRET: strong, STRIPE_SECRET_KEY: 'pk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_1' }, 'STRIPE_SECRET_KEY')
+
+  t.same(loadConfig({ STRIPE_WEBHOOK_SECRET: 'whsec_a,whsec_b' }).stripe.webhookSecrets, ['whsec_a', 'whsec_b'])
+  const one = refusal({ STRIPE_WEBHOOK_SECRET: 'sk_test_hunter2' }, 'STRIPE_WEBHOOK_SECRET')
+  t.match(one, /^STRIPE_WEBHOOK_SECRET: is not a webhook signing secret: it must start with whsec_ .*; an API key \(sk_, rk_, pk_…\) does not go here$/)
+  const second = refusal({ STRIPE_WEBHOOK_SECRET: 'whsec_a, hunter2' }, 'STRIPE_WEBHOOK_SECRET')
+  t.match(second, /^STRIPE_WEBHOOK_SECRET: entry 2 of 2 is not a webhook signing secret: each must start with whsec_ \(the endpoint's signing secret in the Stripe dashboard, or the one stripe listen prints\)$/)
+  for (const message of [one, second]) t.notMatch(message, 'hunter2')
+})
+
+t.test('numbers are decimal: no hex, binary or exponent', async (t) => {
+  t.equal(loadConfig({ DEPROVISION_GRACE_HOURS: '1.5' }).deprovisionGraceHours, 1.5)
+  t.equal(loadConfig({ DEPROVISION_GRACE_HOURS: ' 0 ' }).deprovisionGraceHours, 0)
+  for (const raw of ['0x10', '0b101', '0o7', '1e3', '.5', '5.', '+5', 'Infinity']) {
+    t.match(refusal({ DEPROVISION_GRACE_HOURS: raw }, 'DEPROVISION_GRACE_HOURS'), /^DEPROVISION_GRACE_HOURS: must be a decimal number from 0 to 87600 \(like 72 or 1\.5\), got "/, raw)
+  }
+  for (const raw of ['0x10', '1e3', '+80']) refusal({ PORT: raw }, 'PORT')
+})
+
+t.test('DOCS_SITE_DIR and MARKETING_DIST_DIR must not be files (absent is fine: not built yet)', async (t) => {
+  const file = fileURLToPath(import.meta.url)
+  for (const name of ['DOCS_SITE_DIR', 'MARKETING_DIST_DIR']) {
+    t.match(refusal({ [name]: file }, name), new RegExp(`^${name}: must be a directory, and ".*config\\.test\\.ts" is a file \\(or lies under one\\)$`))
+    refusal({ [name]: `${file}/site` }, name)
+    t.ok(loadConfig({ [name]: '/nonexistent/ctfhive/site' }), `${name}: not built yet`)
   }
 })

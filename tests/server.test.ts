@@ -280,6 +280,40 @@ t.test('a store that cannot be opened stops the start with one line, no stack, n
   t.ok(sqlite.stderr.startsWith(`ctfhive: could not open the store: ${file}: `), `the file is named: ${sqlite.stderr}`)
 })
 
+t.test('a HOST or PORT the server cannot listen on stops the start with one configuration line and exit 78', async (t) => {
+  const { spawnSync } = await import('node:child_process')
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-listen-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // A port this process holds: the server's listen finds it taken.
+  const taken = createServer()
+  taken.listen(0, '127.0.0.1')
+  await once(taken, 'listening')
+  t.teardown(() => { taken.close() })
+  const port = (taken.address() as AddressInfo).port
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    // 192.0.2.0/24 is for documentation: no machine has it.
+    [{ HOST: '192.0.2.1', PORT: '0' }, /^ctfhive: configuration error: HOST: 192\.0\.2\.1 is not an address of this machine \(EADDRNOTAVAIL\)/],
+    // .invalid never resolves (RFC 6761).
+    [{ HOST: 'ctfhive-listen-test.invalid', PORT: '0' }, /^ctfhive: configuration error: HOST: "ctfhive-listen-test\.invalid" resolves to no address \(ENOTFOUND\)/],
+    [{ HOST: '127.0.0.1', PORT: String(port) }, new RegExp(`^ctfhive: configuration error: PORT: ${port} on 127\\.0\\.0\\.1 is already in use \\(EADDRINUSE\\)`)],
+    // Refused by its shape, before the store opens.
+    [{ HOST: 'not a host', PORT: '0' }, /^ctfhive: configuration error: HOST: must be an IP address/]
+  ]
+  for (const [env, line] of cases) {
+    const r = spawnSync(process.execPath, ['api/server.ts'], {
+      cwd: new URL('..', import.meta.url),
+      env: { PATH: process.env.PATH ?? '', DATABASE_URL: `sqlite:${join(dir, 'ctfhive.db')}`, LOG_LEVEL: 'silent', ...env },
+      encoding: 'utf8',
+      timeout: 60_000
+    })
+    t.equal(r.status, 78, `${env.HOST}:${env.PORT}: exit 78, which the systemd unit does not restart`)
+    const lines = r.stderr.trim().split('\n')
+    t.equal(lines.length, 1, `one line: ${r.stderr}`)
+    t.match(lines[0], line)
+    t.equal(r.stdout, '', 'no log line either')
+  }
+})
+
 t.test('a PROVISION_AUDIT_SECRET that is not the chain\'s key stops the start with one line; the chain\'s key, or an empty chain, starts', async (t) => {
   const { spawnSync } = await import('node:child_process')
   const dir = mkdtempSync(join(tmpdir(), 'ctfhive-audit-key-'))
