@@ -22,7 +22,7 @@ import billingRoutes from './billing/routes.ts'
 import { storeRateLimit } from './billing/rate-limit-store.ts'
 import webhookRoutes from './billing/webhook.ts'
 import tenantRoutes from './tenants/routes.ts'
-import healthRoutes from './web/health.ts'
+import healthRoutes, { UNAVAILABLE_RETRY_AFTER_S } from './web/health.ts'
 import adminRoutes from './admin/routes.ts'
 import webRoutes, { sendSiteNotFound } from './web/site.ts'
 import { BodyError, useStrictBodies } from './request-bodies.ts'
@@ -47,7 +47,7 @@ export interface AppDeps {
   /** Default: pino per config (tests pass one writing to a buffer). */
   logger?: Logger
   /** Job runner tuning (tests shorten polls and backoff). */
-  jobs?: Partial<Pick<JobRunnerOptions, 'pollIntervalMs' | 'idleIntervalMs' | 'backoffMs' | 'bootGraceMs' | 'concurrency' | 'owner' | 'leaseMs'>>
+  jobs?: Partial<Pick<JobRunnerOptions, 'pollIntervalMs' | 'idleIntervalMs' | 'backoffMs' | 'bootGraceMs' | 'concurrency' | 'owner' | 'leaseMs' | 'planWaitMs' | 'planPollMs'>>
   /** Start the job runner when the app is ready (default true). */
   runJobs?: boolean
 }
@@ -65,6 +65,25 @@ const PLUGIN_ERRORS = new Map<number, { code: ErrorCode, message: string }>([
   [412, { code: 'precondition_failed', message: 'A conditional header of the request does not hold for this file.' }],
   [416, { code: 'range_not_satisfiable', message: 'The requested range lies outside the file.' }]
 ])
+
+/**
+ * The webhook's body, for /openapi.json only. The route has no body schema: Fastify would
+ * validate the Buffer it reads, and the signature must be checked over the raw bytes first,
+ * whatever the Content-Type.
+ */
+const WEBHOOK_BODY_DOC = {
+  type: 'object',
+  description: 'A Stripe event, exactly as Stripe sent it: read as raw bytes whatever the Content-Type, since Stripe-Signature covers those bytes. A body that is not a Stripe event (id, type, created, data.object) is 400 invalid_event.',
+  required: ['id', 'type', 'created', 'data'],
+  properties: {
+    id: { type: 'string' },
+    type: { type: 'string' },
+    created: { type: 'integer' },
+    livemode: { type: 'boolean' },
+    data: { type: 'object', required: ['object'], properties: { object: { type: 'object' } } }
+  },
+  additionalProperties: true
+} as const
 
 /** How often the store's clock is compared with this host's again. */
 const CLOCK_SYNC_MS = 10 * 60_000
@@ -96,9 +115,10 @@ function notFound (request: FastifyRequest, reply: FastifyReply): unknown {
 }
 
 function handleError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  // No route, and a body that would not parse (bad JSON, a content type nobody takes): the
-  // miss is the answer, whatever the body was.
-  const bodyError = String(err.code).startsWith('FST_ERR_CTP_') || err instanceof BodyError
+  // No route, and a body that would not parse (bad JSON, a content type nobody takes), or
+  // none at all where the method requires a Content-Type (QUERY): the miss is the answer,
+  // whatever the body was.
+  const bodyError = String(err.code).startsWith('FST_ERR_CTP_') || err.code === 'FST_ERR_ROUTE_MISSING_CONTENT_TYPE' || err instanceof BodyError
   if (request.is404 && bodyError) {
     void notFound(request, reply)
     return
@@ -294,10 +314,25 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   // Set before the other preClose hooks run (the job runner's may take a while).
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onRequest', async (request) => {
-    if (closing) throw new AppError('shutting_down', 'The server is shutting down; retry on another connection.')
+  // Every method some route takes, for `OPTIONS *`; a GET route answers HEAD too.
+  const serverMethods = new Set<string>(['OPTIONS'])
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      serverMethods.add(method)
+      if (method === 'GET') serverMethods.add('HEAD')
+    }
+  })
+  app.addHook('onRequest', async (request, reply) => {
+    if (closing) throw new AppError('shutting_down', 'The server is shutting down; retry on another connection.', {}, { 'retry-after': String(UNAVAILABLE_RETRY_AFTER_S) })
     // HTTP/1.1 requires Host (RFC 9112 §3.2); Node's own check answers an empty 400, ours JSON.
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') throw new AppError('bad_request', 'An HTTP/1.1 request needs a Host header.')
+    // The asterisk form names the server, not a resource, and only OPTIONS takes it (RFC 9112
+    // §3.2.4); the router would otherwise match `*` as a path.
+    if (request.raw.url === '*') {
+      if (request.method !== 'OPTIONS') throw new AppError('bad_request', `The target * is only for OPTIONS, not ${request.method}.`)
+      const allow = [...METHODS, 'OPTIONS'].filter((m) => serverMethods.has(m))
+      return reply.code(204).header('allow', allow.join(', ')).send()
+    }
   })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
@@ -315,7 +350,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
       info: { title: 'CTFHive control plane', version: '1.0.0', description: 'Checkout, Stripe webhooks and tenant status.' },
       servers: [{ url: config.publicBaseUrl }],
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' } } }
-    }
+    },
+    // Changes the document only, never the route's validation.
+    transform: ({ schema, url }) => ({ schema: url === '/billing/webhook' && schema !== undefined ? { ...schema, body: WEBHOOK_BODY_DOC } : schema, url })
   })
   await app.register(rateLimit, {
     global: false,

@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
 import t, { type Test } from 'tap'
@@ -20,6 +21,23 @@ t.test('readyz is 503 when the store does not answer', async (t) => {
   const r = await app.inject('/readyz')
   t.equal(r.statusCode, 503)
   t.same(r.json(), { error: 'not_ready', message: 'The store is not reachable.' })
+  t.equal(r.headers['retry-after'], '5', 'says when to ask again')
+})
+
+t.test('readyz is 503 when the SQLite file is damaged under the running app', async (t) => {
+  const { app, config } = await buildTestApp(t, { runJobs: false })
+  const path = config.databaseUrl.replace(/^sqlite:/, '')
+  const tenant = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo' } })).json().tenant_id as string
+  t.equal((await app.inject(`/tenants/${tenant}/status`)).statusCode, 200)
+  t.equal((await app.inject('/readyz')).statusCode, 200, 'ready while the file is sound')
+  // The header and first pages zeroed, the WAL emptied: the file is no database any more.
+  const fd = openSync(path, 'r+')
+  try { writeSync(fd, Buffer.alloc(16 * 1024), 0, 16 * 1024, 0) } finally { closeSync(fd) }
+  writeFileSync(`${path}-wal`, '')
+  const r = await app.inject('/readyz')
+  t.equal(r.statusCode, 503, 'readiness says so')
+  t.same(r.json(), { error: 'not_ready', message: 'The store is not reachable.' })
+  t.equal((await app.inject(`/tenants/${tenant}/status`)).json().error, 'store_unavailable', 'as the routes do')
 })
 
 t.test('openapi.json is generated from the route schemas', async (t) => {
@@ -40,9 +58,15 @@ t.test('openapi.json is generated from the route schemas', async (t) => {
   t.notOk(success['303']?.content, 'a redirect has no body')
   t.ok(doc.paths['/billing/checkout'].post.responses['303'], 'a form post redirects too')
   t.ok(doc.paths['/tenants/{id}/status'].get.responses['5XX']?.content['application/json'], 'status: server errors')
+  // The webhook's body is documented, though the route reads it as raw bytes (below).
+  const webhookBody = doc.paths['/billing/webhook'].post.requestBody
+  t.match(webhookBody, { required: true, description: /raw bytes/, content: { 'application/json': { schema: { required: ['id', 'type', 'created', 'data'] } } } })
   const healthz = doc.paths['/healthz'].get.responses
   t.match(healthz['503'], { description: /shutting_down/ }, 'healthz: 503 while draining')
   t.ok(healthz['503']?.content['application/json'], 'healthz: the error body')
+  for (const path of ['/healthz', '/readyz']) {
+    t.match(doc.paths[path].get.responses['503'], { headers: { 'retry-after': { schema: { type: 'integer' } } } }, `${path}: Retry-After declared`)
+  }
   // The app's Host check answers these routes too.
   for (const path of ['/healthz', '/readyz']) {
     t.match(doc.paths[path].get.responses['4XX'], { description: /bad_request/, content: { 'application/json': { schema: { required: ['error', 'message'] } } } }, `${path}: 400 declared`)
@@ -77,6 +101,20 @@ t.test('a path that takes other methods answers 405 with Allow', async (t) => {
   }
   // A static file's wildcard is not a route of its own: a POST there is a plain miss.
   t.equal((await app.inject({ method: 'POST', url: '/docs/index.html' })).statusCode, 404)
+})
+
+t.test('QUERY, which must carry a Content-Type, gets the miss whether or not it has one', async (t) => {
+  const { app } = await buildTestApp(t)
+  for (const headers of [{}, { 'content-type': 'application/json' }]) {
+    const what = headers['content-type'] ?? 'no Content-Type'
+    const wrong = await app.inject({ method: 'QUERY', url: '/healthz', headers, payload: headers['content-type'] === undefined ? undefined : '{}' })
+    t.equal(wrong.statusCode, 405, `${what}: a path with routes`)
+    t.equal(wrong.headers.allow, 'GET, HEAD', what)
+    t.equal(wrong.json().error, 'method_not_allowed', what)
+    const miss = await app.inject({ method: 'QUERY', url: '/nowhere', headers })
+    t.equal(miss.statusCode, 404, `${what}: a path without`)
+    t.equal(miss.json().error, 'not_found', what)
+  }
 })
 
 t.test('checkout is rate limited per client with Retry-After', async (t) => {
@@ -153,7 +191,8 @@ class RawClient {
       if (end >= 0) {
         const [statusLine, ...lines] = this.buffer.subarray(0, end).toString('latin1').split('\r\n')
         const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
-        const length = Number(headers['content-length'])
+        // A 204 has no body, and no Content-Length to say so.
+        const length = Number(headers['content-length'] ?? 0)
         if (this.buffer.length >= end + 4 + length) {
           const body = this.buffer.subarray(end + 4, end + 4 + length).toString('utf8')
           this.buffer = this.buffer.subarray(end + 4 + length)
@@ -252,6 +291,29 @@ t.test('an HTTP/1.1 request without Host is a JSON 400; HTTP/1.0 needs none', as
   t.equal((await client.response()).status, 200, 'HTTP/1.0 has no Host requirement')
 })
 
+t.test('the target * is only for OPTIONS, which lists the methods the server takes', async (t) => {
+  const { app } = await buildTestApp(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const client = await RawClient.open(app)
+  client.socket.write('OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n')
+  const options = await client.response()
+  t.equal(options.status, 204)
+  t.equal(options.headers.allow, 'GET, HEAD, POST, OPTIONS')
+  t.equal(options.body, '')
+  for (const method of ['GET', 'POST', 'DELETE']) {
+    client.socket.write(`${method} * HTTP/1.1\r\nHost: t\r\n\r\n`)
+    const r = await client.response()
+    t.equal(r.status, 400, method)
+    t.match(r.headers['content-type'], /^application\/json/, method)
+    t.same(JSON.parse(r.body), { error: 'bad_request', message: `The target * is only for OPTIONS, not ${method}.` }, method)
+  }
+  // A path is not the asterisk form: OPTIONS there is a method the route does not take.
+  client.socket.write('OPTIONS /pricing HTTP/1.1\r\nHost: t\r\n\r\n')
+  const path = await client.response()
+  t.equal(path.status, 405)
+  t.equal(path.headers.allow, 'GET, HEAD')
+})
+
 t.test('a request that arrives while the app closes is 503 shutting_down', async (t) => {
   // The job runner's preClose hook gives leases back last; holding that call holds the app
   // in its closing phase, still listening, while a kept-alive connection sends one more request.
@@ -278,6 +340,7 @@ t.test('a request that arrives while the app closes is 503 shutting_down', async
   t.same(JSON.parse(r.body), { error: 'shutting_down', message: 'The server is shutting down; retry on another connection.' })
   t.equal(r.headers.connection, 'close', 'the client is told not to reuse the connection')
   t.match(r.headers['content-type'], /^application\/json/)
+  t.equal(r.headers['retry-after'], '5', 'and when to retry')
 })
 
 t.test('an unhandled error in a route is 500 internal_error, with the request id and no internals', async (t) => {

@@ -110,6 +110,24 @@ async function rejectNonFiniteNumbers (request: FastifyRequest): Promise<void> {
   }
 }
 
+/**
+ * ajv coerces a query string's number as JavaScript reads one: `0x1f` is 31, `0b11` 3, `1e2`
+ * 100, and a blank (`%20`) 0. The contract says a number there is read from its digits: any
+ * other spelling of an integer parameter is refused before ajv sees it (a minus sign stays, so
+ * that `-1` is told the range it misses).
+ */
+async function requireDecimalIntegers (request: FastifyRequest): Promise<void> {
+  const properties = (request.routeOptions.schema?.querystring as { properties?: Record<string, { type?: unknown }> } | undefined)?.properties
+  const query = request.query as Record<string, unknown> | null
+  if (properties === undefined || query === null || typeof query !== 'object') return
+  for (const [field, property] of Object.entries(properties)) {
+    if (property.type !== 'integer' || query[field] === undefined) continue
+    if ([query[field]].flat().some((v) => typeof v !== 'string' || !/^-?[0-9]+$/.test(v))) {
+      throw new AppError('invalid_request', `querystring.${field}: must be an integer in decimal digits`, { field })
+    }
+  }
+}
+
 export default async function adminRoutes (fastify: FastifyInstance): Promise<void> {
   if (fastify.config.adminToken === '') return
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
@@ -121,6 +139,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       throw new AppError('unauthorized', 'Send Authorization: Bearer <ADMIN_TOKEN>.', {}, { 'www-authenticate': 'Bearer realm="ctfhive-admin"' })
     }
   })
+  app.addHook('preValidation', requireDecimalIntegers)
   app.addHook('preHandler', rejectNonFiniteNumbers)
 
   const tags = ['admin']

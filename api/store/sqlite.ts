@@ -89,7 +89,21 @@ export class SqliteStore extends SqliteOps implements Store {
   }
 
   async ping (): Promise<void> {
-    this.conn.get('SELECT 1 AS ok')
+    // `SELECT 1` reads no page: a damaged file answered it. schema_version reads the header
+    // (page 1), and a page the connection has cached is not read again while the WAL index is
+    // unchanged, so the cache's clean pages are let go first (shrink_memory; pages a batch has
+    // written stay). On both connections: each has a cache of its own, and a damaged file
+    // may fail only the writes while reads still come from the reader's cache.
+    if (this.closed) throw new StoreError('store is closed')
+    for (const conn of new Set([this.conn, this.writer])) {
+      try {
+        conn.db.exec('PRAGMA shrink_memory')
+        conn.get('PRAGMA schema_version')
+      } catch (err) {
+        if (err instanceof StoreError) throw err
+        throw new StoreError(`the database file cannot be read: ${(err as Error).message}`, { cause: err })
+      }
+    }
   }
 
   async close (): Promise<void> {

@@ -63,6 +63,13 @@ export function docsPolicy (root: string, config: Pick<Config, 'baseDomain'>): (
   }
 }
 
+/**
+ * Text types the static server names without a charset (it adds one to text/*, JSON and
+ * JavaScript only): MkDocs' sitemap.xml, an SVG. The build writes UTF-8, and says so, as the
+ * marketing site's /sitemap.xml does.
+ */
+const CHARSETLESS_TEXT = /^(?:application|image)\/(?:[\w.-]+\+)?(?:xml|json)$/
+
 export default async function docsSite (app: FastifyInstance, opts: DocsOptions): Promise<void> {
   const { config } = app
   const { root } = opts
@@ -91,6 +98,11 @@ export default async function docsSite (app: FastifyInstance, opts: DocsOptions)
       // Decoding leaves every "/" where it was (%2F stays encoded), so the raw path's last one
       // ends that directory, its other escapes kept as they came.
       if (path.endsWith('/index.html')) return redirectToCleanUrl(reply, raw.slice(0, raw.lastIndexOf('/') + 1), query)
+    })
+    // onSend, not setHeaders: a pre-compressed file's type is set again after setHeaders runs.
+    files.addHook('onSend', async (_request, reply) => {
+      const type = reply.getHeader('content-type')
+      if (typeof type === 'string' && CHARSETLESS_TEXT.test(type)) reply.header('content-type', `${type}; charset=utf-8`)
     })
     await files.register(fastifyStatic, {
       root,

@@ -5,6 +5,14 @@ import { AppError, ErrorReplySchema } from '../errors.ts'
 
 const BAD_REQUEST = 'bad_request: an HTTP/1.1 request without a Host header'
 
+/**
+ * Retry-After (seconds) of a 503 not_ready or shutting_down: a store that stopped answering
+ * and a drain are both short, and a probe or client that waits longer only delays the recovery.
+ */
+export const UNAVAILABLE_RETRY_AFTER_S = 5
+const retryAfter = { 'retry-after': String(UNAVAILABLE_RETRY_AFTER_S) }
+const RETRY_AFTER_HEADER = { headers: { 'retry-after': Type.Integer({ description: 'seconds' }) } }
+
 export default async function healthRoutes (app: FastifyInstance): Promise<void> {
   app.get('/healthz', {
     logLevel: 'warn',
@@ -16,7 +24,7 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       response: {
         200: Type.Object({ status: Type.Literal('ok') }),
         '4xx': { ...ErrorReplySchema, description: BAD_REQUEST },
-        503: { ...ErrorReplySchema, description: 'shutting_down: the server is draining; retry on another connection' }
+        503: { ...ErrorReplySchema, ...RETRY_AFTER_HEADER, description: 'shutting_down: the server is draining; retry on another connection' }
       }
     }
   }, async () => ({ status: 'ok' as const }))
@@ -29,7 +37,7 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       response: {
         200: Type.Object({ status: Type.Literal('ready'), store: Type.String() }),
         '4xx': { ...ErrorReplySchema, description: BAD_REQUEST },
-        503: { ...ErrorReplySchema, description: 'not_ready: the store does not answer; shutting_down: the server is draining' }
+        503: { ...ErrorReplySchema, ...RETRY_AFTER_HEADER, description: 'not_ready: the store does not answer; shutting_down: the server is draining' }
       }
     }
   }, async (request) => {
@@ -37,7 +45,7 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       await app.store.ping()
     } catch (err) {
       request.log.error({ err }, 'store ping failed')
-      throw new AppError('not_ready', 'The store is not reachable.')
+      throw new AppError('not_ready', 'The store is not reachable.', {}, retryAfter)
     }
     return { status: 'ready' as const, store: app.store.kind }
   })

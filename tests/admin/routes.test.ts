@@ -130,6 +130,23 @@ t.test('paging numbers out of range are 400 invalid_request, never a store error
   }
 })
 
+t.test('a query number is read from its decimal digits only', async (t) => {
+  const { app } = await buildTestApp(t, { env: ENV })
+  // JavaScript would read each of these as a number (31, 3, 100, 8, 0, 5, 0).
+  for (const [query, field] of [['limit=0x1f', 'limit'], ['limit=0b11', 'limit'], ['limit=1e2', 'limit'], ['offset=0o10', 'offset'],
+    ['offset=%20', 'offset'], ['offset=%2B5', 'offset'], ['offset=', 'offset'], ['limit=%205', 'limit']] as const) {
+    for (const path of field === 'limit' ? ['/admin/tenants', '/admin/events'] : ['/admin/tenants']) {
+      const r = await get(app, `${path}?${query}`)
+      t.equal(r.statusCode, 400, `${path}?${query}`)
+      t.same(r.json(), { error: 'invalid_request', message: `querystring.${field}: must be an integer in decimal digits`, field }, `${path}?${query}`)
+    }
+  }
+  const page = await get(app, '/admin/tenants?limit=007&offset=00')
+  t.equal(page.statusCode, 200, 'leading zeros are still digits')
+  t.match(page.json(), { limit: 7, offset: 0 })
+  t.equal((await get(app, '/admin/tenants?limit=-1')).json().message, 'querystring.limit: must be >= 1', 'a negative number is told its range')
+})
+
 t.test('a parameter the route does not know is a 400, not a filter quietly ignored', async (t) => {
   const { app } = await buildTestApp(t, { env: ENV })
   await pendingTenant(app)

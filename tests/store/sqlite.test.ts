@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { DatabaseSync } from 'node:sqlite'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { SqliteStore, sqlitePathFromUrl } from '../../api/store/sqlite.ts'
@@ -259,4 +259,42 @@ t.test('close() lets the transactions already submitted commit', async (t) => {
   const again = new SqliteStore({ path })
   t.teardown(() => again.close())
   t.equal((await again.getTenant(tenant.id))?.id, tenant.id, 'and durable')
+})
+
+/** Overwrites the first 16 KiB of a database file with zeros: its header and first pages. */
+function zeroHead (path: string): void {
+  const fd = openSync(path, 'r+')
+  try { writeSync(fd, Buffer.alloc(16 * 1024), 0, 16 * 1024, 0) } finally { closeSync(fd) }
+}
+
+t.test('ping reads the database file: a damaged one is a StoreError', async (t) => {
+  t.test('the reader: the file and its WAL overwritten under a running store', async (t) => {
+    const path = tempPath(t)
+    const store = new SqliteStore({ path })
+    t.teardown(() => store.close())
+    const tenant = makeTenant()
+    await store.insertTenant(tenant)
+    // As /readyz does all along: page 1 is in the reader's cache by then.
+    await t.resolves(store.ping(), 'a sound file answers')
+    zeroHead(path)
+    writeFileSync(`${path}-wal`, '')
+    await t.rejects(store.getTenant(tenant.id), 'reads fail')
+    await t.rejects(store.ping(), { name: 'StoreError', message: /^the database file cannot be read: / })
+  })
+
+  t.test('the writer: reads still come from cache, writes fail', async (t) => {
+    const path = tempPath(t)
+    const store = new SqliteStore({ path })
+    t.teardown(() => store.close())
+    const tenant = makeTenant()
+    await store.insertTenant(tenant)
+    // Another connection checkpoints (an operator, another process): both of the store's
+    // connections must read again; the reader does so now, and has the pages from then on.
+    openRaw(t, path).exec('PRAGMA wal_checkpoint(TRUNCATE)')
+    t.equal((await store.getTenant(tenant.id))?.id, tenant.id)
+    zeroHead(path)
+    await t.resolves(store.getTenant(tenant.id), 'the reader does not notice')
+    await t.rejects(store.insertTenant(makeTenant()), StoreError, 'but a write fails')
+    await t.rejects(store.ping(), { name: 'StoreError', message: /file is not a database/ })
+  })
 })

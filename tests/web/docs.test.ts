@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { brotliCompressSync, brotliDecompressSync } from 'node:zlib'
+import { brotliCompressSync, brotliDecompressSync, gzipSync } from 'node:zlib'
 import t from 'tap'
 import { load } from 'cheerio'
 import { buildTestApp } from '../helpers/build-app.ts'
@@ -27,6 +27,8 @@ function fixtureSite (tt: Parameters<typeof tempDir>[0]): string {
     'assets/javascripts/bundle.467223ff.min.js': 'console.log(1)\n',
     'assets/stylesheets/extra.css': 'body{}\n',
     'sitemap.xml': '<?xml version="1.0"?><urlset/>',
+    'assets/images/logo.svg': '<svg xmlns="http://www.w3.org/2000/svg"/>',
+    'assets/site.webmanifest': '{}',
     [DOCS_MANIFEST_FILE]: JSON.stringify({ publicBaseUrl: 'http://localhost:3000', inlineScriptHashes: ['sha256-AAAA'] })
   }
   for (const [rel, content] of Object.entries(files)) {
@@ -34,6 +36,7 @@ function fixtureSite (tt: Parameters<typeof tempDir>[0]): string {
     writeFileSync(join(root, rel), content)
   }
   writeFileSync(join(root, 'index.html.br'), brotliCompressSync(files['index.html']!))
+  writeFileSync(join(root, 'sitemap.xml.gz'), gzipSync(files['sitemap.xml']!))
   return root
 }
 
@@ -95,6 +98,26 @@ t.test('a built docs site is served at /docs/ with directory URLs', async (t) =>
   const robots = (await app.inject('/robots.txt')).body
   t.match(robots, /^Sitemap: http:\/\/localhost:3000\/docs\/sitemap\.xml$/m, 'robots.txt names the docs sitemap once built')
   t.match((await app.inject('/sitemap.xml')).body, '<loc>http://localhost:3000/docs/</loc>', 'and sitemap.xml lists /docs/')
+})
+
+t.test('text files under /docs/ name their charset, compressed or not', async (t) => {
+  const root = fixtureSite(t)
+  const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: root } })
+  for (const [url, type] of [
+    ['/docs/sitemap.xml', 'application/xml; charset=utf-8'],
+    ['/docs/assets/images/logo.svg', 'image/svg+xml; charset=utf-8'],
+    ['/docs/assets/site.webmanifest', 'application/manifest+json; charset=utf-8'],
+    ['/docs/assets/stylesheets/extra.css', 'text/css; charset=utf-8'],
+    ['/docs/', 'text/html; charset=utf-8']
+  ] as const) {
+    const r = await app.inject(url)
+    t.equal(r.statusCode, 200, url)
+    t.equal(r.headers['content-type'], type, url)
+  }
+  const gz = await app.inject({ url: '/docs/sitemap.xml', headers: { 'accept-encoding': 'gzip' } })
+  t.equal(gz.headers['content-encoding'], 'gzip', 'the pre-compressed sitemap')
+  t.equal(gz.headers['content-type'], 'application/xml; charset=utf-8', 'names it too')
+  t.equal((await app.inject('/sitemap.xml')).headers['content-type'], 'application/xml; charset=utf-8', "as the site's own sitemap does")
 })
 
 t.test('an escaped path under /docs/ is decided as the file it names', async (t) => {
