@@ -61,6 +61,22 @@ export function isStripeEvent (value: unknown): value is StripeEvent {
     e.data.object !== null && typeof e.data.object === 'object' && !Array.isArray(e.data.object)
 }
 
+/** Test or live: what a Stripe key is for, by its prefix; undefined for none or another shape. */
+export function stripeKeyMode (key: string): 'live' | 'test' | undefined {
+  if (/^(sk|rk)_live_/.test(key)) return 'live'
+  if (/^(sk|rk)_test_/.test(key)) return 'test'
+  return undefined
+}
+
+/**
+ * Whether an event comes from the other mode than the account's key: a test endpoint's
+ * secret among the configured ones would otherwise make billed servers from test events.
+ * Only a boolean `livemode` and a known key mode say so.
+ */
+export function otherModeThanKey (event: StripeEvent, keyMode: 'live' | 'test' | undefined): boolean {
+  return keyMode !== undefined && typeof event.livemode === 'boolean' && event.livemode !== (keyMode === 'live')
+}
+
 /** Details for the tenant a `checkout.session.completed` creates when none is known. */
 export interface NewTenantHint {
   name: string
@@ -112,13 +128,26 @@ export function sessionLabel (id: unknown): string | undefined {
   return clean === undefined ? undefined : `Checkout …${clean.slice(-6)}`
 }
 
-/** The plan of a subscription: its first item's price lookup key, else the price id. */
-export function planOfSubscription (sub: Record<string, any>, priceToPlan: PriceToPlan): string | undefined {
-  const price = sub.items?.data?.[0]?.price ?? sub.plan
+/** The plan a price sells: by its lookup key, else by its id. */
+function planOfPrice (price: unknown, priceToPlan: PriceToPlan): string | undefined {
   if (price === null || typeof price !== 'object') return undefined
-  const byKey = typeof price.lookup_key === 'string' ? planByLookupKey(price.lookup_key) : undefined
+  const p = price as Record<string, unknown>
+  const byKey = typeof p.lookup_key === 'string' ? planByLookupKey(p.lookup_key) : undefined
   if (byKey !== undefined) return byKey.slug
-  return typeof price.id === 'string' ? priceToPlan(price.id) : undefined
+  return typeof p.id === 'string' ? priceToPlan(p.id) : undefined
+}
+
+/**
+ * The plan of a subscription: the first of its items whose price is one of ours (an add-on or a
+ * tax line may come before it), else its legacy `plan`.
+ */
+export function planOfSubscription (sub: Record<string, any>, priceToPlan: PriceToPlan): string | undefined {
+  const items: unknown[] = Array.isArray(sub.items?.data) ? sub.items.data : []
+  for (const item of items) {
+    const plan = item !== null && typeof item === 'object' ? planOfPrice((item as Record<string, unknown>).price, priceToPlan) : undefined
+    if (plan !== undefined) return plan
+  }
+  return planOfPrice(sub.plan, priceToPlan)
 }
 
 function checkoutIntent (session: Record<string, any>, billing: BillingChange['billing'], extra: Partial<EventIntent['change']> = {}): EventIntent {

@@ -5,7 +5,7 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError, ErrorReplySchema } from '../errors.ts'
 import { StoreError } from '../store/store.ts'
 import { verifyStripeSignature } from './signature.ts'
-import { isStripeEvent } from './events.ts'
+import { isStripeEvent, otherModeThanKey, stripeKeyMode } from './events.ts'
 
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024
 
@@ -13,12 +13,15 @@ const WebhookReply = Type.Object({
   status: Type.Union(['ok', 'duplicate', 'stale', 'ignored_terminal', 'unmatched', 'ignored'].map((s) => Type.Literal(s))),
   type: Type.Optional(Type.String()),
   tenant_id: Type.Optional(Type.String()),
-  tenant_state: Type.Optional(Type.String())
+  tenant_state: Type.Optional(Type.String()),
+  /** Why an `ignored` event was (`livemode`: from the other mode than STRIPE_SECRET_KEY). */
+  reason: Type.Optional(Type.String())
 })
 
 export default async function webhookRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { config, tenants } = app
+  const keyMode = stripeKeyMode(config.stripe.secretKey)
 
   // Every body arrives as a Buffer: verification decides, not the parser. Whatever the sender
   // declared is read as bytes: Fastify answers a Content-Type it cannot parse (empty, no
@@ -53,6 +56,13 @@ export default async function webhookRoutes (fastify: FastifyInstance): Promise<
       throw new AppError('invalid_event', 'The body is not JSON.')
     }
     if (!isStripeEvent(event)) throw new AppError('invalid_event', 'The body is not a Stripe event object (id, type, created, data.object).')
+
+    // Answered 200 so Stripe stops sending it, and not recorded, as an unsupported type is not:
+    // a live server must not bill for a test event, nor a test one provision for a live one.
+    if (otherModeThanKey(event, keyMode)) {
+      request.log.warn({ event: event.id, type: event.type, livemode: event.livemode, key_mode: keyMode }, 'webhook event from the other Stripe mode than STRIPE_SECRET_KEY ignored')
+      return { status: 'ignored' as const, type: event.type, reason: 'livemode' }
+    }
 
     try {
       const result = await tenants.handleEvent(event, text)

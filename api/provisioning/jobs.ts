@@ -37,7 +37,17 @@ export interface JobRunnerOptions {
   bootGraceMs?: number
   /** Lease on a claimed job; default the attempt cap + 30 s. */
   leaseMs?: number
+  /**
+   * How long a new server waits for Stripe to state the tenant's plan (planWait below), from
+   * the job's creation; default 10 minutes. And how often it looks again; default 10 s.
+   */
+  planWaitMs?: number
+  planPollMs?: number
 }
+
+/** The job's last error while it waits for the plan: the operator's view says why it waits. */
+export const AWAITING_PLAN = 'waiting for Stripe to state the plan of the subscription before sizing the server'
+
 
 const defaultBackoff = (n: number): number => Math.min(30_000 * 2 ** (n - 1), 15 * 60_000)
 
@@ -94,6 +104,8 @@ export class JobRunner {
       concurrency: 2,
       bootGraceMs: 30_000,
       backoffMs: defaultBackoff,
+      planWaitMs: 10 * 60_000,
+      planPollMs: 10_000,
       ...opts
     }
   }
@@ -337,6 +349,36 @@ export class JobRunner {
     return true
   }
 
+  /**
+   * A checkout made elsewhere (a Payment Link, the Dashboard) names no plan, and neither does an
+   * invoice: the tenant it made has the default plan until an event about its subscription
+   * states the price, which Stripe may deliver after them. Servers are not resized, so the first one waits
+   * for it (queued again, no attempt counted) up to `planWaitMs` after the job was made; then
+   * it is sized by the plan the tenant has. True when the job waits.
+   */
+  private async planWait (attempt: Attempt, tenant: Tenant): Promise<boolean> {
+    const { job } = attempt
+    if (tenant.planAt !== 0 || tenant.subscriptionId === null) return false
+    // A tenant our own checkout made has the plan its buyer chose there: the session's price.
+    const [created] = await this.opts.store.listAudit({ tenant: tenant.id, limit: 1 })
+    if (created?.action === 'tenant.created' && created.detail.source === 'checkout') return false
+    const until = Date.parse(job.createdAt) + this.opts.planWaitMs
+    if (this.now() >= until) {
+      if (job.lastError === AWAITING_PLAN) {
+        this.opts.log.warn({ tenant: tenant.id, job: job.id, plan: tenant.plan, subscription: tenant.subscriptionId }, 'no event stated the plan of the subscription in time: the server is sized by the plan the tenant has')
+        await attempt.transaction((tx) => attempt.audit(tx, 'provision.plan_assumed', { plan: tenant.plan, subscription: tenant.subscriptionId }))
+      }
+      return false
+    }
+    await attempt.leased(async (tx) => {
+      await tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: Math.min(this.now() + this.opts.planPollMs, until), lastError: AWAITING_PLAN })
+      if (job.lastError !== AWAITING_PLAN) {
+        await attempt.audit(tx, 'provision.awaiting_plan', { subscription: tenant.subscriptionId, until: new Date(until).toISOString() })
+      }
+    })
+    return true
+  }
+
   private async provision (attempt: Attempt): Promise<void> {
     const { executor, config, log } = this.opts
     const { job, signal } = attempt
@@ -350,6 +392,7 @@ export class JobRunner {
       return undefined
     })
     if (tenant === undefined) return
+    if (job.step === '' && tenant.serverId === null && await this.planWait(attempt, tenant)) return
     const spec = serverSpecFor(tenant, config)
     let serverId = tenant.serverId
     let ipv4 = tenant.ipv4

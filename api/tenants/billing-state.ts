@@ -42,7 +42,7 @@ export interface BillingSummary {
   /** Set while only a failed checkout cancels the tenant: the billing underneath. */
   softCancelFrom: Standing | null
   everPaid: boolean
-  /** Why it is canceled: the failed checkout's reason, or the end's of the subscription it stands on. */
+  /** Why it is canceled: the failed checkout's reason, or the end's of the subscription it stands on (the failed checkout's when that gives none and nothing was paid). */
   cancelReason: string | null
 }
 
@@ -167,6 +167,16 @@ function highest (entries: Entry[], named: boolean): Entry | undefined {
 }
 
 /**
+ * Why an ended subscription cancels the tenant: its end's reason. An end that gives none (a
+ * first invoice never paid: `incomplete_expired`) keeps the failed checkout's, which is why
+ * it ended, while nothing was ever paid.
+ */
+function endReason (top: SubscriptionFacts, state: BillingState, everPaid: boolean): string | null {
+  if (top.endReason !== null) return top.endReason
+  return everPaid ? null : state.checkoutFailed?.reason ?? null
+}
+
+/**
  * The tenant's billing: that of the subscription standing highest, and the subscription it
  * is on is the highest of those named. Its plan is the highest's, else the newest any event
  * stated.
@@ -193,7 +203,7 @@ export function summarize (state: BillingState, fallbackPlan: string): BillingSu
     subscriptionId: highest(namedOnes, named)?.[0] ?? null,
     softCancelFrom: soft ? under as Standing : null,
     everPaid,
-    cancelReason: soft ? state.checkoutFailed!.reason : under === 'canceled' ? top![1].endReason : null
+    cancelReason: soft ? state.checkoutFailed!.reason : under === 'canceled' ? endReason(top![1], state, everPaid) : null
   }
 }
 

@@ -5,7 +5,7 @@ import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
 import { intentForEvent, isSupportedEvent, storedEvent, type EventIntent, type PriceToPlan, type StripeEvent } from '../billing/events.ts'
 import { appendAudit } from '../provisioning/audit.ts'
-import type { JobRunner } from '../provisioning/jobs.ts'
+import { AWAITING_PLAN, type JobRunner } from '../provisioning/jobs.ts'
 import type { StoreOps, Store, Tenant, TenantPatch } from '../store/store.ts'
 import { addressUnder, tenantFqdn } from './address.ts'
 import { initialBillingState } from './billing-state.ts'
@@ -349,6 +349,15 @@ export class TenantService {
       if (tenant.infra === 'none' && tenant.fqdn !== fqdn) patch.fqdn = fqdn
       await tx.enqueueJob({ kind: 'provision', tenant: tenant.id, runAfter: tx.now() })
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'provision.queued', { plan: patch.plan ?? tenant.plan, fqdn: patch.fqdn ?? tenantFqdn(tenant, this.config.baseDomain), source })
+    }
+    // A first server waiting for Stripe to state its plan (jobs.ts, planWait): this event states
+    // it, so the job runs now, and the answer waits for it as for a new one.
+    if (!provision && tenant.planAt === 0 && (patch.planAt ?? 0) > 0 && tenant.infra === 'provisioning') {
+      const waiting = (await tx.listJobs({ tenant: tenant.id })).find((j) => j.kind === 'provision' && j.status === 'queued' && j.lastError === AWAITING_PLAN)
+      if (waiting !== undefined) {
+        await tx.updateJob(waiting.id, { runAfter: tx.now() })
+        provision = true
+      }
     }
     if (result.scheduleTeardown && tenant.infra !== 'none' && tenant.infra !== 'deprovisioned') {
       const runAfter = tx.now() + this.config.deprovisionGraceHours * 3_600_000

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { intentForEvent, isStripeEvent, planOfSubscription, SUPPORTED_EVENTS, type StripeEvent, type SupportedEvent } from '../../api/billing/events.ts'
+import { intentForEvent, isStripeEvent, otherModeThanKey, planOfSubscription, stripeKeyMode, SUPPORTED_EVENTS, type StripeEvent, type SupportedEvent } from '../../api/billing/events.ts'
 import { checkoutSession, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 
 const TENANT = '0123456789abcdef0123456789abcdef'
@@ -108,6 +108,35 @@ t.test('the plan follows the price: lookup key, then the STRIPE_PRICE_* reverse 
   t.equal(planOfSubscription(subscription({ status: 'active', lookupKey: null, priceId: 'price_pro_1' }), prices), 'pro')
   t.equal(planOfSubscription(subscription({ status: 'active', lookupKey: 'someone_else', priceId: 'price_other' }), prices), undefined, 'an unknown price changes no plan')
   t.equal(planOfSubscription({ items: { data: [] } }, prices), undefined, 'no items')
+})
+
+t.test('a subscription of several items: the plan is the first item whose price is ours', async (t) => {
+  const prices = (id: string): string | undefined => (id === 'price_pro_1' ? 'pro' : undefined)
+  const base = subscription({ status: 'active', lookupKey: 'ctfhive_pro_monthly' })
+  const planItem = base.items.data[0]
+  const addOn = { ...planItem, id: 'si_addon', price: { ...planItem.price, id: 'price_addon_seats', lookup_key: null } }
+  const withItems = (data: unknown[]): Record<string, any> => ({ ...base, items: { ...base.items, data } })
+  t.equal(planOfSubscription(withItems([addOn, planItem]), prices), 'pro', 'an add-on first')
+  t.equal(planOfSubscription(withItems([planItem, addOn]), prices), 'pro', 'an add-on second')
+  const byId = { ...planItem, price: { ...planItem.price, id: 'price_pro_1', lookup_key: null } }
+  t.equal(planOfSubscription(withItems([addOn, byId]), prices), 'pro', 'an add-on first, the plan by the reverse map')
+  t.equal(planOfSubscription(withItems([addOn]), prices), undefined, 'an add-on only changes no plan')
+  t.equal(planOfSubscription(withItems([null, 'si_1', 7, [planItem], { price: null }, planItem]), prices), 'pro', 'items that are not objects are passed over')
+  t.equal(planOfSubscription({ ...withItems([addOn]), plan: { id: 'price_pro_1', lookup_key: null } }, prices), 'pro', 'none of ours: the legacy `plan`')
+  t.equal(planOfSubscription({ ...base, items: { data: 'nope' } }, prices), undefined, 'items.data not a list')
+})
+
+t.test('the mode of a Stripe key, and events from the other one', async (t) => {
+  for (const [key, mode] of [['sk_live_abc', 'live'], ['rk_live_abc', 'live'], ['sk_test_abc', 'test'], ['rk_test_abc', 'test'], ['', undefined], ['pk_live_abc', undefined], ['sk_abc', undefined], ['xsk_live_abc', undefined]] as const) {
+    t.equal(stripeKeyMode(key), mode, JSON.stringify(key))
+  }
+  const event = (livemode: unknown): StripeEvent => ({ ...makeEvent('invoice.paid', {}), livemode })
+  t.ok(otherModeThanKey(event(false), 'live'), 'a test event, a live key')
+  t.ok(otherModeThanKey(event(true), 'test'), 'a live event, a test key')
+  t.notOk(otherModeThanKey(event(true), 'live'))
+  t.notOk(otherModeThanKey(event(false), 'test'))
+  for (const odd of [undefined, null, 'false', 0, 1]) t.notOk(otherModeThanKey(event(odd), 'live'), `livemode ${JSON.stringify(odd)} says nothing`)
+  t.notOk(otherModeThanKey(event(false), undefined), 'no key: any mode applies')
 })
 
 t.test('isStripeEvent', async (t) => {

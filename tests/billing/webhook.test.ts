@@ -255,6 +255,67 @@ t.test('the webhook waits only briefly for slow provisioning', async (t) => {
   t.equal((await status(app, id)).infra, 'provisioning')
 })
 
+t.test('a failed first payment, then the subscription expiring: canceled with the checkout\'s reason in every order', async (t) => {
+  const { app } = await buildTestApp(t)
+  const orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
+  const ends: string[] = []
+  for (const order of orders) {
+    const id = await pendingTenant(app, 'solo')
+    const sub = `sub_expired_${id}`
+    const session = checkoutSession({ tenantId: id, plan: 'solo', paymentStatus: 'unpaid', subscription: sub })
+    // Stripe's sequence for a delayed payment method that fails: about 23 hours later the
+    // subscription whose first invoice was never paid becomes incomplete_expired.
+    const events = [
+      makeEvent('checkout.session.completed', session, { created: 1000 }),
+      makeEvent('checkout.session.async_payment_failed', session, { created: 4600 }),
+      makeEvent('customer.subscription.updated', subscription({ id: sub, tenantId: id, status: 'incomplete_expired', lookupKey: 'ctfhive_solo_monthly' }), { created: 87400 })
+    ]
+    for (const i of order) t.equal((await deliver(app, events[i]!)).statusCode, 200)
+    const s = await status(app, id)
+    ends.push(`${order.join(',')}: ${s.state} ${s.error}`)
+  }
+  t.same(ends, orders.map((o) => `${o.join(',')}: canceled The payment for the checkout failed.`))
+})
+
+t.test('an event from the other Stripe mode than STRIPE_SECRET_KEY is ignored, not recorded, and logged', async (t) => {
+  const live = 'sk_live_' + 'x'.repeat(24)
+  for (const [key, livemode] of [[live, false], ['rk_live_' + 'x'.repeat(24), false], ['sk_test_' + 'x'.repeat(24), true], ['rk_test_' + 'x'.repeat(24), true]] as const) {
+    const lines: Array<Record<string, unknown>> = []
+    const { app, store, executor } = await buildTestApp(t, { env: { STRIPE_SECRET_KEY: key, STRIPE_API_BASE: 'http://127.0.0.1:9' }, logLines: lines })
+    // A paid session made elsewhere (a Payment Link): applied, it would make a tenant and a server.
+    const event = { ...makeEvent('checkout.session.completed', checkoutSession({ tenantId: null, plan: 'standard', subscription: 'sub_mode' })), livemode }
+    const r = await deliver(app, event)
+    t.equal(r.statusCode, 200, `${key.slice(0, 8)}, livemode ${livemode}`)
+    t.same(r.json(), { status: 'ignored', type: 'checkout.session.completed', reason: 'livemode' })
+    t.same(await store.listTenants(), [], 'no tenant made')
+    t.equal(executor.calls.create, 0, 'no server made')
+    t.same(await store.listEvents({}), [], 'not recorded, as an unsupported type is not')
+    t.equal(lines.filter((l) => l.level === 40 && l.event === event.id).length, 1, 'one warning for the event')
+    const again = await deliver(app, event)
+    t.same(again.json(), r.json(), 'a redelivery gets the same answer')
+  }
+})
+
+t.test('an event of the key\'s own mode, or without a key or a boolean livemode, applies as before', async (t) => {
+  const cases: Array<[string, unknown]> = [
+    ['sk_live_' + 'x'.repeat(24), true],
+    ['sk_test_' + 'x'.repeat(24), false],
+    ['sk_live_' + 'x'.repeat(24), undefined],
+    ['sk_live_' + 'x'.repeat(24), 'false'],
+    ['', true],
+    ['', false]
+  ]
+  for (const [key, livemode] of cases) {
+    const env: Record<string, string> = key === '' ? {} : { STRIPE_SECRET_KEY: key, STRIPE_API_BASE: 'http://127.0.0.1:9' }
+    const { app, store } = await buildTestApp(t, { env })
+    const { livemode: _mode, ...base } = makeEvent('checkout.session.completed', checkoutSession({ tenantId: null, plan: 'standard', subscription: 'sub_mode' }))
+    const r = await deliver(app, livemode === undefined ? base : { ...base, livemode })
+    t.match(r.json(), { status: 'ok', type: 'checkout.session.completed' }, `key ${key.slice(0, 8) || 'none'}, livemode ${JSON.stringify(livemode)}`)
+    t.match(await store.listTenants(), [{ billing: 'paid', subscriptionId: 'sub_mode' }], 'the tenant it makes')
+    t.equal((await store.listEvents({})).length, 1, 'recorded')
+  }
+})
+
 t.test('poison events: odd ids and odd statuses are refused or ignored, never a 500', async (t) => {
   const { app, store } = await buildTestApp(t)
   const id = await pendingTenant(app)

@@ -77,11 +77,28 @@ t.test('why it is canceled: the failed checkout\'s reason, or the reason the end
   const failed = fold([{ at: 1, billing: 'canceled', onlyIfNeverPaid: true, reason: 'expired' }])
   t.equal(summarize(failed, 'x').cancelReason, 'expired')
   const ended = fold([{ at: 2, billing: 'canceled', subscriptionId: 'sub_1' }], failed)
-  t.equal(summarize(ended, 'x').cancelReason, null, 'an end without a reason: none')
+  t.equal(summarize(ended, 'x').cancelReason, 'expired', 'an end without a reason, never paid: the failed checkout\'s')
+  t.equal(summarize(fold([{ at: 2, billing: 'canceled', subscriptionId: 'sub_1' }]), 'x').cancelReason, null, 'an end without a reason, and no failed checkout: none')
+  t.equal(summarize(fold([{ at: 2, billing: 'canceled', subscriptionId: 'sub_1', reason: 'deleted' }], failed), 'x').cancelReason, 'deleted', 'an end\'s own reason comes first')
+  const paidThenEnded = fold([{ at: 1, billing: 'paid', subscriptionId: 'sub_1' }, { at: 2, billing: 'canceled', subscriptionId: 'sub_1' }], failed)
+  t.equal(summarize(paidThenEnded, 'x').cancelReason, null, 'once paid, the failed checkout is not why it ended')
   const reasons = [{ at: 3, billing: 'canceled', subscriptionId: 'sub_1', reason: 'a' }, { at: 2, billing: 'canceled', subscriptionId: 'sub_1', reason: 'b' }] as const
   t.equal(summarize(fold([...reasons]), 'x').cancelReason, 'b')
   t.equal(summarize(fold([reasons[1], reasons[0]]), 'x').cancelReason, 'b', 'two reasons: the same one in either order')
   t.equal(summarize(fold([{ at: 1, billing: 'paid', subscriptionId: 'sub_2' }], ended), 'x').cancelReason, null, 'not canceled: none')
+})
+
+t.test('a failed first payment, then its subscription expiring: the checkout\'s reason in every order', async (t) => {
+  // Stripe's sequence for a delayed payment method that fails: the session completes unpaid,
+  // its payment fails, a day later the subscription becomes incomplete_expired (no reason).
+  const events: Statement[] = [
+    { at: 1, subscriptionId: 'sub_1', plan: 'solo' },
+    { at: 2, billing: 'canceled', onlyIfNeverPaid: true, reason: 'The payment for the checkout failed.', subscriptionId: 'sub_1' },
+    { at: 3, billing: 'canceled', subscriptionId: 'sub_1', plan: 'solo' }
+  ]
+  for (const order of [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]) {
+    t.match(summarize(fold(order.map((i) => events[i]!)), 'x'), { billing: 'canceled', softCancelFrom: null, cancelReason: 'The payment for the checkout failed.' }, `order ${order.join(',')}`)
+  }
 })
 
 t.test('outdated: all a statement says is older than what is kept', async (t) => {

@@ -7,6 +7,9 @@ import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import type { FastifyInstance } from 'fastify'
 import type { Store } from '../../api/store/store.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { AWAITING_PLAN } from '../../api/provisioning/jobs.ts'
+import { until } from '../helpers/until.ts'
 
 /** A Payment Link purchase of Pro, in Stripe's usual order, that is later canceled. */
 function paymentLink (sub: string, base: number) {
@@ -72,17 +75,51 @@ t.test('a held payment that starts the server is waited for like any other', asy
   const { app, store } = await buildTestApp(t)
   const sub = 'sub_link_slow_pay'
   const paid = makeEvent('invoice.paid', invoice({ subscription: sub }), { created: 1_900_003_000 })
-  t.same(await deliverAll(t, app, [paid]), ['unmatched'])
+  const created = makeEvent('customer.subscription.created', subscription({ id: sub, status: 'active', lookupKey: 'ctfhive_solo_monthly' }), { created: 1_900_003_000 })
+  t.same(await deliverAll(t, app, [paid, created]), ['unmatched', 'unmatched'])
   // Completed with a delayed payment method: not paid by itself, the held invoice pays it.
   const completed = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ subscription: sub, paymentStatus: 'unpaid' }), { created: 1_900_003_001 }))
   t.match(completed.json(), { status: 'ok', tenant_state: 'active' }, 'answered once the server is up')
-  t.match(await tenantOf(store, sub), { billing: 'paid', infra: 'ready' })
+  t.match(await tenantOf(store, sub), { billing: 'paid', infra: 'ready', plan: 'solo' })
 
   // Unpaid, with its cancellation held: no server to wait for, and the answer is the held state.
   const gone = makeEvent('customer.subscription.deleted', subscription({ id: 'sub_link_never', status: 'canceled' }), { created: 1_900_003_010 })
   t.same(await deliverAll(t, app, [gone]), ['unmatched'])
   const unpaid = await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ subscription: 'sub_link_never', paymentStatus: 'unpaid' }), { created: 1_900_003_005 }))
   t.match(unpaid.json(), { status: 'ok', tenant_state: 'canceled' })
+})
+
+t.test("a Payment Link's server waits for the event that states its plan: sized by the price, whatever order Stripe delivers in", async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, jobs: { planPollMs: 20 } })
+  const e = paymentLink('sub_link_plan_later', 1_900_004_000)
+  // The checkout first: it names no plan, and no held event has said one yet.
+  const completed = await deliver(app, e.completed)
+  t.match(completed.json(), { status: 'ok', tenant_state: 'provisioning' }, 'paid, and the server not made yet')
+  const tenant = await tenantOf(store, 'sub_link_plan_later')
+  t.match(tenant, { plan: 'standard', planAt: 0, infra: 'provisioning' }, 'the default plan, stated by nobody')
+  t.equal(executor.calls.create, 0, 'no server is sized by a guess')
+  t.match(await store.listJobs({ tenant: tenant!.id }), [{ kind: 'provision', status: 'queued', attempts: 0, lastError: AWAITING_PLAN }], 'the job says why it waits, and counts no attempt')
+  t.same(await deliverAll(t, app, [e.created, e.paid, e.active]), ['ok', 'stale', 'ok'])
+  await until(async () => (await store.getTenant(tenant!.id))?.infra === 'ready', 'ready once the plan is known')
+  t.equal(executor.calls.create, 1)
+  t.equal((await store.listAudit({ tenant: tenant!.id })).find((a) => a.action === 'server.created')?.detail.type, 'g6-standard-4', "the Pro plan's server")
+  const actions = (await store.listAudit({ tenant: tenant!.id })).map((a) => a.action)
+  t.equal(actions.filter((a) => a === 'provision.awaiting_plan').length, 1, 'the wait is audited once, however often the job looked')
+  t.notOk(actions.includes('provision.plan_assumed'))
+})
+
+t.test('when no event states the plan in time, the server is sized by the plan the tenant has, and the audit says so', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, jobs: { planPollMs: 20, planWaitMs: 200 } })
+  const e = paymentLink('sub_link_plan_never', 1_900_005_000)
+  await deliver(app, e.completed)
+  const tenant = await tenantOf(store, 'sub_link_plan_never')
+  await until(async () => (await store.getTenant(tenant!.id))?.infra === 'ready', 'ready after the wait')
+  t.equal((await store.listAudit({ tenant: tenant!.id })).find((a) => a.action === 'server.created')?.detail.type, 'g6-standard-2', "the default (Standard) plan's server")
+  const actions = (await store.listAudit({ tenant: tenant!.id })).map((a) => a.action)
+  t.ok(actions.indexOf('provision.awaiting_plan') < actions.indexOf('provision.plan_assumed'), 'waited, then assumed')
+  t.match((await store.listAudit({ tenant: tenant!.id })).find((a) => a.action === 'provision.plan_assumed')?.detail, { plan: 'standard', subscription: 'sub_link_plan_never' })
 })
 
 t.test('unmatched events of other subscriptions, and events that are not ours, keep waiting', async (t) => {

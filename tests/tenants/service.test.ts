@@ -99,7 +99,7 @@ t.test('the service itself refuses to retry a canceled tenant\'s provisioning, a
   const { app, store } = await buildTestApp(t, { executor })
   const checkout = async (name: string): Promise<string> => (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name } })).json().tenant_id
   const failed = await checkout('Failed CTF')
-  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: failed, subscription: 'sub_retry_canceled' })))
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ plan: 'standard', tenantId: failed, subscription: 'sub_retry_canceled' })))
   await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_retry_canceled', tenantId: failed, status: 'canceled' })))
   t.match(await store.getTenant(failed), { billing: 'canceled', infra: 'failed' })
   await app.tenants.retryProvisioning(failed)
@@ -107,7 +107,7 @@ t.test('the service itself refuses to retry a canceled tenant\'s provisioning, a
   t.notOk((await store.listAudit({ tenant: failed })).some((e) => e.action === 'provision.retry_requested'))
 
   const paid = await checkout('Paid CTF')
-  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: paid, subscription: 'sub_paid_meanwhile' })))
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ plan: 'standard', tenantId: paid, subscription: 'sub_paid_meanwhile' })))
   await app.tenants.removePendingTenant(paid, 'stripe checkout failed')
   t.match(await store.getTenant(paid), { billing: 'paid' }, 'a Stripe failure reported late does not remove a paid tenant')
 })
