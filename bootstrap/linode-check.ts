@@ -13,6 +13,7 @@ import { absentSqliteFile, openStore } from '../api/store/index.ts'
 import type { Store } from '../api/store/store.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
+import { runCli } from './cli-output.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -38,10 +39,15 @@ Exit status: 0 every check passed (warnings allowed) and every server asked for 
 
 /**
  * The domains tenants with a server live under, read from the store without migrating it.
- * No database yet means no tenants; one that cannot be read is said, and the check goes on.
+ * No database (none yet, or a wrong DATABASE_URL) or one that cannot be read is said, and
+ * the check goes on.
  */
 async function tenantDomains (config: Config, io: Io): Promise<string[]> {
-  if (absentSqliteFile(config) !== null) return []
+  const absent = absentSqliteFile(config)
+  if (absent !== null) {
+    io.stderr.write(`note: no database at ${absent} (DATABASE_URL): older tenant domains not checked\n`)
+    return []
+  }
   let store: Store | undefined
   try {
     store = await openStore(config, { migrate: false })
@@ -113,7 +119,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
       // Servers added before the failure stay added; the check below shows what is left.
       if (timedOut(err)) repairError = `Linode did not answer within ${timeoutMs / 1000} s; servers added before that stay added, run it again`
       else if (err instanceof ExecutorError) repairError = err.message
-      else throw err
+      // A reply not shaped as Linode documents it (a proxy's page, a null body) fails deep in
+      // the repair: one line, not a stack trace, and the check still runs.
+      else repairError = `unexpected failure, most likely a malformed reply from Linode (LINODE_API_BASE): ${err instanceof Error ? err.message : String(err)}`
       io.stderr.write(`error: the firewall repair stopped: ${repairError}\n`)
     }
   }
@@ -140,4 +148,4 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   return ok ? 0 : 1
 }
 
-if (import.meta.main) process.exitCode = await main(process.argv.slice(2))
+if (import.meta.main) await runCli(main)

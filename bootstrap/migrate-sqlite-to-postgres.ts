@@ -7,13 +7,15 @@ import { DatabaseSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { ConfigError, DEFAULT_AUDIT_SECRET, loadConfig, type Config } from '../api/config.ts'
-import { verifyAuditChain, type AuditVerdict } from '../api/provisioning/audit.ts'
+import { auditMac, verifyAuditChain, type AuditVerdict } from '../api/provisioning/audit.ts'
 import { refuseUnlessCurrent } from '../api/store/migrations.ts'
 import { PostgresStore } from '../api/store/postgres.ts'
 import { TENANT_COLUMNS, auditFromRow } from '../api/store/rows.ts'
+import type { AuditEntry } from '../api/store/store.ts'
 import { schemaStatus } from '../api/store/sqlite-ops.ts'
 import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
 import type { Io } from './stripe-bootstrap.ts'
+import { runCli } from './cli-output.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -25,11 +27,13 @@ chain on the target with PROVISION_AUDIT_SECRET (it must be the server's).
 
   --from URL   the SQLite database (default: sqlite:./data/ctfhive.db)
   --to URL     the PostgreSQL database (default: DATABASE_URL when it is postgres://…)
-  --force      replace whatever the target already holds (default: refuse a non-empty target)
+  --force      replace the CTFHive data the target already holds (default: refuse a
+               non-empty target); a database holding other tables is always refused
 
 Stop the app first: writes made during the copy would not be copied.
-Exit status: 0 copied and verified, 1 failed (non-empty target, broken chain, store error),
-2 bad usage or configuration (a variable the server would refuse).
+Exit status: 0 copied and verified, 1 failed (non-empty target or another application's
+database, broken chain, store error), 2 bad usage or configuration (a variable the server
+would refuse: PROVISION_AUDIT_SECRET unset, or not the key the chain was written with).
 `
 
 /**
@@ -50,16 +54,17 @@ export const CONNECT_TIMEOUT_MS = 10_000
 
 class UsageError extends Error {}
 
-/** The URL without its password (in the userinfo or as ?password=), for messages. */
+/**
+ * The URL without its password (in the userinfo or as ?password=), for messages. A value with
+ * no host (a bare file path, `user:pw@host` without its scheme) is shown as it is, but for
+ * whatever stands before its last `@`.
+ */
 function redact (url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password !== '') u.password = '***'
-    for (const key of [...u.searchParams.keys()]) if (key.toLowerCase() === 'password') u.searchParams.set(key, '***')
-    return u.toString()
-  } catch {
-    return '(unparseable URL)'
-  }
+  if (!URL.canParse(url) || new URL(url).host === '') return url.replace(/^.*@/s, '***@')
+  const u = new URL(url)
+  if (u.password !== '') u.password = '***'
+  for (const key of [...u.searchParams.keys()]) if (key.toLowerCase() === 'password') u.searchParams.set(key, '***')
+  return u.toString()
 }
 
 function describe (v: AuditVerdict): string {
@@ -75,6 +80,13 @@ export interface CopyResult {
 }
 
 export class TargetNotEmpty extends Error {}
+/** The target holds tables of something else: nothing was written to it. */
+export class TargetNotCtfhive extends Error {}
+/**
+ * PROVISION_AUDIT_SECRET is not the key the source's chain was written with, as the server
+ * would refuse it (unset, or its last entry does not verify): a setting, not tampering.
+ */
+export class AuditKeyMismatch extends Error {}
 /** The copy was not made (nothing written): the chain does not verify. */
 export class ChainBroken extends Error {
   readonly result: CopyResult
@@ -106,9 +118,23 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
   const client = new pg.Client({ connectionString: opts.postgresUrl, connectionTimeoutMillis: connectTimeoutMs })
   try {
     const sourceEntries = source.prepare('SELECT * FROM audit_log ORDER BY seq').all().map((r) => auditFromRow(r as Record<string, unknown>))
+    // Entry 1 failing under the key is far more often the wrong key than tampering (as
+    // `ctfhive audit verify` says it): a key the server would refuse is a setting to fix.
+    const firstFits = keyFits(opts.auditSecret, sourceEntries[0])
+    if (!firstFits) {
+      if (opts.auditSecret === DEFAULT_AUDIT_SECRET) {
+        throw new AuditKeyMismatch('PROVISION_AUDIT_SECRET is not set (or is the development default), and the first entry of the source\'s audit chain does not verify under it: set the server\'s secret; nothing was copied')
+      }
+      if (!keyFits(opts.auditSecret, sourceEntries.at(-1))) {
+        throw new AuditKeyMismatch('PROVISION_AUDIT_SECRET is not the key the source\'s audit chain was written with (neither its first nor its last entry verifies under it; the server would refuse to start with it): set the server\'s secret; nothing was copied')
+      }
+    }
     const sourceVerdict = verifyAuditChain(opts.auditSecret, sourceEntries)
     if (!sourceVerdict.ok) {
-      throw new ChainBroken('the audit chain does not verify on the source: check PROVISION_AUDIT_SECRET (it must be the server\'s); nothing was copied',
+      const why = firstFits
+        ? 'the source\'s audit chain does not verify, under a key that verifies its first entry'
+        : 'the first entry of the source\'s audit chain does not verify under PROVISION_AUDIT_SECRET, though its last does: the key was changed while entries were being written, or entry 1 was altered'
+      throw new ChainBroken(`${why} (\`ctfhive audit verify\` on it says more); nothing was copied`,
         { counts: {}, source: sourceVerdict, target: sourceVerdict })
     }
     // Our client first, with the caller's timeout: an unreachable target is one clear line
@@ -119,6 +145,15 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
       // pg's connectionTimeoutMillis failure is a plain Error with this text and no code.
       const why = (err as Error).message === 'timeout expired' ? `no answer within ${connectTimeoutMs / 1000} s` : (err as Error).message
       throw new Error(`could not connect to PostgreSQL at ${redact(opts.postgresUrl)}: ${why}`)
+    }
+    // Migrating creates tables: a database of another application (a wrong --to) must be
+    // refused before, not after, or the refusal would leave CTFHive's tables among its own.
+    const held = (await client.query(
+      "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1"
+    )).rows.map((r) => String(r.name))
+    if (held.length > 0 && !held.includes('schema_migrations')) {
+      const shown = held.length > 5 ? `${held.slice(0, 5).join(', ')} and ${held.length - 5} more` : held.join(', ')
+      throw new TargetNotCtfhive(`the target is not a CTFHive database: it holds other tables (${shown}) and no schema_migrations table; give an empty database (nothing was written)`)
     }
     await store.migrate()
     await client.query('BEGIN')
@@ -158,6 +193,11 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
     await client.end().catch(() => {})
     await store.close()
   }
+}
+
+/** Whether `secret` is the key `entry` was written with; no entry (an empty chain) takes any key. */
+function keyFits (secret: string, entry: AuditEntry | undefined): boolean {
+  return entry === undefined || auditMac(secret, entry.prevMac, entry) === entry.mac
 }
 
 async function copyTable (source: DatabaseSync, client: pg.Client, table: string, columns: readonly string[], order: string): Promise<number> {
@@ -221,7 +261,11 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     from = parsed.values.from ?? 'sqlite:./data/ctfhive.db'
     to = parsed.values.to ?? (/^postgres(ql)?:\/\//.test(config.databaseUrl) ? config.databaseUrl : '')
     force = parsed.values.force
-    if (!from.startsWith('sqlite:')) throw new UsageError(`--from must be a sqlite: URL, got ${redact(from)}`)
+    if (!from.startsWith('sqlite:')) {
+      // A bare path is the likely slip: say how to write it.
+      const hint = URL.canParse(from) ? '' : ` (a file is given as sqlite:${redact(from)})`
+      throw new UsageError(`--from must be a sqlite: URL, got ${redact(from)}${hint}`)
+    }
     if (!/^postgres(ql)?:\/\//.test(to)) throw new UsageError(to === '' ? '--to postgres://… is required' : `--to must be a postgres:// URL, got ${redact(to)}`)
   } catch (e) {
     err(`error: ${(e as Error).message}\n\n${USAGE}`)
@@ -242,7 +286,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   } catch (e) {
     if (e instanceof ChainBroken) out(`source audit chain: ${describe(e.result.source)}\n`)
     err(`error: ${(e as Error).message}\n`)
-    return 1
+    return e instanceof AuditKeyMismatch ? 2 : 1
   }
   for (const { name } of TABLES) out(`${name.padEnd(14)} ${result.counts[name]}\n`)
   out(`source audit chain: ${describe(result.source)}\n`)
@@ -250,4 +294,4 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   return 0
 }
 
-if (import.meta.main) process.exitCode = await main(process.argv.slice(2))
+if (import.meta.main) await runCli(main)

@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from '../api/config.ts'
 import { SUPPORTED_EVENTS } from '../api/billing/events.ts'
 import { StripeClient, StripeError, type StripeClientOptions } from '../api/billing/stripe-client.ts'
 import { PLANS, formatPrice, type Plan } from '../api/plans.ts'
+import { runCli } from './cli-output.ts'
 
 export interface Io {
   stdout: { write (chunk: string): unknown }
@@ -35,9 +36,10 @@ then prints the STRIPE_PRICE_* and STRIPE_WEBHOOK_SECRET lines for your .env on 
 Progress goes to stderr, so \`npm run -s stripe:bootstrap > .env.stripe\` keeps only the block.
 
 Options:
-  --base-url URL     public site URL; the webhook posts to URL/billing/webhook
-                     (default: PUBLIC_BASE_URL). Stripe refuses a URL it cannot reach
-                     (localhost, private addresses): locally, use --no-webhook and
+  --base-url URL     the site's public origin, no path (https://ctf.example.org); the
+                     webhook posts to URL/billing/webhook (default: PUBLIC_BASE_URL).
+                     Stripe refuses a URL it cannot reach (localhost, private
+                     addresses): locally, use --no-webhook and
                      \`stripe listen --forward-to localhost:3000/billing/webhook\`
   --dry-run          print what would be done; no Stripe calls, no key needed (the
                      webhook URL is still checked: add --no-webhook with a local one)
@@ -74,9 +76,11 @@ export function secretKeyProblem (key: string, live: boolean): string | null {
 }
 
 /**
- * The URL as the webhook's base: built from the parsed URL, as PUBLIC_BASE_URL is (api/config.ts),
- * so scheme and host are lower case, a default port and trailing slashes go, and what Stripe
- * would post to is exactly what is printed. A bare `?` or `#` counts: it would end up in the path.
+ * The URL as the webhook's base: an origin, as PUBLIC_BASE_URL is (api/config.ts), so scheme
+ * and host are lower case, a default port and trailing slashes go, and what Stripe would post
+ * to is exactly what is printed. A bare `?` or `#` counts: it would end up in the path. A path
+ * is refused: the app serves /billing/webhook at the root only, so events posted under a path
+ * would all be lost (404).
  */
 function baseUrlFrom (raw: string): string {
   if (!URL.canParse(raw)) throw new UsageError(`--base-url must be an absolute http(s) URL, got ${JSON.stringify(raw)}`)
@@ -84,7 +88,13 @@ function baseUrlFrom (raw: string): string {
   if (!/^https?:$/.test(url.protocol)) throw new UsageError(`--base-url must be an http(s) URL, got ${JSON.stringify(raw)}`)
   if (url.username !== '' || url.password !== '') throw new UsageError('--base-url must not carry a user name or password')
   if (url.href.includes('?') || url.href.includes('#')) throw new UsageError(`--base-url must not carry a query or a fragment, got ${JSON.stringify(raw)}`)
-  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
+  const path = url.pathname.replace(/\/+$/, '')
+  if (path !== '') {
+    // The full webhook URL is the likely slip: say what to pass instead.
+    const hint = /\/billing\/webhook$/i.test(path) ? `; pass the site's address, --base-url ${url.origin}: /billing/webhook is added to it` : ''
+    throw new UsageError(`--base-url must be an origin only (scheme, host and port; the app is served at the root), got ${JSON.stringify(raw)}${hint}`)
+  }
+  return url.origin
 }
 
 const LOOPBACK = new BlockList()
@@ -479,4 +489,4 @@ function parse (argv: string[]) {
   }).values
 }
 
-if (import.meta.main) process.exitCode = await main(process.argv.slice(2))
+if (import.meta.main) await runCli(main)

@@ -102,8 +102,15 @@ export class LinodeApi {
   async list<T> (path: string, filter: Record<string, string>, signal?: AbortSignal): Promise<T[]> {
     const out: T[] = []
     for (let page = 1; ; page++) {
-      const res = await this.call<Page<T>>('GET', `${path}?page=${page}&page_size=500`, { filter: Object.keys(filter).length > 0 ? filter : undefined, signal })
-      for (const item of res.data ?? []) out.push(item)
+      const res = await this.call<Page<T> | null>('GET', `${path}?page=${page}&page_size=500`, { filter: Object.keys(filter).length > 0 ? filter : undefined, signal })
+      // A listing is an object with a list of objects: anything else (a proxy's page, a
+      // half-written reply) is a failed call, not an empty listing or a crash further on.
+      if (res === null || typeof res !== 'object' || (res.data !== undefined && !Array.isArray(res.data))) {
+        throw new LinodeApiError(`Linode API: a listing of ${path} that is not shaped as documented`, 200, [], true)
+      }
+      for (const item of res.data ?? []) {
+        if (item !== null && typeof item === 'object') out.push(item)
+      }
       if (page >= (res.pages ?? 1) || page >= 100) return out
     }
   }
@@ -138,7 +145,7 @@ export class LinodeApi {
         let json: unknown
         try { json = text === '' ? {} : JSON.parse(text) } catch { json = undefined }
         if (res.statusCode >= 200 && res.statusCode < 300) {
-          if (json === undefined) throw new LinodeApiError(`Linode API ${res.statusCode}: unreadable reply (${op})`, res.statusCode, [], true)
+          if (json === undefined) throw new LinodeApiError(`Linode API ${res.statusCode}: a reply that is not JSON (${op})`, res.statusCode, [], true)
           return json as T
         }
         error = this.apiError(res.statusCode, json, op, res.headers['x-maintenance-mode'] !== undefined)

@@ -68,7 +68,7 @@ export function rulesAsMade (rules: FirewallRules | undefined): boolean {
 /** The firewall labelled ours (not a deleted one); a label held without our tag is a hard error. */
 export async function findTenantFirewall (api: LinodeApi, signal?: AbortSignal): Promise<Firewall | undefined> {
   const found = (await api.list<Firewall>('/networking/firewalls', { label: FIREWALL_LABEL }, signal))
-    .find((f) => f.label.toLowerCase() === FIREWALL_LABEL && f.status !== 'deleted')
+    .find((f) => typeof f.label === 'string' && f.label.toLowerCase() === FIREWALL_LABEL && f.status !== 'deleted')
   if (found !== undefined && found.tags?.includes(FIREWALL_TAG) !== true) {
     throw new ExecutorError(`Linode firewall ${found.id} is labelled ${FIREWALL_LABEL} but not tagged ${FIREWALL_TAG}; refusing to use it (rename it, or tag it if it is ours)`, { retryable: false })
   }

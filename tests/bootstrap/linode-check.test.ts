@@ -1,3 +1,5 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,7 +14,10 @@ import { startFakeLinode, type FakeLinode } from '../helpers/fake-linode.ts'
 import { tenantFirewallRules } from '../../api/provisioning/linode-firewall.ts'
 
 // A database nobody made, unless a test names one: the developer's ./data must not count.
-const NO_DATABASE = `sqlite:${join(tmpdir(), 'ctfhive-linode-check-none', 'absent.db')}`
+const NO_DATABASE_PATH = join(tmpdir(), 'ctfhive-linode-check-none', 'absent.db')
+const NO_DATABASE = `sqlite:${NO_DATABASE_PATH}`
+/** What a run without a database says first: the zones of older domains were not checked. */
+const NOTE = `note: no database at ${NO_DATABASE_PATH} (DATABASE_URL): older tenant domains not checked\n`
 
 async function check (argv: string[], env: Record<string, string | undefined>) {
   const { out, io } = capture()
@@ -29,7 +34,7 @@ t.test('good settings: a table of passes, exit 0', async (t) => {
   t.equal(lines.length, 2 + 9, 'header, rule, nine checks')
   t.ok(lines.slice(2).every((l) => l.endsWith('PASS')))
   t.match(r.stdout, /type g6-standard-2 \(solo, standard, pro\)/, 'LINODE_PLAN: one type for every plan')
-  t.equal(r.stderr, 'Linode settings OK\n')
+  t.equal(r.stderr, `${NOTE}Linode settings OK\n`, 'the missing database is said, not skipped in silence')
   t.notMatch(r.stdout + r.stderr, fake.token)
 })
 
@@ -41,7 +46,7 @@ t.test('a failing setting: exit 1, the cause in the table; --json for scripts', 
   t.match(r.stdout, /region +ap-south: Linodes, Metadata, Cloud Firewall +lacks Metadata \(LINODE_REGION\) +FAIL/)
   t.match(r.stdout, /image .*no cloud-init.* +FAIL/)
   t.match(r.stdout, /type g6-standard-1 \(solo\) .*below CTFd's minimum of 2 cores +WARN/)
-  t.equal(r.stderr, '2 checks failed: provisioning will fail until they are fixed\n')
+  t.equal(r.stderr, `${NOTE}2 checks failed: provisioning will fail until they are fixed\n`)
 
   const j = await check(['--json'], env)
   t.equal(j.code, 1)
@@ -51,7 +56,7 @@ t.test('a failing setting: exit 1, the cause in the table; --json for scripts', 
 
   const warnOnly = await check([], { ...env, LINODE_REGION: 'us-east', LINODE_IMAGE: 'linode/debian12' })
   t.equal(warnOnly.code, 0, 'warnings do not fail')
-  t.equal(warnOnly.stderr, 'Linode settings OK (1 warning)\n')
+  t.equal(warnOnly.stderr, `${NOTE}Linode settings OK (1 warning)\n`)
 })
 
 t.test('the zones of older domains tenants with a server live under are checked too, from the store', async (t) => {
@@ -67,7 +72,7 @@ t.test('the zones of older domains tenants with a server live under are checked 
   t.equal(missing.code, 0, 'a warning: new tenants are not affected')
   t.match(missing.stdout, /DNS zone old\.example\.org +old\.example\.org: active master zone \(tenants made under it\) +no zone: tenants made under it have no DNS records, and cannot be provisioned again +WARN/)
   t.notMatch(missing.stdout, /gone\.example\.org/, 'not a domain whose tenants were all torn down')
-  t.equal(missing.stderr, 'Linode settings OK (1 warning)\n')
+  t.equal(missing.stderr, 'Linode settings OK (1 warning)\n', 'no note: the database was read')
 
   const withZone = await startFakeLinode(t, { domains: ['ctf.example.org', 'old.example.org'] })
   const ok = await check([], { ...env, LINODE_API_TOKEN: withZone.token, LINODE_API_BASE: withZone.url })
@@ -92,13 +97,13 @@ t.test('a Linode that does not answer is not OK: exit 1, and not a wrong setting
   const down = await check([], env)
   t.equal(down.code, 1)
   t.match(down.stdout, /token +accepted +could not check: 503 Injected failure +UNKNOWN/)
-  t.equal(down.stderr, '1 check could not be run: Linode did not answer; run it again later\n')
+  t.equal(down.stderr, `${NOTE}1 check could not be run: Linode did not answer; run it again later\n`)
   t.equal(JSON.parse((await check(['--json'], env)).stdout).ok, true, 'and OK once it answers')
 
   fake.inject({ path: '/profile', fault: { delayMs: 1000 } })
   const { out, io } = capture()
-  t.equal(await main([], env, io, 100), 1)
-  t.equal(out.stderr, 'error: Linode did not answer within 0.1 s; nothing was checked to the end\n')
+  t.equal(await main([], { ...env, DATABASE_URL: NO_DATABASE }, io, 100), 1)
+  t.equal(out.stderr, `${NOTE}error: Linode did not answer within 0.1 s; nothing was checked to the end\n`)
   t.equal(out.stdout, '')
 })
 
@@ -140,14 +145,14 @@ t.test('--attach-firewall: servers behind no firewall are added, then the check 
   const fw = oursIn(fake)!
   t.equal(r.code, 0, r.stderr)
   t.same([...fw.linodes].sort(), [a, b].sort())
-  t.equal(r.stderr, `added to firewall ctfhive-tenants (${fw.id}): ctf-a (${a}), ctf-b (${b})\nLinode settings OK\n`)
+  t.equal(r.stderr, `added to firewall ctfhive-tenants (${fw.id}): ctf-a (${a}), ctf-b (${b})\n${NOTE}Linode settings OK\n`)
   t.match(r.stdout, /servers behind it .* 2 tenant servers, none exposed +PASS/, 'the check runs after the repair')
 
   const again = await check(['--attach-firewall', '--json'], env)
   t.equal(again.code, 0)
   const body = JSON.parse(again.stdout)
   t.match(body, { ok: true, repair: { firewall: { id: fw.id, status: 'enabled' }, total: 2, attached: [], disabled: [], failed: [] } })
-  t.equal((await check(['--attach-firewall'], env)).stderr, `firewall ctfhive-tenants (${fw.id}): all 2 tenant servers were behind a firewall already\nLinode settings OK\n`)
+  t.equal((await check(['--attach-firewall'], env)).stderr, `firewall ctfhive-tenants (${fw.id}): all 2 tenant servers were behind a firewall already\n${NOTE}Linode settings OK\n`)
 })
 
 t.test('--attach-firewall: a disabled firewall and a refused server are reported; exit 1 while one is left', async (t) => {
@@ -189,3 +194,34 @@ t.test('--attach-firewall: a firewall Linode refuses adds nothing, and the check
   t.match(out.stdout, /servers behind it/, 'the check still runs')
 })
 
+
+/** A "Linode" (a proxy, a captive portal) answering every request 200 with `body` as `type`. */
+async function oddLinode (t: { teardown: (fn: () => unknown) => void }, type: string, body: string): Promise<string> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': type })
+    res.end(body)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v4`
+}
+
+t.test('--attach-firewall: a reply not shaped as Linode documents it is one error line, not a stack trace', async (t) => {
+  // A listing whose data is not a list: the repair used to die reading a firewall's label.
+  const { fake, env } = await drifted(t)
+  fake.inject({ path: '/networking/firewalls', times: 1, fault: { status: 200, body: { data: 'x', page: 1, pages: 1, results: 1 } } })
+  const shapeless = await check(['--attach-firewall'], env)
+  t.equal(shapeless.code, 1)
+  t.match(shapeless.stderr, /^error: the firewall repair stopped: .*not shaped as documented.*\n/)
+  t.notMatch(shapeless.stderr, /^\s+at /m, 'no stack trace')
+  t.match(shapeless.stdout, /servers behind it/, 'the check still runs')
+  t.equal(fake.count('POST'), 0, 'nothing added')
+
+  for (const [type, body] of [['application/json', 'null'], ['text/html', '<html>proxy login</html>']] as const) {
+    const r = await check(['--attach-firewall'], { LINODE_API_TOKEN: 'token', LINODE_API_BASE: await oddLinode(t, type, body), BASE_DOMAIN: 'ctf.example.org' })
+    t.equal(r.code, 1, body)
+    t.equal(r.stderr.split('\n').filter((l) => l.startsWith('error: ')).length, 1, `${body}: one error line`)
+    t.match(r.stderr, /^error: the firewall repair stopped: /, body)
+    t.notMatch(r.stderr, /^\s+at /m, `${body}: no stack trace`)
+  }
+})

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { DatabaseSync } from 'node:sqlite'
+import pg from 'pg'
 import { appendAudit, verifyStoredChain } from '../../api/provisioning/audit.ts'
 import { PostgresStore } from '../../api/store/postgres.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
@@ -38,6 +39,17 @@ async function seedSqlite (t: Test): Promise<string> {
   }
   await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_nobody' })))
   return path
+}
+
+/** The tables in the target's schema, by name. */
+async function tablesOf (url: string): Promise<string[]> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1")).rows.map((r) => r.tablename as string)
+  } finally {
+    await client.end()
+  }
 }
 
 async function rowsOf (store: Store): Promise<Record<string, unknown>> {
@@ -115,26 +127,71 @@ t.test('on PostgreSQL', async (t) => {
     t.match(await verifyStoredChain(target, SECRET), { ok: true, entries: entries - 1, lastSeq: entries - 1 })
   })
 
-  t.test('a chain that does not verify fails the run before anything is written', async (t) => {
+  t.test('a key the chain was not written with is a setting (exit 2), refused before anything is written', async (t) => {
     const path = await seedSqlite(t)
     const url = await server.createDatabase()
     const wrong = capture()
-    t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: 'not-the-server-secret' }, wrong.io), 1)
-    t.match(wrong.out(), /source audit chain: BROKEN at seq 1 \(modified\)/)
-    t.match(wrong.err(), /check PROVISION_AUDIT_SECRET.*nothing was copied/)
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: 'not-the-server-secret' }, wrong.io), 2)
+    t.equal(wrong.out(), '', 'no chain verdict: the chain is not in question')
+    t.match(wrong.err(), /error: PROVISION_AUDIT_SECRET is not the key the source's audit chain was written with \(neither its first nor its last entry verifies under it; the server would refuse to start with it\): set the server's secret; nothing was copied\n$/)
+    t.same(await tablesOf(url), [], 'nothing written to the target')
     const right = capture()
     t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: SECRET }, right.io), 0, 'the right secret then copies, no --force needed')
     t.match(right.out(), /target audit chain: ok/)
 
-    const defaulted = capture()
     const url2 = await server.createDatabase()
-    t.equal(await main(['--from', `sqlite:${path}`, '--to', url2], {}, defaulted.io), 1, 'the dev default is not this chain’s secret')
-    t.match(defaulted.err(), /warning: PROVISION_AUDIT_SECRET is not set, or is the development default/)
+    // Unset and set to the dev default are the same case: the error says the key is unset.
+    for (const env of [{}, { PROVISION_AUDIT_SECRET: 'audit-dev-secret' }]) {
+      const defaulted = capture()
+      t.equal(await main(['--from', `sqlite:${path}`, '--to', url2], env, defaulted.io), 2, 'the dev default is not this chain’s secret')
+      t.match(defaulted.err(), /warning: PROVISION_AUDIT_SECRET is not set, or is the development default/)
+      t.match(defaulted.err(), /error: PROVISION_AUDIT_SECRET is not set \(or is the development default\), and the first entry of the source's audit chain does not verify under it: set the server's secret; nothing was copied\n$/)
+      t.equal(defaulted.out(), '')
+    }
+    t.same(await tablesOf(url2), [], 'nothing written to the target')
+  })
 
-    // Set explicitly to the dev default is the same case, and the warning says so.
-    const explicit = capture()
-    t.equal(await main(['--from', `sqlite:${path}`, '--to', url2], { PROVISION_AUDIT_SECRET: 'audit-dev-secret' }, explicit.io), 1)
-    t.match(explicit.err(), /warning: PROVISION_AUDIT_SECRET is not set, or is the development default/)
+  t.test('a chain broken under the right key fails the run (exit 1) before anything is written', async (t) => {
+    const path = await seedSqlite(t)
+    const raw = new DatabaseSync(path)
+    t.teardown(() => raw.close())
+    const original = String(raw.prepare('SELECT detail FROM audit_log WHERE seq = 3').get()!.detail)
+    raw.prepare('UPDATE audit_log SET detail = ? WHERE seq = 3').run('{"forged":true}')
+    const url = await server.createDatabase()
+    const later = capture()
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: SECRET }, later.io), 1)
+    t.match(later.out(), /^source audit chain: BROKEN at seq 3 \(modified\)/)
+    t.match(later.err(), /error: the source's audit chain does not verify, under a key that verifies its first entry .*nothing was copied/)
+
+    // Entry 1 altered, the last verifying: the key is the server's, so the chain is at fault.
+    raw.prepare('UPDATE audit_log SET detail = ? WHERE seq = 3').run(original)
+    raw.prepare('UPDATE audit_log SET detail = ? WHERE seq = 1').run('{"forged":true}')
+    const first = capture()
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: SECRET }, first.io), 1)
+    t.match(first.out(), /^source audit chain: BROKEN at seq 1 \(modified\)/)
+    t.match(first.err(), /error: the first entry of the source's audit chain does not verify under PROVISION_AUDIT_SECRET, though its last does: the key was changed while entries were being written, or entry 1 was altered/)
+    t.same(await tablesOf(url), [], 'nothing written to the target')
+  })
+
+  t.test("another application's database is refused before anything is written, --force or not", async (t) => {
+    const path = await seedSqlite(t)
+    // Tables CTFHive would not clash with (the copy used to succeed among them), and a `jobs`
+    // it would (the copy used to fail, leaving schema_migrations behind).
+    for (const tables of [['accounts'], ['accounts', 'jobs']]) {
+      const url = await server.createDatabase()
+      const other = new pg.Client({ connectionString: url })
+      await other.connect()
+      for (const name of tables) await other.query(`CREATE TABLE ${name} (id integer PRIMARY KEY, note text)`)
+      await other.query("INSERT INTO accounts VALUES (1, 'theirs')")
+      await other.end()
+      for (const argv of [[], ['--force']]) {
+        const c = capture()
+        t.equal(await main(['--from', `sqlite:${path}`, '--to', url, ...argv], { PROVISION_AUDIT_SECRET: SECRET }, c.io), 1, `${tables.join(', ')} ${argv.join(' ')}`)
+        t.match(c.err(), `error: the target is not a CTFHive database: it holds other tables (${tables.join(', ')}) and no schema_migrations table; give an empty database (nothing was written)\n`)
+        t.equal(c.out(), '')
+        t.same(await tablesOf(url), tables, 'its tables, and only those')
+      }
+    }
   })
 
   t.test('the source is read as one snapshot, even while a server still writes to it', async (t) => {
@@ -241,6 +298,9 @@ t.test('bad usage exits 2 with a reason', async (t) => {
     [['--to', 'mysql://user:hunter2@h/db'], /--to must be a postgres:\/\/ URL, got mysql:\/\/user:\*\*\*@h\/db/],
     [['--to', 'mysql://user@h/db?password=hunter2'], /--to must be a postgres:\/\/ URL, got mysql:\/\/user@h\/db\?password=\*\*\*/],
     [['--from', 'sqlite:/nonexistent/x.db', '--to', 'postgres://h/db'], /no SQLite database at \/nonexistent\/x.db/],
+    // A bare path is shown as it is (it holds no password), with how to write it.
+    [['--from', '/tmp/x.db', '--to', 'postgres://h/db'], /--from must be a sqlite: URL, got \/tmp\/x\.db \(a file is given as sqlite:\/tmp\/x\.db\)\n/],
+    [['--to', 'user:hunter2@h/db'], /--to must be a postgres:\/\/ URL, got \*\*\*@h\/db\n/],
     [['--bogus'], /Unknown option '--bogus'/]
   ]
   for (const [argv, message] of cases) {

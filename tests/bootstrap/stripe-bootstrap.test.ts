@@ -233,11 +233,29 @@ t.test('--base-url is normalised as PUBLIC_BASE_URL is: what is printed is what 
   for (const [base, url] of [
     [' https://ctf.example.test', 'https://ctf.example.test/billing/webhook'],
     ['HTTPS://CTF.Example.TEST:443/', 'https://ctf.example.test/billing/webhook'],
-    ['https://ctf.example.test/app//', 'https://ctf.example.test/app/billing/webhook']
+    ['https://ctf.example.test//', 'https://ctf.example.test/billing/webhook']
   ] as const) {
     const r = await run(['--dry-run', '--base-url', base], envFor(fake))
     t.equal(r.code, 0, base)
     t.match(r.stderr, `webhook endpoint ${url} `, base)
+  }
+  // The app serves the webhook at the root only: an endpoint under a path would get a 404 for
+  // every event. The full webhook URL, a likely slip, gets a hint.
+  for (const [base, hint] of [
+    ['https://ctf.example.test/billing/webhook', true],
+    ['https://ctf.example.test/billing/webhook/', true],
+    ['https://ctf.example.test/app', false],
+    ['https://ctf.example.test/app//', false]
+  ] as const) {
+    const dry = await run(['--dry-run', '--base-url', base], envFor(fake))
+    t.equal(dry.code, 2, base)
+    t.match(dry.stderr, `error: --base-url must be an origin only (scheme, host and port; the app is served at the root), got ${JSON.stringify(base)}`, base)
+    if (hint) t.match(dry.stderr, "; pass the site's address, --base-url https://ctf.example.test: /billing/webhook is added to it\n", base)
+    else t.notMatch(dry.stderr, /pass the site's address/, base)
+    t.notMatch(dry.stderr, /would ensure/, 'nothing planned')
+    const real = await run(['--base-url', base], envFor(fake))
+    t.equal(real.code, 2, base)
+    t.equal(fake.requests.length, 0, 'no Stripe call')
   }
   for (const base of ['https://ctf.example.test/#', 'https://ctf.example.test/?', 'https://ctf.example.test?#']) {
     const r = await run(['--dry-run', '--base-url', base], envFor(fake))

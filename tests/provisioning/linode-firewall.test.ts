@@ -150,6 +150,23 @@ t.test('a firewall the user cannot see (taken label, empty listing): a final err
   t.equal(fake.instances.size, 0)
 })
 
+t.test('a listing not shaped as Linode documents it: a failed call, or its odd items skipped, never a crash', async (t) => {
+  {
+    const { fake, executor } = await setup(t)
+    fake.inject({ method: 'GET', path: '/networking/firewalls', times: 50, fault: { status: 200, body: { data: 'x', page: 1, pages: 1 } } })
+    const err = await caught(executor.createOrAdopt(spec(1)))
+    t.ok(err instanceof ExecutorError, `data not a list: an ExecutorError (${err.message})`)
+    t.equal(fake.instances.size, 0, 'and no server')
+  }
+  {
+    const { fake, executor } = await setup(t)
+    fake.inject({ method: 'GET', path: '/networking/firewalls', times: 1, fault: { status: 200, body: { data: [{}, null, 7], page: 1, pages: 1, results: 3 } } })
+    const made = await executor.createOrAdopt(spec(2))
+    t.ok(made.server.id, 'items that are not firewalls (no label, not objects) are skipped: ours is made, and the server behind it')
+    t.equal(fake.count('POST', '/networking/firewalls'), 1)
+  }
+})
+
 t.test('a create refused for its label without the field named still leads to the lookup', async (t) => {
   const { fake, executor } = await setup(t)
   const winner = ours(fake)

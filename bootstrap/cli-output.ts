@@ -1,0 +1,24 @@
+// The entry point every operator CLI shares: run main, exit with its status, and take a reader
+// that went away (`… | head -1`) calmly.
+
+/**
+ * A closed stdout or stderr (EPIPE) is not the command's failure: the reader has what it wanted.
+ * Node reports it as an 'error' event, which unhandled ends the process with a stack trace and
+ * exit status 1. Ignored here, so the command finishes its work and cleanup (a store closed, a
+ * temporary directory removed) and exits with its own status; the rest of its output goes
+ * nowhere (a destroyed stream drops later writes without another error). Any other write error
+ * still ends the process as before.
+ */
+export function ignoreClosedOutput (streams: ReadonlyArray<NodeJS.WritableStream> = [process.stdout, process.stderr]): void {
+  for (const stream of streams) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err
+    })
+  }
+}
+
+/** Runs a CLI's main with this process's arguments; its result is the exit status. */
+export async function runCli (main: (argv: string[]) => Promise<number>): Promise<void> {
+  ignoreClosedOutput()
+  process.exitCode = await main(process.argv.slice(2))
+}
