@@ -4,7 +4,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
@@ -194,6 +194,22 @@ t.test('SIGTERM with a kept-alive request in flight: its answer closes the conne
   t.notMatch(head, /keep-alive/i, 'not kept alive')
   t.same(await server.exited, { code: 0, signal: null }, 'exit 0')
   t.notMatch(server.output(), /killed by timeout/, 'the drain ended by itself, not by its grace timeout')
+})
+
+t.test('SIGTERM with a request that never finishes arriving: cut off after 10 s, the store closed, exit 0', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-shutdown-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dbFile = join(dir, 'ctfhive.db')
+  const server = await startServer({ env: { DATABASE_URL: `sqlite:${dbFile}`, STRIPE_WEBHOOK_SECRET: SECRET, WEBHOOK_WAIT_MS: '0' } })
+  t.teardown(() => server.kill())
+  // Headers and half a body, then nothing: a stalled client, on every deploy.
+  const stalled = await slowWebhook(server.port, paidCheckout('Stalled CTF'))
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null }, 'exit 0, not the grace timeout\'s exit 1')
+  t.notMatch(server.output(), /killed by timeout/)
+  t.match(server.output(), /requests still in flight after 10 s of shutdown are cut off/)
+  await stalled.reply.catch(() => '')
+  t.notOk(existsSync(`${dbFile}-wal`), 'the store was closed (its WAL checkpointed and removed)')
 })
 
 t.test('with a Linode token the start checks the settings and logs what would fail every tenant', async (t) => {
