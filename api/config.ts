@@ -100,7 +100,7 @@ function num (env: Env, name: string, fallback: number, min: number, max: number
  * A URL as a message may show it: whatever stands before its last `@` (user and password) is
  * masked, parsed or not, so a mistyped URL does not put its password in a log.
  */
-function withoutUserinfo (raw: string): string {
+export function withoutUserinfo (raw: string): string {
   return raw.replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/)?.*@/is, (_m, prefix: string | undefined) => `${prefix ?? ''}***@`)
 }
 

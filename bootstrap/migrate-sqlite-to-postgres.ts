@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { DatabaseSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
-import { ConfigError, DEFAULT_AUDIT_SECRET, loadConfig, type Config } from '../api/config.ts'
+import { ConfigError, DEFAULT_AUDIT_SECRET, loadConfig, withoutUserinfo, type Config } from '../api/config.ts'
 import { auditMac, verifyAuditChain, type AuditVerdict } from '../api/provisioning/audit.ts'
 import { refuseUnlessCurrent } from '../api/store/migrations.ts'
 import { PostgresStore } from '../api/store/postgres.ts'
@@ -60,7 +60,7 @@ class UsageError extends Error {}
  * whatever stands before its last `@`.
  */
 function redact (url: string): string {
-  if (!URL.canParse(url) || new URL(url).host === '') return url.replace(/^.*@/s, '***@')
+  if (!URL.canParse(url) || new URL(url).host === '') return withoutUserinfo(url)
   const u = new URL(url)
   if (u.password !== '') u.password = '***'
   for (const key of [...u.searchParams.keys()]) if (key.toLowerCase() === 'password') u.searchParams.set(key, '***')

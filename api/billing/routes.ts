@@ -94,9 +94,11 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
   await app.register(formbody, { parser: parseForm })
   const { config, tenants } = app
   const publicHost = new URL(config.publicBaseUrl).host
+  // CHECKOUT_RATE_LIMIT a minute per client; each route counts its own (rate-limit-store.ts).
+  const perClientLimit = config.checkoutRateLimit > 0 ? { max: config.checkoutRateLimit, timeWindow: 60_000 } : false
 
   app.post('/billing/checkout', {
-    config: { rateLimit: config.checkoutRateLimit > 0 ? { max: config.checkoutRateLimit, timeWindow: 60_000 } : false },
+    config: { rateLimit: perClientLimit },
     // Before the body is read: a refused form leaves nothing of itself (no typed values).
     onRequest: async (request) => {
       if (crossSite(request, publicHost)) throw new AppError('cross_site_request', 'A checkout cannot be started from another website; use the form on this site.')
@@ -192,7 +194,7 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
 
   app.get('/billing/success', {
     // Each answer costs a Stripe request: one client must not spend the account's quota.
-    config: { rateLimit: config.checkoutRateLimit > 0 ? { max: config.checkoutRateLimit, timeWindow: 60_000 } : false },
+    config: { rateLimit: perClientLimit },
     // The buyer's browser, back from Checkout, gets a page with the way on, with the same
     // status; programs (and every other failure) the JSON error as usual. A mangled session id
     // is as good as an unknown one to the buyer.
