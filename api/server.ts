@@ -1,7 +1,7 @@
 // The only place that listens: config → store → app → listen, and graceful shutdown.
 import closeWithGrace from 'close-with-grace'
 import { loadConfig, ConfigError, listenError } from './config.ts'
-import { openStore } from './store/index.ts'
+import { openStore, settingRefusal } from './store/index.ts'
 import { buildApp } from './app.ts'
 import { createLogger } from './logger.ts'
 import { logLinodePreflight } from './provisioning/linode-preflight.ts'
@@ -32,6 +32,9 @@ export async function main (): Promise<void> {
   try {
     store = await openStore(config)
   } catch (err) {
+    // A wrong user, password or database name is a setting: exit 78, not a restart loop.
+    const refusal = settingRefusal(err)
+    if (refusal !== null) refuseToStart(refusal)
     // One line, as for a bad setting (the URL's password is not part of the message).
     process.stderr.write(`ctfhive: could not open the store: ${(err as Error).message}\n`)
     process.exit(1)

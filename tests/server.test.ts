@@ -11,6 +11,8 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
 import { signPayload } from '../api/billing/signature.ts'
 import { openStore } from '../api/store/index.ts'
 import { appendAudit, verifyStoredChain } from '../api/provisioning/audit.ts'
@@ -18,6 +20,7 @@ import { startFakeLinode } from './helpers/fake-linode.ts'
 import { makeTenant } from './store/contract.ts'
 import { freePort, startServer, type ServerProcess } from './helpers/server-process.ts'
 import { until } from './helpers/until.ts'
+import { usePostgres } from './helpers/postgres.ts'
 import { checkoutSession, makeEvent } from './helpers/stripe-events.ts'
 
 const SECRET = 'whsec_test_graceful_shutdown_0123456789'
@@ -294,6 +297,82 @@ t.test('a store that cannot be opened stops the start with one line, no stack, n
   t.equal(sqlite.status, 1, 'exit 1')
   t.equal(sqlite.stderr.trim().split('\n').length, 1, `one line: ${sqlite.stderr}`)
   t.ok(sqlite.stderr.startsWith(`ctfhive: could not open the store: ${file}: `), `the file is named: ${sqlite.stderr}`)
+})
+
+/**
+ * A PostgreSQL server that answers every start-up message with one FATAL ErrorResponse (the
+ * wire protocol's 'E' message), as a real one does for a wrong password or database name.
+ */
+async function refusingPostgres (t: Teardown, code: string, message: string): Promise<number> {
+  const { createServer: createTcpServer } = await import('node:net')
+  const field = (type: string, value: string): Buffer => Buffer.concat([Buffer.from(type), Buffer.from(value), Buffer.from([0])])
+  const fields = Buffer.concat([field('S', 'FATAL'), field('V', 'FATAL'), field('C', code), field('M', message), Buffer.from([0])])
+  const length = Buffer.alloc(4)
+  length.writeInt32BE(fields.length + 4)
+  const reply = Buffer.concat([Buffer.from('E'), length, fields])
+  const server = createTcpServer((socket) => {
+    socket.once('data', () => { socket.end(reply) })
+    socket.on('error', () => {})
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => new Promise<void>((resolve) => { server.close(() => { resolve() }) }))
+  return (server.address() as AddressInfo).port
+}
+
+t.test('PostgreSQL refusing the user, password or database stops the start as a setting: one line naming DATABASE_URL, exit 78', async (t) => {
+  const cases = [
+    { code: '28P01', message: 'password authentication failed for user "ctfhive"', says: /refused the user name or password \(SQLSTATE 28P01\)/ },
+    { code: '3D000', message: 'database "ctfhive" does not exist', says: /the database it names does not exist on that server \(SQLSTATE 3D000\)/ },
+    { code: '28000', message: 'no pg_hba.conf entry for host "127.0.0.1"', says: /no pg_hba.conf entry allows it/ }
+  ]
+  for (const c of cases) {
+    const port = await refusingPostgres(t, c.code, c.message)
+    // Not spawnSync: the refusing server answers from this process's event loop.
+    const child = spawn(process.execPath, ['api/server.ts'], {
+      cwd: new URL('..', import.meta.url),
+      env: { PATH: process.env.PATH ?? '', DATABASE_URL: `postgres://ctfhive:pw-must-not-show@127.0.0.1:${port}/ctfhive`, LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'ignore', 'pipe']
+    })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+    const [status] = await once(child, 'close') as [number | null]
+    const r = { status, stderr }
+    t.equal(r.status, 78, `${c.code}: exit 78 (EX_CONFIG), not restarted`)
+    const lines = r.stderr.trim().split('\n')
+    t.equal(lines.length, 1, `${c.code}: one line: ${r.stderr}`)
+    t.match(lines[0], /^ctfhive: configuration error: DATABASE_URL: /, `${c.code}: names the setting`)
+    t.match(lines[0], c.says, `${c.code}: says what is wrong`)
+    t.notMatch(r.stderr, /pw-must-not-show/, `${c.code}: no password`)
+  }
+})
+
+t.test('a PostgreSQL user that may not create the schema (PostgreSQL 15 grants no CREATE on public) stops the start as a setting', async (t) => {
+  const server = await usePostgres(t)
+  if (server === undefined) return
+  const url = new URL(await server.createDatabase())
+  const role = `ctfhive_limited_${randomBytes(4).toString('hex')}`
+  const admin = new pg.Client({ connectionString: server.adminUrl })
+  await admin.connect()
+  await admin.query(`CREATE ROLE ${role} LOGIN`)
+  await admin.end()
+  t.teardown(async () => {
+    const c = new pg.Client({ connectionString: server.adminUrl })
+    await c.connect()
+    await c.query(`DROP ROLE IF EXISTS ${role}`).finally(() => c.end())
+  })
+  url.username = role
+  const child = spawn(process.execPath, ['api/server.ts'], {
+    cwd: new URL('..', import.meta.url),
+    env: { PATH: process.env.PATH ?? '', DATABASE_URL: url.toString(), LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const [status] = await once(child, 'close') as [number | null]
+  t.equal(status, 78, 'exit 78 (EX_CONFIG)')
+  t.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`)
+  t.match(stderr, /^ctfhive: configuration error: DATABASE_URL: its user may not create or change this database's tables .*\(SQLSTATE 42501\)/)
 })
 
 t.test('a HOST or PORT the server cannot listen on stops the start with one configuration line and exit 78', async (t) => {

@@ -1,6 +1,6 @@
 // Picks the store adapter from DATABASE_URL.
 import { existsSync } from 'node:fs'
-import type { Config } from '../config.ts'
+import { ConfigError, type Config } from '../config.ts'
 import { StoreError, type Store } from './store.ts'
 import { refuseUnlessCurrent } from './migrations.ts'
 import { SqliteStore, sqlitePathFromUrl } from './sqlite.ts'
@@ -46,4 +46,23 @@ export function absentSqliteFile (config: Pick<Config, 'databaseUrl'>): string |
   if (!config.databaseUrl.startsWith('sqlite:')) return null
   const path = sqlitePathFromUrl(config.databaseUrl)
   return path !== ':memory:' && !existsSync(path) ? path : null
+}
+
+/** PostgreSQL's refusals that only a change of DATABASE_URL (or of the server's roles) can fix. */
+const SETTING_STATES: Record<string, string> = {
+  '28000': 'PostgreSQL refused the connection for this user (no pg_hba.conf entry allows it)',
+  '28P01': 'PostgreSQL refused the user name or password',
+  '3D000': 'the database it names does not exist on that server',
+  '42501': 'its user may not create or change this database\'s tables (CTFHive migrates its schema on start)'
+}
+
+/**
+ * A store that would not open because of what DATABASE_URL says, as a setting's refusal (the
+ * server exits 78: restarting cannot fix it); null for anything else (a server not up yet).
+ */
+export function settingRefusal (err: unknown): ConfigError | null {
+  const cause = err instanceof Error ? err.cause : undefined
+  const code = (cause as { code?: unknown } | undefined)?.code
+  const why = typeof code === 'string' ? SETTING_STATES[code] : undefined
+  return why === undefined ? null : new ConfigError('DATABASE_URL', `${why} (SQLSTATE ${code})`)
 }
