@@ -90,6 +90,28 @@ export const ErrorReplySchema = {
   additionalProperties: true
 } as const
 
+/** What any route may answer besides its own errors (the HTTP layer's refusals, the drain). */
+const ANY_4XX = 'Any route: bad_request (a request HTTP cannot read), header_too_large, uri_too_long, payload_too_large, request_timeout, method_not_allowed'
+const ANY_5XX = 'Any route: internal_error, store_unavailable (the store failed; nothing was written), shutting_down (503, Retry-After: the server is draining)'
+
+/**
+ * A route's error replies for its schema, and so for /openapi.json: each status the route
+ * answers of its own, described by the codes it carries (`{ 404: 'tenant_not_found: …' }`).
+ * Statuses in `html` also answer a browser (Accept: text/html) with a page.
+ */
+// Typed by the ranges alone: the statuses inside them stay numbers a handler may send.
+export function errorReplies (statuses: Record<number, string>, opts: { html?: number[] } = {}): { '4xx': typeof ErrorReplySchema, '5xx': typeof ErrorReplySchema } {
+  const replies: Record<string, unknown> = {}
+  for (const [status, description] of Object.entries(statuses)) {
+    replies[status] = opts.html?.includes(Number(status)) === true
+      ? { description: `${description}. A browser gets a page with the same status`, content: { 'application/json': { schema: ErrorReplySchema }, 'text/html': { schema: { type: 'string' } } } }
+      : { ...ErrorReplySchema, description }
+  }
+  replies['4xx'] = { ...ErrorReplySchema, description: ANY_4XX }
+  replies['5xx'] = { ...ErrorReplySchema, description: ANY_5XX }
+  return replies as { '4xx': typeof ErrorReplySchema, '5xx': typeof ErrorReplySchema }
+}
+
 /** The field and a readable sentence for a schema failure (Fastify's `err.validation`). */
 export function validationMessage (err: {
   message: string

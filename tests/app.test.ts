@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildTestApp, storeWithOverrides, testConfig } from './helpers/build-app.ts'
 import { createExecutor } from '../api/provisioning/select.ts'
 import { StoreError } from '../api/store/store.ts'
+import { ERROR_CODES } from '../api/errors.ts'
 
 t.test('health and readiness', async (t) => {
   const { app } = await buildTestApp(t)
@@ -71,6 +72,32 @@ t.test('openapi.json is generated from the route schemas', async (t) => {
   for (const path of ['/healthz', '/readyz']) {
     t.match(doc.paths[path].get.responses['4XX'], { description: /bad_request/, content: { 'application/json': { schema: { required: ['error', 'message'] } } } }, `${path}: 400 declared`)
   }
+
+  // Each route's own errors, by status: every code a description names has that status.
+  const webhook = doc.paths['/billing/webhook'].post.responses
+  t.match(webhook['400'], { description: /invalid_signature.*no_match.*invalid_event/ }, 'webhook: its 400s named')
+  t.match(webhook['413'], { description: /payload_too_large/ })
+  t.match(success['410'], { description: /link_expired/, content: { 'application/json': { schema: { required: ['error', 'message'] } }, 'text/html': { schema: { type: 'string' } } } }, 'the return from Checkout: a page for browsers too')
+  t.match(doc.paths['/tenants/{id}/credentials'].get.responses['409'], { description: /tenant_not_ready/ })
+  // The operator API exists only with ADMIN_TOKEN.
+  const { app: withAdmin } = await buildTestApp(t, { env: { ADMIN_TOKEN: 'admin-token-for-the-openapi-test-0123456789' } })
+  const full = (await withAdmin.inject('/openapi.json')).json()
+  t.match(full.paths['/admin/tenants/{id}/retry'].post.responses['409'], { description: /conflict/ })
+  let named = 0
+  for (const [path, item] of Object.entries(full.paths as Record<string, Record<string, { responses: Record<string, { description?: string }> }>>)) {
+    for (const [method, op] of Object.entries(item)) {
+      for (const [status, reply] of Object.entries(op.responses)) {
+        if (!/^[45]\d\d$/.test(status)) continue
+        const codes = [...(reply.description ?? '').matchAll(/(?:^|; |, |: )([a-z]+(?:_[a-z]+)*)\b/g)].map((m) => m[1]!).filter((c) => Object.hasOwn(ERROR_CODES, c))
+        t.ok(codes.length > 0, `${method} ${path} ${status}: names its codes`)
+        for (const code of codes) {
+          named++
+          t.equal(ERROR_CODES[code as keyof typeof ERROR_CODES], Number(status), `${method} ${path}: ${code} is a ${status}`)
+        }
+      }
+    }
+  }
+  t.ok(named > 30, `error codes described per route: ${named}`)
 })
 
 t.test('API misses are JSON 404s', async (t) => {

@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, ErrorReplySchema } from '../errors.ts'
+import { AppError, errorReplies } from '../errors.ts'
 import { AUDIT_ANCHOR_PATTERN, parseAuditAnchor } from '../provisioning/audit.ts'
 import { MAX_PAGE, TenantAdmin } from '../tenants/admin.ts'
 import { STATES } from '../tenants/lifecycle.ts'
@@ -78,7 +78,15 @@ const EventIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 2
 // integer the stores bind as one (9223372036854775808 reached SQLite and was a 500).
 export const MAX_OFFSET = 1_000_000
 
-const errors = { '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+/** Every admin route's errors (a bad parameter, a missing token) and its own. */
+function errors (own: Record<number, string> = {}): ReturnType<typeof errorReplies> {
+  return errorReplies({
+    400: 'invalid_request (with `field`): a parameter the route does not take or of the wrong shape',
+    401: 'unauthorized: no Authorization: Bearer <ADMIN_TOKEN>, or another token (WWW-Authenticate)',
+    ...own
+  })
+}
+const NOT_FOUND = { 404: 'tenant_not_found' }
 /** For routes that take no query: a parameter sent anyway (a filter, say) is a mistake to report. */
 const NoQuery = Type.Object({}, { additionalProperties: false })
 
@@ -158,7 +166,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       }, { additionalProperties: false }),
       response: {
         200: Type.Object({ total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer(), tenants: Type.Array(TenantRecordSchema) }),
-        ...errors
+        ...errors()
       }
     }
   }, async (request) => admin.listTenants(request.query))
@@ -169,7 +177,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       querystring: NoQuery,
       tags,
       security,
-      response: { 200: Type.Object({ exported_at: Type.String(), count: Type.Integer(), tenants: Type.Array(TenantRecordSchema) }), ...errors }
+      response: { 200: Type.Object({ exported_at: Type.String(), count: Type.Integer(), tenants: Type.Array(TenantRecordSchema) }), ...errors() }
     }
   }, async () => {
     const tenants = await admin.exportTenants()
@@ -183,7 +191,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       tags,
       security,
       params: TenantIdParams,
-      response: { 200: TenantDetailSchema, ...errors }
+      response: { 200: TenantDetailSchema, ...errors(NOT_FOUND) }
     }
   }, async (request) => admin.showTenant(request.params.id))
 
@@ -194,7 +202,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       tags,
       security,
       params: TenantIdParams,
-      response: { 200: Type.Object({ tenant_id: Type.String(), email: Type.String(), welcome_url: Type.String() }), ...errors }
+      response: { 200: Type.Object({ tenant_id: Type.String(), email: Type.String(), welcome_url: Type.String() }), ...errors(NOT_FOUND) }
     }
   }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
@@ -208,7 +216,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       tags,
       security,
       params: TenantIdParams,
-      response: { 200: TenantRecordSchema, ...errors }
+      response: { 200: TenantRecordSchema, ...errors({ ...NOT_FOUND, 409: 'conflict (with `state`): nothing failed to retry' }) }
     }
   }, async (request) => {
     const id = request.params.id
@@ -225,7 +233,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       querystring: Type.Object({ anchor: Type.Optional(Type.String({ pattern: AUDIT_ANCHOR_PATTERN })) }, { additionalProperties: false }),
       tags,
       security,
-      response: { 200: AuditVerdictSchema, ...errors }
+      response: { 200: AuditVerdictSchema, ...errors() }
     }
   }, async (request) => admin.verifyAudit(request.query.anchor === undefined ? undefined : parseAuditAnchor(request.query.anchor)))
 
@@ -235,7 +243,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       tags,
       security,
       querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ events: Type.Array(EventSummarySchema) }), ...errors }
+      response: { 200: Type.Object({ events: Type.Array(EventSummarySchema) }), ...errors() }
     }
   }, async (request) => ({ events: await admin.recentEvents(request.query.limit) }))
 
@@ -259,7 +267,11 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
             tenant_state: Type.Optional(Type.String())
           })
         }),
-        ...errors
+        ...errors({
+          400: 'invalid_request: an id that is not printable ASCII; invalid_event: the stored payload is not a Stripe event',
+          404: 'event_not_found',
+          409: 'conflict: replayed too many times'
+        })
       }
     }
   }, async (request) => admin.replayEvent(request.params.id))

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, ErrorReplySchema, isAppError, validationMessage } from '../errors.ts'
+import { AppError, errorReplies, isAppError, validationMessage } from '../errors.ts'
 import { getPlan } from '../plans.ts'
 import { stripeConfigured } from '../config.ts'
 import { welcomePath } from '../tenants/welcome-token.ts'
@@ -129,8 +129,14 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
       response: {
         200: CheckoutReply,
         303: redirectReply("A plain form post (Accept: text/html): to Stripe Checkout (to the welcome page without Stripe), or back to /register with the error's code"),
-        '4xx': ErrorReplySchema,
-        '5xx': ErrorReplySchema
+        ...errorReplies({
+          400: 'invalid_request (with `field`): a body the schema refuses, or an email Stripe refuses; invalid_json; unknown_plan; plan_requires_contact: a plan sold through our team',
+          403: 'cross_site_request: posted from another website',
+          415: 'unsupported_media_type: neither JSON nor a form',
+          429: 'rate_limited: past CHECKOUT_RATE_LIMIT a minute from one client (Retry-After)',
+          502: 'stripe_checkout_failed (with `stripe_error`): Stripe refused or did not answer; nothing was kept',
+          503: "price_not_configured: the plan's Stripe price is not set"
+        })
       }
     }
   }, async (request, reply) => {
@@ -217,8 +223,14 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
       querystring: Type.Object({ session_id: Type.String({ pattern: '^cs_[A-Za-z0-9_]{1,250}$' }) }),
       response: {
         303: redirectReply('To the welcome page (/welcome?tenant=<id>&token=<signed>) once the order is found, else to /pricing'),
-        '4xx': ErrorReplySchema,
-        '5xx': ErrorReplySchema
+        ...errorReplies({
+          400: 'invalid_request (`field: "session_id"`): missing, or not a Checkout Session id',
+          404: 'not_found: a session Stripe does not know or refuses (another account or mode)',
+          410: 'link_expired: a session made more than two days ago',
+          429: 'rate_limited: past CHECKOUT_RATE_LIMIT a minute from one client (Retry-After)',
+          502: 'stripe_unavailable: Stripe did not answer',
+          503: 'stripe_not_configured: no STRIPE_SECRET_KEY'
+        }, { html: [400, 404, 410, 429, 502] })
       }
     }
   }, async (request, reply) => {

@@ -2,7 +2,7 @@
 // the signature is checked over exactly what Stripe sent, before anything else happens.
 import type { FastifyInstance } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, ErrorReplySchema } from '../errors.ts'
+import { AppError, errorReplies } from '../errors.ts'
 import { StoreError } from '../store/store.ts'
 import { verifyStripeSignature } from './signature.ts'
 import { isStripeEvent, otherModeThanKey, stripeKeyMode } from './events.ts'
@@ -36,7 +36,14 @@ export default async function webhookRoutes (fastify: FastifyInstance): Promise<
       summary: 'Stripe webhook endpoint (signed)',
       tags: ['billing'],
       headers: Type.Object({ 'stripe-signature': Type.Optional(Type.String()) }),
-      response: { 200: WebhookReply, '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+      response: {
+        200: WebhookReply,
+        ...errorReplies({
+          400: 'invalid_signature (with `reason`: no_secret, no_header, malformed, stale, no_match): nothing was read or written; invalid_event: a signed body that is not JSON or not a Stripe event',
+          413: 'payload_too_large: a body over 1 MiB',
+          500: 'store_unavailable: the event could not be stored, nothing was written; Stripe delivers it again'
+        })
+      }
     }
   }, async (request) => {
     const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)

@@ -1,7 +1,7 @@
 // GET /tenants/:id/status — the tenant's public status, with no secrets and no email.
 import type { FastifyInstance } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, ErrorReplySchema } from '../errors.ts'
+import { AppError, errorReplies } from '../errors.ts'
 import { STATES, BILLING, INFRA } from './lifecycle.ts'
 import { adminCredential } from './credentials.ts'
 
@@ -48,7 +48,16 @@ export default async function tenantRoutes (fastify: FastifyInstance): Promise<v
       tags: ['tenants'],
       params: TenantIdParams,
       querystring: Type.Object({ token: Type.String({ pattern: '^[0-9a-f]{40}$' }) }),
-      response: { 200: CredentialsReply, '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+      response: {
+        200: CredentialsReply,
+        ...errorReplies({
+          400: 'invalid_request (with `field`): an id or token of the wrong shape',
+          403: 'forbidden: a token that is not this tenant\'s',
+          404: 'tenant_not_found; credential_unavailable: the server has not published it yet',
+          409: 'tenant_not_ready: the CTF is not live yet',
+          502: 'credential_unreadable: what the server published cannot be opened'
+        })
+      }
     }
   }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
@@ -60,7 +69,13 @@ export default async function tenantRoutes (fastify: FastifyInstance): Promise<v
       summary: "A tenant's state, plan and address",
       tags: ['tenants'],
       params: TenantIdParams,
-      response: { 200: TenantStatusSchema, '4xx': ErrorReplySchema, '5xx': ErrorReplySchema }
+      response: {
+        200: TenantStatusSchema,
+        ...errorReplies({
+          400: 'invalid_request (with `field`): an id that is not 32 lowercase hex characters',
+          404: 'tenant_not_found'
+        })
+      }
     }
   }, async (request, reply) => {
     const tenant = await app.tenants.getTenant(request.params.id)
