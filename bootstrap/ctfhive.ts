@@ -178,8 +178,10 @@ async function run (command: string, positionals: string[], values: Record<strin
       const v = await admin.verifyAudit(anchor)
       // Entry 1 failing under the key is far more often the wrong key than tampering: say so
       // rather than raise a false alarm. A break later than entry 1 is reported as it is: the
-      // server refuses to start under a key its chain's last entry does not verify under.
-      if (!v.ok && !(await admin.auditKeyMatches('first'))) {
+      // server refuses to start under a key its chain's last entry does not verify under. So
+      // are entries missing or out of order at the start: found by entries that verify under
+      // this key, they are no key problem, and the server's refusal sends the operator here.
+      if (!v.ok && v.problem === 'modified' && v.badSeq === 1 && !(await admin.auditKeyMatches('first'))) {
         if (ctx.defaultAuditKey) {
           throw new UsageError('PROVISION_AUDIT_SECRET is not set (or is the development default), and the first entry of this database\'s audit chain does not verify under it: set the server\'s secret')
         }

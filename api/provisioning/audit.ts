@@ -96,6 +96,7 @@ class ChainWalk {
       return { badSeq: e.seq, problem: 'reordered', reason: `seq ${e.seq} appears after seq ${this.expectedSeq - 1}` }
     }
     if (!macEquals(e.prevMac, this.prevMac)) return 'link'
+    if (e.unreadable === true) return { badSeq: e.seq, problem: 'modified', reason: 'its detail is not JSON' }
     if (!macEquals(auditMac(this.secret, e.prevMac, e), e.mac)) return { badSeq: e.seq, problem: 'modified', reason: 'content does not match its MAC' }
     // Seqs run 1, 2, 3, … while the chain holds: this is the entry an anchor at this seq names.
     if (this.anchor !== undefined && e.seq === this.anchor.seq) this.anchorMac = e.mac

@@ -112,15 +112,25 @@ export function jobFromRow (row: Row): Job {
 }
 
 export function auditFromRow (row: Row): AuditEntry {
-  return {
+  const entry: AuditEntry = {
     seq: Number(row.seq),
     at: String(row.at),
     tenant: String(row.tenant),
     action: String(row.action),
-    detail: JSON.parse(String(row.detail)) as Record<string, unknown>,
+    detail: {},
     prevMac: String(row.prev_mac),
     mac: String(row.mac)
   }
+  // Only an edited row holds other text: it is read, so the verifier can name its seq (and
+  // the tenant view show it) instead of every reader of the chain failing on it.
+  const text = String(row.detail)
+  try {
+    entry.detail = JSON.parse(text) as Record<string, unknown>
+  } catch {
+    entry.detail = { unreadable_detail: text }
+    entry.unreadable = true
+  }
+  return entry
 }
 
 /**

@@ -104,6 +104,8 @@ export interface AuditEntry {
   detail: Record<string, unknown>
   prevMac: string
   mac: string
+  /** Set when the stored detail is not JSON (an edited row): `detail` then holds its text. */
+  unreadable?: true
 }
 
 export interface AuditInput {

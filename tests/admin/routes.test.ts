@@ -291,6 +291,16 @@ t.test('audit verify: ok, then the first tampered seq', async (t) => {
   t.equal(bad.badSeq, 2)
   t.equal(bad.problem, 'modified')
   t.match(bad.reason, /MAC/)
+
+  // An edit that leaves no JSON: named by its seq, and the tenant's view still opens.
+  db.prepare("UPDATE audit_log SET detail = 'not json' WHERE seq = 1").run()
+  const unreadable = await get(app, '/admin/audit/verify')
+  t.equal(unreadable.statusCode, 200)
+  t.match(unreadable.json(), { ok: false, badSeq: 1, problem: 'modified', reason: 'its detail is not JSON' })
+  const tenant = db.prepare('SELECT tenant FROM audit_log WHERE seq = 1').get() as { tenant: string }
+  const view = await get(app, `/admin/tenants/${tenant.tenant}`)
+  t.equal(view.statusCode, 200)
+  t.same(view.json().audit[0].detail, { unreadable_detail: 'not json' })
 })
 
 t.test('replay: an unmatched event matches once its tenant is known; history is kept', async (t) => {

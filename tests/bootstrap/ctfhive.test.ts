@@ -207,6 +207,21 @@ t.test('audit verify: a missing or wrong key is a key problem, not tampering', a
   t.equal((await run(['audit', 'verify'])).code, 0)
 })
 
+t.test('audit verify: entries cut from the start and the rest renumbered are reported as removed, not as a wrong key', async (t) => {
+  const { app, run, config } = await setup(t)
+  for (const name of ['Cut One', 'Cut Two', 'Cut Three']) await pendingTenant(app, name)
+  const db = new DatabaseSync(config.databaseUrl.replace(/^sqlite:/, ''))
+  t.teardown(() => db.close())
+  const total = (db.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n
+  db.exec('DELETE FROM audit_log WHERE seq <= 2; UPDATE audit_log SET seq = seq + 1000; UPDATE audit_log SET seq = seq - 1002')
+  const r = await run(['audit', 'verify', '--json'])
+  t.equal(r.code, 1)
+  t.match(JSON.parse(r.stdout), { ok: false, entries: total - 2, badSeq: 1, problem: 'removed', reason: /renumbered by 2/ })
+  const text = await run(['audit', 'verify'])
+  t.match(text.stdout, /^audit chain BROKEN at seq 1 \(removed\)/)
+  t.notMatch(text.stdout, /PROVISION_AUDIT_SECRET/, 'no wrong-key advice: entries verify under this key')
+})
+
 t.test('a chain whose key changed midway: appends need the last entry\'s key; verify says the key changed', async (t) => {
   const { app, run, store } = await setup(t)
   await pendingTenant(app, 'Before The Change')

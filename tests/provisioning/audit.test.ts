@@ -80,6 +80,23 @@ t.test('tampering is detected: modified, removed, reordered', async (t) => {
     'UPDATE audit_log SET seq = -4 WHERE seq = 4', 'UPDATE audit_log SET seq = 4 WHERE seq = 5', 'UPDATE audit_log SET seq = 5 WHERE seq = -4'
   ])
   t.match(swapped, { ok: false, badSeq: 4, problem: 'reordered' })
+  // An edit that leaves no JSON is named like any other, not a crash of every reader.
+  const garbled = await tamper([`UPDATE audit_log SET detail = 'not json' WHERE seq = 5`])
+  t.same(garbled, { ok: false, entries: 6, badSeq: 5, problem: 'modified', reason: 'its detail is not JSON' })
+})
+
+t.test('an entry whose detail is not JSON is read with its text, on both kinds of listing', async (t) => {
+  const { store, path } = await chainOf(3)
+  await store.close()
+  const db = new DatabaseSync(path)
+  db.exec(`UPDATE audit_log SET detail = '{"i":' WHERE seq = 2`)
+  db.close()
+  const again = new SqliteStore({ path })
+  t.teardown(() => again.close())
+  const entries = await again.listAudit({})
+  t.same(entries.map((e) => e.detail), [{ i: 0 }, { unreadable_detail: '{"i":' }, { i: 2 }])
+  t.same(entries.map((e) => e.unreadable), [undefined, true, undefined])
+  t.same((await again.listAudit({ tenant: '1'.repeat(32) })).map((e) => e.seq), [2], 'by tenant too')
 })
 
 t.test('verifyAuditChain on an empty chain', async (t) => {
