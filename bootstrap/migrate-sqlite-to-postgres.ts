@@ -33,7 +33,8 @@ chain on the target with PROVISION_AUDIT_SECRET (it must be the server's).
 Stop the app first: writes made during the copy would not be copied.
 Exit status: 0 copied and verified, 1 failed (non-empty target or another application's
 database, broken chain, store error), 2 bad usage or configuration (a variable the server
-would refuse: PROVISION_AUDIT_SECRET unset, or not the key the chain was written with).
+would refuse: PROVISION_AUDIT_SECRET unset or the development default while the chain's
+first entry does not verify under it, or not the key the chain was written with).
 `
 
 /**
