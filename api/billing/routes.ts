@@ -98,7 +98,9 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
   const perClientLimit = config.checkoutRateLimit > 0 ? { max: config.checkoutRateLimit, timeWindow: 60_000 } : false
 
   app.post('/billing/checkout', {
-    config: { rateLimit: perClientLimit },
+    // Counted once the small body is read, so a form the limit refuses comes back with the
+    // buyer's plan and what they typed, not the default plan (a shared school address hits it).
+    config: { rateLimit: perClientLimit === false ? false : { ...perClientLimit, hook: 'preHandler' as const } },
     // Before the body is read: a refused form leaves nothing of itself (no typed values).
     onRequest: async (request) => {
       if (crossSite(request, publicHost)) throw new AppError('cross_site_request', 'A checkout cannot be started from another website; use the form on this site.')

@@ -42,6 +42,23 @@ function swap (html: string, from: string, to: string): string {
 }
 
 /**
+ * A form that came back refused, for visitors without script (the script does the same):
+ * the title says so first, and the control at fault takes the focus, so a screen reader
+ * reads its message (aria-describedby) as the page opens.
+ */
+function errorTitle (html: string): string {
+  return swap(html, '<title>', '<title>Error: ')
+}
+
+function focusControl (html: string, field: string): string {
+  // The plan's message belongs to its fieldset, which cannot take the focus: its checked choice does.
+  const control = field === 'plan' ? /<input type="radio" name="plan" [^>]*\bchecked>/ : new RegExp(`<input id="${field}" [^>]*>`)
+  const found = control.exec(html)
+  if (found === null) throw new Error(`the built page lacks the ${field} control`)
+  return swap(html, found[0], found[0].replace(/^<input /, '<input autofocus '))
+}
+
+/**
  * What an address typed at sign-in names: "acme-1a2b3c" (a label alone), or a host, from
  * "acme-1a2b3c.ctfhive.us" or a full URL. Whether the host is one of ours needs the tenant.
  */
@@ -167,11 +184,13 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     }
     if (code !== undefined) {
       const e = registerError(code, one(query, 'field'))
+      html = errorTitle(html)
       if (e.field === 'form') {
         html = swap(html, formAlert(), formAlert(e.message))
       } else {
         html = swap(html, fieldError(e.field), fieldError(e.field, e.message))
         html = swap(html, describedBy(e.field), describedBy(e.field, true))
+        html = focusControl(html, e.field)
       }
       const typed = decodeTyped(cookie)
       for (const field of ['name', 'email'] as const) {
@@ -184,8 +203,8 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   const renderLogin = (query: Query): string | undefined => {
     const message = loginError(one(query, 'error'))
     if (message === undefined) return undefined
-    let html = swap(readPage('login.html'), fieldError('address'), fieldError('address', message))
-    html = swap(html, describedBy('address'), describedBy('address', true))
+    let html = swap(errorTitle(readPage('login.html')), fieldError('address'), fieldError('address', message))
+    html = focusControl(swap(html, describedBy('address'), describedBy('address', true)), 'address')
     // What the buyer typed stays in the field, to correct rather than retype.
     const typed = (one(query, 'address') ?? '').slice(0, ADDRESS_MAX)
     return typed === '' ? html : swap(html, fieldValue('address'), fieldValue('address', typed))

@@ -325,6 +325,8 @@ t.test('/register fills in errors and the chosen plan for form posts without scr
   const fresh = await a.inject('/register')
   t.same(checked(fresh.body), ['standard'], 'standard is preselected')
   t.ok(load(fresh.body)('#form-alert').is('[hidden]'), 'no alert on a fresh form')
+  t.equal(load(fresh.body)('[autofocus]').length, 0, 'nothing takes the focus on a fresh form')
+  t.notMatch(load(fresh.body)('title').text(), /^Error/)
 
   t.same(checked((await a.inject('/register?plan=pro')).body), ['pro'])
   t.same(checked((await a.inject('/register?plan=enterprise')).body), ['standard'], 'contact plans are not offered')
@@ -333,10 +335,15 @@ t.test('/register fills in errors and the chosen plan for form posts without scr
   t.equal(plan('#plan-error').text(), REGISTER_ERRORS.plan_requires_contact!.message)
   t.notOk(plan('#plan-error').is('[hidden]'))
   t.equal(plan('fieldset').attr('aria-invalid'), 'true')
+  // Without script, the page opening says it: the title first, and the focus on the control at fault.
+  t.match(plan('title').text(), /^Error: /)
+  t.same(plan('[autofocus]').map((_i, el) => plan(el).attr('id')).get(), ['plan-solo'], 'the plan chosen takes the focus')
 
   const email = load((await a.inject('/register?error=invalid_request&field=email')).body)
   t.equal(email('#email-error').text(), REGISTER_ERRORS.invalid_email!.message)
   t.equal(email('#email').attr('aria-invalid'), 'true')
+  t.same(email('[autofocus]').map((_i, el) => email(el).attr('id')).get(), ['email'], 'the field at fault takes the focus')
+  t.match(email('title').text(), /^Error: Start your CTF/)
 
   const limited = await a.inject('/register?error=rate_limited')
   t.equal(load(limited.body)('#form-alert').text(), REGISTER_ERRORS.rate_limited!.message)
@@ -576,6 +583,8 @@ t.test('/login sends the buyer to their running CTF, and refuses other hosts', a
     const $ = load((await a.inject(`/login?error=${code}&address=${encodeURIComponent('"><b>x')}`)).body)
     t.equal($('#address-error').text(), LOGIN_ERRORS[code], code)
     t.equal($('#address').attr('aria-invalid'), 'true')
+    t.ok($('#address').is('[autofocus]'), 'the address takes the focus')
+    t.match($('title').text(), /^Error: /)
     t.equal($('#address').attr('value'), '"><b>x', 'what was typed comes back, as text')
     t.equal($('b').length, 0, 'and never as markup')
   }
