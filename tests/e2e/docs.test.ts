@@ -46,6 +46,20 @@ if (missing !== undefined && !(process.env.CI === 'true')) {
     t.equal(await link.evaluate((el) => (globalThis as any).getComputedStyle(el).color), 'rgb(31, 71, 184)', 'a prose link has the link colour')
     t.match(await link.evaluate((el) => (globalThis as any).getComputedStyle(el).textDecorationLine), /underline/, 'and is underlined')
 
+    // Comments in code blocks are readable: 4.5:1 on the code background (WCAG 1.4.3).
+    await page.goto(`${origin}/docs/getting-started/`)
+    const comment = page.locator('.md-typeset .highlight .c1').first()
+    const [fg, bg] = await comment.evaluate((el) => {
+      const css = (e: any) => (globalThis as any).getComputedStyle(e)
+      return [css(el).color, css(el.closest('pre').querySelector('code')).backgroundColor]
+    }) as [string, string]
+    const luminance = (rgb: string): number => {
+      const [r, g, b] = (rgb.match(/\d+/g) ?? []).slice(0, 3).map((v) => { const c = Number(v) / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4 })
+      return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!
+    }
+    const [hi, lo] = [luminance(fg), luminance(bg)].sort((a, b) => b - a) as [number, number]
+    t.ok((hi + 0.05) / (lo + 0.05) >= 4.5, `a code comment (${fg} on ${bg}) reaches 4.5:1: ${((hi + 0.05) / (lo + 0.05)).toFixed(2)}`)
+
     // The navigation's sections fold and unfold.
     await page.goto(`${origin}/docs/`)
     const operations = page.locator('nav.md-nav--primary .md-nav__link--index', { hasText: 'Operations' }).locator('label').first()
