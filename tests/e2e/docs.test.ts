@@ -53,11 +53,16 @@ if (missing !== undefined && !(process.env.CI === 'true')) {
       const css = (e: any) => (globalThis as any).getComputedStyle(e)
       return [css(el).color, css(el.closest('pre').querySelector('code')).backgroundColor]
     }) as [string, string]
-    const luminance = (rgb: string): number => {
-      const [r, g, b] = (rgb.match(/\d+/g) ?? []).slice(0, 3).map((v) => { const c = Number(v) / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4 })
-      return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!
+    const channels = (css: string): number[] => (css.match(/[\d.]+/g) ?? []).map(Number)
+    // A translucent colour (Material's are) is seen blended over the background.
+    const [br, bgG, bb] = channels(bg) as [number, number, number]
+    const [fr, fgG, fb, alpha = 1] = channels(fg) as [number, number, number, number?]
+    const seen = [[fr, br], [fgG, bgG], [fb, bb]].map(([f, b]) => alpha * f! + (1 - alpha) * b!)
+    const luminance = ([r, g, b]: number[]): number => {
+      const lin = (v: number): number => { const c = v / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4 }
+      return 0.2126 * lin(r!) + 0.7152 * lin(g!) + 0.0722 * lin(b!)
     }
-    const [hi, lo] = [luminance(fg), luminance(bg)].sort((a, b) => b - a) as [number, number]
+    const [hi, lo] = [luminance(seen), luminance([br, bgG, bb])].sort((a, b) => b - a) as [number, number]
     t.ok((hi + 0.05) / (lo + 0.05) >= 4.5, `a code comment (${fg} on ${bg}) reaches 4.5:1: ${((hi + 0.05) / (lo + 0.05)).toFixed(2)}`)
 
     // The navigation's sections fold and unfold.
