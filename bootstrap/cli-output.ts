@@ -1,5 +1,25 @@
 // The entry point every operator CLI shares: run main, exit with its status, and take a reader
 // that went away (`… | head -1`) calmly.
+import { realpathSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+/**
+ * Whether the module is the one Node was asked to run. `import.meta.main` arrived in Node
+ * 24.2; on 24.0 and 24.1 it is undefined, and a CLI testing it alone would quietly do nothing
+ * and exit 0 (a scheduled `audit verify` passing without verifying). The script's path says
+ * the same, through the `bin` symlink too.
+ */
+export function isMain (meta: ImportMeta): boolean {
+  const main = (meta as { main?: boolean }).main
+  if (main !== undefined) return main
+  const script = process.argv[1]
+  if (script === undefined) return false
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(meta.url))
+  } catch {
+    return false
+  }
+}
 
 /**
  * A closed stdout or stderr (EPIPE) is not the command's failure: the reader has what it wanted.

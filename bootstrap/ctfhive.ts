@@ -17,7 +17,7 @@ import { TenantService } from '../api/tenants/service.ts'
 import { BANNED_CHARACTER } from '../api/tenants/name.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
-import { runCli } from './cli-output.ts'
+import { isMain, runCli } from './cli-output.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -326,4 +326,4 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   }
 }
 
-if (import.meta.main) await runCli(main)
+if (isMain(import.meta)) await runCli(main)

@@ -13,7 +13,7 @@ import { absentSqliteFile, openStore } from '../api/store/index.ts'
 import type { Store } from '../api/store/store.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
-import { runCli } from './cli-output.ts'
+import { isMain, runCli } from './cli-output.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -148,4 +148,4 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   return ok ? 0 : 1
 }
 
-if (import.meta.main) await runCli(main)
+if (isMain(import.meta)) await runCli(main)

@@ -21,7 +21,7 @@ import { FakeExecutor } from '../api/provisioning/fake.ts'
 import { SqliteStore } from '../api/store/sqlite.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
-import { runCli } from './cli-output.ts'
+import { isMain, runCli } from './cli-output.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -271,4 +271,4 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   }
 }
 
-if (import.meta.main) await runCli(main)
+if (isMain(import.meta)) await runCli(main)

@@ -15,7 +15,7 @@ import type { AuditEntry } from '../api/store/store.ts'
 import { schemaStatus } from '../api/store/sqlite-ops.ts'
 import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
 import type { Io } from './stripe-bootstrap.ts'
-import { runCli } from './cli-output.ts'
+import { isMain, runCli } from './cli-output.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -295,4 +295,4 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   return 0
 }
 
-if (import.meta.main) await runCli(main)
+if (isMain(import.meta)) await runCli(main)

@@ -8,7 +8,7 @@ import { ConfigError, loadConfig } from '../api/config.ts'
 import { SUPPORTED_EVENTS } from '../api/billing/events.ts'
 import { StripeClient, StripeError, type StripeClientOptions } from '../api/billing/stripe-client.ts'
 import { PLANS, formatPrice, type Plan } from '../api/plans.ts'
-import { runCli } from './cli-output.ts'
+import { isMain, runCli } from './cli-output.ts'
 
 export interface Io {
   stdout: { write (chunk: string): unknown }
@@ -489,4 +489,4 @@ function parse (argv: string[]) {
   }).values
 }
 
-if (import.meta.main) await runCli(main)
+if (isMain(import.meta)) await runCli(main)

@@ -1,5 +1,9 @@
 import t from 'tap'
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { isMain } from '../../bootstrap/cli-output.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { runWithClosedStdout } from '../helpers/cli-io.ts'
 import { deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
@@ -27,4 +31,23 @@ t.test('every operator CLI takes a closed stdout calmly', async (t) => {
     const r = await runWithClosedStdout(script(name), ['--help'], {})
     t.same(r, { code: 0, signal: null, stderr: '' }, `${name} --help`)
   }
+})
+
+t.test('isMain: Node 24.2+ says it; on 24.0 and 24.1 (no import.meta.main) the script path does, through a symlink too', async (t) => {
+  const meta = (url: string, main?: boolean): ImportMeta => ({ url, ...(main === undefined ? {} : { main }) }) as unknown as ImportMeta
+  t.equal(isMain(meta(import.meta.url, false)), false, 'import.meta.main is believed when Node has it')
+  t.equal(isMain(meta('file:///elsewhere.ts', true)), true)
+  // tap runs this file as the script (argv[1]).
+  t.equal(isMain(meta(import.meta.url)), true, 'without import.meta.main: this file is the script')
+  t.equal(isMain(meta(new URL('../../bootstrap/ctfhive.ts', import.meta.url).href)), false, 'and another module is not')
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-ismain-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const link = join(dir, 'ctfhive')
+  symlinkSync(fileURLToPath(import.meta.url), link)
+  const script = process.argv[1]
+  t.teardown(() => { process.argv[1] = script! })
+  process.argv[1] = link
+  t.equal(isMain(meta(import.meta.url)), true, 'run through a bin symlink')
+  process.argv[1] = join(dir, 'missing')
+  t.equal(isMain(meta(import.meta.url)), false, 'a script path that does not exist is not this module')
 })
