@@ -8,7 +8,7 @@ import { getPlan } from '../plans.ts'
 import { stripeConfigured } from '../config.ts'
 import { welcomePath } from '../tenants/welcome-token.ts'
 import { StripeError } from './stripe-client.ts'
-import { TYPED_COOKIE, encodeTyped, typedCookieOptions } from '../web/typed-values.ts'
+import { encodeTyped, typedCookie } from '../web/typed-values.ts'
 import { parseForm } from '../request-bodies.ts'
 import { NAME_MAX_LENGTH, NAME_PATTERN } from '../tenants/name.ts'
 import { CHECKOUT_RETURN_ERRORS, type CheckoutReturnError } from '../web/buyer-text.ts'
@@ -115,7 +115,10 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
       const plan = typeof body.plan === 'string' ? body.plan : undefined
       // Back to the form with what was typed (web/typed-values.ts).
       const typed = encodeTyped(body)
-      if (typed !== undefined) reply.setCookie(TYPED_COOKIE, typed, typedCookieOptions(config.publicBaseUrl))
+      if (typed !== undefined) {
+        const cookie = typedCookie(config.publicBaseUrl)
+        reply.setCookie(cookie.name, typed, cookie.options)
+      }
       if (err.validation !== undefined) {
         const { field } = validationMessage(err)
         return reply.redirect(`/register?plan=${encodeURIComponent(plan ?? '')}&error=invalid_request&field=${encodeURIComponent(field)}`, 303)

@@ -15,7 +15,7 @@ import { adminCredential } from '../tenants/credentials.ts'
 import { verifyWelcomeToken } from '../tenants/welcome-token.ts'
 import { DNS_LABEL, addressUnder, tenantFqdn } from '../tenants/address.ts'
 import { isAppError } from '../errors.ts'
-import { TYPED_COOKIE, decodeTyped, typedCookieOptions } from './typed-values.ts'
+import { decodeTyped, mayReadTyped, typedCookie } from './typed-values.ts'
 
 export interface MarketingOptions {
   /** The build directory (marketing/dist by default). */
@@ -46,6 +46,12 @@ function swap (html: string, from: string, to: string): string {
  * the title says so first, and the control at fault takes the focus, so a screen reader
  * reads its message (aria-describedby) as the page opens.
  */
+/** The first `max` UTF-16 units, without the half of a character a cut there would leave (URIError when encoded). */
+function cutTo (text: string, max: number): string {
+  const cut = text.slice(0, max)
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut
+}
+
 function errorTitle (html: string): string {
   return swap(html, '<title>', '<title>Error: ')
 }
@@ -174,8 +180,10 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     const plan = one(query, 'plan')
     const code = one(query, 'error')
     // What a refused form post had typed, if it came back here: read once.
-    const cookie = request.cookies[TYPED_COOKIE]
-    if (cookie !== undefined) reply.clearCookie(TYPED_COOKIE, typedCookieOptions(config.publicBaseUrl))
+    const typedAt = typedCookie(config.publicBaseUrl)
+    const stored = request.cookies[typedAt.name]
+    if (stored !== undefined) reply.clearCookie(typedAt.name, typedAt.options)
+    const cookie = mayReadTyped(request.headers['sec-fetch-site']) ? stored : undefined
     if (plan === undefined && code === undefined) return undefined
     let html = readPage('register.html')
     if (plan !== undefined && plan !== DEFAULT_PLAN && PAID_PLANS.some((p) => p.slug === plan)) {
@@ -206,7 +214,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     let html = swap(errorTitle(readPage('login.html')), fieldError('address'), fieldError('address', message))
     html = focusControl(swap(html, describedBy('address'), describedBy('address', true)), 'address')
     // What the buyer typed stays in the field, to correct rather than retype.
-    const typed = (one(query, 'address') ?? '').slice(0, ADDRESS_MAX)
+    const typed = cutTo(one(query, 'address') ?? '', ADDRESS_MAX)
     return typed === '' ? html : swap(html, fieldValue('address'), fieldValue('address', typed))
   }
 
@@ -266,7 +274,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   // The sign-in form without script: the address → that CTF's own sign-in page.
   // Only to a server that runs: a mistyped or finished CTF gets a reason, not a browser error.
   app.get('/login/go', { schema: { hide: true } }, async (request, reply) => {
-    const address = (one(request.query as Query, 'address') ?? '').trim().slice(0, ADDRESS_MAX)
+    const address = cutTo((one(request.query as Query, 'address') ?? '').trim(), ADDRESS_MAX)
     const typed = typedAddress(address)
     reply.header('cache-control', 'no-store')
     const back = (code: string): FastifyReply => reply.redirect(`/login?error=${code}&address=${encodeURIComponent(address)}`, 303)

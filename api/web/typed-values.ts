@@ -4,17 +4,34 @@
 // the URL: an email address must not land in access logs, browser history or a Referer.
 import type { CookieSerializeOptions } from '@fastify/cookie'
 
+/** The cookie's name where the site is plain HTTP (development). */
 export const TYPED_COOKIE = 'ctfhive_typed'
+
+/**
+ * Over HTTPS, a `__Host-` cookie: browsers refuse one set for the parent domain, so a page of a
+ * tenant's CTF (a sibling host whose buyer writes its pages) cannot plant the name and email
+ * our form shows, and Checkout then keeps. The prefix requires Secure, Path=/ and no Domain.
+ */
+export function typedCookie (publicBaseUrl: string): { name: string, options: CookieSerializeOptions } {
+  const options: CookieSerializeOptions = { httpOnly: true, sameSite: 'lax', maxAge: 300 }
+  return publicBaseUrl.startsWith('https:')
+    ? { name: `__Host-${TYPED_COOKIE}`, options: { ...options, path: '/', secure: true } }
+    : { name: TYPED_COOKIE, options: { ...options, path: '/register', secure: false } }
+}
+
+/**
+ * Whether a request for the form may read the cookie: the browser's own redirect back from
+ * our refusal (same-origin), or one that says nothing. A navigation from another site, or a
+ * sibling host, is not ours to refill.
+ */
+export function mayReadTyped (secFetchSite: string | string[] | undefined): boolean {
+  return secFetchSite === undefined || secFetchSite === 'same-origin' || secFetchSite === 'none'
+}
 
 /** The fields kept, with the form's own maxlength: nothing longer is written back. */
 const FIELDS = { name: 80, email: 254 } as const
 
 type Typed = Partial<Record<keyof typeof FIELDS, string>>
-
-/** Sent only to the form, never readable by script, over HTTPS only where the site is served so, gone after a few minutes. */
-export function typedCookieOptions (publicBaseUrl: string): CookieSerializeOptions {
-  return { path: '/register', httpOnly: true, sameSite: 'lax', secure: publicBaseUrl.startsWith('https:'), maxAge: 300 }
-}
 
 function pick (source: unknown): Typed {
   const typed: Typed = {}

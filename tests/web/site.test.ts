@@ -377,28 +377,41 @@ t.test('a refused form post keeps what was typed, in a cookie for the form alone
   t.equal(refused.headers.location, '/register?plan=solo&error=invalid_request&field=email', 'no typed value in the URL')
   t.equal(refused.cookies.length, 1)
   const cookie = refused.cookies[0] as Record<string, unknown>
-  t.match(cookie, { name: 'ctfhive_typed', path: '/register', httpOnly: true, sameSite: 'Lax', maxAge: 300 })
+  // __Host-: a tenant's CTF, a sibling host, cannot set one for the parent domain.
+  t.match(cookie, { name: '__Host-ctfhive_typed', path: '/', httpOnly: true, sameSite: 'Lax', maxAge: 300 })
+  t.equal(cookie.domain, undefined, 'no Domain, as the prefix requires')
   t.equal(cookie.secure, true, 'HTTPS only where the site is served over HTTPS')
   t.same(JSON.parse(String(cookie.value)), { name: 'Tom & "Jerry" <CTF>', email: 'tom@' })
 
-  const back = await a.inject({ url: String(refused.headers.location), cookies: { ctfhive_typed: String(cookie.value) } })
+  const back = await a.inject({ url: String(refused.headers.location), headers: { 'sec-fetch-site': 'same-origin' }, cookies: { '__Host-ctfhive_typed': String(cookie.value) } })
   const $ = load(back.body)
   t.equal($('#name').attr('value'), 'Tom & "Jerry" <CTF>', 'the name comes back, as text')
   t.equal($('#email').attr('value'), 'tom@')
   t.equal($('#email-error').text(), REGISTER_ERRORS.invalid_email!.message)
   t.equal($('CTF').length, 0, 'never as markup')
   t.equal(back.headers['cache-control'], 'no-store')
-  t.match(back.cookies[0], { name: 'ctfhive_typed', value: '', path: '/register' }, 'read once: the form clears it')
+  t.match(back.cookies[0], { name: '__Host-ctfhive_typed', value: '', path: '/' }, 'read once: the form clears it')
   t.ok(new Date(String((back.cookies[0] as Record<string, unknown>).expires)).getTime() < Date.now())
 
+  // A navigation from another host (a tenant's CTF page that planted a cookie) is not refilled.
+  for (const site of ['same-site', 'cross-site']) {
+    const planted = await a.inject({ url: '/register?plan=pro&error=rate_limited', headers: { 'sec-fetch-site': site }, cookies: { '__Host-ctfhive_typed': JSON.stringify({ name: 'Spring CTF', email: 'attacker@evil.example' }) } })
+    const page = load(planted.body)
+    t.equal(page('#name').attr('value'), undefined, `${site}: the name is not filled in`)
+    t.equal(page('#email').attr('value'), undefined, `${site}: nor the email`)
+    t.match(planted.cookies[0], { name: '__Host-ctfhive_typed', value: '' }, `${site}: and the cookie is cleared`)
+  }
+  const legacy = load((await a.inject({ url: '/register?error=invalid_name', cookies: { ctfhive_typed: JSON.stringify({ name: 'Planted' }) } })).body)
+  t.equal(legacy('#name').attr('value'), undefined, 'over HTTPS, a cookie without the prefix (settable by a sibling host) is not read')
+
   for (const junk of ['not json', '[1,2]', '{"name":7,"email":{"a":1}}', '"x"', 'null']) {
-    const page = load((await a.inject({ url: '/register?error=invalid_request&field=email', cookies: { ctfhive_typed: junk } })).body)
+    const page = load((await a.inject({ url: '/register?error=invalid_request&field=email', cookies: { '__Host-ctfhive_typed': junk } })).body)
     t.equal(page('#name').attr('value'), undefined, `${junk}: nothing typed`)
     t.equal(page('#email').attr('value'), undefined)
   }
-  const long = load((await a.inject({ url: '/register?error=invalid_name', cookies: { ctfhive_typed: JSON.stringify({ name: 'x'.repeat(500) }) } })).body)
+  const long = load((await a.inject({ url: '/register?error=invalid_name', cookies: { '__Host-ctfhive_typed': JSON.stringify({ name: 'x'.repeat(500) }) } })).body)
   t.equal(long('#name').attr('value'), 'x'.repeat(80), 'never longer than the field allows')
-  const plain = load((await a.inject({ url: '/register', cookies: { ctfhive_typed: JSON.stringify({ name: 'Old' }) } })).body)
+  const plain = load((await a.inject({ url: '/register', cookies: { '__Host-ctfhive_typed': JSON.stringify({ name: 'Old' }) } })).body)
   t.equal(plain('#name').attr('value'), undefined, 'only a form that came back with an error is filled in')
 
   const nothing = await a.inject({ method: 'POST', url: '/billing/checkout', headers: form, payload: 'plan=gold&name=&email=' })
@@ -413,7 +426,10 @@ t.test('a refused form post keeps what was typed, in a cookie for the form alone
 
   const dev = await app(t, { PUBLIC_BASE_URL: 'http://localhost:3000' })
   const http = await dev.inject({ method: 'POST', url: '/billing/checkout', headers: form, payload: 'plan=gold&name=Dev' })
-  t.equal((http.cookies[0] as Record<string, unknown>).secure, undefined, 'plain HTTP in development')
+  t.match(http.cookies[0], { name: 'ctfhive_typed', path: '/register' }, 'plain HTTP in development: no prefix (it needs Secure)')
+  t.equal((http.cookies[0] as Record<string, unknown>).secure, undefined, 'and not Secure')
+  const devBack = load((await dev.inject({ url: String(http.headers.location), cookies: { ctfhive_typed: String((http.cookies[0] as Record<string, unknown>).value) } })).body)
+  t.equal(devBack('#name').attr('value'), 'Dev', 'read back there too')
 })
 
 t.test('/welcome shows the order as the server knows it', async (t) => {
@@ -578,6 +594,9 @@ t.test('/login sends the buyer to their running CTF, and refuses other hosts', a
     t.equal(await go(evil), `/login?error=invalid_address&address=${encodeURIComponent(evil)}`, JSON.stringify(evil))
   }
   t.equal(await go('x'.repeat(5000)), `/login?error=invalid_address&address=${'x'.repeat(253)}`, 'the address sent back is cut to the field\'s length')
+  t.equal(await go(`${'a'.repeat(252)}😀`), `/login?error=invalid_address&address=${'a'.repeat(252)}`, 'a cut through a character drops its half, not a 500')
+  const emoji = load((await a.inject(`/login?error=invalid_address&address=${'a'.repeat(252)}${encodeURIComponent('😀')}`)).body)
+  t.equal(emoji('#address').attr('value'), 'a'.repeat(252), 'the refilled field too')
 
   for (const code of Object.keys(LOGIN_ERRORS)) {
     const $ = load((await a.inject(`/login?error=${code}&address=${encodeURIComponent('"><b>x')}`)).body)
