@@ -27,7 +27,7 @@ Commands:
   tenants [--state S] [--limit N] [--offset N]   list tenants, newest first
                                                  S: ${STATES.join(', ')}
   tenant <id>                                    one tenant with its events, audit entries, jobs
-  retry <id>                                     re-queue a failed provisioning or teardown
+  retry <id>                                     re-queue a failed provisioning, resize or teardown
   welcome-link <id>                              the buyer's welcome link, for support to send
                                                  them (a bearer link: it opens their CTF's
                                                  administrator password); SECRET_KEY and

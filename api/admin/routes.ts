@@ -211,12 +211,12 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
 
   app.post('/admin/tenants/:id/retry', {
     schema: {
-      summary: "Retry a tenant's failed provisioning, or a canceled tenant's failed teardown",
+      summary: "Retry a tenant's failed provisioning or resize, or a canceled tenant's failed teardown",
       querystring: NoQuery,
       tags,
       security,
       params: TenantIdParams,
-      response: { 200: TenantRecordSchema, ...errors({ ...NOT_FOUND, 409: 'conflict (with `state`): nothing failed to retry' }) }
+      response: { 200: TenantRecordSchema, ...errors({ ...NOT_FOUND, 409: 'conflict (with `state`): no failed provisioning, resize or teardown to retry' }) }
     }
   }, async (request) => {
     const id = request.params.id

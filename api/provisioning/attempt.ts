@@ -21,6 +21,9 @@ export function stepTime (job: Job, now: number): number {
   return Math.max(now, Date.parse(job.createdAt) + 1)
 }
 
+/** More writes in a step's transaction, given the tenant as it was read (and locked) there. */
+export type AfterCommit = (tx: StoreOps, tenant: Tenant | undefined) => Promise<unknown>
+
 /** Another worker holds the job now: this attempt must not write. */
 export class LeaseLost extends Error {}
 
@@ -72,21 +75,26 @@ export class Attempt {
     return appendAudit(tx, this.auditSecret, this.job.tenant, action, { job: this.job.id, ...detail })
   }
 
-  /** Commits a job change together with the tenant's new facts and the audit entry. */
-  /** `tenantPatch` may be worked out from the tenant as it is now, read (and locked) in the transaction. */
-  commit (jobPatch: JobPatch, tenantPatch: TenantPatch | ((tenant: Tenant | undefined) => TenantPatch), action: string, detail: Record<string, unknown>): Promise<void> {
+  /**
+   * Commits a job change together with the tenant's new facts and the audit entry. `tenantPatch`
+   * may be worked out from the tenant as it is now, read (and locked) in the transaction; `then`
+   * writes more in it, given that tenant (as it was before the patch).
+   */
+  commit (jobPatch: JobPatch, tenantPatch: TenantPatch | ((tenant: Tenant | undefined) => TenantPatch), action: string, detail: Record<string, unknown>, then?: AfterCommit): Promise<void> {
     return this.transaction(async (tx) => {
       await tx.updateJob(this.job.id, jobPatch)
-      const patch = typeof tenantPatch === 'function' ? tenantPatch(await tx.getTenantForUpdate(this.job.tenant)) : tenantPatch
+      const tenant = typeof tenantPatch === 'function' || then !== undefined ? await tx.getTenantForUpdate(this.job.tenant) : undefined
+      const patch = typeof tenantPatch === 'function' ? tenantPatch(tenant) : tenantPatch
       if (Object.keys(patch).length > 0) await tx.updateTenant(this.job.tenant, patch)
       await this.audit(tx, action, detail)
+      await then?.(tx, tenant)
     })
   }
 
   /** A finished step: the next attempt resumes after it. */
-  async commitStep (step: string, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>): Promise<void> {
+  async commitStep (step: string, tenantPatch: TenantPatch, action: string, detail: Record<string, unknown>, then?: AfterCommit): Promise<void> {
     const stepAt = stepTime(this.job, this.now())
-    await this.commit({ step, stepAt }, tenantPatch, action, detail)
+    await this.commit({ step, stepAt }, tenantPatch, action, detail, then)
     this.job.step = step
     this.job.stepAt = stepAt
   }

@@ -21,7 +21,7 @@ export interface ServerInfo {
   label: string
   status: string
   ipv4: string | null
-  /** The provider's server type, when it says (an adopted server may be of another plan's). */
+  /** The provider's server type, when it says (an adopted server may be of another plan's; a resize changes it). */
   type?: string
 }
 
@@ -44,6 +44,14 @@ export interface Executor {
    * since. False when the provider declines for now (busy with the server, or it is gone).
    */
   bootServer (serverId: string, signal?: AbortSignal): Promise<boolean>
+  /**
+   * Asks for the server to be moved to another type, keeping its disks' data and its address.
+   * Resolves once the provider has taken the request (or is found resizing it, or done: a
+   * repeat after a lost reply), not when the resize ends: getServer shows that (the new type,
+   * the server running again). A refusal (a disk too full for a smaller type) is an
+   * ExecutorError no retry fixes.
+   */
+  resizeServer (serverId: string, type: string, signal?: AbortSignal): Promise<void>
   /** Creates or updates the tenant's A record; returns the record id. */
   ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string>
   /** True once https://<fqdn>/healthcheck answers 200. */

@@ -3,10 +3,11 @@
 // the job runner.
 import { ExecutorError, type CreateResult, type Executor, type ServerInfo, type ServerSpec } from './executor.ts'
 
-export type FakeStep = 'create' | 'get' | 'boot' | 'dns' | 'health' | 'removeDns' | 'destroy' | 'find'
+export type FakeStep = 'create' | 'get' | 'boot' | 'resize' | 'dns' | 'health' | 'removeDns' | 'destroy' | 'find'
 
 interface FakeServer extends ServerInfo {
   tenantId: string
+  type: string
 }
 
 /** A call held in flight, as a slow provider would: tests decide when it goes on. */
@@ -55,12 +56,16 @@ class Hold implements FakeHold {
   }
 }
 
+function info (s: FakeServer): ServerInfo {
+  return { id: s.id, label: s.label, status: s.status, ipv4: s.ipv4, type: s.type }
+}
+
 export class FakeExecutor implements Executor {
   readonly name = 'fake'
   readonly servers = new Map<string, FakeServer>()
   readonly records = new Map<string, { name: string, target: string }>()
   /** How many times each step ran, successful or not. */
-  readonly calls: Record<FakeStep, number> = { create: 0, get: 0, boot: 0, dns: 0, health: 0, removeDns: 0, destroy: 0, find: 0 }
+  readonly calls: Record<FakeStep, number> = { create: 0, get: 0, boot: 0, resize: 0, dns: 0, health: 0, removeDns: 0, destroy: 0, find: 0 }
   private readonly failures = new Map<FakeStep, Array<Error>>()
   private readonly holds = new Map<FakeStep, Hold[]>()
   private nextId = 1
@@ -98,18 +103,26 @@ export class FakeExecutor implements Executor {
   async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
     await this.enter('create', signal)
     for (const server of this.servers.values()) {
-      if (server.tenantId === spec.tenantId) return { server: { ...server }, adopted: true }
+      if (server.tenantId === spec.tenantId) return { server: info(server), adopted: true }
     }
     const id = String(this.nextId++)
-    const server: FakeServer = { id, label: `ctf-${spec.slug}`, status: this.newServerStatus, ipv4: `192.0.2.${Number(id) % 250 + 1}`, tenantId: spec.tenantId }
+    const server: FakeServer = { id, label: `ctf-${spec.slug}`, status: this.newServerStatus, ipv4: `192.0.2.${Number(id) % 250 + 1}`, type: spec.serverType, tenantId: spec.tenantId }
     this.servers.set(id, server)
-    return { server: { id, label: server.label, status: server.status, ipv4: server.ipv4 }, adopted: false }
+    return { server: info(server), adopted: false }
   }
 
   async getServer (serverId: string, signal?: AbortSignal): Promise<ServerInfo | undefined> {
     await this.enter('get', signal)
     const s = this.servers.get(serverId)
-    return s === undefined ? undefined : { id: s.id, label: s.label, status: s.status, ipv4: s.ipv4 }
+    return s === undefined ? undefined : info(s)
+  }
+
+  /** Instant, like every step here: the server runs as `type` at once. */
+  async resizeServer (serverId: string, type: string, signal?: AbortSignal): Promise<void> {
+    await this.enter('resize', signal)
+    const s = this.servers.get(serverId)
+    if (s === undefined) throw new ExecutorError(`fake server ${serverId} does not exist`, { retryable: false })
+    s.type = type
   }
 
   async bootServer (serverId: string, signal?: AbortSignal): Promise<boolean> {
@@ -144,7 +157,7 @@ export class FakeExecutor implements Executor {
 
   async findServers (spec: ServerSpec, signal?: AbortSignal): Promise<ServerInfo[]> {
     await this.enter('find', signal)
-    return [...this.servers.values()].filter((s) => s.tenantId === spec.tenantId).map((s) => ({ id: s.id, label: s.label, status: s.status, ipv4: s.ipv4 }))
+    return [...this.servers.values()].filter((s) => s.tenantId === spec.tenantId).map(info)
   }
 
   async findDnsRecords (spec: ServerSpec, signal?: AbortSignal): Promise<string[]> {

@@ -13,6 +13,7 @@ import type { Job, Store, Tenant } from '../store/store.ts'
 import { Attempt, LeaseLost, ended } from './attempt.ts'
 import { appendAudit } from './audit.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
+import { queueResizeIfOffPlan, resizeWaitEnds, runResize } from './resize.ts'
 import { runTeardown } from './teardown.ts'
 
 export type RunnerConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'deprovisionGraceHours' | 'linode' | 'provisionAttemptTimeoutS' | 'provisionHealthTimeoutS' | 'provisionMaxAttempts'>
@@ -43,6 +44,13 @@ export interface JobRunnerOptions {
    */
   planWaitMs?: number
   planPollMs?: number
+  /**
+   * How long Linode may take to run a resized server as its new type, from the request (default
+   * 4 hours: a migration copies the whole disk); and how often a resize queued while its tenant
+   * is being provisioned looks again (default 30 s).
+   */
+  resizeWaitMs?: number
+  resizePostponeMs?: number
 }
 
 /** The job's last error while it waits for the plan: the operator's view says why it waits. */
@@ -106,6 +114,8 @@ export class JobRunner {
       backoffMs: defaultBackoff,
       planWaitMs: 10 * 60_000,
       planPollMs: 10_000,
+      resizeWaitMs: 4 * 3_600_000,
+      resizePostponeMs: 30_000,
       ...opts
     }
   }
@@ -228,9 +238,9 @@ export class JobRunner {
 
   /** Runs one attempt of a job under the wall-clock cap. Exposed for tests. */
   async runJob (job: Job): Promise<void> {
-    const { store, executor, config, log } = this.opts
+    const { store, config, log } = this.opts
     // A teardown is not capped: one given up would leave a server billing for ever (below).
-    if (job.kind === 'provision' && job.attempts >= config.provisionMaxAttempts) {
+    if (job.kind !== 'deprovision' && job.attempts >= config.provisionMaxAttempts) {
       // Reclaimed after its workers died on every attempt (each claim counted one): stop here.
       const attempt = new Attempt({ job, signal: new AbortController().signal, store, auditSecret: config.auditSecret })
       const reason = new ExecutorError(`${job.attempts} attempts ended without a result (${job.lastError ?? 'no error recorded'})`, { retryable: false })
@@ -247,7 +257,7 @@ export class JobRunner {
     try {
       // Awaited to the end even after an abort: the signal cancels every executor call and
       // store write of the attempt, so it settles promptly and never outlives this call.
-      await (job.kind === 'provision' ? this.provision(attempt) : runTeardown(attempt, executor, (t) => serverSpecFor(t, config), config.deprovisionGraceHours * 3_600_000))
+      await this.runSteps(attempt)
       return
     } catch (err) {
       // Whatever a cancelled call threw, an aborted attempt ends for the abort's reason.
@@ -271,8 +281,28 @@ export class JobRunner {
     })
   }
 
-  /** The job waits for the server's health check, and the check's own deadline has not passed. */
+  private runSteps (attempt: Attempt): Promise<void> {
+    const { executor, config, log } = this.opts
+    const specFor = (t: Tenant): ServerSpec => serverSpecFor(t, config)
+    switch (attempt.job.kind) {
+      case 'provision': return this.provision(attempt)
+      case 'deprovision': return runTeardown(attempt, { executor, specFor, graceMs: config.deprovisionGraceHours * 3_600_000, log })
+      case 'resize': return runResize(attempt, { ...this.resizeWaits(), executor, specFor, pollUntil: (signal, check, until) => this.pollUntil(signal, check, until), postponeMs: this.opts.resizePostponeMs, bootGraceMs: this.opts.bootGraceMs, log })
+      // A kind a newer release queued: never run as something else (a teardown, say).
+      default: throw new ExecutorError(`this release does not know jobs of kind ${JSON.stringify(attempt.job.kind)}`, { retryable: false })
+    }
+  }
+
+  private resizeWaits (): { resizeWaitMs: number, healthWaitMs: number } {
+    return { resizeWaitMs: this.opts.resizeWaitMs, healthWaitMs: this.opts.config.provisionHealthTimeoutS * 1000 }
+  }
+
+  /**
+   * The job waits for the server's health check, or for Linode to resize it, and that wait's
+   * own deadline has not passed.
+   */
   private healthWindowOpen (job: Job): boolean {
+    if (job.kind === 'resize') return this.now() < (resizeWaitEnds(job, this.resizeWaits()) ?? 0)
     return job.kind === 'provision' && job.step === 'dns' && this.now() < this.healthDeadline(job)
   }
 
@@ -307,7 +337,7 @@ export class JobRunner {
     // A teardown keeps trying (the backoff tops out at 15 minutes) through a provider outage
     // of any length; only an error no retry can fix (a revoked token) stops it for the
     // operator, who retries it once fixed (tenants/admin.ts).
-    const final = !retryable || (job.kind === 'provision' && attempts >= config.provisionMaxAttempts)
+    const final = !retryable || (job.kind !== 'deprovision' && attempts >= config.provisionMaxAttempts)
     // A teardown still failing past the provisioning cap (an outage that lasts, or a bug) keeps a
     // server billed: say so at error level, where alerts look, while it keeps retrying.
     const stuck = !final && job.kind === 'deprovision' && attempts >= config.provisionMaxAttempts
@@ -326,6 +356,8 @@ export class JobRunner {
         }
         await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.failed`, { job: job.id, step: job.step, attempts, reason: message })
         if (job.kind === 'deprovision') log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, 'teardown failed: the server is still running; fix the cause, then retry it (ctfhive retry)')
+        // The tenant is left as it is: its CTF runs on, at the size it had.
+        if (job.kind === 'resize') log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, 'resize failed: the server is not of its plan\'s type; fix the cause, then retry it (ctfhive retry)')
       } else {
         const delay = this.opts.backoffMs(attempts)
         await tx.updateJob(job.id, { status: 'queued', attempts, lastError: message, leaseOwner: null, leaseUntil: 0, runAfter: this.now() + delay })
@@ -352,9 +384,10 @@ export class JobRunner {
   /**
    * A checkout made elsewhere (a Payment Link, the Dashboard) names no plan, and neither does an
    * invoice: the tenant it made has the default plan until an event about its subscription
-   * states the price, which Stripe may deliver after them. Servers are not resized, so the first one waits
-   * for it (queued again, no attempt counted) up to `planWaitMs` after the job was made; then
-   * it is sized by the plan the tenant has. True when the job waits.
+   * states the price, which Stripe may deliver after them. A resize later would cost the new
+   * CTF a reboot, so the first server waits for it (queued again, no attempt counted) up to
+   * `planWaitMs` after the job was made; then it is sized by the plan the tenant has (and
+   * resized if an event states another). True when the job waits.
    */
   private async planWait (attempt: Attempt, tenant: Tenant): Promise<boolean> {
     const { job } = attempt
@@ -401,12 +434,14 @@ export class JobRunner {
       const { server, adopted, firewall } = await executor.createOrAdopt(spec, signal)
       serverId = server.id
       ipv4 = server.ipv4
-      // An earlier try made under another plan (or LINODE_PLAN) is kept: servers are not
-      // resized. The audit names the type the server has, and the one this plan would get.
+      // An earlier try's server made under another plan (or LINODE_PLAN) is kept, and the
+      // audit names the type it has and the one this plan would get. It is resized once the
+      // provisioning ends, as is a server made while the plan changed (queued with this step).
       const type = server.type ?? spec.serverType
       if (type !== spec.serverType) log.warn({ tenant: tenant.id, server: server.id, type, planned_type: spec.serverType }, 'adopted a server of another type than the plan\'s')
       await attempt.commitStep('created', { serverId, ipv4 }, adopted ? 'server.adopted' : 'server.created',
-        { server: server.id, label: server.label, type, ...(type === spec.serverType ? {} : { planned_type: spec.serverType }), status: server.status, ...(firewall === undefined ? {} : { firewall: firewall.id, firewall_status: firewall.status }) })
+        { server: server.id, label: server.label, type, ...(type === spec.serverType ? {} : { planned_type: spec.serverType }), status: server.status, ...(firewall === undefined ? {} : { firewall: firewall.id, firewall_status: firewall.status }) },
+        (tx, now) => queueResizeIfOffPlan(attempt, tx, now, server.id, type, (t) => serverSpecFor(t, config)))
     }
     if (job.step === 'created') {
       let status = 'unknown'

@@ -19,9 +19,12 @@ export class LinodeApiError extends ExecutorError {
     this.reasons = reasons
   }
 
-  /** The request may have been applied even though we got no success answer. */
+  /**
+   * The request may have been applied even though we got no success answer: none, a timeout, a
+   * 5xx, or a 2xx whose body is not what the call answers (not JSON, or not the object made).
+   */
   get ambiguous (): boolean {
-    return this.status === 0 || this.status === 408 || this.status >= 500
+    return this.status === 0 || this.status === 408 || this.status >= 500 || (this.status >= 200 && this.status < 300)
   }
 
   /** Linode's "Label must be unique" (with or without the field named). */

@@ -69,7 +69,12 @@ export class TenantDns {
       }
       try {
         const body = { type: 'A', name, target: ipv4, ttl_sec: 300 }
-        const created = await this.api.call<DnsRecord>('POST', `/domains/${zone}/records`, { body, retry: 'rejected-only', signal })
+        const created = await this.api.call<DnsRecord | null>('POST', `/domains/${zone}/records`, { body, retry: 'rejected-only', signal })
+        // A 2xx that is not a record (a proxy's `{}`): unclear like a lost reply, so the
+        // record is looked up by name again rather than kept as id "undefined".
+        if (created === null || typeof created !== 'object' || !Number.isSafeInteger(created.id) || created.id <= 0) {
+          throw new LinodeApiError(`Linode API: a record create reply that is not a record (POST /domains/${zone}/records)`, 200, [], true)
+        }
         return String(created.id)
       } catch (err) {
         if (!(err instanceof LinodeApiError) || !err.ambiguous || attempt >= this.o.maxAttempts) throw err

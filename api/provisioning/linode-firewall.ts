@@ -175,7 +175,11 @@ export class TenantFirewall {
       if (taken) throw invisible(lastError)
       try {
         const body = { label: FIREWALL_LABEL, tags: [FIREWALL_TAG], rules: tenantFirewallRules() }
-        const created = await this.api.call<Firewall>('POST', '/networking/firewalls', { body, retry: 'rejected-only', signal })
+        const created = await this.api.call<Firewall | null>('POST', '/networking/firewalls', { body, retry: 'rejected-only', signal })
+        // A 2xx that is not a firewall (a proxy's `{}`) is unclear like a lost reply: look again.
+        if (created === null || typeof created !== 'object' || !Number.isSafeInteger(created.id) || created.id <= 0) {
+          throw new LinodeApiError('Linode API: a firewall create reply that is not a firewall (POST /networking/firewalls)', 200, [], true)
+        }
         return { id: created.id, status: created.status }
       } catch (err) {
         // Another worker made it first, or our own create's reply was lost: look again.

@@ -37,6 +37,8 @@ export interface LinodeExecutorOptions {
 
 interface Instance { id: number, label: string, status: string, type?: string, ipv4?: string[], tags?: string[] }
 
+/** Statuses of a server Linode is resizing (a resize is a migration to another host). */
+const RESIZING = new Set(['resizing', 'migrating'])
 const LABEL_RULE = /^[a-zA-Z]((?!--|__|\.\.)[a-zA-Z0-9-_.])+$/
 const PRIVATE_V4 = /^(10\.|127\.|169\.254\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/
 
@@ -57,6 +59,12 @@ export function tenantTag (tenantId: string): string {
 function defaultRootPassword (): string {
   // 256 random bits; never stored, logged or returned (nobody logs in with it).
   return `Ct1!${randomBytes(32).toString('base64url')}`
+}
+
+/** An object with the numeric id every instance has (and a label and status to show). */
+function isInstance (value: unknown): value is Instance {
+  const i = value as Partial<Instance> | null
+  return i !== null && typeof i === 'object' && Number.isSafeInteger(i.id) && i.id! > 0 && typeof i.label === 'string' && typeof i.status === 'string'
 }
 
 function toInfo (i: Instance): ServerInfo {
@@ -141,6 +149,9 @@ export class LinodeExecutor implements Executor {
           booted: true
         }
         const created = await this.api.call<Instance>('POST', '/linode/instances', { body, retry: 'rejected-only', signal })
+        // A 2xx that is not an instance (a proxy's `{}`) tells nothing of what Linode did: an
+        // unclear create, looked up by label like a lost reply, never kept as server "undefined".
+        if (!isInstance(created)) throw new LinodeApiError('Linode API: a create reply that is not an instance (POST /linode/instances)', 200, [], true)
         return { server: toInfo(created), adopted: false, firewall: { id: String(firewall.id), status: firewall.status } }
       } catch (err) {
         if (err instanceof LinodeApiError && err.status === 400 && err.reasons.some((r) => r.field === 'firewall_id')) {
@@ -204,6 +215,48 @@ export class LinodeExecutor implements Executor {
       this.o.log?.warn({ server: id, status: err.status, reason: err.message }, 'linode declined the boot')
       return false
     }
+  }
+
+  /**
+   * `migration_type: warm`: the server keeps serving while Linode copies it to its new host, and
+   * is down only for the reboot at the end (a cold one is down for the whole copy: minutes to
+   * hours). `allow_auto_disk_resize`: a larger type's disk is used whole; a smaller one's is
+   * shrunk when the data fits, and Linode refuses the resize when it does not.
+   */
+  async resizeServer (serverId: string, type: string, signal?: AbortSignal): Promise<void> {
+    const id = numericId(serverId, 'server')
+    const before = await this.getInstance(id, signal)
+    if (before === undefined) throw new ExecutorError(`Linode ${id} does not exist; there is nothing to resize`, { retryable: false })
+    // A resize reboots: a wrong id must never reach a server that is not a tenant's.
+    if (before.tags?.includes('ctfhive') !== true) throw new ExecutorError(`Linode ${id} (${before.label}) is not tagged ctfhive; refusing to resize it`, { retryable: false })
+    if (before.type === type || RESIZING.has(before.status)) return
+    let lastError: unknown
+    for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
+      try {
+        const body = { type, allow_auto_disk_resize: true, migration_type: 'warm' }
+        await this.api.call('POST', `/linode/instances/${id}/resize`, { body, retry: 'rejected-only', signal })
+        return
+      } catch (err) {
+        if (!(err instanceof LinodeApiError)) throw err
+        // Refused, or its reply lost: a resize Linode took (this call's, or one asked before a
+        // restart) shows in the server, and a second request would be refused as busy.
+        const now = await this.getInstance(id, signal)
+        if (now === undefined) throw new ExecutorError(`Linode ${id} no longer exists; there is nothing to resize`, { retryable: false, cause: err })
+        if (now.type === type || RESIZING.has(now.status)) return
+        if (err.ambiguous) {
+          lastError = err
+          await pause(this.o.sleep, backoffMs(attempt), signal)
+          continue
+        }
+        if (err.retryable) throw err
+        // Busy with something else (a boot, a backup): the job asks again after its backoff.
+        if (err.status === 400 && err.reasons.some((r) => /busy/i.test(r.reason))) {
+          throw new ExecutorError(`Linode ${id} is busy; the resize to ${type} is asked again later: ${err.message}`, { retryable: true, cause: err })
+        }
+        throw new ExecutorError(`Linode refused to resize ${id} (${now.label}) from ${String(now.type)} to ${type}: ${err.message}`, { retryable: false, cause: err })
+      }
+    }
+    throw new ExecutorError(`could not ask Linode to resize ${id} to ${type}: ${(lastError as Error).message}`, { retryable: true, cause: lastError })
   }
 
   async ensureDnsRecord (spec: ServerSpec, ipv4: string, signal?: AbortSignal): Promise<string> {

@@ -5,6 +5,7 @@
 // step; finding the tenant paid once it began removing, it queues the provisioning. A tenant
 // may also be reactivated and canceled again between two looks: its new grace period is then
 // honoured.
+import type { Logger } from 'pino'
 import type { StoreOps, Tenant } from '../store/store.ts'
 import { LeaseLost, ended, stepTime, type Attempt } from './attempt.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
@@ -17,9 +18,16 @@ import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
  */
 const DNS_REMOVING = 'dns_removing'
 
-export async function runTeardown (attempt: Attempt, executor: Executor, specFor: (tenant: Tenant) => ServerSpec, graceMs: number): Promise<void> {
+export interface TeardownDeps {
+  executor: Executor
+  specFor: (tenant: Tenant) => ServerSpec
+  graceMs: number
+  log: Pick<Logger, 'error'>
+}
+
+export async function runTeardown (attempt: Attempt, deps: TeardownDeps): Promise<void> {
   try {
-    await tearDown(attempt, executor, specFor, graceMs)
+    await tearDown(attempt, deps)
   } catch (err) {
     // An abandoned attempt writes nothing (and another may hold the job): the runner handles it.
     if (attempt.signal.aborted || err instanceof LeaseLost) throw err
@@ -30,7 +38,7 @@ export async function runTeardown (attempt: Attempt, executor: Executor, specFor
   }
 }
 
-async function tearDown (attempt: Attempt, executor: Executor, specFor: (tenant: Tenant) => ServerSpec, graceMs: number): Promise<void> {
+async function tearDown (attempt: Attempt, { executor, specFor, graceMs, log }: TeardownDeps): Promise<void> {
   const { job, signal } = attempt
   if (job.step === '' || job.step === DNS_REMOVING) {
     const tenant = await tenantToTearDown(attempt, graceMs, DNS_REMOVING)
@@ -38,8 +46,16 @@ async function tearDown (attempt: Attempt, executor: Executor, specFor: (tenant:
     // The kept id, and whatever is named for the tenant: a record whose create answer was lost
     // has no id here and would otherwise point the address at an IP Linode hands to others.
     const spec = specFor(tenant)
-    const { removed, failed } = await sweep(tenant.dnsRecordId, () => executor.findDnsRecords(spec, signal), (id) => executor.removeDnsRecord(spec, id, signal), { searchMayFail: true })
-    await attempt.commitStep('dns_removed', { dnsRecordId: null }, 'dns.removed', { records: removed, ...failed })
+    const { removed, left, failed } = await sweep(tenant.dnsRecordId, () => executor.findDnsRecords(spec, signal), (id) => executor.removeDnsRecord(spec, id, signal), { mayFail: true })
+    if (left.length > 0 || failed.lookup_failed !== undefined) {
+      // Not a reason to keep the server billing, but a record left pointing at an address
+      // Linode hands to someone else: the operator removes it by hand.
+      log.error({ tenant: tenant.id, job: job.id, fqdn: spec.fqdn, left_behind: left, ...failed },
+        left.length > 0 ? 'teardown left DNS records behind (remove them by hand); it goes on to destroy the server' : 'teardown could not search for DNS records (any left must be removed by hand); it goes on to destroy the server')
+    }
+    // A record left behind keeps its id on the tenant, where the operator's view shows it.
+    await attempt.commitStep('dns_removed', { dnsRecordId: left.find((id) => id === tenant.dnsRecordId) ?? null }, 'dns.removed',
+      { records: removed, ...(left.length > 0 ? { left_behind: left } : {}), ...failed })
   }
   if (job.step === 'dns_removed') {
     const tenant = await tenantToTearDown(attempt, graceMs)
@@ -50,7 +66,7 @@ async function tearDown (attempt: Attempt, executor: Executor, specFor: (tenant:
     // rules out a twin under that label only, not one the tag finds under another (a server
     // renamed in the console, say). So it must succeed before anything is destroyed.
     const { removed } = await sweep(tenant.serverId, async () => (await executor.findServers(specFor(tenant), signal)).map((s) => s.id),
-      (id) => executor.destroyServer(id, signal), { searchMayFail: false })
+      (id) => executor.destroyServer(id, signal), { mayFail: false })
     await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { servers: removed })
   }
   await attempt.transaction(async (tx) => {
@@ -67,25 +83,38 @@ async function tearDown (attempt: Attempt, executor: Executor, specFor: (tenant:
 
 /**
  * Removes the kept id and every leftover the search finds, and answers what it removed. A
- * failed search fails the attempt before anything is removed (retried, or for the operator when
- * no retry helps), unless `searchMayFail` and no retry could help: DNS only, where a search
- * that cannot succeed (a token without the Domains scope, a zone re-created under a new id)
- * must not keep the teardown from destroying the server, which bills. The kept id is removed
- * then, and `failed` says why the search did not help.
+ * failed search or removal fails the attempt (retried, or for the operator when no retry
+ * helps), unless `mayFail` and no retry could help: DNS only, where a call that cannot succeed
+ * (a token without the Domains scope, a restricted user's zone grant removed, a zone re-created
+ * under a new id) must not keep the teardown from destroying the server, which bills. A failed
+ * search is noted in `failed` and the kept id removed all the same; a record whose removal is
+ * refused so is `left` behind, its reason in `failed`.
  */
-async function sweep (kept: string | null, find: () => Promise<string[]>, remove: (id: string) => Promise<void>, opts: { searchMayFail: boolean }): Promise<{ removed: string[], failed: { lookup_failed?: string } }> {
+async function sweep (kept: string | null, find: () => Promise<string[]>, remove: (id: string) => Promise<void>, opts: { mayFail: boolean }): Promise<{ removed: string[], left: string[], failed: { lookup_failed?: string, remove_failed?: string } }> {
+  const forGood = (err: unknown): err is ExecutorError => opts.mayFail && err instanceof ExecutorError && !err.retryable
   let found: string[] = []
-  let failed = {}
+  const failed: { lookup_failed?: string, remove_failed?: string } = {}
   try {
     found = await find()
   } catch (err) {
-    if (!opts.searchMayFail || !(err instanceof ExecutorError) || err.retryable) throw err
-    failed = { lookup_failed: err.message }
+    if (!forGood(err)) throw err
+    failed.lookup_failed = err.message
   }
   const ids = new Set(found)
   if (kept !== null) ids.add(kept)
-  for (const id of ids) await remove(id)
-  return { removed: [...ids], failed }
+  const removed: string[] = []
+  const left: string[] = []
+  for (const id of ids) {
+    try {
+      await remove(id)
+      removed.push(id)
+    } catch (err) {
+      if (!forGood(err)) throw err
+      left.push(id)
+      failed.remove_failed ??= err.message
+    }
+  }
+  return { removed, left, failed }
 }
 
 /**

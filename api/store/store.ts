@@ -68,7 +68,8 @@ export interface StripeEventRecord {
   unmatchedSubscription?: string | null
 }
 
-export type JobKind = 'provision' | 'deprovision'
+/** `resize`: brings a live tenant's server to its plan's server type (provisioning/resize.ts). */
+export type JobKind = 'provision' | 'deprovision' | 'resize'
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'canceled'
 
 export interface Job {
@@ -78,7 +79,8 @@ export interface Job {
   status: JobStatus
   /**
    * Last finished step; the next attempt resumes after it. Empty before the first. A teardown
-   * enters `dns_removing` as its first removal may begin (provisioning/teardown.ts).
+   * enters `dns_removing` as its first removal may begin (provisioning/teardown.ts); a resize's
+   * steps name the server type they await (`resizing:<type>`, provisioning/resize.ts).
    */
   step: string
   /** Epoch ms at which the job entered `step` (for `''`, when it was queued). */

@@ -220,22 +220,23 @@ export class TenantAdmin {
   }
 
   /**
-   * Re-queues what failed for good: the provisioning of a tenant whose infra failed, or the
-   * teardown of a canceled tenant whose last teardown failed (its server still runs). Anything
-   * else is a conflict.
+   * Re-queues what failed for good: the provisioning of a tenant whose infra failed (which also
+   * brings its server to the plan's type), the teardown of a canceled tenant whose last teardown
+   * failed (its server still runs), or the resize of a live tenant whose last resize failed.
+   * Anything else is a conflict.
    */
   async retry (id: string): Promise<TenantRecord> {
     const t = await this.mustGet(id)
     const state = deriveTenantState(t.billing, t.infra)
     const conflict = (): AppError => new AppError('conflict',
-      `Only a failed provisioning or a failed teardown can be retried; this tenant is ${state}${t.billing === 'canceled' ? ' and has no failed teardown' : ''}.`, { tenant_id: id, state })
+      `Only a failed provisioning or a failed teardown can be retried; this tenant is ${state}${t.billing === 'canceled' ? ' and has no failed teardown' : ' and has no failed resize to retry'}.`, { tenant_id: id, state })
     if (t.billing === 'canceled') {
       if (!(await this.tenants.retryTeardown(id))) throw conflict()
       return this.record(await this.mustGet(id))
     }
-    if (t.infra !== 'failed') throw conflict()
-    const after = await this.tenants.retryProvisioning(id)
-    return this.record(after ?? t)
+    if (t.infra === 'failed') return this.record((await this.tenants.retryProvisioning(id)) ?? t)
+    if (!(await this.tenants.retryResize(id))) throw conflict()
+    return this.record(await this.mustGet(id))
   }
 
   /**

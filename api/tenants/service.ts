@@ -36,8 +36,9 @@ export type WebhookResult =
   | { status: 'unmatched' | 'ignored', type: string }
   | { status: 'duplicate' }
 
+/** `provision`: a provisioning to wait for; `kick`: a job queued for the runner to start now. */
 type Applied =
-  | { outcome: 'ok' | 'stale' | 'ignored_terminal', tenant: Tenant, provision: boolean }
+  | { outcome: 'ok' | 'stale' | 'ignored_terminal', tenant: Tenant, provision: boolean, kick?: boolean }
   | { outcome: 'unmatched', tenant: undefined, provision: false }
 
 /**
@@ -242,6 +243,25 @@ export class TenantService {
   }
 
   /**
+   * Queues a new resize for a live tenant whose last one failed (Linode refused it, or the server
+   * did not come back in time), once the operator has seen to the cause. False when there is none
+   * to retry.
+   */
+  async retryResize (id: string): Promise<boolean> {
+    const queued = await this.store.transaction(async (tx) => {
+      const t = await tx.getTenantForUpdate(id)
+      if (t === undefined || t.billing === 'canceled' || t.infra !== 'ready' || t.serverId === null) return false
+      const last = (await tx.listJobs({ tenant: id })).filter((j) => j.kind === 'resize').at(-1)
+      if (last?.status !== 'failed') return false
+      const job = await tx.enqueueJob({ kind: 'resize', tenant: id, runAfter: tx.now() })
+      await appendAudit(tx, this.config.auditSecret, id, 'resize.retry_requested', { resize_job: job.id, failed_job: last.id })
+      return true
+    })
+    if (queued) this.jobs.kick()
+    return queued
+  }
+
+  /**
    * Queues a new teardown for a canceled tenant whose last one failed for good (an error no
    * retry could fix, since fixed by the operator). False when there is none to retry.
    */
@@ -261,6 +281,7 @@ export class TenantService {
 
   private async afterCommit (applied: Applied & { tenant: Tenant }): Promise<Tenant> {
     const tenant = applied.tenant
+    if (applied.kick === true && !applied.provision) this.jobs.kick()
     if (!applied.provision) return tenant
     // Bounded: the webhook answers with the state reached, never waits on servers for long.
     this.jobs.kick()
@@ -318,6 +339,7 @@ export class TenantService {
     // A stale or terminal event may still add to the facts underneath.
     const patch: TenantPatch = { ...result.patch }
     let provision = result.startProvisioning
+    let kick = false
     if (tenant.billing === 'canceled' && patch.billing !== undefined && patch.billing !== 'canceled') {
       // Reactivated by a new subscription (or paid after a failed checkout): the scheduled
       // teardown no longer applies.
@@ -339,7 +361,16 @@ export class TenantService {
         provision = false
         patch.infra = 'provisioning'
       }
-      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.reactivated', { subscription: patch.subscriptionId ?? tenant.subscriptionId, source, ...(waitsForTeardown ? { running_teardown: last.id, teardown_step: last.step } : {}) })
+      // Back on its kept server, whose type the plan it comes back on may not be (a resize the
+      // cancellation called off): the resize job looks. A provisioning looks itself (jobs.ts).
+      const resize = !provision && !waitsForTeardown && tenant.serverId !== null ? await tx.enqueueJob({ kind: 'resize', tenant: tenant.id, runAfter: tx.now() }) : undefined
+      kick ||= resize !== undefined
+      await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.reactivated', {
+        subscription: patch.subscriptionId ?? tenant.subscriptionId,
+        source,
+        ...(waitsForTeardown ? { running_teardown: last.id, teardown_step: last.step } : {}),
+        ...(resize === undefined ? {} : { resize_job: resize.id })
+      })
     }
     if (provision) {
       Object.assign(patch, { infra: 'provisioning' as const })
@@ -364,12 +395,36 @@ export class TenantService {
       await tx.enqueueJob({ kind: 'deprovision', tenant: tenant.id, runAfter })
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'teardown.scheduled', { run_after: new Date(runAfter).toISOString(), source })
     }
+    // The teardown supersedes a resize not begun; one under way stops at its next look (resize.ts).
+    if (result.scheduleTeardown) {
+      for (const job of await tx.listJobs({ tenant: tenant.id })) {
+        if (job.kind !== 'resize' || job.status !== 'queued') continue
+        await tx.updateJob(job.id, { status: 'canceled' })
+        await appendAudit(tx, this.config.auditSecret, tenant.id, 'resize.canceled', { resize_job: job.id, step: job.step, reason: 'tenant canceled', source })
+      }
+    }
+    if (patch.plan !== undefined && patch.plan !== tenant.plan && await this.planChanged(tx, tenant, patch, source)) kick = true
     if (Object.keys(patch).length > 0) {
       await tx.updateTenant(tenant.id, patch)
       tenant = { ...tenant, ...patch, updatedAt: nowIso }
     }
-    const applied = { outcome: result.outcome, tenant, provision }
+    const applied = { outcome: result.outcome, tenant, provision, kick }
     return result.newSubscription && sub !== undefined ? this.catchUp(tx, applied, sub) : applied
+  }
+
+  /**
+   * The plan of a tenant that has a server, or is getting one, changed: audited, and a resize is
+   * queued when a server exists (it waits for a provisioning under way, and the last plan wins:
+   * resize.ts). A provisioning not yet at its create makes the new plan's type; one past it
+   * queues the resize itself (jobs.ts), as the row lock orders this against its step. True when
+   * a resize was queued.
+   */
+  private async planChanged (tx: StoreOps, tenant: Tenant, patch: TenantPatch, source: string): Promise<boolean> {
+    const billing = patch.billing ?? tenant.billing
+    if (billing === 'canceled' || tenant.infra === 'none' || tenant.infra === 'deprovisioned') return false
+    const resize = tenant.serverId !== null && tenant.infra !== 'failed' ? await tx.enqueueJob({ kind: 'resize', tenant: tenant.id, runAfter: tx.now() }) : undefined
+    await appendAudit(tx, this.config.auditSecret, tenant.id, 'plan.changed', { from: tenant.plan, to: patch.plan, source, ...(resize === undefined ? {} : { resize_job: resize.id }) })
+    return resize !== undefined
   }
 
   /**
@@ -378,7 +433,7 @@ export class TenantService {
    * that adopts it. Same transaction, same rules, so the tenant ends as in any other order.
    */
   private async catchUp (tx: StoreOps, applied: Applied & { tenant: Tenant }, subscriptionId: string): Promise<Applied> {
-    let { tenant, provision } = applied
+    let { tenant, provision, kick } = applied
     const waiting = await tx.listUnmatchedEvents(subscriptionId)
     // Off the waiting list before any is applied: one naming another tenant of ours may link
     // the subscription there, and that catch-up must not apply these a second time.
@@ -392,7 +447,8 @@ export class TenantService {
       // The answer stays about the adopting tenant; another one's jobs are kicked all the same.
       if (result.tenant?.id === tenant.id) tenant = result.tenant
       provision ||= result.provision
+      kick ||= result.outcome !== 'unmatched' && result.kick === true
     }
-    return { outcome: applied.outcome, tenant, provision }
+    return { outcome: applied.outcome, tenant, provision, kick }
   }
 }

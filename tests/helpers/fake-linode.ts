@@ -1,5 +1,5 @@
 // A real HTTP server playing Linode API v4 for wire-level tests: instances (label uniqueness,
-// status progression, boot), Cloud Firewalls (fake-linode-firewalls.ts), domains and records,
+// status progression, boot, resize), Cloud Firewalls (fake-linode-firewalls.ts), domains and records,
 // what the settings check reads (profile,
 // grants, regions, images, types), bearer auth, paging, X-Filter, request bodies checked
 // against schemas cut from the OpenAPI spec, and faults (429, 5xx, slow and lost replies).
@@ -12,6 +12,7 @@ type Schema = Record<string, any>
 const fixture = (name: string): Schema => JSON.parse(readFileSync(new URL(`../fixtures/linode/${name}.schema.json`, import.meta.url), 'utf8'))
 export const schemas = {
   instanceCreate: fixture('instance-create'),
+  instanceResize: fixture('instance-resize'),
   recordCreate: fixture('domain-record-create'),
   recordUpdate: fixture('domain-record-update')
 }
@@ -73,8 +74,14 @@ export interface FakeInstance {
   created: string
   updated: string
   has_user_data: boolean
-  /** GETs of this instance so far: drives the status progression. */
+  /** GETs of this instance so far: drives the status progression (and a resize's). */
   gets: number
+  /** MB its data takes on disk: a resize to a type whose disk is smaller is refused. */
+  diskUsed: number
+  /** The type a resize under way moves it to. */
+  resizeTo?: string
+  /** The resize under way ends with the server running as before (Linode gave up on it). */
+  resizeFails?: boolean
 }
 export interface FakeRecord { id: number, type: string, name: string, target: string, ttl_sec: number, priority: number, weight: number, port: number }
 export interface FakeDomain { id: number, domain: string, type: 'master', status: 'active', records: Map<number, FakeRecord> }
@@ -110,7 +117,7 @@ export interface FakeLinodeOptions {
 export interface FakeCatalogue {
   regions: Map<string, { capabilities: string[], status: string }>
   images: Map<string, { status: string, capabilities: string[], is_public: boolean, deprecated: boolean, eol: string | null, regions?: Array<{ region: string, status: string }> }>
-  types: Map<string, { vcpus: number, memory: number }>
+  types: Map<string, { vcpus: number, memory: number, disk: number }>
   /** Per region: the types Linode lists as (un)available there. */
   availability: Map<string, Array<{ plan: string, available: boolean }>>
   /** null: an unrestricted user (GET /profile/grants answers 204). */
@@ -126,7 +133,7 @@ function defaultCatalogue (): FakeCatalogue {
       ['linode/debian11', { status: 'available', capabilities: ['cloud-init'], is_public: true, deprecated: true, eol: '2026-07-01T04:00:00' }],
       ['linode/arch', { status: 'available', capabilities: [], is_public: true, deprecated: false, eol: null }]
     ]),
-    types: new Map([['g6-nanode-1', { vcpus: 1, memory: 1024 }], ['g6-standard-1', { vcpus: 1, memory: 2048 }], ['g6-standard-2', { vcpus: 2, memory: 4096 }], ['g6-standard-4', { vcpus: 4, memory: 8192 }], ['g6-standard-6', { vcpus: 6, memory: 16384 }]]),
+    types: new Map([['g6-nanode-1', { vcpus: 1, memory: 1024, disk: 25600 }], ['g6-standard-1', { vcpus: 1, memory: 2048, disk: 51200 }], ['g6-standard-2', { vcpus: 2, memory: 4096, disk: 81920 }], ['g6-standard-4', { vcpus: 4, memory: 8192, disk: 163840 }], ['g6-standard-6', { vcpus: 6, memory: 16384, disk: 327680 }]]),
     availability: new Map([['us-east', [{ plan: 'g6-standard-2', available: true }, { plan: 'g6-standard-4', available: true }]]]),
     grants: null
   }
@@ -188,13 +195,13 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
     const inst: FakeInstance = {
       id, status: steps[0]!, type: 'g6-standard-2', region: 'us-east', image: 'linode/debian12', tags: [],
       ipv4: [`203.0.113.${id % 250}`, `192.168.140.${id % 250}`], ipv6: `2600:3c00::${id.toString(16)}/128`,
-      created: now(), updated: now(), has_user_data: false, gets: 0, ...fields
+      created: now(), updated: now(), has_user_data: false, gets: 0, diskUsed: 4000, ...fields
     }
     instances.set(id, inst)
     return inst
   }
   function view (i: FakeInstance): Record<string, unknown> {
-    const { gets: _gets, ...rest } = i
+    const { gets: _gets, diskUsed: _used, resizeTo: _to, resizeFails: _fails, ...rest } = i
     return { ...rest, group: '', hypervisor: 'kvm', watchdog_enabled: true, specs: { disk: 81920, memory: 4096, vcpus: 2, transfer: 4000 }, alerts: {}, backups: { enabled: false } }
   }
   function page (items: unknown[], query: Record<string, string>): Record<string, unknown> {
@@ -238,7 +245,7 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
     const image = method === 'GET' && seg[0] === 'images' ? catalogue.images.get(seg.slice(1).join('/')) : undefined
     if (image !== undefined) return [200, { id: seg.slice(1).join('/'), label: seg.at(-1), size: 2500, created_by: 'linode', ...image }]
     const type = method === 'GET' && seg[0] === 'linode' && seg[1] === 'types' && seg.length === 3 ? catalogue.types.get(seg[2]!) : undefined
-    if (type !== undefined) return [200, { id: seg[2], label: seg[2], class: 'standard', disk: 81920, transfer: 4000, ...type }]
+    if (type !== undefined) return [200, { id: seg[2], label: seg[2], class: 'standard', transfer: 4000, ...type }]
     if (seg[0] === 'linode' && seg[1] === 'instances') {
       if (seg.length === 2 && method === 'GET') return [200, page(filtered('instances', [...instances.values()], req.headers['x-filter']).map(view), query)]
       if (seg.length === 2 && method === 'POST') {
@@ -257,6 +264,11 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
       const inst = instances.get(Number(seg[2]))
       if (seg.length === 3 && inst !== undefined && method === 'GET') {
         inst.gets++
+        if (inst.resizeTo !== undefined) {
+          // Resizing for `getsPerStep` GETs, then running again: as the new type, or as before.
+          if (inst.gets >= getsPerStep) Object.assign(inst, { status: 'running', type: inst.resizeFails === true ? inst.type : inst.resizeTo, resizeTo: undefined })
+          return [200, view(inst)]
+        }
         const at = steps.indexOf(inst.status)
         if (at >= 0) inst.status = steps[Math.max(at, Math.min(Math.floor(inst.gets / getsPerStep), steps.length - 1))]!
         return [200, view(inst)]
@@ -266,6 +278,21 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
         if (inst.status !== 'offline') throw new HttpError(400, [{ reason: 'Linode busy.' }])
         inst.status = 'booting'
         inst.gets = Math.max(0, steps.indexOf('booting')) * getsPerStep // on from booting at the usual pace
+        return [200, {}]
+      }
+      if (seg.length === 4 && seg[3] === 'resize' && inst !== undefined && method === 'POST') {
+        const errors = bodyErrors(schemas.instanceResize, body)
+        if (errors.length > 0) throw new HttpError(400, errors)
+        const to = catalogue.types.get(body.type)
+        if (to === undefined) throw new HttpError(400, [{ field: 'type', reason: 'A valid plan type by that ID was not found' }])
+        // Linode resizes a server that is on or off, and nothing else is under way.
+        if (inst.status !== 'running' && inst.status !== 'offline') throw new HttpError(400, [{ reason: 'Linode busy.' }])
+        if (body.type === inst.type) throw new HttpError(400, [{ field: 'type', reason: 'Linode is already running this service plan.' }])
+        const allocated = catalogue.types.get(inst.type)?.disk ?? 0
+        if ((body.allow_auto_disk_resize === false ? allocated : inst.diskUsed) > to.disk) {
+          throw new HttpError(400, [{ reason: 'The Linode has allocated more disk than the new service plan allows. Delete or resize disks smaller.' }])
+        }
+        Object.assign(inst, { status: 'resizing', resizeTo: body.type, gets: 0 })
         return [200, {}]
       }
       if (seg.length === 3 && inst !== undefined && method === 'DELETE') {

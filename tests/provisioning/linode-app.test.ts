@@ -78,7 +78,7 @@ t.test('paid → Linode server → DNS → healthy → active; canceled → torn
   t.equal(linode.firewalls.size, 1, 'the shared firewall stays for the next tenant')
 })
 
-t.test("an adopted server of another plan's type is kept, and the audit names the type it has", async (t) => {
+t.test("an adopted server of another plan's type is kept, the audit names the type it has, and it is resized to the plan's", async (t) => {
   const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 1 })
   const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', WEBHOOK_WAIT_MS: '200' }
   const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: 200, body: '' }) })
@@ -93,6 +93,56 @@ t.test("an adopted server of another plan's type is kept, and the audit names th
   const adopted = (await store.listAudit({ tenant: id })).find((e) => e.action === 'server.adopted')
   t.match(adopted?.detail, { server: String(earlier.id), type: 'g6-standard-1', planned_type: 'g6-standard-4' }, 'the type it has, and the one the plan would get')
   t.ok(logLines.some((l) => l.msg === "adopted a server of another type than the plan's" && l.type === 'g6-standard-1'), 'the operator is told')
+  await until(async () => (await store.listJobs({ tenant: id })).some((j) => j.kind === 'resize' && j.status === 'done'), 'the resize')
+  t.match(linode.instances.get(earlier.id), { type: 'g6-standard-4', status: 'running' }, 'then resized to the plan\'s type')
+  t.match((await store.listAudit({ tenant: id })).find((e) => e.action === 'resize.queued')?.detail, { server: String(earlier.id), from: 'g6-standard-1', to: 'g6-standard-4' })
+})
+
+t.test('a plan change resizes the Linode server (warm, resizing, then running as the new type) and waits for its health', async (t) => {
+  const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 2 })
+  const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', WEBHOOK_WAIT_MS: '200' }
+  let healthy = true
+  const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: healthy ? 200 : 502, body: '' }) })
+  const { app, store } = await buildTestApp(t, { executor, env, jobs: { pollIntervalMs: 5 } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Growing CTF' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_grow' })))
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  const [server] = [...linode.instances.values()]
+  t.equal(server!.type, 'g6-standard-1')
+
+  healthy = false
+  await deliver(app, makeEvent('customer.subscription.updated', subscription({ id: 'sub_grow', tenantId: id, status: 'active', lookupKey: 'ctfhive_pro_monthly' }), { created: Math.floor(Date.now() / 1000) + 5 }))
+  await until(async () => (await store.listAudit({ tenant: id })).some((e) => e.action === 'server.resized'), 'the server resized')
+  t.match(server, { type: 'g6-standard-4', status: 'running' }, 'the same server, of the Pro type')
+  t.equal((await store.listJobs({ tenant: id })).at(-1)?.status, 'running', 'the job waits for the health check')
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'active', 'the tenant stays active meanwhile')
+  healthy = true
+  await until(async () => (await store.listJobs({ tenant: id })).at(-1)?.status === 'done', 'the resize done')
+  const resize = linode.requests.find((r) => r.path === `/linode/instances/${server!.id}/resize`)
+  t.same(resize?.body, { type: 'g6-standard-4', allow_auto_disk_resize: true, migration_type: 'warm' })
+  t.equal(linode.count('POST', `/linode/instances/${server!.id}/resize`), 1)
+  const trail = (await store.listAudit({ tenant: id })).map((e) => e.action)
+  t.same(trail.slice(trail.indexOf('plan.changed')), ['plan.changed', 'resize.started', 'server.resized', 'resize.done'])
+  t.equal(linode.instances.size, 1)
+})
+
+t.test('Linode ending a resize without doing it fails the job for the operator; the tenant stays live', async (t) => {
+  // Two polls a step: the job sees the server resizing before it runs again as it was.
+  const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 2 })
+  const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', WEBHOOK_WAIT_MS: '200', PROVISION_MAX_ATTEMPTS: '2' }
+  const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: 200, body: '' }) })
+  const { app, store } = await buildTestApp(t, { executor, env, jobs: { pollIntervalMs: 5 } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Shrinking CTF' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_shrink' })))
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  const [server] = [...linode.instances.values()]
+  server!.resizeFails = true
+  await deliver(app, makeEvent('customer.subscription.updated', subscription({ id: 'sub_shrink', tenantId: id, status: 'active', lookupKey: 'ctfhive_solo_monthly' }), { created: Math.floor(Date.now() / 1000) + 5 }))
+  await until(async () => (await store.listJobs({ tenant: id })).at(-1)?.status === 'failed', 'the resize failed')
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'resize', attempts: 1, lastError: /Linode ended the resize of server \d+ to g6-standard-1 without it: the server runs as g6-standard-4 again/ })
+  t.match(server, { type: 'g6-standard-4', status: 'running' })
+  t.match(await store.getTenant(id), { plan: 'solo', infra: 'ready', error: null })
+  t.match((await store.listAudit({ tenant: id })).find((e) => e.action === 'resize.failed')?.detail, { step: 'resizing:g6-standard-1', reason: /ended the resize/ })
 })
 
 t.test('after a change of BASE_DOMAIN a tenant keeps its address, and its teardown finds its record in the old zone', async (t) => {
@@ -121,4 +171,31 @@ t.test('after a change of BASE_DOMAIN a tenant keeps its address, and its teardo
   t.equal(linode.count('GET', `/domains/${newZone!.id}`), 0, 'the new zone never searched for it')
   t.equal(linode.instances.size, 0)
   t.same((await store.listAudit({ tenant: id })).find((e) => e.action === 'dns.removed')?.detail.records, [recordId])
+})
+
+// A token without the Domains scope (401), or a restricted user whose zone grant was removed
+// (403): no retry fixes the DNS calls, and the server must not keep billing because of them.
+t.test('a teardown Linode refuses the Domains API still destroys the server, and says what it left behind', async (t) => {
+  for (const status of [401, 403]) {
+    const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 1 })
+    const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', DEPROVISION_GRACE_HOURS: '0', WEBHOOK_WAIT_MS: '200' }
+    const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: 200, body: '' }) })
+    const logLines: Array<Record<string, unknown>> = []
+    const { app, store } = await buildTestApp(t, { executor, env, logLines, jobs: { pollIntervalMs: 5 } })
+    const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Scoped CTF' } })).json().tenant_id
+    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: `sub_scope_${status}` })))
+    await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+    const recordId = (await store.getTenant(id))!.dnsRecordId!
+
+    linode.inject({ path: /^\/domains/, times: 1000, fault: { status, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } })
+    await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: `sub_scope_${status}`, tenantId: id, status: 'canceled' })))
+    await until(async () => (await store.listJobs({ tenant: id })).some((j) => j.kind === 'deprovision' && (j.status === 'done' || j.status === 'failed')), 'the teardown to end')
+    t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'done' }, `${status}: the teardown ends`)
+    t.equal(linode.instances.size, 0, `${status}: the server is destroyed`)
+    t.match(await store.getTenant(id), { infra: 'deprovisioned', serverId: null, dnsRecordId: recordId }, `${status}: the record left behind is still named`)
+    t.equal([...linode.domains.values()][0]!.records.size, 1, `${status}: the record is still there (Linode refused its removal)`)
+    const removed = (await store.listAudit({ tenant: id })).find((e) => e.action === 'dns.removed')
+    t.match(removed?.detail, { records: [], left_behind: [recordId], lookup_failed: new RegExp(String(status)), remove_failed: new RegExp(String(status)) }, `${status}: the audit says what was left`)
+    t.ok(logLines.some((l) => l.level === 50 && /left DNS records behind/.test(String(l.msg)) && (l.left_behind as string[])?.[0] === recordId), `${status}: an error line for the operator`)
+  }
 })

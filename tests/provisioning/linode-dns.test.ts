@@ -67,6 +67,16 @@ t.test('DNS: twins from a lost create collapse to one; a lost POST is found agai
   t.ok(zone.records.has(Number(id)))
 })
 
+t.test('DNS: a 2xx record create reply that is not a record (a proxy\'s `{}`) is taken as a lost reply: the record is found by name', async (t) => {
+  const { fake, executor } = await setup(t)
+  const zone = [...fake.domains.values()][0]!
+  fake.inject({ method: 'POST', path: `/domains/${zone.id}/records`, fault: { status: 200, body: {}, apply: true } })
+  const id = await executor.ensureDnsRecord(spec, '203.0.113.10')
+  const made = [...zone.records.values()]
+  t.same(made.map((r) => [String(r.id), r.name, r.target]), [[id, 'acme', '203.0.113.10']], 'the one record Linode made, and its id')
+  t.equal(fake.count('POST', `/domains/${zone.id}/records`), 1, 'never made twice')
+})
+
 t.test('DNS: a missing zone and a malformed address are clear, non-retryable errors', async (t) => {
   const { fake, executor } = await setup(t, { fake: { domains: ['elsewhere.test'] } })
   const err = await caught(executor.ensureDnsRecord(spec, '203.0.113.10'))

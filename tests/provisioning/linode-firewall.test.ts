@@ -122,6 +122,16 @@ t.test('a create whose reply is lost is found, not made twice', async (t) => {
   t.equal(fake.count('POST', '/networking/firewalls'), 1)
 })
 
+t.test('a 2xx create reply that is not a firewall (a proxy\'s `{}`) is taken as a lost reply: the firewall is found', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.inject({ method: 'POST', path: '/networking/firewalls', fault: { status: 200, body: {}, apply: true } })
+  const { server, firewall } = await executor.createOrAdopt(spec(1))
+  t.equal(fake.firewalls.size, 1, 'one firewall')
+  t.equal(firewall?.id, String([...fake.firewalls.keys()][0]), 'the one Linode made, found by its label')
+  t.same(behind(fake, server.id), [Number(firewall?.id)], 'the server is behind it')
+  t.equal(fake.count('POST', '/networking/firewalls'), 1, 'never made twice')
+})
+
 t.test('a token refused for firewalls (401) or a user without the grant (403): a clear, final error, and no server', async (t) => {
   const { fake, executor } = await setup(t)
   fake.inject({ path: '/networking/firewalls', fault: { status: 401, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } })

@@ -102,6 +102,19 @@ t.test('a create whose reply is lost is adopted: exactly one server', async (t) 
   }
 })
 
+t.test('a 2xx create reply that is not an instance (a proxy\'s `{}`) is taken as a lost reply: the server is adopted', async (t) => {
+  for (const body of [{}, { id: 'abc', label: 'ctf-acme', status: 'provisioning' }, null]) {
+    const { fake, executor } = await setup(t)
+    fake.inject({ method: 'POST', path: '/linode/instances', fault: { status: 200, body, apply: true } })
+    const { server, adopted } = await executor.createOrAdopt(spec)
+    const made = [...fake.instances.values()]
+    t.equal(made.length, 1, `${JSON.stringify(body)}: one server`)
+    t.same([server.id, server.label, adopted], [String(made[0]!.id), 'ctf-acme', true], `${JSON.stringify(body)}: the one Linode made, found by its label`)
+    t.equal(fake.count('POST', '/linode/instances'), 1, 'never a second create')
+    t.ok(await executor.getServer(server.id), 'its id reads back')
+  }
+})
+
 t.test('an unclear create that lands between the label and the tag lookups is adopted, not refused', async (t) => {
   const { fake, executor } = await setup(t)
   fake.inject({ method: 'POST', path: '/linode/instances', fault: { status: 502 } })
@@ -349,6 +362,59 @@ t.test('bootServer: boots a server that is off; busy or gone is a decline, not a
   const denied = await caught(executor.bootServer(String(off.id)))
   t.equal((denied as ExecutorError).retryable, false, 'other refusals fail the attempt as usual')
   t.equal(off.status, 'offline')
+})
+
+t.test('resizeServer: a warm resize whose disks Linode resizes; the server runs as the new type after resizing', async (t) => {
+  const { fake, executor } = await setup(t, { fake: { getsPerStep: 2 } })
+  const server = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG], status: 'running', type: 'g6-standard-1' })
+  await executor.resizeServer(String(server.id), 'g6-standard-4')
+  const asked = fake.requests.filter((r) => r.method === 'POST')
+  t.same(asked.map((r) => [r.path, r.body]), [[`/linode/instances/${server.id}/resize`, { type: 'g6-standard-4', allow_auto_disk_resize: true, migration_type: 'warm' }]])
+  t.same(validateSchema(schemas.instanceResize, asked[0]!.body), [], 'the body validates against the spec')
+  t.match(await executor.getServer(String(server.id)), { status: 'resizing', type: 'g6-standard-1' }, 'Linode moves it')
+  t.match(await executor.getServer(String(server.id)), { status: 'running', type: 'g6-standard-4' }, 'then it runs as the new type')
+  await executor.resizeServer(String(server.id), 'g6-standard-4')
+  t.equal(fake.count('POST'), 1, 'already of the type: nothing asked')
+})
+
+t.test('resizeServer: a lost reply, or a repeat while Linode resizes, asks once', async (t) => {
+  const { fake, executor, sleeps } = await setup(t, { fake: { getsPerStep: 5 } })
+  const server = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG], status: 'running', type: 'g6-standard-1' })
+  fake.inject({ method: 'POST', path: `/linode/instances/${server.id}/resize`, fault: { status: 502, apply: true } })
+  await executor.resizeServer(String(server.id), 'g6-standard-2')
+  t.equal(server.status, 'resizing', 'Linode took it')
+  await executor.resizeServer(String(server.id), 'g6-standard-2')
+  t.equal(fake.count('POST', `/linode/instances/${server.id}/resize`), 1, 'one request, though its reply was lost and it was asked again')
+  t.same(sleeps, [], 'no backoff: the server showed the resize under way')
+
+  // A reply lost before Linode took it: asked again after a backoff.
+  const other = fake.addInstance({ label: 'ctf-other', tags: ['ctfhive', 'tenant:other'], status: 'running', type: 'g6-standard-1' })
+  fake.inject({ method: 'POST', path: `/linode/instances/${other.id}/resize`, fault: { drop: 'before' } })
+  await executor.resizeServer(String(other.id), 'g6-standard-2')
+  t.equal(fake.count('POST', `/linode/instances/${other.id}/resize`), 2)
+  t.equal(other.status, 'resizing')
+  t.equal(sleeps.length, 1)
+})
+
+t.test('resizeServer: Linode\'s refusals are final and say why; busy is asked again later; a server not ours is never resized', async (t) => {
+  const { fake, executor } = await setup(t)
+  const full = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG], status: 'running', type: 'g6-standard-4', diskUsed: 60_000 })
+  const refused = await caught(executor.resizeServer(String(full.id), 'g6-standard-1')) as ExecutorError
+  t.equal(refused.retryable, false, 'a downsize whose data does not fit')
+  t.match(refused.message, new RegExp(`^Linode refused to resize ${full.id} \\(ctf-acme\\) from g6-standard-4 to g6-standard-1: Linode API 400: The Linode has allocated more disk`))
+  t.match(full, { status: 'running', type: 'g6-standard-4' }, 'left as it was')
+  const unknown = await caught(executor.resizeServer(String(full.id), 'g6-nonesuch-9')) as ExecutorError
+  t.same([unknown.retryable, /type: A valid plan type/.test(unknown.message)], [false, true])
+
+  full.status = 'rebooting'
+  const busy = await caught(executor.resizeServer(String(full.id), 'g6-standard-6')) as ExecutorError
+  t.same([busy.retryable, /is busy/.test(busy.message)], [true, true], 'busy with a reboot: retried by the job')
+
+  const foreign = fake.addInstance({ label: 'someone-else', tags: [], status: 'running', type: 'g6-standard-1' })
+  t.match(await caught(executor.resizeServer(String(foreign.id), 'g6-standard-2')), { retryable: false, message: /not tagged ctfhive; refusing to resize it/ })
+  t.match(await caught(executor.resizeServer('999999', 'g6-standard-2')), { retryable: false, message: /does not exist/ })
+  t.match(await caught(executor.resizeServer('1/../../account', 'g6-standard-2')), { retryable: false })
+  t.equal(fake.count('POST', `/linode/instances/${foreign.id}`), 0, 'no request about a server not ours')
 })
 
 t.test('destroy twice: one deletion, then a 404 counts as done', async (t) => {

@@ -446,6 +446,19 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same((await store.listJobs({ tenant: a })).map((j) => j.status), ['done', 'running', 'failed', 'queued'])
   })
 
+  t.test('jobs: a resize is a kind of its own, live beside a provision and a deprovision job of its tenant', async (t) => {
+    const { store } = await fresh(t)
+    const a = tenantId()
+    const live = await Promise.all((['provision', 'deprovision', 'resize'] as const).map((kind) => store.enqueueJob({ kind, tenant: a, runAfter: 0 })))
+    t.same(live.map((j) => j.kind), ['provision', 'deprovision', 'resize'])
+    t.equal(new Set(live.map((j) => j.id)).size, 3, 'three jobs')
+    const again = await store.transaction((tx) => tx.enqueueJob({ kind: 'resize', tenant: a, runAfter: 5 }))
+    t.equal(again.id, live[2]!.id, 'one live resize per tenant')
+    t.match(await store.getJob(live[2]!.id), { kind: 'resize', status: 'queued', step: '' }, 'read back as a resize')
+    await store.updateJob(live[2]!.id, { step: 'resizing:g6-standard-4' })
+    t.equal((await store.getJob(live[2]!.id))?.step, 'resizing:g6-standard-4', 'a step naming the type it awaits')
+  })
+
   t.test('jobs: claimed by due time, leased, reclaimed after the lease lapses, released', async (t) => {
     const { store } = await fresh(t)
     const ta = tenantId()
