@@ -247,32 +247,27 @@ export class TenantService {
    * did not come back in time), once the operator has seen to the cause. False when there is none
    * to retry.
    */
-  async retryResize (id: string): Promise<boolean> {
-    const queued = await this.store.transaction(async (tx) => {
-      const t = await tx.getTenantForUpdate(id)
-      if (t === undefined || t.billing === 'canceled' || t.infra !== 'ready' || t.serverId === null) return false
-      const last = (await tx.listJobs({ tenant: id })).filter((j) => j.kind === 'resize').at(-1)
-      if (last?.status !== 'failed') return false
-      const job = await tx.enqueueJob({ kind: 'resize', tenant: id, runAfter: tx.now() })
-      await appendAudit(tx, this.config.auditSecret, id, 'resize.retry_requested', { resize_job: job.id, failed_job: last.id })
-      return true
-    })
-    if (queued) this.jobs.kick()
-    return queued
+  retryResize (id: string): Promise<boolean> {
+    return this.retryFailedJob(id, 'resize', (t) => t.billing !== 'canceled' && t.infra === 'ready' && t.serverId !== null, 'resize.retry_requested', 'resize_job')
   }
 
   /**
    * Queues a new teardown for a canceled tenant whose last one failed for good (an error no
    * retry could fix, since fixed by the operator). False when there is none to retry.
    */
-  async retryTeardown (id: string): Promise<boolean> {
+  retryTeardown (id: string): Promise<boolean> {
+    return this.retryFailedJob(id, 'deprovision', (t) => t.billing === 'canceled' && t.infra !== 'deprovisioned', 'teardown.retry_requested', 'deprovision_job')
+  }
+
+  /** Queues `kind` again when the tenant's last job of that kind failed and `applies` to it. */
+  private async retryFailedJob (id: string, kind: 'resize' | 'deprovision', applies: (t: Tenant) => boolean, action: string, jobKey: string): Promise<boolean> {
     const queued = await this.store.transaction(async (tx) => {
       const t = await tx.getTenantForUpdate(id)
-      if (t === undefined || t.billing !== 'canceled' || t.infra === 'deprovisioned') return false
-      const last = (await tx.listJobs({ tenant: id })).filter((j) => j.kind === 'deprovision').at(-1)
+      if (t === undefined || !applies(t)) return false
+      const last = (await tx.listJobs({ tenant: id })).filter((j) => j.kind === kind).at(-1)
       if (last?.status !== 'failed') return false
-      const job = await tx.enqueueJob({ kind: 'deprovision', tenant: id, runAfter: tx.now() })
-      await appendAudit(tx, this.config.auditSecret, id, 'teardown.retry_requested', { deprovision_job: job.id, failed_job: last.id })
+      const job = await tx.enqueueJob({ kind, tenant: id, runAfter: tx.now() })
+      await appendAudit(tx, this.config.auditSecret, id, action, { [jobKey]: job.id, failed_job: last.id })
       return true
     })
     if (queued) this.jobs.kick()

@@ -6,6 +6,7 @@ import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { JobRunner } from '../../api/provisioning/jobs.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import type { Job, Store } from '../../api/store/store.ts'
+import type { FastifyInstance } from 'fastify'
 import { captureLogger, testConfig } from './build-app.ts'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
@@ -51,4 +52,17 @@ export async function runOnce (store: Store, runner: JobRunner): Promise<Job> {
   if (claimed === undefined) throw new Error('no job was due')
   await runner.runJob(claimed)
   return claimed
+}
+
+/** Claims and runs one due job of the app's runner (backoffs and postponements ignored: "due" is a minute from now); false when none. */
+export async function runOne (app: FastifyInstance, store: Store): Promise<boolean> {
+  const job = await store.claimNextJob(app.jobs.owner, Date.now() + 60_000, app.jobs.leaseMs)
+  if (job === undefined) return false
+  await app.jobs.runJob(job)
+  return true
+}
+
+/** Runs due jobs one at a time until none is left (at most 50). */
+export async function runAll (app: FastifyInstance, store: Store): Promise<void> {
+  for (let i = 0; i < 50 && await runOne(app, store); i++);
 }

@@ -3,9 +3,8 @@
 // way, superseded by a cancellation, failed for the operator (never the tenant) and retried,
 // resumed after a crash. Jobs run one claim at a time, so each case walks an exact order.
 import t, { type Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { directRunner, runOnce } from '../helpers/job-runner.ts'
+import { directRunner, runAll, runOnce, runOne } from '../helpers/job-runner.ts'
 import { checkoutSession, deliver, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { ExecutorError } from '../../api/provisioning/executor.ts'
@@ -38,18 +37,6 @@ async function liveTenant (t: Test, executor = new FakeExecutor(), logLines?: Ar
   t.match(live, { infra: 'ready', plan: 'solo' }, 'the tenant is live on Solo')
   t.equal(executor.servers.get(live.serverId!)?.type, TYPE.solo)
   return { ...built, live }
-}
-
-/** Claims and runs one due job (backoffs and postponements ignored: "due" is a minute from now); false when none. */
-async function runOne (app: FastifyInstance, store: Store): Promise<boolean> {
-  const job = await store.claimNextJob(app.jobs.owner, Date.now() + 60_000, app.jobs.leaseMs)
-  if (job === undefined) return false
-  await app.jobs.runJob(job)
-  return true
-}
-
-async function runAll (app: FastifyInstance, store: Store): Promise<void> {
-  for (let i = 0; i < 50 && await runOne(app, store); i++);
 }
 
 async function actions (store: Store, id: string): Promise<string[]> {

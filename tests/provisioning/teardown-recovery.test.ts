@@ -3,8 +3,8 @@
 // removed the DNS record, and a teardown that cannot succeed without the operator. Jobs run
 // one claim at a time here, so each case walks the exact order of events.
 import t, { type Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from '../helpers/build-app.ts'
+import { runAll, runOne } from '../helpers/job-runner.ts'
 import { checkoutSession, deliver, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { ExecutorError, type CreateResult, type ServerInfo, type ServerSpec } from '../../api/provisioning/executor.ts'
@@ -73,18 +73,6 @@ async function liveTenant (t: Test, logLines?: Array<Record<string, unknown>>) {
   const live = (await built.store.getTenant(built.id))!
   t.equal(live.infra, 'ready', 'the tenant is live')
   return { ...built, executor, live }
-}
-
-/** Claims and runs one due job (backoffs ignored: "due" is a minute from now); false when none. */
-async function runOne (app: FastifyInstance, store: Store): Promise<boolean> {
-  const job = await store.claimNextJob(app.jobs.owner, Date.now() + 60_000, app.jobs.leaseMs)
-  if (job === undefined) return false
-  await app.jobs.runJob(job)
-  return true
-}
-
-async function runAll (app: FastifyInstance, store: Store): Promise<void> {
-  for (let i = 0; i < 50 && await runOne(app, store); i++);
 }
 
 /** The runner's timers are unref'd: keep the process up while a test awaits a gate. */
