@@ -229,7 +229,7 @@ export class TenantAdmin {
     const t = await this.mustGet(id)
     const state = deriveTenantState(t.billing, t.infra)
     const conflict = (): AppError => new AppError('conflict',
-      `Only a failed provisioning or a failed teardown can be retried; this tenant is ${state}${t.billing === 'canceled' ? ' and has no failed teardown' : ' and has no failed resize to retry'}.`, { tenant_id: id, state })
+      `Only a failed provisioning, resize or teardown can be retried; this tenant is ${state}${t.billing === 'canceled' ? ' and has no failed teardown' : ' and has no failed resize'}.`, { tenant_id: id, state })
     if (t.billing === 'canceled') {
       if (!(await this.tenants.retryTeardown(id))) throw conflict()
       return this.record(await this.mustGet(id))

@@ -116,7 +116,7 @@ t.test('retry: re-queues a failed provisioning for the server to run; refuses ot
 
   const again = await run(['retry', id])
   t.equal(again.code, 1)
-  t.match(again.stderr, /^error: Only a failed provisioning or a failed teardown can be retried; this tenant is active/)
+  t.match(again.stderr, /^error: Only a failed provisioning, resize or teardown can be retried; this tenant is active and has no failed resize\./)
   t.equal((await run(['audit', 'verify'])).code, 0, 'the CLI\'s audit entries chain correctly')
 })
 
