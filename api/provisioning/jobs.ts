@@ -357,7 +357,11 @@ export class JobRunner {
         await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.failed`, { job: job.id, step: job.step, attempts, reason: message })
         if (job.kind === 'deprovision') log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, 'teardown failed: the server is still running; fix the cause, then retry it (ctfhive retry)')
         // The tenant is left as it is: its CTF runs on, at the size it had.
-        if (job.kind === 'resize') log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, 'resize failed: the server is not of its plan\'s type; fix the cause, then retry it (ctfhive retry)')
+        if (job.kind === 'resize') {
+          log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, job.step.startsWith('resized:')
+            ? 'resize failed: the server runs as its plan\'s type, but its CTF did not pass the health check; fix the cause, then retry it (ctfhive retry)'
+            : 'resize failed: the server is not of its plan\'s type; fix the cause, then retry it (ctfhive retry)')
+        }
       } else {
         const delay = this.opts.backoffMs(attempts)
         await tx.updateJob(job.id, { status: 'queued', attempts, lastError: message, leaseOwner: null, leaseUntil: 0, runAfter: this.now() + delay })

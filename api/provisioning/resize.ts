@@ -17,6 +17,8 @@ import { ExecutorError, type Executor, type ServerInfo, type ServerSpec } from '
 
 /** The job's last error while it waits for the tenant's provisioning to end. */
 export const AWAITING_PROVISIONING = 'waiting for the provisioning of the tenant to end before resizing its server'
+/** The job's last error while the server is in the middle of something (an earlier resize, a boot). */
+export const AWAITING_SERVER = 'waiting for the server to settle (an earlier resize or a boot under way) before resizing it'
 
 export interface ResizeDeps {
   executor: Executor
@@ -57,10 +59,18 @@ export async function runResize (attempt: Attempt, deps: ResizeDeps): Promise<vo
     const target = deps.specFor(tenant).serverType
     const server = await executor.getServer(serverId, signal)
     if (server === undefined) return skip(attempt, 'the server no longer exists', { server: serverId })
+    // Its type is decided only once it settles: a resize under way (one called off by a
+    // cancellation, or asked before a restart) may be taking it to another type.
+    if (server.status !== 'running' && server.status !== 'offline') return waitForServer(attempt, deps, server.status)
     // An executor that does not tell the type has nothing to resize by.
-    if (server.type === undefined || server.type === target) return finish(attempt, deps, target, { server: serverId, type: server.type ?? target, unchanged: true })
-    await executor.resizeServer(serverId, target, signal)
-    await attempt.commitStep(`resizing:${target}`, {}, 'resize.started', { server: serverId, from: server.type, to: target })
+    if (server.type === undefined) return finish(attempt, deps, target, { server: serverId, type: target, unchanged: true })
+    if (server.type === target) {
+      // Already the plan's type; the CTF must still answer (a retry after a failed health check).
+      await attempt.commitStep(`resized:${target}`, {}, 'server.resized', { server: serverId, type: target, status: server.status, unchanged: true })
+    } else {
+      await executor.resizeServer(serverId, target, signal)
+      await attempt.commitStep(`resizing:${target}`, {}, 'resize.started', { server: serverId, from: server.type, to: target })
+    }
   }
   const at = resizeStep(job.step)
   if (at === undefined) throw new ExecutorError(`a resize job cannot resume at step ${JSON.stringify(job.step)}`, { retryable: false })
@@ -105,6 +115,21 @@ async function tenantToResize (attempt: Attempt, deps: ResizeDeps): Promise<Tena
     if (tenant.infra === 'failed') return end('its provisioning failed; the retry of it resizes the server')
     if (tenant.infra !== 'ready' || tenant.serverId === null) return end('the tenant has no server')
     return tenant
+  })
+}
+
+/**
+ * Queued again, uncounted, while the server is busy (resizing, migrating, booting): up to the
+ * resize wait from the job's creation, after which the operator looks.
+ */
+async function waitForServer (attempt: Attempt, deps: ResizeDeps, status: string): Promise<void> {
+  const { job } = attempt
+  if (attempt.now() > Date.parse(job.createdAt) + deps.resizeWaitMs) {
+    throw new ExecutorError(`the server stayed ${status} for ${Math.round(deps.resizeWaitMs / 60_000)} min; the resize was not asked`, { retryable: false })
+  }
+  await attempt.transaction(async (tx) => {
+    await tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: tx.now() + deps.postponeMs, lastError: AWAITING_SERVER })
+    if (job.lastError !== AWAITING_SERVER) await attempt.audit(tx, 'resize.postponed', { reason: `the server is ${status}` })
   })
 }
 

@@ -111,7 +111,9 @@ t.test('a plan change back before the job runs: the server is already of the typ
   await deliver(app, planEvent(id, 'sub_r', 'solo'))
   await runAll(app, store)
   t.equal(executor.calls.resize, 0)
-  t.match((await store.listAudit({ tenant: id })).find((e) => e.action === 'resize.done')?.detail, { type: TYPE.solo, unchanged: true })
+  const audit = await store.listAudit({ tenant: id })
+  t.match(audit.find((e) => e.action === 'server.resized')?.detail, { type: TYPE.solo, unchanged: true })
+  t.match(audit.find((e) => e.action === 'resize.done')?.detail, { type: TYPE.solo })
 })
 
 t.test('a plan change before the first server exists: the provisioning makes the new plan\'s type, and no resize is queued', async (t) => {
@@ -228,7 +230,7 @@ t.test('Linode refusing a resize fails the job for the operator, not the tenant;
   t.same(trail.slice(trail.indexOf('resize.failed')), ['resize.failed', 'resize.retry_requested', 'resize.started', 'server.resized', 'resize.done'])
   const again = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: auth })
   t.equal(again.statusCode, 409, 'nothing failed any more')
-  t.match(again.json(), { error: 'conflict', message: /this tenant is active and has no failed resize to retry/ })
+  t.match(again.json(), { error: 'conflict', message: /this tenant is active and has no failed resize\./ })
 })
 
 t.test('a resize whose server does not pass its health check in time fails the job; the tenant stays as it is', async (t) => {
@@ -241,6 +243,36 @@ t.test('a resize whose server does not pass its health check in time fails the j
   await runOnce(store, runner)
   t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'resize', status: 'failed', step: `resized:${TYPE.pro}`, lastError: /healthcheck did not answer 200/ })
   t.match(await store.getTenant(id), { infra: 'ready', error: null })
+
+  // The server is of its plan's type now, but its CTF must answer before a retry ends as done.
+  await store.enqueueJob({ kind: 'resize', tenant: id, runAfter: 0 })
+  const checks = executor.calls.health
+  await runOnce(store, runner)
+  t.ok(executor.calls.health > checks, 'the retry checks the CTF again')
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'resize', status: 'failed', lastError: /healthcheck did not answer 200/ }, 'and fails again while it does not answer')
+  executor.unhealthyChecks = 0
+  await store.enqueueJob({ kind: 'resize', tenant: id, runAfter: 0 })
+  await runOnce(store, runner)
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'resize', status: 'done' }, 'done once it answers')
+  t.equal(executor.calls.resize, 1, 'never asked Linode again: the type was right')
+})
+
+t.test('a server still busy (an earlier resize under way) is waited out before its type decides anything', async (t) => {
+  const { store, runner, id, executor } = await directRunner(t, { pollIntervalMs: 5 })
+  await runOnce(store, runner)
+  const serverId = (await store.getTenant(id))!.serverId!
+  // A resize to pro the cancellation called off is still moving the server; the plan is solo again.
+  executor.servers.get(serverId)!.status = 'resizing'
+  const job = await store.enqueueJob({ kind: 'resize', tenant: id, runAfter: 0 })
+  await runOnce(store, runner)
+  t.match(await store.getJob(job.id), { status: 'queued', attempts: 0, step: '', lastError: /waiting for the server to settle/ }, 'queued again, uncounted: not "unchanged"')
+  t.ok((await store.listAudit({ tenant: id })).some((e) => e.action === 'resize.postponed' && e.detail.reason === 'the server is resizing'))
+  // It lands on pro: the job then brings it back to the plan's type.
+  Object.assign(executor.servers.get(serverId)!, { status: 'running', type: TYPE.pro })
+  await store.updateJob(job.id, { runAfter: 0 })
+  await runOnce(store, runner)
+  t.match(await store.getJob(job.id), { status: 'done' })
+  t.equal(executor.servers.get(serverId)!.type, TYPE.solo, 'back at the plan\'s type')
 })
 
 t.test('an attempt that reaches its cap while Linode resizes goes on in a new one, uncounted', async (t) => {
