@@ -299,6 +299,19 @@ t.test('a store that cannot be opened stops the start with one line, no stack, n
   t.ok(sqlite.stderr.startsWith(`ctfhive: could not open the store: ${file}: `), `the file is named: ${sqlite.stderr}`)
 })
 
+/** Starts api/server.ts on DATABASE_URL and waits for it to exit: its status and what it wrote to stderr. */
+async function serverRun (databaseUrl: string): Promise<{ status: number | null, stderr: string }> {
+  const child = spawn(process.execPath, ['api/server.ts'], {
+    cwd: new URL('..', import.meta.url),
+    env: { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const [status] = await once(child, 'close') as [number | null]
+  return { status, stderr }
+}
+
 /**
  * A PostgreSQL server that answers every start-up message with one FATAL ErrorResponse (the
  * wire protocol's 'E' message), as a real one does for a wrong password or database name.
@@ -329,15 +342,7 @@ t.test('PostgreSQL refusing the user, password or database stops the start as a 
   for (const c of cases) {
     const port = await refusingPostgres(t, c.code, c.message)
     // Not spawnSync: the refusing server answers from this process's event loop.
-    const child = spawn(process.execPath, ['api/server.ts'], {
-      cwd: new URL('..', import.meta.url),
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: `postgres://ctfhive:pw-must-not-show@127.0.0.1:${port}/ctfhive`, LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'ignore', 'pipe']
-    })
-    let stderr = ''
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-    const [status] = await once(child, 'close') as [number | null]
-    const r = { status, stderr }
+    const r = await serverRun(`postgres://ctfhive:pw-must-not-show@127.0.0.1:${port}/ctfhive`)
     t.equal(r.status, 78, `${c.code}: exit 78 (EX_CONFIG), not restarted`)
     const lines = r.stderr.trim().split('\n')
     t.equal(lines.length, 1, `${c.code}: one line: ${r.stderr}`)
@@ -362,14 +367,7 @@ t.test('a PostgreSQL user that may not create the schema (PostgreSQL 15 grants n
     await c.query(`DROP ROLE IF EXISTS ${role}`).finally(() => c.end())
   })
   url.username = role
-  const child = spawn(process.execPath, ['api/server.ts'], {
-    cwd: new URL('..', import.meta.url),
-    env: { PATH: process.env.PATH ?? '', DATABASE_URL: url.toString(), LOG_LEVEL: 'silent' },
-    stdio: ['ignore', 'ignore', 'pipe']
-  })
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const [status] = await once(child, 'close') as [number | null]
+  const { status, stderr } = await serverRun(url.toString())
   t.equal(status, 78, 'exit 78 (EX_CONFIG)')
   t.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`)
   t.match(stderr, /^ctfhive: configuration error: DATABASE_URL: its user may not create or change this database's tables .*\(SQLSTATE 42501\)/)

@@ -106,9 +106,8 @@ async function tenantToResize (attempt: Attempt, deps: ResizeDeps): Promise<Tena
     if (job.step !== '') return tenant.serverId === null ? end('the tenant has no server any more') : tenant
     const provisioning = (await tx.listJobs({ tenant: job.tenant })).some((j) => j.kind === 'provision' && (j.status === 'queued' || j.status === 'running'))
     if (provisioning || tenant.infra === 'provisioning') {
-      // Not counted: nothing failed. The provisioning ends in minutes, or fails for good (below).
-      await tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: tx.now() + deps.postponeMs, lastError: AWAITING_PROVISIONING })
-      if (job.lastError !== AWAITING_PROVISIONING) await attempt.audit(tx, 'resize.postponed', { reason: 'the tenant is being provisioned' })
+      // The provisioning ends in minutes, or fails for good (below).
+      await postpone(attempt, tx, deps, AWAITING_PROVISIONING, 'the tenant is being provisioned')
       return undefined
     }
     // A failed provisioning's retry adopts the server and queues the resize it needs (jobs.ts).
@@ -127,10 +126,14 @@ async function waitForServer (attempt: Attempt, deps: ResizeDeps, status: string
   if (attempt.now() > Date.parse(job.createdAt) + deps.resizeWaitMs) {
     throw new ExecutorError(`the server stayed ${status} for ${Math.round(deps.resizeWaitMs / 60_000)} min; the resize was not asked`, { retryable: false })
   }
-  await attempt.transaction(async (tx) => {
-    await tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: tx.now() + deps.postponeMs, lastError: AWAITING_SERVER })
-    if (job.lastError !== AWAITING_SERVER) await attempt.audit(tx, 'resize.postponed', { reason: `the server is ${status}` })
-  })
+  await attempt.transaction((tx) => postpone(attempt, tx, deps, AWAITING_SERVER, `the server is ${status}`))
+}
+
+/** Queued again after `postponeMs`, no attempt counted (nothing failed); audited once per wait. */
+async function postpone (attempt: Attempt, tx: StoreOps, deps: Pick<ResizeDeps, 'postponeMs'>, waiting: string, reason: string): Promise<void> {
+  const { job } = attempt
+  await tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: tx.now() + deps.postponeMs, lastError: waiting })
+  if (job.lastError !== waiting) await attempt.audit(tx, 'resize.postponed', { reason })
 }
 
 /** Waits until the server runs as `type`, booting it when it stays off. */
