@@ -61,7 +61,9 @@ export function checkoutSession (o: { tenantId?: string | null, plan?: string, n
   }
 }
 
-export function subscription (o: { id?: string, tenantId?: string | null, status: string, lookupKey?: string | null, priceId?: string }): Record<string, any> {
+/** A subscription on `plan`'s price (standard unless said): keep it the tenant's plan, or an event a second later changes it. */
+export function subscription (o: { id?: string, tenantId?: string | null, status: string, plan?: string, lookupKey?: string | null, priceId?: string }): Record<string, any> {
+  const plan = o.plan ?? 'standard'
   const item = SUBSCRIPTION.items.data[0]
   return {
     ...SUBSCRIPTION,
@@ -71,7 +73,7 @@ export function subscription (o: { id?: string, tenantId?: string | null, status
     metadata: o.tenantId ? { tenant_id: o.tenantId } : {},
     items: {
       ...SUBSCRIPTION.items,
-      data: [{ ...item, price: { ...item.price, id: o.priceId ?? 'price_test_standard', lookup_key: o.lookupKey === undefined ? 'ctfhive_standard_monthly' : o.lookupKey } }]
+      data: [{ ...item, price: { ...item.price, id: o.priceId ?? `price_test_${plan}`, lookup_key: o.lookupKey === undefined ? `ctfhive_${plan}_monthly` : o.lookupKey } }]
     }
   }
 }

@@ -14,7 +14,7 @@ import type { Store } from '../../api/store/store.ts'
 const TOKEN = 'admin-token-for-teardown-tests-0123456789'
 
 const paid = (id: string, sub: string) => makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: sub }))
-const cancel = (id: string, sub: string) => makeEvent('customer.subscription.deleted', subscription({ id: sub, tenantId: id, status: 'canceled' }))
+const cancel = (id: string, sub: string) => makeEvent('customer.subscription.deleted', subscription({ id: sub, tenantId: id, status: 'canceled', plan: 'pro' }))
 
 /** The create happens, its answer does not arrive (a reset connection, a restart mid-call). */
 class LostAnswers extends FakeExecutor {

@@ -17,7 +17,7 @@ async function liveTenant (app: FastifyInstance, store: Store, sub: string): Pro
   return id
 }
 
-const cancel = (id: string, sub: string) => makeEvent('customer.subscription.deleted', subscription({ id: sub, tenantId: id, status: 'canceled' }))
+const cancel = (id: string, sub: string) => makeEvent('customer.subscription.deleted', subscription({ id: sub, tenantId: id, status: 'canceled', plan: 'pro' }))
 const reactivate = (id: string, sub: string) => makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: sub }))
 
 /** The runner's timers are unref'd: keep the process up while a test awaits a gate. */
@@ -221,7 +221,7 @@ async function cancelWhileCreating (t: Test, graceHours: string, name: string, s
   const creating = executor.holdNext('create')
   await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: sub })))
   await creating.reached
-  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: sub, tenantId: id, status: 'canceled' })))
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: sub, tenantId: id, status: 'canceled', plan: 'pro' })))
   return { executor, app, store, id, creating }
 }
 
@@ -250,7 +250,7 @@ t.test('retrying a teardown that has not failed (still in its grace period) is r
   const { app, store } = await buildTestApp(t, { env: { DEPROVISION_GRACE_HOURS: '72' } })
   const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Grace CTF' } })).json().tenant_id
   await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_grace' })))
-  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_grace', tenantId: id, status: 'canceled' })))
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_grace', tenantId: id, status: 'canceled', plan: 'solo' })))
   t.match((await store.listJobs({ tenant: id })).filter((j) => j.kind === 'deprovision'), [{ status: 'queued' }])
   t.equal(await app.tenants.retryTeardown(id), false, 'nothing failed: nothing to retry')
   const audit = await store.listAudit({ tenant: id })
