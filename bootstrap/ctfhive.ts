@@ -298,7 +298,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     // Never started: the server's workers run what this process queues.
     const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
     const tenants = new TenantService({ store, config: { ...config, webhookWaitMs: 0 }, jobs })
-    const admin = new TenantAdmin({ store, tenants, auditSecret: config.auditSecret })
+    const admin = new TenantAdmin({ store, tenants, auditSecret: config.auditSecret, stripeSecretKey: config.stripe.secretKey })
     return await run(command, positionals, parsed.values, {
       admin,
       json: parsed.values.json,

@@ -140,7 +140,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   if (fastify.config.adminToken === '') return
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const expected = digest(app.config.adminToken)
-  const admin = new TenantAdmin({ store: app.store, tenants: app.tenants, auditSecret: app.config.auditSecret })
+  const admin = new TenantAdmin({ store: app.store, tenants: app.tenants, auditSecret: app.config.auditSecret, stripeSecretKey: app.config.stripe.secretKey })
 
   app.addHook('onRequest', async (request: FastifyRequest) => {
     if (!bearerMatches(request.headers.authorization, expected)) {
@@ -270,7 +270,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
         ...errors({
           400: 'invalid_request: an id that is not printable ASCII; invalid_event: the stored payload is not a Stripe event',
           404: 'event_not_found',
-          409: 'conflict: replayed too many times'
+          409: 'conflict: replayed too many times, or from the other Stripe mode than STRIPE_SECRET_KEY'
         })
       }
     }

@@ -2,7 +2,7 @@
 // cannot drift: list by derived state, inspect, retry provisioning, verify the audit chain,
 // replay a stored event, export. Reads and writes go through the store and the tenant service.
 import { AppError } from '../errors.ts'
-import { storedEvent } from '../billing/events.ts'
+import { otherModeThanKey, storedEvent, stripeKeyMode } from '../billing/events.ts'
 import { auditKeyFits, verifyStoredChain, type AuditAnchor, type AuditVerdict } from '../provisioning/audit.ts'
 import type { AuditEntry, Job, StoreOps, StripeEventRecord, Tenant, TenantFilter } from '../store/store.ts'
 import { billingStateOf, type SubscriptionFacts } from './billing-state.ts'
@@ -139,11 +139,14 @@ export class TenantAdmin {
   private readonly store: StoreOps
   private readonly tenants: TenantService
   private readonly auditSecret: string
+  private readonly keyMode: 'live' | 'test' | undefined
 
-  constructor (opts: { store: StoreOps, tenants: TenantService, auditSecret: string }) {
+  /** `stripeSecretKey` decides which mode's events a replay may run, as the webhook does. */
+  constructor (opts: { store: StoreOps, tenants: TenantService, auditSecret: string, stripeSecretKey: string }) {
     this.store = opts.store
     this.tenants = opts.tenants
     this.auditSecret = opts.auditSecret
+    this.keyMode = stripeKeyMode(opts.stripeSecretKey)
   }
 
   record (t: Tenant): TenantRecord {
@@ -272,6 +275,11 @@ export class TenantAdmin {
     if (original === undefined) throw new AppError('event_not_found', `No stored event has the id ${id}.`)
     const event = storedEvent(original.payload)
     if (event === undefined) throw new AppError('invalid_event', `The stored payload of ${id} is not a Stripe event.`)
+    // Stored under an earlier key of the other mode (an account moved from test to live on the
+    // same store): run now, a test event would provision and bill for real, or the reverse.
+    if (otherModeThanKey(event, this.keyMode)) {
+      throw new AppError('conflict', `Event ${id} is from Stripe's ${event.livemode === true ? 'live' : 'test'} mode and STRIPE_SECRET_KEY is a ${this.keyMode} key: it is not replayed.`)
+    }
     const base = id.includes(REPLAY_MARK) ? id.slice(0, id.indexOf(REPLAY_MARK)) : id
     for (let n = 1; n <= 10_000; n++) {
       const replayId = `${base}${REPLAY_MARK}${n}`

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { DatabaseSync } from 'node:sqlite'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp, TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
+import { buildTestApp, storeWithOverrides, TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { MAX_OFFSET } from '../../api/admin/routes.ts'
 import { MAX_PAGE } from '../../api/tenants/admin.ts'
@@ -342,6 +342,32 @@ t.test('replay: an unmatched event matches once its tenant is known; history is 
   const events = (await get(app, '/admin/events?limit=3')).json().events
   t.equal(events.length, 3)
   t.ok(events.every((e: { payload?: string }) => e.payload === undefined))
+})
+
+t.test('replay: an event of the other Stripe mode than the key now configured is refused and changes nothing', async (t) => {
+  const test = 'sk_test_' + 'x'.repeat(24)
+  const live = 'sk_live_' + 'x'.repeat(24)
+  const { store } = storeWithOverrides(t)
+  const start = async (key: string) => (await buildTestApp(t, { store, env: { ...ENV, STRIPE_SECRET_KEY: key, STRIPE_API_BASE: 'http://127.0.0.1:9' } })).app
+  // Recorded while the account ran on a test key: a Payment Link's checkout, made elsewhere.
+  const before = await start(test)
+  const event = makeEvent('checkout.session.completed', checkoutSession({ tenantId: null, plan: 'standard', subscription: 'sub_test_mode' }))
+  t.equal((await deliver(before, event)).json().status, 'ok')
+  await before.close()
+  const tenants = await store.countTenants()
+
+  // The same store, now on the live key: run again, it would bill a live server for a test purchase.
+  const after = await start(live)
+  const r = await post(after, `/admin/events/${event.id}/replay`)
+  t.equal(r.statusCode, 409)
+  t.same(r.json(), { error: 'conflict', message: `Event ${event.id} is from Stripe's test mode and STRIPE_SECRET_KEY is a live key: it is not replayed.` })
+  t.equal(await store.getEvent(`${event.id}:replay:1`), undefined, 'no replay recorded')
+  t.equal(await store.countTenants(), tenants, 'no tenant made')
+  await after.close()
+
+  // Under a key of its own mode it replays as before.
+  const again = await start(test)
+  t.equal((await post(again, `/admin/events/${event.id}/replay`)).json().replay_id, `${event.id}:replay:1`)
 })
 
 t.test('replay: an event that made a tenant applies to it again and makes no other', async (t) => {

@@ -16,7 +16,7 @@ function adminOnNewStore (t: Test) {
   t.teardown(() => store.close())
   const config = testConfig({}, t)
   const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
-  return { store, config, admin: new TenantAdmin({ store, tenants: new TenantService({ store, config, jobs }), auditSecret: config.auditSecret }) }
+  return { store, config, admin: new TenantAdmin({ store, tenants: new TenantService({ store, config, jobs }), auditSecret: config.auditSecret, stripeSecretKey: config.stripe.secretKey }) }
 }
 
 t.test('filtersForState covers exactly the tenants of each state', async (t) => {
@@ -134,7 +134,7 @@ t.test('export reads every tenant once while tenants are removed and added betwe
         }
         return page
       }
-      const admin = new TenantAdmin({ store: watched, tenants, auditSecret: config.auditSecret })
+      const admin = new TenantAdmin({ store: watched, tenants, auditSecret: config.auditSecret, stripeSecretKey: config.stripe.secretKey })
       const exported = (await admin.exportTenants()).map((x) => x.tenant_id)
       t.ok(pages >= 3, `read in pages (${pages})`)
       t.same(exported.filter((id) => id !== inFlight.id && id !== added), oldestFirst, 'every tenant there throughout, once each, oldest first')

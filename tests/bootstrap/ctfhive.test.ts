@@ -276,6 +276,11 @@ t.test('events and replay: an unmatched event replayed once its tenant exists', 
   t.equal(missing.code, 1)
   t.match(missing.stderr, /No stored event has the id evt_missing/)
   t.equal((await run(['replay'])).code, 2)
+  // The webhook took it under a test key (none here says otherwise); a live key now refuses it.
+  const live = await run(['replay', failed.id], { STRIPE_SECRET_KEY: 'sk_live_' + 'x'.repeat(24) })
+  t.equal(live.code, 1)
+  t.match(live.stderr, /is from Stripe's test mode and STRIPE_SECRET_KEY is a live key: it is not replayed/)
+  t.equal(await store.getEvent(`${failed.id}:replay:3`), undefined, 'nothing recorded')
 })
 
 t.test('export: every tenant as JSON', async (t) => {
