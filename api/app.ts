@@ -10,7 +10,7 @@ import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
 import { stripeConfigured, type Config } from './config.ts'
 import { AppError, ERROR_CODES, errorBody, isAppError, validationMessage, type ErrorCode } from './errors.ts'
-import { createLogger } from './logger.ts'
+import { AccessLog, createLogger } from './logger.ts'
 import { StoreError, type Store } from './store/store.ts'
 import type { Executor } from './provisioning/executor.ts'
 import { FakeExecutor } from './provisioning/fake.ts'
@@ -266,6 +266,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
   const logger = deps.logger ?? createLogger(config)
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    logController: new AccessLog(),
     // A number means "trust that many hops", as proxy-addr counts them.
     trustProxy: typeof config.trustProxy === 'number'
       ? ((hops: number) => (_addr: string, i: number) => i < hops)(config.trustProxy)
@@ -334,6 +335,9 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
       return reply.code(204).header('allow', allow.join(', ')).send()
     }
   })
+  // The access line is written when a request ends (logger.ts, AccessLog): one the client
+  // gave up on first would leave none.
+  app.addHook('onRequestAbort', async (request) => { request.log.info({ req: request }, 'request aborted') })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
     // server.close() closes only the connections idle at that moment: a kept-alive one whose

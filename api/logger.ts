@@ -1,5 +1,6 @@
 // pino, configured once: request ids, redaction by path, and a last line of defence that
 // scrubs any configured secret value from every line before it is written.
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
 import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino'
 import { secretValues, type Config } from './config.ts'
 
@@ -117,4 +118,19 @@ export function createLogger (config: Pick<Config, 'logLevel'> & Parameters<type
     }
   }
   return stream === undefined ? pino(options) : pino(options, stream)
+}
+
+/**
+ * One access line per request, written when it ends, with the request and the answer
+ * (Fastify's default is two: one on arrival, one at the end). A request the client gives up
+ * on before its answer gets its own line (app.ts, onRequestAbort).
+ */
+export class AccessLog extends LogController {
+  override incomingRequest (): void {}
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+  }
 }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { Writable } from 'node:stream'
+import { connect } from 'node:net'
+import { once } from 'node:events'
 import { createLogger, maskUrl, serializeRequest } from '../api/logger.ts'
 import { StripeError } from '../api/billing/stripe-client.ts'
 import { loadConfig } from '../api/config.ts'
@@ -135,4 +137,26 @@ t.test('maskUrl masks secret parameters however they are spelled, and nothing el
   t.equal(maskUrl('/docs/tokens/session-ids/'), '/docs/tokens/session-ids/', 'a path that only names them is kept')
   const req = serializeRequest({ method: 'GET', url: '/welcome?token=abc', ip: '203.0.113.9', host: 'h', headers: {}, socket: { remotePort: 4000 } })
   t.same(req, { method: 'GET', url: '/welcome?token=[Redacted]', version: undefined, host: 'h', remoteAddress: '203.0.113.9', remotePort: 4000 })
+})
+
+t.test('one access line per request, at its end, with the request and the answer; an aborted one has its own', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { logLines: lines })
+  const r = await app.inject({ method: 'GET', url: '/openapi.json', headers: { 'x-request-id': 'access-line-1' } })
+  t.equal(r.statusCode, 200)
+  const mine = lines.filter((l) => l.reqId === 'access-line-1')
+  t.same(mine.map((l) => l.msg), ['request completed'], 'one line, not two')
+  t.match(mine[0], { level: 30, req: { method: 'GET', url: '/openapi.json' }, res: { statusCode: 200 }, responseTime: Number })
+
+  // A client that sends half a body and leaves: no answer ends it, the abort hook writes its line.
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const socket = connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write('POST /billing/checkout HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: access-line-2\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"plan":')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  socket.destroy()
+  const deadline = Date.now() + 5000
+  while (!lines.some((l) => l.reqId === 'access-line-2') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.match(lines.filter((l) => l.reqId === 'access-line-2'), [{ msg: 'request aborted', req: { method: 'POST', url: '/billing/checkout' } }])
 })
