@@ -10,7 +10,7 @@ import { FakeExecutor } from '../api/provisioning/fake.ts'
 import { JobRunner } from '../api/provisioning/jobs.ts'
 import { absentSqliteFile, openStore } from '../api/store/index.ts'
 import type { Store } from '../api/store/store.ts'
-import { TenantAdmin, MAX_PAGE, type TenantRecord } from '../api/tenants/admin.ts'
+import { TenantAdmin, MAX_PAGE, parseTenantCursor, type TenantRecord } from '../api/tenants/admin.ts'
 import { parseAuditAnchor } from '../api/provisioning/audit.ts'
 import { STATES, type TenantState } from '../api/tenants/lifecycle.ts'
 import { TenantService } from '../api/tenants/service.ts'
@@ -24,8 +24,10 @@ type Env = Record<string, string | undefined>
 export const USAGE = `Usage: ctfhive <command> [options]        (npx ctfhive …)
 
 Commands:
-  tenants [--state S] [--limit N] [--offset N]   list tenants, newest first
-                                                 S: ${STATES.join(', ')}
+  tenants [--state S] [--limit N] [--offset N | --after C]
+                                                 list tenants, newest first;
+                                                 S: ${STATES.join(', ')};
+                                                 C: the cursor a page prints for the next
   tenant <id>                                    one tenant with its events, audit entries, jobs
   retry <id>                                     re-queue a failed provisioning, resize or teardown
   welcome-link <id>                              the buyer's welcome link, for support to send
@@ -52,7 +54,7 @@ class UsageError extends Error {}
 
 /** Each command with the options it takes besides --json and --help; any other is a usage error. */
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
-  tenants: ['state', 'limit', 'offset'],
+  tenants: ['state', 'limit', 'offset', 'after'],
   tenant: [],
   retry: [],
   'welcome-link': [],
@@ -130,15 +132,23 @@ async function run (command: string, positionals: string[], values: Record<strin
       if (positionals.length > 0) throw new UsageError('tenants takes no arguments')
       const state = values.state as string | undefined
       if (state !== undefined && !(STATES as readonly string[]).includes(state)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`)
+      const after = values.after as string | undefined
+      if (after !== undefined && values.offset !== undefined) throw new UsageError('give --offset or --after, not both')
+      if (after !== undefined && parseTenantCursor(after) === undefined) throw new UsageError('--after takes the cursor a page of tenants printed')
+      const limit = intOption(values.limit as string | undefined, 'limit', 1, MAX_PAGE, 50)
       const page = await admin.listTenants({
         state: state as TenantState | undefined,
-        limit: intOption(values.limit as string | undefined, 'limit', 1, MAX_PAGE, 50),
-        offset: intOption(values.offset as string | undefined, 'offset', 0, Number.MAX_SAFE_INTEGER, 0)
+        limit,
+        offset: intOption(values.offset as string | undefined, 'offset', 0, Number.MAX_SAFE_INTEGER, 0),
+        after
       })
       emit(page, () => {
-        const shown = page.tenants.length === 0 ? 'none' : `${page.offset + 1}–${page.offset + page.tenants.length}`
-        return renderTable(['id', 'state', 'plan', 'name', 'fqdn', 'created'], tenantRows(page.tenants)) +
-          `${shown} of ${page.total}${state === undefined ? '' : ` ${state}`} tenants\n`
+        const of = `of ${page.total}${state === undefined ? '' : ` ${state}`} tenants`
+        const shown = after !== undefined
+          ? `${page.tenants.length === 0 ? 'none' : page.tenants.length} more ${of}`
+          : `${page.tenants.length === 0 ? 'none' : `${page.offset + 1}–${page.offset + page.tenants.length}`} ${of}`
+        const more = page.next === null ? '' : `next page: ctfhive tenants${state === undefined ? '' : ` --state ${state}`}${values.limit === undefined ? '' : ` --limit ${limit}`} --after ${page.next}\n`
+        return renderTable(['id', 'state', 'plan', 'name', 'fqdn', 'created'], tenantRows(page.tenants)) + `${shown}\n${more}`
       })
       return 0
     }
@@ -243,6 +253,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
         state: { type: 'string' },
         limit: { type: 'string' },
         offset: { type: 'string' },
+        after: { type: 'string' },
         anchor: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false }
       }

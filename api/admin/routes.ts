@@ -161,12 +161,13 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       querystring: Type.Object({
         state: Type.Optional(Type.Union(STATES.map((s) => Type.Literal(s)))),
         limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }),
-        offset: Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 })
+        offset: Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 }),
+        after: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_-]+$', description: 'the `next` of the page before: the page after it, which tenants added or removed meanwhile do not shift' }))
       // A misspelt filter (?status=failed) must not quietly list every tenant.
       }, { additionalProperties: false }),
       response: {
-        200: Type.Object({ total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer(), tenants: Type.Array(TenantRecordSchema) }),
-        ...errors()
+        200: Type.Object({ total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer(), tenants: Type.Array(TenantRecordSchema), next: Type.Union([Type.String(), Type.Null()], { description: 'pass as `after` for the next page; null on the last' }) }),
+        ...errors({ 400: 'invalid_request: a bad query, an `after` this server did not give out, or both `offset` and `after`' })
       }
     }
   }, async (request) => admin.listTenants(request.query))

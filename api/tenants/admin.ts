@@ -56,6 +56,29 @@ export interface TenantPage {
   limit: number
   offset: number
   tenants: TenantRecord[]
+  /** The cursor of the page after this one (pass it as `after`); null on the last page. */
+  next: string | null
+}
+
+/** A page cursor: where a page ends in the list's order (newest first, then id), opaque to clients. */
+export function tenantCursor (t: { createdAt: string, id: string }): string {
+  return Buffer.from(JSON.stringify([t.createdAt, t.id])).toString('base64url')
+}
+
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/
+
+/** The position a cursor names; undefined for one this server did not give out. */
+export function parseTenantCursor (cursor: string): { createdAt: string, id: string } | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(value) || value.length !== 2) return undefined
+  const [createdAt, id] = value as unknown[]
+  if (typeof createdAt !== 'string' || !ISO_INSTANT.test(createdAt) || typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id)) return undefined
+  return { createdAt, id }
 }
 
 /** What one subscription's events said (billing-state.ts); the tenant's billing sums them up. */
@@ -161,26 +184,36 @@ export class TenantAdmin {
     }
   }
 
-  /** One page of tenants, newest first, optionally only those in a derived state. */
-  async listTenants (query: { state?: TenantState, limit?: number, offset?: number } = {}): Promise<TenantPage> {
+  /**
+   * One page of tenants, newest first, optionally only those in a derived state: at an offset,
+   * or after a cursor (`next` of the page before), which tenants added or removed meanwhile do
+   * not shift as they shift an offset.
+   */
+  async listTenants (query: { state?: TenantState, limit?: number, offset?: number, after?: string } = {}): Promise<TenantPage> {
     const limit = Math.min(Math.max(query.limit ?? 50, 1), MAX_PAGE)
     const offset = Math.max(query.offset ?? 0, 0)
+    const after = query.after === undefined ? undefined : parseTenantCursor(query.after)
+    if (query.after !== undefined && after === undefined) throw new AppError('invalid_request', 'after is not a cursor this server gave out: pass the next of an earlier page.')
+    if (after !== undefined && offset > 0) throw new AppError('invalid_request', 'Give offset or after, not both.')
     const filters = query.state === undefined ? [{}] : filtersForState(query.state)
     let total = 0
     for (const f of filters) total += await this.store.countTenants(f)
-    let page: Tenant[]
+    // One row more than the page: whether another page follows.
+    let rows: Tenant[]
     if (offset >= total) {
       // Past the end (the CLI takes any safe integer): nothing to read, and offset + limit
       // below never has to hold a number that large.
-      page = []
+      rows = []
     } else if (filters.length === 1) {
-      page = await this.store.listTenants({ ...filters[0], limit, offset })
+      rows = await this.store.listTenants({ ...filters[0], limit: limit + 1, offset, after })
     } else {
-      // Each filter's first offset+limit rows hold every row of the merged page.
-      const parts = await Promise.all(filters.map((f) => this.store.listTenants({ ...f, limit: offset + limit, offset: 0 })))
-      page = parts.flat().sort(newestFirst).slice(offset, offset + limit)
+      // Each filter's first offset+limit+1 rows hold every row of the merged page.
+      const parts = await Promise.all(filters.map((f) => this.store.listTenants({ ...f, limit: offset + limit + 1, offset: 0, after })))
+      rows = parts.flat().sort(newestFirst).slice(offset, offset + limit + 1)
     }
-    return { total, limit, offset, tenants: page.map((t) => this.record(t)) }
+    const page = rows.slice(0, limit)
+    const next = rows.length > limit ? tenantCursor(page[page.length - 1]!) : null
+    return { total, limit, offset, tenants: page.map((t) => this.record(t)), next }
   }
 
   private async mustGet (id: string): Promise<Tenant> {

@@ -96,6 +96,21 @@ t.test('list: paging and filtering by derived state', async (t) => {
   t.equal(page1.tenants.length, 2)
   t.equal(page1.total, 5)
   t.same([...page1.tenants, ...page2.tenants].map((x: { tenant_id: string }) => x.tenant_id), all.tenants.slice(0, 4).map((x: { tenant_id: string }) => x.tenant_id))
+  // By cursor: each page names the next; the last names none.
+  const byCursor: string[] = []
+  let next: string | null = null
+  do {
+    const page = await get(app, `/admin/tenants?limit=2${next === null ? '' : `&after=${next}`}`)
+    t.equal(page.statusCode, 200)
+    byCursor.push(...page.json().tenants.map((x: { tenant_id: string }) => x.tenant_id))
+    next = page.json().next
+  } while (next !== null)
+  t.same(byCursor, all.tenants.map((x: { tenant_id: string }) => x.tenant_id))
+  for (const query of ['after=bm90LWEtY3Vyc29y', 'after=', 'after=a%2Fb', `after=${'a'.repeat(257)}`, `limit=2&offset=2&after=${page1.next}`]) {
+    const r = await get(app, `/admin/tenants?${query}`)
+    t.equal(r.statusCode, 400, query)
+    t.equal(r.json().error, 'invalid_request')
+  }
 
   const bad = await get(app, '/admin/tenants?state=sleeping')
   t.equal(bad.statusCode, 400)

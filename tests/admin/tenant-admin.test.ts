@@ -5,7 +5,7 @@ import type { StoreOps, Tenant } from '../../api/store/store.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { JobRunner } from '../../api/provisioning/jobs.ts'
 import { TenantService } from '../../api/tenants/service.ts'
-import { TenantAdmin, filtersForState } from '../../api/tenants/admin.ts'
+import { TenantAdmin, filtersForState, parseTenantCursor, tenantCursor } from '../../api/tenants/admin.ts'
 import { appendAudit } from '../../api/provisioning/audit.ts'
 import { BILLING, INFRA, STATES, deriveTenantState } from '../../api/tenants/lifecycle.ts'
 import { testConfig, tempDbPath } from '../helpers/build-app.ts'
@@ -66,6 +66,21 @@ t.test('paging by state matches a full in-memory listing, ties included', async 
         if (page.tenants.length > 0) t.ok(page.tenants.every((x) => state === undefined || x.state === state))
       }
       t.same(seen, expected, `${state ?? 'all'} in pages of ${limit}`)
+
+      // The same by cursor: each page's `next` leads to the following one; the last has none.
+      const byCursor: string[] = []
+      let after: string | undefined
+      let pages = 0
+      for (;;) {
+        const page = await admin.listTenants({ state, limit, after })
+        byCursor.push(...page.tenants.map((x) => x.tenant_id))
+        pages++
+        if (page.next === null) break
+        t.equal(page.tenants.length, limit, 'a page with a next is full')
+        after = page.next
+      }
+      t.same(byCursor, expected, `${state ?? 'all'} by cursor in pages of ${limit}`)
+      t.equal(pages, Math.max(Math.ceil(expected.length / limit), 1), 'no empty page at the end')
     }
   }
 
@@ -141,4 +156,45 @@ t.test('export reads every tenant once while tenants are removed and added betwe
       t.equal(new Set(exported).size, exported.length, 'no tenant twice')
     })
   }
+})
+
+t.test('a cursor page is not shifted by tenants added or removed before it; bad cursors are refused', async (t) => {
+  const { store, admin } = adminOnNewStore(t)
+  const insert = async (n: number, createdAt: string) => {
+    const id = n.toString(16).padStart(32, '0')
+    await store.transaction(async (tx) => tx.insertTenant({
+      id, name: `T${n}`, email: '', plan: 'solo', slug: `t-${n}`, fqdn: `t-${n}.ctfhive.test`, billing: 'paid', infra: 'ready', subscriptionId: null, customerId: null,
+      billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null,
+      createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null
+    }))
+    return id
+  }
+  const ids: string[] = []
+  for (let n = 1; n <= 6; n++) ids.push(await insert(n, new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString()))
+  const first = await admin.listTenants({ state: 'active', limit: 2 })
+  t.same(first.tenants.map((x) => x.tenant_id), [ids[5], ids[4]])
+  // Meanwhile a new tenant, listed first: the second page by offset shows one of the first again.
+  await insert(7, new Date(Date.UTC(2026, 0, 1, 0, 0, 7)).toISOString())
+  const byOffset = await admin.listTenants({ state: 'active', limit: 2, offset: 2 })
+  t.same(byOffset.tenants.map((x) => x.tenant_id), [ids[4], ids[3]], 'by offset, one shown twice')
+  t.same((await admin.listTenants({ state: 'active', limit: 2, after: first.next! })).tenants.map((x) => x.tenant_id), [ids[3], ids[2]], 'by cursor, the page after the first')
+  // And the first page's tenants gone: still the same page.
+  await store.deleteTenant(ids[5]!)
+  await store.deleteTenant(ids[4]!)
+  const second = await admin.listTenants({ state: 'active', limit: 2, after: first.next! })
+  t.same(second.tenants.map((x) => x.tenant_id), [ids[3], ids[2]], 'the page after the first, as it was')
+  t.equal(second.total, 5)
+
+  t.same(parseTenantCursor(tenantCursor({ createdAt: '2026-01-01T00:00:01.000Z', id: ids[0]! })), { createdAt: '2026-01-01T00:00:01.000Z', id: ids[0] })
+  const forged = [
+    'not-a-cursor', Buffer.from('[1,2]').toString('base64url'), Buffer.from('{"a":1}').toString('base64url'),
+    Buffer.from(JSON.stringify(['2026-01-01', ids[0]])).toString('base64url'),
+    Buffer.from(JSON.stringify(['2026-01-01T00:00:01.000Z', 'x'.repeat(32)])).toString('base64url'),
+    Buffer.from(JSON.stringify(['2026-01-01T00:00:01.000Z', ids[0], 3])).toString('base64url')
+  ]
+  for (const after of forged) {
+    t.equal(parseTenantCursor(after), undefined, after)
+    await t.rejects(admin.listTenants({ after }), { code: 'invalid_request', message: /not a cursor this server gave out/ })
+  }
+  await t.rejects(admin.listTenants({ after: first.next!, offset: 2 }), { code: 'invalid_request', message: 'Give offset or after, not both.' })
 })

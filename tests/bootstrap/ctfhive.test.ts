@@ -58,6 +58,22 @@ t.test('tenants: a table by default, JSON with --json, filters and paging', asyn
   t.equal(paged.total, 2)
   t.match((await run(['tenants', '--state', 'failed'])).stdout, /none of 0 failed tenants/)
 
+  // By cursor: the first page prints the command for the next.
+  const first = await run(['tenants', '--limit', '1'])
+  const hint = first.stdout.trim().split('\n').at(-1)!
+  t.match(hint, /^next page: ctfhive tenants --limit 1 --after [A-Za-z0-9_-]+$/)
+  const cursor = hint.split(' ').at(-1)!
+  const rest = await run(['tenants', '--limit', '1', '--after', cursor])
+  t.equal(rest.code, 0, rest.stderr)
+  t.match(rest.stdout, new RegExp(`^${a} +provisioning`, 'm'))
+  t.equal(rest.stdout.trim().split('\n').at(-1), '1 more of 2 tenants', 'the last page names no next')
+  t.equal(JSON.parse((await run(['tenants', '--json', '--limit', '1', '--after', cursor])).stdout).next, null)
+  for (const [argv, message] of [[['tenants', '--after', 'nope'], /--after takes the cursor a page of tenants printed/], [['tenants', '--after', cursor, '--offset', '1'], /give --offset or --after, not both/]] as const) {
+    const r = await run([...argv])
+    t.equal(r.code, 2, argv.join(' '))
+    t.match(r.stderr, message)
+  }
+
   for (const argv of [['tenants', '--state', 'asleep'], ['tenants', '--limit', '0'], ['tenants', '--limit', 'ten'], ['tenants', 'extra']]) {
     const r = await run(argv)
     t.equal(r.code, 2, argv.join(' '))
@@ -313,7 +329,7 @@ t.test('usage and configuration errors exit 2', async (t) => {
     [['export', '--state', 'provisioning'], /^error: --state does not apply to `ctfhive export` \(it takes only --json\)\n$/],
     [['events', '--offset', '5'], /^error: --offset does not apply to `ctfhive events` \(it takes --limit and --json\)\n$/],
     [['audit', 'verify', '--state', 'active'], /^error: --state does not apply to `ctfhive audit` \(it takes --anchor and --json\)\n$/],
-    [['tenants', '--anchor=1:00'], /^error: --anchor does not apply to `ctfhive tenants` \(it takes --state, --limit, --offset and --json\)\n$/],
+    [['tenants', '--anchor=1:00'], /^error: --anchor does not apply to `ctfhive tenants` \(it takes --state, --limit, --offset, --after and --json\)\n$/],
     [['tenant', 'abc', '--limit', '1'], /^error: --limit does not apply to `ctfhive tenant`/],
     [['retry', '--json', 'abc', '--offset', '1'], /^error: --offset does not apply to `ctfhive retry`/]
   ] as Array<[string[], RegExp]>) {
