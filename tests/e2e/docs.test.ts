@@ -1,13 +1,14 @@
 // The documentation in a real browser: the MkDocs build served by the app renders under its
-// strict CSP without console errors, loads nothing from other origins, and its search works.
-import { mkdtempSync, rmSync } from 'node:fs'
+// strict CSP without console errors, loads nothing from other origins, its search works, and
+// axe finds nothing on any page.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { buildDocs, mkdocsVersion } from '../../docs-site/build.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { buildTestSite } from '../helpers/site-build.ts'
-import { chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
+import { axeViolations, chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
 
 const missing = chromiumUnavailable() ?? (mkdocsVersion() === undefined ? 'mkdocs not installed (apt-get install mkdocs mkdocs-material)' : undefined)
 if (missing !== undefined && !(process.env.CI === 'true')) {
@@ -80,5 +81,15 @@ if (missing !== undefined && !(process.env.CI === 'true')) {
     await page.locator('.md-search-result__item').first().waitFor()
     t.ok(await page.locator('.md-search-result__item').count() > 0, 'search finds pages')
     t.same(problems.splice(0), [], 'no CSP violations while searching')
+    t.same(await axeViolations(page), [], 'axe: nothing with the search open and its results shown')
+
+    // Every page, as a screen reader or keyboard user meets it (the theme's own markup included).
+    const pages = readdirSync(join(dir, 'site'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f === '404.html' || f.endsWith('index.html')).map((f) => `/docs/${f.replace(/index\.html$/, '')}`).sort()
+    t.ok(pages.length >= 15, `${pages.length} pages`)
+    for (const path of pages) {
+      await page.goto(`${origin}${path}`, { waitUntil: 'networkidle' })
+      t.same(await axeViolations(page), [], `axe: nothing on ${path}`)
+    }
   })
 }

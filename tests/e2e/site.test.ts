@@ -7,7 +7,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { ADMIN_LINK_REFUSED, LOGIN_ERRORS, REGISTER_ERRORS, PROGRESS_TEXT, RECONNECTING, fillText, shutdownText } from '../../api/web/buyer-text.ts'
 import { SITE_PAGES } from '../../api/web/site-pages.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { CHROMIUM_ARGS, CHROMIUM_PATH, chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
+import { axeViolations, CHROMIUM_ARGS, CHROMIUM_PATH, chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
 import { buildTestSite } from '../helpers/site-build.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 
@@ -53,6 +53,7 @@ async function run (): Promise<void> {
       // Chrome reports the 404 page's own status as a failed load; that one is expected.
       const own = path === '/no-such-page' ? /status of 404/ : /^$/
       t.same(problems.splice(0).filter((p) => !own.test(p)), [], `${path} has no console errors`)
+      t.same(await axeViolations(page), [], `axe: nothing on ${path}`)
     }
   })
 

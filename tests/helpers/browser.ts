@@ -1,6 +1,7 @@
 // Debian's Chromium for browser tests, driven by playwright-core. Suites skip with a one-line
 // reason when it is missing, except under CI=true, where a missing browser fails the run.
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { chromium, type Browser, type Page } from 'playwright-core'
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -52,4 +53,20 @@ export async function distinctColours (blank: Page, png: Buffer): Promise<number
     for (let i = 0; i < data.length; i += 4 * 7) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2])
     return seen.size
   }, png.toString('base64'))
+}
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
+
+/**
+ * axe-core's WCAG 2 A/AA and best-practice violations on the page as it is now, one line each
+ * (rule, then the first elements). Evaluated through the DevTools protocol, which the page's
+ * CSP does not govern: the page runs under its real policy.
+ */
+export async function axeViolations (page: Page): Promise<string[]> {
+  await page.evaluate(AXE_SOURCE)
+  return page.evaluate(async () => {
+    const { axe, document } = globalThis as any
+    const result = await axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] })
+    return result.violations.map((v: any) => `${v.id}: ${v.nodes.slice(0, 3).map((n: any) => n.target.join(' ')).join(', ')}`)
+  })
 }
