@@ -12,7 +12,7 @@ import { pino } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../api/app.ts'
 import { ConfigError, loadConfig, type Config } from '../api/config.ts'
-import { SUPPORTED_EVENTS } from '../api/billing/events.ts'
+import { stripeKeyMode, SUPPORTED_EVENTS } from '../api/billing/events.ts'
 import { StripeError } from '../api/billing/stripe-client.ts'
 import { signPayload } from '../api/billing/signature.ts'
 import { getPlan, PAID_PLANS } from '../api/plans.ts'
@@ -59,14 +59,17 @@ class Driver {
   private readonly app: FastifyInstance
   private readonly secret: string
   private readonly apiVersion: string
+  private readonly livemode: boolean
   private readonly run = randomBytes(4).toString('hex')
   private clock = Math.floor(Date.now() / 1000)
   private n = 0
 
-  constructor (app: FastifyInstance, secret: string, apiVersion: string) {
+  /** `livemode`: the key's mode, as Stripe marks its events (the app ignores the other mode's). */
+  constructor (app: FastifyInstance, secret: string, apiVersion: string, livemode: boolean) {
     this.app = app
     this.secret = secret
     this.apiVersion = apiVersion
+    this.livemode = livemode
   }
 
   id (prefix: string): string {
@@ -81,7 +84,7 @@ class Driver {
 
   event (type: string, object: Record<string, unknown>): Record<string, unknown> {
     // Strictly increasing `created`, so no step is judged stale by accident.
-    return { id: this.id('evt'), object: 'event', type, created: ++this.clock, api_version: this.apiVersion, livemode: false, data: { object } }
+    return { id: this.id('evt'), object: 'event', type, created: ++this.clock, api_version: this.apiVersion, livemode: this.livemode, data: { object } }
   }
 
   async deliver (step: string, event: Record<string, unknown>, expect: Expect, header?: string): Promise<void> {
@@ -121,7 +124,7 @@ function invoiceFor (subscriptionId: string, apiVersion: string, id: string): Re
 type StripeSaid = () => string | undefined
 
 async function drive (app: FastifyInstance, config: Config, secret: string, planSlug: string, io: Io, stripeSaid: StripeSaid): Promise<Check[]> {
-  const d = new Driver(app, secret, config.stripe.apiVersion)
+  const d = new Driver(app, secret, config.stripe.apiVersion, stripeKeyMode(config.stripe.secretKey) === 'live')
   const say = (line: string): void => { io.stderr.write(`${line}\n`) }
 
   say('1 real Stripe call: POST /billing/checkout → Stripe Checkout Session')

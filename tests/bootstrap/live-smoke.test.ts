@@ -15,7 +15,8 @@ async function smoke (argv: string[], env: Record<string, string | undefined>): 
 /** Prices made the way an operator makes them: by running the bootstrap against the fake. */
 async function prices (fake: FakeStripe, key: string): Promise<Record<string, string>> {
   const { out, io } = capture()
-  const code = await bootstrap(['--no-webhook'], { STRIPE_SECRET_KEY: key, STRIPE_API_BASE: fake.url }, io, { client: { maxRetries: 0 } })
+  const live = key.startsWith('sk_live_') ? ['--live'] : []
+  const code = await bootstrap(['--no-webhook', ...live], { STRIPE_SECRET_KEY: key, STRIPE_API_BASE: fake.url }, io, { client: { maxRetries: 0 } })
   if (code !== 0) throw new Error(out.stderr)
   return Object.fromEntries(out.stdout.split('\n').filter((l) => l.startsWith('STRIPE_')).map((l) => l.split('=') as [string, string]))
 }
@@ -113,6 +114,17 @@ t.test('a throwaway secret when none is set; a failing checkout is a FAIL row an
   const live = await smoke([], { ...env, STRIPE_SECRET_KEY: 'sk_live_abc123', ALLOW_LIVE: '1', STRIPE_PRICE_SOLO: 'price_nope' })
   t.equal(live.code, 1, 'ALLOW_LIVE=1 lets a live key through (here to a failing checkout)')
   t.equal(fake.requestsTo('POST /v1/checkout/sessions').at(-1)?.headers.authorization, 'Bearer sk_live_abc123')
+})
+
+t.test('with a live key (ALLOW_LIVE=1) the events are live-mode ones, as Stripe sends them, and every row is OK', async (t) => {
+  const fake = await startFakeStripe(t)
+  const key = 'sk_live_smokeKey123'
+  const env: Record<string, string> = { STRIPE_SECRET_KEY: key, ALLOW_LIVE: '1', STRIPE_API_BASE: fake.url, STRIPE_WEBHOOK_SECRET: 'whsec_operator_secret_1', ...(await prices(fake, key)) }
+  const r = await smoke([], env)
+  t.equal(r.code, 0, r.stdout + r.stderr)
+  t.ok(rows(r.stdout).every((row) => row.at(-1) === 'OK'), 'every row OK, none ignored as the other mode')
+  t.notMatch(r.stdout, /ignored \/ undefined/)
+  t.match(r.stdout, /all \d+ checks OK\n$/)
 })
 
 t.test('the table marks mismatches', async (t) => {
