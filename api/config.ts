@@ -307,6 +307,11 @@ export function loadConfig (env: Env = process.env): Config {
     // Checkout sends the buyer there: only a web address (not javascript:, ftp:…) can be one.
     if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) throw new ConfigError(name, `must be an absolute http(s) URL, got ${JSON.stringify(withoutUserinfo(url))}`)
   }
+  // Our return page needs the session to fulfil and hand out the welcome link; without the
+  // placeholder every paying buyer would land on "we cannot find this checkout".
+  if (new URL(config.stripe.successUrl).pathname.endsWith('/billing/success') && !config.stripe.successUrl.includes('{CHECKOUT_SESSION_ID}')) {
+    throw new ConfigError('STRIPE_SUCCESS_URL', `points at /billing/success without session_id={CHECKOUT_SESSION_ID}, which Stripe fills in and the page needs, got ${JSON.stringify(withoutUserinfo(config.stripe.successUrl))}`)
+  }
   const firstError = Value.Errors(ConfigSchema, config).First()
   if (firstError) throw new ConfigError(pathToVariable(firstError.path), firstError.message)
   checkProduction(config)

@@ -93,6 +93,9 @@ t.test('a bad value names its variable', async (t) => {
     [{ STRIPE_WEBHOOK_TOLERANCE_S: '0' }, 'STRIPE_WEBHOOK_TOLERANCE_S'],
     [{ STRIPE_SUCCESS_URL: '/relative' }, 'STRIPE_SUCCESS_URL'],
     [{ STRIPE_SUCCESS_URL: 'javascript:alert(1)' }, 'STRIPE_SUCCESS_URL'],
+    // Our return page without the session it needs: every paying buyer would meet an error.
+    [{ STRIPE_SUCCESS_URL: 'https://ctfhive.example/billing/success' }, 'STRIPE_SUCCESS_URL'],
+    [{ STRIPE_SUCCESS_URL: 'https://ctfhive.example/billing/success?ref=mail' }, 'STRIPE_SUCCESS_URL'],
     [{ STRIPE_CANCEL_URL: 'ftp://example.org/pricing' }, 'STRIPE_CANCEL_URL'],
     [{ LINODE_API_BASE: 'linode' }, 'LINODE_API_BASE'],
     [{ STRIPE_API_VERSION: '2024-06-20 x' }, 'STRIPE_API_VERSION'],
@@ -108,6 +111,10 @@ t.test('a bad value names its variable', async (t) => {
   t.throws(() => loadConfig({ STRIPE_SECRET_KEY: 'sk_test_abc hunter2' }), { message: /^STRIPE_SECRET_KEY: (?!.*hunter2)/ }, 'a malformed key is not echoed')
   t.throws(() => loadConfig({ LINODE_API_TOKEN: 'abc\nhunter2' }), { message: /^LINODE_API_TOKEN: (?!.*hunter2)/ }, 'a malformed Linode token is not echoed')
   t.equal(loadConfig({ STRIPE_API_VERSION: '2025-03-31.basil' }).stripe.apiVersion, '2025-03-31.basil', 'named versions are fine')
+  t.throws(() => loadConfig({ STRIPE_SUCCESS_URL: 'https://ctfhive.example/billing/success' }), { message: /^STRIPE_SUCCESS_URL: points at \/billing\/success without session_id=\{CHECKOUT_SESSION_ID\}/ })
+  for (const url of ['https://ctfhive.example/billing/success?session_id={CHECKOUT_SESSION_ID}&ref=mail', 'https://ctfhive.example/thanks']) {
+    t.equal(loadConfig({ STRIPE_SUCCESS_URL: url }).stripe.successUrl, url, `${url} is taken`)
+  }
   t.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), { message: /LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/ }, 'the allowed levels are named')
 })
 
