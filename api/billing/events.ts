@@ -91,6 +91,8 @@ export interface EventIntent {
   subscriptionId?: string
   /** Only checkout completion may create a tenant nobody knew about. */
   create?: NewTenantHint
+  /** The buyer's address as Checkout collected it: a tenant begun without one takes it. */
+  email?: string
   change: Omit<BillingChange, 'at'>
 }
 
@@ -111,6 +113,12 @@ function idOf (ref: unknown): string | undefined {
 }
 
 /** Trimmed text without control characters (PostgreSQL's text refuses NUL; none belongs in a name). */
+/** The address Checkout has for the buyer: the one we passed, or the one it asked for. Capped as the checkout form caps it. */
+function collectedEmail (session: { customer_email?: unknown, customer_details?: { email?: unknown } | null }): string | undefined {
+  const email = text(session.customer_email) ?? text(session.customer_details?.email)
+  return email !== undefined && email.length <= 254 && email.includes('@') ? email : undefined
+}
+
 function text (v: unknown): string | undefined {
   if (typeof v !== 'string') return undefined
   const clean = v.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim()
@@ -164,13 +172,15 @@ function checkoutIntent (session: Record<string, any>, billing: BillingChange['b
   // one-off session found by neither would be adopted twice: pending at its completion, again
   // at its async_payment_succeeded.
   const adoptable = tenantId !== undefined || subscriptionId !== undefined || billing === 'paid'
+  const email = collectedEmail(session)
   return {
     tenantId,
     subscriptionId,
+    email,
     create: adoptable
       ? {
           name: cleanName(metadata.name) ?? sessionLabel(session.id) ?? 'ctfhive-event',
-          email: text(session.customer_email) ?? text(session.customer_details?.email) ?? text(metadata.email) ?? '',
+          email: email ?? text(metadata.email) ?? '',
           plan: plan ?? 'standard'
         }
       : undefined,

@@ -333,6 +333,9 @@ export class TenantService {
     }
     // A stale or terminal event may still add to the facts underneath.
     const patch: TenantPatch = { ...result.patch }
+    // Begun without an address (the API takes none): Checkout asked the buyer for one, and the
+    // CTF's first administrator and support's welcome link need it. One already given stays.
+    if (tenant.email === '' && intent.email !== undefined) patch.email = intent.email
     let provision = result.startProvisioning
     let kick = false
     if (tenant.billing === 'canceled' && patch.billing !== undefined && patch.billing !== 'canceled') {

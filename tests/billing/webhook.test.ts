@@ -8,6 +8,7 @@ import { SqliteStore } from '../../api/store/sqlite.ts'
 import { StoreError, type Store, type StoreOps } from '../../api/store/store.ts'
 import { ExecutorError } from '../../api/provisioning/executor.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { serverSpecFor } from '../../api/provisioning/jobs.ts'
 import type { FastifyInstance } from 'fastify'
 
 async function pendingTenant (app: FastifyInstance, plan = 'standard', name = 'Acme CTF'): Promise<string> {
@@ -116,6 +117,20 @@ t.test('checkout completed for an unknown tenant creates one', async (t) => {
   const anon = await deliver(app, makeEvent('checkout.session.completed', session))
   t.equal((await store.getTenant(anon.json().tenant_id))?.name, `Checkout …${session.id.slice(-6)}`, 'name falls back to the end of the session id')
   t.equal((await store.getTenant(anon.json().tenant_id))?.plan, 'standard', 'plan falls back to standard')
+})
+
+t.test('a tenant begun without an email takes the one Checkout collected; one given at checkout stays', async (t) => {
+  const { app, store, config } = await buildTestApp(t)
+  const bare = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'NoMail CTF' } })).json().tenant_id
+  t.equal((await store.getTenant(bare))?.email, '')
+  const collected = { ...checkoutSession({ tenantId: bare, plan: 'solo', subscription: 'sub_nomail' }), customer_details: { email: 'buyer@example.org' } }
+  t.equal((await deliver(app, makeEvent('checkout.session.completed', collected))).json().tenant_state, 'active')
+  t.equal((await store.getTenant(bare))?.email, 'buyer@example.org', 'the address Checkout asked for')
+  t.equal(serverSpecFor((await store.getTenant(bare))!, config).adminEmail, 'buyer@example.org', "the CTF's first administrator has it")
+
+  const given = await pendingTenant(app, 'solo', 'Mail CTF')
+  await deliver(app, makeEvent('checkout.session.completed', { ...checkoutSession({ tenantId: given, plan: 'solo', subscription: 'sub_mail' }), customer_details: { email: 'someone-else@example.org' } }))
+  t.equal((await store.getTenant(given))?.email, 'ops@acme.test', 'the address given at checkout stays')
 })
 
 t.test('correlation: invoice metadata in both API shapes, then the durable subscription index', async (t) => {
