@@ -306,6 +306,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   try {
     // Only the server migrates: a CLI of another release must not change the schema under it.
     store = await openStore(config, { migrate: false })
+    // Job and audit times keep to the database's clock, as the server's do (app.ts): a job
+    // queued by this host's skewed clock would be due late, or be stamped in the future.
+    await store.syncClock()
     // Never started: the server's workers run what this process queues.
     const jobs = new JobRunner({ store, executor: new FakeExecutor(), config, log: pino({ level: 'silent' }) })
     const tenants = new TenantService({ store, config: { ...config, webhookWaitMs: 0 }, jobs })

@@ -271,14 +271,29 @@ export class JobRunner {
       return
     }
     if (failure instanceof LeaseLost) {
-      log.warn({ tenant: job.tenant, job: job.id, step: job.step, reason: failure.message }, 'attempt outlived its lease; another worker has the job')
+      await this.leaseLost(job, failure, 'attempt outlived its lease; another worker has the job')
       return
     }
     const record = failure instanceof AttemptTimeout && this.healthWindowOpen(job) ? this.continueAttempt(attempt) : this.failAttempt(attempt, failure)
-    await record.catch((e: unknown) => {
-      if (e instanceof LeaseLost) log.warn({ job: job.id, reason: e.message }, 'the end of the attempt not recorded: another worker has the job')
+    await record.catch(async (e: unknown) => {
+      if (e instanceof LeaseLost) await this.leaseLost(job, e, 'the end of the attempt not recorded: another worker has the job')
       else log.error({ err: e, job: job.id }, 'could not record the end of the attempt')
     })
+  }
+
+  /**
+   * The attempt found the job no longer its own. Either another worker took it (a lapsed lease),
+   * or the job was ended under it (a teardown ends its tenant's resizes, clearing their lease):
+   * then it stops, as it should, and the log says so rather than blaming a lease.
+   */
+  private async leaseLost (job: Job, err: LeaseLost, otherwise: string): Promise<void> {
+    const { log, store } = this.opts
+    const now = await store.getJob(job.id).catch(() => undefined)
+    if (now !== undefined && now.status !== 'queued' && now.status !== 'running') {
+      log.info({ tenant: job.tenant, job: job.id, kind: job.kind, step: job.step, status: now.status }, 'the job was ended while this attempt ran; the attempt stops without recording anything')
+      return
+    }
+    log.warn({ tenant: job.tenant, job: job.id, step: job.step, reason: err.message }, otherwise)
   }
 
   private runSteps (attempt: Attempt): Promise<void> {
@@ -353,6 +368,10 @@ export class JobRunner {
         if (job.kind === 'provision') {
           const canceled = (await tx.getTenantForUpdate(job.tenant))?.billing === 'canceled'
           await tx.updateTenant(job.tenant, { infra: 'failed', ...(canceled ? {} : { error: `Provisioning failed after ${attempts} attempt${attempts === 1 ? '' : 's'}; our team has the details and can retry it.` }) })
+          // The buyer's page says our team has been told: this is the line the alerts see.
+          log.error({ tenant: job.tenant, job: job.id, step: job.step, attempts, canceled, reason: message }, canceled
+            ? 'provisioning failed for a canceled tenant: its teardown removes whatever was made'
+            : 'provisioning failed: the buyer has paid and has no CTF; fix the cause, then retry it (ctfhive retry)')
         }
         await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.failed`, { job: job.id, step: job.step, attempts, reason: message })
         if (job.kind === 'deprovision') log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, 'teardown failed: the server is still running; fix the cause, then retry it (ctfhive retry)')

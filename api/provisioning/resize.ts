@@ -9,7 +9,9 @@
 // is awaited: the job ends at T and queues the next resize if the plan now wants another type
 // (one resize at a time per tenant; the last plan wins). A failure (Linode refusing, a server
 // that does not come back) fails the job for the operator and never the tenant: its infra stays
-// as it was, and its CTF runs on at the old size.
+// as it was, and its CTF runs on at the old size. A teardown that destroys the server ends the
+// tenant's live resizes in the same transaction: the job works on the server the tenant has, and
+// must never go on with one made for the tenant after it.
 import type { Logger } from 'pino'
 import type { Job, StoreOps, Tenant } from '../store/store.ts'
 import { ended, type Attempt } from './attempt.ts'
@@ -146,7 +148,8 @@ async function runningAs (attempt: Attempt, deps: ResizeDeps, serverId: string, 
   let offSince: number | undefined
   const arrived = await deps.pollUntil(signal, async () => {
     const s = await executor.getServer(serverId, signal)
-    // Retried: a teardown that removed it has canceled the tenant, which the next look sees.
+    // Retried: a teardown that removed it ends this job as it forgets the server (teardown.ts),
+    // so this attempt records nothing more and no later one takes the tenant's next server.
     if (s === undefined) throw new ExecutorError(`server ${serverId} disappeared while it was resized`, { retryable: true })
     last = s
     if (s.status === 'running') {

@@ -67,7 +67,7 @@ async function tearDown (attempt: Attempt, { executor, specFor, graceMs, log }: 
     // renamed in the console, say). So it must succeed before anything is destroyed.
     const { removed } = await sweep(tenant.serverId, async () => (await executor.findServers(specFor(tenant), signal)).map((s) => s.id),
       (id) => executor.destroyServer(id, signal), { mayFail: false })
-    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { servers: removed })
+    await attempt.commitStep('destroyed', { serverId: null, ipv4: null }, 'server.destroyed', { servers: removed }, (tx) => endResizes(attempt, tx))
   }
   await attempt.transaction(async (tx) => {
     const tenant = await tx.getTenantForUpdate(job.tenant)
@@ -172,6 +172,24 @@ async function calledOffAfterFailure (attempt: Attempt, err: unknown): Promise<b
     if (job.step !== '') await provisionAgain(attempt, tx, tenant, 'reactivated while its teardown was failing')
     return true
   })
+}
+
+/**
+ * With the server destroyed, a resize of it has nothing left to resize. One still live (claimed
+ * before the cancellation, which calls off queued ones only, or queued again after a failed
+ * look at the vanished server) would otherwise take a server made for the tenant later as its
+ * own and wait for it to reach a type the plan may no longer want, holding every later plan
+ * change (the tenant service hands those to the live job). Ended here, in the transaction that
+ * forgets the server, its lease cleared: an attempt still running writes nothing more (its next
+ * write finds the job not its own). A provisioning later resizes its new server itself when the
+ * plan wants another type (queueResizeIfOffPlan).
+ */
+async function endResizes (attempt: Attempt, tx: StoreOps): Promise<void> {
+  for (const job of await tx.listJobs({ tenant: attempt.job.tenant })) {
+    if (job.kind !== 'resize' || (job.status !== 'queued' && job.status !== 'running')) continue
+    await tx.updateJob(job.id, ended('canceled'))
+    await attempt.audit(tx, 'resize.canceled', { resize_job: job.id, step: job.step, status: job.status, reason: 'its server was destroyed by the teardown' })
+  }
 }
 
 async function provisionAgain (attempt: Attempt, tx: StoreOps, tenant: Tenant, reason: string): Promise<void> {

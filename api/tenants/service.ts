@@ -393,7 +393,8 @@ export class TenantService {
       await tx.enqueueJob({ kind: 'deprovision', tenant: tenant.id, runAfter })
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'teardown.scheduled', { run_after: new Date(runAfter).toISOString(), source })
     }
-    // The teardown supersedes a resize not begun; one under way stops at its next look (resize.ts).
+    // The teardown supersedes a resize not begun; one under way stops at its next look (resize.ts),
+    // and the teardown ends any still live when it destroys the server (teardown.ts).
     if (result.scheduleTeardown) {
       for (const job of await tx.listJobs({ tenant: tenant.id })) {
         if (job.kind !== 'resize' || job.status !== 'queued') continue

@@ -9,6 +9,11 @@ import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
 import { nextMillisecond } from '../helpers/until.ts'
 import { asLeftByOlderRelease, rollbackSql } from '../helpers/schema-rollback.ts'
+import { usePostgres } from '../helpers/postgres.ts'
+import { runAll } from '../helpers/job-runner.ts'
+import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { ExecutorError } from '../../api/provisioning/executor.ts'
+import { PostgresStore } from '../../api/store/postgres.ts'
 
 const AUDIT = 'audit-secret-for-cli-tests-0123456789abcdef'
 
@@ -393,4 +398,33 @@ t.test('a name an older release stored with a terminal control sequence is liste
   t.notMatch(listed.stdout, /[\u009b\u202e]/, 'no raw control reaches the terminal')
   const json = await run(['tenant', id, '--json'])
   t.equal(JSON.parse(json.stdout).tenant.name, 'Old\u009b2J\u202eCTF', 'JSON keeps the name as stored')
+})
+
+t.test('on PostgreSQL, the CLI keeps to the database\'s clock as the server does, whatever this host\'s says', async (t) => {
+  const server = await usePostgres(t)
+  if (server === undefined) return
+  const url = await server.createDatabase()
+  const store = new PostgresStore({ url, poolSize: 2 })
+  t.teardown(() => store.close())
+  await store.migrate()
+  const executor = new FakeExecutor()
+  executor.failNext('create', 1, new ExecutorError('Linode API 400: type: not a valid type', { retryable: false }))
+  const { app } = await buildTestApp(t, { store, executor, runJobs: false, env: { PROVISION_AUDIT_SECRET: AUDIT } })
+  const id = await pendingTenant(app, 'Skewed CTF')
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_skew' })))
+  await runAll(app, store)
+  t.equal((await store.getTenant(id))?.infra, 'failed')
+
+  // This host's clock ten minutes ahead of the database's (the one every instance keeps to),
+  // while the CLI opens its store and queues the retry.
+  const SKEW = 10 * 60_000
+  const realNow = Date.now
+  Date.now = () => realNow() + SKEW
+  const r = await cli(['retry', id], { DATABASE_URL: url, PROVISION_AUDIT_SECRET: AUDIT }).finally(() => { Date.now = realNow })
+  t.equal(r.code, 0, r.stderr)
+  const now = Date.now()
+  const queued = (await store.listJobs({ tenant: id })).find((j) => j.status === 'queued')
+  t.ok(queued !== undefined && Math.abs(queued.runAfter - now) < 60_000, `the retry is due now by the database's clock (${queued === undefined ? 'none queued' : `${Math.round((queued.runAfter - now) / 1000)} s from now`})`)
+  const entry = (await store.listAudit({ tenant: id })).find((e) => e.action === 'provision.retry_requested')
+  t.ok(entry !== undefined && Math.abs(Date.parse(entry.at) - now) < 60_000, `its audit entry is dated by the database's clock (${entry?.at ?? 'none'})`)
 })

@@ -46,9 +46,17 @@ t.test('retryable failures back off and retry; every step is audited', async (t)
 t.test('the last attempt fails the tenant with a readable error', async (t) => {
   const executor = new FakeExecutor()
   executor.failNext('create', 10, new ExecutorError('Linode API 503: maintenance', { retryable: true }))
-  const { app, store } = await buildTestApp(t, { executor, env: { PROVISION_MAX_ATTEMPTS: '3' } })
+  const logLines: Array<Record<string, unknown>> = []
+  const { app, store } = await buildTestApp(t, { executor, logLines, env: { PROVISION_MAX_ATTEMPTS: '3' } })
   const id = await paidTenant(app)
   await until(async () => (await store.getTenant(id))?.infra === 'failed', 'failed')
+  // The buyer's page says the team has been told: the last failure is an error line of its own,
+  // not the warning each retried attempt gets.
+  const lines = logLines.filter((l) => l.tenant === id)
+  t.equal(lines.filter((l) => l.msg === 'job attempt failed' && l.level === 40).length, 3, 'each attempt warns')
+  const failed = lines.filter((l) => l.level === 50)
+  t.equal(failed.length, 1, 'one error line')
+  t.match(failed[0], { msg: /^provisioning failed: .*ctfhive retry/, attempts: 3, step: '', reason: 'Linode API 503: maintenance', canceled: false })
   const status = (await app.inject(`/tenants/${id}/status`)).json()
   t.equal(status.state, 'failed')
   t.equal(status.error, 'Provisioning failed after 3 attempts; our team has the details and can retry it.', 'the public status says what happened, not why')

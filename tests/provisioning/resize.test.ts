@@ -188,6 +188,54 @@ t.test('a cancellation supersedes a pending resize; one claimed before it ends a
   t.notOk(executor.servers.has(live.serverId!))
 })
 
+t.test('a teardown ends a resize under way: the tenant back on another plan keeps the new server\'s type, and a later plan change resizes it', async (t) => {
+  keepAlive(t)
+  const logLines: Array<Record<string, unknown>> = []
+  const { app, store, id, executor, live } = await liveTenant(t, new FakeExecutor(), logLines)
+  await deliver(app, planEvent(id, 'sub_r', 'pro'))
+  const resize = (await store.listJobs({ tenant: id })).find((j) => j.kind === 'resize')!
+  // The job reads the server and asks for Pro; its wait for the new type hangs at its first look.
+  executor.holdNext('get').release()
+  const look = executor.holdNext('get')
+  const resizing = runOne(app, store)
+  await look.reached
+  t.match(await store.getJob(resize.id), { status: 'running', step: `resizing:${TYPE.pro}` })
+  await deliver(app, cancel(id, 'sub_r', 'pro'))
+  t.match(await store.getJob(resize.id), { status: 'running' }, 'the cancellation calls off only resizes not begun')
+
+  t.ok(await runOne(app, store), 'the teardown runs (no grace period)')
+  t.notOk(executor.servers.has(live.serverId!), 'the server is destroyed')
+  t.match(await store.getJob(resize.id), { status: 'canceled', leaseOwner: null }, 'the teardown ends the resize of the server it destroyed')
+  const ended = (await store.listAudit({ tenant: id })).find((e) => e.action === 'resize.canceled' && e.detail.resize_job === resize.id)
+  t.match(ended?.detail, { step: `resizing:${TYPE.pro}`, status: 'running', reason: /destroyed by the teardown/ })
+  t.ok((await actions(store, id)).indexOf('server.destroyed') < (await actions(store, id)).indexOf('resize.canceled'), 'audited with the destruction')
+
+  // The attempt under way finds the server gone: it records nothing, and is not queued again.
+  look.release()
+  await resizing
+  t.match(await store.getJob(resize.id), { status: 'canceled', attempts: 0 }, 'the running attempt stopped without writing')
+  t.ok(logLines.some((l) => l.job === resize.id && /ended while this attempt ran/.test(String(l.msg))), 'and the log says it was ended, not that another worker has it')
+
+  // The buyer comes back at once, on Standard: a new server of Standard's type, left alone.
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: 'sub_r2' }), { created: created++ }))
+  await runAll(app, store)
+  const back = (await store.getTenant(id))!
+  t.match(back, { billing: 'paid', plan: 'standard', infra: 'ready' })
+  t.not(back.serverId, live.serverId, 'a new server')
+  t.equal(executor.servers.get(back.serverId!)?.type, TYPE.standard, 'of the plan it came back on, not the type the old resize awaited')
+  t.same(await jobs(store, id), ['provision:done', 'resize:canceled', 'deprovision:done', 'provision:done'], 'no resize latched onto the new server')
+  t.equal(executor.calls.resize, 1)
+
+  // A later plan change gets a resize of its own.
+  await deliver(app, planEvent(id, 'sub_r2', 'pro'))
+  const next = (await store.listJobs({ tenant: id })).at(-1)!
+  t.match(next, { kind: 'resize', status: 'queued', step: '' })
+  t.not(next.id, resize.id)
+  await runAll(app, store)
+  t.equal(executor.servers.get(back.serverId!)?.type, TYPE.pro, 'the new server is resized to the new plan')
+  t.match(await store.getJob(next.id), { status: 'done' })
+})
+
 t.test('a tenant back on its kept server before the teardown ran is resized if the cancellation called its resize off', async (t) => {
   const { app, store, id, executor, live } = await liveTenant(t)
   await deliver(app, planEvent(id, 'sub_r', 'pro'))
