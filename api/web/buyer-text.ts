@@ -94,8 +94,8 @@ export function loginError (code: string | undefined): string | undefined {
   return code !== undefined && Object.hasOwn(LOGIN_ERRORS, code) ? LOGIN_ERRORS[code] : undefined
 }
 
-export type ProgressKey = 'checking' | 'awaiting_payment' | 'payment_delayed' | 'setting_up' | 'live' | 'past_due' | 'failed' |
-  'canceled_running' | 'canceled' | 'canceled_unpaid' | 'not_found'
+export type ProgressKey = 'checking' | 'awaiting_payment' | 'payment_delayed' | 'setting_up' | 'live' | 'past_due' |
+  'past_due_setting_up' | 'payment_failed' | 'failed' | 'canceled_running' | 'canceled' | 'canceled_unpaid' | 'not_found'
 
 export const PROGRESS_STEPS = ['Order received', 'Payment confirmed', 'Server set up', 'CTF live'] as const
 
@@ -138,7 +138,20 @@ export const PROGRESS_TEXT: Readonly<Record<ProgressKey, { heading: string, head
   past_due: {
     heading: YOUR_ORDER,
     headline: 'Your last payment did not go through',
+    // Shown only while its server runs (progressOf): the others are the two keys below.
     detail: 'Your CTF keeps running for now. Stripe tries the charge again and emails you about it; if it keeps failing, the subscription ends and your CTF is shut down {grace}. To pay with another card, write to {billing} from the address you used at checkout.'
+  },
+  past_due_setting_up: {
+    heading: YOUR_ORDER,
+    headline: 'Your last payment did not go through',
+    // Paid once, its server not up yet (or being made again): setup goes on while past due.
+    detail: 'We go on setting up your CTF at {fqdn} for now. Stripe tries the charge again and emails you about it; if it keeps failing, the subscription ends and your CTF is shut down {grace}. To pay with another card, write to {billing} from the address you used at checkout.'
+  },
+  payment_failed: {
+    heading: YOUR_ORDER,
+    headline: 'Your payment did not go through',
+    // Never paid: no setup has started, and none starts before a payment goes through.
+    detail: 'No payment for this order has gone through yet, so nothing of it is set up or online. We set up your CTF as soon as a payment goes through, and this page follows it. To pay with another card, write to {billing} from the address you used at checkout.'
   },
   failed: {
     heading: YOUR_ORDER,
@@ -215,7 +228,11 @@ export interface Progress {
   key: ProgressKey
   /** How many of PROGRESS_STEPS are done. */
   done: number
-  /** The order will not move on by itself (live, failed, canceled, not found). */
+  /**
+   * Nothing more to follow: live, not found, or canceled with no server running or coming.
+   * A failed order is not final (an operator may retry it), nor a canceled one whose server is
+   * still being set up (it then runs through the grace period).
+   */
   final: boolean
   /** Its server runs, so the page links to it: live, but also past due or canceled in its grace period. */
   online?: boolean
@@ -229,7 +246,8 @@ export interface Progress {
  */
 export function progressOf (status: StatusFacts | null, now = Date.now()): Progress {
   if (status === null) return { key: 'not_found', done: 0, final: true }
-  const paid = status.paid_at !== null || (status.billing !== 'pending' && status.billing !== 'canceled')
+  // Ever paid: `past_due` alone is not a payment (a first invoice can fail), nor `canceled`.
+  const paid = status.paid_at !== null || status.billing === 'paid'
   const ready = status.ready_at !== null
   // Set up and not torn down: what /login/go sends the buyer to, a canceled CTF's too until
   // its teardown (infra `deprovisioned`) after the grace period.
@@ -237,14 +255,20 @@ export function progressOf (status: StatusFacts | null, now = Date.now()): Progr
   const done = 1 + (paid ? 1 : 0) + (paid && ready ? 1 : 0) + (paid && ready && status.state === 'active' ? 1 : 0)
   switch (status.state) {
     case 'active': return { key: 'live', done: 4, final: true, online: true }
-    case 'failed': return { key: 'failed', done, final: true }
-    case 'canceled':
-      // Not final while online: its teardown is still to come, and the page should see it.
-      return online
-        ? { key: 'canceled_running', done: 4, final: false, online, ...(status.canceled_at === null ? {} : { canceledAt: status.canceled_at }) }
-        : { key: paid ? 'canceled' : 'canceled_unpaid', done: Math.min(done, 2), final: true }
-    // Its server not (or no longer) up: a past-due order is then stuck before "Server set up".
-    case 'past_due': return online ? { key: 'past_due', done: 4, final: false, online } : { key: 'past_due', done: 2, final: false }
+    case 'failed': return { key: 'failed', done, final: false }
+    case 'canceled': {
+      if (online) {
+        // Not final while online: its teardown is still to come, and the page should see it.
+        return { key: 'canceled_running', done: 4, final: false, online, ...(status.canceled_at === null ? {} : { canceledAt: status.canceled_at }) }
+      }
+      // A server still being set up may come up and run through the grace period.
+      const coming = paid && (status.infra === 'provisioning' || status.infra === 'ready')
+      return { key: paid ? 'canceled' : 'canceled_unpaid', done: Math.min(done, 2), final: !coming }
+    }
+    // Its server not (or no longer) up: stuck before "Server set up", or before the payment.
+    case 'past_due':
+      if (online) return { key: 'past_due', done: 4, final: false, online }
+      return paid ? { key: 'past_due_setting_up', done: 2, final: false } : { key: 'payment_failed', done: 1, final: false }
     default: {
       const delayed = !paid && now - Date.parse(status.created_at) >= PAYMENT_DELAYED_MS
       return { key: paid ? 'setting_up' : delayed ? 'payment_delayed' : 'awaiting_payment', done, final: false }

@@ -44,10 +44,13 @@ export interface ProgressValues {
   graceHours?: number
 }
 
+/** Where an order stopped: shown so even while the page still follows it (a retry may come). */
+const STOPPED: readonly ProgressKey[] = ['failed', 'canceled', 'canceled_unpaid']
+
 function stepClass (i: number, progress: Progress): string {
   if (i < progress.done) return 'done'
+  if (i === progress.done && STOPPED.includes(progress.key)) return 'stopped'
   if (i === progress.done && !progress.final && progress.key !== 'checking') return 'current'
-  if (i === progress.done && (progress.key === 'failed' || progress.key === 'canceled' || progress.key === 'canceled_unpaid')) return 'stopped'
   return 'todo'
 }
 
@@ -91,7 +94,11 @@ export interface AdminSection {
   credential?: { loginUrl: string, name: string, email: string, password: string }
 }
 
-/** The welcome page's administrator sign-in section; the site script fills it in as well. */
+/**
+ * The welcome page's administrator sign-in section; the site script fills it in as well. Its
+ * button works only with script, so the script shows it (and only while there is nothing
+ * shown); without script the <noscript> link does its work. The details take focus once shown.
+ */
 export function adminSection (s: AdminSection = { offered: false }): string {
   const c = s.credential
   const attr = (shown: boolean): string => (shown ? '' : ' hidden')
@@ -102,9 +109,9 @@ export function adminSection (s: AdminSection = { offered: false }): string {
   return `<section class="section-tight" id="admin-details" aria-labelledby="admin-heading" data-refused="${escapeHtml(ADMIN_LINK_REFUSED)}"${attr(s.offered)}>
     <h2 id="admin-heading">Administrator sign-in</h2>
     <p>Your CTF's first administrator account was created during setup. Show its details once, then change the password after you sign in.</p>
-    <button class="button button-ghost-dark" type="button" id="admin-show"${attr(c === undefined)}>Show administrator sign-in details</button>${noScript}
+    <button class="button button-ghost-dark" type="button" id="admin-show" hidden>Show administrator sign-in details</button>${noScript}
     <p id="admin-message" role="status"${attr(s.message !== undefined)}>${escapeHtml(s.message ?? '')}</p>
-    <dl class="credentials" id="admin-credentials"${attr(c !== undefined)}>
+    <dl class="credentials" id="admin-credentials" tabindex="-1"${attr(c !== undefined)}>
       <dt>Sign-in page</dt><dd><a id="admin-login" href="${escapeHtml(c?.loginUrl ?? '#')}">${escapeHtml(c?.loginUrl ?? 'Sign-in page')}</a></dd>
       <dt>User name</dt><dd id="admin-name">${escapeHtml(c?.name ?? '')}</dd>
       <dt>Email</dt><dd id="admin-email">${escapeHtml(c?.email ?? '')}</dd>

@@ -99,18 +99,19 @@
   // the page's load (`delayed`): the browser's clock may be off from the server's.
   function progressOf (s, delayed) {
     if (!s) return { key: 'not_found', done: 0, final: true }
-    var paid = s.paid_at !== null || (s.billing !== 'pending' && s.billing !== 'canceled')
+    var paid = s.paid_at !== null || s.billing === 'paid'
     var ready = s.ready_at !== null
     var online = paid && ready && s.infra === 'ready'
     var done = 1 + (paid ? 1 : 0) + (paid && ready ? 1 : 0) + (paid && ready && s.state === 'active' ? 1 : 0)
     switch (s.state) {
       case 'active': return { key: 'live', done: 4, final: true, online: true }
-      case 'failed': return { key: 'failed', done: done, final: true }
+      case 'failed': return { key: 'failed', done: done, final: false }
       case 'canceled':
-        return online
-          ? { key: 'canceled_running', done: 4, final: false, online: true, canceledAt: s.canceled_at || undefined }
-          : { key: paid ? 'canceled' : 'canceled_unpaid', done: Math.min(done, 2), final: true }
-      case 'past_due': return online ? { key: 'past_due', done: 4, final: false, online: true } : { key: 'past_due', done: 2, final: false }
+        if (online) return { key: 'canceled_running', done: 4, final: false, online: true, canceledAt: s.canceled_at || undefined }
+        return { key: paid ? 'canceled' : 'canceled_unpaid', done: Math.min(done, 2), final: !(paid && (s.infra === 'provisioning' || s.infra === 'ready')) }
+      case 'past_due':
+        if (online) return { key: 'past_due', done: 4, final: false, online: true }
+        return paid ? { key: 'past_due_setting_up', done: 2, final: false } : { key: 'payment_failed', done: 1, final: false }
       default: return { key: paid ? 'setting_up' : delayed ? 'payment_delayed' : 'awaiting_payment', done: done, final: false }
     }
   }
@@ -128,10 +129,11 @@
 
   var STEP_STATE = { done: 'done', current: 'in progress', stopped: 'stopped', todo: 'not started yet' }
 
+  // Mirrors stepClass() in api/web/slots.ts.
   function stepClass (i, p) {
     if (i < p.done) return 'done'
-    if (i === p.done && !p.final) return 'current'
     if (i === p.done && (p.key === 'failed' || p.key === 'canceled' || p.key === 'canceled_unpaid')) return 'stopped'
+    if (i === p.done && !p.final) return 'current'
     return 'todo'
   }
 
@@ -183,16 +185,28 @@
     if (!section || !/^[0-9a-f]{40}$/.test(token)) return
     section.hidden = false
     var button = byId('admin-show')
+    var list = byId('admin-credentials')
+    var message = byId('admin-message')
+    // The server renders the button hidden (it needs this script); none once the details show.
+    if (!list.hidden) return
+    button.hidden = false
+    // Busy is aria-disabled, not disabled: a disabled button would drop the keyboard focus.
+    var busy = function (on) {
+      if (on) button.setAttribute('aria-disabled', 'true')
+      else button.removeAttribute('aria-disabled')
+    }
     button.addEventListener('click', function () {
-      button.disabled = true
+      if (button.getAttribute('aria-disabled') === 'true') return
+      busy(true)
       fetch('/tenants/' + tenant + '/credentials?token=' + encodeURIComponent(token), { headers: { accept: 'application/json' }, cache: 'no-store' })
         .then(function (res) {
           return res.json().catch(function () { return {} }).then(function (c) {
             if (!res.ok) {
               // A refused link: the API's words name a schema or a tenant; say it the buyer's way.
               var refused = res.status === 400 || res.status === 403
-              show(byId('admin-message'), refused ? section.getAttribute('data-refused') : c.message || 'The details are not available yet; try again in a minute.')
-              button.disabled = false
+              // The message is a live region; the focus stays on the button, to ask again.
+              show(message, refused ? section.getAttribute('data-refused') : c.message || 'The details are not available yet; try again in a minute.')
+              busy(false)
               return
             }
             byId('admin-login').href = c.login_url
@@ -200,25 +214,32 @@
             byId('admin-name').textContent = c.admin_name
             byId('admin-email').textContent = c.admin_email
             byId('admin-password').textContent = c.password
-            byId('admin-message').hidden = true
-            show(byId('admin-credentials'))
+            message.hidden = true
+            show(list)
+            busy(false)
             button.hidden = true
+            // The button goes away: the focus goes to what it showed (the list has tabindex=-1).
+            list.focus()
           })
         }, function () {
-          show(byId('admin-message'), TEXT.registerErrors.network.message)
-          button.disabled = false
+          show(message, TEXT.registerErrors.network.message)
+          busy(false)
         })
     })
   }
 
   // Polling: every 2 s while a step may finish any moment, then less and less often (a bank
   // payment can take days, a past-due or canceled order as long); never while the tab is hidden.
+  // Stopped only when nothing more can come (progressOf's `final`).
   var POLL_FAST_MS = 2000
   var POLL_FAST_FOR_MS = 60000
   var POLL_GROWTH = 1.5
   // Setup ends within minutes and the buyer is watching; the other waits are long.
   var POLL_MAX_MS = { setting_up: 30000 }
   var POLL_SLOW_MAX_MS = 60000
+  // Where nothing moves unless someone acts (an operator's retry, a server finishing after a
+  // cancellation): once a minute from the start.
+  var POLL_SLOW_FROM_START = { failed: true, canceled: true }
   var RETRY_MS = 4000
   var RETRY_MAX_MS = 60000
   var RETRY_AFTER_MAX_MS = 600000
@@ -267,7 +288,7 @@
       if (current !== phase) {
         phase = current
         phaseSince = now
-        delay = POLL_FAST_MS
+        delay = POLL_SLOW_FROM_START[phase] ? POLL_SLOW_MAX_MS : POLL_FAST_MS
       } else if (now - phaseSince >= POLL_FAST_FOR_MS) {
         delay = Math.min(Math.round(delay * POLL_GROWTH), POLL_MAX_MS[phase] || POLL_SLOW_MAX_MS)
       }

@@ -10,6 +10,7 @@ import { buildTestApp } from '../helpers/build-app.ts'
 import { axeViolations, CHROMIUM_ARGS, CHROMIUM_PATH, chromiumUnavailable, distinctColours, launchBrowser, watchPage } from '../helpers/browser.ts'
 import { buildTestSite } from '../helpers/site-build.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
+import { until } from '../helpers/until.ts'
 
 const skip = chromiumUnavailable()
 if (skip !== undefined) {
@@ -380,6 +381,160 @@ async function run (): Promise<void> {
     t.equal(await page.locator('#progress-detail').textContent(), fillText(PROGRESS_TEXT.canceled_unpaid.detail, { reason: 'The checkout expired before payment.' }))
     t.equal(await page.locator('#progress-steps li.stopped').textContent(), 'Payment confirmed (stopped)')
     t.same(problems, [])
+  })
+
+  /** A paid order, once its (fake) server is up: the webhook answers before provisioning ends. */
+  async function liveOrder (name: string): Promise<{ tenant_id: string, welcome_url: string }> {
+    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name } })).json()
+    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))
+    await until(async () => (await app.inject(`/tenants/${created.tenant_id}/status`)).json().state === 'active', `${name} live`, 30_000)
+    return created
+  }
+
+  /** Counts the page's status polls and the answers it acted on (every answer sets data-key, or the reconnecting text). */
+  async function countPolls (page: Page): Promise<{ polls: () => Promise<number>, settled: () => Promise<unknown> }> {
+    await page.addInitScript(() => {
+      const w = globalThis as any
+      w.__polls = 0
+      w.__handled = 0
+      const fetch = w.fetch.bind(w)
+      w.fetch = (url: unknown, init: unknown) => {
+        if (String(url).includes('/status')) w.__polls++
+        return fetch(url, init)
+      }
+      w.document.addEventListener('DOMContentLoaded', () => {
+        new w.MutationObserver(() => { w.__handled++ }).observe(w.document.getElementById('progress'),
+          { subtree: true, childList: true, attributes: true, attributeFilter: ['data-key'] })
+      })
+    })
+    return {
+      polls: () => page.evaluate(() => (globalThis as any).__polls as number),
+      settled: () => page.waitForFunction(() => { const w = globalThis as any; return w.__polls >= 1 && w.__handled >= w.__polls })
+    }
+  }
+
+  /** A page on a paused fake clock, so that a minute between polls takes no minute. */
+  async function openOnFakeClock (): Promise<Watched & { polls: () => Promise<number>, settled: () => Promise<unknown> }> {
+    const watched = await open()
+    const counted = await countPolls(watched.page)
+    const start = Date.now()
+    await watched.page.clock.install({ time: start })
+    await watched.page.clock.pauseAt(start + 1000)
+    return { ...watched, ...counted }
+  }
+
+  t.test('a first payment that failed: the script says so as the server does, with nothing set up', async (t) => {
+    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Declined CTF' } })).json()
+    const failed = await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: `sub_declined_${created.tenant_id.slice(0, 8)}`, tenantId: created.tenant_id })))
+    t.equal(failed.json().tenant_state, 'past_due')
+    const { page, problems } = await open()
+    await page.goto(`${origin}${created.welcome_url}`)
+    t.equal(await page.locator('#progress').getAttribute('data-key'), 'payment_failed', 'the server rendered it')
+    const stepTexts = () => page.locator('#progress-steps li').allTextContents()
+    const server = { detail: await page.locator('#progress-detail').textContent(), steps: await stepTexts() }
+    t.same(server.steps, ['Order received (done)', 'Payment confirmed (in progress)', 'Server set up (not started yet)', 'CTF live (not started yet)'])
+    // Blank what the server wrote: only the script's next poll can put it back.
+    await page.evaluate(() => {
+      const { document } = globalThis as any
+      document.getElementById('progress-detail').textContent = ''
+      for (const li of document.querySelectorAll('#progress-steps li')) { li.className = 'step'; li.lastChild.textContent = '' }
+    })
+    await page.waitForFunction(() => (globalThis as any).document.getElementById('progress-detail').textContent !== '')
+    t.equal(await page.locator('#progress-detail').textContent(), server.detail, 'the script says what the server said')
+    t.equal(server.detail, fillText(PROGRESS_TEXT.payment_failed.detail, { billing: 'billing@ctfhive.example' }))
+    t.notMatch(server.detail, /keeps running/)
+    t.same(await stepTexts(), server.steps, 'and shows the same steps')
+    t.ok(await page.locator('#live-link').isHidden(), 'no link: nothing runs')
+    t.same(problems, [])
+  })
+
+  t.test('a failed order is still followed, once a minute: a retry that succeeds shows without a reload', async (t) => {
+    const created = await liveOrder('Retried CTF')
+    await store.updateTenant(created.tenant_id, { infra: 'failed' })
+    const { page, problems, polls, settled } = await openOnFakeClock()
+    await page.goto(`${origin}${created.welcome_url}`)
+    await settled()
+    t.equal(await page.locator('#progress').getAttribute('data-key'), 'failed')
+    t.equal(await page.locator('#progress-steps li.stopped').count(), 1, 'shown where it stopped, not as in progress')
+    t.equal(await page.locator('#progress-steps li.current').count(), 0)
+    await page.clock.runFor(59_000)
+    await settled()
+    t.equal(await polls(), 1, 'no fast polling: nothing moves unless the operator acts')
+    // What an operator's successful retry leaves (`ctfhive retry`): the server is up again.
+    await store.updateTenant(created.tenant_id, { infra: 'ready' })
+    await page.clock.runFor(2_000)
+    await settled()
+    t.equal(await polls(), 2, 'a poll a minute on')
+    await page.locator('#progress[data-key="live"]').waitFor()
+    t.ok(await page.getByRole('link', { name: 'Open your CTF' }).isVisible())
+    t.same(problems, [])
+  })
+
+  t.test('a canceled order whose server is still being set up is followed until it comes up', async (t) => {
+    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Late Cancel CTF' } })).json()
+    // Paid, canceled while its server was being made: the server still comes up, for the grace period.
+    const now = new Date().toISOString()
+    await store.updateTenant(created.tenant_id, { billing: 'canceled', paidAt: now, canceledAt: now, infra: 'provisioning', error: 'The subscription was canceled.' })
+    const { page, problems, polls, settled } = await openOnFakeClock()
+    await page.goto(`${origin}${created.welcome_url}`)
+    await settled()
+    t.equal(await page.locator('#progress').getAttribute('data-key'), 'canceled')
+    t.equal(await page.locator('#progress').getAttribute('data-final'), 'false', 'not the end of it')
+    await store.updateTenant(created.tenant_id, { infra: 'ready', readyAt: new Date().toISOString() })
+    await page.clock.runFor(61_000)
+    await settled()
+    t.equal(await polls(), 2)
+    await page.locator('#progress[data-key="canceled_running"]').waitFor()
+    t.ok(await page.getByRole('link', { name: 'Open your CTF' }).isVisible(), 'the server it runs until the teardown is linked to')
+
+    // Torn down: now nothing more can come, and the page stops asking.
+    await store.updateTenant(created.tenant_id, { infra: 'deprovisioned' })
+    await page.clock.runFor(10 * 60_000)
+    await settled()
+    await page.locator('#progress[data-key="canceled"][data-final="true"]').waitFor()
+    const last = await polls()
+    await page.clock.runFor(10 * 60_000)
+    await settled()
+    t.equal(await polls(), last, 'no polls once nothing can follow')
+    t.same(problems, [])
+  })
+
+  t.test('showing the administrator details keeps the keyboard focus', async (t) => {
+    const created = await liveOrder('Focus CTF')
+    const { page, problems } = await open()
+    await page.goto(`${origin}${created.welcome_url}`)
+    const button = page.locator('#admin-show')
+    await button.waitFor({ state: 'visible' })
+    const focused = () => page.evaluate(() => { const el = (globalThis as any).document.activeElement; return el.id || el.tagName })
+    // The fake executor publishes no credential: the API says why, and the button keeps the focus.
+    await button.focus()
+    await page.keyboard.press('Enter')
+    await page.locator('#admin-message:not([hidden])').waitFor()
+    t.equal(await focused(), 'admin-show', 'after a refusal, on the button, to ask again')
+    t.equal(await button.getAttribute('aria-disabled'), null, 'usable again')
+
+    await page.route('**/tenants/*/credentials?*', (route) => route.fulfill({
+      status: 200,
+      contentType: 'application/json',
+      body: JSON.stringify({ tenant_id: created.tenant_id, login_url: 'https://focus.ctfhive.example/login', admin_name: 'admin', admin_email: 'organiser@example.org', password: 'Focus-Pass-7' })
+    }))
+    await page.keyboard.press('Enter')
+    await page.locator('#admin-credentials:not([hidden])').waitFor()
+    t.ok(await button.isHidden(), 'the button has done its work')
+    t.equal(await focused(), 'admin-credentials', 'the focus moves to the details')
+    t.equal(await page.locator('#admin-password').textContent(), 'Focus-Pass-7')
+    t.same(problems.filter((p) => !/status of 4\d\d/.test(p)), [])
+  })
+
+  t.test('without JavaScript the administrator details are offered by the link alone', async (t) => {
+    const created = await liveOrder('Plain CTF')
+    const context = await browser.newContext({ javaScriptEnabled: false })
+    t.teardown(() => context.close())
+    const { page } = await open(context)
+    await page.goto(`${origin}${created.welcome_url}`)
+    t.ok(await page.locator('#admin-details').isVisible(), 'the section is offered')
+    t.ok(await page.locator('#admin-show').isHidden(), 'no button that would do nothing')
+    t.ok(await page.getByRole('link', { name: 'Show the details without JavaScript' }).isVisible())
   })
 
   t.test('sign-in sends the buyer to their own running CTF', async (t) => {

@@ -37,7 +37,9 @@ t.test('every billing × infra combination has a progress the buyer understands'
       if (state === 'provisioning') t.equal(p.key, paid ? 'setting_up' : 'awaiting_payment', where)
       // A server that runs is linked to in every state, and only one that runs.
       t.equal(p.online === true, infra === 'ready' && paid && state !== 'failed', `${where}: online`)
-      t.equal(p.final, state === 'active' || state === 'failed' || (state === 'canceled' && !p.online), `${where}: final`)
+      // Final only when nothing can follow: a failed order may be retried, and a canceled one
+      // whose server is still coming runs through the grace period.
+      t.equal(p.final, state === 'active' || (state === 'canceled' && infra !== 'provisioning' && infra !== 'ready'), `${where}: final`)
     }
   }
   t.same(progressOf(null), { key: 'not_found', done: 0, final: true })
@@ -52,8 +54,9 @@ t.test('a CTF that still runs after its payment failed or its cancellation is sh
     'a tenant without a cancellation time still runs')
   // Past due: "keeps running for now", with the server step done and a link.
   t.same(progressOf(facts('past_due', 'ready'), atMs), { key: 'past_due', done: 4, final: false, online: true })
-  // Past due while its server is being made again: no link, setup not done.
-  t.same(progressOf(facts('past_due', 'provisioning', { ready: true }), atMs), { key: 'past_due', done: 2, final: false })
+  // Past due while its server is being made again: no link, setup not done, and not "keeps running".
+  t.same(progressOf(facts('past_due', 'provisioning', { ready: true }), atMs), { key: 'past_due_setting_up', done: 2, final: false })
+  t.notMatch(PROGRESS_TEXT.past_due_setting_up.detail, /keeps running/)
 
   const values = { url: 'https://spring-ctf-1a2b3c.ctfhive.example/', reason: 'The subscription was canceled.', ...siteValues({ baseDomain: 'ctfhive.example', graceHours: 72 }) }
   const running = progressBlock(progressOf(facts('canceled', 'ready'), atMs), values)
@@ -165,7 +168,7 @@ t.test('a canceled or unpaid order is described as it is', async (t) => {
 
 t.test('the page thanks the buyer only while the order goes ahead', async (t) => {
   for (const key of ['checking', 'awaiting_payment', 'payment_delayed', 'setting_up', 'live'] as const) t.equal(PROGRESS_TEXT[key].heading, 'Thank you for your order', key)
-  for (const key of ['past_due', 'failed', 'canceled_running', 'canceled', 'canceled_unpaid', 'not_found'] as const) t.equal(PROGRESS_TEXT[key].heading, 'Your order', key)
+  for (const key of ['past_due', 'past_due_setting_up', 'payment_failed', 'failed', 'canceled_running', 'canceled', 'canceled_unpaid', 'not_found'] as const) t.equal(PROGRESS_TEXT[key].heading, 'Your order', key)
 })
 
 t.test('the order number shows for every order we know', async (t) => {
@@ -177,4 +180,42 @@ t.test('the order number shows for every order we know', async (t) => {
   // An unknown order's id is whatever the URL said: not an order number.
   t.match(progressBlock({ key: 'not_found', done: 0, final: true }, { tenant: '<x>' }), '<p class="small order-ref" id="order-ref" hidden>Order number: <code id="order-id"></code></p>')
   t.match(progressBlock({ key: 'checking', done: 0, final: false }), 'id="order-ref" hidden>')
+})
+
+t.test('a first payment that failed is not shown as paid, nor its CTF as running or being set up', async (t) => {
+  // Never paid (its first invoice failed): billing past_due, nothing provisioned.
+  const unpaid = facts('past_due', 'none', { paid: false, ready: false })
+  const p = progressOf(unpaid, atMs)
+  t.same(p, { key: 'payment_failed', done: 1, final: false }, 'stuck before "Payment confirmed", and followed')
+  const { graceHours: _hours, ...settings } = siteValues({ baseDomain: 'ctfhive.example', graceHours: 72 })
+  const values = { tenant: '0123456789abcdef0123456789abcdef', fqdn: 'spring-ctf-1a2b3c.ctfhive.example', ...settings }
+  const html = progressBlock(p, values)
+  t.match(html, '<li class="step done" data-step="0">Order received')
+  t.match(html, '<li class="step current" data-step="1">Payment confirmed<span class="visually-hidden"> (in progress)</span></li>')
+  t.match(html, '<li class="step todo" data-step="2">Server set up<span class="visually-hidden"> (not started yet)</span></li>')
+  t.match(html, '<p id="live-link" hidden>', 'nothing to link to')
+  const detail = fillText(PROGRESS_TEXT.payment_failed.detail, values)
+  t.notMatch(detail, /keeps running|shut down/, 'nothing runs, so nothing is shut down')
+  t.match(detail, 'No payment for this order has gone through yet, so nothing of it is set up or online.')
+  t.match(detail, 'We set up your CTF as soon as a payment goes through')
+  t.match(detail, 'write to billing@ctfhive.example')
+  // Paid once, then past due before its server came up: setup goes on, nothing runs yet.
+  const setting = progressOf(facts('past_due', 'provisioning', { ready: false }), atMs)
+  t.same(setting, { key: 'past_due_setting_up', done: 2, final: false })
+  t.match(progressBlock(setting, values), '<li class="step current" data-step="2">Server set up<span class="visually-hidden"> (in progress)</span></li>')
+  t.match(fillText(PROGRESS_TEXT.past_due_setting_up.detail, values), 'We go on setting up your CTF at spring-ctf-1a2b3c.ctfhive.example for now.')
+})
+
+t.test('a failed order, or a canceled one whose server may still come up, is still followed', async (t) => {
+  const failed = progressOf(facts('paid', 'failed', { ready: false }), atMs)
+  t.same(failed, { key: 'failed', done: 2, final: false }, 'an operator may retry it')
+  // Not followed as "in progress": the step shows where it stopped.
+  t.match(progressBlock(failed, {}), '<li class="step stopped" data-step="2">Server set up<span class="visually-hidden"> (stopped)</span></li>')
+  t.match(PROGRESS_TEXT.failed.detail, 'our team has been told')
+  const coming = progressOf(facts('canceled', 'provisioning', { ready: false }), atMs)
+  t.same(coming, { key: 'canceled', done: 2, final: false }, 'canceled while being set up')
+  t.match(progressBlock(coming, {}), '<li class="step stopped" data-step="2">Server set up')
+  t.equal(progressOf(facts('canceled', 'none'), atMs).final, true, 'nothing coming')
+  t.equal(progressOf(facts('canceled', 'failed'), atMs).final, true, 'a canceled tenant is not retried')
+  t.equal(progressOf(facts('canceled', 'provisioning', { paid: false, ready: false }), atMs).final, true)
 })

@@ -498,6 +498,36 @@ t.test('/welcome says a never-paid order had no CTF to shut down', async (t) => 
   t.notMatch($('#progress-detail').text(), /shut down|deleted/)
 })
 
+t.test('/welcome does not call a first payment that failed confirmed, nor a CTF running', async (t) => {
+  const a = await app(t)
+  const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Unpaid CTF' } })).json()
+  const failed = await deliver(a, makeEvent('invoice.payment_failed', invoice({ subscription: `sub_unpaid_${created.tenant_id.slice(0, 8)}`, tenantId: created.tenant_id })))
+  t.equal(failed.json().tenant_state, 'past_due')
+  const status = (await a.inject(`/tenants/${created.tenant_id}/status`)).json()
+  t.same([status.billing, status.infra, status.paid_at], ['past_due', 'none', null], 'never paid, nothing set up')
+  const $ = load((await a.inject(created.welcome_url)).body)
+  t.equal($('#progress').attr('data-key'), 'payment_failed')
+  t.equal($('#progress').attr('data-final'), 'false', 'the page goes on following it')
+  t.equal($('#progress-headline').text(), PROGRESS_TEXT.payment_failed.headline)
+  t.equal($('#progress-detail').text(), fillText(PROGRESS_TEXT.payment_failed.detail, { billing: 'billing@ctfhive.example' }))
+  t.notMatch($('#progress-detail').text(), /keeps running/)
+  t.same($('#progress-steps li').map((_i, el) => $(el).text()).get(),
+    ['Order received (done)', 'Payment confirmed (in progress)', 'Server set up (not started yet)', 'CTF live (not started yet)'])
+  t.ok($('#live-link').is('[hidden]'), 'no link: nothing runs')
+  t.equal($('#order-id').text(), created.tenant_id)
+})
+
+t.test('/welcome renders the administrator button hidden: it needs the script, the <noscript> link does not', async (t) => {
+  const a = await app(t)
+  const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Button CTF' } })).json()
+  t.equal((await deliver(a, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))).json().tenant_state, 'active')
+  const $ = load((await a.inject(created.welcome_url)).body)
+  t.equal($('#admin-details').attr('hidden'), undefined, 'the section is offered')
+  t.equal($('#admin-show').attr('hidden'), 'hidden', 'no button that does nothing without script')
+  t.match(load($('#admin-details noscript').html() ?? '')('a').attr('href'), /&show=admin#admin-details$/, 'the link that works without script')
+  t.equal($('#admin-credentials').attr('tabindex'), '-1', 'the details can take the focus once shown')
+})
+
 t.test('/welcome fills in the settings: the billing address and the grace period', async (t) => {
   const { app: a, store } = await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS, DEPROVISION_GRACE_HOURS: '48' } })
   const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Autumn CTF' } })).json()
