@@ -112,13 +112,13 @@ function idOf (ref: unknown): string | undefined {
   return typeof id === 'string' && STRIPE_ID.test(id) ? id : undefined
 }
 
-/** Trimmed text without control characters (PostgreSQL's text refuses NUL; none belongs in a name). */
 /** The address Checkout has for the buyer: the one we passed, or the one it asked for. Capped as the checkout form caps it. */
 function collectedEmail (session: { customer_email?: unknown, customer_details?: { email?: unknown } | null }): string | undefined {
   const email = text(session.customer_email) ?? text(session.customer_details?.email)
   return email !== undefined && email.length <= 254 && email.includes('@') ? email : undefined
 }
 
+/** Trimmed text without control characters (PostgreSQL's text refuses NUL; none belongs in a name). */
 function text (v: unknown): string | undefined {
   if (typeof v !== 'string') return undefined
   const clean = v.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim()
