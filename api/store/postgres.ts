@@ -50,17 +50,25 @@ export interface PostgresStoreOptions {
    * (hours). No transaction of ours waits on anything but its own statements.
    */
   idleInTransactionTimeoutMs?: number
-  /** This host's clock; tests set one running ahead or behind. */
+  /** This host's wall clock, which syncClock's answer is measured from; tests set one off. */
   hostClock?: () => number
+  /** A clock no step of the wall clock moves; default: this process's monotonic clock. */
+  steadyClock?: () => number
 }
+
+const monotonic = (): number => performance.timeOrigin + performance.now()
 
 export class PostgresStore extends PgOps implements Store {
   readonly kind = 'postgres' as const
   private readonly pool: pg.Pool
   private readonly poolSize: number
   private readonly hostClock: () => number
-  /** How far the database's clock runs ahead of this host's, as last measured (syncClock). */
-  private clockOffset = 0
+  private readonly steadyClock: () => number
+  /**
+   * The database's clock less the steady one, as last measured (syncClock). Kept against the
+   * steady clock so that NTP stepping this host's clock between syncs moves no lease or due time.
+   */
+  private steadyOffset: number
   private closed = false
 
   constructor (opts: PostgresStoreOptions) {
@@ -83,6 +91,8 @@ export class PostgresStore extends PgOps implements Store {
     this.pool = pool
     this.poolSize = poolSize
     this.hostClock = opts.hostClock ?? Date.now
+    this.steadyClock = opts.steadyClock ?? monotonic
+    this.steadyOffset = this.hostClock() - this.steadyClock()
     // An idle client losing its server must not crash the process; the next query reports it.
     pool.on('error', () => {})
   }
@@ -223,15 +233,19 @@ export class PostgresStore extends PgOps implements Store {
 
   /** The database's clock, as this host last measured it: every instance's jobs keep to one clock. */
   override now (): number {
-    return Math.round(this.hostClock() + this.clockOffset)
+    return Math.round(this.steadyClock() + this.steadyOffset)
   }
 
   async syncClock (): Promise<number> {
-    const before = this.hostClock()
+    const wallBefore = this.hostClock()
+    const steadyBefore = this.steadyClock()
     const row = await this.one('SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now')
+    const steadyAfter = this.steadyClock()
+    const wallAfter = this.hostClock()
     // Read halfway through the round trip, as near as this host can tell.
-    this.clockOffset = Number(row!.now) - (before + this.hostClock()) / 2
-    return this.clockOffset
+    const db = Number(row!.now)
+    this.steadyOffset = db - (steadyBefore + steadyAfter) / 2
+    return db - (wallBefore + wallAfter) / 2
   }
 
   async ping (): Promise<void> {

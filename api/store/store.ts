@@ -226,8 +226,8 @@ export interface Store extends StoreOps {
   /** Cheap liveness query, for /readyz. */
   ping (): Promise<void>
   /**
-   * Measures how far the database's clock runs ahead of this host's, in ms, and sets `now()` by
-   * it from then on (0 for the embedded store, which has no other clock).
+   * Measures how far the database's clock runs ahead of this host's wall clock, in ms, and sets
+   * `now()` by it from then on (0 for the embedded store, which has no other clock).
    */
   syncClock (): Promise<number>
   close (): Promise<void>

@@ -145,6 +145,25 @@ if (server !== undefined) {
     t.ok(Math.abs(Date.parse(entry.at) - Date.now()) < 5000, `its audit entry is dated ${entry.at}`)
   })
 
+  t.test("a step of an instance's wall clock between two syncs moves none of its job times", async (t) => {
+    const url = await server.createDatabase()
+    const a = await open(url)
+    t.teardown(() => a.close())
+    let step = 0
+    const b = new PostgresStore({ url, poolSize: 2, hostClock: () => Date.now() + step })
+    t.teardown(() => b.close())
+    await b.syncClock()
+    const job = await a.enqueueJob({ kind: 'provision', tenant: 'd'.repeat(32), runAfter: a.now() })
+    t.equal((await a.claimNextJob('in-step', a.now(), 30_000))?.id, job.id)
+    // NTP steps b's host a minute and a half forward, ten minutes before b measures again.
+    step = 90_000
+    t.ok(Math.abs(b.now() - Date.now()) < 1000, "it still reads the database's time")
+    t.equal(await b.claimNextJob('stepped', b.now(), 30_000), undefined, 'it does not take the job whose lease still runs')
+    const offset = await b.syncClock()
+    t.ok(Math.abs(offset + 90_000) < 1000, `the next measurement sees the step (${Math.round(offset)} ms), for the server's warning`)
+    t.ok(Math.abs(b.now() - Date.now()) < 1000, "and it goes on reading the database's time")
+  })
+
   t.test('schema: what a database lacks or has beyond this release; the CLI store refuses one behind', async (t) => {
     const url = await server.createDatabase()
     const config = { databaseUrl: url, pg: { poolSize: 2, statementTimeoutMs: 5000 } }
