@@ -3,7 +3,7 @@
 // mac = HMAC-SHA256(secret, prev_mac | seq | at | tenant | action | canonicalJSON(detail))
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import type { AuditEntry, StoreOps } from '../store/store.ts'
+import { StoreError, type AuditEntry, type StoreOps } from '../store/store.ts'
 import { GENESIS_MAC } from '../store/rows.ts'
 
 export { GENESIS_MAC }
@@ -26,10 +26,21 @@ export function auditMac (secret: string, prevMac: string, entry: Pick<AuditEntr
   return createHmac('sha256', secret).update(message).digest('hex')
 }
 
-/** Appends one step; `detail` must hold no secrets (ids, states, reasons only). */
+/**
+ * Appends one step; `detail` must hold no secrets (ids, states, reasons only). Refuses (a
+ * StoreError: the transaction rolls back) to chain to an entry that does not verify under
+ * `secret`: two instances started on an empty chain with different keys would otherwise break
+ * it for good at the second one's first entry, which no start-up check can see coming.
+ */
 export function appendAudit (ops: StoreOps, secret: string, tenant: string, action: string, detail: Record<string, unknown> = {}): Promise<AuditEntry> {
   const at = new Date(ops.now()).toISOString()
-  return ops.appendAudit({ at, tenant, action, detail }, (prevMac, seq) => auditMac(secret, prevMac, { seq, at, tenant, action, detail }))
+  return ops.appendAudit({ at, tenant, action, detail }, (prevMac, seq, prev) => {
+    if (prev !== undefined && !macEquals(auditMac(secret, prev.prevMac, prev), prev.mac)) {
+      throw new StoreError(`the audit chain's last entry (seq ${prev.seq}) does not verify under PROVISION_AUDIT_SECRET: ` +
+        'another instance writes the chain with another key, or the entry was altered (run ctfhive audit verify); nothing was appended')
+    }
+    return auditMac(secret, prevMac, { seq, at, tenant, action, detail })
+  })
 }
 
 export type AuditProblem = 'modified' | 'removed' | 'reordered' | 'truncated'

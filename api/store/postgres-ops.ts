@@ -277,10 +277,11 @@ export class PgOps implements StoreOps {
   // the last committed entry: one chain, no gaps, no forks.
   async appendAudit (input: AuditInput, seal: AuditSeal): Promise<AuditEntry> {
     await this.q('SELECT pg_advisory_xact_lock($1)', AUDIT_LOCK)
-    const last = await this.one('SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1')
-    const seq = last === undefined ? 1 : Number(last.seq) + 1
-    const prevMac = last === undefined ? GENESIS_MAC : String(last.mac)
-    const mac = seal(prevMac, seq)
+    const row = await this.one('SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1')
+    const last = row === undefined ? undefined : auditFromRow(row)
+    const seq = last === undefined ? 1 : last.seq + 1
+    const prevMac = last === undefined ? GENESIS_MAC : last.mac
+    const mac = seal(prevMac, seq, last)
     await this.q('INSERT INTO audit_log (seq, at, tenant, action, detail, prev_mac, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)',
       seq, input.at, input.tenant, input.action, JSON.stringify(input.detail), prevMac, mac)
     return { seq, ...input, prevMac, mac }

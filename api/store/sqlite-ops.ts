@@ -273,10 +273,11 @@ export class SqliteOps implements StoreOps {
   }
 
   async appendAudit (input: AuditInput, seal: AuditSeal): Promise<AuditEntry> {
-    const last = this.conn.get('SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1')
-    const seq = last === undefined ? 1 : Number(last.seq) + 1
-    const prevMac = last === undefined ? GENESIS_MAC : String(last.mac)
-    const mac = seal(prevMac, seq)
+    const row = this.conn.get('SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1')
+    const last = row === undefined ? undefined : auditFromRow(row)
+    const seq = last === undefined ? 1 : last.seq + 1
+    const prevMac = last === undefined ? GENESIS_MAC : last.mac
+    const mac = seal(prevMac, seq, last)
     this.conn.run('INSERT INTO audit_log (seq, at, tenant, action, detail, prev_mac, mac) VALUES (?, ?, ?, ?, ?, ?, ?)',
       seq, input.at, input.tenant, input.action, JSON.stringify(input.detail), prevMac, mac)
     return { seq, ...input, prevMac, mac }

@@ -117,8 +117,12 @@ export interface AuditInput {
   detail: Record<string, unknown>
 }
 
-/** Computes an entry's MAC from the previous entry's MAC and the entry's own seq. */
-export type AuditSeal = (prevMac: string, seq: number) => string
+/**
+ * Computes an entry's MAC from the previous entry's MAC and the entry's own seq. `prev` is the
+ * entry it chains to (undefined on an empty chain), so a seal can refuse, by throwing, to chain
+ * to an entry its key did not write.
+ */
+export type AuditSeal = (prevMac: string, seq: number, prev: AuditEntry | undefined) => string
 
 export interface TenantFilter {
   billing?: Billing

@@ -3,7 +3,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { forTerminal, main } from '../../bootstrap/ctfhive.ts'
-import { appendAudit } from '../../api/provisioning/audit.ts'
+import { auditMac } from '../../api/provisioning/audit.ts'
 import { verifyWelcomeToken } from '../../api/tenants/welcome-token.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
@@ -246,9 +246,11 @@ t.test('audit verify: entries cut from the start and the rest renumbered are rep
 t.test('a chain whose key changed midway: appends need the last entry\'s key; verify says the key changed', async (t) => {
   const { app, run, store } = await setup(t)
   await pendingTenant(app, 'Before The Change')
-  // A server of an earlier release restarted under another key went on appending under it.
+  // A server of an earlier release restarted under another key went on appending under it
+  // (this release's appendAudit refuses to chain to an entry of another key).
   const changed = 'audit-secret-changed-midway-0123456789abcdef'
-  await appendAudit(store, changed, 'b'.repeat(32), 'step.after_change', {})
+  const entry = { at: new Date().toISOString(), tenant: 'b'.repeat(32), action: 'step.after_change', detail: {} }
+  await store.appendAudit(entry, (prevMac, seq) => auditMac(changed, prevMac, { seq, ...entry }))
 
   const underFirst = await run(['replay', 'evt_none'])
   t.equal(underFirst.code, 2, 'the first entry\'s key would append onto an entry written under another')

@@ -1,9 +1,9 @@
 import t from 'tap'
 import { DatabaseSync } from 'node:sqlite'
 import { appendAudit, auditMac, canonicalJson, parseAuditAnchor, verifyAuditChain, verifyStoredChain, GENESIS_MAC, type AuditAnchor } from '../../api/provisioning/audit.ts'
-import type { AuditEntry, StoreOps } from '../../api/store/store.ts'
+import { StoreError, type AuditEntry, type StoreOps } from '../../api/store/store.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
-import { tempDbPath } from '../helpers/build-app.ts'
+import { buildTestApp, tempDbPath } from '../helpers/build-app.ts'
 
 const SECRET = 'audit-test-secret'
 
@@ -53,6 +53,47 @@ t.test('an intact chain verifies; concurrent appends stay one chain', async (t) 
   t.equal(first.prevMac, GENESIS_MAC)
   t.equal(first.seq, 1)
   t.notOk((await verifyStoredChain(store, 'wrong-secret')).ok, 'a wrong secret fails')
+})
+
+t.test('an append refuses to chain to an entry another key wrote, or one altered since', async (t) => {
+  // Two instances started on an empty chain, so the start-up key check let both through.
+  const path = tempDbPath()
+  const store = new SqliteStore({ path })
+  t.teardown(() => store.close())
+  await appendAudit(store, SECRET, 'a'.repeat(32), 'tenant.created', { plan: 'solo' })
+  const refused = await appendAudit(store, 'other-instance-key', 'b'.repeat(32), 'tenant.created', { plan: 'pro' }).then(() => undefined, (e: unknown) => e)
+  t.ok(refused instanceof StoreError, 'the second key is refused')
+  t.match((refused as Error).message, /last entry \(seq 1\) does not verify under PROVISION_AUDIT_SECRET/)
+  t.notMatch((refused as Error).message, /other-instance-key|audit-test-secret/, 'the message names no key')
+  t.equal((await store.listAudit({})).length, 1, 'nothing was appended')
+  t.match(await verifyStoredChain(store, SECRET), { ok: true, entries: 1 }, 'the chain still holds under its key')
+
+  // An entry altered in the database stops appends too, as it stops the server's start.
+  const other = await chainOf(2)
+  t.teardown(() => other.store.close())
+  const db = new DatabaseSync(other.path)
+  db.exec("UPDATE audit_log SET action = 'edited' WHERE seq = 2")
+  db.close()
+  const afterEdit = await appendAudit(other.store, SECRET, 'a'.repeat(32), 'step', {}).then(() => undefined, (e: unknown) => e)
+  t.match((afterEdit as Error).message, /seq 2\) does not verify/)
+  t.equal((await other.store.listAudit({})).length, 2)
+})
+
+t.test('two servers on one database with different keys: the second one\'s writes fail with a 500 and change nothing', async (t) => {
+  const path = tempDbPath(t)
+  const lines: Array<Record<string, unknown>> = []
+  const first = await buildTestApp(t, { env: { DATABASE_URL: `sqlite:${path}`, PROVISION_AUDIT_SECRET: 'first-key' } })
+  const second = await buildTestApp(t, { env: { DATABASE_URL: `sqlite:${path}`, PROVISION_AUDIT_SECRET: 'second-key' }, logLines: lines })
+  const checkout = (app: typeof first.app, name: string) => app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', name, email: 'ops@acme.test' } })
+  t.equal((await checkout(first.app, 'First CTF')).statusCode, 200)
+  const r = await checkout(second.app, 'Second CTF')
+  t.equal(r.statusCode, 500)
+  t.same(r.json(), { error: 'store_unavailable', message: 'Our database did not answer; try again in a moment.' }, 'no key or chain detail in the body')
+  t.equal(await first.store.countTenants(), 1, 'the second tenant was not made')
+  t.ok(lines.some((l) => /does not verify under PROVISION_AUDIT_SECRET/.test(String((l.err as { message?: unknown } | undefined)?.message))), 'the log says why')
+  t.notOk(JSON.stringify(lines).includes('first-key') || JSON.stringify(lines).includes('second-key'), 'and names no key')
+  t.equal((await checkout(first.app, 'Third CTF')).statusCode, 200, 'the server with the chain\'s key goes on')
+  t.match(await verifyStoredChain(first.store, 'first-key'), { ok: true, entries: 2 })
 })
 
 t.test('tampering is detected: modified, removed, reordered', async (t) => {

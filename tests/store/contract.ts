@@ -538,14 +538,18 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     const { store, reopen } = await fresh(t)
     const a = tenantId()
     const b = tenantId()
-    const seen: Array<[string, number]> = []
+    const seen: Array<[string, number, AuditEntry | undefined]> = []
     const first = await store.appendAudit({ at: '2026-01-01T00:00:00.000Z', tenant: a, action: 'tenant.created', detail: { plan: 'solo', nested: { list: [1, 'x', null] } } },
-      (prevMac, seq) => { seen.push([prevMac, seq]); return `mac-${seq}`.padEnd(64, '0') })
-    t.same(seen, [[GENESIS_MAC, 1]], 'the seal gets the genesis MAC and seq 1')
+      (prevMac, seq, prev) => { seen.push([prevMac, seq, prev]); return `mac-${seq}`.padEnd(64, '0') })
+    t.same(seen, [[GENESIS_MAC, 1, undefined]], 'the seal gets the genesis MAC, seq 1 and no entry')
     t.same(first, { seq: 1, at: '2026-01-01T00:00:00.000Z', tenant: a, action: 'tenant.created', detail: { plan: 'solo', nested: { list: [1, 'x', null] } }, prevMac: GENESIS_MAC, mac: 'mac-1'.padEnd(64, '0') })
     const second = await store.transaction((tx) => tx.appendAudit({ at: '2026-01-01T00:00:01.000Z', tenant: b, action: 'x', detail: {} },
-      (prevMac, seq) => { seen.push([prevMac, seq]); return 'f'.repeat(64) }))
-    t.same(seen[1], [first.mac, 2], 'then the previous MAC and the next seq')
+      (prevMac, seq, prev) => { seen.push([prevMac, seq, prev]); return 'f'.repeat(64) }))
+    t.same(seen[1], [first.mac, 2, first], 'then the previous MAC, the next seq and the whole entry it chains to')
+    const refused = await store.appendAudit({ at: '2026-01-01T00:00:02.000Z', tenant: b, action: 'x', detail: {} }, () => { throw new Error('refused') })
+      .then(() => undefined, (e: unknown) => e)
+    t.match(refused, { message: 'refused' }, 'a seal that throws fails the append')
+    t.equal((await store.listAudit({})).length, 2, 'and appends nothing')
     t.match(second, { seq: 2, prevMac: first.mac, mac: 'f'.repeat(64) })
     t.same((await store.listAudit({}))[0], first, 'entries read back whole')
 
