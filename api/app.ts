@@ -303,7 +303,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
       ? new StripeClient({ apiKey: config.stripe.secretKey, apiVersion: config.stripe.apiVersion, baseUrl: config.stripe.apiBase, timeoutMs: 10_000, maxRetries: 1 })
       : null
   const jobs = new JobRunner({ store: deps.store, executor, config, log: logger.child({ component: 'jobs' }), ...deps.jobs })
-  const tenants = new TenantService({ store: deps.store, config, jobs })
+  const tenants = new TenantService({ store: deps.store, config, jobs, log: logger.child({ component: 'tenants' }) })
 
   app.decorate('config', config)
   app.decorate('store', deps.store)

@@ -1,6 +1,7 @@
 // The tenant service owns the rules that touch the store: creating pending tenants,
 // applying Stripe events exactly once, starting provisioning and teardown, reporting status.
 import { randomBytes } from 'node:crypto'
+import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
 import { intentForEvent, isSupportedEvent, storedEvent, type EventIntent, type PriceToPlan, type StripeEvent } from '../billing/events.ts'
@@ -89,11 +90,13 @@ export class TenantService {
   private readonly config: ServiceConfig
   private readonly jobs: JobRunner
   private readonly priceToPlan: PriceToPlan
+  private readonly log: Logger | undefined
 
-  constructor (opts: { store: Store, config: ServiceConfig, jobs: JobRunner }) {
+  constructor (opts: { store: Store, config: ServiceConfig, jobs: JobRunner, log?: Logger }) {
     this.store = opts.store
     this.config = opts.config
     this.jobs = opts.jobs
+    this.log = opts.log
     const byPrice = new Map<string, string>()
     for (const [env, priceId] of Object.entries(opts.config.stripe.prices)) {
       if (priceId !== '') byPrice.set(priceId, env.replace(/^STRIPE_PRICE_/, '').toLowerCase())
@@ -281,7 +284,14 @@ export class TenantService {
     // Bounded: the webhook answers with the state reached, never waits on servers for long.
     this.jobs.kick()
     await this.jobs.waitForTenant(tenant.id, this.config.webhookWaitMs)
-    return (await this.store.getTenant(tenant.id)) ?? tenant
+    try {
+      return (await this.store.getTenant(tenant.id)) ?? tenant
+    } catch (err) {
+      // The effect is committed: answer with the state it left rather than a 500 saying
+      // nothing was written (Stripe would retry into a duplicate, its dashboard showing a failure).
+      this.log?.warn({ err, tenant: tenant.id }, 'could not read the tenant back after its change committed; answering with the committed state')
+      return tenant
+    }
   }
 
   private async findTenant (tx: StoreOps, intent: EventIntent): Promise<Tenant | undefined> {

@@ -404,6 +404,22 @@ t.test('a store failure answers 500 and leaves nothing half-written; the retry s
   t.equal(retry.json().status, 'ok', 'Stripe’s retry is applied')
 })
 
+t.test('a store failing after the event committed: 200 with the committed state, and a warning', async (t) => {
+  const { inner, store } = storeWithOverrides(t)
+  const lines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { store, logLines: lines })
+  const id = await pendingTenant(app)
+  // The connection drops between the commit and the read-back after the provisioning wait.
+  store.getTenant = async () => { throw new StoreError('connection terminated') }
+  const event = makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'standard', subscription: 'sub_after' }))
+  const r = await deliver(app, event)
+  t.equal(r.statusCode, 200, 'not a 500 saying nothing was written')
+  t.match(r.json(), { status: 'ok', tenant_id: id, tenant_state: 'provisioning' }, 'the state the transaction left')
+  t.equal((await inner.getEvent(event.id))?.outcome, 'ok', 'the event is stored')
+  t.ok(lines.some((l) => l.level === 40 && l.tenant === id && /could not read the tenant back/.test(String(l.msg))), 'a warning says so')
+  t.notOk(lines.some((l) => /webhook could not be stored/.test(String(l.msg))))
+})
+
 t.test('a copy another process recorded while this one applied: duplicate, its effect rolled back', async (t) => {
   const { inner, store } = storeWithOverrides(t)
   // Plays the other process: its copy commits just before this one records the id.
