@@ -445,6 +445,13 @@ export class JobRunner {
       if (t !== undefined && t.billing !== 'canceled') return t
       await tx.updateJob(job.id, ended('canceled'))
       await attempt.audit(tx, 'provision.skipped', { reason: t === undefined ? 'tenant removed' : 'tenant canceled' })
+      // No attempt of its first server ever failed (canceled while the job waited for the plan,
+      // say): none is coming, and the status says so. One that failed may have made a server
+      // whose answer was lost: that tenant stays as it is. Either way the teardown the
+      // cancellation queued stays, to sweep whatever carries the tenant's tag.
+      if (t !== undefined && t.infra === 'provisioning' && t.serverId === null && job.step === '' && job.attempts === 0) {
+        await tx.updateTenant(t.id, { infra: 'none' })
+      }
       return undefined
     })
     if (tenant === undefined) return

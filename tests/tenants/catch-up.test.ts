@@ -109,6 +109,22 @@ t.test("a Payment Link's server waits for the event that states its plan: sized 
   t.notOk(actions.includes('provision.plan_assumed'))
 })
 
+t.test('canceled while its first server waits for the plan: no server is coming, and the teardown still sweeps', async (t) => {
+  const executor = new FakeExecutor()
+  const { app, store } = await buildTestApp(t, { executor, jobs: { planPollMs: 20 } })
+  const e = paymentLink('sub_link_gone_early', 1_900_006_000)
+  await deliver(app, e.completed)
+  const tenant = await tenantOf(store, 'sub_link_gone_early')
+  t.match(await store.listJobs({ tenant: tenant!.id }), [{ kind: 'provision', status: 'queued', lastError: AWAITING_PLAN }])
+  const gone = makeEvent('customer.subscription.deleted', subscription({ id: 'sub_link_gone_early', status: 'canceled' }), { created: 1_900_006_030 })
+  t.same(await deliverAll(t, app, [gone]), ['ok'])
+  await until(async () => (await store.listJobs({ tenant: tenant!.id })).some((j) => j.kind === 'provision' && j.status === 'canceled'), 'the waiting job looks again')
+  t.match(await store.getTenant(tenant!.id), { billing: 'canceled', infra: 'none', serverId: null }, 'no server is said to be coming')
+  t.match((await app.inject(`/tenants/${tenant!.id}/status`)).json(), { state: 'canceled', infra: 'none' })
+  t.equal(executor.calls.create, 0)
+  t.match((await store.listJobs({ tenant: tenant!.id })).filter((j) => j.kind === 'deprovision'), [{ status: 'queued' }], 'the teardown stays, for a server an attempt cut off may have left')
+})
+
 t.test('when no event states the plan in time, the server is sized by the plan the tenant has, and the audit says so', async (t) => {
   const executor = new FakeExecutor()
   const { app, store } = await buildTestApp(t, { executor, jobs: { planPollMs: 20, planWaitMs: 200 } })
