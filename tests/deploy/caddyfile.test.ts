@@ -313,6 +313,9 @@ function registerTests (): void {
       t.equal(missingFile.status, 404)
       t.equal(missingFile.headers['cache-control'], 'no-cache', 'nor under a path the day-long default would take')
       t.equal(missing.headers['x-content-type-options'], 'nosniff', 'error pages carry the headers too')
+      const posted = await get(`${proxy.url}/docs/guide/%22x`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+      t.equal(posted.status, 404, 'a page is not posted to, as in the app')
+      t.same(JSON.parse(posted.body.toString()), { error: 'not_found', message: 'No route for POST under /docs/: the docs are only read.' }, 'valid JSON whatever the path')
     })
 
     t.test('requests are spread over both instances', async (t) => {
