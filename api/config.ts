@@ -368,7 +368,7 @@ function checkProduction (config: Config): void {
 }
 
 /** localhost, *.localhost, 127.0.0.0/8, ::1 and the unspecified addresses: no buyer reaches them. */
-function isLoopback (hostname: string): boolean {
+export function isLoopback (hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '')
   return host === 'localhost' || host.endsWith('.localhost') || /^127(\.\d+){3}$/.test(host) || host === '0.0.0.0' ||
     host === '::1' || host === '::' || /^::ffff:(127\.|7f)/.test(host)

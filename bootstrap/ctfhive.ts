@@ -4,7 +4,7 @@
 // arguments and prints. Jobs it queues are run by the server's workers, not by this process.
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
-import { ConfigError, DEFAULT_AUDIT_SECRET, DEFAULT_SECRET_KEY, loadConfig, type Config } from '../api/config.ts'
+import { ConfigError, DEFAULT_AUDIT_SECRET, DEFAULT_SECRET_KEY, isLoopback, loadConfig, type Config } from '../api/config.ts'
 import { isAppError } from '../api/errors.ts'
 import { FakeExecutor } from '../api/provisioning/fake.ts'
 import { JobRunner } from '../api/provisioning/jobs.ts'
@@ -64,6 +64,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   export: []
 }
 const COMMANDS = Object.keys(COMMAND_OPTIONS)
+const TENANT_ID = /^[0-9a-f]{32}$/
 
 function intOption (value: string | undefined, name: string, min: number, max: number, fallback: number): number {
   if (value === undefined) return fallback
@@ -74,6 +75,17 @@ function intOption (value: string | undefined, name: string, min: number, max: n
 function one (positionals: string[], what: string): string {
   if (positionals.length !== 1) throw new UsageError(`expected exactly one ${what}`)
   return positionals[0]!
+}
+
+/**
+ * The one tenant id a command takes. A malformed one is a typo, not a tenant that is gone (the
+ * operator API answers 400 for it): an id copied in upper case gets its lowercase form offered.
+ */
+function tenantId (positionals: string[]): string {
+  const id = one(positionals, 'tenant id')
+  if (TENANT_ID.test(id)) return id
+  const lower = id.toLowerCase()
+  throw new UsageError(`a tenant id is 32 lowercase hex characters, got ${forTerminal(JSON.stringify(id))}${TENANT_ID.test(lower) ? `: did you mean ${lower}?` : ''}`)
 }
 
 const dash = (v: string | null | undefined): string => (v === null || v === undefined || v === '' ? '-' : v)
@@ -115,7 +127,19 @@ interface Ctx {
   secretKey: string
   defaultSecretKey: boolean
   publicBaseUrl: string
+  /** PUBLIC_BASE_URL is unset: publicBaseUrl is the development default. */
+  publicBaseUrlUnset: boolean
   warn: (text: string) => void
+}
+
+/**
+ * What makes a link under this PUBLIC_BASE_URL one the buyer cannot open (the development
+ * default, or another loopback address), or null. Nothing stored says the server's address.
+ */
+function unreachableBase (publicBaseUrl: string, unset: boolean): string | null {
+  if (unset) return `PUBLIC_BASE_URL is not set (the development default, ${publicBaseUrl})`
+  // As config's production check: localhost, *.localhost, 127/8, ::1 and the unspecified addresses.
+  return isLoopback(new URL(publicBaseUrl).hostname) ? `PUBLIC_BASE_URL is ${publicBaseUrl}, a loopback address` : null
 }
 
 async function requireAuditKey (ctx: Ctx): Promise<void> {
@@ -153,7 +177,7 @@ async function run (command: string, positionals: string[], values: Record<strin
       return 0
     }
     case 'tenant': {
-      const d = await admin.showTenant(one(positionals, 'tenant id'))
+      const d = await admin.showTenant(tenantId(positionals))
       emit(d, () => [
         describeTenant(d.tenant),
         `subscriptions (${d.subscriptions.length})\n` + renderTable(['id', 'status', 'since', 'plan', 'ended', 'paid'], d.subscriptions.map((s) =>
@@ -166,17 +190,19 @@ async function run (command: string, positionals: string[], values: Record<strin
       return 0
     }
     case 'retry': {
-      const id = one(positionals, 'tenant id')
+      const id = tenantId(positionals)
       await requireAuditKey(ctx)
       const t = await admin.retry(id)
       emit(t, () => `retry queued for ${t.tenant_id} (${t.name}): state ${t.state}; the server's job runner picks it up\n`)
       return 0
     }
     case 'welcome-link': {
-      const link = await ctx.admin.welcomeLink(one(positionals, 'tenant id'), ctx.secretKey, ctx.publicBaseUrl)
+      const link = await ctx.admin.welcomeLink(tenantId(positionals), ctx.secretKey, ctx.publicBaseUrl)
       // Nothing stored says which key the server signs with: a link under the development
       // default opens only on a server that has no SECRET_KEY either.
       if (ctx.defaultSecretKey) ctx.warn('warning: SECRET_KEY is not set (the development default): this link opens only on a server without SECRET_KEY\n')
+      const base = unreachableBase(ctx.publicBaseUrl, ctx.publicBaseUrlUnset)
+      if (base !== null) ctx.warn(`warning: ${base}: this link opens only on that address, which the buyer cannot reach; set the server's PUBLIC_BASE_URL\n`)
       emit(link, () => `${link.welcome_url}\nsend it only to the buyer${link.email === '' ? '' : ` (${link.email})`}: it opens their order and their CTF's administrator password\n`)
       return 0
     }
@@ -321,7 +347,8 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
       defaultAuditKey: config.auditSecret === DEFAULT_AUDIT_SECRET,
       secretKey: config.secretKey,
       defaultSecretKey: config.secretKey === DEFAULT_SECRET_KEY,
-      publicBaseUrl: config.publicBaseUrl
+      publicBaseUrl: config.publicBaseUrl,
+      publicBaseUrlUnset: (env.PUBLIC_BASE_URL ?? '').trim() === ''
     })
   } catch (e) {
     if (e instanceof UsageError) {

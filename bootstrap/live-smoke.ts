@@ -5,7 +5,7 @@
 // Stripe-side artefact is an unpaid session that expires on its own, so it is safe to re-run.
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { constants as osConstants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
@@ -34,7 +34,8 @@ database and a fake executor, and prints a table of expected and actual outcomes
 Environment: STRIPE_SECRET_KEY (a secret key, sk_test_… or rk_test_…; a live one needs ALLOW_LIVE=1),
 STRIPE_PRICE_<PLAN> (from the bootstrap), STRIPE_WEBHOOK_SECRET (optional; a throwaway
 secret is generated otherwise), STRIPE_API_VERSION, STRIPE_API_BASE.
-Exit status: 0 every check passed, 1 a check failed, 2 refused or misconfigured.
+Exit status: 0 every check passed, 1 a check failed, 2 refused or misconfigured,
+130/143 interrupted (SIGINT/SIGTERM; the temporary database is removed).
 `
 
 /** Why the smoke test must not run with this key, or null. The message never holds the key. */
@@ -215,11 +216,18 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   const priceEnv = plan.stripePriceEnv!
   if ((env[priceEnv] ?? '').trim() === '') return fail(2, `${priceEnv} is not set: run \`npm run stripe:bootstrap\` and put its output in the environment.`)
 
+  let dir: string
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'ctfhive-smoke-'))
+  } catch (err) {
+    // TMPDIR missing, not a directory or not writable: the reason without the XXXXXX template.
+    return fail(2, `cannot create a temporary directory in ${tmpdir()}: ${(err as Error).message.replace(/, mkdtemp '.*'$/s, '')}`)
+  }
+
   const configured = (env.STRIPE_WEBHOOK_SECRET ?? '').split(',').map((s) => s.trim()).find((s) => s !== '')
   const secret = configured ?? `whsec_smoke_${randomBytes(24).toString('hex')}`
   if (configured === undefined) io.stderr.write('STRIPE_WEBHOOK_SECRET is not set: signing with a throwaway secret for the in-process app\n')
 
-  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-smoke-'))
   let config: Config
   try {
     config = loadConfig({
@@ -253,24 +261,76 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     const said = `${stripeError.message.replace(/\s+/g, ' ').trim()}${tags.length > 0 ? ` (${tags.join(', ')})` : ''}`
     return said.split(key).join('[redacted]')
   }
+  const interrupt = onInterrupt(dir)
   try {
-    // Never a real server: the fake executor, whatever LINODE_API_TOKEN says.
-    app = await buildApp(config, {
-      store,
-      executor: new FakeExecutor(),
-      logger: pino({ level: 'error', serializers: { err: keepStripeError } }, { write: () => {} }),
-      jobs: { pollIntervalMs: 5, idleIntervalMs: 200, backoffMs: () => 10 }
-    })
-    await app.ready()
-    const checks = await drive(app, config, secret, plan.slug, io, stripeSaid)
+    const run = (async () => {
+      // Never a real server: the fake executor, whatever LINODE_API_TOKEN says.
+      app = await buildApp(config, {
+        store,
+        executor: new FakeExecutor(),
+        logger: pino({ level: 'error', serializers: { err: keepStripeError } }, { write: () => {} }),
+        jobs: { pollIntervalMs: 5, idleIntervalMs: 200, backoffMs: () => 10 }
+      })
+      await app.ready()
+      return await drive(app, config, secret, plan.slug, io, stripeSaid)
+    })()
+    // Once interrupted, the run fails as its app and store close under it: no one's concern,
+    // and left unhandled that rejection would end the process before the cleanup.
+    run.catch(() => {})
+    const checks = await Promise.race([run, interrupt.signalled])
+    if (!Array.isArray(checks)) return 128 + osConstants.signals[checks]
     io.stdout.write(formatTable(checks))
     const failed = checks.filter((c) => !c.ok).length
     io.stdout.write(failed === 0 ? `all ${checks.length} checks OK\n` : `${failed} of ${checks.length} checks FAILED\n`)
     return failed === 0 ? 0 : 1
   } finally {
-    await app?.close()
-    await store.close()
-    rmSync(dir, { recursive: true, force: true })
+    try {
+      await app?.close()
+      await store.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+      interrupt.done(io)
+    }
+  }
+}
+
+interface Interrupt {
+  /** Settles with the first SIGINT or SIGTERM; never rejects. */
+  signalled: Promise<NodeJS.Signals>
+  /** After the cleanup: stops listening, or, when a signal came, says so and ends the process. */
+  done: (io: Io) => void
+}
+
+/**
+ * Ctrl-C or SIGTERM during a run (Stripe not answering, say) must not leave the temporary
+ * database behind: the first signal lets main close the app and the store and remove `dir`;
+ * a second one, if that cleanup hangs, removes `dir` and exits at once.
+ */
+function onInterrupt (dir: string): Interrupt {
+  let received: NodeJS.Signals | undefined
+  let resolve: (signal: NodeJS.Signals) => void = () => {}
+  const signalled = new Promise<NodeJS.Signals>((r) => { resolve = r })
+  const status = (signal: NodeJS.Signals): number => 128 + osConstants.signals[signal]
+  const handler = (signal: NodeJS.Signals): void => {
+    if (received !== undefined) {
+      rmSync(dir, { recursive: true, force: true })
+      process.exit(status(received))
+    }
+    received = signal
+    resolve(signal)
+  }
+  process.on('SIGINT', handler)
+  process.on('SIGTERM', handler)
+  return {
+    signalled,
+    done: (io) => {
+      process.off('SIGINT', handler)
+      process.off('SIGTERM', handler)
+      if (received === undefined) return
+      io.stderr.write(`interrupted (${received}): the temporary database is removed\n`)
+      // The Stripe call still in flight would hold the process open until its timeout.
+      process.exit(status(received))
+    }
   }
 }
 

@@ -172,6 +172,60 @@ t.test('welcome-link: the link support sends a buyer who lost theirs; it opens t
   t.equal((await run(['welcome-link'])).code, 2, 'the id is required')
 })
 
+t.test('welcome-link: a PUBLIC_BASE_URL unset or on loopback is warned of; the server\'s real one is not', async (t) => {
+  const SECRET = 'a-server-secret-key-of-at-least-32-characters'
+  const { app, run } = await setup(t)
+  const id = await pendingTenant(app, 'Base URL CTF')
+  const unset = await run(['welcome-link', id], { SECRET_KEY: SECRET })
+  t.equal(unset.code, 0, unset.stderr)
+  t.equal(unset.stderr, 'warning: PUBLIC_BASE_URL is not set (the development default, http://localhost:3000): this link opens only on that address, which the buyer cannot reach; set the server\'s PUBLIC_BASE_URL\n')
+  t.match(unset.stdout, /^http:\/\/localhost:3000\/welcome\?/, 'the link is still printed')
+  t.equal((await run(['welcome-link', id, '--json'], { SECRET_KEY: SECRET, PUBLIC_BASE_URL: ' ' })).stderr, unset.stderr, 'blank is unset, with --json too')
+  for (const base of ['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000', 'https://ctf.localhost']) {
+    const r = await run(['welcome-link', id], { SECRET_KEY: SECRET, PUBLIC_BASE_URL: base })
+    t.equal(r.code, 0, base)
+    t.equal(r.stderr, `warning: PUBLIC_BASE_URL is ${new URL(base).origin}, a loopback address: this link opens only on that address, which the buyer cannot reach; set the server's PUBLIC_BASE_URL\n`, base)
+    t.equal(new URL(r.stdout.split('\n')[0]!).origin, new URL(base).origin)
+  }
+  for (const base of ['https://ctfhive.example', 'http://203.0.113.7:3000', 'https://localhost.example']) {
+    const r = await run(['welcome-link', id], { SECRET_KEY: SECRET, PUBLIC_BASE_URL: base })
+    t.equal(r.code, 0, base)
+    t.equal(r.stderr, '', `${base}: no warning`)
+  }
+  const both = await run(['welcome-link', id])
+  t.match(both.stderr, /^warning: SECRET_KEY is not set[^\n]*\nwarning: PUBLIC_BASE_URL is not set[^\n]*\n$/, 'each problem on its own line')
+})
+
+t.test('a malformed tenant id is bad usage (exit 2) for tenant, retry and welcome-link, not "no such tenant"', async (t) => {
+  const { app, run } = await setup(t)
+  const id = await pendingTenant(app, 'Malformed Id CTF')
+  const upper = 'ABCDEF0123456789ABCDEF0123456789'
+  for (const command of ['tenant', 'retry', 'welcome-link']) {
+    for (const json of [[], ['--json']]) {
+      const bad = await run([command, 'nothex', ...json])
+      t.equal(bad.code, 2, `${command} nothex`)
+      t.equal(bad.stderr, 'error: a tenant id is 32 lowercase hex characters, got "nothex"\n', `${command} nothex`)
+      t.equal(bad.stdout, '')
+      const cased = await run([command, upper, ...json])
+      t.equal(cased.code, 2, `${command} in upper case`)
+      t.equal(cased.stderr, `error: a tenant id is 32 lowercase hex characters, got "${upper}": did you mean ${upper.toLowerCase()}?\n`, `${command} in upper case`)
+      t.equal(cased.stdout, '')
+    }
+    const near = await run([command, `${id}0`])
+    t.equal(near.code, 2, `${command}: 33 characters`)
+    t.notMatch(near.stderr, /did you mean/)
+    const control = await run([command, 'x\u009b31m'])
+    t.equal(control.stderr, 'error: a tenant id is 32 lowercase hex characters, got "x\\u{9b}31m"\n', `${command}: a control character is shown as its code`)
+    const unknown = await run([command, '0123456789abcdef0123456789abcdef'])
+    t.equal(unknown.code, 1, `${command}: a well-formed id that names no tenant is still not found`)
+    t.match(unknown.stderr, /No tenant has the id/)
+  }
+  // Event ids have no such shape: replay still looks them up.
+  const replay = await run(['replay', 'NOTHEX'])
+  t.equal(replay.code, 1)
+  t.match(replay.stderr, /No stored event has the id NOTHEX/)
+})
+
 t.test('audit verify: OK, then the first bad seq with exit 1', async (t) => {
   const { app, run, config } = await setup(t)
   await pendingTenant(app, 'Audit One')

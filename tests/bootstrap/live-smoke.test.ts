@@ -1,4 +1,12 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { main, formatTable } from '../../bootstrap/live-smoke.ts'
 import { main as bootstrap } from '../../bootstrap/stripe-bootstrap.ts'
 import { capture } from '../helpers/cli-io.ts'
@@ -133,4 +141,69 @@ t.test('the table marks mismatches', async (t) => {
   t.equal(lines.length, 4)
   t.match(lines[2], /^1 +a +ok +ok +OK$/)
   t.match(lines[3], /^2 +longer step +ok +stale +FAIL$/)
+})
+
+const SCRIPT = fileURLToPath(new URL('../../bootstrap/live-smoke.ts', import.meta.url))
+
+interface Exit { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }
+
+/** `node bootstrap/live-smoke.ts` as an operator runs it, with this environment only. */
+function spawnSmoke (env: Record<string, string>) {
+  const child = spawn(process.execPath, [SCRIPT], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+  const exited = new Promise<Exit>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
+  })
+  return { child, exited }
+}
+
+/** A Stripe that takes requests and never answers: a run waits on its one call until stopped. */
+async function silentStripe (t: Test): Promise<{ url: string, called: Promise<void> }> {
+  const held: ServerResponse[] = []
+  let called: () => void = () => {}
+  const server = createServer((_req, res) => {
+    held.push(res)
+    called()
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(async () => {
+    for (const res of held) res.destroy()
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, called: new Promise((resolve) => { called = resolve }) }
+}
+
+for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  t.test(`${signal} while Stripe does not answer: the temporary database is removed, exit ${status}`, async (t) => {
+    const stripe = await silentStripe(t)
+    // A TMPDIR of this test's own, to see what the run leaves in it.
+    const temp = mkdtempSync(join(tmpdir(), 'ctfhive-smoke-signal-'))
+    t.teardown(() => rmSync(temp, { recursive: true, force: true }))
+    const { child, exited } = spawnSmoke({ TMPDIR: temp, STRIPE_SECRET_KEY: 'sk_test_signalKey123', STRIPE_PRICE_SOLO: 'price_signal', STRIPE_API_BASE: stripe.url })
+    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+    await Promise.race([stripe.called, exited.then((r) => { throw new Error(`ended before calling Stripe: ${JSON.stringify(r)}`) })])
+    t.match(readdirSync(temp), [/^ctfhive-smoke-/], 'the run made its temporary directory before calling Stripe')
+    t.equal(readdirSync(temp).length, 1)
+    child.kill(signal)
+    const r = await exited
+    t.same({ code: r.code, signal: r.signal }, { code: status, signal: null }, r.stderr)
+    t.same(readdirSync(temp), [], 'nothing left behind')
+    t.match(r.stderr, new RegExp(`interrupted \\(${signal}\\): the temporary database is removed\n$`))
+    t.notMatch(r.stderr, /sk_test_signalKey123/)
+    t.equal(r.stdout, '')
+  })
+}
+
+t.test('a TMPDIR that cannot hold the temporary database: one line, exit 2, no stack trace', async (t) => {
+  const { exited } = spawnSmoke({ TMPDIR: '/nonexistent', STRIPE_SECRET_KEY: 'sk_test_tmpKey123', STRIPE_PRICE_SOLO: 'price_tmp', STRIPE_API_BASE: 'http://127.0.0.1:9' })
+  const r = await exited
+  t.equal(r.code, 2)
+  t.equal(r.stderr, 'error: cannot create a temporary directory in /nonexistent: ENOENT: no such file or directory\n')
+  t.equal(r.stdout, '')
 })
