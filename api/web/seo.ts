@@ -15,8 +15,9 @@ export function robotsTxt (base: string, withDocsSitemap: boolean): string {
   return [
     'User-agent: *',
     'Allow: /',
-    'Disallow: /login',
-    'Disallow: /register',
+    // /login and /register stay crawlable: their noindex only works on a page a crawler may
+    // fetch (a blocked page linked from every page gets indexed bare). No page links to
+    // /welcome, whose addresses carry a buyer's token.
     'Disallow: /welcome',
     '',
     `Sitemap: ${base}/sitemap.xml`,
