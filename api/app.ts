@@ -52,11 +52,30 @@ export interface AppDeps {
   runJobs?: boolean
 }
 
-/** Paths whose misses are JSON 404s; everything else is the site's HTML 404. */
-export const API_PREFIXES = ['/billing/', '/tenants/', '/admin/', '/healthz', '/readyz', '/openapi.json']
+/**
+ * Paths whose misses are JSON 404s: each of these, bare or with a query, and everything under
+ * it. Everything else is the site's HTML 404.
+ */
+export const API_PREFIXES = ['/billing', '/tenants', '/admin', '/healthz', '/readyz', '/openapi.json']
 
 function isApiPath (url: string): boolean {
-  return API_PREFIXES.some((p) => url === p || url.startsWith(p.endsWith('/') ? p : `${p}/`) || url.startsWith(`${p}?`))
+  return API_PREFIXES.some((p) => url === p || url.startsWith(`${p}/`) || url.startsWith(`${p}?`))
+}
+
+/** The scheme and authority of an absolute-form target (`GET http://host/path`, as sent to a proxy). */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i
+
+/**
+ * A request's target in origin form: an absolute-form target (RFC 9112 §3.2.2) as its path and
+ * query. Everything after routing reads request.url (redirects, which 404 page), and a redirect
+ * must stay on this site, never lead to the host a client wrote in the request line.
+ */
+function originForm (req: IncomingMessage): string {
+  const url = req.url ?? '/'
+  const authority = ABSOLUTE_FORM.exec(url)
+  if (authority === null) return url
+  const rest = url.slice(authority[0].length)
+  return rest.startsWith('/') ? rest : `/${rest}`
 }
 
 /** 4xx errors from plugins (@fastify/static's send) that have a code of their own. */
@@ -274,6 +293,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     // A proxy's request id is kept only when it is a short printable word: it is echoed in a
     // header and written into every log line of the request.
     requestIdHeader: false,
+    rewriteUrl: originForm,
     genReqId: (req) => {
       const id = req.headers['x-request-id']
       return typeof id === 'string' && /^[\x21-\x7e]{1,128}$/.test(id) ? id : randomUUID()

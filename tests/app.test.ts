@@ -1,10 +1,13 @@
 import { once } from 'node:events'
-import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { connect, type AddressInfo, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, storeWithOverrides, testConfig } from './helpers/build-app.ts'
+import { buildTestSite } from './helpers/site-build.ts'
 import { createExecutor } from '../api/provisioning/select.ts'
 import { StoreError } from '../api/store/store.ts'
 import { ERROR_CODES } from '../api/errors.ts'
@@ -110,6 +113,25 @@ t.test('API misses are JSON 404s', async (t) => {
   const post = await app.inject({ method: 'POST', url: '/nowhere' })
   t.equal(post.statusCode, 404)
   t.equal(post.json().error, 'not_found', 'non-GET misses are JSON too')
+})
+
+t.test('the API roots themselves, bare or with a query, are JSON 404s too, not the site page', async (t) => {
+  // A built site: without one the site's 404 is JSON as well.
+  const { app } = await buildTestApp(t, { env: buildTestSite(t).env })
+  for (const url of ['/admin', '/billing', '/tenants', '/admin?x=1', '/billing?', '/tenants?id=1', '/admin/', '/tenants/']) {
+    for (const accept of ['application/json', 'text/html']) {
+      const r = await app.inject({ url, headers: { accept } })
+      t.equal(r.statusCode, 404, `${url} (${accept})`)
+      t.match(r.headers['content-type'], /^application\/json/, `${url} (${accept}): JSON`)
+      t.same(r.json(), { error: 'not_found', message: `No route for GET ${url.split('?')[0]}.` }, `${url} (${accept})`)
+    }
+  }
+  // A path that only begins like one is a page of the site.
+  for (const url of ['/administrator', '/billing-faq', '/tenantsx?x=1']) {
+    const r = await app.inject(url)
+    t.equal(r.statusCode, 404, url)
+    t.match(r.headers['content-type'], /^text\/html/, `${url}: the site's HTML 404`)
+  }
 })
 
 t.test('a path that takes other methods answers 405 with Allow', async (t) => {
@@ -339,6 +361,48 @@ t.test('the target * is only for OPTIONS, which lists the methods the server tak
   const path = await client.response()
   t.equal(path.status, 405)
   t.equal(path.headers.allow, 'GET, HEAD')
+})
+
+/** A built docs site of three pages: the home page, one in a directory, and the 404 page. */
+function docsFixture (t: Test): string {
+  const root = mkdtempSync(join(tmpdir(), 'ctfhive-docs-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  mkdirSync(join(root, 'guide'))
+  for (const [file, title] of [['index.html', 'Docs home'], ['guide/index.html', 'Guide'], ['404.html', 'Docs 404']] as const) {
+    writeFileSync(join(root, file), `<!doctype html><html lang="en"><head><title>${title}</title></head><body><h1>${title}</h1></body></html>`)
+  }
+  return root
+}
+
+t.test('an absolute-form request line is taken as its path and query: redirects stay on this site', async (t) => {
+  // inject turns an absolute URL into its path itself, so the request line goes over a socket.
+  const { app } = await buildTestApp(t, { env: { ...buildTestSite(t).env, DOCS_SITE_DIR: docsFixture(t) } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const client = await RawClient.open(app)
+  const get = async (target: string): Promise<RawResponse> => {
+    client.socket.write(`GET ${target} HTTP/1.1\r\nHost: ctfhive.example\r\n\r\n`)
+    return client.response()
+  }
+  for (const [path, status, location, body] of [
+    ['/docs/index.html', 301, '/docs/', undefined],
+    ['/docs/index.html?q=1', 301, '/docs/?q=1', undefined],
+    ['/docs/guide', 301, '/docs/guide/', undefined],
+    ['/pricing.html', 301, '/pricing', undefined],
+    ['/pricing.html?plan=pro', 301, '/pricing?plan=pro', undefined],
+    ['/docs/guide/', 200, undefined, '<h1>Guide</h1>'],
+    ['/docs/nope', 404, undefined, '<h1>Docs 404</h1>'],
+    ['/admin/nope', 404, undefined, '"error":"not_found"'],
+    ['', 200, undefined, '<html'],
+    ['?x=1', 200, undefined, '<html']
+  ] as const) {
+    // The origin form first: each absolute form must get what it gets.
+    for (const target of [`/${path.replace(/^\//, '')}`, `http://evil.example${path}`, `HTTPS://evil.example:8443${path}`]) {
+      const r = await get(target)
+      t.equal(r.status, status, target)
+      t.equal(r.headers.location, location, `${target}: Location`)
+      if (body !== undefined) t.ok(r.body.includes(body), `${target}: ${body}`)
+    }
+  }
 })
 
 t.test('a request that arrives while the app closes is 503 shutting_down', async (t) => {

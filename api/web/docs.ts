@@ -100,9 +100,12 @@ export default async function docsSite (app: FastifyInstance, opts: DocsOptions)
       if (path.endsWith('/index.html')) return redirectToCleanUrl(reply, raw.slice(0, raw.lastIndexOf('/') + 1), query)
     })
     // onSend, not setHeaders: a pre-compressed file's type is set again after setHeaders runs.
-    files.addHook('onSend', async (_request, reply) => {
+    // Not async: the static server's directory redirect is sent without being returned, and
+    // one more asynchronous step before the headers are written makes Fastify send it twice.
+    files.addHook('onSend', (_request, reply, payload, done) => {
       const type = reply.getHeader('content-type')
       if (typeof type === 'string' && CHARSETLESS_TEXT.test(type)) reply.header('content-type', `${type}; charset=utf-8`)
+      done(null, payload)
     })
     await files.register(fastifyStatic, {
       root,

@@ -15,21 +15,22 @@ interface Roots { dist: string, docs: string }
 /** Per app (keyed by its config object): the not-found handler lives outside these plugins. */
 const rootsOf = new WeakMap<object, Roots>()
 
-export async function sendSiteNotFound (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * The site's HTML 404. It returns the reply, not a promise of undefined: while an async onSend
+ * hook (the docs') still runs, Fastify takes undefined as "nothing sent" and sends again.
+ */
+export function sendSiteNotFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const path = request.url.split('?')[0]!
   const roots = rootsOf.get(request.server.config) ?? { dist: resolve(request.server.config.marketingDistDir), docs: '' }
   const docs404 = join(roots.docs, '404.html')
   const file = path.startsWith('/docs/') && roots.docs !== '' && existsSync(docs404) ? docs404 : join(roots.dist, NOT_FOUND_FILE)
-  if (!existsSync(file)) {
-    reply.code(404).send(errorBody('not_found', `No page at ${path}.`))
-    return
-  }
+  if (!existsSync(file)) return reply.code(404).send(errorBody('not_found', `No page at ${path}.`))
   const variant = compressedVariant(request, file)
   const config = request.server.config
   setHtmlHeaders(reply, config, file === docs404 ? docsPolicy(roots.docs, config)() : undefined)
   reply.code(404).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff').header('vary', 'accept-encoding')
   if (variant.encoding !== undefined) reply.header('content-encoding', variant.encoding)
-  reply.type('text/html; charset=utf-8').send(readFileSync(variant.path))
+  return reply.type('text/html; charset=utf-8').send(readFileSync(variant.path))
 }
 
 export default async function webRoutes (app: FastifyInstance): Promise<void> {

@@ -1,11 +1,15 @@
 // The documentation at /docs/: served from DOCS_SITE_DIR with directory URLs, its own 404 and
 // CSP, a clear 503 when not built; and the real MkDocs build when Debian's mkdocs is here.
+import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs'
+import { request, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { brotliCompressSync, brotliDecompressSync, gzipSync } from 'node:zlib'
 import t from 'tap'
 import { load } from 'cheerio'
+import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { DOCS_CADDY_FILE, DOCS_MANIFEST_FILE } from '../../api/web/docs.ts'
 import { buildDocs, buildReason, inlineScriptHashes, main, mkdocsVersion, sourceHash } from '../../docs-site/build.ts'
@@ -118,6 +122,40 @@ t.test('text files under /docs/ name their charset, compressed or not', async (t
   t.equal(gz.headers['content-encoding'], 'gzip', 'the pre-compressed sitemap')
   t.equal(gz.headers['content-type'], 'application/xml; charset=utf-8', 'names it too')
   t.equal((await app.inject('/sitemap.xml')).headers['content-type'], 'application/xml; charset=utf-8', "as the site's own sitemap does")
+})
+
+/** One request over a real connection: inject's response records the status an access line gets differently. */
+async function statusOver (app: FastifyInstance, method: string, path: string, id: string): Promise<number> {
+  const { port } = app.server.address() as AddressInfo
+  const req = request({ host: '127.0.0.1', port, method, path, headers: { 'x-request-id': id } })
+  req.end()
+  const [res] = await once(req, 'response') as [IncomingMessage]
+  res.resume()
+  await once(res, 'end')
+  return res.statusCode!
+}
+
+t.test('a miss or a redirect under /docs/ is answered once, and logged with its status and nothing at warn', async (t) => {
+  const root = fixtureSite(t)
+  const lines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: root }, logLines: lines })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const cases = [
+    ['GET', '/docs/no/such/page/', 404, 'a missing page'],
+    ['GET', '/docs/..%2f..%2f..%2fetc/passwd', 404, 'a traversal probe'],
+    ['HEAD', '/docs/no/such/page/', 404, 'a HEAD miss'],
+    ['GET', `/docs/${DOCS_MANIFEST_FILE}`, 404, 'a hidden build file'],
+    ['GET', '/docs/control-plane/billing-stripe', 301, "a directory without its slash (the static server's redirect)"]
+  ] as const
+  for (const [i, [method, path, status, what]] of cases.entries()) {
+    const id = `docs-once-${i}`
+    t.equal(await statusOver(app, method, path, id), status, what)
+    const mine = lines.filter((l) => l.reqId === id)
+    t.same(mine.filter((l) => Number(l.level) >= 40).map((l) => l.msg), [], `${what}: no warning or error`)
+    const access = mine.filter((l) => l.msg === 'request completed' || l.msg === 'request errored')
+    t.equal(access.length, 1, `${what}: one access line`)
+    t.match(access[0], { level: 30, res: { statusCode: status } }, `${what}: with the status sent`)
+  }
 })
 
 t.test('an escaped path under /docs/ is decided as the file it names', async (t) => {
