@@ -309,7 +309,17 @@ export class LinodeExecutor implements Executor {
     if (server.tags?.includes('ctfhive') !== true) {
       throw new ExecutorError(`Linode ${id} (${server.label}) is not tagged ctfhive; refusing to destroy it`, { retryable: false })
     }
-    await this.api.deleteIgnoringMissing(`/linode/instances/${id}`, signal)
+    try {
+      await this.api.deleteIgnoringMissing(`/linode/instances/${id}`, signal)
+    } catch (err) {
+      // A DELETE has no body to be wrong: its 400 is the server's state ("cannot be deleted"
+      // while it is being cloned or a backup restored into it), which passes. Final, the
+      // teardown would stop and leave the server billing until an operator retried it.
+      if (err instanceof LinodeApiError && err.status === 400) {
+        throw new ExecutorError(`Linode ${id} cannot be deleted now (a clone or a backup restore under way?); the teardown asks again later: ${err.message}`, { retryable: true, cause: err })
+      }
+      throw err
+    }
   }
 
   private getInstance (id: string, signal?: AbortSignal): Promise<Instance | undefined> {

@@ -429,6 +429,14 @@ t.test('destroy twice: one deletion, then a 404 counts as done', async (t) => {
   await executor.destroyServer(String(again.id))
   t.equal(fake.count('DELETE'), 2, 'a DELETE answered 404 is done too')
 
+  // Linode refuses to delete a server while it is cloned or a backup is restored into it.
+  const busy = fake.addInstance({ label: 'ctf-busy', tags: ['ctfhive', TAG] })
+  fake.inject({ method: 'DELETE', path: `/linode/instances/${busy.id}`, fault: { status: 400, body: { errors: [{ reason: 'Linode busy.' }] } } })
+  t.match(await caught(executor.destroyServer(String(busy.id))), { retryable: true, message: /cannot be deleted now.*asks again later.*Linode busy/ }, 'a passing state: retried, not final')
+  t.ok(fake.instances.has(busy.id))
+  await executor.destroyServer(String(busy.id))
+  t.notOk(fake.instances.has(busy.id), 'deleted when asked again')
+
   const foreign = fake.addInstance({ label: 'control-plane', tags: ['ops'] })
   const err = await caught(executor.destroyServer(String(foreign.id)))
   t.match(err.message, /not tagged ctfhive; refusing/)
