@@ -263,16 +263,16 @@ export class TenantAdmin {
    */
   async retry (id: string): Promise<TenantRecord> {
     const t = await this.mustGet(id)
-    const state = deriveTenantState(t.billing, t.infra)
-    const conflict = (): AppError => new AppError('conflict',
-      `Only a failed provisioning, resize or teardown can be retried; this tenant is ${state}${t.billing === 'canceled' ? ' and has no failed teardown' : ' and has no failed resize'}.`, { tenant_id: id, state })
-    if (t.billing === 'canceled') {
-      if (!(await this.tenants.retryTeardown(id))) throw conflict()
-      return this.record(await this.mustGet(id))
-    }
-    if (t.infra === 'failed') return this.record((await this.tenants.retryProvisioning(id)) ?? t)
-    if (!(await this.tenants.retryResize(id))) throw conflict()
-    return this.record(await this.mustGet(id))
+    // Each retry checks again under the tenant's lock: a webhook landing since this read (a
+    // cancel, say) leaves nothing queued, and the answer is then a conflict, never a 200.
+    const queued = t.billing === 'canceled'
+      ? await this.tenants.retryTeardown(id)
+      : t.infra === 'failed' ? await this.tenants.retryProvisioning(id) : await this.tenants.retryResize(id)
+    const now = await this.mustGet(id)
+    if (queued) return this.record(now)
+    const state = deriveTenantState(now.billing, now.infra)
+    throw new AppError('conflict',
+      `Only a failed provisioning, resize or teardown can be retried; this tenant is ${state}${now.billing === 'canceled' ? ' and has no failed teardown' : now.infra === 'failed' ? '' : ' and has no failed resize'}.`, { tenant_id: id, state })
   }
 
   /**

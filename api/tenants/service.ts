@@ -231,8 +231,11 @@ export class TenantService {
     return this.afterCommit(applied)
   }
 
-  /** Re-queues provisioning for a tenant whose infra failed (operator action). */
-  async retryProvisioning (id: string): Promise<Tenant | undefined> {
+  /**
+   * Re-queues provisioning for a tenant whose infra failed (operator action). False when, under
+   * the tenant's lock, there is none to retry (canceled or paid meanwhile).
+   */
+  async retryProvisioning (id: string): Promise<boolean> {
     const queued = await this.store.transaction(async (tx) => {
       const t = await tx.getTenantForUpdate(id)
       if (t === undefined || t.infra !== 'failed' || t.billing === 'canceled') return false
@@ -242,7 +245,7 @@ export class TenantService {
       return true
     })
     if (queued) this.jobs.kick()
-    return this.store.getTenant(id)
+    return queued
   }
 
   /**

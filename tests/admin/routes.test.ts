@@ -283,6 +283,31 @@ t.test('retry: a failed provisioning runs again; anything else is a 409', async 
   t.equal(missing.statusCode, 404)
 })
 
+t.test('retry: a cancel landing between the retry\'s look and its transaction is a 409 with the state now, not a 200', async (t) => {
+  const { inner, store } = storeWithOverrides(t)
+  const { app, executor } = await buildTestApp(t, { store, env: { ...ENV, PROVISION_MAX_ATTEMPTS: '1' } })
+  executor.failNext('create', 1)
+  const id = await paidTenant(app, 'Race CTF', 'sub_retry_race')
+  t.match(await inner.getTenant(id), { billing: 'paid', infra: 'failed' })
+  let armed = true
+  store.getTenant = async (tid) => {
+    const tenant = await inner.getTenant(tid)
+    if (armed && tid === id) {
+      armed = false
+      // The buyer cancels while the operator's retry holds the tenant it read.
+      const r = await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_retry_race', tenantId: id, status: 'canceled' })))
+      t.equal(r.json().tenant_state, 'canceled')
+    }
+    return tenant
+  }
+  const retried = await post(app, `/admin/tenants/${id}/retry`)
+  t.equal(retried.statusCode, 409, 'nothing was retried')
+  t.match(retried.json(), { error: 'conflict', tenant_id: id, state: 'canceled' }, 'the state as it is now')
+  t.notOk((await inner.listJobs({ tenant: id })).some((j) => j.kind === 'provision' && j.status !== 'failed'), 'no provisioning queued')
+  t.notOk((await inner.listAudit({ tenant: id })).some((e) => e.action === 'provision.retry_requested'))
+  t.equal(executor.calls.create, 1)
+})
+
 t.test('audit verify: ok, then the first tampered seq', async (t) => {
   const { app, config } = await buildTestApp(t, { env: ENV })
   await paidTenant(app, 'Audit CTF', 'sub_audit')

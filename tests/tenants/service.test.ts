@@ -102,7 +102,7 @@ t.test('the service itself refuses to retry a canceled tenant\'s provisioning, a
   await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ plan: 'standard', tenantId: failed, subscription: 'sub_retry_canceled' })))
   await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_retry_canceled', tenantId: failed, status: 'canceled' })))
   t.match(await store.getTenant(failed), { billing: 'canceled', infra: 'failed' })
-  await app.tenants.retryProvisioning(failed)
+  t.equal(await app.tenants.retryProvisioning(failed), false, 'nothing to retry')
   t.match(await store.getTenant(failed), { infra: 'failed' }, 'no new provisioning')
   t.notOk((await store.listAudit({ tenant: failed })).some((e) => e.action === 'provision.retry_requested'))
 
