@@ -319,7 +319,9 @@ export function migrate (db: DatabaseSync): void {
       }
       db.exec('COMMIT')
     } catch (err) {
-      db.exec('ROLLBACK')
+      // On a full disk or an I/O error SQLite has rolled back already: a ROLLBACK then throws
+      // ("no transaction is active") and would hide the cause the operator needs.
+      if (db.isTransaction) db.exec('ROLLBACK')
       throw new StoreError(`migration ${file} failed: ${(err as Error).message}`, { cause: err })
     }
   }

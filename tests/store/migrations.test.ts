@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { schemaStatusOf } from '../../api/store/migrations.ts'
+import { migrate } from '../../api/store/sqlite-ops.ts'
 import { openStore } from '../../api/store/index.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import { StoreError } from '../../api/store/store.ts'
@@ -122,6 +123,30 @@ for (const [what, names, below] of [
     t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), names.map(([, after]) => after))
   })
 }
+
+t.test('a migration SQLite rolls back itself (a full disk) is reported with its cause, and leaves the version before', async (t) => {
+  const { path, db } = await olderDatabase(t, 9)
+  // As SQLite answers SQLITE_FULL mid-statement: the transaction is gone when the error arrives.
+  const full = new Proxy(db, {
+    get (target, key) {
+      if (key === 'exec') {
+        return (sql: string) => {
+          if (sql.includes('WITH RECURSIVE')) {
+            target.exec('ROLLBACK')
+            throw new Error('database or disk is full')
+          }
+          return target.exec(sql)
+        }
+      }
+      const value = Reflect.get(target, key)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+  const err = await Promise.resolve().then(() => migrate(full)).then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof StoreError)
+  t.equal((err as Error).message, 'migration 010_control_names.sql failed: database or disk is full', 'the migration and the cause, not "no transaction is active"')
+  t.same(raw(t, path).prepare('SELECT max(version) AS v FROM schema_migrations').get(), { v: 9 })
+})
 
 t.test('migration 010 applies the C0/DEL part of the rule for names Stripe hands us now', async (t) => {
   for (const [before, after] of CONTROL_NAMES) {
