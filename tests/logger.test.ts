@@ -56,6 +56,20 @@ t.test('fields named password, root_pass, token or secret are redacted at depths
   }
 })
 
+t.test('headers that carry credentials are redacted wherever a line logs headers', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
+  const log = createLogger(loadConfig({ LOG_LEVEL: 'info' }), stream)
+  // The request serializer logs no headers today; these paths guard a line that one day does.
+  const headers = { authorization: 'Bearer leak-auth', 'stripe-signature': 't=1,v1=leak-signature', cookie: 'sid=leak-cookie', accept: 'kept' }
+  log.info({ req: { headers }, headers, res: { headers: { 'set-cookie': 'sid=leak-set-cookie' } } }, 'a line with headers')
+  const line = JSON.parse(lines.at(-1)!)
+  t.notOk(lines.at(-1)!.includes('leak-'), 'no credential in the line')
+  t.equal(line.req.headers, undefined, "a request's headers are not logged at all (its serializer)")
+  t.same(line.headers, { authorization: '[Redacted]', 'stripe-signature': '[Redacted]', cookie: '[Redacted]', accept: 'kept' }, 'headers logged as such are redacted')
+  t.equal(line.res.headers['set-cookie'], '[Redacted]')
+})
+
 t.test('a secret that begins with another is scrubbed whole', async (t) => {
   const lines: string[] = []
   const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })

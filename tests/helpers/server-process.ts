@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { signPayload } from '../../api/billing/signature.ts'
+import { reapWithThisProcess } from './child-reaper.ts'
 
 const SERVER = fileURLToPath(new URL('../../api/server.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -72,6 +73,7 @@ function spawnServer (port: number, opts: StartOptions): ServerProcess {
     PORT: String(port)
   }
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), SERVER], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  reapWithThisProcess(child)
   let tail = ''
   const keep = (chunk: Buffer): void => {
     tail = (tail + chunk.toString('utf8')).slice(-OUTPUT_TAIL)

@@ -12,6 +12,7 @@ import { PostgresStore } from '../../api/store/postgres.ts'
 import type { Job } from '../../api/store/store.ts'
 import { TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
 import { usePostgres } from '../helpers/postgres.ts'
+import { reapWithThisProcess } from '../helpers/child-reaper.ts'
 import { checkoutSession, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 
 const ENTRY = fileURLToPath(new URL('../helpers/app-process.ts', import.meta.url))
@@ -43,6 +44,7 @@ async function startApp (t: Test, name: string, databaseUrl: string, env: Record
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  reapWithThisProcess(child)
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000) })
   t.teardown(async () => {
