@@ -9,8 +9,8 @@ import { isAppError } from '../api/errors.ts'
 import { FakeExecutor } from '../api/provisioning/fake.ts'
 import { JobRunner } from '../api/provisioning/jobs.ts'
 import { absentSqliteFile, openStore } from '../api/store/index.ts'
-import type { Store } from '../api/store/store.ts'
-import { TenantAdmin, MAX_PAGE, parseTenantCursor, type TenantRecord } from '../api/tenants/admin.ts'
+import { EVENT_OUTCOMES, type EventOutcome, type Store } from '../api/store/store.ts'
+import { TenantAdmin, MAX_PAGE, parseEventCursor, parseTenantCursor, type TenantRecord } from '../api/tenants/admin.ts'
 import { parseAuditAnchor } from '../api/provisioning/audit.ts'
 import { STATES, type TenantState } from '../api/tenants/lifecycle.ts'
 import { TenantService } from '../api/tenants/service.ts'
@@ -37,7 +37,10 @@ Commands:
   audit verify [--anchor SEQ:MAC]                walk the audit chain, report the first bad seq
                                                  and the head; with a head printed earlier, also
                                                  that the chain still reaches it unchanged
-  events [--limit N]                             the most recent Stripe events
+  events [--limit N] [--outcome O] [--after C]
+                                                 Stripe events, the last received first;
+                                                 O: ${EVENT_OUTCOMES.join(', ')};
+                                                 C: the cursor a page prints for the next
   replay <event-id>                              run a stored event through the webhook rules
                                                  again, as <event-id>:replay:<n>
   export                                         every tenant as JSON
@@ -59,7 +62,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   retry: [],
   'welcome-link': [],
   audit: ['anchor'],
-  events: ['limit'],
+  events: ['limit', 'outcome', 'after'],
   replay: [],
   export: []
 }
@@ -237,8 +240,17 @@ async function run (command: string, positionals: string[], values: Record<strin
     }
     case 'events': {
       if (positionals.length > 0) throw new UsageError('events takes no arguments')
-      const events = await admin.recentEvents(intOption(values.limit as string | undefined, 'limit', 1, MAX_PAGE, 50))
-      emit({ events }, () => renderTable(['id', 'type', 'outcome', 'tenant', 'received'], events.map((e) => [e.id, e.type, e.outcome, dash(e.tenant), e.received])))
+      const outcome = values.outcome as string | undefined
+      if (outcome !== undefined && !(EVENT_OUTCOMES as readonly string[]).includes(outcome)) throw new UsageError(`--outcome must be one of ${EVENT_OUTCOMES.join(', ')}`)
+      const after = values.after as string | undefined
+      if (after !== undefined && parseEventCursor(after) === undefined) throw new UsageError('--after takes the cursor a page of events printed')
+      const limit = intOption(values.limit as string | undefined, 'limit', 1, MAX_PAGE, 50)
+      const page = await admin.listEvents({ limit, outcome: outcome as EventOutcome | undefined, after })
+      emit(page, () => {
+        const none = page.events.length === 0 ? `no${after === undefined ? '' : ' more'}${outcome === undefined ? '' : ` ${outcome}`} events\n` : ''
+        const more = page.next === null ? '' : `next page: ctfhive events${outcome === undefined ? '' : ` --outcome ${outcome}`}${values.limit === undefined ? '' : ` --limit ${limit}`} --after ${page.next}\n`
+        return renderTable(['id', 'type', 'outcome', 'tenant', 'received'], page.events.map((e) => [e.id, e.type, e.outcome, dash(e.tenant), e.received])) + none + more
+      })
       return 0
     }
     case 'replay': {
@@ -280,6 +292,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
         limit: { type: 'string' },
         offset: { type: 'string' },
         after: { type: 'string' },
+        outcome: { type: 'string' },
         anchor: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false }
       }

@@ -6,7 +6,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError, errorReplies } from '../errors.ts'
 import { AUDIT_ANCHOR_PATTERN, parseAuditAnchor } from '../provisioning/audit.ts'
-import { MAX_PAGE, TenantAdmin } from '../tenants/admin.ts'
+import { EVENT_OUTCOMES } from '../store/store.ts'
+import { MAX_EVENT_CURSOR, MAX_PAGE, TenantAdmin } from '../tenants/admin.ts'
 import { STATES } from '../tenants/lifecycle.ts'
 import { TenantIdParams, TenantStatusSchema } from '../tenants/routes.ts'
 
@@ -240,13 +241,20 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
 
   app.get('/admin/events', {
     schema: {
-      summary: 'The most recent Stripe events, newest first',
+      summary: 'Stripe events, the last received first, optionally of one outcome, a page at a time',
       tags,
       security,
-      querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ events: Type.Array(EventSummarySchema) }), ...errors() }
+      querystring: Type.Object({
+        limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }),
+        outcome: Type.Optional(Type.Union(EVENT_OUTCOMES.map((o) => Type.Literal(o)), { description: 'only the events of this outcome (`unmatched`: those to replay once their tenant exists)' })),
+        after: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_EVENT_CURSOR, pattern: '^[A-Za-z0-9_-]+$', description: 'the `next` of the page before: the page after it' }))
+      }, { additionalProperties: false }),
+      response: {
+        200: Type.Object({ events: Type.Array(EventSummarySchema), next: Type.Union([Type.String(), Type.Null()], { description: 'pass as `after` for the next page; null on the last' }) }),
+        ...errors({ 400: 'invalid_request (with `field`): a bad query, or an `after` this server did not give out' })
+      }
     }
-  }, async (request) => ({ events: await admin.recentEvents(request.query.limit) }))
+  }, async (request) => admin.listEvents(request.query))
 
   app.post('/admin/events/:id/replay', {
     schema: {

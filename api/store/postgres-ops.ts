@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import pg from 'pg'
 import {
   StoreError,
-  type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
+  type AuditEntry, type AuditInput, type AuditSeal, type EventFilter, type EventOutcome, type Job, type JobKind, type JobPatch,
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import {
@@ -66,6 +66,30 @@ function tenantWhere (filter: TenantFilter): [string, unknown[]] {
     clauses.push(`(created_at < $${params.length - 1} OR (created_at = $${params.length - 1} AND id > $${params.length}))`)
   }
   return [clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', params]
+}
+
+/**
+ * All events, the last received first, optionally of one outcome and after a position: read
+ * backwards along stripe_events_received (migration 002), or for an outcome other than 'ok'
+ * along the partial stripe_events_not_ok (011). Its term `outcome <> 'ok'` is in the query
+ * itself: a generic plan (a prepared statement's, after a few runs) cannot tell that the
+ * outcome it is given is not 'ok'.
+ */
+export function recentEventsQuery (filter: Extract<EventFilter, { tenant?: undefined }>): [string, unknown[]] {
+  const clauses: string[] = []
+  const params: unknown[] = []
+  if (filter.outcome !== undefined) {
+    params.push(filter.outcome)
+    clauses.push(filter.outcome === 'ok' ? `outcome = $${params.length}` : `outcome = $${params.length} AND outcome <> 'ok'`)
+  }
+  // Both columns COLLATE "C", as the index's: the row comparison reads it as a range.
+  if (filter.after !== undefined) {
+    params.push(filter.after.received, filter.after.id)
+    clauses.push(`(received, id) < ($${params.length - 1}, $${params.length})`)
+  }
+  params.push(filter.limit ?? 100)
+  const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')} ` : ''
+  return [`SELECT * FROM stripe_events ${where}ORDER BY received DESC, id DESC LIMIT $${params.length}`, params]
 }
 
 /** Store operations on a pool (autocommit reads) or on one client inside BEGIN … COMMIT. */
@@ -186,12 +210,13 @@ export class PgOps implements StoreOps {
     return row === undefined ? undefined : eventFromRow(row)
   }
 
-  async listEvents (filter: { tenant?: string, limit?: number }): Promise<StripeEventRecord[]> {
-    const limit = filter.limit ?? 100
-    const rows = filter.tenant === undefined
-      ? await this.q('SELECT * FROM stripe_events ORDER BY received DESC, id LIMIT $1', limit)
-      : await this.q(`SELECT * FROM (SELECT * FROM stripe_events WHERE tenant = $1 ORDER BY created DESC, received DESC, id DESC LIMIT $2) AS recent
-          ORDER BY created, received, id`, filter.tenant, limit)
+  async listEvents (filter: EventFilter): Promise<StripeEventRecord[]> {
+    if (filter.tenant === undefined) {
+      const [sql, params] = recentEventsQuery(filter)
+      return (await this.q(sql, ...params)).map(eventFromRow)
+    }
+    const rows = await this.q(`SELECT * FROM (SELECT * FROM stripe_events WHERE tenant = $1 ORDER BY created DESC, received DESC, id DESC LIMIT $2) AS recent
+          ORDER BY created, received, id`, filter.tenant, filter.limit ?? 100)
     return rows.map(eventFromRow)
   }
 

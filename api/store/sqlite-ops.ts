@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   StoreError,
-  type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
+  type AuditEntry, type AuditInput, type AuditSeal, type EventFilter, type EventOutcome, type Job, type JobKind, type JobPatch,
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import { migrationFiles, schemaStatusOf, type SchemaStatus } from './migrations.ts'
@@ -19,8 +19,23 @@ const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations
 
 type Row = Record<string, unknown>
 
-/** The most recent events, read backwards along stripe_events_received (migration 002). */
-export const RECENT_EVENTS_SQL = 'SELECT * FROM stripe_events ORDER BY received DESC, id LIMIT ?'
+/**
+ * All events, the last received first, optionally of one outcome and after a position: read
+ * backwards along stripe_events_received (migration 002), or for an outcome other than 'ok'
+ * along the partial stripe_events_not_ok (011), which SQLite takes only for a query that holds
+ * its term `outcome <> 'ok'` word for word.
+ */
+export function recentEventsQuery (filter: Extract<EventFilter, { tenant?: undefined }>): [string, unknown[]] {
+  const clauses: string[] = []
+  const params: unknown[] = []
+  if (filter.outcome !== undefined) {
+    clauses.push(filter.outcome === 'ok' ? 'outcome = ?' : "outcome = ? AND outcome <> 'ok'")
+    params.push(filter.outcome)
+  }
+  if (filter.after !== undefined) { clauses.push('(received, id) < (?, ?)'); params.push(filter.after.received, filter.after.id) }
+  const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')} ` : ''
+  return [`SELECT * FROM stripe_events ${where}ORDER BY received DESC, id DESC LIMIT ?`, [...params, filter.limit ?? 100]]
+}
 
 const RATE_HIT_SQL = `INSERT INTO rate_limits (key, count, reset_at) VALUES (?, 1, ?)
   ON CONFLICT (key) DO UPDATE SET
@@ -203,12 +218,13 @@ export class SqliteOps implements StoreOps {
     return row === undefined ? undefined : eventFromRow(row)
   }
 
-  async listEvents (filter: { tenant?: string, limit?: number }): Promise<StripeEventRecord[]> {
-    const limit = filter.limit ?? 100
-    const rows = filter.tenant === undefined
-      ? this.conn.all(RECENT_EVENTS_SQL, limit)
-      : this.conn.all(`SELECT * FROM (SELECT * FROM stripe_events WHERE tenant = ? ORDER BY created DESC, received DESC, id DESC LIMIT ?)
-          ORDER BY created, received, id`, filter.tenant, limit)
+  async listEvents (filter: EventFilter): Promise<StripeEventRecord[]> {
+    if (filter.tenant === undefined) {
+      const [sql, params] = recentEventsQuery(filter)
+      return this.conn.all(sql, ...params).map(eventFromRow)
+    }
+    const rows = this.conn.all(`SELECT * FROM (SELECT * FROM stripe_events WHERE tenant = ? ORDER BY created DESC, received DESC, id DESC LIMIT ?)
+          ORDER BY created, received, id`, filter.tenant, filter.limit ?? 100)
     return rows.map(eventFromRow)
   }
 

@@ -51,8 +51,9 @@ export interface Tenant {
 
 export type TenantPatch = Partial<Omit<Tenant, 'id' | 'createdAt'>>
 
-export type EventOutcome =
-  | 'ok' | 'stale' | 'ignored_terminal' | 'unmatched' | 'ignored'
+/** What the webhook made of an event; 'ok' (renewals among them) is by far the most common. */
+export const EVENT_OUTCOMES = ['ok', 'stale', 'ignored_terminal', 'unmatched', 'ignored'] as const
+export type EventOutcome = typeof EVENT_OUTCOMES[number]
 
 export interface StripeEventRecord {
   id: string
@@ -136,6 +137,21 @@ export interface TenantFilter {
   after?: { createdAt: string, id: string }
 }
 
+/** Where an event stands in the listing of all events: the last received first, then by id, descending. */
+export interface EventPosition {
+  received: string
+  id: string
+}
+
+/**
+ * What listEvents lists: a tenant's events, or all of them, optionally of one outcome and only
+ * those listed after `after` (received before it, or as late with a smaller id): a keyset
+ * page, exact across events received in the same millisecond.
+ */
+export type EventFilter =
+  | { tenant: string, limit?: number }
+  | { tenant?: undefined, limit?: number, outcome?: EventOutcome, after?: EventPosition }
+
 export interface RateCount {
   /** Hits in the current window, this one included. */
   count: number
@@ -190,10 +206,11 @@ export interface StoreOps {
   /** An unmatched event applied at last: its outcome and tenant, and no longer waiting. */
   settleEvent (id: string, outcome: EventOutcome, tenant: string | null): Promise<void>
   /**
-   * Without a tenant: the last received first. For a tenant: its most recent `limit` events
-   * (by Stripe's `created`), listed in Stripe's order, oldest first. `limit` defaults to 100.
+   * Without a tenant: the last received first (ties by id, descending), optionally of one
+   * outcome and after a position. For a tenant: its most recent `limit` events (by Stripe's
+   * `created`), listed in Stripe's order, oldest first. `limit` defaults to 100.
    */
-  listEvents (filter: { tenant?: string, limit?: number }): Promise<StripeEventRecord[]>
+  listEvents (filter: EventFilter): Promise<StripeEventRecord[]>
 
   /** Adds a queued job unless one of that kind is already queued or running for the tenant. */
   enqueueJob (job: { kind: JobKind, tenant: string, runAfter: number }): Promise<Job>

@@ -4,7 +4,7 @@
 import { AppError } from '../errors.ts'
 import { otherModeThanKey, storedEvent, stripeKeyMode } from '../billing/events.ts'
 import { auditKeyFits, verifyStoredChain, type AuditAnchor, type AuditVerdict } from '../provisioning/audit.ts'
-import type { AuditEntry, Job, StoreOps, StripeEventRecord, Tenant, TenantFilter } from '../store/store.ts'
+import type { AuditEntry, EventOutcome, EventPosition, Job, StoreOps, StripeEventRecord, Tenant, TenantFilter } from '../store/store.ts'
 import { billingStateOf, type SubscriptionFacts } from './billing-state.ts'
 import { BILLING, INFRA, deriveTenantState, type TenantState } from './lifecycle.ts'
 import type { TenantService, TenantStatus, WebhookResult } from './service.ts'
@@ -60,6 +60,12 @@ export interface TenantPage {
   next: string | null
 }
 
+export interface EventPage {
+  events: EventSummary[]
+  /** The cursor of the page after this one (pass it as `after`); null on the last page. */
+  next: string | null
+}
+
 /** A page cursor: where a page ends in the list's order (newest first, then id), opaque to clients. */
 export function tenantCursor (t: { createdAt: string, id: string }): string {
   return Buffer.from(JSON.stringify([t.createdAt, t.id])).toString('base64url')
@@ -67,18 +73,45 @@ export function tenantCursor (t: { createdAt: string, id: string }): string {
 
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/
 
-/** The position a cursor names; undefined for one this server did not give out. */
-export function parseTenantCursor (cursor: string): { createdAt: string, id: string } | undefined {
+/** A cursor's JSON array; undefined for text that is not one. */
+function cursorArray (cursor: string): unknown[] | undefined {
   let value: unknown
   try {
     value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
   } catch {
     return undefined
   }
-  if (!Array.isArray(value) || value.length !== 2) return undefined
-  const [createdAt, id] = value as unknown[]
+  return Array.isArray(value) ? value : undefined
+}
+
+/** The position a cursor names; undefined for one this server did not give out. */
+export function parseTenantCursor (cursor: string): { createdAt: string, id: string } | undefined {
+  const value = cursorArray(cursor)
+  if (value === undefined || value.length !== 2) return undefined
+  const [createdAt, id] = value
   if (typeof createdAt !== 'string' || !ISO_INSTANT.test(createdAt) || typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id)) return undefined
   return { createdAt, id }
+}
+
+// Marked, so that a tenant page's cursor given to the events listing is refused, not read as a time.
+const EVENTS_CURSOR = 'events'
+/** A Stripe id (printable ASCII, as the webhook takes them: PostgreSQL's text refuses a NUL) with a replay's suffix. */
+const EVENT_ID = /^[\x21-\x7e]{1,300}$/
+/** Room for the longest: a replay's id, each character escaped in the JSON, in base64url. */
+export const MAX_EVENT_CURSOR = 1024
+
+/** Where an events page ends in the listing's order (the last received first, then id), opaque to clients. */
+export function eventCursor (e: EventPosition): string {
+  return Buffer.from(JSON.stringify([EVENTS_CURSOR, e.received, e.id])).toString('base64url')
+}
+
+/** The position an events cursor names; undefined for one this server did not give out. */
+export function parseEventCursor (cursor: string): EventPosition | undefined {
+  const value = cursorArray(cursor)
+  if (value === undefined || value.length !== 3) return undefined
+  const [kind, received, id] = value
+  if (kind !== EVENTS_CURSOR || typeof received !== 'string' || !ISO_INSTANT.test(received) || typeof id !== 'string' || !EVENT_ID.test(id)) return undefined
+  return { received, id }
 }
 
 /** What one subscription's events said (billing-state.ts); the tenant's billing sums them up. */
@@ -289,9 +322,19 @@ export class TenantAdmin {
     return verifyStoredChain(this.store, this.auditSecret, anchor)
   }
 
-  /** The most recent events, newest first (to find one to replay). */
-  async recentEvents (limit = 50): Promise<EventSummary[]> {
-    return (await this.store.listEvents({ limit: Math.min(Math.max(limit, 1), MAX_PAGE) })).map(summary)
+  /**
+   * One page of events, the last received first (to find one to replay), optionally only those
+   * of one outcome, and after a cursor (`next` of the page before).
+   */
+  async listEvents (query: { limit?: number, outcome?: EventOutcome, after?: string } = {}): Promise<EventPage> {
+    const limit = Math.min(Math.max(query.limit ?? 50, 1), MAX_PAGE)
+    const after = query.after === undefined ? undefined : parseEventCursor(query.after)
+    if (query.after !== undefined && after === undefined) throw new AppError('invalid_request', 'after is not a cursor this server gave out: pass the next of an earlier page of events.', { field: 'after' })
+    // One row more than the page: whether another page follows.
+    const rows = await this.store.listEvents({ limit: limit + 1, outcome: query.outcome, after })
+    const page = rows.slice(0, limit)
+    const next = rows.length > limit ? eventCursor(page[page.length - 1]!) : null
+    return { events: page.map(summary), next }
   }
 
   /**

@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify'
 import { buildTestApp, storeWithOverrides, TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { MAX_OFFSET } from '../../api/admin/routes.ts'
-import { MAX_PAGE } from '../../api/tenants/admin.ts'
+import { MAX_EVENT_CURSOR, MAX_PAGE, eventCursor, tenantCursor } from '../../api/tenants/admin.ts'
+import type { StripeEventRecord } from '../../api/store/store.ts'
 import { nextMillisecond } from '../helpers/until.ts'
 import { verifyWelcomeToken } from '../../api/tenants/welcome-token.ts'
 import { asLeftByOlderRelease } from '../helpers/schema-rollback.ts'
@@ -382,6 +383,72 @@ t.test('replay: an unmatched event matches once its tenant is known; history is 
   const events = (await get(app, '/admin/events?limit=3')).json().events
   t.equal(events.length, 3)
   t.ok(events.every((e: { payload?: string }) => e.payload === undefined))
+})
+
+t.test('events: of one outcome, a page at a time by cursor, exact across events received in the same millisecond', async (t) => {
+  const { app, store } = await buildTestApp(t, { env: ENV })
+  // Through the webhook: a renewal of a tenant, and an invoice of a subscription no tenant has.
+  const delivered = [makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_nobody' }))]
+  await paidTenant(app, 'Events CTF', 'sub_events')
+  delivered.push(makeEvent('invoice.paid', invoice({ subscription: 'sub_events' })))
+  for (const e of delivered) await deliver(app, e)
+  // And many at once, as a burst of webhooks is recorded: one millisecond, the id to order them.
+  const received = '2099-01-01T00:00:00.000Z'
+  const burst = ['ok', 'unmatched', 'ok', 'unmatched', 'ok', 'unmatched', 'ok', 'unmatched', 'stale'].map((outcome, i) =>
+    ({ id: `evt_burst_${'41735862a9'[i]}`, type: 'invoice.paid', created: 1_900_000_000, received, outcome, tenant: null, payload: '{}' }) as StripeEventRecord)
+  await store.transaction(async (tx) => { for (const e of burst) await tx.recordEvent(e) })
+
+  const all = await store.listEvents({ limit: 1000 })
+  t.equal(all.length, burst.length + 3, 'the checkout, the two delivered and the burst')
+  type Summary = { id: string, outcome: string, received: string }
+  const pages = async (query: string): Promise<Summary[][]> => {
+    const out: Summary[][] = []
+    let next: string | null = null
+    do {
+      const r = await get(app, `/admin/events?${query}${next === null ? '' : `&after=${next}`}`)
+      t.equal(r.statusCode, 200, `${query} after ${next}`)
+      out.push(r.json().events)
+      next = r.json().next
+    } while (next !== null)
+    return out
+  }
+  for (const outcome of [undefined, 'unmatched', 'ok', 'stale', 'ignored']) {
+    const expected = all.filter((e) => outcome === undefined || e.outcome === outcome).map((e) => e.id)
+    for (const limit of [1, 2, 4, 500]) {
+      const query = `limit=${limit}${outcome === undefined ? '' : `&outcome=${outcome}`}`
+      const got = await pages(query)
+      t.same(got.flat().map((e) => e.id), expected, `${query}: each once, the last received first`)
+      t.ok(got.every((page) => page.length <= limit && page.every((e) => outcome === undefined || e.outcome === outcome)), `${query}: pages of at most ${limit}, of that outcome only`)
+      t.equal(got.length, Math.max(1, Math.ceil(expected.length / limit)), `${query}: the last full page names no next`)
+    }
+  }
+  const unmatched = (await get(app, '/admin/events?outcome=unmatched')).json()
+  t.same(unmatched.events.map((e: Summary) => e.id), ['evt_burst_8', 'evt_burst_3', 'evt_burst_2', 'evt_burst_1', delivered[0]!.id], 'the burst first, by id, then the older delivery')
+  t.same(Object.keys(unmatched.events[0]).sort(), ['created', 'id', 'outcome', 'received', 'tenant', 'type'], 'summaries, no payload')
+  t.equal(unmatched.next, null)
+
+  // A forged or malformed cursor is refused, naming the field; so is an outcome no event has.
+  const refused: Array<[string, string]> = [
+    [`after=${tenantCursor({ createdAt: received, id: 'a'.repeat(32) })}`, 'after'],
+    [`after=${Buffer.from(JSON.stringify(['events', '2099-01-01', 'evt_1'])).toString('base64url')}`, 'after'],
+    [`after=${Buffer.from(JSON.stringify(['events', received, 'evt 1'])).toString('base64url')}`, 'after'],
+    [`after=${Buffer.from(JSON.stringify(['events', received, 'evt_1', 2])).toString('base64url')}`, 'after'],
+    [`after=${Buffer.from(JSON.stringify(['tenants', received, 'evt_1'])).toString('base64url')}`, 'after'],
+    ['after=bm90LWEtY3Vyc29y', 'after'], ['after=', 'after'], ['after=a%2Fb', 'after'], [`after=${'a'.repeat(MAX_EVENT_CURSOR + 1)}`, 'after'],
+    ['outcome=bogus', 'outcome'], ['outcome=OK', 'outcome'], ['outcome=', 'outcome'], ['outcome=ok&outcome=unmatched', 'outcome'],
+    ['before=x', 'before']
+  ]
+  for (const [query, field] of refused) {
+    const r = await get(app, `/admin/events?${query}`)
+    t.equal(r.statusCode, 400, query)
+    t.match(r.json(), { error: 'invalid_request', field, message: new RegExp(field) }, `${query} names ${field}`)
+  }
+  // The longest cursor this server gives out (a replay of a 255-character id) is taken.
+  const longest = eventCursor({ received, id: `${'"'.repeat(255)}:replay:10000` })
+  t.ok(longest.length <= MAX_EVENT_CURSOR, `${longest.length} characters`)
+  const fromLongest = await get(app, `/admin/events?after=${longest}`)
+  t.equal(fromLongest.statusCode, 200)
+  t.same(fromLongest.json().events.map((e: Summary) => e.id), all.filter((e) => e.received < received).map((e) => e.id), 'the events received before it')
 })
 
 t.test('replay: an event of the other Stripe mode than the key now configured is refused and changes nothing', async (t) => {

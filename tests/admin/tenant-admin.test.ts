@@ -5,7 +5,7 @@ import type { StoreOps, Tenant } from '../../api/store/store.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { JobRunner } from '../../api/provisioning/jobs.ts'
 import { TenantService } from '../../api/tenants/service.ts'
-import { TenantAdmin, filtersForState, parseTenantCursor, tenantCursor } from '../../api/tenants/admin.ts'
+import { TenantAdmin, eventCursor, filtersForState, parseEventCursor, parseTenantCursor, tenantCursor } from '../../api/tenants/admin.ts'
 import { appendAudit } from '../../api/provisioning/audit.ts'
 import { BILLING, INFRA, STATES, deriveTenantState } from '../../api/tenants/lifecycle.ts'
 import { testConfig, tempDbPath } from '../helpers/build-app.ts'
@@ -197,4 +197,36 @@ t.test('a cursor page is not shifted by tenants added or removed before it; bad 
     await t.rejects(admin.listTenants({ after }), { code: 'invalid_request', message: /not a cursor this server gave out/ })
   }
   await t.rejects(admin.listTenants({ after: first.next!, offset: 2 }), { code: 'invalid_request', message: 'Give offset or after, not both.' })
+})
+
+t.test('events cursors: what eventCursor gives out reads back; anything else is refused, naming after', async (t) => {
+  const { store, admin } = adminOnNewStore(t)
+  const at = '2026-01-01T00:00:01.000Z'
+  for (const id of ['evt_1', 'evt_1:replay:2', '"\\~!', 'e'.repeat(255) + ':replay:10000']) t.same(parseEventCursor(eventCursor({ received: at, id })), { received: at, id }, id)
+  const forged = [
+    'not-a-cursor', Buffer.from('[1,2,3]').toString('base64url'), Buffer.from('{"a":1}').toString('base64url'),
+    tenantCursor({ createdAt: at, id: 'a'.repeat(32) }),
+    Buffer.from(JSON.stringify(['tenants', at, 'evt_1'])).toString('base64url'),
+    Buffer.from(JSON.stringify(['events', '2026-01-01', 'evt_1'])).toString('base64url'),
+    Buffer.from(JSON.stringify(['events', at, ''])).toString('base64url'),
+    Buffer.from(JSON.stringify(['events', at, 'evt\u0000'])).toString('base64url'),
+    Buffer.from(JSON.stringify(['events', at, 'évt'])).toString('base64url'),
+    Buffer.from(JSON.stringify(['events', at, 'e'.repeat(301)])).toString('base64url'),
+    Buffer.from(JSON.stringify(['events', at, 'evt_1', 0])).toString('base64url')
+  ]
+  for (const after of forged) {
+    t.equal(parseEventCursor(after), undefined, after)
+    await t.rejects(admin.listEvents({ after }), { code: 'invalid_request', extra: { field: 'after' }, message: /not a cursor this server gave out/ })
+  }
+  t.equal(parseTenantCursor(eventCursor({ received: at, id: 'a'.repeat(32) })), undefined, "and the tenants' listing refuses an events cursor")
+
+  // A page's next continues after its last event; the last page has none.
+  for (const [i, outcome] of (['unmatched', 'ok', 'unmatched', 'unmatched'] as const).entries()) {
+    await store.recordEvent({ id: `evt_${i}`, type: 'invoice.paid', created: 1, received: at, outcome, tenant: null, payload: '{}' })
+  }
+  const first = await admin.listEvents({ outcome: 'unmatched', limit: 2 })
+  t.same(first.events.map((e) => e.id), ['evt_3', 'evt_2'])
+  t.same(parseEventCursor(first.next!), { received: at, id: 'evt_2' })
+  const second = await admin.listEvents({ outcome: 'unmatched', limit: 2, after: first.next! })
+  t.same(second, { events: [{ id: 'evt_0', type: 'invoice.paid', created: 1, received: at, outcome: 'unmatched', tenant: null }], next: null })
 })

@@ -360,6 +360,46 @@ t.test('events and replay: an unmatched event replayed once its tenant exists', 
   t.equal(await store.getEvent(`${failed.id}:replay:3`), undefined, 'nothing recorded')
 })
 
+t.test('events: of one outcome, a page at a time; each page prints the command for the next', async (t) => {
+  const { run, store } = await setup(t)
+  // Received in one millisecond, renewals among them: the id orders them, the last received first.
+  const received = new Date().toISOString()
+  for (const [id, outcome] of [['evt_a', 'unmatched'], ['evt_b', 'ok'], ['evt_c', 'unmatched'], ['evt_d', 'ok'], ['evt_e', 'unmatched']] as const) {
+    await store.recordEvent({ id, type: 'invoice.paid', created: 1_900_000_000, received, outcome, tenant: null, payload: '{}' })
+  }
+
+  const first = await run(['events', '--outcome', 'unmatched', '--limit', '2'])
+  t.equal(first.code, 0, first.stderr)
+  const lines = first.stdout.trimEnd().split('\n')
+  t.match(lines[0], /^id +type +outcome +tenant +received$/)
+  t.same(lines.slice(2, 4).map((l) => l.split(/ +/)[0]), ['evt_e', 'evt_c'])
+  const hint = lines.at(-1)!
+  t.match(hint, /^next page: ctfhive events --outcome unmatched --limit 2 --after [A-Za-z0-9_-]+$/)
+  const cursor = hint.split(' ').at(-1)!
+  const rest = await run(hint.replace(/^next page: ctfhive /, '').split(' '))
+  t.equal(rest.code, 0, rest.stderr)
+  t.same(rest.stdout.trimEnd().split('\n').slice(2).map((l) => l.split(/ +/)[0]), ['evt_a'], 'the last page names no next')
+  const json = JSON.parse((await run(['events', '--json', '--outcome', 'unmatched', '--limit', '2'])).stdout)
+  t.same(json.events.map((e: { id: string }) => e.id), ['evt_e', 'evt_c'])
+  t.equal(json.next, cursor, '--json carries next')
+  t.same(JSON.parse((await run(['events', '--json', '--outcome', 'unmatched', '--limit', '2', '--after', cursor])).stdout), { events: [{ id: 'evt_a', type: 'invoice.paid', created: 1_900_000_000, received, outcome: 'unmatched', tenant: null }], next: null })
+  t.match((await run(['events', '--limit', '4'])).stdout, /^next page: ctfhive events --limit 4 --after \S+\n$/m, 'without --outcome')
+  t.equal((await run(['events', '--outcome', 'stale'])).stdout.trimEnd().split('\n').at(-1), 'no stale events')
+
+  const tenantsCursor = Buffer.from(JSON.stringify([received, 'a'.repeat(32)])).toString('base64url')
+  for (const [argv, message] of [
+    [['events', '--outcome', 'lost'], /^error: --outcome must be one of ok, stale, ignored_terminal, unmatched, ignored\n$/],
+    [['events', '--after', 'nope'], /^error: --after takes the cursor a page of events printed\n$/],
+    [['events', '--after', tenantsCursor], /^error: --after takes the cursor a page of events printed\n$/],
+    [['tenants', '--after', cursor], /^error: --after takes the cursor a page of tenants printed\n$/]
+  ] as Array<[string[], RegExp]>) {
+    const r = await run(argv)
+    t.equal(r.code, 2, argv.join(' '))
+    t.match(r.stderr, message, argv.join(' '))
+    t.equal(r.stdout, '')
+  }
+})
+
 t.test('export: every tenant as JSON', async (t) => {
   const { app, run } = await setup(t)
   const a = await pendingTenant(app, 'Export One')
@@ -388,7 +428,8 @@ t.test('usage and configuration errors exit 2', async (t) => {
   const noDb = { DATABASE_URL: 'sqlite:/nonexistent/dir/ctfhive.db' }
   for (const [argv, message] of [
     [['export', '--state', 'provisioning'], /^error: --state does not apply to `ctfhive export` \(it takes only --json\)\n$/],
-    [['events', '--offset', '5'], /^error: --offset does not apply to `ctfhive events` \(it takes --limit and --json\)\n$/],
+    [['events', '--offset', '5'], /^error: --offset does not apply to `ctfhive events` \(it takes --limit, --outcome, --after and --json\)\n$/],
+    [['tenants', '--outcome', 'unmatched'], /^error: --outcome does not apply to `ctfhive tenants`/],
     [['audit', 'verify', '--state', 'active'], /^error: --state does not apply to `ctfhive audit` \(it takes --anchor and --json\)\n$/],
     [['tenants', '--anchor=1:00'], /^error: --anchor does not apply to `ctfhive tenants` \(it takes --state, --limit, --offset, --after and --json\)\n$/],
     [['tenant', 'abc', '--limit', '1'], /^error: --limit does not apply to `ctfhive tenant`/],
@@ -417,7 +458,7 @@ t.test('a database behind this release is refused, not migrated', async (t) => {
   db.exec(rollbackSql(1))
   const r = await run(['tenants'])
   t.equal(r.code, 1)
-  t.match(r.stderr, /^error: the database's schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql\); start the server of this release once/)
+  t.match(r.stderr, /^error: the database's schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql\); start the server of this release once/)
   t.equal(r.stdout, '')
   t.same(db.prepare('SELECT version FROM schema_migrations').all().map((row) => row.version), [1], 'still at version 1')
   t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'stripe_events_received'").get()?.n, 0, 'no index created')

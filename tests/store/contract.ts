@@ -309,6 +309,58 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same(await store.listEvents({ tenant: tenantId() }), [])
   })
 
+  t.test('events: all of them by outcome, a page at a time, exact across events received in the same millisecond', async (t) => {
+    const { store } = await fresh(t)
+    const tn = makeTenant()
+    await store.insertTenant(tn)
+    const outcomes = ['ok', 'unmatched', 'ok', 'stale', 'ok', 'unmatched', 'ignored', 'unmatched', 'ok', 'ignored_terminal'] as const
+    const events: StripeEventRecord[] = []
+    // Three to a millisecond (the last alone), ids out of step with the order of recording.
+    for (const [i, outcome] of outcomes.entries()) {
+      events.push(makeEventRecord({ id: `evt_${'dgajcibfhe'[i]}${i}`, received: `2026-01-01T00:00:0${Math.floor(i / 3)}.000Z`, outcome, tenant: outcome === 'unmatched' ? null : tn.id }))
+    }
+    await store.transaction(async (tx) => { for (const e of events) await tx.recordEvent(e) })
+    // The last received first; among those received together, the greater id first.
+    const ordered = [...events].sort((a, b) => (a.received === b.received ? (a.id < b.id ? 1 : -1) : a.received < b.received ? 1 : -1))
+    const ids = (list: StripeEventRecord[]): string[] => list.map((e) => e.id)
+    // Page by page, each after the last of the one before, as the admin's cursor does; never
+    // more pages than events (a listing that ignored `after` would go round forever).
+    const pageThrough = async (filter: { outcome?: StripeEventRecord['outcome'] }, limit: number): Promise<StripeEventRecord[][]> => {
+      const pages: StripeEventRecord[][] = []
+      for (let page = await store.listEvents({ ...filter, limit }); page.length > 0 && pages.length <= events.length; page = await store.listEvents({ ...filter, limit, after: page[page.length - 1]! })) pages.push(page)
+      return pages
+    }
+
+    t.same(await store.listEvents({}), ordered, 'all, whole, in order')
+    for (const outcome of ['ok', 'unmatched', 'stale', 'ignored', 'ignored_terminal'] as const) {
+      const expected = ordered.filter((e) => e.outcome === outcome)
+      t.same(ids(await store.listEvents({ outcome })), ids(expected), `only the ${outcome} ones`)
+      for (const limit of [1, 2, 3]) {
+        const pages = await pageThrough({ outcome }, limit)
+        t.ok(pages.every((page) => page.length <= limit), `${outcome}: at most ${limit} a page`)
+        t.same(ids(pages.flat()), ids(expected), `${outcome}, ${limit} a page: each once, in order`)
+      }
+    }
+    for (const limit of [1, 2, 3, 4]) t.same(ids((await pageThrough({}, limit)).flat()), ids(ordered), `all, ${limit} a page: each once, in order`)
+    // A position inside a millisecond: strictly after it, whether or not an event stands there.
+    const tie = ordered[2]!
+    t.equal(tie.received, ordered[1]!.received, 'between two of its millisecond')
+    t.equal(tie.received, ordered[3]!.received)
+    t.same(ids(await store.listEvents({ after: tie })), ids(ordered.slice(3)), 'after an event: the ones listed after it')
+    t.same(ids(await store.listEvents({ after: { received: tie.received, id: `${tie.id}0` } })), ids(ordered.slice(2)), 'after a position no event holds')
+    t.same(ids(await store.listEvents({ outcome: 'unmatched', after: { received: '2026-01-01T00:00:02.000Z', id: 'evt_' } })), ids(ordered.filter((e) => e.outcome === 'unmatched' && e.received < '2026-01-01T00:00:02.000Z')), 'after a millisecond: only older ones')
+    t.same(await store.listEvents({ outcome: 'unmatched', after: ordered[ordered.length - 1]! }), [], 'after the last: none')
+
+    // Settled to 'ok' (its tenant appeared), an unmatched event leaves the unmatched listing.
+    const settled = ordered.find((e) => e.outcome === 'unmatched')!
+    await store.transaction((tx) => tx.settleEvent(settled.id, 'ok', tn.id))
+    t.notOk(ids(await store.listEvents({ outcome: 'unmatched' })).includes(settled.id), 'no longer unmatched')
+    t.ok(ids(await store.listEvents({ outcome: 'ok' })).includes(settled.id), 'now among the ok ones')
+    const ofTenant = [...events.filter((e) => e.tenant === tn.id), { ...settled, outcome: 'ok' as const, tenant: tn.id }]
+      .sort((a, b) => (a.received === b.received ? (a.id < b.id ? -1 : 1) : a.received < b.received ? -1 : 1))
+    t.same(ids(await store.listEvents({ tenant: tn.id })), ids(ofTenant), "a tenant's listing is as it was: in Stripe's order, then as received")
+  })
+
   t.test('events: unmatched ones wait under their subscription until settled', async (t) => {
     const { store } = await fresh(t)
     const tn = makeTenant()

@@ -75,7 +75,7 @@ t.test('the CLI store refuses a database behind this release and leaves it as it
 
   const err = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false }).then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof StoreError, 'a StoreError')
-  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql\); start the server of this release once/)
+  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql\); start the server of this release once/)
   t.same(indexes(db), before, 'no index created')
   t.notOk(db.prepare('SELECT * FROM pragma_table_info(?)').all('jobs').some((c) => c.name === 'step_at'), 'no column added')
   t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'rate_limits'").get()?.n, 0, 'no table created')
@@ -100,6 +100,14 @@ t.test('migration 003 gives the jobs an older release left the time of their las
   const [job] = await store.listJobs({})
   t.match(job, { step: 'dns', attempts: 1, stepAt: Date.parse('2026-11-20T08:30:15.249Z') }, 'to the millisecond')
   t.same(await store.schema(), { initialized: true, pending: [], unknown: [] })
+})
+
+t.test("migration 011 adds the events' partial index over the outcomes other than 'ok'; an older release's database has none", async (t) => {
+  const { path, db } = await olderDatabase(t, 10)
+  t.notOk(indexes(db).includes('stripe_events_not_ok'), 'none as release 010 left it')
+  await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
+  const sql = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'stripe_events_not_ok'").get()?.sql
+  t.equal(sql, "CREATE INDEX stripe_events_not_ok ON stripe_events (received, id) WHERE outcome <> 'ok'", 'partial: renewals never enter it')
 })
 
 // Each data migration, run over the names an older release stored: before → after.

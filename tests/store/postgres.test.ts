@@ -3,7 +3,7 @@ import pg from 'pg'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MIGRATION_LOCK, PostgresStore } from '../../api/store/postgres.ts'
-import { sqlState } from '../../api/store/postgres-ops.ts'
+import { recentEventsQuery, sqlState } from '../../api/store/postgres-ops.ts'
 import { appendAudit } from '../../api/provisioning/audit.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { openStore } from '../../api/store/index.ts'
@@ -73,7 +73,7 @@ if (server !== undefined) {
     const again = await open(url)
     stores.push(again)
     const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
-    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }], 'each migration applied once')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }], 'each migration applied once')
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)
@@ -172,7 +172,7 @@ if (server !== undefined) {
     t.match((err as Error).message, /this is not a CTFHive database \(it has no schema_migrations table\)/)
     const look = new PostgresStore({ url, poolSize: 1 })
     t.teardown(() => look.close())
-    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql', '009_unmatched_subscription.sql', '010_control_names.sql'], unknown: [] }, 'nothing was created')
+    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql', '009_unmatched_subscription.sql', '010_control_names.sql', '011_event_outcome_index.sql'], unknown: [] }, 'nothing was created')
 
     const store = await openStore(config)
     t.teardown(() => store.close())
@@ -224,6 +224,45 @@ if (server !== undefined) {
       t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), names.map(([, after]) => after))
     })
   }
+
+  t.test("the admin's events come from an index: an outcome other than 'ok' from the partial one, in every plan", async (t) => {
+    const url = await server.createDatabase()
+    await (await open(url)).close()
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    t.teardown(() => c.end())
+    // As a store fills: mostly 'ok' (renewals), one event in fifty unmatched; then analysed.
+    await c.query(`INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload)
+      SELECT 'evt_' || i, 'invoice.paid', i, to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        CASE WHEN i % 50 = 0 THEN 'unmatched' ELSE 'ok' END, NULL, '{}'
+      FROM generate_series(1, 5000) AS i`)
+    await c.query('ANALYZE stripe_events')
+    const plan = async (filter: Parameters<typeof recentEventsQuery>[0], mode: string): Promise<string> => {
+      const [sql, params] = recentEventsQuery(filter)
+      await c.query(`SET plan_cache_mode = ${mode}`)
+      await c.query(`PREPARE listing AS ${sql}`)
+      try {
+        const r = await c.query(`EXPLAIN EXECUTE listing(${params.map((p) => typeof p === 'number' ? String(p) : c.escapeLiteral(String(p))).join(', ')})`)
+        return r.rows.map((row) => String(row['QUERY PLAN'])).join('\n')
+      } finally {
+        await c.query('DEALLOCATE listing')
+      }
+    }
+    const after = { received: '2026-01-01T01:00:00.000Z', id: 'evt_3600' }
+    // Custom plans (a prepared statement's first runs) and the generic plan it may keep after.
+    for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+      for (const filter of [{}, { after }, { outcome: 'ok' as const }, { outcome: 'ok' as const, after }]) {
+        const text = await plan({ ...filter, limit: 50 }, mode)
+        t.match(text, /using stripe_events_received on stripe_events/, `${mode} ${JSON.stringify(filter)}:\n${text}`)
+        t.notMatch(text, /Seq Scan|stripe_events_not_ok/)
+      }
+      for (const filter of [{ outcome: 'unmatched' as const }, { outcome: 'unmatched' as const, after }]) {
+        const text = await plan({ ...filter, limit: 50 }, mode)
+        t.match(text, /(Index Scan Backward using|Bitmap Index Scan on) stripe_events_not_ok\b/, `${mode} ${JSON.stringify(filter)}:\n${text}`)
+        t.notMatch(text, /Seq Scan|stripe_events_received/)
+      }
+    }
+  })
 
   t.test('rate counts: the rows of windows that ended are deleted when a new window begins', async (t) => {
     const store = await open(await server.createDatabase())
