@@ -61,11 +61,51 @@ function tenantWhere (filter: TenantFilter): [string, unknown[]] {
   if (filter.billing !== undefined) { params.push(filter.billing); clauses.push(`billing = $${params.length}`) }
   if (filter.infra !== undefined) { params.push(filter.infra); clauses.push(`infra = $${params.length}`) }
   // Past `after` in listTenants' order: older, or as old with a greater id (both COLLATE "C").
+  // The first term is a range on tenants_created (migration 012), so a page starts where the
+  // one before ended instead of reading it again.
   if (filter.after !== undefined) {
     params.push(filter.after.createdAt, filter.after.id)
-    clauses.push(`(created_at < $${params.length - 1} OR (created_at = $${params.length - 1} AND id > $${params.length}))`)
+    clauses.push(`created_at <= $${params.length - 1} AND (created_at < $${params.length - 1} OR id > $${params.length})`)
   }
   return [clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', params]
+}
+
+/**
+ * A page of listTenants: newest first, then by id, as tenants_created (012) holds them. With a
+ * billing or infra the planner weighs that index against a sort of the few that match.
+ */
+export function tenantsQuery (filter: TenantFilter): [string, unknown[]] {
+  const [where, params] = tenantWhere(filter)
+  const n = params.length
+  return [`SELECT * FROM tenants ${where} ORDER BY created_at DESC, id LIMIT $${n + 1} OFFSET $${n + 2}`, [...params, filter.limit ?? 100, filter.offset ?? 0]]
+}
+
+/**
+ * listJobs: with a tenant, its jobs along jobs_tenant (012), in id order. No `$1 IS NULL OR`
+ * term: the generic plan a prepared statement keeps could not use an index and read every job.
+ */
+export function jobsQuery (filter: { tenant?: string, status?: JobStatus }): [string, unknown[]] {
+  const clauses: string[] = []
+  const params: unknown[] = []
+  if (filter.tenant !== undefined) { params.push(filter.tenant); clauses.push(`tenant = $${params.length}`) }
+  if (filter.status !== undefined) { params.push(filter.status); clauses.push(`status = $${params.length}`) }
+  return [`SELECT * FROM jobs ${clauses.length > 0 ? `WHERE ${clauses.join(' AND ')} ` : ''}ORDER BY id`, params]
+}
+
+/**
+ * listAudit: a tenant's entries along audit_log_tenant, all of them along seq. One statement
+ * for both gets a generic plan that walks the chain from its start for a tenant.
+ */
+export function auditQuery (filter: { tenant?: string, afterSeq?: number, limit?: number, newest?: boolean }): [string, unknown[]] {
+  const params: unknown[] = filter.tenant !== undefined ? [filter.tenant] : []
+  params.push(filter.afterSeq ?? 0)
+  const where = filter.tenant !== undefined ? 'WHERE tenant = $1 AND seq > $2' : 'WHERE seq > $1'
+  params.push(filter.limit ?? 1000)
+  const limit = `$${params.length}`
+  const sql = filter.newest === true
+    ? `SELECT * FROM (SELECT * FROM audit_log ${where} ORDER BY seq DESC LIMIT ${limit}) AS recent ORDER BY seq`
+    : `SELECT * FROM audit_log ${where} ORDER BY seq LIMIT ${limit}`
+  return [sql, params]
 }
 
 /**
@@ -167,11 +207,8 @@ export class PgOps implements StoreOps {
   }
 
   async listTenants (filter: TenantFilter = {}): Promise<Tenant[]> {
-    const [where, params] = tenantWhere(filter)
-    const n = params.length
-    const rows = await this.q(`SELECT * FROM tenants ${where} ORDER BY created_at DESC, id LIMIT $${n + 1} OFFSET $${n + 2}`,
-      ...params, filter.limit ?? 100, filter.offset ?? 0)
-    return rows.map(tenantFromRow)
+    const [sql, params] = tenantsQuery(filter)
+    return (await this.q(sql, ...params)).map(tenantFromRow)
   }
 
   async countTenants (filter: TenantFilter = {}): Promise<number> {
@@ -266,9 +303,8 @@ export class PgOps implements StoreOps {
   }
 
   async listJobs (filter: { tenant?: string, status?: JobStatus }): Promise<Job[]> {
-    const rows = await this.q('SELECT * FROM jobs WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR status = $2) ORDER BY id',
-      filter.tenant ?? null, filter.status ?? null)
-    return rows.map(jobFromRow)
+    const [sql, params] = jobsQuery(filter)
+    return (await this.q(sql, ...params)).map(jobFromRow)
   }
 
   async nextJobDueAt (): Promise<number | undefined> {
@@ -313,9 +349,7 @@ export class PgOps implements StoreOps {
   }
 
   async listAudit (filter: { tenant?: string, afterSeq?: number, limit?: number, newest?: boolean }): Promise<AuditEntry[]> {
-    const where = 'FROM audit_log WHERE ($1::text IS NULL OR tenant = $1) AND seq > $2'
-    const sql = filter.newest === true ? `SELECT * FROM (SELECT * ${where} ORDER BY seq DESC LIMIT $3) AS recent ORDER BY seq` : `SELECT * ${where} ORDER BY seq LIMIT $3`
-    const rows = await this.q(sql, filter.tenant ?? null, filter.afterSeq ?? 0, filter.limit ?? 1000)
-    return rows.map(auditFromRow)
+    const [sql, params] = auditQuery(filter)
+    return (await this.q(sql, ...params)).map(auditFromRow)
   }
 }

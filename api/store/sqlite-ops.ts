@@ -109,14 +109,53 @@ function nowIso (): string {
   return new Date().toISOString()
 }
 
-function tenantWhere (filter: TenantFilter): [string, unknown[]] {
+/**
+ * The WHERE of a count of tenants, or with `listing` of a page of them. A page reads along
+ * tenants_created (migration 012) in its order and stops when full. Its billing term is written
+ * `+billing`, which tenants_billing cannot serve: SQLite keeps no statistics and would take that
+ * index for any billing, reading and sorting every tenant of it (most of the table for 'paid').
+ * A billing few tenants have costs one walk of the index instead, and no sort.
+ */
+function tenantWhere (filter: TenantFilter, listing = false): [string, unknown[]] {
   const clauses: string[] = []
   const params: unknown[] = []
-  if (filter.billing !== undefined) { clauses.push('billing = ?'); params.push(filter.billing) }
+  if (filter.billing !== undefined) { clauses.push(listing ? '+billing = ?' : 'billing = ?'); params.push(filter.billing) }
   if (filter.infra !== undefined) { clauses.push('infra = ?'); params.push(filter.infra) }
-  // Past `after` in listTenants' order: older, or as old with a greater id.
-  if (filter.after !== undefined) { clauses.push('(created_at < ? OR (created_at = ? AND id > ?))'); params.push(filter.after.createdAt, filter.after.createdAt, filter.after.id) }
+  // Past `after` in listTenants' order: older, or as old with a greater id. The first term is
+  // a range on the index, so a page seeks to where the one before ended instead of reading it.
+  if (filter.after !== undefined) { clauses.push('created_at <= ? AND (created_at < ? OR id > ?)'); params.push(filter.after.createdAt, filter.after.createdAt, filter.after.id) }
   return [clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', params]
+}
+
+/** A page of listTenants: newest first, then by id, as tenants_created (012) holds them. */
+export function tenantsQuery (filter: TenantFilter): [string, unknown[]] {
+  const [where, params] = tenantWhere(filter, true)
+  return [`SELECT * FROM tenants ${where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, [...params, filter.limit ?? 100, filter.offset ?? 0]]
+}
+
+/**
+ * listJobs: with a tenant, its jobs along jobs_tenant (012), already in id order; no `? IS
+ * NULL OR` term, which would leave SQLite no index to use and read every job ever made.
+ */
+export function jobsQuery (filter: { tenant?: string, status?: JobStatus }): [string, unknown[]] {
+  const clauses: string[] = []
+  const params: unknown[] = []
+  if (filter.tenant !== undefined) { clauses.push('tenant = ?'); params.push(filter.tenant) }
+  if (filter.status !== undefined) { clauses.push('status = ?'); params.push(filter.status) }
+  return [`SELECT * FROM jobs ${clauses.length > 0 ? `WHERE ${clauses.join(' AND ')} ` : ''}ORDER BY id`, params]
+}
+
+/**
+ * listAudit: a tenant's entries along audit_log_tenant, which holds them in seq order (the
+ * rowid); all of them along seq. One statement for both would walk the chain from its start.
+ */
+export function auditQuery (filter: { tenant?: string, afterSeq?: number, limit?: number, newest?: boolean }): [string, unknown[]] {
+  const where = filter.tenant !== undefined ? 'WHERE tenant = ? AND seq > ?' : 'WHERE seq > ?'
+  const params = [...(filter.tenant !== undefined ? [filter.tenant] : []), filter.afterSeq ?? 0, filter.limit ?? 1000]
+  const sql = filter.newest === true
+    ? `SELECT * FROM (SELECT * FROM audit_log ${where} ORDER BY seq DESC LIMIT ?) ORDER BY seq`
+    : `SELECT * FROM audit_log ${where} ORDER BY seq LIMIT ?`
+  return [sql, params]
 }
 
 /** Store operations on one connection; writes are only reached inside a transaction. */
@@ -179,10 +218,8 @@ export class SqliteOps implements StoreOps {
   }
 
   async listTenants (filter: TenantFilter = {}): Promise<Tenant[]> {
-    const [where, params] = tenantWhere(filter)
-    const rows = this.conn.all(`SELECT * FROM tenants ${where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?`,
-      ...params, filter.limit ?? 100, filter.offset ?? 0)
-    return rows.map(tenantFromRow)
+    const [sql, params] = tenantsQuery(filter)
+    return this.conn.all(sql, ...params).map(tenantFromRow)
   }
 
   async countTenants (filter: TenantFilter = {}): Promise<number> {
@@ -264,9 +301,8 @@ export class SqliteOps implements StoreOps {
   }
 
   async listJobs (filter: { tenant?: string, status?: JobStatus }): Promise<Job[]> {
-    const rows = this.conn.all('SELECT * FROM jobs WHERE (? IS NULL OR tenant = ?) AND (? IS NULL OR status = ?) ORDER BY id',
-      filter.tenant ?? null, filter.tenant ?? null, filter.status ?? null, filter.status ?? null)
-    return rows.map(jobFromRow)
+    const [sql, params] = jobsQuery(filter)
+    return this.conn.all(sql, ...params).map(jobFromRow)
   }
 
   async nextJobDueAt (): Promise<number | undefined> {
@@ -300,10 +336,8 @@ export class SqliteOps implements StoreOps {
   }
 
   async listAudit (filter: { tenant?: string, afterSeq?: number, limit?: number, newest?: boolean }): Promise<AuditEntry[]> {
-    const where = 'FROM audit_log WHERE (? IS NULL OR tenant = ?) AND seq > ?'
-    const sql = filter.newest === true ? `SELECT * FROM (SELECT * ${where} ORDER BY seq DESC LIMIT ?) ORDER BY seq` : `SELECT * ${where} ORDER BY seq LIMIT ?`
-    const rows = this.conn.all(sql, filter.tenant ?? null, filter.tenant ?? null, filter.afterSeq ?? 0, filter.limit ?? 1000)
-    return rows.map(auditFromRow)
+    const [sql, params] = auditQuery(filter)
+    return this.conn.all(sql, ...params).map(auditFromRow)
   }
 }
 

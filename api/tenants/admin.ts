@@ -1,6 +1,7 @@
 // Operator operations on tenants, shared by the /admin API and the `ctfhive` CLI so the two
 // cannot drift: list by derived state, inspect, retry provisioning, verify the audit chain,
 // replay a stored event, export. Reads and writes go through the store and the tenant service.
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { AppError } from '../errors.ts'
 import { otherModeThanKey, storedEvent, stripeKeyMode } from '../billing/events.ts'
 import { auditKeyFits, verifyStoredChain, type AuditAnchor, type AuditVerdict } from '../provisioning/audit.ts'
@@ -372,14 +373,17 @@ export class TenantAdmin {
   async exportTenants (): Promise<TenantRecord[]> {
     // Each page starts after the last tenant read, not at an offset: a tenant deleted between
     // two reads (a checkout Stripe refused) would shift an offset past one that still exists.
-    const all: Tenant[] = []
+    const all: TenantRecord[] = []
     let after: Tenant | undefined
     for (;;) {
       const page = await this.store.listTenants({ limit: MAX_PAGE, after: after === undefined ? undefined : { createdAt: after.createdAt, id: after.id } })
-      all.push(...page)
+      for (const t of page) all.push(this.record(t))
       if (page.length < MAX_PAGE) break
       after = page[page.length - 1]
+      // SQLite reads synchronously: without a turn between pages, a large export would hold
+      // every request (health checks, webhooks) and timer of the server until it ends.
+      await nextTurn()
     }
-    return all.reverse().map((t) => this.record(t))
+    return all.reverse()
   }
 }

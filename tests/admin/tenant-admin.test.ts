@@ -158,6 +158,34 @@ t.test('export reads every tenant once while tenants are removed and added betwe
   }
 })
 
+t.test('export gives the event loop a turn between its pages: a large one does not hold the server until it ends', async (t) => {
+  const { store, admin } = adminOnNewStore(t)
+  // Two pages and a bit (MAX_PAGE is 500).
+  await store.transaction(async (tx) => {
+    for (let n = 0; n < 1001; n++) {
+      const id = n.toString(16).padStart(32, '0')
+      const createdAt = new Date(Date.UTC(2026, 0, 1) + n * 1000).toISOString()
+      await tx.insertTenant({
+        id, name: `T${n}`, email: '', plan: 'solo', slug: `t-${n}`, fqdn: `t-${n}.ctfhive.test`, billing: 'paid', infra: 'ready', subscriptionId: null, customerId: null,
+        billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null,
+        createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null
+      })
+    }
+  })
+  // SQLite reads synchronously: what else the server has to do (a health check, a webhook)
+  // gets its turn only if the export leaves the event loop between pages.
+  const seen: string[] = []
+  const read = store.listTenants.bind(store)
+  store.listTenants = async (f) => {
+    seen.push('page')
+    return read(f)
+  }
+  setImmediate(() => seen.push('another callback'))
+  const exported = await admin.exportTenants()
+  t.equal(exported.length, 1001)
+  t.same(seen, ['page', 'another callback', 'page', 'page'], 'the callback waiting runs after the first page, not after the whole export')
+})
+
 t.test('a cursor page is not shifted by tenants added or removed before it; bad cursors are refused', async (t) => {
   const { store, admin } = adminOnNewStore(t)
   const insert = async (n: number, createdAt: string) => {

@@ -17,7 +17,8 @@ const UNDO: Record<number, string> = {
   9: 'DROP INDEX stripe_events_unmatched; ALTER TABLE stripe_events DROP COLUMN unmatched_subscription',
   // Data only: the names it cleaned stay clean.
   10: 'SELECT 1',
-  11: 'DROP INDEX stripe_events_not_ok'
+  11: 'DROP INDEX stripe_events_not_ok',
+  12: 'DROP INDEX tenants_created; DROP INDEX jobs_tenant'
 }
 
 const SHIPPED = migrationFiles(fileURLToPath(new URL('../../api/store/migrations/sqlite', import.meta.url))).map((f) => Number.parseInt(f, 10))

@@ -210,6 +210,11 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same((await store.listTenants({ after: key(order[1]!), limit: 2 })).map((x) => x.id), order.slice(2, 4).map((x) => x.id), 'after, with a limit')
     const paid = order.filter((x) => x.billing === 'paid')
     t.same((await store.listTenants({ billing: 'paid', after: key(paid[1]!) })).map((x) => x.id), paid.slice(2).map((x) => x.id), 'after, with a filter')
+    t.same((await store.listTenants({ billing: 'paid', infra: paid[0]!.infra, after: key(paid[1]!), limit: 2 })).map((x) => x.id),
+      paid.filter((x) => x.infra === paid[0]!.infra).slice(2, 4).map((x) => x.id), 'after, with both filters and a limit')
+    t.same((await store.listTenants({ after: { createdAt: order[4]!.createdAt, id: '' } })).map((x) => x.id), order.slice(3).map((x) => x.id),
+      'after a position no tenant holds: the first of its timestamp too')
+    t.same(await store.listTenants({ after: key(order[order.length - 1]!) }), [], 'after the last: none')
 
     // Page 1 read; then the last tenant it holds is deleted and a newer one added.
     const page1 = await store.listTenants({ limit: 4 })
@@ -629,6 +634,12 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same((await store.listAudit({ limit: 3, newest: true })).map((e) => e.seq), [24, 25, 26], 'the newest, in seq order')
     const newestOfA = (await store.listAudit({ tenant: a, limit: 2, newest: true })).map((e) => e.seq)
     t.same(newestOfA, forA.slice(-2).map((e) => e.seq), "a tenant's newest")
+    const mid = forA[Math.floor(forA.length / 2)]!.seq
+    t.same((await store.listAudit({ tenant: a, afterSeq: mid })).map((e) => e.seq), forA.filter((e) => e.seq > mid).map((e) => e.seq), "a tenant's, after a seq")
+    t.same((await store.listAudit({ tenant: a, afterSeq: mid, limit: 1 })).map((e) => e.seq), forA.filter((e) => e.seq > mid).slice(0, 1).map((e) => e.seq), "a tenant's, after a seq, with a limit")
+    t.same((await store.listAudit({ tenant: b, afterSeq: 2, limit: 2, newest: true })).map((e) => e.seq),
+      all.filter((e) => e.tenant === b && e.seq > 2).slice(-2).map((e) => e.seq), "a tenant's newest after a seq")
+    t.same(await store.listAudit({ tenant: tenantId() }), [], 'a tenant without entries: none')
   })
 
   t.test('audit: a real chain verifies across two stores on one database', async (t) => {

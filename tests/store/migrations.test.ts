@@ -75,7 +75,7 @@ t.test('the CLI store refuses a database behind this release and leaves it as it
 
   const err = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false }).then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof StoreError, 'a StoreError')
-  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql\); start the server of this release once/)
+  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql, 012_listing_indexes\.sql\); start the server of this release once/)
   t.same(indexes(db), before, 'no index created')
   t.notOk(db.prepare('SELECT * FROM pragma_table_info(?)').all('jobs').some((c) => c.name === 'step_at'), 'no column added')
   t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'rate_limits'").get()?.n, 0, 'no table created')
@@ -108,6 +108,15 @@ t.test("migration 011 adds the events' partial index over the outcomes other tha
   await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
   const sql = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'stripe_events_not_ok'").get()?.sql
   t.equal(sql, "CREATE INDEX stripe_events_not_ok ON stripe_events (received, id) WHERE outcome <> 'ok'", 'partial: renewals never enter it')
+})
+
+t.test("migration 012 adds the indexes of the tenant listing and of a tenant's jobs; an older release's database has neither", async (t) => {
+  const { path, db } = await olderDatabase(t, 11)
+  t.notOk(indexes(db).some((name) => name === 'tenants_created' || name === 'jobs_tenant'), 'none as release 011 left it')
+  await (await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })).close()
+  const sql = (name: string): unknown => db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?").get(name)?.sql
+  t.equal(sql('tenants_created'), 'CREATE INDEX tenants_created ON tenants (created_at DESC, id)', "in the listing's very order")
+  t.equal(sql('jobs_tenant'), 'CREATE INDEX jobs_tenant ON jobs (tenant, id)')
 })
 
 // Each data migration, run over the names an older release stored: before → after.

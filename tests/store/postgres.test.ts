@@ -3,7 +3,7 @@ import pg from 'pg'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MIGRATION_LOCK, PostgresStore } from '../../api/store/postgres.ts'
-import { recentEventsQuery, sqlState } from '../../api/store/postgres-ops.ts'
+import { auditQuery, jobsQuery, recentEventsQuery, sqlState, tenantsQuery } from '../../api/store/postgres-ops.ts'
 import { appendAudit } from '../../api/provisioning/audit.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { openStore } from '../../api/store/index.ts'
@@ -73,7 +73,7 @@ if (server !== undefined) {
     const again = await open(url)
     stores.push(again)
     const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
-    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }], 'each migration applied once')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }, { version: 12, name: '012_listing_indexes.sql' }], 'each migration applied once')
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)
@@ -172,7 +172,7 @@ if (server !== undefined) {
     t.match((err as Error).message, /this is not a CTFHive database \(it has no schema_migrations table\)/)
     const look = new PostgresStore({ url, poolSize: 1 })
     t.teardown(() => look.close())
-    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql', '009_unmatched_subscription.sql', '010_control_names.sql', '011_event_outcome_index.sql'], unknown: [] }, 'nothing was created')
+    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql', '009_unmatched_subscription.sql', '010_control_names.sql', '011_event_outcome_index.sql', '012_listing_indexes.sql'], unknown: [] }, 'nothing was created')
 
     const store = await openStore(config)
     t.teardown(() => store.close())
@@ -260,6 +260,57 @@ if (server !== undefined) {
         const text = await plan({ ...filter, limit: 50 }, mode)
         t.match(text, /(Index Scan Backward using|Bitmap Index Scan on) stripe_events_not_ok\b/, `${mode} ${JSON.stringify(filter)}:\n${text}`)
         t.notMatch(text, /Seq Scan|stripe_events_received/)
+      }
+    }
+  })
+
+  t.test("tenant pages, a tenant's jobs and its audit entries come from indexes, in every plan", async (t) => {
+    const url = await server.createDatabase()
+    await (await open(url)).close()
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    t.teardown(() => c.end())
+    // As a store fills: tenants mostly active, three at a timestamp; jobs and audit entries for each; then analysed.
+    await c.query(`INSERT INTO tenants (id, name, plan, slug, billing, infra, created_at, updated_at)
+      SELECT lpad(to_hex(i), 32, '0'), 'T', 'solo', 't-' || i, CASE WHEN i % 10 = 0 THEN 'canceled' ELSE 'paid' END,
+        CASE WHEN i % 10 = 0 THEN 'deprovisioned' ELSE 'ready' END,
+        to_char(timestamp '2026-01-01' + (i / 3) * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), '2026-01-01T00:00:00.000Z'
+      FROM generate_series(1, 20000) AS i`)
+    await c.query(`INSERT INTO jobs (kind, tenant, status, run_after, created_at, updated_at)
+      SELECT 'provision', lpad(to_hex(i / 3), 32, '0'), 'done', 0, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z' FROM generate_series(3, 60000) AS i`)
+    await c.query(`INSERT INTO audit_log (seq, at, tenant, action, detail, prev_mac, mac)
+      SELECT i, '2026-01-01T00:00:00.000Z', lpad(to_hex(i / 10), 32, '0'), 'step', '{}', '', '' FROM generate_series(10, 200000) AS i`)
+    await c.query('ANALYZE')
+    const plan = async ([sql, params]: [string, unknown[]], mode: string): Promise<string> => {
+      await c.query(`SET plan_cache_mode = ${mode}`)
+      await c.query(`PREPARE listing AS ${sql}`)
+      try {
+        const r = await c.query(`EXPLAIN EXECUTE listing(${params.map((p) => typeof p === 'number' ? String(p) : c.escapeLiteral(String(p))).join(', ')})`)
+        return r.rows.map((row) => String(row['QUERY PLAN'])).join('\n')
+      } finally {
+        await c.query('DEALLOCATE listing')
+      }
+    }
+    const tenant = (10_000).toString(16).padStart(32, '0')
+    const after = { createdAt: '2026-01-01T01:00:00.000Z', id: (10_800).toString(16).padStart(32, '0') }
+    // Custom plans (a prepared statement's first runs) and the generic plan it may keep after.
+    for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+      // The export's pages and the admin's (of the most common state too), in the listing's order.
+      for (const filter of [{}, { after }, { billing: 'paid' as const, infra: 'ready' as const }, { billing: 'paid' as const, infra: 'ready' as const, after }]) {
+        const text = await plan(tenantsQuery({ ...filter, limit: 501 }), mode)
+        t.match(text, /Index Scan using tenants_created on tenants/, `${mode} ${JSON.stringify(filter)}:\n${text}`)
+        if ('after' in filter) t.match(text, /Index Cond: \(created_at <= /, 'starts where the page before ended')
+        t.notMatch(text, /Seq Scan|Sort/)
+      }
+      for (const filter of [{ tenant }, { tenant, status: 'done' as const }]) {
+        const text = await plan(jobsQuery(filter), mode)
+        t.match(text, /Index Scan using jobs_tenant on jobs/, `${mode} ${JSON.stringify(filter)}:\n${text}`)
+        t.notMatch(text, /Seq Scan|Sort/)
+      }
+      for (const newest of [false, true]) {
+        const text = await plan(auditQuery({ tenant, limit: newest ? 5000 : 1, newest }), mode)
+        t.match(text, /audit_log_tenant/, `${mode} a tenant's, newest ${String(newest)}:\n${text}`)
+        t.notMatch(text, /Seq Scan|audit_log_pkey/, 'not the chain from seq 1')
       }
     }
   })

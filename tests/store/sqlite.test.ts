@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap'
-import { DatabaseSync } from 'node:sqlite'
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite'
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { SqliteStore, sqlitePathFromUrl } from '../../api/store/sqlite.ts'
-import { recentEventsQuery } from '../../api/store/sqlite-ops.ts'
+import { auditQuery, jobsQuery, recentEventsQuery, tenantsQuery } from '../../api/store/sqlite-ops.ts'
 import { PRUNE_BATCH } from '../../api/store/rows.ts'
 import { StoreError, type StoreOps, type StripeEventRecord } from '../../api/store/store.ts'
 import { makeTenant, storeContract } from './contract.ts'
@@ -62,7 +62,7 @@ t.test('migrations run once: reopening keeps the data and the version rows', asy
   t.same(await again.getTenant(tenant.id), tenant, 'data survives the reopen')
   const raw = openRaw(t, path)
   const rows = raw.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()
-  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }], 'each migration recorded exactly once')
+  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }, { version: 12, name: '012_listing_indexes.sql' }], 'each migration recorded exactly once')
 })
 
 t.test("the admin's events come from an index, not a sort of the whole table: an outcome other than 'ok' from the partial one", async (t) => {
@@ -89,6 +89,35 @@ t.test("the admin's events come from an index, not a sort of the whole table: an
       t.equal(steps.length, 1, 'and nothing else (no temporary b-tree)')
     }
   }
+})
+
+t.test("tenant pages, a tenant's jobs and its audit entries come from indexes, not a scan or a sort of the table", async (t) => {
+  const path = tempPath(t)
+  const store = new SqliteStore({ path })
+  t.teardown(() => store.close())
+  const raw = openRaw(t, path)
+  const plan = ([sql, params]: [string, unknown[]]): string[] =>
+    raw.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...(params as SQLInputValue[])).map((r) => String(r.detail))
+  // The export's pages and the admin's, of a state or not: along tenants_created in the
+  // listing's order, stopping when the page is full; a cursor page seeks to where it starts.
+  const after = { createdAt: '2026-01-01T00:00:00.000Z', id: 'a'.repeat(32) }
+  for (const filter of [{}, { billing: 'paid' as const }, { billing: 'paid' as const, infra: 'ready' as const }, { infra: 'failed' as const }]) {
+    const steps = plan(tenantsQuery({ ...filter, limit: 501 }))
+    t.same(steps, ['SCAN tenants USING INDEX tenants_created'], `${JSON.stringify(filter)}: no temporary b-tree`)
+    const next = plan(tenantsQuery({ ...filter, after, limit: 501 }))
+    t.same(next, ['SEARCH tenants USING INDEX tenants_created (created_at<?)'], `${JSON.stringify(filter)} after a tenant: a search, no temporary b-tree`)
+  }
+  // A tenant's jobs (in webhook transactions), by status too; all of them stay a scan.
+  for (const filter of [{ tenant: 'a'.repeat(32) }, { tenant: 'a'.repeat(32), status: 'queued' as const }]) {
+    t.same(plan(jobsQuery(filter)), ['SEARCH jobs USING INDEX jobs_tenant (tenant=?)'], `${JSON.stringify(filter)}: in id order, no temporary b-tree`)
+  }
+  // A tenant's audit entries (each poll of planWait, the admin's tenant view): its own, not the chain from seq 1.
+  for (const newest of [false, true]) {
+    const steps = plan(auditQuery({ tenant: 'a'.repeat(32), limit: 1, newest }))
+    t.ok(steps.includes('SEARCH audit_log USING INDEX audit_log_tenant (tenant=? AND rowid>?)'), `newest ${String(newest)}: ${steps.join('; ')}`)
+    t.notOk(steps.some((d) => /^(SCAN|SEARCH) audit_log( USING INTEGER PRIMARY KEY|$)/.test(d)), 'not along seq')
+  }
+  t.same(plan(auditQuery({ afterSeq: 10, limit: 1000 })), ['SEARCH audit_log USING INTEGER PRIMARY KEY (rowid>?)'], 'the whole chain: along seq')
 })
 
 t.test('rate counts: the rows of windows that ended are deleted when a new window begins', async (t) => {
