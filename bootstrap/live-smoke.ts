@@ -220,7 +220,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   try {
     dir = mkdtempSync(join(tmpdir(), 'ctfhive-smoke-'))
   } catch (err) {
-    // TMPDIR missing, not a directory or not writable: the reason without the XXXXXX template.
+    // TMPDIR missing, not a directory or not writable: the reason, without mkdtemp's name template.
     return fail(2, `cannot create a temporary directory in ${tmpdir()}: ${(err as Error).message.replace(/, mkdtemp '.*'$/s, '')}`)
   }
 
