@@ -66,6 +66,14 @@ export async function axeViolations (page: Page): Promise<string[]> {
   await page.evaluate(AXE_SOURCE)
   return page.evaluate(async () => {
     const { axe, document } = globalThis as any
+    // Colours are judged as they end up: mid-fade (a search result appearing, a panel
+    // opening) text is lighter than it will be, and a loaded machine makes that window wide.
+    // Endless ones (a spinner) never finish, and a wait is bounded all the same.
+    const finite = document.getAnimations().filter((a: any) => a.effect?.getComputedTiming().iterations !== Infinity)
+    await Promise.race([
+      Promise.all(finite.map((a: any) => a.finished.catch(() => undefined))),
+      new Promise((resolve) => { setTimeout(resolve, 3000) })
+    ])
     const result = await axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] })
     return result.violations.map((v: any) => `${v.id}: ${v.nodes.slice(0, 3).map((n: any) => n.target.join(' ')).join(', ')}`)
   })
