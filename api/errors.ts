@@ -115,7 +115,7 @@ export function errorReplies (statuses: Record<number, string>, opts: { html?: n
 /** The field and a readable sentence for a schema failure (Fastify's `err.validation`). */
 export function validationMessage (err: {
   message: string
-  validation?: Array<{ instancePath?: string, message?: string, params?: unknown }>
+  validation?: Array<{ instancePath?: string, keyword?: string, message?: string, params?: unknown }>
   validationContext?: string
 }): { message: string, field: string } {
   const first = err.validation?.[0]
@@ -124,5 +124,11 @@ export function validationMessage (err: {
   const params = first?.params as { missingProperty?: string, additionalProperty?: string } | undefined
   const named = params?.missingProperty ?? params?.additionalProperty
   const field = named ?? (path !== '' ? path : context)
-  return { field, message: `${context}${field !== context ? `.${field}` : ''}: ${first?.message ?? err.message}` }
+  // A union of literals (a state, an outcome) fails once per literal with "must be equal to
+  // constant": name the values it takes instead.
+  const allowed = first?.keyword === 'const'
+    ? (err.validation ?? []).filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath).map((e) => (e.params as { allowedValue?: unknown }).allowedValue)
+    : []
+  const said = allowed.length > 1 ? `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}` : first?.message ?? err.message
+  return { field, message: `${context}${field !== context ? `.${field}` : ''}: ${said}` }
 }

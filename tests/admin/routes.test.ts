@@ -161,6 +161,13 @@ t.test('a query number is read from its decimal digits only', async (t) => {
   t.equal(page.statusCode, 200, 'leading zeros are still digits')
   t.match(page.json(), { limit: 7, offset: 0 })
   t.equal((await get(app, '/admin/tenants?limit=-1')).json().message, 'querystring.limit: must be >= 1', 'a negative number is told its range')
+  // A value of a fixed list is told the list, not "must be equal to constant".
+  t.same((await get(app, '/admin/tenants?state=bogus')).json(), {
+    error: 'invalid_request', field: 'state', message: 'querystring.state: must be one of "provisioning", "active", "past_due", "failed", "canceled"'
+  })
+  t.same((await get(app, '/admin/events?outcome=Unmatched')).json(), {
+    error: 'invalid_request', field: 'outcome', message: 'querystring.outcome: must be one of "ok", "stale", "ignored_terminal", "unmatched", "ignored"'
+  })
 })
 
 t.test('a parameter the route does not know is a 400, not a filter quietly ignored', async (t) => {
