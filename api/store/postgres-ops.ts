@@ -8,6 +8,7 @@ import {
   type AuditEntry, type AuditInput, type AuditSeal, type EventFilter, type EventOutcome, type Job, type JobKind, type JobPatch,
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
+import * as shared from './queries.ts'
 import {
   GENESIS_MAC, JOB_COLUMNS, PRUNE_BATCH, RECLAIM_COUNTS, TENANT_COLUMNS, WITH_SERVER, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
   tenantPatchColumns, tenantValues
@@ -80,57 +81,10 @@ export function tenantsQuery (filter: TenantFilter): [string, unknown[]] {
   return [`SELECT * FROM tenants ${where} ORDER BY created_at DESC, id LIMIT $${n + 1} OFFSET $${n + 2}`, [...params, filter.limit ?? 100, filter.offset ?? 0]]
 }
 
-/**
- * listJobs: with a tenant, its jobs along jobs_tenant (012), in id order. No `$1 IS NULL OR`
- * term: the generic plan a prepared statement keeps could not use an index and read every job.
- */
-export function jobsQuery (filter: { tenant?: string, status?: JobStatus }): [string, unknown[]] {
-  const clauses: string[] = []
-  const params: unknown[] = []
-  if (filter.tenant !== undefined) { params.push(filter.tenant); clauses.push(`tenant = $${params.length}`) }
-  if (filter.status !== undefined) { params.push(filter.status); clauses.push(`status = $${params.length}`) }
-  return [`SELECT * FROM jobs ${clauses.length > 0 ? `WHERE ${clauses.join(' AND ')} ` : ''}ORDER BY id`, params]
-}
-
-/**
- * listAudit: a tenant's entries along audit_log_tenant, all of them along seq. One statement
- * for both gets a generic plan that walks the chain from its start for a tenant.
- */
-export function auditQuery (filter: { tenant?: string, afterSeq?: number, limit?: number, newest?: boolean }): [string, unknown[]] {
-  const params: unknown[] = filter.tenant !== undefined ? [filter.tenant] : []
-  params.push(filter.afterSeq ?? 0)
-  const where = filter.tenant !== undefined ? 'WHERE tenant = $1 AND seq > $2' : 'WHERE seq > $1'
-  params.push(filter.limit ?? 1000)
-  const limit = `$${params.length}`
-  const sql = filter.newest === true
-    ? `SELECT * FROM (SELECT * FROM audit_log ${where} ORDER BY seq DESC LIMIT ${limit}) AS recent ORDER BY seq`
-    : `SELECT * FROM audit_log ${where} ORDER BY seq LIMIT ${limit}`
-  return [sql, params]
-}
-
-/**
- * All events, the last received first, optionally of one outcome and after a position: read
- * backwards along stripe_events_received (migration 002), or for an outcome other than 'ok'
- * along the partial stripe_events_not_ok (011). Its term `outcome <> 'ok'` is in the query
- * itself: a generic plan (a prepared statement's, after a few runs) cannot tell that the
- * outcome it is given is not 'ok'.
- */
-export function recentEventsQuery (filter: Extract<EventFilter, { tenant?: undefined }>): [string, unknown[]] {
-  const clauses: string[] = []
-  const params: unknown[] = []
-  if (filter.outcome !== undefined) {
-    params.push(filter.outcome)
-    clauses.push(filter.outcome === 'ok' ? `outcome = $${params.length}` : `outcome = $${params.length} AND outcome <> 'ok'`)
-  }
-  // Both columns COLLATE "C", as the index's: the row comparison reads it as a range.
-  if (filter.after !== undefined) {
-    params.push(filter.after.received, filter.after.id)
-    clauses.push(`(received, id) < ($${params.length - 1}, $${params.length})`)
-  }
-  params.push(filter.limit ?? 100)
-  const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')} ` : ''
-  return [`SELECT * FROM stripe_events ${where}ORDER BY received DESC, id DESC LIMIT $${params.length}`, params]
-}
+/** The shared listing queries (queries.ts), with PostgreSQL's numbered placeholders. */
+export const jobsQuery = (filter: Parameters<typeof shared.jobsQuery>[0]): [string, unknown[]] => shared.numbered(shared.jobsQuery(filter))
+export const auditQuery = (filter: Parameters<typeof shared.auditQuery>[0]): [string, unknown[]] => shared.numbered(shared.auditQuery(filter))
+export const recentEventsQuery = (filter: Parameters<typeof shared.recentEventsQuery>[0]): [string, unknown[]] => shared.numbered(shared.recentEventsQuery(filter))
 
 /** Store operations on a pool (autocommit reads) or on one client inside BEGIN … COMMIT. */
 export class PgOps implements StoreOps {

@@ -10,6 +10,7 @@ import {
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import { migrationFiles, schemaStatusOf, type SchemaStatus } from './migrations.ts'
+import { auditQuery, jobsQuery, recentEventsQuery } from './queries.ts'
 import {
   GENESIS_MAC, JOB_COLUMNS, PRUNE_BATCH, RECLAIM_COUNTS, TENANT_COLUMNS, WITH_SERVER, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
   tenantPatchColumns, tenantValues
@@ -19,23 +20,8 @@ const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations
 
 type Row = Record<string, unknown>
 
-/**
- * All events, the last received first, optionally of one outcome and after a position: read
- * backwards along stripe_events_received (migration 002), or for an outcome other than 'ok'
- * along the partial stripe_events_not_ok (011), which SQLite takes only for a query that holds
- * its term `outcome <> 'ok'` word for word.
- */
-export function recentEventsQuery (filter: Extract<EventFilter, { tenant?: undefined }>): [string, unknown[]] {
-  const clauses: string[] = []
-  const params: unknown[] = []
-  if (filter.outcome !== undefined) {
-    clauses.push(filter.outcome === 'ok' ? 'outcome = ?' : "outcome = ? AND outcome <> 'ok'")
-    params.push(filter.outcome)
-  }
-  if (filter.after !== undefined) { clauses.push('(received, id) < (?, ?)'); params.push(filter.after.received, filter.after.id) }
-  const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')} ` : ''
-  return [`SELECT * FROM stripe_events ${where}ORDER BY received DESC, id DESC LIMIT ?`, [...params, filter.limit ?? 100]]
-}
+// SQLite runs the shared listing queries as they are written.
+export { auditQuery, jobsQuery, recentEventsQuery }
 
 const RATE_HIT_SQL = `INSERT INTO rate_limits (key, count, reset_at) VALUES (?, 1, ?)
   ON CONFLICT (key) DO UPDATE SET
@@ -131,31 +117,6 @@ function tenantWhere (filter: TenantFilter, listing = false): [string, unknown[]
 export function tenantsQuery (filter: TenantFilter): [string, unknown[]] {
   const [where, params] = tenantWhere(filter, true)
   return [`SELECT * FROM tenants ${where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, [...params, filter.limit ?? 100, filter.offset ?? 0]]
-}
-
-/**
- * listJobs: with a tenant, its jobs along jobs_tenant (012), already in id order; no `? IS
- * NULL OR` term, which would leave SQLite no index to use and read every job ever made.
- */
-export function jobsQuery (filter: { tenant?: string, status?: JobStatus }): [string, unknown[]] {
-  const clauses: string[] = []
-  const params: unknown[] = []
-  if (filter.tenant !== undefined) { clauses.push('tenant = ?'); params.push(filter.tenant) }
-  if (filter.status !== undefined) { clauses.push('status = ?'); params.push(filter.status) }
-  return [`SELECT * FROM jobs ${clauses.length > 0 ? `WHERE ${clauses.join(' AND ')} ` : ''}ORDER BY id`, params]
-}
-
-/**
- * listAudit: a tenant's entries along audit_log_tenant, which holds them in seq order (the
- * rowid); all of them along seq. One statement for both would walk the chain from its start.
- */
-export function auditQuery (filter: { tenant?: string, afterSeq?: number, limit?: number, newest?: boolean }): [string, unknown[]] {
-  const where = filter.tenant !== undefined ? 'WHERE tenant = ? AND seq > ?' : 'WHERE seq > ?'
-  const params = [...(filter.tenant !== undefined ? [filter.tenant] : []), filter.afterSeq ?? 0, filter.limit ?? 1000]
-  const sql = filter.newest === true
-    ? `SELECT * FROM (SELECT * FROM audit_log ${where} ORDER BY seq DESC LIMIT ?) ORDER BY seq`
-    : `SELECT * FROM audit_log ${where} ORDER BY seq LIMIT ?`
-  return [sql, params]
 }
 
 /** Store operations on one connection; writes are only reached inside a transaction. */

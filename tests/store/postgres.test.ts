@@ -13,6 +13,18 @@ import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { CONTROL_NAMES, SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
 
+/** The plan PostgreSQL makes for `query` as a prepared statement, in `mode` (plan_cache_mode). */
+async function preparedPlan (c: pg.Client, [sql, params]: [string, unknown[]], mode: string): Promise<string> {
+  await c.query(`SET plan_cache_mode = ${mode}`)
+  await c.query(`PREPARE listing AS ${sql}`)
+  try {
+    const r = await c.query(`EXPLAIN EXECUTE listing(${params.map((p) => typeof p === 'number' ? String(p) : c.escapeLiteral(String(p))).join(', ')})`)
+    return r.rows.map((row) => String(row['QUERY PLAN'])).join('\n')
+  } finally {
+    await c.query('DEALLOCATE listing')
+  }
+}
+
 const server = await usePostgres(t)
 
 if (server !== undefined) {
@@ -123,22 +135,32 @@ if (server !== undefined) {
     t.ok(Math.abs(await fresh.syncClock()) < 1000, 'the clock offset is measured, not made up')
   })
 
-  t.test("an instance whose host clock runs ahead keeps to the database's clock: it takes no job another instance still holds", async (t) => {
+  /** Two instances on a new database: `a` on this host's clock, `b` on `hostClock`. */
+  const clockedPair = async (t: Test, hostClock: () => number): Promise<{ a: PostgresStore, b: PostgresStore }> => {
     const url = await server.createDatabase()
     const a = await open(url)
     t.teardown(() => a.close())
-    const AHEAD = 90_000
-    const b = new PostgresStore({ url, poolSize: 2, hostClock: () => Date.now() + AHEAD })
+    const b = new PostgresStore({ url, poolSize: 2, hostClock })
     t.teardown(() => b.close())
+    return { a, b }
+  }
+
+  /** A worker on `a` holds a new job of `tenant` under a 30 s lease. */
+  const jobHeldBy = async (t: Test, a: PostgresStore, tenant: string): Promise<void> => {
+    const job = await a.enqueueJob({ kind: 'provision', tenant, runAfter: a.now() })
+    t.equal((await a.claimNextJob('in-step', a.now(), 30_000))?.id, job.id)
+  }
+
+  t.test("an instance whose host clock runs ahead keeps to the database's clock: it takes no job another instance still holds", async (t) => {
+    const AHEAD = 90_000
+    const { a, b } = await clockedPair(t, () => Date.now() + AHEAD)
     t.ok(b.now() - Date.now() > AHEAD - 1000, "before measuring, its clock is its host's")
     const offset = await b.syncClock()
     t.ok(Math.abs(offset + AHEAD) < 1000, `the database's clock is measured ${Math.round(offset)} ms from the host's`)
     t.ok(Math.abs(b.now() - Date.now()) < 1000, "after measuring, it reads the database's time")
     t.ok(Math.abs(await b.transaction(async (tx) => tx.now()) - Date.now()) < 1000, "and so do its transactions")
 
-    // A worker on the instance in step holds a job under a 30 s lease.
-    const job = await a.enqueueJob({ kind: 'provision', tenant: 'c'.repeat(32), runAfter: a.now() })
-    t.equal((await a.claimNextJob('in-step', a.now(), 30_000))?.id, job.id)
+    await jobHeldBy(t, a, 'c'.repeat(32))
     t.equal(await b.claimNextJob('ahead', b.now(), 30_000), undefined, 'the other instance does not take the job while its lease runs')
     // Its writes are timed by the database's clock too.
     const entry = await appendAudit(b, 'a'.repeat(64), 'c'.repeat(32), 'server.created')
@@ -146,15 +168,10 @@ if (server !== undefined) {
   })
 
   t.test("a step of an instance's wall clock between two syncs moves none of its job times", async (t) => {
-    const url = await server.createDatabase()
-    const a = await open(url)
-    t.teardown(() => a.close())
     let step = 0
-    const b = new PostgresStore({ url, poolSize: 2, hostClock: () => Date.now() + step })
-    t.teardown(() => b.close())
+    const { a, b } = await clockedPair(t, () => Date.now() + step)
     await b.syncClock()
-    const job = await a.enqueueJob({ kind: 'provision', tenant: 'd'.repeat(32), runAfter: a.now() })
-    t.equal((await a.claimNextJob('in-step', a.now(), 30_000))?.id, job.id)
+    await jobHeldBy(t, a, 'd'.repeat(32))
     // NTP steps b's host a minute and a half forward, ten minutes before b measures again.
     step = 90_000
     t.ok(Math.abs(b.now() - Date.now()) < 1000, "it still reads the database's time")
@@ -237,17 +254,7 @@ if (server !== undefined) {
         CASE WHEN i % 50 = 0 THEN 'unmatched' ELSE 'ok' END, NULL, '{}'
       FROM generate_series(1, 5000) AS i`)
     await c.query('ANALYZE stripe_events')
-    const plan = async (filter: Parameters<typeof recentEventsQuery>[0], mode: string): Promise<string> => {
-      const [sql, params] = recentEventsQuery(filter)
-      await c.query(`SET plan_cache_mode = ${mode}`)
-      await c.query(`PREPARE listing AS ${sql}`)
-      try {
-        const r = await c.query(`EXPLAIN EXECUTE listing(${params.map((p) => typeof p === 'number' ? String(p) : c.escapeLiteral(String(p))).join(', ')})`)
-        return r.rows.map((row) => String(row['QUERY PLAN'])).join('\n')
-      } finally {
-        await c.query('DEALLOCATE listing')
-      }
-    }
+    const plan = (filter: Parameters<typeof recentEventsQuery>[0], mode: string): Promise<string> => preparedPlan(c, recentEventsQuery(filter), mode)
     const after = { received: '2026-01-01T01:00:00.000Z', id: 'evt_3600' }
     // Custom plans (a prepared statement's first runs) and the generic plan it may keep after.
     for (const mode of ['force_custom_plan', 'force_generic_plan']) {
@@ -281,16 +288,7 @@ if (server !== undefined) {
     await c.query(`INSERT INTO audit_log (seq, at, tenant, action, detail, prev_mac, mac)
       SELECT i, '2026-01-01T00:00:00.000Z', lpad(to_hex(i / 10), 32, '0'), 'step', '{}', '', '' FROM generate_series(10, 200000) AS i`)
     await c.query('ANALYZE')
-    const plan = async ([sql, params]: [string, unknown[]], mode: string): Promise<string> => {
-      await c.query(`SET plan_cache_mode = ${mode}`)
-      await c.query(`PREPARE listing AS ${sql}`)
-      try {
-        const r = await c.query(`EXPLAIN EXECUTE listing(${params.map((p) => typeof p === 'number' ? String(p) : c.escapeLiteral(String(p))).join(', ')})`)
-        return r.rows.map((row) => String(row['QUERY PLAN'])).join('\n')
-      } finally {
-        await c.query('DEALLOCATE listing')
-      }
-    }
+    const plan = (query: [string, unknown[]], mode: string): Promise<string> => preparedPlan(c, query, mode)
     const tenant = (10_000).toString(16).padStart(32, '0')
     const after = { createdAt: '2026-01-01T01:00:00.000Z', id: (10_800).toString(16).padStart(32, '0') }
     // Custom plans (a prepared statement's first runs) and the generic plan it may keep after.
