@@ -72,6 +72,8 @@ const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i
  */
 function originForm (req: IncomingMessage): string {
   const url = req.url ?? '/'
+  // Nearly every request: origin form already, and no expression run on it.
+  if (url.startsWith('/')) return url
   const authority = ABSOLUTE_FORM.exec(url)
   if (authority === null) return url
   const rest = url.slice(authority[0].length)

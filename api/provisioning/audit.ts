@@ -35,7 +35,7 @@ export function auditMac (secret: string, prevMac: string, entry: Pick<AuditEntr
 export function appendAudit (ops: StoreOps, secret: string, tenant: string, action: string, detail: Record<string, unknown> = {}): Promise<AuditEntry> {
   const at = new Date(ops.now()).toISOString()
   return ops.appendAudit({ at, tenant, action, detail }, (prevMac, seq, prev) => {
-    if (prev !== undefined && !macEquals(auditMac(secret, prev.prevMac, prev), prev.mac)) {
+    if (prev !== undefined && !entryVerifies(secret, prev)) {
       throw new StoreError(`the audit chain's last entry (seq ${prev.seq}) does not verify under PROVISION_AUDIT_SECRET: ` +
         'another instance writes the chain with another key, or the entry was altered (run ctfhive audit verify); nothing was appended')
     }
@@ -64,6 +64,11 @@ export const AUDIT_ANCHOR_PATTERN = ANCHOR.source
 export function parseAuditAnchor (text: string): AuditAnchor | undefined {
   const m = ANCHOR.exec(text)
   return m === null ? undefined : { seq: Number(m[1]), mac: m[2]! }
+}
+
+/** Whether an entry's MAC is the one `secret` gives its content and the MAC before it. */
+function entryVerifies (secret: string, e: AuditEntry): boolean {
+  return macEquals(auditMac(secret, e.prevMac, e), e.mac)
 }
 
 function macEquals (a: string, b: string): boolean {
@@ -108,7 +113,7 @@ class ChainWalk {
     }
     if (!macEquals(e.prevMac, this.prevMac)) return 'link'
     if (e.unreadable === true) return { badSeq: e.seq, problem: 'modified', reason: 'its detail is not JSON' }
-    if (!macEquals(auditMac(this.secret, e.prevMac, e), e.mac)) return { badSeq: e.seq, problem: 'modified', reason: 'content does not match its MAC' }
+    if (!entryVerifies(this.secret, e)) return { badSeq: e.seq, problem: 'modified', reason: 'content does not match its MAC' }
     // Seqs run 1, 2, 3, … while the chain holds: this is the entry an anchor at this seq names.
     if (this.anchor !== undefined && e.seq === this.anchor.seq) this.anchorMac = e.mac
     this.prevMac = e.mac
@@ -237,5 +242,5 @@ export async function verifyStoredChain (ops: StoreOps, secret: string, anchor?:
  */
 export async function auditKeyFits (ops: StoreOps, secret: string, entry: 'first' | 'last' = 'last'): Promise<boolean> {
   const [e] = await ops.listAudit({ limit: 1, newest: entry === 'last' })
-  return e === undefined || macEquals(auditMac(secret, e.prevMac, e), e.mac)
+  return e === undefined || entryVerifies(secret, e)
 }
