@@ -108,10 +108,11 @@ export class LinodeApi {
       const res = await this.call<Page<T> | null>('GET', `${path}?page=${page}&page_size=500`, { filter: Object.keys(filter).length > 0 ? filter : undefined, signal })
       // A listing is an object with a list of objects: anything else (a proxy's page, a
       // half-written reply) is a failed call, not an empty listing or a crash further on.
-      if (res === null || typeof res !== 'object' || (res.data !== undefined && !Array.isArray(res.data))) {
+      // A proxy's `{}` included: taken as "no servers", it would let a teardown end with the server billing.
+      if (res === null || typeof res !== 'object' || !Array.isArray(res.data)) {
         throw new LinodeApiError(`Linode API: a listing of ${path} that is not shaped as documented`, 200, [], true)
       }
-      for (const item of res.data ?? []) {
+      for (const item of res.data) {
         if (item !== null && typeof item === 'object') out.push(item)
       }
       if (page >= (res.pages ?? 1) || page >= 100) return out
@@ -175,8 +176,9 @@ export class LinodeApi {
 
   private apiError (status: number, json: unknown, op: string, maintenance: boolean): LinodeApiError {
     const raw = (json as { errors?: unknown } | undefined)?.errors
+    // Entries that are not objects are skipped: a TypeError here would turn a refusal into "unreachable".
     const reasons: LinodeReason[] = Array.isArray(raw)
-      ? raw.map((e: { field?: unknown, reason?: unknown }) => ({
+      ? raw.filter((e): e is { field?: unknown, reason?: unknown } => e !== null && typeof e === 'object').map((e) => ({
           ...(typeof e.field === 'string' ? { field: e.field } : {}),
           reason: this.redact(String(e.reason ?? 'unknown error'))
         }))

@@ -322,7 +322,14 @@ export class LinodeExecutor implements Executor {
     }
   }
 
-  private getInstance (id: string, signal?: AbortSignal): Promise<Instance | undefined> {
-    return this.api.getOrUndefined<Instance>(`/linode/instances/${id}`, signal)
+  /** The instance, undefined when Linode has none (404); a reply of another shape is a retryable failed call. */
+  private async getInstance (id: string, signal?: AbortSignal): Promise<Instance | undefined> {
+    const found = await this.api.getOrUndefined<unknown>(`/linode/instances/${id}`, signal)
+    if (found === undefined) return undefined
+    const tags = (found as { tags?: unknown }).tags
+    if (!isInstance(found) || !Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) {
+      throw new LinodeApiError(`Linode API: a reply for instance ${id} that is not an instance (GET /linode/instances/{id})`, 200, [], true)
+    }
+    return found
   }
 }

@@ -443,6 +443,38 @@ t.test('destroy twice: one deletion, then a 404 counts as done', async (t) => {
   t.ok(fake.instances.has(foreign.id))
 })
 
+t.test('a 2xx read of another shape (a proxy\'s `{}`) is a retryable failure, never "no servers", "no zone" or a server', async (t) => {
+  const { fake, executor } = await setup(t)
+  const mine = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG] })
+  fake.addRecord('ctfhive.test', { name: 'acme', target: '198.51.100.1' })
+  for (const body of [{}, { errors: [{ reason: 'upstream' }] }, { data: null }]) {
+    fake.inject({ method: 'GET', path: '/linode/instances', fault: { status: 200, body } })
+    t.match(await caught(executor.findServers(spec)), { retryable: true, message: /not shaped as documented/ }, `tag search answered ${JSON.stringify(body)}`)
+    fake.inject({ method: 'GET', path: '/domains', fault: { status: 200, body } })
+    t.match(await caught(executor.findDnsRecords(spec)), { retryable: true, message: /not shaped as documented/ }, `zone lookup answered ${JSON.stringify(body)}`)
+  }
+  t.same((await executor.findServers(spec)).map((s) => s.id), [String(mine.id)], 'the next search finds the server')
+  t.equal((await executor.findDnsRecords(spec)).length, 1, 'and the record')
+
+  for (const body of [{}, { id: mine.id, label: 'ctf-acme', status: 'running' }, { id: mine.id, label: 'ctf-acme', status: 'running', tags: 'ctfhive' }]) {
+    fake.inject({ method: 'GET', path: `/linode/instances/${mine.id}`, fault: { status: 200, body } })
+    t.match(await caught(executor.destroyServer(String(mine.id))), { retryable: true, message: /not an instance/ }, `instance read answered ${JSON.stringify(body)}: asked again later, not refused`)
+    t.ok(fake.instances.has(mine.id))
+  }
+  fake.inject({ method: 'GET', path: `/linode/instances/${mine.id}`, fault: { status: 200, body: {} } })
+  t.match(await caught(executor.getServer(String(mine.id))), { retryable: true })
+  await executor.destroyServer(String(mine.id))
+  t.notOk(fake.instances.has(mine.id), 'destroyed when the reply is an instance')
+})
+
+t.test('an errors list with entries that are not objects still reads as the refusal it is', async (t) => {
+  const { fake, executor } = await setup(t)
+  fake.inject({ method: 'POST', path: '/linode/instances', fault: { status: 400, body: { errors: [null, 'x', 7, { reason: 'Region is sold out' }] } } })
+  const err = await caught(executor.createOrAdopt(spec))
+  t.equal(err.message, 'Linode API 400: Region is sold out (POST /linode/instances)')
+  t.equal((err as ExecutorError).retryable, false)
+})
+
 t.test('teardown lookups: every server with the tenant tag, every A record with its name', async (t) => {
   const { fake, executor } = await setup(t)
   const mine = fake.addInstance({ label: 'ctf-acme', tags: ['ctfhive', TAG] })
