@@ -354,15 +354,18 @@ export class TenantService {
     if (tenant.billing === 'canceled' && patch.billing !== undefined && patch.billing !== 'canceled') {
       // Reactivated by a new subscription (or paid after a failed checkout): the scheduled
       // teardown no longer applies.
-      const teardowns = (await tx.listJobs({ tenant: tenant.id })).filter((j) => j.kind === 'deprovision')
+      const jobs = await tx.listJobs({ tenant: tenant.id })
+      const teardowns = jobs.filter((j) => j.kind === 'deprovision')
       for (const job of teardowns) {
         if (job.status === 'queued') await tx.updateJob(job.id, { status: 'canceled' })
       }
-      // The last one, waiting to retry or failed for good, may already have removed the DNS
-      // record (or the server): the tenant then needs provisioning to be whole again; the
-      // provision job adopts a server still there.
+      // One since the last provisioning, waiting to retry or failed for good, may already have
+      // removed the DNS record (or the server): the tenant then needs provisioning to be whole
+      // again; the provision job adopts a server still there. Not only the last: an operator's
+      // retry of a failed one is a fresh job that has not started yet.
       const last = teardowns.at(-1)
-      if (last !== undefined && (last.status === 'queued' || last.status === 'failed') && last.step !== '') provision = true
+      const lastProvision = jobs.findLast((j) => j.kind === 'provision')?.id ?? 0
+      if (teardowns.some((j) => j.id > lastProvision && (j.status === 'queued' || j.status === 'failed') && j.step !== '')) provision = true
       // A running one past its first look (its step is committed under this row lock) may have
       // removed the record or be destroying the server: never `active` meanwhile. No job here,
       // as a provision job beside it would race its sweep: the teardown queues one when it

@@ -420,3 +420,21 @@ t.test('paying again after a teardown failed for good halfway provisions the ten
   t.match(tenant, { billing: 'paid', infra: 'ready', serverId: live.serverId })
   t.equal(executor.records.get(tenant.dnsRecordId!)?.target, live.ipv4, 'the address is restored')
 })
+
+t.test('paying again after the operator retried a teardown that failed halfway, before the retry ran, provisions the tenant', async (t) => {
+  const { app, store, id, executor, live } = await liveTenant(t)
+  executor.failNext('destroy', 1, new ExecutorError('Linode API 401: invalid token', { retryable: false }))
+  await deliver(app, cancel(id, 'sub_a'))
+  await runAll(app, store)
+  t.equal(executor.records.size, 0, 'its record is gone')
+  const retried = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: { authorization: `Bearer ${TOKEN}` } })
+  t.equal(retried.statusCode, 200, 'the retry is queued (a fresh job, at its first step)')
+
+  const back = await deliver(app, paid(id, 'sub_b'))
+  t.equal(back.json().tenant_state, 'provisioning', 'not "active" without an address')
+  await runAll(app, store)
+  const tenant = (await store.getTenant(id))!
+  t.match(tenant, { billing: 'paid', infra: 'ready', serverId: live.serverId })
+  t.equal(executor.records.get(tenant.dnsRecordId!)?.target, live.ipv4, 'the address is restored')
+  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:done', 'deprovision:failed', 'deprovision:canceled', 'provision:done'])
+})
