@@ -47,7 +47,10 @@ Commands:
 
 Options: --json (machine-readable output), -h/--help. Each command takes only the options
 shown with it (and --json); any other is refused.
-Works on the store named by DATABASE_URL; PROVISION_AUDIT_SECRET must be the server's.
+Works on the store named by DATABASE_URL. Run it with the server's whole environment (its env
+file): PROVISION_AUDIT_SECRET must be the server's, welcome-link signs with SECRET_KEY under
+PUBLIC_BASE_URL, and replay acts as the server would (BASE_DOMAIN, STRIPE_SECRET_KEY,
+DEPROVISION_GRACE_HOURS).
 Exit status: 0 done, 1 failed (not found, conflict, store error; for audit verify a broken
 chain, or a key that does not match it), 2 bad usage or configuration (PROVISION_AUDIT_SECRET
 unset for an existing chain; retry or replay under a key that does not match it).
@@ -132,6 +135,8 @@ interface Ctx {
   publicBaseUrl: string
   /** PUBLIC_BASE_URL is unset: publicBaseUrl is the development default. */
   publicBaseUrlUnset: boolean
+  /** The server settings a replay acts on that this environment leaves unset (BASE_DOMAIN, STRIPE_SECRET_KEY). */
+  replayUnset: string[]
   warn: (text: string) => void
 }
 
@@ -256,6 +261,10 @@ async function run (command: string, positionals: string[], values: Record<strin
     case 'replay': {
       const id = one(positionals, 'event id')
       await requireAuditKey(ctx)
+      // A replay acts as the server would, with this process's settings: nothing stored says the
+      // server's. Unset, they are defaults the server may not have (a first address settled under
+      // ctfhive.us; no check of the event's Stripe mode).
+      if (ctx.replayUnset.length > 0) ctx.warn(`warning: ${ctx.replayUnset.join(' and ')} ${ctx.replayUnset.length > 1 ? 'are' : 'is'} not set: the replay uses ${ctx.replayUnset.length > 1 ? 'their defaults' : 'its default'}, not the server's; run it with the server's whole environment (its env file)\n`)
       const r = await admin.replayEvent(id)
       emit(r, () => {
         const res = r.result
@@ -361,7 +370,8 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
       secretKey: config.secretKey,
       defaultSecretKey: config.secretKey === DEFAULT_SECRET_KEY,
       publicBaseUrl: config.publicBaseUrl,
-      publicBaseUrlUnset: (env.PUBLIC_BASE_URL ?? '').trim() === ''
+      publicBaseUrlUnset: (env.PUBLIC_BASE_URL ?? '').trim() === '',
+      replayUnset: ['BASE_DOMAIN', 'STRIPE_SECRET_KEY'].filter((name) => (env[name] ?? '').trim() === '')
     })
   } catch (e) {
     if (e instanceof UsageError) {

@@ -346,9 +346,13 @@ t.test('events and replay: an unmatched event replayed once its tenant exists', 
   const r = await run(['replay', failed.id])
   t.equal(r.code, 0, r.stderr)
   t.equal(r.stdout, `replayed ${failed.id} (was unmatched) as ${failed.id}:replay:1: ok (tenant ${id}, state past_due)\n`)
+  t.equal(r.stderr, 'warning: BASE_DOMAIN and STRIPE_SECRET_KEY are not set: the replay uses their defaults, not the server\'s; run it with the server\'s whole environment (its env file)\n',
+    'settings the replay acts on, left to their defaults, are named')
   t.equal((await store.getTenant(id))?.billing, 'past_due')
-  const json = JSON.parse((await run(['replay', failed.id, '--json'])).stdout)
+  const second = await run(['replay', failed.id, '--json'], { BASE_DOMAIN: 'ctfhive.test' })
+  const json = JSON.parse(second.stdout)
   t.equal(json.replay_id, `${failed.id}:replay:2`)
+  t.match(second.stderr, /^warning: STRIPE_SECRET_KEY is not set: the replay uses its default, not the server's/)
   const missing = await run(['replay', 'evt_missing'])
   t.equal(missing.code, 1)
   t.match(missing.stderr, /No stored event has the id evt_missing/)
@@ -357,6 +361,7 @@ t.test('events and replay: an unmatched event replayed once its tenant exists', 
   const live = await run(['replay', failed.id], { STRIPE_SECRET_KEY: 'sk_live_' + 'x'.repeat(24) })
   t.equal(live.code, 1)
   t.match(live.stderr, /is from Stripe's test mode and STRIPE_SECRET_KEY is a live key: it is not replayed/)
+  t.notMatch(live.stderr, /STRIPE_SECRET_KEY is not set/)
   t.equal(await store.getEvent(`${failed.id}:replay:3`), undefined, 'nothing recorded')
 })
 
