@@ -171,7 +171,7 @@ async function run (command: string, positionals: string[], values: Record<strin
       const page = await admin.listTenants({
         state: state as TenantState | undefined,
         limit,
-        offset: intOption(values.offset as string | undefined, 'offset', 0, Number.MAX_SAFE_INTEGER, 0),
+        offset: values.offset === undefined ? undefined : intOption(values.offset as string, 'offset', 0, Number.MAX_SAFE_INTEGER, 0),
         after
       })
       emit(page, () => {

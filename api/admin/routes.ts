@@ -73,7 +73,8 @@ const AuditVerdictSchema = Type.Object({
 })
 
 // Printable ASCII, as Stripe's ids (and our replay ids) are: PostgreSQL's text refuses a NUL.
-const EventIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' }) })
+// Up to 300: a replay's id (`<id>:replay:<n>`) of a stored id of 255.
+const EventIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 300, pattern: '^[\\x21-\\x7e]+$' }) })
 
 // Far past any real tenant count, and small enough that offset + limit stays an exact
 // integer the stores bind as one (9223372036854775808 reached SQLite and was a 500).
@@ -162,7 +163,8 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
       querystring: Type.Object({
         state: Type.Optional(Type.Union(STATES.map((s) => Type.Literal(s)))),
         limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }),
-        offset: Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 }),
+        // No default: an offset given with `after`, even 0, is refused, not read as "none".
+        offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OFFSET })),
         after: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_-]+$', description: 'the `next` of the page before: the page after it, which tenants added or removed meanwhile do not shift' }))
       // A misspelt filter (?status=failed) must not quietly list every tenant.
       }, { additionalProperties: false }),

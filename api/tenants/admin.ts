@@ -76,9 +76,12 @@ const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/
 
 /** A cursor's JSON array; undefined for text that is not one. */
 function cursorArray (cursor: string): unknown[] | undefined {
+  const bytes = Buffer.from(cursor, 'base64url')
+  // Node's decoder skips what is not base64url: `<cursor>x` would read as the cursor.
+  if (bytes.toString('base64url') !== cursor) return undefined
   let value: unknown
   try {
-    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+    value = JSON.parse(bytes.toString('utf8'))
   } catch {
     return undefined
   }
@@ -227,8 +230,8 @@ export class TenantAdmin {
     const limit = Math.min(Math.max(query.limit ?? 50, 1), MAX_PAGE)
     const offset = Math.max(query.offset ?? 0, 0)
     const after = query.after === undefined ? undefined : parseTenantCursor(query.after)
-    if (query.after !== undefined && after === undefined) throw new AppError('invalid_request', 'after is not a cursor this server gave out: pass the next of an earlier page.')
-    if (after !== undefined && offset > 0) throw new AppError('invalid_request', 'Give offset or after, not both.')
+    if (query.after !== undefined && after === undefined) throw new AppError('invalid_request', 'after is not a cursor this server gave out: pass the next of an earlier page.', { field: 'after' })
+    if (after !== undefined && query.offset !== undefined) throw new AppError('invalid_request', 'Give offset or after, not both.', { field: 'offset' })
     const filters = query.state === undefined ? [{}] : filtersForState(query.state)
     let total = 0
     for (const f of filters) total += await this.store.countTenants(f)

@@ -107,11 +107,14 @@ t.test('list: paging and filtering by derived state', async (t) => {
     next = page.json().next
   } while (next !== null)
   t.same(byCursor, all.tenants.map((x: { tenant_id: string }) => x.tenant_id))
-  for (const query of ['after=bm90LWEtY3Vyc29y', 'after=', 'after=a%2Fb', `after=${'a'.repeat(257)}`, `limit=2&offset=2&after=${page1.next}`]) {
+  const refused: Array<[string, string]> = [['after=bm90LWEtY3Vyc29y', 'after'], ['after=', 'after'], ['after=a%2Fb', 'after'], [`after=${'a'.repeat(257)}`, 'after'], [`after=${page1.next}x`, 'after'],
+    [`limit=2&offset=2&after=${page1.next}`, 'offset'], [`limit=2&offset=0&after=${page1.next}`, 'offset']]
+  for (const [query, field] of refused) {
     const r = await get(app, `/admin/tenants?${query}`)
     t.equal(r.statusCode, 400, query)
-    t.equal(r.json().error, 'invalid_request')
+    t.match(r.json(), { error: 'invalid_request', field }, query)
   }
+  t.equal((await get(app, '/admin/tenants?limit=2')).json().offset, 0, 'an offset not given is 0')
 
   const bad = await get(app, '/admin/tenants?state=sleeping')
   t.equal(bad.statusCode, 400)
@@ -386,6 +389,15 @@ t.test('replay: an unmatched event matches once its tenant is known; history is 
   const missing = await post(app, '/admin/events/evt_nope/replay')
   t.equal(missing.statusCode, 404)
   t.equal(missing.json().error, 'event_not_found')
+
+  // The longest id the webhook stores: its replays' ids are longer, and can be replayed too.
+  const longest = makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_none' }), { id: `evt_${'L'.repeat(251)}` })
+  t.equal((await deliver(app, longest)).json().status, 'unmatched')
+  t.equal((await post(app, `/admin/events/${longest.id}/replay`)).json().replay_id, `${longest.id}:replay:1`)
+  const again = await post(app, `/admin/events/${longest.id}:replay:1/replay`)
+  t.equal(again.statusCode, 200, again.body)
+  t.equal(again.json().replay_id, `${longest.id}:replay:2`)
+  t.equal((await post(app, `/admin/events/${'L'.repeat(301)}/replay`)).statusCode, 400, 'past any id stored: refused unread')
 
   const events = (await get(app, '/admin/events?limit=3')).json().events
   t.equal(events.length, 3)

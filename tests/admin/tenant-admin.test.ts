@@ -218,13 +218,17 @@ t.test('a cursor page is not shifted by tenants added or removed before it; bad 
     'not-a-cursor', Buffer.from('[1,2]').toString('base64url'), Buffer.from('{"a":1}').toString('base64url'),
     Buffer.from(JSON.stringify(['2026-01-01', ids[0]])).toString('base64url'),
     Buffer.from(JSON.stringify(['2026-01-01T00:00:01.000Z', 'x'.repeat(32)])).toString('base64url'),
-    Buffer.from(JSON.stringify(['2026-01-01T00:00:01.000Z', ids[0], 3])).toString('base64url')
+    Buffer.from(JSON.stringify(['2026-01-01T00:00:01.000Z', ids[0], 3])).toString('base64url'),
+    // Node's decoder would skip what follows or pads a real cursor.
+    `${first.next!}x`, `${first.next!}=`, `${first.next!}.`, ` ${first.next!}`
   ]
   for (const after of forged) {
     t.equal(parseTenantCursor(after), undefined, after)
-    await t.rejects(admin.listTenants({ after }), { code: 'invalid_request', message: /not a cursor this server gave out/ })
+    await t.rejects(admin.listTenants({ after }), { code: 'invalid_request', extra: { field: 'after' }, message: /not a cursor this server gave out/ })
   }
-  await t.rejects(admin.listTenants({ after: first.next!, offset: 2 }), { code: 'invalid_request', message: 'Give offset or after, not both.' })
+  for (const offset of [2, 0]) {
+    await t.rejects(admin.listTenants({ after: first.next!, offset }), { code: 'invalid_request', extra: { field: 'offset' }, message: 'Give offset or after, not both.' }, `offset ${offset} with after`)
+  }
 })
 
 t.test('events cursors: what eventCursor gives out reads back; anything else is refused, naming after', async (t) => {
@@ -240,7 +244,8 @@ t.test('events cursors: what eventCursor gives out reads back; anything else is 
     Buffer.from(JSON.stringify(['events', at, 'evt\u0000'])).toString('base64url'),
     Buffer.from(JSON.stringify(['events', at, 'évt'])).toString('base64url'),
     Buffer.from(JSON.stringify(['events', at, 'e'.repeat(301)])).toString('base64url'),
-    Buffer.from(JSON.stringify(['events', at, 'evt_1', 0])).toString('base64url')
+    Buffer.from(JSON.stringify(['events', at, 'evt_1', 0])).toString('base64url'),
+    `${eventCursor({ received: at, id: 'evt_1' })}x`
   ]
   for (const after of forged) {
     t.equal(parseEventCursor(after), undefined, after)
