@@ -294,7 +294,9 @@ async function archiveOldPrices (ctx: Context, plan: Plan, price: { id: string, 
   const restart = `set ${envName}=${price.id}, restart the app, then run again with --archive-old-prices and that environment`
   for (const old of prices) {
     const id = String(old.id)
-    if (id === price.id || !madeHere(old)) continue
+    // One product may hold every plan's prices (an account set up in the dashboard): only this
+    // plan's are looked at, and a price holding a lookup key is some plan's current one.
+    if (id === price.id || !madeHere(old) || old.metadata?.plan !== plan.slug || (typeof old.lookup_key === 'string' && old.lookup_key !== '')) continue
     let why: string | null = null
     if (id === price.replaced) why = `this run moved its lookup key to ${price.id}; ${restart}`
     else if (namers(id).length > 0) why = `${namers(id).join(' and ')} ${namers(id).length === 1 ? 'names' : 'name'} it, so the running app sells it; ${restart}`
@@ -314,6 +316,12 @@ async function ensureWebhook (ctx: Context, url: string, events: readonly string
   ctx.step = 'list webhook endpoints'
   const all = await ctx.stripe.listAll<Record<string, any>>('/v1/webhook_endpoints')
   const same = all.filter((e) => e.url === url)
+  // Made by this tool for another address (PUBLIC_BASE_URL moved): each still gets every event,
+  // which fail at an address gone and are retried for days.
+  const elsewhere = all.filter((e) => e.url !== url && e.metadata?.managed_by === MANAGED_BY && e.status !== 'disabled')
+  for (const e of elsewhere) {
+    ctx.say(`webhook ${String(e.id)}: made by this tool for ${String(e.url)}, still receives every event there. Once the app answers at ${url}, delete it in the Stripe dashboard (Developers → Webhooks).`)
+  }
   if (same.length > 0 && !force) {
     const e = same[0]!
     const id = String(e.id)

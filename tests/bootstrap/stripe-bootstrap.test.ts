@@ -153,6 +153,27 @@ t.test('--archive-old-prices never archives the price this same run took the loo
   t.equal(fake.state.prices.get(second.STRIPE_PRICE_SOLO!)?.active, true)
 })
 
+t.test('--archive-old-prices on one product holding every plan archives only old prices of the plan looked at, never one holding a lookup key', async (t) => {
+  const fake = await startFakeStripe(t)
+  const product = fake.addProduct({ name: 'CTFHive' })
+  const orig: Record<string, string> = {}
+  for (const plan of PAID_PLANS) orig[plan.slug] = String(fake.addPrice({ product: product.id, currency: 'usd', unit_amount: plan.amount, recurring: { interval: 'month' }, lookup_key: plan.lookupKey }).id)
+  // Standard's amount changes and the app moves to its new price; later solo's changes too.
+  const v1: Plan[] = PAID_PLANS.map((p) => (p.slug === 'standard' ? { ...p, amount: (p.amount ?? 0) + 1000 } : p))
+  const first = envBlock(t, (await run(['--no-webhook'], envFor(fake), { plans: v1 })).stdout)
+  const v2: Plan[] = v1.map((p) => (p.slug === 'solo' ? { ...p, amount: (p.amount ?? 0) + 500 } : p))
+  const r = await run(['--no-webhook', '--archive-old-prices'], envFor(fake, { STRIPE_PRICE_SOLO: orig.solo!, STRIPE_PRICE_STANDARD: first.STRIPE_PRICE_STANDARD!, STRIPE_PRICE_PRO: orig.pro! }), { plans: v2 })
+  t.equal(r.code, 0, r.stderr)
+  const second = envBlock(t, r.stdout)
+  t.not(second.STRIPE_PRICE_SOLO, orig.solo)
+  for (const plan of PAID_PLANS) {
+    const current = fake.state.prices.get(second[plan.stripePriceEnv!]!)
+    t.match(current, { active: true, lookup_key: plan.lookupKey }, `${plan.slug}: the price printed for it holds its key and is sellable`)
+  }
+  t.notMatch(r.stderr, /archived \(existing subscriptions/, 'nothing archived: every price this tool made is some plan\'s current one')
+  t.notMatch(r.stderr, /STRIPE_PRICE_STANDARD names it; set STRIPE_PRICE_SOLO/, 'no plan speaks of another\'s price')
+})
+
 /** An account set up as the seed's script or the dashboard does: products of Stripe's own ids, the same lookup keys. */
 function seedAccount (fake: FakeStripe): Record<string, { product: string, price: string }> {
   const seeded: Record<string, { product: string, price: string }> = {}
@@ -372,6 +393,18 @@ t.test('--base-url wins over PUBLIC_BASE_URL; --no-webhook touches no endpoint',
   t.equal(fake.requests.slice(n).filter((x) => x.path.startsWith('/v1/webhook_endpoints')).length, 0)
   t.notOk('STRIPE_WEBHOOK_SECRET' in envBlock(t, none.stdout))
   t.match(none.stderr, /--no-webhook/)
+})
+
+t.test('after PUBLIC_BASE_URL moves, the endpoint this tool made for the old address is named, to be deleted', async (t) => {
+  const fake = await startFakeStripe(t)
+  t.equal((await run([], { ...envFor(fake), PUBLIC_BASE_URL: 'https://old.example.test' })).code, 0)
+  const old = [...fake.state.webhookEndpoints.values()][0]!
+  const r = await run([], { ...envFor(fake), PUBLIC_BASE_URL: 'https://new.example.test' })
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stderr, new RegExp(`webhook ${old.id}: made by this tool for https://old\\.example\\.test/billing/webhook, still receives every event there\\. Once the app answers at https://new\\.example\\.test/billing/webhook, delete it`))
+  t.equal(fake.state.webhookEndpoints.size, 2, 'named, not deleted: the switch is the operator\'s')
+  const same = await run([], { ...envFor(fake), PUBLIC_BASE_URL: 'https://old.example.test' })
+  t.notMatch(same.stderr, new RegExp(`webhook ${old.id}: made by this tool for`), 'the endpoint of this run\'s own address is not named so')
 })
 
 t.test('--dry-run makes no request and needs no key', async (t) => {
