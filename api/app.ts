@@ -321,7 +321,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     ? deps.stripe
     : stripeConfigured(config)
       // A buyer waits on every call this client makes (checkout, the return from it): fail in
-      // about 20 s rather than Stripe's own 80 s × 3.
+      // about 20 s (30 s while Stripe still works on a timed-out attempt) rather than Stripe's own 80 s × 3.
       ? new StripeClient({ apiKey: config.stripe.secretKey, apiVersion: config.stripe.apiVersion, baseUrl: config.stripe.apiBase, timeoutMs: 10_000, maxRetries: 1 })
       : null
   const jobs = new JobRunner({ store: deps.store, executor, config, log: logger.child({ component: 'jobs' }), ...deps.jobs })

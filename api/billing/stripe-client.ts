@@ -151,9 +151,17 @@ export class StripeClient {
       url += (url.includes('?') ? '&' : '?') + form
     }
     let attempt = await this.#attempt(method, url, headers, body)
-    for (let retry = 1; !attempt.ok; retry++) {
-      if (!attempt.error.retryable || retry > this.#maxRetries) throw attempt.error
-      await this.#sleep(retryDelayMs(retry, attempt.retryAfterMs))
+    let retries = 0
+    let inUseWaitMs = 0
+    for (let n = 1; !attempt.ok; n++) {
+      // Stripe still works on an earlier attempt with this key (one that timed out here): its
+      // answer is on the way, so asking again spends no retry, for up to one more timeout.
+      const inUse = attempt.error.code === 'idempotency_key_in_use' && inUseWaitMs < this.#timeoutMs
+      if (!inUse) retries++
+      if (!attempt.error.retryable || retries > this.#maxRetries) throw attempt.error
+      const wait = retryDelayMs(n, attempt.retryAfterMs)
+      if (inUse) inUseWaitMs += wait
+      await this.#sleep(wait)
       attempt = await this.#attempt(method, url, headers, body)
     }
     return attempt.value as T

@@ -366,6 +366,33 @@ t.test('timeouts are retried, then reported as api_connection_error', async (t) 
   })
 })
 
+t.test('a key still in use at Stripe (an attempt timed out while Stripe worked on it) is asked again without spending a retry, for up to one more timeout', async (t) => {
+  const inUse = { status: 409, body: { error: { type: 'idempotency_error', code: 'idempotency_key_in_use', message: 'There is currently another in-progress request using this Stripe-Idempotency-Key.' } } }
+  await t.test('the replay comes', async (t) => {
+    // The waits (0.5–1, 1–2, 2–4 s) stay within the 10 s the app gives an attempt.
+    const { fake, client, delays } = await setup(t, { timeoutMs: 10_000, maxRetries: 1 })
+    const price = seedPrice(fake)
+    fake.dropConnection(CHECKOUT, { afterEffect: true })
+    fake.queueReply(CHECKOUT, inUse, { times: 3 })
+    const session = await client.createCheckoutSession(checkoutParams(price.id), 'busy-key')
+    const reqs = fake.requestsTo(CHECKOUT)
+    t.equal(reqs.length, 5, 'the attempt whose answer was lost, three answered "in use", the replay')
+    t.ok(reqs.every((r) => r.headers['idempotency-key'] === 'busy-key'))
+    t.equal(reqs[4]?.replayed, true)
+    t.ok(fake.state.checkoutSessions.has(session.id))
+    t.equal(fake.state.checkoutSessions.size, 1)
+    t.equal(delays.length, 4)
+  })
+  await t.test('bounded: past one more timeout of waiting, "in use" is an error like any', async (t) => {
+    const { fake, client, delays } = await setup(t, { timeoutMs: 1000, maxRetries: 1 })
+    const price = seedPrice(fake)
+    fake.queueReply(CHECKOUT, inUse, { times: 100 })
+    t.match(await rejection(client.createCheckoutSession(checkoutParams(price.id), 'stuck-key')), { statusCode: 409, code: 'idempotency_key_in_use' })
+    const waited = delays.slice(0, -1).reduce((a, b) => a + b, 0)
+    t.ok(waited >= 1000 && delays.length < 10, `waited ${delays.join(' + ')} ms in all`)
+  })
+})
+
 t.test('connection refused is retried, then api_connection_error', async (t) => {
   const dead = await startFakeStripe()
   await dead.close()
