@@ -43,7 +43,7 @@ export function appendAudit (ops: StoreOps, secret: string, tenant: string, acti
   })
 }
 
-export type AuditProblem = 'modified' | 'removed' | 'reordered' | 'truncated'
+export type AuditProblem = 'modified' | 'removed' | 'reordered' | 'inserted' | 'truncated'
 
 export type AuditVerdict =
   | { ok: true, entries: number, lastSeq: number, lastMac: string }
@@ -107,6 +107,8 @@ class ChainWalk {
 
   /** Undefined while the chain holds. */
   step (e: AuditEntry): Break | 'link' | undefined {
+    // Appends start at 1: a row below it was put there by hand.
+    if (e.seq < 1) return { badSeq: e.seq, problem: 'inserted', reason: `seq ${e.seq} is below 1, where the chain starts: the entry was added outside the chain` }
     if (e.seq !== this.expectedSeq) {
       if (e.seq > this.expectedSeq) return { badSeq: e.seq, problem: 'removed', reason: `expected seq ${this.expectedSeq}, found ${e.seq}: entries are missing` }
       return { badSeq: e.seq, problem: 'reordered', reason: `seq ${e.seq} appears after seq ${this.expectedSeq - 1}` }
@@ -145,11 +147,15 @@ class BreakScan {
   earlier: number | undefined
   /** The last entry anywhere with that MAC. */
   later: number | undefined
+  /** Another entry with the broken entry's own MAC: the broken one is a copy of it. */
+  original: number | undefined
   private readonly mac: string | undefined
+  private readonly ownMac: string | undefined
   private readonly index: number
 
-  constructor (mac: string | undefined, index: number) {
+  constructor (mac: string | undefined, index: number, ownMac?: string) {
     this.mac = mac
+    this.ownMac = ownMac
     this.index = index
     if (mac === GENESIS_MAC) this.earlier = 0
   }
@@ -159,6 +165,7 @@ class BreakScan {
       if (this.entries < this.index) this.earlier = e.seq
       this.later = e.seq
     }
+    if (this.ownMac !== undefined && this.entries !== this.index && e.mac === this.ownMac) this.original ??= e.seq
     this.entries++
   }
 }
@@ -166,6 +173,7 @@ class BreakScan {
 /** Why the entry at `index` does not chain to the entry before it. */
 function linkBreak (secret: string, e: AuditEntry, index: number, scan: BreakScan): Break {
   const bad = (problem: AuditProblem, reason: string): Break => ({ badSeq: e.seq, problem, reason })
+  if (scan.original !== undefined) return bad('inserted', `a copy of seq ${scan.original} was inserted`)
   if (scan.earlier !== undefined) return bad('removed', `prev_mac points at seq ${scan.earlier}, not seq ${e.seq - 1}: entries were removed`)
   if (scan.later !== undefined && index > 0) return bad('reordered', `prev_mac points at seq ${scan.later}, which comes later`)
   // prev_mac names no entry we hold. If the entry is intact under its original seq, the rows
@@ -190,7 +198,7 @@ export function verifyAuditChain (secret: string, entries: readonly AuditEntry[]
   for (const [i, e] of entries.entries()) {
     const found = walk.step(e)
     if (found === undefined) continue
-    const scan = new BreakScan(found === 'link' ? e.prevMac : undefined, i)
+    const scan = new BreakScan(found === 'link' ? e.prevMac : undefined, i, found === 'link' ? e.mac : undefined)
     for (const x of entries) scan.add(x)
     return brokenVerdict(secret, found, e, i, scan)
   }
@@ -202,7 +210,8 @@ export const VERIFY_PAGE = 1000
 
 /** The stored chain in seq order, a page at a time, giving the event loop a turn between pages. */
 async function * auditPages (ops: StoreOps, pageSize: number): AsyncGenerator<AuditEntry[]> {
-  let after = 0
+  // From the very first row: one stored at seq 0 or below must be seen, not skipped.
+  let after: number | undefined
   for (;;) {
     const page = await ops.listAudit({ afterSeq: after, limit: pageSize })
     yield page
@@ -226,7 +235,7 @@ export async function verifyStoredChain (ops: StoreOps, secret: string, anchor?:
     for (const e of page) {
       const found = walk.step(e)
       if (found !== undefined) {
-        const scan = new BreakScan(found === 'link' ? e.prevMac : undefined, index)
+        const scan = new BreakScan(found === 'link' ? e.prevMac : undefined, index, found === 'link' ? e.mac : undefined)
         for await (const again of auditPages(ops, pageSize)) for (const x of again) scan.add(x)
         return brokenVerdict(secret, found, e, index, scan)
       }

@@ -25,7 +25,8 @@ export function jobsQuery (filter: { tenant?: string, status?: JobStatus }): [st
  */
 export function auditQuery (filter: { tenant?: string, afterSeq?: number, limit?: number, newest?: boolean }): [string, unknown[]] {
   const where = filter.tenant !== undefined ? 'WHERE tenant = ? AND seq > ?' : 'WHERE seq > ?'
-  const params = [...(filter.tenant !== undefined ? [filter.tenant] : []), filter.afterSeq ?? 0, filter.limit ?? 1000]
+  // No afterSeq: from the first row, whatever its seq (a row put below 1 by hand included).
+  const params = [...(filter.tenant !== undefined ? [filter.tenant] : []), filter.afterSeq ?? Number.MIN_SAFE_INTEGER, filter.limit ?? 1000]
   const sql = filter.newest === true
     ? `SELECT * FROM (SELECT * FROM audit_log ${where} ORDER BY seq DESC LIMIT ?) AS recent ORDER BY seq`
     : `SELECT * FROM audit_log ${where} ORDER BY seq LIMIT ?`

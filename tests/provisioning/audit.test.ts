@@ -96,7 +96,7 @@ t.test('two servers on one database with different keys: the second one\'s write
   t.match(await verifyStoredChain(first.store, 'first-key'), { ok: true, entries: 2 })
 })
 
-t.test('tampering is detected: modified, removed, reordered', async (t) => {
+t.test('tampering is detected: modified, removed, reordered, inserted', async (t) => {
   const tamper = async (sql: string[]): Promise<ReturnType<typeof verifyAuditChain>> => {
     const { store, path } = await chainOf(6)
     await store.close()
@@ -124,6 +124,10 @@ t.test('tampering is detected: modified, removed, reordered', async (t) => {
   // An edit that leaves no JSON is named like any other, not a crash of every reader.
   const garbled = await tamper([`UPDATE audit_log SET detail = 'not json' WHERE seq = 5`])
   t.same(garbled, { ok: false, entries: 6, badSeq: 5, problem: 'modified', reason: 'its detail is not JSON' })
+  // Rows stored below seq 1 are read too, not skipped by a walk starting after 0.
+  const below = await tamper(['INSERT INTO audit_log SELECT 0, at, tenant, \'server.destroyed\', detail, prev_mac, mac FROM audit_log WHERE seq = 2',
+    'INSERT INTO audit_log SELECT -5, at, tenant, action, detail, prev_mac, mac FROM audit_log WHERE seq = 3'])
+  t.match(below, { ok: false, entries: 8, badSeq: -5, problem: 'inserted' })
 })
 
 t.test('an entry whose detail is not JSON is read with its text, on both kinds of listing', async (t) => {
@@ -213,7 +217,7 @@ function servedChain (n: number): { entries: AuditEntry[], serve: (edited: Audit
     // As the stores read it: seq order, after a seq, at most `limit`.
     listAudit: async (f: { afterSeq?: number, limit?: number }) => {
       onRead?.()
-      return edited.filter((e) => e.seq > (f.afterSeq ?? 0)).sort((a, b) => a.seq - b.seq).slice(0, f.limit ?? 1000).map((e) => ({ ...e }))
+      return edited.filter((e) => f.afterSeq === undefined || e.seq > f.afterSeq).sort((a, b) => a.seq - b.seq).slice(0, f.limit ?? 1000).map((e) => ({ ...e }))
     }
   } as unknown as StoreOps)
   return { entries, serve }
@@ -234,7 +238,12 @@ t.test('the stored chain read in pages gets the verdicts of the whole chain, bre
     { name: 'prev_mac naming an entry on an earlier page', edit: (c) => c.map((e) => e.seq === 5 ? { ...e, prevMac: at(2).mac } : e), expect: { ok: false, entries: 12, badSeq: 5, problem: 'removed', reason: 'prev_mac points at seq 2, not seq 4: entries were removed' } },
     { name: 'prev_mac naming the genesis', edit: (c) => c.map((e) => e.seq === 9 ? { ...e, prevMac: GENESIS_MAC } : e), expect: { ok: false, entries: 12, badSeq: 9, problem: 'removed', reason: 'prev_mac points at seq 0, not seq 8: entries were removed' } },
     { name: 'entries swapped across a boundary', edit: (c) => c.map((e) => e.seq === 4 ? { ...at(5), seq: 4 } : e.seq === 5 ? { ...at(4), seq: 5 } : e), expect: { ok: false, entries: 12, badSeq: 4, problem: 'reordered', reason: 'prev_mac points at seq 5, which comes later' } },
-    { name: 'prev_mac naming nothing', edit: (c) => c.map((e) => e.seq === 9 ? { ...e, prevMac: '1'.repeat(64) } : e), expect: { ok: false, entries: 12, badSeq: 9, problem: 'modified', reason: 'prev_mac does not match the previous entry' } }
+    { name: 'prev_mac naming nothing', edit: (c) => c.map((e) => e.seq === 9 ? { ...e, prevMac: '1'.repeat(64) } : e), expect: { ok: false, entries: 12, badSeq: 9, problem: 'modified', reason: 'prev_mac does not match the previous entry' } },
+    { name: 'a copy inserted after its original, the rest renumbered', edit: (c) => [...c.filter((e) => e.seq <= 3), { ...at(3), seq: 4 }, ...c.filter((e) => e.seq > 3).map((e) => ({ ...e, seq: e.seq + 1 }))], expect: { ok: false, entries: 13, badSeq: 4, problem: 'inserted', reason: 'a copy of seq 3 was inserted' } },
+    { name: 'a copy inserted before its original', edit: (c) => [...c.filter((e) => e.seq <= 4), { ...at(10), seq: 5 }, ...c.filter((e) => e.seq > 4).map((e) => ({ ...e, seq: e.seq + 1 }))], expect: { ok: false, entries: 13, badSeq: 5, problem: 'inserted', reason: 'a copy of seq 11 was inserted' } },
+    { name: 'the last entry copied onto the end', edit: (c) => [...c, { ...at(12), seq: 13 }], expect: { ok: false, entries: 13, badSeq: 13, problem: 'inserted', reason: 'a copy of seq 12 was inserted' } },
+    { name: 'a row at seq 0', edit: (c) => [{ ...at(3), seq: 0 }, ...c], expect: { ok: false, entries: 13, badSeq: 0, problem: 'inserted', reason: 'seq 0 is below 1, where the chain starts: the entry was added outside the chain' } },
+    { name: 'a row below 0 with one at 0', edit: (c) => [{ ...at(3), seq: -5 }, { ...at(4), seq: 0 }, ...c], expect: { ok: false, entries: 14, badSeq: -5, problem: 'inserted' } }
   ]
   for (const c of cases) {
     const edited = c.edit(entries.map((e) => ({ ...e })))
