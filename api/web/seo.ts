@@ -15,9 +15,10 @@ export function robotsTxt (base: string, withDocsSitemap: boolean): string {
   return [
     'User-agent: *',
     'Allow: /',
-    // /login and /register stay crawlable: their noindex only works on a page a crawler may
-    // fetch (a blocked page linked from every page gets indexed bare). No page links to
-    // /welcome, whose addresses carry a buyer's token.
+    // As DESIGN §6 asks: the account pages are not for search (they carry noindex too). No
+    // page links to /welcome, whose addresses carry a buyer's token.
+    'Disallow: /login',
+    'Disallow: /register',
     'Disallow: /welcome',
     '',
     `Sitemap: ${base}/sitemap.xml`,
