@@ -52,7 +52,8 @@ export interface Tenant {
 export type TenantPatch = Partial<Omit<Tenant, 'id' | 'createdAt'>>
 
 /** What the webhook made of an event; 'ok' (renewals among them) is by far the most common. */
-export const EVENT_OUTCOMES = ['ok', 'stale', 'ignored_terminal', 'unmatched', 'ignored'] as const
+// An ignored event (an unsupported type, or the other Stripe mode) is answered, not stored.
+export const EVENT_OUTCOMES = ['ok', 'stale', 'ignored_terminal', 'unmatched'] as const
 export type EventOutcome = typeof EVENT_OUTCOMES[number]
 
 export interface StripeEventRecord {
