@@ -323,8 +323,8 @@ async function run (): Promise<void> {
   })
 
   t.test('at 320 px a long address wraps: the welcome page never scrolls sideways', async (t) => {
-    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Internationalcybersecuritychallengechampionship' } })).json()
-    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))
+    // Live before the page loads: the webhook answers before the (fake) server is up.
+    const created = await liveOrder('Internationalcybersecuritychallengechampionship')
     const context = await browser.newContext({ viewport: { width: 320, height: 640 } })
     t.teardown(() => context.close())
     const { page } = await open(context)
@@ -339,8 +339,8 @@ async function run (): Promise<void> {
   })
 
   t.test('the administrator details are offered only for a link that can be the signed one, and a refusal is said plainly', async (t) => {
-    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Token CTF' } })).json()
-    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))
+    // Live before the page loads: the webhook answers before the (fake) server is up.
+    const created = await liveOrder('Token CTF')
     const { page, problems } = await open()
     // The script offers the section right after it renders its first answer: count renders.
     await page.addInitScript(() => {
@@ -518,7 +518,8 @@ async function run (): Promise<void> {
       contentType: 'application/json',
       body: JSON.stringify({ tenant_id: created.tenant_id, login_url: 'https://focus.ctfhive.example/login', admin_name: 'admin', admin_email: 'organiser@example.org', password: 'Focus-Pass-7' })
     }))
-    await page.keyboard.press('Enter')
+    // Pressed on the button itself: a status poll landing meanwhile must not swallow the key.
+    await button.press('Enter')
     await page.locator('#admin-credentials:not([hidden])').waitFor()
     t.ok(await button.isHidden(), 'the button has done its work')
     t.equal(await focused(), 'admin-credentials', 'the focus moves to the details')
@@ -538,8 +539,8 @@ async function run (): Promise<void> {
   })
 
   t.test('sign-in sends the buyer to their own running CTF', async (t) => {
-    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Login CTF' } })).json()
-    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))
+    // Live before the page loads: the webhook answers before the (fake) server is up.
+    const created = await liveOrder('Login CTF')
     const slug = (await app.inject(`/tenants/${created.tenant_id}/status`)).json().fqdn.split('.')[0]
     const { page } = await open()
     await page.route('https://*.ctfhive.example/**', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<title>tenant</title>' }))
