@@ -40,7 +40,8 @@ t.test('a tenant keeps its address when BASE_DOMAIN changes; one an older releas
   const legacy = makeTenant({ fqdn: null, slug: 'legacy-0a0b0c' })
   await store.insertTenant(legacy)
   const firstLog: Array<Record<string, unknown>> = []
-  const first = (await buildTestApp(t, { store, runJobs: false, logLines: firstLog, env: { BASE_DOMAIN: 'first-hive.example' } })).app
+  // No jobs run here: the webhook must not wait its 10 s for a provisioning that never comes.
+  const first = (await buildTestApp(t, { store, runJobs: false, logLines: firstLog, env: { BASE_DOMAIN: 'first-hive.example', WEBHOOK_WAIT_MS: '0' } })).app
   t.equal((await store.getTenant(legacy.id))!.fqdn, 'legacy-0a0b0c.first-hive.example', 'stored at start, under the domain of its day')
   t.match(firstLog.find((l) => l.msg === 'gave tenants made by an older release their address under BASE_DOMAIN'), { level: 30, tenants: 1, baseDomain: 'first-hive.example' })
   const early = (await first.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Early CTF' } })).json().tenant_id
@@ -54,7 +55,7 @@ t.test('a tenant keeps its address when BASE_DOMAIN changes; one an older releas
   t.equal((await store.getTenant(straddling))!.fqdn, `straddling-ctf-${straddling.slice(0, 6)}.first-hive.example`)
 
   const secondLog: Array<Record<string, unknown>> = []
-  const second = (await buildTestApp(t, { store, runJobs: false, logLines: secondLog, env: { BASE_DOMAIN: 'second-hive.example' } })).app
+  const second = (await buildTestApp(t, { store, runJobs: false, logLines: secondLog, env: { BASE_DOMAIN: 'second-hive.example', WEBHOOK_WAIT_MS: '0' } })).app
   t.notOk(secondLog.some((l) => String(l.msg).startsWith('gave tenants')), 'nobody left to place')
   for (const [id, fqdn] of [[early, earlyFqdn], [legacy.id, 'legacy-0a0b0c.first-hive.example']]) {
     const s = (await second.inject(`/tenants/${id}/status`)).json()
