@@ -8,7 +8,7 @@ import cookie from '@fastify/cookie'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
-import { stripeConfigured, type Config } from './config.ts'
+import { isLoopback, stripeConfigured, type Config } from './config.ts'
 import { AppError, ERROR_CODES, errorBody, isAppError, validationMessage, type ErrorCode } from './errors.ts'
 import { AccessLog, createLogger } from './logger.ts'
 import { StoreError, type Store } from './store/store.ts'
@@ -437,7 +437,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     }
     // Listening on loopback only in production means a proxy on the same host: without
     // TRUST_PROXY every buyer is 127.0.0.1 to the logs and shares one checkout rate limit.
-    if (config.nodeEnv === 'production' && config.trustProxy === false && ['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
+    if (config.nodeEnv === 'production' && config.trustProxy === false && isLoopback(config.host) && config.host !== '0.0.0.0' && config.host !== '::') {
       app.log.warn('TRUST_PROXY is off while the server listens on loopback only: behind a proxy on this host every client appears as the proxy; set TRUST_PROXY=1')
     }
   })

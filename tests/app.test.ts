@@ -543,9 +543,16 @@ t.test('in production without LINODE_API_TOKEN the server warns that provisionin
 t.test('in production on loopback without TRUST_PROXY the server warns at start', async (t) => {
   const production = { NODE_ENV: 'production', SECRET_KEY: 's'.repeat(40), PROVISION_AUDIT_SECRET: 'a'.repeat(40), HOST: '127.0.0.1' }
   const warned = (lines: Array<Record<string, unknown>>): boolean => lines.some((l) => l.level === 40 && String(l.msg).startsWith('TRUST_PROXY is off'))
-  const off: Array<Record<string, unknown>> = []
-  await buildTestApp(t, { logLines: off, env: { ...production, TRUST_PROXY: 'false' } })
-  t.ok(warned(off), 'off: warned')
+  for (const HOST of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) {
+    const off: Array<Record<string, unknown>> = []
+    await buildTestApp(t, { logLines: off, env: { ...production, HOST, TRUST_PROXY: 'false' } })
+    t.ok(warned(off), `off on ${HOST}: warned`)
+  }
+  for (const HOST of ['0.0.0.0', '::', '192.0.2.10']) {
+    const all: Array<Record<string, unknown>> = []
+    await buildTestApp(t, { logLines: all, env: { ...production, HOST, TRUST_PROXY: 'false' } })
+    t.notOk(warned(all), `off on ${HOST}, reachable without a proxy: no warning`)
+  }
   const on: Array<Record<string, unknown>> = []
   await buildTestApp(t, { logLines: on, env: { ...production, TRUST_PROXY: '1' } })
   t.notOk(warned(on), 'trusting one hop: no warning')

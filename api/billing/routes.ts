@@ -45,7 +45,7 @@ function isForm (request: FastifyRequest): boolean {
 
 /** A plain HTML form post (no script): answer with redirects instead of JSON. */
 function wantsRedirect (request: FastifyRequest): boolean {
-  return isForm(request) && (request.headers.accept ?? '').toLowerCase().includes('text/html')
+  return isForm(request) && prefersHtml(request)
 }
 
 /**

@@ -77,8 +77,8 @@ export function setStaticHeaders (reply: FastifyReply, filePath: string, config:
 
 /** A browser's navigation: it reads a page, where a program reads JSON. */
 export function prefersHtml (request: FastifyRequest): boolean {
-  const accept = request.headers.accept ?? ''
-  return accept.includes('text/html')
+  // Media types are case-insensitive (RFC 9110).
+  return (request.headers.accept ?? '').toLowerCase().includes('text/html')
 }
 
 /**

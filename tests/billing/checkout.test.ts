@@ -387,6 +387,8 @@ t.test('return from Checkout: a link older than two days opens nothing; whoever 
   const page = await app.inject({ url: `/billing/success?session_id=${body.session_id}`, headers: { accept: 'text/html' } })
   t.equal(page.statusCode, 410)
   t.equal(load(page.body)('h1').text(), CHECKOUT_RETURN_ERRORS.link_expired.heading, 'a browser gets the page saying what to do')
+  const shouted = await app.inject({ url: `/billing/success?session_id=${body.session_id}`, headers: { accept: 'TEXT/HTML,application/xhtml+xml' } })
+  t.match(shouted.headers['content-type'], /^text\/html/, 'media types are case-insensitive')
   // Within the two days it still works (a buyer back late, or reloading).
   stored.created = Math.floor(Date.now() / 1000) - CHECKOUT_RETURN_MAX_AGE_S + 120
   t.equal((await app.inject(`/billing/success?session_id=${body.session_id}`)).statusCode, 303)
