@@ -104,10 +104,10 @@ export function bearerMatches (header: string | undefined, expected: Buffer): bo
 }
 
 /**
- * ajv's coercion turns "Infinity" or "1e400" into a number and then skips minimum and maximum
- * (ajv-validator/ajv#2212; its strictNumbers option does not cover coerced values), so a
- * validated number may still be infinite: refuse it here. Only the admin routes take numbers,
- * so only they pay for the check.
+ * ajv's coercion turns a decimal too long for a double (`limit=9…9`, 400 digits) into Infinity
+ * and then skips minimum and maximum (ajv-validator/ajv#2212; its strictNumbers option does not
+ * cover coerced values), so a validated number may still be infinite: refuse it here. Only the
+ * admin routes take numbers, so only they pay for the check.
  */
 async function rejectNonFiniteNumbers (request: FastifyRequest): Promise<void> {
   for (const [part, values] of [['querystring', request.query], ['params', request.params]] as const) {

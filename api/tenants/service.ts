@@ -216,9 +216,9 @@ export class TenantService {
   /**
    * The success page's fulfilment: the same rules as `checkout.session.completed`, ordered by
    * the session's own `created` so it can never make a later real event look stale. An unknown
-   * session is adopted only when it has a subscription: unlike an event, a page can be
-   * reloaded, and without the subscription index to find the tenant again every visit would
-   * make a new tenant (and server). The webhook adopts the others, once per event.
+   * session is adopted only when a reload finds its tenant again: by our `metadata.tenant_id`,
+   * or by its subscription (the index). Unlike an event, a page can be reloaded: otherwise every
+   * visit would make a new tenant (and server). The webhook adopts the others, once per event.
    */
   async fulfilCheckoutSession (session: Record<string, any>): Promise<Tenant | undefined> {
     const event = { id: `session:${String(session.id)}`, type: 'checkout.session.completed' as const, created: Number(session.created) || 0, data: { object: session } }

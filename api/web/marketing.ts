@@ -41,17 +41,17 @@ function swap (html: string, from: string, to: string): string {
   return html.slice(0, at) + to + html.slice(at + from.length)
 }
 
-/**
- * A form that came back refused, for visitors without script (the script does the same):
- * the title says so first, and the control at fault takes the focus, so a screen reader
- * reads its message (aria-describedby) as the page opens.
- */
 /** The first `max` UTF-16 units, without the half of a character a cut there would leave (URIError when encoded). */
 function cutTo (text: string, max: number): string {
   const cut = text.slice(0, max)
   return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut
 }
 
+/**
+ * A form that came back refused, for visitors without script (the script does the same):
+ * the title says so first, and the control at fault takes the focus, so a screen reader
+ * reads its message (aria-describedby) as the page opens.
+ */
 function errorTitle (html: string): string {
   return swap(html, '<title>', '<title>Error: ')
 }

@@ -17,7 +17,7 @@ const rootsOf = new WeakMap<object, Roots>()
 
 /**
  * The site's HTML 404. It returns the reply, not a promise of undefined: while an async onSend
- * hook (the docs') still runs, Fastify takes undefined as "nothing sent" and sends again.
+ * hook (app.ts's) still runs, Fastify takes undefined as "nothing sent" and sends again.
  */
 export function sendSiteNotFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const path = request.url.split('?')[0]!
