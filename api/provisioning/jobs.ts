@@ -57,6 +57,9 @@ export interface JobRunnerOptions {
 export const AWAITING_PLAN = 'waiting for Stripe to state the plan of the subscription before sizing the server'
 
 
+/** Health polls between two looks at the server itself (about a minute at the 3 s default). */
+const SERVER_CHECK_EVERY = 20
+
 const defaultBackoff = (n: number): number => Math.min(30_000 * 2 ** (n - 1), 15 * 60_000)
 
 export function serverSpecFor (tenant: Tenant, config: Pick<Config, 'baseDomain' | 'linode'>): ServerSpec {
@@ -515,7 +518,17 @@ export class JobRunner {
       // The wait has its own deadline, across attempts (continueAttempt). Past it the server is
       // broken, not slow (cloud-init failed, no certificate): the job fails for the operator,
       // whose retry runs the steps again and gives the check a new window.
-      if (!(await this.pollUntil(signal, () => executor.checkHealth(spec.fqdn, signal), this.healthDeadline(job)))) {
+      let polls = 0
+      const healthy = await this.pollUntil(signal, async () => {
+        // Now and then, that the server is still there: one deleted meanwhile would be polled,
+        // its freed address left in DNS, until the deadline failed the job for the wrong reason.
+        if (++polls % SERVER_CHECK_EVERY === 0 && serverId !== null && await executor.getServer(serverId, signal) === undefined) {
+          await attempt.commitStep('', { serverId: null, ipv4: null }, 'server.vanished', { server: serverId })
+          throw new ExecutorError(`server ${serverId} disappeared while its health check was awaited; the next attempt creates a new one and points DNS at it`, { retryable: true })
+        }
+        return await executor.checkHealth(spec.fqdn, signal)
+      }, this.healthDeadline(job))
+      if (!healthy) {
         throw new ExecutorError(`https://${spec.fqdn}/healthcheck did not answer 200 within ${config.provisionHealthTimeoutS} s of its DNS record`, { retryable: false })
       }
       await attempt.commitStep('healthy', {}, 'health.ok', { url: `https://${spec.fqdn}/healthcheck` })

@@ -109,3 +109,32 @@ t.test('a job a release before migration 003 moved to the health check gets its 
     t.match(await store.getJob(job.id), { status: 'done', attempts: 0, lastError: null }, `${stale}: not failed as if its window were spent`)
   }
 })
+
+t.test('a server deleted while its health check is awaited is noticed: the next attempt makes a new one and points DNS at it', async (t) => {
+  class Vanishing extends FakeExecutor {
+    override async checkHealth (fqdn: string, signal?: AbortSignal): Promise<boolean> {
+      if (this.calls.health === 3) this.servers.clear() // deleted in the provider's console
+      return await super.checkHealth(fqdn, signal)
+    }
+  }
+  const executor = new Vanishing()
+  executor.unhealthyChecks = Number.MAX_SAFE_INTEGER
+  // Capped at 2 s: without the look at the server, the attempt would wait out the cap.
+  const { store, runner, job, id } = await directRunner(t, { executor, maxAttempts: 3, capS: 2 })
+  await runOnce(store, runner)
+  const first = (await store.getTenant(id))!
+  t.match(await store.getJob(job.id), { status: 'queued', step: '', attempts: 1, lastError: /disappeared while its health check was awaited/ }, 'a retryable failure, back to the first step')
+  t.ok(executor.calls.health <= 25, `noticed within a minute's polls, not at the deadline (${executor.calls.health} health polls)`)
+  t.match(first, { serverId: null, ipv4: null, infra: 'provisioning' }, 'the dead server is forgotten')
+  t.same(await actions(store), ['server.created', 'server.running', 'dns.record', 'server.vanished', 'provision.attempt_failed'])
+
+  executor.unhealthyChecks = 0
+  const claimed = await store.claimNextJob(runner.owner, Date.now() + 3_600_000, runner.leaseMs)
+  await runner.runJob(claimed!)
+  const tenant = (await store.getTenant(id))!
+  t.match(tenant, { infra: 'ready' })
+  const server = executor.servers.get(tenant.serverId!)
+  t.ok(server !== undefined, 'a new server')
+  t.equal(executor.records.size, 1, 'one record')
+  t.equal(executor.records.get(tenant.dnsRecordId!)?.target, server?.ipv4, 'DNS points at the new server')
+})
