@@ -64,6 +64,12 @@ const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>
 
+/**
+ * The exit status of a process refused for a bad setting (EX_CONFIG from sysexits.h): the
+ * systemd unit does not restart it, since restarting cannot fix it.
+ */
+export const EX_CONFIG = 78
+
 export class ConfigError extends Error {
   readonly variable: string
   constructor (variable: string, message: string) {
@@ -136,6 +142,24 @@ function publicOrigin (env: Env): string {
     throw new ConfigError('PUBLIC_BASE_URL', `must be an origin only (scheme, host and port; the site is served at the root), got ${JSON.stringify(withoutUserinfo(raw))}`)
   }
   return url.origin
+}
+
+/**
+ * An API's base URL: the clients append each request's path to it, so a query or fragment
+ * would end up in the middle of every request's URL. `pathAllowed` says whether it may carry
+ * a path (Linode's is /v4); Stripe's client adds /v1 itself.
+ */
+function apiBase (env: Env, name: string, fallback: string, pathAllowed: boolean): string {
+  const raw = httpUrl(env, name, fallback)
+  const url = new URL(raw)
+  // Even an empty one (a bare ? or #), which URL would not show: either starts a query or fragment.
+  if (/[?#]/.test(raw)) {
+    throw new ConfigError(name, `must not carry a query or fragment (each request's path is appended to it), got ${JSON.stringify(withoutUserinfo(raw))}`)
+  }
+  if (!pathAllowed && url.pathname !== '/') {
+    throw new ConfigError(name, `must be an origin only, like https://api.stripe.com (the client adds /v1 and each request's path itself), got ${JSON.stringify(withoutUserinfo(raw))}`)
+  }
+  return raw
 }
 
 function trustProxy (env: Env): boolean | number | string {
@@ -235,20 +259,34 @@ function stripeWebhookSecrets (env: Env): string[] {
 }
 
 /**
- * A directory the server serves files from. One not built yet is fine (the server says so);
- * a file there would stop the start with the static plugin's stack trace instead of this line.
+ * A directory the server serves files from. One not built yet (ENOENT) is fine: the server
+ * says so. Any other failure to look at it (a file there, no permission on a directory above
+ * it, a symlink loop, a name too long) would stop the start with the static plugin's stack
+ * trace instead of this line.
  */
 function directory (name: string, path: string): string {
-  let isDirectory: boolean
+  let stats
   try {
-    isDirectory = statSync(path).isDirectory()
+    stats = statSync(path)
   } catch (err) {
-    // ENOTDIR: a file stands where one of its directories should be. Absent (ENOENT) or not
-    // ours to look at: the server reports that itself.
-    isDirectory = (err as NodeJS.ErrnoException).code !== 'ENOTDIR'
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return path
+    // ENOTDIR: a file stands where one of its directories should be.
+    if (code === 'ENOTDIR') throw new ConfigError(name, `must be a directory, and ${JSON.stringify(path)} is a file (or lies under one)`)
+    throw new ConfigError(name, `${JSON.stringify(path)} cannot be read by this process (${code ?? 'error'}: ${unreadableBecause(code)})`)
   }
-  if (!isDirectory) throw new ConfigError(name, `must be a directory, and ${JSON.stringify(path)} is a file (or lies under one)`)
+  if (!stats.isDirectory()) throw new ConfigError(name, `must be a directory, and ${JSON.stringify(path)} is a file (or lies under one)`)
   return path
+}
+
+/** Why a path cannot be looked at, in words, for the errors a mistyped or closed path gives. */
+function unreadableBecause (code: string | undefined): string {
+  switch (code) {
+    case 'EACCES': case 'EPERM': return 'a directory on the way is not searchable by this user; fix its permissions or choose another directory'
+    case 'ELOOP': return 'symbolic links on the way form a loop, or too long a chain'
+    case 'ENAMETOOLONG': return 'the path or one of its names is too long'
+    default: return 'choose a directory this process can read'
+  }
 }
 
 export function loadConfig (env: Env = process.env): Config {
@@ -272,7 +310,7 @@ export function loadConfig (env: Env = process.env): Config {
       webhookSecrets: stripeWebhookSecrets(env),
       prices,
       apiVersion: shaped(env, 'STRIPE_API_VERSION', '2024-06-20', /^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/, "a Stripe API version like 2024-06-20 or 2025-03-31.basil"),
-      apiBase: httpUrl(env, 'STRIPE_API_BASE', 'https://api.stripe.com'),
+      apiBase: apiBase(env, 'STRIPE_API_BASE', 'https://api.stripe.com', false),
       successUrl: str(env, 'STRIPE_SUCCESS_URL', `${publicBaseUrl}/billing/success?session_id={CHECKOUT_SESSION_ID}`),
       cancelUrl: str(env, 'STRIPE_CANCEL_URL', `${publicBaseUrl}/pricing`),
       webhookToleranceS: int(env, 'STRIPE_WEBHOOK_TOLERANCE_S', 300, 1, 86400)
@@ -283,7 +321,7 @@ export function loadConfig (env: Env = process.env): Config {
       region: str(env, 'LINODE_REGION', 'us-east'),
       plan: str(env, 'LINODE_PLAN', ''),
       image: str(env, 'LINODE_IMAGE', 'linode/debian12'),
-      apiBase: httpUrl(env, 'LINODE_API_BASE', 'https://api.linode.com/v4')
+      apiBase: apiBase(env, 'LINODE_API_BASE', 'https://api.linode.com/v4', true)
     },
     adminToken: shaped(env, 'ADMIN_TOKEN', '', /^[!-~]+$/, 'one word of printable ASCII (it is sent as a bearer token)', true),
     // Ten years is "never" for a teardown, and its time stays a valid date.
@@ -314,8 +352,20 @@ export function loadConfig (env: Env = process.env): Config {
   }
   const firstError = Value.Errors(ConfigSchema, config).First()
   if (firstError) throw new ConfigError(pathToVariable(firstError.path), firstError.message)
-  checkProduction(config)
+  const production = productionRules(env, config)
+  if (production !== null) checkProduction(config, production)
   return config
+}
+
+/** The bad setting loadConfig would stop at, or null when `env` loads. */
+export function configRefusal (env: Env = process.env): ConfigError | null {
+  try {
+    loadConfig(env)
+    return null
+  } catch (err) {
+    if (err instanceof ConfigError) return err
+    throw err
+  }
 }
 
 const PATH_TO_VARIABLE: Record<string, string> = {
@@ -334,36 +384,50 @@ function pathToVariable (path: string): string {
   return PATH_TO_VARIABLE[path] ?? path
 }
 
+const LIVE_KEY = /^(sk|rk)_live_/
+
+/**
+ * Whether the production rules apply, as the refusal puts it (null: they do not). A live
+ * Stripe key takes real money, so NODE_ENV unset or mistyped ('prod', 'Production') does not
+ * start it on the development defaults; only NODE_ENV=development or test, said outright,
+ * does (the operator tools load their settings so: a tool run is not a server start).
+ */
+function productionRules (env: Env, config: Config): string | null {
+  if (config.nodeEnv === 'production') return 'in production'
+  const given = env.NODE_ENV?.trim() ?? ''
+  if (!LIVE_KEY.test(config.stripe.secretKey) || given === 'development' || given === 'test') return null
+  return `in production (a live STRIPE_SECRET_KEY means production unless NODE_ENV is development or test; NODE_ENV is ${given === '' ? 'unset' : JSON.stringify(given)})`
+}
+
 /** Production refuses defaults and weak secrets: a leaked dev default would sign real links. */
-function checkProduction (config: Config): void {
-  if (config.nodeEnv !== 'production') return
+function checkProduction (config: Config, where: string): void {
   if (config.secretKey === DEFAULT_SECRET_KEY || config.secretKey.length < 32) {
-    throw new ConfigError('SECRET_KEY', 'must be set to a random value of at least 32 characters in production')
+    throw new ConfigError('SECRET_KEY', `must be set to a random value of at least 32 characters ${where}`)
   }
   if (config.auditSecret === DEFAULT_AUDIT_SECRET || config.auditSecret.length < 32) {
-    throw new ConfigError('PROVISION_AUDIT_SECRET', 'must be set to a random value of at least 32 characters in production')
+    throw new ConfigError('PROVISION_AUDIT_SECRET', `must be set to a random value of at least 32 characters ${where}`)
   }
   if (config.stripe.secretKey !== '' && config.stripe.webhookSecrets.length === 0) {
-    throw new ConfigError('STRIPE_WEBHOOK_SECRET', 'must be set when STRIPE_SECRET_KEY is set in production')
+    throw new ConfigError('STRIPE_WEBHOOK_SECRET', `must be set when STRIPE_SECRET_KEY is set ${where}`)
   }
   // Without a token servers are only pretended (the in-memory FakeExecutor): real buyers would
   // be told their CTF is live. A test key may stage the whole flow without Linode.
-  if (/^(sk|rk)_live_/.test(config.stripe.secretKey) && config.linode.token === '') {
-    throw new ConfigError('LINODE_API_TOKEN', 'must be set when STRIPE_SECRET_KEY is a live key in production: without it no server is made, only pretended')
+  if (LIVE_KEY.test(config.stripe.secretKey) && config.linode.token === '') {
+    throw new ConfigError('LINODE_API_TOKEN', `must be set when STRIPE_SECRET_KEY is a live key ${where}: without it no server is made, only pretended`)
   }
   // Checkout sends paying buyers back there: the development default (localhost) or plain
   // http would strand them on a page that is not ours, or not there.
-  if (/^(sk|rk)_live_/.test(config.stripe.secretKey)) {
+  if (LIVE_KEY.test(config.stripe.secretKey)) {
     for (const [name, url] of [['PUBLIC_BASE_URL', config.publicBaseUrl], ['STRIPE_SUCCESS_URL', config.stripe.successUrl], ['STRIPE_CANCEL_URL', config.stripe.cancelUrl]] as const) {
       const parsed = new URL(url)
       if (parsed.protocol !== 'https:' || isLoopback(parsed.hostname)) {
-        throw new ConfigError(name, `must be a public https:// address when STRIPE_SECRET_KEY is a live key in production (Checkout returns buyers there), got ${JSON.stringify(withoutUserinfo(url))}`)
+        throw new ConfigError(name, `must be a public https:// address when STRIPE_SECRET_KEY is a live key ${where} (Checkout returns buyers there), got ${JSON.stringify(withoutUserinfo(url))}`)
       }
     }
   }
   // The operator API can retry jobs, replay events and list every tenant: no guessable token.
   if (config.adminToken !== '' && config.adminToken.length < 32) {
-    throw new ConfigError('ADMIN_TOKEN', 'must be a random value of at least 32 characters in production (or empty: operator API off)')
+    throw new ConfigError('ADMIN_TOKEN', `must be a random value of at least 32 characters ${where} (or empty: operator API off)`)
   }
 }
 

@@ -12,6 +12,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, extname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { stripVTControlCharacters } from 'node:util'
+import { configRefusal, EX_CONFIG } from '../api/config.ts'
 import { DOCS_CADDY_FILE, DOCS_MANIFEST_FILE } from '../api/web/docs.ts'
 import { contentSecurityPolicy } from '../api/web/headers.ts'
 import { buildCli, writeCompressedVariants } from '../api/web/static-build.ts'
@@ -106,18 +108,34 @@ function compressTree (dir: string): void {
   }
 }
 
+/**
+ * What a failed mkdocs run said, without its INFO records (progress, and Python's deprecation
+ * notices with their indented traceback lines) and the colours it writes even into a pipe:
+ * the WARNING or ERROR lines that name the file, then its verdict.
+ */
+function failureOutput (output: string): string {
+  let info = false
+  return stripVTControlCharacters(output).split('\n').filter((line) => {
+    if (line.trim() === '') return false
+    if (!/^\s/.test(line)) info = /^INFO\b/.test(line)
+    return !info
+  }).join('\n')
+}
+
 /** Runs mkdocs into a fresh directory and swaps it in whole; throws with mkdocs' output on failure. */
 export function buildDocs (opts: DocsBuildOptions): void {
   const outDir = resolve(opts.outDir)
   const tmp = `${outDir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
   const base = opts.publicBaseUrl.replace(/\/+$/, '')
   try {
-    const r = spawnSync(opts.mkdocs ?? 'mkdocs', ['build', '--strict', '--quiet', '--config-file', CONFIG_FILE, '--site-dir', tmp], {
+    // Not --quiet: it silences the WARNING line that names the file a strict build fails on.
+    // The output is shown only when the build fails.
+    const r = spawnSync(opts.mkdocs ?? 'mkdocs', ['build', '--strict', '--config-file', CONFIG_FILE, '--site-dir', tmp], {
       encoding: 'utf8',
       env: { ...process.env, CTFHIVE_DOCS_URL: `${base}/docs/`, CTFHIVE_PUBLIC_URL: base }
     })
     if (r.error !== undefined) throw new Error(`could not run mkdocs: ${r.error.message}`)
-    if (r.status !== 0) throw new Error(`mkdocs build failed (exit ${r.status}):\n${`${r.stdout}${r.stderr}`.trim()}`)
+    if (r.status !== 0) throw new Error(`mkdocs build failed (exit ${r.status}):\n${failureOutput(`${r.stderr}\n${r.stdout}`)}`)
     const manifest: DocsManifest = {
       version: 1, builtAt: new Date().toISOString(), sourceHash: sourceHash(base), publicBaseUrl: base, inlineScriptHashes: inlineScriptHashes(tmp)
     }
@@ -137,6 +155,13 @@ export function buildDocs (opts: DocsBuildOptions): void {
 interface Io { stderr: { write (s: string): unknown } }
 
 export function main (argv: string[], env: Record<string, string | undefined> = process.env, io: Io = process): number {
+  // Before the build's own check, which answers 2: a bad setting is 78 (EX_CONFIG), as for the
+  // server, since `npm start` runs this build first and the docs promise 78.
+  const refused = configRefusal(env)
+  if (refused !== null) {
+    io.stderr.write(`docs: configuration error: ${refused.message}\n`)
+    return EX_CONFIG
+  }
   const cli = buildCli('docs', 'docs-site/build.ts', argv, env, io.stderr)
   if (typeof cli === 'number') return cli
   const { config } = cli

@@ -1,4 +1,8 @@
 import t from 'tap'
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig, ConfigError, listenError, secretValues, stripeConfigured } from '../api/config.ts'
 
@@ -137,7 +141,7 @@ t.test('production refuses defaults and weak secrets', async (t) => {
   t.throws(() => loadConfig({ ...base, ...live }), { message: /^LINODE_API_TOKEN: must be set when STRIPE_SECRET_KEY is a live key in production/ }, 'servers would only be pretended')
   t.ok(loadConfig({ ...base, ...live, LINODE_API_TOKEN: 'linode-token-1', PUBLIC_BASE_URL: 'https://ctfhive.example' }))
   t.ok(loadConfig({ ...base, STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_WEBHOOK_SECRET: 'whsec_1' }), 'a test key may stage the flow on the fake executor')
-  t.ok(loadConfig({ SECRET_KEY: 'short', ...live }), 'development allows anything')
+  t.ok(loadConfig({ NODE_ENV: 'development', SECRET_KEY: 'short', ...live }), 'development, said outright, allows anything')
 })
 
 t.test('secretValues lists what must never be logged', async (t) => {
@@ -212,6 +216,39 @@ t.test('production with a live Stripe key wants a public https:// address for Ch
   t.ok(loadConfig({ ...live, NODE_ENV: 'development' }), 'development allows it')
 })
 
+t.test('a live Stripe key brings the production rules, whatever NODE_ENV says, unless it says development or test', async (t) => {
+  const ready = { SECRET_KEY: strong, PROVISION_AUDIT_SECRET: strong, STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_1', LINODE_API_TOKEN: 'linode-token-1', PUBLIC_BASE_URL: 'https://ctfhive.example' }
+  // Unset or mistyped: the public development defaults, the FakeExecutor, localhost return URLs.
+  for (const nodeEnv of [undefined, '', 'prod', 'Production', 'staging']) {
+    const env: Record<string, string> = nodeEnv === undefined ? {} : { NODE_ENV: nodeEnv }
+    const shown = nodeEnv === undefined || nodeEnv === '' ? 'unset' : JSON.stringify(nodeEnv)
+    t.equal(refusal({ ...env, STRIPE_SECRET_KEY: 'sk_live_x' }, 'SECRET_KEY'),
+      `SECRET_KEY: must be set to a random value of at least 32 characters in production (a live STRIPE_SECRET_KEY means production unless NODE_ENV is development or test; NODE_ENV is ${shown})`, `NODE_ENV ${shown}: says why`)
+    refusal({ ...env, ...ready, STRIPE_SECRET_KEY: 'rk_live_x', LINODE_API_TOKEN: '' }, 'LINODE_API_TOKEN')
+    refusal({ ...env, ...ready, PUBLIC_BASE_URL: '' }, 'PUBLIC_BASE_URL')
+    refusal({ ...env, ...ready, STRIPE_WEBHOOK_SECRET: '' }, 'STRIPE_WEBHOOK_SECRET')
+    t.ok(loadConfig({ ...env, ...ready }), `NODE_ENV ${shown}: starts once production-ready`)
+    t.ok(loadConfig({ ...env, STRIPE_SECRET_KEY: 'sk_test_x' }), `NODE_ENV ${shown}: a test key keeps the development defaults`)
+  }
+  // Said outright: what the operator tools do for a run that is not a server start.
+  for (const nodeEnv of ['development', 'test', ' development ']) t.ok(loadConfig({ NODE_ENV: nodeEnv, STRIPE_SECRET_KEY: 'sk_live_x' }), `NODE_ENV=${nodeEnv}`)
+  t.match(refusal({ NODE_ENV: 'production', STRIPE_SECRET_KEY: 'sk_live_x' }, 'SECRET_KEY'), /in production$/, 'NODE_ENV=production needs no reason')
+})
+
+t.test('STRIPE_API_BASE is an origin; neither API base takes a query or fragment', async (t) => {
+  t.match(refusal({ STRIPE_API_BASE: 'https://api.stripe.com/v1' }, 'STRIPE_API_BASE'), /^STRIPE_API_BASE: must be an origin only, like https:\/\/api\.stripe\.com \(the client adds \/v1 and each request's path itself\), got "https:\/\/api\.stripe\.com\/v1"$/, "copied from Stripe's docs: /v1/v1/…")
+  for (const url of ['https://api.stripe.com/v1/', 'http://127.0.0.1:12111/stripe']) refusal({ STRIPE_API_BASE: url }, 'STRIPE_API_BASE')
+  for (const [name, base] of [['STRIPE_API_BASE', 'https://api.stripe.com'], ['LINODE_API_BASE', 'https://api.linode.com/v4']] as const) {
+    for (const tail of ['?x=1', '/?x=1', '#f', '/#f', '?', '#']) {
+      t.match(refusal({ [name]: `${base}${tail}` }, name), new RegExp(`^${name}: must not carry a query or fragment \\(each request's path is appended to it\\)`), `${name}: ${tail}`)
+    }
+  }
+  t.equal(loadConfig({ STRIPE_API_BASE: 'https://api.stripe.com/' }).stripe.apiBase, 'https://api.stripe.com')
+  t.equal(loadConfig({ STRIPE_API_BASE: 'http://127.0.0.1:12111' }).stripe.apiBase, 'http://127.0.0.1:12111', 'a local stand-in (stripe-mock)')
+  t.equal(loadConfig({}).linode.apiBase, 'https://api.linode.com/v4')
+  t.equal(loadConfig({ LINODE_API_BASE: 'https://api.linode.com/v4beta/' }).linode.apiBase, 'https://api.linode.com/v4beta', "Linode's base has a path")
+})
+
 t.test('BASE_DOMAIN and DATABASE_URL are refused in plain words; a final dot and an upper-case scheme are fine', async (t) => {
   t.equal(loadConfig({ BASE_DOMAIN: 'ctfhive.us.' }).baseDomain, 'ctfhive.us', 'the final dot of a DNS name is dropped')
   t.equal(loadConfig({ BASE_DOMAIN: 'CTFHive.US.' }).baseDomain, 'ctfhive.us')
@@ -264,7 +301,7 @@ t.test('a URL in a message never shows its user or password', async (t) => {
 })
 
 t.test('Stripe keys must have the shape of their kind, and are never echoed', async (t) => {
-  for (const key of ['sk_test_abc', 'sk_live_abc', 'rk_test_abc', 'rk_live_abc']) t.equal(loadConfig({ STRIPE_SECRET_KEY: key }).stripe.secretKey, key, key)
+  for (const key of ['sk_test_abc', 'sk_live_abc', 'rk_test_abc', 'rk_live_abc']) t.equal(loadConfig({ NODE_ENV: 'development', STRIPE_SECRET_KEY: key }).stripe.secretKey, key, key)
   const publishable = refusal({ STRIPE_SECRET_KEY: 'pk_test_hunter2' }, 'STRIPE_SECRET_KEY')
   t.match(publishable, /^STRIPE_SECRET_KEY: holds a publishable key \(pk_…\); it must be a secret key \(sk_…\) or a restricted key \(rk_…\)/)
   const webhook = refusal({ STRIPE_SECRET_KEY: 'whsec_hunter2' }, 'STRIPE_SECRET_KEY')
@@ -298,5 +335,48 @@ t.test('DOCS_SITE_DIR and MARKETING_DIST_DIR must not be files (absent is fine: 
     t.match(refusal({ [name]: file }, name), new RegExp(`^${name}: must be a directory, and ".*config\\.test\\.ts" is a file \\(or lies under one\\)$`))
     refusal({ [name]: `${file}/site` }, name)
     t.ok(loadConfig({ [name]: '/nonexistent/ctfhive/site' }), `${name}: not built yet`)
+  }
+})
+
+t.test('DOCS_SITE_DIR and MARKETING_DIST_DIR this process cannot look at stop the start with one line naming the reason, exit 78', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-dirs-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const loop = join(dir, 'loop')
+  symlinkSync(loop, loop)
+  const closed = join(dir, 'closed')
+  mkdirSync(join(closed, 'site'), { recursive: true })
+  const cases: Array<[string, string]> = [[join(loop, 'site'), 'ELOOP'], [join(dir, 'a'.repeat(300)), 'ENAMETOOLONG']]
+  for (const name of ['DOCS_SITE_DIR', 'MARKETING_DIST_DIR']) {
+    for (const [path, code] of cases) {
+      t.match(refusal({ [name]: path }, name), new RegExp(`^${name}: ".*" cannot be read by this process \\(${code}: [^)]+\\)$`), `${name}: ${code}`)
+    }
+  }
+
+  // As the operator meets it: not the static plugin's stack trace and exit 1.
+  // As another user, without tap's NODE_OPTIONS: its exit hook would write into .tap/ as that user.
+  const start = (env: Record<string, string>, uid?: number) => spawnSync(uid === undefined ? process.execPath : 'env', [...(uid === undefined ? [] : ['-u', 'NODE_OPTIONS', process.execPath]), 'api/server.ts'], {
+    cwd: new URL('..', import.meta.url),
+    env: { PATH: process.env.PATH ?? '', DATABASE_URL: `sqlite:${join(dir, 'ctfhive.db')}`, LOG_LEVEL: 'silent', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+    ...(uid === undefined ? {} : { uid, gid: uid })
+  })
+  const oneLine = (r: SpawnSyncReturns<string>, line: RegExp, what: string) => {
+    t.equal(r.status, 78, `${what}: exit 78 (EX_CONFIG)`)
+    t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line: ${r.stderr}`)
+    t.match(r.stderr, line, what)
+  }
+  oneLine(start({ DOCS_SITE_DIR: join(loop, 'site') }), /^ctfhive: configuration error: DOCS_SITE_DIR: ".*" cannot be read by this process \(ELOOP: /, 'a symlink loop')
+  oneLine(start({ MARKETING_DIST_DIR: join(dir, 'a'.repeat(300)) }), /^ctfhive: configuration error: MARKETING_DIST_DIR: ".*" cannot be read by this process \(ENAMETOOLONG: /, 'a name too long')
+
+  // A directory above it this user may not search (root may search any: the server runs as nobody).
+  const uid = process.getuid?.()
+  if (uid === 0) {
+    chmodSync(dir, 0o700)
+    oneLine(start({ DOCS_SITE_DIR: join(closed, 'site') }, 65534), /^ctfhive: configuration error: DOCS_SITE_DIR: ".*" cannot be read by this process \(EACCES: a directory on the way is not searchable/, 'no permission')
+  } else {
+    chmodSync(closed, 0)
+    t.teardown(() => { chmodSync(closed, 0o700) })
+    t.match(refusal({ MARKETING_DIST_DIR: join(closed, 'site') }, 'MARKETING_DIST_DIR'), /\(EACCES: a directory on the way is not searchable/)
   }
 })

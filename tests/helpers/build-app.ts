@@ -80,6 +80,8 @@ export function testConfig (env: Record<string, string> = {}, t?: Teardown): Con
     WEBHOOK_WAIT_MS: '10000',
     // Tests make many checkouts from one address; the limit has a test of its own.
     CHECKOUT_RATE_LIMIT: '0',
+    // Not production unless a test says so: a live Stripe key alone would make it production.
+    NODE_ENV: 'test',
     ...env
   })
 }

@@ -243,8 +243,9 @@ t.test('the build script', async (t) => {
   const io = { stderr: { write: (s: string) => lines.push(s) } }
 
   t.equal(main(['--bogus'], {}, io), 2, 'unknown option')
-  t.equal(main([], { PORT: 'x' }, io), 2, 'bad configuration')
-  t.match(lines.splice(0).join(''), /Usage: node docs-site\/build\.ts[\s\S]*configuration error: PORT/)
+  t.match(lines.splice(0).join(''), /^docs: .*\nUsage: node docs-site\/build\.ts/)
+  t.equal(main([], { PORT: 'x' }, io), 78, 'bad configuration: 78 (EX_CONFIG), as the server')
+  t.equal(lines.splice(0).join(''), 'docs: configuration error: PORT: must be a whole number, got "x"\n', 'one line naming the variable')
 
   t.equal(main(['--out', out], { MKDOCS: '/nonexistent/mkdocs' }, io), 0, 'no mkdocs: a notice, not a failure')
   t.match(lines.splice(0).join(''), /^docs: not built \(not built yet\): mkdocs is not installed/)
@@ -252,11 +253,27 @@ t.test('the build script', async (t) => {
   t.equal(mkdocsVersion('/nonexistent/mkdocs'), undefined)
 
   t.throws(() => buildDocs({ outDir: out, publicBaseUrl: 'http://x', mkdocs: '/nonexistent/mkdocs' }), /could not run mkdocs/)
-  // An mkdocs that starts but fails the build: its output is shown, the exit status is 1.
+  // An mkdocs that starts but fails a strict build, writing what Debian's MkDocs 1.4 writes:
+  // progress, the coloured WARNING naming the file and a Python deprecation notice on stderr
+  // (none of it with --quiet), the verdict on stdout. The WARNING is shown, the INFO records
+  // and colours are not; the exit status is 1.
   const fake = join(tempDir(t), 'mkdocs')
-  writeFileSync(fake, '#!/bin/sh\nif [ "$1" = --version ]; then echo "mkdocs, version 0.0"; exit 0; fi\necho "ERROR - Doc file contains a link to missing.md" >&2\nexit 1\n', { mode: 0o755 })
+  writeFileSync(fake, [
+    '#!/bin/sh',
+    'if [ "$1" = --version ]; then echo "mkdocs, version 0.0"; exit 0; fi',
+    'quiet=no; for a in "$@"; do [ "$a" = --quiet ] || [ "$a" = -q ] && quiet=yes; done',
+    'if [ $quiet = no ]; then',
+    '  echo "INFO     -  Cleaning site directory" >&2',
+    '  printf \'\\033[33mWARNING  -  \\033[0mDocumentation file \\047index.md\\047 contains a link to \\047missing.md\\047 which is not found in the documentation files.\\n\' >&2',
+    '  printf \'INFO     -  DeprecationWarning: invalid escape sequence\\n  File "lexer.py", line 392, in __next__\\n    self.current = next(self._iter)\\n\\n\' >&2',
+    'fi',
+    'printf \'\\nAborted with 1 warnings in strict mode!\\n\'',
+    'exit 1',
+    ''
+  ].join('\n'), { mode: 0o755 })
   t.equal(main(['--out', out], { MKDOCS: fake }, io), 1)
-  t.match(lines.splice(0).join(''), /mkdocs build failed \(exit 1\):\nERROR - Doc file contains a link to missing\.md/)
+  t.equal(lines.splice(0).join(''), "docs: mkdocs build failed (exit 1):\nWARNING  -  Documentation file 'index.md' contains a link to 'missing.md' which is not found in the documentation files.\n" +
+    'Aborted with 1 warnings in strict mode!\n', 'the line naming the file, then the verdict')
   // npm start builds with --if-missing: a failing mkdocs (say, without mkdocs-material) must
   // not keep the server from starting, any more than a missing one does.
   t.equal(main(['--if-missing', '--out', out], { MKDOCS: fake }, io), 0, 'on the way to a start: said, not fatal')
@@ -284,6 +301,7 @@ t.test('the real MkDocs build', { skip: noMkdocs }, async (t) => {
   const built: string[] = []
   t.equal(main(['--out', out], { PUBLIC_BASE_URL: base }, { stderr: { write: (s: string) => built.push(s) } }), 0)
   t.match(built.join(''), /^docs: built \d+ pages into .* for https:\/\/ctfhive\.example\/docs\/ \(not built yet; mkdocs \d/)
+  t.equal(built.length, 1, "one line: MkDocs' own output is shown only when the build fails")
   t.equal(buildReason({ outDir: out, publicBaseUrl: base }), null, 'up to date right after the build')
   t.match(String(buildReason({ outDir: out, publicBaseUrl: 'https://other.example' })), /built for https:\/\/ctfhive\.example/)
 
