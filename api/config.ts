@@ -357,17 +357,6 @@ export function loadConfig (env: Env = process.env): Config {
   return config
 }
 
-/** The bad setting loadConfig would stop at, or null when `env` loads. */
-export function configRefusal (env: Env = process.env): ConfigError | null {
-  try {
-    loadConfig(env)
-    return null
-  } catch (err) {
-    if (err instanceof ConfigError) return err
-    throw err
-  }
-}
-
 const PATH_TO_VARIABLE: Record<string, string> = {
   '/host': 'HOST',
   '/databaseUrl': 'DATABASE_URL',

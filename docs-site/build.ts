@@ -13,7 +13,6 @@ import { existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSyn
 import { dirname, extname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stripVTControlCharacters } from 'node:util'
-import { configRefusal, EX_CONFIG } from '../api/config.ts'
 import { DOCS_CADDY_FILE, DOCS_MANIFEST_FILE } from '../api/web/docs.ts'
 import { contentSecurityPolicy } from '../api/web/headers.ts'
 import { buildCli, writeCompressedVariants } from '../api/web/static-build.ts'
@@ -155,13 +154,6 @@ export function buildDocs (opts: DocsBuildOptions): void {
 interface Io { stderr: { write (s: string): unknown } }
 
 export function main (argv: string[], env: Record<string, string | undefined> = process.env, io: Io = process): number {
-  // Before the build's own check, which answers 2: a bad setting is 78 (EX_CONFIG), as for the
-  // server, since `npm start` runs this build first and the docs promise 78.
-  const refused = configRefusal(env)
-  if (refused !== null) {
-    io.stderr.write(`docs: configuration error: ${refused.message}\n`)
-    return EX_CONFIG
-  }
   const cli = buildCli('docs', 'docs-site/build.ts', argv, env, io.stderr)
   if (typeof cli === 'number') return cli
   const { config } = cli

@@ -9,7 +9,6 @@ import { createHash, randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, extname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { configRefusal, EX_CONFIG } from '../api/config.ts'
 import { RECONNECTING, PROGRESS_TEXT, REGISTER_ERRORS, siteValues } from '../api/web/buyer-text.ts'
 import { MANIFEST_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
 import { buildCli, writeCompressedVariants } from '../api/web/static-build.ts'
@@ -162,13 +161,6 @@ export function buildSite (opts: BuildOptions): BuildManifest {
 interface Io { stdout: { write (s: string): unknown }, stderr: { write (s: string): unknown } }
 
 export function main (argv: string[], env: Record<string, string | undefined> = process.env, io: Io = process): number {
-  // Before the build's own check, which answers 2: a bad setting is 78 (EX_CONFIG), as for the
-  // server, since `npm start` runs this build first and the docs promise 78.
-  const refused = configRefusal(env)
-  if (refused !== null) {
-    io.stderr.write(`marketing: configuration error: ${refused.message}\n`)
-    return EX_CONFIG
-  }
   const cli = buildCli('marketing', 'marketing/build.ts', argv, env, io.stderr)
   if (typeof cli === 'number') return cli
   const { config } = cli

@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib'
-import { ConfigError, loadConfig, type Config } from '../config.ts'
+import { ConfigError, EX_CONFIG, loadConfig, type Config } from '../config.ts'
 
 export interface BuildCli {
   ifMissing: boolean
@@ -13,7 +13,8 @@ export interface BuildCli {
 
 /**
  * Parses `[--if-missing] [--out DIR]` and loads the configuration; on a mistake it says so on
- * stderr, prefixed with `tool`, and returns the exit code (2) instead.
+ * stderr, prefixed with `tool`, and returns the exit code instead: 2 for the command line, 78
+ * (EX_CONFIG) for a bad setting, as the server answers (`npm start` runs the builds first).
  */
 export function buildCli (tool: string, script: string, argv: string[], env: Record<string, string | undefined>, stderr: { write (s: string): unknown }): BuildCli | number {
   let args
@@ -28,7 +29,7 @@ export function buildCli (tool: string, script: string, argv: string[], env: Rec
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     stderr.write(`${tool}: configuration error: ${err.message}\n`)
-    return 2
+    return EX_CONFIG
   }
 }
 
