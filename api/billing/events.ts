@@ -112,7 +112,7 @@ function idOf (ref: unknown): string | undefined {
   return typeof id === 'string' && STRIPE_ID.test(id) ? id : undefined
 }
 
-/** The address Checkout has for the buyer: the one we passed, or the one it asked for. Capped as the checkout form caps it. */
+/** The address Checkout (or an invoice) has for the buyer: the one we passed, or the one it asked for. Capped as the checkout form caps it. */
 function collectedEmail (session: { customer_email?: unknown, customer_details?: { email?: unknown } | null }): string | undefined {
   const email = text(session.customer_email) ?? text(session.customer_details?.email)
   return email !== undefined && email.length <= 254 && email.includes('@') ? email : undefined
@@ -208,6 +208,9 @@ function invoiceIntent (invoice: Record<string, any>, billing: BillingChange['bi
   return {
     tenantId: tenantIdFrom(details.metadata?.tenant_id, invoice.subscription_details?.metadata?.tenant_id, invoice.metadata?.tenant_id),
     subscriptionId,
+    // Stripe often sends a new subscription's invoice before its checkout session: a tenant
+    // begun without an address takes it here, before its server is set up with one.
+    email: collectedEmail({ customer_email: invoice.customer_email }),
     change: { billing, subscriptionId, customerId: idOf(invoice.customer) }
   }
 }

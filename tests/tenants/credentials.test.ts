@@ -1,8 +1,9 @@
 import t from 'tap'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { checkoutSession, deliver, makeEvent } from '../helpers/stripe-events.ts'
+import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
 import { sealCredential } from '../helpers/credential-seal.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import type { CreateResult, ServerSpec } from '../../api/provisioning/executor.ts'
 import { welcomeToken } from '../../api/tenants/welcome-token.ts'
 import type { FastifyInstance } from 'fastify'
 import { load } from 'cheerio'
@@ -34,6 +35,28 @@ t.test('without an email at checkout, the credential names the address the serve
   const r = await app.inject(`/tenants/${id}/credentials?token=${welcomeToken(SECRET, id)}`)
   t.equal(r.statusCode, 200, r.body)
   t.equal(r.json().admin_email, `admin@${fqdn}`, "CTFd's administrator address, not an empty one")
+})
+
+t.test('an invoice paid before the checkout completes brings the buyer\'s address: the server and the credential name the same one', async (t) => {
+  class Recording extends PublishingExecutor {
+    baked: string[] = []
+    override async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
+      this.baked.push(spec.adminEmail)
+      return await super.createOrAdopt(spec, signal)
+    }
+  }
+  const executor = new Recording()
+  const { app, store } = await buildTestApp(t, { executor, env: { SECRET_KEY: SECRET } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Invoice First CTF' } })).json().tenant_id
+  // Stripe's usual order for a subscription: the invoice before the session.
+  await deliver(app, makeEvent('invoice.paid', { ...invoice({ subscription: 'sub_first', tenantId: id }), customer_email: 'buyer@example.org' }))
+  t.equal((await store.getTenant(id))?.email, 'buyer@example.org', 'the tenant takes the invoice\'s address')
+  await deliver(app, makeEvent('checkout.session.completed', { ...checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_first' }), customer_details: { email: 'buyer@example.org' } }))
+  const { fqdn } = (await app.inject(`/tenants/${id}/status`)).json()
+  executor.envelopes.set(fqdn, sealCredential(SECRET, id, 'Correct-Horse-42'))
+  const r = await app.inject(`/tenants/${id}/credentials?token=${welcomeToken(SECRET, id)}`)
+  t.same(executor.baked, ['buyer@example.org'], 'the server was set up with the buyer\'s address')
+  t.equal(r.json().admin_email, executor.baked[0], 'and the credential names that one')
 })
 
 t.test('the signed welcome link reveals the sealed admin credential, and nothing else does', async (t) => {
