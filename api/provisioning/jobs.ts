@@ -57,6 +57,9 @@ export interface JobRunnerOptions {
 export const AWAITING_PLAN = 'waiting for Stripe to state the plan of the subscription before sizing the server'
 
 
+/** CTFd's users.email is a VARCHAR(128). */
+const CTFD_EMAIL_MAX = 128
+
 /** Health polls between two looks at the server itself (about a minute at the 3 s default). */
 const SERVER_CHECK_EVERY = 20
 
@@ -71,8 +74,9 @@ export function serverSpecFor (tenant: Tenant, config: Pick<Config, 'baseDomain'
     plan: tenant.plan,
     serverType: config.linode.plan !== '' ? config.linode.plan : (getPlan(tenant.plan)?.serverType ?? 'g6-standard-2'),
     tenantName: tenant.name,
-    // CTFd's admin needs an address; the email is optional at checkout.
-    adminEmail: tenant.email !== '' ? tenant.email : `admin@${fqdn}`
+    // CTFd's admin needs an address; the email is optional at checkout, and CTFd stores at most
+    // 128 characters of one (its setup would fail on a longer one, and the server never come up).
+    adminEmail: tenant.email !== '' && tenant.email.length <= CTFD_EMAIL_MAX ? tenant.email : `admin@${fqdn}`
   }
 }
 

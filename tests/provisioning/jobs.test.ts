@@ -334,3 +334,15 @@ t.test('LINODE_PLAN, when set, is the server type provisioning buys for every pl
   const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Typed CTF' } })).json().tenant_id
   t.equal(serverSpecFor((await store.getTenant(id))!, app.config).serverType, 'g6-dedicated-4')
 })
+
+t.test("the CTF's first administrator takes the buyer's address only where CTFd can store it (128 characters)", async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const spec = async (email: string): Promise<{ adminEmail: string, fqdn: string }> => {
+    const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Mail CTF', email } })).json().tenant_id
+    return serverSpecFor((await store.getTenant(id))!, app.config)
+  }
+  const fits = `${'a'.repeat(128 - '@example.org'.length)}@example.org`
+  t.equal((await spec(fits)).adminEmail, fits, '128 characters: the buyer\'s')
+  const long = await spec(`${'a'.repeat(129 - '@example.org'.length)}@example.org`)
+  t.equal(long.adminEmail, `admin@${long.fqdn}`, '129: a made-up one, or CTFd\'s setup would fail and the server never come up')
+})
