@@ -30,9 +30,10 @@ export async function main (): Promise<void> {
   const logger = createLogger(config)
   let store
   try {
-    store = await openStore(config)
+    store = await openStore(config, { log: logger.child({ component: 'store' }) })
   } catch (err) {
-    // A wrong user, password or database name is a setting: exit 78, not a restart loop.
+    // A wrong user, password or database name, a SQLite path this user cannot use, or another
+    // application's database is a setting: exit 78, not a restart loop.
     const refusal = settingRefusal(err)
     if (refusal !== null) refuseToStart(refusal)
     // One line, as for a bad setting (the URL's password is not part of the message).

@@ -3,8 +3,8 @@
 // during that drain exits at once. With a Linode token, the start checks the settings.
 import t from 'tap'
 import { once } from 'node:events'
-import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
@@ -282,21 +282,75 @@ t.test('a store that cannot be opened stops the start with one line, no stack, n
   t.equal(lines.length, 1, `one line: ${r.stderr}`)
   t.match(lines[0], /^ctfhive: could not open the store: could not connect to PostgreSQL: .*ECONNREFUSED/)
   t.notMatch(r.stderr, /pw-must-not-show/)
+})
 
-  // A SQLite file that cannot be opened (its directory is a file): the line names it.
+/** api/server.ts on a SQLite DATABASE_URL, run to its exit; as `user` when given (we are root). */
+function sqliteServerRun (databaseUrl: string, user?: string): { status: number | null, stderr: string } {
+  const env = { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent', PORT: '0' }
+  // Without tap's NODE_OPTIONS hook, which the other user may not write its records for.
+  const [cmd, args] = user === undefined ? [process.execPath, ['api/server.ts']] : ['runuser', ['-u', user, '--', 'env', '-u', 'NODE_OPTIONS', process.execPath, 'api/server.ts']]
+  const r = spawnSync(cmd, args, { cwd: new URL('..', import.meta.url), env, encoding: 'utf8', timeout: 60_000 })
+  return { status: r.status, stderr: r.stderr }
+}
+
+t.test('a SQLite DATABASE_URL that cannot work stops the start as a setting: one line naming DATABASE_URL and the file, exit 78', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ctfhive-open-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(join(dir, 'not-a-dir'), '')
-  const file = join(dir, 'not-a-dir', 'ctfhive.db')
-  const sqlite = spawnSync(process.execPath, ['api/server.ts'], {
-    cwd: new URL('..', import.meta.url),
-    env: { PATH: process.env.PATH ?? '', DATABASE_URL: `sqlite:${file}`, LOG_LEVEL: 'silent' },
-    encoding: 'utf8',
-    timeout: 60_000
+  writeFileSync(join(dir, 'junk.db'), 'not a database, but long enough to have a header'.repeat(100))
+  const other = join(dir, 'other-app.db')
+  const db = new DatabaseSync(other)
+  db.exec('CREATE TABLE users (name TEXT)')
+  db.close()
+  const cases = [
+    { what: 'a directory', path: dir, says: /unable to open database file \(SQLITE_CANTOPEN/ },
+    { what: 'its directory is a file', path: join(dir, 'not-a-dir', 'ctfhive.db'), says: /EEXIST.*\(its directory cannot be created/ },
+    { what: 'not a database', path: join(dir, 'junk.db'), says: /file is not a database \(SQLITE_NOTADB/ },
+    { what: "another application's database", path: other, says: /^ctfhive: configuration error: DATABASE_URL: this is not a CTFHive database: it holds other tables \(users\)/ }
+  ]
+  for (const c of cases) {
+    const r = sqliteServerRun(`sqlite:${c.path}`)
+    t.equal(r.status, 78, `${c.what}: exit 78 (EX_CONFIG), not restarted`)
+    t.equal(r.stderr.trim().split('\n').length, 1, `${c.what}: one line, no stack: ${r.stderr}`)
+    t.match(r.stderr, /^ctfhive: configuration error: DATABASE_URL: /, `${c.what}: names the setting`)
+    if (c.path !== other) t.ok(r.stderr.startsWith(`ctfhive: configuration error: DATABASE_URL: ${c.path}: `), `${c.what}: names the file`)
+    t.match(r.stderr, c.says, `${c.what}: says why`)
+  }
+  const check = new DatabaseSync(other)
+  t.same(check.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => r.name), ['users'], "the other application's database was left as it was")
+  check.close()
+})
+
+t.test('a SQLite file or directory this user may not write stops the start as a setting, exit 78', async (t) => {
+  // Root writes whatever the modes say: the server runs as nobody then.
+  const root = process.getuid?.() === 0
+  if (root && spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
+    t.plan(0, 'running as root, and runuser -u nobody is not available')
+    return
+  }
+  const user = root ? 'nobody' : undefined
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-readonly-'))
+  const file = join(dir, 'ctfhive.db')
+  await (await openStore({ databaseUrl: `sqlite:${file}`, pg: { poolSize: 1, statementTimeoutMs: 0 } })).close()
+  mkdirSync(join(dir, 'private'), { mode: 0o500 })
+  chmodSync(file, 0o444)
+  chmodSync(dir, 0o555)
+  t.teardown(() => {
+    chmodSync(dir, 0o755)
+    chmodSync(join(dir, 'private'), 0o755)
+    rmSync(dir, { recursive: true, force: true })
   })
-  t.equal(sqlite.status, 1, 'exit 1')
-  t.equal(sqlite.stderr.trim().split('\n').length, 1, `one line: ${sqlite.stderr}`)
-  t.ok(sqlite.stderr.startsWith(`ctfhive: could not open the store: ${file}: `), `the file is named: ${sqlite.stderr}`)
+  const cases = [
+    { what: 'a read-only file', path: file, says: /: attempt to write a readonly database \(SQLITE_READONLY/ },
+    { what: 'a directory it may not create', path: join(dir, 'private', 'data', 'ctfhive.db'), says: /: EACCES: .*\(its directory cannot be created/ }
+  ]
+  for (const c of cases) {
+    const r = sqliteServerRun(`sqlite:${c.path}`, user)
+    t.equal(r.status, 78, `${c.what}: exit 78: ${r.stderr}`)
+    t.equal(r.stderr.trim().split('\n').length, 1, `${c.what}: one line`)
+    t.ok(r.stderr.startsWith(`ctfhive: configuration error: DATABASE_URL: ${c.path}: `), `${c.what}: names the setting and the file: ${r.stderr}`)
+    t.match(r.stderr, c.says, `${c.what}: says why`)
+  }
 })
 
 /** Starts api/server.ts on DATABASE_URL and waits for it to exit: its status and what it wrote to stderr. */

@@ -2,27 +2,31 @@
 import { existsSync } from 'node:fs'
 import { ConfigError, type Config } from '../config.ts'
 import { StoreError, type Store } from './store.ts'
-import { refuseUnlessCurrent } from './migrations.ts'
-import { SqliteStore, sqlitePathFromUrl } from './sqlite.ts'
+import { NotCtfhiveDatabase, refuseUnlessCurrent } from './migrations.ts'
+import { SqliteStore, sqlitePathFromUrl, type StoreLog } from './sqlite.ts'
+import { sqliteCode } from './sqlite-ops.ts'
 
 /**
  * `migrate: false` (the operator CLI): the schema is left as it is, and a database CTFHive did
  * not set up, or that this release's migrations have not all reached, is refused before
  * anything reads or writes it. Only the server migrates, so a tool of a newer release never
- * changes the schema under an older server.
+ * changes the schema under an older server. `log` hears of a damaged SQLite file (once).
  */
-export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opts: { migrate?: boolean } = {}): Promise<Store> {
+export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opts: { migrate?: boolean, log?: StoreLog } = {}): Promise<Store> {
   const migrate = opts.migrate ?? true
   // SQLite refuses in its constructor, before its pragmas touch the file.
   if (config.databaseUrl.startsWith('sqlite:')) {
     const path = sqlitePathFromUrl(config.databaseUrl)
     try {
-      return new SqliteStore({ path, migrate })
+      return new SqliteStore({ path, migrate, log: opts.log })
     } catch (err) {
-      // SQLite's own words ("unable to open database file") do not say which file; our
-      // refusals (not CTFHive's, behind this release) go on as they are.
-      if (err instanceof StoreError) throw err
-      throw new Error(`${path}: ${(err as Error).message}`, { cause: err })
+      // Our refusals (not CTFHive's, behind this release) go on as they are; SQLite's own words
+      // ("unable to open database file") do not say which file.
+      if (err instanceof StoreError && err.cause === undefined) throw err
+      const why = sqliteSettingProblem(err)
+      const message = `${path}: ${(err as Error).message}`
+      if (why !== null) throw new SqliteSettingError(`${message} (${why})`, { cause: err })
+      throw new Error(message, { cause: err })
     }
   }
   // Loaded lazily so the embedded default never needs the pg driver at start-up.
@@ -56,11 +60,33 @@ const SETTING_STATES: Record<string, string> = {
   '42501': 'its user may not create or change this database\'s tables (CTFHive migrates its schema on start)'
 }
 
+/** SQLite's refusals (primary result codes) that only a change of DATABASE_URL, or of the file, can fix. */
+const SQLITE_SETTING_CODES: Record<number, string> = {
+  8: 'SQLITE_READONLY: this user may not write the file, or its directory, where SQLite keeps the -wal and -shm files beside it',
+  14: 'SQLITE_CANTOPEN: it names a directory, or a file this user may not create or open',
+  26: 'SQLITE_NOTADB: the file is not an SQLite database'
+}
+/** What creating the file's directory answers when the path cannot work (not a passing I/O error). */
+const PATH_CODES = new Set(['EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'EEXIST', 'EROFS'])
+
+/** Why a SQLite file would not open because of its path or permissions; null for anything else. */
+export function sqliteSettingProblem (err: unknown): string | null {
+  const code = sqliteCode(err)
+  if (code !== undefined) return SQLITE_SETTING_CODES[code] ?? null
+  const fsCode = (err as { code?: unknown } | null)?.code
+  return typeof fsCode === 'string' && PATH_CODES.has(fsCode) ? 'its directory cannot be created: a part of the path is a file, or this user may not create it there' : null
+}
+
+/** A SQLite file that DATABASE_URL names but that cannot be used: a directory, another user's, not a database. */
+class SqliteSettingError extends Error {}
+
 /**
  * A store that would not open because of what DATABASE_URL says, as a setting's refusal (the
- * server exits 78: restarting cannot fix it); null for anything else (a server not up yet).
+ * server exits 78: restarting cannot fix it); null for anything else (a server not up yet, a
+ * passing I/O error).
  */
 export function settingRefusal (err: unknown): ConfigError | null {
+  if (err instanceof SqliteSettingError || err instanceof NotCtfhiveDatabase) return new ConfigError('DATABASE_URL', err.message)
   const cause = err instanceof Error ? err.cause : undefined
   const code = (cause as { code?: unknown } | undefined)?.code
   const why = typeof code === 'string' ? SETTING_STATES[code] : undefined

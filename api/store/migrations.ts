@@ -30,13 +30,39 @@ export function schemaStatusOf (files: string[], applied: number[] | undefined):
   }
 }
 
+/** A database CTFHive did not set up: DATABASE_URL names the wrong one (the server exits 78). */
+export class NotCtfhiveDatabase extends StoreError {}
+
+/**
+ * A database holding `tables` (those of the schema the store uses) is another application's:
+ * it has tables, and schema_migrations is not among them. An empty one is CTFHive's to set up.
+ */
+export function holdsOtherTables (tables: string[]): boolean {
+  return tables.length > 0 && !tables.includes('schema_migrations')
+}
+
+/** `tables` for a message: the first five, then how many more. */
+export function tableList (tables: string[]): string {
+  return tables.length > 5 ? `${tables.slice(0, 5).join(', ')} and ${tables.length - 5} more` : tables.join(', ')
+}
+
+/**
+ * For the server, before it migrates: creating its tables beside another application's (a
+ * wrong DATABASE_URL) would mix the two, so that database is refused with nothing changed.
+ */
+export function refuseOtherApplication (tables: string[]): void {
+  if (holdsOtherTables(tables)) {
+    throw new NotCtfhiveDatabase(`this is not a CTFHive database: it holds other tables (${tableList(tables)}) and no schema_migrations table, and was left as it is: point DATABASE_URL at CTFHive's database, or at an empty one to start anew`)
+  }
+}
+
 /**
  * For a process that must not migrate (the operator CLI): a database CTFHive never set up (a
  * wrong DATABASE_URL) or one this release's server has not migrated yet is refused.
  */
 export function refuseUnlessCurrent (status: SchemaStatus): void {
   if (!status.initialized) {
-    throw new StoreError('this is not a CTFHive database (it has no schema_migrations table): check DATABASE_URL; the server creates the schema when it first starts')
+    throw new NotCtfhiveDatabase('this is not a CTFHive database (it has no schema_migrations table): check DATABASE_URL; the server creates the schema when it first starts')
   }
   if (status.pending.length > 0) {
     throw new StoreError(`the database's schema is behind this release (not applied: ${status.pending.join(', ')}); start the server of this release once, which applies them`)

@@ -13,10 +13,15 @@ import {
   type AuditEntry, type AuditInput, type AuditSeal, type Job, type JobKind, type JobPatch,
   type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
-import { migrationFiles, schemaStatusOf, type SchemaStatus } from './migrations.ts'
+import { migrationFiles, refuseOtherApplication, schemaStatusOf, type SchemaStatus } from './migrations.ts'
 import { PgOps, nowIso, sqlState, toStoreError, type Queryable, type Row } from './postgres-ops.ts'
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations', 'postgres')
+/**
+ * The tables (and views) of the schema CTFHive's unqualified names resolve to, and so create
+ * its tables in: the first of search_path that exists (typically public).
+ */
+export const SCHEMA_TABLES_SQL = "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1"
 /** Advisory lock key (arbitrary, fixed) that serialises migrations across processes. */
 export const MIGRATION_LOCK = 4_711_001
 /** How often a transaction is run again after a serialization failure, deadlock or unique race. */
@@ -112,6 +117,8 @@ export class PostgresStore extends PgOps implements Store {
       await client.query('SET statement_timeout = 0')
       await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
       try {
+        // Under the lock: an instance migrating meanwhile has made schema_migrations first.
+        refuseOtherApplication((await client.query(SCHEMA_TABLES_SQL)).rows.map((r) => String(r.name)))
         await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)')
         for (const file of migrationFiles(MIGRATIONS_DIR)) {
           const version = Number.parseInt(file, 10)

@@ -34,17 +34,20 @@ export class Connection {
   private readonly statements = new Map<string, StatementSync>()
   private readonly writesInTransaction: boolean
   private readonly readOnly: boolean
+  private readonly onError: ((err: unknown) => void) | undefined
   private closed = false
 
   /**
    * `writesInTransaction`: the group-commit writer, whose every write belongs to a batch.
    * `readOnly`: the store's reader, beside that writer; a write through it would contend for
    * the lock with the writer's batch (blocking the process for the busy timeout).
+   * `onError`: sees every error a statement throws (the store notes a damaged file from them).
    */
-  constructor (db: DatabaseSync, opts: { writesInTransaction?: boolean, readOnly?: boolean } = {}) {
+  constructor (db: DatabaseSync, opts: { writesInTransaction?: boolean, readOnly?: boolean, onError?: (err: unknown) => void } = {}) {
     this.db = db
     this.writesInTransaction = opts.writesInTransaction ?? false
     this.readOnly = opts.readOnly ?? false
+    this.onError = opts.onError
   }
 
   close (): void {
@@ -66,7 +69,11 @@ export class Connection {
 
   run (sql: string, ...params: unknown[]): { changes: number | bigint, lastInsertRowid: number | bigint } {
     this.refuseOutsideBatch()
-    return this.stmt(sql).run(...(params as SQLInputValue[]))
+    try {
+      return this.stmt(sql).run(...(params as SQLInputValue[]))
+    } catch (err) {
+      this.failed(err)
+    }
   }
 
   /** A write that answers a row (`RETURNING`). */
@@ -83,12 +90,37 @@ export class Connection {
   }
 
   get (sql: string, ...params: unknown[]): Row | undefined {
-    return this.stmt(sql).get(...(params as SQLInputValue[])) as Row | undefined
+    try {
+      return this.stmt(sql).get(...(params as SQLInputValue[])) as Row | undefined
+    } catch (err) {
+      this.failed(err)
+    }
   }
 
   all (sql: string, ...params: unknown[]): Row[] {
-    return this.stmt(sql).all(...(params as SQLInputValue[])) as Row[]
+    try {
+      return this.stmt(sql).all(...(params as SQLInputValue[])) as Row[]
+    } catch (err) {
+      this.failed(err)
+    }
   }
+
+  private failed (err: unknown): never {
+    this.onError?.(err)
+    throw err
+  }
+}
+
+/**
+ * SQLite's primary result code (SQLITE_CORRUPT is 11) of `err` or of an error it was caused
+ * by; undefined when none came from SQLite. Extended codes keep the primary one in the low byte.
+ */
+export function sqliteCode (err: unknown): number | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { errcode?: unknown }).errcode
+    if (typeof code === 'number') return code & 0xff
+  }
+  return undefined
 }
 
 function nowIso (): string {
@@ -307,6 +339,11 @@ export function configure (db: DatabaseSync, busyTimeoutMs: number): void {
   db.exec('PRAGMA journal_mode = WAL')
   db.exec('PRAGMA synchronous = FULL')
   db.exec('PRAGMA foreign_keys = ON')
+}
+
+/** The tables and views of `db`, SQLite's own (sqlite_*) left out. */
+export function tableNames (db: DatabaseSync): string[] {
+  return db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND substr(name, 1, 7) <> 'sqlite_' ORDER BY 1").all().map((r) => String(r.name))
 }
 
 /** What this release would apply to `db`, and what it has that this release does not know. */

@@ -11,8 +11,8 @@ import {
   type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
   type RateCount, type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
-import { Connection, SqliteOps, configure, migrate, schemaStatus } from './sqlite-ops.ts'
-import { refuseUnlessCurrent, type SchemaStatus } from './migrations.ts'
+import { Connection, SqliteOps, configure, migrate, schemaStatus, sqliteCode, tableNames } from './sqlite-ops.ts'
+import { refuseOtherApplication, refuseUnlessCurrent, type SchemaStatus } from './migrations.ts'
 import { GroupCommit } from './group-commit.ts'
 
 export interface SqliteStoreOptions {
@@ -25,43 +25,78 @@ export interface SqliteStoreOptions {
    * not CTFHive's, or not migrated to this release, is refused before anything touches it.
    */
   migrate?: boolean
+  /** Told once, at error level, when an operation finds the file damaged. */
+  log?: StoreLog
+}
+
+export interface StoreLog {
+  error (obj: object, msg: string): void
+}
+
+/** SQLite's primary result code for "database disk image is malformed". */
+const SQLITE_CORRUPT = 11
+
+/**
+ * The first operation that failed with SQLITE_CORRUPT. ping() reads only page 1, which a
+ * damaged table page leaves intact: without this, readiness would answer 200 while every
+ * request touching that table fails.
+ */
+class DamageWatch {
+  damage: Error | null = null
+  private readonly log: StoreLog | undefined
+
+  constructor (log: StoreLog | undefined) {
+    this.log = log
+  }
+
+  readonly note = (err: unknown): void => {
+    if (this.damage !== null || sqliteCode(err) !== SQLITE_CORRUPT) return
+    this.damage = err as Error
+    this.log?.error({ err }, 'the database file is damaged (SQLITE_CORRUPT): readiness answers not ready from now on; restore the file from a backup')
+  }
 }
 
 export class SqliteStore extends SqliteOps implements Store {
   readonly kind = 'sqlite' as const
   private readonly writer: Connection
   private readonly commits: GroupCommit
+  private readonly damage: DamageWatch
   private closed = false
 
   constructor (opts: SqliteStoreOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true })
     const writerDb = new DatabaseSync(opts.path)
-    if (opts.migrate === false) {
+    try {
       // Before the pragmas: journal_mode=WAL would already change a file that is not ours.
-      try {
-        refuseUnlessCurrent(schemaStatus(writerDb))
-      } catch (err) {
-        writerDb.close()
-        throw err
-      }
+      if (opts.migrate === false) refuseUnlessCurrent(schemaStatus(writerDb))
+      else refuseOtherApplication(tableNames(writerDb))
+      configure(writerDb, opts.busyTimeoutMs ?? 5000)
+      if (opts.migrate ?? true) migrate(writerDb)
+    } catch (err) {
+      writerDb.close()
+      throw err
     }
-    configure(writerDb, opts.busyTimeoutMs ?? 5000)
-    if (opts.migrate ?? true) migrate(writerDb)
-    const writer = new Connection(writerDb, { writesInTransaction: true })
+    const damage = new DamageWatch(opts.log)
+    const writer = new Connection(writerDb, { writesInTransaction: true, onError: damage.note })
     let reader = writer
     if (opts.path !== ':memory:') {
       const readerDb = new DatabaseSync(opts.path)
       configure(readerDb, opts.busyTimeoutMs ?? 5000)
-      reader = new Connection(readerDb, { readOnly: true })
+      reader = new Connection(readerDb, { readOnly: true, onError: damage.note })
     }
     super(reader)
     this.writer = writer
+    this.damage = damage
     this.commits = new GroupCommit(writerDb, new SqliteOps(writer))
   }
 
   transaction<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError('store is closed'))
-    return this.commits.submit(fn)
+    // The statements' errors are seen by the connection; this sees BEGIN's and COMMIT's.
+    return this.commits.submit(fn).catch((err: unknown) => {
+      this.damage.note(err)
+      throw err
+    })
   }
 
   // Writes reached on the store itself each run as their own (group-committed) transaction.
@@ -95,6 +130,8 @@ export class SqliteStore extends SqliteOps implements Store {
     // written stay). On both connections: each has a cache of its own, and a damaged file
     // may fail only the writes while reads still come from the reader's cache.
     if (this.closed) throw new StoreError('store is closed')
+    const damage = this.damage.damage
+    if (damage !== null) throw new StoreError(`the database file is damaged (an operation failed: ${damage.message}): restore it from a backup`, { cause: damage })
     for (const conn of new Set([this.conn, this.writer])) {
       try {
         conn.db.exec('PRAGMA shrink_memory')

@@ -3,12 +3,12 @@
 // migrated says so.
 import t, { type Test } from 'tap'
 import { DatabaseSync } from 'node:sqlite'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { schemaStatusOf } from '../../api/store/migrations.ts'
+import { NotCtfhiveDatabase, holdsOtherTables, schemaStatusOf, tableList } from '../../api/store/migrations.ts'
 import { migrate } from '../../api/store/sqlite-ops.ts'
-import { openStore } from '../../api/store/index.ts'
+import { openStore, settingRefusal } from '../../api/store/index.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
@@ -66,6 +66,42 @@ t.test('SQLite: the server migrates on open; a store that must not migrate refus
   const store = await openStore({ databaseUrl: `sqlite:${fresh}`, pg: PG })
   t.same(await store.schema(), { initialized: true, pending: [], unknown: [] }, 'migrated')
   await store.close()
+})
+
+t.test('holdsOtherTables: tables and no schema_migrations among them; an empty database is ours to set up', async (t) => {
+  t.notOk(holdsOtherTables([]), 'empty')
+  t.ok(holdsOtherTables(['users']), 'another application\'s')
+  t.notOk(holdsOtherTables(['schema_migrations']), 'ours, just begun')
+  t.notOk(holdsOtherTables(['jobs', 'schema_migrations', 'tenants']), 'ours')
+  t.equal(tableList(['a', 'b']), 'a, b')
+  t.equal(tableList(['a', 'b', 'c', 'd', 'e', 'f', 'g']), 'a, b, c, d, e and 2 more')
+})
+
+t.test("SQLite: the server refuses another application's database, untouched, as a setting; an empty file is migrated", async (t) => {
+  const path = tempPath(t)
+  const other = new DatabaseSync(path)
+  other.exec('CREATE TABLE users (name TEXT); CREATE VIEW user_names AS SELECT name FROM users')
+  other.close()
+  const err = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }).then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof NotCtfhiveDatabase, `refused: ${String(err)}`)
+  t.match((err as Error).message, /^this is not a CTFHive database: it holds other tables \(user_names, users\) and no schema_migrations table/)
+  const refusal = settingRefusal(err)
+  t.equal(refusal?.variable, 'DATABASE_URL', 'a setting: the server exits 78')
+  t.match(refusal?.message, /^DATABASE_URL: this is not a CTFHive database/)
+  const db = raw(t, path)
+  t.equal(db.prepare('PRAGMA journal_mode').get()?.journal_mode, 'delete', 'not switched to WAL')
+  t.same(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => r.name), ['users'], 'and nothing created')
+  t.notOk(existsSync(`${path}-wal`), 'no WAL beside it')
+
+  // An existing empty file (as `touch` leaves it) is a new database.
+  const empty = tempPath(t)
+  writeFileSync(empty, '')
+  const store = await openStore({ databaseUrl: `sqlite:${empty}`, pg: PG })
+  t.same(await store.schema(), { initialized: true, pending: [], unknown: [] }, 'migrated')
+  await store.close()
+  const again = await openStore({ databaseUrl: `sqlite:${empty}`, pg: PG })
+  t.same(await again.schema(), { initialized: true, pending: [], unknown: [] }, 'and opens again: its tables are its own')
+  await again.close()
 })
 
 t.test('the CLI store refuses a database behind this release and leaves it as it was', async (t) => {

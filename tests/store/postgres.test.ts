@@ -2,11 +2,12 @@ import t, { type Test } from 'tap'
 import pg from 'pg'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { MIGRATION_LOCK, PostgresStore } from '../../api/store/postgres.ts'
+import { MIGRATION_LOCK, PostgresStore, SCHEMA_TABLES_SQL } from '../../api/store/postgres.ts'
 import { auditQuery, jobsQuery, recentEventsQuery, sqlState, tenantsQuery } from '../../api/store/postgres-ops.ts'
 import { appendAudit } from '../../api/provisioning/audit.ts'
 import { StoreError } from '../../api/store/store.ts'
-import { openStore } from '../../api/store/index.ts'
+import { openStore, settingRefusal } from '../../api/store/index.ts'
+import { NotCtfhiveDatabase } from '../../api/store/migrations.ts'
 import { usePostgres } from '../helpers/postgres.ts'
 import { audit, makeTenant, storeContract } from './contract.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
@@ -179,6 +180,33 @@ if (server !== undefined) {
     const offset = await b.syncClock()
     t.ok(Math.abs(offset + 90_000) < 1000, `the next measurement sees the step (${Math.round(offset)} ms), for the server's warning`)
     t.ok(Math.abs(b.now() - Date.now()) < 1000, "and it goes on reading the database's time")
+  })
+
+  t.test("the server refuses another application's database, untouched, as a setting; tables only in another schema do not count", async (t) => {
+    const url = await server.createDatabase()
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    t.teardown(() => c.end())
+    await c.query('CREATE TABLE users (name text); CREATE VIEW user_names AS SELECT name FROM users')
+    const config = { databaseUrl: url, pg: { poolSize: 2, statementTimeoutMs: 5000 } }
+    const err = await openStore(config).then(async (s) => { await s.close() }, (e: unknown) => e)
+    t.ok(err instanceof NotCtfhiveDatabase, `refused: ${String(err)}`)
+    t.match((err as Error).message, /^this is not a CTFHive database: it holds other tables \(user_names, users\) and no schema_migrations table/)
+    t.equal(settingRefusal(err)?.variable, 'DATABASE_URL', 'a setting: the server exits 78')
+    const held = (await c.query(SCHEMA_TABLES_SQL)).rows.map((r) => r.name)
+    t.same(held, ['user_names', 'users'], 'nothing created')
+
+    // The same tables in a schema the store does not use leave public empty: it is migrated.
+    const apart = await server.createDatabase()
+    const d = new pg.Client({ connectionString: apart })
+    await d.connect()
+    t.teardown(() => d.end())
+    await d.query('CREATE SCHEMA other; CREATE TABLE other.users (name text)')
+    const store = await openStore({ ...config, databaseUrl: apart })
+    t.teardown(() => store.close())
+    t.same(await store.schema(), { initialized: true, pending: [], unknown: [] }, 'migrated')
+    await (store as PostgresStore).migrate()
+    t.pass('and migrates again: its tables are its own')
   })
 
   t.test('schema: what a database lacks or has beyond this release; the CLI store refuses one behind', async (t) => {

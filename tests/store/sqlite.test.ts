@@ -8,6 +8,7 @@ import { auditQuery, jobsQuery, recentEventsQuery, tenantsQuery } from '../../ap
 import { PRUNE_BATCH } from '../../api/store/rows.ts'
 import { StoreError, type StoreOps, type StripeEventRecord } from '../../api/store/store.ts'
 import { makeTenant, storeContract } from './contract.ts'
+import { buildTestApp } from '../helpers/build-app.ts'
 
 /** A database file in a temp dir that the test's teardown removes (after its stores close). */
 function tempPath (t?: Test): string {
@@ -342,4 +343,34 @@ t.test('ping reads the database file: a damaged one is a StoreError', async (t) 
     await t.rejects(store.insertTenant(makeTenant()), StoreError, 'but a write fails')
     await t.rejects(store.ping(), { name: 'StoreError', message: /file is not a database/ })
   })
+})
+
+t.test('an operation that finds a table page damaged (SQLITE_CORRUPT) makes ping fail from then on, logged once', async (t) => {
+  const path = tempPath(t)
+  const first = new SqliteStore({ path })
+  // Enough rows that the table spans pages: its root page is not page 1, which ping reads.
+  const tenants = Array.from({ length: 200 }, () => makeTenant())
+  for (const tenant of tenants) await first.insertTenant(tenant)
+  await first.close()
+  const raw = new DatabaseSync(path)
+  const root = Number(raw.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'tenants'").get()?.rootpage)
+  const pageSize = Number(raw.prepare('PRAGMA page_size').get()?.page_size)
+  raw.close()
+  t.ok(root > 1, `the tenants table's root is page ${root}`)
+  const fd = openSync(path, 'r+')
+  try { writeSync(fd, Buffer.alloc(pageSize, 0xff), 0, pageSize, (root - 1) * pageSize) } finally { closeSync(fd) }
+
+  const logged: Array<{ obj: object, msg: string }> = []
+  const store = new SqliteStore({ path, log: { error: (obj, msg) => { logged.push({ obj, msg }) } } })
+  t.teardown(() => store.close())
+  const { app } = await buildTestApp(t, { store })
+  await t.resolves(store.ping(), 'page 1 is sound: ping alone does not see it')
+  t.equal((await app.inject('/readyz')).statusCode, 200, 'ready')
+  await t.rejects(store.getTenant(tenants[0]!.id), { message: /database disk image is malformed/ }, 'a read finds it')
+  await t.rejects(store.ping(), { name: 'StoreError', message: /^the database file is damaged \(an operation failed: database disk image is malformed\): restore it from a backup/ })
+  t.equal((await app.inject('/readyz')).statusCode, 503, 'not ready: a load balancer takes the instance out')
+  await t.rejects(store.updateTenant(tenants[1]!.id, { updatedAt: 'now' }), 'a write finds it too')
+  await t.rejects(store.ping(), StoreError, 'and ping still fails')
+  t.equal(logged.length, 1, 'logged once')
+  t.match(logged[0]?.msg, /the database file is damaged \(SQLITE_CORRUPT\)/)
 })
