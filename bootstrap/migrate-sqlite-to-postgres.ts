@@ -8,8 +8,8 @@ import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { ConfigError, DEFAULT_AUDIT_SECRET, loadConfig, withoutUserinfo, type Config } from '../api/config.ts'
 import { auditMac, verifyAuditChain, type AuditVerdict } from '../api/provisioning/audit.ts'
-import { refuseUnlessCurrent } from '../api/store/migrations.ts'
-import { PostgresStore } from '../api/store/postgres.ts'
+import { holdsOtherTables, refuseUnlessCurrent, tableList } from '../api/store/migrations.ts'
+import { PostgresStore, SCHEMA_TABLES_SQL } from '../api/store/postgres.ts'
 import { TENANT_COLUMNS, auditFromRow } from '../api/store/rows.ts'
 import type { AuditEntry } from '../api/store/store.ts'
 import { schemaStatus } from '../api/store/sqlite-ops.ts'
@@ -149,12 +149,9 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
     }
     // Migrating creates tables: a database of another application (a wrong --to) must be
     // refused before, not after, or the refusal would leave CTFHive's tables among its own.
-    const held = (await client.query(
-      "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1"
-    )).rows.map((r) => String(r.name))
-    if (held.length > 0 && !held.includes('schema_migrations')) {
-      const shown = held.length > 5 ? `${held.slice(0, 5).join(', ')} and ${held.length - 5} more` : held.join(', ')
-      throw new TargetNotCtfhive(`the target is not a CTFHive database: it holds other tables (${shown}) and no schema_migrations table; give an empty database (nothing was written)`)
+    const held = (await client.query(SCHEMA_TABLES_SQL)).rows.map((r) => String(r.name))
+    if (holdsOtherTables(held)) {
+      throw new TargetNotCtfhive(`the target is not a CTFHive database: it holds other tables (${tableList(held)}) and no schema_migrations table; give an empty database (nothing was written)`)
     }
     await store.migrate()
     await client.query('BEGIN')
