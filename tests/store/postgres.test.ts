@@ -143,6 +143,8 @@ if (server !== undefined) {
     t.teardown(() => a.close())
     const b = new PostgresStore({ url, poolSize: 2, hostClock })
     t.teardown(() => b.close())
+    // A warm connection, as the app's clock reads have: the first would count connecting too.
+    await b.ping()
     return { a, b }
   }
 
@@ -763,7 +765,8 @@ t.test('a host that accepts connections and never answers: the store gives up in
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { for (const s of sockets) s.destroy(); silent.close() })
   const port = (silent.address() as AddressInfo).port
-  const store = new PostgresStore({ url: `postgres://ctfhive:pw-not-shown@127.0.0.1:${port}/ctfhive`, connectTimeoutMs: 200 })
+  // 1 s: a test process descheduled past a shorter one would run the timer before accepting.
+  const store = new PostgresStore({ url: `postgres://ctfhive:pw-not-shown@127.0.0.1:${port}/ctfhive`, connectTimeoutMs: 1000 })
   t.teardown(() => store.close())
   const err = await store.migrate().then(() => undefined, (e: unknown) => e as Error)
   t.ok(err instanceof Error, 'migrate rejects')
