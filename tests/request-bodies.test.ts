@@ -2,7 +2,7 @@
 // keys are 400s that say so and store nothing; a miss is a 404 whatever its body.
 import t from 'tap'
 import { buildTestApp } from './helpers/build-app.ts'
-import { parseForm } from '../api/request-bodies.ts'
+import { MAX_FORM_FIELDS, parseForm } from '../api/request-bodies.ts'
 
 t.test('parseForm: + is a space, repeats are arrays, no prototype, strict decoding', async (t) => {
   const f = parseForm('plan=solo&name=Caf%C3%A9+Night&x=1&x=2&x=3&empty=&flag&__proto__=p')
@@ -18,6 +18,20 @@ t.test('parseForm: + is a space, repeats are arrays, no prototype, strict decodi
   for (const bad of ['name=%FF%FE', 'name=%E0%A4%A', 'name=%', 'name=%zz', '%FF=x', 'name=\uFFFD']) {
     t.throws(() => parseForm(bad), { code: 'invalid_request', statusCode: 400 }, bad)
   }
+  t.equal(Object.keys(parseForm(Array.from({ length: MAX_FORM_FIELDS }, (_, i) => `f${i}=v`).join('&'))).length, MAX_FORM_FIELDS, 'up to the limit: taken')
+  t.same(parseForm(Array(MAX_FORM_FIELDS).fill('a=1').join('&')).a, Array(MAX_FORM_FIELDS).fill('1'), 'a name repeated up to the limit: every value, in order')
+  t.throws(() => parseForm(Array(MAX_FORM_FIELDS + 1).fill('a').join('&')), { code: 'invalid_request', message: `The form body has more than ${MAX_FORM_FIELDS} fields.` })
+})
+
+t.test('a form body of tens of thousands of fields (a 64 KiB `a&a&…`) is refused before any work on them', async (t) => {
+  const { app, store } = await buildTestApp(t)
+  const bomb = Array(32_000).fill('a').join('&')
+  for (let i = 0; i < 3; i++) {
+    const r = await app.inject({ method: 'POST', url: '/billing/checkout', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: bomb })
+    t.equal(r.statusCode, 400)
+    t.match(r.json(), { error: 'invalid_request', message: /more than 100 fields/ })
+  }
+  t.equal(await store.countTenants(), 0)
 })
 
 t.test('checkout refuses what does not decode, and creates nothing', async (t) => {
