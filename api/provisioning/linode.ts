@@ -77,10 +77,25 @@ function numericId (id: string, what: string): string {
   return id
 }
 
-async function defaultHealthFetch (url: string, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number, body: string }> {
+/** The most of a tenant server's answer read (a health check's, a credential envelope's). */
+export const TENANT_BODY_MAX = 65536
+
+/**
+ * GET of a page a tenant server serves. The tenant owns that server: its answer is read up to
+ * TENANT_BODY_MAX bytes and no further, or an endless one would fill this process's memory.
+ */
+export async function defaultHealthFetch (url: string, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number, body: string }> {
   const bound = AbortSignal.timeout(timeoutMs)
   const res = await request(url, { method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: signal === undefined ? bound : AbortSignal.any([signal, bound]) })
-  return { status: res.statusCode, body: (await res.body.text()).slice(0, 65536) }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of res.body) {
+    chunks.push(chunk as Buffer)
+    size += (chunk as Buffer).length
+    // Leaving the loop destroys the stream: the rest is never read.
+    if (size >= TENANT_BODY_MAX) break
+  }
+  return { status: res.statusCode, body: Buffer.concat(chunks).subarray(0, TENANT_BODY_MAX).toString('utf8') }
 }
 
 export class LinodeExecutor implements Executor {

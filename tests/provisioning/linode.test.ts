@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import { inspect } from 'node:util'
 import { ExecutorError } from '../../api/provisioning/executor.ts'
-import { LinodeExecutor, serverLabel, tenantTag, type LinodeExecutorOptions } from '../../api/provisioning/linode.ts'
+import { LinodeExecutor, TENANT_BODY_MAX, defaultHealthFetch, serverLabel, tenantTag, type LinodeExecutorOptions } from '../../api/provisioning/linode.ts'
 import { LinodeApiError } from '../../api/provisioning/linode-api.ts'
 import { CREDENTIAL_PATH, userDataBuilder } from '../../api/provisioning/cloud-init.ts'
 import { schemas, startFakeLinode, validateSchema, type FakeLinodeOptions } from '../helpers/fake-linode.ts'
@@ -81,6 +81,23 @@ t.test('the credential envelope is fetched from the tenant server', async (t) =>
   t.equal(seen[0], `https://acme.ctfhive.test${CREDENTIAL_PATH}`)
   const failing = new LinodeExecutor({ token: 'x', apiBase: 'http://127.0.0.1:1', region: 'r', image: 'i', userData: () => '', healthFetch: async () => { throw new Error('timeout') } })
   t.equal(await failing.fetchCredentialEnvelope(spec.fqdn), undefined)
+})
+
+t.test('a tenant server\'s answer is read up to 64 KiB and no further: an endless one cannot fill our memory', async (t) => {
+  let sent = 0
+  const endless = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    const more = (): void => { while (!res.destroyed && res.write(Buffer.alloc(16384, 0x61))) sent += 16384 }
+    res.on('drain', more)
+    more()
+  })
+  await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { endless.closeAllConnections(); endless.close() })
+  const { port } = endless.address() as AddressInfo
+  const got = await defaultHealthFetch(`http://127.0.0.1:${port}/.well-known/ctfhive/admin-credential.json`, 20_000)
+  t.equal(got.status, 200)
+  t.equal(got.body.length, TENANT_BODY_MAX, 'cut at the limit')
+  t.ok(sent < 64 * 1024 * 1024, `the server could send only what the sockets buffer (${sent} bytes)`)
 })
 
 t.test('the default health fetch wants real TLS: plain HTTP is not healthy', async (t) => {
