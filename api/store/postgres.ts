@@ -19,9 +19,11 @@ import { PgOps, nowIso, sqlState, toStoreError, type Queryable, type Row } from 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations', 'postgres')
 /**
  * The tables (and views) of the schema CTFHive's unqualified names resolve to, and so create
- * its tables in: the first of search_path that exists (typically public).
+ * its tables in: the first of search_path that exists (typically public). An extension's own
+ * (pg_stat_statements, which some hosts install in every database) are nobody's application.
  */
-export const SCHEMA_TABLES_SQL = "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1"
+export const SCHEMA_TABLES_SQL = "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') " +
+  "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1"
 /** Advisory lock key (arbitrary, fixed) that serialises migrations across processes. */
 export const MIGRATION_LOCK = 4_711_001
 /** How often a transaction is run again after a serialization failure, deadlock or unique race. */

@@ -209,6 +209,17 @@ if (server !== undefined) {
     t.same(await store.schema(), { initialized: true, pending: [], unknown: [] }, 'migrated')
     await (store as PostgresStore).migrate()
     t.pass('and migrates again: its tables are its own')
+
+    // An extension's tables and views (some hosts install pg_stat_statements in every database)
+    // are not another application's: that database is empty to us, and migrated.
+    const withExtension = await server.createDatabase()
+    const e = new pg.Client({ connectionString: withExtension })
+    await e.connect()
+    t.teardown(() => e.end())
+    await e.query('CREATE EXTENSION pg_buffercache; CREATE EXTENSION pg_stat_statements')
+    const extended = await openStore({ ...config, databaseUrl: withExtension })
+    t.teardown(() => extended.close())
+    t.same(await extended.schema(), { initialized: true, pending: [], unknown: [] }, 'an extension\'s objects do not make it another application\'s')
   })
 
   t.test('schema: what a database lacks or has beyond this release; the CLI store refuses one behind', async (t) => {
