@@ -397,6 +397,20 @@ export class JobRunner {
   }
 
   /** Polls until `check` passes (true), or until a failed check finds `until` (epoch ms) past (false). */
+  /**
+   * Whether the provider says the server is gone (404). Its API failing says nothing about the
+   * server: the health wait goes on (the look is a side check, not worth an attempt).
+   */
+  private async serverGone (serverId: string, signal: AbortSignal, tenant: string): Promise<boolean> {
+    try {
+      return await this.opts.executor.getServer(serverId, signal) === undefined
+    } catch (err) {
+      if (signal.aborted) throw signal.reason
+      this.opts.log.warn({ err, tenant, server: serverId }, 'could not look at the server during its health wait; waiting on')
+      return false
+    }
+  }
+
   private async pollUntil (signal: AbortSignal, check: () => Promise<boolean>, until = Infinity): Promise<boolean> {
     while (!(await check())) {
       if (signal.aborted) throw signal.reason
@@ -526,7 +540,7 @@ export class JobRunner {
       const healthy = await this.pollUntil(signal, async () => {
         // Now and then, that the server is still there: one deleted meanwhile would be polled,
         // its freed address left in DNS, until the deadline failed the job for the wrong reason.
-        if (++polls % SERVER_CHECK_EVERY === 0 && serverId !== null && await executor.getServer(serverId, signal) === undefined) {
+        if (++polls % SERVER_CHECK_EVERY === 0 && serverId !== null && await this.serverGone(serverId, signal, tenant.id)) {
           await attempt.commitStep('', { serverId: null, ipv4: null }, 'server.vanished', { server: serverId })
           throw new ExecutorError(`server ${serverId} disappeared while its health check was awaited; the next attempt creates a new one and points DNS at it`, { retryable: true })
         }

@@ -3,6 +3,7 @@
 // failure; past the deadline the job fails for the operator.
 import t from 'tap'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
+import { ExecutorError, type ServerInfo } from '../../api/provisioning/executor.ts'
 import type { Store } from '../../api/store/store.ts'
 import { directRunner, runOnce } from '../helpers/job-runner.ts'
 
@@ -137,4 +138,25 @@ t.test('a server deleted while its health check is awaited is noticed: the next 
   t.ok(server !== undefined, 'a new server')
   t.equal(executor.records.size, 1, 'one record')
   t.equal(executor.records.get(tenant.dnsRecordId!)?.target, server?.ipv4, 'DNS points at the new server')
+})
+
+t.test('the provider\'s API failing while the health check is awaited is no reason to fail the attempt: the wait goes on', async (t) => {
+  // Once the health wait has begun, every look at the server fails, as in a Linode API outage.
+  class Outage extends FakeExecutor {
+    override async getServer (serverId: string, signal?: AbortSignal): Promise<ServerInfo | undefined> {
+      if (this.calls.health > 0) {
+        this.calls.get++
+        throw new ExecutorError('Linode API 503: maintenance', { retryable: true })
+      }
+      return await super.getServer(serverId, signal)
+    }
+  }
+  const executor = new Outage()
+  executor.unhealthyChecks = Number.MAX_SAFE_INTEGER
+  const logLines: Array<Record<string, unknown>> = []
+  const { store, runner, job } = await directRunner(t, { executor, maxAttempts: 1, capS: 1, logLines })
+  await runOnce(store, runner)
+  t.match(await store.getJob(job.id), { status: 'queued', step: 'dns', attempts: 0, lastError: null }, 'capped and continued, not counted, not failed')
+  t.ok(executor.calls.get >= 2, `the server was looked at (${executor.calls.get} times)`)
+  t.ok(logLines.some((l) => l.level === 40 && l.msg === 'could not look at the server during its health wait; waiting on'), 'and the failure logged')
 })
