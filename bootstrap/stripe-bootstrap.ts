@@ -320,7 +320,7 @@ async function ensureWebhook (ctx: Context, url: string, events: readonly string
   // which fail at an address gone and are retried for days.
   const elsewhere = all.filter((e) => e.url !== url && e.metadata?.managed_by === MANAGED_BY && e.status !== 'disabled')
   for (const e of elsewhere) {
-    ctx.say(`webhook ${String(e.id)}: made by this tool for ${String(e.url)}, still receives every event there. Once the app answers at ${url}, delete it in the Stripe dashboard (Developers → Webhooks).`)
+    ctx.say(`webhook ${String(e.id)}: made by this tool for ${String(e.url)}, and Stripe still sends every event there too. If that was this deployment's earlier address, delete it in the Stripe dashboard (Developers → Webhooks) once the app answers at ${url}; if another deployment shares this Stripe account, leave it.`)
   }
   if (same.length > 0 && !force) {
     const e = same[0]!
