@@ -490,7 +490,9 @@ export class JobRunner {
       // provisioning ends, as is a server made while the plan changed (queued with this step).
       const type = server.type ?? spec.serverType
       if (type !== spec.serverType) log.warn({ tenant: tenant.id, server: server.id, type, planned_type: spec.serverType }, 'adopted a server of another type than the plan\'s')
-      await attempt.commitStep('created', { serverId, ipv4 }, adopted ? 'server.adopted' : 'server.created',
+      // The address its first administrator is set up with (an adopted server: as an earlier
+      // attempt asked, the tenant's address then): the welcome page names this one.
+      await attempt.commitStep('created', { serverId, ipv4, adminEmail: spec.adminEmail }, adopted ? 'server.adopted' : 'server.created',
         { server: server.id, label: server.label, type, ...(type === spec.serverType ? {} : { planned_type: spec.serverType }), status: server.status, ...(firewall === undefined ? {} : { firewall: firewall.id, firewall_status: firewall.status }) },
         (tx, now) => queueResizeIfOffPlan(attempt, tx, now, server.id, type, (t) => serverSpecFor(t, config)))
     }

@@ -28,7 +28,8 @@ export const TENANT_COLUMNS = {
   readyAt: 'ready_at',
   canceledAt: 'canceled_at',
   softCancelFrom: 'soft_cancel_from',
-  billingState: 'billing_state'
+  billingState: 'billing_state',
+  adminEmail: 'admin_email'
 } as const satisfies Record<keyof Tenant, string>
 
 export const JOB_COLUMNS = {

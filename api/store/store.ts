@@ -47,6 +47,11 @@ export interface Tenant {
    * written before migration 007, rebuilt from those columns when next needed.
    */
   billingState: BillingState | null
+  /**
+   * The address the CTF's first administrator was set up with, stored when its server is made
+   * (the tenant's own may come later). Null before that, and for a server made before migration 013.
+   */
+  adminEmail: string | null
 }
 
 export type TenantPatch = Partial<Omit<Tenant, 'id' | 'createdAt'>>

@@ -50,7 +50,8 @@ export async function adminCredential (deps: CredentialDeps, id: string, token: 
     log.warn({ tenant: id, reason: (err as Error).message }, 'credential envelope did not open')
     throw new AppError('credential_unreadable', 'The credential the server published could not be opened.')
   }
-  // The address the server was set up with (a made-up one when checkout had no email).
-  const { adminEmail } = serverSpecFor(tenant, config)
+  // The address the server was set up with (a made-up one when none was known then); for a
+  // server made before the tenant kept it, the one it would have been given.
+  const adminEmail = tenant.adminEmail ?? serverSpecFor(tenant, config).adminEmail
   return { tenant_id: id, login_url: `${url}login`, admin_name: 'admin', admin_email: adminEmail, password }
 }

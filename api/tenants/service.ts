@@ -129,7 +129,8 @@ export class TenantService {
       readyAt: null,
       canceledAt: null,
       softCancelFrom: null,
-      billingState: initialBillingState(hint.plan)
+      billingState: initialBillingState(hint.plan),
+      adminEmail: null
     }
   }
 

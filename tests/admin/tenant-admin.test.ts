@@ -47,7 +47,7 @@ t.test('paging by state matches a full in-memory listing, ties included', async 
         tenants.push({
           id, name: `T${n}`, email: '', plan: 'solo', slug: `t-${n}`, fqdn: `t-${n}.ctfhive.test`, billing, infra, subscriptionId: null, customerId: null,
           billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null,
-          createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null
+          createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null, adminEmail: null
         })
       }
     }
@@ -102,7 +102,7 @@ t.test("a tenant's detail shows its newest audit entries when there are more tha
   const id = 'f'.repeat(32)
   await store.insertTenant({
     id, name: 'Long CTF', email: '', plan: 'solo', slug: 'long-ffffff', fqdn: 'long-ffffff.ctfhive.test', billing: 'canceled', infra: 'failed', subscriptionId: null, customerId: null,
-    billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: at, updatedAt: at, paidAt: null, readyAt: null, canceledAt: at, softCancelFrom: null, billingState: null
+    billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: at, updatedAt: at, paidAt: null, readyAt: null, canceledAt: at, softCancelFrom: null, billingState: null, adminEmail: null
   })
   // A teardown failing for weeks: one entry per attempt, the last one saying why now.
   await store.transaction(async (tx) => {
@@ -128,7 +128,7 @@ t.test('export reads every tenant once while tenants are removed and added betwe
           await tx.insertTenant({
             id, name: `T${n}`, email: '', plan: 'solo', slug: `t-${n}`, fqdn: `t-${n}.ctfhive.test`, billing: 'paid', infra: 'ready', subscriptionId: null, customerId: null,
             billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null,
-            createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null
+            createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null, adminEmail: null
           })
           kept.push({ id, createdAt })
         }
@@ -168,7 +168,7 @@ t.test('export gives the event loop a turn between its pages: a large one does n
       await tx.insertTenant({
         id, name: `T${n}`, email: '', plan: 'solo', slug: `t-${n}`, fqdn: `t-${n}.ctfhive.test`, billing: 'paid', infra: 'ready', subscriptionId: null, customerId: null,
         billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null,
-        createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null
+        createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null, adminEmail: null
       })
     }
   })
@@ -193,7 +193,7 @@ t.test('a cursor page is not shifted by tenants added or removed before it; bad 
     await store.transaction(async (tx) => tx.insertTenant({
       id, name: `T${n}`, email: '', plan: 'solo', slug: `t-${n}`, fqdn: `t-${n}.ctfhive.test`, billing: 'paid', infra: 'ready', subscriptionId: null, customerId: null,
       billingAt: 0, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null,
-      createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null
+      createdAt, updatedAt: createdAt, paidAt: null, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null, adminEmail: null
     }))
     return id
   }

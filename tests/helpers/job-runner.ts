@@ -40,7 +40,7 @@ export async function directRunner (t: Teardown, opts: DirectRunnerOptions = {})
   const id = 'd'.repeat(32)
   await store.insertTenant({
     id, name: 'Direct', email: '', plan: 'solo', slug: 'direct-dddddd', fqdn: 'direct-dddddd.ctfhive.us', billing: 'paid', infra: 'provisioning', subscriptionId: null, customerId: null,
-    billingAt: 1, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: now, updatedAt: now, paidAt: now, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null
+    billingAt: 1, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: now, updatedAt: now, paidAt: now, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null, adminEmail: null
   })
   const job = await store.enqueueJob({ kind: 'provision', tenant: id, runAfter: 0 })
   return { store, runner, job, id, executor }

@@ -18,7 +18,8 @@ const UNDO: Record<number, string> = {
   // Data only: the names it cleaned stay clean.
   10: 'SELECT 1',
   11: 'DROP INDEX stripe_events_not_ok',
-  12: 'DROP INDEX tenants_created; DROP INDEX jobs_tenant'
+  12: 'DROP INDEX tenants_created; DROP INDEX jobs_tenant',
+  13: 'ALTER TABLE tenants DROP COLUMN admin_email'
 }
 
 const SHIPPED = migrationFiles(fileURLToPath(new URL('../../api/store/migrations/sqlite', import.meta.url))).map((f) => Number.parseInt(f, 10))

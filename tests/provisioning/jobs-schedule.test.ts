@@ -64,7 +64,7 @@ t.test('every slot busy and another job due: the runner waits for a slot instead
     const id = c.repeat(32)
     await store.insertTenant({
       id, name: c, email: '', plan: 'solo', slug: `${c}-${c.repeat(6)}`, fqdn: `${c}-${c.repeat(6)}.ctfhive.us`, billing: 'paid', infra: 'provisioning', subscriptionId: null, customerId: null,
-      billingAt: 1, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: now, updatedAt: now, paidAt: now, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null
+      billingAt: 1, planAt: 0, error: null, serverId: null, ipv4: null, dnsRecordId: null, createdAt: now, updatedAt: now, paidAt: now, readyAt: null, canceledAt: null, softCancelFrom: null, billingState: null, adminEmail: null
     })
     await store.enqueueJob({ kind: 'provision', tenant: id, runAfter: 0 })
   }

@@ -52,6 +52,7 @@ export function makeTenant (over: Partial<Tenant> = {}): Tenant {
     canceledAt: null,
     softCancelFrom: null,
     billingState: null,
+    adminEmail: null,
     ...over
   }
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { buildTestApp } from '../helpers/build-app.ts'
-import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
+import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { sealCredential } from '../helpers/credential-seal.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import type { CreateResult, ServerSpec } from '../../api/provisioning/executor.ts'
@@ -57,6 +57,29 @@ t.test('an invoice paid before the checkout completes brings the buyer\'s addres
   const r = await app.inject(`/tenants/${id}/credentials?token=${welcomeToken(SECRET, id)}`)
   t.same(executor.baked, ['buyer@example.org'], 'the server was set up with the buyer\'s address')
   t.equal(r.json().admin_email, executor.baked[0], 'and the credential names that one')
+})
+
+t.test('an address that reaches the tenant after its server was set up is kept, but the credential names the one the server has', async (t) => {
+  class Recording extends PublishingExecutor {
+    baked: string[] = []
+    override async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
+      this.baked.push(spec.adminEmail)
+      return await super.createOrAdopt(spec, signal)
+    }
+  }
+  const executor = new Recording()
+  const { app, store } = await buildTestApp(t, { executor, env: { SECRET_KEY: SECRET } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Sub First CTF' } })).json().tenant_id
+  // An active subscription carries no address: the server is set up with a made-up one.
+  await deliver(app, makeEvent('customer.subscription.created', subscription({ id: 'sub_early', tenantId: id, status: 'active', plan: 'solo' })))
+  const { fqdn, state } = (await app.inject(`/tenants/${id}/status`)).json()
+  t.equal(state, 'active')
+  t.same(executor.baked, [`admin@${fqdn}`])
+  await deliver(app, makeEvent('checkout.session.completed', { ...checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_early' }), customer_details: { email: 'late@example.org' } }))
+  t.equal((await store.getTenant(id))?.email, 'late@example.org', 'the tenant has the buyer\'s address now (support needs it)')
+  executor.envelopes.set(fqdn, sealCredential(SECRET, id, 'Correct-Horse-42'))
+  const r = await app.inject(`/tenants/${id}/credentials?token=${welcomeToken(SECRET, id)}`)
+  t.equal(r.json().admin_email, `admin@${fqdn}`, 'the credential names the address CTFd has')
 })
 
 t.test('the signed welcome link reveals the sealed admin credential, and nothing else does', async (t) => {
