@@ -146,18 +146,19 @@ function publicOrigin (env: Env): string {
 
 /**
  * An API's base URL: the clients append each request's path to it, so a query or fragment
- * would end up in the middle of every request's URL. `pathAllowed` says whether it may carry
- * a path (Linode's is /v4); Stripe's client adds /v1 itself.
+ * would end up in the middle of every request's URL. `addsVersion` is the version segment the
+ * client adds itself (Stripe's /v1): a base ending in it, copied from the API's docs, would
+ * double it. Any other path (Linode's /v4, a proxy's prefix) is kept.
  */
-function apiBase (env: Env, name: string, fallback: string, pathAllowed: boolean): string {
+function apiBase (env: Env, name: string, fallback: string, addsVersion?: string): string {
   const raw = httpUrl(env, name, fallback)
   const url = new URL(raw)
   // Even an empty one (a bare ? or #), which URL would not show: either starts a query or fragment.
   if (/[?#]/.test(raw)) {
     throw new ConfigError(name, `must not carry a query or fragment (each request's path is appended to it), got ${JSON.stringify(withoutUserinfo(raw))}`)
   }
-  if (!pathAllowed && url.pathname !== '/') {
-    throw new ConfigError(name, `must be an origin only, like https://api.stripe.com (the client adds /v1 and each request's path itself), got ${JSON.stringify(withoutUserinfo(raw))}`)
+  if (addsVersion !== undefined && url.pathname.replace(/\/+$/, '').endsWith(addsVersion)) {
+    throw new ConfigError(name, `must not end in ${addsVersion}, which the client adds itself (like https://api.stripe.com), got ${JSON.stringify(withoutUserinfo(raw))}`)
   }
   return raw
 }
@@ -310,7 +311,7 @@ export function loadConfig (env: Env = process.env): Config {
       webhookSecrets: stripeWebhookSecrets(env),
       prices,
       apiVersion: shaped(env, 'STRIPE_API_VERSION', '2024-06-20', /^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/, "a Stripe API version like 2024-06-20 or 2025-03-31.basil"),
-      apiBase: apiBase(env, 'STRIPE_API_BASE', 'https://api.stripe.com', false),
+      apiBase: apiBase(env, 'STRIPE_API_BASE', 'https://api.stripe.com', '/v1'),
       successUrl: str(env, 'STRIPE_SUCCESS_URL', `${publicBaseUrl}/billing/success?session_id={CHECKOUT_SESSION_ID}`),
       cancelUrl: str(env, 'STRIPE_CANCEL_URL', `${publicBaseUrl}/pricing`),
       webhookToleranceS: int(env, 'STRIPE_WEBHOOK_TOLERANCE_S', 300, 1, 86400)
@@ -321,7 +322,7 @@ export function loadConfig (env: Env = process.env): Config {
       region: str(env, 'LINODE_REGION', 'us-east'),
       plan: str(env, 'LINODE_PLAN', ''),
       image: str(env, 'LINODE_IMAGE', 'linode/debian12'),
-      apiBase: apiBase(env, 'LINODE_API_BASE', 'https://api.linode.com/v4', true)
+      apiBase: apiBase(env, 'LINODE_API_BASE', 'https://api.linode.com/v4')
     },
     adminToken: shaped(env, 'ADMIN_TOKEN', '', /^[!-~]+$/, 'one word of printable ASCII (it is sent as a bearer token)', true),
     // Ten years is "never" for a teardown, and its time stays a valid date.
