@@ -7,13 +7,12 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
-import { getPlan } from '../plans.ts'
-import { tenantFqdn } from '../tenants/address.ts'
 import type { Job, Store, Tenant } from '../store/store.ts'
-import { Attempt, LeaseLost, ended } from './attempt.ts'
+import { Attempt, LeaseLost } from './attempt.ts'
 import { appendAudit } from './audit.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
-import { queueResizeIfOffPlan, resizeWaitEnds, runResize } from './resize.ts'
+import { resizeWaitEnds, runResize } from './resize.ts'
+import { runProvision, serverSpecFor } from './provision.ts'
 import { runTeardown } from './teardown.ts'
 
 export type RunnerConfig = Pick<Config, 'auditSecret' | 'baseDomain' | 'deprovisionGraceHours' | 'linode' | 'provisionAttemptTimeoutS' | 'provisionHealthTimeoutS' | 'provisionMaxAttempts'>
@@ -53,32 +52,7 @@ export interface JobRunnerOptions {
   resizePostponeMs?: number
 }
 
-/** The job's last error while it waits for the plan: the operator's view says why it waits. */
-export const AWAITING_PLAN = 'waiting for Stripe to state the plan of the subscription before sizing the server'
-
-
-/** CTFd's users.email is a VARCHAR(128). */
-const CTFD_EMAIL_MAX = 128
-
-/** Health polls between two looks at the server itself (about a minute at the 3 s default). */
-const SERVER_CHECK_EVERY = 20
-
 const defaultBackoff = (n: number): number => Math.min(30_000 * 2 ** (n - 1), 15 * 60_000)
-
-export function serverSpecFor (tenant: Tenant, config: Pick<Config, 'baseDomain' | 'linode'>): ServerSpec {
-  const fqdn = tenantFqdn(tenant, config.baseDomain)
-  return {
-    tenantId: tenant.id,
-    slug: tenant.slug,
-    fqdn,
-    plan: tenant.plan,
-    serverType: config.linode.plan !== '' ? config.linode.plan : (getPlan(tenant.plan)?.serverType ?? 'g6-standard-2'),
-    tenantName: tenant.name,
-    // CTFd's admin needs an address; the email is optional at checkout, and CTFd stores at most
-    // 128 characters of one (its setup would fail on a longer one, and the server never come up).
-    adminEmail: tenant.email !== '' && tenant.email.length <= CTFD_EMAIL_MAX ? tenant.email : `admin@${fqdn}`
-  }
-}
 
 function describe (err: unknown): string {
   return err instanceof Error ? err.message : String(err)
@@ -307,7 +281,10 @@ export class JobRunner {
     const { executor, config, log } = this.opts
     const specFor = (t: Tenant): ServerSpec => serverSpecFor(t, config)
     switch (attempt.job.kind) {
-      case 'provision': return this.provision(attempt)
+      case 'provision': return runProvision(attempt, {
+        executor, config, log, store: this.opts.store, now: () => this.now(), pollUntil: (signal, check, until) => this.pollUntil(signal, check, until),
+        healthDeadline: (job) => this.healthDeadline(job), planWaitMs: this.opts.planWaitMs, planPollMs: this.opts.planPollMs, bootGraceMs: this.opts.bootGraceMs
+      })
       case 'deprovision': return runTeardown(attempt, { executor, specFor, graceMs: config.deprovisionGraceHours * 3_600_000, log })
       case 'resize': return runResize(attempt, { ...this.resizeWaits(), executor, specFor, pollUntil: (signal, check, until) => this.pollUntil(signal, check, until), postponeMs: this.opts.resizePostponeMs, bootGraceMs: this.opts.bootGraceMs, log })
       // A kind a newer release queued: never run as something else (a teardown, say).
@@ -397,20 +374,6 @@ export class JobRunner {
   }
 
   /** Polls until `check` passes (true), or until a failed check finds `until` (epoch ms) past (false). */
-  /**
-   * Whether the provider says the server is gone (404). Its API failing says nothing about the
-   * server: the health wait goes on (the look is a side check, not worth an attempt).
-   */
-  private async serverGone (serverId: string, signal: AbortSignal, tenant: string): Promise<boolean> {
-    try {
-      return await this.opts.executor.getServer(serverId, signal) === undefined
-    } catch (err) {
-      if (signal.aborted) throw signal.reason
-      this.opts.log.warn({ err, tenant, server: serverId }, 'could not look at the server during its health wait; waiting on')
-      return false
-    }
-  }
-
   private async pollUntil (signal: AbortSignal, check: () => Promise<boolean>, until = Infinity): Promise<boolean> {
     while (!(await check())) {
       if (signal.aborted) throw signal.reason
@@ -425,136 +388,5 @@ export class JobRunner {
     return true
   }
 
-  /**
-   * A checkout made elsewhere (a Payment Link, the Dashboard) names no plan, and neither does an
-   * invoice: the tenant it made has the default plan until an event about its subscription
-   * states the price, which Stripe may deliver after them. A resize later would cost the new
-   * CTF a reboot, so the first server waits for it (queued again, no attempt counted) up to
-   * `planWaitMs` after the job was made; then it is sized by the plan the tenant has (and
-   * resized if an event states another). True when the job waits.
-   */
-  private async planWait (attempt: Attempt, tenant: Tenant): Promise<boolean> {
-    const { job } = attempt
-    if (tenant.planAt !== 0 || tenant.subscriptionId === null) return false
-    // A tenant our own checkout made has the plan its buyer chose there: the session's price.
-    const [created] = await this.opts.store.listAudit({ tenant: tenant.id, limit: 1 })
-    if (created?.action === 'tenant.created' && created.detail.source === 'checkout') return false
-    const until = Date.parse(job.createdAt) + this.opts.planWaitMs
-    if (this.now() >= until) {
-      if (job.lastError === AWAITING_PLAN) {
-        this.opts.log.warn({ tenant: tenant.id, job: job.id, plan: tenant.plan, subscription: tenant.subscriptionId }, 'no event stated the plan of the subscription in time: the server is sized by the plan the tenant has')
-        await attempt.transaction((tx) => attempt.audit(tx, 'provision.plan_assumed', { plan: tenant.plan, subscription: tenant.subscriptionId }))
-      }
-      return false
-    }
-    await attempt.leased(async (tx) => {
-      await tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: Math.min(this.now() + this.opts.planPollMs, until), lastError: AWAITING_PLAN })
-      if (job.lastError !== AWAITING_PLAN) {
-        await attempt.audit(tx, 'provision.awaiting_plan', { subscription: tenant.subscriptionId, until: new Date(until).toISOString() })
-      }
-    })
-    return true
-  }
 
-  private async provision (attempt: Attempt): Promise<void> {
-    const { executor, config, log } = this.opts
-    const { job, signal } = attempt
-    // Decided with the tenant row locked: a reactivation committed a moment earlier found this
-    // job live and queued no other, so it must see the tenant paid here, not skip.
-    const tenant = await attempt.transaction(async (tx) => {
-      const t = await tx.getTenantForUpdate(job.tenant)
-      if (t !== undefined && t.billing !== 'canceled') return t
-      await tx.updateJob(job.id, ended('canceled'))
-      await attempt.audit(tx, 'provision.skipped', { reason: t === undefined ? 'tenant removed' : 'tenant canceled' })
-      // No attempt of its first server ever failed (canceled while the job waited for the plan,
-      // say): none is coming, and the status says so. One that failed may have made a server
-      // whose answer was lost: that tenant stays as it is. Either way the teardown the
-      // cancellation queued stays, to sweep whatever carries the tenant's tag.
-      if (t !== undefined && t.infra === 'provisioning' && t.serverId === null && job.step === '' && job.attempts === 0) {
-        await tx.updateTenant(t.id, { infra: 'none' })
-      }
-      return undefined
-    })
-    if (tenant === undefined) return
-    if (job.step === '' && tenant.serverId === null && await this.planWait(attempt, tenant)) return
-    const spec = serverSpecFor(tenant, config)
-    let serverId = tenant.serverId
-    let ipv4 = tenant.ipv4
-    // A tenant torn down and reactivated has no serverId any more: it gets a new server.
-    if (job.step === '' || serverId === null) {
-      const { server, adopted, firewall } = await executor.createOrAdopt(spec, signal)
-      serverId = server.id
-      ipv4 = server.ipv4
-      // An earlier try's server made under another plan (or LINODE_PLAN) is kept, and the
-      // audit names the type it has and the one this plan would get. It is resized once the
-      // provisioning ends, as is a server made while the plan changed (queued with this step).
-      const type = server.type ?? spec.serverType
-      if (type !== spec.serverType) log.warn({ tenant: tenant.id, server: server.id, type, planned_type: spec.serverType }, 'adopted a server of another type than the plan\'s')
-      // The address its first administrator is set up with (an adopted server: as an earlier
-      // attempt asked, the tenant's address then): the welcome page names this one.
-      await attempt.commitStep('created', { serverId, ipv4, adminEmail: spec.adminEmail }, adopted ? 'server.adopted' : 'server.created',
-        { server: server.id, label: server.label, type, ...(type === spec.serverType ? {} : { planned_type: spec.serverType }), status: server.status, ...(firewall === undefined ? {} : { firewall: firewall.id, firewall_status: firewall.status }) },
-        (tx, now) => queueResizeIfOffPlan(attempt, tx, now, server.id, type, (t) => serverSpecFor(t, config)))
-    }
-    if (job.step === 'created') {
-      let status = 'unknown'
-      let offSince: number | undefined
-      await this.pollUntil(signal, async () => {
-        const s = await executor.getServer(serverId!, signal)
-        if (s === undefined) {
-          // Deleted behind our back: forget it, so the next attempt makes a new one instead of
-          // polling a dead id until the attempts run out.
-          await attempt.commitStep('', { serverId: null, ipv4: null }, 'server.vanished', { server: serverId })
-          throw new ExecutorError(`server ${serverId} disappeared; the next attempt creates a new one`, { retryable: true })
-        }
-        status = s.status
-        ipv4 = s.ipv4 ?? ipv4
-        // Off, not on its way up: an adopted server whose boot never ran, or one switched off
-        // since. Left alone it would use up every attempt waiting.
-        offSince = s.status === 'offline' ? offSince ?? this.now() : undefined
-        if (offSince !== undefined && this.now() - offSince >= this.opts.bootGraceMs) {
-          offSince = undefined // a declined boot is asked again after another grace
-          if (await executor.bootServer(serverId!, signal)) {
-            await attempt.transaction((tx) => attempt.audit(tx, 'server.boot', { server: serverId, status: s.status }))
-          }
-        }
-        return s.status === 'running'
-      })
-      await attempt.commitStep('running', { ipv4 }, 'server.running', { server: serverId, status, ipv4 })
-    }
-    if (job.step === 'running') {
-      if (ipv4 === null) throw new ExecutorError('the server has no IPv4 address', { retryable: true })
-      const recordId = await executor.ensureDnsRecord(spec, ipv4, signal)
-      await attempt.commitStep('dns', { dnsRecordId: recordId }, 'dns.record', { record: recordId, name: spec.fqdn, target: ipv4 })
-    }
-    if (job.step === 'dns') {
-      // A release before migration 003 moved the job here without recording when (step_at is 0,
-      // or still the time it was queued): the window starts now, or the check would fail at once.
-      if (job.stepAt <= Date.parse(job.createdAt)) {
-        const stepAt = this.now()
-        await attempt.transaction((tx) => tx.updateJob(job.id, { stepAt }))
-        job.stepAt = stepAt
-      }
-      // The wait has its own deadline, across attempts (continueAttempt). Past it the server is
-      // broken, not slow (cloud-init failed, no certificate): the job fails for the operator,
-      // whose retry runs the steps again and gives the check a new window.
-      let polls = 0
-      const healthy = await this.pollUntil(signal, async () => {
-        // Now and then, that the server is still there: one deleted meanwhile would be polled,
-        // its freed address left in DNS, until the deadline failed the job for the wrong reason.
-        if (++polls % SERVER_CHECK_EVERY === 0 && serverId !== null && await this.serverGone(serverId, signal, tenant.id)) {
-          await attempt.commitStep('', { serverId: null, ipv4: null }, 'server.vanished', { server: serverId })
-          throw new ExecutorError(`server ${serverId} disappeared while its health check was awaited; the next attempt creates a new one and points DNS at it`, { retryable: true })
-        }
-        return await executor.checkHealth(spec.fqdn, signal)
-      }, this.healthDeadline(job))
-      if (!healthy) {
-        throw new ExecutorError(`https://${spec.fqdn}/healthcheck did not answer 200 within ${config.provisionHealthTimeoutS} s of its DNS record`, { retryable: false })
-      }
-      await attempt.commitStep('healthy', {}, 'health.ok', { url: `https://${spec.fqdn}/healthcheck` })
-    }
-    const now = new Date(this.now()).toISOString()
-    // A cancellation that landed meanwhile keeps its reason (the teardown follows).
-    await attempt.finish('done', (t) => ({ infra: 'ready', readyAt: now, ...(t?.billing === 'canceled' ? {} : { error: null }) }), 'provision.ready', { fqdn: spec.fqdn })
-  }
 }

@@ -8,7 +8,7 @@ import { SqliteStore } from '../../api/store/sqlite.ts'
 import { StoreError, type Store, type StoreOps } from '../../api/store/store.ts'
 import { ExecutorError } from '../../api/provisioning/executor.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
-import { serverSpecFor } from '../../api/provisioning/jobs.ts'
+import { serverSpecFor } from '../../api/provisioning/provision.ts'
 import type { FastifyInstance } from 'fastify'
 
 async function pendingTenant (app: FastifyInstance, plan = 'standard', name = 'Acme CTF'): Promise<string> {

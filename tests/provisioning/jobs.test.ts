@@ -6,7 +6,8 @@ import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../h
 const invoiceFor = (sub: string) => invoice({ subscription: sub })
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { ExecutorError, type ServerInfo } from '../../api/provisioning/executor.ts'
-import { JobRunner, serverSpecFor } from '../../api/provisioning/jobs.ts'
+import { JobRunner } from '../../api/provisioning/jobs.ts'
+import { serverSpecFor } from '../../api/provisioning/provision.ts'
 import { verifyStoredChain } from '../../api/provisioning/audit.ts'
 import type { Job, Store } from '../../api/store/store.ts'
 import type { FastifyInstance } from 'fastify'

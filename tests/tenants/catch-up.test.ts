@@ -8,7 +8,7 @@ import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../h
 import type { FastifyInstance } from 'fastify'
 import type { Store } from '../../api/store/store.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
-import { AWAITING_PLAN } from '../../api/provisioning/jobs.ts'
+import { AWAITING_PLAN } from '../../api/provisioning/provision.ts'
 import { until } from '../helpers/until.ts'
 
 /** A Payment Link purchase of Pro, in Stripe's usual order, that is later canceled. */
