@@ -8,7 +8,7 @@ import { AppError } from '../errors.ts'
 import type { Executor } from '../provisioning/executor.ts'
 import { openCredentialEnvelope } from '../provisioning/cloud-init.ts'
 import { serverSpecFor } from '../provisioning/provision.ts'
-import { deriveTenantState } from './lifecycle.ts'
+import { serverOnline } from './lifecycle.ts'
 import type { TenantService } from './service.ts'
 import { verifyWelcomeToken } from './welcome-token.ts'
 
@@ -33,8 +33,12 @@ export async function adminCredential (deps: CredentialDeps, id: string, token: 
   if (!verifyWelcomeToken(config.secretKey, id, token)) throw new AppError('forbidden', 'This link is not valid for this tenant.')
   const tenant = await tenants.getTenant(id)
   if (tenant === undefined) throw new AppError('tenant_not_found', `No tenant has the id ${id}.`)
-  if (deriveTenantState(tenant.billing, tenant.infra) !== 'active') {
-    throw new AppError('tenant_not_ready', 'The CTF is not live yet; the credential appears once it is.')
+  // While its server runs: a past-due CTF, or a canceled one until its teardown, too. The
+  // buyer may need to sign in to export their data, and CTFd here sends no reset mail.
+  if (!serverOnline(tenant)) {
+    throw new AppError('tenant_not_ready', tenant.readyAt !== null && tenant.infra !== 'ready'
+      ? 'The CTF is no longer online, so neither is its credential.'
+      : 'The CTF is not live yet; the credential appears once it is.')
   }
   const fetchEnvelope = executor.fetchCredentialEnvelope?.bind(executor)
   if (fetchEnvelope === undefined) {

@@ -18,6 +18,15 @@ export function deriveTenantState (billing: Billing, infra: Infra): TenantState 
   return 'provisioning'
 }
 
+/**
+ * Whether the tenant's CTF is up for its buyer: paid once, set up, and not torn down. Past due
+ * and canceled ones too, until the teardown (the welcome page's `online`, buyer-text.ts).
+ */
+export function serverOnline (t: { billing: Billing, infra: Infra, paidAt: string | null, readyAt: string | null }): boolean {
+  if (t.infra !== 'ready') return false
+  return t.billing === 'paid' || (t.paidAt !== null && t.readyAt !== null)
+}
+
 /** What one event says about a tenant's billing: its statement, and the customer it names. */
 export interface BillingChange extends Statement {
   customerId?: string

@@ -54,7 +54,7 @@ export default async function tenantRoutes (fastify: FastifyInstance): Promise<v
           400: 'invalid_request (with `field`): an id or token of the wrong shape',
           403: 'forbidden: a token that is not this tenant\'s',
           404: 'tenant_not_found; credential_unavailable: the server has not published it yet',
-          409: 'tenant_not_ready: the CTF is not live yet',
+          409: 'tenant_not_ready: the CTF is not online (not live yet, or torn down)',
           502: 'credential_unreadable: what the server published cannot be opened'
         })
       }

@@ -249,7 +249,9 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     html = swap(html, welcomeHeading(), welcomeHeading(progress.key))
     // The title, and its Open Graph and Twitter copies, begin with the heading ("… · CTFHive").
     html = html.replaceAll(`${escapeHtml(PROGRESS_TEXT.checking.heading)} · `, `${escapeHtml(PROGRESS_TEXT[progress.key].heading)} · `)
-    if (progress.key !== 'live') return html
+    // Offered while the CTF runs (past due, or canceled until its teardown, too): its buyer may
+    // need to sign in to export, and CTFd here sends no password-reset mail.
+    if (progress.online !== true) return html
     return swap(html, adminSection(), adminSection(await adminFor(request, id, query)))
   }
 

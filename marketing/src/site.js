@@ -262,7 +262,11 @@
       render(root, null, tenant)
       return
     }
-    var adminShown = false
+    // The server offered the section (the CTF runs, the link is signed): ready at once, not
+    // after the first status answer, which a slow or failing request would hold up.
+    var offered = byId('admin-details')
+    var adminShown = !!offered && !offered.hidden
+    if (adminShown) initAdminDetails(tenant, token)
     var loaded = Date.now()
     // The server already found the payment slow (it counts from the order's creation).
     var delayedAtLoad = root.getAttribute('data-key') === 'payment_delayed'
@@ -312,7 +316,7 @@
           polling = false
           failures = 0
           var p = render(root, status, tenant, delayedAtLoad || Date.now() - loaded >= PAYMENT_DELAYED_MS)
-          if (p.key === 'live' && !adminShown) {
+          if (p.online && !adminShown) {
             adminShown = true
             initAdminDetails(tenant, token)
           }

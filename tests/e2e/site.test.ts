@@ -499,6 +499,15 @@ async function run (): Promise<void> {
     t.same(problems, [])
   })
 
+  t.test('on a live order the administrator button is there at once, whatever the status requests do', async (t) => {
+    const created = await liveOrder('Offline Status CTF')
+    const { page } = await open()
+    await page.route('**/tenants/*/status', (route) => route.abort())
+    await page.goto(`${origin}${created.welcome_url}`)
+    await page.locator('#admin-show').waitFor({ state: 'visible' })
+    t.ok(await page.locator('#admin-show').isVisible(), 'offered by the page the server rendered, not after the first status answer')
+  })
+
   t.test('showing the administrator details keeps the keyboard focus', async (t) => {
     const created = await liveOrder('Focus CTF')
     const { page, problems } = await open()

@@ -131,6 +131,36 @@ t.test('no credential before the CTF is live, or with the development executor',
   t.equal((await app.inject(`/tenants/${unknown}/credentials?token=${welcomeToken(SECRET, unknown)}`)).statusCode, 404)
 })
 
+t.test('while the CTF still runs (past due, or canceled until its teardown) its buyer can still get the credential; once torn down, not', async (t) => {
+  const site = buildTestSite(t)
+  const executor = new PublishingExecutor()
+  const { app, store } = await buildTestApp(t, { executor, env: { ...site.env, SECRET_KEY: SECRET } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Late Export CTF', email: 'owner@cred.test' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_late' })))
+  const { fqdn } = (await app.inject(`/tenants/${id}/status`)).json()
+  executor.envelopes.set(fqdn, sealCredential(SECRET, id, 'Export-Pass-9'))
+  const token = welcomeToken(SECRET, id)
+  const ask = () => app.inject(`/tenants/${id}/credentials?token=${token}`)
+  const offered = async (): Promise<boolean> => load((await app.inject(`/welcome?tenant=${id}&token=${token}`)).body)('#admin-details').attr('hidden') === undefined
+
+  const base = Math.floor(Date.now() / 1000)
+  await deliver(app, makeEvent('invoice.payment_failed', invoice({ subscription: 'sub_late', tenantId: id }), { created: base + 10 }))
+  t.equal((await app.inject(`/tenants/${id}/status`)).json().state, 'past_due')
+  t.equal((await ask()).json().password, 'Export-Pass-9', 'past due: still running, still given')
+  t.ok(await offered(), 'and the welcome page offers it')
+
+  await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: 'sub_late', tenantId: id, status: 'canceled', plan: 'solo' }), { created: base + 20 }))
+  t.match(await store.getTenant(id), { billing: 'canceled', infra: 'ready' })
+  t.equal((await ask()).json().password, 'Export-Pass-9', 'canceled within its grace period: given, to sign in and export')
+  t.ok(await offered())
+
+  await store.updateTenant(id, { infra: 'deprovisioned', serverId: null })
+  const gone = await ask()
+  t.equal(gone.statusCode, 409)
+  t.match(gone.json(), { error: 'tenant_not_ready', message: 'The CTF is no longer online, so neither is its credential.' })
+  t.notOk(await offered(), 'torn down: nothing offered')
+})
+
 t.test('without JavaScript, the welcome page shows the credential on a page load of its own', async (t) => {
   const site = buildTestSite(t)
   const executor = new PublishingExecutor()
