@@ -218,7 +218,7 @@ function register (ctx: SiteContext): PageSpec {
     ${formAlert()}
     <div class="field">
       <label for="name">Event name</label>
-      <input ${fieldValue('name')} type="text" required maxlength="80" autocomplete="organization" ${describedBy('name')}>
+      <input ${fieldValue('name')} type="text" required pattern=".*\\S.*" title="The name of your event, not only spaces" maxlength="80" autocomplete="organization" ${describedBy('name')}>
       <p class="hint" id="name-hint">It becomes your CTF's address, like spring-ctf-1a2b3c.${escapeHtml(ctx.baseDomain)}.</p>
       ${fieldError('name')}
     </div>

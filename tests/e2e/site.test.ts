@@ -252,6 +252,19 @@ async function run (): Promise<void> {
     t.same(problems.filter((p) => !/status of 503/.test(p)), [])
   })
 
+  t.test('an event name of only spaces is refused in the form, not sent as no name', async (t) => {
+    const { page } = await open()
+    let posted = 0
+    page.on('request', (r) => { if (r.method() === 'POST') posted++ })
+    await page.goto(`${origin}/register`)
+    await page.getByLabel('Event name').fill('    ')
+    await page.getByLabel('Email').fill('organiser@example.org')
+    await page.getByRole('button', { name: 'Continue to payment' }).click()
+    t.equal(await page.getByLabel('Event name').evaluate((el) => (el as any).validity.patternMismatch), true, 'the browser says why')
+    t.equal(posted, 0, 'nothing was posted')
+    t.match(page.url(), /\/register$/)
+  })
+
   t.test('API errors are shown next to the field they concern', async (t) => {
     const { page } = await open()
     await page.goto(`${origin}/register`)
