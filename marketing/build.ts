@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, extname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { RECONNECTING, PROGRESS_TEXT, REGISTER_ERRORS, siteValues } from '../api/web/buyer-text.ts'
+import { RECONNECTING, PROGRESS_STEPS, PROGRESS_TEXT, REGISTER_ERRORS, STOPPED_STEPS, siteValues } from '../api/web/buyer-text.ts'
 import { MANIFEST_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
 import { buildCli, writeCompressedVariants } from '../api/web/static-build.ts'
 import { renderPage, type SiteContext } from './layout.ts'
@@ -99,7 +99,7 @@ export function minifyJs (js: string): string {
 export function siteScript (settings: Pick<BuildOptions, 'baseDomain' | 'graceHours'>): string {
   const source = readFileSync(join(HERE, 'src/site.js'), 'utf8')
   if (!source.includes(SCRIPT_MARKER)) throw new Error(`marketing/src/site.js lost its ${SCRIPT_MARKER} marker`)
-  const text = JSON.stringify({ registerErrors: REGISTER_ERRORS, progress: PROGRESS_TEXT, reconnecting: RECONNECTING, settings: siteValues(settings) })
+  const text = JSON.stringify({ registerErrors: REGISTER_ERRORS, progress: PROGRESS_TEXT, steps: PROGRESS_STEPS, stoppedSteps: STOPPED_STEPS, reconnecting: RECONNECTING, settings: siteValues(settings) })
   return minifyJs(source.replace(SCRIPT_MARKER, text))
 }
 

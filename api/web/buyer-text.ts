@@ -98,6 +98,8 @@ export type ProgressKey = 'checking' | 'awaiting_payment' | 'payment_delayed' | 
   'past_due_setting_up' | 'payment_failed' | 'failed' | 'canceled_running' | 'canceled' | 'canceled_unpaid' | 'not_found'
 
 export const PROGRESS_STEPS = ['Order received', 'Payment confirmed', 'Server set up', 'CTF live'] as const
+/** A step where the order stopped says so, not what it would have said once done. */
+export const STOPPED_STEPS = ['Order received', 'No payment', 'Setup stopped', 'Not live'] as const
 
 /** The welcome page's heading (and title) while the order goes ahead, and once it has not. */
 const THANKS = 'Thank you for your order'

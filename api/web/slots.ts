@@ -1,7 +1,7 @@
 // Markup the marketing build writes and the server later fills in for visitors without
 // JavaScript (an error after a plain form post, a preselected plan, an order's progress).
 // Both sides call these functions, so the server finds exactly what the build wrote.
-import { ADMIN_LINK_REFUSED, PROGRESS_STEPS, PROGRESS_TEXT, fillText, shutdownText, type Progress, type ProgressKey } from './buyer-text.ts'
+import { ADMIN_LINK_REFUSED, PROGRESS_STEPS, PROGRESS_TEXT, STOPPED_STEPS, fillText, shutdownText, type Progress, type ProgressKey } from './buyer-text.ts'
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
@@ -69,7 +69,7 @@ export function progressBlock (progress: Progress, values: ProgressValues = {}):
   const fill = (s: string): string => escapeHtml(fillText(s, filled as Record<string, string>))
   const steps = PROGRESS_STEPS.map((name, i) => {
     const cls = stepClass(i, progress)
-    return `<li class="step ${cls}" data-step="${i}">${name}<span class="visually-hidden"> (${STEP_STATE[cls]})</span></li>`
+    return `<li class="step ${cls}" data-step="${i}">${cls === 'stopped' ? STOPPED_STEPS[i] : name}<span class="visually-hidden"> (${STEP_STATE[cls]})</span></li>`
   }).join('')
   // To the server whenever one runs: a past-due or canceled CTF's still answers.
   const live = (progress.key === 'live' || progress.online === true) && values.url !== undefined

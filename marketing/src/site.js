@@ -163,6 +163,8 @@
     for (var i = 0; i < steps.length; i++) {
       var cls = stepClass(i, p)
       steps[i].className = 'step ' + cls
+      // The label (a text node) says where the order stopped, as slots.ts renders it.
+      steps[i].firstChild.textContent = cls === 'stopped' ? TEXT.stoppedSteps[i] : TEXT.steps[i]
       steps[i].lastChild.textContent = ' (' + STEP_STATE[cls] + ')'
     }
     // To the server whenever one runs: a past-due or canceled CTF's still answers.

@@ -392,7 +392,7 @@ async function run (): Promise<void> {
     t.equal(await page.locator('h1').textContent(), 'Your order')
     t.equal(await page.title(), 'Your order · CTFHive')
     t.equal(await page.locator('#progress-detail').textContent(), fillText(PROGRESS_TEXT.canceled_unpaid.detail, { reason: 'The checkout expired before payment.' }))
-    t.equal(await page.locator('#progress-steps li.stopped').textContent(), 'Payment confirmed (stopped)')
+    t.equal(await page.locator('#progress-steps li.stopped').textContent(), 'No payment (stopped)', 'the step says where it stopped, not what it would have said')
     t.same(problems, [])
   })
 

@@ -130,7 +130,7 @@ t.test('texts are filled in and escaped', async (t) => {
   t.equal(escapeHtml(`<a href="x">'&'</a>`), '&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;')
   const html = progressBlock({ key: 'canceled', done: 2, final: true }, { reason: '<b>The checkout expired.</b>', grace: graceDelay(72) })
   t.match(html, '&lt;b&gt;The checkout expired.&lt;/b&gt; Nothing of it is online: a CTF set up for it is shut down and its data deleted 3 days after the cancellation.')
-  t.match(html, '<li class="step stopped" data-step="2">Server set up<span class="visually-hidden"> (stopped)</span></li>')
+  t.match(html, '<li class="step stopped" data-step="2">Setup stopped<span class="visually-hidden"> (stopped)</span></li>')
   t.match(html, '<p id="live-link" hidden>')
 })
 
@@ -157,7 +157,7 @@ t.test('a canceled or unpaid order is described as it is', async (t) => {
   const expired = fillText(PROGRESS_TEXT[unpaid.key].detail, { reason: 'The checkout expired before payment.', ...words })
   t.notMatch(expired, /shut down|data deleted|after the cancellation/, 'no CTF to shut down')
   t.match(expired, 'The checkout expired before payment. No payment went through for it, so no CTF was set up.')
-  t.match(progressBlock(unpaid, { reason: 'x' }), '<li class="step stopped" data-step="1">Payment confirmed', 'stopped at the payment')
+  t.match(progressBlock(unpaid, { reason: 'x' }), '<li class="step stopped" data-step="1">No payment', 'stopped at the payment, and says so')
 
   // Stripe retries a failed charge and emails the buyer; a new card goes through billing.
   const pastDue = fillText(PROGRESS_TEXT.past_due.detail, words)
@@ -210,11 +210,11 @@ t.test('a failed order, or a canceled one whose server may still come up, is sti
   const failed = progressOf(facts('paid', 'failed', { ready: false }), atMs)
   t.same(failed, { key: 'failed', done: 2, final: false }, 'an operator may retry it')
   // Not followed as "in progress": the step shows where it stopped.
-  t.match(progressBlock(failed, {}), '<li class="step stopped" data-step="2">Server set up<span class="visually-hidden"> (stopped)</span></li>')
+  t.match(progressBlock(failed, {}), '<li class="step stopped" data-step="2">Setup stopped<span class="visually-hidden"> (stopped)</span></li>')
   t.match(PROGRESS_TEXT.failed.detail, 'our team has been told')
   const coming = progressOf(facts('canceled', 'provisioning', { ready: false }), atMs)
   t.same(coming, { key: 'canceled', done: 2, final: false }, 'canceled while being set up')
-  t.match(progressBlock(coming, {}), '<li class="step stopped" data-step="2">Server set up')
+  t.match(progressBlock(coming, {}), '<li class="step stopped" data-step="2">Setup stopped')
   t.equal(progressOf(facts('canceled', 'none'), atMs).final, true, 'nothing coming')
   t.equal(progressOf(facts('canceled', 'failed'), atMs).final, true, 'a canceled tenant is not retried')
   t.equal(progressOf(facts('canceled', 'provisioning', { paid: false, ready: false }), atMs).final, true)
