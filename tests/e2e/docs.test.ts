@@ -91,5 +91,18 @@ if (missing !== undefined && !(process.env.CI === 'true')) {
       await page.goto(`${origin}${path}`, { waitUntil: 'networkidle' })
       t.same(await axeViolations(page), [], `axe: nothing on ${path}`)
     }
+    // On a phone and a tablet the theme lays out its navigation and search otherwise.
+    for (const width of [375, 768]) {
+      await page.setViewportSize({ width, height: 800 })
+      for (const path of ['/docs/', '/docs/control-plane/http-api/']) {
+        await page.goto(`${origin}${path}`, { waitUntil: 'networkidle' })
+        t.same(await axeViolations(page), [], `axe: nothing on ${path} at ${width} px`)
+      }
+    }
+    // There the search opens from its button, and its results show.
+    await page.locator('label.md-header__button[for="__search"]').click()
+    await page.locator('input[name="query"]').fill('webhook')
+    await page.locator('.md-search-result__item').first().waitFor()
+    t.ok(await page.locator('.md-search-result__item').first().isVisible(), 'search results show on a narrow screen')
   })
 }
