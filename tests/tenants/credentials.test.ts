@@ -19,6 +19,15 @@ class PublishingExecutor extends FakeExecutor {
   }
 }
 
+/** And records the address each server's first administrator is set up with. */
+class Recording extends PublishingExecutor {
+  baked: string[] = []
+  override async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
+    this.baked.push(spec.adminEmail)
+    return await super.createOrAdopt(spec, signal)
+  }
+}
+
 async function liveTenant (app: FastifyInstance): Promise<{ id: string, fqdn: string }> {
   const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Cred CTF', email: 'owner@cred.test' } })).json().tenant_id
   await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo' })))
@@ -38,13 +47,6 @@ t.test('without an email at checkout, the credential names the address the serve
 })
 
 t.test('an invoice paid before the checkout completes brings the buyer\'s address: the server and the credential name the same one', async (t) => {
-  class Recording extends PublishingExecutor {
-    baked: string[] = []
-    override async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
-      this.baked.push(spec.adminEmail)
-      return await super.createOrAdopt(spec, signal)
-    }
-  }
   const executor = new Recording()
   const { app, store } = await buildTestApp(t, { executor, env: { SECRET_KEY: SECRET } })
   const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Invoice First CTF' } })).json().tenant_id
@@ -60,13 +62,6 @@ t.test('an invoice paid before the checkout completes brings the buyer\'s addres
 })
 
 t.test('an address that reaches the tenant after its server was set up is kept, but the credential names the one the server has', async (t) => {
-  class Recording extends PublishingExecutor {
-    baked: string[] = []
-    override async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
-      this.baked.push(spec.adminEmail)
-      return await super.createOrAdopt(spec, signal)
-    }
-  }
   const executor = new Recording()
   const { app, store } = await buildTestApp(t, { executor, env: { SECRET_KEY: SECRET } })
   const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Sub First CTF' } })).json().tenant_id
