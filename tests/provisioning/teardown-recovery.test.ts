@@ -405,36 +405,29 @@ t.test('a refused server search fails the teardown even when the server id was k
   t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:done', 'deprovision:failed', 'deprovision:done'])
 })
 
-t.test('paying again after a teardown failed for good halfway provisions the tenant', async (t) => {
-  const { app, store, id, executor, live } = await liveTenant(t)
-  executor.failNext('destroy', 1, new ExecutorError('Linode API 401: invalid token', { retryable: false }))
-  await deliver(app, cancel(id, 'sub_a'))
-  await runAll(app, store)
-  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'failed', step: 'dns_removed' })
-  t.equal(executor.records.size, 0, 'its record is gone')
+// An operator's retry of the failed teardown is a fresh job at its first step: paying again
+// before it ran must still provision, as the failed one had removed the record.
+for (const retried of [false, true]) {
+  t.test(`paying again after a teardown failed for good halfway${retried ? ', and the operator retried it before the retry ran,' : ''} provisions the tenant`, async (t) => {
+    const { app, store, id, executor, live } = await liveTenant(t)
+    executor.failNext('destroy', 1, new ExecutorError('Linode API 401: invalid token', { retryable: false }))
+    await deliver(app, cancel(id, 'sub_a'))
+    await runAll(app, store)
+    t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'deprovision', status: 'failed', step: 'dns_removed' })
+    t.equal(executor.records.size, 0, 'its record is gone')
+    if (retried) {
+      const retry = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: { authorization: `Bearer ${TOKEN}` } })
+      t.equal(retry.statusCode, 200, 'the retry is queued')
+    }
 
-  const back = await deliver(app, paid(id, 'sub_b'))
-  t.equal(back.json().tenant_state, 'provisioning', 'not "active" without an address')
-  await runAll(app, store)
-  const tenant = (await store.getTenant(id))!
-  t.match(tenant, { billing: 'paid', infra: 'ready', serverId: live.serverId })
-  t.equal(executor.records.get(tenant.dnsRecordId!)?.target, live.ipv4, 'the address is restored')
-})
+    const back = await deliver(app, paid(id, 'sub_b'))
+    t.equal(back.json().tenant_state, 'provisioning', 'not "active" without an address')
+    await runAll(app, store)
+    const tenant = (await store.getTenant(id))!
+    t.match(tenant, { billing: 'paid', infra: 'ready', serverId: live.serverId })
+    t.equal(executor.records.get(tenant.dnsRecordId!)?.target, live.ipv4, 'the address is restored')
+    t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`),
+      ['provision:done', 'deprovision:failed', ...(retried ? ['deprovision:canceled'] : []), 'provision:done'])
+  })
+}
 
-t.test('paying again after the operator retried a teardown that failed halfway, before the retry ran, provisions the tenant', async (t) => {
-  const { app, store, id, executor, live } = await liveTenant(t)
-  executor.failNext('destroy', 1, new ExecutorError('Linode API 401: invalid token', { retryable: false }))
-  await deliver(app, cancel(id, 'sub_a'))
-  await runAll(app, store)
-  t.equal(executor.records.size, 0, 'its record is gone')
-  const retried = await app.inject({ method: 'POST', url: `/admin/tenants/${id}/retry`, headers: { authorization: `Bearer ${TOKEN}` } })
-  t.equal(retried.statusCode, 200, 'the retry is queued (a fresh job, at its first step)')
-
-  const back = await deliver(app, paid(id, 'sub_b'))
-  t.equal(back.json().tenant_state, 'provisioning', 'not "active" without an address')
-  await runAll(app, store)
-  const tenant = (await store.getTenant(id))!
-  t.match(tenant, { billing: 'paid', infra: 'ready', serverId: live.serverId })
-  t.equal(executor.records.get(tenant.dnsRecordId!)?.target, live.ipv4, 'the address is restored')
-  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`), ['provision:done', 'deprovision:failed', 'deprovision:canceled', 'provision:done'])
-})
