@@ -378,8 +378,12 @@ export class TenantService {
         patch.infra = 'provisioning'
       }
       // Back on its kept server, whose type the plan it comes back on may not be (a resize the
-      // cancellation called off): the resize job looks. A provisioning looks itself (jobs.ts).
-      const resize = !provision && !waitsForTeardown && tenant.serverId !== null ? await tx.enqueueJob({ kind: 'resize', tenant: tenant.id, runAfter: tx.now() }) : undefined
+      // cancellation called off): the resize job looks. A provisioning that has yet to make or
+      // adopt its server looks itself then (provision.ts); one past that step does not look
+      // again, and may have made it while the tenant was canceled, when no size is checked: the
+      // resize waits for it to end, and looks.
+      const provisioningPastItsServer = jobs.some((j) => j.kind === 'provision' && (j.status === 'queued' || j.status === 'running') && j.step !== '')
+      const resize = (!provision || provisioningPastItsServer) && !waitsForTeardown && tenant.serverId !== null ? await tx.enqueueJob({ kind: 'resize', tenant: tenant.id, runAfter: tx.now() }) : undefined
       kick ||= resize !== undefined
       await appendAudit(tx, this.config.auditSecret, tenant.id, 'tenant.reactivated', {
         subscription: patch.subscriptionId ?? tenant.subscriptionId,

@@ -252,6 +252,30 @@ t.test('a tenant back on its kept server before the teardown ran is resized if t
   t.equal(executor.servers.size, 1)
 })
 
+t.test('a tenant canceled and back on another plan while its first server is set up gets that plan\'s type once the provisioning ends', async (t) => {
+  keepAlive(t)
+  const executor = new FakeExecutor()
+  const { app, store, id } = await setup(t, executor)
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_r' }), { created: created++ }))
+  // The server is made; its health check is still awaited.
+  const health = executor.holdNext('health')
+  const provisioning = runOne(app, store)
+  await health.reached
+  const tenant = (await store.getTenant(id))!
+  t.equal(executor.servers.get(tenant.serverId!)?.type, TYPE.pro, 'made at Pro')
+  // Its last state names Solo (a downgrade the cancellation ended), and it comes back on Solo.
+  await deliver(app, cancel(id, 'sub_r', 'solo'))
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_r2' }), { created: created++ }))
+  t.match(await store.getTenant(id), { billing: 'paid', plan: 'solo' }, 'back, on Solo')
+  t.same(await jobs(store, id), ['provision:running', 'deprovision:canceled', 'resize:queued'], 'the reactivation queued a look at the server, as the provisioning will not look again')
+  health.release()
+  await provisioning
+  await runAll(app, store)
+  t.match(await store.getTenant(id), { infra: 'ready', plan: 'solo', serverId: tenant.serverId })
+  t.equal(executor.servers.get(tenant.serverId!)?.type, TYPE.solo, 'resized to the plan it came back on')
+  t.equal(executor.servers.size, 1)
+})
+
 t.test('Linode refusing a resize fails the job for the operator, not the tenant; the operator\'s retry runs it again', async (t) => {
   const logLines: Array<Record<string, unknown>> = []
   const { app, store, id, executor, live } = await liveTenant(t, new FakeExecutor(), logLines)
