@@ -37,7 +37,7 @@ export async function adminCredential (deps: CredentialDeps, id: string, token: 
   // buyer may need to sign in to export their data, and CTFd here sends no reset mail.
   if (!serverOnline(tenant)) {
     throw new AppError('tenant_not_ready', tenant.readyAt !== null && tenant.infra !== 'ready'
-      ? 'The CTF is no longer online, so neither is its credential.'
+      ? 'The CTF is not online now (torn down, or being set up again), so neither is its credential.'
       : 'The CTF is not live yet; the credential appears once it is.')
   }
   const fetchEnvelope = executor.fetchCredentialEnvelope?.bind(executor)

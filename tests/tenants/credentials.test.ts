@@ -152,7 +152,7 @@ t.test('while the CTF still runs (past due, or canceled until its teardown) its 
   await store.updateTenant(id, { infra: 'deprovisioned', serverId: null })
   const gone = await ask()
   t.equal(gone.statusCode, 409)
-  t.match(gone.json(), { error: 'tenant_not_ready', message: 'The CTF is no longer online, so neither is its credential.' })
+  t.match(gone.json(), { error: 'tenant_not_ready', message: 'The CTF is not online now (torn down, or being set up again), so neither is its credential.' })
   t.notOk(await offered(), 'torn down: nothing offered')
 })
 
