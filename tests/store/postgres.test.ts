@@ -34,6 +34,13 @@ if (server !== undefined) {
     await store.migrate()
     return store
   }
+  /** A plain client on `url`, ended with the test: SQL the store would not run. */
+  const clientOf = async (t: Test, url: string): Promise<pg.Client> => {
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    t.teardown(() => c.end())
+    return c
+  }
   const poolOf = (store: PostgresStore): pg.Pool => (store as unknown as { pool: pg.Pool }).pool
 
   /**
@@ -186,9 +193,7 @@ if (server !== undefined) {
 
   t.test("the server refuses another application's database, untouched, as a setting; tables only in another schema do not count", async (t) => {
     const url = await server.createDatabase()
-    const c = new pg.Client({ connectionString: url })
-    await c.connect()
-    t.teardown(() => c.end())
+    const c = await clientOf(t, url)
     await c.query('CREATE TABLE users (name text); CREATE VIEW user_names AS SELECT name FROM users')
     const config = { databaseUrl: url, pg: { poolSize: 2, statementTimeoutMs: 5000 } }
     const err = await openStore(config).then(async (s) => { await s.close() }, (e: unknown) => e)
@@ -200,9 +205,7 @@ if (server !== undefined) {
 
     // The same tables in a schema the store does not use leave public empty: it is migrated.
     const apart = await server.createDatabase()
-    const d = new pg.Client({ connectionString: apart })
-    await d.connect()
-    t.teardown(() => d.end())
+    const d = await clientOf(t, apart)
     await d.query('CREATE SCHEMA other; CREATE TABLE other.users (name text)')
     const store = await openStore({ ...config, databaseUrl: apart })
     t.teardown(() => store.close())
@@ -213,9 +216,7 @@ if (server !== undefined) {
     // An extension's tables and views (some hosts install pg_stat_statements in every database)
     // are not another application's: that database is empty to us, and migrated.
     const withExtension = await server.createDatabase()
-    const e = new pg.Client({ connectionString: withExtension })
-    await e.connect()
-    t.teardown(() => e.end())
+    const e = await clientOf(t, withExtension)
     await e.query('CREATE EXTENSION pg_buffercache; CREATE EXTENSION pg_stat_statements')
     const extended = await openStore({ ...config, databaseUrl: withExtension })
     t.teardown(() => extended.close())
@@ -286,9 +287,7 @@ if (server !== undefined) {
   t.test("the admin's events come from an index: an outcome other than 'ok' from the partial one, in every plan", async (t) => {
     const url = await server.createDatabase()
     await (await open(url)).close()
-    const c = new pg.Client({ connectionString: url })
-    await c.connect()
-    t.teardown(() => c.end())
+    const c = await clientOf(t, url)
     // As a store fills: mostly 'ok' (renewals), one event in fifty unmatched; then analysed.
     await c.query(`INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload)
       SELECT 'evt_' || i, 'invoice.paid', i, to_char(timestamp '2026-01-01' + i * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
@@ -315,9 +314,7 @@ if (server !== undefined) {
   t.test("tenant pages, a tenant's jobs and its audit entries come from indexes, in every plan", async (t) => {
     const url = await server.createDatabase()
     await (await open(url)).close()
-    const c = new pg.Client({ connectionString: url })
-    await c.connect()
-    t.teardown(() => c.end())
+    const c = await clientOf(t, url)
     // As a store fills: tenants mostly active, three at a timestamp; jobs and audit entries for each; then analysed.
     await c.query(`INSERT INTO tenants (id, name, plan, slug, billing, infra, created_at, updated_at)
       SELECT lpad(to_hex(i), 32, '0'), 'T', 'solo', 't-' || i, CASE WHEN i % 10 = 0 THEN 'canceled' ELSE 'paid' END,
