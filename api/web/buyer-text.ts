@@ -1,7 +1,7 @@
 // What the buyer reads: API error codes and tenant states in plain words. The marketing build
 // injects these tables into the site's script, and the server uses them to render the same
 // messages for visitors without JavaScript, so both always say the same thing.
-import type { Billing, Infra } from '../tenants/lifecycle.ts'
+import { serverOnline, type Billing, type Infra } from '../tenants/lifecycle.ts'
 import type { TenantStatus } from '../tenants/service.ts'
 
 export type RegisterField = 'name' | 'email' | 'plan' | 'form'
@@ -252,8 +252,8 @@ export function progressOf (status: StatusFacts | null, now = Date.now()): Progr
   const paid = status.paid_at !== null || status.billing === 'paid'
   const ready = status.ready_at !== null
   // Set up and not torn down: what /login/go sends the buyer to, a canceled CTF's too until
-  // its teardown (infra `deprovisioned`) after the grace period.
-  const online = paid && ready && status.infra === 'ready'
+  // its teardown (infra `deprovisioned`) after the grace period. The credential's rule too.
+  const online = serverOnline({ billing: status.billing, infra: status.infra, paidAt: status.paid_at, readyAt: status.ready_at })
   const done = 1 + (paid ? 1 : 0) + (paid && ready ? 1 : 0) + (paid && ready && status.state === 'active' ? 1 : 0)
   switch (status.state) {
     case 'active': return { key: 'live', done: 4, final: true, online: true }
