@@ -81,9 +81,9 @@ export class LinodeApi {
   }
 
   /** A GET whose 404 means "not there". */
-  async getOrUndefined<T> (path: string, signal?: AbortSignal): Promise<T | undefined> {
+  async getOrUndefined<T> (path: string, signal?: AbortSignal, opts: { anonymous?: boolean } = {}): Promise<T | undefined> {
     try {
-      return await this.call<T>('GET', path, { signal })
+      return await this.call<T>('GET', path, { signal, anonymous: opts.anonymous })
     } catch (err) {
       if (err instanceof LinodeApiError && err.status === 404) return undefined
       throw err
@@ -123,11 +123,16 @@ export class LinodeApi {
     return text.split(this.#token).join('[redacted]')
   }
 
-  /** One API call with retries: 429 after Retry-After; 5xx and network errors only when `retry` is 'always'. */
-  async call<T = unknown> (method: string, path: string, opts: { body?: unknown, filter?: object, retry?: Retry, signal?: AbortSignal } = {}): Promise<T> {
+  /**
+   * One API call with retries: 429 after Retry-After; 5xx and network errors only when `retry` is 'always'.
+   * `anonymous`: sent without the token, for what anyone may read (public images): with a token,
+   * Linode also asks for that endpoint's scope.
+   */
+  async call<T = unknown> (method: string, path: string, opts: { body?: unknown, filter?: object, retry?: Retry, signal?: AbortSignal, anonymous?: boolean } = {}): Promise<T> {
     const retry = opts.retry ?? 'always'
     const signal = opts.signal
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#token}`, accept: 'application/json' }
+    const headers: Record<string, string> = { accept: 'application/json' }
+    if (opts.anonymous !== true) headers.authorization = `Bearer ${this.#token}`
     if (opts.body !== undefined) headers['content-type'] = 'application/json'
     if (opts.filter !== undefined) headers['x-filter'] = JSON.stringify(opts.filter)
     const op = `${method} ${path.split('?')[0]}`

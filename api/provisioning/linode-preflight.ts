@@ -115,7 +115,18 @@ export async function linodePreflight (api: LinodeApi, s: PreflightSettings, sig
   await attempt('image', `${s.image}: available, cloud-init`, async () => {
     const expected = `${s.image}: available, cloud-init`
     // Image ids hold a slash (linode/debian12): it is part of the path.
-    const image = await api.getOrUndefined<Image>(`/images/${s.image.split('/').map(encodeURIComponent).join('/')}`, signal)
+    const path = `/images/${s.image.split('/').map(encodeURIComponent).join('/')}`
+    // Anyone may read a public image, but with a token Linode asks for the images:read_only
+    // scope, which provisioning does not need: read it without. A private one needs the token.
+    const isPublic = s.image.startsWith('linode/')
+    let image: Image | undefined
+    try {
+      image = await api.getOrUndefined<Image>(path, signal, { anonymous: isPublic })
+    } catch (err) {
+      if (isPublic || !(err instanceof LinodeApiError) || (err.status !== 401 && err.status !== 403)) throw err
+      const needs = err.status === 401 ? 'the token needs the images:read_only scope' : 'the token needs the images:read_only scope, and a restricted user a grant on the image'
+      return add('image', expected, `${reason(err)} (a private image: ${needs}) (LINODE_IMAGE)`, 'fail')
+    }
     if (image === undefined) return add('image', expected, 'no such image (LINODE_IMAGE)', 'fail')
     if (image.status !== undefined && image.status !== 'available') return add('image', expected, `status ${image.status} (LINODE_IMAGE)`, 'fail')
     if (image.is_public === false) {

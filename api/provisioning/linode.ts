@@ -253,19 +253,21 @@ export class LinodeExecutor implements Executor {
         return
       } catch (err) {
         if (!(err instanceof LinodeApiError)) throw err
-        // Refused, or its reply lost: a resize Linode took (this call's, or one asked before a
-        // restart) shows in the server, and a second request would be refused as busy.
+        // Its reply lost: a resize Linode took (this call's, or one asked before a restart)
+        // shows in the server, and a second request would be refused as busy.
         const now = await this.getInstance(id, signal)
         if (now === undefined) throw new ExecutorError(`Linode ${id} no longer exists; there is nothing to resize`, { retryable: false, cause: err })
-        if (now.type === type || RESIZING.has(now.status)) return
+        if (now.type === type) return
         if (err.ambiguous) {
+          if (RESIZING.has(now.status)) return
           lastError = err
           await pause(this.o.sleep, backoffMs(attempt), signal)
           continue
         }
         if (err.retryable) throw err
-        // Busy with something else (a boot, a backup): the job asks again after its backoff.
-        if (err.status === 400 && err.reasons.some((r) => /busy/i.test(r.reason))) {
+        // Busy with something else (a boot, a backup, or a migration or resize not ours: refused,
+        // this request started none): the job asks again once the server has settled.
+        if (RESIZING.has(now.status) || (err.status === 400 && err.reasons.some((r) => /busy/i.test(r.reason)))) {
           throw new ExecutorError(`Linode ${id} is busy; the resize to ${type} is asked again later: ${err.message}`, { retryable: true, cause: err })
         }
         throw new ExecutorError(`Linode refused to resize ${id} (${now.label}) from ${String(now.type)} to ${type}: ${err.message}`, { retryable: false, cause: err })

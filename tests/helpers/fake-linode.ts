@@ -111,6 +111,8 @@ export interface FakeLinodeOptions {
   /** Statuses a new instance moves through, one step per `getsPerStep` GETs. */
   statusSteps?: string[]
   getsPerStep?: number
+  /** The token lacks the images:read_only scope: a GET /images/… sent with it is refused (401). */
+  noImagesScope?: boolean
 }
 
 /** What the settings check reads: regions, images, server types, availability and the user's grants. */
@@ -369,7 +371,12 @@ export async function startFakeLinode (t?: Teardown, opts: FakeLinodeOptions = {
         if (fault !== undefined && 'before' in fault) fault.before()
         if (fault !== undefined && 'delayMs' in fault) await new Promise((resolve) => setTimeout(resolve, fault.delayMs))
         if (fault !== undefined && 'status' in fault && fault.apply !== true) return send(fault.status, fault.body ?? { errors: [{ reason: 'Injected failure' }] }, fault.headers)
-        if (req.headers.authorization !== `Bearer ${token}`) return send(401, { errors: [{ reason: 'Invalid Token' }] })
+        // A public image (linode/…) is read by anyone, without a token.
+        const publicRead = method === 'GET' && path.startsWith('/images/linode/') && req.headers.authorization === undefined
+        if (!publicRead && req.headers.authorization !== `Bearer ${token}`) return send(401, { errors: [{ reason: 'Invalid Token' }] })
+        if (!publicRead && opts.noImagesScope === true && method === 'GET' && path.startsWith('/images/')) {
+          return send(401, { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] })
+        }
         let result: [number, unknown]
         try {
           result = handle(method, path, rec.query, req, body)

@@ -145,6 +145,32 @@ t.test('Linode ending a resize without doing it fails the job for the operator; 
   t.match((await store.listAudit({ tenant: id })).find((e) => e.action === 'resize.failed')?.detail, { step: 'resizing:g6-standard-1', reason: /ended the resize/ })
 })
 
+t.test('a resize Linode refuses during its own host migration is asked again once the server has settled', async (t) => {
+  const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 1 })
+  const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', WEBHOOK_WAIT_MS: '200', PROVISION_MAX_ATTEMPTS: '2' }
+  const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: 200, body: '' }) })
+  const { app, store } = await buildTestApp(t, { executor, env, jobs: { pollIntervalMs: 5 } })
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Migrating CTF' } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_mig' })))
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  const [server] = [...linode.instances.values()]
+  const path = `/linode/instances/${server!.id}`
+  // Linode starts a maintenance migration just as the resize is asked, and refuses it ("Linode busy.").
+  linode.inject({ method: 'POST', path: `${path}/resize`, fault: { before: () => { server!.status = 'migrating' } } })
+  // The migration ends by the job's next look: running again, of the type it had.
+  let polls = 0
+  linode.inject({ method: 'GET', path, times: 100_000, fault: { before: () => { if (server!.status === 'migrating' && ++polls >= 2) server!.status = 'running' } } })
+  await deliver(app, makeEvent('customer.subscription.updated', subscription({ id: 'sub_mig', tenantId: id, status: 'active', lookupKey: 'ctfhive_pro_monthly' }), { created: Math.floor(Date.now() / 1000) + 5 }))
+  await until(async () => ['done', 'failed'].includes((await store.listJobs({ tenant: id })).at(-1)!.status), 'the resize ended')
+  t.match((await store.listJobs({ tenant: id })).at(-1), { kind: 'resize', status: 'done' }, 'the refusal was retried, not taken for the resize')
+  t.equal(linode.count('POST', `${path}/resize`), 2, 'asked again after the migration')
+  t.match(server, { type: 'g6-standard-4', status: 'running' })
+  const audit = await store.listAudit({ tenant: id })
+  const trail = audit.map((e) => e.action)
+  t.same(trail.slice(trail.indexOf('plan.changed')), ['plan.changed', 'resize.attempt_failed', 'resize.started', 'server.resized', 'resize.done'])
+  t.match(audit.find((e) => e.action === 'resize.attempt_failed')?.detail, { step: '', reason: /is busy; the resize to g6-standard-4 is asked again later: Linode API 400: Linode busy/ })
+})
+
 t.test('after a change of BASE_DOMAIN a tenant keeps its address, and its teardown finds its record in the old zone', async (t) => {
   const linode = await startFakeLinode(t, { domains: ['ctf.example.org', 'hive.example.net'], getsPerStep: 1 })
   const { store } = storeWithOverrides(t)

@@ -72,6 +72,28 @@ t.test('image: unknown, not available or without cloud-init fails; deprecated or
   t.match((await run(t, priv([{ region: 'us-east', status: 'replicating' }]), { image: 'private/123' })).by('image'), { result: 'fail', got: 'not available in us-east (replicating) (LINODE_IMAGE)' })
 })
 
+t.test('image: a token without images:read_only passes for a public image, fails naming the scope for a private one', async (t) => {
+  // The scopes the docs ask for (linodes, domains, firewall): Linode refuses GET /images/… sent with that token.
+  const fake = await startFakeLinode(t, { domains: ['ctfhive.test'], noImagesScope: true })
+  const checks = await linodePreflight(api(fake), settings)
+  t.match(checks.find((c) => c.check === 'image'), { result: 'pass', got: 'available, cloud-init' })
+  t.equal(checks.filter((c) => c.result !== 'pass').length, 0, 'every check passes')
+  const read = fake.requests.find((r) => r.path === '/images/linode/debian12')
+  t.equal(read?.headers.authorization, undefined, 'a public image is read without the token')
+
+  fake.catalogue.images.set('private/123', { status: 'available', capabilities: [], is_public: false, deprecated: false, eol: null })
+  const priv = (await linodePreflight(api(fake), { ...settings, image: 'private/123' })).find((c) => c.check === 'image')
+  t.match(priv, { result: 'fail', got: '401 Your OAuth token is not authorized to use this endpoint. (a private image: the token needs the images:read_only scope) (LINODE_IMAGE)' })
+  t.equal(fake.requests.findLast((r) => r.path === '/images/private/123')?.headers.authorization, `Bearer ${fake.token}`, 'a private image is read with it')
+  t.notMatch(JSON.stringify(priv), fake.token)
+
+  const forbidden = await run(t, (f) => {
+    f.catalogue.images.set('private/123', { status: 'available', capabilities: [], is_public: false, deprecated: false, eol: null })
+    f.inject({ path: '/images/private/123', fault: { status: 403, body: { errors: [{ reason: 'Unauthorized' }] } } })
+  }, { image: 'private/123' })
+  t.match(forbidden.by('image'), { result: 'fail', got: /^403 Unauthorized \(a private image: the token needs the images:read_only scope, and a restricted user a grant on the image\)/ })
+})
+
 t.test('server types: unknown or sold out fails; below CTFd’s 2 cores warns; one check per type', async (t) => {
   const { by, checks } = await run(t, (f) => { f.catalogue.availability.get('us-east')!.push({ plan: 'g6-standard-6', available: false }) }, {
     serverTypes: [{ plan: 'solo', type: 'g6-standard-1' }, { plan: 'standard', type: 'g6-bogus' }, { plan: 'pro', type: 'g6-standard-6' }, { plan: 'max', type: 'g6-standard-6' }]

@@ -427,6 +427,16 @@ t.test('resizeServer: Linode\'s refusals are final and say why; busy is asked ag
   const busy = await caught(executor.resizeServer(String(full.id), 'g6-standard-6')) as ExecutorError
   t.same([busy.retryable, /is busy/.test(busy.message)], [true, true], 'busy with a reboot: retried by the job')
 
+  // Refused because Linode began its own host migration (or a resize not ours): no resize was
+  // taken, though the server reads as migrating. Only a lost reply is taken for one under way.
+  for (const status of ['migrating', 'resizing']) {
+    const moving = fake.addInstance({ label: `ctf-${status}`, tags: ['ctfhive', TAG], status: 'running', type: 'g6-standard-1' })
+    fake.inject({ method: 'POST', path: `/linode/instances/${moving.id}/resize`, fault: { before: () => { moving.status = status } } })
+    const refusedBusy = await caught(executor.resizeServer(String(moving.id), 'g6-standard-2')) as ExecutorError
+    t.match(refusedBusy, { retryable: true, message: /is busy; the resize to g6-standard-2 is asked again later: Linode API 400: Linode busy/ }, `refused while ${status}: asked again later`)
+    t.match(moving, { status, type: 'g6-standard-1' })
+  }
+
   const foreign = fake.addInstance({ label: 'someone-else', tags: [], status: 'running', type: 'g6-standard-1' })
   t.match(await caught(executor.resizeServer(String(foreign.id), 'g6-standard-2')), { retryable: false, message: /not tagged ctfhive; refusing to resize it/ })
   t.match(await caught(executor.resizeServer('999999', 'g6-standard-2')), { retryable: false, message: /does not exist/ })
