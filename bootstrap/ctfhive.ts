@@ -85,13 +85,13 @@ function one (positionals: string[], what: string): string {
 
 /**
  * The one tenant id a command takes. A malformed one is a typo, not a tenant that is gone (the
- * operator API answers 400 for it): an id copied in upper case gets its lowercase form offered.
+ * operator API answers 400 for it); one copied in upper case is the same id, as in the API.
  */
 function tenantId (positionals: string[]): string {
   const id = one(positionals, 'tenant id')
-  if (TENANT_ID.test(id)) return id
   const lower = id.toLowerCase()
-  throw new UsageError(`a tenant id is 32 lowercase hex characters, got ${forTerminal(JSON.stringify(id))}${TENANT_ID.test(lower) ? `: did you mean ${lower}?` : ''}`)
+  if (TENANT_ID.test(lower)) return lower
+  throw new UsageError(`a tenant id is 32 hex characters, got ${forTerminal(JSON.stringify(id))}`)
 }
 
 const dash = (v: string | null | undefined): string => (v === null || v === undefined || v === '' ? '-' : v)

@@ -9,7 +9,7 @@ import { AUDIT_ANCHOR_PATTERN, parseAuditAnchor } from '../provisioning/audit.ts
 import { EVENT_OUTCOMES } from '../store/store.ts'
 import { MAX_EVENT_CURSOR, MAX_PAGE, TenantAdmin } from '../tenants/admin.ts'
 import { STATES } from '../tenants/lifecycle.ts'
-import { TenantIdParams, TenantStatusSchema } from '../tenants/routes.ts'
+import { TenantIdParams, TenantStatusSchema, lowercaseTenantId } from '../tenants/routes.ts'
 
 const nullableString = Type.Union([Type.String(), Type.Null()])
 
@@ -150,6 +150,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
     }
   })
   app.addHook('preValidation', requireDecimalIntegers)
+  app.addHook('preValidation', lowercaseTenantId)
   app.addHook('preHandler', rejectNonFiniteNumbers)
 
   const tags = ['admin']

@@ -1,5 +1,5 @@
 // GET /tenants/:id/status — the tenant's public status, with no secrets and no email.
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError, errorReplies } from '../errors.ts'
 import { STATES, BILLING, INFRA } from './lifecycle.ts'
@@ -27,8 +27,18 @@ export const TenantStatusSchema = Type.Object({
 })
 
 export const TenantIdParams = Type.Object({
-  id: Type.String({ pattern: '^[0-9a-f]{32}$', description: '32 lowercase hex characters' })
+  id: Type.String({ pattern: '^[0-9a-f]{32}$', description: '32 hex characters (ids are lowercase; an uppercase copy finds the same tenant)' })
 })
+
+/**
+ * preValidation for routes taking TenantIdParams: an id copied in uppercase is still 32 hex
+ * characters (DESIGN §6 refuses only what is not), so it finds its tenant rather than a 400.
+ */
+export async function lowercaseTenantId (request: FastifyRequest): Promise<void> {
+  if (request.routeOptions.schema?.params !== TenantIdParams) return
+  const params = request.params as { id?: unknown }
+  if (typeof params.id === 'string' && /^[0-9a-fA-F]{32}$/.test(params.id)) params.id = params.id.toLowerCase()
+}
 
 const CredentialsReply = Type.Object({
   tenant_id: Type.String(),
@@ -40,6 +50,7 @@ const CredentialsReply = Type.Object({
 
 export default async function tenantRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  app.addHook('preValidation', lowercaseTenantId)
 
   // The buyer's first admin credential, only for the holder of the signed welcome link.
   app.get('/tenants/:id/credentials', {
@@ -72,7 +83,7 @@ export default async function tenantRoutes (fastify: FastifyInstance): Promise<v
       response: {
         200: TenantStatusSchema,
         ...errorReplies({
-          400: 'invalid_request (with `field`): an id that is not 32 lowercase hex characters',
+          400: 'invalid_request (with `field`): an id that is not 32 hex characters',
           404: 'tenant_not_found'
         })
       }

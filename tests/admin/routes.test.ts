@@ -204,6 +204,7 @@ t.test('show: what each subscription said, when the tenant moved from one to ano
   await deliver(app, makeEvent('customer.subscription.created', subscription({ id: 'sub_second', tenantId: id, status: 'active', lookupKey: 'ctfhive_pro_monthly' }), { created: 1_970_000_020 }))
   const d = (await get(app, `/admin/tenants/${id}`)).json()
   t.match(d.tenant, { state: 'active', subscription_id: 'sub_second', plan: 'pro', error: null })
+  t.same((await get(app, `/admin/tenants/${id.toUpperCase()}`)).json(), d, 'an id copied in upper case is the same tenant')
   t.match(d.subscriptions, [
     { id: null, paid: false, ended: false },
     { id: 'sub_first', status: 'paid', ended: true, ended_at: 1_970_000_010, end_reason: 'The subscription was canceled.', paid: true },

@@ -23,7 +23,7 @@ t.test('status of a tenant', async (t) => {
 
 t.test('bad and unknown ids', async (t) => {
   const { app } = await buildTestApp(t)
-  for (const bad of ['xyz', 'A'.repeat(32), 'a'.repeat(31), 'a'.repeat(33), '../../etc']) {
+  for (const bad of ['xyz', 'G'.repeat(32), 'a'.repeat(31), 'A'.repeat(33), '../../etc']) {
     const r = await app.inject(`/tenants/${encodeURIComponent(bad)}/status`)
     t.equal(r.statusCode, 400, bad)
     t.equal(r.json().error, 'invalid_request', bad)
@@ -32,6 +32,19 @@ t.test('bad and unknown ids', async (t) => {
   const missing = await app.inject(`/tenants/${'0'.repeat(32)}/status`)
   t.equal(missing.statusCode, 404)
   t.equal(missing.json().error, 'tenant_not_found')
+})
+
+t.test('an id copied in upper case is still 32 hex characters: it finds its tenant', async (t) => {
+  const { app } = await buildTestApp(t)
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Upper CTF' } })).json().tenant_id
+  const r = await app.inject(`/tenants/${id.toUpperCase()}/status`)
+  t.equal(r.statusCode, 200)
+  t.equal(r.json().tenant_id, id, 'answered with the id as issued')
+  const unknown = await app.inject(`/tenants/${'ABCDEF'.repeat(5)}AB/status`)
+  t.equal(unknown.statusCode, 404, 'an unknown one is not found, not malformed')
+  // The credential route takes the same id (its token is made from the lowercase one).
+  const cred = await app.inject(`/tenants/${id.toUpperCase()}/credentials?token=${'0'.repeat(40)}`)
+  t.equal(cred.json().error, 'forbidden', 'looked up, then refused for the wrong token')
 })
 
 t.test('a tenant keeps its address when BASE_DOMAIN changes; one an older release wrote gets the address of its day', async (t) => {
