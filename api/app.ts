@@ -203,8 +203,12 @@ function handleError (err: FastifyError, request: FastifyRequest, reply: Fastify
   reply.code(500).send(errorBody('internal_error', 'Something went wrong on our side.'))
 }
 
-/** Errors the router raises before any route (and its hooks, which set the id) is chosen. */
-function handleFrameworkError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+/**
+ * Errors the router raises before any route (and its hooks, which set the id and write the
+ * access line) is chosen.
+ */
+function handleFrameworkError (accessLog: AccessLog, err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  accessLog.frameworkErrorRequest(request, reply)
   reply.header('x-request-id', request.id)
   handleError(err, request, reply)
 }
@@ -285,9 +289,10 @@ function validatorCompiler (): FastifySchemaCompiler<unknown> {
 
 export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const logger = deps.logger ?? createLogger(config)
+  const accessLog = new AccessLog()
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    logController: new AccessLog(),
+    logController: accessLog,
     // A number means "trust that many hops", as proxy-addr counts them.
     trustProxy: typeof config.trustProxy === 'number'
       ? ((hops: number) => (_addr: string, i: number) => i < hops)(config.trustProxy)
@@ -305,7 +310,7 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     // maxParamLength above Node's 16 KiB header limit: a long tenant id reaches its route and
     // gets the schema's 400, instead of falling through to the site's GET catch-all (404).
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 16 * 1024 },
-    frameworkErrors: handleFrameworkError,
+    frameworkErrors: (err, request, reply) => { handleFrameworkError(accessLog, err, request, reply) },
     clientErrorHandler: handleClientError,
     // Fastify's own 503 body is not ours: the onRequest hook below answers while closing.
     return503OnClosing: false,

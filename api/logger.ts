@@ -133,4 +133,20 @@ export class AccessLog extends LogController {
     if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
     else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
   }
+
+  /**
+   * A request the router refused (a malformed URL, app.ts handleFrameworkError): Fastify calls
+   * only incomingRequest for it, never requestCompleted, so its line is written here when the
+   * response closes.
+   */
+  frameworkErrorRequest (request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return
+    const start = performance.now()
+    let finished = false
+    reply.raw.once('finish', () => {
+      finished = true
+      reply.log.info({ req: request, res: reply, responseTime: performance.now() - start }, 'request completed')
+    })
+    reply.raw.once('close', () => { if (!finished) reply.log.info({ req: request }, 'request aborted') })
+  }
 }

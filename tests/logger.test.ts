@@ -174,3 +174,34 @@ t.test('one access line per request, at its end, with the request and the answer
   while (!lines.some((l) => l.reqId === 'access-line-2') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
   t.match(lines.filter((l) => l.reqId === 'access-line-2'), [{ msg: 'request aborted', req: { method: 'POST', url: '/billing/checkout' } }])
 })
+
+t.test('a URL the router refuses (bad_url, uri_too_long) still gets its access line, with its id and the URL masked', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { logLines: lines, env: { ADMIN_TOKEN: 'admin-token-for-logger-tests-0123456789' } })
+  const token = randomBytes(20).toString('hex')
+  const r = await app.inject({ method: 'GET', url: `/%zz?token=${token}`, headers: { 'x-request-id': 'bad-url-1' } })
+  t.equal(r.statusCode, 400)
+  t.equal(r.json().error, 'bad_url')
+  t.equal(r.headers['x-request-id'], 'bad-url-1')
+  const mine = lines.filter((l) => l.reqId === 'bad-url-1')
+  t.same(mine.map((l) => l.msg), ['request completed'], 'one line')
+  t.match(mine[0], { level: 30, req: { method: 'GET', url: '/%zz?token=[Redacted]' }, res: { statusCode: 400 }, responseTime: Number })
+  t.notOk(JSON.stringify(lines).includes(token), 'no token in the logs')
+
+  // A segment longer than the router takes (inject has no header limit to stop it first).
+  const long = await app.inject({ method: 'POST', url: `/admin/tenants/${'a'.repeat(16 * 1024 + 1)}/retry`, headers: { 'x-request-id': 'bad-url-2' } })
+  t.equal(long.statusCode, 414)
+  t.match(lines.filter((l) => l.reqId === 'bad-url-2'), [{ msg: 'request completed', res: { statusCode: 414 } }])
+
+  // On the wire too, where the response closes after it finishes: still one line.
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const wire = await fetch(`http://127.0.0.1:${port}/%zz`, { headers: { 'x-request-id': 'bad-url-3' } })
+  t.equal(wire.status, 400)
+  await wire.arrayBuffer()
+  const deadline = Date.now() + 5000
+  while (!lines.some((l) => l.reqId === 'bad-url-3') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.match(lines.filter((l) => l.reqId === 'bad-url-3'), [{ msg: 'request completed', res: { statusCode: 400 } }])
+  t.equal(lines.filter((l) => l.reqId === 'bad-url-3').length, 1, 'one line')
+})

@@ -1,6 +1,6 @@
 // POST /billing/webhook. Its own encapsulated plugin, so only this route sees raw bytes:
 // the signature is checked over exactly what Stripe sent, before anything else happens.
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { AppError, errorReplies } from '../errors.ts'
 import { StoreError } from '../store/store.ts'
@@ -17,6 +17,17 @@ const WebhookReply = Type.Object({
   /** Why an `ignored` event was (`livemode`: from the other mode than STRIPE_SECRET_KEY). */
   reason: Type.Optional(Type.String())
 })
+
+/**
+ * A refusal, logged once at warn: a mistyped or half-rotated STRIPE_WEBHOOK_SECRET, or a
+ * skewed clock, stops all billing and must be told apart from forged posts. Neither the
+ * signature header nor the body is logged; the event id only once the signature held.
+ */
+function refuse (request: FastifyRequest, code: 'invalid_signature' | 'invalid_event', reason: string, message: string, event?: unknown): AppError {
+  const id = (event as { id?: unknown } | null | undefined)?.id
+  request.log.warn({ code, reason, ...(typeof id === 'string' ? { event: id.slice(0, 255) } : {}) }, 'webhook refused')
+  return new AppError(code, message, code === 'invalid_signature' ? { reason } : {})
+}
 
 export default async function webhookRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
@@ -53,16 +64,16 @@ export default async function webhookRoutes (fastify: FastifyInstance): Promise<
       rawBody: raw,
       toleranceS: config.stripe.webhookToleranceS
     })
-    if (!verdict.ok) throw new AppError('invalid_signature', verdict.message, { reason: verdict.reason })
+    if (!verdict.ok) throw refuse(request, 'invalid_signature', verdict.reason, verdict.message)
 
     const text = raw.toString('utf8')
     let event: unknown
     try {
       event = JSON.parse(text)
     } catch {
-      throw new AppError('invalid_event', 'The body is not JSON.')
+      throw refuse(request, 'invalid_event', 'not_json', 'The body is not JSON.')
     }
-    if (!isStripeEvent(event)) throw new AppError('invalid_event', 'The body is not a Stripe event object (id, type, created, data.object).')
+    if (!isStripeEvent(event)) throw refuse(request, 'invalid_event', 'not_an_event', 'The body is not a Stripe event object (id, type, created, data.object).', event)
 
     // Answered 200 so Stripe stops sending it, and not recorded, as an unsupported type is not:
     // a live server must not bill for a test event, nor a test one provision for a live one.
@@ -73,7 +84,9 @@ export default async function webhookRoutes (fastify: FastifyInstance): Promise<
 
     try {
       const result = await tenants.handleEvent(event, text)
-      request.log.info({ event: event.id, type: event.type, result: result.status }, 'webhook handled')
+      // The tenant too, when there is one, so its story can be followed in the logs.
+      const tenant = 'tenant_id' in result ? { tenant: result.tenant_id, tenant_state: result.tenant_state } : {}
+      request.log.info({ event: event.id, type: event.type, result: result.status, ...tenant }, 'webhook handled')
       return result
     } catch (err) {
       // Nothing was committed; a 500 makes Stripe deliver the event again later.

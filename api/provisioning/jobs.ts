@@ -235,17 +235,22 @@ export class JobRunner {
     }, config.provisionAttemptTimeoutS * 1000)
     const attempt = new Attempt({ job, signal: controller.signal, store, auditSecret: config.auditSecret })
     let failure: unknown
+    let failed = true
     try {
       // Awaited to the end even after an abort: the signal cancels every executor call and
       // store write of the attempt, so it settles promptly and never outlives this call.
       await this.runSteps(attempt)
-      return
+      failed = false
     } catch (err) {
       // Whatever a cancelled call threw, an aborted attempt ends for the abort's reason.
       failure = controller.signal.aborted ? controller.signal.reason : err
     } finally {
       clearTimeout(timer)
       this.controllers.delete(controller)
+    }
+    if (!failed) {
+      await this.logEnd(job)
+      return
     }
     if (failure instanceof Shutdown) {
       log.info({ tenant: job.tenant, job: job.id, step: job.step }, 'attempt abandoned at shutdown; it resumes elsewhere')
@@ -275,6 +280,17 @@ export class JobRunner {
       return
     }
     log.warn({ tenant: job.tenant, job: job.id, step: job.step, reason: err.message }, otherwise)
+  }
+
+  /**
+   * One info line when the attempt ended its job (done, or canceled as no longer wanted), so a
+   * tenant's story can be followed at the default level; an attempt that queued the job again
+   * (a wait) writes none. The audit log stays the full record.
+   */
+  private async logEnd (job: Job): Promise<void> {
+    const now = await this.opts.store.getJob(job.id).catch(() => undefined)
+    if (now?.status !== 'done' && now?.status !== 'canceled') return
+    this.opts.log.info({ tenant: job.tenant, job: job.id, kind: job.kind, step: now.step, status: now.status }, `job ${now.status}`)
   }
 
   private runSteps (attempt: Attempt): Promise<void> {
