@@ -2,11 +2,11 @@
 // MkDocs' directory URLs (/docs/control-plane/billing-stripe/ → …/index.html), and a clear
 // 503 while it is not built, so the app and its tests work either way.
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative, sep } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
-import { contentSecurityPolicy, isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, requestPath, sendUnavailable, setStaticHeaders } from './headers.ts'
+import { contentSecurityPolicy, HTML_CACHE, isFingerprinted, isHiddenBuildFile, redirectToCleanUrl, refusalsAreMisses, requestPath, sendUnavailable, setStaticHeaders } from './headers.ts'
 
 export interface DocsOptions {
   /** The built site (DOCS_SITE_DIR, resolved). */
@@ -64,6 +64,16 @@ export function docsPolicy (root: string, config: Pick<Config, 'baseDomain'>): (
 }
 
 /**
+ * MkDocs Material's own files, named by their content (assets/javascripts/bundle.467223ff.min.js):
+ * only these are kept a year. Every other file (the docs' stylesheet, the search index, an
+ * image) keeps its name from one release to the next, so it is revalidated like a page, its
+ * ETag making that cheap: a day-long copy would sit beside the next release's pages.
+ */
+export function isDocsFingerprinted (root: string, path: string): boolean {
+  return relative(root, path).startsWith(`assets${sep}`) && isFingerprinted(path)
+}
+
+/**
  * Text types the static server names without a charset (it adds one to text/*, JSON and
  * JavaScript only): MkDocs' sitemap.xml, an SVG. The build writes UTF-8, and says so, as the
  * marketing site's /sitemap.xml does.
@@ -74,8 +84,11 @@ export default async function docsSite (app: FastifyInstance, opts: DocsOptions)
   const { config } = app
   const { root } = opts
   const policy = docsPolicy(root, config)
-  // As for the marketing site: `npm start` rebuilds such docs, a server started directly says so.
-  if (docsBuilt(root) && docsBuiltElsewhere(root, config.publicBaseUrl)) {
+  const caching = { immutable: (path: string) => isDocsFingerprinted(root, path), other: HTML_CACHE }
+  // As for the marketing site: `npm start` builds or rebuilds the docs, a server started
+  // directly says what every /docs/ path will answer until they are built.
+  if (!docsBuilt(root)) app.log.warn({ dir: root }, 'the documentation is not built; run npm run docs')
+  else if (docsBuiltElsewhere(root, config.publicBaseUrl)) {
     app.log.warn({ dir: root, built: { publicBaseUrl: docsBuiltFor(root) }, config: { publicBaseUrl: config.publicBaseUrl } },
       'the documentation was built for another address: its canonical links and sitemap are wrong; run npm run docs with this environment')
   }
@@ -118,7 +131,7 @@ export default async function docsSite (app: FastifyInstance, opts: DocsOptions)
       // /docs/a/b (a directory) → /docs/a/b/, so its relative links resolve.
       redirect: true,
       suppressWarning: true,
-      setHeaders: (reply, path) => { setStaticHeaders(reply, path, config, policy()) }
+      setHeaders: (reply, path) => { setStaticHeaders(reply, path, config, policy(), caching) }
     })
   })
 }

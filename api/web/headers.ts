@@ -61,17 +61,26 @@ export function setHtmlHeaders (reply: FastifyReply, config: HeaderConfig, csp =
   if (config.publicBaseUrl.startsWith('https://')) reply.header('strict-transport-security', 'max-age=31536000')
 }
 
+/** How a site caches its files other than pages (the defaults are the marketing site's). */
+export interface StaticCaching {
+  /** Whether a file (its path without .br/.gz) is kept a year: by default, a fingerprint in its name. */
+  immutable?: (path: string) => boolean
+  /** The Cache-Control of any other file. */
+  other?: string
+}
+
 /** The headers of one static file, by its kind: HTML is revalidated, fingerprinted files kept. */
-export function setStaticHeaders (reply: FastifyReply, filePath: string, config: HeaderConfig, csp?: string): void {
+export function setStaticHeaders (reply: FastifyReply, filePath: string, config: HeaderConfig, csp?: string, caching: StaticCaching = {}): void {
+  const { immutable = isFingerprinted, other = ASSET_CACHE } = caching
   const logical = filePath.replace(/\.(br|gz)$/, '')
   reply.header('x-content-type-options', 'nosniff')
   if (logical.endsWith('.html')) {
     reply.header('cache-control', HTML_CACHE)
     setHtmlHeaders(reply, config, csp)
-  } else if (isFingerprinted(logical)) {
+  } else if (immutable(logical)) {
     reply.header('cache-control', IMMUTABLE_CACHE)
   } else {
-    reply.header('cache-control', ASSET_CACHE)
+    reply.header('cache-control', other)
   }
 }
 

@@ -83,6 +83,11 @@ function writeDocs (dir: string): void {
   mkdirSync(join(dir, 'assets'))
   writeFileSync(join(dir, 'assets', 'bundle.0123abcd.min.js'), 'console.log(1)\n')
   writeFileSync(join(dir, 'assets', 'search.json'), '{}\n')
+  // Files that keep their name across releases, one with what looks like a fingerprint.
+  for (const file of ['stylesheets/ctfhive.css', 'search/search_index.json', 'images/diagram.0123abcd.png']) {
+    mkdirSync(join(dir, file, '..'), { recursive: true })
+    writeFileSync(join(dir, file), 'x\n')
+  }
   writeFileSync(join(dir, DOCS_CADDY_FILE), caddyPolicySnippet([DOCS_SCRIPT_HASH]))
 }
 
@@ -220,6 +225,41 @@ function registerTests (): void {
       t.notMatch(logged, /"Location"/)
     })
 
+    t.test('nor a mangled link\'s secret, or a Stripe signature', async (t) => {
+      const tenant = 'a'.repeat(32)
+      const secrets = Array.from({ length: 6 }, (_, i) => `${i}`.repeat(8) + 'c0ffee'.repeat(6))
+      const urls = [
+        `/welcome%3Ftenant=${tenant}%26token=${secrets[0]}`,
+        `/welcome?Token=${secrets[1]}&tenant=${tenant}`,
+        `/welcome?tenant=${tenant}&%74oken=${secrets[2]}`,
+        `/welcome?tenant=${tenant}&token%3D${secrets[3]}`,
+        `/billing/success?SESSION_ID=cs_test_${secrets[4]}`
+      ]
+      const signature = `t=1,v1=${secrets[5]}`
+      const probe = randomUUID()
+      for (const [i, url] of urls.entries()) {
+        await get(`${proxy.url}${url}`, { headers: { 'x-probe': `${probe}-${i}`, 'stripe-signature': signature } })
+      }
+      const webhook = await get(`${proxy.url}/billing/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'stripe-signature': signature, 'x-probe': `${probe}-${urls.length}` },
+        body: '{}'
+      })
+      t.equal(webhook.status, 400, 'the webhook refused the signature')
+      const deadline = Date.now() + 10_000
+      const line = (i: number): string | undefined => proxy.output().split('\n').find((l) => l.includes(`${probe}-${i}`))
+      while (line(urls.length) === undefined && Date.now() < deadline) await sleep(50)
+      for (const [i, url] of urls.entries()) {
+        const logged = line(i)
+        t.ok(logged, `${url}: logged`)
+        t.match(logged, /REDACTED/, `${url}: its secret masked`)
+        t.notMatch(logged, secrets[i]!, `${url}: no secret`)
+      }
+      t.ok(line(urls.length), 'the webhook was logged')
+      t.notMatch(proxy.output(), /Stripe-Signature/i, 'no Stripe-Signature header in the log')
+      for (const secret of secrets) t.notMatch(proxy.output(), secret, 'no secret in the log')
+    })
+
     t.test('the API and its security headers', async (t) => {
       const health = await get(`${proxy.url}/healthz`)
       t.equal(health.status, 200)
@@ -292,7 +332,14 @@ function registerTests (): void {
       const asset = await get(`${proxy.url}/docs/assets/bundle.0123abcd.min.js`)
       t.equal(asset.status, 200)
       t.equal(asset.headers['cache-control'], 'public, max-age=31536000, immutable', 'fingerprinted assets are kept')
-      t.equal((await get(`${proxy.url}/docs/assets/search.json`)).headers['cache-control'], 'public, max-age=86400', 'other files: a day, as the app says')
+      // Files that keep their name across releases are revalidated, as the app says: never a
+      // day-old stylesheet or search index beside a new release's pages.
+      for (const path of ['/docs/stylesheets/ctfhive.css', '/docs/search/search_index.json', '/docs/assets/search.json', '/docs/images/diagram.0123abcd.png']) {
+        const r = await get(`${proxy.url}${path}`)
+        t.equal(r.status, 200, path)
+        t.equal(r.headers['cache-control'], 'no-cache', path)
+        t.ok(r.headers.etag, `${path}: with an ETag to revalidate`)
+      }
       for (const [from, to] of [['/docs/index.html', '/docs/'], ['/docs/guide/index.html', '/docs/guide/']] as const) {
         const r = await get(`${proxy.url}${from}`)
         t.equal(r.status, 301, from)

@@ -30,6 +30,9 @@ function fixtureSite (tt: Parameters<typeof tempDir>[0]): string {
     '404.html': page('404 - Not found'),
     'assets/javascripts/bundle.467223ff.min.js': 'console.log(1)\n',
     'assets/stylesheets/extra.css': 'body{}\n',
+    'stylesheets/ctfhive.css': 'body{}\n',
+    'search/search_index.json': '{"docs":[]}',
+    'images/diagram.0123abcd.png': 'png',
     'sitemap.xml': '<?xml version="1.0"?><urlset/>',
     'assets/images/logo.svg': '<svg xmlns="http://www.w3.org/2000/svg"/>',
     'assets/site.webmanifest': '{}',
@@ -73,8 +76,16 @@ t.test('a built docs site is served at /docs/ with directory URLs', async (t) =>
   t.equal(br.headers['content-encoding'], 'br')
   t.equal(brotliDecompressSync(br.rawPayload).toString(), home.body)
 
-  t.equal((await app.inject('/docs/assets/javascripts/bundle.467223ff.min.js')).headers['cache-control'], 'public, max-age=31536000, immutable')
-  t.equal((await app.inject('/docs/assets/stylesheets/extra.css')).headers['cache-control'], 'public, max-age=86400')
+  t.equal((await app.inject('/docs/assets/javascripts/bundle.467223ff.min.js')).headers['cache-control'], 'public, max-age=31536000, immutable',
+    "Material's fingerprinted files are kept")
+  // Files that keep their name across releases are revalidated, as pages are: a day-old
+  // stylesheet or search index beside a new release's pages is what this prevents.
+  for (const url of ['/docs/stylesheets/ctfhive.css', '/docs/search/search_index.json', '/docs/assets/stylesheets/extra.css', '/docs/images/diagram.0123abcd.png']) {
+    const r = await app.inject(url)
+    t.equal(r.statusCode, 200, url)
+    t.equal(r.headers['cache-control'], 'no-cache', url)
+    t.ok(r.headers.etag, `${url}: an ETag makes the revalidation cheap`)
+  }
   t.equal((await app.inject(`/docs/${DOCS_MANIFEST_FILE}`)).statusCode, 404, 'the manifest is not served')
 
   const missing = await app.inject('/docs/no/such/page/')
@@ -214,6 +225,21 @@ t.test('docs built elsewhere (no manifest) still work, allowing inline scripts',
   const other = (await buildTestApp(t, { env: { DOCS_SITE_DIR: root, PUBLIC_BASE_URL: 'https://ctfhive.example' }, logLines: lines })).app
   t.notOk(lines.some((l) => String(l.msg).includes('built for another address') && l.dir === root), 'an address not recorded is not called wrong')
   t.match((await other.inject('/robots.txt')).body, /^Sitemap: https:\/\/ctfhive\.example\/docs\/sitemap\.xml$/m)
+})
+
+t.test('docs not built are reported once at start, built ones are not', async (t) => {
+  const notBuilt = (lines: Array<Record<string, unknown>>) => lines.filter((l) => String(l.msg).startsWith('the documentation is not built'))
+  const missing = join(tempDir(t), 'missing')
+  const lines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: missing }, logLines: lines })
+  await app.inject('/docs/')
+  await app.inject('/docs/x/')
+  const warnings = notBuilt(lines)
+  t.equal(warnings.length, 1, 'one warning, at start')
+  t.match(warnings[0], { level: 40, dir: missing, msg: /run npm run docs/ }, 'naming the directory and the command')
+  const quiet: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { env: { DOCS_SITE_DIR: fixtureSite(t) }, logLines: quiet })
+  t.same(notBuilt(quiet), [], 'none once built')
 })
 
 t.test('without a build, /docs/ says how to build it', async (t) => {
