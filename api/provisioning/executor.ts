@@ -35,7 +35,11 @@ export interface CreateResult {
 
 export interface Executor {
   readonly name: string
-  /** Creates the tenant's server, or adopts the one an earlier try made (label + tenant tag). */
+  /**
+   * Creates the tenant's server, or adopts the one an earlier try made (label + tenant tag).
+   * The label held by a server not of this tenant, or this tenant's server under another
+   * label, is an ExecutorError no retry fixes: never adopted, never joined by a second server.
+   */
   createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult>
   /** The server's current state; undefined when it does not exist. */
   getServer (serverId: string, signal?: AbortSignal): Promise<ServerInfo | undefined>

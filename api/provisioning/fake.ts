@@ -102,11 +102,20 @@ export class FakeExecutor implements Executor {
 
   async createOrAdopt (spec: ServerSpec, signal?: AbortSignal): Promise<CreateResult> {
     await this.enter('create', signal)
-    for (const server of this.servers.values()) {
-      if (server.tenantId === spec.tenantId) return { server: info(server), adopted: true }
+    // As LinodeExecutor: the label and the tenant together are the key; a clash on either one
+    // is refused for good, never adopted, or the tests would pass where Linode fails.
+    const label = `ctf-${spec.slug}`
+    const holder = [...this.servers.values()].find((s) => s.label.toLowerCase() === label.toLowerCase())
+    if (holder !== undefined && holder.tenantId !== spec.tenantId) {
+      throw new ExecutorError(`fake label ${label} is held by server ${holder.id} of another tenant; refusing to adopt it`, { retryable: false })
+    }
+    if (holder !== undefined) return { server: info(holder), adopted: true }
+    const other = [...this.servers.values()].find((s) => s.tenantId === spec.tenantId)
+    if (other !== undefined) {
+      throw new ExecutorError(`tenant already has fake server ${other.id} labelled ${other.label}, not ${label}; refusing a second server`, { retryable: false })
     }
     const id = String(this.nextId++)
-    const server: FakeServer = { id, label: `ctf-${spec.slug}`, status: this.newServerStatus, ipv4: `192.0.2.${Number(id) % 250 + 1}`, type: spec.serverType, tenantId: spec.tenantId }
+    const server: FakeServer = { id, label, status: this.newServerStatus, ipv4: `192.0.2.${Number(id) % 250 + 1}`, type: spec.serverType, tenantId: spec.tenantId }
     this.servers.set(id, server)
     return { server: info(server), adopted: false }
   }
