@@ -8,7 +8,8 @@ import { ConfigError, DEFAULT_AUDIT_SECRET, DEFAULT_SECRET_KEY, isLoopback, load
 import { isAppError } from '../api/errors.ts'
 import { FakeExecutor } from '../api/provisioning/fake.ts'
 import { JobRunner } from '../api/provisioning/jobs.ts'
-import { absentSqliteFile, openStore } from '../api/store/index.ts'
+import { absentSqliteFile, openStore, settingRefusal } from '../api/store/index.ts'
+import { NotCtfhiveDatabase, aheadWarning } from '../api/store/migrations.ts'
 import { EVENT_OUTCOMES, type EventOutcome, type Store } from '../api/store/store.ts'
 import { TenantAdmin, MAX_PAGE, parseEventCursor, parseTenantCursor, type TenantRecord } from '../api/tenants/admin.ts'
 import { parseAuditAnchor } from '../api/provisioning/audit.ts'
@@ -52,8 +53,9 @@ file): PROVISION_AUDIT_SECRET must be the server's, welcome-link signs with SECR
 PUBLIC_BASE_URL, and replay acts as the server would (BASE_DOMAIN, STRIPE_SECRET_KEY,
 DEPROVISION_GRACE_HOURS).
 Exit status: 0 done, 1 failed (not found, conflict, store error; for audit verify a broken
-chain, or a key that does not match it), 2 bad usage or configuration (PROVISION_AUDIT_SECRET
-unset for an existing chain; retry or replay under a key that does not match it).
+chain, or a key that does not match it), 2 bad usage or configuration (DATABASE_URL naming no
+database, a wrong password, a file that is not SQLite; PROVISION_AUDIT_SECRET unset for an
+existing chain; retry or replay under a key that does not match it).
 `
 
 class UsageError extends Error {}
@@ -354,6 +356,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   try {
     // Only the server migrates: a CLI of another release must not change the schema under it.
     store = await openStore(config, { migrate: false })
+    // After a rollback this release's code runs on a newer schema (as the server does, and says).
+    const ahead = aheadWarning(await store.schema())
+    if (ahead !== null) err(`warning: ${ahead}; what its migrations added is not shown here: use that release's ctfhive\n`)
     // Job and audit times keep to the database's clock, as the server's do (app.ts): a job
     // queued by this host's skewed clock would be due late, or be stamped in the future.
     await store.syncClock()
@@ -376,6 +381,14 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   } catch (e) {
     if (e instanceof UsageError) {
       err(`error: ${e.message}\n`)
+      return 2
+    }
+    // DATABASE_URL naming no database, or one it may not use, is the job's setting, not a
+    // failure: a scheduled `audit verify` must not raise its alarm (exit 1) over a typo. Not
+    // CTFHive's database stays a failure, as documented.
+    const refusal = e instanceof NotCtfhiveDatabase ? null : settingRefusal(e)
+    if (refusal !== null) {
+      err(`error: ${refusal.message}\n`)
       return 2
     }
     if (isAppError(e)) {

@@ -2,13 +2,14 @@
 // Copies an embedded SQLite database into PostgreSQL verbatim — tenants, the subscription
 // index, Stripe events, jobs and the audit log with its seq and MACs unchanged — then walks
 // the audit chain on the target with PROVISION_AUDIT_SECRET to prove nothing was lost or altered.
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { DatabaseSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { ConfigError, DEFAULT_AUDIT_SECRET, loadConfig, withoutUserinfo, type Config } from '../api/config.ts'
 import { auditMac, verifyAuditChain, type AuditVerdict } from '../api/provisioning/audit.ts'
-import { holdsOtherTables, refuseUnlessCurrent, tableList } from '../api/store/migrations.ts'
+import { settingRefusal, sqliteSettingProblem } from '../api/store/index.ts'
+import { NotCtfhiveDatabase, SchemaAhead, SchemaBehind, holdsOtherTables, refuseAhead, refuseUnlessCurrent, tableList } from '../api/store/migrations.ts'
 import { PostgresStore, SCHEMA_TABLES_SQL } from '../api/store/postgres.ts'
 import { TENANT_COLUMNS, auditFromRow } from '../api/store/rows.ts'
 import type { AuditEntry } from '../api/store/store.ts'
@@ -32,9 +33,11 @@ chain on the target with PROVISION_AUDIT_SECRET (it must be the server's).
 
 Stop the app first: writes made during the copy would not be copied.
 Exit status: 0 copied and verified, 1 failed (non-empty target or another application's
-database, broken chain, store error), 2 bad usage or configuration (a variable the server
-would refuse: PROVISION_AUDIT_SECRET unset or the development default while the chain's
-first entry does not verify under it, or not the key the chain was written with).
+database, broken chain, store error), 2 bad usage or configuration (a URL the server would
+refuse, a wrong password or a database that does not exist, a file that is not SQLite; a
+source at another release's schema, or a target a newer release migrated; PROVISION_AUDIT_SECRET
+unset or the development default while the chain's first entry does not verify under it, or
+not the key the chain was written with).
 `
 
 /**
@@ -55,17 +58,46 @@ export const CONNECT_TIMEOUT_MS = 10_000
 
 class UsageError extends Error {}
 
+const POSTGRES_URL = /^postgres(ql)?:\/\//i
+/** Query parameters that may hold a secret: password, sslpassword, sslkey, … */
+const SECRET_PARAM = /pass|key|secret/i
+
+function decoded (text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '))
+  } catch {
+    return text
+  }
+}
+
 /**
- * The URL without its password (in the userinfo or as ?password=), for messages. A value with
- * no host (a bare file path, `user:pw@host` without its scheme) is shown as it is, but for
- * whatever stands before its last `@`.
+ * The URL without its secrets (the userinfo's password, a query parameter such as ?password=
+ * or ?sslpassword=), for messages. A value with no host (a bare file path, `user:pw@host`
+ * without its scheme) or that does not parse is shown as it is, but for whatever stands
+ * before its last `@` and the values of such parameters.
  */
-function redact (url: string): string {
-  if (!URL.canParse(url) || new URL(url).host === '') return withoutUserinfo(url)
+export function redact (url: string): string {
+  if (!URL.canParse(url) || new URL(url).host === '') {
+    return withoutUserinfo(url).replace(/([?&])([^=&#]*)=([^&#]*)/g, (m, sep: string, name: string) => SECRET_PARAM.test(decoded(name)) ? `${sep}${name}=***` : m)
+  }
   const u = new URL(url)
   if (u.password !== '') u.password = '***'
-  for (const key of [...u.searchParams.keys()]) if (key.toLowerCase() === 'password') u.searchParams.set(key, '***')
+  for (const key of [...u.searchParams.keys()]) if (SECRET_PARAM.test(key)) u.searchParams.set(key, '***')
   return u.toString()
+}
+
+/**
+ * `value` (of --from or --to) checked as the server checks DATABASE_URL, so the same value is
+ * refused with the same reason here (a port out of range, an @ not percent-encoded), never
+ * echoing its password; answered as the server would read it (trimmed, the scheme in lower case).
+ */
+function checkedUrl (env: Env, option: string, value: string): string {
+  try {
+    return loadConfig({ ...env, NODE_ENV: 'development', DATABASE_URL: value }).databaseUrl
+  } catch (e) {
+    if (e instanceof ConfigError && e.variable === 'DATABASE_URL') throw new UsageError(`${option} ${e.message.slice(`${e.variable}: `.length)}`)
+    throw e
+  }
 }
 
 function describe (v: AuditVerdict): string {
@@ -81,6 +113,17 @@ export interface CopyResult {
 }
 
 export class TargetNotEmpty extends Error {}
+/**
+ * The source or the target cannot be used as its URL gives it (a wrong password, a database
+ * that does not exist, a file that is not SQLite): only another --from or --to fixes it.
+ */
+export class UnusableDatabase extends Error {
+  readonly option: 'from' | 'to'
+  constructor (option: 'from' | 'to', message: string) {
+    super(message)
+    this.option = option
+  }
+}
 /** The target holds tables of something else: nothing was written to it. */
 export class TargetNotCtfhive extends Error {}
 /**
@@ -104,14 +147,22 @@ export class ChainBroken extends Error {
 export async function copySqliteToPostgres (opts: { sqlitePath: string, postgresUrl: string, force: boolean, auditSecret: string, progress?: (line: string) => void, connectTimeoutMs?: number }): Promise<CopyResult> {
   const progress = opts.progress ?? (() => {})
   const connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
-  const source = new DatabaseSync(opts.sqlitePath, { readOnly: true })
+  let source: DatabaseSync
+  try {
+    source = new DatabaseSync(opts.sqlitePath, { readOnly: true })
+  } catch (err) {
+    throw sourceProblem(err, opts.sqlitePath)
+  }
   try {
     // Columns are copied by name: a database an older release left needs this release's
-    // migrations (the server applies them when it starts on it) before it can be copied.
-    refuseUnlessCurrent(schemaStatus(source))
+    // migrations (the server applies them when it starts on it) before it can be copied, and
+    // one a newer release migrated has columns this release's lists would leave behind.
+    const status = schemaStatus(source)
+    refuseUnlessCurrent(status)
+    refuseAhead(status, `the source (${opts.sqlitePath})`, '`npm run db:to-postgres`')
   } catch (err) {
     source.close()
-    throw err
+    throw sourceProblem(err, opts.sqlitePath)
   }
   // One read transaction: every table from the same moment, even if a server still writes.
   source.exec('BEGIN')
@@ -145,7 +196,7 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
     } catch (err) {
       // pg's connectionTimeoutMillis failure is a plain Error with this text and no code.
       const why = (err as Error).message === 'timeout expired' ? `no answer within ${connectTimeoutMs / 1000} s` : (err as Error).message
-      throw new Error(`could not connect to PostgreSQL at ${redact(opts.postgresUrl)}: ${why}`)
+      throw targetProblem(new Error(`could not connect to PostgreSQL at ${redact(opts.postgresUrl)}: ${why}`, { cause: err }))
     }
     // Migrating creates tables: a database of another application (a wrong --to) must be
     // refused before, not after, or the refusal would leave CTFHive's tables among its own.
@@ -153,7 +204,14 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
     if (holdsOtherTables(held)) {
       throw new TargetNotCtfhive(`the target is not a CTFHive database: it holds other tables (${tableList(held)}) and no schema_migrations table; give an empty database (nothing was written)`)
     }
-    await store.migrate()
+    // Migrated by a newer release, it has columns this copy would leave empty, and that
+    // release's server would not apply its migrations again to fill them.
+    refuseAhead(await store.schema(), 'the target', '`npm run db:to-postgres` (or an empty database)')
+    try {
+      await store.migrate()
+    } catch (err) {
+      throw targetProblem(err)
+    }
     await client.query('BEGIN')
     try {
       // Taken before the emptiness check, so two copies into one target cannot interleave.
@@ -191,6 +249,19 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
     await client.end().catch(() => {})
     await store.close()
   }
+}
+
+/** An error opening or reading the source as a setting to fix when it is one (not a database file, not readable). */
+function sourceProblem (err: unknown, path: string): unknown {
+  const why = sqliteSettingProblem(err)
+  return why === null ? err : new UnusableDatabase('from', `${path}: ${(err as Error).message} (${why})`)
+}
+
+/** PostgreSQL's refusal of the target that only another URL (or role) fixes: a wrong password, no such database. */
+function targetProblem (err: unknown): unknown {
+  // Another application's database stays a failure (exit 1), as the check before migrating says.
+  const refusal = err instanceof NotCtfhiveDatabase ? null : settingRefusal(err)
+  return refusal === null ? err : new UnusableDatabase('to', `${(err as Error).message}; ${refusal.message.slice(`${refusal.variable}: `.length)}`)
 }
 
 /** Whether `secret` is the key `entry` was written with; no entry (an empty chain) takes any key. */
@@ -255,23 +326,31 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     err(`error: ${e.message}\n`)
     return 2
   }
+  // The target defaults to DATABASE_URL, which config checked already: messages name it.
+  const toName = parsed.values.to === undefined ? 'DATABASE_URL' : '--to'
   try {
-    from = parsed.values.from ?? 'sqlite:./data/ctfhive.db'
-    to = parsed.values.to ?? (/^postgres(ql)?:\/\//.test(config.databaseUrl) ? config.databaseUrl : '')
+    from = (parsed.values.from ?? 'sqlite:./data/ctfhive.db').trim()
+    to = (parsed.values.to ?? (POSTGRES_URL.test(config.databaseUrl) ? config.databaseUrl : '')).trim()
     force = parsed.values.force
-    if (!from.startsWith('sqlite:')) {
+    if (!/^sqlite:/i.test(from)) {
       // A bare path is the likely slip: say how to write it.
       const hint = URL.canParse(from) ? '' : ` (a file is given as sqlite:${redact(from)})`
       throw new UsageError(`--from must be a sqlite: URL, got ${redact(from)}${hint}`)
     }
-    if (!/^postgres(ql)?:\/\//.test(to)) throw new UsageError(to === '' ? '--to postgres://… is required' : `--to must be a postgres:// URL, got ${redact(to)}`)
+    if (!POSTGRES_URL.test(to)) throw new UsageError(to === '' ? '--to postgres://… is required' : `--to must be a postgres:// URL, got ${redact(to)}`)
+    from = checkedUrl(env, '--from', from)
+    to = checkedUrl(env, '--to', to)
   } catch (e) {
     err(`error: ${(e as Error).message}\n\n${USAGE}`)
     return 2
   }
   const sqlitePath = sqlitePathFromUrl(from)
-  if (sqlitePath === ':memory:' || !existsSync(sqlitePath)) {
+  if (!existsSync(sqlitePath)) {
     err(`error: no SQLite database at ${sqlitePath}\n`)
+    return 2
+  }
+  if (statSync(sqlitePath).isDirectory()) {
+    err(`error: --from names a directory, not an SQLite database file: ${sqlitePath}\n`)
     return 2
   }
   const auditSecret = config.auditSecret
@@ -283,8 +362,13 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     result = await copySqliteToPostgres({ sqlitePath, postgresUrl: to, force, auditSecret, progress: (line) => err(`  ${line}\n`), connectTimeoutMs: opts.connectTimeoutMs })
   } catch (e) {
     if (e instanceof ChainBroken) out(`source audit chain: ${describe(e.result.source)}\n`)
+    if (e instanceof UnusableDatabase) {
+      err(`error: ${e.option === 'from' ? '--from' : toName}: ${e.message}\n`)
+      return 2
+    }
     err(`error: ${(e as Error).message}\n`)
-    return e instanceof AuditKeyMismatch ? 2 : 1
+    // Settings and another release's schema: nothing failed, the wrong thing was asked.
+    return e instanceof AuditKeyMismatch || e instanceof SchemaBehind || e instanceof SchemaAhead ? 2 : 1
   }
   for (const { name } of TABLES) out(`${name.padEnd(14)} ${result.counts[name]}\n`)
   out(`source audit chain: ${describe(result.source)}\n`)

@@ -32,6 +32,15 @@ export function schemaStatusOf (files: string[], applied: number[] | undefined):
 
 /** A database CTFHive did not set up: DATABASE_URL names the wrong one (the server exits 78). */
 export class NotCtfhiveDatabase extends StoreError {}
+/** A database this release's migrations have not all reached: its server has not started on it yet. */
+export class SchemaBehind extends StoreError {}
+/** A database a newer release migrated: what those migrations added, this release does not know. */
+export class SchemaAhead extends StoreError {}
+
+/** Versions as the migration files are numbered (14 as 014). */
+export function versionList (versions: number[]): string {
+  return versions.map((v) => String(v).padStart(3, '0')).join(', ')
+}
 
 /**
  * A database holding `tables` (those of the schema the store uses) is another application's:
@@ -65,6 +74,24 @@ export function refuseUnlessCurrent (status: SchemaStatus): void {
     throw new NotCtfhiveDatabase('this is not a CTFHive database (it has no schema_migrations table): check DATABASE_URL; the server creates the schema when it first starts')
   }
   if (status.pending.length > 0) {
-    throw new StoreError(`the database's schema is behind this release (not applied: ${status.pending.join(', ')}); start the server of this release once, which applies them`)
+    throw new SchemaBehind(`the database's schema is behind this release (not applied: ${status.pending.join(', ')}); start the server of this release once, which applies them`)
   }
+}
+
+/**
+ * For a tool that writes by this release's column lists (the copy to PostgreSQL): on a database
+ * a newer release migrated, it would leave out what those migrations added, and say nothing.
+ * `which` names the database; `tool` is that release's command to use instead.
+ */
+export function refuseAhead (status: SchemaStatus, which: string, tool: string): void {
+  if (status.unknown.length > 0) {
+    throw new SchemaAhead(`${which} has migrations this release does not know (${versionList(status.unknown)}): a newer release migrated it, and this release would leave out what they added; use that release's ${tool}`)
+  }
+}
+
+/** The one line a process that may run on such a database (after a rollback) says about it; null when current. */
+export function aheadWarning (status: SchemaStatus): string | null {
+  return status.unknown.length > 0
+    ? `the database has migrations this release does not know (${versionList(status.unknown)}): a newer release migrated it`
+    : null
 }

@@ -487,6 +487,61 @@ t.test('a database that is not CTFHive\'s is refused and left as it was', async 
   t.same(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((row) => row.name), ['notes'])
 })
 
+t.test('a DATABASE_URL naming no usable database is the job\'s setting (exit 2), not an alarm (exit 1)', async (t) => {
+  const { mkdirSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-cli-setting-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const folder = join(dir, 'folder.db')
+  mkdirSync(folder)
+  const garbage = join(dir, 'garbage.db')
+  writeFileSync(garbage, 'not a database, only text long enough to fill a header '.repeat(20))
+  for (const [path, reason] of [[folder, /SQLITE_CANTOPEN/], [garbage, /SQLITE_NOTADB/]] as Array<[string, RegExp]>) {
+    for (const argv of [['audit', 'verify'], ['tenants', '--json']]) {
+      const r = await cli(argv, { DATABASE_URL: `sqlite:${path}`, PROVISION_AUDIT_SECRET: AUDIT })
+      t.equal(r.code, 2, `${path} ${argv.join(' ')}`)
+      t.match(r.stderr, new RegExp(`^error: DATABASE_URL: ${path}: .*${reason.source}.*\n$`), 'one line naming DATABASE_URL')
+      t.equal(r.stdout, '')
+    }
+  }
+})
+
+t.test('on PostgreSQL, a database that does not exist or a user it refuses is a setting (exit 2)', async (t) => {
+  const server = await usePostgres(t)
+  if (server === undefined) return
+  const url = new URL(await server.createDatabase())
+  const noDb = new URL(url)
+  noDb.pathname = '/ctfhive_no_such_database'
+  const noUser = new URL(url)
+  noUser.username = 'nobody_here'
+  noUser.password = 'hunter2'
+  for (const [to, reason] of [
+    [noDb, /^error: DATABASE_URL: the database it names does not exist on that server \(SQLSTATE 3D000\)\n$/],
+    [noUser, /^error: DATABASE_URL: PostgreSQL refused (the connection for this user .*\(SQLSTATE 28000\)|the user name or password \(SQLSTATE 28P01\))\n$/]
+  ] as Array<[URL, RegExp]>) {
+    const r = await cli(['audit', 'verify'], { DATABASE_URL: to.toString(), PROVISION_AUDIT_SECRET: AUDIT })
+    t.equal(r.code, 2, to.toString())
+    t.match(r.stderr, reason)
+    t.notMatch(r.stderr, /hunter2/)
+  }
+})
+
+t.test('a database a newer release migrated is used, with a warning on stderr', async (t) => {
+  const { run, config } = await setup(t)
+  const db = new DatabaseSync(config.databaseUrl.replace(/^sqlite:/, ''))
+  t.teardown(() => db.close())
+  db.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '999_later.sql', '2030-01-01T00:00:00.000Z')")
+  const r = await run(['tenants', '--json'])
+  t.equal(r.code, 0, r.stderr)
+  t.same(JSON.parse(r.stdout).tenants, [], 'stdout stays clean JSON')
+  t.equal(r.stderr, 'warning: the database has migrations this release does not know (999): a newer release migrated it; what its migrations added is not shown here: use that release\'s ctfhive\n')
+  const current = await cli(['tenants'], { DATABASE_URL: config.databaseUrl, PROVISION_AUDIT_SECRET: AUDIT })
+  t.match(current.stderr, /warning/, 'on every run')
+  db.exec('DELETE FROM schema_migrations WHERE version = 999')
+  t.equal((await run(['tenants'])).stderr, '', 'none on this release\'s schema')
+})
+
 t.test('text output shows a control character, line separator or bidirectional override as its code', async (t) => {
   t.equal(forTerminal('Old\u009b2J\u202eCTF\nnext\u2028line\ttab'), 'Old\\u{9b}2J\\u{202e}CTF\nnext\\u{2028}line\\u{9}tab')
   t.equal(forTerminal('Flag 🚩 – Ünï'), 'Flag 🚩 – Ünï', 'anything printable is left alone')

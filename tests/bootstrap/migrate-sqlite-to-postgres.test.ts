@@ -8,7 +8,9 @@ import { appendAudit, verifyStoredChain } from '../../api/provisioning/audit.ts'
 import { PostgresStore } from '../../api/store/postgres.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import type { Store } from '../../api/store/store.ts'
-import { CONNECT_TIMEOUT_MS, copySqliteToPostgres, main, TABLES } from '../../bootstrap/migrate-sqlite-to-postgres.ts'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { CONNECT_TIMEOUT_MS, copySqliteToPostgres, main, redact, TABLES } from '../../bootstrap/migrate-sqlite-to-postgres.ts'
 import { TENANT_COLUMNS } from '../../api/store/rows.ts'
 import { buildTestApp, tempDbPath } from '../helpers/build-app.ts'
 import { usePostgres } from '../helpers/postgres.ts'
@@ -217,6 +219,52 @@ t.test('on PostgreSQL', async (t) => {
     t.ok(result.target.ok)
   })
 
+  t.test('a target a newer release migrated is refused (exit 2), --force or not, with nothing written', async (t) => {
+    const path = await seedSqlite(t)
+    const url = await server.createDatabase()
+    const target = new PostgresStore({ url })
+    t.teardown(() => target.close())
+    await target.migrate()
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    t.teardown(() => client.end())
+    // A migration 999 of a later release: its columns would be left at their defaults.
+    await client.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '999_later.sql', '2030-01-01T00:00:00.000Z')")
+    for (const argv of [[], ['--force']]) {
+      const c = capture()
+      t.equal(await main(['--from', `sqlite:${path}`, '--to', url, ...argv], { PROVISION_AUDIT_SECRET: SECRET }, c.io), 2, argv.join(' '))
+      t.match(c.err(), /error: the target has migrations this release does not know \(999\): a newer release migrated it, and this release would leave out what they added; use that release's `npm run db:to-postgres`/)
+      t.equal(c.out(), '')
+      t.equal(await target.countTenants(), 0, 'nothing written')
+    }
+  })
+
+  t.test('a target refusing the user, or naming no database, is a setting (exit 2): one line naming --to', async (t) => {
+    const path = await seedSqlite(t)
+    const url = new URL(await server.createDatabase())
+    const noDb = new URL(url)
+    noDb.pathname = '/ctfhive_no_such_database'
+    const noUser = new URL(url)
+    noUser.username = 'nobody_here'
+    noUser.password = 'hunter2'
+    for (const [to, reason] of [
+      [noDb, /database "ctfhive_no_such_database" does not exist; the database it names does not exist on that server \(SQLSTATE 3D000\)/],
+      [noUser, /PostgreSQL refused the connection for this user .*\(SQLSTATE 28000\)|PostgreSQL refused the user name or password \(SQLSTATE 28P01\)/]
+    ] as Array<[URL, RegExp]>) {
+      const c = capture()
+      t.equal(await main(['--from', `sqlite:${path}`, '--to', to.toString()], { PROVISION_AUDIT_SECRET: SECRET }, c.io), 2, to.pathname)
+      const errors = c.err().split('\n').filter((l) => l.startsWith('error: '))
+      t.equal(errors.length, 1, 'one line')
+      t.match(errors[0], /^error: --to: could not connect to PostgreSQL at postgres:\/\//)
+      t.match(errors[0], reason)
+      t.notMatch(c.err() + c.out(), /hunter2/, 'no password in messages')
+    }
+    // The target from DATABASE_URL is named so.
+    const c = capture()
+    t.equal(await main(['--from', `sqlite:${path}`], { PROVISION_AUDIT_SECRET: SECRET, DATABASE_URL: noDb.toString() }, c.io), 2)
+    t.match(c.err(), /^error: DATABASE_URL: could not connect to PostgreSQL/m)
+  })
+
   t.test('the command runs as a script', async (t) => {
     const path = await seedSqlite(t)
     const url = await server.createDatabase()
@@ -260,7 +308,7 @@ t.test('a PostgreSQL host that accepts but never answers fails the run after the
   t.notMatch(c.err() + c.out(), /hunter2/, 'no password in messages')
 })
 
-t.test('a source an older release left is refused before anything is read or written', async (t) => {
+t.test('a source an older release left is refused (exit 2) before anything is read or written', async (t) => {
   const path = await seedSqlite(t)
   const raw = new DatabaseSync(path)
   t.teardown(() => raw.close())
@@ -268,10 +316,68 @@ t.test('a source an older release left is refused before anything is read or wri
   const c = capture()
   // The target is never reached: the port is closed.
   const code = await main(['--from', `sqlite:${path}`, '--to', 'postgres://ctfhive@127.0.0.1:9/ctfhive'], { PROVISION_AUDIT_SECRET: SECRET }, c.io)
-  t.equal(code, 1)
+  t.equal(code, 2, 'another release\'s schema: the wrong tool, or too early')
   t.match(c.err(), /error: the database's schema is behind this release \(not applied: 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql, 012_listing_indexes\.sql, 013_admin_email\.sql\); start the server of this release once/)
   t.notMatch(c.err(), /could not connect/, 'refused before connecting to the target')
   t.equal(c.out(), '', 'nothing copied')
+})
+
+t.test('a source a newer release migrated is refused (exit 2): this release would drop what it added', async (t) => {
+  const path = await seedSqlite(t)
+  const raw = new DatabaseSync(path)
+  t.teardown(() => raw.close())
+  // As a later release's migration 999 would leave it: a column this release does not copy.
+  raw.exec("ALTER TABLE tenants ADD COLUMN notes TEXT; UPDATE tenants SET notes = 'kept'; INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '999_tenant_notes.sql', '2030-01-01T00:00:00.000Z')")
+  const c = capture()
+  // The target is never reached: the port is closed.
+  const code = await main(['--from', `sqlite:${path}`, '--to', 'postgres://ctfhive@127.0.0.1:9/ctfhive'], { PROVISION_AUDIT_SECRET: SECRET }, c.io)
+  t.equal(code, 2)
+  const errors = c.err().split('\n').filter((l) => l.startsWith('error: '))
+  t.same(errors, [`error: the source (${path}) has migrations this release does not know (999): a newer release migrated it, and this release would leave out what they added; use that release's \`npm run db:to-postgres\``])
+  t.notMatch(c.err(), /could not connect/, 'refused before connecting to the target')
+  t.equal(c.out(), '', 'nothing copied')
+})
+
+t.test('a --from that is no SQLite database is a setting (exit 2), named as --from', async (t) => {
+  const dir = dirname(tempDbPath(t))
+  const garbage = join(dir, 'garbage.db')
+  writeFileSync(garbage, 'this is not a database, just text that is long enough to be a header'.repeat(20))
+  const folder = join(dir, 'folder.db')
+  mkdirSync(folder)
+  for (const [path, message] of [
+    [garbage, new RegExp(`^error: --from: ${garbage}: file is not a database \\(SQLITE_NOTADB: the file is not an SQLite database\\)\n$`)],
+    [folder, new RegExp(`^error: --from names a directory, not an SQLite database file: ${folder}\n$`)]
+  ] as Array<[string, RegExp]>) {
+    const c = capture()
+    t.equal(await main(['--from', `sqlite:${path}`, '--to', 'postgres://ctfhive@127.0.0.1:9/ctfhive'], { PROVISION_AUDIT_SECRET: SECRET }, c.io), 2, path)
+    t.match(c.err().split('\n').filter((l) => !l.startsWith('copying') && !l.startsWith('warning')).join('\n'), message)
+  }
+})
+
+t.test('secrets in a URL\'s query are masked in messages, not only ?password=', async (t) => {
+  const path = await seedSqlite(t)
+  const c = capture()
+  const to = 'postgres://ctfhive@127.0.0.1:9/ctfhive?password=SECRET5&sslpassword=SECRET6&application_name=copy'
+  t.equal(await main(['--from', `sqlite:${path}`, '--to', to], { PROVISION_AUDIT_SECRET: SECRET }, c.io, { connectTimeoutMs: 2000 }), 1, 'the closed target')
+  t.match(c.err(), /could not connect to PostgreSQL at postgres:\/\/ctfhive@127\.0\.0\.1:9\/ctfhive\?password=\*\*\*&sslpassword=\*\*\*&application_name=copy/)
+  t.notMatch(c.err() + c.out(), /SECRET[56]/)
+  t.equal(redact('postgres://u:pw@h/db?sslkey=/etc/k.pem&PassPhrase=x&client_secret=y&sslmode=require'), 'postgres://u:***@h/db?sslkey=***&PassPhrase=***&client_secret=***&sslmode=require')
+  // One that does not parse (a port out of range) is masked all the same.
+  t.equal(redact('mysql://u:pw@h:99999/db?sslpassword=SECRET6&x=1'), 'mysql://***@h:99999/db?sslpassword=***&x=1')
+})
+
+t.test('--to and --from are checked as DATABASE_URL is (exit 2), the password never shown', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--from', 'sqlite:/tmp/x.db', '--to', 'postgres://u:SECRET1@127.0.0.1:99999/db'], /^error: --to is not a valid postgres:\/\/ URL: check the port \(1–65535\) and percent-encode @ : \/ \? # in the user name and password\n/],
+    [['--from', 'sqlite::memory:', '--to', 'postgres://h/db'], /^error: --from is an in-memory database/],
+    [['--from', 'sqlite:', '--to', 'postgres://h/db'], /^error: --from names no database file/]
+  ]
+  for (const [argv, message] of cases) {
+    const c = capture()
+    t.equal(await main(argv, { PROVISION_AUDIT_SECRET: SECRET }, c.io), 2, argv.join(' '))
+    t.match(c.err(), message)
+    t.notMatch(c.err(), /SECRET1|RET1/, 'no password in messages')
+  }
 })
 
 t.test('PROVISION_AUDIT_SECRET and DATABASE_URL are read as the server reads them', async (t) => {

@@ -6,7 +6,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { NotCtfhiveDatabase, holdsOtherTables, schemaStatusOf, tableList } from '../../api/store/migrations.ts'
+import { NotCtfhiveDatabase, SchemaAhead, SchemaBehind, aheadWarning, holdsOtherTables, refuseAhead, refuseUnlessCurrent, schemaStatusOf, tableList, versionList } from '../../api/store/migrations.ts'
 import { migrate } from '../../api/store/sqlite-ops.ts'
 import { openStore, settingRefusal } from '../../api/store/index.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
@@ -50,6 +50,22 @@ t.test('schemaStatusOf: pending files in order, unknown versions sorted', async 
   t.same(schemaStatusOf(files, []), { initialized: true, pending: files, unknown: [] })
   t.same(schemaStatusOf(files, undefined), { initialized: false, pending: files, unknown: [] }, 'no migrations table')
   t.same(schemaStatusOf(files.slice(0, 2), [9, 1, 2, 3]), { initialized: true, pending: [], unknown: [3, 9] })
+})
+
+t.test('a schema a newer release migrated: refused by the copy, a warning for the others; one behind is its own refusal', async (t) => {
+  const files = ['001_initial.sql', '002_event_indexes.sql']
+  const ahead = schemaStatusOf(files, [1, 2, 14, 3])
+  t.equal(versionList(ahead.unknown), '003, 014', 'as the files are numbered')
+  t.doesNotThrow(() => refuseUnlessCurrent(ahead), 'the operator CLI still works on it (a rollback)')
+  t.throws(() => refuseAhead(ahead, 'the source', 'tool'), new SchemaAhead('the source has migrations this release does not know (003, 014): a newer release migrated it, and this release would leave out what they added; use that release\'s tool'))
+  t.equal(aheadWarning(ahead), 'the database has migrations this release does not know (003, 014): a newer release migrated it')
+  const current = schemaStatusOf(files, [1, 2])
+  t.doesNotThrow(() => refuseAhead(current, 'the source', 'tool'))
+  t.equal(aheadWarning(current), null)
+  let behind: unknown
+  try { refuseUnlessCurrent(schemaStatusOf(files, [1])) } catch (err) { behind = err }
+  t.ok(behind instanceof SchemaBehind && behind instanceof StoreError, 'behind: a StoreError of its own class')
+  t.equal((behind as Error).name, 'StoreError')
 })
 
 t.test('SQLite: the server migrates on open; a store that must not migrate refuses a file that is not ours, untouched', async (t) => {
