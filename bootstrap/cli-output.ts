@@ -37,6 +37,21 @@ export function ignoreClosedOutput (streams: ReadonlyArray<NodeJS.WritableStream
   }
 }
 
+/**
+ * parseArgs keeps the last of a repeated option in silence: `--base-url a --base-url b` would act
+ * on b alone. Throws `--base-url given twice` for an option that takes a value and is given more
+ * than once (a repeated flag means the same thing, and passes). Called with parseArgs' tokens
+ * (`tokens: true`) inside the try that turns a parse error into the usage error, exit status 2.
+ */
+export function refuseRepeated (tokens: ReadonlyArray<{ kind: string, name?: string, value?: string }>): void {
+  const seen = new Set<string>()
+  for (const token of tokens) {
+    if (token.kind !== 'option' || token.value === undefined || token.name === undefined) continue
+    if (seen.has(token.name)) throw new Error(`--${token.name} given twice`)
+    seen.add(token.name)
+  }
+}
+
 /** Runs a CLI's main with this process's arguments; its result is the exit status. */
 export async function runCli (main: (argv: string[]) => Promise<number>): Promise<void> {
   ignoreClosedOutput()

@@ -18,7 +18,7 @@ import { TenantService } from '../api/tenants/service.ts'
 import { BANNED_CHARACTER } from '../api/tenants/name.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
-import { isMain, runCli } from './cli-output.ts'
+import { isMain, refuseRepeated, runCli } from './cli-output.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -182,7 +182,7 @@ async function run (command: string, positionals: string[], values: Record<strin
           ? `${page.tenants.length === 0 ? 'none' : page.tenants.length} more ${of}`
           : `${page.tenants.length === 0 ? 'none' : `${page.offset + 1}–${page.offset + page.tenants.length}`} ${of}`
         const more = page.next === null ? '' : `next page: ctfhive tenants${state === undefined ? '' : ` --state ${state}`}${values.limit === undefined ? '' : ` --limit ${limit}`} --after ${page.next}\n`
-        return renderTable(['id', 'state', 'plan', 'name', 'fqdn', 'created'], tenantRows(page.tenants)) + `${shown}\n${more}`
+        return table(['id', 'state', 'plan', 'name', 'fqdn', 'created'], tenantRows(page.tenants)) + `${shown}\n${more}`
       })
       return 0
     }
@@ -190,12 +190,12 @@ async function run (command: string, positionals: string[], values: Record<strin
       const d = await admin.showTenant(tenantId(positionals))
       emit(d, () => [
         describeTenant(d.tenant),
-        `subscriptions (${d.subscriptions.length})\n` + renderTable(['id', 'status', 'since', 'plan', 'ended', 'paid'], d.subscriptions.map((s) =>
+        `subscriptions (${d.subscriptions.length})\n` + table(['id', 'status', 'since', 'plan', 'ended', 'paid'], d.subscriptions.map((s) =>
           [s.id ?? '(none named)', s.status, unixIso(s.status_at), dash(s.plan), s.ended ? unixIso(s.ended_at) : 'no', s.paid ? 'yes' : 'no'])) +
           (d.checkout_failed === null ? '' : `checkout failed: ${d.checkout_failed.reason}\n`),
-        `events (${d.events.length})\n` + renderTable(['id', 'type', 'outcome', 'created'], d.events.map((e) => [e.id, e.type, e.outcome, unixIso(e.created)])),
-        `audit (${d.audit.length})\n` + renderTable(['seq', 'at', 'action', 'detail'], d.audit.map((a) => [String(a.seq), a.at, a.action, JSON.stringify(a.detail)])),
-        `jobs (${d.jobs.length})\n` + renderTable(['id', 'kind', 'status', 'step', 'since', 'attempts', 'last error'], d.jobs.map((j) => [String(j.id), j.kind, j.status, dash(j.step), dash(j.step_at), String(j.attempts), dash(j.last_error)]))
+        `events (${d.events.length})\n` + table(['id', 'type', 'outcome', 'created'], d.events.map((e) => [e.id, e.type, e.outcome, unixIso(e.created)])),
+        `audit (${d.audit.length})\n` + table(['seq', 'at', 'action', 'detail'], d.audit.map((a) => [String(a.seq), a.at, a.action, JSON.stringify(a.detail)])),
+        `jobs (${d.jobs.length})\n` + table(['id', 'kind', 'status', 'step', 'since', 'attempts', 'last error'], d.jobs.map((j) => [String(j.id), j.kind, j.status, dash(j.step), dash(j.step_at), String(j.attempts), dash(j.last_error)]))
       ].join('\n'))
       return 0
     }
@@ -256,7 +256,7 @@ async function run (command: string, positionals: string[], values: Record<strin
       emit(page, () => {
         const none = page.events.length === 0 ? `no${after === undefined ? '' : ' more'}${outcome === undefined ? '' : ` ${outcome}`} events\n` : ''
         const more = page.next === null ? '' : `next page: ctfhive events${outcome === undefined ? '' : ` --outcome ${outcome}`}${values.limit === undefined ? '' : ` --limit ${limit}`} --after ${page.next}\n`
-        return renderTable(['id', 'type', 'outcome', 'tenant', 'received'], page.events.map((e) => [e.id, e.type, e.outcome, dash(e.tenant), e.received])) + none + more
+        return table(['id', 'type', 'outcome', 'tenant', 'received'], page.events.map((e) => [e.id, e.type, e.outcome, dash(e.tenant), e.received])) + none + more
       })
       return 0
     }
@@ -287,6 +287,11 @@ async function run (command: string, positionals: string[], values: Record<strin
   }
 }
 
+/** A text table whose cells are escaped before they are measured, so columns stay aligned. */
+function table (headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  return renderTable(headers, rows, { escape: forTerminal })
+}
+
 export async function main (argv: string[], env: Env = process.env, io: Io = process): Promise<number> {
   const out = (text: string): void => { io.stdout.write(text) }
   const err = (text: string): void => { io.stderr.write(text) }
@@ -308,6 +313,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
         help: { type: 'boolean', short: 'h', default: false }
       }
     })
+    refuseRepeated(parsed.tokens)
   } catch (e) {
     err(`error: ${(e as Error).message}\n\n${USAGE}`)
     return 2

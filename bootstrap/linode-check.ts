@@ -13,7 +13,7 @@ import { absentSqliteFile, openStore } from '../api/store/index.ts'
 import type { Store } from '../api/store/store.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
-import { isMain, runCli } from './cli-output.ts'
+import { isMain, refuseRepeated, runCli } from './cli-output.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -27,6 +27,9 @@ domains tenants with a server still live under (read from the store at DATABASE_
 Cloud Firewall ${FIREWALL_LABEL} and whether every tenant server sits behind a firewall.
 It cannot prove the token may write (its scopes need linodes, domains and firewall read/write).
 
+--json             the checks as JSON on stdout, for scripts: run it as
+                   \`npm run -s linode:check -- --json\` (without -s, npm prints its banner
+                   on stdout too, and the output is no longer JSON)
 --attach-firewall  first put every tenant server that is behind no firewall behind
                    ${FIREWALL_LABEL} (made if there is none yet), then check. Servers behind a
                    disabled firewall are left alone: enable it in the console.
@@ -84,12 +87,15 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   }
   let args
   try {
-    args = parseArgs({
+    const parsed = parseArgs({
       args: argv,
       strict: true,
       allowPositionals: false,
+      tokens: true,
       options: { json: { type: 'boolean', default: false }, 'attach-firewall': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } }
-    }).values
+    })
+    refuseRepeated(parsed.tokens)
+    args = parsed.values
   } catch (err) {
     return fail(2, `${(err as Error).message}\n\n${USAGE}`)
   }
@@ -141,7 +147,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   io.stdout.write(args.json ? `${JSON.stringify({ ok, checks, ...repairJson }, null, 2)}\n` : formatChecks(checks))
   if (failed > 0) io.stderr.write(`${plural(failed, 'check')} failed: provisioning will fail until ${failed === 1 ? 'it is' : 'they are'} fixed\n`)
   // An outage proves nothing either way: not OK, and not a wrong setting.
-  if (unknown > 0) io.stderr.write(`${plural(unknown, 'check')} could not be run: Linode did not answer; run it again later\n`)
+  if (unknown > 0) io.stderr.write(`${plural(unknown, 'check')} could not be run: Linode did not answer, or its reply was malformed (see "got"); run it again later\n`)
   const settings = `Linode settings OK${warned > 0 ? ` (${plural(warned, 'warning')})` : ''}`
   if (failed + unknown === 0) io.stderr.write(repaired ? `${settings}\n` : `${settings}, but the firewall repair did not finish: see above\n`)
   else if (!repaired) io.stderr.write('the firewall repair did not finish: see above\n')

@@ -21,7 +21,7 @@ import { FakeExecutor } from '../api/provisioning/fake.ts'
 import { SqliteStore } from '../api/store/sqlite.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
-import { isMain, runCli } from './cli-output.ts'
+import { isMain, refuseRepeated, runCli } from './cli-output.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -199,7 +199,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   }
   let args
   try {
-    args = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { plan: { type: 'string', default: 'solo' }, help: { type: 'boolean', short: 'h', default: false } } }).values
+    const parsed = parseArgs({ args: argv, strict: true, allowPositionals: false, tokens: true, options: { plan: { type: 'string', default: 'solo' }, help: { type: 'boolean', short: 'h', default: false } } })
+    refuseRepeated(parsed.tokens)
+    args = parsed.values
   } catch (err) {
     return fail(2, `${(err as Error).message}\n\n${USAGE}`)
   }

@@ -16,7 +16,7 @@ import type { AuditEntry } from '../api/store/store.ts'
 import { schemaStatus } from '../api/store/sqlite-ops.ts'
 import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
 import type { Io } from './stripe-bootstrap.ts'
-import { isMain, runCli } from './cli-output.ts'
+import { isMain, refuseRepeated, runCli } from './cli-output.ts'
 
 type Env = Record<string, string | undefined>
 
@@ -305,8 +305,11 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     parsed = parseArgs({
       args: argv,
       options: { from: { type: 'string' }, to: { type: 'string' }, force: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: false
+      allowPositionals: false,
+      tokens: true
     })
+    // `--to A --to B --force` must not quietly empty B.
+    refuseRepeated(parsed.tokens)
   } catch (e) {
     err(`error: ${(e as Error).message}\n\n${USAGE}`)
     return 2

@@ -12,6 +12,8 @@ export interface StripeClientOptions {
   timeoutMs?: number
   maxRetries?: number
   sleep?: (ms: number) => Promise<void>
+  /** Told before each wait for another attempt (a CLI shows it, rather than seem to hang). */
+  onRetry?: (error: StripeError, waitMs: number) => void
   dispatcher?: Dispatcher
 }
 
@@ -115,6 +117,7 @@ export class StripeClient {
   readonly #timeoutMs: number
   readonly #maxRetries: number
   readonly #sleep: (ms: number) => Promise<void>
+  readonly #onRetry: ((error: StripeError, waitMs: number) => void) | undefined
   readonly #dispatcher: Dispatcher | undefined
 
   constructor (opts: StripeClientOptions) {
@@ -127,6 +130,7 @@ export class StripeClient {
     this.#timeoutMs = opts.timeoutMs ?? 80_000
     this.#maxRetries = opts.maxRetries ?? 2
     this.#sleep = opts.sleep ?? ((ms) => delay(ms))
+    this.#onRetry = opts.onRetry
     this.#dispatcher = opts.dispatcher
   }
 
@@ -161,6 +165,7 @@ export class StripeClient {
       if (!attempt.error.retryable || retries > this.#maxRetries) throw attempt.error
       const wait = retryDelayMs(n, attempt.retryAfterMs)
       if (inUse) inUseWaitMs += wait
+      this.#onRetry?.(attempt.error, wait)
       await this.#sleep(wait)
       attempt = await this.#attempt(method, url, headers, body)
     }
@@ -196,8 +201,13 @@ export class StripeClient {
       json = JSON.parse(text)
     } catch {}
     if (status >= 200 && status < 300) {
-      if (json !== undefined) return { ok: true, value: json }
-      return { ok: false, retryAfterMs: null, error: this.#error(`Stripe returned HTTP ${status} with a body that is not JSON: ${snippet(this.#mask(text))}`, { statusCode: status, type: 'api_error', requestId }) }
+      // Every Stripe reply is an object: `null`, an array or a proxy's page is not Stripe's
+      // answer, and would fail later as a TypeError far from the call. Not retried: it comes
+      // from what answers at the base URL (a proxy, a wrong STRIPE_API_BASE), which does not
+      // change in a second, and a POST's replay under the same key would answer the same.
+      if (isObject(json)) return { ok: true, value: json }
+      const what = json === undefined ? 'not JSON' : 'not a JSON object'
+      return { ok: false, retryAfterMs: null, error: this.#error(`Stripe returned HTTP ${status} with a body that is ${what}: ${snippet(this.#mask(text))}`, { statusCode: status, type: 'api_error', code: 'unexpected_response', requestId }) }
     }
     const retryable = isRetryableStatus(status, header('stripe-should-retry'))
     const retryAfterMs = parseRetryAfter(header('retry-after'))

@@ -4,10 +4,14 @@
 // Write rights (the token's scopes) cannot be proven without writing; see the docs.
 import type { Config } from '../config.ts'
 import { PAID_PLANS } from '../plans.ts'
+import { ExecutorError } from './executor.ts'
 import { LinodeApi, LinodeApiError } from './linode-api.ts'
 import { FIREWALL_LABEL, findTenantFirewall, rulesAsMade, unprotectedServers, type Firewall } from './linode-firewall.ts'
 
-/** 'unknown': Linode did not answer (no reply, 429, 5xx), so the setting was not checked. */
+/**
+ * 'unknown': Linode did not answer (no reply, 429, 5xx) or its reply was malformed (not JSON,
+ * not shaped as documented), so the setting was not checked.
+ */
 export type CheckResult = 'pass' | 'warn' | 'fail' | 'unknown'
 
 export interface PreflightCheck {
@@ -56,20 +60,31 @@ export function countResults (checks: readonly PreflightCheck[]): Record<CheckRe
 }
 
 function reason (err: unknown): string {
-  if (err instanceof LinodeApiError) return err.status === 0 ? 'no answer' : `${err.status} ${err.reasons.map((r) => r.reason).join('; ') || 'error'}`
+  if (err instanceof LinodeApiError) {
+    if (err.status === 0) return 'no answer'
+    // A 2xx that failed is a reply the call could not use: say what it was, not "200 error".
+    // The message reads "Linode API[ 200]: a reply that is not JSON (GET /profile)".
+    if (err.status >= 200 && err.status < 300) return `${err.message.replace(/^Linode API( \d+)?: /, '').replace(/ \([A-Z]+ \/[^)]*\)$/, '')} (HTTP ${err.status})`
+    return `${err.status} ${err.reasons.map((r) => r.reason).join('; ') || 'error'}`
+  }
   return err instanceof Error ? err.message : String(err)
 }
 
 export async function linodePreflight (api: LinodeApi, s: PreflightSettings, signal?: AbortSignal): Promise<PreflightCheck[]> {
   const checks: PreflightCheck[] = []
   const add = (check: string, expected: string, got: string, result: CheckResult): void => { checks.push({ check, expected, got, result }) }
-  /** Runs one check; an API refusal fails it with Linode's reason, an outage leaves it unknown. */
+  /**
+   * Runs one check; an API refusal fails it with Linode's reason, an outage leaves it unknown.
+   * So does a reply the check cannot read (`null` where an object belongs: a TypeError, not an
+   * ExecutorError): it proves nothing about the setting.
+   */
   const attempt = async (check: string, expected: string, fn: () => Promise<void>): Promise<void> => {
     try {
       await fn()
     } catch (err) {
       if (signal?.aborted === true) throw signal.reason
-      if (err instanceof LinodeApiError && err.retryable) add(check, expected, `could not check: ${reason(err)}`, 'unknown')
+      if (!(err instanceof ExecutorError)) add(check, expected, `could not check: a malformed reply from LINODE_API_BASE (${reason(err)})`, 'unknown')
+      else if (err.retryable) add(check, expected, `could not check: ${reason(err)}`, 'unknown')
       else add(check, expected, reason(err), 'fail')
     }
   }

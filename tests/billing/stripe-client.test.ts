@@ -450,6 +450,32 @@ t.test('error bodies that are not Stripe-shaped still make readable errors', asy
   t.equal(fake.requests.length, 6, 'none of these was retried')
 })
 
+t.test('a 2xx whose body is not a JSON object is an unexpected_response, not retried', async (t) => {
+  const { fake, client } = await setup(t)
+  // `null` used to come back as the value, and the caller died reading `.id` of it.
+  for (const [body, what] of [['null', 'not a JSON object: null'], ['[]', 'not a JSON object: []'], ['5', 'not a JSON object: 5'], ['"ok"', 'not a JSON object: "ok"'], ['<html>proxy</html>', 'not JSON: <html>proxy</html>']] as Array<[string, string]>) {
+    fake.queueReply('POST /v1/products', { status: 200, body, headers: { 'request-id': 'req_odd' } })
+    t.match(await rejection(client.request('POST', '/v1/products', { name: 'A' })), {
+      name: 'StripeError', statusCode: 200, type: 'api_error', code: 'unexpected_response', retryable: false, requestId: 'req_odd', message: `Stripe returned HTTP 200 with a body that is ${what}`
+    }, body)
+  }
+  t.equal(fake.requests.length, 5, 'none was retried')
+  t.equal(fake.state.products.size, 0)
+  t.equal((await client.request('POST', '/v1/products', { name: 'B' })).name, 'B', 'an object is the value, as before')
+})
+
+t.test('onRetry is told each error and wait before the next attempt', async (t) => {
+  const seen: Array<[string, number]> = []
+  const { fake, client, delays } = await setup(t, { onRetry: (err, ms) => { seen.push([err.message, ms]) } })
+  fake.queueReply('GET /v1/prices', { status: 500, body: stripeBody('api_error', 'busy') }, { times: 2 })
+  await client.request('GET', '/v1/prices')
+  t.same(seen.map(([m]) => m), ['busy', 'busy'])
+  t.same(seen.map(([, ms]) => ms), delays, 'the wait the client then sleeps')
+  fake.queueReply('GET /v1/prices', { status: 400, body: stripeBody('invalid_request_error', 'no') })
+  await rejection(client.request('GET', '/v1/prices'))
+  t.equal(seen.length, 2, 'not for an error that is not retried')
+})
+
 t.test('the API key never appears in an error message', async (t) => {
   const { fake, client } = await setup(t)
   fake.queueReply('GET /v1/prices', { status: 401, body: stripeBody('invalid_request_error', `Invalid API Key provided: ${KEY}`) })

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { isMain } from '../../bootstrap/cli-output.ts'
+import { parseArgs } from 'node:util'
+import { isMain, refuseRepeated } from '../../bootstrap/cli-output.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { runWithClosedStdout } from '../helpers/cli-io.ts'
 import { deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
@@ -50,4 +51,14 @@ t.test('isMain: Node 24.2+ says it; on 24.0 and 24.1 (no import.meta.main) the s
   t.equal(isMain(meta(import.meta.url)), true, 'run through a bin symlink')
   process.argv[1] = join(dir, 'missing')
   t.equal(isMain(meta(import.meta.url)), false, 'a script path that does not exist is not this module')
+})
+
+t.test('refuseRepeated: an option that takes a value, given twice, is refused; a repeated flag is not', async (t) => {
+  const options = { 'base-url': { type: 'string' }, plan: { type: 'string', short: 'p' }, json: { type: 'boolean' } } as const
+  const tokens = (args: string[]) => parseArgs({ args, options, strict: true, tokens: true }).tokens
+  t.throws(() => { refuseRepeated(tokens(['--base-url', 'https://a.org', '--base-url', 'https://b.org'])) }, { message: '--base-url given twice' })
+  t.throws(() => { refuseRepeated(tokens(['--plan=solo', '-p', 'pro'])) }, { message: '--plan given twice' }, 'inline values and short names count, named by the long name')
+  t.throws(() => { refuseRepeated(tokens(['--plan', '', '--plan', ''])) }, { message: '--plan given twice' }, 'an empty value too')
+  t.doesNotThrow(() => { refuseRepeated(tokens(['--json', '--json', '--plan', 'solo', '--base-url', 'https://a.org'])) })
+  t.doesNotThrow(() => { refuseRepeated(tokens([])) })
 })

@@ -3,6 +3,8 @@ import { DatabaseSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { forTerminal, main } from '../../bootstrap/ctfhive.ts'
+import { displayWidth } from '../../bootstrap/table.ts'
+import { makeTenant } from '../store/contract.ts'
 import { auditMac } from '../../api/provisioning/audit.ts'
 import { verifyWelcomeToken } from '../../api/tenants/welcome-token.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
@@ -37,6 +39,25 @@ async function setup (t: Test, env: Record<string, string> = {}) {
   const cliEnv = { DATABASE_URL: built.config.databaseUrl, PROVISION_AUDIT_SECRET: AUDIT }
   return { ...built, cliEnv, run: (argv: string[], extra: Record<string, string> = {}) => cli(argv, { ...cliEnv, ...extra }) }
 }
+
+t.test('tables stay aligned with wide and escaped characters in a cell; an option given twice is bad usage', async (t) => {
+  const { app, run } = await setup(t)
+  await pendingTenant(app, '東京セキュリティ研究会')
+  // A name an older release took (checkout refuses it now): shown escaped, as \u{202e}.
+  await app.store.insertTenant(makeTenant({ name: 'Bidi\u202eCTF', slug: 'bidi-ctf', fqdn: 'bidi-ctf.ctfhive.us' }))
+  const lines = (await run(['tenants'])).stdout.split('\n')
+  const column = lines[0]!.indexOf('fqdn')
+  const rows = lines.filter((l) => /\.ctfhive\.us/.test(l))
+  t.equal(rows.length, 2)
+  t.ok(rows.some((r) => r.includes('Bidi\\u{202e}CTF')), 'the escaped name')
+  for (const row of rows) {
+    const fqdn = /\S+\.ctfhive\.us/.exec(row)!
+    t.equal(displayWidth(row.slice(0, fqdn.index)), column, `the fqdn column starts where its header does: ${JSON.stringify(row)}`)
+  }
+  const twice = await run(['tenants', '--limit', '1', '--limit', '2'])
+  t.equal(twice.code, 2)
+  t.match(twice.stderr, /^error: --limit given twice\n/)
+})
 
 t.test('tenants: a table by default, JSON with --json, filters and paging', async (t) => {
   const { app, run } = await setup(t)

@@ -97,7 +97,7 @@ t.test('a Linode that does not answer is not OK: exit 1, and not a wrong setting
   const down = await check([], env)
   t.equal(down.code, 1)
   t.match(down.stdout, /token +accepted +could not check: 503 Injected failure +UNKNOWN/)
-  t.equal(down.stderr, `${NOTE}1 check could not be run: Linode did not answer; run it again later\n`)
+  t.equal(down.stderr, `${NOTE}1 check could not be run: Linode did not answer, or its reply was malformed (see "got"); run it again later\n`)
   t.equal(JSON.parse((await check(['--json'], env)).stdout).ok, true, 'and OK once it answers')
 
   fake.inject({ path: '/profile', fault: { delayMs: 1000 } })
@@ -119,11 +119,15 @@ t.test('usage and configuration errors exit 2 before any call', async (t) => {
   t.equal(flag.code, 2)
   t.match(flag.stderr, /Unknown option '--plan'.*\n\nUsage: npm run linode:check/s)
   t.equal(fake.requests.length, 0)
+  const twice = await check(['--json', '--json', '-h'], {})
+  t.equal(twice.code, 0, 'a repeated flag is no usage error (only an option taking a value, given twice, is)')
   const help = await check(['-h'], {})
   t.equal(help.code, 0)
   t.match(help.stdout, /^Usage: npm run linode:check -- \[--json\]/)
   t.match(help.stdout, /cannot prove the token may write \(its scopes need linodes, domains and firewall read\/write\)/)
   t.match(help.stdout, /--attach-firewall +first put every tenant server that is behind no firewall behind/)
+  // npm prints its banner on stdout unless -s: `npm run linode:check -- --json` is not JSON.
+  t.match(help.stdout, /--json +the checks as JSON on stdout, for scripts: run it as\n +`npm run -s linode:check -- --json`/)
 })
 
 async function drifted (t: { teardown: (fn: () => unknown) => void }) {
@@ -223,5 +227,17 @@ t.test('--attach-firewall: a reply not shaped as Linode documents it is one erro
     t.equal(r.stderr.split('\n').filter((l) => l.startsWith('error: ')).length, 1, `${body}: one error line`)
     t.match(r.stderr, /^error: the firewall repair stopped: /, body)
     t.notMatch(r.stderr, /^\s+at /m, `${body}: no stack trace`)
+  }
+})
+
+t.test('without --attach-firewall: a reply not JSON, or null, is UNKNOWN with what Linode sent, not FAIL with a TypeError or "200 error"', async (t) => {
+  for (const [type, body, got] of [
+    ['application/json', 'null', /token +accepted +could not check: a malformed reply from LINODE_API_BASE \(Cannot read properties of null \(reading 'username'\)\) +UNKNOWN/],
+    ['text/html', '<html>proxy login</html>', /token +accepted +could not check: a reply that is not JSON \(HTTP 200\) +UNKNOWN/]
+  ] as const) {
+    const r = await check([], { LINODE_API_TOKEN: 'token', LINODE_API_BASE: await oddLinode(t, type, body), BASE_DOMAIN: 'ctf.example.org' })
+    t.equal(r.code, 1, body)
+    t.match(r.stdout, got, body)
+    t.equal(r.stderr, `${NOTE}1 check could not be run: Linode did not answer, or its reply was malformed (see "got"); run it again later\n`, body)
   }
 })

@@ -64,6 +64,10 @@ t.test('refuses any key that is not a test key unless ALLOW_LIVE=1', async (t) =
   t.equal(help.code, 0)
   t.match(help.stdout, /ONE real Stripe call/)
   t.equal((await smoke(['--bogus'], {})).code, 2)
+  const twice = await smoke(['--plan', 'solo', '--plan', 'pro'], { STRIPE_SECRET_KEY: 'sk_test_abc', STRIPE_API_BASE: fake.url })
+  t.equal(twice.code, 2, 'a repeated --plan is refused, not the last one taken')
+  t.match(twice.stderr, /^error: --plan given twice\n\nUsage: npm run smoke:live/)
+  t.equal(fake.requests.length, 0)
 })
 
 t.test('a full run against the fake Stripe: one call, every row OK', async (t) => {

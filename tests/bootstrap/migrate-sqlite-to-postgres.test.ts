@@ -407,7 +407,9 @@ t.test('bad usage exits 2 with a reason', async (t) => {
     // A bare path is shown as it is (it holds no password), with how to write it.
     [['--from', '/tmp/x.db', '--to', 'postgres://h/db'], /--from must be a sqlite: URL, got \/tmp\/x\.db \(a file is given as sqlite:\/tmp\/x\.db\)\n/],
     [['--to', 'user:hunter2@h/db'], /--to must be a postgres:\/\/ URL, got \*\*\*@h\/db\n/],
-    [['--bogus'], /Unknown option '--bogus'/]
+    [['--bogus'], /Unknown option '--bogus'/],
+    // `--to A --to B --force` must not quietly empty B.
+    [['--from', 'sqlite:/nonexistent/x.db', '--to', 'postgres://h/a', '--to', 'postgres://h/b', '--force'], /^error: --to given twice\n/]
   ]
   for (const [argv, message] of cases) {
     const c = capture()

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { main, ENV_HEADER, webhookUrlProblem, type BootstrapOptions } from '../../bootstrap/stripe-bootstrap.ts'
+import { main, BOOTSTRAP_TIMEOUT_MS, ENV_HEADER, webhookUrlProblem, type BootstrapOptions } from '../../bootstrap/stripe-bootstrap.ts'
 import { SUPPORTED_EVENTS } from '../../api/billing/events.ts'
 import { StripeClient } from '../../api/billing/stripe-client.ts'
 import { PAID_PLANS, type Plan } from '../../api/plans.ts'
@@ -490,6 +490,40 @@ t.test("Stripe's own errors: non-zero exit, one readable line; an env block only
   t.notMatch(unreachable.stderr, /refused/, 'not worded as a refusal')
 })
 
+t.test('a user name and password in STRIPE_API_BASE are never printed', async (t) => {
+  const r = await run([], { STRIPE_SECRET_KEY: KEY, STRIPE_API_BASE: 'http://u:SECRETVALUE123@127.0.0.1:1', PUBLIC_BASE_URL: BASE })
+  t.equal(r.code, 1)
+  t.match(r.stderr, /error: connection to Stripe at http:\/\/\*\*\*@127\.0\.0\.1:1 failed while trying to look up price/)
+  t.notMatch(r.stderr, /SECRETVALUE123|u:/)
+})
+
+t.test('a 2xx that is not a Stripe object: one line naming the step and the reply, no TypeError, nothing claimed', async (t) => {
+  const fake = await startFakeStripe(t)
+  fake.queueReply('POST /v1/products', { status: 200, body: 'null' })
+  const r = await run([], envFor(fake))
+  t.equal(r.code, 1)
+  t.equal(r.stdout, '')
+  t.notMatch(r.stderr, /product ctfhive_solo: created/, 'not reported as made')
+  t.notMatch(r.stderr, /Cannot read properties/)
+  t.equal(r.stderr.trim().split('\n').at(-1), `error: Stripe at ${fake.url} answered with a malformed reply while trying to create product ctfhive_solo: Stripe returned HTTP 200 with a body that is not a JSON object: null`)
+  t.equal(fake.requestsTo('POST /v1/products').length, 1, 'not retried: the same base URL would answer the same')
+})
+
+t.test('a Stripe slow to answer: shorter attempts than the app\'s, each retry said on stderr', async (t) => {
+  t.ok(BOOTSTRAP_TIMEOUT_MS <= 20_000, 'at most 20 s an attempt, not the app client\'s 80 s: three attempts stay near a minute')
+  const fake = await startFakeStripe(t)
+  fake.delayReply('GET /v1/prices', 30_000, { times: 1 })
+  fake.queueReply('GET /v1/prices', { status: 503, body: { error: { type: 'api_error', message: 'Busy' } } })
+  const r = await run(['--no-webhook'], envFor(fake), { client: { maxRetries: 2, timeoutMs: 1000, sleep: async () => {} } })
+  t.equal(r.code, 0, r.stderr)
+  const retries = r.stderr.split('\n').filter((l) => /trying again in \d+\.\d s$/.test(l))
+  t.match(retries, [
+    /^look up price ctfhive_solo_monthly: Request to Stripe timed out after 1000 ms; trying again in /,
+    /^look up price ctfhive_solo_monthly: Busy; trying again in /
+  ])
+  t.equal(retries.length, 2)
+})
+
 t.test('usage: --help, unknown flags, contradictions, bad URLs, bad config', async (t) => {
   const help = await run(['--help'], {})
   t.equal(help.code, 0)
@@ -508,6 +542,13 @@ t.test('usage: --help, unknown flags, contradictions, bad URLs, bad config', asy
     t.match(r.stderr, message, argv.join(' '))
     t.equal(r.stdout, '')
   }
+  // parseArgs alone keeps the last in silence: the webhook would go to b.
+  const twice = await run(['--base-url', 'https://a.org', '--base-url', 'https://b.org', '--dry-run'], {})
+  t.equal(twice.code, 2)
+  t.match(twice.stderr, /^error: --base-url given twice\n\nUsage: npm run stripe:bootstrap/)
+  t.notMatch(twice.stderr, /would ensure/, 'nothing planned')
+  t.equal(twice.stdout, '')
+  t.equal((await run(['--dry-run', '--dry-run', '--no-webhook'], {})).code, 0, 'a repeated flag is harmless')
   const config = await run(['--dry-run'], { STRIPE_API_BASE: 'nope' })
   t.equal(config.code, 2)
   t.match(config.stderr, /^error: STRIPE_API_BASE/)

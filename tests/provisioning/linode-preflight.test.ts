@@ -1,3 +1,5 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { LinodeApi } from '../../api/provisioning/linode-api.ts'
 import { tenantFirewallRules } from '../../api/provisioning/linode-firewall.ts'
@@ -233,6 +235,27 @@ t.test('an API error fails its own check only, with Linode’s reason', async (t
   const down = await run(t, (f) => { f.inject({ path: '/domains', times: 2, fault: { status: 502 } }) })
   t.match(down.by('DNS zone'), { result: 'unknown', got: 'could not check: 502 Injected failure' })
   t.equal(down.checks.filter((c) => c.result !== 'pass').length, 1)
+})
+
+/** A "Linode" (a proxy, a captive portal) answering every request 200 with `body` as `type`. */
+async function oddLinode (t: T, type: string, body: string): Promise<LinodeApi> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': type })
+    res.end(body)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return new LinodeApi({ token: 'token', apiBase: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v4`, sleep: async () => {}, maxAttempts: 2, requestTimeoutMs: 2000, maxRetryAfterMs: 1000 })
+}
+
+t.test('a malformed 2xx reply proves nothing: unknown, said as such, not "200 error" or a TypeError failing the check', async (t) => {
+  const nullBody = await linodePreflight(await oddLinode(t, 'application/json', 'null'), settings)
+  t.same(nullBody, [{ check: 'token', expected: 'accepted', got: 'could not check: a malformed reply from LINODE_API_BASE (Cannot read properties of null (reading \'username\'))', result: 'unknown' }])
+  const html = await linodePreflight(await oddLinode(t, 'text/html', '<html>proxy login</html>'), settings)
+  t.same(html, [{ check: 'token', expected: 'accepted', got: 'could not check: a reply that is not JSON (HTTP 200)', result: 'unknown' }])
+  const listing = await run(t, (f) => { f.inject({ path: '/domains', times: 2, fault: { status: 200, body: { data: 'x' } } }) })
+  t.match(listing.by('DNS zone'), { result: 'unknown', got: 'could not check: a listing of /domains that is not shaped as documented (HTTP 200)' })
+  t.equal(listing.checks.filter((c) => c.result !== 'pass').length, 1, 'the other checks still run')
 })
 
 t.test('settings come from the config: LINODE_PLAN replaces every plan’s type', async (t) => {
