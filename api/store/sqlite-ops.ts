@@ -334,9 +334,32 @@ export class SqliteOps implements StoreOps {
   }
 }
 
-export function configure (db: DatabaseSync, busyTimeoutMs: number): void {
+/** SQLite's primary result code for "database is locked". */
+const SQLITE_BUSY = 5
+/** Between tries of a statement that does not wait in SQLite's busy handler. */
+const BUSY_RETRY_MS = 5
+
+/** Lets another process's lock be waited for by statements run before configure(). */
+export function setBusyTimeout (db: DatabaseSync, busyTimeoutMs: number): void {
   db.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}`)
-  db.exec('PRAGMA journal_mode = WAL')
+}
+
+export function configure (db: DatabaseSync, busyTimeoutMs: number): void {
+  setBusyTimeout(db, busyTimeoutMs)
+  // While another connection holds the write lock of a file still in rollback-journal mode (a
+  // process creating it at the same moment), switching to WAL fails at once with SQLITE_BUSY,
+  // the busy handler not called: tried again until the busy timeout is spent. Opening is
+  // synchronous, hence Atomics.wait.
+  const until = Date.now() + busyTimeoutMs
+  for (;;) {
+    try {
+      db.exec('PRAGMA journal_mode = WAL')
+      break
+    } catch (err) {
+      if (sqliteCode(err) !== SQLITE_BUSY || Date.now() >= until) throw err
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BUSY_RETRY_MS)
+    }
+  }
   db.exec('PRAGMA synchronous = FULL')
   db.exec('PRAGMA foreign_keys = ON')
 }

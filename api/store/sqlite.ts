@@ -11,7 +11,7 @@ import {
   type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
   type RateCount, type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
-import { Connection, SqliteOps, configure, migrate, schemaStatus, sqliteCode, tableNames } from './sqlite-ops.ts'
+import { Connection, SqliteOps, configure, migrate, schemaStatus, setBusyTimeout, sqliteCode, tableNames } from './sqlite-ops.ts'
 import { refuseOtherApplication, refuseUnlessCurrent, type SchemaStatus } from './migrations.ts'
 import { GroupCommit } from './group-commit.ts'
 
@@ -65,12 +65,15 @@ export class SqliteStore extends SqliteOps implements Store {
 
   constructor (opts: SqliteStoreOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true })
+    const busyTimeoutMs = opts.busyTimeoutMs ?? 5000
     const writerDb = new DatabaseSync(opts.path)
     try {
-      // Before the pragmas: journal_mode=WAL would already change a file that is not ours.
+      // The check reads sqlite_master, which another process creating the file holds locked.
+      setBusyTimeout(writerDb, busyTimeoutMs)
+      // Before the other pragmas: journal_mode=WAL would already change a file that is not ours.
       if (opts.migrate === false) refuseUnlessCurrent(schemaStatus(writerDb))
       else refuseOtherApplication(tableNames(writerDb))
-      configure(writerDb, opts.busyTimeoutMs ?? 5000)
+      configure(writerDb, busyTimeoutMs)
       if (opts.migrate ?? true) migrate(writerDb)
     } catch (err) {
       writerDb.close()
@@ -81,7 +84,7 @@ export class SqliteStore extends SqliteOps implements Store {
     let reader = writer
     if (opts.path !== ':memory:') {
       const readerDb = new DatabaseSync(opts.path)
-      configure(readerDb, opts.busyTimeoutMs ?? 5000)
+      configure(readerDb, busyTimeoutMs)
       reader = new Connection(readerDb, { readOnly: true, onError: damage.note })
     }
     super(reader)
