@@ -317,7 +317,7 @@ t.test('a source an older release left is refused (exit 2) before anything is re
   // The target is never reached: the port is closed.
   const code = await main(['--from', `sqlite:${path}`, '--to', 'postgres://ctfhive@127.0.0.1:9/ctfhive'], { PROVISION_AUDIT_SECRET: SECRET }, c.io)
   t.equal(code, 2, 'another release\'s schema: the wrong tool, or too early')
-  t.match(c.err(), /error: the database's schema is behind this release \(not applied: 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql, 012_listing_indexes\.sql, 013_admin_email\.sql\); start the server of this release once/)
+  t.match(c.err(), /error: the database's schema is behind this release \(not applied: 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql, 012_listing_indexes\.sql, 013_admin_email\.sql, 014_public_errors\.sql\); start the server of this release once/)
   t.notMatch(c.err(), /could not connect/, 'refused before connecting to the target')
   t.equal(c.out(), '', 'nothing copied')
 })

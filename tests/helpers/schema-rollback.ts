@@ -19,7 +19,9 @@ const UNDO: Record<number, string> = {
   10: 'SELECT 1',
   11: 'DROP INDEX stripe_events_not_ok',
   12: 'DROP INDEX tenants_created; DROP INDEX jobs_tenant',
-  13: 'ALTER TABLE tenants DROP COLUMN admin_email'
+  13: 'ALTER TABLE tenants DROP COLUMN admin_email',
+  // Data only: the causes it hid stay hidden.
+  14: 'SELECT 1'
 }
 
 const SHIPPED = migrationFiles(fileURLToPath(new URL('../../api/store/migrations/sqlite', import.meta.url))).map((f) => Number.parseInt(f, 10))
@@ -72,3 +74,15 @@ export function asLeftByOlderRelease (databaseUrl: string, eventId: string): voi
     db.close()
   }
 }
+
+/**
+ * Public errors older releases stored, and what migration 014 makes of them: a failed
+ * provisioning's raw cause becomes the public sentence; anything else is kept.
+ */
+export const PUBLIC_ERRORS: Array<[before: string | null, after: string | null]> = [
+  ['Provisioning failed: Linode API 400: region: Region us-east is unavailable for account acct-88123 (internal ticket OPS-4471)', 'Provisioning failed; our team has the details and can retry it.'],
+  ['Provisioning failed: fetch failed', 'Provisioning failed; our team has the details and can retry it.'],
+  ['Provisioning failed after 3 attempts; our team has the details and can retry it.', 'Provisioning failed after 3 attempts; our team has the details and can retry it.'],
+  ['The checkout expired before payment.', 'The checkout expired before payment.'],
+  [null, null]
+]

@@ -13,7 +13,7 @@ import { SqliteStore } from '../../api/store/sqlite.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { makeTenant } from './contract.ts'
-import { CONTROL_NAMES, SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
+import { CONTROL_NAMES, PUBLIC_ERRORS, SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
 import { cleanName } from '../../api/tenants/name.ts'
 
 const PG = { poolSize: 2, statementTimeoutMs: 5000 }
@@ -127,7 +127,7 @@ t.test('the CLI store refuses a database behind this release and leaves it as it
 
   const err = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG }, { migrate: false }).then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof StoreError, 'a StoreError')
-  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql, 012_listing_indexes\.sql, 013_admin_email\.sql\); start the server of this release once/)
+  t.match((err as Error).message, /schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql, 012_listing_indexes\.sql, 013_admin_email\.sql, 014_public_errors\.sql\); start the server of this release once/)
   t.same(indexes(db), before, 'no index created')
   t.notOk(db.prepare('SELECT * FROM pragma_table_info(?)').all('jobs').some((c) => c.name === 'step_at'), 'no column added')
   t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'rate_limits'").get()?.n, 0, 'no table created')
@@ -192,6 +192,22 @@ for (const [what, names, below] of [
     t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), names.map(([, after]) => after))
   })
 }
+
+t.test("migration 014 replaces the raw causes older releases put in a failed tenant's public error", async (t) => {
+  const path = tempPath(t)
+  const old = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+  const ids = []
+  for (const [before] of PUBLIC_ERRORS) {
+    const tenant = makeTenant({ error: before, infra: 'failed' })
+    await old.insertTenant(tenant)
+    ids.push(tenant.id)
+  }
+  await old.close()
+  raw(t, path).exec(rollbackSql(13))
+  const store = await openStore({ databaseUrl: `sqlite:${path}`, pg: PG })
+  t.teardown(() => store.close())
+  t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.error)), PUBLIC_ERRORS.map(([, after]) => after))
+})
 
 t.test('a migration SQLite rolls back itself (a full disk) is reported with its cause, and leaves the version before', async (t) => {
   const { path, db } = await olderDatabase(t, 9)

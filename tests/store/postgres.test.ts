@@ -12,7 +12,7 @@ import { usePostgres } from '../helpers/postgres.ts'
 import { audit, makeTenant, storeContract } from './contract.ts'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
-import { CONTROL_NAMES, SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
+import { CONTROL_NAMES, PUBLIC_ERRORS, SESSION_NAMES, rollbackSql } from '../helpers/schema-rollback.ts'
 
 /** The plan PostgreSQL makes for `query` as a prepared statement, in `mode` (plan_cache_mode). */
 async function preparedPlan (c: pg.Client, [sql, params]: [string, unknown[]], mode: string): Promise<string> {
@@ -93,7 +93,7 @@ if (server !== undefined) {
     const again = await open(url)
     stores.push(again)
     const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
-    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }, { version: 12, name: '012_listing_indexes.sql' }, { version: 13, name: '013_admin_email.sql' }], 'each migration applied once')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }, { version: 12, name: '012_listing_indexes.sql' }, { version: 13, name: '013_admin_email.sql' }, { version: 14, name: '014_public_errors.sql' }], 'each migration applied once')
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)
@@ -231,7 +231,7 @@ if (server !== undefined) {
     t.match((err as Error).message, /this is not a CTFHive database \(it has no schema_migrations table\)/)
     const look = new PostgresStore({ url, poolSize: 1 })
     t.teardown(() => look.close())
-    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql', '009_unmatched_subscription.sql', '010_control_names.sql', '011_event_outcome_index.sql', '012_listing_indexes.sql', '013_admin_email.sql'], unknown: [] }, 'nothing was created')
+    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql', '009_unmatched_subscription.sql', '010_control_names.sql', '011_event_outcome_index.sql', '012_listing_indexes.sql', '013_admin_email.sql', '014_public_errors.sql'], unknown: [] }, 'nothing was created')
 
     const store = await openStore(config)
     t.teardown(() => store.close())
@@ -283,6 +283,22 @@ if (server !== undefined) {
       t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.name)), names.map(([, after]) => after))
     })
   }
+
+  t.test("migration 014 replaces the raw causes older releases put in a failed tenant's public error", async (t) => {
+    const url = await server.createDatabase()
+    const first = await open(url)
+    const ids = []
+    for (const [before] of PUBLIC_ERRORS) {
+      const tenant = makeTenant({ error: before, infra: 'failed' })
+      await first.insertTenant(tenant)
+      ids.push(tenant.id)
+    }
+    await poolOf(first).query(rollbackSql(13))
+    await first.close()
+    const store = await open(url)
+    t.teardown(() => store.close())
+    t.same(await Promise.all(ids.map(async (id) => (await store.getTenant(id))?.error)), PUBLIC_ERRORS.map(([, after]) => after))
+  })
 
   t.test("the admin's events come from an index: an outcome other than 'ok' from the partial one, in every plan", async (t) => {
     const url = await server.createDatabase()
