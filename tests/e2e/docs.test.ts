@@ -75,7 +75,10 @@ if (missing !== undefined && !(process.env.CI === 'true')) {
     await backups.waitFor({ state: 'visible' })
     t.ok(await backups.isVisible(), 'opening it shows them')
 
-    // Search runs in a web worker on the same origin.
+    // Search runs in a web worker on the same origin. A query typed while the worker still
+    // builds its index (slow on a busy machine) can be dropped: wait until it says it is ready.
+    const searchReady = (): Promise<void> => page.locator('.md-search-result__meta').filter({ hasNotText: /Initializing/i }).waitFor({ state: 'attached', timeout: 60_000 })
+    await searchReady()
     await page.locator('input[name="query"]').focus()
     await page.keyboard.type('webhook', { delay: 20 })
     await page.locator('.md-search-result__item').first().waitFor()
@@ -101,6 +104,7 @@ if (missing !== undefined && !(process.env.CI === 'true')) {
     }
     // There the search opens from its button, and its results show.
     await page.locator('label.md-header__button[for="__search"]').click()
+    await searchReady()
     await page.locator('input[name="query"]').fill('webhook')
     await page.locator('.md-search-result__item').first().waitFor()
     t.ok(await page.locator('.md-search-result__item').first().isVisible(), 'search results show on a narrow screen')
