@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchemaCompiler } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchema, type FastifySchemaCompiler } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import cookie from '@fastify/cookie'
 import rateLimit from '@fastify/rate-limit'
@@ -105,6 +105,22 @@ const WEBHOOK_BODY_DOC = {
   },
   additionalProperties: true
 } as const
+
+/** Sent on every response (the onSend hook below), so declared on every reply in the document. */
+const REQUEST_ID_HEADER = { 'x-request-id': { type: 'string', description: "the request's id in the logs: the client's X-Request-Id when a short printable word, else a new UUID" } }
+
+/**
+ * A route's schema as /openapi.json shows it: the webhook's body, and X-Request-Id on every
+ * reply. New objects: the route's own schema still validates and serializes.
+ */
+function documentedSchema (schema: FastifySchema, url: string): FastifySchema {
+  const doc: FastifySchema = url === '/billing/webhook' ? { ...schema, body: WEBHOOK_BODY_DOC } : { ...schema }
+  const replies = schema.response as Record<string, { headers?: Record<string, unknown> }> | undefined
+  if (replies !== undefined) {
+    doc.response = Object.fromEntries(Object.entries(replies).map(([status, reply]) => [status, { ...reply, headers: { ...REQUEST_ID_HEADER, ...reply.headers } }]))
+  }
+  return doc
+}
 
 /** How often the store's clock is compared with this host's again. */
 const CLOCK_SYNC_MS = 10 * 60_000
@@ -378,12 +394,12 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'CTFHive control plane', version: '1.0.0', description: 'Checkout, Stripe webhooks and tenant status.' },
+      info: { title: 'CTFHive control plane', version: '1.0.0', description: 'Checkout, Stripe webhooks and tenant status. Every GET operation also answers HEAD, with the same status and headers and no body.' },
       servers: [{ url: config.publicBaseUrl }],
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' } } }
     },
     // Changes the document only, never the route's validation.
-    transform: ({ schema, url }) => ({ schema: url === '/billing/webhook' && schema !== undefined ? { ...schema, body: WEBHOOK_BODY_DOC } : schema, url })
+    transform: ({ schema, url }) => ({ schema: schema === undefined ? schema : documentedSchema(schema, url), url })
   })
   await app.register(rateLimit, {
     global: false,

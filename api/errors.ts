@@ -91,24 +91,37 @@ export const ErrorReplySchema = {
 } as const
 
 /** What any route may answer besides its own errors (the HTTP layer's refusals, the drain). */
-const ANY_4XX = 'Any route: bad_request (a request HTTP cannot read), header_too_large, uri_too_long, payload_too_large, request_timeout, method_not_allowed'
+const ANY_4XX = 'Any route: bad_request (a request HTTP cannot read), bad_url (a path whose percent-escapes do not decode), header_too_large, uri_too_long, payload_too_large, request_timeout, method_not_allowed, expectation_failed (an Expect other than 100-continue)'
 const ANY_5XX = 'Any route: internal_error, store_unavailable (the store failed; nothing was written), shutting_down (503, Retry-After: the server is draining)'
+
+/** A reply schema's `headers` (read by @fastify/swagger): when to ask again, in seconds. */
+export const RETRY_AFTER_HEADER = { 'retry-after': { type: 'integer', description: 'seconds to wait before asking again' } } as const
+
+type ReplyHeaders = Record<string, { type: string, description?: string }>
+
+/** The drain's 503 may answer any route: its 503 and 5xx replies carry Retry-After. */
+const SHUTTING_DOWN = 'shutting_down (Retry-After): the server is draining'
 
 /**
  * A route's error replies for its schema, and so for /openapi.json: each status the route
  * answers of its own, described by the codes it carries (`{ 404: 'tenant_not_found: …' }`).
- * Statuses in `html` also answer a browser (Accept: text/html) with a page.
+ * Statuses in `html` also answer a browser (Accept: text/html) with a page; `headers` are the
+ * response headers a status sends (`{ 429: RETRY_AFTER_HEADER }`).
  */
 // Typed by the ranges alone: the statuses inside them stay numbers a handler may send.
-export function errorReplies (statuses: Record<number, string>, opts: { html?: number[] } = {}): { '4xx': typeof ErrorReplySchema, '5xx': typeof ErrorReplySchema } {
+export function errorReplies (statuses: Record<number, string>, opts: { html?: number[], headers?: Record<number, ReplyHeaders> } = {}): { '4xx': typeof ErrorReplySchema, '5xx': typeof ErrorReplySchema } {
   const replies: Record<string, unknown> = {}
-  for (const [status, description] of Object.entries(statuses)) {
+  for (const [status, own] of Object.entries(statuses)) {
+    const drain = status === '503'
+    const description = drain ? `${own}; ${SHUTTING_DOWN}` : own
+    const headers = { ...(drain ? RETRY_AFTER_HEADER : {}), ...opts.headers?.[Number(status)] }
+    const withHeaders = Object.keys(headers).length > 0 ? { headers } : {}
     replies[status] = opts.html?.includes(Number(status)) === true
-      ? { description: `${description}. A browser gets a page with the same status`, content: { 'application/json': { schema: ErrorReplySchema }, 'text/html': { schema: { type: 'string' } } } }
-      : { ...ErrorReplySchema, description }
+      ? { description: `${description}. A browser gets a page with the same status`, ...withHeaders, content: { 'application/json': { schema: ErrorReplySchema }, 'text/html': { schema: { type: 'string' } } } }
+      : { ...ErrorReplySchema, ...withHeaders, description }
   }
   replies['4xx'] = { ...ErrorReplySchema, description: ANY_4XX }
-  replies['5xx'] = { ...ErrorReplySchema, description: ANY_5XX }
+  replies['5xx'] = { ...ErrorReplySchema, headers: RETRY_AFTER_HEADER, description: ANY_5XX }
   return replies as { '4xx': typeof ErrorReplySchema, '5xx': typeof ErrorReplySchema }
 }
 

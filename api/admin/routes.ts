@@ -80,14 +80,21 @@ const EventIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 3
 // integer the stores bind as one (9223372036854775808 reached SQLite and was a 500).
 export const MAX_OFFSET = 1_000_000
 
+/** The 401's challenge (the onRequest hook below). */
+const WWW_AUTHENTICATE = { 'www-authenticate': { type: 'string', description: 'Bearer realm="ctfhive-admin"' } }
+
 /** Every admin route's errors (a bad parameter, a missing token) and its own. */
 function errors (own: Record<number, string> = {}): ReturnType<typeof errorReplies> {
   return errorReplies({
     400: 'invalid_request (with `field`): a parameter the route does not take or of the wrong shape',
     401: 'unauthorized: no Authorization: Bearer <ADMIN_TOKEN>, or another token (WWW-Authenticate)',
     ...own
-  })
+  }, { headers: { 401: WWW_AUTHENTICATE } })
 }
+
+/** A POST reads no body, but one sent is parsed as the app parses any: JSON or nothing. */
+const BODY_400 = 'invalid_json: a body that is not JSON (or not UTF-8)'
+const BODY_415 = { 415: 'unsupported_media_type: a body that is not JSON (none is needed)' }
 const NOT_FOUND = { 404: 'tenant_not_found' }
 /** For routes that take no query: a parameter sent anyway (a filter, say) is a mistake to report. */
 const NoQuery = Type.Object({}, { additionalProperties: false })
@@ -159,11 +166,12 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.get('/admin/tenants', {
     schema: {
       summary: 'List tenants, newest first, optionally in one state',
+      operationId: 'adminListTenants',
       tags,
       security,
       querystring: Type.Object({
         state: Type.Optional(Type.Union(STATES.map((s) => Type.Literal(s)))),
-        limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 })),
         // No default: an offset given with `after`, even 0, is refused, not read as "none".
         offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OFFSET })),
         after: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_-]+$', description: 'the `next` of the page before: the page after it, which tenants added or removed meanwhile do not shift' }))
@@ -179,6 +187,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.get('/admin/tenants/export', {
     schema: {
       summary: 'Every tenant as JSON (no secrets)',
+      operationId: 'adminExportTenants',
       querystring: NoQuery,
       tags,
       security,
@@ -192,6 +201,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.get('/admin/tenants/:id', {
     schema: {
       summary: 'One tenant with its events, audit entries and jobs',
+      operationId: 'adminGetTenant',
       querystring: NoQuery,
       tags,
       security,
@@ -203,6 +213,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.get('/admin/tenants/:id/welcome-link', {
     schema: {
       summary: "A tenant's welcome link, for support to send its buyer (a bearer link: it opens the CTF administrator's password)",
+      operationId: 'adminWelcomeLink',
       querystring: NoQuery,
       tags,
       security,
@@ -217,11 +228,20 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.post('/admin/tenants/:id/retry', {
     schema: {
       summary: "Retry a tenant's failed provisioning or resize, or a canceled tenant's failed teardown",
+      operationId: 'adminRetryTenant',
       querystring: NoQuery,
       tags,
       security,
       params: TenantIdParams,
-      response: { 200: TenantRecordSchema, ...errors({ ...NOT_FOUND, 409: 'conflict (with `state`): no failed provisioning, resize or teardown to retry' }) }
+      response: {
+        200: TenantRecordSchema,
+        ...errors({
+          400: `invalid_request (with \`field\`): a parameter the route does not take or of the wrong shape; ${BODY_400}`,
+          ...NOT_FOUND,
+          409: 'conflict (with `state`): no failed provisioning, resize or teardown to retry',
+          ...BODY_415
+        })
+      }
     }
   }, async (request) => {
     const id = request.params.id
@@ -234,6 +254,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.get('/admin/audit/verify', {
     schema: {
       summary: 'Walk the audit chain and report the first bad entry',
+      operationId: 'adminVerifyAudit',
       description: 'With `anchor` (`seq:mac`, a head an earlier verification answered, kept away from the database), the chain must also still reach that entry unchanged: entries cut from its end are found only so.',
       querystring: Type.Object({ anchor: Type.Optional(Type.String({ pattern: AUDIT_ANCHOR_PATTERN })) }, { additionalProperties: false }),
       tags,
@@ -245,10 +266,11 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.get('/admin/events', {
     schema: {
       summary: 'Stripe events, the last received first, optionally of one outcome, a page at a time',
+      operationId: 'adminListEvents',
       tags,
       security,
       querystring: Type.Object({
-        limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 }),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 })),
         outcome: Type.Optional(Type.Union(EVENT_OUTCOMES.map((o) => Type.Literal(o)), { description: 'only the events of this outcome (`unmatched`: those to replay once their tenant exists)' })),
         after: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_EVENT_CURSOR, pattern: '^[A-Za-z0-9_-]+$', description: 'the `next` of the page before: the page after it' }))
       }, { additionalProperties: false }),
@@ -262,6 +284,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
   app.post('/admin/events/:id/replay', {
     schema: {
       summary: "Run a stored event's payload through the webhook rules again",
+      operationId: 'adminReplayEvent',
       querystring: NoQuery,
       description: 'Recorded as a new event `<id>:replay:<n>`; the tenant is looked up now, the event keeps its own `created` for ordering, and canceled stays terminal.',
       tags,
@@ -280,9 +303,10 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
           })
         }),
         ...errors({
-          400: 'invalid_request: an id that is not printable ASCII; invalid_event: the stored payload is not a Stripe event',
+          400: `invalid_request: an id that is not printable ASCII; invalid_event: the stored payload is not a Stripe event; ${BODY_400}`,
           404: 'event_not_found',
-          409: 'conflict: replayed too many times, or from the other Stripe mode than STRIPE_SECRET_KEY'
+          409: 'conflict: replayed too many times, or from the other Stripe mode than STRIPE_SECRET_KEY',
+          ...BODY_415
         })
       }
     }

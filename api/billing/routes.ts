@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { AppError, errorReplies, isAppError, validationMessage } from '../errors.ts'
+import { AppError, RETRY_AFTER_HEADER, errorReplies, isAppError, validationMessage } from '../errors.ts'
 import { getPlan } from '../plans.ts'
 import { stripeConfigured } from '../config.ts'
 import { welcomePath } from '../tenants/welcome-token.ts'
@@ -36,7 +36,10 @@ const CheckoutReply = Type.Object({
 })
 
 /** A 303 in the OpenAPI document: no body, only where to go. */
-const redirectReply = (description: string) => Type.Null({ description, headers: { location: Type.String() } })
+const redirectReply = (description: string, headers = {}) => Type.Null({ description, headers: { location: Type.String(), ...headers } })
+
+/** The per-client limit's refusal says when to try again. */
+const RATE_LIMITED = { headers: { 429: RETRY_AFTER_HEADER } }
 
 /** A form post: media types are case-insensitive (RFC 9110). */
 function isForm (request: FastifyRequest): boolean {
@@ -128,12 +131,13 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
     },
     schema: {
       summary: 'Start a checkout for a plan',
+      operationId: 'createCheckout',
       tags: ['billing'],
       consumes: ['application/json', 'application/x-www-form-urlencoded'],
       body: CheckoutBody,
       response: {
         200: CheckoutReply,
-        303: redirectReply("A plain form post (Accept: text/html): to Stripe Checkout (to the welcome page without Stripe), or back to /register with the error's code"),
+        303: redirectReply("A plain form post (Accept: text/html): to Stripe Checkout (to the welcome page without Stripe), or back to /register with the error's code (with Retry-After when rate limited)", RETRY_AFTER_HEADER),
         ...errorReplies({
           400: 'invalid_request (with `field`): a body the schema refuses, or an email Stripe refuses; invalid_json; unknown_plan; plan_requires_contact: a plan sold through our team',
           403: 'cross_site_request: posted from another website',
@@ -141,7 +145,7 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
           429: 'rate_limited: past CHECKOUT_RATE_LIMIT a minute from one client (Retry-After)',
           502: 'stripe_checkout_failed (with `stripe_error`): Stripe refused or did not answer; nothing was kept',
           503: "price_not_configured: the plan's Stripe price is not set"
-        })
+        }, RATE_LIMITED)
       }
     }
   }, async (request, reply) => {
@@ -224,6 +228,7 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
     },
     schema: {
       summary: 'Return from Stripe Checkout: fulfil the order, then go to the welcome page',
+      operationId: 'returnFromCheckout',
       tags: ['billing'],
       querystring: Type.Object({ session_id: Type.String({ pattern: '^cs_[A-Za-z0-9_]{1,250}$' }) }),
       response: {
@@ -235,7 +240,7 @@ export default async function billingRoutes (fastify: FastifyInstance): Promise<
           429: 'rate_limited: past CHECKOUT_RATE_LIMIT a minute from one client (Retry-After)',
           502: 'stripe_unavailable: Stripe did not answer',
           503: 'stripe_not_configured: no STRIPE_SECRET_KEY'
-        }, { html: [400, 404, 410, 429, 502] })
+        }, { html: [400, 404, 410, 429, 502], ...RATE_LIMITED })
       }
     }
   }, async (request, reply) => {

@@ -45,6 +45,7 @@ export default async function webhookRoutes (fastify: FastifyInstance): Promise<
     bodyLimit: WEBHOOK_BODY_LIMIT,
     schema: {
       summary: 'Stripe webhook endpoint (signed)',
+      operationId: 'receiveStripeWebhook',
       tags: ['billing'],
       headers: Type.Object({ 'stripe-signature': Type.Optional(Type.String()) }),
       response: {

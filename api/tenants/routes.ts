@@ -26,8 +26,10 @@ export const TenantStatusSchema = Type.Object({
   canceled_at: nullable(Type.String())
 })
 
+// Either case is taken (lowercaseTenantId folds it before validation), so the published
+// pattern says so too.
 export const TenantIdParams = Type.Object({
-  id: Type.String({ pattern: '^[0-9a-f]{32}$', description: '32 hex characters (ids are lowercase; an uppercase copy finds the same tenant)' })
+  id: Type.String({ pattern: '^[0-9a-fA-F]{32}$', description: '32 hex characters (ids are lowercase; an uppercase copy finds the same tenant)' })
 })
 
 /**
@@ -56,6 +58,7 @@ export default async function tenantRoutes (fastify: FastifyInstance): Promise<v
   app.get('/tenants/:id/credentials', {
     schema: {
       summary: "The CTF's first administrator credential (signed welcome link only)",
+      operationId: 'getTenantCredentials',
       tags: ['tenants'],
       params: TenantIdParams,
       querystring: Type.Object({ token: Type.String({ pattern: '^[0-9a-f]{40}$' }) }),
@@ -78,6 +81,7 @@ export default async function tenantRoutes (fastify: FastifyInstance): Promise<v
   app.get('/tenants/:id/status', {
     schema: {
       summary: "A tenant's state, plan and address",
+      operationId: 'getTenantStatus',
       tags: ['tenants'],
       params: TenantIdParams,
       response: {

@@ -1,7 +1,7 @@
 // Liveness and readiness: /healthz says the process answers, /readyz that the store does.
 import type { FastifyInstance } from 'fastify'
 import { Type } from '@fastify/type-provider-typebox'
-import { AppError, ErrorReplySchema } from '../errors.ts'
+import { AppError, ErrorReplySchema, RETRY_AFTER_HEADER } from '../errors.ts'
 
 const BAD_REQUEST = 'bad_request: an HTTP/1.1 request without a Host header'
 
@@ -11,20 +11,20 @@ const BAD_REQUEST = 'bad_request: an HTTP/1.1 request without a Host header'
  */
 export const UNAVAILABLE_RETRY_AFTER_S = 5
 const retryAfter = { 'retry-after': String(UNAVAILABLE_RETRY_AFTER_S) }
-const RETRY_AFTER_HEADER = { headers: { 'retry-after': Type.Integer({ description: 'seconds' }) } }
 
 export default async function healthRoutes (app: FastifyInstance): Promise<void> {
   app.get('/healthz', {
     logLevel: 'warn',
     schema: {
       summary: 'Liveness',
+      operationId: 'healthz',
       tags: ['operations'],
       // The app's onRequest hook answers every request once closing has begun, and one
       // without Host (HTTP/1.1) with a 400.
       response: {
         200: Type.Object({ status: Type.Literal('ok') }),
         '4xx': { ...ErrorReplySchema, description: BAD_REQUEST },
-        503: { ...ErrorReplySchema, ...RETRY_AFTER_HEADER, description: 'shutting_down: the server is draining; retry on another connection' }
+        503: { ...ErrorReplySchema, headers: RETRY_AFTER_HEADER, description: 'shutting_down: the server is draining; retry on another connection' }
       }
     }
   }, async () => ({ status: 'ok' as const }))
@@ -33,11 +33,12 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     logLevel: 'warn',
     schema: {
       summary: 'Readiness: the store answers',
+      operationId: 'readyz',
       tags: ['operations'],
       response: {
         200: Type.Object({ status: Type.Literal('ready'), store: Type.String() }),
         '4xx': { ...ErrorReplySchema, description: BAD_REQUEST },
-        503: { ...ErrorReplySchema, ...RETRY_AFTER_HEADER, description: 'not_ready: the store does not answer; shutting_down: the server is draining' }
+        503: { ...ErrorReplySchema, headers: RETRY_AFTER_HEADER, description: 'not_ready: the store does not answer; shutting_down: the server is draining' }
       }
     }
   }, async (request) => {
