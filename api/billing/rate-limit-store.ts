@@ -14,6 +14,8 @@ const noop = (): void => {}
 
 /** Clients over the limit remembered per route; the oldest is forgotten first (it then costs one write). */
 const REMEMBERED = 10_000
+/** How far apart the clocks of instances on one database may read (the stores' rate query allows the same). */
+const CLOCK_SLACK_MS = 1000
 
 export function storeRateLimit (store: Store): FastifyRateLimitStoreCtor {
   return class StoreRateLimit implements FastifyRateLimitStore {
@@ -44,7 +46,9 @@ export function storeRateLimit (store: Store): FastifyRateLimitStoreCtor {
       // The store's clock: every instance on the database counts the same window.
       const now = store.now()
       const known = this.over.get(k)
-      if (known !== undefined && known.resetAt > now) {
+      // Ended as the store would say (its RATE_ENDED): a window ending more than one window
+      // (and a second's slack) from now began before the clock was stepped back.
+      if (known !== undefined && known.resetAt > now && known.resetAt <= now + timeWindow + CLOCK_SLACK_MS) {
         known.count++
         return { current: known.count, ttl: known.resetAt - now }
       }

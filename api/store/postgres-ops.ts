@@ -16,6 +16,12 @@ import {
 
 /** Advisory lock key (arbitrary, fixed) that serialises appends to the audit chain. */
 const AUDIT_LOCK = 4_711_002
+/**
+ * A window ends at its reset_at, or once it ends more than a window (and a second's slack for
+ * the clocks of instances) from now: the clock was stepped back after it began, and would
+ * otherwise keep the client refused for the step's size.
+ */
+const RATE_ENDED = 'rate_limits.reset_at <= $3 OR rate_limits.reset_at > excluded.reset_at + 1000'
 
 export type Row = Record<string, unknown>
 
@@ -277,8 +283,8 @@ export class PgOps implements StoreOps {
     const row = (await this.one(
       `INSERT INTO rate_limits (key, count, reset_at) VALUES ($1, 1, $2)
        ON CONFLICT (key) DO UPDATE SET
-         count = CASE WHEN rate_limits.reset_at <= $3 THEN 1 ELSE rate_limits.count + 1 END,
-         reset_at = CASE WHEN rate_limits.reset_at <= $3 THEN excluded.reset_at ELSE rate_limits.reset_at END
+         count = CASE WHEN ${RATE_ENDED} THEN 1 ELSE rate_limits.count + 1 END,
+         reset_at = CASE WHEN ${RATE_ENDED} THEN excluded.reset_at ELSE rate_limits.reset_at END
        RETURNING count, reset_at`, key, now + windowMs, now))!
     // A new window: clear some ended ones then (bounded; every key once began a window, so the
     // clearing keeps up). Rows another instance is clearing are skipped, not waited for.

@@ -41,6 +41,14 @@ const RETRYABLE = new Set(['40001', '40P01', '23505'])
  * bounded by the pool's size and not counted as attempts.
  */
 const STALE_PLAN = '0A000'
+/**
+ * How far this host's wall clock may move against the steady one between two syncs before the
+ * database's clock is measured again at once: more is a suspend (which the steady clock misses)
+ * or a step of the wall clock, not NTP's slewing (at most 0.5 ms a second, 0.3 s a sync).
+ */
+const CLOCK_JUMP_MS = 1000
+/** How soon such a measurement is tried again after it failed (the database unreachable). */
+const RESYNC_RETRY_MS = 5000
 
 export interface PostgresStoreOptions {
   /** `postgres://user:pass@host:port/db` (or `postgresql://…`; `?host=/socket/dir` works). */
@@ -76,6 +84,13 @@ export class PostgresStore extends PgOps implements Store {
    * steady clock so that NTP stepping this host's clock between syncs moves no lease or due time.
    */
   private steadyOffset: number
+  /** The database's clock less this host's wall clock, as last measured. */
+  private wallOffset = 0
+  /** This host's wall clock less the steady one at the last measurement: it moves when either jumps. */
+  private wallLessSteady: number
+  private resyncing = false
+  /** Steady time before which a failed measurement is not tried again. */
+  private resyncAfter = -Infinity
   private closed = false
 
   constructor (opts: PostgresStoreOptions) {
@@ -100,6 +115,7 @@ export class PostgresStore extends PgOps implements Store {
     this.hostClock = opts.hostClock ?? Date.now
     this.steadyClock = opts.steadyClock ?? monotonic
     this.steadyOffset = this.hostClock() - this.steadyClock()
+    this.wallLessSteady = this.steadyOffset
     // An idle client losing its server must not crash the process; the next query reports it.
     pool.on('error', () => {})
   }
@@ -242,7 +258,28 @@ export class PostgresStore extends PgOps implements Store {
 
   /** The database's clock, as this host last measured it: every instance's jobs keep to one clock. */
   override now (): number {
-    return Math.round(this.steadyClock() + this.steadyOffset)
+    const steady = this.steadyClock()
+    const wall = this.hostClock()
+    const moved = wall - steady - this.wallLessSteady
+    if (Math.abs(moved) <= CLOCK_JUMP_MS) return Math.round(steady + this.steadyOffset)
+    // Measured again at once, not at the next periodic sync (up to 10 min on).
+    this.resync(steady)
+    // Ahead: most likely the host was suspended (or its VM paused), which the steady clock
+    // does not count: the wall clock has the time, until the measurement answers. Behind
+    // can only be a step of the wall clock, which the steady clock ignores.
+    return Math.round(moved > 0 ? wall + this.wallOffset : steady + this.steadyOffset)
+  }
+
+  /** One measurement at a time, started from now(): its caller cannot wait for it. */
+  private resync (steady: number): void {
+    if (this.resyncing || this.closed || steady < this.resyncAfter) return
+    this.resyncing = true
+    this.syncClock().then(
+      () => { this.resyncing = false },
+      () => {
+        this.resyncing = false
+        this.resyncAfter = this.steadyClock() + RESYNC_RETRY_MS
+      })
   }
 
   async syncClock (): Promise<number> {
@@ -253,8 +290,12 @@ export class PostgresStore extends PgOps implements Store {
     const wallAfter = this.hostClock()
     // Read halfway through the round trip, as near as this host can tell.
     const db = Number(row!.now)
-    this.steadyOffset = db - (steadyBefore + steadyAfter) / 2
-    return db - (wallBefore + wallAfter) / 2
+    const steady = (steadyBefore + steadyAfter) / 2
+    const wall = (wallBefore + wallAfter) / 2
+    this.steadyOffset = db - steady
+    this.wallOffset = db - wall
+    this.wallLessSteady = wall - steady
+    return this.wallOffset
   }
 
   async ping (): Promise<void> {

@@ -23,10 +23,16 @@ type Row = Record<string, unknown>
 // SQLite runs the shared listing queries as they are written.
 export { auditQuery, jobsQuery, recentEventsQuery }
 
+/**
+ * A window ends at its reset_at, or once it ends more than a window (and a second's slack for
+ * the clocks of instances) from now: the clock was stepped back after it began, and would
+ * otherwise keep the client refused for the step's size.
+ */
+const RATE_ENDED = 'rate_limits.reset_at <= ? OR rate_limits.reset_at > excluded.reset_at + 1000'
 const RATE_HIT_SQL = `INSERT INTO rate_limits (key, count, reset_at) VALUES (?, 1, ?)
   ON CONFLICT (key) DO UPDATE SET
-    count = CASE WHEN rate_limits.reset_at <= ? THEN 1 ELSE rate_limits.count + 1 END,
-    reset_at = CASE WHEN rate_limits.reset_at <= ? THEN excluded.reset_at ELSE rate_limits.reset_at END
+    count = CASE WHEN ${RATE_ENDED} THEN 1 ELSE rate_limits.count + 1 END,
+    reset_at = CASE WHEN ${RATE_ENDED} THEN excluded.reset_at ELSE rate_limits.reset_at END
   RETURNING count, reset_at`
 
 export class Connection {

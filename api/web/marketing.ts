@@ -241,7 +241,8 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     const id = one(query, 'tenant') ?? ''
     const tenant = TENANT_ID.test(id) ? await app.tenants.getTenant(id) : undefined
     const status = tenant === undefined ? null : app.tenants.statusOf(tenant)
-    const progress = progressOf(status)
+    // The store's clock: created_at is by it, and a PostgreSQL store's may differ from this host's.
+    const progress = progressOf(status, app.store.now())
     const block = progressBlock(progress, status === null
       ? { tenant: id }
       : { url: status.url, fqdn: status.fqdn, tenant: status.tenant_id, reason: status.error ?? 'The subscription was canceled.', ...settings })

@@ -108,3 +108,24 @@ t.test('a client over the limit is let in again once its window ends', async (t)
   t.equal(after.current, 1, 'a new window counts from one')
   t.ok(after.ttl > 0, 'with a positive ttl')
 })
+
+t.test('a clock stepped back ends the window of a client over the limit, in memory and in the store', async (t) => {
+  const real = new SqliteStore({ path: tempDbPath(t) })
+  t.teardown(() => real.close())
+  const clock = { now: Date.now() }
+  const { store, hits } = watched(real)
+  store.now = () => clock.now
+  const { app } = await buildTestApp(t, { store, env: { CHECKOUT_RATE_LIMIT: '1' } })
+  t.same([(await checkout(app, '203.0.113.9')).statusCode, (await checkout(app, '203.0.113.9')).statusCode], [200, 429], 'over the limit: remembered')
+  hits.length = 0
+  // NTP steps the clock back an hour: the window would otherwise refuse the client for an hour and a minute.
+  clock.now -= 3_600_000
+  t.equal((await checkout(app, '203.0.113.9')).statusCode, 200, 'its window has ended')
+  t.equal(hits.length, 1, 'counted in the store again, not refused from memory')
+  const again = await checkout(app, '203.0.113.9')
+  t.equal(again.statusCode, 429, 'a new window, from the new time')
+  t.match(again.headers['retry-after'], /^([1-9]|[1-5]\d|60)$/, 'Retry-After: the rest of its minute')
+  // Another instance's clock half a second behind this one's is no step.
+  clock.now -= 500
+  t.equal((await checkout(app, '203.0.113.9')).statusCode, 429, 'the window holds')
+})

@@ -592,6 +592,18 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same(await store.transaction((tx) => tx.countHit('k3', 60_000, 5_001)), { count: 13, resetAt: 65_000 }, 'inside a transaction too')
   })
 
+  t.test('rate counts: a window ending more than a window from now began before the clock was stepped back, and has ended', async (t) => {
+    const { store } = await fresh(t)
+    const HOUR = 3_600_000
+    t.same(await store.countHit('k1', 60_000, HOUR + 1_000), { count: 1, resetAt: HOUR + 61_000 })
+    t.same(await store.countHit('k1', 60_000, HOUR + 2_000), { count: 2, resetAt: HOUR + 61_000 })
+    // NTP steps the clock back an hour: the window would otherwise refuse the client for it.
+    t.same(await store.countHit('k1', 60_000, 2_000), { count: 1, resetAt: 62_000 }, 'a new window from the new time')
+    t.same(await store.countHit('k1', 60_000, 3_000), { count: 2, resetAt: 62_000 }, 'which counts on')
+    // Another instance's clock a little behind this one's is no step: the window holds.
+    t.same(await store.countHit('k1', 60_000, 1_500), { count: 3, resetAt: 62_000 }, 'half a second behind the window\'s start')
+  })
+
   t.test('audit: seq from 1, chained MACs, concurrent appends form one chain, filters', async (t) => {
     const { store, reopen } = await fresh(t)
     const a = tenantId()

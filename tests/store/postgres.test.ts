@@ -143,12 +143,12 @@ if (server !== undefined) {
     t.ok(Math.abs(await fresh.syncClock()) < 1000, 'the clock offset is measured, not made up')
   })
 
-  /** Two instances on a new database: `a` on this host's clock, `b` on `hostClock`. */
-  const clockedPair = async (t: Test, hostClock: () => number): Promise<{ a: PostgresStore, b: PostgresStore }> => {
+  /** Two instances on a new database: `a` on this host's clocks, `b` on those given. */
+  const clockedPair = async (t: Test, clocks: { hostClock?: () => number, steadyClock?: () => number }): Promise<{ a: PostgresStore, b: PostgresStore }> => {
     const url = await server.createDatabase()
     const a = await open(url)
     t.teardown(() => a.close())
-    const b = new PostgresStore({ url, poolSize: 2, hostClock })
+    const b = new PostgresStore({ url, poolSize: 2, ...clocks })
     t.teardown(() => b.close())
     // A warm connection, as the app's clock reads have: the first would count connecting too.
     await b.ping()
@@ -163,7 +163,7 @@ if (server !== undefined) {
 
   t.test("an instance whose host clock runs ahead keeps to the database's clock: it takes no job another instance still holds", async (t) => {
     const AHEAD = 90_000
-    const { a, b } = await clockedPair(t, () => Date.now() + AHEAD)
+    const { a, b } = await clockedPair(t, { hostClock: () => Date.now() + AHEAD })
     t.ok(b.now() - Date.now() > AHEAD - 1000, "before measuring, its clock is its host's")
     const offset = await b.syncClock()
     t.ok(Math.abs(offset + AHEAD) < 1000, `the database's clock is measured ${Math.round(offset)} ms from the host's`)
@@ -177,18 +177,57 @@ if (server !== undefined) {
     t.ok(Math.abs(Date.parse(entry.at) - Date.now()) < 5000, `its audit entry is dated ${entry.at}`)
   })
 
-  t.test("a step of an instance's wall clock between two syncs moves none of its job times", async (t) => {
+  /** The measurements b's now() starts itself, counted, each one's answer kept to wait for. */
+  const watchSyncs = (b: PostgresStore): Array<Promise<number>> => {
+    const started: Array<Promise<number>> = []
+    const measure = b.syncClock.bind(b)
+    b.syncClock = () => { const p = measure(); started.push(p); return p }
+    return started
+  }
+
+  t.test("a step of an instance's wall clock is measured at once; its job times keep to the database's clock", async (t) => {
     let step = 0
-    const { a, b } = await clockedPair(t, () => Date.now() + step)
+    const { a, b } = await clockedPair(t, { hostClock: () => Date.now() + step })
     await b.syncClock()
     await jobHeldBy(t, a, 'd'.repeat(32))
-    // NTP steps b's host a minute and a half forward, ten minutes before b measures again.
+    const syncs = watchSyncs(b)
+    // NTP steps b's host a minute and a half back, ten minutes before b would measure again.
+    step = -90_000
+    t.ok(Math.abs(b.now() - Date.now()) < 1000, "a step back is no suspend: it still reads the database's time")
+    t.equal(syncs.length, 1, 'and measures again at once')
+    t.ok(Math.abs(await syncs[0]! - 90_000) < 1000, 'which sees the step, for the server\'s warning')
+    // Now forward: told from a suspend only by that measurement, which answers in a round trip.
     step = 90_000
-    t.ok(Math.abs(b.now() - Date.now()) < 1000, "it still reads the database's time")
+    b.now()
+    t.equal(syncs.length, 2)
+    t.ok(Math.abs(await syncs[1]! + 90_000) < 1000, `measured ${Math.round(await syncs[1]!)} ms`)
+    t.ok(Math.abs(b.now() - Date.now()) < 1000, "then it reads the database's time")
     t.equal(await b.claimNextJob('stepped', b.now(), 30_000), undefined, 'it does not take the job whose lease still runs')
-    const offset = await b.syncClock()
-    t.ok(Math.abs(offset + 90_000) < 1000, `the next measurement sees the step (${Math.round(offset)} ms), for the server's warning`)
-    t.ok(Math.abs(b.now() - Date.now()) < 1000, "and it goes on reading the database's time")
+    t.equal(syncs.length, 2, 'measured once for each step, not on every read')
+  })
+
+  t.test("an instance's host suspended for an hour, which its steady clock missed, keeps to the database's clock from its first read", async (t) => {
+    // CLOCK_MONOTONIC (performance.now) does not count the time a host is suspended or its VM paused.
+    let suspended = 0
+    const { a, b } = await clockedPair(t, { steadyClock: () => performance.timeOrigin + performance.now() - suspended })
+    await b.syncClock()
+    const syncs = watchSyncs(b)
+    // On resume the wall clock has the hour (the kernel, or NTP, sets it); the steady clock not.
+    suspended = 3_600_000
+    const reads = Array.from({ length: 100 }, () => b.now() - Date.now())
+    t.ok(reads.every((d) => Math.abs(d) < 1000), "before measuring again, it reads the wall clock with the database's last offset")
+    t.equal(syncs.length, 1, 'and starts one measurement, not one a read')
+    const tenant = 'e'.repeat(32)
+    const job = await b.enqueueJob({ kind: 'provision', tenant, runAfter: b.now() })
+    t.equal((await b.claimNextJob('resumed', b.now(), 330_000))?.id, job.id)
+    t.equal(await a.claimNextJob('in-step', a.now(), 330_000), undefined, 'its lease runs: no other instance takes the job')
+    const entry = await appendAudit(b, 'a'.repeat(64), tenant, 'tenant.canceled')
+    t.ok(Math.abs(Date.parse(entry.at) - a.now()) < 5000, `its audit entry is dated ${entry.at}`)
+    const hit = await b.countHit('POST /billing/checkout 203.0.113.1', 60_000, b.now())
+    t.ok(Math.abs(hit.resetAt - a.now() - 60_000) < 5000, 'a rate window ends a minute from now')
+    await syncs[0]
+    t.ok(Math.abs(b.now() - a.now()) < 1000, 'once measured, it keeps to the steady clock again')
+    t.equal(syncs.length, 1, 'with no further measurement')
   })
 
   t.test("the server refuses another application's database, untouched, as a setting; tables only in another schema do not count", async (t) => {
@@ -797,4 +836,28 @@ t.test('a host that accepts connections and never answers: the store gives up in
   t.match(err?.message, /timeout/i)
   t.notMatch(String(err?.message), /pw-not-shown/)
   t.equal(sockets.size, 1, 'it did reach the host')
+})
+
+t.test('a measurement a clock jump started that fails is tried again after a pause, not on every read', async (t) => {
+  let steady = 1_000_000
+  let wall = Date.now()
+  // Never connected: its measurements are replaced below.
+  const store = new PostgresStore({ url: 'postgres://ctfhive@127.0.0.1:1/ctfhive', hostClock: () => wall, steadyClock: () => steady })
+  t.teardown(() => store.close())
+  let tries = 0
+  store.syncClock = async () => { tries++; throw new StoreError('could not connect to PostgreSQL') }
+  t.equal(store.now(), wall, 'before any measurement: the wall clock')
+  wall += 3_600_000
+  t.equal(store.now(), wall, 'after a suspend: the wall clock, while the database cannot say')
+  await new Promise(setImmediate)
+  t.equal(store.now(), wall)
+  t.equal(tries, 1, 'one try')
+  steady += 4_000
+  wall += 4_000
+  t.equal(store.now(), wall)
+  t.equal(tries, 1, 'none again within 5 s')
+  steady += 1_000
+  wall += 1_000
+  store.now()
+  t.equal(tries, 2, 'then another')
 })

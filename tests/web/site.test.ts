@@ -475,6 +475,20 @@ t.test('/welcome shows the order as the server knows it', async (t) => {
   }
 })
 
+t.test("/welcome counts a slow payment by the store's clock, which created_at is by, not this host's", async (t) => {
+  const { store } = storeWithOverrides(t)
+  // A PostgreSQL store reads the database's clock: here four minutes behind this host's.
+  let behind = 4 * 60_000
+  store.now = () => Date.now() - behind
+  const a = (await buildTestApp(t, { store, env: { ...site.env, DOCS_SITE_DIR: NO_DOCS } })).app
+  const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Clock CTF' } })).json()
+  const key = async () => load((await a.inject(created.welcome_url)).body)('#progress').attr('data-key')
+  t.equal(await key(), 'awaiting_payment', 'an order made a moment ago is not a delayed payment')
+  // Four minutes on by the store's clock: now it is.
+  behind = 0
+  t.equal(await key(), 'payment_delayed', 'the delay is counted by the store clock')
+})
+
 t.test('/welcome thanks the buyer only while the order goes ahead, in its heading and title', async (t) => {
   const { app: a, store } = await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS } })
   const heads = async (url: string) => {
