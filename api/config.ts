@@ -16,6 +16,13 @@ export const DEFAULT_AUDIT_SECRET = 'audit-dev-secret'
 /** marketing/dist of this checkout, wherever the process was started from. */
 const DEFAULT_MARKETING_DIST = fileURLToPath(new URL('../marketing/dist/', import.meta.url))
 
+/** LINODE_PLAN's value for each plan's own server type (api/plans.ts), resized on plan changes. */
+export const PER_PLAN = 'per-plan'
+/** DESIGN §4's LINODE_PLAN default: one server type for every plan. */
+export const DEFAULT_LINODE_TYPE = 'g6-standard-2'
+/** A Linode type id (g6-standard-2, g1-gpu-rtx6000-1): it goes in request paths and bodies. */
+const LINODE_TYPE = /^[a-z0-9]+(-[a-z0-9]+)*$/
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 const ConfigSchema = Type.Object({
@@ -42,8 +49,8 @@ const ConfigSchema = Type.Object({
   linode: Type.Object({
     token: Type.String(),
     region: Type.String({ minLength: 1 }),
-    /** Empty: each plan's own server type from the catalogue. */
-    plan: Type.String(),
+    /** `per-plan`: each plan's own server type (api/plans.ts); any other value: the type of every plan. */
+    plan: Type.Union([Type.Literal(PER_PLAN), Type.String({ pattern: LINODE_TYPE.source })]),
     image: Type.String({ minLength: 1 }),
     apiBase: Type.String()
   }),
@@ -205,7 +212,7 @@ export function loadConfig (env: Env = process.env): Config {
     linode: {
       token: shaped(env, 'LINODE_API_TOKEN', '', /^[!-~]+$/, 'one word of printable ASCII (it is sent as a bearer token)', true),
       region: str(env, 'LINODE_REGION', 'us-east'),
-      plan: str(env, 'LINODE_PLAN', ''),
+      plan: shaped(env, 'LINODE_PLAN', DEFAULT_LINODE_TYPE, LINODE_TYPE, `${PER_PLAN} (each plan's own server type) or one Linode type id for every plan, like ${DEFAULT_LINODE_TYPE}`),
       image: str(env, 'LINODE_IMAGE', 'linode/debian12'),
       apiBase: apiBase(env, 'LINODE_API_BASE', 'https://api.linode.com/v4')
     },
@@ -250,6 +257,7 @@ const PATH_TO_VARIABLE: Record<string, string> = {
   '/logLevel': 'LOG_LEVEL',
   '/stripe/apiVersion': 'STRIPE_API_VERSION',
   '/linode/region': 'LINODE_REGION',
+  '/linode/plan': 'LINODE_PLAN',
   '/linode/image': 'LINODE_IMAGE',
   '/docsSiteDir': 'DOCS_SITE_DIR',
   '/marketingDistDir': 'MARKETING_DIST_DIR'

@@ -15,7 +15,7 @@ export interface Plan {
   readonly stripePriceEnv: string | null
   /** Stripe Price lookup key, stable across price changes (paid plans only). */
   readonly lookupKey: string | null
-  /** Linode type the tenant's server gets; LINODE_PLAN overrides it when set. */
+  /** Linode type the tenant's server gets with LINODE_PLAN=per-plan; any other LINODE_PLAN is every plan's type. */
   readonly serverType: string | null
   readonly tagline: string
   readonly features: readonly string[]

@@ -21,8 +21,9 @@ export const USAGE = `Usage: npm run linode:check -- [--json] [--attach-firewall
 
 Checks, read-only, that the Linode settings can provision a tenant: the token (LINODE_API_TOKEN)
 and its user's rights, the region (LINODE_REGION: Linodes, Metadata, Cloud Firewall), the
-image (LINODE_IMAGE: available, cloud-init), each plan's server type (or LINODE_PLAN: exists,
-at least 2 CPUs, not sold out in the region), the DNS zone for BASE_DOMAIN and those of older
+image (LINODE_IMAGE: available, cloud-init), the server type of every plan (LINODE_PLAN:
+g6-standard-2 by default, each plan's own with per-plan: exists, at least 2 CPUs, not sold
+out in the region), the DNS zone for BASE_DOMAIN and those of older
 domains tenants with a server still live under (read from the store at DATABASE_URL), the
 Cloud Firewall ${FIREWALL_LABEL} and whether every tenant server sits behind a firewall.
 It cannot prove the token may write (its scopes need linodes, domains and firewall read/write).

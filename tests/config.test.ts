@@ -39,7 +39,7 @@ t.test('boots with nothing set, on safe development defaults', async (t) => {
   t.equal(c.logLevel, 'info')
   t.equal(c.linode.region, 'us-east')
   t.equal(c.linode.image, 'linode/debian12')
-  t.equal(c.linode.plan, '', "empty: each plan's own server type")
+  t.equal(c.linode.plan, 'g6-standard-2', "DESIGN §4's one type for every plan")
   t.equal(c.stripe.apiBase, 'https://api.stripe.com')
   t.equal(c.linode.apiBase, 'https://api.linode.com/v4')
   t.equal(c.webhookWaitMs, 2000, "DESIGN §7's short wait for provisioning")
@@ -112,6 +112,8 @@ t.test('a bad value names its variable', async (t) => {
     [{ STRIPE_API_VERSION: 'latest' }, 'STRIPE_API_VERSION'],
     [{ STRIPE_SECRET_KEY: 'sk_test_abc def' }, 'STRIPE_SECRET_KEY'],
     [{ STRIPE_SECRET_KEY: 'sk_test_ünï' }, 'STRIPE_SECRET_KEY'],
+    [{ LINODE_PLAN: 'G6-Standard-2' }, 'LINODE_PLAN'],
+    [{ LINODE_PLAN: 'per plan' }, 'LINODE_PLAN'],
     [{ LINODE_API_TOKEN: 'abc def' }, 'LINODE_API_TOKEN'],
     [{ LINODE_API_TOKEN: 'tökenwithumlaut' }, 'LINODE_API_TOKEN']
   ]

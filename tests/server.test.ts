@@ -230,6 +230,7 @@ t.test('with a Linode token the start checks the settings and logs what would fa
       LINODE_API_TOKEN: linode.token,
       LINODE_API_BASE: linode.url,
       LINODE_REGION: 'ap-south',
+      LINODE_PLAN: 'per-plan',
       BASE_DOMAIN: 'ctfhive.test'
     }
   })

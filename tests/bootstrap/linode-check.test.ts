@@ -40,7 +40,7 @@ t.test('good settings: a table of passes, exit 0', async (t) => {
 
 t.test('a failing setting: exit 1, the cause in the table; --json for scripts', async (t) => {
   const fake = await startFakeLinode(t, { domains: ['ctf.example.org'] })
-  const env = { LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url, BASE_DOMAIN: 'ctf.example.org', LINODE_REGION: 'ap-south', LINODE_IMAGE: 'linode/arch' }
+  const env = { LINODE_API_TOKEN: fake.token, LINODE_API_BASE: fake.url, BASE_DOMAIN: 'ctf.example.org', LINODE_REGION: 'ap-south', LINODE_IMAGE: 'linode/arch', LINODE_PLAN: 'per-plan' }
   const r = await check([], env)
   t.equal(r.code, 1)
   t.match(r.stdout, /region +ap-south: Linodes, Metadata, Cloud Firewall +lacks Metadata \(LINODE_REGION\) +FAIL/)

@@ -82,6 +82,9 @@ export function testConfig (env: Record<string, string> = {}, t?: Teardown): Con
     CHECKOUT_RATE_LIMIT: '0',
     // Not production unless a test says so: a live Stripe key alone would make it production.
     NODE_ENV: 'test',
+    // The tiered product: each plan's own server type, resized on plan changes (the tests of
+    // the default, one type for every plan, say LINODE_PLAN themselves).
+    LINODE_PLAN: 'per-plan',
     ...env
   })
 }

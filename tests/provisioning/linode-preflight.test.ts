@@ -279,7 +279,7 @@ t.test('at server start: failures are errors, warnings warnings, a clean run one
   t.same(lines, [['info', { passed: 9, warnings: 0, failed: 0, unknown: 0 }, 'linode settings checked']])
 
   lines.length = 0
-  const checks = await logLinodePreflight(testConfig({ ...env, LINODE_REGION: 'ap-south', LINODE_PLAN: '' }, t), log)
+  const checks = await logLinodePreflight(testConfig({ ...env, LINODE_REGION: 'ap-south', LINODE_PLAN: 'per-plan' }, t), log)
   t.same(lines.map(([level, o]) => [level, o.check]), [['error', 'region'], ['warn', 'type g6-standard-1 (solo)'], ['info', undefined]])
   t.same(lines[2]![1], { passed: 9, warnings: 1, failed: 1, unknown: 0 }, 'a summary every time')
   t.match(lines[0]![2], /provisioning will fail until it is fixed \(npm run linode:check\)/)
