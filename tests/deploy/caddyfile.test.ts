@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { request } from 'undici'
 import { freePort, startServer, type ServerProcess } from '../helpers/server-process.ts'
+import { reapWithThisProcess } from '../helpers/child-reaper.ts'
 import { buildTestSite } from '../helpers/site-build.ts'
 import { caddyPolicySnippet } from '../../docs-site/build.ts'
 import { DOCS_CADDY_FILE } from '../../api/web/docs.ts'
@@ -110,6 +111,7 @@ async function startCaddy (home: string, upstreams: string[], docsRoot: string):
     const port = await freePort()
     const env = caddyEnv(home, { ...TEST_SITE, SITE_PORT: `:${port}`, APP_UPSTREAMS: upstreams.join(' '), DOCS_ROOT: docsRoot })
     const child = spawn('caddy', ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    reapWithThisProcess(child)
     let tail = ''
     const keep = (chunk: Buffer): void => { tail = (tail + chunk.toString('utf8')).slice(-16_384) }
     child.stdout.on('data', keep)

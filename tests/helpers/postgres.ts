@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import { ENDING_SIGNALS } from './child-reaper.ts'
 
 interface Tap {
   teardown (fn: () => unknown): void
@@ -126,7 +127,7 @@ async function startServer (bin: string): Promise<Server> {
     }
     // Never leave a server behind, even when the test process dies on an error or a signal.
     process.on('exit', stop)
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    for (const signal of ENDING_SIGNALS) {
       process.once(signal, () => {
         stop()
         process.kill(process.pid, signal)
