@@ -212,7 +212,9 @@ t.test('a listen error that HOST or PORT causes is worded as a bad setting', asy
 t.test('production with a live Stripe key wants a public https:// address for Checkout to return to', async (t) => {
   const live = { NODE_ENV: 'production', SECRET_KEY: strong, PROVISION_AUDIT_SECRET: strong, STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_1', LINODE_API_TOKEN: 'linode-token-1' }
   t.match(refusal(live, 'PUBLIC_BASE_URL'), /^PUBLIC_BASE_URL: must be a public https:\/\/ address when STRIPE_SECRET_KEY is a live key in production \(Checkout returns buyers there\), got "http:\/\/localhost:3000"$/, 'unset: the development default')
-  for (const url of ['http://ctfhive.example', 'https://localhost', 'https://app.localhost:8443', 'https://127.0.0.1', 'https://127.1.2.3:3000', 'https://[::1]', 'https://0.0.0.0']) {
+  for (const url of ['http://ctfhive.example', 'https://localhost', 'https://app.localhost:8443', 'https://127.0.0.1', 'https://127.1.2.3:3000', 'https://[::1]', 'https://0.0.0.0',
+    // The URL parser writes these as [::ffff:7f00:1], [::] and "localhost.".
+    'https://[::ffff:127.0.0.1]', 'https://[::]', 'https://localhost.']) {
     refusal({ ...live, PUBLIC_BASE_URL: url }, 'PUBLIC_BASE_URL')
     refusal({ ...live, PUBLIC_BASE_URL: url, STRIPE_SECRET_KEY: 'rk_live_x' }, 'PUBLIC_BASE_URL')
   }

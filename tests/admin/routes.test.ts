@@ -115,6 +115,7 @@ t.test('list: paging and filtering by derived state', async (t) => {
     t.match(r.json(), { error: 'invalid_request', field }, query)
   }
   t.equal((await get(app, '/admin/tenants?limit=2')).json().offset, 0, 'an offset not given is 0')
+  t.equal(all.limit, 50, 'a limit not given is 50')
 
   const bad = await get(app, '/admin/tenants?state=sleeping')
   t.equal(bad.statusCode, 400)
@@ -132,14 +133,21 @@ t.test('paging numbers out of range are 400 invalid_request, never a store error
     // ajv coerces these to ±Infinity and then skips minimum and maximum (ajv#2212).
     '/admin/tenants?offset=Infinity', '/admin/tenants?offset=1e400', '/admin/tenants?offset=-Infinity',
     '/admin/tenants?limit=9223372036854775808', '/admin/tenants?limit=1e20', '/admin/tenants?limit=Infinity',
-    '/admin/events?limit=1e20', '/admin/events?limit=0', '/admin/events?limit=-1e400'
+    '/admin/events?limit=1e20', '/admin/events?limit=0', '/admin/events?limit=-1e400',
+    // Digits only, so past the decimal-digits check, but too long for a double: ±Infinity too.
+    `/admin/tenants?offset=${'9'.repeat(400)}`, `/admin/tenants?limit=${'9'.repeat(400)}`, `/admin/events?limit=${'9'.repeat(400)}`,
+    `/admin/tenants?offset=-${'9'.repeat(400)}`
   ]
   for (const url of bad) {
     const r = await get(app, url)
-    t.equal(r.statusCode, 400, url)
-    t.equal(r.json().error, 'invalid_request', url)
-    t.equal(r.json().field, /[?&](\w+)=/.exec(url)![1], `${url} names the field`)
+    const what = url.length > 60 ? `${url.slice(0, 60)}…` : url
+    t.equal(r.statusCode, 400, what)
+    t.equal(r.json().error, 'invalid_request', what)
+    t.equal(r.json().field, /[?&](\w+)=/.exec(url)![1], `${what} names the field`)
   }
+  // The documented bounds, as the docs write them.
+  t.equal((await get(app, '/admin/tenants?offset=1000000')).statusCode, 200, 'offset 1,000,000 is the last allowed')
+  t.equal((await get(app, '/admin/tenants?offset=1000001')).statusCode, 400, 'offset 1,000,001 is not')
   // The largest page, on the single-query path and on the merged one (offset + limit rows per filter).
   for (const state of ['', '&state=provisioning']) {
     const last = await get(app, `/admin/tenants?offset=${MAX_OFFSET}&limit=${MAX_PAGE}${state}`)

@@ -194,7 +194,8 @@ t.test('bad input: clear 4xx JSON errors that change nothing', async (t) => {
 
 t.test('a 2xx from Stripe without a usable session is a Stripe failure: 502, nothing left behind', async (t) => {
   const { app, store, fake } = await stripeApp(t)
-  const bodies: Array<[string, unknown]> = [['null', null], ['no url', { id: 'cs_test_nourl' }], ['a url that is a number', { id: 'cs_test_x', url: 5 }], ['a relative url', { id: 'cs_test_y', url: '/pay' }]]
+  const bodies: Array<[string, unknown]> = [['null', null], ['no url', { id: 'cs_test_nourl' }], ['a url that is a number', { id: 'cs_test_x', url: 5 }], ['a relative url', { id: 'cs_test_y', url: '/pay' }],
+    ['another scheme', { id: 'cs_test_z', url: 'javascript:alert(1)' }]]
   for (const [what, body] of bodies) {
     fake.queueReply('POST /v1/checkout/sessions', { status: 200, body })
     const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard' } })

@@ -92,6 +92,38 @@ t.test('ids that are not Stripe-shaped are no ids (NUL, lone surrogates, too lon
   t.equal(intent('checkout.session.completed', { ...checkoutSession({ tenantId: TENANT }), subscription: 'sub_' + 'x'.repeat(251) }).subscriptionId?.length, 255, '255 characters is still an id')
 })
 
+t.test('a tenant id in metadata is one of ours only as a whole: 32 lowercase hex digits', async (t) => {
+  t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: TENANT })).tenantId, TENANT)
+  // We write the ids, in lowercase: another spelling is someone else's.
+  for (const bad of [TENANT + '0', TENANT + 'x', TENANT.slice(1), TENANT.toUpperCase()]) {
+    t.equal(intent('checkout.session.completed', checkoutSession({ tenantId: bad })).tenantId, undefined, `checkout: ${bad}`)
+    t.equal(intent('customer.subscription.updated', subscription({ tenantId: bad, status: 'active' })).tenantId, undefined, `subscription: ${bad}`)
+    t.equal(intent('invoice.paid', invoice({ subscription: 'sub_1', tenantId: bad })).tenantId, undefined, `invoice: ${bad}`)
+  }
+})
+
+t.test('an invoice names its tenant in its subscription details, or else in its own metadata', async (t) => {
+  for (const shape of ['basil', 'legacy'] as const) {
+    const own = { ...invoice({ subscription: 'sub_1', shape }), metadata: { tenant_id: TENANT } }
+    t.equal(intent('invoice.paid', own).tenantId, TENANT, `${shape}: its own metadata only`)
+    t.equal(intent('invoice.payment_failed', own).tenantId, TENANT, `${shape}: a failed one too`)
+    const both = { ...invoice({ subscription: 'sub_1', shape, tenantId: TENANT }), metadata: { tenant_id: 'f'.repeat(32) } }
+    t.equal(intent('invoice.paid', both).tenantId, TENANT, `${shape}: the subscription's first`)
+  }
+})
+
+t.test('the buyer\'s address: at most 254 characters, with an @ in it', async (t) => {
+  const longest = `${'a'.repeat(64)}@${'b'.repeat(184)}.test`
+  t.equal(longest.length, 254)
+  for (const [email, kept] of [[longest, true], [`a${longest}`, false], ['no-at-sign', false]] as const) {
+    const what = `${email.length} characters${email.includes('@') ? '' : ', no @'}`
+    const checkout = intent('checkout.session.completed', { ...checkoutSession({ tenantId: TENANT }), customer_email: email })
+    t.equal(checkout.email, kept ? email : undefined, `checkout: ${what}`)
+    t.equal(checkout.create?.email, kept ? email : '', `checkout, the tenant it makes: ${what}`)
+    t.equal(intent('invoice.paid', { ...invoice({ subscription: 'sub_1', tenantId: TENANT }), customer_email: email }).email, kept ? email : undefined, `invoice: ${what}`)
+  }
+})
+
 t.test('an invoice carrying both shapes takes the subscription from the one its metadata came from', async (t) => {
   const both = { ...invoice({ subscription: 'sub_new', tenantId: TENANT, shape: 'basil' }), subscription: 'sub_old' }
   const i = intent('invoice.paid', both)

@@ -58,12 +58,25 @@ t.test('bodies that are not events: 400 invalid_event, nothing stored', async (t
   t.equal((await store.listEvents({})).length, 0)
 })
 
-t.test('a body over 1 MiB is a 413', async (t) => {
+t.test('a body over 1 MiB is a 413; one of 1 MiB is read', async (t) => {
   const { app } = await buildTestApp(t)
   const big = JSON.stringify({ ...makeEvent('invoice.paid', invoice({ subscription: 's' })), pad: 'x'.repeat(1024 * 1024) })
   const r = await deliver(app, big)
   t.equal(r.statusCode, 413)
   t.equal(r.json().error, 'payload_too_large')
+  // The edge, in bytes: 1 MiB is read and verified, one byte more is not.
+  const sized = (bytes: number): string => {
+    const event = makeEvent('charge.refunded', { id: 'ch_1' })
+    const pad = bytes - JSON.stringify({ ...event, pad: '' }).length
+    return JSON.stringify({ ...event, pad: 'x'.repeat(pad) })
+  }
+  t.same([Buffer.byteLength(sized(1_048_576)), Buffer.byteLength(sized(1_048_577))], [1_048_576, 1_048_577])
+  const limit = await deliver(app, sized(1_048_576))
+  t.equal(limit.statusCode, 200, 'exactly 1 MiB is read')
+  t.same(limit.json(), { status: 'ignored', type: 'charge.refunded' })
+  const over = await deliver(app, sized(1_048_577))
+  t.equal(over.statusCode, 413, 'one byte more is not')
+  t.equal(over.json().error, 'payload_too_large')
 })
 
 t.test('any content type is verified the same way', async (t) => {

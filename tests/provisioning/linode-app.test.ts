@@ -171,7 +171,7 @@ t.test('a resize Linode refuses during its own host migration is asked again onc
   t.match(audit.find((e) => e.action === 'resize.attempt_failed')?.detail, { step: '', reason: /is busy; the resize to g6-standard-4 is asked again later: Linode API 400: Linode busy/ })
 })
 
-t.test('after a change of BASE_DOMAIN a tenant keeps its address, and its teardown finds its record in the old zone', async (t) => {
+t.test('after a change of BASE_DOMAIN a tenant keeps its address: its teardown finds its record in the old zone, and paying again puts it back there', async (t) => {
   const linode = await startFakeLinode(t, { domains: ['ctf.example.org', 'hive.example.net'], getsPerStep: 1 })
   const { store } = storeWithOverrides(t)
   const start = async (baseDomain: string) => {
@@ -197,6 +197,15 @@ t.test('after a change of BASE_DOMAIN a tenant keeps its address, and its teardo
   t.equal(linode.count('GET', `/domains/${newZone!.id}`), 0, 'the new zone never searched for it')
   t.equal(linode.instances.size, 0)
   t.same((await store.listAudit({ tenant: id })).find((e) => e.action === 'dns.removed')?.detail.records, [recordId])
+
+  // Paying again after the teardown: a new server, at the address the tenant already had.
+  const back = await deliver(after, makeEvent('customer.subscription.created', subscription({ id: 'sub_back', tenantId: id, status: 'active', plan: 'solo' })))
+  t.equal(back.json().status, 'ok', back.body)
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready again')
+  t.equal((await store.getTenant(id))!.fqdn, fqdn, 'revived at the address it was made with')
+  t.equal((await after.inject(`/tenants/${id}/status`)).json().fqdn, fqdn, 'and the status says so')
+  t.same([...oldZone!.records.values()].map((r) => r.name), [fqdn.split('.')[0]], 'its record made again in the old zone')
+  t.equal(newZone!.records.size, 0, 'none in the new one')
 })
 
 // A token without the Domains scope (401), or a restricted user whose zone grant was removed

@@ -431,3 +431,21 @@ for (const retried of [false, true]) {
   })
 }
 
+
+// A failed teardown counts only until the tenant's next provisioning makes it whole again:
+// paying again after a later cancellation (whose teardown had not run) needs no new server.
+t.test('a teardown that failed before the last provisioning does not make a later revival provision again', async (t) => {
+  const { app, store, id, executor, live } = await liveTenant(t)
+  executor.failNext('destroy', 1, new ExecutorError('Linode API 401: invalid token', { retryable: false }))
+  await deliver(app, cancel(id, 'sub_a'))
+  await runAll(app, store)
+  await deliver(app, paid(id, 'sub_b'))
+  await runAll(app, store)
+  t.match(await store.getTenant(id), { billing: 'paid', infra: 'ready', serverId: live.serverId }, 'provisioned again after the failed teardown')
+
+  await deliver(app, cancel(id, 'sub_b'))
+  const back = await deliver(app, paid(id, 'sub_c'))
+  t.equal(back.json().tenant_state, 'active', 'its server and address are whole: active at once')
+  t.same((await store.listJobs({ tenant: id })).map((j) => `${j.kind}:${j.status}`),
+    ['provision:done', 'deprovision:failed', 'provision:done', 'deprovision:canceled', 'resize:queued'], 'no third provisioning: the kept server\'s size is looked at, as for any revival')
+})

@@ -34,6 +34,13 @@ t.test('the tenant stands on its highest subscription', async (t) => {
   t.match(summarize(revived, 'x'), { billing: 'paid', subscriptionId: 'sub_2', plan: 'pro', billingAt: 2 }, 'a paid one over an ended one, however old its payment')
   const pastDue = fold([{ at: 9, billing: 'past_due', subscriptionId: 'sub_2' }], revived)
   t.match(summarize(pastDue, 'x'), { billing: 'past_due', subscriptionId: 'sub_2' }, 'past due but paid before: still over an ended one')
+  const endedHigher = fold([
+    { at: 10, billing: 'paid', subscriptionId: 'sub_old', plan: 'pro' },
+    { at: 20, billing: 'paid', subscriptionId: 'sub_new', plan: 'standard' },
+    { at: 30, billing: 'past_due', subscriptionId: 'sub_new' },
+    { at: 40, billing: 'canceled', subscriptionId: 'sub_old' }
+  ])
+  t.match(summarize(endedHigher, 'x'), { billing: 'past_due', subscriptionId: 'sub_new', plan: 'standard' }, 'and over one of a higher plan that ended later')
   const twoPaid = fold([{ at: 1, billing: 'paid', subscriptionId: 'sub_b' }, { at: 1, billing: 'paid', subscriptionId: 'sub_a' }])
   t.equal(summarize(twoPaid, 'x').subscriptionId, 'sub_b', 'a tie of standing and time: settled by id, whatever came first')
   t.equal(summarize(fold([{ at: 2, billing: 'paid', subscriptionId: 'sub_a' }], twoPaid), 'x').subscriptionId, 'sub_a', 'else the newer statement')

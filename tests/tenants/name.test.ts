@@ -9,7 +9,7 @@ t.test('the checkout pattern takes names of any script and refuses hidden or lin
   for (const ok of ['Spring CTF 2026', 'Ünïcödé – 東京', 'Flag 🚩', '🚩', '42', 'zero\u200dwidth joiner', 'a b']) {
     t.ok(pattern.test(ok), `accepted: ${shown(ok)}`)
   }
-  for (const bad of ['a\u0000b', 'a\nb', 'a\u007fb', 'a\u0085b', 'a\u009bb', 'x\u2028y', 'x\u2029y', 'ok\u202eevil', 'a\u2066b', 'lone \ud800 half', '\u200b', '\u200b\u200d', ' ', '\u0301']) {
+  for (const bad of ['a\u0000b', 'a\nb', 'a\u007fb', 'a\u0085b', 'a\u009bb', 'x\u2028y', 'x\u2029y', 'ok\u202eevil', 'a\u202ab', 'a\u2066b', 'a\u2069b', 'lone \ud800 half', '\u200b', '\u200b\u200d', ' ', '\u0301']) {
     t.notOk(pattern.test(bad), `refused: ${shown(bad)}`)
   }
 })
@@ -18,6 +18,7 @@ t.test('a name from Stripe is cleaned by the same rules', async (t) => {
   t.equal(cleanName(' evil\u0000\u0000ctf\n'), 'evil ctf', 'a run of control characters is one space')
   t.equal(cleanName('a\u009b31mred'), 'a 31mred', 'a C1 control goes too')
   t.equal(cleanName('ok\u202eevil\u2066x'), 'ok evil x', 'bidirectional overrides and isolates go')
+  for (const c of ['\u202a', '\u202e', '\u2066', '\u2069']) t.equal(cleanName(`a${c}b`), 'a b', `each end of both ranges: ${shown(c)}`)
   t.equal(cleanName('x\u2028y'), 'x y', 'line separators go')
   t.equal(cleanName('Flag 🚩'), 'Flag 🚩', 'a surrogate pair is one character, kept')
   t.equal(cleanName('\u200b\u200b'), undefined, 'nothing visible is no name')

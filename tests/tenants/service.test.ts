@@ -13,6 +13,7 @@ t.test('slugFor: a readable DNS label ending in a piece of the tenant id', async
   t.equal(slugFor('', id), 'ctf-012345', 'no name')
   t.equal(slugFor('2026 finals', id), 'ctf-2026-finals-012345', 'a letter first')
   t.equal(slugFor('Acme', id, 32), `acme-${id}`, 'the whole id on request')
+  t.equal(slugFor(`${'a'.repeat(39)} b`, id), `${'a'.repeat(39)}-012345`, 'cut at 40 just past a word: no hyphen left before the suffix\'s')
   for (const n of [6, 10, 16, 32]) {
     const slug = slugFor('x'.repeat(200), id, n)
     t.ok(slug.length <= 63, `at most 63 characters with a ${n}-character suffix (${slug.length})`)
