@@ -170,12 +170,8 @@ function checkoutIntent (session: Record<string, any>, billing: BillingChange['b
   // A session nobody knew is adopted only where one tenant comes of it: a later event finds it
   // again (by our id, or the subscription index), or this event is the payment. An unpaid
   // one-off session found by neither would be adopted twice: pending at its completion, again
-  // at its async_payment_succeeded. And a session Stripe says is a one-off payment only when it
-  // names one of our plans, as an operator's Payment Link does: every plan is a subscription,
-  // so anything else the account sells (a T-shirt, a donation) would be a server no event ever
-  // cancels. One without a mode is DESIGN §7's bare "completed checkout": it creates one.
-  const foreignOneOff = session.mode === 'payment' && plan === undefined
-  const adoptable = tenantId !== undefined || subscriptionId !== undefined || (billing === 'paid' && !foreignOneOff)
+  // at its async_payment_succeeded.
+  const adoptable = tenantId !== undefined || subscriptionId !== undefined || billing === 'paid'
   const email = collectedEmail(session)
   return {
     tenantId,

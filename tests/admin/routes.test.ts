@@ -508,8 +508,8 @@ t.test('replay: an event of the other Stripe mode than the key now configured is
 
 t.test('replay: an event that made a tenant applies to it again and makes no other', async (t) => {
   const { app, store } = await buildTestApp(t, { env: ENV })
-  // A one-off Payment Link naming our plan: no tenant id, no subscription; its payment adopts a new tenant.
-  const oneOff = makeEvent('checkout.session.completed', { ...checkoutSession({ subscription: null, plan: 'solo' }), mode: 'payment' })
+  // A one-off Payment Link: no tenant id, no subscription; its payment adopts a new tenant.
+  const oneOff = makeEvent('checkout.session.completed', { ...checkoutSession({ subscription: null }), mode: 'payment' })
   const first = (await deliver(app, oneOff)).json()
   t.match(first, { status: 'ok', tenant_state: 'active' })
   // A subscription made elsewhere: adopted by its subscription, which a replay would find too.

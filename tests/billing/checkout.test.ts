@@ -439,7 +439,7 @@ t.test('return from Checkout: a delayed payment, and a session made outside this
   t.equal(await store.countTenants(), before + 1)
 
   // A one-off payment (a payment link for something else, say): nothing would find its tenant
-  // on the next visit, so the page adopts nothing (the webhook does only for one naming our plan).
+  // on the next visit, so the page adopts nothing; the webhook does, once per event.
   fake.addPrice({ id: 'price_tshirt', currency: 'usd', unit_amount: 2000 })
   const oneOff = await app.stripe!.createCheckoutSession({
     mode: 'payment', line_items: [{ price: 'price_tshirt', quantity: 1 }],

@@ -249,34 +249,6 @@ t.test('a one-off session made elsewhere, paid later by a delayed method, become
   }
 })
 
-t.test('a one-off payment of the account is a tenant only when it names one of our plans', async (t) => {
-  const { app, store } = await buildTestApp(t)
-  // A T-shirt (or `stripe trigger checkout.session.completed`): paid, no subscription, none of
-  // our metadata. A server made of it would run for ever: no event of it could cancel it.
-  const tshirt = { ...checkoutSession({ tenantId: null, subscription: null }), mode: 'payment', customer: null }
-  for (const type of ['checkout.session.completed', 'checkout.session.async_payment_succeeded'] as const) {
-    const event = makeEvent(type, tshirt)
-    const r = await deliver(app, event)
-    t.equal(r.statusCode, 200, type)
-    t.same(r.json(), { status: 'unmatched', type }, `${type}: unmatched`)
-    t.match(await store.getEvent(event.id), { outcome: 'unmatched', tenant: null }, `${type}: recorded for the operator`)
-  }
-  t.equal(await store.countTenants(), 0, 'no tenant')
-  t.same(await store.listJobs({}), [], 'no server')
-
-  // An operator's one-off Payment Link carries the plan in its metadata: adopted on that plan.
-  const link = { ...checkoutSession({ tenantId: null, subscription: null, plan: 'pro', name: 'Link CTF' }), mode: 'payment', customer: null }
-  const adopted = await deliver(app, makeEvent('checkout.session.completed', link))
-  t.match(adopted.json(), { status: 'ok', tenant_state: 'active' })
-  t.match(await store.listTenants(), [{ name: 'Link CTF', plan: 'pro', billing: 'paid' }], 'a paid tenant on the plan it names')
-  t.same((await store.listJobs({})).map((j) => [j.kind, j.tenant]), [['provision', adopted.json().tenant_id]], 'and its server')
-
-  // A subscription made elsewhere, with no metadata either, is still adopted (its plan from its price).
-  const bySub = await deliver(app, makeEvent('checkout.session.completed', { ...checkoutSession({ tenantId: null, subscription: 'sub_elsewhere' }), metadata: {} }))
-  t.equal(bySub.json().status, 'ok', 'a subscription session is adopted')
-  t.equal(await store.countTenants(), 2)
-})
-
 t.test('a payment after a failed async checkout wins in every order: the buyer who paid gets the server', async (t) => {
   const { app } = await buildTestApp(t)
   const ends: string[] = []
