@@ -249,7 +249,9 @@ export class JobRunner {
       this.controllers.delete(controller)
     }
     if (!failed) {
-      await this.logEnd(job)
+      // Not awaited: the webhook waiting on this tenant is woken when runJob returns, and a
+      // log line must not add a store read to its answer.
+      void this.logEnd(job)
       return
     }
     if (failure instanceof Shutdown) {
