@@ -8,7 +8,7 @@ import cookie from '@fastify/cookie'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
-import { isLoopback, stripeConfigured, type Config } from './config.ts'
+import { DEFAULT_LINODE_TYPE, PER_PLAN, isLoopback, stripeConfigured, type Config } from './config.ts'
 import { AppError, ERROR_CODES, errorBody, isAppError, validationMessage, type ErrorCode } from './errors.ts'
 import { AccessLog, createLogger } from './logger.ts'
 import { StoreError, type Store } from './store/store.ts'
@@ -455,6 +455,10 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     // Allowed with a test Stripe key (config.ts refuses a live one): staging the whole flow.
     if (config.nodeEnv === 'production' && executor instanceof FakeExecutor) {
       app.log.warn('LINODE_API_TOKEN is not set: provisioning only pretends (the in-memory FakeExecutor); no server is made for any tenant')
+    }
+    // The line older .env.example files carried: it used to mean each plan's own server type.
+    if (config.linode.planGivenEmpty) {
+      app.log.warn(`LINODE_PLAN is empty: every plan's server is ${DEFAULT_LINODE_TYPE}; releases before this one sized each plan's server by its plan with it empty: set LINODE_PLAN=${PER_PLAN} for that, or LINODE_PLAN=${DEFAULT_LINODE_TYPE} to keep one type`)
     }
     // Listening on loopback only in production means a proxy on the same host: without
     // TRUST_PROXY every buyer is 127.0.0.1 to the logs and shares one checkout rate limit.

@@ -51,6 +51,8 @@ const ConfigSchema = Type.Object({
     region: Type.String({ minLength: 1 }),
     /** `per-plan`: each plan's own server type (api/plans.ts); any other value: the type of every plan. */
     plan: Type.Union([Type.Literal(PER_PLAN), Type.String({ pattern: LINODE_TYPE.source })]),
+    /** LINODE_PLAN given but empty: older releases read that as per-plan (app.ts warns at start). */
+    planGivenEmpty: Type.Boolean(),
     image: Type.String({ minLength: 1 }),
     apiBase: Type.String()
   }),
@@ -213,6 +215,7 @@ export function loadConfig (env: Env = process.env): Config {
       token: shaped(env, 'LINODE_API_TOKEN', '', /^[!-~]+$/, 'one word of printable ASCII (it is sent as a bearer token)', true),
       region: str(env, 'LINODE_REGION', 'us-east'),
       plan: shaped(env, 'LINODE_PLAN', DEFAULT_LINODE_TYPE, LINODE_TYPE, `${PER_PLAN} (each plan's own server type) or one Linode type id for every plan, like ${DEFAULT_LINODE_TYPE}`),
+      planGivenEmpty: env.LINODE_PLAN !== undefined && env.LINODE_PLAN.trim() === '',
       image: str(env, 'LINODE_IMAGE', 'linode/debian12'),
       apiBase: apiBase(env, 'LINODE_API_BASE', 'https://api.linode.com/v4')
     },

@@ -540,6 +540,19 @@ t.test('in production without LINODE_API_TOKEN the server warns that provisionin
   t.notOk(warned(dev), 'development: no warning')
 })
 
+t.test('LINODE_PLAN given empty (older .env.example files) warns at start: it no longer means each plan\'s own type', async (t) => {
+  const warned = (lines: Array<Record<string, unknown>>): boolean => lines.some((l) => l.level === 40 && String(l.msg).startsWith('LINODE_PLAN is empty'))
+  const empty: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { logLines: empty, env: { LINODE_PLAN: '' } })
+  t.ok(warned(empty), 'empty: warned')
+  t.match(empty.find((l) => String(l.msg).startsWith('LINODE_PLAN is empty'))?.msg, /LINODE_PLAN=per-plan/, 'naming the setting that keeps the old sizing')
+  for (const LINODE_PLAN of ['per-plan', 'g6-standard-2']) {
+    const set: Array<Record<string, unknown>> = []
+    await buildTestApp(t, { logLines: set, env: { LINODE_PLAN } })
+    t.notOk(warned(set), `${LINODE_PLAN}: no warning`)
+  }
+})
+
 t.test('in production on loopback without TRUST_PROXY the server warns at start', async (t) => {
   const production = { NODE_ENV: 'production', SECRET_KEY: 's'.repeat(40), PROVISION_AUDIT_SECRET: 'a'.repeat(40), HOST: '127.0.0.1' }
   const warned = (lines: Array<Record<string, unknown>>): boolean => lines.some((l) => l.level === 40 && String(l.msg).startsWith('TRUST_PROXY is off'))

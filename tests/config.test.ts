@@ -43,6 +43,8 @@ t.test('boots with nothing set, on safe development defaults', async (t) => {
   t.equal(c.stripe.apiBase, 'https://api.stripe.com')
   t.equal(c.linode.apiBase, 'https://api.linode.com/v4')
   t.equal(c.webhookWaitMs, 2000, "DESIGN §7's short wait for provisioning")
+  t.equal(c.linode.planGivenEmpty, false)
+  t.equal(loadConfig({ LINODE_PLAN: ' ' }).linode.planGivenEmpty, true, 'given, but empty')
   t.notOk(stripeConfigured(c))
 })
 

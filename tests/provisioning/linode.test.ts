@@ -594,7 +594,7 @@ t.test('the token never appears in errors or logs', async (t) => {
 t.test('fromConfig takes what the job runner has', async (t) => {
   const fake = await startFakeLinode(t, { domains: ['ctfhive.test'] })
   const executor = LinodeExecutor.fromConfig(
-    { linode: { token: fake.token, apiBase: `${fake.url}/`, region: 'eu-central', plan: '', image: 'linode/debian12' } },
+    { linode: { token: fake.token, apiBase: `${fake.url}/`, region: 'eu-central', plan: 'per-plan', planGivenEmpty: false, image: 'linode/debian12' } },
     { userData: userDataBuilder(SECRET) }
   )
   await executor.createOrAdopt(spec)
