@@ -121,6 +121,26 @@ function failureOutput (output: string): string {
   }).join('\n')
 }
 
+/** What mkdocs.yml reads with !ENV: the docs' own address and the marketing site's pages they link to. */
+function docsEnv (base: string): Record<string, string> {
+  return {
+    CTFHIVE_DOCS_URL: `${base}/docs/`,
+    CTFHIVE_PUBLIC_URL: base,
+    CTFHIVE_HOME_URL: `${base}/`,
+    CTFHIVE_PRICING_URL: `${base}/pricing`,
+    CTFHIVE_CONTACT_URL: `${base}/contact`
+  }
+}
+
+/**
+ * MkDocs' sitemap without its <lastmod> (the build's date on every page) and <changefreq>
+ * (always daily): each rebuild would mark every page changed, and search engines that see
+ * that stop trusting lastmod. Only the <loc> of each page is kept.
+ */
+export function undatedSitemap (xml: string): string {
+  return xml.replace(/\s*<(lastmod|changefreq)>[^<]*<\/\1>/g, '')
+}
+
 /** Runs mkdocs into a fresh directory and swaps it in whole; throws with mkdocs' output on failure. */
 export function buildDocs (opts: DocsBuildOptions): void {
   const outDir = resolve(opts.outDir)
@@ -131,7 +151,7 @@ export function buildDocs (opts: DocsBuildOptions): void {
     // The output is shown only when the build fails.
     const r = spawnSync(opts.mkdocs ?? 'mkdocs', ['build', '--strict', '--config-file', CONFIG_FILE, '--site-dir', tmp], {
       encoding: 'utf8',
-      env: { ...process.env, CTFHIVE_DOCS_URL: `${base}/docs/`, CTFHIVE_PUBLIC_URL: base }
+      env: { ...process.env, ...docsEnv(base) }
     })
     if (r.error !== undefined) throw new Error(`could not run mkdocs: ${r.error.message}`)
     if (r.status !== 0) throw new Error(`mkdocs build failed (exit ${r.status}):\n${failureOutput(`${r.stderr}\n${r.stdout}`)}`)
@@ -140,7 +160,12 @@ export function buildDocs (opts: DocsBuildOptions): void {
     }
     writeFileSync(join(tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`)
     writeFileSync(join(tmp, DOCS_CADDY_FILE), caddyPolicySnippet(manifest.inlineScriptHashes))
-    // MkDocs writes its own sitemap.xml.gz; ours replaces it with the same content.
+    const sitemap = join(tmp, 'sitemap.xml')
+    if (existsSync(sitemap)) {
+      writeFileSync(sitemap, undatedSitemap(readFileSync(sitemap, 'utf8')))
+      // MkDocs' own sitemap.xml.gz keeps the dates: compressTree writes ours (when it is worth it).
+      rmSync(`${sitemap}.gz`, { force: true })
+    }
     compressTree(tmp)
     const old = `${outDir}.old-${process.pid}-${randomBytes(4).toString('hex')}`
     if (existsSync(outDir)) renameSync(outDir, old)

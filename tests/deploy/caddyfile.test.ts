@@ -5,6 +5,8 @@
 import t from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -104,12 +106,15 @@ async function get (url: string, init: { method?: 'GET' | 'POST', headers?: Reco
 
 interface CaddyProcess { url: string, child: ChildProcess, output: () => string, stop: () => Promise<void> }
 
-/** Runs Caddy on the real Caddyfile, TLS off and loopback only, until /healthz answers through it. */
-async function startCaddy (home: string, upstreams: string[], docsRoot: string): Promise<CaddyProcess> {
+/**
+ * Runs Caddy on the real Caddyfile, TLS off and loopback only, until /healthz answers through
+ * it (asked for `host`, the site's host under `extra`, when it is not 127.0.0.1).
+ */
+async function startCaddy (home: string, upstreams: string[], docsRoot: string, extra: Record<string, string> = {}, host?: string): Promise<CaddyProcess> {
   let lastOutput = ''
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
-    const env = caddyEnv(home, { ...TEST_SITE, SITE_PORT: `:${port}`, APP_UPSTREAMS: upstreams.join(' '), DOCS_ROOT: docsRoot })
+    const env = caddyEnv(home, { ...TEST_SITE, SITE_PORT: `:${port}`, APP_UPSTREAMS: upstreams.join(' '), DOCS_ROOT: docsRoot, ...extra })
     const child = spawn('caddy', ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     reapWithThisProcess(child)
     let tail = ''
@@ -129,7 +134,7 @@ async function startCaddy (home: string, upstreams: string[], docsRoot: string):
     const deadline = Date.now() + 20_000
     while (!exited && Date.now() < deadline) {
       try {
-        const r = await get(`${url}/healthz`)
+        const r = await get(`${url}/healthz`, host === undefined ? {} : { headers: { host } })
         if (r.status === 200) return { url, child, output: () => tail, stop }
       } catch {}
       await sleep(100)
@@ -177,6 +182,38 @@ function registerTests (): void {
     const auto = adapt(home, { BASE_DOMAIN: 'example.org', APP_UPSTREAMS: '10.0.0.1:3000 10.0.0.2:3000 10.0.0.3:3000' })
     const upstreams = handlers(Object.values(auto)[0]!.routes).find((h) => h.handler === 'reverse_proxy')!.upstreams
     t.same(upstreams, [{ dial: '10.0.0.1:3000' }, { dial: '10.0.0.2:3000' }, { dial: '10.0.0.3:3000' }], 'APP_UPSTREAMS lists N instances')
+    // The site on another registrable domain than the tenants' (PUBLIC_BASE_URL's host).
+    const apart = Object.values(adapt(home, { BASE_DOMAIN: 'example.org', SITE_HOST: 'example.com' }))
+    t.equal(apart.length, 1, 'one site')
+    t.same(apart[0]!.routes[0]!.match, [{ host: ['example.com'] }], 'SITE_HOST names the site, not BASE_DOMAIN')
+    const empty = Object.values(adapt(home, { BASE_DOMAIN: 'example.org', SITE_HOST: '' }))
+    t.same(empty[0]!.routes[0]!.match, [{ host: ['example.org'] }], 'an empty SITE_HOST (compose passes one) is BASE_DOMAIN')
+    const defaults = Object.values(adapt(home, {}))
+    t.same(defaults[0]!.routes[0]!.match, [{ host: ['ctfhive.us'] }], 'neither set: ctfhive.us')
+  })
+
+  t.test('the site at SITE_HOST, on another domain than BASE_DOMAIN; BASE_DOMAIN without it', async (t) => {
+    // A stand-in for the app: every path (its /healthz too) answers with a marker.
+    const app = createServer((_req, res) => { res.setHeader('content-type', 'text/plain'); res.end('site-marker') })
+    await new Promise<void>((resolve) => { app.listen(0, '127.0.0.1', resolve) })
+    t.teardown(() => { app.close() })
+    const upstream = `127.0.0.1:${(app.address() as AddressInfo).port}`
+    const dir = mkdtempSync(join(tmpdir(), 'ctfhive-caddy-host-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const cases: Array<{ name: string, env: Record<string, string>, served: string, other: string }> = [
+      { name: 'SITE_HOST=ctfhive.com, BASE_DOMAIN=ctfhive.us', env: { SITE_HOST: 'ctfhive.com', BASE_DOMAIN: 'ctfhive.us' }, served: 'ctfhive.com', other: 'ctfhive.us' },
+      { name: 'SITE_HOST unset, BASE_DOMAIN=ctfhive.us', env: { BASE_DOMAIN: 'ctfhive.us' }, served: 'ctfhive.us', other: 'ctfhive.com' }
+    ]
+    for (const [i, c] of cases.entries()) {
+      const proxy = await startCaddy(join(dir, `caddy${i}`), [upstream], dir, c.env, c.served)
+      t.teardown(() => proxy.stop())
+      const site = await get(`${proxy.url}/pricing`, { headers: { host: c.served } })
+      t.equal(site.status, 200, `${c.name}: ${c.served} is served`)
+      t.equal(site.body.toString(), 'site-marker', `${c.name}: ${c.served} gets the site`)
+      const other = await get(`${proxy.url}/pricing`, { headers: { host: c.other } })
+      t.not(other.body.toString(), 'site-marker', `${c.name}: ${c.other} does not`)
+      await proxy.stop()
+    }
   })
 
   t.test('Caddy in front of two app instances: site, API, docs, and a killed instance', async (t) => {

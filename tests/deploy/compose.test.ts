@@ -61,6 +61,9 @@ t.test('Caddy: the Caddyfile, ports 80 and 443, both instances upstream', async 
   for (const port of ['80:80', '443:443']) t.ok(caddy.ports.includes(port), port)
   t.same(caddy.environment.APP_UPSTREAMS.split(/\s+/), ['app1:3000', 'app2:3000'])
   t.same(interpolated(caddy.environment.BASE_DOMAIN), ['BASE_DOMAIN'])
+  // The site's host, PUBLIC_BASE_URL's (Compose cannot take a URL apart): .env names it.
+  t.same(interpolated(caddy.environment.SITE_HOST), ['SITE_HOST'], 'SITE_HOST from .env')
+  t.match(readFileSync(`${DEPLOY}Caddyfile`, 'utf8'), /^import site \{\$SITE_HOST\} \{\$BASE_DOMAIN:ctfhive\.us\}$/m, 'the Caddyfile serves SITE_HOST, else BASE_DOMAIN')
   t.notOk(caddy.env_file, "Caddy does not get the app's secrets")
 })
 

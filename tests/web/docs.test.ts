@@ -6,13 +6,13 @@ import { request, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { brotliCompressSync, brotliDecompressSync, gzipSync } from 'node:zlib'
+import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
 import t from 'tap'
 import { load } from 'cheerio'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from '../helpers/build-app.ts'
 import { DOCS_CADDY_FILE, DOCS_MANIFEST_FILE } from '../../api/web/docs.ts'
-import { buildDocs, buildReason, inlineScriptHashes, main, mkdocsVersion, sourceHash } from '../../docs-site/build.ts'
+import { buildDocs, buildReason, inlineScriptHashes, main, mkdocsVersion, sourceHash, undatedSitemap } from '../../docs-site/build.ts'
 
 function tempDir (tt: { teardown (fn: () => unknown): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'ctfhive-docs-'))
@@ -316,6 +316,21 @@ t.test('the build script', async (t) => {
   t.equal(inlineScriptHashes(html).length, 2, 'one hash per distinct inline script; data blocks and external scripts are not hashed')
 })
 
+t.test("the docs sitemap carries no build date: each rebuild would mark every page changed", async (t) => {
+  // MkDocs 1.4's sitemap.xml template, as it renders.
+  const entry = (loc: string, date = true): string => `
+    <url>
+         <loc>${loc}</loc>
+         ${date ? '<lastmod>2024-06-01</lastmod>' : ''}
+         <changefreq>daily</changefreq>
+    </url>`
+  const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">${entry('https://a.example/docs/')}${entry('https://a.example/docs/x/', false)}\n</urlset>`
+  const out = undatedSitemap(xml)
+  t.notMatch(out, /lastmod|changefreq/)
+  t.same(load(out, { xml: true })('url > loc').map((_i, el) => load(el).text()).get(), ['https://a.example/docs/', 'https://a.example/docs/x/'], 'every page kept')
+  t.equal(out, '<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n    <url>\n         <loc>https://a.example/docs/</loc>\n    </url>\n    <url>\n         <loc>https://a.example/docs/x/</loc>\n    </url>\n</urlset>')
+})
+
 const noMkdocs = mkdocsVersion() === undefined
   ? (process.env.CI === 'true' ? undefined : 'mkdocs not installed (apt-get install mkdocs mkdocs-material)')
   : undefined
@@ -354,6 +369,18 @@ t.test('the real MkDocs build', { skip: noMkdocs }, async (t) => {
   }
   const nav = load(readFileSync(join(out, 'index.html'), 'utf8'))
   t.ok(nav('nav.md-nav--primary input.md-toggle').length >= 2, 'collapsible navigation sections')
+  // The way back to the marketing site: the logo (header and drawer) and two nav entries.
+  t.same(nav('a.md-logo').map((_i, el) => nav(el).attr('href')).get(), [`${base}/`, `${base}/`], "the logo leads to the site's home page")
+  const external = nav('nav.md-nav--primary a.md-nav__link').map((_i, el) => [[nav(el).text().trim(), nav(el).attr('href')]]).get()
+  t.same(external.filter(([, href]) => /^https?:/.test(String(href))), [['Plans and prices', `${base}/pricing`], ['Contact', `${base}/contact`]], 'the nav links to the plans and to contact')
+
+  // The sitemap: every page, no build date (each rebuild would mark every page changed).
+  const sitemap = readFileSync(join(out, 'sitemap.xml'), 'utf8')
+  t.notMatch(sitemap, /<lastmod>|<changefreq>/, 'no lastmod or changefreq')
+  const locs = load(sitemap, { xml: true })('url > loc').map((_i, el) => load(el).text()).get().sort()
+  const pageFiles = readdirSync(out, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('index.html'))
+  t.same(locs, pageFiles.map((f) => `${base}/docs/${f.replace(/index\.html$/, '')}`).sort(), 'each page once')
+  t.equal(gunzipSync(readFileSync(join(out, 'sitemap.xml.gz'))).toString(), sitemap, "the .gz is ours, not MkDocs' dated one")
   const billing = load(readFileSync(join(out, 'control-plane/billing-stripe/index.html'), 'utf8'))
   t.ok(billing('nav[aria-label="Table of contents"] a[href="#post-billingwebhook"]').length >= 1, 'a table of contents')
   t.ok(existsSync(join(out, 'search/search_index.json')), 'the search index')
