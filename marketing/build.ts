@@ -2,13 +2,14 @@
 // Renders the marketing site to static files: one HTML file per page of api/web/site-pages.ts,
 // one fingerprinted stylesheet and script, the images, a .br and .gz next to every text file,
 // and a manifest saying what was built from what. Prices come from api/plans.ts at build time,
-// so the pages cannot drift from the checkout.
+// so the pages cannot drift from the checkout; the hardware each plan card names, from LINODE_PLAN.
 //   node marketing/build.ts [--if-missing] [--out DIR]
 // --if-missing builds only when DIR is absent or was built from other sources or settings.
 import { createHash, randomBytes } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, extname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { DEFAULT_LINODE_TYPE } from '../api/config.ts'
 import { RECONNECTING, PROGRESS_STEPS, PROGRESS_TEXT, REGISTER_ERRORS, STOPPED_STEPS, siteValues } from '../api/web/buyer-text.ts'
 import { MANIFEST_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
 import { buildCli, writeCompressedVariants } from '../api/web/static-build.ts'
@@ -23,7 +24,7 @@ const SCRIPT_MARKER = '/* BUYER_TEXT */ null'
 /** Everything the output depends on: a change to any of these means a rebuild. */
 const SOURCES = [
   'marketing/build.ts', 'marketing/layout.ts', 'marketing/pages.ts', 'marketing/src/site.css', 'marketing/src/site.js',
-  'api/plans.ts', 'api/web/buyer-text.ts', 'api/web/slots.ts', 'api/web/site-pages.ts'
+  'api/plans.ts', 'api/config.ts', 'api/web/buyer-text.ts', 'api/web/slots.ts', 'api/web/site-pages.ts'
 ]
 
 const COMPRESSIBLE = new Set(['.html', '.css', '.js', '.svg', '.txt', '.xml', '.json', '.webmanifest'])
@@ -33,6 +34,8 @@ export interface BuildOptions {
   publicBaseUrl: string
   baseDomain: string
   graceHours: number
+  /** LINODE_PLAN: the server each plan gets, which its card describes (DESIGN's default when absent). */
+  linodePlan?: string
 }
 
 export interface BuildManifest {
@@ -41,6 +44,7 @@ export interface BuildManifest {
   sourceHash: string
   publicBaseUrl: string
   baseDomain: string
+  linodePlan: string
   /** URL path → file, for every page. */
   pages: Record<string, string>
   assets: { css: string, js: string }
@@ -58,7 +62,7 @@ export function sourceHash (opts: Omit<BuildOptions, 'outDir'>): string {
     h.update(`${rel}\0`).update(readFileSync(join(ROOT, rel))).update('\0')
   }
   // The footer's year too: a build kept from last year is made again on the next start.
-  h.update(JSON.stringify({ publicBaseUrl: opts.publicBaseUrl, baseDomain: opts.baseDomain, graceHours: opts.graceHours, year: new Date().getUTCFullYear() }))
+  h.update(JSON.stringify({ publicBaseUrl: opts.publicBaseUrl, baseDomain: opts.baseDomain, graceHours: opts.graceHours, linodePlan: opts.linodePlan ?? DEFAULT_LINODE_TYPE, year: new Date().getUTCFullYear() }))
   return h.digest('hex')
 }
 
@@ -125,7 +129,8 @@ export function buildSite (opts: BuildOptions): BuildManifest {
       files.push(f)
     }
 
-    const ctx: SiteContext = { publicBaseUrl: opts.publicBaseUrl, baseDomain: opts.baseDomain, graceHours: opts.graceHours, ...assets, year: new Date().getUTCFullYear() }
+    const linodePlan = opts.linodePlan ?? DEFAULT_LINODE_TYPE
+    const ctx: SiteContext = { publicBaseUrl: opts.publicBaseUrl, baseDomain: opts.baseDomain, graceHours: opts.graceHours, linodePlan, ...assets, year: new Date().getUTCFullYear() }
     const pages: Record<string, string> = {}
     for (const page of sitePages(ctx)) {
       files.push(...writeCompressed(tmp, page.file, Buffer.from(renderPage(page, ctx))))
@@ -141,6 +146,7 @@ export function buildSite (opts: BuildOptions): BuildManifest {
       sourceHash: sourceHash(opts),
       publicBaseUrl: opts.publicBaseUrl,
       baseDomain: opts.baseDomain,
+      linodePlan,
       pages,
       assets,
       files: files.sort()
@@ -165,7 +171,7 @@ export function main (argv: string[], env: Record<string, string | undefined> = 
   if (typeof cli === 'number') return cli
   const { config } = cli
   const outDir = resolve(cli.out ?? config.marketingDistDir)
-  const opts: BuildOptions = { outDir, publicBaseUrl: config.publicBaseUrl, baseDomain: config.baseDomain, graceHours: config.deprovisionGraceHours }
+  const opts: BuildOptions = { outDir, publicBaseUrl: config.publicBaseUrl, baseDomain: config.baseDomain, graceHours: config.deprovisionGraceHours, linodePlan: config.linode.plan }
   const shown = relative(process.cwd(), outDir) || '.'
   const reason = buildReason(opts)
   if (cli.ifMissing && reason === null) {

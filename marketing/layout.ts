@@ -13,6 +13,8 @@ export interface SiteContext {
   baseDomain: string
   /** Hours a canceled CTF's server is kept (DEPROVISION_GRACE_HOURS). */
   graceHours: number
+  /** LINODE_PLAN: which server each plan gets, so what its card says about the hardware. */
+  linodePlan: string
   /** Fingerprinted asset URLs. */
   css: string
   js: string

@@ -1,6 +1,7 @@
 // The content of every marketing page. Prices, plan names and features come from the plan
 // catalogue (api/plans.ts); the forms' fillable parts from api/web/slots.ts.
-import { PAID_PLANS, PLANS, formatPrice, type Plan } from '../api/plans.ts'
+import { PER_PLAN } from '../api/config.ts'
+import { PAID_PLANS, PLANS, SERVER_FEATURE, formatPrice, planServerType, serverHardware, type Plan } from '../api/plans.ts'
 import { PROGRESS_TEXT } from '../api/web/buyer-text.ts'
 import { adminSection, describedBy, escapeHtml, fieldError, fieldValue, formAlert, messageBlock, planInput, progressBlock, welcomeHeading } from '../api/web/slots.ts'
 import { CHECKOUT_RETURN_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
@@ -17,6 +18,18 @@ function fileOf (path: string): string {
 /** "<name>.ctfhive.us" in the catalogue's features follows BASE_DOMAIN. */
 function feature (text: string, ctx: SiteContext): string {
   return escapeHtml(text.replace('<name>.ctfhive.us', `your-event.${ctx.baseDomain}`))
+}
+
+/**
+ * A plan's features as its card lists them: the hardware is that of the server LINODE_PLAN
+ * gives the plan, and a type we have no figures for gets no line rather than a wrong one.
+ */
+function cardFeatures (plan: Plan, ctx: SiteContext): string[] {
+  return plan.features.flatMap((f) => {
+    if (f !== SERVER_FEATURE) return [feature(f, ctx)]
+    const hardware = serverHardware(planServerType(plan.slug, ctx.linodePlan))
+    return hardware === undefined ? [] : [escapeHtml(hardware)]
+  })
 }
 
 function mailLink (box: string, ctx: SiteContext): string {
@@ -81,7 +94,7 @@ function home (ctx: SiteContext): PageSpec {
 }
 
 function planCard (plan: Plan, ctx: SiteContext): string {
-  const features = plan.features.map((f) => `<li>${feature(f, ctx)}</li>`).join('')
+  const features = cardFeatures(plan, ctx).map((f) => `<li>${f}</li>`).join('')
   const popular = plan.slug === DEFAULT_PLAN
   const price = plan.amount === null
     ? '<p class="price"><span class="amount">Custom</span> <span class="per">pricing</span></p>'
@@ -99,6 +112,10 @@ function planCard (plan: Plan, ctx: SiteContext): string {
 }
 
 function pricing (ctx: SiteContext): PageSpec {
+  // Only per-plan servers change with the plan; with one type for every plan, nothing resizes.
+  const planChange = ctx.linodePlan === PER_PLAN
+    ? `To change plans later, write to ${mailLink('billing', ctx)}: your server is moved to the new plan's size, which restarts it once.`
+    : `To change plans later, write to ${mailLink('billing', ctx)}.`
   const names = PAID_PLANS.map((p) => `${p.name} ${formatPrice(p.amount ?? 0)}`).join(', ')
   return {
     path: '/pricing',
@@ -117,7 +134,7 @@ function pricing (ctx: SiteContext): PageSpec {
   <h2 id="faq">Questions</h2>
   <dl class="faq">
     <dt>Which plan do I need?</dt>
-    <dd>Count your players: ${PAID_PLANS.map((p) => `${escapeHtml(p.name)} is made for ${escapeHtml((p.features[0] ?? '').toLowerCase())}`).join(', ')}. To change plans later, write to ${mailLink('billing', ctx)}: we resize your server with you.</dd>
+    <dd>Count your players: ${PAID_PLANS.map((p) => `${escapeHtml(p.name)} is made for ${escapeHtml((p.features[0] ?? '').toLowerCase())}`).join(', ')}. ${planChange}</dd>
     <dt>How do I pay?</dt>
     <dd>By card through Stripe Checkout. Stripe sends the receipts; we never see your card number.</dd>
     <dt>How fast is my CTF ready?</dt>
@@ -161,7 +178,7 @@ function contact (ctx: SiteContext): PageSpec {
     main: `
 <div class="wrap section">
   <h1>Contact us</h1>
-  <p class="lead">We answer every message within one business day, and faster while your event is running.</p>
+  <p class="lead">We answer every message within one business day.</p>
   <ul class="cards">
     <li class="card" id="sales"><h2>Sales and Enterprise</h2><p>Custom domains, single sign-on, dedicated CPUs or an uptime agreement: tell us about your event.</p><p>${mailLink('sales', ctx)}</p></li>
     <li class="card" id="support"><h2>Help with your CTF</h2><p>Something wrong with your server or its setup? Include the order number from your welcome page.</p><p>${mailLink('support', ctx)}</p></li>

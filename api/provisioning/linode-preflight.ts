@@ -2,8 +2,8 @@
 // type, a missing zone or a token without rights fails every tenant's provisioning with a
 // 400 no retry fixes. Run by `npm run linode:check` and, in the background, at server start.
 // Write rights (the token's scopes) cannot be proven without writing; see the docs.
-import { PER_PLAN, type Config } from '../config.ts'
-import { PAID_PLANS } from '../plans.ts'
+import type { Config } from '../config.ts'
+import { PAID_PLANS, planServerType } from '../plans.ts'
 import { ExecutorError } from './executor.ts'
 import { LinodeApi, LinodeApiError } from './linode-api.ts'
 import { FIREWALL_LABEL, findTenantFirewall, rulesAsMade, unprotectedServers, type Firewall } from './linode-firewall.ts'
@@ -46,7 +46,7 @@ interface Zone { id: number, domain: string, type?: string, status?: string }
 
 /** `tenantDomains`: the domains tenants with a server live under (`Store.tenantDomains`). */
 export function preflightSettings (config: Pick<Config, 'linode' | 'baseDomain'>, tenantDomains: readonly string[] = []): PreflightSettings {
-  const serverTypes = PAID_PLANS.map((p) => ({ plan: p.slug, type: config.linode.plan === PER_PLAN ? p.serverType! : config.linode.plan }))
+  const serverTypes = PAID_PLANS.map((p) => ({ plan: p.slug, type: planServerType(p.slug, config.linode.plan) }))
   const baseDomain = config.baseDomain.toLowerCase()
   const olderDomains = [...new Set(tenantDomains.map((d) => d.toLowerCase()))].filter((d) => d !== baseDomain).sort()
   return { region: config.linode.region, image: config.linode.image, baseDomain, olderDomains, serverTypes }

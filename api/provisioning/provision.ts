@@ -2,8 +2,8 @@
 // record at it, wait for its health check. Each step commits before the next begins, so a
 // later attempt resumes at the last one finished (jobs.ts runs the attempts).
 import type { Logger } from 'pino'
-import { DEFAULT_LINODE_TYPE, PER_PLAN, type Config } from '../config.ts'
-import { getPlan } from '../plans.ts'
+import type { Config } from '../config.ts'
+import { planServerType } from '../plans.ts'
 import { tenantFqdn } from '../tenants/address.ts'
 import type { Job, Store, Tenant } from '../store/store.ts'
 import { ended, type Attempt } from './attempt.ts'
@@ -42,7 +42,7 @@ export function serverSpecFor (tenant: Tenant, config: Pick<Config, 'baseDomain'
     slug: tenant.slug,
     fqdn,
     plan: tenant.plan,
-    serverType: config.linode.plan === PER_PLAN ? (getPlan(tenant.plan)?.serverType ?? DEFAULT_LINODE_TYPE) : config.linode.plan,
+    serverType: planServerType(tenant.plan, config.linode.plan),
     tenantName: tenant.name,
     // CTFd's admin needs an address; the email is optional at checkout, and CTFd stores at most
     // 128 characters of one (its setup would fail on a longer one, and the server never come up).

@@ -79,11 +79,11 @@ export function typedAddress (address: string): { label: string, host?: string }
 /**
  * Canonical links, og:url, JSON-LD and the tenant domain are written at build time, so a site
  * built with other settings (a build run before the service's environment was loaded, an
- * image not rebuilt) advertises the wrong address. `npm start` rebuilds such a site; a server
- * started directly says so here.
+ * image not rebuilt) advertises the wrong address; the plan cards' hardware follows LINODE_PLAN.
+ * `npm start` rebuilds such a site; a server started directly says so here.
  */
 function warnIfBuiltForElsewhere (app: FastifyInstance, root: string): void {
-  let built: { publicBaseUrl?: unknown, baseDomain?: unknown }
+  let built: { publicBaseUrl?: unknown, baseDomain?: unknown, linodePlan?: unknown }
   try {
     built = JSON.parse(readFileSync(join(root, MANIFEST_FILE), 'utf8')) as typeof built
   } catch {
@@ -93,6 +93,12 @@ function warnIfBuiltForElsewhere (app: FastifyInstance, root: string): void {
   if (built.publicBaseUrl !== publicBaseUrl || built.baseDomain !== baseDomain) {
     app.log.warn({ dir: root, built: { publicBaseUrl: built.publicBaseUrl, baseDomain: built.baseDomain }, config: { publicBaseUrl, baseDomain } },
       'the marketing site was built for another address: its canonical links are wrong; run npm run build with this environment')
+  }
+  // A build made before the manifest recorded LINODE_PLAN is not called wrong.
+  const linodePlan = app.config.linode.plan
+  if (built.linodePlan !== undefined && built.linodePlan !== linodePlan) {
+    app.log.warn({ dir: root, built: { linodePlan: built.linodePlan }, config: { linodePlan } },
+      'the marketing site was built for another LINODE_PLAN: its plan cards promise other servers than tenants get; run npm run build with this environment')
   }
 }
 
@@ -238,7 +244,8 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
   }
 
   const renderWelcome = async (request: FastifyRequest, query: Query): Promise<string> => {
-    const id = one(query, 'tenant') ?? ''
+    // An id copied in upper case is the same id, as in the API (tenants/routes.ts lowercaseTenantId).
+    const id = (one(query, 'tenant') ?? '').toLowerCase()
     const tenant = TENANT_ID.test(id) ? await app.tenants.getTenant(id) : undefined
     const status = tenant === undefined ? null : app.tenants.statusOf(tenant)
     // The store's clock: created_at is by it, and a PostgreSQL store's may differ from this host's.

@@ -258,7 +258,8 @@
 
   function initWelcome (root) {
     var params = new URLSearchParams(window.location.search)
-    var tenant = params.get('tenant') || ''
+    // An id copied in upper case is the same id, as the server takes it.
+    var tenant = (params.get('tenant') || '').toLowerCase()
     var token = params.get('token') || ''
     if (!/^[0-9a-f]{32}$/.test(tenant)) {
       render(root, null, tenant)

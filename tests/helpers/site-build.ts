@@ -24,6 +24,6 @@ export function buildTestSite (t: Teardown, opts: { publicBaseUrl?: string, base
   const dir = join(parent, 'dist')
   const publicBaseUrl = opts.publicBaseUrl ?? SITE_BASE
   const baseDomain = opts.baseDomain ?? SITE_DOMAIN
-  const manifest = buildSite({ outDir: dir, publicBaseUrl, baseDomain, graceHours: 72 })
-  return { dir, manifest, env: { MARKETING_DIST_DIR: dir, PUBLIC_BASE_URL: publicBaseUrl, BASE_DOMAIN: baseDomain } }
+  const manifest = buildSite({ outDir: dir, publicBaseUrl, baseDomain, graceHours: 72, linodePlan: 'per-plan' })
+  return { dir, manifest, env: { MARKETING_DIST_DIR: dir, PUBLIC_BASE_URL: publicBaseUrl, BASE_DOMAIN: baseDomain, LINODE_PLAN: 'per-plan' } }
 }

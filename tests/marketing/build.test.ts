@@ -8,7 +8,10 @@ import { join } from 'node:path'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import t from 'tap'
 import { load } from 'cheerio'
-import { PLANS, formatPrice } from '../../api/plans.ts'
+import { PAID_PLANS, PLANS, SERVER_FEATURE, formatPrice, planServerType, serverHardware } from '../../api/plans.ts'
+import { serverSpecFor } from '../../api/provisioning/provision.ts'
+import { loadConfig } from '../../api/config.ts'
+import { makeTenant } from '../store/contract.ts'
 import { CHECKOUT_RETURN_FILE, MANIFEST_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../../api/web/site-pages.ts'
 import { PAYMENT_DELAYED_MS, REGISTER_ERRORS, PROGRESS_TEXT } from '../../api/web/buyer-text.ts'
 import { buildReason, buildSite, main, minifyCss, minifyJs, readManifest, siteScript, sourceHash } from '../../marketing/build.ts'
@@ -110,12 +113,13 @@ t.test('the pages promise only what the service does', async (t) => {
   t.notMatch(home('main').text(), /kept up to date/i, 'CTFd is not updated for the buyer')
   t.match(home('main').text(), 'on a server that installs security updates every day')
 
-  // A plan change only records the plan; the server is resized by hand.
+  // A plan change goes through billing; with one server type for every plan (the default)
+  // it resizes nothing, so the page does not say it does (per-plan: see the hardware test).
   const pricing = page('pricing.html')
   const faq = pricing('.faq').text()
   t.notMatch(faq, /move to another plan|change plans? (at )?any ?time|switch plans?/i, 'no self-service plan moves')
   t.equal(pricing('.faq a[href="mailto:billing@ctfhive.example"]').length, 1, 'plan changes go through billing')
-  t.match(faq, 'we resize your server with you')
+  t.notMatch(faq, /resiz|new plan's size/i, 'no resize is promised when every plan has the same server')
 
   // Contact is by email only.
   t.notMatch(pricing('main').text(), /chat/i, 'no chat support is offered')
@@ -130,7 +134,75 @@ t.test('the pages promise only what the service does', async (t) => {
   t.match(description, 'email our billing team')
 
   // The contact page asks for the order number the welcome page shows (tests/web/site.test.ts).
-  t.match(page('contact.html')('#support').text(), 'the order number from your welcome page')
+  const contact = page('contact.html')
+  t.match(contact('#support').text(), 'the order number from your welcome page')
+  // Faster answers while the event runs are Pro's (its card says so), not everyone's.
+  t.notMatch(contact('main').text(), /faster/i, 'the contact page promises every buyer the same answer time')
+  t.match(contact('.lead').text(), 'within one business day')
+
+  // A long address breaks inside a narrow plan card rather than spilling out of it.
+  const css = readFileSync(join(out, readManifest(out)!.assets.css), 'utf8')
+  t.match(css, /\.ticks li\{[^}]*overflow-wrap: anywhere/, 'the card lines may break anywhere')
+})
+
+// The hardware a card names is the server the buyer gets under LINODE_PLAN (serverSpecFor).
+t.test('the plan cards name the server LINODE_PLAN gives each plan', async (t) => {
+  const built = (linodePlan?: string) => {
+    const out = join(tempDir(t), 'dist')
+    buildSite({ outDir: out, ...OPTS, ...(linodePlan === undefined ? {} : { linodePlan }) })
+    const html = (file: string) => readFileSync(join(out, file), 'utf8')
+    return { out, html, pricing: load(html('pricing.html')) }
+  }
+  const hardwareLines = ($: ReturnType<typeof load>, slug: string) =>
+    $(`#plan-card-${slug} .ticks li`).map((_i, el) => $(el).text()).get().filter((l) => /CPU|RAM/.test(l))
+
+  await t.test('unset: DESIGN §4 default, one g6-standard-2 for every plan', async (t) => {
+    const { out, html, pricing } = built()
+    for (const plan of PAID_PLANS) t.same(hardwareLines(pricing, plan.slug), ['2 shared CPUs, 4 GB RAM'], `${plan.slug} names the server it gets`)
+    t.equal(readManifest(out)!.linodePlan, 'g6-standard-2', 'the manifest says which setting it was built for')
+    // Nowhere else (JSON-LD, descriptions, other pages) names per-plan hardware.
+    for (const file of readManifest(out)!.files.filter((f) => f.endsWith('.html'))) {
+      t.notMatch(html(file), /1 shared CPU,|4 shared CPUs|[28] GB RAM/, `${file} promises no other server`)
+    }
+    t.equal(pricing('#plan-card-pro .ticks li').length, PAID_PLANS.find((p) => p.slug === 'pro')!.features.length)
+  })
+
+  await t.test('per-plan: the own type of each plan, resized on a plan change', async (t) => {
+    const { pricing } = built('per-plan')
+    t.same(hardwareLines(pricing, 'solo'), ['1 shared CPU, 2 GB RAM'])
+    t.same(hardwareLines(pricing, 'standard'), ['2 shared CPUs, 4 GB RAM'])
+    t.same(hardwareLines(pricing, 'pro'), ['4 shared CPUs, 8 GB RAM'])
+    t.match(pricing('.faq').text(), 'your server is moved to the new plan\'s size', 'here a plan change does resize')
+    // The line sits where the catalogue puts it, after the address.
+    const pro = pricing('#plan-card-pro .ticks li').map((_i, el) => pricing(el).text()).get()
+    t.equal(pro[PAID_PLANS.find((p) => p.slug === 'pro')!.features.indexOf(SERVER_FEATURE)], '4 shared CPUs, 8 GB RAM')
+  })
+
+  await t.test('a type without known figures: no hardware line rather than a wrong one', async (t) => {
+    const { pricing } = built('g6-bogus-9')
+    for (const plan of PAID_PLANS) {
+      t.same(hardwareLines(pricing, plan.slug), [], `${plan.slug} names no hardware`)
+      t.equal(pricing(`#plan-card-${plan.slug} .ticks li`).length, plan.features.length - 1, 'and leaves no empty line')
+    }
+    t.notMatch(pricing('main').html()!, SERVER_FEATURE.replace(/[<>]/g, (c) => c === '<' ? '&lt;' : '&gt;'), 'the marker never shows')
+  })
+
+  t.test('the rule is provisioning\'s', async (t) => {
+    for (const linodePlan of ['g6-standard-2', 'per-plan', 'g6-dedicated-4']) {
+      const config = loadConfig({ LINODE_PLAN: linodePlan })
+      for (const slug of [...PLANS.map((p) => p.slug), 'no-such-plan']) {
+        t.equal(planServerType(slug, config.linode.plan), serverSpecFor(makeTenant({ plan: slug }), config).serverType, `${slug} under ${linodePlan}`)
+      }
+    }
+  })
+
+  t.test('hardware texts', async (t) => {
+    t.equal(serverHardware('g6-nanode-1'), '1 shared CPU, 1 GB RAM')
+    t.equal(serverHardware('g6-standard-1'), '1 shared CPU, 2 GB RAM')
+    t.equal(serverHardware('g6-standard-2'), '2 shared CPUs, 4 GB RAM')
+    t.equal(serverHardware('g6-standard-4'), '4 shared CPUs, 8 GB RAM')
+    for (const type of ['g6-bogus-9', 'constructor', 'toString', '']) t.equal(serverHardware(type), undefined, `${type || 'empty'}: none`)
+  })
 })
 
 t.test('minifiers keep meaning', async (t) => {
@@ -148,6 +220,11 @@ t.test('--if-missing rebuilds only when needed', async (t) => {
   t.equal(buildReason(opts), null)
   t.match(String(buildReason({ ...opts, publicBaseUrl: 'https://elsewhere.example' })), /^built for https:\/\/ctfhive\.example/)
   t.equal(buildReason({ ...opts, graceHours: 24 }), 'sources or settings changed')
+  // The plan cards' hardware follows LINODE_PLAN: a build for another value is made again.
+  t.equal(buildReason({ ...opts, linodePlan: 'g6-standard-2' }), null, 'the default is what an unset LINODE_PLAN builds')
+  t.equal(buildReason({ ...opts, linodePlan: 'per-plan' }), 'sources or settings changed', 'LINODE_PLAN is a setting of the build')
+  t.not(sourceHash(OPTS), sourceHash({ ...OPTS, linodePlan: 'per-plan' }))
+  t.not(sourceHash({ ...OPTS, linodePlan: 'per-plan' }), sourceHash({ ...OPTS, linodePlan: 'g6-standard-4' }))
   t.not(sourceHash(OPTS), sourceHash({ ...OPTS, baseDomain: 'other.example' }))
   await t.test('a new year makes a new build (the footer says the year)', async (t) => {
     const thisYear = sourceHash(OPTS)
@@ -170,6 +247,15 @@ t.test('--if-missing rebuilds only when needed', async (t) => {
   t.equal(readManifest(out)!.builtAt, builtAt, 'nothing was rebuilt')
   t.equal(main(['--out', out], env, io), 0, 'without --if-missing it always builds')
   t.match(lines.splice(0).join(''), /rebuild requested/)
+  // npm start (--if-missing) reads LINODE_PLAN as the server does, and rebuilds when it changed.
+  t.equal(main(['--if-missing', '--out', out], { ...env, LINODE_PLAN: 'per-plan' }, io), 0)
+  t.match(lines.splice(0).join(''), /built 9 pages .*\(sources or settings changed;/)
+  t.equal(readManifest(out)!.linodePlan, 'per-plan')
+  t.match(readFileSync(join(out, 'pricing.html'), 'utf8'), '4 shared CPUs, 8 GB RAM', 'Pro names its own server again')
+  t.equal(main(['--if-missing', '--out', out], { ...env, LINODE_PLAN: 'per-plan' }, io), 0)
+  t.match(lines.splice(0).join(''), /is up to date/)
+  t.equal(main([], { ...env, LINODE_PLAN: 'Per Plan' }, io), 78, 'a bad LINODE_PLAN: 78, as the server')
+  t.match(lines.splice(0).join(''), /^marketing: configuration error: LINODE_PLAN: /)
 
   t.equal(main(['--nope'], env, io), 2)
   t.match(lines.splice(0).join(''), /^marketing: .*\nUsage: node marketing\/build\.ts/)

@@ -248,6 +248,18 @@ t.test('a site built for another address is reported at start', async (t) => {
   t.match(warning, { level: 40, built: { publicBaseUrl: SITE_BASE }, config: { publicBaseUrl: 'https://elsewhere.example' } })
 })
 
+// The plan cards name the hardware of the server LINODE_PLAN gives (marketing/build.ts).
+t.test('a site built for another LINODE_PLAN is reported at start', async (t) => {
+  const warned = (lines: Array<Record<string, unknown>>) => lines.find((l) => String(l.msg).includes('built for another LINODE_PLAN'))
+  const quiet: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS, LINODE_PLAN: 'per-plan' }, logLines: quiet })
+  t.notOk(warned(quiet), 'not when it matches (the site here is built with per-plan, as the test app runs)')
+  const lines: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS, LINODE_PLAN: 'g6-standard-2' }, logLines: lines })
+  t.match(warned(lines), { level: 40, built: { linodePlan: 'per-plan' }, config: { linodePlan: 'g6-standard-2' } })
+  t.notOk(lines.some((l) => String(l.msg).includes('built for another address')), 'the address is right')
+})
+
 t.test('robots.txt and sitemap.xml come from PUBLIC_BASE_URL', async (t) => {
   const a = await app(t)
   const robots = await a.inject('/robots.txt')
@@ -365,6 +377,8 @@ t.test('a plain form post goes to checkout or back to the form', async (t) => {
   const welcome = load((await a.inject(String(ok.headers.location))).body)
   t.equal(welcome('#progress').attr('data-key'), 'awaiting_payment')
   t.equal(welcome('#progress-headline').text(), PROGRESS_TEXT.awaiting_payment.headline)
+  const upper = String(ok.headers.location).replace(/tenant=([0-9a-f]{32})/, (_, id: string) => `tenant=${id.toUpperCase()}`)
+  t.equal(load((await a.inject(upper)).body)('#progress').attr('data-key'), 'awaiting_payment', 'the id copied in upper case is the same order')
 
   const bad = await a.inject({ method: 'POST', url: '/billing/checkout', headers: form, payload: 'plan=enterprise&name=Big' })
   t.equal(bad.statusCode, 303)
