@@ -11,7 +11,7 @@ import { buildTestApp } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent } from '../helpers/stripe-events.ts'
 import { nextMillisecond } from '../helpers/until.ts'
 import { asLeftByOlderRelease, rollbackSql } from '../helpers/schema-rollback.ts'
-import { usePostgres } from '../helpers/postgres.ts'
+import { refusedUrls, usePostgres } from '../helpers/postgres.ts'
 import { runAll } from '../helpers/job-runner.ts'
 import { FakeExecutor } from '../../api/provisioning/fake.ts'
 import { ExecutorError } from '../../api/provisioning/executor.ts'
@@ -531,12 +531,7 @@ t.test('a DATABASE_URL naming no usable database is the job\'s setting (exit 2),
 t.test('on PostgreSQL, a database that does not exist or a user it refuses is a setting (exit 2)', async (t) => {
   const server = await usePostgres(t)
   if (server === undefined) return
-  const url = new URL(await server.createDatabase())
-  const noDb = new URL(url)
-  noDb.pathname = '/ctfhive_no_such_database'
-  const noUser = new URL(url)
-  noUser.username = 'nobody_here'
-  noUser.password = 'hunter2'
+  const { noDb, noUser } = refusedUrls(await server.createDatabase())
   for (const [to, reason] of [
     [noDb, /^error: DATABASE_URL: the database it names does not exist on that server \(SQLSTATE 3D000\)\n$/],
     [noUser, /^error: DATABASE_URL: PostgreSQL refused (the connection for this user .*\(SQLSTATE 28000\)|the user name or password \(SQLSTATE 28P01\))\n$/]

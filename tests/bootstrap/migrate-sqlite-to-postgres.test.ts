@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path'
 import { CONNECT_TIMEOUT_MS, copySqliteToPostgres, main, redact, TABLES } from '../../bootstrap/migrate-sqlite-to-postgres.ts'
 import { TENANT_COLUMNS } from '../../api/store/rows.ts'
 import { buildTestApp, tempDbPath } from '../helpers/build-app.ts'
-import { usePostgres } from '../helpers/postgres.ts'
+import { refusedUrls, usePostgres } from '../helpers/postgres.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 import { rollbackSql } from '../helpers/schema-rollback.ts'
 
@@ -241,12 +241,7 @@ t.test('on PostgreSQL', async (t) => {
 
   t.test('a target refusing the user, or naming no database, is a setting (exit 2): one line naming --to', async (t) => {
     const path = await seedSqlite(t)
-    const url = new URL(await server.createDatabase())
-    const noDb = new URL(url)
-    noDb.pathname = '/ctfhive_no_such_database'
-    const noUser = new URL(url)
-    noUser.username = 'nobody_here'
-    noUser.password = 'hunter2'
+    const { noDb, noUser } = refusedUrls(await server.createDatabase())
     for (const [to, reason] of [
       [noDb, /database "ctfhive_no_such_database" does not exist; the database it names does not exist on that server \(SQLSTATE 3D000\)/],
       [noUser, /PostgreSQL refused the connection for this user .*\(SQLSTATE 28000\)|PostgreSQL refused the user name or password \(SQLSTATE 28P01\)/]

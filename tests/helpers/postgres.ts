@@ -189,3 +189,13 @@ export async function usePostgres (t: Tap): Promise<TestPostgres | undefined> {
     }
   }
 }
+
+/** URLs of a test server it refuses as settings: a database that does not exist, a user it does not know. */
+export function refusedUrls (databaseUrl: string): { noDb: URL, noUser: URL } {
+  const noDb = new URL(databaseUrl)
+  noDb.pathname = '/ctfhive_no_such_database'
+  const noUser = new URL(databaseUrl)
+  noUser.username = 'nobody_here'
+  noUser.password = 'hunter2'
+  return { noDb, noUser }
+}
