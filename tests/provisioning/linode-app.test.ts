@@ -12,6 +12,29 @@ import { storeWithOverrides, testConfig } from '../helpers/build-app.ts'
 import { until } from '../helpers/until.ts'
 import { ACME_SPEC } from '../helpers/server-spec.ts'
 
+type FakeLinode = Awaited<ReturnType<typeof startFakeLinode>>
+type Built = Awaited<ReturnType<typeof buildTestApp>>
+
+/**
+ * The app on the Linode executor against a fake Linode serving ctf.example.org: no sleeps, and
+ * the CTF healthy while `healthy()` says so.
+ */
+async function linodeApp (t: Parameters<typeof buildTestApp>[0], opts: { getsPerStep: number, env?: Record<string, string>, healthy?: () => boolean, logLines?: Array<Record<string, unknown>> }): Promise<Built & { linode: FakeLinode }> {
+  const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: opts.getsPerStep })
+  const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', WEBHOOK_WAIT_MS: '200', ...opts.env }
+  const healthy = opts.healthy ?? (() => true)
+  const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: healthy() ? 200 : 502, body: '' }) })
+  return { linode, ...await buildTestApp(t, { executor, env, logLines: opts.logLines, jobs: { pollIntervalMs: 5 } }) }
+}
+
+/** A tenant checked out and paid for on `plan`, once its server is ready. */
+async function readyTenant ({ app, store }: Built, plan: string, name: string, sub: string): Promise<string> {
+  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan, name } })).json().tenant_id
+  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan, subscription: sub })))
+  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  return id
+}
+
 t.test('the executor follows LINODE_API_TOKEN', async (t) => {
   t.type(createExecutor(testConfig({}, t)), FakeExecutor)
   const linode = createExecutor(testConfig({ LINODE_API_TOKEN: 'tok-0123456789' }, t))
@@ -79,11 +102,8 @@ t.test('paid → Linode server → DNS → healthy → active; canceled → torn
 })
 
 t.test("an adopted server of another plan's type is kept, the audit names the type it has, and it is resized to the plan's", async (t) => {
-  const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 1 })
-  const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', WEBHOOK_WAIT_MS: '200' }
-  const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: 200, body: '' }) })
   const logLines: Array<Record<string, unknown>> = []
-  const { app, store } = await buildTestApp(t, { executor, env, logLines, jobs: { pollIntervalMs: 5 } })
+  const { app, store, linode } = await linodeApp(t, { getsPerStep: 1, logLines })
   const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Kept CTF' } })).json().tenant_id
   // Made by an earlier try under the Solo plan, whose answer was lost.
   const earlier = linode.addInstance({ label: `ctf-kept-ctf-${id.slice(0, 6)}`, type: 'g6-standard-1', tags: ['ctfhive', `tenant:${id}`], status: 'running' })
@@ -99,14 +119,10 @@ t.test("an adopted server of another plan's type is kept, the audit names the ty
 })
 
 t.test('a plan change resizes the Linode server (warm, resizing, then running as the new type) and waits for its health', async (t) => {
-  const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 2 })
-  const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', WEBHOOK_WAIT_MS: '200' }
   let healthy = true
-  const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: healthy ? 200 : 502, body: '' }) })
-  const { app, store } = await buildTestApp(t, { executor, env, jobs: { pollIntervalMs: 5 } })
-  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Growing CTF' } })).json().tenant_id
-  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_grow' })))
-  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  const built = await linodeApp(t, { getsPerStep: 2, healthy: () => healthy })
+  const { app, store, linode } = built
+  const id = await readyTenant(built, 'solo', 'Growing CTF', 'sub_grow')
   const [server] = [...linode.instances.values()]
   t.equal(server!.type, 'g6-standard-1')
 
@@ -128,13 +144,9 @@ t.test('a plan change resizes the Linode server (warm, resizing, then running as
 
 t.test('Linode ending a resize without doing it fails the job for the operator; the tenant stays live', async (t) => {
   // Two polls a step: the job sees the server resizing before it runs again as it was.
-  const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 2 })
-  const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', WEBHOOK_WAIT_MS: '200', PROVISION_MAX_ATTEMPTS: '2' }
-  const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: 200, body: '' }) })
-  const { app, store } = await buildTestApp(t, { executor, env, jobs: { pollIntervalMs: 5 } })
-  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'pro', name: 'Shrinking CTF' } })).json().tenant_id
-  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'pro', subscription: 'sub_shrink' })))
-  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  const built = await linodeApp(t, { getsPerStep: 2, env: { PROVISION_MAX_ATTEMPTS: '2' } })
+  const { app, store, linode } = built
+  const id = await readyTenant(built, 'pro', 'Shrinking CTF', 'sub_shrink')
   const [server] = [...linode.instances.values()]
   server!.resizeFails = true
   await deliver(app, makeEvent('customer.subscription.updated', subscription({ id: 'sub_shrink', tenantId: id, status: 'active', lookupKey: 'ctfhive_solo_monthly' }), { created: Math.floor(Date.now() / 1000) + 5 }))
@@ -146,13 +158,9 @@ t.test('Linode ending a resize without doing it fails the job for the operator; 
 })
 
 t.test('a resize Linode refuses during its own host migration is asked again once the server has settled', async (t) => {
-  const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 1 })
-  const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', WEBHOOK_WAIT_MS: '200', PROVISION_MAX_ATTEMPTS: '2' }
-  const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: 200, body: '' }) })
-  const { app, store } = await buildTestApp(t, { executor, env, jobs: { pollIntervalMs: 5 } })
-  const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Migrating CTF' } })).json().tenant_id
-  await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: 'sub_mig' })))
-  await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+  const built = await linodeApp(t, { getsPerStep: 1, env: { PROVISION_MAX_ATTEMPTS: '2' } })
+  const { app, store, linode } = built
+  const id = await readyTenant(built, 'solo', 'Migrating CTF', 'sub_mig')
   const [server] = [...linode.instances.values()]
   const path = `/linode/instances/${server!.id}`
   // Linode starts a maintenance migration just as the resize is asked, and refuses it ("Linode busy.").
@@ -212,14 +220,10 @@ t.test('after a change of BASE_DOMAIN a tenant keeps its address: its teardown f
 // (403): no retry fixes the DNS calls, and the server must not keep billing because of them.
 t.test('a teardown Linode refuses the Domains API still destroys the server, and says what it left behind', async (t) => {
   for (const status of [401, 403]) {
-    const linode = await startFakeLinode(t, { domains: ['ctf.example.org'], getsPerStep: 1 })
-    const env = { LINODE_API_TOKEN: linode.token, LINODE_API_BASE: linode.url, BASE_DOMAIN: 'ctf.example.org', DEPROVISION_GRACE_HOURS: '0', WEBHOOK_WAIT_MS: '200' }
-    const executor = LinodeExecutor.fromConfig(testConfig(env, t), { userData: () => '', sleep: async () => {}, healthFetch: async () => ({ status: 200, body: '' }) })
     const logLines: Array<Record<string, unknown>> = []
-    const { app, store } = await buildTestApp(t, { executor, env, logLines, jobs: { pollIntervalMs: 5 } })
-    const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Scoped CTF' } })).json().tenant_id
-    await deliver(app, makeEvent('checkout.session.completed', checkoutSession({ tenantId: id, plan: 'solo', subscription: `sub_scope_${status}` })))
-    await until(async () => (await store.getTenant(id))?.infra === 'ready', 'ready')
+    const built = await linodeApp(t, { getsPerStep: 1, env: { DEPROVISION_GRACE_HOURS: '0' }, logLines })
+    const { app, store, linode } = built
+    const id = await readyTenant(built, 'solo', 'Scoped CTF', `sub_scope_${status}`)
     const recordId = (await store.getTenant(id))!.dnsRecordId!
 
     linode.inject({ path: /^\/domains/, times: 1000, fault: { status, body: { errors: [{ reason: 'Your OAuth token is not authorized to use this endpoint.' }] } } })
