@@ -4,7 +4,7 @@
 // refused here until its window ends, without a store write: a flood from one address costs
 // each instance at most the limit plus one write per window.
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
-import type { RateCount, Store } from '../store/store.ts'
+import { RATE_CLOCK_SLACK_MS, type RateCount, type Store } from '../store/store.ts'
 
 type Done = Parameters<FastifyRateLimitStore['incr']>[1]
 /** What the plugin gives `child` at run time: the route's merged options (its types say otherwise). */
@@ -14,8 +14,6 @@ const noop = (): void => {}
 
 /** Clients over the limit remembered per route; the oldest is forgotten first (it then costs one write). */
 const REMEMBERED = 10_000
-/** How far apart the clocks of instances on one database may read (the stores' rate query allows the same). */
-const CLOCK_SLACK_MS = 1000
 
 export function storeRateLimit (store: Store): FastifyRateLimitStoreCtor {
   return class StoreRateLimit implements FastifyRateLimitStore {
@@ -48,7 +46,7 @@ export function storeRateLimit (store: Store): FastifyRateLimitStoreCtor {
       const known = this.over.get(k)
       // Ended as the store would say (its RATE_ENDED): a window ending more than one window
       // (and a second's slack) from now began before the clock was stepped back.
-      if (known !== undefined && known.resetAt > now && known.resetAt <= now + timeWindow + CLOCK_SLACK_MS) {
+      if (known !== undefined && known.resetAt > now && known.resetAt <= now + timeWindow + RATE_CLOCK_SLACK_MS) {
         known.count++
         return { current: known.count, ttl: known.resetAt - now }
       }

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto'
 import pg from 'pg'
 import {
-  StoreError,
+  RATE_CLOCK_SLACK_MS, StoreError,
   type AuditEntry, type AuditInput, type AuditSeal, type EventFilter, type EventOutcome, type Job, type JobKind, type JobPatch,
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
@@ -21,7 +21,7 @@ const AUDIT_LOCK = 4_711_002
  * the clocks of instances) from now: the clock was stepped back after it began, and would
  * otherwise keep the client refused for the step's size.
  */
-const RATE_ENDED = 'rate_limits.reset_at <= $3 OR rate_limits.reset_at > excluded.reset_at + 1000'
+const RATE_ENDED = `rate_limits.reset_at <= $3 OR rate_limits.reset_at > excluded.reset_at + ${RATE_CLOCK_SLACK_MS}`
 
 export type Row = Record<string, unknown>
 

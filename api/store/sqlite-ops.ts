@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  StoreError,
+  RATE_CLOCK_SLACK_MS, StoreError,
   type AuditEntry, type AuditInput, type AuditSeal, type EventFilter, type EventOutcome, type Job, type JobKind, type JobPatch,
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
@@ -28,7 +28,7 @@ export { auditQuery, jobsQuery, recentEventsQuery }
  * the clocks of instances) from now: the clock was stepped back after it began, and would
  * otherwise keep the client refused for the step's size.
  */
-const RATE_ENDED = 'rate_limits.reset_at <= ? OR rate_limits.reset_at > excluded.reset_at + 1000'
+const RATE_ENDED = `rate_limits.reset_at <= ? OR rate_limits.reset_at > excluded.reset_at + ${RATE_CLOCK_SLACK_MS}`
 const RATE_HIT_SQL = `INSERT INTO rate_limits (key, count, reset_at) VALUES (?, 1, ?)
   ON CONFLICT (key) DO UPDATE SET
     count = CASE WHEN ${RATE_ENDED} THEN 1 ELSE rate_limits.count + 1 END,

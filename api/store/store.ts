@@ -58,6 +58,12 @@ export type TenantPatch = Partial<Omit<Tenant, 'id' | 'createdAt'>>
 
 /** What the webhook made of an event; 'ok' (renewals among them) is by far the most common. */
 // An ignored event (an unsupported type, or the other Stripe mode) is answered, not stored.
+/**
+ * How far apart the clocks of instances on one database may read, for rate-limit windows: a
+ * window ending more than a window and this from now began before the clock was stepped back.
+ */
+export const RATE_CLOCK_SLACK_MS = 1000
+
 export const EVENT_OUTCOMES = ['ok', 'stale', 'ignored_terminal', 'unmatched'] as const
 export type EventOutcome = typeof EVENT_OUTCOMES[number]
 
