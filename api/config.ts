@@ -33,6 +33,8 @@ const ConfigSchema = Type.Object({
   secretKey: Type.String({ minLength: 1 }),
   // As the server's bootstrap takes it, with room for the longest slug in front.
   baseDomain: Type.String({ pattern: HOSTNAME.source, maxLength: BASE_DOMAIN_MAX_LENGTH }),
+  /** The domain of the site's mailboxes (sales@, support@, billing@): CONTACT_DOMAIN, else BASE_DOMAIN. */
+  contactDomain: Type.String({ pattern: HOSTNAME.source }),
   publicBaseUrl: Type.String(),
   stripe: Type.Object({
     secretKey: Type.String(),
@@ -132,16 +134,23 @@ function databaseUrl (env: Env): string {
 
 /** The apex of tenant addresses, as the server's bootstrap takes it (a final dot, as in DNS, dropped). */
 function baseDomain (env: Env): string {
-  const given = str(env, 'BASE_DOMAIN', 'ctfhive.us').toLowerCase()
-  const raw = given.endsWith('.') ? given.slice(0, -1) : given
-  const got = `, got ${JSON.stringify(given)}`
-  if (raw.includes('://')) throw new ConfigError('BASE_DOMAIN', `must be a domain name only, like ctfhive.us, without a scheme${got}`)
-  if (/[/:]/.test(raw)) throw new ConfigError('BASE_DOMAIN', `must be a domain name only, like ctfhive.us, without a port or path${got}`)
+  const raw = domainName(env, 'BASE_DOMAIN', 'ctfhive.us')
   if (raw.length > BASE_DOMAIN_MAX_LENGTH) {
     throw new ConfigError('BASE_DOMAIN', `must be at most ${BASE_DOMAIN_MAX_LENGTH} characters, so that a 63-character slug and its dot still fit in a 253-character address; it has ${raw.length}`)
   }
+  return raw
+}
+
+/** A DNS name (lower case, a final dot dropped), refused with a line saying what is wrong with it. */
+function domainName (env: Env, name: string, fallback: string): string {
+  const given = str(env, name, fallback).toLowerCase()
+  const raw = given.endsWith('.') ? given.slice(0, -1) : given
+  const got = `, got ${JSON.stringify(given)}`
+  if (raw.includes('://')) throw new ConfigError(name, `must be a domain name only, like ctfhive.us, without a scheme${got}`)
+  if (/[/:]/.test(raw)) throw new ConfigError(name, `must be a domain name only, like ctfhive.us, without a port or path${got}`)
+  if (raw.includes('@')) throw new ConfigError(name, `must be a domain name only, like ctfhive.us, without a mailbox name before an @${got}`)
   if (!HOSTNAME.test(raw)) {
-    throw new ConfigError('BASE_DOMAIN', `must be a domain name like ctfhive.us: two or more dot-separated labels of letters, digits and hyphens (no hyphen at either end, 63 characters at most), the last one letters or an IDN's xn--… form${got}`)
+    throw new ConfigError(name, `must be a domain name like ctfhive.us: two or more dot-separated labels of letters, digits and hyphens (no hyphen at either end, 63 characters at most), the last one letters or an IDN's xn--… form${got}`)
   }
   return raw
 }
@@ -191,13 +200,15 @@ export function loadConfig (env: Env = process.env): Config {
     const name = `STRIPE_PRICE_${slug.toUpperCase()}`
     prices[name] = str(env, name, '')
   }
+  const apex = baseDomain(env)
   const config: Config = {
     nodeEnv: str(env, 'NODE_ENV', 'development'),
     host: listenHost(env),
     port: int(env, 'PORT', 3000, 0, 65535),
     databaseUrl: databaseUrl(env),
     secretKey: str(env, 'SECRET_KEY', DEFAULT_SECRET_KEY),
-    baseDomain: baseDomain(env),
+    baseDomain: apex,
+    contactDomain: domainName(env, 'CONTACT_DOMAIN', apex),
     publicBaseUrl,
     stripe: {
       secretKey: stripeSecretKey(env),
@@ -257,6 +268,7 @@ const PATH_TO_VARIABLE: Record<string, string> = {
   '/host': 'HOST',
   '/databaseUrl': 'DATABASE_URL',
   '/baseDomain': 'BASE_DOMAIN',
+  '/contactDomain': 'CONTACT_DOMAIN',
   '/logLevel': 'LOG_LEVEL',
   '/stripe/apiVersion': 'STRIPE_API_VERSION',
   '/linode/region': 'LINODE_REGION',

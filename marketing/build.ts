@@ -33,6 +33,8 @@ export interface BuildOptions {
   outDir: string
   publicBaseUrl: string
   baseDomain: string
+  /** CONTACT_DOMAIN: the domain of the contact page's mailboxes (BASE_DOMAIN when absent). */
+  contactDomain?: string
   graceHours: number
   /** LINODE_PLAN: the server each plan gets, which its card describes (DESIGN's default when absent). */
   linodePlan?: string
@@ -44,6 +46,7 @@ export interface BuildManifest {
   sourceHash: string
   publicBaseUrl: string
   baseDomain: string
+  contactDomain: string
   linodePlan: string
   /** URL path → file, for every page. */
   pages: Record<string, string>
@@ -62,7 +65,7 @@ export function sourceHash (opts: Omit<BuildOptions, 'outDir'>): string {
     h.update(`${rel}\0`).update(readFileSync(join(ROOT, rel))).update('\0')
   }
   // The footer's year too: a build kept from last year is made again on the next start.
-  h.update(JSON.stringify({ publicBaseUrl: opts.publicBaseUrl, baseDomain: opts.baseDomain, graceHours: opts.graceHours, linodePlan: opts.linodePlan ?? DEFAULT_LINODE_TYPE, year: new Date().getUTCFullYear() }))
+  h.update(JSON.stringify({ publicBaseUrl: opts.publicBaseUrl, baseDomain: opts.baseDomain, contactDomain: contactDomain(opts), graceHours: opts.graceHours, linodePlan: opts.linodePlan ?? DEFAULT_LINODE_TYPE, year: new Date().getUTCFullYear() }))
   return h.digest('hex')
 }
 
@@ -99,11 +102,15 @@ export function minifyJs (js: string): string {
   return js.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('//')).join('\n') + '\n'
 }
 
+function contactDomain (opts: Pick<BuildOptions, 'baseDomain' | 'contactDomain'>): string {
+  return opts.contactDomain ?? opts.baseDomain
+}
+
 /** The script with the buyer texts and the values they take from the settings. */
-export function siteScript (settings: Pick<BuildOptions, 'baseDomain' | 'graceHours'>): string {
+export function siteScript (settings: Pick<BuildOptions, 'baseDomain' | 'contactDomain' | 'graceHours'>): string {
   const source = readFileSync(join(HERE, 'src/site.js'), 'utf8')
   if (!source.includes(SCRIPT_MARKER)) throw new Error(`marketing/src/site.js lost its ${SCRIPT_MARKER} marker`)
-  const text = JSON.stringify({ registerErrors: REGISTER_ERRORS, progress: PROGRESS_TEXT, steps: PROGRESS_STEPS, stoppedSteps: STOPPED_STEPS, reconnecting: RECONNECTING, settings: siteValues(settings) })
+  const text = JSON.stringify({ registerErrors: REGISTER_ERRORS, progress: PROGRESS_TEXT, steps: PROGRESS_STEPS, stoppedSteps: STOPPED_STEPS, reconnecting: RECONNECTING, settings: siteValues({ contactDomain: contactDomain(settings), graceHours: settings.graceHours }) })
   return minifyJs(source.replace(SCRIPT_MARKER, text))
 }
 
@@ -130,7 +137,7 @@ export function buildSite (opts: BuildOptions): BuildManifest {
     }
 
     const linodePlan = opts.linodePlan ?? DEFAULT_LINODE_TYPE
-    const ctx: SiteContext = { publicBaseUrl: opts.publicBaseUrl, baseDomain: opts.baseDomain, graceHours: opts.graceHours, linodePlan, ...assets, year: new Date().getUTCFullYear() }
+    const ctx: SiteContext = { publicBaseUrl: opts.publicBaseUrl, baseDomain: opts.baseDomain, contactDomain: contactDomain(opts), graceHours: opts.graceHours, linodePlan, ...assets, year: new Date().getUTCFullYear() }
     const pages: Record<string, string> = {}
     for (const page of sitePages(ctx)) {
       files.push(...writeCompressed(tmp, page.file, Buffer.from(renderPage(page, ctx))))
@@ -146,6 +153,7 @@ export function buildSite (opts: BuildOptions): BuildManifest {
       sourceHash: sourceHash(opts),
       publicBaseUrl: opts.publicBaseUrl,
       baseDomain: opts.baseDomain,
+      contactDomain: contactDomain(opts),
       linodePlan,
       pages,
       assets,
@@ -171,7 +179,7 @@ export function main (argv: string[], env: Record<string, string | undefined> = 
   if (typeof cli === 'number') return cli
   const { config } = cli
   const outDir = resolve(cli.out ?? config.marketingDistDir)
-  const opts: BuildOptions = { outDir, publicBaseUrl: config.publicBaseUrl, baseDomain: config.baseDomain, graceHours: config.deprovisionGraceHours, linodePlan: config.linode.plan }
+  const opts: BuildOptions = { outDir, publicBaseUrl: config.publicBaseUrl, baseDomain: config.baseDomain, contactDomain: config.contactDomain, graceHours: config.deprovisionGraceHours, linodePlan: config.linode.plan }
   const shown = relative(process.cwd(), outDir) || '.'
   const reason = buildReason(opts)
   if (cli.ifMissing && reason === null) {

@@ -11,6 +11,8 @@ export interface SiteContext {
   /** Absolute origin without a trailing slash, from PUBLIC_BASE_URL. */
   publicBaseUrl: string
   baseDomain: string
+  /** CONTACT_DOMAIN: the domain of the mailboxes the site names (sales@, support@, billing@). */
+  contactDomain: string
   /** Hours a canceled CTF's server is kept (DEPROVISION_GRACE_HOURS). */
   graceHours: number
   /** LINODE_PLAN: which server each plan gets, so what its card says about the hardware. */
@@ -79,7 +81,7 @@ export function jsonLd (ctx: SiteContext): Record<string, unknown> {
         contactPoint: CONTACT_BOXES.map(([contactType, box]) => ({
           '@type': 'ContactPoint',
           contactType,
-          email: `${box}@${ctx.baseDomain}`,
+          email: `${box}@${ctx.contactDomain}`,
           url: `${base}/contact#${box}`
         }))
       },

@@ -33,7 +33,7 @@ function cardFeatures (plan: Plan, ctx: SiteContext): string[] {
 }
 
 function mailLink (box: string, ctx: SiteContext): string {
-  const address = escapeHtml(`${box}@${ctx.baseDomain}`)
+  const address = escapeHtml(`${box}@${ctx.contactDomain}`)
   return `<a href="mailto:${address}">${address}</a>`
 }
 

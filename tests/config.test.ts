@@ -262,6 +262,15 @@ t.test('STRIPE_API_BASE does not end in the /v1 its client adds; neither API bas
   t.equal(loadConfig({ LINODE_API_BASE: 'https://api.linode.com/v4beta/' }).linode.apiBase, 'https://api.linode.com/v4beta', "Linode's base has a path")
 })
 
+t.test('CONTACT_DOMAIN is BASE_DOMAIN unless given, and a domain name only', async (t) => {
+  t.equal(loadConfig({ BASE_DOMAIN: 'ctf.example' }).contactDomain, 'ctf.example')
+  t.equal(loadConfig({ BASE_DOMAIN: 'ctf.example', CONTACT_DOMAIN: ' ' }).contactDomain, 'ctf.example', 'empty, as .env.example leaves it')
+  t.equal(loadConfig({ BASE_DOMAIN: 'ctf.example', CONTACT_DOMAIN: 'CTFHive.com.' }).contactDomain, 'ctfhive.com')
+  t.match(refusal({ CONTACT_DOMAIN: 'support@ctfhive.com' }, 'CONTACT_DOMAIN'), /^CONTACT_DOMAIN: must be a domain name only, like ctfhive\.us, without a mailbox name before an @, got "support@ctfhive\.com"$/)
+  t.match(refusal({ CONTACT_DOMAIN: 'https://ctfhive.com' }, 'CONTACT_DOMAIN'), /^CONTACT_DOMAIN: must be a domain name only, like ctfhive\.us, without a scheme/)
+  t.match(refusal({ CONTACT_DOMAIN: 'localhost' }, 'CONTACT_DOMAIN'), /^CONTACT_DOMAIN: must be a domain name like ctfhive\.us: two or more dot-separated labels/)
+})
+
 t.test('BASE_DOMAIN and DATABASE_URL are refused in plain words; a final dot and an upper-case scheme are fine', async (t) => {
   t.equal(loadConfig({ BASE_DOMAIN: 'ctfhive.us.' }).baseDomain, 'ctfhive.us', 'the final dot of a DNS name is dropped')
   t.equal(loadConfig({ BASE_DOMAIN: 'CTFHive.US.' }).baseDomain, 'ctfhive.us')

@@ -195,8 +195,8 @@ export function graceDelay (hours: number): string {
  * The values the texts take from the settings rather than the order. The build writes them
  * into the site's script and the server passes the same for visitors without JavaScript.
  */
-export function siteValues (settings: { baseDomain: string, graceHours: number }): { grace: string, billing: string, graceHours: number } {
-  return { grace: graceDelay(settings.graceHours), billing: `billing@${settings.baseDomain}`, graceHours: settings.graceHours }
+export function siteValues (settings: { contactDomain: string, graceHours: number }): { grace: string, billing: string, graceHours: number } {
+  return { grace: graceDelay(settings.graceHours), billing: `billing@${settings.contactDomain}`, graceHours: settings.graceHours }
 }
 
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December']

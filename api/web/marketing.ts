@@ -83,7 +83,7 @@ export function typedAddress (address: string): { label: string, host?: string }
  * `npm start` rebuilds such a site; a server started directly says so here.
  */
 function warnIfBuiltForElsewhere (app: FastifyInstance, root: string): void {
-  let built: { publicBaseUrl?: unknown, baseDomain?: unknown, linodePlan?: unknown }
+  let built: { publicBaseUrl?: unknown, baseDomain?: unknown, contactDomain?: unknown, linodePlan?: unknown }
   try {
     built = JSON.parse(readFileSync(join(root, MANIFEST_FILE), 'utf8')) as typeof built
   } catch {
@@ -94,7 +94,12 @@ function warnIfBuiltForElsewhere (app: FastifyInstance, root: string): void {
     app.log.warn({ dir: root, built: { publicBaseUrl: built.publicBaseUrl, baseDomain: built.baseDomain }, config: { publicBaseUrl, baseDomain } },
       'the marketing site was built for another address: its canonical links are wrong; run npm run build with this environment')
   }
-  // A build made before the manifest recorded LINODE_PLAN is not called wrong.
+  // Builds made before the manifest recorded CONTACT_DOMAIN or LINODE_PLAN are not called wrong.
+  const contactDomain = app.config.contactDomain
+  if (built.contactDomain !== undefined && built.contactDomain !== contactDomain) {
+    app.log.warn({ dir: root, built: { contactDomain: built.contactDomain }, config: { contactDomain } },
+      'the marketing site was built for another CONTACT_DOMAIN: its pages name other mailboxes; run npm run build with this environment')
+  }
   const linodePlan = app.config.linode.plan
   if (built.linodePlan !== undefined && built.linodePlan !== linodePlan) {
     app.log.warn({ dir: root, built: { linodePlan: built.linodePlan }, config: { linodePlan } },
@@ -224,7 +229,7 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
     return typed === '' ? html : swap(html, fieldValue('address'), fieldValue('address', typed))
   }
 
-  const settings = siteValues({ baseDomain: config.baseDomain, graceHours: config.deprovisionGraceHours })
+  const settings = siteValues({ contactDomain: config.contactDomain, graceHours: config.deprovisionGraceHours })
   /** The admin sign-in section for a live order: a link for visitors without script, or the details once asked. */
   const adminFor = async (request: FastifyRequest, id: string, query: Query): Promise<AdminSection> => {
     const token = one(query, 'token') ?? ''

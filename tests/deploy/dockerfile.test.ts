@@ -149,6 +149,18 @@ t.test('the app stage: non-root, health check, HOST, and the server as the comma
   t.ok(existsSync(`${ROOT}api/server.ts`))
 })
 
+// The settings marketing/build.ts writes into the pages (its manifest records them): an image
+// built without one shows the default, and the app warns at every start.
+const SITE_SETTINGS = ['PUBLIC_BASE_URL', 'BASE_DOMAIN', 'CONTACT_DOMAIN', 'DEPROVISION_GRACE_HOURS', 'LINODE_PLAN']
+
+t.test('the build stage takes every setting the pages are built with', async (t) => {
+  const args = stage('build').body.filter((i) => i.op === 'ARG').map((i) => i.args.split('=')[0])
+  t.same([...args].sort(), [...SITE_SETTINGS].sort())
+  const compose = read('deploy/compose.yaml')
+  const block = compose.slice(compose.indexOf('x-build-args:'), compose.indexOf('\nx-app:'))
+  for (const name of SITE_SETTINGS) t.match(block, new RegExp(`\\n  ${name}: \\$\\{${name}:-`), `compose passes ${name} from .env`)
+})
+
 t.test('no secret is baked into the image', async (t) => {
   const all = dockerfile.stages.flatMap((s) => s.body)
   for (const ins of all.filter((i) => i.op === 'ENV' || i.op === 'ARG')) {

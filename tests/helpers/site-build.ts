@@ -18,12 +18,13 @@ export interface BuiltSite {
   env: Record<string, string>
 }
 
-export function buildTestSite (t: Teardown, opts: { publicBaseUrl?: string, baseDomain?: string } = {}): BuiltSite {
+export function buildTestSite (t: Teardown, opts: { publicBaseUrl?: string, baseDomain?: string, contactDomain?: string } = {}): BuiltSite {
   const parent = mkdtempSync(join(tmpdir(), 'ctfhive-site-'))
   t.teardown(() => rmSync(parent, { recursive: true, force: true }))
   const dir = join(parent, 'dist')
   const publicBaseUrl = opts.publicBaseUrl ?? SITE_BASE
   const baseDomain = opts.baseDomain ?? SITE_DOMAIN
-  const manifest = buildSite({ outDir: dir, publicBaseUrl, baseDomain, graceHours: 72, linodePlan: 'per-plan' })
-  return { dir, manifest, env: { MARKETING_DIST_DIR: dir, PUBLIC_BASE_URL: publicBaseUrl, BASE_DOMAIN: baseDomain, LINODE_PLAN: 'per-plan' } }
+  const contact: Record<string, string> = opts.contactDomain === undefined ? {} : { CONTACT_DOMAIN: opts.contactDomain }
+  const manifest = buildSite({ outDir: dir, publicBaseUrl, baseDomain, contactDomain: opts.contactDomain, graceHours: 72, linodePlan: 'per-plan' })
+  return { dir, manifest, env: { MARKETING_DIST_DIR: dir, PUBLIC_BASE_URL: publicBaseUrl, BASE_DOMAIN: baseDomain, LINODE_PLAN: 'per-plan', ...contact } }
 }

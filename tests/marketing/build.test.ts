@@ -102,6 +102,26 @@ t.test('pages follow the catalogue and the settings', async (t) => {
   t.match(js, `var PAYMENT_DELAYED_MS = ${PAYMENT_DELAYED_MS}`, 'the script calls a payment slow when the server does')
 })
 
+// A site on its own domain (SITE_HOST) has its mailboxes there too, not on the CTFs' domain.
+t.test('CONTACT_DOMAIN names every mailbox the site gives, in the pages, the JSON-LD and the script', async (t) => {
+  const out = join(tempDir(t), 'dist')
+  const manifest = buildSite({ outDir: out, ...OPTS, contactDomain: 'ctfhive-mail.example' })
+  t.equal(manifest.contactDomain, 'ctfhive-mail.example', 'the manifest records it')
+  const page = (file: string) => readFileSync(join(out, file), 'utf8')
+  const contact = load(page('contact.html'))
+  t.same(contact('main a[href^="mailto:"]').map((_i, el) => contact(el).attr('href')).get(),
+    ['mailto:sales@ctfhive-mail.example', 'mailto:support@ctfhive-mail.example', 'mailto:billing@ctfhive-mail.example'])
+  const graph = JSON.parse(contact('script[type="application/ld+json"]').text())['@graph'] as Array<Record<string, any>>
+  const points = graph.find((n) => n['@type'] === 'Organization')!.contactPoint as Array<{ email: string }>
+  t.same(points.map((p) => p.email), ['sales@ctfhive-mail.example', 'support@ctfhive-mail.example', 'billing@ctfhive-mail.example'])
+  for (const file of ['pricing.html', 'login.html']) {
+    t.match(page(file), 'mailto:billing@ctfhive-mail.example', `${file} names the billing mailbox there`)
+    t.notMatch(page(file), /@ctfhive\.example/, `${file} names no mailbox on BASE_DOMAIN`)
+  }
+  t.match(readFileSync(join(out, manifest.assets.js), 'utf8'), '"billing":"billing@ctfhive-mail.example"', 'the welcome texts too')
+  t.match(load(page('pricing.html'))('#plan-card-solo').text(), 'your-event.ctfhive.example', 'addresses stay under BASE_DOMAIN')
+})
+
 // Claims the pages once made that were not true; none may come back.
 t.test('the pages promise only what the service does', async (t) => {
   const out = join(tempDir(t), 'dist')
@@ -226,6 +246,8 @@ t.test('--if-missing rebuilds only when needed', async (t) => {
   t.not(sourceHash(OPTS), sourceHash({ ...OPTS, linodePlan: 'per-plan' }))
   t.not(sourceHash({ ...OPTS, linodePlan: 'per-plan' }), sourceHash({ ...OPTS, linodePlan: 'g6-standard-4' }))
   t.not(sourceHash(OPTS), sourceHash({ ...OPTS, baseDomain: 'other.example' }))
+  t.equal(buildReason({ ...opts, contactDomain: 'ctfhive.example' }), null, 'CONTACT_DOMAIN unset is BASE_DOMAIN')
+  t.equal(buildReason({ ...opts, contactDomain: 'mail.example' }), 'sources or settings changed', 'CONTACT_DOMAIN is a setting of the build')
   await t.test('a new year makes a new build (the footer says the year)', async (t) => {
     const thisYear = sourceHash(OPTS)
     t.capture(Date.prototype, 'getUTCFullYear', () => 2099)

@@ -58,7 +58,7 @@ t.test('a CTF that still runs after its payment failed or its cancellation is sh
   t.same(progressOf(facts('past_due', 'provisioning', { ready: true }), atMs), { key: 'past_due_setting_up', done: 2, final: false })
   t.notMatch(PROGRESS_TEXT.past_due_setting_up.detail, /keeps running/)
 
-  const values = { url: 'https://spring-ctf-1a2b3c.ctfhive.example/', reason: 'The subscription was canceled.', ...siteValues({ baseDomain: 'ctfhive.example', graceHours: 72 }) }
+  const values = { url: 'https://spring-ctf-1a2b3c.ctfhive.example/', reason: 'The subscription was canceled.', ...siteValues({ contactDomain: 'ctfhive.example', graceHours: 72 }) }
   const running = progressBlock(progressOf(facts('canceled', 'ready'), atMs), values)
   t.match(running, '<p id="live-link"><a class="button" href="https://spring-ctf-1a2b3c.ctfhive.example/">Open your CTF</a></p>')
   t.match(running, 'The subscription was canceled. Your CTF stays online until 4 May 2025, 09:00 UTC; then its server and all its data are deleted.')
@@ -142,7 +142,7 @@ t.test('texts use only placeholders the server and the script fill in', async (t
 })
 
 t.test('a canceled or unpaid order is described as it is', async (t) => {
-  const values = siteValues({ baseDomain: 'ctfhive.example', graceHours: 72 })
+  const values = siteValues({ contactDomain: 'ctfhive.example', graceHours: 72 })
   t.same(values, { grace: '3 days after the cancellation', billing: 'billing@ctfhive.example', graceHours: 72 })
   t.same([0, 1, 5, 24, 48].map(graceDelay), ['right after the cancellation', '1 hour after the cancellation', '5 hours after the cancellation',
     '1 day after the cancellation', '2 days after the cancellation'])
@@ -187,7 +187,7 @@ t.test('a first payment that failed is not shown as paid, nor its CTF as running
   const unpaid = facts('past_due', 'none', { paid: false, ready: false })
   const p = progressOf(unpaid, atMs)
   t.same(p, { key: 'payment_failed', done: 1, final: false }, 'stuck before "Payment confirmed", and followed')
-  const { graceHours: _hours, ...settings } = siteValues({ baseDomain: 'ctfhive.example', graceHours: 72 })
+  const { graceHours: _hours, ...settings } = siteValues({ contactDomain: 'ctfhive.example', graceHours: 72 })
   const values = { tenant: '0123456789abcdef0123456789abcdef', fqdn: 'spring-ctf-1a2b3c.ctfhive.example', ...settings }
   const html = progressBlock(p, values)
   t.match(html, '<li class="step done" data-step="0">Order received')

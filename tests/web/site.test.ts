@@ -10,7 +10,7 @@ import { SITE_PAGES } from '../../api/web/site-pages.ts'
 import { PROGRESS_TEXT, REGISTER_ERRORS, LOGIN_ERRORS, fillText, shutdownText } from '../../api/web/buyer-text.ts'
 import { buildTestApp, storeWithOverrides } from '../helpers/build-app.ts'
 import { checkoutSession, deliver, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
-import { SITE_BASE, buildTestSite } from '../helpers/site-build.ts'
+import { SITE_BASE, SITE_DOMAIN, buildTestSite } from '../helpers/site-build.ts'
 
 const site = buildTestSite(t)
 // Never the checkout's own docs-site/site: these tests must not depend on what was built by hand.
@@ -246,6 +246,21 @@ t.test('a site built for another address is reported at start', async (t) => {
   const warning = lines.find((l) => String(l.msg).includes('built for another address'))
   t.ok(warning, 'a warning')
   t.match(warning, { level: 40, built: { publicBaseUrl: SITE_BASE }, config: { publicBaseUrl: 'https://elsewhere.example' } })
+})
+
+t.test('CONTACT_DOMAIN: the pages the server writes name its mailboxes, and a site built for another is reported', async (t) => {
+  const mail = buildTestSite(t, { contactDomain: 'ctfhive-mail.example' })
+  const quiet: Array<Record<string, unknown>> = []
+  const { app: a } = await buildTestApp(t, { env: { ...mail.env, DOCS_SITE_DIR: NO_DOCS }, logLines: quiet })
+  t.notOk(quiet.some((l) => String(l.msg).includes('built for another')), 'not when the settings match')
+  const created = (await a.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Mail CTF' } })).json()
+  await deliver(a, makeEvent('invoice.payment_failed', invoice({ subscription: `sub_mail_${created.tenant_id.slice(0, 8)}`, tenantId: created.tenant_id })))
+  const $ = load((await a.inject(created.welcome_url)).body)
+  t.equal($('#progress-detail').text(), fillText(PROGRESS_TEXT.payment_failed.detail, { billing: 'billing@ctfhive-mail.example' }), 'the welcome page, without its script')
+  const lines: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { env: { ...mail.env, DOCS_SITE_DIR: NO_DOCS, CONTACT_DOMAIN: '' }, logLines: lines })
+  t.match(lines.find((l) => String(l.msg).includes('built for another CONTACT_DOMAIN')),
+    { level: 40, built: { contactDomain: 'ctfhive-mail.example' }, config: { contactDomain: SITE_DOMAIN } })
 })
 
 // The plan cards name the hardware of the server LINODE_PLAN gives (marketing/build.ts).
