@@ -93,6 +93,8 @@ export interface EventIntent {
   create?: NewTenantHint
   /** The buyer's address as Checkout collected it: a tenant begun without one takes it. */
   email?: string
+  /** A subscription's prices when none is one of ours (a yearly price made by hand): its plan stays. */
+  foreignPrices?: string[]
   change: Omit<BillingChange, 'at'>
 }
 
@@ -158,6 +160,15 @@ export function planOfSubscription (sub: Record<string, any>, priceToPlan: Price
   return planOfPrice(sub.plan, priceToPlan)
 }
 
+/** The price ids a subscription's items name (for a warning: the text of each is Stripe's). */
+function subscriptionPrices (sub: Record<string, any>): string[] {
+  const items: unknown[] = Array.isArray(sub.items?.data) ? sub.items.data : []
+  return items.flatMap((item) => {
+    const id = idOf(item !== null && typeof item === 'object' ? (item as Record<string, unknown>).price : undefined)
+    return id === undefined ? [] : [id]
+  }).slice(0, 5)
+}
+
 function checkoutIntent (session: Record<string, any>, billing: BillingChange['billing'], extra: Partial<EventIntent['change']> = {}): EventIntent {
   const metadata = session.metadata ?? {}
   const planSlug = text(metadata.plan)
@@ -216,12 +227,15 @@ function invoiceIntent (invoice: Record<string, any>, billing: BillingChange['bi
 }
 
 function subscriptionIntent (sub: Record<string, any>, billing: BillingChange['billing'], priceToPlan: PriceToPlan, extra: Partial<EventIntent['change']> = {}): EventIntent {
+  const plan = planOfSubscription(sub, priceToPlan)
+  const prices = plan === undefined ? subscriptionPrices(sub) : []
   return {
     tenantId: tenantIdFrom(sub.metadata?.tenant_id),
     subscriptionId: idOf(sub.id),
+    ...(prices.length > 0 ? { foreignPrices: prices } : {}),
     change: {
       billing,
-      plan: planOfSubscription(sub, priceToPlan),
+      plan,
       subscriptionId: idOf(sub.id),
       customerId: idOf(sub.customer),
       ...extra

@@ -211,6 +211,11 @@ export class TenantService {
       throw err
     }
     if (applied.outcome === 'unmatched') return { status: 'unmatched', type }
+    if (intent.foreignPrices !== undefined && applied.outcome === 'ok') {
+      // A price made by hand (a yearly one, say) would otherwise change nothing, silently.
+      this.log?.warn({ event: event.id, tenant: applied.tenant.id, plan: applied.tenant.plan, prices: intent.foreignPrices },
+        "the tenant's subscription names no price of the plan catalogue: its plan is unchanged; give the price a lookup key ctfhive_<plan>_monthly or set STRIPE_PRICE_<PLAN>")
+    }
     const tenant = await this.afterCommit(applied)
     return { status: applied.outcome, type, tenant_id: tenant.id, tenant_state: deriveTenantState(tenant.billing, tenant.infra) }
   }

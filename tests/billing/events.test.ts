@@ -140,6 +140,10 @@ t.test('the plan follows the price: lookup key, then the STRIPE_PRICE_* reverse 
   t.equal(planOfSubscription(subscription({ status: 'active', lookupKey: null, priceId: 'price_pro_1' }), prices), 'pro')
   t.equal(planOfSubscription(subscription({ status: 'active', lookupKey: 'someone_else', priceId: 'price_other' }), prices), undefined, 'an unknown price changes no plan')
   t.equal(planOfSubscription({ items: { data: [] } }, prices), undefined, 'no items')
+  // The service warns of those, naming the prices (a price made by hand, say).
+  t.same(intent('customer.subscription.updated', subscription({ tenantId: TENANT, status: 'active', lookupKey: 'someone_else', priceId: 'price_other' })).foreignPrices, ['price_other'])
+  t.equal(intent('customer.subscription.updated', subscription({ tenantId: TENANT, status: 'active', lookupKey: 'ctfhive_solo_monthly' })).foreignPrices, undefined, 'none when a price is ours')
+  t.equal(intent('customer.subscription.updated', { ...subscription({ tenantId: TENANT, status: 'active' }), items: { data: [] } }).foreignPrices, undefined, 'none when there are no prices')
 })
 
 t.test('a subscription of several items: the plan is the first item whose price is ours', async (t) => {

@@ -3,7 +3,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, TEST_WEBHOOK_SECRET } from '../helpers/build-app.ts'
-import { checkoutSession, deliver, invoice, makeEvent, type DeliverOptions } from '../helpers/stripe-events.ts'
+import { checkoutSession, deliver, invoice, makeEvent, subscription, type DeliverOptions } from '../helpers/stripe-events.ts'
 
 type Line = Record<string, unknown>
 
@@ -65,4 +65,18 @@ t.test('a handled webhook is logged with its tenant and the state it is in', asy
   const unmatched = await linesOf(app, lines, makeEvent('invoice.paid', invoice({ subscription: 'sub_nobody' })))
   t.match(unmatched.mine.filter((l) => l.msg === 'webhook handled'), [{ result: 'unmatched' }])
   t.notOk('tenant' in unmatched.mine.find((l) => l.msg === 'webhook handled')!, 'no tenant when none matched')
+})
+
+// A price made by hand (a yearly one, say) is none of the catalogue's: the plan stays, and says so.
+t.test("a subscription on a price outside the catalogue keeps the tenant's plan, with a warning", async (t) => {
+  const lines: Line[] = []
+  const { app } = await buildTestApp(t, { logLines: lines, runJobs: false, env: { WEBHOOK_WAIT_MS: '0' } })
+  const tenant = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard' } })).json().tenant_id as string
+  const warned = () => lines.filter((l) => String(l.msg).includes('names no price of the plan catalogue'))
+  await deliver(app, makeEvent('customer.subscription.updated', subscription({ tenantId: tenant, status: 'active', lookupKey: 'ctfhive_standard_monthly' })))
+  t.same(warned(), [], 'not for a price of ours')
+  const yearly = makeEvent('customer.subscription.updated', subscription({ tenantId: tenant, status: 'active', lookupKey: 'ctfhive_pro_yearly', priceId: 'price_pro_yearly' }))
+  t.equal((await deliver(app, yearly)).json().status, 'ok')
+  t.equal((await app.inject(`/tenants/${tenant}/status`)).json().plan, 'standard', 'the plan is unchanged')
+  t.match(warned(), [{ level: 40, event: yearly.id, tenant, plan: 'standard', prices: ['price_pro_yearly'] }])
 })
