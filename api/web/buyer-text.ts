@@ -130,7 +130,7 @@ export const PROGRESS_TEXT: Readonly<Record<ProgressKey, { heading: string, head
   setting_up: {
     heading: THANKS,
     headline: 'Setting up your CTF server',
-    detail: 'Your payment is confirmed. We are creating your server, its address {fqdn} and its certificate. This takes a few minutes.'
+    detail: 'Your order is confirmed. We are creating your server, its address {fqdn} and its certificate. This takes a few minutes.'
   },
   live: {
     heading: THANKS,

@@ -57,6 +57,8 @@ t.test('a CTF that still runs after its payment failed or its cancellation is sh
   // Past due while its server is being made again: no link, setup not done, and not "keeps running".
   t.same(progressOf(facts('past_due', 'provisioning', { ready: true }), atMs), { key: 'past_due_setting_up', done: 2, final: false })
   t.notMatch(PROGRESS_TEXT.past_due_setting_up.detail, /keeps running/)
+  // A trial or a 100 % discount is set up without a payment: what is confirmed is the order.
+  t.match(PROGRESS_TEXT.setting_up.detail, /^Your order is confirmed\./)
 
   const values = { url: 'https://spring-ctf-1a2b3c.ctfhive.example/', reason: 'The subscription was canceled.', ...siteValues({ contactDomain: 'ctfhive.example', graceHours: 72 }) }
   const running = progressBlock(progressOf(facts('canceled', 'ready'), atMs), values)
