@@ -306,7 +306,8 @@ function checkProduction (config: Config, where: string): void {
     throw new ConfigError('PROVISION_AUDIT_SECRET', `must be set to a random value of at least 32 characters ${where}`)
   }
   if (config.stripe.secretKey !== '' && config.stripe.webhookSecrets.length === 0) {
-    throw new ConfigError('STRIPE_WEBHOOK_SECRET', `must be set when STRIPE_SECRET_KEY is set ${where}`)
+    // Say where the value comes from: a first deploy meets this before it has one.
+    throw new ConfigError('STRIPE_WEBHOOK_SECRET', `must be set when STRIPE_SECRET_KEY is set ${where} (printed by npm run stripe:bootstrap, or the Stripe Dashboard → Webhooks → the endpoint's signing secret)`)
   }
   // Without a token servers are only pretended (the in-memory FakeExecutor): real buyers would
   // be told their CTF is live. A test key may stage the whole flow without Linode.

@@ -142,6 +142,10 @@ t.test('production refuses defaults and weak secrets', async (t) => {
   refuse({ PROVISION_AUDIT_SECRET: 'audit-dev-secret' }, 'PROVISION_AUDIT_SECRET')
   refuse({ PROVISION_AUDIT_SECRET: 'y'.repeat(31) }, 'PROVISION_AUDIT_SECRET')
   refuse({ STRIPE_SECRET_KEY: 'sk_live_x' }, 'STRIPE_WEBHOOK_SECRET')
+  // A first deploy meets this before it has the secret: the line says where it comes from.
+  t.throws(() => loadConfig({ ...base, STRIPE_SECRET_KEY: 'sk_test_x' }), {
+    message: "STRIPE_WEBHOOK_SECRET: must be set when STRIPE_SECRET_KEY is set in production (printed by npm run stripe:bootstrap, or the Stripe Dashboard → Webhooks → the endpoint's signing secret)"
+  }, 'the webhook secret: where to get it')
   refuse({ ADMIN_TOKEN: 'admin' }, 'ADMIN_TOKEN')
   refuse({ ADMIN_TOKEN: 'z'.repeat(31) }, 'ADMIN_TOKEN')
   t.ok(loadConfig({ ...base, ADMIN_TOKEN: 'z'.repeat(32) }), 'a long admin token is fine')
@@ -238,7 +242,8 @@ t.test('a live Stripe key brings the production rules, whatever NODE_ENV says, u
       `SECRET_KEY: must be set to a random value of at least 32 characters in production (a live STRIPE_SECRET_KEY means production unless NODE_ENV is development or test; NODE_ENV is ${shown})`, `NODE_ENV ${shown}: says why`)
     refusal({ ...env, ...ready, STRIPE_SECRET_KEY: 'rk_live_x', LINODE_API_TOKEN: '' }, 'LINODE_API_TOKEN')
     refusal({ ...env, ...ready, PUBLIC_BASE_URL: '' }, 'PUBLIC_BASE_URL')
-    refusal({ ...env, ...ready, STRIPE_WEBHOOK_SECRET: '' }, 'STRIPE_WEBHOOK_SECRET')
+    t.match(refusal({ ...env, ...ready, STRIPE_WEBHOOK_SECRET: '' }, 'STRIPE_WEBHOOK_SECRET'),
+      /^STRIPE_WEBHOOK_SECRET: must be set when STRIPE_SECRET_KEY is set in production \(a live .*\) \(printed by npm run stripe:bootstrap, or the Stripe Dashboard → Webhooks → the endpoint's signing secret\)$/, `NODE_ENV ${shown}: says where the webhook secret comes from`)
     t.ok(loadConfig({ ...env, ...ready }), `NODE_ENV ${shown}: starts once production-ready`)
     t.ok(loadConfig({ ...env, STRIPE_SECRET_KEY: 'sk_test_x' }), `NODE_ENV ${shown}: a test key keeps the development defaults`)
   }

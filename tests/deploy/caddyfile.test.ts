@@ -216,6 +216,41 @@ function registerTests (): void {
     }
   })
 
+  t.test('the access log masks a token whatever the spelling of the Host', async (t) => {
+    const home = mkdtempSync(join(tmpdir(), 'ctfhive-caddy-hostlog-'))
+    t.teardown(() => rmSync(home, { recursive: true, force: true }))
+    // Caddy 2.6 picks the site's (filtered) logger by exact Host; any other goes to the default one.
+    const adapted = caddy(['adapt', '--config', CADDYFILE, '--adapter', 'caddyfile'], caddyEnv(home, { SITE_HOST: 'www.ctfhive.test' }))
+    t.equal(adapted.status, 0, adapted.output)
+    const logs = JSON.parse(adapted.stdout).logging.logs as Record<string, { encoder?: unknown, include?: string[] }>
+    const site = Object.values(logs).find((l) => l.include?.some((name) => name.startsWith('http.log.access.')))
+    t.ok(site, "the site's access logger")
+    t.same(logs.default?.encoder, site?.encoder, 'the default logger filters exactly as the site\'s does')
+
+    const app = createServer((_req, res) => { res.setHeader('content-type', 'text/plain'); res.end('site-marker') })
+    await new Promise<void>((resolve) => { app.listen(0, '127.0.0.1', resolve) })
+    t.teardown(() => { app.close() })
+    const proxy = await startCaddy(join(home, 'caddy'), [`127.0.0.1:${(app.address() as AddressInfo).port}`], home, { SITE_HOST: 'www.ctfhive.test' }, 'www.ctfhive.test')
+    t.teardown(() => proxy.stop())
+    const port = new URL(proxy.url).port
+    const hosts = [`www.ctfhive.test:${port}`, `WWW.CTFHIVE.TEST:${port}`, 'WWW.CTFHIVE.TEST', `www.ctfhive.test.:${port}`, 'www.ctfhive.test.', 'elsewhere.test']
+    const probe = randomUUID()
+    const secrets = hosts.map((_, i) => `${i}`.repeat(8) + 'beef'.repeat(8))
+    for (const [i, host] of hosts.entries()) {
+      await get(`${proxy.url}/welcome?tenant=${'a'.repeat(32)}&token=${secrets[i]}&probe=${probe}-${i}`, { headers: { host, referer: `http://x/welcome?token=${secrets[i]}` } })
+    }
+    const line = (i: number): string | undefined => proxy.output().split('\n').find((l) => l.includes(`${probe}-${i}`))
+    const deadline = Date.now() + 10_000
+    while (hosts.some((_, i) => line(i) === undefined) && Date.now() < deadline) await sleep(50)
+    for (const [i, host] of hosts.entries()) {
+      const logged = line(i)
+      t.ok(logged, `Host ${host}: logged`)
+      t.match(logged, /token=REDACTED/, `Host ${host}: the token masked`)
+      t.notMatch(logged, secrets[i]!, `Host ${host}: no token, in the URI or a Referer`)
+    }
+    for (const secret of secrets) t.notMatch(proxy.output(), secret, 'no token anywhere in the log')
+  })
+
   t.test('Caddy in front of two app instances: site, API, docs, and a killed instance', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'ctfhive-caddy-live-'))
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))

@@ -81,3 +81,16 @@ t.test('no secret is written inline', async (t) => {
   walk(compose, '')
   t.same(found, [])
 })
+
+t.test('every service bounds its logs: Docker\'s default json-file log grows forever', async (t) => {
+  for (const [name, service] of Object.entries(services)) {
+    const logging = service.logging as { driver?: string, options?: Record<string, string> } | undefined
+    t.ok(logging, `${name}: sets logging`)
+    t.ok(logging?.driver === 'local' || logging?.driver === 'json-file', `${name}: a driver docker compose logs reads (${String(logging?.driver)})`)
+    const size = /^(\d+)([kmg])$/.exec(logging?.options?.['max-size'] ?? '')
+    const files = Number(logging?.options?.['max-file'])
+    t.ok(size !== null && Number(size[1]) > 0, `${name}: max-size ${String(logging?.options?.['max-size'])}`)
+    t.ok(Number.isInteger(files) && files >= 1 && files <= 10, `${name}: max-file ${String(logging?.options?.['max-file'])}`)
+    t.equal(typeof logging?.options?.['max-file'], 'string', `${name}: options are strings, as Docker takes them`)
+  }
+})
