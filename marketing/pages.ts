@@ -221,6 +221,8 @@ function login (ctx: SiteContext): PageSpec {
 function register (ctx: SiteContext): PageSpec {
   const options = PAID_PLANS.map((plan) => `
         <div class="choice">${planInput(plan.slug, plan.slug === DEFAULT_PLAN)}<label for="plan-${plan.slug}"><span class="choice-name">${escapeHtml(plan.name)}</span> <span class="choice-price">${perMonth(plan)}</span> <span class="choice-note">${escapeHtml(plan.tagline)}</span></label></div>`).join('')
+  // The event's name is no organisation of the buyer's (autocomplete="organization" would fill
+  // in their company, which then becomes the CTF's address): autocomplete="off".
   return {
     path: '/register',
     file: fileOf('/register'),
@@ -235,7 +237,7 @@ function register (ctx: SiteContext): PageSpec {
     ${formAlert()}
     <div class="field">
       <label for="name">Event name</label>
-      <input ${fieldValue('name')} type="text" required pattern=".*\\S.*" title="The name of your event, not only spaces" maxlength="80" autocomplete="organization" ${describedBy('name')}>
+      <input ${fieldValue('name')} type="text" required pattern=".*\\S.*" title="The name of your event, not only spaces" maxlength="80" autocomplete="off" ${describedBy('name')}>
       <p class="hint" id="name-hint">It becomes your CTF's address, like spring-ctf-1a2b3c.${escapeHtml(ctx.baseDomain)}.</p>
       ${fieldError('name')}
     </div>
@@ -250,7 +252,10 @@ function register (ctx: SiteContext): PageSpec {
       <p class="hint" id="plan-hint">Billed monthly; cancel any time. Need more? <a href="/contact#sales">Enterprise plans</a> are set up with our team.</p>
       ${fieldError('plan')}
     </fieldset>
-    <button class="button button-honey" type="submit" id="register-submit">Continue to payment</button>
+    <div class="form-submit">
+      <button class="button button-honey" type="submit" id="register-submit">Continue to payment</button>
+      <p class="form-status" id="register-status" role="status"></p>
+    </div>
   </form>
 </div>`
   }

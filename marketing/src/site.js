@@ -36,6 +36,8 @@
     for (var i = 0; i < errors.length; i++) { errors[i].hidden = true; errors[i].textContent = '' }
     var invalid = form.querySelectorAll('[aria-invalid]')
     for (var j = 0; j < invalid.length; j++) invalid[j].removeAttribute('aria-invalid')
+    var plans = form.querySelectorAll('input[name="plan"][aria-describedby]')
+    for (var k = 0; k < plans.length; k++) plans[k].removeAttribute('aria-describedby')
   }
 
   function showError (form, code, field) {
@@ -49,13 +51,26 @@
     var control = e.field === 'plan' ? form.querySelector('input[name="plan"]:checked') || form.querySelector('input[name="plan"]') : byId(e.field)
     var holder = e.field === 'plan' ? control.closest('fieldset') : control
     holder.setAttribute('aria-invalid', 'true')
+    // The fieldset's description is not read with the radio that takes the focus: each radio
+    // carries the message too.
+    if (e.field === 'plan') {
+      var radios = form.querySelectorAll('input[name="plan"]')
+      for (var i = 0; i < radios.length; i++) radios[i].setAttribute('aria-describedby', 'plan-error')
+    }
     control.focus()
   }
 
   function initRegister (form) {
     var submit = byId('register-submit')
-    var label = submit.textContent
-    var done = function () { submit.disabled = false; submit.textContent = label }
+    var status = byId('register-status')
+    // Busy is aria-disabled, not disabled: a disabled button would drop the keyboard focus. The
+    // button keeps its name; the progress is said in a status region, which is announced.
+    var busy = false
+    var done = function () {
+      busy = false
+      submit.removeAttribute('aria-disabled')
+      status.textContent = ''
+    }
     byId('form-alert').tabIndex = -1
     // Back from Stripe Checkout, the browser may show this page as it was left (the
     // back-forward cache): waiting for a checkout that has already opened.
@@ -64,14 +79,17 @@
     })
     form.addEventListener('submit', function (event) {
       event.preventDefault()
+      // One checkout at a time: an aria-disabled button (or Enter in a field) still submits.
+      if (busy) return
       clearErrors(form)
       var body = {}
       new FormData(form).forEach(function (value, key) {
         var v = String(value).trim()
         if (v !== '') body[key] = v
       })
-      submit.disabled = true
-      submit.textContent = 'Starting your checkout…'
+      busy = true
+      submit.setAttribute('aria-disabled', 'true')
+      status.textContent = 'Starting your checkout…'
       fetch(form.getAttribute('action'), {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
@@ -328,7 +346,9 @@
         }, function (err) {
           polling = false
           failures++
-          byId('progress-detail').textContent = TEXT.reconnecting
+          // Written once, as render() does: the live region would repeat it on every failed poll.
+          var detail = byId('progress-detail')
+          if (detail.textContent !== TEXT.reconnecting) detail.textContent = TEXT.reconnecting
           schedule(err && err.retryAfter !== undefined ? err.retryAfter : Math.min(RETRY_MS * Math.pow(2, failures - 1), RETRY_MAX_MS))
         })
     }

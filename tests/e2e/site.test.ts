@@ -252,6 +252,28 @@ async function run (): Promise<void> {
     t.same(problems.filter((p) => !/status of 503/.test(p)), [])
   })
 
+  t.test('a status poll failing again and again does not rewrite the live region', async (t) => {
+    const created = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Offline CTF' } })).json()
+    const { page, problems, polls } = await openOnFakeClock()
+    // Every change under the live region is one a screen reader may read out again.
+    await page.addInitScript(() => {
+      const w = globalThis as any
+      w.__liveChanges = 0
+      w.document.addEventListener('DOMContentLoaded', () => {
+        new w.MutationObserver((records: unknown[]) => { w.__liveChanges += records.length })
+          .observe(w.document.querySelector('#progress [aria-live]'), { subtree: true, childList: true, characterData: true })
+      })
+    })
+    await page.route('**/tenants/*/status', (route) => route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":"unavailable"}' }))
+    await page.goto(`${origin}${created.welcome_url}`)
+    // The next poll is scheduled only once a failure is handled: five polls, four failures seen.
+    for (let i = 0; i < 300 && await polls() < 5; i++) await page.clock.runFor(1000)
+    t.ok(await polls() >= 5, `${await polls()} failed polls`)
+    t.equal(await page.locator('#progress-detail').textContent(), RECONNECTING)
+    t.equal(await page.evaluate(() => (globalThis as any).__liveChanges), 1, 'the reconnecting sentence is written once')
+    t.same(problems.filter((p) => !/status of 503/.test(p)), [])
+  })
+
   t.test('an event name of only spaces is refused in the form, not sent as no name', async (t) => {
     const { page } = await open()
     let posted = 0
@@ -285,6 +307,56 @@ async function run (): Promise<void> {
     await page.locator('#plan-error:not([hidden])').waitFor()
     t.equal(await page.locator('#plan-error').textContent(), REGISTER_ERRORS.plan_requires_contact!.message)
     t.ok(await page.locator('#email-error').isHidden(), 'the old message is cleared')
+    // The fieldset's description is not read with the radio that takes the focus: the radios carry it.
+    t.equal(await page.evaluate(() => (globalThis as any).document.activeElement?.id), 'plan-solo', 'focus moves to the plan chosen')
+    const planDescriptions = () => page.locator('input[name="plan"]').evaluateAll((els) => els.map((el) => el.getAttribute('aria-describedby')))
+    t.same(await planDescriptions(), ['plan-error', 'plan-error', 'plan-error'], 'each radio is described by the message')
+
+    // Refused for another field: the plan's message goes, from the radios too.
+    await page.locator('#plan-solo').evaluate((el) => { (el as any).value = 'solo' })
+    await page.getByLabel('Email').fill('organiser@localhost')
+    await page.getByRole('button', { name: 'Continue to payment' }).click()
+    await page.locator('#email-error:not([hidden])').waitFor()
+    t.ok(await page.locator('#plan-error').isHidden())
+    t.same(await planDescriptions(), [null, null, null], 'and no radio points at it')
+  })
+
+  t.test('while the checkout starts, the keyboard focus stays on the button and a status region says so', async (t) => {
+    const { page, problems } = await open()
+    await page.goto(`${origin}/register`)
+    await page.getByLabel('Event name').fill('Keyboard CTF')
+    await page.getByLabel('Email').fill('organiser@example.org')
+    // The checkout is held until the checks below are done: the page is then as a slow one leaves it.
+    let posted = 0
+    const waiting: Array<() => void> = []
+    const held = new Promise<void>((resolve) => {
+      void page.route('**/billing/checkout', async (route) => {
+        posted++
+        resolve()
+        await new Promise<void>((resolve) => { waiting.push(resolve) })
+        await route.continue()
+      })
+    })
+    const submit = page.locator('#register-submit')
+    await submit.focus()
+    await page.keyboard.press('Space')
+    // The script sets its busy state before it sends: once the request is seen, it is there.
+    await held
+    const focused = () => page.evaluate(() => (globalThis as any).document.activeElement?.id)
+    t.equal(await focused(), 'register-submit', 'the focus stays on the button, not on the page')
+    t.equal(await submit.getAttribute('aria-disabled'), 'true', 'the button says it is busy')
+    t.equal(await submit.evaluate((el) => (el as any).disabled), false, 'but is not disabled, which would drop the focus')
+    t.equal(await submit.textContent(), 'Continue to payment', 'the focused button keeps its name')
+    const status = page.getByRole('status')
+    t.equal(await status.count(), 1, 'one status region')
+    t.equal(await status.textContent(), 'Starting your checkout…', 'which holds the progress, to be announced')
+    // Pressed again (or Enter in a field) while the first is on its way: not a second checkout.
+    await page.keyboard.press('Space')
+    await page.getByLabel('Email').press('Enter')
+    for (const release of waiting) release()
+    await page.waitForURL(/\/welcome\?tenant=/)
+    t.equal(posted, 1, 'one checkout')
+    t.same(problems, [])
   })
 
   t.test('without JavaScript the form still signs up', async (t) => {

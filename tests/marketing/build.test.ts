@@ -91,6 +91,14 @@ t.test('pages follow the catalogue and the settings', async (t) => {
   t.equal(register('form').attr('action'), '/billing/checkout')
   t.equal(register('form').attr('method'), 'post')
   for (const id of ['name', 'email']) t.equal(register(`label[for="${id}"]`).length, 1, `${id} has a label`)
+  // The event's name is not the buyer's organisation, which the browser would fill in (WCAG 1.3.5).
+  t.equal(register('#name').attr('autocomplete'), 'off', 'the event name is not autofilled')
+  t.equal(register('#email').attr('autocomplete'), 'email')
+  // Where the script says the checkout is starting: present and empty, so that text put in is announced.
+  const status = register('form #register-status')
+  t.equal(status.attr('role'), 'status', 'the form has a status region')
+  t.equal(status.text(), '')
+  t.equal(status.attr('hidden'), undefined, 'not hidden: a region shown and filled at once may go unannounced')
 
   const js = readFileSync(join(out, readManifest(out)!.assets.js), 'utf8')
   t.notMatch(js, /BUYER_TEXT/, 'the marker is replaced')

@@ -357,6 +357,7 @@ t.test('/register fills in errors and the chosen plan for form posts without scr
   t.ok(load(fresh.body)('#form-alert').is('[hidden]'), 'no alert on a fresh form')
   t.equal(load(fresh.body)('[autofocus]').length, 0, 'nothing takes the focus on a fresh form')
   t.notMatch(load(fresh.body)('title').text(), /^Error/)
+  t.equal(load(fresh.body)('#name').attr('autocomplete'), 'off', 'the event name is not filled in with the buyer\'s organisation')
 
   t.same(checked((await a.inject('/register?plan=pro')).body), ['pro'])
   t.same(checked((await a.inject('/register?plan=enterprise')).body), ['standard'], 'contact plans are not offered')
@@ -371,6 +372,7 @@ t.test('/register fills in errors and the chosen plan for form posts without scr
 
   const email = load((await a.inject('/register?error=invalid_request&field=email')).body)
   t.equal(email('#email-error').text(), REGISTER_ERRORS.invalid_email!.message)
+  t.equal(email('#name').attr('autocomplete'), 'off', 'nor on a form that came back')
   t.equal(email('#email').attr('aria-invalid'), 'true')
   t.same(email('[autofocus]').map((_i, el) => email(el).attr('id')).get(), ['email'], 'the field at fault takes the focus')
   t.match(email('title').text(), /^Error: Start your CTF/)
