@@ -209,6 +209,9 @@ export default async function marketingSite (app: FastifyInstance, opts: Marketi
       } else {
         html = swap(html, fieldError(e.field), fieldError(e.field, e.message))
         html = swap(html, describedBy(e.field), describedBy(e.field, true))
+        // The fieldset's description is read with the group by some screen readers only: the
+        // radio that takes the focus names the message itself, as the script does.
+        if (e.field === 'plan') html = html.replaceAll('<input type="radio" name="plan" ', '<input type="radio" name="plan" aria-describedby="plan-error" ')
         html = focusControl(html, e.field)
       }
       const typed = decodeTyped(cookie)

@@ -366,6 +366,7 @@ t.test('/register fills in errors and the chosen plan for form posts without scr
   t.equal(plan('#plan-error').text(), REGISTER_ERRORS.plan_requires_contact!.message)
   t.notOk(plan('#plan-error').is('[hidden]'))
   t.equal(plan('fieldset').attr('aria-invalid'), 'true')
+  t.same(plan('input[name="plan"]').map((_i, el) => plan(el).attr('aria-describedby')).get(), ['plan-error', 'plan-error', 'plan-error'], 'each choice names the message')
   // Without script, the page opening says it: the title first, and the focus on the control at fault.
   t.match(plan('title').text(), /^Error: /)
   t.same(plan('[autofocus]').map((_i, el) => plan(el).attr('id')).get(), ['plan-solo'], 'the plan chosen takes the focus')
