@@ -4,7 +4,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
@@ -285,12 +285,15 @@ t.test('a store that cannot be opened stops the start with one line, no stack, n
   t.notMatch(r.stderr, /pw-must-not-show/)
 })
 
-/** api/server.ts on a SQLite DATABASE_URL, run to its exit; as `user` when given (we are root). */
+/**
+ * api/server.ts on a SQLite DATABASE_URL, run to its exit; as `user` when given (we are root).
+ * A server that starts instead is killed after 30 s (status null).
+ */
 function sqliteServerRun (databaseUrl: string, user?: string): { status: number | null, stderr: string } {
   const env = { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent', PORT: '0' }
   // Without tap's NODE_OPTIONS hook, which the other user may not write its records for.
   const [cmd, args] = user === undefined ? [process.execPath, ['api/server.ts']] : ['runuser', ['-u', user, '--', 'env', '-u', 'NODE_OPTIONS', process.execPath, 'api/server.ts']]
-  const r = spawnSync(cmd, args, { cwd: new URL('..', import.meta.url), env, encoding: 'utf8', timeout: 60_000 })
+  const r = spawnSync(cmd, args, { cwd: new URL('..', import.meta.url), env, encoding: 'utf8', timeout: 30_000 })
   return { status: r.status, stderr: r.stderr }
 }
 
@@ -303,8 +306,13 @@ t.test('a SQLite DATABASE_URL that cannot work stops the start as a setting: one
   const db = new DatabaseSync(other)
   db.exec('CREATE TABLE users (name TEXT)')
   db.close()
+  // Cut to half, as a copy that ran out of room leaves it: restarting reads the same damage.
+  const damaged = join(dir, 'damaged.db')
+  await (await openStore({ databaseUrl: `sqlite:${damaged}`, pg: { poolSize: 1, statementTimeoutMs: 0 } })).close()
+  truncateSync(damaged, statSync(damaged).size / 2)
   const cases = [
     { what: 'a directory', path: dir, says: /unable to open database file \(SQLITE_CANTOPEN/ },
+    { what: 'a damaged file', path: damaged, says: /database disk image is malformed \(SQLITE_CORRUPT: the file is damaged; restore it from a backup, see Backups/ },
     { what: 'its directory is a file', path: join(dir, 'not-a-dir', 'ctfhive.db'), says: /EEXIST.*\(its directory cannot be created/ },
     { what: 'not a database', path: join(dir, 'junk.db'), says: /file is not a database \(SQLITE_NOTADB/ },
     { what: "another application's database", path: other, says: /^ctfhive: configuration error: DATABASE_URL: this is not a CTFHive database: it holds other tables \(users\)/ }
@@ -334,6 +342,14 @@ t.test('a SQLite file or directory this user may not write stops the start as a 
   const file = join(dir, 'ctfhive.db')
   await (await openStore({ databaseUrl: `sqlite:${file}`, pg: { poolSize: 1, statementTimeoutMs: 0 } })).close()
   mkdirSync(join(dir, 'private'), { mode: 0o500 })
+  // A directory the server may write, holding a file it may not (a restore copied in as root,
+  // or chmod 444): SQLite opens that file read-only and would fail only at the first write.
+  const open = join(dir, 'open')
+  mkdirSync(open)
+  chmodSync(open, 0o777)
+  const restored = join(open, 'ctfhive.db')
+  copyFileSync(file, restored)
+  chmodSync(restored, root ? 0o644 : 0o444)
   chmodSync(file, 0o444)
   chmodSync(dir, 0o555)
   t.teardown(() => {
@@ -343,6 +359,7 @@ t.test('a SQLite file or directory this user may not write stops the start as a 
   })
   const cases = [
     { what: 'a read-only file', path: file, says: /: attempt to write a readonly database \(SQLITE_READONLY/ },
+    { what: 'a file it may not write, in a directory it may', path: restored, says: /: attempt to write a readonly database \(SQLITE_READONLY/ },
     { what: 'a directory it may not create', path: join(dir, 'private', 'data', 'ctfhive.db'), says: /: EACCES: .*\(its directory cannot be created/ }
   ]
   for (const c of cases) {
@@ -352,6 +369,30 @@ t.test('a SQLite file or directory this user may not write stops the start as a 
     t.ok(r.stderr.startsWith(`ctfhive: configuration error: DATABASE_URL: ${c.path}: `), `${c.what}: names the setting and the file: ${r.stderr}`)
     t.match(r.stderr, c.says, `${c.what}: says why`)
   }
+})
+
+t.test('the database file replaced by mv under a running server: webhooks answer 500 (none is acknowledged into the old file), /readyz 503, one error line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-replaced-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dbFile = join(dir, 'ctfhive.db')
+  const server = await startServer({ env: { DATABASE_URL: `sqlite:${dbFile}`, STRIPE_WEBHOOK_SECRET: SECRET, WEBHOOK_WAIT_MS: '0' } })
+  t.teardown(() => server.kill())
+  const post = async (name: string): Promise<number> => {
+    const body = JSON.stringify(paidCheckout(name))
+    const r = await fetch(`${server.url}/billing/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'stripe-signature': signPayload(SECRET, body) }, body })
+    await r.arrayBuffer()
+    return r.status
+  }
+  t.equal(await post('Before CTF'), 200, 'stored before the swap')
+  // A restore done by mv while the server runs: a copy of the file, renamed over it.
+  copyFileSync(dbFile, join(dir, 'restored.db'))
+  renameSync(join(dir, 'restored.db'), dbFile)
+  t.equal(await post('After CTF'), 500, 'a webhook after the swap is refused (Stripe retries it)')
+  t.equal((await fetch(`${server.url}/readyz`)).status, 503, 'not ready')
+  t.equal(await post('Later CTF'), 500, 'and so is the next')
+  await server.stop()
+  const lines = server.output().split('\n').filter((l) => l.includes('was replaced or removed while the server runs') && l.includes('"component":"store"'))
+  t.equal(lines.length, 1, 'one error line from the store')
 })
 
 /** Starts api/server.ts on DATABASE_URL and waits for it to exit: its status and what it wrote to stderr. */

@@ -10,7 +10,8 @@ import { sqliteCode } from './sqlite-ops.ts'
  * `migrate: false` (the operator CLI): the schema is left as it is, and a database CTFHive did
  * not set up, or that this release's migrations have not all reached, is refused before
  * anything reads or writes it. Only the server migrates, so a tool of a newer release never
- * changes the schema under an older server. `log` hears of a damaged SQLite file (once).
+ * changes the schema under an older server. `log` hears of a damaged SQLite file (once), of
+ * writes that fail, and of the file replaced or removed under the server.
  */
 export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opts: { migrate?: boolean, log?: StoreLog } = {}): Promise<Store> {
   const migrate = opts.migrate ?? true
@@ -60,24 +61,42 @@ const SETTING_STATES: Record<string, string> = {
   '42501': 'its user may not create or change this database\'s tables (CTFHive migrates its schema on start)'
 }
 
-/** SQLite's refusals (primary result codes) that only a change of DATABASE_URL, or of the file, can fix. */
+/**
+ * SQLite's refusals (primary result codes) that only a change of DATABASE_URL, or of the file,
+ * can fix. A file damaged at open is one: restarting reads the same damage.
+ */
+const SQLITE_CORRUPT = 11
 const SQLITE_SETTING_CODES: Record<number, string> = {
   8: 'SQLITE_READONLY: this user may not write the file, or its directory, where SQLite keeps the -wal and -shm files beside it',
+  [SQLITE_CORRUPT]: 'SQLITE_CORRUPT: the file is damaged; restore it from a backup, see Backups in the docs',
   14: 'SQLITE_CANTOPEN: it names a directory, or a file this user may not create or open',
   26: 'SQLITE_NOTADB: the file is not an SQLite database'
 }
 /** What creating the file's directory answers when the path cannot work (not a passing I/O error). */
 const PATH_CODES = new Set(['EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'EEXIST', 'EROFS'])
+const PATH_PROBLEM = 'its directory cannot be created: a part of the path is a file, or this user may not create it there'
+const READ_ONLY_PATH = 'its directory cannot be created: the file system is read-only there; under the systemd unit (ProtectSystem=strict) keep the database under /var/lib/ctfhive'
 
 /** Why a SQLite file would not open because of its path or permissions; null for anything else. */
 export function sqliteSettingProblem (err: unknown): string | null {
   const code = sqliteCode(err)
   if (code !== undefined) return SQLITE_SETTING_CODES[code] ?? null
   const fsCode = (err as { code?: unknown } | null)?.code
-  return typeof fsCode === 'string' && PATH_CODES.has(fsCode) ? 'its directory cannot be created: a part of the path is a file, or this user may not create it there' : null
+  if (fsCode === 'EROFS') return READ_ONLY_PATH
+  return typeof fsCode === 'string' && PATH_CODES.has(fsCode) ? PATH_PROBLEM : null
 }
 
-/** A SQLite file that DATABASE_URL names but that cannot be used: a directory, another user's, not a database. */
+/**
+ * The start's first reads (the audit chain's last entry) finding the SQLite file damaged
+ * after it opened: a setting as at open (exit 78, restore the file), not a restart loop; null
+ * for anything else.
+ */
+export function damageRefusal (config: Pick<Config, 'databaseUrl'>, err: unknown): ConfigError | null {
+  if (!config.databaseUrl.startsWith('sqlite:') || sqliteCode(err) !== SQLITE_CORRUPT) return null
+  return new ConfigError('DATABASE_URL', `${sqlitePathFromUrl(config.databaseUrl)}: ${(err as Error).message} (${SQLITE_SETTING_CODES[SQLITE_CORRUPT]})`)
+}
+
+/** A SQLite file that DATABASE_URL names but that cannot be used: a directory, another user's, not a database, damaged. */
 class SqliteSettingError extends Error {}
 
 /**

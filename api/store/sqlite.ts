@@ -4,16 +4,19 @@
 // serves plain reads, so they only ever see committed data. WAL with synchronous=FULL: an
 // acknowledged commit survives power loss.
 import { DatabaseSync } from 'node:sqlite'
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { existsSync, mkdirSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import {
   StoreError,
   type AuditEntry, type AuditInput, type AuditSeal, type EventOutcome, type Job, type JobKind, type JobPatch,
   type RateCount, type Store, type StoreOps, type StripeEventRecord, type Tenant, type TenantPatch
 } from './store.ts'
-import { Connection, SqliteOps, configure, migrate, schemaStatus, setBusyTimeout, sqliteCode, tableNames } from './sqlite-ops.ts'
+import { Connection, SqliteOps, configure, migrate, schemaStatus, setBusyTimeout, tableNames } from './sqlite-ops.ts'
 import { refuseOtherApplication, refuseUnlessCurrent, type SchemaStatus } from './migrations.ts'
 import { GroupCommit } from './group-commit.ts'
+import { DamageWatch, FileWatch, WriteWatch, type StoreLog } from './sqlite-health.ts'
+
+export type { StoreLog }
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
@@ -25,35 +28,11 @@ export interface SqliteStoreOptions {
    * not CTFHive's, or not migrated to this release, is refused before anything touches it.
    */
   migrate?: boolean
-  /** Told once, at error level, when an operation finds the file damaged. */
+  /**
+   * Told at error level when an operation finds the file damaged (once), when writes start
+   * failing, and when the file is replaced or removed under the store.
+   */
   log?: StoreLog
-}
-
-export interface StoreLog {
-  error (obj: object, msg: string): void
-}
-
-/** SQLite's primary result code for "database disk image is malformed". */
-const SQLITE_CORRUPT = 11
-
-/**
- * The first operation that failed with SQLITE_CORRUPT. ping() reads only page 1, which a
- * damaged table page leaves intact: without this, readiness would answer 200 while every
- * request touching that table fails.
- */
-class DamageWatch {
-  damage: Error | null = null
-  private readonly log: StoreLog | undefined
-
-  constructor (log: StoreLog | undefined) {
-    this.log = log
-  }
-
-  readonly note = (err: unknown): void => {
-    if (this.damage !== null || sqliteCode(err) !== SQLITE_CORRUPT) return
-    this.damage = err as Error
-    this.log?.error({ err }, 'the database file is damaged (SQLITE_CORRUPT): readiness answers not ready from now on; restore the file from a backup')
-  }
 }
 
 export class SqliteStore extends SqliteOps implements Store {
@@ -61,10 +40,12 @@ export class SqliteStore extends SqliteOps implements Store {
   private readonly writer: Connection
   private readonly commits: GroupCommit
   private readonly damage: DamageWatch
+  private readonly writes: WriteWatch
+  private readonly file: FileWatch | null
   private closed = false
 
   constructor (opts: SqliteStoreOptions) {
-    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true })
+    if (opts.path !== ':memory:') makeDirectory(dirname(opts.path))
     const busyTimeoutMs = opts.busyTimeoutMs ?? 5000
     const writerDb = new DatabaseSync(opts.path)
     try {
@@ -74,7 +55,10 @@ export class SqliteStore extends SqliteOps implements Store {
       if (opts.migrate === false) refuseUnlessCurrent(schemaStatus(writerDb))
       else refuseOtherApplication(tableNames(writerDb))
       configure(writerDb, busyTimeoutMs)
-      if (opts.migrate ?? true) migrate(writerDb)
+      if (opts.migrate ?? true) {
+        migrate(writerDb)
+        refuseReadOnly(writerDb)
+      }
     } catch (err) {
       writerDb.close()
       throw err
@@ -82,22 +66,29 @@ export class SqliteStore extends SqliteOps implements Store {
     const damage = new DamageWatch(opts.log)
     const writer = new Connection(writerDb, { writesInTransaction: true, onError: damage.note })
     let reader = writer
+    let file = null
     if (opts.path !== ':memory:') {
       const readerDb = new DatabaseSync(opts.path)
       configure(readerDb, busyTimeoutMs)
       reader = new Connection(readerDb, { readOnly: true, onError: damage.note })
+      file = new FileWatch(opts.path, opts.log)
     }
     super(reader)
     this.writer = writer
     this.damage = damage
+    this.writes = new WriteWatch(opts.log)
+    this.file = file
     this.commits = new GroupCommit(writerDb, new SqliteOps(writer))
   }
 
   transaction<T> (fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError('store is closed'))
+    const moved = this.file?.checkThisTurn() ?? null
+    if (moved !== null) return Promise.reject(moved)
     // The statements' errors are seen by the connection; this sees BEGIN's and COMMIT's.
     return this.commits.submit(fn).catch((err: unknown) => {
       this.damage.note(err)
+      this.writes.note(err)
       throw err
     })
   }
@@ -135,6 +126,9 @@ export class SqliteStore extends SqliteOps implements Store {
     if (this.closed) throw new StoreError('store is closed')
     const damage = this.damage.damage
     if (damage !== null) throw new StoreError(`the database file is damaged (an operation failed: ${damage.message}): restore it from a backup`, { cause: damage })
+    const moved = this.file?.check() ?? null
+    if (moved !== null) throw moved
+    if (this.writes.failure !== null) await this.tryWrite()
     for (const conn of new Set([this.conn, this.writer])) {
       try {
         conn.db.exec('PRAGMA shrink_memory')
@@ -146,12 +140,65 @@ export class SqliteStore extends SqliteOps implements Store {
     }
   }
 
+  /** A write of its own, committed, after writes failed: until one succeeds the store is not ready. */
+  private async tryWrite (): Promise<void> {
+    try {
+      await this.transaction(async () => { rewriteUserVersion(this.writer.db) })
+    } catch (err) {
+      throw new StoreError(`writes to the database file fail: ${(err as Error).message}`, { cause: err })
+    }
+    this.writes.recovered()
+  }
+
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
     await this.commits.drain()
     if (this.conn !== this.writer) this.conn.close()
     this.writer.close()
+  }
+}
+
+/** Sets the header's user_version (which nothing reads) to what it is: a write of one page. */
+function rewriteUserVersion (db: DatabaseSync): void {
+  const version = Number(db.prepare('PRAGMA user_version').get()?.user_version ?? 0)
+  db.exec(`PRAGMA user_version = ${version}`)
+}
+
+/**
+ * SQLite opens a file this user may not write (a restore copied in as root) read-only, and
+ * says so only at the first write: the server would start, answer ready, and fail every write.
+ * A write refused here fails with SQLITE_READONLY, a setting; the rollback leaves the file as it was.
+ */
+function refuseReadOnly (db: DatabaseSync): void {
+  db.exec('BEGIN IMMEDIATE')
+  try {
+    rewriteUserVersion(db)
+  } finally {
+    if (db.isTransaction) db.exec('ROLLBACK')
+  }
+}
+
+/**
+ * mkdir -p. Node's recursive mkdir answers ENOENT where a part of the path cannot be created
+ * (a read-only file system: systemd's ProtectSystem=strict), which reads as a passing error;
+ * plain mkdir of each missing part, from the top, answers why (EROFS, EACCES).
+ */
+function makeDirectory (dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true })
+    return
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  const missing: string[] = []
+  for (let d = resolve(dir); !existsSync(d) && dirname(d) !== d; d = dirname(d)) missing.unshift(d)
+  for (const d of missing) {
+    try {
+      mkdirSync(d)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
   }
 }
 

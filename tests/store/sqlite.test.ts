@@ -1,9 +1,10 @@
 import t, { type Test } from 'tap'
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite'
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { SqliteStore, sqlitePathFromUrl } from '../../api/store/sqlite.ts'
+import { WriteWatch } from '../../api/store/sqlite-health.ts'
 import { auditQuery, jobsQuery, recentEventsQuery, tenantsQuery } from '../../api/store/sqlite-ops.ts'
 import { PRUNE_BATCH } from '../../api/store/rows.ts'
 import { StoreError, type StoreOps, type StripeEventRecord } from '../../api/store/store.ts'
@@ -373,4 +374,84 @@ t.test('an operation that finds a table page damaged (SQLITE_CORRUPT) makes ping
   await t.rejects(store.ping(), StoreError, 'and ping still fails')
   t.equal(logged.length, 1, 'logged once')
   t.match(logged[0]?.msg, /the database file is damaged \(SQLITE_CORRUPT\)/)
+})
+
+/** A log that keeps its lines, by level. */
+function keptLog (): { lines: Array<{ level: string, msg: string }>, error (o: object, m: string): void, info (o: object, m: string): void } {
+  const lines: Array<{ level: string, msg: string }> = []
+  return { lines, error: (_o, msg) => { lines.push({ level: 'error', msg }) }, info: (_o, msg) => { lines.push({ level: 'info', msg }) } }
+}
+
+t.test('writes the file refuses (SQLITE_READONLY) make ping fail, logged once, until a write succeeds again', async (t) => {
+  const path = tempPath(t)
+  const log = keptLog()
+  const store = new SqliteStore({ path, log })
+  t.teardown(() => store.close())
+  const { app } = await buildTestApp(t, { store })
+  await store.insertTenant(makeTenant())
+  t.equal((await app.inject('/readyz')).statusCode, 200, 'ready')
+  // As a file system remounted read-only does to every write; reads (page 1 too) still work.
+  const w = (store as unknown as { writer: { db: DatabaseSync } }).writer.db
+  w.exec('PRAGMA query_only = ON')
+  await t.rejects(store.insertTenant(makeTenant()), { message: /attempt to write a readonly database/ }, 'a write fails')
+  await t.rejects(store.ping(), { name: 'StoreError', message: /^writes to the database file fail: .*attempt to write a readonly database/ })
+  t.equal((await app.inject('/readyz')).statusCode, 503, 'not ready')
+  await t.rejects(store.insertTenant(makeTenant()), 'writes still fail')
+  t.same(log.lines, [{ level: 'error', msg: 'writes to the database file fail: readiness answers not ready until a write succeeds again' }], 'logged once')
+  w.exec('PRAGMA query_only = OFF')
+  await t.resolves(store.ping(), 'ping tries a write, which commits now')
+  t.equal((await app.inject('/readyz')).statusCode, 200, 'ready again')
+  t.equal(log.lines.at(-1)?.msg, 'writes to the database file succeed again')
+  t.equal(await store.countTenants(), 1, "ping's own write added nothing")
+})
+
+t.test('which failures the write watch notes: the file cannot be written (READONLY, IOERR), not a refused row', async (t) => {
+  const error = (errcode: number): Error => Object.assign(new Error(`code ${errcode}`), { code: 'ERR_SQLITE_ERROR', errcode })
+  for (const [errcode, noted] of [[8, true], [1032, true], [10, true], [778, true], [19, false], [13, false], [5, false]] as const) {
+    const watch = new WriteWatch(undefined)
+    watch.note(new StoreError('commit failed', { cause: error(errcode) }))
+    t.equal(watch.failure !== null, noted, `errcode ${errcode}`)
+  }
+})
+
+t.test('the database file renamed over (a restore by mv) or removed under a running store: writes refused, ping fails, logged once', async (t) => {
+  t.test('replaced', async (t) => {
+    const path = tempPath(t)
+    const log = keptLog()
+    const store = new SqliteStore({ path, log })
+    t.teardown(() => store.close())
+    const { app } = await buildTestApp(t, { store })
+    await store.insertTenant(makeTenant())
+    const restored = join(dirname(path), 'restored.db')
+    await new SqliteStore({ path: restored }).close()
+    renameSync(restored, path)
+    const writes = await Promise.allSettled(Array.from({ length: 20 }, () => store.insertTenant(makeTenant())))
+    t.same(writes.map((r) => r.status), Array(20).fill('rejected'), 'no write is acknowledged into the old file')
+    t.match(writes[0], { reason: { name: 'StoreError', message: /^the database file .*store\.db was replaced or removed while the server runs \(another file is there now\): writes are refused/ } })
+    await t.rejects(store.ping(), { name: 'StoreError', message: /was replaced or removed/ })
+    t.equal((await app.inject('/readyz')).statusCode, 503, 'not ready')
+    t.equal(log.lines.length, 1, 'logged once')
+    t.match(log.lines[0]?.msg, /was replaced or removed/)
+  })
+
+  t.test('removed with its directory', async (t) => {
+    const path = tempPath(t)
+    const store = new SqliteStore({ path })
+    t.teardown(() => store.close())
+    await store.insertTenant(makeTenant())
+    rmSync(dirname(path), { recursive: true, force: true })
+    await t.rejects(store.insertTenant(makeTenant()), { name: 'StoreError', message: /was replaced or removed while the server runs \(no file is there now\)/ })
+    await t.rejects(store.ping(), /was replaced or removed/)
+  })
+
+  t.test('moved away and back: the same file, writes go on', async (t) => {
+    const path = tempPath(t)
+    const store = new SqliteStore({ path })
+    t.teardown(() => store.close())
+    renameSync(path, `${path}.away`)
+    await t.rejects(store.ping(), /was replaced or removed/)
+    renameSync(`${path}.away`, path)
+    await t.resolves(store.ping())
+    await t.resolves(store.insertTenant(makeTenant()))
+  })
 })
