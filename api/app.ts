@@ -151,7 +151,22 @@ function notFound (request: FastifyRequest, reply: FastifyReply): unknown {
   return sendSiteNotFound(request, reply)
 }
 
+/** Headers that describe a file's bytes (set before its stream failed), not an error's JSON. */
+const FILE_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-range', 'etag', 'last-modified', 'accept-ranges']
+
+/**
+ * A static file whose read fails after its headers were set (EMFILE, a .br renamed away by a
+ * rebuild): Fastify has already copied them to the raw response, so our JSON would go out as
+ * that file, `Content-Encoding: br` included, or not at all (a JSON body under text/css).
+ */
+function dropFileHeaders (reply: FastifyReply): void {
+  for (const name of FILE_HEADERS) reply.removeHeader(name)
+  // An error is never cached, least of all for a fingerprinted file's year.
+  if (reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
+}
+
 function handleError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  dropFileHeaders(reply)
   // No route, and a body that would not parse (bad JSON, a content type nobody takes), or
   // none at all where the method requires a Content-Type (QUERY): the miss is the answer,
   // whatever the body was.

@@ -1,7 +1,8 @@
 // pino, configured once: request ids, redaction by path, and a last line of defence that
 // scrubs any configured secret value from every line before it is written.
+import { writeSync } from 'node:fs'
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
-import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino'
+import { destination, pino, stdSerializers, type DestinationStream, type Logger } from 'pino'
 import { secretValues, type Config } from './config.ts'
 
 export const REDACT_PATHS = [
@@ -100,6 +101,81 @@ function serializeError (err: unknown): unknown {
   return typeof own === 'string' && out !== null && typeof out === 'object' ? { ...out, error_type: own } : out
 }
 
+/** Characters of log lines held while stdout takes none; lines past that are dropped. */
+const MAX_HELD_LOG = 4 * 1024 * 1024
+/** How often the exit flush retries a stdout that is only busy (EAGAIN), 100 ms apart. */
+const EXIT_FLUSH_RETRIES = 10
+
+/** sonic-boom 4's buffers (utf8 mode, as pino uses it): what the exit flush writes. */
+interface HeldLines { fd: number, _writing: boolean, _writingBuf: unknown, _bufs: unknown, _len: number }
+
+/** One line on stderr, which may sit on the same full disk: never throws (process.stderr would). */
+function noteOnStderr (line: string): void {
+  try {
+    writeSync(2, `ctfhive: ${line}\n`)
+  } catch {}
+}
+
+/**
+ * Writes the held lines synchronously (at exit): a busy stdout is retried for about a second,
+ * any other failure gives up. Returns the code of the error that stopped it, or null.
+ */
+function flushHeldSync (stream: HeldLines & { _writingBuf: string, _bufs: string[] }): string | null {
+  // An asynchronous write still in flight owns _writingBuf; otherwise it holds lines that failed.
+  let rest = Buffer.from((stream._writing ? '' : stream._writingBuf) + stream._bufs.join(''))
+  if (!stream._writing) stream._writingBuf = ''
+  stream._bufs = []
+  stream._len = stream._writingBuf.length
+  let busy = 0
+  while (rest.length > 0) {
+    try {
+      rest = rest.subarray(writeSync(stream.fd, rest))
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'EIO'
+      if ((code !== 'EAGAIN' && code !== 'EBUSY') || ++busy > EXIT_FLUSH_RETRIES) return code
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100)
+    }
+  }
+  return null
+}
+
+/**
+ * pino's own default, an asynchronous sonic-boom on stdout, except that a stdout that fails
+ * (a full disk, EIO, its reader gone) neither crashes the process nor hangs its exit. Unheard,
+ * sonic-boom's 'error' is an uncaught exception, and its exit flush retries a failed write
+ * forever. Lines are held (up to MAX_HELD_LOG) and written once stdout takes them again, later
+ * ones dropped; stderr says so once.
+ */
+export function stdoutDestination (fd = 1): DestinationStream {
+  const stream = destination({ dest: fd, sync: false, minLength: 0, maxLength: MAX_HELD_LOG })
+  let failing: string | null = null
+  let dropped = 0
+  stream.on('drop', () => { dropped++ })
+  // Once per failure: each later line retries the held ones, failing the same way until then.
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (failing !== null) return
+    failing = err.code ?? err.message
+    noteOnStderr(`log lines cannot be written to stdout (${failing}): up to ${MAX_HELD_LOG / 1024 / 1024} MiB of them are held, later ones dropped, until it takes them again`)
+    stream.once('write', () => {
+      noteOnStderr(`stdout takes log lines again after ${failing}; ${dropped} were dropped`)
+      failing = null
+      dropped = 0
+    })
+  })
+  const ownFlushSync = stream.flushSync.bind(stream)
+  stream.flushSync = () => {
+    const held = stream as unknown as HeldLines
+    if (typeof held._writingBuf !== 'string' || !Array.isArray(held._bufs)) {
+      // Another sonic-boom layout: its own flush, unless writes fail already (it would retry forever).
+      if (failing === null) ownFlushSync()
+      return
+    }
+    const stopped = flushHeldSync(held as HeldLines & { _writingBuf: string, _bufs: string[] })
+    if (stopped !== null && failing === null) noteOnStderr(`the last log lines were dropped at exit: stdout failed (${stopped})`)
+  }
+  return stream
+}
+
 export function createLogger (config: Pick<Config, 'logLevel'> & Parameters<typeof secretValues>[0], stream?: DestinationStream): Logger {
   const secrets = secretValues(config)
   // JSON-escaped too: a secret containing quotes or backslashes appears escaped in a line.
@@ -117,7 +193,7 @@ export function createLogger (config: Pick<Config, 'logLevel'> & Parameters<type
       streamWrite: (line: string): string => (scrub === null ? line : line.replace(scrub, '[Redacted]'))
     }
   }
-  return stream === undefined ? pino(options) : pino(options, stream)
+  return pino(options, stream ?? stdoutDestination())
 }
 
 /**

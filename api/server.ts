@@ -1,14 +1,74 @@
 // The only place that listens: config → store → app → listen, and graceful shutdown.
+import { finished } from 'node:stream/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
 import { loadConfig, ConfigError, listenError } from './config.ts'
-import { openStore, settingRefusal } from './store/index.ts'
+import { damageRefusal, openStore, settingRefusal } from './store/index.ts'
 import { buildApp } from './app.ts'
-import { createLogger } from './logger.ts'
+import { errorBody } from './errors.ts'
+import { createLogger, maskUrl } from './logger.ts'
+import { UNAVAILABLE_RETRY_AFTER_S } from './web/health.ts'
 import { logLinodePreflight } from './provisioning/linode-preflight.ts'
 import { auditKeyFits } from './provisioning/audit.ts'
 
 /** How long shutdown lets requests in flight finish before it cuts them off (the grace is 15 s). */
 const DRAIN_CUTOFF_MS = 10_000
+/** How long the cut-off waits for its answers to be written before it closes every connection. */
+const CUTOFF_WRITE_MS = 1_000
+
+/** The requests not yet answered, kept for the drain's cut-off. */
+function trackInFlight (app: FastifyInstance): Map<FastifyRequest, FastifyReply> {
+  const inFlight = new Map<FastifyRequest, FastifyReply>()
+  app.addHook('onRequest', (request, reply, done) => {
+    inFlight.set(request, reply)
+    reply.raw.once('close', () => { inFlight.delete(request) })
+    done()
+  })
+  return inFlight
+}
+
+/**
+ * The drain's end: each request still unanswered gets a 503 it may retry, rather than a
+ * dropped connection, and a line naming it; then every connection left is closed.
+ */
+async function cutOff (app: FastifyInstance, inFlight: Map<FastifyRequest, FastifyReply>, logger: Logger): Promise<void> {
+  logger.warn('requests still in flight after 10 s of shutdown are cut off')
+  const body = JSON.stringify(errorBody('shutting_down', 'The server shut down before it finished this request; retry it.'))
+  const written: Array<Promise<void>> = []
+  for (const [request, reply] of inFlight) {
+    const res = reply.raw
+    if (res.writableFinished) continue
+    // The path only: a query may hold the welcome token or a Checkout Session id.
+    const where = { method: request.method, url: maskUrl(request.url.replace(/\?.*$/s, '')) }
+    if (res.headersSent || res.destroyed) {
+      request.log.warn(where, 'request cut off by the shutdown while its answer was being sent')
+      continue
+    }
+    request.log.warn(where, 'request cut off by the shutdown: answered 503 shutting_down')
+    try {
+      // Its handler may still finish: Fastify must not send that answer too.
+      reply.hijack()
+      // A file's stream may have set its own headers (type, encoding): not this answer's.
+      for (const name of res.getHeaderNames()) res.removeHeader(name)
+      res.writeHead(503, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+        'retry-after': String(UNAVAILABLE_RETRY_AFTER_S),
+        'x-request-id': request.id,
+        connection: 'close'
+      })
+      res.end(body)
+      written.push(finished(res).catch(() => {}))
+    } catch {
+      res.destroy()
+    }
+  }
+  // A client that reads nothing must not hold the exit.
+  await Promise.race([Promise.all(written), sleep(CUTOFF_WRITE_MS, undefined, { ref: false })])
+  app.server.closeAllConnections()
+}
 
 /**
  * A setting that cannot work: one line naming the variable, and exit 78 (EX_CONFIG), which
@@ -46,6 +106,12 @@ export async function main (): Promise<void> {
   try {
     keyFits = await auditKeyFits(store, config.auditSecret)
   } catch (err) {
+    // A damaged page under the chain: every restart would read it again.
+    const damaged = damageRefusal(config, err)
+    if (damaged !== null) {
+      await store.close().catch(() => {})
+      refuseToStart(damaged)
+    }
     process.stderr.write(`ctfhive: could not read the audit chain: ${(err as Error).message}\n`)
     process.exit(1)
   }
@@ -55,6 +121,7 @@ export async function main (): Promise<void> {
       'the key must never change: start with its previous value (if this is the right key, that entry was altered: run ctfhive audit verify)'))
   }
   const app = await buildApp(config, { store, logger })
+  const inFlight = trackInFlight(app)
   // Idle keep-alive outlives a load balancer's 60 s; a request's headers must arrive within
   // 20 s of its first byte, the whole request within 30 s.
   app.server.keepAliveTimeout = 72_000
@@ -68,12 +135,10 @@ export async function main (): Promise<void> {
     if (err !== undefined) logger.error({ err }, 'shutting down after an error')
     else logger.info({ signal }, 'shutting down')
     stopChecks.abort()
-    // A request still arriving when the drain is nearly over (a stalled client: Node checks
-    // requestTimeout only every 30 s) is cut off, so the store still closes within the grace.
-    const cut = setTimeout(() => {
-      logger.warn('requests still in flight after 10 s of shutdown are cut off')
-      app.server.closeAllConnections()
-    }, DRAIN_CUTOFF_MS)
+    // A request still in flight when the drain is nearly over (a stalled client: Node checks
+    // requestTimeout only every 30 s; a slow upstream) is cut off, so the store still closes
+    // within the grace.
+    const cut = setTimeout(() => { void cutOff(app, inFlight, logger) }, DRAIN_CUTOFF_MS)
     await app.close().finally(() => { clearTimeout(cut) })
     await store.close()
   })

@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -452,6 +452,27 @@ t.test('an unhandled error in a route is 500 internal_error, with the request id
   t.ok(logged, 'the error is logged')
   t.equal(logged?.reqId, 'req-unhandled-1', 'under the request id')
   t.match((logged?.err as { message?: string } | undefined)?.message, /secret-internal-detail/, 'with its detail, in the log only')
+})
+
+t.test('a static file whose read fails after its headers were set is our JSON 500, without the file\'s headers', async (t) => {
+  // The page's .br variant is a Unix socket: stat sees it (so its headers are set, Content-Encoding:
+  // br among them), opening it fails ENXIO, as a file renamed away or EMFILE would, even as root.
+  const root = docsFixture(t)
+  const socket = createServer()
+  socket.listen(join(root, 'guide', 'index.html.br'))
+  await once(socket, 'listening')
+  t.teardown(() => { socket.close() })
+  const logLines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { env: { DOCS_SITE_DIR: root }, logLines })
+  const r = await app.inject({ url: '/docs/guide/', headers: { 'accept-encoding': 'br', 'x-request-id': 'req-file-fails-1' } })
+  t.equal(r.statusCode, 500)
+  t.same(r.json(), { error: 'internal_error', message: 'Something went wrong on our side.' }, 'our error body')
+  t.match(r.headers['content-type'], /^application\/json/)
+  for (const name of ['content-encoding', 'etag', 'last-modified', 'accept-ranges', 'content-range']) t.notOk(name in r.headers, `no ${name}`)
+  t.equal(r.headers['cache-control'], 'no-store', 'not cached as the file would be')
+  t.match(logLines.find((l) => l.msg === 'unhandled error'), { reqId: 'req-file-fails-1', err: { code: 'ENXIO' } }, 'the cause is logged')
+  const plain = await app.inject({ url: '/docs/guide/', headers: { 'accept-encoding': 'identity' } })
+  t.equal(plain.statusCode, 200, 'the page itself is served as before')
 })
 
 t.test('a store that fails (not the code) is 500 store_unavailable on any route, its detail only in the log', async (t) => {

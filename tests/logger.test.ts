@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
+import { spawn } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { connect } from 'node:net'
 import { once } from 'node:events'
@@ -8,6 +12,7 @@ import { StripeError } from '../api/billing/stripe-client.ts'
 import { loadConfig } from '../api/config.ts'
 import { buildTestApp } from './helpers/build-app.ts'
 import { deliver, invoice, makeEvent } from './helpers/stripe-events.ts'
+import { reapWithThisProcess } from './helpers/child-reaper.ts'
 
 t.test('logs carry request ids and never secrets', async (t) => {
   const lines: Array<Record<string, unknown>> = []
@@ -204,4 +209,105 @@ t.test('a URL the router refuses (bad_url, uri_too_long) still gets its access l
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.match(lines.filter((l) => l.reqId === 'bad-url-3'), [{ msg: 'request completed', res: { statusCode: 400 } }])
   t.equal(lines.filter((l) => l.reqId === 'bad-url-3').length, 1, 'one line')
+})
+
+const LOGGER = new URL('../api/logger.ts', import.meta.url).href
+const CONFIG = new URL('../api/config.ts', import.meta.url).href
+
+interface Ran { code: number | null, signal: NodeJS.Signals | null, out: string, err: string }
+
+/**
+ * Runs `script` (an ES module; `createLogger`, `stdoutDestination`, `loadConfig` and `once` in
+ * scope) with stdout on `stdout` ('pipe' or a file descriptor), under `sh -c` so a limit can be
+ * set first. A process still running after 30 s (a hung exit) is killed.
+ */
+async function runLogging (script: string, stdout: 'pipe' | number, shellPrefix = ''): Promise<Ran> {
+  const code = `const { createLogger, stdoutDestination } = await import(${JSON.stringify(LOGGER)})
+const { loadConfig } = await import(${JSON.stringify(CONFIG)})
+const { once } = await import('node:events')
+${script}`
+  const child = spawn('sh', ['-c', `${shellPrefix} exec "$0" --input-type=module -e "$1"`, process.execPath, code], { stdio: ['ignore', stdout, 'pipe'] })
+  reapWithThisProcess(child)
+  let out = ''
+  let err = ''
+  child.stdout?.on('data', (chunk: Buffer) => { out += chunk.toString('utf8') })
+  child.stderr?.on('data', (chunk: Buffer) => { err += chunk.toString('utf8') })
+  const hung = setTimeout(() => { child.kill('SIGKILL') }, 30_000)
+  const [exitCode, signal] = await once(child, 'close') as [number | null, NodeJS.Signals | null]
+  clearTimeout(hung)
+  return { code: exitCode, signal, out, err }
+}
+
+function count (text: string, pattern: RegExp): number {
+  return text.split('\n').filter((line) => pattern.test(line)).length
+}
+
+t.test('a stdout that fails (a full disk: /dev/full) neither crashes the process nor hangs its exit', async (t) => {
+  const full = openSync('/dev/full', 'w')
+  t.teardown(() => { closeSync(full) })
+  // Writes fail while it runs: one note on stderr, then an ordinary exit with the code it asked for.
+  const running = await runLogging(`
+const { symbols } = await import(${JSON.stringify(import.meta.resolve('pino'))})
+const log = createLogger(loadConfig({}))
+log.info('first')
+await once(log[symbols.streamSym], 'error')
+log.info('second')
+await new Promise((resolve) => setTimeout(resolve, 100))
+process.exit(3)`, full)
+  t.same([running.code, running.signal], [3, null], 'exit 3, as asked, not killed after hanging')
+  t.equal(count(running.err, /^ctfhive: log lines cannot be written to stdout \(ENOSPC\)/), 1, 'one note on stderr')
+  t.notMatch(running.err, /uncaught|Error:|shutting down/i, 'no uncaught exception')
+
+  // The first failure is the flush at exit itself.
+  const atExit = await runLogging(`
+const log = createLogger(loadConfig({}))
+log.info('first')
+log.info('second')
+process.exit(3)`, full)
+  t.same([atExit.code, atExit.signal], [3, null], 'exit 3 at once')
+  t.match(atExit.err, /ctfhive: (the last log lines were dropped at exit: stdout failed|log lines cannot be written to stdout) \(ENOSPC\)/)
+})
+
+t.test('lines logged just before exit are still written', async (t) => {
+  const ran = await runLogging(`
+const log = createLogger(loadConfig({}))
+for (let i = 0; i < 5; i++) log.info('line ' + i)
+process.exit(0)`, 'pipe')
+  t.equal(ran.code, 0)
+  t.same(ran.out.trim().split('\n').map((l) => JSON.parse(l).msg).sort(), ['line 0', 'line 1', 'line 2', 'line 3', 'line 4'])
+  t.equal(ran.err, '')
+})
+
+t.test('while stdout fails, lines are held (up to a bound, the rest dropped) and written once it takes them again', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-log-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'out.log')
+  // Past the process's file size limit (16 or 32 MiB, as the shell counts blocks), every
+  // write fails EFBIG, like a full disk, until the file is truncated.
+  writeFileSync(file, '')
+  truncateSync(file, 64 * 1024 * 1024)
+  const ran = await runLogging(`
+// Node ignores SIGXFSZ, but tap's process tracking in the child listens and raises it again.
+process.on('SIGXFSZ', () => {})
+const fd = (await import('node:fs')).openSync(${JSON.stringify(file)}, 'a')
+const dest = stdoutDestination(fd)
+const log = createLogger(loadConfig({}), dest)
+log.info('held')
+await once(dest, 'error')
+// More than the 4 MiB held: some are dropped.
+for (let i = 0; i < 60; i++) log.info('big ' + i + ' ' + 'x'.repeat(100000))
+// The first of them tried the held line again, and failed.
+await once(dest, 'error')
+;(await import('node:fs')).ftruncateSync(fd, 0)
+log.info('after')
+await once(dest, 'drain')
+process.exit(0)`, 'pipe', 'ulimit -f 32768 &&')
+  t.same([ran.code, ran.signal], [0, null])
+  const msgs = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).msg as string)
+  t.equal(msgs[0], 'held', 'the held line is written first')
+  t.equal(msgs.at(-1), 'after', 'and the next line after the held ones')
+  const big = msgs.filter((m) => m.startsWith('big ')).length
+  t.ok(big >= 30 && big < 60, `some big lines held (${big}), the others dropped`)
+  t.equal(count(ran.err, /^ctfhive: log lines cannot be written to stdout \(EFBIG\)/), 1, 'one note when it fails')
+  t.equal(count(ran.err, new RegExp(`^ctfhive: stdout takes log lines again after EFBIG; ${60 - big} were dropped$`)), 1, 'one when it takes them again, with the count dropped')
 })
