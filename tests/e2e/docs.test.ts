@@ -1,6 +1,6 @@
 // The documentation in a real browser: the MkDocs build served by the app renders under its
-// strict CSP without console errors, loads nothing from other origins, its search works, and
-// axe finds nothing on any page.
+// strict CSP without console errors, loads nothing from other origins, its search works, axe
+// finds nothing on any page, and on a narrow screen the navigation drawer works from the keyboard.
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -108,17 +108,81 @@ if (missing !== undefined && !(process.env.CI === 'true')) {
       await page.goto(`${origin}${path}`, { waitUntil: 'networkidle' })
       t.same(await axeViolations(page), [], `axe: nothing on ${path}`)
     }
-    // On a phone and a tablet the theme lays out its navigation and search otherwise.
-    for (const width of [375, 768]) {
-      await page.setViewportSize({ width, height: 800 })
-      for (const path of ['/docs/', '/docs/control-plane/http-api/']) {
+    // The docs' own 404 page says what it is in its title (a tab, a history entry), not the home page's.
+    const notFound = await page.goto(`${origin}/docs/no/such/page/`, { waitUntil: 'networkidle' })
+    t.equal(notFound?.status(), 404)
+    t.equal(await page.title(), 'Page not found - CTFHive documentation', 'the 404 page has a title of its own')
+
+    // On a phone and a tablet the theme lays out its navigation and search otherwise. At 320 px
+    // the widest tables still scroll sideways: the pages with them.
+    const narrow: Record<number, string[]> = {
+      320: ['/docs/control-plane/configuration/', '/docs/control-plane/http-api/', '/docs/control-plane/provisioning/', '/docs/control-plane/testing/'],
+      375: ['/docs/', '/docs/control-plane/http-api/'],
+      768: ['/docs/', '/docs/control-plane/http-api/']
+    }
+    for (const [width, paths] of Object.entries(narrow)) {
+      await page.setViewportSize({ width: Number(width), height: 800 })
+      for (const path of paths) {
         await page.goto(`${origin}${path}`, { waitUntil: 'networkidle' })
         t.same(await axeViolations(page), [], `axe: nothing on ${path} at ${width} px`)
+        // A table box that scrolls sideways can be focused (to scroll it with the arrow keys) and is named.
+        const boxes = await page.locator('.md-typeset__scrollwrap').evaluateAll((els) => els
+          .filter((el: any) => el.scrollWidth > el.clientWidth + 1)
+          .map((el: any) => ({ tabindex: el.getAttribute('tabindex'), role: el.getAttribute('role'), name: el.getAttribute('aria-label') })))
+        t.same(boxes.filter((b) => b.tabindex !== '0' || b.role !== 'region' || !b.name), [], `${path} at ${width} px: every table that scrolls sideways takes focus and has a name`)
       }
     }
     // There the search opens from its button, and its results show.
     await page.locator('label.md-header__button[for="__search"]').click()
     await search('webhook')
     t.ok(await page.locator('.md-search-result__item').first().isVisible(), 'search results show on a narrow screen')
+
+    // Below 1220 px the navigation is a drawer, off-screen while closed. Its links are out of
+    // the Tab order then: from the top of the page, Tab reaches the content through visible
+    // stops only, among them the button that opens the drawer.
+    await page.setViewportSize({ width: 375, height: 800 })
+    await page.goto(`${origin}/docs/control-plane/http-api/`, { waitUntil: 'networkidle' })
+    interface Stop { what: string, inDrawer: boolean, inContent: boolean, onScreen: boolean, menu: boolean }
+    const stops: Stop[] = []
+    for (let i = 0; i < 60; i++) {
+      await page.keyboard.press('Tab')
+      const stop = await page.evaluate((): Stop => {
+        const { document, innerWidth, innerHeight } = globalThis as any
+        const el = document.activeElement
+        const r = el.getBoundingClientRect()
+        return {
+          what: `${el.tagName.toLowerCase()} ${(el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 30)}`,
+          inDrawer: el.closest('.md-sidebar--primary') !== null,
+          inContent: el.closest('.md-content') !== null,
+          onScreen: r.width > 0 && r.right > 0 && r.left < innerWidth && r.bottom > 0 && r.top < innerHeight,
+          menu: el.matches('button[aria-controls]') && el.getAttribute('aria-label') === 'Navigation'
+        }
+      })
+      if (stop.inContent) break
+      stops.push(stop)
+    }
+    t.ok(stops.length < 10, `Tab reaches the content after ${stops.length} stops: ${stops.map((s) => s.what).join(' | ')}`)
+    t.same(stops.filter((s) => s.inDrawer).map((s) => s.what), [], 'no link of the closed drawer is in the Tab order')
+    t.same(stops.filter((s) => !s.onScreen).map((s) => s.what), [], 'every stop on the way is on screen')
+    t.ok(stops.some((s) => s.menu), 'the menu button is one of them')
+
+    // The menu is a real button: named, focusable, saying whether the drawer is open.
+    const menu = page.getByRole('button', { name: 'Navigation', exact: true })
+    t.equal(await menu.count(), 1, 'one menu button')
+    if (await menu.count() === 1) {
+      t.equal(await menu.getAttribute('aria-expanded'), 'false', 'closed')
+      const drawer = page.locator(`#${await menu.getAttribute('aria-controls')}`)
+      t.ok(await drawer.evaluate((el) => el.matches('.md-sidebar--primary')), 'it controls the navigation drawer')
+      await menu.focus()
+      await page.keyboard.press('Enter')
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('__drawer').checked, null, { timeout: 10_000 })
+      t.equal(await menu.getAttribute('aria-expanded'), 'true', 'Enter opens the drawer, and the button says so')
+      t.equal(await drawer.evaluate((el) => (globalThis as any).getComputedStyle(el).visibility), 'visible', 'the open drawer shows')
+      t.ok(await drawer.evaluate((el) => el.contains((globalThis as any).document.activeElement)), 'focus moves into it')
+      await page.keyboard.press('Escape')
+      await page.waitForFunction(() => !(globalThis as any).document.getElementById('__drawer').checked, null, { timeout: 10_000 })
+      t.equal(await menu.getAttribute('aria-expanded'), 'false', 'Escape closes it')
+      t.ok(await menu.evaluate((el) => el === (globalThis as any).document.activeElement), 'and focus returns to the button')
+    }
   })
 }

@@ -369,6 +369,16 @@ t.test('the real MkDocs build', { skip: noMkdocs }, async (t) => {
   }
   const nav = load(readFileSync(join(out, 'index.html'), 'utf8'))
   t.ok(nav('nav.md-nav--primary input.md-toggle').length >= 2, 'collapsible navigation sections')
+  // On a narrow screen the drawer opens from a real button (tests/e2e/docs.test.ts drives it),
+  // wired by our script; the theme's label stays for browsers without it.
+  const menu = nav('button.md-header__button[aria-controls]')
+  t.equal(menu.length, 1, 'a menu button in the header')
+  t.match(menu.attr(), { type: 'button', 'aria-label': 'Navigation', 'aria-expanded': 'false' }, 'named, and closed')
+  t.equal(nav('label.md-header__button[for="__drawer"]').length, 1, "and the theme's label, for no script")
+  t.equal(nav('script[src$="javascripts/ctfhive.js"]').length, 1, 'the script that wires it')
+  t.ok(existsSync(join(out, 'javascripts/ctfhive.js')), 'is built')
+  // The 404 page names itself, not the docs home.
+  t.equal(load(readFileSync(join(out, '404.html'), 'utf8'))('title').text(), 'Page not found - CTFHive documentation', 'the 404 page has a title of its own')
   // The way back to the marketing site: the logo (header and drawer) and two nav entries.
   t.same(nav('a.md-logo').map((_i, el) => nav(el).attr('href')).get(), [`${base}/`, `${base}/`], "the logo leads to the site's home page")
   const external = nav('nav.md-nav--primary a.md-nav__link').map((_i, el) => [[nav(el).text().trim(), nav(el).attr('href')]]).get()
