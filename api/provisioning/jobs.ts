@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
-import type { Job, Store, Tenant } from '../store/store.ts'
+import type { Job, Store, StoreOps, Tenant } from '../store/store.ts'
 import { Attempt, LeaseLost } from './attempt.ts'
 import { appendAudit } from './audit.ts'
 import { ExecutorError, type Executor, type ServerSpec } from './executor.ts'
@@ -53,6 +53,12 @@ export interface JobRunnerOptions {
 }
 
 const defaultBackoff = (n: number): number => Math.min(30_000 * 2 ** (n - 1), 15 * 60_000)
+/**
+ * Waits between tries to record an attempt's end while the store fails (a database restart,
+ * a failover): 1 s, doubling, at most 30 s, for as long as the attempt's lease runs.
+ */
+const RECORD_RETRY_FIRST_MS = 1000
+const RECORD_RETRY_MAX_MS = 30_000
 
 function describe (err: unknown): string {
   return err instanceof Error ? err.message : String(err)
@@ -76,6 +82,8 @@ export class JobRunner {
   private stopped = true
   /** Set by stop(): no job of this worker will end, so nobody should wait for one. */
   private halted = false
+  /** Aborted by stop(): ends the waits between tries to record an attempt's end. */
+  private halting = new AbortController()
   /** Claims failed in a row (the store refusing writes: a full disk, a read-only standby). */
   private claimFailures = 0
   /** A kick came while a drain ran: its reads may have been made before the job it announces. */
@@ -109,6 +117,7 @@ export class JobRunner {
     if (!this.stopped) return
     this.stopped = false
     this.halted = false
+    this.halting = new AbortController()
     this.kick()
   }
 
@@ -157,6 +166,7 @@ export class JobRunner {
     for (const set of [...this.waiters.values()]) for (const done of [...set]) done()
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
+    this.halting.abort()
     for (const c of this.controllers) c.abort(new Shutdown('the worker is stopping'))
     await this.draining
     await Promise.allSettled([...this.running])
@@ -265,7 +275,8 @@ export class JobRunner {
     const record = failure instanceof AttemptTimeout && this.healthWindowOpen(job) ? this.continueAttempt(attempt) : this.failAttempt(attempt, failure)
     await record.catch(async (e: unknown) => {
       if (e instanceof LeaseLost) await this.leaseLost(job, e, 'the end of the attempt not recorded: another worker has the job')
-      else log.error({ err: e, job: job.id }, 'could not record the end of the attempt')
+      else if (this.halting.signal.aborted) log.warn({ err: e, job: job.id }, 'the end of the attempt not recorded before shutdown; it resumes elsewhere')
+      else log.error({ err: e, job: job.id }, 'could not record the end of the attempt: the job is taken up again once its lease lapses')
     })
   }
 
@@ -339,7 +350,7 @@ export class JobRunner {
    */
   private async continueAttempt (attempt: Attempt): Promise<void> {
     const job = attempt.job
-    await attempt.leased((tx) => tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: this.now() }))
+    await this.recordEnd(attempt, (tx) => tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: this.now() }))
     this.opts.log.info({ tenant: job.tenant, job: job.id, step: job.step, waited_s: Math.round((this.now() - job.stepAt) / 1000) },
       'still waiting for the health check; the job goes on in a new attempt')
   }
@@ -361,7 +372,7 @@ export class JobRunner {
     log[stuck ? 'error' : 'warn']({ tenant: job.tenant, job: job.id, kind: job.kind, step: job.step, attempts, final, reason: message },
       stuck ? 'teardown still failing: the server is still running; it keeps retrying' : 'job attempt failed')
     // Fenced by the lease, not by the signal: a timed-out attempt is aborted and still records this.
-    await attempt.leased(async (tx) => {
+    await this.recordEnd(attempt, async (tx) => {
       if (final) {
         await tx.updateJob(job.id, { status: 'failed', attempts, lastError: message, leaseOwner: null, leaseUntil: 0 })
         // The status endpoint is public: the cause (provider answers, addresses) stays in the
@@ -389,6 +400,37 @@ export class JobRunner {
         await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.attempt_failed`, { job: job.id, step: job.step, attempts, reason: message, retry_in_ms: delay })
       }
     })
+  }
+
+  /**
+   * Records the end of an attempt (fenced by its lease), trying again while the store fails:
+   * else a database restart of a second leaves the job `running` until its lease lapses (5.5
+   * minutes by default), its tenant shown as still being set up. Tries stop once the lease
+   * would have lapsed by the next one, when the job is any worker's to claim again (which
+   * counts this attempt), or when the worker stops (stop() gives the lease back). A try near
+   * the lease's end is safe all the same: each checks, with the job row locked, that the claim
+   * is still this attempt's (LeaseLost otherwise).
+   */
+  private async recordEnd (attempt: Attempt, fn: (tx: StoreOps) => Promise<unknown>): Promise<void> {
+    const job = attempt.job
+    const log = this.opts.log
+    for (let tries = 1; ; tries++) {
+      try {
+        await attempt.leased(fn)
+        if (tries > 1) log.info({ tenant: job.tenant, job: job.id, tries }, 'the end of the attempt recorded once the store answered again')
+        return
+      } catch (err) {
+        if (err instanceof LeaseLost) throw err
+        const delay = Math.min(RECORD_RETRY_FIRST_MS * 2 ** (tries - 1), RECORD_RETRY_MAX_MS)
+        if (this.halting.signal.aborted || this.now() + delay >= job.leaseUntil) throw err
+        if (tries === 1) log.warn({ err, tenant: job.tenant, job: job.id }, 'could not record the end of the attempt; trying again while its lease runs')
+        try {
+          await sleep(delay, undefined, { signal: this.halting.signal })
+        } catch {
+          throw err
+        }
+      }
+    }
   }
 
   /** Polls until `check` passes (true), or until a failed check finds `until` (epoch ms) past (false). */

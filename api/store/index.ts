@@ -32,7 +32,7 @@ export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opt
   }
   // Loaded lazily so the embedded default never needs the pg driver at start-up.
   const { PostgresStore } = await import('./postgres.ts')
-  const store = new PostgresStore({ url: config.databaseUrl, poolSize: config.pg.poolSize, statementTimeoutMs: config.pg.statementTimeoutMs })
+  const store = new PostgresStore({ url: config.databaseUrl, poolSize: config.pg.poolSize, statementTimeoutMs: config.pg.statementTimeoutMs, log: opts.log })
   try {
     if (migrate) await store.migrate()
     else refuseUnlessCurrent(await store.schema())

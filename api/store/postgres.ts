@@ -15,6 +15,7 @@ import {
 } from './store.ts'
 import { migrationFiles, refuseOtherApplication, schemaStatusOf, type SchemaStatus } from './migrations.ts'
 import { PgOps, nowIso, sqlState, toStoreError, type Queryable, type Row } from './postgres-ops.ts'
+import { WRITABLE_SQL, writeRefusal } from './postgres-readonly.ts'
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations', 'postgres')
 /**
@@ -49,6 +50,21 @@ const STALE_PLAN = '0A000'
 const CLOCK_JUMP_MS = 1000
 /** How soon such a measurement is tried again after it failed (the database unreachable). */
 const RESYNC_RETRY_MS = 5000
+/**
+ * How much longer than the statement timeout this process waits for an answer: the server
+ * cancels a slow statement itself and says so, which takes a round trip; past this, the server
+ * is not answering at all (its backend stopped, the host paused, a stuck pooler).
+ */
+const QUERY_TIMEOUT_MARGIN_MS = 5000
+/** What pg's client-side query_timeout rejects with (a plain Error: no code to go by). */
+const READ_TIMEOUT_MESSAGE = 'Query read timeout'
+/** How often a start waiting for another instance's migration says so again. */
+const MIGRATION_NOTICE_MS = 30_000
+
+/** Where the store says what it is waiting for; a pino logger fits. */
+export interface PostgresStoreLog {
+  info? (obj: object, msg: string): void
+}
 
 export interface PostgresStoreOptions {
   /** `postgres://user:pass@host:port/db` (or `postgresql://…`; `?host=/socket/dir` works). */
@@ -56,6 +72,14 @@ export interface PostgresStoreOptions {
   poolSize?: number
   /** Per-connection statement_timeout; 0 leaves the server's default. */
   statementTimeoutMs?: number
+  /**
+   * How long this process waits for any answer to a statement before it drops the connection
+   * (pg's query_timeout): statement_timeout is enforced by the server, and a server that stops
+   * answering (a stopped backend, a paused host) enforces nothing. Default: statementTimeoutMs
+   * + 5 s; none when statementTimeoutMs is 0 or unset (who turns that off runs statements of any
+   * length, the SQLite copy's). Migrations are never bounded by it.
+   */
+  queryTimeoutMs?: number
   /** How long to wait for a connection (a new one, or a free one of the pool); default 10 s. */
   connectTimeoutMs?: number
   /**
@@ -69,6 +93,10 @@ export interface PostgresStoreOptions {
   hostClock?: () => number
   /** A clock no step of the wall clock moves; default: this process's monotonic clock. */
   steadyClock?: () => number
+  /** Hears of a start waiting for another instance's migration (advisory lock). */
+  log?: PostgresStoreLog
+  /** How often that wait is logged again; default 30 s (tests shorten it). */
+  migrationNoticeMs?: number
 }
 
 const monotonic = (): number => performance.timeOrigin + performance.now()
@@ -76,7 +104,11 @@ const monotonic = (): number => performance.timeOrigin + performance.now()
 export class PostgresStore extends PgOps implements Store {
   readonly kind = 'postgres' as const
   private readonly pool: pg.Pool
+  /** What every connection is opened with, the migration's too (without the pool's timeouts). */
+  private readonly connection: pg.ClientConfig
   private readonly poolSize: number
+  private readonly log: PostgresStoreLog | undefined
+  private readonly migrationNoticeMs: number
   private readonly hostClock: () => number
   private readonly steadyClock: () => number
   /**
@@ -95,11 +127,10 @@ export class PostgresStore extends PgOps implements Store {
 
   constructor (opts: PostgresStoreOptions) {
     const poolSize = opts.poolSize ?? 10
-    const pool = new pg.Pool({
+    const statementTimeout = opts.statementTimeoutMs !== undefined && opts.statementTimeoutMs > 0 ? opts.statementTimeoutMs : undefined
+    const queryTimeout = opts.queryTimeoutMs ?? (statementTimeout === undefined ? 0 : statementTimeout + QUERY_TIMEOUT_MARGIN_MS)
+    const connection: pg.ClientConfig = {
       connectionString: opts.url,
-      max: poolSize,
-      // Sent at connection start-up, so it holds for every statement on every connection.
-      statement_timeout: opts.statementTimeoutMs !== undefined && opts.statementTimeoutMs > 0 ? opts.statementTimeoutMs : undefined,
       application_name: 'ctfhive',
       idle_in_transaction_session_timeout: opts.idleInTransactionTimeoutMs ?? 30_000,
       // A server that vanished (a failover, a dropped route) is noticed on an idle connection.
@@ -108,10 +139,21 @@ export class PostgresStore extends PgOps implements Store {
       // pg waits for ever by default: a host that accepts TCP and never answers (a stuck
       // pooler, a half-dead VM) would hang the start, and every request after it.
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000
+    }
+    const pool = new pg.Pool({
+      ...connection,
+      max: poolSize,
+      // Sent at connection start-up, so it holds for every statement on every connection.
+      statement_timeout: statementTimeout,
+      // pg waits for an answer for ever by default, whatever statement_timeout says.
+      query_timeout: queryTimeout > 0 ? queryTimeout : undefined
     })
     super(pool as unknown as Queryable)
     this.pool = pool
+    this.connection = connection
     this.poolSize = poolSize
+    this.log = opts.log
+    this.migrationNoticeMs = opts.migrationNoticeMs ?? MIGRATION_NOTICE_MS
     this.hostClock = opts.hostClock ?? Date.now
     this.steadyClock = opts.steadyClock ?? monotonic
     this.steadyOffset = this.hostClock() - this.steadyClock()
@@ -128,12 +170,19 @@ export class PostgresStore extends PgOps implements Store {
 
   /** Applies pending migrations; processes starting together queue on an advisory lock. */
   async migrate (): Promise<void> {
-    const { client, release } = await this.connect()
+    if (this.closed) throw new StoreError('store is closed')
+    // A connection of its own, without the pool's statement and query timeouts: they bound
+    // requests, not this. Another instance may hold the lock for as long as its migrations
+    // take, and one may rebuild an index over every event.
+    const client = new pg.Client(this.connection)
+    // A server that ends the session fails the statement in flight; unheard, the event would
+    // take the process down.
+    client.on('error', () => {})
     try {
-      // PG_STATEMENT_TIMEOUT_MS bounds requests, not this: another instance may hold the lock
-      // for as long as its migrations take, and one may rebuild an index over every event.
+      await client.connect().catch((err: unknown) => { throw toStoreError(err, 'could not connect to PostgreSQL') })
+      // Nor a role's or database's own statement_timeout.
       await client.query('SET statement_timeout = 0')
-      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
+      await this.takeMigrationLock(client)
       try {
         // Under the lock: an instance migrating meanwhile has made schema_migrations first.
         refuseOtherApplication((await client.query(SCHEMA_TABLES_SQL)).rows.map((r) => String(r.name)))
@@ -158,8 +207,30 @@ export class PostgresStore extends PgOps implements Store {
     } catch (err) {
       throw toStoreError(err, 'migration failed')
     } finally {
-      // Closed, not pooled: a request must never get a connection without its timeout.
-      release(new Error('the migration connection is not reused'))
+      await client.end().catch(() => {})
+    }
+  }
+
+  /**
+   * The migration lock, saying so (at once, then every 30 s) while another session holds it:
+   * an instance migrating, or one stopped while it did, which only ending its session frees.
+   */
+  private async takeMigrationLock (client: pg.Client): Promise<void> {
+    if ((await client.query('SELECT pg_try_advisory_lock($1) AS got', [MIGRATION_LOCK])).rows[0]?.got === true) return
+    const holder = await client.query(
+      "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = 0 AND objid = $1 AND objsubid = 1",
+      [MIGRATION_LOCK]).then((r) => r.rows[0]?.pid as number | undefined, () => undefined)
+    const since = Date.now()
+    const notice = (): void => {
+      this.log?.info?.({ lock: MIGRATION_LOCK, holder_pid: holder, waited_s: Math.round((Date.now() - since) / 1000) },
+        `waiting for another instance's migration (advisory lock ${MIGRATION_LOCK})…`)
+    }
+    notice()
+    const timer = setInterval(notice, this.migrationNoticeMs)
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
+    } finally {
+      clearInterval(timer)
     }
   }
 
@@ -204,11 +275,17 @@ export class PostgresStore extends PgOps implements Store {
         if (done.command === 'ROLLBACK') throw new StoreError('the transaction was rolled back: a statement in it failed')
         return value
       } catch (err) {
-        try {
-          await client.query('ROLLBACK')
-        } catch (rollbackErr) {
-          // The connection is unusable: the pool must drop it, not hand it out again.
-          broken = rollbackErr as Error
+        if (readTimedOut(err)) {
+          // The server stopped answering: a ROLLBACK would queue behind the statement and wait
+          // as long again. Dropping the connection ends the transaction just as surely.
+          broken = err as Error
+        } else {
+          try {
+            await client.query('ROLLBACK')
+          } catch (rollbackErr) {
+            // The connection is unusable: the pool must drop it, not hand it out again.
+            broken = rollbackErr as Error
+          }
         }
         broken ??= lost()
         if (sqlState(err) === STALE_PLAN && broken === undefined && stalePlans++ < this.poolSize) {
@@ -298,8 +375,10 @@ export class PostgresStore extends PgOps implements Store {
     return this.wallOffset
   }
 
+  /** Answers, and takes writes: a standby or a read-only database fails every request that writes. */
   async ping (): Promise<void> {
-    await this.q('SELECT 1 AS ok')
+    const refusal = writeRefusal(await this.one(WRITABLE_SQL))
+    if (refusal !== null) throw refusal
   }
 
   async close (): Promise<void> {
@@ -307,6 +386,14 @@ export class PostgresStore extends PgOps implements Store {
     this.closed = true
     await this.pool.end()
   }
+}
+
+/** pg's query_timeout fired (the error itself, or its cause a few wrappings down). */
+function readTimedOut (err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e.message === READ_TIMEOUT_MESSAGE) return true
+  }
+  return false
 }
 
 async function control (client: pg.PoolClient, statement: string): Promise<pg.QueryResult> {
