@@ -3,6 +3,7 @@
 // still gets the limit once, not N times. A client this process already saw over the limit is
 // refused here until its window ends, without a store write: a flood from one address costs
 // each instance at most the limit plus one write per window.
+import { createHash } from 'node:crypto'
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import { RATE_CLOCK_SLACK_MS, type RateCount, type Store } from '../store/store.ts'
 
@@ -14,6 +15,17 @@ const noop = (): void => {}
 
 /** Clients over the limit remembered per route; the oldest is forgotten first (it then costs one write). */
 const REMEMBERED = 10_000
+
+/**
+ * Keys longer than this are stored as their digest. Behind TRUST_PROXY=true the client's
+ * address is what X-Forwarded-For says, up to the header limit; PostgreSQL's index refuses a
+ * key over 2704 bytes (a 500 for a client's header). An address is never this long.
+ */
+const KEY_MAX = 128
+
+function storedKey (key: string): string {
+  return key.length <= KEY_MAX ? key : `sha256:${createHash('sha256').update(key).digest('hex')}`
+}
 
 export function storeRateLimit (store: Store): FastifyRateLimitStoreCtor {
   return class StoreRateLimit implements FastifyRateLimitStore {
@@ -28,7 +40,7 @@ export function storeRateLimit (store: Store): FastifyRateLimitStoreCtor {
     }
 
     incr (key: string, done: Done, timeWindow: number, max: number): void {
-      const k = this.prefix + key
+      const k = storedKey(this.prefix + key)
       // One client's hits run one after another in this process: hits that arrive together
       // would otherwise all reach the store before the first came back over the limit.
       const answered = (this.queued.get(k) ?? Promise.resolve()).then(() => this.hit(k, timeWindow, max)).then(

@@ -129,3 +129,19 @@ t.test('a clock stepped back ends the window of a client over the limit, in memo
   clock.now -= 500
   t.equal((await checkout(app, '203.0.113.9')).statusCode, 429, 'the window holds')
 })
+
+// Behind TRUST_PROXY=true the address is what X-Forwarded-For says: PostgreSQL's primary-key
+// index refuses a key over 2704 bytes, which answered 500 for a client's header.
+t.test('a client address of any length is counted under a key of bounded length', async (t) => {
+  const { store, hits } = watched(new SqliteStore({ path: ':memory:' }))
+  t.teardown(() => store.close())
+  const { app } = await buildTestApp(t, { store, env: { CHECKOUT_RATE_LIMIT: '2', TRUST_PROXY: 'true' } })
+  const forwarded = 'f'.repeat(3000)
+  const post = () => app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'nope' }, headers: { 'x-forwarded-for': forwarded } })
+  t.same([(await post()).statusCode, (await post()).statusCode, (await post()).statusCode], [400, 400, 429], 'counted as one client')
+  t.ok(hits.length > 0 && hits.every((k) => k.length <= 128), 'every stored key is short')
+  t.equal(new Set(hits).size, 1, 'the same key each time')
+  t.ok(hits[0]!.startsWith('sha256:'), 'its digest')
+  await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'nope' }, headers: { 'x-forwarded-for': '203.0.113.9' } })
+  t.match(hits.at(-1), /203\.0\.113\.9$/, 'an ordinary address is kept as it is')
+})
