@@ -7,13 +7,13 @@ import { DatabaseSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { ConfigError, DEFAULT_AUDIT_SECRET, loadConfig, withoutUserinfo, type Config } from '../api/config.ts'
-import { auditMac, verifyAuditChain, type AuditVerdict } from '../api/provisioning/audit.ts'
+import { auditKeyFits, verifyStoredChain, type AuditVerdict } from '../api/provisioning/audit.ts'
 import { settingRefusal, sqliteSettingProblem } from '../api/store/index.ts'
 import { NotCtfhiveDatabase, SchemaAhead, SchemaBehind, holdsOtherTables, refuseAhead, refuseUnlessCurrent, tableList } from '../api/store/migrations.ts'
 import { PostgresStore, SCHEMA_TABLES_SQL } from '../api/store/postgres.ts'
-import { TENANT_COLUMNS, auditFromRow } from '../api/store/rows.ts'
-import type { AuditEntry } from '../api/store/store.ts'
-import { schemaStatus } from '../api/store/sqlite-ops.ts'
+import { PgOps } from '../api/store/postgres-ops.ts'
+import { TENANT_COLUMNS } from '../api/store/rows.ts'
+import { Connection, SqliteOps, schemaStatus } from '../api/store/sqlite-ops.ts'
 import { sqlitePathFromUrl } from '../api/store/sqlite.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { isMain, refuseRepeated, runCli } from './cli-output.ts'
@@ -169,19 +169,21 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
   const store = new PostgresStore({ url: opts.postgresUrl, poolSize: 2, statementTimeoutMs: 0 })
   const client = new pg.Client({ connectionString: opts.postgresUrl, connectionTimeoutMillis: connectTimeoutMs })
   try {
-    const sourceEntries = source.prepare('SELECT * FROM audit_log ORDER BY seq').all().map((r) => auditFromRow(r as Record<string, unknown>))
+    // Both chains are walked as the server's `audit verify` walks its own, a page at a time
+    // (the same verdicts): read whole, a chain of a million entries exhausts a default heap.
+    const sourceOps = new SqliteOps(new Connection(source, { readOnly: true }))
     // Entry 1 failing under the key is far more often the wrong key than tampering (as
     // `ctfhive audit verify` says it): a key the server would refuse is a setting to fix.
-    const firstFits = keyFits(opts.auditSecret, sourceEntries[0])
+    const firstFits = await auditKeyFits(sourceOps, opts.auditSecret, 'first')
     if (!firstFits) {
       if (opts.auditSecret === DEFAULT_AUDIT_SECRET) {
         throw new AuditKeyMismatch('PROVISION_AUDIT_SECRET is not set (or is the development default), and the first entry of the source\'s audit chain does not verify under it: set the server\'s secret; nothing was copied')
       }
-      if (!keyFits(opts.auditSecret, sourceEntries.at(-1))) {
+      if (!await auditKeyFits(sourceOps, opts.auditSecret, 'last')) {
         throw new AuditKeyMismatch('PROVISION_AUDIT_SECRET is not the key the source\'s audit chain was written with (neither its first nor its last entry verifies under it; the server would refuse to start with it): set the server\'s secret; nothing was copied')
       }
     }
-    const sourceVerdict = verifyAuditChain(opts.auditSecret, sourceEntries)
+    const sourceVerdict = await verifyStoredChain(sourceOps, opts.auditSecret)
     if (!sourceVerdict.ok) {
       const why = firstFits
         ? 'the source\'s audit chain does not verify, under a key that verifies its first entry'
@@ -234,8 +236,7 @@ export async function copySqliteToPostgres (opts: { sqlitePath: string, postgres
       // Job ids were copied as they were: the identity must continue after the largest.
       await client.query("SELECT setval(pg_get_serial_sequence('jobs', 'id'), GREATEST((SELECT max(id) FROM jobs), 1), (SELECT max(id) FROM jobs) IS NOT NULL)")
       // Read back inside the transaction: the copy commits only if it is faithful.
-      const copied = (await client.query('SELECT * FROM audit_log ORDER BY seq')).rows.map((r) => auditFromRow(r as Record<string, unknown>))
-      const result = { counts, source: sourceVerdict, target: verifyAuditChain(opts.auditSecret, copied) }
+      const result = { counts, source: sourceVerdict, target: await verifyStoredChain(new PgOps(client), opts.auditSecret) }
       if (!result.target.ok) throw new ChainBroken('the chain verifies on the source but not on the copy: it is not faithful; nothing was written', result)
       await client.query('COMMIT')
       return result
@@ -264,11 +265,6 @@ function targetProblem (err: unknown): unknown {
   return refusal === null ? err : new UnusableDatabase('to', `${(err as Error).message}; ${refusal.message.slice(`${refusal.variable}: `.length)}`)
 }
 
-/** Whether `secret` is the key `entry` was written with; no entry (an empty chain) takes any key. */
-function keyFits (secret: string, entry: AuditEntry | undefined): boolean {
-  return entry === undefined || auditMac(secret, entry.prevMac, entry) === entry.mac
-}
-
 async function copyTable (source: DatabaseSync, client: pg.Client, table: string, columns: readonly string[], order: string): Promise<number> {
   const select = source.prepare(`SELECT ${columns.join(', ')} FROM ${table} ORDER BY ${order}`)
   let batch: unknown[][] = []
@@ -285,6 +281,7 @@ async function copyTable (source: DatabaseSync, client: pg.Client, table: string
     copied += batch.length
     batch = []
   }
+  // Stepped a row at a time, never read whole: stripe_events holds a payload per event.
   for (const row of select.iterate()) {
     const r = row as Record<string, unknown>
     batch.push(columns.map((c) => r[c] ?? null))

@@ -4,7 +4,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { DatabaseSync } from 'node:sqlite'
 import pg from 'pg'
-import { appendAudit, verifyStoredChain } from '../../api/provisioning/audit.ts'
+import { GENESIS_MAC, appendAudit, auditMac, verifyStoredChain } from '../../api/provisioning/audit.ts'
 import { PostgresStore } from '../../api/store/postgres.ts'
 import { SqliteStore } from '../../api/store/sqlite.ts'
 import type { Store } from '../../api/store/store.ts'
@@ -40,6 +40,33 @@ async function seedSqlite (t: Test): Promise<string> {
     if (i === 2) await deliver(app, makeEvent('customer.subscription.deleted', subscription({ id: `sub_copy_${i}`, tenantId, status: 'canceled' }), { created: Math.floor(Date.now() / 1000) + 5 }))
   }
   await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_nobody' })))
+  return path
+}
+
+/**
+ * A migrated SQLite database holding a long, valid audit chain (each MAC made as appendAudit
+ * makes it, written straight to the table: appending through the store would take minutes)
+ * and Stripe events with payloads of `payloadBytes`.
+ */
+async function bulkSqlite (t: Test, opts: { entries: number, detailBytes: number, events: number, payloadBytes: number }): Promise<string> {
+  const path = tempDbPath(t)
+  await new SqliteStore({ path }).close()
+  const db = new DatabaseSync(path)
+  db.exec('BEGIN')
+  const append = db.prepare('INSERT INTO audit_log (seq, at, tenant, action, detail, prev_mac, mac) VALUES (?, ?, ?, ?, ?, ?, ?)')
+  const note = 'n'.repeat(opts.detailBytes)
+  let prevMac = GENESIS_MAC
+  for (let seq = 1; seq <= opts.entries; seq++) {
+    const entry = { seq, at: new Date(1_700_000_000_000 + seq).toISOString(), tenant: (seq % 97).toString(16).padStart(32, '0'), action: 'bulk.step', detail: { seq, note } }
+    const mac = auditMac(SECRET, prevMac, entry)
+    append.run(seq, entry.at, entry.tenant, entry.action, JSON.stringify(entry.detail), prevMac, mac)
+    prevMac = mac
+  }
+  const event = db.prepare("INSERT INTO stripe_events (id, type, created, received, outcome, tenant, payload) VALUES (?, 'invoice.paid', ?, ?, 'ok', NULL, ?)")
+  const payload = JSON.stringify({ object: 'event', filler: 'p'.repeat(opts.payloadBytes) })
+  for (let i = 0; i < opts.events; i++) event.run(`evt_bulk_${i}`, 1_700_000_000 + i, new Date(1_700_000_000_000 + i).toISOString(), payload)
+  db.exec('COMMIT')
+  db.close()
   return path
 }
 
@@ -260,6 +287,42 @@ t.test('on PostgreSQL', async (t) => {
     t.match(c.err(), /^error: DATABASE_URL: could not connect to PostgreSQL/m)
   })
 
+  t.test('memory does not grow with the data: both chains and the events are read a page at a time', async (t) => {
+    // 48 MB of audit details and 80 MB of event payloads, copied in a 64 MB heap. Read whole,
+    // the chain alone took over 192 MB here (a copy per side, as rows and as entries).
+    const path = await bulkSqlite(t, { entries: 24_000, detailBytes: 2000, events: 20_000, payloadBytes: 4000 })
+    const url = await server.createDatabase()
+    const r = spawnSync(process.execPath, ['--max-old-space-size=64', SCRIPT, '--from', `sqlite:${path}`, '--to', url], {
+      encoding: 'utf8', env: { PATH: process.env.PATH, PROVISION_AUDIT_SECRET: SECRET }, timeout: 120_000
+    })
+    t.notMatch(r.stderr, /heap out of memory/, 'within the heap')
+    t.equal(r.status, 0, r.stderr.slice(0, 2000))
+    t.match(r.stdout, /^stripe_events\s+20000$/m)
+    t.match(r.stdout, /^audit_log\s+24000$/m)
+    t.match(r.stdout, /source audit chain: ok \(24000 entries, last seq 24000\)/)
+    t.match(r.stdout, /target audit chain: ok \(24000 entries, last seq 24000\)/)
+  })
+
+  t.test('a chain read in pages gets the verdicts it got read whole', async (t) => {
+    // Past the first page of 1000, and a row below seq 1, which the first page must not skip.
+    const cases: Array<[string, RegExp]> = [
+      ['DELETE FROM audit_log WHERE seq = 1500', /^source audit chain: BROKEN at seq 1501 \(removed\): expected seq 1500, found 1501: entries are missing$/m],
+      ["UPDATE audit_log SET detail = '{\"forged\":true}' WHERE seq = 2400", /^source audit chain: BROKEN at seq 2400 \(modified\): content does not match its MAC$/m],
+      ['INSERT INTO audit_log SELECT 0, at, tenant, action, detail, prev_mac, mac FROM audit_log WHERE seq = 1', /^source audit chain: BROKEN at seq 0 \(inserted\): seq 0 is below 1, where the chain starts/m]
+    ]
+    for (const [sql, verdict] of cases) {
+      const path = await bulkSqlite(t, { entries: 2500, detailBytes: 10, events: 0, payloadBytes: 0 })
+      const raw = new DatabaseSync(path)
+      raw.exec(sql)
+      raw.close()
+      const url = await server.createDatabase()
+      const c = capture()
+      t.equal(await main(['--from', `sqlite:${path}`, '--to', url], { PROVISION_AUDIT_SECRET: SECRET }, c.io), 1, sql)
+      t.match(c.out(), verdict)
+      t.same(await tablesOf(url), [], 'nothing written to the target')
+    }
+  })
+
   t.test('the command runs as a script', async (t) => {
     const path = await seedSqlite(t)
     const url = await server.createDatabase()
@@ -312,7 +375,7 @@ t.test('a source an older release left is refused (exit 2) before anything is re
   // The target is never reached: the port is closed.
   const code = await main(['--from', `sqlite:${path}`, '--to', 'postgres://ctfhive@127.0.0.1:9/ctfhive'], { PROVISION_AUDIT_SECRET: SECRET }, c.io)
   t.equal(code, 2, 'another release\'s schema: the wrong tool, or too early')
-  t.match(c.err(), /error: the database's schema is behind this release \(not applied: 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql, 012_listing_indexes\.sql, 013_admin_email\.sql, 014_public_errors\.sql\); start the server of this release once/)
+  t.match(c.err(), /error: the database's schema is behind this release \(not applied: 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql, 012_listing_indexes\.sql, 013_admin_email\.sql, 014_public_errors\.sql(, [^)]+)?\); start the server of this release once/)
   t.notMatch(c.err(), /could not connect/, 'refused before connecting to the target')
   t.equal(c.out(), '', 'nothing copied')
 })
