@@ -68,8 +68,9 @@ function tenantWhere (filter: TenantFilter): [string, unknown[]] {
   if (filter.billing !== undefined) { params.push(filter.billing); clauses.push(`billing = $${params.length}`) }
   if (filter.infra !== undefined) { params.push(filter.infra); clauses.push(`infra = $${params.length}`) }
   // Past `after` in listTenants' order: older, or as old with a greater id (both COLLATE "C").
-  // The first term is a range on tenants_created (migration 012), so a page starts where the
-  // one before ended instead of reading it again.
+  // The first term is a range on tenants_created (migration 012), or after a (billing, infra)
+  // pair on tenants_state (015), so a page starts where the one before ended instead of reading
+  // it again.
   if (filter.after !== undefined) {
     params.push(filter.after.createdAt, filter.after.id)
     clauses.push(`created_at <= $${params.length - 1} AND (created_at < $${params.length - 1} OR id > $${params.length})`)
@@ -78,13 +79,20 @@ function tenantWhere (filter: TenantFilter): [string, unknown[]] {
 }
 
 /**
- * A page of listTenants: newest first, then by id, as tenants_created (012) holds them. With a
- * billing or infra the planner weighs that index against a sort of the few that match.
+ * A page of listTenants: newest first, then by id, as tenants_created (012) holds them, and
+ * tenants_state (015) those of each (billing, infra) pair, the admin's state listing. With a
+ * billing or infra alone the planner weighs tenants_created against a sort of the few that match.
  */
 export function tenantsQuery (filter: TenantFilter): [string, unknown[]] {
   const [where, params] = tenantWhere(filter)
   const n = params.length
   return [`SELECT * FROM tenants ${where} ORDER BY created_at DESC, id LIMIT $${n + 1} OFFSET $${n + 2}`, [...params, filter.limit ?? 100, filter.offset ?? 0]]
+}
+
+/** countTenants' query: a (billing, infra) pair counts along tenants_state (015). */
+export function tenantCountQuery (filter: TenantFilter): [string, unknown[]] {
+  const [where, params] = tenantWhere(filter)
+  return [`SELECT count(*) AS n FROM tenants ${where}`, params]
 }
 
 /** The shared listing queries (queries.ts), with PostgreSQL's numbered placeholders. */
@@ -172,8 +180,8 @@ export class PgOps implements StoreOps {
   }
 
   async countTenants (filter: TenantFilter = {}): Promise<number> {
-    const [where, params] = tenantWhere(filter)
-    return Number((await this.one(`SELECT count(*) AS n FROM tenants ${where}`, ...params))?.n ?? 0)
+    const [sql, params] = tenantCountQuery(filter)
+    return Number((await this.one(sql, ...params))?.n ?? 0)
   }
 
   async linkSubscription (subscriptionId: string, tenantId: string): Promise<void> {
@@ -234,13 +242,15 @@ export class PgOps implements StoreOps {
     throw new StoreError(`could not enqueue a ${job.kind} job for tenant ${job.tenant}`)
   }
 
+  // Provisioning first among the due jobs: a buyer who just paid waits for no teardown or
+  // resize that came due earlier. jobs_due still finds the due ones; only they are sorted.
   async claimNextJob (owner: string, now: number, leaseMs: number): Promise<Job | undefined> {
     const row = await this.one(
       `UPDATE jobs SET ${RECLAIM_COUNTS}, status = 'running', lease_owner = $1, lease_until = $2, updated_at = $3
        WHERE id = (
          SELECT id FROM jobs
          WHERE (status = 'queued' AND run_after <= $4) OR (status = 'running' AND lease_until <= $4)
-         ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         ORDER BY kind <> 'provision', run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
        RETURNING *`,
       owner, now + leaseMs, this.nowIso(), now)
     return row === undefined ? undefined : jobFromRow(row)

@@ -134,16 +134,19 @@ function nowIso (): string {
 }
 
 /**
- * The WHERE of a count of tenants, or with `listing` of a page of them. A page reads along
- * tenants_created (migration 012) in its order and stops when full. Its billing term is written
- * `+billing`, which tenants_billing cannot serve: SQLite keeps no statistics and would take that
- * index for any billing, reading and sorting every tenant of it (most of the table for 'paid').
- * A billing few tenants have costs one walk of the index instead, and no sort.
+ * The WHERE of a count of tenants, or with `listing` of a page of them. A page of a (billing,
+ * infra) pair, as the admin's state listing asks, reads along tenants_state (migration 015) from
+ * its pair's first row in its order; its count reads that index alone. Any other page reads along
+ * tenants_created (migration 012) in its order and stops when full. A billing alone is written
+ * `+billing` then, which tenants_billing cannot serve: SQLite keeps no statistics and would take
+ * that index for any billing, reading and sorting every tenant of it (most of the table for
+ * 'paid').
  */
 function tenantWhere (filter: TenantFilter, listing = false): [string, unknown[]] {
   const clauses: string[] = []
   const params: unknown[] = []
-  if (filter.billing !== undefined) { clauses.push(listing ? '+billing = ?' : 'billing = ?'); params.push(filter.billing) }
+  const alongCreated = listing && filter.infra === undefined
+  if (filter.billing !== undefined) { clauses.push(alongCreated ? '+billing = ?' : 'billing = ?'); params.push(filter.billing) }
   if (filter.infra !== undefined) { clauses.push('infra = ?'); params.push(filter.infra) }
   // Past `after` in listTenants' order: older, or as old with a greater id. The first term is
   // a range on the index, so a page seeks to where the one before ended instead of reading it.
@@ -151,10 +154,16 @@ function tenantWhere (filter: TenantFilter, listing = false): [string, unknown[]
   return [clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', params]
 }
 
-/** A page of listTenants: newest first, then by id, as tenants_created (012) holds them. */
+/** A page of listTenants: newest first, then by id, as tenants_created (012) and tenants_state (015) hold them. */
 export function tenantsQuery (filter: TenantFilter): [string, unknown[]] {
   const [where, params] = tenantWhere(filter, true)
   return [`SELECT * FROM tenants ${where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, [...params, filter.limit ?? 100, filter.offset ?? 0]]
+}
+
+/** countTenants' query: a (billing, infra) pair counts along tenants_state (015) alone. */
+export function tenantCountQuery (filter: TenantFilter): [string, unknown[]] {
+  const [where, params] = tenantWhere(filter)
+  return [`SELECT count(*) AS n FROM tenants ${where}`, params]
 }
 
 /** Store operations on one connection; writes are only reached inside a transaction. */
@@ -222,8 +231,8 @@ export class SqliteOps implements StoreOps {
   }
 
   async countTenants (filter: TenantFilter = {}): Promise<number> {
-    const [where, params] = tenantWhere(filter)
-    return Number(this.conn.get(`SELECT count(*) AS n FROM tenants ${where}`, ...params)?.n ?? 0)
+    const [sql, params] = tenantCountQuery(filter)
+    return Number(this.conn.get(sql, ...params)?.n ?? 0)
   }
 
   async linkSubscription (subscriptionId: string, tenantId: string): Promise<void> {
@@ -274,9 +283,11 @@ export class SqliteOps implements StoreOps {
     return jobFromRow(this.conn.get('SELECT * FROM jobs WHERE id = ?', r.lastInsertRowid)!)
   }
 
+  // Provisioning first among the due jobs: a buyer who just paid waits for no teardown or
+  // resize that came due earlier. jobs_due still finds the due ones; only they are sorted.
   async claimNextJob (owner: string, now: number, leaseMs: number): Promise<Job | undefined> {
     const row = this.conn.get(
-      "SELECT id FROM jobs WHERE (status = 'queued' AND run_after <= ?) OR (status = 'running' AND lease_until <= ?) ORDER BY run_after, id LIMIT 1",
+      "SELECT id FROM jobs WHERE (status = 'queued' AND run_after <= ?) OR (status = 'running' AND lease_until <= ?) ORDER BY kind <> 'provision', run_after, id LIMIT 1",
       now, now)
     if (row === undefined) return undefined
     this.conn.run(`UPDATE jobs SET ${RECLAIM_COUNTS}, status = 'running', lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?`,

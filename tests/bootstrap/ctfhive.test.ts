@@ -485,7 +485,7 @@ t.test('a database behind this release is refused, not migrated', async (t) => {
   db.exec(rollbackSql(1))
   const r = await run(['tenants'])
   t.equal(r.code, 1)
-  t.match(r.stderr, /^error: the database's schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql, 012_listing_indexes\.sql, 013_admin_email\.sql, 014_public_errors\.sql\); start the server of this release once/)
+  t.match(r.stderr, /^error: the database's schema is behind this release \(not applied: 002_event_indexes\.sql, 003_job_step_at\.sql, 004_rate_limits\.sql, 005_soft_cancel\.sql, 006_tenant_fqdn\.sql, 007_billing_state\.sql, 008_session_names\.sql, 009_unmatched_subscription\.sql, 010_control_names\.sql, 011_event_outcome_index\.sql, 012_listing_indexes\.sql, 013_admin_email\.sql, 014_public_errors\.sql, 015_state_index\.sql\); start the server of this release once/)
   t.equal(r.stdout, '')
   t.same(db.prepare('SELECT version FROM schema_migrations').all().map((row) => row.version), [1], 'still at version 1')
   t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'stripe_events_received'").get()?.n, 0, 'no index created')

@@ -21,7 +21,8 @@ const UNDO: Record<number, string> = {
   12: 'DROP INDEX tenants_created; DROP INDEX jobs_tenant',
   13: 'ALTER TABLE tenants DROP COLUMN admin_email',
   // Data only: the causes it hid stay hidden.
-  14: 'SELECT 1'
+  14: 'SELECT 1',
+  15: 'DROP INDEX tenants_state'
 }
 
 const SHIPPED = migrationFiles(fileURLToPath(new URL('../../api/store/migrations/sqlite', import.meta.url))).map((f) => Number.parseInt(f, 10))

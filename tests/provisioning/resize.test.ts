@@ -150,8 +150,9 @@ t.test('a plan change while the server is being created: the provisioning queues
   t.same(await jobs(store, id), ['provision:queued', 'resize:queued'], 'the step that kept the server queued the resize')
   t.match((await store.listAudit({ tenant: id })).find((e) => e.action === 'resize.queued')?.detail, { server: tenant.serverId, from: TYPE.solo, to: TYPE.pro, plan: 'pro' })
 
-  // The resize is due first, and waits: a provisioning is under way.
-  t.ok(await runOne(app, store))
+  // The resize is due first (the provisioning in its backoff), and waits: a provisioning is
+  // under way. Claimed now, not a minute on: due then too, the provision job would go first.
+  t.equal((await runOnce(store, app.jobs)).kind, 'resize')
   t.match((await store.listJobs({ tenant: id })).find((j) => j.kind === 'resize'), { status: 'queued', attempts: 0, lastError: /waiting for the provisioning/ }, 'postponed, not counted')
   t.equal(executor.calls.resize, 0)
   await runAll(app, store)

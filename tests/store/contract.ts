@@ -569,6 +569,24 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.equal(await store.nextJobDueAt(), undefined, 'nothing live → undefined')
   })
 
+  t.test('jobs: a due provision job is claimed before teardowns and resizes that came due earlier: a buyer who just paid waits for none of them', async (t) => {
+    const { store } = await fresh(t)
+    const teardowns = []
+    for (let i = 0; i < 4; i++) teardowns.push(await store.enqueueJob({ kind: 'deprovision', tenant: tenantId(), runAfter: 100 + i }))
+    const resize = await store.enqueueJob({ kind: 'resize', tenant: tenantId(), runAfter: 150 })
+    const provision = await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: 1000 })
+    t.equal(await store.claimNextJob('w1', 999, 1000).then((j) => j?.id), teardowns[0]!.id, 'before it is due, the earliest due job')
+    t.equal(await store.claimNextJob('w1', 1000, 1000).then((j) => j?.id), provision.id, 'once due, the provision job first')
+    const rest = []
+    for (let j = await store.claimNextJob('w1', 1000, 1000); j !== undefined; j = await store.claimNextJob('w1', 1000, 1000)) rest.push(j.id)
+    t.same(rest, [teardowns[1]!.id, teardowns[2]!.id, teardowns[3]!.id, resize.id], 'then the others in due order')
+    // Provision jobs whose worker died are taken over first too, the earliest due of them.
+    const later = await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: 1500 })
+    t.equal(await store.claimNextJob('w2', 1500, 1000).then((j) => j?.id), later.id)
+    const lapsed = [await store.claimNextJob('w3', 2500, 1000), await store.claimNextJob('w3', 2500, 1000), await store.claimNextJob('w3', 2500, 1000)]
+    t.same(lapsed.map((j) => j?.id), [provision.id, later.id, teardowns[0]!.id], 'every lease lapsed: the provision jobs first, then the earliest due teardown')
+  })
+
   t.test('jobs: concurrent claims hand each job to one worker', async (t) => {
     const { store } = await fresh(t)
     const ids = []

@@ -3,7 +3,7 @@ import pg from 'pg'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MIGRATION_LOCK, PostgresStore, SCHEMA_TABLES_SQL } from '../../api/store/postgres.ts'
-import { auditQuery, jobsQuery, recentEventsQuery, sqlState, tenantsQuery } from '../../api/store/postgres-ops.ts'
+import { auditQuery, jobsQuery, recentEventsQuery, sqlState, tenantCountQuery, tenantsQuery } from '../../api/store/postgres-ops.ts'
 import { appendAudit } from '../../api/provisioning/audit.ts'
 import { StoreError } from '../../api/store/store.ts'
 import { openStore, settingRefusal } from '../../api/store/index.ts'
@@ -93,7 +93,7 @@ if (server !== undefined) {
     const again = await open(url)
     stores.push(again)
     const r = await poolOf(again).query('SELECT version, name FROM schema_migrations ORDER BY version')
-    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }, { version: 12, name: '012_listing_indexes.sql' }, { version: 13, name: '013_admin_email.sql' }, { version: 14, name: '014_public_errors.sql' }], 'each migration applied once')
+    t.same(r.rows, [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }, { version: 12, name: '012_listing_indexes.sql' }, { version: 13, name: '013_admin_email.sql' }, { version: 14, name: '014_public_errors.sql' }, { version: 15, name: '015_state_index.sql' }], 'each migration applied once')
     const tn = makeTenant()
     await stores[0]!.insertTenant(tn)
     t.same(await stores[2]!.getTenant(tn.id), tn)
@@ -270,7 +270,7 @@ if (server !== undefined) {
     t.match((err as Error).message, /this is not a CTFHive database \(it has no schema_migrations table\)/)
     const look = new PostgresStore({ url, poolSize: 1 })
     t.teardown(() => look.close())
-    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql', '009_unmatched_subscription.sql', '010_control_names.sql', '011_event_outcome_index.sql', '012_listing_indexes.sql', '013_admin_email.sql', '014_public_errors.sql'], unknown: [] }, 'nothing was created')
+    t.same(await look.schema(), { initialized: false, pending: ['001_initial.sql', '002_event_indexes.sql', '003_job_step_at.sql', '004_rate_limits.sql', '005_soft_cancel.sql', '006_tenant_fqdn.sql', '007_billing_state.sql', '008_session_names.sql', '009_unmatched_subscription.sql', '010_control_names.sql', '011_event_outcome_index.sql', '012_listing_indexes.sql', '013_admin_email.sql', '014_public_errors.sql', '015_state_index.sql'], unknown: [] }, 'nothing was created')
 
     const store = await openStore(config)
     t.teardown(() => store.close())
@@ -370,10 +370,11 @@ if (server !== undefined) {
     const url = await server.createDatabase()
     await (await open(url)).close()
     const c = await clientOf(t, url)
-    // As a store fills: tenants mostly active, three at a timestamp; jobs and audit entries for each; then analysed.
+    // As a store fills: tenants mostly active, a few provisioning, three at a timestamp; jobs
+    // and audit entries for each; then analysed.
     await c.query(`INSERT INTO tenants (id, name, plan, slug, billing, infra, created_at, updated_at)
-      SELECT lpad(to_hex(i), 32, '0'), 'T', 'solo', 't-' || i, CASE WHEN i % 10 = 0 THEN 'canceled' ELSE 'paid' END,
-        CASE WHEN i % 10 = 0 THEN 'deprovisioned' ELSE 'ready' END,
+      SELECT lpad(to_hex(i), 32, '0'), 'T', 'solo', 't-' || i, CASE WHEN i % 10 = 0 THEN 'canceled' WHEN i % 1000 = 1 THEN 'pending' ELSE 'paid' END,
+        CASE WHEN i % 10 = 0 THEN 'deprovisioned' WHEN i % 1000 = 1 THEN 'provisioning' ELSE 'ready' END,
         to_char(timestamp '2026-01-01' + (i / 3) * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), '2026-01-01T00:00:00.000Z'
       FROM generate_series(1, 20000) AS i`)
     await c.query(`INSERT INTO jobs (kind, tenant, status, run_after, created_at, updated_at)
@@ -389,9 +390,21 @@ if (server !== undefined) {
       // The export's pages and the admin's (of the most common state too), in the listing's order.
       for (const filter of [{}, { after }, { billing: 'paid' as const, infra: 'ready' as const }, { billing: 'paid' as const, infra: 'ready' as const, after }]) {
         const text = await plan(tenantsQuery({ ...filter, limit: 501 }), mode)
-        t.match(text, /Index Scan using tenants_created on tenants/, `${mode} ${JSON.stringify(filter)}:\n${text}`)
-        if ('after' in filter) t.match(text, /Index Cond: \(created_at <= /, 'starts where the page before ended')
+        t.match(text, /Index Scan using tenants_(created|state) on tenants/, `${mode} ${JSON.stringify(filter)}:\n${text}`)
+        if ('after' in filter) t.match(text, /Index Cond: \(.*created_at <= /, 'starts where the page before ended')
         t.notMatch(text, /Seq Scan|Sort/)
+      }
+      // A rare state's pages, a (billing, infra) pair at a time, and their counts: only its rows.
+      for (const filter of [{ billing: 'pending' as const, infra: 'provisioning' as const }, { billing: 'pending' as const, infra: 'provisioning' as const, after }]) {
+        const text = await plan(tenantsQuery({ ...filter, limit: 501 }), mode)
+        t.match(text, /Index Scan using tenants_state on tenants/, `${mode} ${JSON.stringify(filter)}:\n${text}`)
+        t.match(text, /Index Cond: \(\(billing = .*\) AND \(infra = .*\)/, 'starts at its pair')
+        if ('after' in filter) t.match(text, /Index Cond: \(.*created_at <= /, 'and where the page before ended')
+        t.notMatch(text, /Seq Scan|Sort/)
+        // A count's generic plan, made for any pair, may take tenants_billing: never the table.
+        const count = await plan(tenantCountQuery(filter), mode)
+        if (mode === 'force_custom_plan') t.match(count, /Index (Only )?Scan using tenants_state on tenants|Bitmap Index Scan on tenants_state/, `${mode} count ${JSON.stringify(filter)}:\n${count}`)
+        t.notMatch(count, /Seq Scan/, `${mode} count ${JSON.stringify(filter)}:\n${count}`)
       }
       for (const filter of [{ tenant }, { tenant, status: 'done' as const }]) {
         const text = await plan(jobsQuery(filter), mode)

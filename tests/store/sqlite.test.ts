@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { SqliteStore, sqlitePathFromUrl } from '../../api/store/sqlite.ts'
 import { WriteWatch } from '../../api/store/sqlite-health.ts'
-import { auditQuery, jobsQuery, recentEventsQuery, tenantsQuery } from '../../api/store/sqlite-ops.ts'
+import { auditQuery, jobsQuery, recentEventsQuery, tenantCountQuery, tenantsQuery } from '../../api/store/sqlite-ops.ts'
 import { PRUNE_BATCH } from '../../api/store/rows.ts'
 import { StoreError, type StoreOps, type StripeEventRecord } from '../../api/store/store.ts'
 import { makeTenant, storeContract } from './contract.ts'
@@ -64,7 +64,7 @@ t.test('migrations run once: reopening keeps the data and the version rows', asy
   t.same(await again.getTenant(tenant.id), tenant, 'data survives the reopen')
   const raw = openRaw(t, path)
   const rows = raw.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()
-  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }, { version: 12, name: '012_listing_indexes.sql' }, { version: 13, name: '013_admin_email.sql' }, { version: 14, name: '014_public_errors.sql' }], 'each migration recorded exactly once')
+  t.same(rows.map((r) => ({ ...r })), [{ version: 1, name: '001_initial.sql' }, { version: 2, name: '002_event_indexes.sql' }, { version: 3, name: '003_job_step_at.sql' }, { version: 4, name: '004_rate_limits.sql' }, { version: 5, name: '005_soft_cancel.sql' }, { version: 6, name: '006_tenant_fqdn.sql' }, { version: 7, name: '007_billing_state.sql' }, { version: 8, name: '008_session_names.sql' }, { version: 9, name: '009_unmatched_subscription.sql' }, { version: 10, name: '010_control_names.sql' }, { version: 11, name: '011_event_outcome_index.sql' }, { version: 12, name: '012_listing_indexes.sql' }, { version: 13, name: '013_admin_email.sql' }, { version: 14, name: '014_public_errors.sql' }, { version: 15, name: '015_state_index.sql' }], 'each migration recorded exactly once')
 })
 
 t.test("the admin's events come from an index, not a sort of the whole table: an outcome other than 'ok' from the partial one", async (t) => {
@@ -100,14 +100,21 @@ t.test("tenant pages, a tenant's jobs and its audit entries come from indexes, n
   const raw = openRaw(t, path)
   const plan = ([sql, params]: [string, unknown[]]): string[] =>
     raw.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...(params as SQLInputValue[])).map((r) => String(r.detail))
-  // The export's pages and the admin's, of a state or not: along tenants_created in the
+  // The export's pages and the admin's of a whole billing column: along tenants_created in the
   // listing's order, stopping when the page is full; a cursor page seeks to where it starts.
   const after = { createdAt: '2026-01-01T00:00:00.000Z', id: 'a'.repeat(32) }
-  for (const filter of [{}, { billing: 'paid' as const }, { billing: 'paid' as const, infra: 'ready' as const }, { infra: 'failed' as const }]) {
+  for (const filter of [{}, { billing: 'paid' as const }, { billing: 'canceled' as const }, { infra: 'failed' as const }]) {
     const steps = plan(tenantsQuery({ ...filter, limit: 501 }))
     t.same(steps, ['SCAN tenants USING INDEX tenants_created'], `${JSON.stringify(filter)}: no temporary b-tree`)
     const next = plan(tenantsQuery({ ...filter, after, limit: 501 }))
     t.same(next, ['SEARCH tenants USING INDEX tenants_created (created_at<?)'], `${JSON.stringify(filter)} after a tenant: a search, no temporary b-tree`)
+  }
+  // A state's pages, a (billing, infra) pair at a time (7 of them for provisioning), and their
+  // counts: each only its own pair's rows, however few among the tenants, not a walk of them all.
+  for (const filter of [{ billing: 'pending' as const, infra: 'provisioning' as const }, { billing: 'paid' as const, infra: 'ready' as const }]) {
+    t.same(plan(tenantsQuery({ ...filter, limit: 501 })), ['SEARCH tenants USING INDEX tenants_state (billing=? AND infra=?)'], `${JSON.stringify(filter)}: in the listing's order, no temporary b-tree`)
+    t.same(plan(tenantsQuery({ ...filter, after, limit: 501 })), ['SEARCH tenants USING INDEX tenants_state (billing=? AND infra=? AND created_at<?)'], `${JSON.stringify(filter)} after a tenant: from where the page before ended`)
+    t.same(plan(tenantCountQuery(filter)), ['SEARCH tenants USING COVERING INDEX tenants_state (billing=? AND infra=?)'], `${JSON.stringify(filter)}: counted in the index alone`)
   }
   // A tenant's jobs (in webhook transactions), by status too; all of them stay a scan.
   for (const filter of [{ tenant: 'a'.repeat(32) }, { tenant: 'a'.repeat(32), status: 'queued' as const }]) {
