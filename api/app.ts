@@ -8,6 +8,7 @@ import cookie from '@fastify/cookie'
 import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
+import { PAID_PLANS } from './plans.ts'
 import { DEFAULT_LINODE_TYPE, PER_PLAN, isLoopback, stripeConfigured, type Config } from './config.ts'
 import { AppError, ERROR_CODES, errorBody, isAppError, validationMessage, type ErrorCode } from './errors.ts'
 import { AccessLog, createLogger } from './logger.ts'
@@ -470,6 +471,11 @@ export async function buildApp (config: Config, deps: AppDeps): Promise<FastifyI
     // Allowed with a test Stripe key (config.ts refuses a live one): staging the whole flow.
     if (config.nodeEnv === 'production' && executor instanceof FakeExecutor) {
       app.log.warn('LINODE_API_TOKEN is not set: provisioning only pretends (the in-memory FakeExecutor); no server is made for any tenant')
+    }
+    // Else a buyer is the first to find out: the plan's checkout answers 503 price_not_configured.
+    const unpriced = PAID_PLANS.map((p) => p.stripePriceEnv!).filter((name) => (config.stripe.prices[name] ?? '') === '')
+    if (stripeConfigured(config) && unpriced.length > 0) {
+      app.log.warn({ variables: unpriced }, `STRIPE_SECRET_KEY is set but ${unpriced.join(', ')} ${unpriced.length === 1 ? 'is' : 'are'} empty: those plans cannot be bought (503 price_not_configured); run npm run stripe:bootstrap and set them`)
     }
     // The line older .env.example files carried: it used to mean each plan's own server type.
     if (config.linode.planGivenEmpty) {

@@ -561,6 +561,19 @@ t.test('in production without LINODE_API_TOKEN the server warns that provisionin
   t.notOk(warned(dev), 'development: no warning')
 })
 
+t.test('a Stripe key without the plans\' prices warns at start, naming the empty variables', async (t) => {
+  const warning = (lines: Array<Record<string, unknown>>) => lines.find((l) => l.level === 40 && String(l.msg).startsWith('STRIPE_SECRET_KEY is set but'))
+  const some: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { logLines: some, env: { STRIPE_SECRET_KEY: 'sk_test_1', STRIPE_PRICE_SOLO: 'price_1', STRIPE_PRICE_STANDARD: '', STRIPE_PRICE_PRO: '' } })
+  t.match(warning(some), { variables: ['STRIPE_PRICE_STANDARD', 'STRIPE_PRICE_PRO'], msg: /STRIPE_PRICE_STANDARD, STRIPE_PRICE_PRO are empty: those plans cannot be bought/ })
+  const all: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { logLines: all, env: { STRIPE_SECRET_KEY: 'sk_test_1', STRIPE_PRICE_SOLO: 'price_1', STRIPE_PRICE_STANDARD: 'price_2', STRIPE_PRICE_PRO: 'price_3' } })
+  t.equal(warning(all), undefined, 'every price set: no warning')
+  const none: Array<Record<string, unknown>> = []
+  await buildTestApp(t, { logLines: none, env: { STRIPE_SECRET_KEY: '' } })
+  t.equal(warning(none), undefined, 'no Stripe key (checkout answers checkout_not_configured): no warning')
+})
+
 t.test('LINODE_PLAN given empty (older .env.example files) warns at start: it no longer means each plan\'s own type', async (t) => {
   const warned = (lines: Array<Record<string, unknown>>): boolean => lines.some((l) => l.level === 40 && String(l.msg).startsWith('LINODE_PLAN is empty'))
   const empty: Array<Record<string, unknown>> = []
