@@ -21,6 +21,8 @@ import { makeTenant } from './store/contract.ts'
 import { freePort, startServer, type ServerProcess } from './helpers/server-process.ts'
 import { until } from './helpers/until.ts'
 import { usePostgres } from './helpers/postgres.ts'
+import { sharedTmpdir } from './helpers/shared-tmp.ts'
+import { reapWithThisProcess } from './helpers/child-reaper.ts'
 import { checkoutSession, makeEvent } from './helpers/stripe-events.ts'
 
 const SECRET = 'whsec_test_graceful_shutdown_0123456789'
@@ -338,7 +340,7 @@ t.test('a SQLite file or directory this user may not write stops the start as a 
     return
   }
   const user = root ? 'nobody' : undefined
-  const dir = mkdtempSync(join(tmpdir(), 'ctfhive-readonly-'))
+  const dir = mkdtempSync(join(root ? sharedTmpdir() : tmpdir(), 'ctfhive-readonly-'))
   const file = join(dir, 'ctfhive.db')
   await (await openStore({ databaseUrl: `sqlite:${file}`, pg: { poolSize: 1, statementTimeoutMs: 0 } })).close()
   mkdirSync(join(dir, 'private'), { mode: 0o500 })
@@ -564,6 +566,8 @@ t.test('npm start: the script becomes the server, so the SIGTERM npm passes on r
     detached: true
   })
   t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL') } catch {} })
+  // And if this test process is ended (SIGINT, SIGTERM, tap's timeout) before that teardown.
+  reapWithThisProcess(child, { group: true })
   const exited = once(child, 'exit')
   await until(async () => (await probe(port)).startsWith('HTTP/1.1 200 '), 'the server answers', 30_000)
   child.kill('SIGTERM')

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { ENDING_SIGNALS } from './child-reaper.ts'
+import { sharedTmpdir } from './shared-tmp.ts'
 
 interface Tap {
   teardown (fn: () => unknown): void
@@ -73,11 +74,11 @@ function alive (pid: number): boolean {
   }
 }
 
-/** Stops servers left behind by test processes that were killed outright (SIGKILL). */
-function reapOrphans (bin: string, asPostgres: boolean): void {
-  for (const name of readdirSync(tmpdir())) {
+/** Stops servers left behind (under `base`) by test processes that were killed outright (SIGKILL). */
+function reapOrphans (base: string, bin: string, asPostgres: boolean): void {
+  for (const name of readdirSync(base)) {
     if (!name.startsWith(DIR_PREFIX)) continue
-    const dir = join(tmpdir(), name)
+    const dir = join(base, name)
     let owner: number
     try {
       owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'))
@@ -94,12 +95,19 @@ function reapOrphans (bin: string, asPostgres: boolean): void {
 
 async function startServer (bin: string): Promise<Server> {
   const owner = postgresUid()
-  reapOrphans(bin, owner !== undefined)
-  const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX))
-  writeFileSync(join(dir, 'owner.pid'), String(process.pid))
+  // The server runs as postgres when we are root: its dir must be one that user can enter.
+  const base = owner !== undefined ? sharedTmpdir() : tmpdir()
+  reapOrphans(base, bin, owner !== undefined)
+  const dir = mkdtempSync(join(base, DIR_PREFIX))
   const data = join(dir, 'data')
-  if (owner !== undefined) chownSync(dir, owner.uid, owner.gid)
-  runPg(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], dir, owner !== undefined)
+  try {
+    writeFileSync(join(dir, 'owner.pid'), String(process.pid))
+    if (owner !== undefined) chownSync(dir, owner.uid, owner.gid)
+    runPg(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], dir, owner !== undefined)
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
   let lastError: unknown
   // The free port may be taken by someone else before the server binds it: try a few.
   for (let i = 0; i < 5; i++) {

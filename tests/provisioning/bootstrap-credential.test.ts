@@ -55,13 +55,24 @@ exit 1
 `
 }
 
-/** A server's files under `root`, with every tool the bootstrap calls wrapped; returns the bootstrap runner. */
-function server (root: string): (env: Record<string, string>) => ReturnType<typeof spawnSync> {
+/** The cloud-config's files as the test writes them: each path and its text moved under `root`. */
+function placed (root: string): Array<{ path: string, content: string }> {
   const at = (p: string): string => p.replaceAll('/opt/ctfhive', join(root, 'opt/ctfhive')).replaceAll('/etc/ctfhive', join(root, 'etc/ctfhive'))
     .replaceAll('/var/lib/ctfhive', join(root, 'var')).replaceAll('/etc/caddy', join(root, 'caddy'))
-  for (const f of (parse(config) as { write_files: Array<{ path: string, content: string }> }).write_files) {
-    mkdirSync(dirname(at(f.path)), { recursive: true })
-    writeFileSync(at(f.path), at(f.content), { mode: 0o755 })
+  // A path the bootstrap names goes where its wrapped tools look; any other (systemd units, apt
+  // settings) is kept under root as it is, so a run never writes over the host's own files.
+  return (parse(config) as { write_files: Array<{ path: string, content: string }> }).write_files
+    .map((f) => ({ path: at(f.path) !== f.path ? at(f.path) : join(root, f.path), content: at(f.content) }))
+}
+
+/** A server's files under `root`, with every tool the bootstrap calls wrapped; returns the bootstrap runner. */
+function server (root: string): (env: Record<string, string>) => ReturnType<typeof spawnSync> {
+  const files = placed(root)
+  const outside = files.filter((f) => !f.path.startsWith(`${root}/`)).map((f) => f.path)
+  if (outside.length > 0) throw new Error(`would write outside the test root: ${outside.join(', ')}`)
+  for (const f of files) {
+    mkdirSync(dirname(f.path), { recursive: true })
+    writeFileSync(f.path, f.content, { mode: 0o755 })
   }
   mkdirSync(join(root, 'caddy'))
   const bin = join(root, 'bin')
@@ -83,6 +94,13 @@ function has (bin: string, args = ['--version']): boolean {
 const missing = ['openssl', 'flock'].filter((bin) => !has(bin))
 // Under CI=true a missing tool fails the test instead of skipping it.
 const skip = process.platform !== 'linux' ? 'needs sh' : missing.length > 0 && process.env.CI !== 'true' ? `needs ${missing.join(', ')}` : false
+
+t.test('every file the cloud-config writes is placed under the test root, none at its real path', async (t) => {
+  const root = join(tmpdir(), 'ctfhive-bootstrap-placed')
+  const files = placed(root)
+  t.ok(files.some((f) => f.path.endsWith('/etc/systemd/system/ctfhive-bootstrap.service')), 'the systemd units are among them')
+  t.same(files.filter((f) => !f.path.startsWith(`${root}/`)).map((f) => f.path), [], 'none is outside the root')
+})
 
 for (const when of ['before', 'after'] as const) {
   t.test(`a bootstrap cut off ${when} any command ends, when run again, with the sealed password in CTFd`, { skip }, async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -11,6 +11,7 @@ import {
   CTFD_IMAGE, buildCloudConfig, credentialKeyPair, ctfName, encodeUserData, openCredentialEnvelope, userDataBuilder, type CloudConfigInput
 } from '../../api/provisioning/cloud-init.ts'
 import { ACME_SPEC } from '../helpers/server-spec.ts'
+import { reapWithThisProcess } from '../helpers/child-reaper.ts'
 
 const SECRET = 'control-plane-secret-key-0123456789-abcdef'
 const spec = ACME_SPEC
@@ -237,9 +238,14 @@ t.test('ctfd-setup.py completes setup against a CTFd look-alike', { skip: python
   t.teardown(() => { server.close() })
   const root = extract(t, buildCloudConfig(input))
   writeFileSync(join(root, 'admin.pass'), 'Generated-Pass-123\n')
+  // The look-alike is healthy at once; a script orphaned by a killed test gives up in seconds,
+  // not after the 20 minutes a real server waits for CTFd.
+  const tenantFile = join(root, 'etc/ctfhive/tenant.json')
+  writeFileSync(tenantFile, JSON.stringify({ ...JSON.parse(readFileSync(tenantFile, 'utf8')), wait_s: 10 }))
   const run = () => new Promise<{ code: number | null, out: string }>((resolve) => {
-    const child = spawn('python3', [join(root, 'opt/ctfhive/ctfd-setup.py'), join(root, 'etc/ctfhive/tenant.json'), join(root, 'admin.pass'),
+    const child = spawn('python3', [join(root, 'opt/ctfhive/ctfd-setup.py'), tenantFile, join(root, 'admin.pass'),
       `http://127.0.0.1:${(server.address() as AddressInfo).port}`])
+    reapWithThisProcess(child)
     let out = ''
     child.stdout.on('data', (c) => { out += c })
     child.stderr.on('data', (c) => { out += c })
