@@ -144,23 +144,36 @@ function flushHeldSync (stream: HeldLines & { _writingBuf: string, _bufs: string
  * (a full disk, EIO, its reader gone) neither crashes the process nor hangs its exit. Unheard,
  * sonic-boom's 'error' is an uncaught exception, and its exit flush retries a failed write
  * forever. Lines are held (up to MAX_HELD_LOG) and written once stdout takes them again, later
- * ones dropped; stderr says so once.
+ * ones dropped (also when stdout is only slower than the lines come); stderr says so once each
+ * time, and again with the count dropped once every held line is written.
  */
 export function stdoutDestination (fd = 1): DestinationStream {
   const stream = destination({ dest: fd, sync: false, minLength: 0, maxLength: MAX_HELD_LOG })
   let failing: string | null = null
+  // Lines are held while stdout fails, or is slower than the lines come (pino-pretty, a lagging
+  // journald): once past MAX_HELD_LOG they are dropped. stderr says so once for each such
+  // time, and again with the count once every held line is written.
+  let trouble: string | null = null
   let dropped = 0
-  stream.on('drop', () => { dropped++ })
-  // Once per failure: each later line retries the held ones, failing the same way until then.
-  stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (failing !== null) return
-    failing = err.code ?? err.message
-    noteOnStderr(`log lines cannot be written to stdout (${failing}): up to ${MAX_HELD_LOG / 1024 / 1024} MiB of them are held, later ones dropped, until it takes them again`)
-    stream.once('write', () => {
-      noteOnStderr(`stdout takes log lines again after ${failing}; ${dropped} were dropped`)
+  const begin = (why: string): void => {
+    if (trouble !== null) return
+    trouble = why
+    noteOnStderr(`log lines cannot be written to stdout (${why}): up to ${MAX_HELD_LOG / 1024 / 1024} MiB of them are held, later ones dropped, until it takes them again`)
+    stream.once('drain', () => {
+      noteOnStderr(`stdout takes log lines again after ${trouble}; ${dropped} were dropped`)
+      trouble = null
       failing = null
       dropped = 0
     })
+  }
+  stream.on('drop', () => {
+    dropped++
+    begin('it takes them more slowly than they come')
+  })
+  // Unheard, 'error' is an uncaught exception. Each later line retries the held ones.
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    failing ??= err.code ?? err.message
+    begin(failing)
   })
   const ownFlushSync = stream.flushSync.bind(stream)
   stream.flushSync = () => {

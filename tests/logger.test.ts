@@ -311,3 +311,35 @@ process.exit(0)`, 'pipe', 'ulimit -f 32768 &&')
   t.equal(count(ran.err, /^ctfhive: log lines cannot be written to stdout \(EFBIG\)/), 1, 'one note when it fails')
   t.equal(count(ran.err, new RegExp(`^ctfhive: stdout takes log lines again after EFBIG; ${60 - big} were dropped$`)), 1, 'one when it takes them again, with the count dropped')
 })
+
+// A stdout slower than the lines come (a busy pino-pretty, a lagging journald) raises no error:
+// lines past the bound are dropped all the same, and stderr says so.
+t.test('a stdout that only lags: the lines dropped past the bound are told on stderr, with their count', async (t) => {
+  const code = `const { createLogger, stdoutDestination } = await import(${JSON.stringify(LOGGER)})
+const { loadConfig } = await import(${JSON.stringify(CONFIG)})
+const { once } = await import('node:events')
+const dest = stdoutDestination()
+const log = createLogger(loadConfig({}), dest)
+for (let i = 0; i < 200; i++) log.info('big ' + i + ' ' + 'x'.repeat(50000))
+await once(dest, 'drain')
+process.exit(0)`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] })
+  reapWithThisProcess(child)
+  let out = ''
+  let err = ''
+  // Nothing is read until the child says it dropped lines: until then its pipe stays full.
+  child.stdout.pause()
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString('utf8')
+    if (err.includes('cannot be written')) child.stdout.resume()
+  })
+  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString('utf8') })
+  const hung = setTimeout(() => { child.kill('SIGKILL') }, 30_000)
+  const [exitCode] = await once(child, 'close') as [number | null]
+  clearTimeout(hung)
+  t.equal(exitCode, 0)
+  const written = out.split('\n').filter((l) => l.startsWith('{')).length
+  t.ok(written > 0 && written < 200, `some lines written (${written}), the others dropped`)
+  t.equal(count(err, /^ctfhive: log lines cannot be written to stdout \(it takes them more slowly than they come\)/), 1, 'one note when lines start to be dropped')
+  t.equal(count(err, new RegExp(`^ctfhive: stdout takes log lines again after it takes them more slowly than they come; ${200 - written} were dropped$`)), 1, 'one when it has caught up, with the count')
+})

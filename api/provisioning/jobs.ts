@@ -371,8 +371,12 @@ export class JobRunner {
     const stuck = !final && job.kind === 'deprovision' && attempts >= config.provisionMaxAttempts
     log[stuck ? 'error' : 'warn']({ tenant: job.tenant, job: job.id, kind: job.kind, step: job.step, attempts, final, reason: message },
       stuck ? 'teardown still failing: the server is still running; it keeps retrying' : 'job attempt failed')
+    // The alerts are logged once the failure is recorded: a try whose commit fails is tried
+    // again (recordEnd), and its rolled-back failure would otherwise be alerted each time.
+    const alerts: Array<[object, string]> = []
     // Fenced by the lease, not by the signal: a timed-out attempt is aborted and still records this.
     await this.recordEnd(attempt, async (tx) => {
+      alerts.length = 0
       if (final) {
         await tx.updateJob(job.id, { status: 'failed', attempts, lastError: message, leaseOwner: null, leaseUntil: 0 })
         // The status endpoint is public: the cause (provider answers, addresses) stays in the
@@ -382,17 +386,17 @@ export class JobRunner {
           const canceled = (await tx.getTenantForUpdate(job.tenant))?.billing === 'canceled'
           await tx.updateTenant(job.tenant, { infra: 'failed', ...(canceled ? {} : { error: `Provisioning failed after ${attempts} attempt${attempts === 1 ? '' : 's'}; our team has the details and can retry it.` }) })
           // The buyer's page says our team has been told: this is the line the alerts see.
-          log.error({ tenant: job.tenant, job: job.id, step: job.step, attempts, canceled, reason: message }, canceled
+          alerts.push([{ tenant: job.tenant, job: job.id, step: job.step, attempts, canceled, reason: message }, canceled
             ? 'provisioning failed for a canceled tenant: its teardown removes whatever was made'
-            : 'provisioning failed: the buyer has paid and has no CTF; fix the cause, then retry it (ctfhive retry)')
+            : 'provisioning failed: the buyer has paid and has no CTF; fix the cause, then retry it (ctfhive retry)'])
         }
         await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.failed`, { job: job.id, step: job.step, attempts, reason: message })
-        if (job.kind === 'deprovision') log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, 'teardown failed: the server is still running; fix the cause, then retry it (ctfhive retry)')
+        if (job.kind === 'deprovision') alerts.push([{ tenant: job.tenant, job: job.id, step: job.step, reason: message }, 'teardown failed: the server is still running; fix the cause, then retry it (ctfhive retry)'])
         // The tenant is left as it is: its CTF runs on, at the size it had.
         if (job.kind === 'resize') {
-          log.error({ tenant: job.tenant, job: job.id, step: job.step, reason: message }, job.step.startsWith('resized:')
+          alerts.push([{ tenant: job.tenant, job: job.id, step: job.step, reason: message }, job.step.startsWith('resized:')
             ? 'resize failed: the server runs as its plan\'s type, but its CTF did not pass the health check; fix the cause, then retry it (ctfhive retry)'
-            : 'resize failed: the server is not of its plan\'s type; fix the cause, then retry it (ctfhive retry)')
+            : 'resize failed: the server is not of its plan\'s type; fix the cause, then retry it (ctfhive retry)'])
         }
       } else {
         const delay = this.opts.backoffMs(attempts)
@@ -400,6 +404,7 @@ export class JobRunner {
         await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.attempt_failed`, { job: job.id, step: job.step, attempts, reason: message, retry_in_ms: delay })
       }
     })
+    for (const [obj, msg] of alerts) log.error(obj, msg)
   }
 
   /**

@@ -93,3 +93,36 @@ t.test('stop() ends the tries at once and gives the lease back', async (t) => {
   t.match(await store.getJob(job.id), { status: 'running', leaseOwner: null, leaseUntil: 0 }, 'the lease given back: another worker takes the job at once')
   t.match(lines(logLines, /^the end of the attempt not recorded before shutdown/), [{ level: 40 }])
 })
+
+// A failure rolled back at its commit is tried again: its alert line is logged once, for the
+// try that recorded it, not once a try.
+t.test('a final failure whose commit fails twice: recorded on the third try, alerted once', async (t) => {
+  const commitFails = { left: 0 }
+  const wrap = (store: SqliteStore): Store => new Proxy(store, {
+    get (target, prop) {
+      if (prop === 'transaction') {
+        return (fn: Parameters<Store['transaction']>[0]) => target.transaction(async (tx) => {
+          const done = await fn(tx)
+          // As a COMMIT that fails (a full disk, a dropped connection): the work rolls back.
+          if (commitFails.left > 0) { commitFails.left--; throw new StoreError('disk I/O error') }
+          return done
+        })
+      }
+      const value = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+  class Refused extends FakeExecutor {
+    override async createOrAdopt (_spec: ServerSpec, _signal?: AbortSignal): Promise<CreateResult> {
+      commitFails.left = 2
+      throw new ExecutorError('Linode API 401: invalid token', { retryable: false })
+    }
+  }
+  const logLines: Array<Record<string, unknown>> = []
+  const { store, runner, job } = await directRunner(t, { executor: new Refused(), wrap, logLines })
+  const claimed = await store.claimNextJob(runner.owner, store.now(), runner.leaseMs)
+  await runner.runJob(claimed!)
+  t.match(await store.getJob(job.id), { status: 'failed', attempts: 1 })
+  t.same((await store.listAudit({})).map((e) => e.action), ['provision.failed'], 'audited once')
+  t.equal(lines(logLines, /^provisioning failed: the buyer has paid/).length, 1, 'one alert line')
+})

@@ -587,6 +587,18 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same(lapsed.map((j) => j?.id), [provision.id, later.id, teardowns[0]!.id], 'every lease lapsed: the provision jobs first, then the earliest due teardown')
   })
 
+  t.test('jobs: a provision job under way (past its first step) keeps its turn among due jobs', async (t) => {
+    const { store } = await fresh(t)
+    const teardown = await store.enqueueJob({ kind: 'deprovision', tenant: tenantId(), runAfter: 100 })
+    // Waiting for its health check, it goes on in a new attempt due at once.
+    const waiting = await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: 200 })
+    await store.updateJob(waiting.id, { step: 'created' })
+    const fresh1 = await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: 300 })
+    const order = []
+    for (let j = await store.claimNextJob('w1', 300, 1000); j !== undefined; j = await store.claimNextJob('w1', 300, 1000)) order.push(j.id)
+    t.same(order, [fresh1.id, teardown.id, waiting.id], 'a new one first, then by due time: the teardown before the one under way')
+  })
+
   t.test('jobs: concurrent claims hand each job to one worker', async (t) => {
     const { store } = await fresh(t)
     const ids = []
