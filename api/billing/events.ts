@@ -152,19 +152,23 @@ function planOfPrice (price: unknown, priceToPlan: PriceToPlan): string | undefi
  * tax line may come before it), else its legacy `plan`.
  */
 export function planOfSubscription (sub: Record<string, any>, priceToPlan: PriceToPlan): string | undefined {
-  const items: unknown[] = Array.isArray(sub.items?.data) ? sub.items.data : []
-  for (const item of items) {
-    const plan = item !== null && typeof item === 'object' ? planOfPrice((item as Record<string, unknown>).price, priceToPlan) : undefined
+  for (const price of itemPrices(sub)) {
+    const plan = planOfPrice(price, priceToPlan)
     if (plan !== undefined) return plan
   }
   return planOfPrice(sub.plan, priceToPlan)
 }
 
+/** The `price` of each of a subscription's items (items that are not objects are passed over). */
+function itemPrices (sub: Record<string, any>): unknown[] {
+  const items: unknown[] = Array.isArray(sub.items?.data) ? sub.items.data : []
+  return items.flatMap((item) => item !== null && typeof item === 'object' ? [(item as Record<string, unknown>).price] : [])
+}
+
 /** The price ids a subscription's items name (for a warning: the text of each is Stripe's). */
 function subscriptionPrices (sub: Record<string, any>): string[] {
-  const items: unknown[] = Array.isArray(sub.items?.data) ? sub.items.data : []
-  return items.flatMap((item) => {
-    const id = idOf(item !== null && typeof item === 'object' ? (item as Record<string, unknown>).price : undefined)
+  return itemPrices(sub).flatMap((price) => {
+    const id = idOf(price)
     return id === undefined ? [] : [id]
   }).slice(0, 5)
 }

@@ -4,7 +4,7 @@ import { ConfigError, type Config } from '../config.ts'
 import { StoreError, type Store } from './store.ts'
 import { NotCtfhiveDatabase, refuseUnlessCurrent } from './migrations.ts'
 import { SqliteStore, sqlitePathFromUrl, type StoreLog } from './sqlite.ts'
-import { sqliteCode } from './sqlite-ops.ts'
+import { SQLITE, sqliteCode } from './sqlite-ops.ts'
 
 /**
  * `migrate: false` (the operator CLI): the schema is left as it is, and a database CTFHive did
@@ -65,12 +65,11 @@ const SETTING_STATES: Record<string, string> = {
  * SQLite's refusals (primary result codes) that only a change of DATABASE_URL, or of the file,
  * can fix. A file damaged at open is one: restarting reads the same damage.
  */
-const SQLITE_CORRUPT = 11
 const SQLITE_SETTING_CODES: Record<number, string> = {
-  8: 'SQLITE_READONLY: this user may not write the file, or its directory, where SQLite keeps the -wal and -shm files beside it',
-  [SQLITE_CORRUPT]: 'SQLITE_CORRUPT: the file is damaged; restore it from a backup, see Backups in the docs',
-  14: 'SQLITE_CANTOPEN: it names a directory, or a file this user may not create or open',
-  26: 'SQLITE_NOTADB: the file is not an SQLite database'
+  [SQLITE.READONLY]: 'SQLITE_READONLY: this user may not write the file, or its directory, where SQLite keeps the -wal and -shm files beside it',
+  [SQLITE.CORRUPT]: 'SQLITE_CORRUPT: the file is damaged; restore it from a backup, see Backups in the docs',
+  [SQLITE.CANTOPEN]: 'SQLITE_CANTOPEN: it names a directory, or a file this user may not create or open',
+  [SQLITE.NOTADB]: 'SQLITE_NOTADB: the file is not an SQLite database'
 }
 /** What creating the file's directory answers when the path cannot work (not a passing I/O error). */
 const PATH_CODES = new Set(['EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'EEXIST', 'EROFS'])
@@ -92,8 +91,8 @@ export function sqliteSettingProblem (err: unknown): string | null {
  * for anything else.
  */
 export function damageRefusal (config: Pick<Config, 'databaseUrl'>, err: unknown): ConfigError | null {
-  if (!config.databaseUrl.startsWith('sqlite:') || sqliteCode(err) !== SQLITE_CORRUPT) return null
-  return new ConfigError('DATABASE_URL', `${sqlitePathFromUrl(config.databaseUrl)}: ${(err as Error).message} (${SQLITE_SETTING_CODES[SQLITE_CORRUPT]})`)
+  if (!config.databaseUrl.startsWith('sqlite:') || sqliteCode(err) !== SQLITE.CORRUPT) return null
+  return new ConfigError('DATABASE_URL', `${sqlitePathFromUrl(config.databaseUrl)}: ${(err as Error).message} (${SQLITE_SETTING_CODES[SQLITE.CORRUPT]})`)
 }
 
 /** A SQLite file that DATABASE_URL names but that cannot be used: a directory, another user's, not a database, damaged. */

@@ -1,24 +1,12 @@
 // PostgreSQL that answers but refuses every write (a standby, a demoted primary, or
 // default_transaction_read_only on): readiness must say not ready, not just "it answers".
-// Apart from postgres.ts so that the health route can tell it without loading the pg driver.
-import { StoreError } from './store.ts'
+import { StoreRefusesWrites } from './store.ts'
 
 /**
  * One round trip, as readiness probes come often. An autocommit statement's transaction_read_only
  * is the session's default_transaction_read_only (a standby's is on too).
  */
 export const WRITABLE_SQL = "SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') = 'on' AS read_only"
-
-export class StoreRefusesWrites extends StoreError {
-  /** Why, in a few words, for the 503 and the log: no host, user or setting value. */
-  readonly why: string
-
-  constructor (why: string) {
-    super(`PostgreSQL refuses writes: ${why}`)
-    this.name = 'StoreRefusesWrites'
-    this.why = why
-  }
-}
 
 /** The refusal the answer to WRITABLE_SQL shows, if any. */
 export function writeRefusal (row: Record<string, unknown> | undefined): StoreRefusesWrites | null {

@@ -5,62 +5,60 @@
 import { statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { StoreError } from './store.ts'
-import { sqliteCode } from './sqlite-ops.ts'
+import { SQLITE, sqliteCode } from './sqlite-ops.ts'
 
 export interface StoreLog {
   error (obj: object, msg: string): void
   info? (obj: object, msg: string): void
 }
 
-/** SQLite's primary result codes. */
-const SQLITE_READONLY = 8
-const SQLITE_IOERR = 10
-const SQLITE_CORRUPT = 11
-
 /**
- * The first operation that failed with SQLITE_CORRUPT. ping() reads only page 1, which a
- * damaged table page leaves intact: without this, readiness would answer 200 while every
- * request touching that table fails.
+ * The first operation that failed with one of `codes`, told once at error level. Reading page 1
+ * (ping) still works then: without it, readiness would answer 200 while requests fail.
  */
-export class DamageWatch {
-  damage: Error | null = null
+class FailureWatch {
+  failure: Error | null = null
   private readonly log: StoreLog | undefined
+  private readonly codes: ReadonlySet<number>
+  private readonly message: string
 
-  constructor (log: StoreLog | undefined) {
+  constructor (log: StoreLog | undefined, codes: number[], message: string) {
     this.log = log
+    this.codes = new Set(codes)
+    this.message = message
   }
 
   readonly note = (err: unknown): void => {
-    if (this.damage !== null || sqliteCode(err) !== SQLITE_CORRUPT) return
-    this.damage = err as Error
-    this.log?.error({ err }, 'the database file is damaged (SQLITE_CORRUPT): readiness answers not ready from now on; restore the file from a backup')
+    if (this.failure !== null || !this.codes.has(sqliteCode(err) ?? -1)) return
+    this.failure = err as Error
+    this.log?.error({ err }, this.message)
+  }
+}
+
+/** A damaged page (SQLITE_CORRUPT): not ready from then on; only a restore mends it. */
+export class DamageWatch extends FailureWatch {
+  constructor (log: StoreLog | undefined) {
+    super(log, [SQLITE.CORRUPT], 'the database file is damaged (SQLITE_CORRUPT): readiness answers not ready from now on; restore the file from a backup')
   }
 }
 
 /**
- * The last write that failed because the file cannot be written (SQLITE_READONLY: the file
- * system was remounted read-only; SQLITE_IOERR). Reading page 1 still works then, so ping
- * tries a write of its own while one is noted, and forgets it once that commits.
+ * A write that failed because the file cannot be written (SQLITE_READONLY: the file system was
+ * remounted read-only; SQLITE_IOERR). Ping tries a write of its own while one is noted, and
+ * forgets it once that commits.
  */
-export class WriteWatch {
-  failure: Error | null = null
-  private readonly log: StoreLog | undefined
+export class WriteWatch extends FailureWatch {
+  private readonly info: StoreLog['info']
 
   constructor (log: StoreLog | undefined) {
-    this.log = log
-  }
-
-  readonly note = (err: unknown): void => {
-    const code = sqliteCode(err)
-    if (code !== SQLITE_READONLY && code !== SQLITE_IOERR) return
-    if (this.failure === null) this.log?.error({ err }, 'writes to the database file fail: readiness answers not ready until a write succeeds again')
-    this.failure = err as Error
+    super(log, [SQLITE.READONLY, SQLITE.IOERR], 'writes to the database file fail: readiness answers not ready until a write succeeds again')
+    this.info = log?.info?.bind(log)
   }
 
   recovered (): void {
     if (this.failure === null) return
     this.failure = null
-    this.log?.info?.({}, 'writes to the database file succeed again')
+    this.info?.({}, 'writes to the database file succeed again')
   }
 }
 

@@ -117,8 +117,11 @@ export class Connection {
   }
 }
 
+/** SQLite's primary result codes the store tells apart (sqliteCode). */
+export const SQLITE = { READONLY: 8, IOERR: 10, CORRUPT: 11, CANTOPEN: 14, NOTADB: 26 } as const
+
 /**
- * SQLite's primary result code (SQLITE_CORRUPT is 11) of `err` or of an error it was caused
+ * SQLite's primary result code (SQLITE.CORRUPT is 11) of `err` or of an error it was caused
  * by; undefined when none came from SQLite. Extended codes keep the primary one in the low byte.
  */
 export function sqliteCode (err: unknown): number | undefined {

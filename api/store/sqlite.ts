@@ -124,7 +124,7 @@ export class SqliteStore extends SqliteOps implements Store {
     // written stay). On both connections: each has a cache of its own, and a damaged file
     // may fail only the writes while reads still come from the reader's cache.
     if (this.closed) throw new StoreError('store is closed')
-    const damage = this.damage.damage
+    const damage = this.damage.failure
     if (damage !== null) throw new StoreError(`the database file is damaged (an operation failed: ${damage.message}): restore it from a backup`, { cause: damage })
     const moved = this.file?.check() ?? null
     if (moved !== null) throw moved

@@ -273,3 +273,15 @@ export class StoreError extends Error {
     this.name = 'StoreError'
   }
 }
+
+/** A store that answers but refuses every write (PostgreSQL read-only, or a standby): not ready. */
+export class StoreRefusesWrites extends StoreError {
+  /** Why, in a few words, for the 503 and the log: no host, user or setting value. */
+  readonly why: string
+
+  constructor (why: string) {
+    super(`PostgreSQL refuses writes: ${why}`)
+    this.name = 'StoreRefusesWrites'
+    this.why = why
+  }
+}

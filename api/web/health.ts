@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from '@fastify/type-provider-typebox'
 import { AppError, ErrorReplySchema, RETRY_AFTER_HEADER } from '../errors.ts'
-import { StoreRefusesWrites } from '../store/postgres-readonly.ts'
+import { StoreRefusesWrites } from '../store/store.ts'
 
 const BAD_REQUEST = 'bad_request: an HTTP/1.1 request without a Host header'
 

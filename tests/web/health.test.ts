@@ -3,8 +3,7 @@
 import t from 'tap'
 import { buildTestApp, storeWithOverrides } from '../helpers/build-app.ts'
 import { NOT_READY_LOG_INTERVAL_MS } from '../../api/web/health.ts'
-import { StoreRefusesWrites } from '../../api/store/postgres-readonly.ts'
-import { StoreError } from '../../api/store/store.ts'
+import { StoreError, StoreRefusesWrites } from '../../api/store/store.ts'
 
 type Line = Record<string, unknown>
 
