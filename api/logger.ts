@@ -94,11 +94,19 @@ function escapeRegExp (s: string): string {
  * pino's error serializer, except that it writes the class name over an own `type`: keep an
  * error's own type (Stripe's invalid_request_error, card_error…) as `error_type`.
  */
+/** An email address in an error's text: Stripe's refusals echo the one sent ("Invalid email address: …"). */
+const EMAIL_IN_TEXT = /[^\s@"'<>():;,]+@[^\s@"'<>():;,]+/g
+
 function serializeError (err: unknown): unknown {
   const out = stdSerializers.err(err as Error) as unknown
+  if (out === null || typeof out !== 'object') return out
   const own = (err as { type?: unknown } | null)?.type
   // A copy: for a value that is not an Error the serializer hands back the value itself.
-  return typeof own === 'string' && out !== null && typeof out === 'object' ? { ...out, error_type: own } : out
+  const copy: Record<string, unknown> = { ...out, ...(typeof own === 'string' ? { error_type: own } : {}) }
+  for (const key of ['message', 'stack'] as const) {
+    if (typeof copy[key] === 'string') copy[key] = (copy[key] as string).replace(EMAIL_IN_TEXT, '[email address]')
+  }
+  return copy
 }
 
 /** Characters of log lines held while stdout takes none; lines past that are dropped. */

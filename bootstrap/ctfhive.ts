@@ -15,6 +15,7 @@ import { TenantAdmin, MAX_PAGE, parseEventCursor, parseTenantCursor, type Tenant
 import { parseAuditAnchor } from '../api/provisioning/audit.ts'
 import { STATES, type TenantState } from '../api/tenants/lifecycle.ts'
 import { TenantService } from '../api/tenants/service.ts'
+import { DEFAULT_EVENT_DAYS, DEFAULT_ORDER_DAYS, MIN_EVENT_DAYS, MIN_ORDER_DAYS, Retention } from '../api/tenants/retention.ts'
 import { BANNED_CHARACTER } from '../api/tenants/name.ts'
 import type { Io } from './stripe-bootstrap.ts'
 import { renderTable } from './table.ts'
@@ -45,6 +46,13 @@ Commands:
   replay <event-id>                              run a stored event through the webhook rules
                                                  again, as <event-id>:replay:<n>
   export                                         every tenant as JSON
+  prune [--event-days N] [--order-days N] [--dry-run]
+                                                 retention: blank the payloads (the buyer's
+                                                 name, email, address) of Stripe events
+                                                 received over N days ago (default ${DEFAULT_EVENT_DAYS},
+                                                 at least ${MIN_EVENT_DAYS}), and remove orders never paid
+                                                 for made over N days ago (default ${DEFAULT_ORDER_DAYS},
+                                                 at least ${MIN_ORDER_DAYS}); --dry-run only counts
 
 Options: --json (machine-readable output), -h/--help. Each command takes only the options
 shown with it (and --json); any other is refused.
@@ -69,7 +77,8 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   audit: ['anchor'],
   events: ['limit', 'outcome', 'after'],
   replay: [],
-  export: []
+  export: [],
+  prune: ['event-days', 'order-days', 'dry-run']
 }
 const COMMANDS = Object.keys(COMMAND_OPTIONS)
 const TENANT_ID = /^[0-9a-f]{32}$/
@@ -128,6 +137,7 @@ function describeTenant (x: TenantRecord): string {
 
 interface Ctx {
   admin: TenantAdmin
+  retention: Retention
   json: boolean
   out: (text: string) => void
   /** PROVISION_AUDIT_SECRET is unset or the development default (allowed: NODE_ENV is development here). */
@@ -282,6 +292,22 @@ async function run (command: string, positionals: string[], values: Record<strin
       out(`${JSON.stringify({ exported_at: new Date().toISOString(), count: tenants.length, tenants }, null, 2)}\n`)
       return 0
     }
+    case 'prune': {
+      if (positionals.length > 0) throw new UsageError('prune takes no arguments')
+      const eventDays = intOption(values['event-days'] as string | undefined, 'event-days', MIN_EVENT_DAYS, 36_500, DEFAULT_EVENT_DAYS)
+      const orderDays = intOption(values['order-days'] as string | undefined, 'order-days', MIN_ORDER_DAYS, 36_500, DEFAULT_ORDER_DAYS)
+      const dryRun = values['dry-run'] === true
+      // Each removal appends to the audit chain.
+      if (!dryRun) await requireAuditKey(ctx)
+      const r = await ctx.retention.prune({ eventDays, orderDays, dryRun })
+      emit(r, () => {
+        const [blank, remove] = dryRun ? ['would blank', 'would remove'] : ['blanked', 'removed']
+        return `${blank} the payloads of ${r.events.blanked} Stripe events received before ${r.events.received_before}\n` +
+          `${remove} ${r.orders.removed} orders never paid for, made before ${r.orders.created_before}${r.orders.removed === 0 ? '' : ':'}\n` +
+          r.orders.tenant_ids.map((id) => `  ${id}\n`).join('')
+      })
+      return 0
+    }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   }
@@ -310,6 +336,9 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
         after: { type: 'string' },
         outcome: { type: 'string' },
         anchor: { type: 'string' },
+        'event-days': { type: 'string' },
+        'order-days': { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false }
       }
     })
@@ -374,6 +403,7 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
     const admin = new TenantAdmin({ store, tenants, auditSecret: config.auditSecret, stripeSecretKey: config.stripe.secretKey })
     return await run(command, positionals, parsed.values, {
       admin,
+      retention: new Retention({ store, auditSecret: config.auditSecret }),
       json: parsed.values.json,
       out,
       warn: err,

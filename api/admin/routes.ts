@@ -303,7 +303,7 @@ export default async function adminRoutes (fastify: FastifyInstance): Promise<vo
           })
         }),
         ...errors({
-          400: `invalid_request: an id that is not printable ASCII; invalid_event: the stored payload is not a Stripe event; ${BODY_400}`,
+          400: `invalid_request: an id that is not printable ASCII; invalid_event: the stored payload is not a Stripe event, or retention removed it; ${BODY_400}`,
           404: 'event_not_found',
           409: 'conflict: replayed too many times, or from the other Stripe mode than STRIPE_SECRET_KEY',
           ...BODY_415

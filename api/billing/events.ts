@@ -35,6 +35,40 @@ export function storedEvent (payload: string): StripeEvent | undefined {
   }
 }
 
+/**
+ * Who the customer is, beyond the email the rules read: Checkout's collected details and an
+ * invoice's copies of the customer (name, phone, postal address, tax ids, shipping) and a
+ * Payment Link's custom fields. The rules never read them, so they are not stored.
+ */
+const IDENTITY_FIELDS = [
+  'customer_name', 'customer_phone', 'customer_address', 'customer_shipping', 'customer_tax_ids',
+  'shipping', 'shipping_details', 'collected_information', 'custom_fields'
+] as const
+
+/** Anything but null, an empty list, or an object of nothing else (Stripe's empty address). */
+function holdsData (v: unknown): boolean {
+  if (v === null || v === undefined) return false
+  if (Array.isArray(v)) return v.length > 0
+  return typeof v !== 'object' || Object.values(v).some(holdsData)
+}
+
+/**
+ * The payload to store for an event: the body as received, or, when its object carries any of
+ * the customer's identity besides the email, a copy without it (`customer_details` keeps only
+ * its email). Replays and catch-ups read what they need from what is kept.
+ */
+export function storablePayload (event: StripeEvent, body: string): string {
+  const object = event.data.object
+  const details = object.customer_details
+  const detailsExtra = details !== null && typeof details === 'object' && Object.keys(details).some((k) => k !== 'email' && k !== 'tax_exempt' && holdsData(details[k]))
+  const present = IDENTITY_FIELDS.filter((k) => holdsData(object[k]))
+  if (present.length === 0 && !detailsExtra) return body
+  const kept: Record<string, unknown> = { ...object }
+  for (const k of present) kept[k] = null
+  if (detailsExtra) kept.customer_details = { email: details.email ?? null }
+  return JSON.stringify({ ...event, data: { ...event.data, object: kept } })
+}
+
 /** The minimal shape every Stripe event has; anything else is not an event. */
 export interface StripeEvent {
   id: string

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import pg from 'pg'
 import {
   RATE_CLOCK_SLACK_MS, StoreError,
-  type AuditEntry, type AuditInput, type AuditSeal, type EventFilter, type EventOutcome, type Job, type JobKind, type JobPatch,
+  type AuditEntry, type AuditInput, type AuditSeal, type EventFilter, type EventOutcome, type EventPosition, type Job, type JobKind, type JobPatch,
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import * as shared from './queries.ts'
@@ -99,6 +99,7 @@ export function tenantCountQuery (filter: TenantFilter): [string, unknown[]] {
 export const jobsQuery = (filter: Parameters<typeof shared.jobsQuery>[0]): [string, unknown[]] => shared.numbered(shared.jobsQuery(filter))
 export const auditQuery = (filter: Parameters<typeof shared.auditQuery>[0]): [string, unknown[]] => shared.numbered(shared.auditQuery(filter))
 export const recentEventsQuery = (filter: Parameters<typeof shared.recentEventsQuery>[0]): [string, unknown[]] => shared.numbered(shared.recentEventsQuery(filter))
+export const payloadsBeforeQuery = (...args: Parameters<typeof shared.payloadsBeforeQuery>): [string, unknown[]] => shared.numbered(shared.payloadsBeforeQuery(...args))
 
 /** Store operations on a pool (autocommit reads) or on one client inside BEGIN … COMMIT. */
 export class PgOps implements StoreOps {
@@ -223,6 +224,18 @@ export class PgOps implements StoreOps {
     const rows = await this.q(`SELECT * FROM (SELECT * FROM stripe_events WHERE tenant = $1 ORDER BY created DESC, received DESC, id DESC LIMIT $2) AS recent
           ORDER BY created, received, id`, filter.tenant, filter.limit ?? 100)
     return rows.map(eventFromRow)
+  }
+
+  async listPayloadsBefore (before: string, after: EventPosition | undefined, limit: number): Promise<EventPosition[]> {
+    const [sql, params] = payloadsBeforeQuery(before, after, limit)
+    return (await this.q(sql, ...params)).map((r) => ({ received: String(r.received), id: String(r.id) }))
+  }
+
+  async blankPayloads (which: { ids: readonly string[] } | { tenant: string }): Promise<number> {
+    const rows = 'tenant' in which
+      ? await this.q("UPDATE stripe_events SET payload = '' WHERE tenant = $1 AND payload <> '' AND unmatched_subscription IS NULL RETURNING id", which.tenant)
+      : await this.q("UPDATE stripe_events SET payload = '' WHERE id = ANY($1::text[]) AND payload <> '' AND unmatched_subscription IS NULL RETURNING id", [...which.ids])
+    return rows.length
   }
 
   async enqueueJob (job: { kind: JobKind, tenant: string, runAfter: number }): Promise<Job> {

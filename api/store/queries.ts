@@ -2,7 +2,7 @@
 // adapter numbers them (`numbered`). Each is a statement of its own per shape of filter, with no
 // `? IS NULL OR …` term: such a term leaves SQLite, and a prepared statement's generic plan on
 // PostgreSQL, no index to use.
-import type { EventFilter, JobStatus } from './store.ts'
+import type { EventFilter, EventPosition, JobStatus } from './store.ts'
 
 /** `?` placeholders as PostgreSQL's `$1`, `$2`, …; the queries here hold no `?` of their own. */
 export function numbered ([sql, params]: [string, unknown[]]): [string, unknown[]] {
@@ -51,4 +51,17 @@ export function recentEventsQuery (filter: Extract<EventFilter, { tenant?: undef
   if (filter.after !== undefined) { clauses.push('(received, id) < (?, ?)'); params.push(filter.after.received, filter.after.id) }
   const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')} ` : ''
   return [`SELECT * FROM stripe_events ${where}ORDER BY received DESC, id DESC LIMIT ?`, [...params, filter.limit ?? 100]]
+}
+
+/**
+ * listPayloadsBefore: along stripe_events_received (002) from the oldest, so a run's batches
+ * each begin where the last ended. Blank payloads are passed over, not returned: a batch holds
+ * only events there is still something to do for.
+ */
+export function payloadsBeforeQuery (before: string, after: EventPosition | undefined, limit: number): [string, unknown[]] {
+  const from = after === undefined ? '' : 'AND (received, id) > (?, ?) '
+  return [
+    `SELECT received, id FROM stripe_events WHERE received < ? ${from}AND payload <> '' AND unmatched_subscription IS NULL ORDER BY received, id LIMIT ?`,
+    [before, ...(after === undefined ? [] : [after.received, after.id]), limit]
+  ]
 }

@@ -6,11 +6,11 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   RATE_CLOCK_SLACK_MS, StoreError,
-  type AuditEntry, type AuditInput, type AuditSeal, type EventFilter, type EventOutcome, type Job, type JobKind, type JobPatch,
+  type AuditEntry, type AuditInput, type AuditSeal, type EventFilter, type EventOutcome, type EventPosition, type Job, type JobKind, type JobPatch,
   type JobStatus, type RateCount, type StoreOps, type StripeEventRecord, type Tenant, type TenantFilter, type TenantPatch
 } from './store.ts'
 import { migrationFiles, schemaStatusOf, type SchemaStatus } from './migrations.ts'
-import { auditQuery, jobsQuery, recentEventsQuery } from './queries.ts'
+import { auditQuery, jobsQuery, payloadsBeforeQuery, recentEventsQuery } from './queries.ts'
 import {
   GENESIS_MAC, JOB_COLUMNS, PRUNE_BATCH, RECLAIM_COUNTS, TENANT_COLUMNS, WITH_SERVER, auditFromRow, eventFromRow, jobFromRow, patchColumns, tenantFromRow,
   tenantPatchColumns, tenantValues
@@ -21,7 +21,7 @@ const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations
 type Row = Record<string, unknown>
 
 // SQLite runs the shared listing queries as they are written.
-export { auditQuery, jobsQuery, recentEventsQuery }
+export { auditQuery, jobsQuery, payloadsBeforeQuery, recentEventsQuery }
 
 /**
  * A window ends at its reset_at, or once it ends more than a window (and a second's slack for
@@ -274,6 +274,18 @@ export class SqliteOps implements StoreOps {
     const rows = this.conn.all(`SELECT * FROM (SELECT * FROM stripe_events WHERE tenant = ? ORDER BY created DESC, received DESC, id DESC LIMIT ?)
           ORDER BY created, received, id`, filter.tenant, filter.limit ?? 100)
     return rows.map(eventFromRow)
+  }
+
+  async listPayloadsBefore (before: string, after: EventPosition | undefined, limit: number): Promise<EventPosition[]> {
+    const [sql, params] = payloadsBeforeQuery(before, after, limit)
+    return this.conn.all(sql, ...params).map((r) => ({ received: String(r.received), id: String(r.id) }))
+  }
+
+  async blankPayloads (which: { ids: readonly string[] } | { tenant: string }): Promise<number> {
+    const r = 'tenant' in which
+      ? this.conn.run("UPDATE stripe_events SET payload = '' WHERE tenant = ? AND payload <> '' AND unmatched_subscription IS NULL", which.tenant)
+      : this.conn.run("UPDATE stripe_events SET payload = '' WHERE id IN (SELECT value FROM json_each(?)) AND payload <> '' AND unmatched_subscription IS NULL", JSON.stringify(which.ids))
+    return Number(r.changes)
   }
 
   async enqueueJob (job: { kind: JobKind, tenant: string, runAfter: number }): Promise<Job> {

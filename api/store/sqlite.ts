@@ -107,6 +107,7 @@ export class SqliteStore extends SqliteOps implements Store {
   override appendAudit (i: AuditInput, s: AuditSeal): Promise<AuditEntry> { return this.transaction((tx) => tx.appendAudit(i, s)) }
   override countHit (k: string, w: number, n: number): Promise<RateCount> { return this.transaction((tx) => tx.countHit(k, w, n)) }
   override settleEvent (id: string, o: EventOutcome, t: string | null): Promise<void> { return this.transaction((tx) => tx.settleEvent(id, o, t)) }
+  override blankPayloads (w: { ids: readonly string[] } | { tenant: string }): Promise<number> { return this.transaction((tx) => tx.blankPayloads(w)) }
 
   async schema (): Promise<SchemaStatus> {
     if (this.closed) throw new StoreError('store is closed')

@@ -223,6 +223,17 @@ export interface StoreOps {
    * `created`), listed in Stripe's order, oldest first. `limit` defaults to 100.
    */
   listEvents (filter: EventFilter): Promise<StripeEventRecord[]>
+  /**
+   * Retention's next batch: up to `limit` events received before `before` (and after `after`,
+   * in the order received, then id) whose payload is not yet blank and which wait for no
+   * tenant. A run walks the range with the last position each batch returns.
+   */
+  listPayloadsBefore (before: string, after: EventPosition | undefined, limit: number): Promise<EventPosition[]>
+  /**
+   * Blanks the payloads (to '') of these events, or of all of one tenant's events; never of
+   * one still waiting for its subscription's tenant. Returns how many it blanked.
+   */
+  blankPayloads (which: { ids: readonly string[] } | { tenant: string }): Promise<number>
 
   /** Adds a queued job unless one of that kind is already queued or running for the tenant. */
   enqueueJob (job: { kind: JobKind, tenant: string, runAfter: number }): Promise<Job>

@@ -353,6 +353,8 @@ export class TenantAdmin {
   async replayEvent (id: string): Promise<ReplayResult> {
     const original = await this.store.getEvent(id)
     if (original === undefined) throw new AppError('event_not_found', `No stored event has the id ${id}.`)
+    // Blanked by retention (retention.ts): the row says only what the event was.
+    if (original.payload === '') throw new AppError('invalid_event', `The payload of ${id} was removed by retention (ctfhive prune): it cannot be replayed.`)
     const event = storedEvent(original.payload)
     if (event === undefined) throw new AppError('invalid_event', `The stored payload of ${id} is not a Stripe event.`)
     // Stored under an earlier key of the other mode (an account moved from test to live on the

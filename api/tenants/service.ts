@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { getPlan } from '../plans.ts'
-import { intentForEvent, isSupportedEvent, storedEvent, type EventIntent, type PriceToPlan, type StripeEvent } from '../billing/events.ts'
+import { intentForEvent, isSupportedEvent, storablePayload, storedEvent, type EventIntent, type PriceToPlan, type StripeEvent } from '../billing/events.ts'
 import { appendAudit } from '../provisioning/audit.ts'
 import type { JobRunner } from '../provisioning/jobs.ts'
 import { AWAITING_PLAN } from '../provisioning/provision.ts'
@@ -192,6 +192,7 @@ export class TenantService {
     const type = event.type
     if (!isSupportedEvent(type)) return { status: 'ignored', type }
     const found = intentForEvent({ ...event, type }, this.priceToPlan)
+    const stored = storablePayload(event, payload)
     const intent = appliedTo === undefined ? found : { ...found, tenantId: appliedTo, create: undefined }
     let applied: Applied
     try {
@@ -202,7 +203,7 @@ export class TenantService {
         // lookup first, as redeliveries are rare and a lookup is a round trip on PostgreSQL.
         // An unmatched event keeps its subscription: the tenant that takes it on later applies it.
         const unmatchedSubscription = result.outcome === 'unmatched' ? intent.subscriptionId ?? null : null
-        const record = { id: event.id, type, created: event.created, received: new Date(tx.now()).toISOString(), outcome: result.outcome, tenant: result.tenant?.id ?? null, payload, unmatchedSubscription }
+        const record = { id: event.id, type, created: event.created, received: new Date(tx.now()).toISOString(), outcome: result.outcome, tenant: result.tenant?.id ?? null, payload: stored, unmatchedSubscription }
         if (!(await tx.recordEvent(record))) throw new DuplicateDelivery()
         return result
       })

@@ -12,7 +12,7 @@ import { buildTestSite } from '../helpers/site-build.ts'
 const KEY = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'
 const PRICES = { STRIPE_PRICE_SOLO: 'price_solo_1', STRIPE_PRICE_STANDARD: 'price_standard_1', STRIPE_PRICE_PRO: 'price_pro_1' }
 
-async function stripeApp (t: Parameters<typeof buildTestApp>[0], env: Record<string, string> = {}) {
+async function stripeApp (t: Parameters<typeof buildTestApp>[0], env: Record<string, string> = {}, logLines?: Array<Record<string, unknown>>) {
   const fake = await startFakeStripe(t)
   for (const [env, id] of Object.entries(PRICES)) {
     fake.addPrice({ id, currency: 'usd', unit_amount: 2500, recurring: { interval: 'month' }, lookup_key: `ctfhive_${env.slice(13).toLowerCase()}_monthly` })
@@ -20,6 +20,7 @@ async function stripeApp (t: Parameters<typeof buildTestApp>[0], env: Record<str
   const stripe = new StripeClient({ apiKey: KEY, apiVersion: '2024-06-20', baseUrl: fake.url, sleep: async () => {} })
   const built = await buildTestApp(t, {
     stripe,
+    logLines,
     env: { STRIPE_SECRET_KEY: KEY, STRIPE_API_BASE: fake.url, PUBLIC_BASE_URL: 'https://ctfhive.example', ...PRICES, ...env }
   })
   return { ...built, fake }
@@ -248,8 +249,9 @@ t.test('a price variable left empty: 503 before any tenant exists', async (t) =>
   t.equal(fake.requests.length, 0, 'Stripe was not called')
 })
 
-t.test('an email Stripe refuses is the buyer\'s to fix: 400 naming the field, nothing left behind', async (t) => {
-  const { app, store, fake } = await stripeApp(t)
+t.test('an email Stripe refuses is the buyer\'s to fix: 400 naming the field, nothing left behind, the address in no log line', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const { app, store, fake } = await stripeApp(t, {}, lines)
   const refusal = { status: 400, body: { error: { type: 'invalid_request_error', code: 'email_invalid', message: 'Invalid email address: tom@example.c', param: 'customer_email' } } }
   fake.queueReply('POST /v1/checkout/sessions', refusal)
   const r = await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'standard', email: 'tom@example.c' } })
@@ -261,6 +263,10 @@ t.test('an email Stripe refuses is the buyer\'s to fix: 400 naming the field, no
   t.equal(form.statusCode, 303)
   t.equal(form.headers.location, '/register?plan=standard&error=invalid_request&field=email', 'back to the form, at the email field')
   t.equal(await store.countTenants(), 0)
+  const refused = lines.filter((l) => l.msg === 'stripe checkout failed')
+  t.equal(refused.length, 2, 'each refusal logged')
+  t.match(refused[0], { err: { error_type: 'invalid_request_error', message: 'Invalid email address: [email address]' } })
+  t.notMatch(JSON.stringify(lines), /tom@example/, 'the address is in no line')
 })
 
 t.test('a Stripe failure: 502 and the pending tenant is removed', async (t) => {

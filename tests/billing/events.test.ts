@@ -1,5 +1,5 @@
 import t from 'tap'
-import { intentForEvent, isStripeEvent, otherModeThanKey, planOfSubscription, stripeKeyMode, SUPPORTED_EVENTS, type StripeEvent, type SupportedEvent } from '../../api/billing/events.ts'
+import { intentForEvent, isStripeEvent, otherModeThanKey, planOfSubscription, storablePayload, stripeKeyMode, SUPPORTED_EVENTS, type StripeEvent, type SupportedEvent } from '../../api/billing/events.ts'
 import { checkoutSession, invoice, makeEvent, subscription } from '../helpers/stripe-events.ts'
 
 const TENANT = '0123456789abcdef0123456789abcdef'
@@ -181,4 +181,34 @@ t.test('isStripeEvent', async (t) => {
   t.notOk(isStripeEvent({ ...makeEvent('invoice.paid', {}), created: -1 }))
   t.notOk(isStripeEvent({ ...makeEvent('invoice.paid', {}), id: 'x'.repeat(256) }))
   for (const id of ['evt_\u0000', 'evt_\ud800', 'evt_\udfff', 'evt x', 'évt_1', '']) t.notOk(isStripeEvent({ ...makeEvent('invoice.paid', {}), id }), JSON.stringify(id))
+})
+
+t.test('storablePayload: the customer\'s identity beyond the email is not kept; a body without it is kept as received', async (t) => {
+  const session = makeEvent('checkout.session.completed', {
+    ...checkoutSession({ tenantId: 'a'.repeat(32), plan: 'solo', name: 'Jane CTF', email: 'jane@example.eu' }),
+    customer_details: { email: 'jane@example.eu', name: 'Jane Doe', phone: '+49 30 1234567', address: { line1: 'Musterstrasse 1', city: 'Berlin', country: 'DE' }, tax_exempt: 'none', tax_ids: [{ type: 'eu_vat', value: 'DE123456789' }], business_name: null, individual_name: null },
+    shipping_details: { name: 'Jane Doe', address: { line1: 'Musterstrasse 1' } },
+    collected_information: { shipping_details: { name: 'Jane Doe' } },
+    custom_fields: [{ key: 'team', text: { value: 'Jane\'s team' } }]
+  }) as unknown as StripeEvent
+  const body = JSON.stringify(session)
+  const stored = storablePayload(session, body)
+  t.notMatch(stored, /Jane Doe|\+49|Musterstrasse|DE123456789|Jane's team/, 'name, phone, address, tax id, custom fields gone')
+  const back = JSON.parse(stored)
+  t.same(back.data.object.customer_details, { email: 'jane@example.eu' }, 'the email the rules read is kept')
+  t.same({ ...back, data: { object: { ...back.data.object, customer_details: undefined, shipping_details: undefined, collected_information: undefined, custom_fields: undefined } } },
+    { ...session, data: { object: { ...session.data.object, customer_details: undefined, shipping_details: undefined, collected_information: undefined, custom_fields: undefined } } }, 'the rest as it was')
+  t.same(intentForEvent(back, () => undefined), intentForEvent(session as unknown as StripeEvent & { type: SupportedEvent }, () => undefined), 'the rules read the same from it')
+
+  const inv = makeEvent('invoice.paid', { ...invoice({ subscription: 'sub_1' }), customer_name: 'Jane Doe', customer_phone: '+49 30 1', customer_address: { line1: 'Musterstrasse 1' }, customer_tax_ids: [{ value: 'DE123456789' }], customer_shipping: { name: 'Jane Doe' } }) as unknown as StripeEvent
+  const invStored = JSON.parse(storablePayload(inv, JSON.stringify(inv)))
+  t.same([invStored.data.object.customer_name, invStored.data.object.customer_phone, invStored.data.object.customer_address, invStored.data.object.customer_tax_ids, invStored.data.object.customer_shipping], [null, null, null, null, null])
+  t.equal(invStored.data.object.customer_email, inv.data.object.customer_email)
+
+  const plain = makeEvent('customer.subscription.updated', subscription({ status: 'active' })) as unknown as StripeEvent
+  const plainBody = `${JSON.stringify(plain, null, 1)}\n`
+  t.equal(storablePayload(plain, plainBody), plainBody, 'nothing to remove: the body byte for byte')
+  const nothingExtra = makeEvent('checkout.session.expired', { ...checkoutSession({}), customer_details: { email: 'a@b.test', name: null, phone: null, tax_exempt: 'none', tax_ids: [], address: { line1: null, city: null } }, custom_fields: [], collected_information: null }) as unknown as StripeEvent
+  const nothingBody = JSON.stringify(nothingExtra)
+  t.equal(storablePayload(nothingExtra, nothingBody), nothingBody, 'details holding only an email (and nulls, empty lists, an empty address) are kept as they are')
 })

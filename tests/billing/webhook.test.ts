@@ -630,3 +630,21 @@ t.test('a failure that is not the store\'s answers 500 with a generic message an
   t.notMatch(r.body, /secret_internal_detail|TypeError|Cannot read|stack|\.ts:\d+/, 'nothing of the thrown error')
   t.equal(await inner.getEvent(event.id), undefined, 'nothing recorded')
 })
+
+t.test('a stored event keeps the buyer\'s email but not their name, phone, postal address or tax id; its replay still applies', async (t) => {
+  const { app, store } = await buildTestApp(t, { env: { ADMIN_TOKEN: 'admin-token-for-webhook-tests-0123456789' } })
+  const tenantId = 'b'.repeat(32)
+  const event = makeEvent('checkout.session.completed', {
+    ...checkoutSession({ tenantId, plan: 'solo', name: 'Privacy CTF', email: 'jane@example.eu', subscription: 'sub_privacy' }),
+    customer_details: { email: 'jane@example.eu', name: 'Jane Doe', phone: '+49 30 1234567', address: { line1: 'Musterstrasse 1', city: 'Berlin', country: 'DE' }, tax_exempt: 'none', tax_ids: [{ type: 'eu_vat', value: 'DE123456789' }] }
+  })
+  const r = await deliver(app, event)
+  t.equal(r.statusCode, 200, r.body)
+  t.equal((await store.getTenant(tenantId))!.email, 'jane@example.eu')
+  const stored = (await store.getEvent(event.id))!.payload
+  t.notMatch(stored, /Jane Doe|\+49|Musterstrasse|DE123456789/)
+  t.match(stored, /jane@example\.eu/)
+  const replay = await app.inject({ method: 'POST', url: `/admin/events/${event.id}/replay`, headers: { authorization: 'Bearer admin-token-for-webhook-tests-0123456789' } })
+  t.equal(replay.statusCode, 200, replay.body)
+  t.match(replay.json(), { result: { status: 'ok', tenant_id: tenantId } })
+})

@@ -440,6 +440,56 @@ t.test('export: every tenant as JSON', async (t) => {
   t.equal((await run(['export', 'now'])).code, 2)
 })
 
+t.test('prune: counts with --dry-run, then blanks old payloads and removes orders never paid; bad days and a wrong key are refused', async (t) => {
+  const { app, store, run, config } = await setup(t)
+  const DAY = 24 * 60 * 60 * 1000
+  const order = await pendingTenant(app, 'Never Paid')
+  const kept = await pendingTenant(app, 'Just Ordered')
+  await store.transaction(async (tx) => {
+    const tn = (await tx.getTenant(order))!
+    await tx.deleteTenant(order)
+    await tx.insertTenant({ ...tn, createdAt: new Date(store.now() - 40 * DAY).toISOString() })
+  })
+  const old = await deliver(app, makeEvent('invoice.paid', invoice({ subscription: 'sub_nobody' })))
+  t.equal(old.statusCode, 200)
+  const oldId = (await store.listEvents({}))[0]!.id
+  const db = new DatabaseSync(config.databaseUrl.replace(/^sqlite:/, ''))
+  // Settled long ago (left unmatched, no longer waiting for its subscription's tenant).
+  db.prepare('UPDATE stripe_events SET received = ?, unmatched_subscription = NULL WHERE id = ?').run(new Date(store.now() - 100 * DAY).toISOString(), oldId)
+  db.close()
+
+  const dry = await run(['prune', '--dry-run'])
+  t.equal(dry.code, 0, dry.stderr)
+  t.match(dry.stdout, /^would blank the payloads of 1 Stripe events received before \S+\nwould remove 1 orders never paid for, made before \S+:\n {2}[0-9a-f]{32}\n$/)
+  t.ok(await store.getTenant(order), 'a dry run removes nothing')
+
+  const wrongKey = await run(['prune'], { PROVISION_AUDIT_SECRET: 'another-key-0123456789abcdef0123456789' })
+  t.equal(wrongKey.code, 2)
+  t.match(wrongKey.stderr, /PROVISION_AUDIT_SECRET does not match the audit chain/)
+  t.ok(await store.getTenant(order), 'nothing removed under the wrong key')
+
+  const done = await run(['prune', '--json', '--order-days', '30', '--event-days', '90'])
+  t.equal(done.code, 0, done.stderr)
+  t.match(JSON.parse(done.stdout), { dry_run: false, events: { blanked: 1 }, orders: { removed: 1, tenant_ids: [order] } })
+  t.equal(await store.getTenant(order), undefined)
+  t.ok(await store.getTenant(kept))
+  t.equal((await store.getEvent(oldId))!.payload, '')
+  const replay = await run(['replay', oldId])
+  t.equal(replay.code, 1)
+  t.match(replay.stderr, /removed by retention/)
+
+  for (const [argv, message] of [
+    [['prune', '--event-days', '30'], /^error: --event-days must be a whole number from 31 to 36500\n$/],
+    [['prune', '--order-days', '6'], /^error: --order-days must be a whole number from 7 to 36500\n$/],
+    [['prune', 'now'], /^error: prune takes no arguments\n$/],
+    [['tenants', '--dry-run'], /^error: --dry-run does not apply to `ctfhive tenants`/]
+  ] as Array<[string[], RegExp]>) {
+    const r = await run(argv)
+    t.equal(r.code, 2, argv.join(' '))
+    t.match(r.stderr, message, argv.join(' '))
+  }
+})
+
 t.test('usage and configuration errors exit 2', async (t) => {
   const help = await cli(['--help'], {})
   t.equal(help.code, 0)

@@ -385,6 +385,33 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same((await store.listEvents({ tenant: tn.id })).map((e) => e.id), [earlier.id, matched.id], "now among the tenant's events")
   })
 
+  t.test('events: retention walks the payloads received before a time, oldest first, and blanks them; never one waiting for its tenant', async (t) => {
+    const { store } = await fresh(t)
+    const tn = makeTenant()
+    await store.insertTenant(tn)
+    const at = (s: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString()
+    const a = makeEventRecord({ id: 'evt_a', received: at(1) })
+    const b = makeEventRecord({ id: 'evt_b', received: at(2), tenant: tn.id })
+    const c = makeEventRecord({ id: 'evt_c', received: at(2) })
+    const waiting = makeEventRecord({ id: 'evt_w', received: at(3), outcome: 'unmatched', unmatchedSubscription: 'sub_wait' })
+    const blank = makeEventRecord({ id: 'evt_0', received: at(3), payload: '' })
+    const late = makeEventRecord({ id: 'evt_l', received: at(9), tenant: tn.id })
+    for (const e of [late, c, waiting, b, blank, a]) await store.recordEvent(e)
+    const before = at(5)
+    t.same(await store.listPayloadsBefore(before, undefined, 10), [{ received: at(1), id: 'evt_a' }, { received: at(2), id: 'evt_b' }, { received: at(2), id: 'evt_c' }],
+      'received before the time, in order; blank and waiting ones passed over')
+    t.same(await store.listPayloadsBefore(before, undefined, 2), [{ received: at(1), id: 'evt_a' }, { received: at(2), id: 'evt_b' }], 'a batch')
+    t.same(await store.listPayloadsBefore(before, { received: at(2), id: 'evt_b' }, 2), [{ received: at(2), id: 'evt_c' }], 'the next one, after a position in the same millisecond')
+    t.equal(await store.transaction((tx) => tx.blankPayloads({ ids: ['evt_a', 'evt_w', 'evt_0', 'evt_none'] })), 1, 'only the full, settled one counts')
+    t.equal((await store.getEvent('evt_a'))!.payload, '')
+    t.same(await store.getEvent('evt_w'), waiting, 'a waiting event keeps its payload: its tenant will need it')
+    t.same(await store.getEvent('evt_a'), { ...a, payload: '' }, 'the rest of the row is kept')
+    t.equal(await store.blankPayloads({ tenant: tn.id }), 2, "a tenant's, whatever their age (on the store itself, too)")
+    t.equal((await store.getEvent('evt_l'))!.payload, '')
+    t.equal((await store.getEvent('evt_c'))!.payload, c.payload, "another's untouched")
+    t.same(await store.listPayloadsBefore(before, undefined, 10), [{ received: at(2), id: 'evt_c' }], 'what is left to do')
+  })
+
   t.test('events: concurrent transactions recording one id → exactly one records it and has its effect', async (t) => {
     const { store } = await fresh(t)
     const tn = makeTenant()
