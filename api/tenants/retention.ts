@@ -1,11 +1,12 @@
 // Retention: how long the control plane keeps buyers' personal data it no longer needs.
-// - A Stripe event's payload (the customer's name, email and address) serves to apply the
-//   event, to replay or diagnose it while Stripe may still resend it: 30 days. After that the
-//   row stays without it: its id keeps a late duplicate out, its type, outcome and tenant the
-//   history.
+// - A Stripe event's payload (the customer's email; their name, phone and address are not
+//   stored: storablePayload) serves to apply the event, and to replay or diagnose it while
+//   Stripe may still resend it: 30 days. After that the row stays without it: its id keeps a
+//   late duplicate out, its type, outcome and tenant the history.
 // - An order never paid for (an abandoned or refused checkout) holds the buyer's name, email
 //   and its address (slug) for ever. Removed, its address is free again; its events lose their
-//   payloads with it, and the audit chain records the removal (it holds no personal data).
+//   payloads with it, and the audit chain records the removal: the reason, no name or email
+//   (the chain's earlier entries keep the address, as no entry may change).
 // `ctfhive prune` runs both; nothing runs on its own.
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { appendAudit } from '../provisioning/audit.ts'
