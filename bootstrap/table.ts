@@ -19,23 +19,31 @@ const WIDE: ReadonlyArray<readonly [number, number]> = [
 ]
 // What takes no column of its own: controls, format characters (zero-width space, joiners,
 // bidi marks), and marks that combine with the character before.
-const ZERO_WIDTH = /^[\p{Cc}\p{Cf}\p{Mn}\p{Me}]/u
+// The soft hyphen is a format character that terminals (wcwidth) give a column all the same.
+const ZERO_WIDTH = /^(?!\u00ad)[\p{Cc}\p{Cf}\p{Mn}\p{Me}]$/u
 const EMOJI = /\p{Emoji_Presentation}|\p{Extended_Pictographic}\uFE0F/u
 const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' })
 
 /**
- * Columns the text takes in a terminal: a user-perceived character (grapheme) is as wide as its
- * first code point, so a combining accent adds nothing and an emoji sequence counts once; wide
- * (CJK, fullwidth) characters and emoji take two.
+ * Columns the text takes in a terminal, as wcwidth counts them: a combining accent adds
+ * nothing, an emoji sequence counts once as two, wide (CJK, fullwidth) characters take two.
  */
 export function displayWidth (text: string): number {
   // The common case, and the whole of most tables: printable ASCII is one column a character.
   if (/^[\x20-\x7e]*$/.test(text)) return text.length
   let width = 0
   for (const { segment } of graphemes.segment(text)) {
-    if (ZERO_WIDTH.test(segment)) continue
-    const cp = segment.codePointAt(0)!
-    width += EMOJI.test(segment) || WIDE.some(([from, to]) => cp >= from && cp <= to) ? 2 : 1
+    if (EMOJI.test(segment)) {
+      width += 2
+      continue
+    }
+    // Code point by code point, as wcwidth: a conjunct or a spacing vowel sign (Devanagari)
+    // takes a column for each letter and sign, though it is one user-perceived character.
+    for (const c of segment) {
+      if (ZERO_WIDTH.test(c)) continue
+      const cp = c.codePointAt(0)!
+      width += WIDE.some(([from, to]) => cp >= from && cp <= to) ? 2 : 1
+    }
   }
   return width
 }

@@ -57,13 +57,23 @@ export function newTenantId (): string {
 const SLUG_SUFFIXES = [6, 10, 16, 32] as const
 
 /**
+ * Latin letters with no decomposition to fold an accent from (NFKD leaves them whole), spelt as
+ * their languages spell them in ASCII: without this, "Straße" would become "stra-e".
+ */
+const UNDECOMPOSED_LATIN: Readonly<Record<string, string>> = {
+  ß: 'ss', ẞ: 'SS', ı: 'i', ł: 'l', Ł: 'L', ø: 'o', Ø: 'O', æ: 'ae', Æ: 'AE', œ: 'oe', Œ: 'OE',
+  þ: 'th', Þ: 'Th', đ: 'd', Đ: 'D', ð: 'd', Ð: 'D', ħ: 'h', Ħ: 'H', ŧ: 't', Ŧ: 'T', ŋ: 'ng', Ŋ: 'Ng'
+}
+const UNDECOMPOSED = new RegExp(`[${Object.keys(UNDECOMPOSED_LATIN).join('')}]`, 'g')
+
+/**
  * A DNS label from the event name: readable, unique by a piece of the tenant id. The suffix
  * contains no '-', so two slugs are equal only if both their base and their id piece are;
  * with the whole id (32) it is unique. At most 63 characters (a DNS label).
  */
 export function slugFor (name: string, tenantId: string, suffix: number = SLUG_SUFFIXES[0]): string {
   const room = Math.min(40, 62 - suffix)
-  let base = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+  let base = name.replace(UNDECOMPOSED, (c) => UNDECOMPOSED_LATIN[c]!).normalize('NFKD').replace(/\p{M}/gu, '').toLowerCase()
     .replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, room).replace(/-+$/, '')
   if (!/^[a-z]/.test(base)) base = `ctf${base === '' ? '' : '-'}${base}`.slice(0, room).replace(/-+$/, '')
   return `${base}-${tenantId.slice(0, suffix)}`

@@ -4,6 +4,7 @@
 // form post or with a chosen plan, /login after a bad address, /welcome with the order's state.
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { domainToASCII } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PAID_PLANS } from '../plans.ts'
@@ -65,11 +66,20 @@ function focusControl (html: string, field: string): string {
 }
 
 /**
+ * A host as DNS has it: browsers show an IDN BASE_DOMAIN (given in its xn-- form) in Unicode,
+ * and that is what a buyer copies. Text that is no host stays as it is, to be refused.
+ */
+function asciiHost (host: string): string {
+  if (/^[\x21-\x7e]*$/.test(host)) return host
+  return domainToASCII(host) || host
+}
+
+/**
  * What an address typed at sign-in names: "acme-1a2b3c" (a label alone), or a host, from
  * "acme-1a2b3c.ctfhive.us" or a full URL. Whether the host is one of ours needs the tenant.
  */
 export function typedAddress (address: string): { label: string, host?: string } | undefined {
-  const host = address.trim().toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '').replace(/[/?#].*$/, '').replace(/:\d+$/, '').replace(/\.$/, '')
+  const host = asciiHost(address.trim().toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '').replace(/[/?#].*$/, '').replace(/:\d+$/, '').replace(/\.$/, ''))
   if (DNS_LABEL.test(host)) return { label: host }
   const dot = host.indexOf('.')
   const label = host.slice(0, dot)

@@ -6,7 +6,10 @@ t.test('displayWidth: terminal columns, not UTF-16 units', async (t) => {
     ['', 0], ['plain ascii', 11],
     ['日本語', 6], ['한국어', 6], ['ｆｕｌｌ', 8], ['中文 mix', 8], ['\u3000', 2], ['\u{20000}', 2],
     ['e\u0301', 1], ['ä̈', 1], ['a\u200bb', 2], ['\u202eabc', 3],
-    ['👍', 2], ['👨‍👩‍👧', 2], ['🇫🇷', 2], ['❤️', 2], ['✓', 1], ['Ω', 1], ['ｱ', 1]
+    ['👍', 2], ['👨‍👩‍👧', 2], ['🇫🇷', 2], ['❤️', 2], ['✓', 1], ['Ω', 1], ['ｱ', 1],
+    // As glibc's wcswidth: spacing vowel signs and conjuncts take a column per letter and sign,
+    // and the soft hyphen one, though each is part of one user-perceived character.
+    ['कि', 2], ['कार्यशाला CTF', 12], ['தமிழ்', 4], ['বাংলা', 5], ['\u00ad', 1]
   ] as Array<[string, number]>) {
     t.equal(displayWidth(text), width, JSON.stringify(text))
   }

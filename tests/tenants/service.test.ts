@@ -10,6 +10,12 @@ t.test('slugFor: a readable DNS label ending in a piece of the tenant id', async
   const id = '0123456789abcdef0123456789abcdef'
   t.equal(slugFor('Acme CTF 2026!', id), 'acme-ctf-2026-012345')
   t.equal(slugFor('Ünïcödé Ñight', id), 'unicode-night-012345', 'accents folded')
+  // Letters NFKD leaves whole, spelt as their languages spell them in ASCII, not dropped.
+  for (const [name, slug] of [
+    ['Straße CTF', 'strasse-ctf'], ['Kırıkkale Siber', 'kirikkale-siber'], ['Işık CTF', 'isik-ctf'], ['Łódź Hackathon', 'lodz-hackathon'],
+    ['Øresund CTF', 'oresund-ctf'], ['Ærø Sec', 'aero-sec'], ['Þór CTF', 'thor-ctf'], ['Đà Nẵng CTF', 'da-nang-ctf'], ['Œuvre', 'oeuvre']
+  ] as Array<[string, string]>) t.equal(slugFor(name, id), `${slug}-012345`, name)
+  t.equal(slugFor('Ka\u0cc6\u0cd5 CTF', id), 'ka-ctf-012345', 'any combining mark goes, not only U+0300–036F')
   t.equal(slugFor('', id), 'ctf-012345', 'no name')
   t.equal(slugFor('2026 finals', id), 'ctf-2026-finals-012345', 'a letter first')
   t.equal(slugFor('Acme', id, 32), `acme-${id}`, 'the whole id on request')

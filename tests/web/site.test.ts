@@ -638,6 +638,16 @@ t.test('/login sends the buyer to their running CTF, and refuses other hosts', a
   await deliver(a, makeEvent('checkout.session.completed', checkoutSession({ tenantId: created.tenant_id, plan: 'solo' })))
   t.equal(await go(slug), `https://${slug}.ctfhive.example/login`)
   t.equal(await go(` ${slug.toUpperCase()}.ctfhive.example `), `https://${slug}.ctfhive.example/login`)
+  // An IDN BASE_DOMAIN (in its xn-- form) shows in Unicode in the browser: the copied address works.
+  const { app: idn } = await buildTestApp(t, { env: { ...site.env, DOCS_SITE_DIR: NO_DOCS, BASE_DOMAIN: 'xn--bcher-kva.example' } })
+  const bought = (await idn.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo', name: 'Bücher CTF' } })).json()
+  await deliver(idn, makeEvent('checkout.session.completed', checkoutSession({ tenantId: bought.tenant_id, plan: 'solo' })))
+  const idnSlug = (await idn.store.getTenant(bought.tenant_id))!.slug
+  await idn.store.updateTenant(bought.tenant_id, { infra: 'ready' })
+  for (const typed of [`${idnSlug}.bücher.example`, `https://${idnSlug}.BÜCHER.example/`, `${idnSlug}.xn--bcher-kva.example`]) {
+    const res = await idn.inject(`/login/go?address=${encodeURIComponent(typed)}`)
+    t.equal(res.headers.location, `https://${idnSlug}.xn--bcher-kva.example/login`, typed)
+  }
   t.equal(await go(`https://${slug}.ctfhive.example:443/scoreboard?x=1`), `https://${slug}.ctfhive.example/login`)
 
   // Made under an earlier BASE_DOMAIN: the CTF stays where it was made.
