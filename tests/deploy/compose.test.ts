@@ -59,6 +59,9 @@ t.test('Caddy: the Caddyfile, ports 80 and 443, both instances upstream', async 
   t.ok(existsSync(`${DEPLOY}${mount!.split(':')[0]}`), `${mount} exists`)
   t.ok((caddy.volumes as string[]).some((v) => v.startsWith('caddy_data:/data')), 'certificates persist')
   for (const port of ['80:80', '443:443']) t.ok(caddy.ports.includes(port), port)
+  t.equal(caddy.read_only, true, 'the proxy writes only its volumes')
+  t.same([caddy.cap_drop, caddy.cap_add, caddy.security_opt], [['ALL'], ['NET_BIND_SERVICE'], ['no-new-privileges:true']], 'and binds 80 and 443 with the one capability that takes')
+  t.same(caddy.tmpfs, ['/tmp'])
   t.same(caddy.environment.APP_UPSTREAMS.split(/\s+/), ['app1:3000', 'app2:3000'])
   t.same(interpolated(caddy.environment.BASE_DOMAIN), ['BASE_DOMAIN'])
   // The site's host, PUBLIC_BASE_URL's (Compose cannot take a URL apart): .env names it.

@@ -103,8 +103,10 @@ const ignored = ignoredBy(dockerignore)
 
 t.test('stages: deps, build, prod-deps, proxy, and the app last (the default target)', async (t) => {
   t.same(dockerfile.stages.map((s) => s.name), ['deps', 'build', 'prod-deps', 'proxy', 'app'])
-  const nodeVersion = read('.node-version').trim()
-  t.equal(resolveBase('${NODE_IMAGE}'), `node:${nodeVersion}-bookworm-slim`, 'Node 24 base, as .node-version says')
+  const major = read('.node-version').trim()
+  const tested = JSON.parse(read('package-lock.json')).packages['node_modules/node'].version as string
+  t.ok(tested.startsWith(`${major}.`), `the locked Node ${tested} is the major .node-version says`)
+  t.equal(resolveBase('${NODE_IMAGE}'), `node:${tested}-bookworm-slim`, 'the image runs the Node the tests ran on, not a floating tag')
   for (const name of ['deps', 'prod-deps', 'app']) t.equal(stage(name).base, '${NODE_IMAGE}', `${name} runs on the Node base`)
   t.equal(stage('build').base, 'deps', 'build starts from the full dependencies')
   t.match(stage('proxy').base, /^caddy:2\.\d+/, 'proxy is a pinned Caddy 2 minor')
