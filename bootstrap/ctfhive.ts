@@ -46,6 +46,9 @@ Commands:
   replay <event-id>                              run a stored event through the webhook rules
                                                  again, as <event-id>:replay:<n>
   export                                         every tenant as JSON
+  erase <id>                                     forget a former buyer on their request: name,
+                                                 emails and event payloads blanked (refused
+                                                 while a subscription, server or job runs)
   prune [--event-days N] [--order-days N] [--dry-run]
                                                  retention: blank the payloads (the buyer's
                                                  name, email, address) of Stripe events
@@ -78,6 +81,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   events: ['limit', 'outcome', 'after'],
   replay: [],
   export: [],
+  erase: [],
   prune: ['event-days', 'order-days', 'dry-run']
 }
 const COMMANDS = Object.keys(COMMAND_OPTIONS)
@@ -290,6 +294,13 @@ async function run (command: string, positionals: string[], values: Record<strin
       const tenants = await admin.exportTenants()
       // Export is JSON either way: it is meant for files and other tools.
       out(`${JSON.stringify({ exported_at: new Date().toISOString(), count: tenants.length, tenants }, null, 2)}\n`)
+      return 0
+    }
+    case 'erase': {
+      const id = tenantId(positionals)
+      await requireAuditKey(ctx)
+      const r = await ctx.retention.erase(id)
+      emit(r, () => `erased ${r.tenant_id}: name, email and the CTF administrator's email blanked, and the payloads of ${r.payloads_blanked} Stripe events; its address, Stripe ids and dates stay, as does the audit chain\n`)
       return 0
     }
     case 'prune': {

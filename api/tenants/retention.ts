@@ -7,8 +7,10 @@
 //   and its address (slug) for ever. Removed, its address is free again; its events lose their
 //   payloads with it, and the audit chain records the removal: the reason, no name or email
 //   (the chain's earlier entries keep the address, as no entry may change).
-// `ctfhive prune` runs both; nothing runs on its own.
+// `ctfhive prune` runs both; nothing runs on its own. `ctfhive erase` answers one buyer's request
+// to be forgotten, once nothing of theirs still runs.
 import { setImmediate as nextTurn } from 'node:timers/promises'
+import { AppError } from '../errors.ts'
 import { appendAudit } from '../provisioning/audit.ts'
 import type { EventPosition, Store, Tenant } from '../store/store.ts'
 
@@ -23,6 +25,9 @@ export const DEFAULT_EVENT_DAYS = 90
  */
 export const MIN_ORDER_DAYS = 7
 export const DEFAULT_ORDER_DAYS = 30
+
+/** What an erased tenant is named: the column holds a name for every tenant. */
+export const ERASED_NAME = '(erased)'
 
 /** Rows per write transaction: the SQLite writer (every webhook's) is held only briefly. */
 const BATCH = 500
@@ -115,6 +120,33 @@ export class Retention {
       await tx.deleteTenant(id)
       await appendAudit(tx, this.auditSecret, id, 'tenant.removed', { reason: 'order never paid', billing: t.billing, created_at: t.createdAt, payloads_blanked: blanked })
       return true
+    })
+  }
+
+  /**
+   * Forgets who a former buyer is, on their request: name, email and the CTF administrator's
+   * email blanked, their events' payloads too; the tenant row stays (its address, its Stripe
+   * ids, its dates: the record of what was sold), and so does the audit chain, whose entries
+   * no one may change. Only once nothing of theirs runs: no server, no job under way, and
+   * their subscription ended (or nothing ever paid).
+   */
+  async erase (id: string): Promise<{ tenant_id: string, payloads_blanked: number }> {
+    return this.store.transaction(async (tx) => {
+      const t = await tx.getTenantForUpdate(id)
+      if (t === undefined) throw new AppError('tenant_not_found', `No tenant has the id ${id}.`)
+      const serverGone = t.infra === 'none' || t.infra === 'deprovisioned'
+      const ended = t.billing === 'canceled' || t.paidAt === null
+      const live = (await tx.listJobs({ tenant: id })).some((j) => j.status === 'queued' || j.status === 'running')
+      if (!serverGone || !ended || live) {
+        throw new AppError('conflict', `Tenant ${id} still has ${!ended ? 'a subscription (billing ' + t.billing + ')' : !serverGone ? 'a server (infra ' + t.infra + ')' : 'a job under way'}: cancel the subscription and let the teardown run first.`, { tenant_id: id })
+      }
+      const blanked = await tx.blankPayloads({ tenant: id })
+      const already = t.name === ERASED_NAME && t.email === '' && t.adminEmail === null
+      if (!already) {
+        await tx.updateTenant(id, { name: ERASED_NAME, email: '', adminEmail: null })
+        await appendAudit(tx, this.auditSecret, id, 'tenant.erased', { payloads_blanked: blanked })
+      }
+      return { tenant_id: id, payloads_blanked: blanked }
     })
   }
 }

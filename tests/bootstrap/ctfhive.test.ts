@@ -490,6 +490,24 @@ t.test('prune: counts with --dry-run, then blanks old payloads and removes order
   }
 })
 
+t.test('erase: forgets a former buyer; refused while they are a customer; a malformed id is bad usage', async (t) => {
+  const { app, store, run } = await setup(t)
+  const id = await pendingTenant(app, 'Jane Doe CTF')
+  await store.updateTenant(id, { billing: 'paid', infra: 'ready', paidAt: new Date(store.now()).toISOString() })
+  const refused = await run(['erase', id])
+  t.equal(refused.code, 1)
+  t.match(refused.stderr, /^error: Tenant [0-9a-f]{32} still has a subscription \(billing paid\)/)
+  await store.updateTenant(id, { billing: 'canceled', infra: 'deprovisioned' })
+  const done = await run(['erase', id.toUpperCase()])
+  t.equal(done.code, 0, done.stderr)
+  t.match(done.stdout, /^erased [0-9a-f]{32}: name, email/)
+  t.match(await store.getTenant(id), { name: '(erased)', email: '' })
+  t.match(JSON.parse((await run(['erase', id, '--json'])).stdout), { tenant_id: id, payloads_blanked: 0 })
+  t.equal((await run(['erase', 'nope'])).code, 2)
+  const wrongKey = await run(['erase', id], { PROVISION_AUDIT_SECRET: 'another-key-0123456789abcdef0123456789' })
+  t.equal(wrongKey.code, 2)
+})
+
 t.test('usage and configuration errors exit 2', async (t) => {
   const help = await cli(['--help'], {})
   t.equal(help.code, 0)

@@ -126,3 +126,31 @@ t.test('prune: events walked in batches, more than one of them', async (t) => {
   t.equal(await retention.pruneEvents(daysAgo(store, 90), false), 1203)
   t.equal((await store.listPayloadsBefore(daysAgo(store, 90), undefined, 10)).length, 0)
 })
+
+t.test('erase: a former buyer forgotten once nothing of theirs runs; refused before; the chain records it once', async (t) => {
+  const { store, config } = await buildTestApp(t)
+  const retention = new Retention({ store, auditSecret: config.auditSecret })
+  const gone = makeTenant({ billing: 'canceled', infra: 'deprovisioned', paidAt: '2026-01-02T00:00:00.000Z', email: 'jane@example.eu', name: 'Jane Doe CTF', adminEmail: 'jane@example.eu', customerId: 'cus_1' })
+  const paying = makeTenant({ billing: 'paid', infra: 'ready', paidAt: '2026-01-02T00:00:00.000Z' })
+  const tearingDown = makeTenant({ billing: 'canceled', infra: 'ready', paidAt: '2026-01-02T00:00:00.000Z' })
+  const queued = makeTenant({ billing: 'canceled', infra: 'deprovisioned', paidAt: '2026-01-02T00:00:00.000Z' })
+  for (const tn of [gone, paying, tearingDown, queued]) await store.insertTenant(tn)
+  await store.enqueueJob({ kind: 'deprovision', tenant: queued.id, runAfter: store.now() })
+  const event = makeEventRecord({ tenant: gone.id, payload: JSON.stringify({ email: 'jane@example.eu' }) })
+  await store.recordEvent(event)
+
+  for (const [tn, why] of [[paying, /a subscription \(billing paid\)/], [tearingDown, /a server \(infra ready\)/], [queued, /a job under way/]] as const) {
+    await t.rejects(retention.erase(tn.id), { code: 'conflict', message: why }, tn.id)
+    t.same(await store.getTenant(tn.id), tn, 'left as it was')
+  }
+  await t.rejects(retention.erase('f'.repeat(32)), { code: 'tenant_not_found' })
+
+  t.same(await retention.erase(gone.id), { tenant_id: gone.id, payloads_blanked: 1 })
+  const after = (await store.getTenant(gone.id))!
+  t.match(after, { name: '(erased)', email: '', adminEmail: null, slug: gone.slug, customerId: 'cus_1', paidAt: gone.paidAt })
+  t.equal((await store.getEvent(event.id))!.payload, '')
+  t.same(await retention.erase(gone.id), { tenant_id: gone.id, payloads_blanked: 0 }, 'again: nothing more to do')
+  const erased = (await store.listAudit({})).filter((e) => e.action === 'tenant.erased')
+  t.same(erased.map((e) => [e.tenant, e.detail]), [[gone.id, { payloads_blanked: 1 }]], 'one entry, with no name or email')
+  t.ok((await verifyStoredChain(store, config.auditSecret)).ok)
+})
