@@ -373,7 +373,7 @@ function describeStripeError (err: StripeError, step: string, apiBase: string): 
   // (a user name and password in STRIPE_API_BASE are not shown).
   const where = `Stripe at ${withoutUserinfo(apiBase)}`
   if (err.type === 'api_connection_error') return `connection to ${where} failed while trying to ${step}: ${err.message.replace(/\s+/g, ' ').trim()}`
-  if (err.code === 'unexpected_response') return `${where} answered with a malformed reply while trying to ${step}: ${err.message.replace(/\s+/g, ' ').trim()}`
+  if (err.code === 'unexpected_response' || err.code === 'response_too_large') return `${where} answered with a malformed reply while trying to ${step}: ${err.message.replace(/\s+/g, ' ').trim()}`
   const tags = [err.type, err.code].filter((x) => x !== null && x !== '').join('/')
   const http = err.statusCode === null ? '' : `, HTTP ${err.statusCode}`
   const request = err.requestId === null ? '' : `, request ${err.requestId}`

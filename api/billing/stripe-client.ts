@@ -91,7 +91,8 @@ function retryDelayMs (retry: number, retryAfterMs: number | null): number {
   return retryAfterMs === null ? ms : Math.max(ms, Math.min(retryAfterMs, MAX_DELAY_S * 1000))
 }
 
-function parseRetryAfter (value: string | undefined): number | null {
+// Exported: the Linode client reads Retry-After the same way.
+export function parseRetryAfter (value: string | undefined): number | null {
   if (value === undefined) return null
   if (/^\d+$/.test(value.trim())) return Number(value) * 1000
   const at = Date.parse(value)
@@ -103,6 +104,24 @@ function isRetryableStatus (status: number, shouldRetry: string | undefined): bo
   if (shouldRetry === 'false') return false
   if (shouldRetry === 'true') return true
   return status === 409 || status >= 500
+}
+
+// Far above any Stripe object we read (a 100-item list page is well under 1 MiB): it only stops a
+// misbehaving server at the base URL from growing the process without bound before the timeout.
+const MAX_BODY_BYTES = 4 * 1024 * 1024
+
+// The body as text, or null once it passes the cap: leaving the loop destroys the body, which
+// aborts the request and closes the connection, so the rest is never read.
+async function readCapped (body: AsyncIterable<Buffer>, cap: number): Promise<string | null> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += chunk.length
+    if (size > cap) return null
+    chunks.push(chunk)
+  }
+  // TextDecoder drops a BOM and replaces bad UTF-8, as body.text() did.
+  return new TextDecoder().decode(Buffer.concat(chunks, size))
 }
 
 type Attempt = { ok: true, value: unknown } | { ok: false, error: StripeError, retryAfterMs: number | null }
@@ -176,13 +195,13 @@ export class StripeClient {
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), this.#timeoutMs)
     let status: number
-    let text: string
+    let text: string | null
     let resHeaders: Record<string, string | string[] | undefined>
     try {
       const res = await request(url, { method: method as Dispatcher.HttpMethod, headers, body, signal: controller.signal, dispatcher: this.#dispatcher })
       status = res.statusCode
       resHeaders = res.headers
-      text = await res.body.text()
+      text = await readCapped(res.body, MAX_BODY_BYTES)
     } catch (err) {
       const message = controller.signal.aborted
         ? `Request to Stripe timed out after ${this.#timeoutMs} ms`
@@ -196,6 +215,22 @@ export class StripeClient {
       return Array.isArray(v) ? v[0] : v
     }
     const requestId = header('request-id') ?? null
+    if (text === null) {
+      // Treated like a body that is not JSON: a 2xx is not retried (what answers at the base URL
+      // will answer the same), other statuses follow the usual rules.
+      const is2xx = status >= 200 && status < 300
+      return {
+        ok: false,
+        retryAfterMs: is2xx ? null : parseRetryAfter(header('retry-after')),
+        error: this.#error(`Stripe returned HTTP ${status} with a body over ${MAX_BODY_BYTES / 1024 / 1024} MiB`, {
+          statusCode: status,
+          type: 'api_error',
+          code: 'response_too_large',
+          requestId,
+          retryable: !is2xx && isRetryableStatus(status, header('stripe-should-retry'))
+        })
+      }
+    }
     let json: any
     try {
       json = JSON.parse(text)

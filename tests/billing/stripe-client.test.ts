@@ -2,6 +2,8 @@
 // idempotency across retries, errors, paging and backoff. The last part checks the fake itself
 // behaves like Stripe where our code depends on it.
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { inspect } from 'node:util'
 import t from 'tap'
 import type { Test } from 'tap'
@@ -462,6 +464,61 @@ t.test('a 2xx whose body is not a JSON object is an unexpected_response, not ret
   t.equal(fake.requests.length, 5, 'none was retried')
   t.equal(fake.state.products.size, 0)
   t.equal((await client.request('POST', '/v1/products', { name: 'B' })).name, 'B', 'an object is the value, as before')
+})
+
+// Headers at once, then a body that never ends by itself: it stops only at `limit` bytes,
+// left open, so a client that reads it all waits for its timeout. Tells whether the client
+// closed the connection before that.
+async function startEndlessBody (t: Test, status: number, limit: number) {
+  const seen = { requests: 0, written: 0, closedEarly: [] as Promise<boolean>[] }
+  const server = createServer((_req, res) => {
+    seen.requests++
+    res.writeHead(status, { 'content-type': 'application/json', 'request-id': 'req_big' })
+    const chunk = Buffer.alloc(64 * 1024, 0x20)
+    res.write('{"a":"')
+    const pump = (): void => {
+      while (seen.written < limit) {
+        seen.written += chunk.length
+        if (!res.write(chunk)) return void res.once('drain', pump)
+      }
+    }
+    pump()
+    seen.closedEarly.push(new Promise((resolve) => res.on('close', () => resolve(!res.writableFinished))))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen }
+}
+
+t.test('a body past 4 MiB is cut off: the request is aborted and fails as response_too_large', async (t) => {
+  const limit = 64 * 1024 * 1024
+  await t.test('a 2xx is not retried, like any 2xx that is not a JSON object', async (t) => {
+    const { url, seen } = await startEndlessBody(t, 200, limit)
+    // Without the cap the client reads to `limit` and then times out instead.
+    const { client } = await setup(t, { baseUrl: url, timeoutMs: 10_000 })
+    t.match(await rejection(client.request('GET', '/v1/checkout/sessions/cs_1')), {
+      name: 'StripeError', statusCode: 200, type: 'api_error', code: 'response_too_large', retryable: false, requestId: 'req_big', message: 'Stripe returned HTTP 200 with a body over 4 MiB'
+    })
+    t.equal(seen.requests, 1, 'not retried')
+    t.equal(await seen.closedEarly[0], true, 'the connection was closed before the server finished')
+    t.ok(seen.written < limit, `the server stopped after ${seen.written} bytes, far short of ${limit}`)
+  })
+  await t.test('a 5xx follows the usual retry rules', async (t) => {
+    const { url, seen } = await startEndlessBody(t, 503, limit)
+    const { client, delays } = await setup(t, { baseUrl: url, timeoutMs: 10_000, maxRetries: 1 })
+    t.match(await rejection(client.request('POST', '/v1/products', { name: 'A' })), {
+      statusCode: 503, type: 'api_error', code: 'response_too_large', retryable: true, message: 'Stripe returned HTTP 503 with a body over 4 MiB'
+    })
+    t.equal(seen.requests, 2, 'retried once, as a 503 is')
+    t.equal(delays.length, 1)
+    t.same(await Promise.all(seen.closedEarly), [true, true], 'each connection was closed early')
+  })
+  await t.test('a body of exactly 4 MiB is still read', async (t) => {
+    const { fake, client } = await setup(t)
+    const body = JSON.stringify({ id: 'prod_big', object: 'product', pad: '' })
+    fake.queueReply('GET /v1/products/prod_big', { status: 200, body: body.replace('""', `"${'x'.repeat(4 * 1024 * 1024 - body.length)}"`) })
+    t.equal((await client.request('GET', '/v1/products/prod_big')).id, 'prod_big')
+  })
 })
 
 t.test('onRetry is told each error and wait before the next attempt', async (t) => {

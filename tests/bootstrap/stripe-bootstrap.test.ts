@@ -509,6 +509,14 @@ t.test('a 2xx that is not a Stripe object: one line naming the step and the repl
   t.equal(fake.requestsTo('POST /v1/products').length, 1, 'not retried: the same base URL would answer the same')
 })
 
+t.test('a 2xx body too large to be Stripe\'s is a malformed reply too, not a refusal', async (t) => {
+  const fake = await startFakeStripe(t)
+  fake.queueReply('POST /v1/products', { status: 200, body: `{"id":"${'x'.repeat(5 * 1024 * 1024)}"}` })
+  const r = await run([], envFor(fake))
+  t.equal(r.code, 1)
+  t.match(r.stderr.trim().split('\n').at(-1), `error: Stripe at ${fake.url} answered with a malformed reply while trying to create product ctfhive_solo: Stripe returned HTTP 200 with a body over 4 MiB`)
+})
+
 t.test('a Stripe slow to answer: shorter attempts than the app\'s, each retry said on stderr', async (t) => {
   t.ok(BOOTSTRAP_TIMEOUT_MS <= 20_000, 'at most 20 s an attempt, not the app client\'s 80 s: three attempts stay near a minute')
   const fake = await startFakeStripe(t)
