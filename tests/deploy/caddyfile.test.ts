@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -99,7 +99,7 @@ const DOCS_SCRIPT_HASH = 'sha256-3q2+7w0123456789abcdefghijklmnopqrstuvwxyzA='
 
 interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
 
-async function get (url: string, init: { method?: 'GET' | 'POST', headers?: Record<string, string>, body?: string } = {}): Promise<Reply> {
+async function get (url: string, init: { method?: 'GET' | 'HEAD' | 'POST', headers?: Record<string, string>, body?: string } = {}): Promise<Reply> {
   const r = await request(url, { method: init.method ?? 'GET', headers: init.headers, body: init.body, headersTimeout: 15_000, bodyTimeout: 15_000 })
   return { status: r.statusCode, headers: r.headers, body: Buffer.from(await r.body.arrayBuffer()) }
 }
@@ -214,6 +214,42 @@ function registerTests (): void {
       t.not(other.body.toString(), 'site-marker', `${c.name}: ${c.other} does not`)
       await proxy.stop()
     }
+  })
+
+  t.test('HEAD reports the length GET sends; GET is still compressed', async (t) => {
+    // A stand-in for the app (its own process would shift the round robin the kill test below
+    // depends on): a JSON body large enough for Caddy to compress, for GET and HEAD alike.
+    const json = JSON.stringify({ paths: Array.from({ length: 100 }, (_, i) => `/route/${i}`) })
+    const app = createServer((_req, res) => {
+      // Set for HEAD too, as Fastify does (Node's own HEAD answer leaves it out).
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) })
+      res.end(json)
+    })
+    await new Promise<void>((resolve) => { app.listen(0, '127.0.0.1', resolve) })
+    t.teardown(() => { app.close() })
+    const dir = mkdtempSync(join(tmpdir(), 'ctfhive-caddy-head-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const docs = join(dir, 'docs')
+    writeDocs(docs)
+    const proxy = await startCaddy(join(dir, 'caddy'), [`127.0.0.1:${(app.address() as AddressInfo).port}`], docs)
+    t.teardown(() => proxy.stop())
+
+    const plain = await get(`${proxy.url}/openapi.json`)
+    t.equal(plain.body.toString(), json)
+    const gzipped = await get(`${proxy.url}/openapi.json`, { headers: { 'accept-encoding': 'gzip' } })
+    t.equal(gzipped.headers['content-encoding'], 'gzip', 'GET is compressed on the fly')
+    t.equal(gunzipSync(gzipped.body).toString(), json)
+    // 2.6.2 compressing a HEAD reports an empty gzip stream: gzip, Content-Length 20.
+    const head = await get(`${proxy.url}/openapi.json`, { method: 'HEAD', headers: { 'accept-encoding': 'gzip' } })
+    t.equal(head.status, 200)
+    t.equal(head.headers['content-encoding'], undefined, 'HEAD names no encoding')
+    t.equal(head.headers['content-length'], String(Buffer.byteLength(json)), "HEAD's Content-Length is the identity GET's")
+    // The docs' precompressed copy is file_server's, for HEAD as for GET.
+    const docsGet = await get(`${proxy.url}/docs/`, { headers: { 'accept-encoding': 'gzip' } })
+    const docsHead = await get(`${proxy.url}/docs/`, { method: 'HEAD', headers: { 'accept-encoding': 'gzip' } })
+    t.equal(docsGet.headers['content-encoding'], 'gzip')
+    t.equal(docsHead.headers['content-encoding'], 'gzip', 'HEAD names the .gz copy')
+    t.equal(docsHead.headers.etag, docsGet.headers.etag, 'with its ETag')
   })
 
   t.test('the access log masks a token whatever the spelling of the Host', async (t) => {
@@ -437,6 +473,40 @@ function registerTests (): void {
       const posted = await get(`${proxy.url}/docs/guide/%22x`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
       t.equal(posted.status, 404, 'a page is not posted to, as in the app')
       t.same(JSON.parse(posted.body.toString()), { error: 'not_found', message: 'No route for POST under /docs/: the docs are only read.' }, 'valid JSON whatever the path')
+    })
+
+    t.test("a missing docs page gets the whole 404 page, whatever the request's validators or range", async (t) => {
+      // Served for a missing path, the 404 page's ETag and ranges are not the resource asked for:
+      // Caddy would answer those headers with an empty 404, or a 404 with a slice of the page.
+      const path = `${proxy.url}/docs/no-such-page/`
+      const first = await get(path)
+      t.equal(first.status, 404)
+      t.equal(first.headers.etag, undefined, 'no ETag of the 404 page')
+      t.equal(first.headers['last-modified'], undefined, 'no Last-Modified')
+      t.equal(first.headers['accept-ranges'], undefined, 'no Accept-Ranges')
+      // The ETag Caddy 2.6 gave the 404 page (its mtime and size), as a browser would send back.
+      const page = statSync(join(docs, '404.html'))
+      const pageEtag = `"${Math.floor(page.mtimeMs / 1000).toString(36)}${page.size.toString(36)}"`
+      const variants: Array<[string, Record<string, string>]> = [
+        ["If-None-Match: the 404 page's ETag", { 'if-none-match': pageEtag }],
+        ['If-None-Match: *', { 'if-none-match': '*' }],
+        ['If-Modified-Since', { 'if-modified-since': new Date(Date.now() + 60_000).toUTCString() }],
+        ['Range', { range: 'bytes=0-20' }],
+        ['Range with If-Range', { range: 'bytes=0-20', 'if-range': new Date(Date.now() + 60_000).toUTCString() }]
+      ]
+      for (const [name, headers] of variants) {
+        const r = await get(path, { headers })
+        t.equal(r.status, 404, name)
+        t.equal(r.body.toString(), first.body.toString(), `${name}: the whole 404 page`)
+        t.match(r.body.toString(), /docs-404-marker/, name)
+        t.equal(r.headers.etag, undefined, `${name}: no ETag`)
+        t.equal(r.headers['content-range'], undefined, `${name}: no Content-Range`)
+      }
+      // A page that exists still revalidates by its ETag.
+      const docsHome = await get(`${proxy.url}/docs/`)
+      t.ok(docsHome.headers.etag, 'the docs home has an ETag')
+      const revalidated = await get(`${proxy.url}/docs/`, { headers: { 'if-none-match': String(docsHome.headers.etag) } })
+      t.equal(revalidated.status, 304, 'and answers 304 to it')
     })
 
     t.test('requests are spread over both instances', async (t) => {
