@@ -24,7 +24,8 @@ const SCRIPT_MARKER = '/* BUYER_TEXT */ null'
 /** Everything the output depends on: a change to any of these means a rebuild. */
 const SOURCES = [
   'marketing/build.ts', 'marketing/layout.ts', 'marketing/pages.ts', 'marketing/src/site.css', 'marketing/src/site.js',
-  'api/plans.ts', 'api/config.ts', 'api/web/buyer-text.ts', 'api/web/slots.ts', 'api/web/site-pages.ts'
+  'api/plans.ts', 'api/config.ts', 'api/web/buyer-text.ts', 'api/web/slots.ts', 'api/web/site-pages.ts',
+  'api/web/typed-values.ts'
 ]
 
 const COMPRESSIBLE = new Set(['.html', '.css', '.js', '.svg', '.txt', '.xml', '.json', '.webmanifest'])

@@ -174,7 +174,7 @@ function footer (ctx: SiteContext): string {
     `<p>© ${ctx.year} ${SITE_NAME}. Hosted CTFd for capture-the-flag events.</p>` +
     '<nav aria-label="Footer"><ul class="nav nav-footer">' +
     '<li><a href="/pricing">Pricing</a></li><li><a href="/about">About</a></li><li><a href="/docs/">Documentation</a></li>' +
-    '<li><a href="/contact">Contact</a></li><li><a href="/login">Sign in to your CTF</a></li>' +
+    '<li><a href="/contact">Contact</a></li><li><a href="/privacy">Privacy</a></li><li><a href="/login">Sign in to your CTF</a></li>' +
     '</ul></nav></div></footer>'
 }
 

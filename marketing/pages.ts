@@ -5,6 +5,7 @@ import { PAID_PLANS, PLANS, SERVER_FEATURE, formatPrice, planServerType, serverH
 import { PROGRESS_TEXT } from '../api/web/buyer-text.ts'
 import { adminSection, describedBy, escapeHtml, fieldError, fieldValue, formAlert, messageBlock, planInput, progressBlock, welcomeHeading } from '../api/web/slots.ts'
 import { CHECKOUT_RETURN_FILE, NOT_FOUND_FILE, SITE_PAGES } from '../api/web/site-pages.ts'
+import { typedCookie } from '../api/web/typed-values.ts'
 import { planCardId, type PageSpec, type SiteContext } from './layout.ts'
 
 export const DEFAULT_PLAN = 'standard'
@@ -169,6 +170,63 @@ function about (ctx: SiteContext): PageSpec {
   }
 }
 
+/**
+ * What the control plane keeps about a buyer, and for how long. Each claim is the code's:
+ * the tenant row (api/store/store.ts), the stored Stripe events (storablePayload in
+ * api/billing/events.ts), `ctfhive prune` and `erase` (api/tenants/retention.ts), the setup
+ * (serverSpecFor, cloud-init), the audit chain's details, the logs (api/logger.ts, the
+ * Caddyfile) and the form's cookie (api/web/typed-values.ts).
+ */
+function privacy (ctx: SiteContext): PageSpec {
+  const cookie = typedCookie(ctx.publicBaseUrl).name
+  return {
+    path: '/privacy',
+    file: fileOf('/privacy'),
+    title: 'Privacy',
+    description: 'What CTFHive keeps about you when you start a CTF, who else handles it, how long we keep it, our one cookie, and how to see, correct or erase it.',
+    main: `
+<div class="wrap section prose">
+  <h1>Privacy</h1>
+  <p class="lead">We keep what we need to set up your CTF, bill for it and run it. This page says what that is, who else sees it and when we delete it.</p>
+  <h2 id="what-we-keep">What we keep about you</h2>
+  <p>When you start a CTF, we store:</p>
+  <ul>
+    <li>the name of your event, and your CTF's address made from it (like <code>spring-ctf-1a2b3c.${escapeHtml(ctx.baseDomain)}</code>);</li>
+    <li>your email: the one you give on the sign-up form, or the one you type on Stripe's checkout page;</li>
+    <li>your plan, Stripe's ids for you and your subscription, where your billing and your server stand, and the dates of each step (order, payment, setup, cancellation).</li>
+  </ul>
+  <p>Your email is also the email of your CTF's administrator account, and it is how we know that a message about your order comes from you.</p>
+  <h2 id="card">Your card</h2>
+  <p>You enter your card on Stripe's checkout page, not on ours. We never see your card number.</p>
+  <h2 id="processors">Who else handles it</h2>
+  <ul>
+    <li><strong>Stripe</strong> takes your payments and sends your receipts. What you enter on its checkout page is kept by Stripe.</li>
+    <li><strong>Linode</strong> (Akamai) hosts your CTF's server and the DNS record of its address. When we set the server up, we give it your event's name and your email, for CTFd's administrator account.</li>
+  </ul>
+  <h2 id="stripe-messages">Messages from Stripe</h2>
+  <p>Stripe tells us when you pay, when a payment fails and when your subscription changes. We keep each message, to act on it only once and as the history of your order. Our copy keeps your email, but not your name, phone or postal address, tax ids, shipping details or custom fields.</p>
+  <h2 id="how-long">How long we keep it</h2>
+  <ul>
+    <li><strong>Messages from Stripe:</strong> we remove their content after 90 days. A line saying that each came and what it did stays.</li>
+    <li><strong>An order never paid for</strong> (a checkout you left, or one whose payment never went through): we remove it, with its event name and email, after 30 days.</li>
+    <li><strong>Your CTF's server and its data:</strong> when your subscription ends, they are deleted ${graceText(ctx.graceHours)}, so export anything you want to keep.</li>
+    <li><strong>Your order</strong> (event name, email, plan, dates): kept after you cancel, as our record of what we sold, until you ask us to erase it.</li>
+  </ul>
+  <h2 id="audit-log">The record of our work on your server</h2>
+  <p>Every step we take on your server is written to a tamper-evident log that cannot be edited. It holds your CTF's address, its plan and the ids of your order, subscription and server, not your event's name or your email. Because no entry can change, your CTF's address stays in it, even after an erasure.</p>
+  <h2 id="logs">Logs</h2>
+  <p>Each request to this site is logged with the page asked for, your IP address and browser, the time and our answer. Your email never appears in them: the sign-up form never puts it in a page's address. We keep these logs to run and secure the service, and rotate them: the oldest lines are dropped as new ones are written.</p>
+  <p>To stop floods of sign-ups, we count the checkouts started from each IP address in one-minute windows; old counts are deleted as new ones are made.</p>
+  <h2 id="cookies">Cookies</h2>
+  <p>One, and only when you need it: if the sign-up form comes back with an error, the cookie <code>${escapeHtml(cookie)}</code> keeps what you typed (event name and email) so you need not type it again. It lasts five minutes, cannot be read by scripts, and is cleared as soon as the form shows again.</p>
+  <p>No analytics, no advertising, and nothing loaded from other sites.</p>
+  <h2 id="your-rights">Seeing, correcting or erasing your data</h2>
+  <p>Write to ${mailLink('support', ctx)} from the address you used at checkout, and say what you want: a copy of what we hold about you, a correction, or an erasure. We answer every message within one business day.</p>
+  <p>We erase an order once its subscription has ended and its server is deleted: your event's name and your email are removed, and so are our copies of Stripe's messages. What stays records the sale, not you: our ids and Stripe's, the plan, the dates, and your CTF's address. Stripe keeps its own records of your payments.</p>
+</div>`
+  }
+}
+
 function contact (ctx: SiteContext): PageSpec {
   return {
     path: '/contact',
@@ -244,7 +302,7 @@ function register (ctx: SiteContext): PageSpec {
     <div class="field">
       <label for="email">Email</label>
       <input ${fieldValue('email')} type="email" required maxlength="254" autocomplete="email" ${describedBy('email')}>
-      <p class="hint" id="email-hint">For your receipts and your CTF's administrator account.</p>
+      <p class="hint" id="email-hint">For your receipts and your CTF's administrator account. <a href="/privacy">How we keep it</a>.</p>
       ${fieldError('email')}
     </div>
     <fieldset class="field" ${describedBy('plan')}>
@@ -316,5 +374,5 @@ function checkoutReturn (): PageSpec {
 }
 
 export function sitePages (ctx: SiteContext): PageSpec[] {
-  return [home(ctx), pricing(ctx), about(ctx), contact(ctx), login(ctx), register(ctx), welcome(), notFound(), checkoutReturn()]
+  return [home(ctx), pricing(ctx), about(ctx), contact(ctx), privacy(ctx), login(ctx), register(ctx), welcome(), notFound(), checkoutReturn()]
 }

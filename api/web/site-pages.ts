@@ -14,6 +14,7 @@ export const SITE_PAGES: readonly SitePage[] = Object.freeze([
   { path: '/pricing', file: 'pricing.html', indexable: true },
   { path: '/about', file: 'about.html', indexable: true },
   { path: '/contact', file: 'contact.html', indexable: true },
+  { path: '/privacy', file: 'privacy.html', indexable: true },
   { path: '/login', file: 'login.html', indexable: false },
   { path: '/register', file: 'register.html', indexable: false },
   { path: '/welcome', file: 'welcome.html', indexable: false }

@@ -269,7 +269,7 @@ t.test('--if-missing rebuilds only when needed', async (t) => {
   const lines: string[] = []
   const io = { stdout: { write: (s: string) => lines.push(s) }, stderr: { write: (s: string) => lines.push(s) } }
   t.equal(main(['--if-missing', '--out', out], env, io), 0)
-  t.match(lines.splice(0).join(''), /built 9 pages .* for https:\/\/ctfhive\.example \(about\.html is missing;/)
+  t.match(lines.splice(0).join(''), /built 10 pages .* for https:\/\/ctfhive\.example \(about\.html is missing;/)
   t.ok(existsSync(join(out, 'about.html')))
   const builtAt = readManifest(out)!.builtAt
   t.equal(main(['--if-missing', '--out', out], env, io), 0)
@@ -279,7 +279,7 @@ t.test('--if-missing rebuilds only when needed', async (t) => {
   t.match(lines.splice(0).join(''), /rebuild requested/)
   // npm start (--if-missing) reads LINODE_PLAN as the server does, and rebuilds when it changed.
   t.equal(main(['--if-missing', '--out', out], { ...env, LINODE_PLAN: 'per-plan' }, io), 0)
-  t.match(lines.splice(0).join(''), /built 9 pages .*\(sources or settings changed;/)
+  t.match(lines.splice(0).join(''), /built 10 pages .*\(sources or settings changed;/)
   t.equal(readManifest(out)!.linodePlan, 'per-plan')
   t.match(readFileSync(join(out, 'pricing.html'), 'utf8'), '4 shared CPUs, 8 GB RAM', 'Pro names its own server again')
   t.equal(main(['--if-missing', '--out', out], { ...env, LINODE_PLAN: 'per-plan' }, io), 0)

@@ -295,7 +295,7 @@ t.test('robots.txt and sitemap.xml come from PUBLIC_BASE_URL', async (t) => {
   t.equal($('urlset').attr('xmlns'), 'http://www.sitemaps.org/schemas/sitemap/0.9')
   // The docs are not built here, so /docs/ (a 503) is not listed; tests/web/docs.test.ts lists it once built.
   t.same($('url > loc').map((_i, el) => $(el).text()).get(),
-    ['/', '/pricing', '/about', '/contact'].map((p) => `${SITE_BASE}${p}`))
+    ['/', '/pricing', '/about', '/contact', '/privacy'].map((p) => `${SITE_BASE}${p}`))
 })
 
 t.test('misses: HTML 404 for pages, JSON 404 for the API', async (t) => {
