@@ -81,9 +81,15 @@ export interface Executor {
 /** A provider error worth a retry later (rate limit, 5xx, network); others fail the attempt the same way. */
 export class ExecutorError extends Error {
   readonly retryable: boolean
-  constructor (message: string, options: { retryable: boolean, cause?: unknown }) {
+  /**
+   * Set when the provider refused for now and said how long to wait (a rate limit, maintenance):
+   * the job runner waits that long and counts no attempt (jobs.ts).
+   */
+  readonly retryAfterMs: number | undefined
+  constructor (message: string, options: { retryable: boolean, cause?: unknown, retryAfterMs?: number }) {
     super(message, { cause: options.cause })
     this.name = 'ExecutorError'
     this.retryable = options.retryable
+    this.retryAfterMs = options.retryAfterMs
   }
 }

@@ -50,6 +50,18 @@ export interface JobRunnerOptions {
    */
   resizeWaitMs?: number
   resizePostponeMs?: number
+  /**
+   * How many jobs that only wait for their new server's health check may run at once besides
+   * the `concurrency` slots (default 32): the wait is mostly sleep, and held in a creation slot
+   * it would keep new buyers' servers from being made for the whole health window.
+   */
+  healthConcurrency?: number
+  /**
+   * How long a job may go on being refused by the provider for now (a rate limit, maintenance),
+   * counted from when it entered its step, before it fails anyway (default 6 hours; not a
+   * teardown, which keeps trying). Such refusals count no attempt.
+   */
+  rateLimitBudgetMs?: number
 }
 
 const defaultBackoff = (n: number): number => Math.min(30_000 * 2 ** (n - 1), 15 * 60_000)
@@ -59,6 +71,10 @@ const defaultBackoff = (n: number): number => Math.min(30_000 * 2 ** (n - 1), 15
  */
 const RECORD_RETRY_FIRST_MS = 1000
 const RECORD_RETRY_MAX_MS = 30_000
+/** Health polls a job resumed past its health deadline still makes: one blip must not fail it. */
+const HEALTH_GRACE_POLLS = 3
+/** When a job waiting for its health check finds the health-wait bound full, it looks again this much later. */
+const HEALTH_FULL_WAIT_MS = 15_000
 
 function describe (err: unknown): string {
   return err instanceof Error ? err.message : String(err)
@@ -77,6 +93,13 @@ export class JobRunner {
   private readonly opts: Required<Omit<JobRunnerOptions, 'owner' | 'leaseMs'>>
   private readonly leaseOverride: number | undefined
   private active = 0
+  /** Attempts moved out of the creation slots to wait for a health check (healthConcurrency). */
+  private healthActive = 0
+  /**
+   * Epoch ms (store clock) before which no job is claimed: the provider asked this process to
+   * wait (Retry-After). Every job would only meet the same refusal, and use its turn up.
+   */
+  private notBefore = 0
   private draining: Promise<void> | null = null
   private timer: NodeJS.Timeout | null = null
   private stopped = true
@@ -105,6 +128,8 @@ export class JobRunner {
       planPollMs: 10_000,
       resizeWaitMs: 4 * 3_600_000,
       resizePostponeMs: 30_000,
+      healthConcurrency: 32,
+      rateLimitBudgetMs: 6 * 3_600_000,
       ...opts
     }
   }
@@ -184,6 +209,8 @@ export class JobRunner {
   private async drain (): Promise<number> {
     const idle = this.opts.idleIntervalMs
     while (!this.stopped && this.active < this.opts.concurrency) {
+      const held = this.notBefore - this.now()
+      if (held > 0) return held + 5
       let job: Job | undefined
       try {
         // A claim is a write transaction (on SQLite it waits out another process's write
@@ -205,8 +232,20 @@ export class JobRunner {
       // stop() gives its lease back once this drain has ended.
       if (this.stopped) return idle
       this.active++
-      const p = this.runJob(job).finally(() => {
+      let health = false
+      // The job now only waits for its health check: it gives its creation slot back.
+      const toHealthSlot = (): boolean => {
+        if (health) return true
+        if (this.healthActive >= this.opts.healthConcurrency) return false
+        health = true
         this.active--
+        this.healthActive++
+        this.kick()
+        return true
+      }
+      const p = this.runJob(job, toHealthSlot).finally(() => {
+        if (health) this.healthActive--
+        else this.active--
         this.running.delete(p)
         this.notify(job.tenant)
         this.kick()
@@ -227,8 +266,11 @@ export class JobRunner {
     for (const done of [...(this.waiters.get(tenantId) ?? [])]) done()
   }
 
-  /** Runs one attempt of a job under the wall-clock cap. Exposed for tests. */
-  async runJob (job: Job): Promise<void> {
+  /**
+   * Runs one attempt of a job under the wall-clock cap. Exposed for tests. `toHealthSlot`: moves
+   * the attempt to the health-wait bound (false when that is full); without it, it stays put.
+   */
+  async runJob (job: Job, toHealthSlot: () => boolean = () => true): Promise<void> {
     const { store, config, log } = this.opts
     // A teardown is not capped: one given up would leave a server billing for ever (below).
     if (job.kind !== 'deprovision' && job.attempts >= config.provisionMaxAttempts) {
@@ -249,7 +291,7 @@ export class JobRunner {
     try {
       // Awaited to the end even after an abort: the signal cancels every executor call and
       // store write of the attempt, so it settles promptly and never outlives this call.
-      await this.runSteps(attempt)
+      await this.runSteps(attempt, toHealthSlot)
       failed = false
     } catch (err) {
       // Whatever a cancelled call threw, an aborted attempt ends for the abort's reason.
@@ -306,13 +348,14 @@ export class JobRunner {
     this.opts.log.info({ tenant: job.tenant, job: job.id, kind: job.kind, step: now.step, status: now.status }, `job ${now.status}`)
   }
 
-  private runSteps (attempt: Attempt): Promise<void> {
+  private runSteps (attempt: Attempt, toHealthSlot: () => boolean): Promise<void> {
     const { executor, config, log } = this.opts
     const specFor = (t: Tenant): ServerSpec => serverSpecFor(t, config)
     switch (attempt.job.kind) {
       case 'provision': return runProvision(attempt, {
         executor, config, log, store: this.opts.store, now: () => this.now(), pollUntil: (signal, check, until) => this.pollUntil(signal, check, until),
-        healthDeadline: (job) => this.healthDeadline(job), planWaitMs: this.opts.planWaitMs, planPollMs: this.opts.planPollMs, bootGraceMs: this.opts.bootGraceMs
+        healthDeadline: (job) => this.healthDeadline(job), planWaitMs: this.opts.planWaitMs, planPollMs: this.opts.planPollMs, bootGraceMs: this.opts.bootGraceMs,
+        toHealthSlot, healthGraceMs: HEALTH_GRACE_POLLS * this.opts.pollIntervalMs, healthFullWaitMs: HEALTH_FULL_WAIT_MS
       })
       case 'deprovision': return runTeardown(attempt, { executor, specFor, graceMs: config.deprovisionGraceHours * 3_600_000, log })
       case 'resize': return runResize(attempt, { ...this.resizeWaits(), executor, specFor, pollUntil: (signal, check, until) => this.pollUntil(signal, check, until), postponeMs: this.opts.resizePostponeMs, bootGraceMs: this.opts.bootGraceMs, log })
@@ -359,18 +402,28 @@ export class JobRunner {
   private async failAttempt (attempt: Attempt, err: unknown, opts: { counted?: boolean } = {}): Promise<void> {
     const { config, log } = this.opts
     const job = attempt.job
-    const attempts = opts.counted === true ? job.attempts : job.attempts + 1
-    const message = describe(err)
     const retryable = !(err instanceof ExecutorError) || err.retryable
+    // The provider refused for now and said for how long (a rate limit, maintenance): not a
+    // failure of the job, so no attempt is counted, or a throttle of some minutes would use up
+    // every queued job's attempts. The budget, from when the job entered its step, stops a
+    // refusal that never ends from looping for ever (a teardown keeps trying, as below).
+    const retryAfterMs = retryable && err instanceof ExecutorError ? err.retryAfterMs : undefined
+    const refused = retryAfterMs !== undefined
+    const overBudget = refused && job.kind !== 'deprovision' && this.now() - job.stepAt >= this.opts.rateLimitBudgetMs
+    if (refused) this.notBefore = Math.max(this.notBefore, this.now() + retryAfterMs)
+    const attempts = opts.counted === true || (refused && !overBudget) ? job.attempts : job.attempts + 1
+    const message = overBudget
+      ? `${describe(err)}; the provider still refused ${Math.round((this.now() - job.stepAt) / 60_000)} minutes into the step`
+      : describe(err)
     // A teardown keeps trying (the backoff tops out at 15 minutes) through a provider outage
     // of any length; only an error no retry can fix (a revoked token) stops it for the
     // operator, who retries it once fixed (tenants/admin.ts).
-    const final = !retryable || (job.kind !== 'deprovision' && attempts >= config.provisionMaxAttempts)
+    const final = !retryable || overBudget || (job.kind !== 'deprovision' && attempts >= config.provisionMaxAttempts)
     // A teardown still failing past the provisioning cap (an outage that lasts, or a bug) keeps a
     // server billed: say so at error level, where alerts look, while it keeps retrying.
     const stuck = !final && job.kind === 'deprovision' && attempts >= config.provisionMaxAttempts
-    log[stuck ? 'error' : 'warn']({ tenant: job.tenant, job: job.id, kind: job.kind, step: job.step, attempts, final, reason: message },
-      stuck ? 'teardown still failing: the server is still running; it keeps retrying' : 'job attempt failed')
+    log[stuck ? 'error' : 'warn']({ tenant: job.tenant, job: job.id, kind: job.kind, step: job.step, attempts, final, reason: message, ...(refused ? { retry_after_ms: retryAfterMs } : {}) },
+      stuck ? 'teardown still failing: the server is still running; it keeps retrying' : refused && !final ? 'the provider asked to wait; the job waits, no attempt counted' : 'job attempt failed')
     // The alerts are logged once the failure is recorded: a try whose commit fails is tried
     // again (recordEnd), and its rolled-back failure would otherwise be alerted each time.
     const alerts: Array<[object, string]> = []
@@ -399,9 +452,9 @@ export class JobRunner {
             : 'resize failed: the server is not of its plan\'s type; fix the cause, then retry it (ctfhive retry)'])
         }
       } else {
-        const delay = this.opts.backoffMs(attempts)
+        const delay = Math.max(this.opts.backoffMs(Math.max(attempts, 1)), retryAfterMs ?? 0)
         await tx.updateJob(job.id, { status: 'queued', attempts, lastError: message, leaseOwner: null, leaseUntil: 0, runAfter: this.now() + delay })
-        await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.attempt_failed`, { job: job.id, step: job.step, attempts, reason: message, retry_in_ms: delay })
+        await appendAudit(tx, config.auditSecret, job.tenant, `${job.kind}.attempt_failed`, { job: job.id, step: job.step, attempts, reason: message, retry_in_ms: delay, ...(refused ? { counted: false } : {}) })
       }
     })
     for (const [obj, msg] of alerts) log.error(obj, msg)

@@ -1,10 +1,19 @@
-// The Linode API v4 over undici: bearer token, X-Filter, paging, and retries (429 after
-// Retry-After; 5xx and network errors with jittered backoff, unless the caller says a blind
-// repeat could do the thing twice). The token is kept out of every error it raises. A call
-// given a signal is cancelled on abort (request, body and retry wait alike) and rejects with
-// the signal's reason, never with a retryable error that would invite another try.
+// The Linode API v4 over undici: bearer token, X-Filter, paging, and retries (429, and 503
+// with Retry-After, after the wait it asks; 5xx and network errors with jittered backoff,
+// unless the caller says a blind repeat could do the thing twice). The token is kept out of
+// every error it raises. A call given a signal is cancelled on abort (request, body and retry
+// wait alike) and rejects with the signal's reason, never with a retryable error that would
+// invite another try. Each request is bounded whole (headers and body) by requestTimeoutMs,
+// and its answer read up to LINODE_BODY_MAX bytes.
 import { request, type Dispatcher } from 'undici'
+import { parseRetryAfter } from '../billing/stripe-client.ts'
 import { ExecutorError } from './executor.ts'
+
+/**
+ * The most of an answer read: far above any page we ask for (500 instances), it only stops a
+ * misbehaving proxy at the API address from growing the process without bound.
+ */
+export const LINODE_BODY_MAX = 8 * 1024 * 1024
 
 export interface LinodeReason { field?: string, reason: string }
 
@@ -12,8 +21,8 @@ export interface LinodeReason { field?: string, reason: string }
 export class LinodeApiError extends ExecutorError {
   readonly status: number
   readonly reasons: LinodeReason[]
-  constructor (message: string, status: number, reasons: LinodeReason[], retryable: boolean, cause?: unknown) {
-    super(message, { retryable, cause })
+  constructor (message: string, status: number, reasons: LinodeReason[], retryable: boolean, cause?: unknown, retryAfterMs?: number) {
+    super(message, { retryable, cause, retryAfterMs })
     this.name = 'LinodeApiError'
     this.status = status
     this.reasons = reasons
@@ -46,7 +55,10 @@ export interface LinodeApiOptions {
   /** Tries per call, the first included. */
   maxAttempts: number
   requestTimeoutMs: number
-  /** A Retry-After longer than this fails the call as retryable instead of sleeping. */
+  /**
+   * A Retry-After longer than this fails the call as retryable instead of sleeping, the wait
+   * carried on the error (retryAfterMs) for the job runner to honour.
+   */
   maxRetryAfterMs: number
   log?: { warn: (obj: object, msg: string) => void }
 }
@@ -55,6 +67,19 @@ export interface LinodeApiOptions {
 export function backoffMs (attempt: number): number {
   const ceiling = Math.min(1000 * 2 ** (attempt - 1), 30_000)
   return Math.round(ceiling / 2 + Math.random() * ceiling / 2)
+}
+
+/** The answer's body as text, or undefined past `max` bytes (the rest is never read). */
+async function readCapped (body: AsyncIterable<Buffer>, max: number): Promise<string | undefined> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += chunk.length
+    // Leaving the loop destroys the stream.
+    if (size > max) return undefined
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
 }
 
 /** The injected sleep, cut short by the signal (rejecting with its reason). */
@@ -124,7 +149,9 @@ export class LinodeApi {
   }
 
   /**
-   * One API call with retries: 429 after Retry-After; 5xx and network errors only when `retry` is 'always'.
+   * One API call with retries: 429 (and 503 with Retry-After) after the wait asked; 5xx and
+   * network errors only when `retry` is 'always'. A refusal for now (429, 503 with Retry-After)
+   * that ends the call carries the wait asked on the error (retryAfterMs).
    * `anonymous`: sent without the token, for what anyone may read (public images): with a token,
    * Linode also asks for that endpoint's scope.
    */
@@ -141,8 +168,11 @@ export class LinodeApi {
       let error: LinodeApiError
       let delay = backoffMs(attempt)
       try {
+        // undici's timeouts bound only the gaps (a body trickling a byte a second passes them):
+        // the whole exchange is bounded too.
+        const limit = AbortSignal.timeout(this.o.requestTimeoutMs)
         const res = await request(`${this.o.apiBase}${path}`, {
-          signal,
+          signal: signal === undefined ? limit : AbortSignal.any([signal, limit]),
           method: method as Dispatcher.HttpMethod,
           headers,
           body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
@@ -150,18 +180,24 @@ export class LinodeApi {
           headersTimeout: this.o.requestTimeoutMs,
           bodyTimeout: this.o.requestTimeoutMs
         })
-        const text = await res.body.text()
+        const text = await readCapped(res.body, LINODE_BODY_MAX)
+        if (text === undefined) throw new LinodeApiError(`Linode API ${res.statusCode}: a reply larger than ${LINODE_BODY_MAX} bytes (${op})`, res.statusCode, [], true)
         let json: unknown
         try { json = text === '' ? {} : JSON.parse(text) } catch { json = undefined }
         if (res.statusCode >= 200 && res.statusCode < 300) {
           if (json === undefined) throw new LinodeApiError(`Linode API ${res.statusCode}: a reply that is not JSON (${op})`, res.statusCode, [], true)
           return json as T
         }
-        error = this.apiError(res.statusCode, json, op, res.headers['x-maintenance-mode'] !== undefined)
-        if (res.statusCode === 429) {
-          const after = Number(res.headers['retry-after'])
-          if (Number.isFinite(after) && after >= 0) delay = after * 1000
+        // Seconds or an HTTP-date; maintenance (503) may ask for a wait as well as a rate limit.
+        const header = res.headers['retry-after']
+        const after = res.statusCode === 429 || res.statusCode === 503 ? parseRetryAfter(Array.isArray(header) ? header[0] : header) : null
+        const refused = res.statusCode === 429 || after !== null
+        if (refused) delay = after ?? delay
+        error = this.apiError(res.statusCode, json, op, res.headers['x-maintenance-mode'] !== undefined, refused ? delay : undefined)
+        if (refused) {
           if (delay > this.o.maxRetryAfterMs) throw error
+          // A 503 may have been applied: a create is not repeated blind (the job's next attempt adopts).
+          if (res.statusCode !== 429 && retry === 'rejected-only') throw error
         } else if (!error.retryable || retry === 'rejected-only') {
           throw error
         }
@@ -179,7 +215,7 @@ export class LinodeApi {
     }
   }
 
-  private apiError (status: number, json: unknown, op: string, maintenance: boolean): LinodeApiError {
+  private apiError (status: number, json: unknown, op: string, maintenance: boolean, retryAfterMs?: number): LinodeApiError {
     const raw = (json as { errors?: unknown } | undefined)?.errors
     // Entries that are not objects are skipped: a TypeError here would turn a refusal into "unreachable".
     const reasons: LinodeReason[] = Array.isArray(raw)
@@ -192,6 +228,6 @@ export class LinodeApi {
       ? reasons.map((r) => r.field !== undefined ? `${r.field}: ${r.reason}` : r.reason).join('; ')
       : (maintenance ? 'Linode is in maintenance' : 'no error detail')
     const retryable = status === 429 || status === 408 || status >= 500
-    return new LinodeApiError(`Linode API ${status}: ${detail} (${op})`, status, reasons, retryable)
+    return new LinodeApiError(`Linode API ${status}: ${detail} (${op})`, status, reasons, retryable, undefined, retryAfterMs)
   }
 }

@@ -24,6 +24,12 @@ export interface ProvisionDeps {
   planWaitMs: number
   planPollMs: number
   bootGraceMs: number
+  /** Moves the attempt out of the creation slots once it only waits for the health check (false: no room). */
+  toHealthSlot: () => boolean
+  /** How long a job resumed past its health deadline still polls (a few checks). */
+  healthGraceMs: number
+  /** When there is no room to wait for the health check: how much later the job looks again. */
+  healthFullWaitMs: number
 }
 
 /** The job's last error while it waits for the plan: the operator's view says why it waits. */
@@ -174,9 +180,17 @@ export async function runProvision (attempt: Attempt, deps: ProvisionDeps): Prom
       await attempt.transaction((tx) => tx.updateJob(job.id, { stepAt }))
       job.stepAt = stepAt
     }
+    // Waiting here holds no creation slot (jobs.ts): new buyers' servers are made meanwhile.
+    // With no room for one more wait, the job is queued again, uncounted, and looks later.
+    if (!deps.toHealthSlot()) {
+      await attempt.transaction((tx) => tx.updateJob(job.id, { status: 'queued', leaseOwner: null, leaseUntil: 0, runAfter: deps.now() + deps.healthFullWaitMs }))
+      return
+    }
     // The wait has its own deadline, across attempts (continueAttempt). Past it the server is
     // broken, not slow (cloud-init failed, no certificate): the job fails for the operator,
-    // whose retry runs the steps again and gives the check a new window.
+    // whose retry runs the steps again and gives the check a new window. A job resumed past it
+    // (it waited for its turn) still polls a few times, so one blip does not fail it.
+    const until = Math.max(deps.healthDeadline(job), deps.now() + deps.healthGraceMs)
     let polls = 0
     const healthy = await deps.pollUntil(signal, async () => {
       // Now and then, that the server is still there: one deleted meanwhile would be polled,
@@ -186,7 +200,7 @@ export async function runProvision (attempt: Attempt, deps: ProvisionDeps): Prom
         throw new ExecutorError(`server ${serverId} disappeared while its health check was awaited; the next attempt creates a new one and points DNS at it`, { retryable: true })
       }
       return await executor.checkHealth(spec.fqdn, signal)
-    }, deps.healthDeadline(job))
+    }, until)
     if (!healthy) {
       throw new ExecutorError(`https://${spec.fqdn}/healthcheck did not answer 200 within ${config.provisionHealthTimeoutS} s of its DNS record`, { retryable: false })
     }

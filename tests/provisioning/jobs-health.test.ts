@@ -68,7 +68,7 @@ t.test('a server that has not answered by the deadline fails the job for the ope
   t.match(await store.getTenant(id), { infra: 'ready' })
 })
 
-t.test('a cap reached after the deadline is an ordinary failed attempt, and the retry fails at once', async (t) => {
+t.test('a cap reached after the deadline is an ordinary failed attempt, and the retry fails after a short grace', async (t) => {
   const executor = new FakeExecutor()
   // The health call hangs, so the deadline can pass only while it is in flight.
   const held = executor.holdNext('health')
@@ -85,12 +85,28 @@ t.test('a cap reached after the deadline is an ordinary failed attempt, and the 
   t.match(await store.getJob(job.id), { status: 'queued', step: 'dns', attempts: 1, lastError: /exceeded its 0.5 s cap/ }, 'counted, retried after the backoff')
   t.same(await actions(store), ['server.created', 'server.running', 'dns.record', 'provision.attempt_failed'])
 
-  // Past the deadline the next attempt checks once and fails the job.
-  executor.unhealthyChecks = 1
+  // Past the deadline the next attempt checks a few times (a short grace), then fails the job.
+  executor.unhealthyChecks = Number.MAX_SAFE_INTEGER
   await store.updateJob(job.id, { runAfter: 0 })
   await runOnce(store, runner)
   t.match(await store.getJob(job.id), { status: 'failed', attempts: 2, lastError: /did not answer 200 within 0.2 s of its DNS record/ })
-  t.equal(executor.calls.health, 2, 'one check in the second attempt')
+  const checks = executor.calls.health - 1
+  t.ok(checks >= 2 && checks <= 6, `a few checks in the second attempt, not one (${checks})`)
+})
+
+t.test('a job resumed past its health deadline survives one failed check (a blip): it gets a short grace', async (t) => {
+  const executor = new FakeExecutor()
+  executor.unhealthyChecks = Number.MAX_SAFE_INTEGER
+  const { store, runner, job } = await directRunner(t, { executor, capS: 0.3, healthS: 0.6, pollIntervalMs: 20 })
+  await runOnce(store, runner)
+  t.match(await store.getJob(job.id), { status: 'queued', step: 'dns', attempts: 0 }, 'capped while its window was open')
+  // It waited for its turn past its deadline (a queue of new buyers' servers, a restart).
+  const stepAt = Date.parse(job.createdAt) + 1
+  await store.updateJob(job.id, { stepAt })
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, stepAt + 700 - Date.now())))
+  executor.unhealthyChecks = 1
+  await runOnce(store, runner)
+  t.match(await store.getJob(job.id), { status: 'done', attempts: 0 }, 'ready: the blip did not fail the tenant')
 })
 
 t.test('a job a release before migration 003 moved to the health check gets its window from its first wait there', async (t) => {

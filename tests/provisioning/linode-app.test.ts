@@ -113,6 +113,10 @@ t.test("an adopted server of another plan's type is kept, the audit names the ty
   const adopted = (await store.listAudit({ tenant: id })).find((e) => e.action === 'server.adopted')
   t.match(adopted?.detail, { server: String(earlier.id), type: 'g6-standard-1', planned_type: 'g6-standard-4' }, 'the type it has, and the one the plan would get')
   t.ok(logLines.some((l) => l.msg === "adopted a server of another type than the plan's" && l.type === 'g6-standard-1'), 'the operator is told')
+  // Claimed while its tenant was still being provisioned (the health wait frees its slot), the
+  // resize looks again 30 s later: brought forward here.
+  for (const j of await store.listJobs({ tenant: id })) if (j.kind === 'resize' && j.status === 'queued') await store.updateJob(j.id, { runAfter: 0 })
+  app.jobs.kick()
   await until(async () => (await store.listJobs({ tenant: id })).some((j) => j.kind === 'resize' && j.status === 'done'), 'the resize')
   t.match(linode.instances.get(earlier.id), { type: 'g6-standard-4', status: 'running' }, 'then resized to the plan\'s type')
   t.match((await store.listAudit({ tenant: id })).find((e) => e.action === 'resize.queued')?.detail, { server: String(earlier.id), from: 'g6-standard-1', to: 'g6-standard-4' })

@@ -626,6 +626,21 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same(order, [fresh1.id, teardown.id, waiting.id], 'a new one first, then by due time: the teardown before the one under way')
   })
 
+  t.test('jobs: a provision job waiting for its health check is claimed before new ones: it gives its creation slot back at once', async (t) => {
+    const { store } = await fresh(t)
+    const teardown = await store.enqueueJob({ kind: 'deprovision', tenant: tenantId(), runAfter: 100 })
+    const news = [await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: 150 }), await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: 160 })]
+    const health = []
+    for (const at of [300, 200]) {
+      const j = await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: at })
+      await store.updateJob(j.id, { step: 'dns' })
+      health.push(j)
+    }
+    const order = []
+    for (let j = await store.claimNextJob('w1', 300, 1000); j !== undefined; j = await store.claimNextJob('w1', 300, 1000)) order.push(j.id)
+    t.same(order, [health[1]!.id, health[0]!.id, news[0]!.id, news[1]!.id, teardown.id], 'the health waits by due time, then the new ones, then the rest')
+  })
+
   t.test('jobs: concurrent claims hand each job to one worker', async (t) => {
     const { store } = await fresh(t)
     const ids = []
