@@ -76,8 +76,14 @@ const HEALTH_GRACE_POLLS = 3
 /** When a job waiting for its health check finds the health-wait bound full, it looks again this much later. */
 const HEALTH_FULL_WAIT_MS = 15_000
 
+/**
+ * An error's message as a job's last_error: control characters other than tab and newline (a
+ * NUL from a provider's reason text) shown as their codes, as PostgreSQL's text refuses a NUL
+ * and the failure would otherwise never be recorded.
+ */
 function describe (err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
+  const text = err instanceof Error ? err.message : String(err)
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 /**

@@ -89,6 +89,15 @@ t.test('a non-retryable error fails at once', async (t) => {
   t.equal((await store.listJobs({ tenant: id }))[0]?.attempts, 1)
 })
 
+t.test('a control character in an error (a NUL, which PostgreSQL\'s text refuses) is kept as its code', async (t) => {
+  const executor = new FakeExecutor()
+  executor.failNext('create', 1, new ExecutorError('Linode API 400: label: ctf-\u0000x\u001b[31m\tbad\nline', { retryable: false }))
+  const { app, store } = await buildTestApp(t, { executor })
+  const id = await paidTenant(app)
+  await until(async () => (await store.getTenant(id))?.infra === 'failed', 'failed')
+  t.equal((await store.listJobs({ tenant: id }))[0]?.lastError, 'Linode API 400: label: ctf-\\u0000x\\u001b[31m\tbad\nline')
+})
+
 t.test('the wall-clock cap ends an attempt', async (t) => {
   const executor = new FakeExecutor()
   // The health call is held until aborted, so only the cap can end the attempt; the cap is
