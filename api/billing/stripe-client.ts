@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import { request } from 'undici'
 import type { Dispatcher } from 'undici'
+import { parseRetryAfter, readCapped } from '../http-reply.ts'
 
 export interface StripeClientOptions {
   apiKey: string
@@ -91,13 +92,6 @@ function retryDelayMs (retry: number, retryAfterMs: number | null): number {
   return retryAfterMs === null ? ms : Math.max(ms, Math.min(retryAfterMs, MAX_DELAY_S * 1000))
 }
 
-// Exported: the Linode client reads Retry-After the same way.
-export function parseRetryAfter (value: string | undefined): number | null {
-  if (value === undefined) return null
-  if (/^\d+$/.test(value.trim())) return Number(value) * 1000
-  const at = Date.parse(value)
-  return Number.isNaN(at) ? null : Math.max(0, at - Date.now())
-}
 
 // stripe-node's rules: the server's explicit advice wins, then 409 and 5xx are retried.
 function isRetryableStatus (status: number, shouldRetry: string | undefined): boolean {
@@ -110,19 +104,6 @@ function isRetryableStatus (status: number, shouldRetry: string | undefined): bo
 // misbehaving server at the base URL from growing the process without bound before the timeout.
 const MAX_BODY_BYTES = 4 * 1024 * 1024
 
-// The body as text, or null once it passes the cap: leaving the loop destroys the body, which
-// aborts the request and closes the connection, so the rest is never read.
-async function readCapped (body: AsyncIterable<Buffer>, cap: number): Promise<string | null> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += chunk.length
-    if (size > cap) return null
-    chunks.push(chunk)
-  }
-  // TextDecoder drops a BOM and replaces bad UTF-8, as body.text() did.
-  return new TextDecoder().decode(Buffer.concat(chunks, size))
-}
 
 type Attempt = { ok: true, value: unknown } | { ok: false, error: StripeError, retryAfterMs: number | null }
 

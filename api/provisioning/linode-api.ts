@@ -6,7 +6,7 @@
 // invite another try. Each request is bounded whole (headers and body) by requestTimeoutMs,
 // and its answer read up to LINODE_BODY_MAX bytes.
 import { request, type Dispatcher } from 'undici'
-import { parseRetryAfter } from '../billing/stripe-client.ts'
+import { parseRetryAfter, readCapped } from '../http-reply.ts'
 import { ExecutorError } from './executor.ts'
 
 /**
@@ -69,18 +69,6 @@ export function backoffMs (attempt: number): number {
   return Math.round(ceiling / 2 + Math.random() * ceiling / 2)
 }
 
-/** The answer's body as text, or undefined past `max` bytes (the rest is never read). */
-async function readCapped (body: AsyncIterable<Buffer>, max: number): Promise<string | undefined> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += chunk.length
-    // Leaving the loop destroys the stream.
-    if (size > max) return undefined
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks).toString('utf8')
-}
 
 /** The injected sleep, cut short by the signal (rejecting with its reason). */
 export function pause (sleep: (ms: number) => Promise<void>, ms: number, signal?: AbortSignal): Promise<void> {
@@ -181,7 +169,7 @@ export class LinodeApi {
           bodyTimeout: this.o.requestTimeoutMs
         })
         const text = await readCapped(res.body, LINODE_BODY_MAX)
-        if (text === undefined) throw new LinodeApiError(`Linode API ${res.statusCode}: a reply larger than ${LINODE_BODY_MAX} bytes (${op})`, res.statusCode, [], true)
+        if (text === null) throw new LinodeApiError(`Linode API ${res.statusCode}: a reply larger than ${LINODE_BODY_MAX} bytes (${op})`, res.statusCode, [], true)
         let json: unknown
         try { json = text === '' ? {} : JSON.parse(text) } catch { json = undefined }
         if (res.statusCode >= 200 && res.statusCode < 300) {
