@@ -4,6 +4,8 @@
 export function parseRetryAfter (value: string | undefined): number | null {
   if (value === undefined) return null
   if (/^\d+$/.test(value.trim())) return Number(value) * 1000
+  // Every HTTP-date form begins with the day's name; Date.parse alone takes "-5" for a year.
+  if (!/^[A-Za-z]{3}/.test(value.trim())) return null
   const at = Date.parse(value)
   return Number.isNaN(at) ? null : Math.max(0, at - Date.now())
 }
