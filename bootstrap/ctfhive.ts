@@ -85,6 +85,8 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   prune: ['event-days', 'order-days', 'dry-run']
 }
 const COMMANDS = Object.keys(COMMAND_OPTIONS)
+/** The commands that write nothing to the store. */
+const READING_COMMANDS = new Set(['tenants', 'tenant', 'welcome-link', 'audit', 'events', 'export'])
 const TENANT_ID = /^[0-9a-f]{32}$/
 
 function intOption (value: string | undefined, name: string, min: number, max: number, fallback: number): number {
@@ -401,7 +403,8 @@ export async function main (argv: string[], env: Env = process.env, io: Io = pro
   let store: Store | undefined
   try {
     // Only the server migrates: a CLI of another release must not change the schema under it.
-    store = await openStore(config, { migrate: false })
+    // A reading command opens SQLite read-only: `audit verify` of a backup leaves it unchanged.
+    store = await openStore(config, { migrate: false, readOnly: READING_COMMANDS.has(command) || (command === 'prune' && parsed.values['dry-run'] === true) })
     // After a rollback this release's code runs on a newer schema (as the server does, and says).
     const ahead = aheadWarning(await store.schema())
     if (ahead !== null) err(`warning: ${ahead}; what its migrations added is not shown here: use that release's ctfhive\n`)

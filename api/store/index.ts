@@ -13,13 +13,14 @@ import { SQLITE, sqliteCode } from './sqlite-ops.ts'
  * changes the schema under an older server. `log` hears of a damaged SQLite file (once), of
  * writes that fail, and of the file replaced or removed under the server.
  */
-export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opts: { migrate?: boolean, log?: StoreLog } = {}): Promise<Store> {
+/** `readOnly`: SQLite opens the file as it is, for reading only (PostgreSQL: no effect). */
+export async function openStore (config: Pick<Config, 'databaseUrl' | 'pg'>, opts: { migrate?: boolean, readOnly?: boolean, log?: StoreLog } = {}): Promise<Store> {
   const migrate = opts.migrate ?? true
   // SQLite refuses in its constructor, before its pragmas touch the file.
   if (config.databaseUrl.startsWith('sqlite:')) {
     const path = sqlitePathFromUrl(config.databaseUrl)
     try {
-      return new SqliteStore({ path, migrate, log: opts.log })
+      return new SqliteStore({ path, migrate, readOnly: opts.readOnly, log: opts.log })
     } catch (err) {
       // Our refusals (not CTFHive's, behind this release) go on as they are; SQLite's own words
       // ("unable to open database file") do not say which file.

@@ -4,7 +4,7 @@
 // serves plain reads, so they only ever see committed data. WAL with synchronous=FULL: an
 // acknowledged commit survives power loss.
 import { DatabaseSync } from 'node:sqlite'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import {
   StoreError,
@@ -29,6 +29,11 @@ export interface SqliteStoreOptions {
    */
   migrate?: boolean
   /**
+   * Opens the file read-only, as it is (no migration, no switch to WAL): for the operator's
+   * reading commands, which must not change a backup they check. Every write fails.
+   */
+  readOnly?: boolean
+  /**
    * Told at error level when an operation finds the file damaged (once), when writes start
    * failing, and when the file is replaced or removed under the store.
    */
@@ -45,17 +50,20 @@ export class SqliteStore extends SqliteOps implements Store {
   private closed = false
 
   constructor (opts: SqliteStoreOptions) {
-    if (opts.path !== ':memory:') makeDirectory(dirname(opts.path))
+    // A directory opened read-only fails later as a disk I/O error; opened for writing, it
+    // fails at once as SQLITE_CANTOPEN, which names the setting (and changes nothing).
+    const readOnly = opts.readOnly === true && statSync(opts.path, { throwIfNoEntry: false })?.isDirectory() !== true
+    if (opts.path !== ':memory:' && !readOnly) makeDirectory(dirname(opts.path))
     const busyTimeoutMs = opts.busyTimeoutMs ?? 5000
-    const writerDb = new DatabaseSync(opts.path)
+    const writerDb = new DatabaseSync(opts.path, { readOnly })
     try {
       // The check reads sqlite_master, which another process creating the file holds locked.
       setBusyTimeout(writerDb, busyTimeoutMs)
       // Before the other pragmas: journal_mode=WAL would already change a file that is not ours.
-      if (opts.migrate === false) refuseUnlessCurrent(schemaStatus(writerDb))
+      if (opts.migrate === false || readOnly) refuseUnlessCurrent(schemaStatus(writerDb))
       else refuseOtherApplication(tableNames(writerDb))
-      configure(writerDb, busyTimeoutMs)
-      if (opts.migrate ?? true) {
+      if (!readOnly) configure(writerDb, busyTimeoutMs)
+      if ((opts.migrate ?? true) && !readOnly) {
         migrate(writerDb)
         refuseReadOnly(writerDb)
       }
@@ -67,7 +75,7 @@ export class SqliteStore extends SqliteOps implements Store {
     const writer = new Connection(writerDb, { writesInTransaction: true, onError: damage.note })
     let reader = writer
     let file = null
-    if (opts.path !== ':memory:') {
+    if (opts.path !== ':memory:' && !readOnly) {
       const readerDb = new DatabaseSync(opts.path)
       configure(readerDb, busyTimeoutMs)
       reader = new Connection(readerDb, { readOnly: true, onError: damage.note })

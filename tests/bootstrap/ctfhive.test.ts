@@ -1,5 +1,7 @@
 import t, { type Test } from 'tap'
 import { DatabaseSync } from 'node:sqlite'
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { forTerminal, main } from '../../bootstrap/ctfhive.ts'
@@ -506,6 +508,26 @@ t.test('erase: forgets a former buyer; refused while they are a customer; a malf
   t.equal((await run(['erase', 'nope'])).code, 2)
   const wrongKey = await run(['erase', id], { PROVISION_AUDIT_SECRET: 'another-key-0123456789abcdef0123456789' })
   t.equal(wrongKey.code, 2)
+})
+
+t.test('reading commands leave a backup they read byte for byte as it was, in its own journal mode', async (t) => {
+  const { app, config } = await setup(t)
+  await pendingTenant(app, 'Backup CTF')
+  const backup = `${config.databaseUrl.replace(/^sqlite:/, '')}.backup`
+  const live = new DatabaseSync(config.databaseUrl.replace(/^sqlite:/, ''))
+  live.exec(`VACUUM INTO '${backup}'`)
+  live.close()
+  const digest = (): string => createHash('sha256').update(readFileSync(backup)).digest('hex')
+  const before = digest()
+  for (const argv of [['audit', 'verify'], ['tenants'], ['events'], ['export'], ['prune', '--dry-run']]) {
+    const r = await cli(argv, { DATABASE_URL: `sqlite:${backup}`, PROVISION_AUDIT_SECRET: AUDIT })
+    t.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`)
+  }
+  t.equal(digest(), before, 'not switched to WAL, not written')
+  t.notOk(existsSync(`${backup}-wal`), 'no WAL file left beside it')
+  const write = await cli(['prune'], { DATABASE_URL: `sqlite:${backup}`, PROVISION_AUDIT_SECRET: AUDIT })
+  t.equal(write.code, 0, 'a writing command still writes')
+  t.teardown(() => { for (const f of [backup, `${backup}-wal`, `${backup}-shm`]) rmSync(f, { force: true }) })
 })
 
 t.test('usage and configuration errors exit 2', async (t) => {
