@@ -51,7 +51,10 @@ export async function adminCredential (deps: CredentialDeps, id: string, token: 
   try {
     password = openCredentialEnvelope(config.secretKey, id, envelope)
   } catch (err) {
-    log.warn({ tenant: id, reason: (err as Error).message }, 'credential envelope did not open')
+    // The usual cause after a restore or a move: seals and welcome tokens both derive from
+    // SECRET_KEY, and nothing at start can tell that it is not the one the server was set up under.
+    log.warn({ tenant: id, reason: (err as Error).message },
+      'credential envelope did not open: most likely this server runs with another SECRET_KEY than the one the tenant\'s server was set up under (after a restore or a move, restore the env file too)')
     throw new AppError('credential_unreadable', 'The credential the server published could not be opened.')
   }
   // The address the server was set up with (a made-up one when none was known then); for a

@@ -112,6 +112,23 @@ t.test('the signed welcome link reveals the sealed admin credential, and nothing
   t.notOk(everywhere.includes('Correct-Horse-42'), 'never in logs, audit entries or the status')
 })
 
+t.test('an envelope sealed under another SECRET_KEY (a restore without the env file): the warning names SECRET_KEY, never a secret', async (t) => {
+  const executor = new PublishingExecutor()
+  const lines: Array<Record<string, unknown>> = []
+  const { app } = await buildTestApp(t, { executor, logLines: lines, env: { SECRET_KEY: SECRET } })
+  const { id, fqdn } = await liveTenant(app)
+  const before = 'the-key-the-server-was-set-up-under-0123'
+  executor.envelopes.set(fqdn, sealCredential(before, id, 'Correct-Horse-42'))
+  const r = await app.inject(`/tenants/${id}/credentials?token=${welcomeToken(SECRET, id)}`)
+  t.equal(r.statusCode, 502)
+  t.equal(r.json().error, 'credential_unreadable')
+  const warned = lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('credential envelope did not open'))
+  t.equal(warned.length, 1, 'one warning')
+  t.match(warned[0], { level: 40, tenant: id, msg: /another SECRET_KEY/ }, 'names the likely cause')
+  const logged = JSON.stringify(lines)
+  for (const secret of [SECRET, before, 'Correct-Horse-42']) t.notOk(logged.includes(secret), 'no secret value in the log')
+})
+
 t.test('no credential before the CTF is live, or with the development executor', async (t) => {
   const { app } = await buildTestApp(t, { env: { SECRET_KEY: SECRET } })
   const id = (await app.inject({ method: 'POST', url: '/billing/checkout', payload: { plan: 'solo' } })).json().tenant_id
