@@ -255,18 +255,19 @@ export class PgOps implements StoreOps {
     throw new StoreError(`could not enqueue a ${job.kind} job for tenant ${job.tenant}`)
   }
 
-  // A provisioning waiting for its server's health check first among the due jobs (it gives
-  // its creation slot back at once, jobs.ts, so it delays no create; behind them it would
-  // wait for every new buyer's server before its own were found ready). Then a provisioning
-  // not begun: a buyer who just paid waits for no teardown or resize that came due earlier.
-  // jobs_due finds the due ones; only they are sorted.
+  // A provisioning under way first among the due jobs: one handed back at a stop, taken over
+  // from a dead worker, or waiting for its health check (which gives its creation slot back at
+  // once, jobs.ts, so it delays no create). Its buyer paid before any whose provisioning has not
+  // begun, and behind those it would wait for every new server before its own was found ready.
+  // Then a provisioning not begun: a buyer who just paid waits for no teardown or resize that
+  // came due earlier. jobs_due finds the due ones; only they are sorted.
   async claimNextJob (owner: string, now: number, leaseMs: number): Promise<Job | undefined> {
     const row = await this.one(
       `UPDATE jobs SET ${RECLAIM_COUNTS}, status = 'running', lease_owner = $1, lease_until = $2, updated_at = $3
        WHERE id = (
          SELECT id FROM jobs
          WHERE (status = 'queued' AND run_after <= $4) OR (status = 'running' AND lease_until <= $4)
-         ORDER BY CASE WHEN kind <> 'provision' THEN 2 WHEN step = 'dns' THEN 0 WHEN step = '' THEN 1 ELSE 2 END, run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         ORDER BY CASE WHEN kind <> 'provision' THEN 2 WHEN step <> '' THEN 0 ELSE 1 END, run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)
        RETURNING *`,
       owner, now + leaseMs, this.nowIso(), now)
     return row === undefined ? undefined : jobFromRow(row)

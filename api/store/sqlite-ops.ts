@@ -298,14 +298,15 @@ export class SqliteOps implements StoreOps {
     return jobFromRow(this.conn.get('SELECT * FROM jobs WHERE id = ?', r.lastInsertRowid)!)
   }
 
-  // A provisioning waiting for its server's health check first among the due jobs (it gives
-  // its creation slot back at once, jobs.ts, so it delays no create; behind them it would
-  // wait for every new buyer's server before its own were found ready). Then a provisioning
-  // not begun: a buyer who just paid waits for no teardown or resize that came due earlier.
-  // jobs_due finds the due ones; only they are sorted.
+  // A provisioning under way first among the due jobs: one handed back at a stop, taken over
+  // from a dead worker, or waiting for its health check (which gives its creation slot back at
+  // once, jobs.ts, so it delays no create). Its buyer paid before any whose provisioning has not
+  // begun, and behind those it would wait for every new server before its own was found ready.
+  // Then a provisioning not begun: a buyer who just paid waits for no teardown or resize that
+  // came due earlier. jobs_due finds the due ones; only they are sorted.
   async claimNextJob (owner: string, now: number, leaseMs: number): Promise<Job | undefined> {
     const row = this.conn.get(
-      "SELECT id FROM jobs WHERE (status = 'queued' AND run_after <= ?) OR (status = 'running' AND lease_until <= ?) ORDER BY CASE WHEN kind <> 'provision' THEN 2 WHEN step = 'dns' THEN 0 WHEN step = '' THEN 1 ELSE 2 END, run_after, id LIMIT 1",
+      "SELECT id FROM jobs WHERE (status = 'queued' AND run_after <= ?) OR (status = 'running' AND lease_until <= ?) ORDER BY CASE WHEN kind <> 'provision' THEN 2 WHEN step <> '' THEN 0 ELSE 1 END, run_after, id LIMIT 1",
       now, now)
     if (row === undefined) return undefined
     this.conn.run(`UPDATE jobs SET ${RECLAIM_COUNTS}, status = 'running', lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?`,

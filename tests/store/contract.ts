@@ -614,16 +614,16 @@ export function storeContract (t: Test, makeStore: MakeStore): void {
     t.same(lapsed.map((j) => j?.id), [provision.id, later.id, teardowns[0]!.id], 'every lease lapsed: the provision jobs first, then the earliest due teardown')
   })
 
-  t.test('jobs: a provision job under way (past its first step) keeps its turn among due jobs', async (t) => {
+  t.test('jobs: a provision job under way (past its first step) is claimed before new ones: its buyer paid first', async (t) => {
     const { store } = await fresh(t)
     const teardown = await store.enqueueJob({ kind: 'deprovision', tenant: tenantId(), runAfter: 100 })
-    // Waiting for its health check, it goes on in a new attempt due at once.
-    const waiting = await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: 200 })
-    await store.updateJob(waiting.id, { step: 'created' })
-    const fresh1 = await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: 300 })
+    const fresh1 = await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: 150 })
+    // Handed back at a worker's stop after its server was made (its lease released).
+    const handedBack = await store.enqueueJob({ kind: 'provision', tenant: tenantId(), runAfter: 200 })
+    await store.updateJob(handedBack.id, { step: 'created', status: 'running', leaseUntil: 0 })
     const order = []
     for (let j = await store.claimNextJob('w1', 300, 1000); j !== undefined; j = await store.claimNextJob('w1', 300, 1000)) order.push(j.id)
-    t.same(order, [fresh1.id, teardown.id, waiting.id], 'a new one first, then by due time: the teardown before the one under way')
+    t.same(order, [handedBack.id, fresh1.id, teardown.id], 'the one under way, then the new one, then the teardown')
   })
 
   t.test('jobs: a provision job waiting for its health check is claimed before new ones: it gives its creation slot back at once', async (t) => {
