@@ -90,13 +90,14 @@ function escapeRegExp (s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
-/**
- * pino's error serializer, except that it writes the class name over an own `type`: keep an
- * error's own type (Stripe's invalid_request_error, card_error…) as `error_type`.
- */
 /** An email address in an error's text: Stripe's refusals echo the one sent ("Invalid email address: …"). */
 const EMAIL_IN_TEXT = /[^\s@"'<>():;,]+@[^\s@"'<>():;,]+/g
 
+/**
+ * pino's error serializer, except that it writes the class name over an own `type`: keep an
+ * error's own type (Stripe's invalid_request_error, card_error…) as `error_type`, and an email
+ * address in its message or stack masked.
+ */
 function serializeError (err: unknown): unknown {
   const out = stdSerializers.err(err as Error) as unknown
   if (out === null || typeof out !== 'object') return out

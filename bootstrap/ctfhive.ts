@@ -51,7 +51,7 @@ Commands:
                                                  while a subscription, server or job runs)
   prune [--event-days N] [--order-days N] [--dry-run]
                                                  retention: blank the payloads (the buyer's
-                                                 name, email, address) of Stripe events
+                                                 email) of Stripe events
                                                  received over N days ago (default ${DEFAULT_EVENT_DAYS},
                                                  at least ${MIN_EVENT_DAYS}), and remove orders never paid
                                                  for made over N days ago (default ${DEFAULT_ORDER_DAYS},

@@ -69,7 +69,6 @@ export function backoffMs (attempt: number): number {
   return Math.round(ceiling / 2 + Math.random() * ceiling / 2)
 }
 
-
 /** The injected sleep, cut short by the signal (rejecting with its reason). */
 export function pause (sleep: (ms: number) => Promise<void>, ms: number, signal?: AbortSignal): Promise<void> {
   if (signal === undefined) return sleep(ms)

@@ -12,7 +12,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { AppError } from '../errors.ts'
 import { appendAudit } from '../provisioning/audit.ts'
-import type { EventPosition, Store, Tenant } from '../store/store.ts'
+import type { EventPosition, Store, StoreOps, Tenant } from '../store/store.ts'
 
 const DAY_MS = 24 * 60 * 60 * 1000
 
@@ -47,6 +47,11 @@ export interface PruneReport {
 export function isAbandonedOrder (t: Tenant, createdBefore: string): boolean {
   if (t.paidAt !== null || t.infra !== 'none' || t.createdAt >= createdBefore) return false
   return t.billing === 'canceled' || (t.billing === 'pending' && t.subscriptionId === null)
+}
+
+/** A job of the tenant's still queued or running: nothing of its may be removed under it. */
+async function hasLiveJob (tx: StoreOps, tenant: string): Promise<boolean> {
+  return (await tx.listJobs({ tenant })).some((j) => j.status === 'queued' || j.status === 'running')
 }
 
 export class Retention {
@@ -113,9 +118,7 @@ export class Retention {
   private removeOrder (id: string, before: string): Promise<boolean> {
     return this.store.transaction(async (tx) => {
       const t = await tx.getTenantForUpdate(id)
-      if (t === undefined || !isAbandonedOrder(t, before)) return false
-      const live = (await tx.listJobs({ tenant: id })).some((j) => j.status === 'queued' || j.status === 'running')
-      if (live) return false
+      if (t === undefined || !isAbandonedOrder(t, before) || await hasLiveJob(tx, id)) return false
       const blanked = await tx.blankPayloads({ tenant: id })
       await tx.deleteTenant(id)
       await appendAudit(tx, this.auditSecret, id, 'tenant.removed', { reason: 'order never paid', billing: t.billing, created_at: t.createdAt, payloads_blanked: blanked })
@@ -134,12 +137,12 @@ export class Retention {
     return this.store.transaction(async (tx) => {
       const t = await tx.getTenantForUpdate(id)
       if (t === undefined) throw new AppError('tenant_not_found', `No tenant has the id ${id}.`)
-      const serverGone = t.infra === 'none' || t.infra === 'deprovisioned'
-      const ended = t.billing === 'canceled' || t.paidAt === null
-      const live = (await tx.listJobs({ tenant: id })).some((j) => j.status === 'queued' || j.status === 'running')
-      if (!serverGone || !ended || live) {
-        throw new AppError('conflict', `Tenant ${id} still has ${!ended ? 'a subscription (billing ' + t.billing + ')' : !serverGone ? 'a server (infra ' + t.infra + ')' : 'a job under way'}: cancel the subscription and let the teardown run first.`, { tenant_id: id })
-      }
+      const still = t.billing !== 'canceled' && t.paidAt !== null
+        ? `a subscription (billing ${t.billing})`
+        : t.infra !== 'none' && t.infra !== 'deprovisioned'
+          ? `a server (infra ${t.infra})`
+          : await hasLiveJob(tx, id) ? 'a job under way' : null
+      if (still !== null) throw new AppError('conflict', `Tenant ${id} still has ${still}: cancel the subscription and let the teardown run first.`, { tenant_id: id })
       const blanked = await tx.blankPayloads({ tenant: id })
       const already = t.name === ERASED_NAME && t.email === '' && t.adminEmail === null
       if (!already) {
